@@ -1,0 +1,387 @@
+//! Ports: the traits through which the actors reach the outside world.
+//!
+//! [`Coordinator`] is one GitLab / Heptapod coordinator as seen by one
+//! `[[runners]]` section; [`Paas`] is the executor (Clever Cloud, local
+//! Docker) of that section. Adapters in the root crate implement them over
+//! HTTP, git2 and Docker; `testing` implements them in memory.
+//!
+//! Ports are async without a `Send` bound: every actor lives on one actix
+//! arbiter (one thread) and awc futures are `!Send`. Actors hold them as
+//! `Rc<dyn Coordinator>` / `Rc<dyn Paas>`.
+//!
+//! Architecture invariant: nothing in this module does I/O; these are the
+//! domain types the ports exchange plus small pure helpers on them.
+
+use crate::secret::Secret;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed, non-`Send` future returned by port methods.
+pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// A job or resource weight: flavor RAM in GiB raised to the power 1.25.
+pub type Weight = f64;
+
+/// Weight of a flavor with `mem_mib` MiB of RAM: `(mem / 1024) ^ 1.25`.
+pub fn weight_of_mem_mib(mem_mib: u64) -> Weight {
+    (mem_mib as f64 / 1024.0).powf(1.25)
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------
+
+/// A job acquired from a coordinator (the 201 answer of `POST /jobs/request`).
+///
+/// Only the fields the runner reads are typed; `payload` keeps the whole JSON
+/// value, untouched, because it becomes the inner runner's `job.json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    /// The job id (`id`).
+    pub id: i64,
+    /// The job token (`token`): authenticates job-token calls.
+    pub token: Secret,
+    /// `job_info.project_id`, needed to read the job trace.
+    pub project_id: Option<i64>,
+    /// The complete payload as the coordinator sent it (key order kept).
+    pub payload: Arc<serde_json::Value>,
+}
+
+/// Why a job payload could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobPayloadError {
+    /// The payload is not a JSON object.
+    #[error("job payload is not a JSON object")]
+    NotAnObject,
+    /// A required field is missing or has the wrong type.
+    #[error("job payload field `{0}` is missing or has the wrong type")]
+    BadField(&'static str),
+}
+
+impl Job {
+    /// Reads the typed fields out of a job payload, keeping the payload whole.
+    pub fn from_payload(payload: serde_json::Value) -> Result<Job, JobPayloadError> {
+        let obj = payload.as_object().ok_or(JobPayloadError::NotAnObject)?;
+        let id = obj
+            .get("id")
+            .and_then(|v| v.as_i64())
+            .ok_or(JobPayloadError::BadField("id"))?;
+        let token = obj
+            .get("token")
+            .and_then(|v| v.as_str())
+            .ok_or(JobPayloadError::BadField("token"))?;
+        let project_id = obj
+            .get("job_info")
+            .and_then(|i| i.get("project_id"))
+            .and_then(|v| v.as_i64());
+        Ok(Job {
+            id,
+            token: Secret::new(token),
+            project_id,
+            payload: Arc::new(payload),
+        })
+    }
+
+    /// The value of a job variable, *first* match wins (the reference's
+    /// `get_job_variable`, used for the flavor and the root namespace).
+    pub fn variable(&self, key: &str) -> Option<&str> {
+        self.payload
+            .get("variables")?
+            .as_array()?
+            .iter()
+            .find(|v| v.get("key").and_then(|k| k.as_str()) == Some(key))?
+            .get("value")?
+            .as_str()
+    }
+}
+
+/// Whether a launched job is still executing at the coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    /// `running` or `canceling`.
+    Running,
+    /// Terminal, or the job token is no longer accepted (401/403).
+    Finished,
+}
+
+/// Outcome of appending to a job trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceAppend {
+    /// Appended; the trace is now `new_offset` bytes long.
+    Appended {
+        /// Byte length of the trace after the append.
+        new_offset: u64,
+    },
+    /// The job no longer accepts updates (any 403): it is over.
+    JobOver,
+}
+
+/// A failure reason for `PUT /jobs/:id` (the subset a runner sensibly sends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    /// What the reference sends for launch failures (no misleading banner).
+    ScriptFailure,
+    /// Infrastructure failure on the runner side.
+    RunnerSystemFailure,
+    /// Job took too long.
+    JobExecutionTimeout,
+    /// Nothing better known.
+    UnknownFailure,
+}
+
+impl FailureReason {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::ScriptFailure => "script_failure",
+            FailureReason::RunnerSystemFailure => "runner_system_failure",
+            FailureReason::JobExecutionTimeout => "job_execution_timeout",
+            FailureReason::UnknownFailure => "unknown_failure",
+        }
+    }
+}
+
+/// Exit code reported with launch failures, as the reference does.
+pub const LAUNCH_FAILURE_EXIT_CODE: i32 = 103;
+
+/// What went wrong talking to a coordinator.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CoordinatorError {
+    /// Transient: 429, 5xx, connection errors, timeouts. Retry with back-off.
+    #[error("coordinator unavailable: {detail}")]
+    Unavailable {
+        /// Human-readable cause (status, URL without query); never a secret.
+        detail: String,
+        /// Server-suggested delay (`Retry-After`), if any.
+        retry_after: Option<Duration>,
+    },
+    /// The coordinator refuses this runner (403/422 on a runner-token call):
+    /// permanent until an administrator acts. Back off for long.
+    #[error("coordinator rejected the runner: {detail}")]
+    Rejected {
+        /// Human-readable cause; never a secret.
+        detail: String,
+    },
+    /// Any other unexpected answer (bad status, malformed body).
+    #[error("unexpected coordinator answer: {detail}")]
+    Unexpected {
+        /// Human-readable cause with a bounded body excerpt; never a secret.
+        detail: String,
+    },
+}
+
+impl CoordinatorError {
+    /// True for errors worth retrying soon.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CoordinatorError::Unavailable { .. })
+    }
+}
+
+/// One coordinator, as seen by one `[[runners]]` section.
+pub trait Coordinator {
+    /// `POST /jobs/request`: `Ok(None)` when there is no job to run now
+    /// (204, 409). The returned job is assigned server-side: it must be
+    /// persisted before any other side effect.
+    fn request_job(&self) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>>;
+
+    /// `GET /job` with the job token: is the job still executing?
+    fn job_status<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<JobStatus, CoordinatorError>>;
+
+    /// `PATCH /jobs/:id/trace` at byte `offset`, resynchronising once on 416.
+    fn append_trace<'a>(
+        &'a self,
+        job: &'a Job,
+        offset: u64,
+        text: &'a str,
+    ) -> PortFuture<'a, Result<TraceAppend, CoordinatorError>>;
+
+    /// `PUT /jobs/:id` with state `failed`. A 403 (job already over) is `Ok`.
+    fn report_failed<'a>(
+        &'a self,
+        job: &'a Job,
+        reason: FailureReason,
+        exit_code: i32,
+    ) -> PortFuture<'a, Result<(), CoordinatorError>>;
+
+    /// Byte length of the job trace, read with the trace-watch (admin) token.
+    /// "Nothing yet" answers (404, 429, 5xx) read as `Ok(0)`.
+    fn trace_len<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<u64, CoordinatorError>>;
+}
+
+// ---------------------------------------------------------------------------
+// PAAS resources
+// ---------------------------------------------------------------------------
+
+/// A PAAS resource (Clever application, local Docker image + container)
+/// created for one job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    /// PAAS identifier (Clever `app_…` id; image name for local-docker).
+    pub id: String,
+    /// Deterministic name `hpd-job-<runner unique name>-<job id>`.
+    pub name: String,
+    /// Actual weight of the resource.
+    pub weight: Weight,
+    /// True once the build context has been pushed / the container started.
+    pub launched: bool,
+    /// Executor-specific details (tenant namespace, deploy URL, …); opaque
+    /// to the actors, never holds a secret.
+    pub detail: serde_json::Value,
+}
+
+/// How a PAAS error should be treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaasErrorClass {
+    /// Worth retrying (connection errors, 429, 502–504).
+    Transient,
+    /// Will not get better by retrying (user error, auth, validation).
+    Permanent,
+    /// The call may have taken effect although it failed (lost create
+    /// response): reconcile by resource name before creating again.
+    Uncertain,
+}
+
+/// A failure of the PAAS executor, fit for the job trace.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{action}: {message}")]
+pub struct PaasError {
+    /// What was attempted (`check-flavor`, `create-app`, `put-env`,
+    /// `wait-deployability`, `push`, `delete`, `find-orga`, …).
+    pub action: String,
+    /// Explanation for an operator and a job author; never a secret.
+    pub message: String,
+    /// Retry policy.
+    pub class: PaasErrorClass,
+}
+
+impl PaasError {
+    /// A permanent error.
+    pub fn permanent(action: impl Into<String>, message: impl Into<String>) -> Self {
+        PaasError {
+            action: action.into(),
+            message: message.into(),
+            class: PaasErrorClass::Permanent,
+        }
+    }
+
+    /// A transient error.
+    pub fn transient(action: impl Into<String>, message: impl Into<String>) -> Self {
+        PaasError {
+            action: action.into(),
+            message: message.into(),
+            class: PaasErrorClass::Transient,
+        }
+    }
+
+    /// True for errors worth retrying.
+    pub fn is_transient(&self) -> bool {
+        self.class == PaasErrorClass::Transient
+    }
+}
+
+/// The PAAS executor of one `[[runners]]` section.
+///
+/// Provisioning is split in steps so that the supervisor can record the
+/// resource between them (write-ahead): `create` is the only call that makes
+/// something exist; once it returns, the resource is recorded before
+/// `prepare` and `launch` run.
+pub trait Paas {
+    /// Weight of the largest job this runner may acquire: the supervisor
+    /// reserves it before polling.
+    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>>;
+
+    /// Weight the job's resource will have (from its flavor variable). A
+    /// user error (unknown flavor, above the maximum) is a permanent error
+    /// whose message lists the allowed values.
+    fn expected_weight<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Weight, PaasError>>;
+
+    /// Deterministic resource name for this job: `hpd-job-<unique>-<id>`.
+    fn resource_name(&self, job: &Job) -> String;
+
+    /// Creates the resource (never retried blindly). On success the
+    /// resource exists and must be recorded before anything else.
+    fn create<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Resource, PaasError>>;
+
+    /// Makes a created resource ready to launch (environment, deployment
+    /// repository readiness, image build…).
+    fn prepare<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>>;
+
+    /// Launches the job on the resource (git push, container start). A
+    /// resource found already launched (after a restart) is success.
+    fn launch<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>>;
+
+    /// Deletes the resource. A resource already gone is success.
+    fn decommission<'a>(&'a self, resource: &'a Resource) -> PortFuture<'a, Result<(), PaasError>>;
+
+    /// Resources of this runner that exist on the PAAS now (names carrying
+    /// this runner's prefix), for reconciliation.
+    fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>>;
+
+    /// The state-file form of a resource (the reference's `paas_resource`).
+    fn dump_resource(&self, resource: &Resource) -> serde_json::Value;
+
+    /// Reads a resource back from its state-file form, re-resolving
+    /// credentials from the configuration.
+    fn load_resource<'a>(
+        &'a self,
+        saved: &'a serde_json::Value,
+    ) -> PortFuture<'a, Result<Resource, PaasError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn weights_follow_the_reference_formula() {
+        let table = [(1024, 1.0), (2048, 2.378), (4096, 5.657), (32768, 76.109)];
+        for (mem, expected) in table {
+            let w = weight_of_mem_mib(mem);
+            assert!((w - expected).abs() < 1e-3, "mem {mem}: {w} != {expected}");
+        }
+    }
+
+    #[test]
+    fn job_from_payload_reads_typed_fields_and_keeps_the_rest() {
+        let payload = json!({"id": 42, "token": "jt", "job_info": {"project_id": 7},
+                             "zz_unknown": [1, 2], "variables": [
+                                {"key": "A", "value": "first"}, {"key": "A", "value": "second"}]});
+        let job = Job::from_payload(payload.clone()).expect("valid payload");
+        assert_eq!(job.id, 42);
+        assert_eq!(job.token.expose(), "jt");
+        assert_eq!(job.project_id, Some(7));
+        assert_eq!(*job.payload, payload);
+        assert_eq!(job.variable("A"), Some("first"));
+        assert_eq!(job.variable("B"), None);
+    }
+
+    #[test]
+    fn job_from_payload_names_the_bad_field() {
+        let cases = [
+            (json!([]), JobPayloadError::NotAnObject),
+            (json!({"token": "t"}), JobPayloadError::BadField("id")),
+            (
+                json!({"id": "x", "token": "t"}),
+                JobPayloadError::BadField("id"),
+            ),
+            (json!({"id": 1}), JobPayloadError::BadField("token")),
+        ];
+        for (payload, expected) in cases {
+            assert_eq!(Job::from_payload(payload), Err(expected));
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! PAAS executors: implementations of `paas_actors::ports::Paas`.
+
+pub mod clever;

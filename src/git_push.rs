@@ -1,0 +1,1 @@
+//! Push of a deploy context to a Git remote with git2 (issue 5).

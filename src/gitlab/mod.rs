@@ -1,0 +1,1 @@
+//! GitLab / Heptapod coordinator client: implements `paas_actors::ports::Coordinator` (issue 4).

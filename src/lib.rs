@@ -1,0 +1,13 @@
+//! heptapod-paas-runner: adapters and the program.
+//!
+//! The actor system lives in the `paas-actors` crate; this crate implements
+//! its ports (GitLab coordinator client, PAAS executors), parses the
+//! configuration, and wires everything into the `heptapod-paas-runner`
+//! command. See ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod deploy;
+pub mod executors;
+pub mod git_push;
+pub mod gitlab;
+pub mod secret;

@@ -1,0 +1,1 @@
+//! Fake Clever Cloud API v2 with its git deployment endpoint.

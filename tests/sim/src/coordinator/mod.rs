@@ -1,0 +1,1 @@
+//! Fake GitLab coordinator (runner API, job API, traces, custom attributes).
