@@ -12,4 +12,5 @@ pub mod executors;
 pub mod git_push;
 pub mod gitlab;
 pub mod logging;
+pub mod register;
 pub mod secret;
