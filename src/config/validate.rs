@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Location};
 use super::fields::{as_nonempty_string, as_positive, as_seconds, describe, Ctx, Section};
 use super::inner::CLEVER_KEY_PREFIX;
 use super::raw::RawDocument;
@@ -123,10 +123,18 @@ pub(crate) fn validate(doc: RawDocument, path: &Path, env: &Env) -> Result<Loade
             config,
             warnings: ctx.warnings,
         }),
-        _ => Err(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            problems: ctx.problems,
-        }),
+        _ => {
+            let mut problems = ctx.problems;
+            // File order; problems without a line last (sort is stable).
+            problems.sort_by_key(|p| match p.location {
+                Location::Line(n) | Location::Section(n) => n,
+                Location::Unknown => usize::MAX,
+            });
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
     }
 }
 
