@@ -1021,3 +1021,24 @@ fn suggestions() {
     );
     assert_eq!(closest("xyz", &["check_interval", "concurrent"]), None);
 }
+
+#[test]
+fn no_prefix_of_a_valid_file_panics() {
+    // Every truncation (on character boundaries) and every single-byte-dropped
+    // variant of the seed example either parses or gives a ConfigError.
+    let text = format!("{SEED_SINGLE}\n[[runners]]\nname = \"é🦀\"\ntoken = \"🦀🦀\"\n");
+    let mut checked = 0;
+    for (i, _) in text.char_indices() {
+        let prefix = text.get(..i).unwrap_or_default();
+        let _ = parse(prefix);
+        let mut dropped = String::from(prefix);
+        dropped.push_str(
+            text.get(i..)
+                .and_then(|s| s.get(s.chars().next().map_or(0, char::len_utf8)..))
+                .unwrap_or_default(),
+        );
+        let _ = parse(&dropped);
+        checked += 1;
+    }
+    assert!(checked > 1000, "{checked}");
+}

@@ -125,6 +125,15 @@ pub(crate) fn validate(doc: RawDocument, path: &Path, env: &Env) -> Result<Loade
         }),
         _ => {
             let mut problems = ctx.problems;
+            if problems.is_empty() {
+                // Unreachable by construction (every `None` above records a
+                // problem), but never return an error that explains nothing.
+                problems.push(super::error::Problem {
+                    key: String::new(),
+                    location: Location::Unknown,
+                    message: "invalid configuration".to_string(),
+                });
+            }
             // File order; problems without a line last (sort is stable).
             problems.sort_by_key(|p| match p.location {
                 Location::Line(n) | Location::Section(n) => n,
