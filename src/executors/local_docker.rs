@@ -103,6 +103,25 @@ impl fmt::Debug for LocalDockerSettings {
     }
 }
 
+impl LocalDockerSettings {
+    /// The settings of a validated `local-docker` runner section, or `None`
+    /// if `runner` uses another executor.
+    pub fn from_runner_config(
+        runner: &crate::config::RunnerConfig,
+        timeouts: LocalDockerTimeouts,
+    ) -> Option<LocalDockerSettings> {
+        let local = runner.local_docker.as_ref()?;
+        Some(LocalDockerSettings {
+            host: local.host.clone(),
+            network_mode: local.network_mode.clone(),
+            unique_name: runner.unique_name.clone(),
+            main_image: runner.main_image.clone(),
+            inner_runner_toml: runner.inner_runner_toml(),
+            timeouts,
+        })
+    }
+}
+
 /// A failure of the local-docker executor, with the engine's own message.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalDockerError {
@@ -789,6 +808,32 @@ mod tests {
         let kept = bounded_tail(&long);
         assert!(kept.ends_with("THE END"));
         assert_eq!(kept.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn settings_from_a_local_docker_section() {
+        let text = "concurrent = 2\n[quota_computation]\nreference_runner = \"l\"\n\
+                    reference_flavor = \"M\"\nreference_jobs_count = 4\n[[runners]]\nname = \"l\"\nurl = \"https://g.example\"\n\
+                    token = \"GLRT-ABCDEF\"\nexecutor = \"local-docker\"\n\
+                    host = \"unix:///run/d.sock\"\nlocal_docker_network_mode = \"host\"\n\
+                    heptapod_runner_main_image = \"base:1\"\n";
+        let loaded = crate::config::parse_str(text, std::path::Path::new("/etc/x.toml"))
+            .expect("valid config");
+        let runner = loaded.config.runners.first().expect("one runner");
+        let s = LocalDockerSettings::from_runner_config(runner, LocalDockerTimeouts::default())
+            .expect("local-docker section");
+        assert_eq!(s.host, "unix:///run/d.sock");
+        assert_eq!(s.network_mode.as_deref(), Some("host"));
+        assert_eq!(s.main_image.as_deref(), Some("base:1"));
+        assert_eq!(resource_name(&s.unique_name, 5), "hpd-job-glrt-abc-5");
+        for key in [
+            "host",
+            "local_docker_network_mode",
+            "heptapod_runner_main_image",
+        ] {
+            assert!(!s.inner_runner_toml.contains(key), "{key} leaked");
+        }
+        assert!(s.inner_runner_toml.contains("executor = \"docker\""));
     }
 
     #[test]
