@@ -230,9 +230,13 @@ async fn jobs_build_run_report_and_vanish() {
         .expect("valid settings");
     let ok_job = job(101, &[("PAAS_SIM_DURATION_MS", "300")]);
     let failing_job = job(102, &[("PAAS_SIM_OUTCOME", "failed")]);
+    // Its container gets created, but not started, behind our back (as if
+    // the runner stopped between the two halves of `docker run`).
+    let half_run_job = job(103, &[]);
     let names = [
         exec.resource_name(&ok_job),
         exec.resource_name(&failing_job),
+        exec.resource_name(&half_run_job),
     ];
     let _cleanup = Cleanup {
         host: host.clone(),
@@ -243,9 +247,10 @@ async fn jobs_build_run_report_and_vanish() {
     // runner must append after it (416 + Range).
     coordinator.register(101, "job-token-101", b"launch notice\n");
     coordinator.register(102, "job-token-102", b"");
+    coordinator.register(103, "job-token-103", b"");
 
     let mut launched = Vec::new();
-    for j in [&ok_job, &failing_job] {
+    for j in [&ok_job, &failing_job, &half_run_job] {
         let created = exec.create(j).await.expect("create");
         assert_eq!(created.name, exec.resource_name(j));
         assert!(
@@ -254,6 +259,25 @@ async fn jobs_build_run_report_and_vanish() {
         );
         let prepared = exec.prepare(&created, j).await.expect("build");
         assert!(image_exists(&host, &prepared.id));
+        if j.id == 103 {
+            let out = docker(
+                &host,
+                &[
+                    "container",
+                    "create",
+                    "--name",
+                    &prepared.id,
+                    "--network",
+                    "host",
+                    &prepared.id,
+                ],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let started = Instant::now();
         let running = exec.launch(&prepared, j).await.expect("run");
         assert!(running.launched);
@@ -288,7 +312,10 @@ async fn jobs_build_run_report_and_vanish() {
     // Wait (bounded in count and time) for both final states.
     let deadline = Instant::now() + Duration::from_secs(60);
     for _ in 0..1200 {
-        if coordinator.state(101).is_some() && coordinator.state(102).is_some() {
+        if [101, 102, 103]
+            .iter()
+            .all(|id| coordinator.state(*id).is_some())
+        {
             break;
         }
         assert!(Instant::now() < deadline, "jobs did not report in time");
@@ -296,6 +323,7 @@ async fn jobs_build_run_report_and_vanish() {
     }
     assert_eq!(coordinator.state(101).as_deref(), Some("success"));
     assert_eq!(coordinator.state(102).as_deref(), Some("failed"));
+    assert_eq!(coordinator.state(103).as_deref(), Some("success"));
     let trace = coordinator.trace(101);
     assert!(
         trace.starts_with("launch notice\nRunning with sim-inner-runner"),
@@ -305,7 +333,10 @@ async fn jobs_build_run_report_and_vanish() {
 
     let listed = exec.list_resources().await.expect("list");
     let listed_names: Vec<_> = listed.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(listed_names, [names[0].as_str(), names[1].as_str()]);
+    assert_eq!(
+        listed_names,
+        names.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     assert!(listed.iter().all(|r| r.launched && r.weight == 1.0));
 
     // Restart: the state file gives the image name back.
@@ -314,7 +345,9 @@ async fn jobs_build_run_report_and_vanish() {
     let loaded = exec.load_resource(&saved).await.expect("load");
 
     exec.decommission(&loaded).await.expect("decommission");
-    exec.decommission(&launched[1]).await.expect("decommission");
+    for resource in launched.iter().skip(1) {
+        exec.decommission(resource).await.expect("decommission");
+    }
     for name in &names {
         assert!(!image_exists(&host, name), "image {name} left behind");
         assert!(

@@ -200,7 +200,6 @@ impl LocalDockerError {
             LocalDockerError::Engine { message, .. } => {
                 message.contains("Cannot connect to the Docker daemon")
                     || message.contains("Is the docker daemon running")
-                    || message.contains("connection refused")
             }
             _ => false,
         }
@@ -408,8 +407,9 @@ impl LocalDocker {
         result.map(|_| ())
     }
 
-    /// Whether a container named `name` exists (in any state).
-    async fn container_exists(&self, name: &str) -> Result<bool, LocalDockerError> {
+    /// The state of container `name` (`created`, `running`, `exited`…),
+    /// `None` if there is no such container.
+    async fn container_state(&self, name: &str) -> Result<Option<String>, LocalDockerError> {
         let args = vec![
             "container".into(),
             "inspect".into(),
@@ -422,10 +422,18 @@ impl LocalDocker {
             .docker("inspect", args, self.settings.timeouts.command)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
+            Ok(out) => Ok(Some(out.trim().to_string())),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Starts the existing container `name`.
+    async fn start(&self, name: &str) -> Result<(), LocalDockerError> {
+        let args = vec!["container".into(), "start".into(), "--".into(), name.into()];
+        self.docker("start", args, self.settings.timeouts.command)
+            .await
+            .map(|_| ())
     }
 
     /// Starts the job container, detached.
@@ -588,13 +596,19 @@ impl Paas for LocalDocker {
         Box::pin(async move {
             let name = &resource.id;
             check_name(name).map_err(|e| e.into_paas("run"))?;
-            let exists = self
-                .container_exists(name)
+            let state = self
+                .container_state(name)
                 .await
                 .map_err(|e| e.into_paas("run"))?;
-            if !exists {
-                self.run(name).await.map_err(|e| e.into_paas("run"))?;
+            match state.as_deref() {
+                None => self.run(name).await,
+                // `docker run` created it but could not start it (or we
+                // were stopped in between): start it now.
+                Some("created") => self.start(name).await,
+                // Running or already over: launched before a restart.
+                Some(_) => Ok(()),
             }
+            .map_err(|e| e.into_paas("run"))?;
             let mut launched = resource.clone();
             launched.launched = true;
             Ok(launched)
