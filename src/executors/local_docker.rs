@@ -878,6 +878,42 @@ mod tests {
         }
     }
 
+    /// A fake `docker` CLI: a shell script in a temporary directory.
+    fn fake_cli(script: &str) -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("docker");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        (dir, path)
+    }
+
+    // On the actix runtime the actors use, not only on tokio's test one.
+    #[actix_rt::test]
+    async fn cli_failures_and_timeouts_are_typed_on_an_actix_arbiter() {
+        let (_dir, failing) = fake_cli("echo \"Error response from daemon: boom\" >&2; exit 3");
+        let exec = LocalDocker::new(settings("unix:///x.sock"))
+            .expect("valid")
+            .with_cli(&failing);
+        let job = Job::from_payload(serde_json::json!({"id": 3, "token": "t"})).expect("job");
+        let created = exec.create(&job).await.expect("create");
+        let err = exec.launch(&created, &job).await.expect_err("fails");
+        assert_eq!(err.action, "run");
+        assert_eq!(err.class, PaasErrorClass::Permanent);
+        assert!(err.message.contains("exit code 3"), "{}", err.message);
+        assert!(err.message.contains("boom"), "{}", err.message);
+
+        let (_dir2, slow) = fake_cli("exec sleep 30");
+        let mut s = settings("unix:///x.sock");
+        s.timeouts.command = Duration::from_millis(200);
+        let exec = LocalDocker::new(s).expect("valid").with_cli(&slow);
+        let started = std::time::Instant::now();
+        let err = exec.list_resources().await.expect_err("times out");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(err.class, PaasErrorClass::Uncertain);
+        assert!(err.message.contains("did not finish"), "{}", err.message);
+    }
+
     #[tokio::test]
     async fn a_missing_cli_is_a_typed_error() {
         let exec = LocalDocker::new(settings("unix:///x.sock"))
