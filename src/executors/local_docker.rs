@@ -19,8 +19,9 @@
 //! The engine is reached through the `docker` CLI with `-H <host>`, run by
 //! `tokio::process` (async: the arbiter never blocks; every call has a
 //! timeout and the CLI is killed when it expires). Why the CLI and not
-//! bollard: it adds no dependency (bollard brings hyper, hyper-util, tower,
-//! http, serde_with… — a second HTTP stack next to awc), the CLI is
+//! bollard: it adds no dependency (bollard brings hyper, hyper-util,
+//! hyperlocal, http, tower-service, bollard-stubs… — a second HTTP stack
+//! next to awc), the CLI is
 //! what a developer of this executor has anyway, its error messages are the
 //! engine's own, and the reference drove the same CLI. The price is a
 //! process per call, irrelevant at one build and one run per job.
@@ -305,10 +306,9 @@ impl LocalDocker {
         &self.socket
     }
 
+    /// `hpd-job-<unique name lowercased>-`: what this runner's names start with.
     fn prefix(&self) -> String {
-        resource_name(&self.settings.unique_name, 0)
-            .trim_end_matches('0')
-            .to_string()
+        format!("hpd-job-{}-", self.settings.unique_name.to_lowercase())
     }
 
     fn resource(&self, name: String, launched: bool) -> Resource {
