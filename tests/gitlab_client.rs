@@ -690,6 +690,26 @@ async fn coordinator_down_and_path_prefix() {
     }
 }
 
+#[actix_rt::test]
+async fn connections_are_reused() {
+    let c = start();
+    let gl = client(&c);
+    for _ in 0..5 {
+        assert_eq!(gl.request_job().await, Ok(None));
+    }
+    let peers: std::collections::BTreeSet<Option<String>> = c
+        .requests_to(Endpoint::JobsRequest)
+        .into_iter()
+        .map(|r| r.peer)
+        .collect();
+    assert_eq!(
+        peers.len(),
+        1,
+        "one keep-alive connection expected: {peers:?}"
+    );
+    assert!(peers.iter().all(Option::is_some));
+}
+
 #[test]
 fn bad_urls_are_refused_at_construction() {
     for url in [

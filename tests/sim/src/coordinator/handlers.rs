@@ -275,6 +275,7 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
                 })
                 .collect(),
             body: String::from_utf8_lossy(&body).into_owned(),
+            peer: req.peer_addr().map(|a| a.to_string()),
         });
         let down = st.faults.down;
         let fault = if down { None } else { st.faults.take(endpoint) };

@@ -171,6 +171,9 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes, as lossy UTF-8.
     pub body: String,
+    /// Client address (`ip:port`): equal ports mean a reused connection.
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 impl RecordedRequest {
