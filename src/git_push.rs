@@ -58,6 +58,10 @@ pub const DEPLOY_REF: &str = "refs/heads/master";
 /// up (libgit2 asks again after each 401).
 pub const MAX_CREDENTIAL_OFFERS: u32 = 2;
 
+/// Longest timeout honoured (longer ones are shortened to it), so that
+/// deadline arithmetic cannot overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Extra wait for the worker thread to report after the deadline, so that
 /// an abort from a callback is reported as what it is.
 const DEADLINE_GRACE: Duration = Duration::from_millis(200);
@@ -203,6 +207,7 @@ pub fn push_context(
     timeout: Duration,
 ) -> Result<PushOutcome, PushError> {
     let url = RemoteUrl::parse(remote_url)?;
+    let timeout = timeout.min(MAX_TIMEOUT);
     let deadline = Instant::now() + timeout;
     let worker = Worker {
         ctx: ctx.clone(),

@@ -363,3 +363,17 @@ fn a_silent_server_cannot_hold_the_caller_past_the_timeout() {
     assert!(elapsed < timeout + Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(server.requests().len(), 1);
 }
+
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    let remote = tempfile::tempdir().expect("tempdir");
+    git2::Repository::init_bare(remote.path()).expect("bare remote");
+    let outcome = push_context(
+        &context(),
+        &file_url(remote.path()),
+        "u",
+        &Secret::new(PASSWORD),
+        Duration::MAX,
+    );
+    assert_eq!(outcome, Ok(PushOutcome::Pushed));
+}

@@ -108,6 +108,16 @@ impl BuildContext {
         runner_toml: String,
         job: &Job,
     ) -> Result<BuildContext, DeployError> {
+        Self::with_rewrites(main_image, runner_toml, job).map(|(ctx, _)| ctx)
+    }
+
+    /// Like [`BuildContext::new`], also returning the image names the
+    /// dependency proxy rewrote (for the log).
+    pub fn with_rewrites(
+        main_image: Option<&str>,
+        runner_toml: String,
+        job: &Job,
+    ) -> Result<(BuildContext, Vec<dependency_proxy::RewrittenImage>), DeployError> {
         let image = main_image.unwrap_or(DEFAULT_MAIN_IMAGE);
         if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(DeployError::InvalidMainImage {
@@ -115,20 +125,23 @@ impl BuildContext {
             });
         }
         let mut payload = (*job.payload).clone();
-        dependency_proxy::rewrite(&mut payload).map_err(|source| DeployError::DependencyProxy {
-            job_id: job.id,
-            source,
+        let rewrites = dependency_proxy::rewrite(&mut payload).map_err(|source| {
+            DeployError::DependencyProxy {
+                job_id: job.id,
+                source,
+            }
         })?;
         let job_json =
             serde_json::to_string(&payload).map_err(|source| DeployError::Serialize {
                 job_id: job.id,
                 source,
             })?;
-        Ok(BuildContext {
+        let ctx = BuildContext {
             dockerfile: dockerfile(image),
             runner_toml,
             job_json,
-        })
+        };
+        Ok((ctx, rewrites))
     }
 
     /// The files as `(name, content)`: Dockerfile, runner.toml, job.json.
@@ -207,8 +220,11 @@ mod tests {
             "image": {"name": "alpine:3", "entrypoint": null},
             "services": [{"name": "postgres:13", "alias": null}],
             "unicode": "é"});
-        let ctx =
-            BuildContext::new(None, "concurrent = 1\n".into(), &job(payload)).expect("context");
+        let (ctx, rewrites) =
+            BuildContext::with_rewrites(None, "concurrent = 1\n".into(), &job(payload))
+                .expect("context");
+        let fields: Vec<&str> = rewrites.iter().map(|r| r.field.as_str()).collect();
+        assert_eq!(fields, ["image.name", "services[0].name"]);
         assert_eq!(
             ctx.job_json,
             r#"{"token":"jt","id":7,"zeta":1,"alpha":{"b":2,"a":1},"variables":[{"key":"CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX","value":"gl.test:443/g/dependency_proxy/containers"}],"image":{"name":"gl.test:443/g/dependency_proxy/containers/library/alpine:3","entrypoint":null},"services":[{"name":"gl.test:443/g/dependency_proxy/containers/library/postgres:13","alias":"postgres"}],"unicode":"é"}"#
