@@ -377,3 +377,26 @@ fn huge_timeouts_do_not_overflow() {
     );
     assert_eq!(outcome, Ok(PushOutcome::Pushed));
 }
+
+#[test]
+fn a_refused_ref_update_is_a_permanent_rejection() {
+    let remote = tempfile::tempdir().expect("tempdir");
+    git2::Repository::init_bare(remote.path()).expect("bare remote");
+    // A stale lock on master makes the remote refuse the update.
+    std::fs::write(remote.path().join("refs/heads/master.lock"), b"").expect("lock");
+    let err = push_context(
+        &context(),
+        &file_url(remote.path()),
+        "u",
+        &Secret::new(PASSWORD),
+        TIMEOUT,
+    )
+    .expect_err("rejected");
+    match &err {
+        PushError::Rejected { reason, .. } => {
+            assert!(reason.starts_with("refs/heads/master: "), "{reason}")
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+}
