@@ -483,6 +483,25 @@ async fn injected_faults_hit_the_targeted_endpoint() {
     assert!(r.is_err(), "the response should be lost");
     assert_eq!(h.control().summary().apps_created, 2);
 
+    // a verbatim body: an app without `deployment`, then back to normal
+    let app = create_app(&h, "verbatim", "heptapod-runner-S").await;
+    let app_url = format!("{url}/{}", app["id"].as_str().unwrap_or(""));
+    h.control().fault(FaultCommand::FailNext {
+        endpoint: Endpoint::GetApp,
+        count: 1,
+        fault: FaultKind::Respond {
+            status: 200,
+            body: json!({"id": app["id"].clone()}),
+        },
+    });
+    let (status, body) = call(&c, "GET", &app_url, Some(TOKEN), None).await;
+    assert_eq!((status, body.get("deployment").is_none()), (200, true));
+    let (status, body) = call(&c, "GET", &app_url, Some(TOKEN), None).await;
+    assert_eq!(
+        (status, body["deployment"]["repoState"].clone()),
+        (200, json!("CREATED"))
+    );
+
     // faults over HTTP: a 500 on the products listing for the next call only
     let cmd = json!({"op": "fail_next", "endpoint": "products_instances", "count": 1,
                      "fault": {"kind": "status", "status": 500}});

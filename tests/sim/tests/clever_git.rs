@@ -349,6 +349,9 @@ async fn push_needs_basic_auth_then_deploys_and_runs_the_job() {
         "{d:?}"
     );
     assert_eq!(d.first().and_then(|d| d.job_id), Some(42));
+    let tree = h.control().pushed_tree(&app_id).unwrap_or_default();
+    assert_eq!(tree.files, ["Dockerfile", "job.json", "runner.toml"]);
+    assert!(tree.job_json.is_some_and(|j| j.contains("job-token-42")));
 
     // a second push moving master is a second deployment; another branch is not
     std::fs::write(

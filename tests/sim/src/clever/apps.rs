@@ -315,6 +315,7 @@ pub async fn create(
             instance_state: "NONE".to_owned(),
             deployments: Vec::new(),
             repo_path,
+            last_context: None,
         };
         let entry = AppEntry {
             id: app.id.clone(),

@@ -28,26 +28,47 @@ pub struct OrgSeed {
 }
 
 /// When a created application's Git repository becomes ready (`CREATING` → `CREATED`).
+/// JSON: `{"after_ms": 3000}` or `"never"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RepoDelay {
     /// After this delay (zero: already `CREATED` on the first GET).
+    #[serde(rename = "after_ms", with = "millis")]
     After(Duration),
     /// Never: the repository stays `CREATING` forever.
     Never,
 }
 
-/// Timing knobs (all default to zero: the unit-test profile).
+/// Timing knobs (all default to zero: the unit-test profile). JSON durations are in ms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timing {
     /// Delay of the `CREATING` → `CREATED` transition.
     pub repo_create_delay: RepoDelay,
     /// Delay between a deployment and the inner runner's first trace write.
+    #[serde(rename = "start_delay_ms", with = "millis")]
     pub start_delay: Duration,
     /// Added latency of every create call.
+    #[serde(rename = "create_latency_ms", with = "millis")]
     pub create_latency: Duration,
     /// Added latency of every delete call.
+    #[serde(rename = "delete_latency_ms", with = "millis")]
     pub delete_latency: Duration,
+}
+
+/// Serde of a `Duration` as whole milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 impl Default for Timing {
@@ -76,6 +97,7 @@ impl Timing {
 
 /// Everything needed to start a [`super::FakeClever`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CleverSimConfig {
     /// Organisations and their tokens.
     pub orgs: Vec<OrgSeed>,
@@ -97,7 +119,7 @@ pub struct CleverSimConfig {
     pub expected_main_image: String,
     /// Timing knobs.
     pub timing: Timing,
-    /// Seed of the random generator used by error-rate faults.
+    /// Seed of the random generator used by error-rate faults and ids.
     pub seed: u64,
     /// Workers of the HTTP server.
     pub workers: usize,
@@ -131,5 +153,43 @@ impl Default for CleverSimConfig {
             seed: 0x5eed,
             workers: 2,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_json_is_in_milliseconds() {
+        let t = Timing {
+            repo_create_delay: RepoDelay::After(Duration::from_millis(1500)),
+            start_delay: Duration::from_secs(5),
+            ..Timing::default()
+        };
+        let v = serde_json::to_value(&t).ok();
+        assert_eq!(
+            v,
+            Some(
+                serde_json::json!({"repo_create_delay": {"after_ms": 1500}, "start_delay_ms": 5000,
+                                    "create_latency_ms": 0, "delete_latency_ms": 0})
+            )
+        );
+        let never: Result<Timing, _> = serde_json::from_value(serde_json::json!({
+            "repo_create_delay": "never", "start_delay_ms": 1, "create_latency_ms": 2,
+            "delete_latency_ms": 3}));
+        assert_eq!(
+            never.map(|t| t.repo_create_delay).ok(),
+            Some(RepoDelay::Never)
+        );
+    }
+
+    #[test]
+    fn a_partial_config_takes_defaults() {
+        let c: Result<CleverSimConfig, _> =
+            serde_json::from_value(serde_json::json!({"docker_version": "1"}));
+        let c = c.ok();
+        assert_eq!(c.as_ref().map(|c| c.docker_version.as_str()), Some("1"));
+        assert_eq!(c.map(|c| c.git_auth_user), Some("Jenkins".to_owned()));
     }
 }

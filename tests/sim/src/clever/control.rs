@@ -126,6 +126,16 @@ impl CleverControl {
         self.world.lock().ledger.requests(endpoint)
     }
 
+    /// The last build context pushed to an app (deleted apps included). In-process only: it
+    /// holds the runner and job tokens.
+    pub fn pushed_tree(&self, app_id: &str) -> Option<super::checker::BuildContext> {
+        self.world
+            .lock()
+            .apps
+            .get(app_id)
+            .and_then(|a| a.last_context.clone())
+    }
+
     /// The env of a live app, as currently set.
     pub fn app_env(&self, app_id: &str) -> Option<std::collections::BTreeMap<String, String>> {
         let w = self.world.lock();

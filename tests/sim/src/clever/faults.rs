@@ -69,6 +69,14 @@ pub enum FaultKind {
         #[serde(default)]
         retry_after_s: Option<u64>,
     },
+    /// Answer this status and JSON body verbatim (e.g. an app without `deployment`, an
+    /// object where a list is expected, an instances list without Docker).
+    Respond {
+        /// HTTP status.
+        status: u16,
+        /// JSON body.
+        body: serde_json::Value,
+    },
     /// Never answer (the handler sleeps until the server stops or ten minutes pass).
     Hang,
     /// Do the work (e.g. create the app), then never answer: the response is lost.

@@ -144,6 +144,12 @@ pub async fn guard(world: &SharedWorld, endpoint: Endpoint, req: &HttpRequest) -
             html,
             retry_after_s,
         }) => Guard::Answer(fault_response(status, id, html, retry_after_s)),
+        Some(FaultKind::Respond { status, body }) => Guard::Answer(
+            HttpResponse::build(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            )
+            .json(body),
+        ),
         Some(FaultKind::Hang) => Guard::Answer(hang().await),
         Some(FaultKind::PerformThenHang) => Guard::ProceedThenHang,
         Some(FaultKind::RejectPush) => Guard::ProceedRejectingPush,

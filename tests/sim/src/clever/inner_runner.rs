@@ -112,6 +112,9 @@ pub async fn on_deployment(world: SharedWorld, app_id: String, commit: String) {
         (repo, expected_image, start_delay, env, index)
     };
     let ctx = read_build_context(&repo, &commit).await;
+    if let Some(app) = world.lock().apps.get_mut(&app_id) {
+        app.last_context = Some(ctx.clone());
+    }
     let (mut findings, job) = checker::check_build_context(&ctx, &expected_image);
     if env.get("CC_MOUNT_DOCKER_SOCKET").map(String::as_str) != Some("true") {
         findings.push(Finding {

@@ -104,6 +104,8 @@ pub struct App {
     pub deployments: Vec<Deployment>,
     /// Repository path on disk.
     pub repo_path: PathBuf,
+    /// Last pushed build context (in-process inspection only: it holds tokens).
+    pub last_context: Option<super::checker::BuildContext>,
 }
 
 impl App {
