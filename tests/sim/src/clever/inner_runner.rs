@@ -6,7 +6,7 @@
 //! Agreed convention with the fake coordinator: the job variables `PAAS_SIM_DURATION_MS`
 //! (integer string, default 0) and `PAAS_SIM_OUTCOME` (`success` | `failed`, default
 //! `success`) drive the simulated job; the handed-out payload is read from
-//! `GET {url}/__sim/jobs/{id}` (`{"payload": …}`).
+//! `GET {origin of url}/__sim/jobs/{id}` (`{"payload": …}`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -244,8 +244,18 @@ async fn run_job(
     set_status(&world, index, &status, None);
 }
 
+/// `scheme://host:port` of a URL (the coordinator's `/__sim/` sits at the root, outside any
+/// relative URL root).
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url.get(after_scheme..).and_then(|rest| rest.find('/')) {
+        Some(i) => url.get(..after_scheme + i).unwrap_or(url),
+        None => url,
+    }
+}
+
 async fn fetch_handed(client: &awc::Client, job: &InnerJob) -> Result<Value, Finding> {
-    let url = format!("{}/__sim/jobs/{}", job.coordinator_url, job.job_id);
+    let url = format!("{}/__sim/jobs/{}", origin(&job.coordinator_url), job.job_id);
     let unreachable = |why: String| Finding {
         kind: "job_unknown",
         message: format!(
@@ -345,4 +355,17 @@ async fn report(client: &awc::Client, job: &InnerJob, outcome: &str) -> Result<u
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err("job update kept failing".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    #[test]
+    fn origins() {
+        assert_eq!(origin("http://127.0.0.1:5/gitlab"), "http://127.0.0.1:5");
+        assert_eq!(origin("http://127.0.0.1:5"), "http://127.0.0.1:5");
+        assert_eq!(origin("https://h/a/b/"), "https://h");
+        assert_eq!(origin("weird"), "weird");
+    }
 }
