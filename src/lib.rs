@@ -5,9 +5,12 @@
 //! configuration, and wires everything into the `heptapod-paas-runner`
 //! command. See ARCHITECTURE.md for the map.
 
+pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod executors;
 pub mod git_push;
 pub mod gitlab;
+pub mod logging;
+pub mod register;
 pub mod secret;

@@ -1,0 +1,273 @@
+//! Command line: `run` and `register`, plus the Python runner's spellings.
+//!
+//! Accepted forms (drop-in with `python-heptapod-runner` 0.6.x):
+//! - `heptapod-paas-runner run CONFIG [OPTIONS]`
+//! - `heptapod-paas-runner CONFIG [OPTIONS]` (the seed's form, existing
+//!   systemd units keep working): read as `run`;
+//! - `heptapod-paas-runner register CONFIG [OPTIONS]`, also reachable as
+//!   `heptapod-paas-runner-register CONFIG [OPTIONS]` (argv\[0\] dispatch).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use structopt::StructOpt;
+
+/// Log verbosity names accepted by `-l/--logging-level` (Python's names too).
+pub const LOG_LEVELS: &[&str] = &[
+    "CRITICAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "TRACE",
+];
+
+/// Top-level command.
+#[derive(Debug, StructOpt)]
+#[structopt(
+    name = "heptapod-paas-runner",
+    about = "Takes CI jobs from GitLab / Heptapod coordinators, then provisions a right-sized \
+             Docker host per job on a PAAS (Clever Cloud, or local Docker for development), \
+             within a weighted quota.",
+    after_help = "The seed form `heptapod-paas-runner CONFIG [OPTIONS]` is read as `run`. \
+                  `heptapod-paas-runner-register` is `register`.\n\
+                  Exit codes: 0 normal stop, 1 runtime failure, 2 configuration error."
+)]
+pub enum Command {
+    /// Run the service with the given configuration file.
+    Run(RunArgs),
+    /// Register a runner with a coordinator and append its `[[runners]]`
+    /// section to the configuration file (created if missing).
+    Register(RegisterArgs),
+}
+
+/// Options common to every command.
+#[derive(Debug, StructOpt)]
+pub struct LogArgs {
+    /// Logging level: CRITICAL, ERROR, WARNING, INFO, DEBUG or TRACE
+    /// (case-insensitive).
+    #[structopt(short = "l", long = "logging-level", default_value = "INFO")]
+    pub logging_level: String,
+
+    /// Log format: `term` (human-readable, to stderr) or `json` (one object
+    /// per line, for log shippers).
+    #[structopt(long = "log-format", default_value = "term", possible_values = &["term", "json"])]
+    pub log_format: String,
+}
+
+/// `run` options.
+#[derive(Debug, StructOpt)]
+pub struct RunArgs {
+    /// Path to the runner configuration file (GitLab Runner style TOML).
+    #[structopt(parse(from_os_str))]
+    pub config: PathBuf,
+
+    /// Stop after N polling cycles of all runners, then shut down gracefully
+    /// (for tests).
+    #[structopt(long = "poll-cycles")]
+    pub poll_cycles: Option<u64>,
+
+    /// On SIGUSR1, log the whole current state (jobs, resources, quota),
+    /// secrets masked.
+    #[structopt(long = "debug-signal")]
+    pub debug_signal: bool,
+
+    /// DEPRECATED: overrides `check_interval` (seconds).
+    #[structopt(long = "poll-interval")]
+    pub poll_interval: Option<u64>,
+
+    /// DEPRECATED: overrides `job_progress_poll_interval` (seconds).
+    #[structopt(long = "job-progress-poll-interval")]
+    pub job_progress_poll_interval: Option<u64>,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
+}
+
+/// `register` options. Any value not given on the command line is asked
+/// for interactively (when standard input is a terminal).
+#[derive(Debug, StructOpt)]
+pub struct RegisterArgs {
+    /// Path to the configuration file to append to (created if missing).
+    #[structopt(parse(from_os_str))]
+    pub config: PathBuf,
+
+    /// Runner name (description shown in GitLab).
+    #[structopt(long = "name")]
+    pub name: Option<String>,
+
+    /// Base URL of the GitLab / Heptapod instance.
+    #[structopt(short = "c", long = "coordinator-url")]
+    pub coordinator_url: Option<String>,
+
+    /// Legacy registration token (instance, group or project settings).
+    #[structopt(short = "t", long = "registration-token", conflicts_with = "token")]
+    pub registration_token: Option<String>,
+
+    /// Runner authentication token (`glrt-…`) of a runner created in the
+    /// GitLab UI or API: verified, no registration (GitLab ≥ 15.10 flow).
+    #[structopt(long = "token")]
+    pub token: Option<String>,
+
+    /// Executor of the new runner section.
+    #[structopt(short = "e", long = "executor", possible_values = &["clever-docker", "local-docker"])]
+    pub executor: Option<String>,
+
+    /// When creating the file: maximum number of concurrent jobs across all
+    /// runners (`concurrent`).
+    #[structopt(long = "max-concurrency")]
+    pub max_concurrency: Option<u64>,
+
+    /// When creating the file: path of the state file (`state_file`).
+    #[structopt(long = "state-file-path", parse(from_os_str))]
+    pub state_file_path: Option<PathBuf>,
+
+    /// Never prompt: fail if a required value is missing.
+    #[structopt(long = "non-interactive")]
+    pub non_interactive: bool,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
+}
+
+impl Command {
+    /// The logging options of whichever command was chosen.
+    pub fn log_args(&self) -> &LogArgs {
+        match self {
+            Command::Run(args) => &args.log,
+            Command::Register(args) => &args.log,
+        }
+    }
+}
+
+/// Rewrites the raw arguments into the canonical subcommand form:
+/// `heptapod-paas-runner-register X` → `… register X`, and a first argument
+/// that is neither a subcommand nor a top-level flag → `… run …`.
+pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString> {
+    let mut args: Vec<OsString> = raw.into_iter().collect();
+    if args.is_empty() {
+        args.push(OsString::from("heptapod-paas-runner"));
+    }
+    let program = PathBuf::from(&args[0]);
+    let invoked_as_register = program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("-register"));
+    args[0] = OsString::from("heptapod-paas-runner");
+    if invoked_as_register {
+        args.insert(1, OsString::from("register"));
+        return args;
+    }
+    let first = args.get(1).and_then(|a| a.to_str()).map(str::to_owned);
+    let keeps_as_is = match first.as_deref() {
+        None => true,
+        Some(a) => matches!(
+            a,
+            "run" | "register" | "help" | "-h" | "--help" | "-V" | "--version"
+        ),
+    };
+    if !keeps_as_is {
+        args.insert(1, OsString::from("run"));
+    }
+    args
+}
+
+/// Parses the process arguments (exits with usage on error, like any CLI).
+pub fn from_env() -> Command {
+    Command::from_iter(canonical_args(std::env::args_os()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, structopt::clap::Error> {
+        Command::from_iter_safe(canonical_args(args.iter().map(OsString::from)))
+    }
+
+    #[test]
+    fn seed_form_is_run() {
+        let cmd = parse(&["heptapod-paas-runner", "/etc/runner.toml"]).expect("parses");
+        match cmd {
+            Command::Run(a) => {
+                assert_eq!(a.config, PathBuf::from("/etc/runner.toml"));
+                assert_eq!(a.log.logging_level, "INFO");
+                assert_eq!(a.log.log_format, "term");
+                assert!(!a.debug_signal);
+            }
+            other => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_before_the_config_still_mean_run() {
+        let cmd = parse(&[
+            "/usr/bin/heptapod-paas-runner",
+            "-l",
+            "DEBUG",
+            "--poll-cycles",
+            "3",
+            "--debug-signal",
+            "c.toml",
+        ])
+        .expect("parses");
+        match cmd {
+            Command::Run(a) => {
+                assert_eq!(a.log.logging_level, "DEBUG");
+                assert_eq!(a.poll_cycles, Some(3));
+                assert!(a.debug_signal);
+                assert_eq!(a.config, PathBuf::from("c.toml"));
+            }
+            other => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn register_by_program_name_and_by_subcommand() {
+        for args in [
+            &[
+                "/venv/bin/heptapod-paas-runner-register",
+                "c.toml",
+                "--name",
+                "n",
+            ][..],
+            &["heptapod-paas-runner", "register", "c.toml", "--name", "n"][..],
+        ] {
+            match parse(args).expect("parses") {
+                Command::Register(a) => {
+                    assert_eq!(a.config, PathBuf::from("c.toml"));
+                    assert_eq!(a.name.as_deref(), Some("n"));
+                }
+                other => panic!("expected register, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn register_refuses_both_token_kinds() {
+        let res = parse(&[
+            "heptapod-paas-runner",
+            "register",
+            "c.toml",
+            "-t",
+            "GR1348941abc",
+            "--token",
+            "glrt-abc",
+        ]);
+        assert!(res.is_err());
+    }
+
+    #[test]
+    fn bad_log_format_is_refused() {
+        assert!(parse(&[
+            "heptapod-paas-runner",
+            "run",
+            "c.toml",
+            "--log-format",
+            "xml"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn help_and_version_are_not_rewritten() {
+        for flag in ["--help", "-h", "--version", "-V"] {
+            let args = canonical_args(["heptapod-paas-runner", flag].iter().map(OsString::from));
+            assert_eq!(args.len(), 2, "{flag}");
+        }
+    }
+}

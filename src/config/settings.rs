@@ -1,0 +1,225 @@
+//! Stage two: the typed, validated settings the program uses.
+//!
+//! Nothing here is read from the file directly; [`super::validate`] builds
+//! these values, so every field already holds a checked value or its default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// Default `cc_api_url`.
+pub const DEFAULT_CC_API_URL: &str = "https://api.clever-cloud.com/v2";
+/// Default `cc_instance_variant_uuid`: the Heptapod Runner variant.
+pub const DEFAULT_CC_INSTANCE_VARIANT_UUID: &str = "70d676a0-a775-4dc9-a43d-3121036e8515";
+/// Default Docker endpoint when neither `host` nor `DOCKER_HOST` is set.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Maximum number of jobs across all runners (`concurrent`, default 50).
+    pub concurrent: usize,
+    /// Time between full coordinator polls (`check_interval`, default 3 s; 0 means 3 s).
+    pub check_interval: Duration,
+    /// Job-request sleep when limits are reached (`job_progress_poll_interval`, default 30 s).
+    pub job_progress_poll_interval: Duration,
+    /// Where running jobs are recorded across restarts (`state_file`), as written.
+    pub state_file: Option<PathBuf>,
+    /// Maximum jobs provisioned but not yet seen running (default 10).
+    pub paas_max_concurrent_provisioning: usize,
+    /// If true, never decommission (default false).
+    pub paas_finished_jobs_keep_resources: bool,
+    /// If false, keep resources of failed launches for inspection (default true).
+    pub paas_decommission_launch_failures: bool,
+    /// Poll the same runner again at once after it granted a job (default true).
+    pub paas_repoll_same_runner_immediately: bool,
+    /// How the weighted quota is computed (`[quota_computation]`, required).
+    pub quota_computation: QuotaComputation,
+    /// Address for a metrics/health endpoint, if any (`listen_address`).
+    pub listen_address: Option<String>,
+    /// The `[[runners]]` sections, in file order.
+    pub runners: Vec<RunnerConfig>,
+    /// The configuration file this was read from.
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// The first runner whose human `name` is `name` (names need not be unique).
+    pub fn runner_by_name(&self, name: &str) -> Option<&RunnerConfig> {
+        self.runners.iter().find(|r| r.name == name)
+    }
+
+    /// The runner whose unique name is `unique_name`.
+    pub fn runner_by_unique_name(&self, unique_name: &str) -> Option<&RunnerConfig> {
+        self.runners.iter().find(|r| r.unique_name == unique_name)
+    }
+}
+
+/// `[quota_computation]`: the weighted quota is the weight of
+/// `reference_jobs_count` jobs of `reference_flavor` on `reference_runner`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaComputation {
+    /// Human `name` of a configured runner (checked to exist).
+    pub reference_runner: String,
+    /// Flavor name (checked later, when the runner's flavors are known).
+    pub reference_flavor: String,
+    /// Number of reference jobs (positive).
+    pub reference_jobs_count: u32,
+    /// Fraction of the quota one runner may use (default 1.0, in (0, 1]).
+    pub allowed_fraction_per_runner: f64,
+}
+
+/// The PAAS executor of a runner section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// `clever-docker`: one Clever Cloud application per job.
+    CleverDocker,
+    /// `local-docker`: local Docker containers, for tests and development.
+    LocalDocker,
+}
+
+impl ExecutorKind {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorKind::CleverDocker => "clever-docker",
+            ExecutorKind::LocalDocker => "local-docker",
+        }
+    }
+}
+
+impl fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[runners]]` section, validated.
+#[derive(Clone)]
+pub struct RunnerConfig {
+    /// Human name (`name`); not necessarily unique.
+    pub name: String,
+    /// Coordinator base URL (`url`), as written.
+    pub url: String,
+    /// Runner authentication token (`token`).
+    pub token: Secret,
+    /// `token`'s first 8 characters: the key in state files and PAAS app names.
+    pub unique_name: String,
+    /// Which PAAS executor runs this section.
+    pub executor: ExecutorKind,
+    /// Clever Cloud settings (`Some` iff `executor` is `CleverDocker`).
+    pub clever: Option<CleverConfig>,
+    /// Local Docker settings (`Some` iff `executor` is `LocalDocker`).
+    pub local_docker: Option<LocalDockerConfig>,
+    /// Job trace watching, if configured with a token.
+    pub trace_watch: Option<TraceWatchConfig>,
+    /// Base image of the launched runner (`heptapod_runner_main_image`).
+    pub main_image: Option<String>,
+    /// Maximum fraction of the quota this runner may use (default 1.0).
+    pub quota_max_fraction: f64,
+    /// The section as written, after secret substitution (holds secrets:
+    /// never log it).
+    pub raw: toml::Table,
+}
+
+impl fmt::Debug for RunnerConfig {
+    // `raw` holds the token and cache credentials: show its keys only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunnerConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("token", &self.token)
+            .field("unique_name", &self.unique_name)
+            .field("executor", &self.executor)
+            .field("clever", &self.clever)
+            .field("local_docker", &self.local_docker)
+            .field("trace_watch", &self.trace_watch)
+            .field("main_image", &self.main_image)
+            .field("quota_max_fraction", &self.quota_max_fraction)
+            .field("raw_keys", &self.raw.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Clever Cloud settings of a `clever-docker` runner (the `cc_*` keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleverConfig {
+    /// `cc_api_url` (default [`DEFAULT_CC_API_URL`]).
+    pub api_url: String,
+    /// `cc_zone` (default `par`).
+    pub zone: String,
+    /// `cc_default_flavor` (default `M`).
+    pub default_flavor: String,
+    /// `cc_max_flavor`, if any.
+    pub max_flavor: Option<String>,
+    /// Single organisation or multi-tenant (`cc_multi_tenant`).
+    pub tenancy: Tenancy,
+    /// `[runners.cc_extra_env]`: extra environment of the launched app.
+    pub extra_env: BTreeMap<String, String>,
+    /// `cc_deployment_repo_timeout` (default 20 s).
+    pub deployment_repo_timeout: Duration,
+    /// `cc_deployment_repo_wait_step` (default 2 s).
+    pub deployment_repo_wait_step: Duration,
+    /// `cc_auth_user`: user name for Git pushes (default `Jenkins`).
+    pub auth_user: String,
+    /// `cc_flavor_context` (default `heptapod-runner`).
+    pub flavor_context: String,
+    /// `cc_flavor_name_prefix` (default `flavor_context` + `-`).
+    pub flavor_name_prefix: String,
+    /// `cc_instance_variant_uuid` (default [`DEFAULT_CC_INSTANCE_VARIANT_UUID`]).
+    pub instance_variant_uuid: String,
+}
+
+/// Which Clever Cloud organisation pays for a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tenancy {
+    /// One fixed organisation (`cc_orga_id`, `cc_token`).
+    Single {
+        /// `cc_orga_id`.
+        orga_id: String,
+        /// `cc_token`.
+        token: Secret,
+    },
+    /// Organisation and token read from custom attributes of the job's
+    /// top-level group.
+    Multi {
+        /// `cc_gitlab_namespace_attributes_token`: GitLab token able to read them.
+        attributes_token: Secret,
+        /// `cc_orga_id_attribute` (default `cc_orga_id`).
+        orga_id_attribute: String,
+        /// `cc_orga_token_attribute` (default `cc_orga_token`).
+        orga_token_attribute: String,
+    },
+}
+
+/// Settings of a `local-docker` runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDockerConfig {
+    /// Docker endpoint, a `unix://` URL (`host`, else `DOCKER_HOST`, else
+    /// [`DEFAULT_DOCKER_HOST`]).
+    pub host: String,
+    /// Network mode of the outer container (`local_docker_network_mode`).
+    pub network_mode: Option<String>,
+}
+
+impl LocalDockerConfig {
+    /// The socket path of `host` (the part after `unix://`).
+    pub fn socket_path(&self) -> &str {
+        self.host.strip_prefix("unix://").unwrap_or(&self.host)
+    }
+}
+
+/// Job trace watching (`[runners.paas_job_trace_watch]` or
+/// `[runners.job_trace_watch]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceWatchConfig {
+    /// Administrator token with `read_api` scope.
+    pub token: Secret,
+    /// Launch considered failed after this (`timeout_seconds`, default 300 s).
+    pub timeout: Duration,
+    /// Time between trace checks (`poll_step`, default 10 s).
+    pub poll_step: Duration,
+}

@@ -1,0 +1,1044 @@
+//! Table-driven tests of the configuration layer: seed examples, defaults,
+//! forwarding to the inner runner.toml, secrets, aliases, every error path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::validate::Env;
+use super::*;
+
+const SEED_SINGLE: &str = include_str!("testdata/seed_single_org.toml");
+const SEED_MULTI: &str = include_str!("testdata/seed_multi_tenant.toml");
+
+fn path() -> PathBuf {
+    PathBuf::from("/etc/heptapod-runner/config.toml")
+}
+
+fn no_env() -> Env {
+    Env { docker_host: None }
+}
+
+fn parse(text: &str) -> Result<Loaded, ConfigError> {
+    parse_with_env(text, &path(), &no_env())
+}
+
+fn ok(text: &str) -> Loaded {
+    match parse(text) {
+        Ok(l) => l,
+        Err(e) => panic!("expected a valid config, got: {e}\n--- config:\n{text}"),
+    }
+}
+
+fn err(text: &str) -> ConfigError {
+    match parse(text) {
+        Ok(l) => panic!("expected an error, got {:?}\n--- config:\n{text}", l.config),
+        Err(e) => e,
+    }
+}
+
+const QUOTA: &str = r#"
+[quota_computation]
+reference_runner = "r1"
+reference_flavor = "M"
+reference_jobs_count = 4
+"#;
+
+/// A complete single-organisation clever-docker runner section body.
+const CLEVER: &str = r#"
+name = "r1"
+url = "https://gitlab.example"
+token = "glrt-abcdefgh"
+executor = "clever-docker"
+cc_orga_id = "orga_x"
+cc_token = "cc-secret-token"
+"#;
+
+const EXTRA_ENV: &str = "\n[runners.cc_extra_env]\nCC_ENABLE_HEPTAPOD_RUNNER = \"true\"\n";
+
+/// Global lines + quota + one runner with `runner` as its body.
+fn with_runner(global: &str, runner: &str) -> String {
+    format!("{global}\n{QUOTA}\n[[runners]]\n{runner}\n")
+}
+
+/// Global lines + quota + the standard clever runner with `extra` appended.
+fn clever(global: &str, extra: &str) -> String {
+    with_runner(global, &format!("{CLEVER}{extra}{EXTRA_ENV}"))
+}
+
+fn runner(l: &Loaded) -> &RunnerConfig {
+    l.config.runners.first().expect("one runner")
+}
+
+fn clever_of(l: &Loaded) -> &CleverConfig {
+    runner(l).clever.as_ref().expect("clever settings")
+}
+
+// ---------------------------------------------------------------- seeds
+
+#[test]
+fn seed_single_org_example_parses() {
+    let l = ok(SEED_SINGLE);
+    let c = &l.config;
+    assert_eq!(
+        c.state_file.as_deref(),
+        Some(Path::new("/srv/heptapod-runner/paas-runner-state.json"))
+    );
+    assert_eq!(
+        c.quota_computation,
+        QuotaComputation {
+            reference_runner: "clever-cloud".into(),
+            reference_flavor: "3XL".into(),
+            reference_jobs_count: 8,
+            allowed_fraction_per_runner: 1.0,
+        }
+    );
+    let r = runner(&l);
+    assert_eq!(r.name, "clever-cloud");
+    assert_eq!(r.url, "https://heptapod.example.com");
+    assert_eq!(r.token.expose(), "D3adNQYu8OCjkYDbwDaG");
+    assert_eq!(r.unique_name, "D3adNQYu");
+    assert_eq!(r.executor, ExecutorKind::CleverDocker);
+    let cc = clever_of(&l);
+    assert_eq!(
+        cc.tenancy,
+        Tenancy::Single {
+            orga_id: "orga_07cf2ef0-c9ad-4f04-b492-94c164f95c76".into(),
+            token: crate::secret::Secret::new("bb52e490-d47e-47a4-b190-73e23eb17111"),
+        }
+    );
+    assert_eq!(
+        cc.extra_env
+            .get("CC_ENABLE_HEPTAPOD_RUNNER")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(l.warnings.is_empty(), "warnings: {:?}", l.warnings);
+}
+
+#[test]
+fn seed_multi_tenant_example_parses() {
+    let l = ok(SEED_MULTI);
+    let cc = clever_of(&l);
+    assert_eq!(
+        cc.tenancy,
+        Tenancy::Multi {
+            attributes_token: crate::secret::Secret::new("D7aY5I5SygxA5oyZ11vB"),
+            orga_id_attribute: "cc_orga_id".into(),
+            orga_token_attribute: "cc_orga_token".into(),
+        }
+    );
+    assert!(l.warnings.is_empty(), "warnings: {:?}", l.warnings);
+}
+
+#[test]
+fn defaults_apply() {
+    let l = ok(&clever("", ""));
+    let c = &l.config;
+    assert_eq!(c.concurrent, 50);
+    assert_eq!(c.check_interval, Duration::from_secs(3));
+    assert_eq!(c.job_progress_poll_interval, Duration::from_secs(30));
+    assert_eq!(c.state_file, None);
+    assert_eq!(c.paas_max_concurrent_provisioning, 10);
+    assert!(!c.paas_finished_jobs_keep_resources);
+    assert!(c.paas_decommission_launch_failures);
+    assert!(c.paas_repoll_same_runner_immediately);
+    assert_eq!(c.listen_address, None);
+    assert_eq!(c.path, path());
+    let r = runner(&l);
+    assert_eq!(r.quota_max_fraction, 1.0);
+    assert_eq!(r.main_image, None);
+    assert!(r.trace_watch.is_none());
+    assert!(r.local_docker.is_none());
+    let cc = clever_of(&l);
+    assert_eq!(cc.api_url, "https://api.clever-cloud.com/v2");
+    assert_eq!(cc.zone, "par");
+    assert_eq!(cc.default_flavor, "M");
+    assert_eq!(cc.max_flavor, None);
+    assert_eq!(cc.deployment_repo_timeout, Duration::from_secs(20));
+    assert_eq!(cc.deployment_repo_wait_step, Duration::from_secs(2));
+    assert_eq!(cc.auth_user, "Jenkins");
+    assert_eq!(cc.flavor_context, "heptapod-runner");
+    assert_eq!(cc.flavor_name_prefix, "heptapod-runner-");
+    assert_eq!(
+        cc.instance_variant_uuid,
+        "70d676a0-a775-4dc9-a43d-3121036e8515"
+    );
+}
+
+#[test]
+fn explicit_values_are_read() {
+    let global = r#"
+concurrent = 7
+check_interval = 5
+job_progress_poll_interval = 1.5
+paas_max_concurrent_provisioning = 3
+paas_finished_jobs_keep_resources = true
+paas_decommission_launch_failures = false
+paas_repoll_same_runner_immediately = false
+listen_address = "127.0.0.1:9252"
+"#;
+    let extra = r#"
+cc_api_url = "http://127.0.0.1:8000/v2"
+cc_zone = "rbx"
+cc_default_flavor = "S"
+cc_max_flavor = "XL"
+cc_deployment_repo_timeout = 40
+cc_deployment_repo_wait_step = 0.5
+cc_auth_user = "bob"
+cc_flavor_context = "jenkins"
+cc_instance_variant_uuid = "u-1"
+heptapod_runner_main_image = "octobus/heptapod-runner:1"
+quota_max_fraction = 0.5
+[runners.paas_job_trace_watch]
+token = "admin-token"
+timeout_seconds = 60
+poll_step = 2
+"#;
+    let l = ok(&clever(global, extra));
+    let c = &l.config;
+    assert_eq!(c.concurrent, 7);
+    assert_eq!(c.check_interval, Duration::from_secs(5));
+    assert_eq!(c.job_progress_poll_interval, Duration::from_millis(1500));
+    assert_eq!(c.paas_max_concurrent_provisioning, 3);
+    assert!(c.paas_finished_jobs_keep_resources);
+    assert!(!c.paas_decommission_launch_failures);
+    assert!(!c.paas_repoll_same_runner_immediately);
+    assert_eq!(c.listen_address.as_deref(), Some("127.0.0.1:9252"));
+    let r = runner(&l);
+    assert_eq!(r.main_image.as_deref(), Some("octobus/heptapod-runner:1"));
+    assert_eq!(r.quota_max_fraction, 0.5);
+    let tw = r.trace_watch.as_ref().expect("trace watch");
+    assert_eq!(tw.token.expose(), "admin-token");
+    assert_eq!(tw.timeout, Duration::from_secs(60));
+    assert_eq!(tw.poll_step, Duration::from_secs(2));
+    let cc = clever_of(&l);
+    assert_eq!(cc.api_url, "http://127.0.0.1:8000/v2");
+    assert_eq!(cc.zone, "rbx");
+    assert_eq!(cc.default_flavor, "S");
+    assert_eq!(cc.max_flavor.as_deref(), Some("XL"));
+    assert_eq!(cc.deployment_repo_timeout, Duration::from_secs(40));
+    assert_eq!(cc.deployment_repo_wait_step, Duration::from_millis(500));
+    assert_eq!(cc.auth_user, "bob");
+    assert_eq!(cc.flavor_context, "jenkins");
+    assert_eq!(cc.flavor_name_prefix, "jenkins-");
+    assert_eq!(cc.instance_variant_uuid, "u-1");
+}
+
+#[test]
+fn check_interval_zero_means_three_seconds() {
+    let l = ok(&clever("check_interval = 0", ""));
+    assert_eq!(l.config.check_interval, Duration::from_secs(3));
+}
+
+#[test]
+fn extra_env_scalars_become_strings_in_key_order() {
+    let text = with_runner(
+        "",
+        &format!("{CLEVER}\n[runners.cc_extra_env]\nZ = 1\nCC_ENABLE_HEPTAPOD_RUNNER = true\nA = \"x\"\n"),
+    );
+    let l = ok(&text);
+    let env: Vec<(&str, &str)> = clever_of(&l)
+        .extra_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        vec![
+            ("A", "x"),
+            ("CC_ENABLE_HEPTAPOD_RUNNER", "true"),
+            ("Z", "1")
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- forwarding
+
+const FORWARDING_RUNNER: &str = r#"
+name = "r1"
+url = "https://gitlab.example/prefix"
+id = 42
+token = "glrt-abcdefgh"
+token_obtained_at = 2024-05-06T07:08:09Z
+token_expires_at = 0001-01-01T00:00:00Z
+executor = "clever-docker"
+cc_orga_id = "orga_x"
+cc_token = "cc-secret-token"
+cc_some_future_key = "hidden"
+heptapod_runner_main_image = "img"
+host = "unix:///nowhere.sock"
+quota_max_fraction = 0.5
+local_docker_network_mode = "host"
+environment = ["A=1", "B=2"]
+output_limit = 8192
+unknown_upstream_key = { nested = [1, 2, 3] }
+[runners.paas_job_trace_watch]
+token = "admin"
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+[runners.custom_build_dir]
+[runners.feature_flags]
+FF_USE_FASTZIP = true
+[runners.cache]
+Type = "s3"
+Shared = true
+[runners.cache.s3]
+ServerAddress = "cellar.example"
+AccessKey = "ak"
+SecretKey = "sk"
+[runners.cache.gcs]
+[runners.docker]
+image = "debian:bullseye"
+privileged = false
+volumes = ["/cache", "/var/run/docker.sock:/var/run/docker.sock"]
+shm_size = 0
+memory_swappiness = 60
+cpus = "1.5"
+dns = ["1.1.1.1", "9.9.9.9"]
+pull_policy = ["always", "if-not-present"]
+"#;
+
+#[test]
+fn inner_config_keeps_forwarded_keys_verbatim_and_drops_excluded_ones() {
+    let l = ok(&with_runner(
+        "concurrent = 3\nstate_file = \"s.json\"",
+        FORWARDING_RUNNER,
+    ));
+    let r = runner(&l);
+    let text = r.inner_runner_toml();
+    let inner: toml::Table = text.parse().expect("inner config is valid TOML");
+
+    // Only `runners`, with exactly one table.
+    assert_eq!(inner.keys().collect::<Vec<_>>(), vec!["runners"]);
+    let runners = inner["runners"].as_array().expect("array");
+    assert_eq!(runners.len(), 1);
+    let got = runners[0].as_table().expect("table");
+
+    assert_eq!(got["executor"].as_str(), Some("docker"));
+    for key in got.keys() {
+        assert!(!key.starts_with("cc_"), "{key} forwarded");
+        assert!(
+            !super::inner::INNER_EXCLUDED_KEYS.contains(&key.as_str()),
+            "{key} forwarded"
+        );
+    }
+
+    // Everything else identical, types and order included.
+    let raw: toml::Table = text_of_runner(FORWARDING_RUNNER);
+    let expected: Vec<(&String, &toml::Value)> =
+        raw.iter().filter(|(k, _)| is_forwarded(k)).collect();
+    let got_pairs: Vec<(&String, &toml::Value)> = got.iter().collect();
+    let mut expected_fixed = expected.clone();
+    let docker_exec = toml::Value::String("docker".into());
+    for pair in expected_fixed.iter_mut() {
+        if pair.0 == "executor" {
+            pair.1 = &docker_exec;
+        }
+    }
+    assert_eq!(got_pairs, expected_fixed);
+
+    // Spot checks of the issue's examples.
+    assert_eq!(got["docker"], raw["docker"]);
+    assert_eq!(got["docker"]["shm_size"].as_integer(), Some(0));
+    assert!(got["token_obtained_at"].is_datetime());
+    assert_eq!(got["custom_build_dir"].as_table().map(|t| t.len()), Some(0));
+    assert_eq!(got["cache"]["gcs"].as_table().map(|t| t.len()), Some(0));
+    assert!(text.contains("[runners.custom_build_dir]"), "{text}");
+    assert!(
+        text.contains("token_obtained_at = 2024-05-06T07:08:09Z"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("cc-secret-token") && !text.contains("admin"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("concurrent") && !text.contains("state_file"),
+        "{text}"
+    );
+}
+
+/// The runner table as the TOML parser reads it on its own.
+fn text_of_runner(body: &str) -> toml::Table {
+    let doc: toml::Table = format!("[[runners]]\n{body}").parse().unwrap();
+    doc["runners"][0].as_table().unwrap().clone()
+}
+
+#[test]
+fn seed_inner_config_round_trips_docker_table() {
+    let l = ok(SEED_SINGLE);
+    let inner: toml::Table = runner(&l).inner_runner_toml().parse().unwrap();
+    let seed: toml::Table = SEED_SINGLE.parse().unwrap();
+    let got = &inner["runners"][0];
+    assert_eq!(got["docker"], seed["runners"][0]["docker"]);
+    assert_eq!(got["cache"], seed["runners"][0]["cache"]);
+    assert!(got.get("cc_extra_env").is_none());
+    assert!(got.get("cc_token").is_none());
+}
+
+#[test]
+fn forwarding_predicate() {
+    let cases = [
+        ("token", true),
+        ("docker", true),
+        ("executor", true),
+        ("cc_token", false),
+        ("cc_", false),
+        ("paas_job_trace_watch", false),
+        ("job_trace_watch", false),
+        ("heptapod_runner_main_image", false),
+        ("host", false),
+        ("quota_max_fraction", false),
+        ("local_docker_network_mode", false),
+    ];
+    for (key, want) in cases {
+        assert_eq!(is_forwarded(key), want, "{key}");
+    }
+}
+
+// ---------------------------------------------------------------- secrets
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn secrets_are_substituted_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "secrets.toml",
+        "RUNNER = \"glrt-from-secrets\"\nCC = \"cc-from-secrets\"\nS3 = \"s3-key\"\nVOL = \"/data\"\n",
+    );
+    let runner = r#"
+name = "r1"
+url = "https://gitlab.example"
+token = "secret:RUNNER"
+executor = "clever-docker"
+cc_orga_id = "orga_x"
+cc_token = "secret:CC"
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+[runners.cache.s3]
+SecretKey = "secret:S3"
+[runners.docker]
+volumes = ["/cache", "secret:VOL"]
+"#;
+    let text = with_runner("secrets_file = \"secrets.toml\"", runner);
+    let cfg = write(dir.path(), "config.toml", &text);
+    let l = load(&cfg).expect("valid");
+    let r = runner_of(&l);
+    assert_eq!(r.token.expose(), "glrt-from-secrets");
+    assert_eq!(r.unique_name, "glrt-fro");
+    match &r.clever.as_ref().unwrap().tenancy {
+        Tenancy::Single { token, .. } => assert_eq!(token.expose(), "cc-from-secrets"),
+        other => panic!("{other:?}"),
+    }
+    let inner: toml::Table = r.inner_runner_toml().parse().unwrap();
+    assert_eq!(
+        inner["runners"][0]["cache"]["s3"]["SecretKey"].as_str(),
+        Some("s3-key")
+    );
+    assert_eq!(
+        inner["runners"][0]["docker"]["volumes"],
+        toml::Value::Array(vec!["/cache".into(), "/data".into()])
+    );
+    assert_eq!(
+        inner["runners"][0]["token"].as_str(),
+        Some("glrt-from-secrets")
+    );
+}
+
+fn runner_of(l: &Loaded) -> &RunnerConfig {
+    runner(l)
+}
+
+#[test]
+fn secret_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", "A = \"a\"\n");
+    write(dir.path(), "typed.toml", "A = \"a\"\nN = 3\n");
+    write(dir.path(), "broken.toml", "A = \"unterminated\n");
+    let token_ref = CLEVER.replace("\"glrt-abcdefgh\"", "\"secret:MISSING\"");
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "undefined secret",
+            with_runner(
+                "secrets_file = \"good.toml\"",
+                &format!("{token_ref}{EXTRA_ENV}"),
+            ),
+            "runners[0].token",
+            "secret `MISSING`, which is not defined in secrets file",
+        ),
+        (
+            "no secrets_file",
+            with_runner("", &format!("{token_ref}{EXTRA_ENV}")),
+            "runners[0].token",
+            "no `secrets_file` is configured",
+        ),
+        (
+            "secrets file missing",
+            clever("secrets_file = \"absent.toml\"", ""),
+            "secrets_file",
+            "cannot read secrets file",
+        ),
+        (
+            "secrets file not a string",
+            clever("secrets_file = 3", ""),
+            "secrets_file",
+            "expected the path of a TOML file of secrets",
+        ),
+        (
+            "non-string secret",
+            clever("secrets_file = \"typed.toml\"", ""),
+            "secrets_file",
+            "secret `N` in",
+        ),
+        (
+            "secrets file not TOML",
+            clever("secrets_file = \"broken.toml\"", ""),
+            "secrets_file",
+            "is not valid TOML at line 1",
+        ),
+    ];
+    for (name, text, key, needle) in cases {
+        let cfg = write(dir.path(), "config.toml", &text);
+        let e = load(&cfg).expect_err(name);
+        assert_problem(&e, key, needle, name);
+    }
+}
+
+// ---------------------------------------------------------------- aliases
+
+#[test]
+fn aliases_are_accepted_with_a_warning() {
+    type Check = fn(&Loaded) -> bool;
+    let cases: Vec<(&str, String, Check, &str)> = vec![
+        (
+            "job_progress_interval",
+            clever("job_progress_interval = 12", ""),
+            |l| l.config.job_progress_poll_interval == Duration::from_secs(12),
+            "alias of `job_progress_poll_interval`",
+        ),
+        (
+            "pass_decommision_launched_failures",
+            clever("pass_decommision_launched_failures = false", ""),
+            |l| !l.config.paas_decommission_launch_failures,
+            "alias of `paas_decommission_launch_failures`",
+        ),
+        (
+            "job_trace_watch + timout_seconds",
+            clever(
+                "",
+                "\n[runners.job_trace_watch]\ntoken = \"t\"\ntimout_seconds = 77\n",
+            ),
+            |l| {
+                runner(l).trace_watch.as_ref().is_some_and(|t| {
+                    t.timeout == Duration::from_secs(77) && t.poll_step == Duration::from_secs(10)
+                })
+            },
+            "alias of `timeout_seconds`",
+        ),
+        (
+            "paas_job_trace_watch defaults",
+            clever("", "\n[runners.paas_job_trace_watch]\ntoken = \"t\"\n"),
+            |l| {
+                runner(l).trace_watch.as_ref().is_some_and(|t| {
+                    t.timeout == Duration::from_secs(300) && t.token.expose() == "t"
+                })
+            },
+            "",
+        ),
+    ];
+    for (name, text, check, warning) in cases {
+        let l = ok(&text);
+        assert!(check(&l), "{name}: value not applied");
+        if warning.is_empty() {
+            assert!(l.warnings.is_empty(), "{name}: {:?}", l.warnings);
+        } else {
+            assert!(
+                l.warnings
+                    .iter()
+                    .any(|w| w.contains(warning) && w.contains("config.toml")),
+                "{name}: {:?}",
+                l.warnings
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- warnings
+
+#[test]
+fn warnings_name_key_and_suggest() {
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        (
+            "typo global",
+            clever("concurent = 3", ""),
+            &["`concurent`", "line 1", "did you mean `concurrent`?"],
+        ),
+        ("unknown global", clever("zzzzzzzzzz = 1", ""), &["`zzzzzzzzzz`", "unknown global key"]),
+        (
+            "unsupported 1.1.1 key",
+            clever("paas_log_statistics = true", ""),
+            &["`paas_log_statistics`", "not supported"],
+        ),
+        (
+            "top-level trace watch",
+            clever("[job_trace_watch]\ntoken = \"x\"\n", ""),
+            &["`job_trace_watch`", "per runner"],
+        ),
+        (
+            "cc typo",
+            clever("", "cc_zon = \"par\"\n"),
+            &["`runners[0].cc_zon`", "did you mean `cc_zone`?"],
+        ),
+        (
+            "quota typo",
+            clever("", "").replace("reference_jobs_count = 4", "reference_jobs_count = 4\nreference_flavour = \"M\""),
+            &["`quota_computation.reference_flavour`", "did you mean `reference_flavor`?"],
+        ),
+        (
+            "trace watch without token",
+            clever("", "\n[runners.paas_job_trace_watch]\npoll_step = 3\n"),
+            &["`runners[0].paas_job_trace_watch`", "no `token`"],
+        ),
+        (
+            "multi-tenant ignores cc_token",
+            with_runner(
+                "",
+                "name = \"r1\"\nurl = \"https://g.example\"\ntoken = \"t\"\nexecutor = \"clever-docker\"\ncc_multi_tenant = true\ncc_gitlab_namespace_attributes_token = \"a\"\ncc_token = \"x\"\n[runners.cc_extra_env]\nCC_ENABLE_HEPTAPOD_RUNNER = \"1\"\n",
+            ),
+            &["`runners[0].cc_token`", "ignored"],
+        ),
+        (
+            "missing CC_ENABLE_HEPTAPOD_RUNNER",
+            with_runner("", CLEVER),
+            &["`runners[0].cc_extra_env`", "CC_ENABLE_HEPTAPOD_RUNNER"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let l = ok(&text);
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| needles.iter().all(|n| w.contains(n))),
+            "{name}: no warning with {needles:?} in {:?}",
+            l.warnings
+        );
+    }
+}
+
+#[test]
+fn upstream_global_keys_are_silent() {
+    let l = ok(&clever(
+        "log_level = \"info\"\nshutdown_timeout = 30\n[session_server]\nsession_timeout = 1800\n",
+        "",
+    ));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+// ---------------------------------------------------------------- errors
+
+fn assert_problem(e: &ConfigError, key: &str, needle: &str, case: &str) {
+    let text = e.to_string();
+    assert!(
+        e.problems()
+            .iter()
+            .any(|p| p.key == key && p.message.contains(needle)),
+        "{case}: expected a problem on `{key}` containing {needle:?}; got:\n{text}"
+    );
+    assert!(text.contains(&format!("`{key}`")), "{case}: {text}");
+    assert!(
+        text.contains("config.toml"),
+        "{case}: file not named: {text}"
+    );
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.is_config_error() && !e.is_transient());
+}
+
+const LOCAL: &str =
+    "name = \"l\"\nurl = \"https://g.example\"\ntoken = \"tok\"\nexecutor = \"local-docker\"\n";
+
+#[test]
+fn invalid_configs_name_the_key() {
+    let quota_for_l =
+        |s: String| s.replace("reference_runner = \"r1\"", "reference_runner = \"l\"");
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("no quota", format!("[[runners]]\n{CLEVER}{EXTRA_ENV}"), "quota_computation", "missing"),
+        (
+            "quota not a table",
+            format!("quota_computation = 3\n[[runners]]\n{CLEVER}{EXTRA_ENV}"),
+            "quota_computation",
+            "expected a table",
+        ),
+        (
+            "unknown reference runner",
+            clever("", "").replace("reference_runner = \"r1\"", "reference_runner = \"nope\""),
+            "quota_computation.reference_runner",
+            "no [[runners]] section has this name",
+        ),
+        (
+            "missing reference flavor",
+            clever("", "").replace("reference_flavor = \"M\"", ""),
+            "quota_computation.reference_flavor",
+            "missing",
+        ),
+        (
+            "zero jobs count",
+            clever("", "").replace("reference_jobs_count = 4", "reference_jobs_count = 0"),
+            "quota_computation.reference_jobs_count",
+            "expected a positive integer, found the integer 0",
+        ),
+        (
+            "bad allowed fraction",
+            clever("", "").replace("reference_jobs_count = 4", "reference_jobs_count = 4\nallowed_fraction_per_runner = 1.5"),
+            "quota_computation.allowed_fraction_per_runner",
+            "at most 1",
+        ),
+        ("no runners", QUOTA.to_string(), "runners", "at least one"),
+        ("runners not array", format!("runners = 1\n{QUOTA}"), "runners", "expected one or more"),
+        ("concurrent string", clever("concurrent = \"50\"", ""), "concurrent", "expected a positive integer, found a string"),
+        ("concurrent negative", clever("concurrent = -1", ""), "concurrent", "found the integer -1"),
+        ("check_interval bool", clever("check_interval = true", ""), "check_interval", "found the boolean true"),
+        (
+            "poll interval zero",
+            clever("job_progress_poll_interval = 0", ""),
+            "job_progress_poll_interval",
+            "positive number of seconds",
+        ),
+        (
+            "both alias spellings",
+            clever("job_progress_interval = 1\njob_progress_poll_interval = 2", ""),
+            "job_progress_interval",
+            "keep only `job_progress_poll_interval`",
+        ),
+        (
+            "both decommission spellings",
+            clever("pass_decommision_launched_failures = true\npaas_decommission_launch_failures = true", ""),
+            "pass_decommision_launched_failures",
+            "keep only",
+        ),
+        ("state_file int", clever("state_file = 1", ""), "state_file", "non-empty path"),
+        ("keep resources string", clever("paas_finished_jobs_keep_resources = \"yes\"", ""), "paas_finished_jobs_keep_resources", "boolean"),
+        ("listen_address int", clever("listen_address = 9252", ""), "listen_address", "address"),
+        (
+            "missing name",
+            clever("", "").replace("name = \"r1\"\n", ""),
+            "runners[0].name",
+            "missing",
+        ),
+        ("missing url", clever("", "").replace("url = \"https://gitlab.example\"\n", ""), "runners[0].url", "missing"),
+        ("bad url", clever("", "").replace("https://gitlab.example", "gitlab.example"), "runners[0].url", "http:// or https:// URL"),
+        ("missing token", clever("", "").replace("token = \"glrt-abcdefgh\"\n", ""), "runners[0].token", "missing"),
+        ("empty token", clever("", "").replace("\"glrt-abcdefgh\"", "\"\""), "runners[0].token", "non-empty string"),
+        ("token int", clever("", "").replace("\"glrt-abcdefgh\"", "12"), "runners[0].token", "found the integer 12"),
+        ("missing executor", clever("", "").replace("executor = \"clever-docker\"\n", ""), "runners[0].executor", "missing"),
+        (
+            "unknown executor",
+            clever("", "").replace("\"clever-docker\"", "\"kubernetes\""),
+            "runners[0].executor",
+            "unknown executor: expected \"clever-docker\" or \"local-docker\"",
+        ),
+        ("docker executor", clever("", "").replace("\"clever-docker\"", "\"docker\""), "runners[0].executor", "PAAS executor"),
+        ("missing cc_orga_id", clever("", "").replace("cc_orga_id = \"orga_x\"\n", ""), "runners[0].cc_orga_id", "single-organisation"),
+        ("missing cc_token", clever("", "").replace("cc_token = \"cc-secret-token\"\n", ""), "runners[0].cc_token", "single-organisation"),
+        (
+            "multi-tenant without attributes token",
+            clever("", "cc_multi_tenant = true\n"),
+            "runners[0].cc_gitlab_namespace_attributes_token",
+            "cc_multi_tenant = true",
+        ),
+        ("cc_multi_tenant string", clever("", "cc_multi_tenant = \"yes\"\n"), "runners[0].cc_multi_tenant", "boolean"),
+        ("cc_api_url not URL", clever("", "cc_api_url = \"nope\"\n"), "runners[0].cc_api_url", "URL"),
+        ("cc_zone empty", clever("", "cc_zone = \"\"\n"), "runners[0].cc_zone", "non-empty string, found an empty string"),
+        ("repo timeout string", clever("", "cc_deployment_repo_timeout = \"20\"\n"), "runners[0].cc_deployment_repo_timeout", "seconds"),
+        ("repo wait negative", clever("", "cc_deployment_repo_wait_step = -2\n"), "runners[0].cc_deployment_repo_wait_step", "seconds"),
+        ("extra env not table", with_runner("", &format!("{CLEVER}cc_extra_env = \"A=1\"\n")), "runners[0].cc_extra_env", "expected a table"),
+        (
+            "extra env array value",
+            with_runner("", &format!("{CLEVER}[runners.cc_extra_env]\nA = [1]\n")),
+            "runners[0].cc_extra_env.A",
+            "found an array",
+        ),
+        ("quota_max_fraction zero", clever("", "quota_max_fraction = 0\n"), "runners[0].quota_max_fraction", "greater than 0"),
+        ("main image int", clever("", "heptapod_runner_main_image = 1\n"), "runners[0].heptapod_runner_main_image", "image name"),
+        ("trace watch not table", clever("", "paas_job_trace_watch = \"x\"\n"), "runners[0].paas_job_trace_watch", "expected a table"),
+        (
+            "both trace watch tables",
+            clever("", "[runners.paas_job_trace_watch]\ntoken = \"a\"\n[runners.job_trace_watch]\ntoken = \"b\"\n"),
+            "runners[0].job_trace_watch",
+            "keep only one",
+        ),
+        (
+            "trace watch timeout string",
+            clever("", "[runners.paas_job_trace_watch]\ntoken = \"a\"\ntimeout_seconds = \"300\"\n"),
+            "runners[0].paas_job_trace_watch.timeout_seconds",
+            "seconds",
+        ),
+        (
+            "both timeout spellings",
+            clever("", "[runners.job_trace_watch]\ntoken = \"a\"\ntimeout_seconds = 1\ntimout_seconds = 2\n"),
+            "runners[0].job_trace_watch.timout_seconds",
+            "keep only `timeout_seconds`",
+        ),
+        (
+            "local docker tcp host",
+            quota_for_l(with_runner("", &format!("{LOCAL}host = \"tcp://127.0.0.1:2375\"\n"))),
+            "runners[0].host",
+            "only unix:// Docker endpoints",
+        ),
+        (
+            "local docker host int",
+            quota_for_l(with_runner("", &format!("{LOCAL}host = 2375\n"))),
+            "runners[0].host",
+            "unix:// URL",
+        ),
+        (
+            "local docker network mode int",
+            quota_for_l(with_runner("", &format!("{LOCAL}local_docker_network_mode = 1\n"))),
+            "runners[0].local_docker_network_mode",
+            "network mode",
+        ),
+        (
+            "runner not a table",
+            format!("runners = [1]\n{QUOTA}"),
+            "runners[0]",
+            "expected a `[[runners]]` table",
+        ),
+    ];
+    for (name, text, key, needle) in cases {
+        let e = err(&text);
+        assert_problem(&e, key, needle, name);
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once_with_lines() {
+    let text = "concurrent = \"x\"\n[quota_computation]\nreference_runner = \"r1\"\nreference_flavor = \"M\"\n\n[[runners]]\nname = \"r1\"\nurl = \"https://g.example\"\ntoken = \"tok-secret-value\"\nexecutor = \"clever-docker\"\ncc_zone = 3\n";
+    let e = err(text);
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "concurrent",
+        "quota_computation.reference_jobs_count",
+        "runners[0].cc_zone",
+        "runners[0].cc_orga_id",
+        "runners[0].cc_token",
+    ] {
+        assert!(keys.contains(&key), "{key} not in {keys:?}");
+    }
+    let find = |k: &str| e.problems().iter().find(|p| p.key == k).unwrap().location;
+    assert_eq!(find("concurrent"), Location::Line(1));
+    assert_eq!(find("runners[0].cc_zone"), Location::Line(11));
+    assert_eq!(
+        find("quota_computation.reference_jobs_count"),
+        Location::Section(2)
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("(line 11)"), "{msg}");
+    assert!(msg.contains("(in the section starting at line 2)"), "{msg}");
+    assert!(!msg.contains("tok-secret-value"), "{msg}");
+}
+
+#[test]
+fn duplicate_unique_names_are_refused() {
+    let second = CLEVER
+        .replace("name = \"r1\"", "name = \"r2\"")
+        .replace("glrt-abcdefgh", "glrt-abcXYZ");
+    let text = format!("{}\n[[runners]]\n{second}{EXTRA_ENV}", clever("", ""));
+    let e = err(&text);
+    assert_problem(
+        &e,
+        "runners[1].token",
+        "same unique name `glrt-abc`",
+        "duplicate",
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("glrt-") && msg.contains("first 8 characters"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("glrt-abcdefgh") && !msg.contains("glrt-abcXYZ"),
+        "{msg}"
+    );
+
+    // Distinct prefixes are fine.
+    let third = second.replace("glrt-abcXYZ", "glrt-zzzXYZ");
+    let l = ok(&format!(
+        "{}\n[[runners]]\n{third}{EXTRA_ENV}",
+        clever("", "")
+    ));
+    assert_eq!(l.config.runners.len(), 2);
+    assert_eq!(
+        l.config
+            .runner_by_unique_name("glrt-zzz")
+            .map(|r| r.name.as_str()),
+        Some("r2")
+    );
+}
+
+#[test]
+fn syntax_errors_give_line_and_hide_the_source() {
+    let text = "concurrent = 3\ntoken = \"very-secret-unterminated\n";
+    let e = err(text);
+    match &e {
+        ConfigError::Syntax { line, .. } => assert_eq!(*line, Some(2)),
+        other => panic!("{other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("config.toml") && msg.contains("line 2"),
+        "{msg}"
+    );
+    assert!(!msg.contains("very-secret"), "{msg}");
+    assert_eq!(e.exit_code(), 2);
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("absent.toml");
+    let e = load(&p).expect_err("missing");
+    assert!(matches!(e, ConfigError::Read { .. }));
+    assert!(e.to_string().contains("absent.toml"), "{e}");
+    assert_eq!(e.exit_code(), 2);
+}
+
+// ---------------------------------------------------------------- local docker
+
+#[test]
+fn local_docker_host_sources() {
+    let base = |extra: &str| {
+        with_runner("", &format!("{LOCAL}{extra}"))
+            .replace("reference_runner = \"r1\"", "reference_runner = \"l\"")
+    };
+    let env = |h: Option<&str>| Env {
+        docker_host: h.map(str::to_string),
+    };
+    let cases: Vec<(&str, String, Env, Result<&str, &str>)> = vec![
+        (
+            "default",
+            base(""),
+            env(None),
+            Ok("unix:///var/run/docker.sock"),
+        ),
+        (
+            "env",
+            base(""),
+            env(Some("unix:///run/user/1000/docker.sock")),
+            Ok("unix:///run/user/1000/docker.sock"),
+        ),
+        (
+            "key wins",
+            base("host = \"unix:///a.sock\"\n"),
+            env(Some("unix:///b.sock")),
+            Ok("unix:///a.sock"),
+        ),
+        (
+            "env tcp",
+            base(""),
+            env(Some("tcp://1.2.3.4:2375")),
+            Err("DOCKER_HOST"),
+        ),
+        (
+            "empty path",
+            base("host = \"unix://\"\n"),
+            env(None),
+            Err("the `host` key"),
+        ),
+    ];
+    for (name, text, env, want) in cases {
+        let got = parse_with_env(&text, &path(), &env);
+        match (got, want) {
+            (Ok(l), Ok(host)) => {
+                let ld = runner(&l).local_docker.as_ref().expect(name);
+                assert_eq!(ld.host, host, "{name}");
+                assert!(runner(&l).clever.is_none());
+            }
+            (Err(e), Err(needle)) => assert_problem(&e, "runners[0].host", needle, name),
+            (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+        }
+    }
+    let l = parse_with_env(
+        &base("local_docker_network_mode = \"host\"\n"),
+        &path(),
+        &env(None),
+    )
+    .unwrap();
+    let ld = runner(&l).local_docker.as_ref().unwrap();
+    assert_eq!(ld.network_mode.as_deref(), Some("host"));
+    assert_eq!(ld.socket_path(), "/var/run/docker.sock");
+    let inner = runner(&l).inner_runner_toml();
+    assert!(!inner.contains("network_mode"), "{inner}");
+}
+
+// ---------------------------------------------------------------- misc
+
+#[test]
+fn unique_name_takes_eight_characters() {
+    let cases = [
+        ("D3adNQYu8OCjkYDbwDaG", "D3adNQYu"),
+        ("glrt-t1_abcdef", "glrt-t1_"),
+        ("short", "short"),
+        ("", ""),
+        ("éééééééééé", "éééééééé"),
+        ("🦀🦀🦀🦀🦀🦀🦀🦀🦀", "🦀🦀🦀🦀🦀🦀🦀🦀"),
+        ("ab\u{301}cdefghij", "ab\u{301}cdefg"),
+    ];
+    for (token, want) in cases {
+        assert_eq!(unique_name(token), want, "{token}");
+    }
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let l = ok(SEED_SINGLE);
+    let dbg = format!("{:?}", l.config);
+    for secret in [
+        "D3adNQYu8OCjkYDbwDaG",
+        "bb52e490",
+        "v0tdpjgpsDRqa",
+        "dEA7gjmYM98",
+    ] {
+        assert!(!dbg.contains(secret), "{secret} in {dbg}");
+    }
+    assert!(dbg.contains("raw_keys"));
+}
+
+#[test]
+fn suggestions() {
+    use super::suggest::{closest, levenshtein};
+    assert_eq!(levenshtein("kitten", "sitting"), 3);
+    assert_eq!(levenshtein("", "abc"), 3);
+    assert_eq!(
+        closest("check_intervall", &["check_interval", "concurrent"]),
+        Some("check_interval")
+    );
+    assert_eq!(closest("xyz", &["check_interval", "concurrent"]), None);
+}
+
+#[test]
+fn no_prefix_of_a_valid_file_panics() {
+    // Every truncation (on character boundaries) and every single-byte-dropped
+    // variant of the seed example either parses or gives a ConfigError.
+    let text = format!("{SEED_SINGLE}\n[[runners]]\nname = \"é🦀\"\ntoken = \"🦀🦀\"\n");
+    let mut checked = 0;
+    for (i, _) in text.char_indices() {
+        let prefix = text.get(..i).unwrap_or_default();
+        let _ = parse(prefix);
+        let mut dropped = String::from(prefix);
+        dropped.push_str(
+            text.get(i..)
+                .and_then(|s| s.get(s.chars().next().map_or(0, char::len_utf8)..))
+                .unwrap_or_default(),
+        );
+        let _ = parse(&dropped);
+        checked += 1;
+    }
+    assert!(checked > 1000, "{checked}");
+}
