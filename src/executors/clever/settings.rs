@@ -5,6 +5,7 @@
 //! executor only reads it. [`CleverSettings::new`] gives the reference's
 //! defaults so that the wiring code only overrides what the file sets.
 
+use crate::config::{self, RunnerConfig};
 use crate::secret::Secret;
 use std::time::Duration;
 
@@ -162,6 +163,47 @@ impl CleverSettings {
         }
     }
 
+    /// The settings of a validated `clever-docker` runner section (`None`
+    /// for another executor). HTTP, push and cache settings keep their
+    /// defaults. The GitLab attributes token of multi-tenant mode is not
+    /// part of these settings: it configures the `GroupAttributes` client.
+    pub fn from_runner(runner: &RunnerConfig) -> Option<Self> {
+        let cc = runner.clever.as_ref()?;
+        let tenancy = match &cc.tenancy {
+            config::Tenancy::Single { orga_id, token } => Tenancy::Single {
+                orga_id: orga_id.clone(),
+                token: token.clone(),
+            },
+            config::Tenancy::Multi {
+                orga_id_attribute,
+                orga_token_attribute,
+                ..
+            } => Tenancy::Multi {
+                orga_id_attribute: orga_id_attribute.clone(),
+                orga_token_attribute: orga_token_attribute.clone(),
+            },
+        };
+        let mut s = CleverSettings::new(runner.unique_name.clone(), tenancy);
+        s.api_url = cc.api_url.clone();
+        s.zone = cc.zone.clone();
+        s.default_flavor = cc.default_flavor.clone();
+        s.max_flavor = cc.max_flavor.clone();
+        s.extra_env = cc
+            .extra_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        s.deployment_repo_timeout = cc.deployment_repo_timeout;
+        s.deployment_repo_wait_step = cc.deployment_repo_wait_step;
+        s.auth_user = cc.auth_user.clone();
+        s.flavor_context = cc.flavor_context.clone();
+        s.flavor_name_prefix = cc.flavor_name_prefix.clone();
+        s.instance_variant_uuid = cc.instance_variant_uuid.clone();
+        s.main_image = runner.main_image.clone();
+        s.inner_runner_toml = runner.inner_runner_toml();
+        Some(s)
+    }
+
     /// Prefix of every application this runner creates:
     /// `hpd-job-<unique name>-`.
     pub fn app_name_prefix(&self) -> String {
@@ -195,6 +237,49 @@ mod tests {
         assert_eq!(s.app_name(275833), "hpd-job-D3adNQYu-275833");
         assert_eq!(s.app_name_prefix(), "hpd-job-D3adNQYu-");
         assert_eq!(s.flavor_name_prefix, "heptapod-runner-");
+    }
+
+    #[test]
+    fn from_runner_copies_the_cc_keys() {
+        let text = r#"
+[quota_computation]
+reference_runner = "cc"
+reference_flavor = "M"
+reference_jobs_count = 2
+[[runners]]
+name = "cc"
+url = "https://heptapod.example"
+token = "D3adNQYu8OCjkYDbwDaG"
+executor = "clever-docker"
+cc_orga_id = "orga_x"
+cc_token = "cc-secret"
+cc_max_flavor = "XL"
+cc_deployment_repo_wait_step = 0.5
+heptapod_runner_main_image = "registry.example/runner:1"
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+"#;
+        let loaded = config::parse_str(text, std::path::Path::new("t.toml")).expect("valid config");
+        let runner = loaded.config.runners.first().expect("one runner");
+        let s = CleverSettings::from_runner(runner).expect("clever runner");
+        assert_eq!(s.unique_name, "D3adNQYu");
+        assert_eq!(
+            s.tenancy,
+            Tenancy::Single {
+                orga_id: "orga_x".into(),
+                token: Secret::new("cc-secret")
+            }
+        );
+        assert_eq!(s.max_flavor.as_deref(), Some("XL"));
+        assert_eq!(s.deployment_repo_wait_step, Duration::from_millis(500));
+        assert_eq!(
+            s.extra_env,
+            vec![("CC_ENABLE_HEPTAPOD_RUNNER".to_string(), "true".to_string())]
+        );
+        assert_eq!(s.main_image.as_deref(), Some("registry.example/runner:1"));
+        assert!(s.inner_runner_toml.contains("executor = \"docker\""));
+        assert!(!s.inner_runner_toml.contains("cc_"));
+        assert_eq!(s.app_name(5), "hpd-job-D3adNQYu-5");
     }
 
     #[test]
