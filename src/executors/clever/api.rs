@@ -27,10 +27,13 @@ const BODY_LIMIT: usize = 32 * 1024 * 1024;
 const EXCERPT_CHARS: usize = 300;
 
 /// A failed Clever API call, with what the job trace and the operator need.
+///
+/// Displays as `<action>: <detail>`; [`CleverError::detail`] alone goes
+/// into a `PaasError` message (whose own display adds the action).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {}", self.action(), self.detail())]
 pub enum CleverError {
     /// The API answered with an error status.
-    #[error("{action}: Clever Cloud API answered HTTP {status}{}: {message}", fmt_id(*.id))]
     Api {
         /// What was attempted (`create-app`, `put-env`, …).
         action: &'static str,
@@ -45,7 +48,6 @@ pub enum CleverError {
     },
     /// The request could not be sent (connection refused, DNS, TLS,
     /// connect timeout): it certainly had no effect.
-    #[error("{action}: cannot reach the Clever Cloud API: {detail}")]
     Unreachable {
         /// What was attempted.
         action: &'static str,
@@ -54,7 +56,6 @@ pub enum CleverError {
     },
     /// The request was (maybe) sent but its answer was lost (timeout,
     /// connection reset, unparsable answer): it may have taken effect.
-    #[error("{action}: the answer of the Clever Cloud API was lost ({detail}); the request may have taken effect")]
     Lost {
         /// What was attempted.
         action: &'static str,
@@ -64,7 +65,6 @@ pub enum CleverError {
         idempotent: bool,
     },
     /// A success status with a body that does not have the expected shape.
-    #[error("{action}: unexpected answer of the Clever Cloud API: {detail}")]
     Unexpected {
         /// What was attempted.
         action: &'static str,
@@ -87,6 +87,31 @@ impl CleverError {
             | CleverError::Unreachable { action, .. }
             | CleverError::Lost { action, .. }
             | CleverError::Unexpected { action, .. } => action,
+        }
+    }
+
+    /// What went wrong, without the action.
+    pub fn detail(&self) -> String {
+        match self {
+            CleverError::Api {
+                status,
+                id,
+                message,
+                ..
+            } => format!(
+                "Clever Cloud API answered HTTP {status}{}: {message}",
+                fmt_id(*id)
+            ),
+            CleverError::Unreachable { detail, .. } => {
+                format!("cannot reach the Clever Cloud API: {detail}")
+            }
+            CleverError::Lost { detail, .. } => format!(
+                "the answer of the Clever Cloud API was lost ({detail}); the request may have \
+                 taken effect"
+            ),
+            CleverError::Unexpected { detail, .. } => {
+                format!("unexpected answer of the Clever Cloud API: {detail}")
+            }
         }
     }
 
@@ -168,7 +193,7 @@ impl From<CleverError> for PaasError {
         PaasError {
             action: e.action().to_string(),
             class: e.class(),
-            message: e.to_string(),
+            message: e.detail(),
         }
     }
 }
@@ -801,6 +826,10 @@ mod tests {
         assert_eq!(p.class, PaasErrorClass::Permanent);
         assert_eq!(
             p.message,
+            "Clever Cloud API answered HTTP 400 (error id 4010): Invalid version"
+        );
+        assert_eq!(
+            p.to_string(),
             "create-app: Clever Cloud API answered HTTP 400 (error id 4010): Invalid version"
         );
     }

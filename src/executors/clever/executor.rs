@@ -356,7 +356,7 @@ impl CleverExecutor {
                     }
                 },
                 Err(e) if e.class() == PaasErrorClass::Transient && !e.is_not_found() => {
-                    last = e.to_string();
+                    last = e.detail();
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -498,7 +498,15 @@ impl CleverExecutor {
             message: format!("the push task failed: {e}"),
             class: PaasErrorClass::Uncertain,
         })?
-        .map_err(|e| PaasError::permanent("push", e.to_string()))?;
+        .map_err(|e| PaasError {
+            action: "push".into(),
+            message: e.to_string(),
+            class: if e.is_retryable() {
+                PaasErrorClass::Transient
+            } else {
+                PaasErrorClass::Permanent
+            },
+        })?;
         match outcome {
             PushOutcome::Pushed => {
                 info!(self.logger, "job pushed"; "app" => &resource.id, "job_id" => job.id)

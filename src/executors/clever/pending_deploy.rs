@@ -49,6 +49,13 @@ pub mod git_push {
     #[error("the git push is not implemented in this branch yet")]
     pub struct PushError;
 
+    impl PushError {
+        /// Agreed classification.
+        pub fn is_retryable(&self) -> bool {
+            false
+        }
+    }
+
     /// Agreed blocking push.
     pub fn push_context(
         _ctx: &BuildContext,

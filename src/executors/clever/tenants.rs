@@ -25,7 +25,7 @@ pub const ROOT_NAMESPACE_VARIABLE: &str = "CI_PROJECT_ROOT_NAMESPACE";
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TenantError {
     /// The job (or saved resource) names no top-level group.
-    #[error("find-orga: no GitLab top-level group known ({ROOT_NAMESPACE_VARIABLE} missing), cannot find the Clever Cloud organisation")]
+    #[error("no GitLab top-level group known ({ROOT_NAMESPACE_VARIABLE} missing), cannot find the Clever Cloud organisation")]
     NoNamespace,
     /// GitLab did not give the group's custom attributes.
     #[error(
@@ -38,7 +38,7 @@ pub enum TenantError {
         source: CoordinatorError,
     },
     /// A needed attribute is absent or empty.
-    #[error("find-orga: GitLab group {namespace:?} has no (or an empty) custom attribute {attribute:?}; an administrator must set it to use Clever Cloud runners")]
+    #[error("GitLab group {namespace:?} has no (or an empty) custom attribute {attribute:?}; an administrator must set it to use Clever Cloud runners")]
     MissingAttribute {
         /// The group path.
         namespace: String,
