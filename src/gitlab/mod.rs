@@ -1,1 +1,177 @@
-//! GitLab / Heptapod coordinator client: implements `paas_actors::ports::Coordinator` (issue 4).
+//! GitLab / Heptapod coordinator client: implements
+//! `paas_actors::ports::Coordinator` for one `[[runners]]` section, and
+//! `executors::clever::GroupAttributes` with the attributes token.
+//!
+//! Follows `gitlab-coordinator-api.md`: job tokens travel in the `JOB-TOKEN`
+//! header (never in a URL), any 403 on a job-token call means the job is
+//! over, trace offsets are bytes and resynchronise once on 416, every call
+//! has connect and total timeouts.
+//!
+//! Code map: `client` (awc setup, timeouts, URL validation), `errors`
+//! (status/transport → `CoordinatorError`), `jobs` (`/jobs/request`,
+//! `GET /job`, `PUT /jobs/:id`), `trace` (trace PATCH and read),
+//! `attributes` (group custom attributes), `runners` (register, verify,
+//! unregister, `system_id`).
+
+mod attributes;
+mod client;
+mod errors;
+mod jobs;
+mod runners;
+mod trace;
+
+pub use client::{api_base, ClientConfigError, Timeouts, BODY_LIMIT, USER_AGENT};
+pub use errors::{excerpt, EXCERPT_CHARS};
+pub use jobs::{JobRequestOptions, EXTRA_FEATURES, REFERENCE_FEATURES};
+pub use runners::{
+    load_or_create_system_id, system_id_path, RegisteredRunner, RunnersApi, VerifiedRunner,
+    SYSTEM_ID_FILE,
+};
+
+use crate::secret::Secret;
+use client::Http;
+use paas_actors::ports::{
+    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, PortFuture, TraceAppend,
+};
+use std::cell::RefCell;
+
+/// Everything one coordinator client needs.
+#[derive(Clone, Debug)]
+pub struct CoordinatorSettings {
+    /// Coordinator URL as configured (may carry a path prefix).
+    pub url: String,
+    /// Runner authentication token.
+    pub token: Secret,
+    /// Administrator token for reading job traces (`paas_job_trace_watch.token`).
+    pub trace_watch_token: Option<Secret>,
+    /// Token for group custom attributes (`cc_gitlab_namespace_attributes_token`).
+    pub attributes_token: Option<Secret>,
+    /// Runner manager id sent with job requests (see [`load_or_create_system_id`]).
+    pub system_id: Option<String>,
+    /// What `/jobs/request` sends.
+    pub request: JobRequestOptions,
+    /// Call timeouts.
+    pub timeouts: Timeouts,
+    /// Where to log (409s, late reports, unknown failure reasons).
+    pub logger: Option<slog::Logger>,
+}
+
+impl CoordinatorSettings {
+    /// Settings with defaults for everything but the URL and runner token.
+    pub fn new(url: impl Into<String>, token: Secret) -> CoordinatorSettings {
+        CoordinatorSettings {
+            url: url.into(),
+            token,
+            trace_watch_token: None,
+            attributes_token: None,
+            system_id: None,
+            request: JobRequestOptions::default(),
+            timeouts: Timeouts::default(),
+            logger: None,
+        }
+    }
+}
+
+/// The coordinator of one runner, over HTTP.
+///
+/// Not `Send` (awc): create it anywhere, use it on one actix arbiter.
+#[derive(Debug)]
+pub struct GitlabCoordinator {
+    api: String,
+    http: Http,
+    token: Secret,
+    trace_watch_token: Option<Secret>,
+    attributes_token: Option<Secret>,
+    system_id: Option<String>,
+    request: JobRequestOptions,
+    /// Last non-empty `X-GitLab-Last-Update` (long polling only).
+    last_update: RefCell<Option<String>>,
+    log: slog::Logger,
+}
+
+impl GitlabCoordinator {
+    /// A client for these settings (the URL is validated here).
+    pub fn new(settings: CoordinatorSettings) -> Result<GitlabCoordinator, ClientConfigError> {
+        let api = api_base(&settings.url)?;
+        Ok(GitlabCoordinator {
+            api,
+            http: Http::new(settings.timeouts),
+            token: settings.token,
+            trace_watch_token: settings.trace_watch_token,
+            attributes_token: settings.attributes_token,
+            system_id: settings.system_id,
+            request: settings.request,
+            last_update: RefCell::new(None),
+            log: settings
+                .logger
+                .unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!())),
+        })
+    }
+
+    /// The API base URL (`…/api/v4`).
+    pub fn api_url(&self) -> &str {
+        &self.api
+    }
+
+    /// The queue version remembered for long polling, if any.
+    pub fn last_update(&self) -> Option<String> {
+        self.last_update.borrow().clone()
+    }
+
+    /// `POST /runners/verify` with this client's token and system id.
+    pub async fn verify(&self) -> Result<VerifiedRunner, CoordinatorError> {
+        RunnersApi::from_parts(self.api.clone(), self.http.timeouts)
+            .verify(&self.token, self.system_id.as_deref())
+            .await
+    }
+
+    /// The secrets this client knows, for scrubbing error excerpts.
+    fn secrets<'a>(&'a self, job: Option<&'a Job>) -> Vec<&'a str> {
+        let mut s = vec![self.token.expose()];
+        if let Some(t) = &self.trace_watch_token {
+            s.push(t.expose());
+        }
+        if let Some(t) = &self.attributes_token {
+            s.push(t.expose());
+        }
+        if let Some(j) = job {
+            s.push(j.token.expose());
+        }
+        s
+    }
+}
+
+impl Coordinator for GitlabCoordinator {
+    fn request_job(&self) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>> {
+        Box::pin(self.request_job_impl())
+    }
+
+    fn job_status<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<JobStatus, CoordinatorError>> {
+        Box::pin(self.job_status_impl(job))
+    }
+
+    fn append_trace<'a>(
+        &'a self,
+        job: &'a Job,
+        offset: u64,
+        text: &'a str,
+    ) -> PortFuture<'a, Result<TraceAppend, CoordinatorError>> {
+        Box::pin(self.append_trace_impl(job, offset, text))
+    }
+
+    fn report_failed<'a>(
+        &'a self,
+        job: &'a Job,
+        reason: FailureReason,
+        exit_code: i32,
+    ) -> PortFuture<'a, Result<(), CoordinatorError>> {
+        Box::pin(self.report_failed_impl(job, reason, exit_code))
+    }
+
+    fn trace_len<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<u64, CoordinatorError>> {
+        Box::pin(self.trace_len_impl(job))
+    }
+}

@@ -1,0 +1,319 @@
+//! Job calls: `POST /jobs/request` (spec §2), `GET /job` (§3) and
+//! `PUT /jobs/:id` (§4).
+
+use super::client::Call;
+use super::errors::{rejected, status_error, CallName};
+use super::GitlabCoordinator;
+use awc::http::Method;
+use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobStatus};
+use serde_json::{json, Map, Value};
+
+/// The features the Python reference advertises, in its order (spec §2.1).
+pub const REFERENCE_FEATURES: [(&str, bool); 17] = [
+    ("upload_multiple_artifacts", true),
+    ("upload_raw_artifacts", true),
+    ("refspecs", true),
+    ("artifacts", true),
+    ("artifacts_exclude", true),
+    ("multi_build_steps", true),
+    ("return_exit_code", true),
+    ("raw_variables", true),
+    ("cache", true),
+    ("masking", true),
+    ("variables", true),
+    ("image", true),
+    ("services", true),
+    ("session", true),
+    ("terminal", true),
+    ("shared", false),
+    ("proxy", false),
+];
+
+/// Gating features (spec §2.6) the reference forgot although the inner
+/// Heptapod Runner supports them: without them modern GitLab fails such
+/// jobs `runner_unsupported`. `two_phase_job_commit` and `cancel_gracefully`
+/// are deliberately absent: they change the job state machine.
+pub const EXTRA_FEATURES: [&str; 2] = ["fallback_cache_keys", "vault_secrets"];
+
+/// What `POST /jobs/request` sends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRequestOptions {
+    /// `info.executor`: the *inner* executor.
+    pub executor: String,
+    /// `info.features`, in order.
+    pub features: Vec<(String, bool)>,
+    /// `info.name` (shown in the runner manager details), when identity is sent.
+    pub name: Option<String>,
+    /// Send `system_id` and `info.name/version/platform/architecture`.
+    pub send_identity: bool,
+    /// Send `last_update` (Workhorse long polling). Off by default: it needs
+    /// the long-poll timeout and changes poll timing.
+    pub long_polling: bool,
+}
+
+impl Default for JobRequestOptions {
+    fn default() -> Self {
+        let mut features: Vec<(String, bool)> = REFERENCE_FEATURES
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        features.extend(EXTRA_FEATURES.iter().map(|k| ((*k).to_owned(), true)));
+        JobRequestOptions {
+            executor: "docker".to_owned(),
+            features,
+            name: None,
+            send_identity: true,
+            long_polling: false,
+        }
+    }
+}
+
+impl JobRequestOptions {
+    /// Exactly the body of the Python reference (drop-in parity).
+    pub fn reference() -> JobRequestOptions {
+        JobRequestOptions {
+            features: REFERENCE_FEATURES
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            send_identity: false,
+            ..JobRequestOptions::default()
+        }
+    }
+}
+
+/// Terminal job statuses of the Job entity.
+const TERMINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
+
+/// Recovers a job id from an undecodable payload, for the log.
+fn scan_job_id(body: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(body);
+    let rest = text.split_once("\"id\"")?.1.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+impl GitlabCoordinator {
+    /// The `/jobs/request` body (public for parity tests).
+    pub fn request_body(&self, last_update: Option<&str>) -> Value {
+        let opts = &self.request;
+        let mut body = Map::new();
+        body.insert("token".into(), json!(self.token.expose()));
+        if opts.send_identity {
+            if let Some(id) = &self.system_id {
+                body.insert("system_id".into(), json!(id));
+            }
+        }
+        if let Some(v) = last_update {
+            body.insert("last_update".into(), json!(v));
+        }
+        let mut info = Map::new();
+        if opts.send_identity {
+            if let Some(name) = &opts.name {
+                info.insert("name".into(), json!(name));
+            }
+            info.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+            info.insert("platform".into(), json!(std::env::consts::OS));
+            info.insert("architecture".into(), json!(std::env::consts::ARCH));
+        }
+        info.insert("executor".into(), json!(opts.executor));
+        let features: Map<String, Value> = opts
+            .features
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        info.insert("features".into(), Value::Object(features));
+        body.insert("info".into(), Value::Object(info));
+        Value::Object(body)
+    }
+
+    pub(super) async fn request_job_impl(&self) -> Result<Option<Job>, CoordinatorError> {
+        let url = format!("{}/jobs/request", self.api);
+        // At most one immediate re-poll: Workhorse answers 204 without
+        // X-GitLab-Last-Update when the queue changed during the hold.
+        for attempt in 0..2 {
+            let last = if self.request.long_polling {
+                self.last_update.borrow().clone()
+            } else {
+                None
+            };
+            let body = self.request_body(last.as_deref());
+            let timeout = if last.is_some() {
+                self.http.timeouts.long_poll
+            } else {
+                self.http.timeouts.request
+            };
+            let call = Call::new("job request", Method::POST, url.clone(), timeout).json(&body);
+            let name = CallName {
+                what: "job request",
+                method: "POST",
+                url: &url,
+            };
+            let reply = self.http.call(call).await?;
+            let new_version = reply
+                .header("x-gitlab-last-update")
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned);
+            if self.request.long_polling {
+                if let Some(v) = &new_version {
+                    *self.last_update.borrow_mut() = Some(v.clone());
+                }
+            }
+            match reply.status {
+                201 => return self.parse_job(name, &reply.body).map(Some),
+                204 => {
+                    let polled = reply.header("gitlab-ci-builds-polling") == Some("yes");
+                    if attempt == 0 && last.is_some() && polled && new_version.is_none() {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                409 => {
+                    slog::info!(
+                        self.log,
+                        "job request conflict (409): no job this time, will poll again"
+                    );
+                    return Ok(None);
+                }
+                403 | 422 => {
+                    return Err(rejected(
+                        name,
+                        &reply,
+                        &self.secrets(None),
+                        "the runner token is invalid, expired or the runner is orphaned",
+                    ))
+                }
+                _ => return Err(status_error(name, &reply, &self.secrets(None))),
+            }
+        }
+        Ok(None)
+    }
+
+    fn parse_job(&self, name: CallName<'_>, body: &[u8]) -> Result<Job, CoordinatorError> {
+        let assigned = |what: &str| match scan_job_id(body) {
+            Some(id) => format!(
+                "{name}: 201 with {what}; job {id} is assigned to this runner and will stay \
+                 running until GitLab times it out"
+            ),
+            None => format!("{name}: 201 with {what}"),
+        };
+        let payload: Value =
+            serde_json::from_slice(body).map_err(|e| CoordinatorError::Unavailable {
+                detail: assigned(&format!("an undecodable job payload ({e})")),
+                retry_after: None,
+            })?;
+        Job::from_payload(payload).map_err(|e| CoordinatorError::Unexpected {
+            detail: assigned(&format!("an unusable job payload ({e})")),
+        })
+    }
+
+    pub(super) async fn job_status_impl(&self, job: &Job) -> Result<JobStatus, CoordinatorError> {
+        let url = format!("{}/job", self.api);
+        let call = Call::new(
+            "job status",
+            Method::GET,
+            url.clone(),
+            self.http.timeouts.request,
+        )
+        .header("JOB-TOKEN", job.token.expose());
+        let reply = self.http.call(call).await?;
+        let name = CallName {
+            what: "job status",
+            method: "GET",
+            url: &url,
+        };
+        match reply.status {
+            200 => {
+                // 200 only comes for executing jobs; a terminal status is
+                // still honoured, an unreadable body reads as running.
+                let status = serde_json::from_slice::<Value>(&reply.body)
+                    .ok()
+                    .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_owned));
+                match status {
+                    Some(s) if TERMINAL.contains(&s.as_str()) => Ok(JobStatus::Finished),
+                    _ => Ok(JobStatus::Running),
+                }
+            }
+            401 | 403 => Ok(JobStatus::Finished),
+            _ => Err(status_error(name, &reply, &self.secrets(Some(job)))),
+        }
+    }
+
+    pub(super) async fn report_failed_impl(
+        &self,
+        job: &Job,
+        reason: FailureReason,
+        exit_code: i32,
+    ) -> Result<(), CoordinatorError> {
+        let accepted = job
+            .payload
+            .get("features")
+            .and_then(|f| f.get("failure_reasons"))
+            .and_then(Value::as_array);
+        if let Some(list) = accepted {
+            if !list.iter().any(|r| r.as_str() == Some(reason.as_str())) {
+                slog::warn!(self.log, "coordinator does not list this failure reason; sending it anyway";
+                    "job_id" => job.id, "failure_reason" => reason.as_str());
+            }
+        }
+        let url = format!("{}/jobs/{}", self.api, job.id);
+        // The token also goes in the body: GitLab 13.x requires the param.
+        let body = json!({
+            "token": job.token.expose(),
+            "state": "failed",
+            "failure_reason": reason.as_str(),
+            "exit_code": exit_code,
+        });
+        let call = Call::new(
+            "job update",
+            Method::PUT,
+            url.clone(),
+            self.http.timeouts.request,
+        )
+        .header("JOB-TOKEN", job.token.expose())
+        .json(&body);
+        let reply = self.http.call(call).await?;
+        let name = CallName {
+            what: "job update",
+            method: "PUT",
+            url: &url,
+        };
+        match reply.status {
+            200..=202 => Ok(()),
+            403 => {
+                slog::info!(self.log, "job no longer accepts updates: failure report dropped";
+                    "job_id" => job.id,
+                    "job_status" => reply.header("job-status").unwrap_or("unknown").to_owned(),
+                    "answer" => super::errors::excerpt(&reply.body, &self.secrets(Some(job))));
+                Ok(())
+            }
+            _ => Err(status_error(name, &reply, &self.secrets(Some(job)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_recovered_from_broken_payloads() {
+        assert_eq!(scan_job_id(br#"{"id": 42, "token": "#), Some(42));
+        assert_eq!(scan_job_id(br#"{"id":7}"#), Some(7));
+        assert_eq!(scan_job_id(b"<html>"), None);
+        assert_eq!(scan_job_id(br#"{"id": "x"}"#), None);
+    }
+
+    #[test]
+    fn default_features_extend_the_reference_without_state_machine_changes() {
+        let opts = JobRequestOptions::default();
+        let names: Vec<&str> = opts.features.iter().map(|(k, _)| k.as_str()).collect();
+        for (k, _) in REFERENCE_FEATURES {
+            assert!(names.contains(&k), "{k}");
+        }
+        assert!(names.contains(&"fallback_cache_keys"));
+        assert!(!names.contains(&"two_phase_job_commit"));
+        assert!(!names.contains(&"cancel_gracefully"));
+    }
+}
