@@ -1,1 +1,622 @@
 //! Push of a deploy context to a Git remote with git2 (issue 5).
+//!
+//! What the reference does with `git` subprocesses (spec §7), done with
+//! libgit2 and without its pitfalls (spec §11):
+//!
+//! 1. a fresh repository in a temporary directory, bare (no worktree, no
+//!    index, so no line-ending filters), with `master` as initial head
+//!    whatever `init.defaultBranch` says, no external templates (no hooks),
+//!    and a configuration reduced to its own file (no global or system
+//!    `url.*.insteadOf`, identity, …);
+//! 2. one commit "Job definition" by "Heptapod Paas Runner"
+//!    <paasrunner@heptapod.test> holding `Dockerfile`, `runner.toml` and
+//!    `job.json` (mode 644);
+//! 3. the remote's refs are listed: an existing `refs/heads/master` means a
+//!    previous push already launched the job ([`PushOutcome::AlreadyLaunched`],
+//!    nothing pushed);
+//! 4. otherwise `refs/heads/master` is pushed (not forced); a ref rejected
+//!    by the server is an error.
+//!
+//! Credentials go through a callback (`Cred::userpass_plaintext`), offered
+//! at most [`MAX_CREDENTIAL_OFFERS`] times per connection so that a refused
+//! password ends in an error instead of a libgit2 retry loop. The password
+//! is never part of a URL, and errors carry the URL without userinfo, query
+//! or fragment.
+//!
+//! This function BLOCKS: callers run it with
+//! `actix_rt::task::spawn_blocking`. The network part runs on a dedicated
+//! thread so that the timeout holds even when a server stops answering
+//! (libgit2 has no default socket timeout and its timeout settings are
+//! `unsafe` process-wide options): on timeout the caller gets
+//! [`PushError::Timeout`] at once, and the thread ends at its next libgit2
+//! callback or when the connection fails.
+
+use crate::deploy::BuildContext;
+use crate::secret::{Secret, MASK};
+use git2::{
+    CertificateCheckStatus, Config, ConfigLevel, Cred, CredentialType, Direction, ErrorClass,
+    ErrorCode, PushOptions, RemoteCallbacks, Repository, RepositoryInitOptions, Signature,
+};
+use std::cell::{Cell, RefCell};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Committer and author name of the deploy commit.
+pub const COMMITTER_NAME: &str = "Heptapod Paas Runner";
+
+/// Committer and author email of the deploy commit.
+pub const COMMITTER_EMAIL: &str = "paasrunner@heptapod.test";
+
+/// Message of the deploy commit (as `git commit -m "Job definition"` stores it).
+pub const COMMIT_MESSAGE: &str = "Job definition\n";
+
+/// The only branch a PAAS deploys.
+pub const DEPLOY_REF: &str = "refs/heads/master";
+
+/// How many times credentials are offered on one connection before giving
+/// up (libgit2 asks again after each 401).
+pub const MAX_CREDENTIAL_OFFERS: u32 = 2;
+
+/// Longest timeout honoured (longer ones are shortened to it), so that
+/// deadline arithmetic cannot overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Extra wait for the worker thread to report after the deadline, so that
+/// an abort from a callback is reported as what it is.
+const DEADLINE_GRACE: Duration = Duration::from_millis(200);
+
+/// What a successful [`push_context`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The context was pushed to `master`: the PAAS starts the deployment.
+    Pushed,
+    /// `master` already existed on the remote (a push before a restart):
+    /// nothing was pushed; the job is considered launched.
+    AlreadyLaunched,
+}
+
+/// Why a push failed. URLs are shown without userinfo, query or fragment;
+/// the password never appears.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The remote URL is unusable.
+    #[error("invalid deploy URL {url}: {detail}")]
+    InvalidUrl {
+        /// The URL, sanitised (or a placeholder if unparsable).
+        url: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The local repository could not be prepared (temp dir, libgit2).
+    #[error("cannot prepare the deploy repository: {detail}")]
+    Local {
+        /// The cause.
+        detail: String,
+    },
+    /// The server refused the credentials (or asked for a kind we lack).
+    #[error("authentication refused by {url} for user {user:?}")]
+    Auth {
+        /// The sanitised URL.
+        url: String,
+        /// The user name offered (not a secret).
+        user: String,
+    },
+    /// The server answered an unexpected HTTP status.
+    #[error("unexpected HTTP status {status} from {url}")]
+    Http {
+        /// The sanitised URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The server refused the update of `master`.
+    #[error("push to {url} rejected: {reason}")]
+    Rejected {
+        /// The sanitised URL.
+        url: String,
+        /// The server's reason.
+        reason: String,
+    },
+    /// Connection, TLS or protocol trouble.
+    #[error("cannot talk to {url}: {detail}")]
+    Transport {
+        /// The sanitised URL.
+        url: String,
+        /// libgit2's message (the password masked if ever present).
+        detail: String,
+    },
+    /// Any other libgit2 failure while talking to the remote.
+    #[error("git error with {url}: {detail}")]
+    Git {
+        /// The sanitised URL.
+        url: String,
+        /// libgit2's message (the password masked if ever present).
+        detail: String,
+    },
+    /// The push did not finish within the allowed time. It may still have
+    /// reached the server: a retry finds `master` and reports
+    /// [`PushOutcome::AlreadyLaunched`].
+    #[error("push to {url} did not finish within {timeout:?}")]
+    Timeout {
+        /// The sanitised URL.
+        url: String,
+        /// The allowed time.
+        timeout: Duration,
+    },
+}
+
+impl PushError {
+    /// True when retrying may succeed: network trouble, 5xx/429/404 (a
+    /// repository not yet visible), timeouts. Authentication failures,
+    /// rejections and invalid URLs are permanent.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PushError::Transport { .. } | PushError::Timeout { .. } => true,
+            PushError::Http { status, .. } => *status >= 500 || matches!(status, 404 | 408 | 429),
+            PushError::InvalidUrl { .. }
+            | PushError::Local { .. }
+            | PushError::Auth { .. }
+            | PushError::Rejected { .. }
+            | PushError::Git { .. } => false,
+        }
+    }
+}
+
+/// The remote URL in its two forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RemoteUrl {
+    /// What libgit2 connects to: userinfo removed (credentials only come
+    /// from the callback).
+    connect: String,
+    /// What errors show: userinfo, query and fragment removed.
+    display: String,
+}
+
+impl RemoteUrl {
+    fn parse(raw: &str) -> Result<RemoteUrl, PushError> {
+        let mut url = url::Url::parse(raw).map_err(|e| PushError::InvalidUrl {
+            url: "<unparsable URL>".into(),
+            detail: e.to_string(),
+        })?;
+        // Both setters only fail for URLs that cannot have userinfo (file:),
+        // which then have none to remove.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let connect = url.to_string();
+        url.set_query(None);
+        url.set_fragment(None);
+        let display = url.to_string();
+        match url.scheme() {
+            "http" | "https" | "file" => Ok(RemoteUrl { connect, display }),
+            other => Err(PushError::InvalidUrl {
+                url: display,
+                detail: format!("unsupported scheme {other:?} (http, https or file)"),
+            }),
+        }
+    }
+}
+
+/// Pushes `ctx` to `master` of `remote_url`, authenticating as `user` /
+/// `password` if the server asks. BLOCKING; see the module documentation.
+pub fn push_context(
+    ctx: &BuildContext,
+    remote_url: &str,
+    user: &str,
+    password: &Secret,
+    timeout: Duration,
+) -> Result<PushOutcome, PushError> {
+    let url = RemoteUrl::parse(remote_url)?;
+    let timeout = timeout.min(MAX_TIMEOUT);
+    let deadline = Instant::now() + timeout;
+    let worker = Worker {
+        ctx: ctx.clone(),
+        url: url.clone(),
+        user: user.to_owned(),
+        password: password.clone(),
+        deadline,
+        timeout,
+    };
+    let (tx, rx) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("git-push".into())
+        .spawn(move || {
+            // The receiver may have given up (timeout): nothing to do then.
+            let _ = tx.send(worker.run());
+        })
+        .map_err(|e| PushError::Local {
+            detail: format!("cannot start the push thread: {e}"),
+        })?;
+    match rx.recv_timeout(timeout + DEADLINE_GRACE) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(PushError::Timeout {
+            url: url.display,
+            timeout,
+        }),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(PushError::Local {
+            detail: "the push thread ended without a result".into(),
+        }),
+    }
+}
+
+/// Everything the push thread needs, owned.
+struct Worker {
+    ctx: BuildContext,
+    url: RemoteUrl,
+    user: String,
+    password: Secret,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+/// What the callbacks observed, to classify a libgit2 error.
+#[derive(Default)]
+struct Observed {
+    credential_offers: Cell<u32>,
+    auth_refused: Cell<bool>,
+    deadline_passed: Cell<bool>,
+    rejection: RefCell<Option<String>>,
+}
+
+impl Worker {
+    fn run(self) -> Result<PushOutcome, PushError> {
+        let dir = tempfile::Builder::new()
+            .prefix("hpd-deploy-")
+            .tempdir()
+            .map_err(|e| PushError::Local {
+                detail: format!("cannot create a temporary directory: {e}"),
+            })?;
+        let repo = build_repository(dir.path(), &self.ctx).map_err(|e| PushError::Local {
+            detail: self.scrub(e.message()),
+        })?;
+        let observed = Observed::default();
+        let result = self.talk(&repo, &observed);
+        result.map_err(|e| self.classify(&e, &observed))
+    }
+
+    /// Lists the remote refs, then pushes unless `master` exists.
+    fn talk(&self, repo: &Repository, observed: &Observed) -> Result<PushOutcome, git2::Error> {
+        let mut remote = repo.remote_anonymous(&self.url.connect)?;
+        {
+            let connection =
+                remote.connect_auth(Direction::Push, Some(self.callbacks(observed)), None)?;
+            if connection
+                .list()?
+                .iter()
+                .any(|head| head.name() == DEPLOY_REF)
+            {
+                return Ok(PushOutcome::AlreadyLaunched);
+            }
+        }
+        observed.credential_offers.set(0);
+        let mut callbacks = self.callbacks(observed);
+        callbacks.push_update_reference(|refname, status| {
+            if let Some(reason) = status {
+                *observed.rejection.borrow_mut() = Some(format!("{refname}: {reason}"));
+            }
+            Ok(())
+        });
+        let mut options = PushOptions::new();
+        options.remote_callbacks(callbacks);
+        remote.push(&[format!("{DEPLOY_REF}:{DEPLOY_REF}")], Some(&mut options))?;
+        if observed.rejection.borrow().is_some() {
+            return Err(git2::Error::from_str("reference rejected"));
+        }
+        Ok(PushOutcome::Pushed)
+    }
+
+    /// Callbacks shared by the list and push phases: credentials (bounded)
+    /// and deadline checks wherever libgit2 lets us abort.
+    fn callbacks<'a>(&'a self, observed: &'a Observed) -> RemoteCallbacks<'a> {
+        let past_deadline = move || {
+            let past = Instant::now() >= self.deadline;
+            if past {
+                observed.deadline_passed.set(true);
+            }
+            past
+        };
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.credentials(move |_url, _user_from_url, allowed| {
+            if past_deadline() {
+                return Err(git2::Error::from_str("deadline passed"));
+            }
+            let offers = observed.credential_offers.get() + 1;
+            observed.credential_offers.set(offers);
+            if offers > MAX_CREDENTIAL_OFFERS
+                || !allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
+            {
+                observed.auth_refused.set(true);
+                return Err(git2::Error::new(
+                    ErrorCode::Auth,
+                    ErrorClass::Http,
+                    "credentials refused",
+                ));
+            }
+            Cred::userpass_plaintext(&self.user, self.password.expose())
+        });
+        callbacks.sideband_progress(move |_| !past_deadline());
+        callbacks.certificate_check(move |_, _| {
+            if past_deadline() {
+                Err(git2::Error::from_str("deadline passed"))
+            } else {
+                Ok(CertificateCheckStatus::CertificatePassthrough)
+            }
+        });
+        callbacks.push_negotiation(move |_| {
+            if past_deadline() {
+                Err(git2::Error::from_str("deadline passed"))
+            } else {
+                Ok(())
+            }
+        });
+        callbacks
+    }
+
+    /// Turns a libgit2 error into a [`PushError`], using what the callbacks
+    /// saw (libgit2 reports callback aborts as generic errors).
+    fn classify(&self, error: &git2::Error, observed: &Observed) -> PushError {
+        let url = self.url.display.clone();
+        if observed.deadline_passed.get() || Instant::now() >= self.deadline {
+            return PushError::Timeout {
+                url,
+                timeout: self.timeout,
+            };
+        }
+        if let Some(reason) = observed.rejection.borrow().clone() {
+            return PushError::Rejected {
+                url,
+                reason: self.scrub(&reason),
+            };
+        }
+        if observed.auth_refused.get() || error.code() == ErrorCode::Auth {
+            return PushError::Auth {
+                url,
+                user: self.user.clone(),
+            };
+        }
+        let detail = self.scrub(error.message());
+        if let Some(status) = http_status(error.message()) {
+            return PushError::Http { url, status };
+        }
+        match error.class() {
+            ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssl | ErrorClass::Http => {
+                PushError::Transport { url, detail }
+            }
+            _ => PushError::Git { url, detail },
+        }
+    }
+
+    /// Masks the password in a message, should libgit2 ever echo it.
+    fn scrub(&self, message: &str) -> String {
+        let secret = self.password.expose();
+        if secret.is_empty() {
+            message.to_owned()
+        } else {
+            message.replace(secret, MASK)
+        }
+    }
+}
+
+/// The status in libgit2's "unexpected http status code: NNN" message.
+fn http_status(message: &str) -> Option<u16> {
+    let (_, rest) = message.split_once("status code: ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Creates the bare repository in `dir` with one commit on `master`
+/// holding the context files, isolated from global and system config.
+fn build_repository(dir: &Path, ctx: &BuildContext) -> Result<Repository, git2::Error> {
+    let mut init = RepositoryInitOptions::new();
+    init.bare(true)
+        .no_reinit(true)
+        .external_template(false)
+        .initial_head("master");
+    let repo = Repository::init_opts(dir, &init)?;
+    let mut config = Config::new()?;
+    config.add_file(&repo.path().join("config"), ConfigLevel::Local, false)?;
+    repo.set_config(&config)?;
+
+    let mut tree = repo.treebuilder(None)?;
+    for (name, content) in ctx.files() {
+        let blob = repo.blob(content)?;
+        tree.insert(name, blob, 0o100_644)?;
+    }
+    let tree_id = tree.write()?;
+    drop(tree);
+    let signature = Signature::now(COMMITTER_NAME, COMMITTER_EMAIL)?;
+    {
+        let tree = repo.find_tree(tree_id)?;
+        repo.commit(
+            Some(DEPLOY_REF),
+            &signature,
+            &signature,
+            COMMIT_MESSAGE,
+            &tree,
+            &[],
+        )?;
+    }
+    Ok(repo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_userinfo_and_query_for_display() {
+        // (input, connect form, display form)
+        let table = [
+            (
+                "https://push.example/app_1.git",
+                "https://push.example/app_1.git",
+                "https://push.example/app_1.git",
+            ),
+            (
+                "https://Jenkins:s3cret@push.example/app_1.git?token=x#frag",
+                "https://push.example/app_1.git?token=x#frag",
+                "https://push.example/app_1.git",
+            ),
+            (
+                "http://127.0.0.1:8080/git/app_2.git",
+                "http://127.0.0.1:8080/git/app_2.git",
+                "http://127.0.0.1:8080/git/app_2.git",
+            ),
+            (
+                "file:///tmp/x.git",
+                "file:///tmp/x.git",
+                "file:///tmp/x.git",
+            ),
+        ];
+        for (input, connect, display) in table {
+            let url = RemoteUrl::parse(input).expect("valid");
+            assert_eq!(url.connect, connect, "{input}");
+            assert_eq!(url.display, display, "{input}");
+        }
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_echoing_secrets() {
+        let cases = [
+            "not a url",
+            "ssh://git:s3cret@push.example/app.git",
+            "git+ssh://git@push.example/app.git",
+            "/tmp/relative.git",
+        ];
+        for input in cases {
+            let err = RemoteUrl::parse(input).expect_err(input);
+            assert!(matches!(err, PushError::InvalidUrl { .. }), "{input}");
+            assert!(!err.is_retryable());
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn http_status_is_read_from_libgit2_messages() {
+        let table = [
+            ("unexpected http status code: 500", Some(500)),
+            ("unexpected http status code: 404", Some(404)),
+            ("request failed with status code: 403 Forbidden", Some(403)),
+            ("unexpected http status code: ", None),
+            ("failed to connect", None),
+        ];
+        for (message, status) in table {
+            assert_eq!(http_status(message), status, "{message}");
+        }
+    }
+
+    #[test]
+    fn retry_classification() {
+        let url = || "https://push.example/app.git".to_owned();
+        let table = [
+            (
+                PushError::Http {
+                    url: url(),
+                    status: 500,
+                },
+                true,
+            ),
+            (
+                PushError::Http {
+                    url: url(),
+                    status: 503,
+                },
+                true,
+            ),
+            (
+                PushError::Http {
+                    url: url(),
+                    status: 429,
+                },
+                true,
+            ),
+            (
+                PushError::Http {
+                    url: url(),
+                    status: 404,
+                },
+                true,
+            ),
+            (
+                PushError::Http {
+                    url: url(),
+                    status: 403,
+                },
+                false,
+            ),
+            (
+                PushError::Http {
+                    url: url(),
+                    status: 400,
+                },
+                false,
+            ),
+            (
+                PushError::Transport {
+                    url: url(),
+                    detail: "reset".into(),
+                },
+                true,
+            ),
+            (
+                PushError::Timeout {
+                    url: url(),
+                    timeout: Duration::from_secs(1),
+                },
+                true,
+            ),
+            (
+                PushError::Auth {
+                    url: url(),
+                    user: "Jenkins".into(),
+                },
+                false,
+            ),
+            (
+                PushError::Rejected {
+                    url: url(),
+                    reason: "hook declined".into(),
+                },
+                false,
+            ),
+            (
+                PushError::Local {
+                    detail: "disk".into(),
+                },
+                false,
+            ),
+        ];
+        for (error, retryable) in table {
+            assert_eq!(error.is_retryable(), retryable, "{error}");
+        }
+    }
+
+    #[test]
+    fn repository_holds_one_commit_with_the_three_files() {
+        let ctx = BuildContext {
+            dockerfile: "FROM x\n".into(),
+            runner_toml: "a = 1\n".into(),
+            job_json: "{}".into(),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = build_repository(dir.path(), &ctx).expect("repo");
+        assert!(repo.is_bare());
+        let head = repo.head().expect("head");
+        assert_eq!(head.name().ok(), Some(DEPLOY_REF));
+        let commit = head.peel_to_commit().expect("commit");
+        assert_eq!(commit.message().ok(), Some(COMMIT_MESSAGE));
+        assert_eq!(commit.parent_count(), 0);
+        for sig in [commit.author(), commit.committer()] {
+            assert_eq!(sig.name().ok(), Some(COMMITTER_NAME));
+            assert_eq!(sig.email().ok(), Some(COMMITTER_EMAIL));
+        }
+        let tree = commit.tree().expect("tree");
+        assert_eq!(tree.len(), 3);
+        for (name, content) in ctx.files() {
+            let entry = tree.get_name(name).expect(name);
+            assert_eq!(entry.filemode(), 0o100_644);
+            let blob = repo.find_blob(entry.id()).expect("blob");
+            assert_eq!(blob.content(), content);
+        }
+    }
+}
