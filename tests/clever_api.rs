@@ -56,6 +56,8 @@ struct Mock {
     polls_before_created: u32,
     fixed_repo_state: Option<String>,
     base: String,
+    /// When set, every app's `httpUrl` (e.g. a `file://` bare repository).
+    git_url: Option<String>,
 }
 
 type Shared = Arc<Mutex<Mock>>;
@@ -79,7 +81,7 @@ fn app_json(m: &Mock, id: &str, app: &MockApp, repo_state: &str) -> Value {
     json!({"id": id, "name": app.name, "zone": "par", "ownerId": "orga",
         "creationDate": app.created_ms, "commitId": null,
         "deployment": {"type": "GIT", "repoState": repo_state,
-            "httpUrl": format!("{}/git/{id}.git", m.base)},
+            "httpUrl": m.git_url.clone().unwrap_or_else(|| format!("{}/git/{id}.git", m.base))},
         "instance": {"type": "docker", "version": m.version,
             "maxFlavor": {"name": app.flavor.0, "mem": app.flavor.1, "cpus": 2}}})
 }
@@ -248,6 +250,7 @@ impl Harness {
             polls_before_created: 2,
             fixed_repo_state: None,
             base: String::new(),
+            git_url: None,
         }));
         let data = web::Data::new(state.clone());
         let srv = HttpServer::new(move || {
@@ -757,5 +760,49 @@ async fn multi_tenant_uses_the_groups_organisation() {
     let loaded = ex.load_resource(&saved).await.expect("reload");
     ex.decommission(&loaded).await.expect("delete in acme");
     assert!(h.with(|m| m.apps.is_empty()));
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn launch_pushes_once_then_reports_already_launched() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = dir.path().join("app.git");
+    git2::Repository::init_bare(&bare).expect("bare repository");
+    let url = url::Url::from_file_path(&bare)
+        .expect("file URL")
+        .to_string();
+    h.with(|m| m.git_url = Some(url.clone()));
+    let mut s = h.single();
+    s.inner_runner_toml = "[[runners]]\nname = \"inner\"\nexecutor = \"docker\"\n".into();
+    let ex = h.executor(s);
+    let j = job(50, &[]);
+    let r = ex.create(&j).await.expect("create");
+    let r = ex.prepare(&r, &j).await.expect("prepare");
+    assert_eq!(r.detail["deploy_url"], json!(url));
+    let launched = ex.launch(&r, &j).await.expect("launch");
+    assert!(launched.launched);
+    let repo = git2::Repository::open_bare(&bare).expect("open");
+    let master = repo
+        .find_reference("refs/heads/master")
+        .expect("master pushed");
+    let tree = master.peel_to_tree().expect("tree");
+    let mut names: Vec<String> = tree
+        .iter()
+        .filter_map(|e| e.name().ok().map(str::to_string))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Dockerfile", "job.json", "runner.toml"]);
+    let first = master.target();
+    // Again (a restart after the push): master exists, nothing pushed.
+    let again = ex.launch(&r, &j).await.expect("already launched");
+    assert!(again.launched);
+    let repo = git2::Repository::open_bare(&bare).expect("open");
+    assert_eq!(
+        repo.find_reference("refs/heads/master")
+            .expect("master")
+            .target(),
+        first
+    );
     h.stop().await;
 }

@@ -30,11 +30,11 @@ use super::flavors::{
     min_requestable_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError,
     FLAVOR_VARIABLE,
 };
-use super::pending_deploy::deploy::BuildContext;
-use super::pending_deploy::git_push::{push_context, PushOutcome};
 use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
 use super::GroupAttributes;
+use crate::deploy::BuildContext;
+use crate::git_push::{push_context, PushOutcome};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,

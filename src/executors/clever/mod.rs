@@ -10,7 +10,6 @@
 pub mod api;
 mod executor;
 pub mod flavors;
-mod pending_deploy;
 pub mod settings;
 pub mod tenants;
 
