@@ -85,14 +85,16 @@ impl fmt::Debug for BuildContext {
 
 /// The Dockerfile for `main_image`.
 ///
-/// Differences with the reference 0.6.3 template: no `ENV DEBUG="true"`
-/// (the inner runner's debug logs went to the PAAS logs, not the job trace)
-/// and a space after the last comma of the `ENTRYPOINT` array.
+/// Same lines as the reference 0.6.3 template, `ENV DEBUG="true"` included
+/// (the inner runner's debug logs go to the PAAS application logs, which
+/// operators of the Python runner rely on); the only difference is a space
+/// after the last comma of the `ENTRYPOINT` array (same JSON array).
 pub fn dockerfile(main_image: &str) -> String {
     format!(
         "FROM {main_image}\n\
          COPY runner.toml {CONFIG_DIR}/runner.toml\n\
          COPY job.json {CONFIG_DIR}/job.json\n\
+         ENV DEBUG=\"true\"\n\
          ENTRYPOINT [\"/usr/bin/gitlab-runner\", \"exec-fetched-job\", \
          \"--config\", \"{CONFIG_DIR}/runner.toml\", \"{CONFIG_DIR}/job.json\"]\n"
     )
@@ -174,12 +176,13 @@ mod tests {
     }
 
     #[test]
-    fn dockerfile_matches_the_agreed_content() {
+    fn dockerfile_matches_the_reference_template() {
         assert_eq!(
             dockerfile("img:1"),
             "FROM img:1\n\
              COPY runner.toml /etc/gitlab-runner/runner.toml\n\
              COPY job.json /etc/gitlab-runner/job.json\n\
+             ENV DEBUG=\"true\"\n\
              ENTRYPOINT [\"/usr/bin/gitlab-runner\", \"exec-fetched-job\", \"--config\", \
              \"/etc/gitlab-runner/runner.toml\", \"/etc/gitlab-runner/job.json\"]\n"
         );

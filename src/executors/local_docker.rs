@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use self::placeholder_deploy::BuildContext;
+use crate::deploy::BuildContext;
 
 /// Weight of every local-docker job: there are no flavors.
 pub const JOB_WEIGHT: Weight = 1.0;
@@ -664,70 +664,6 @@ impl Paas for LocalDocker {
             // checks it again, `decommission` does not care.
             Ok(self.resource(name.to_string(), false))
         })
-    }
-}
-
-/// Minimal stand-in for `crate::deploy::BuildContext` (issue 5, written in
-/// parallel), behind the agreed signature; replaced by the real one once it
-/// is merged.
-mod placeholder_deploy {
-    use paas_actors::ports::Job;
-    use std::path::Path;
-
-    /// Default base image, as in the reference (0.6.3).
-    const DEFAULT_MAIN_IMAGE: &str =
-        "registry.heptapod.net:443/heptapod/heptapod-runner/runner:0.6.3";
-
-    /// Why a build context could not be made.
-    #[derive(Debug, thiserror::Error)]
-    pub enum DeployError {
-        /// The base image name is unusable in a Dockerfile.
-        #[error("invalid main image {0:?}")]
-        InvalidMainImage(String),
-        /// The job payload could not be serialised.
-        #[error("cannot serialise the job: {0}")]
-        Serialize(#[from] serde_json::Error),
-    }
-
-    /// Dockerfile, runner.toml and job.json of one job.
-    pub struct BuildContext {
-        dockerfile: String,
-        runner_toml: String,
-        job_json: String,
-    }
-
-    impl BuildContext {
-        /// Makes the context of `job` on top of `main_image`.
-        pub fn new(
-            main_image: Option<&str>,
-            runner_toml: String,
-            job: &Job,
-        ) -> Result<BuildContext, DeployError> {
-            let image = main_image.unwrap_or(DEFAULT_MAIN_IMAGE);
-            if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(DeployError::InvalidMainImage(image.to_string()));
-            }
-            Ok(BuildContext {
-                dockerfile: format!(
-                    "FROM {image}\n\
-                     COPY runner.toml /etc/gitlab-runner/runner.toml\n\
-                     COPY job.json /etc/gitlab-runner/job.json\n\
-                     ENV DEBUG=\"true\"\n\
-                     ENTRYPOINT [\"/usr/bin/gitlab-runner\", \"exec-fetched-job\", \
-                     \"--config\", \"/etc/gitlab-runner/runner.toml\", \
-                     \"/etc/gitlab-runner/job.json\"]\n"
-                ),
-                runner_toml,
-                job_json: serde_json::to_string(&*job.payload)?,
-            })
-        }
-
-        /// Writes Dockerfile, runner.toml and job.json into `dir`.
-        pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
-            std::fs::write(dir.join("Dockerfile"), &self.dockerfile)?;
-            std::fs::write(dir.join("runner.toml"), &self.runner_toml)?;
-            std::fs::write(dir.join("job.json"), &self.job_json)
-        }
     }
 }
 

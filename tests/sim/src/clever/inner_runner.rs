@@ -1,0 +1,348 @@
+//! The simulated inner runner: on each deployment, read the pushed tree of `master`, check it
+//! (see [`super::checker`]), snapshot the env, then behave like `gitlab-runner
+//! exec-fetched-job`: after the start delay append a line to the job trace with the job token
+//! (resyncing on 416), and after the job's duration report its outcome.
+//!
+//! Agreed convention with the fake coordinator: the job variables `PAAS_SIM_DURATION_MS`
+//! (integer string, default 0) and `PAAS_SIM_OUTCOME` (`success` | `failed`, default
+//! `success`) drive the simulated job; the handed-out payload is read from
+//! `GET {url}/__sim/jobs/{id}` (`{"payload": …}`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::checker::{self, BuildContext, Finding, InnerJob};
+use super::git_http::git_output;
+use super::ledger::{DeploymentEntry, Violation};
+use super::model::{new_uuid, unix_ms, Deployment, SharedWorld};
+
+/// Variable giving the simulated job duration in ms.
+pub const DURATION_VARIABLE: &str = "PAAS_SIM_DURATION_MS";
+/// Variable giving the simulated job outcome.
+pub const OUTCOME_VARIABLE: &str = "PAAS_SIM_OUTCOME";
+/// Timeout of every call to the coordinator.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of one trace append (416 resyncs and transient errors).
+const TRACE_ATTEMPTS: usize = 5;
+/// Step of the wait loop while the job "runs" (to notice a deletion).
+const RUN_STEP: Duration = Duration::from_millis(50);
+
+/// Reads `master` of a bare repository into a [`BuildContext`].
+pub async fn read_build_context(repo: &Path, commit: &str) -> BuildContext {
+    let files = git_output(repo, &["ls-tree", "--name-only", commit])
+        .await
+        .map(|o| {
+            String::from_utf8_lossy(&o)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let read = |name: &'static str| async move {
+        let spec = format!("{commit}:{name}");
+        git_output(repo, &["cat-file", "blob", &spec])
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+    };
+    BuildContext {
+        files,
+        dockerfile: read("Dockerfile").await,
+        runner_toml: read("runner.toml").await,
+        job_json: read("job.json").await,
+    }
+}
+
+fn record(world: &SharedWorld, app_id: &str, job_id: Option<i64>, findings: Vec<Finding>) {
+    let mut w = world.lock();
+    let t_ms = w.now_ms();
+    for f in findings {
+        w.ledger.violation(Violation {
+            t_ms,
+            app_id: Some(app_id.to_owned()),
+            job_id,
+            kind: f.kind.to_owned(),
+            message: f.message,
+        });
+    }
+}
+
+fn set_status(world: &SharedWorld, index: usize, status: &str, checked: Option<bool>) {
+    world.lock().ledger.update_deployment(index, |d| {
+        d.inner_status = status.to_owned();
+        if let Some(c) = checked {
+            d.checked = c;
+        }
+    });
+}
+
+/// Called by the Git endpoint after a push moved `master` of `app_id` to `commit`: records
+/// the deployment, checks the tree synchronously, then spawns the job on the current arbiter.
+pub async fn on_deployment(world: SharedWorld, app_id: String, commit: String) {
+    let (repo, expected_image, start_delay, env, index) = {
+        let mut w = world.lock();
+        let now_ms = w.now_ms();
+        let uuid = new_uuid(&mut w.rng);
+        let expected_image = w.expected_main_image.clone();
+        let start_delay = w.timing.start_delay;
+        let Some(app) = w.apps.get_mut(&app_id) else {
+            return;
+        };
+        let env = app.env.clone();
+        app.deployments.push(Deployment {
+            id: format!("deployment_{uuid}"),
+            commit: commit.clone(),
+            env: env.clone(),
+            date_ms: unix_ms(),
+            state: "WIP".to_owned(),
+        });
+        app.state = "WANTS_TO_BE_UP".to_owned();
+        app.instance_state = "DEPLOYING".to_owned();
+        let repo = app.repo_path.clone();
+        let index = w.ledger.deployment(DeploymentEntry {
+            t_ms: now_ms,
+            app_id: app_id.clone(),
+            commit: commit.clone(),
+            job_id: None,
+            checked: false,
+            inner_status: "checking".to_owned(),
+        });
+        (repo, expected_image, start_delay, env, index)
+    };
+    let ctx = read_build_context(&repo, &commit).await;
+    if let Some(app) = world.lock().apps.get_mut(&app_id) {
+        app.last_context = Some(ctx.clone());
+    }
+    let (mut findings, job) = checker::check_build_context(&ctx, &expected_image);
+    if env.get("CC_MOUNT_DOCKER_SOCKET").map(String::as_str) != Some("true") {
+        findings.push(Finding {
+            kind: "env_snapshot",
+            message: "CC_MOUNT_DOCKER_SOCKET=true was not in the env when the deployment started"
+                .to_owned(),
+        });
+    }
+    let job_id = job.as_ref().map(|j| j.job_id);
+    record(&world, &app_id, job_id, findings);
+    world
+        .lock()
+        .ledger
+        .update_deployment(index, |d| d.job_id = job_id);
+    match job {
+        None => set_status(&world, index, "aborted:unusable build context", Some(true)),
+        Some(job) => {
+            actix_rt::spawn(run_job(world, app_id, index, job, start_delay));
+        }
+    }
+}
+
+/// Still alive, and this deployment is the app's latest?
+fn app_alive(world: &SharedWorld, app_id: &str) -> bool {
+    world.lock().apps.get(app_id).is_some_and(|a| !a.deleted)
+}
+
+fn set_app_states(
+    world: &SharedWorld,
+    app_id: &str,
+    instance: &str,
+    deployment: &str,
+    state: &str,
+) {
+    let mut w = world.lock();
+    if let Some(a) = w.apps.get_mut(app_id).filter(|a| !a.deleted) {
+        a.instance_state = instance.to_owned();
+        a.state = state.to_owned();
+        if let Some(d) = a.deployments.last_mut() {
+            d.state = deployment.to_owned();
+        }
+    }
+}
+
+async fn run_job(
+    world: SharedWorld,
+    app_id: String,
+    index: usize,
+    job: InnerJob,
+    start_delay: Duration,
+) {
+    let client = awc::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .disable_redirects()
+        .finish();
+    let findings = match fetch_handed(&client, &job).await {
+        Ok(handed) => checker::compare_jobs(&job.job, &handed),
+        Err(f) => vec![f],
+    };
+    record(&world, &app_id, Some(job.job_id), findings);
+    set_status(&world, index, "waiting", Some(true));
+
+    tokio::time::sleep(start_delay).await;
+    if !app_alive(&world, &app_id) {
+        set_status(&world, index, "aborted:app deleted before start", None);
+        return;
+    }
+    set_app_states(
+        &world,
+        &app_id,
+        "TASK_IN_PROGRESS",
+        "TASK_RUNNING",
+        "WANTS_TO_BE_UP",
+    );
+    let vars = checker::job_variables(&job.job);
+    let line = format!(
+        "Running with paas-sim inner runner on {app_id}\r\nExecuting job {}\r\n",
+        job.job_id
+    );
+    let mut trace = Trace { offset: 0 };
+    if let Err(why) = trace.append(&client, &job, &line).await {
+        set_status(&world, index, &format!("aborted:{why}"), None);
+        return;
+    }
+    set_status(&world, index, "trace_written", None);
+
+    let duration = vars
+        .get(DURATION_VARIABLE)
+        .and_then(|d| d.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_millis);
+    let deadline = tokio::time::Instant::now() + duration;
+    while tokio::time::Instant::now() < deadline {
+        if !app_alive(&world, &app_id) {
+            set_status(&world, index, "aborted:app deleted while running", None);
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(left.min(RUN_STEP)).await;
+    }
+    if !app_alive(&world, &app_id) {
+        set_status(&world, index, "aborted:app deleted while running", None);
+        return;
+    }
+    let outcome = match vars.get(OUTCOME_VARIABLE).map(String::as_str) {
+        Some("failed") => "failed",
+        _ => "success",
+    };
+    let last = if outcome == "success" {
+        "Job succeeded\r\n"
+    } else {
+        "ERROR: Job failed: exit code 1\r\n"
+    };
+    // the last line is best effort, as for the real runner
+    let _ = trace.append(&client, &job, last).await;
+    let status = match report(&client, &job, outcome).await {
+        Ok(code) => format!("finished:{outcome}:{code}"),
+        Err(why) => format!("aborted:{why}"),
+    };
+    let deployment_state = if outcome == "success" { "OK" } else { "FAIL" };
+    set_app_states(
+        &world,
+        &app_id,
+        "DELETED",
+        deployment_state,
+        "SHOULD_BE_DOWN",
+    );
+    set_status(&world, index, &status, None);
+}
+
+async fn fetch_handed(client: &awc::Client, job: &InnerJob) -> Result<Value, Finding> {
+    let url = format!("{}/__sim/jobs/{}", job.coordinator_url, job.job_id);
+    let unreachable = |why: String| Finding {
+        kind: "job_unknown",
+        message: format!(
+            "could not fetch job {} from the coordinator: {why}",
+            job.job_id
+        ),
+    };
+    let mut resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(unreachable(format!("status {}", resp.status())));
+    }
+    let body: Value = resp
+        .json()
+        .limit(16 << 20)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    body.get("payload")
+        .cloned()
+        .ok_or_else(|| unreachable("no `payload` in the answer".to_owned()))
+}
+
+/// Trace writer tracking the byte offset like the real runner.
+struct Trace {
+    offset: u64,
+}
+
+impl Trace {
+    async fn append(
+        &mut self,
+        client: &awc::Client,
+        job: &InnerJob,
+        text: &str,
+    ) -> Result<(), String> {
+        let url = format!("{}/api/v4/jobs/{}/trace", job.coordinator_url, job.job_id);
+        let len = text.len() as u64;
+        for _ in 0..TRACE_ATTEMPTS {
+            let range = format!("{}-{}", self.offset, self.offset + len);
+            let resp = client
+                .patch(&url)
+                .insert_header(("JOB-TOKEN", job.job_token.as_str()))
+                .insert_header(("Content-Range", range))
+                .insert_header(("Content-Type", "text/plain"))
+                .send_body(text.to_owned())
+                .await;
+            let resp = match resp {
+                Ok(r) => r,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let range_end = resp
+                .headers()
+                .get("Range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(_, end)| end.trim().parse::<u64>().ok());
+            match resp.status().as_u16() {
+                202 => {
+                    self.offset = range_end.unwrap_or(self.offset + len);
+                    return Ok(());
+                }
+                416 => match range_end {
+                    Some(end) => self.offset = end,
+                    None => return Err("trace 416 without Range".to_owned()),
+                },
+                403 => return Err("trace 403 (job not running)".to_owned()),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        Err("trace append kept failing".to_owned())
+    }
+}
+
+async fn report(client: &awc::Client, job: &InnerJob, outcome: &str) -> Result<u16, String> {
+    let url = format!("{}/api/v4/jobs/{}", job.coordinator_url, job.job_id);
+    let mut body = json!({"token": job.job_token, "state": outcome});
+    if outcome == "failed" {
+        body["failure_reason"] = json!("script_failure");
+        body["exit_code"] = json!(1);
+    }
+    for _ in 0..TRACE_ATTEMPTS {
+        match client
+            .put(&url)
+            .insert_header(("JOB-TOKEN", job.job_token.as_str()))
+            .send_json(&body)
+            .await
+        {
+            Ok(r) if r.status().is_server_error() => {}
+            Ok(r) => return Ok(r.status().as_u16()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err("job update kept failing".to_owned())
+}
