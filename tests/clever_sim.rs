@@ -6,19 +6,20 @@
 //! Every test checks at the end that the sim's checker found no violation
 //! and, where the test cleans up, that no application leaked.
 
+use heptapod_paas_runner::config;
 use heptapod_paas_runner::executors::clever::{
     CleverExecutor, CleverSettings, GroupAttributes, HttpSettings, RetryPolicy, Tenancy,
 };
 use heptapod_paas_runner::gitlab::{CoordinatorSettings, GitlabCoordinator};
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{weight_of_mem_mib, Coordinator, Job, Paas, PaasErrorClass, Resource};
-use paas_sim::clever::OrgSeed;
 use paas_sim::clever::config::{DEFAULT_ORG, DEFAULT_TOKEN};
+use paas_sim::clever::OrgSeed;
 use paas_sim::clever::{
-    CleverHandle, CleverSimConfig, Endpoint, FakeClever, FaultCommand, FaultKind, RepoDelay,
-    Timing,
+    CleverHandle, CleverSimConfig, Endpoint, FakeClever, FaultCommand, FaultKind, RepoDelay, Timing,
 };
 use paas_sim::coordinator::{CoordinatorConfig, CoordinatorHandle, FakeCoordinator, JobSpec};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -46,24 +47,37 @@ impl World {
         World::start(CleverSimConfig::default())
     }
 
+    /// Settings as the wiring builds them: from a configuration file
+    /// through `CleverSettings::from_runner` (so the inner runner.toml is
+    /// the real one), with test-sized timings.
     fn settings(&self) -> CleverSettings {
-        let mut s = CleverSettings::new(
-            "D3adNQYu",
-            Tenancy::Single {
-                orga_id: DEFAULT_ORG.into(),
-                token: Secret::new(DEFAULT_TOKEN),
-            },
+        let text = format!(
+            r#"
+[quota_computation]
+reference_runner = "cc"
+reference_flavor = "M"
+reference_jobs_count = 4
+[[runners]]
+name = "cc"
+url = "{}"
+token = "{RUNNER_TOKEN}"
+executor = "clever-docker"
+cc_api_url = "{}"
+cc_orga_id = "{DEFAULT_ORG}"
+cc_token = "{DEFAULT_TOKEN}"
+cc_deployment_repo_timeout = 0.4
+cc_deployment_repo_wait_step = 0.02
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+[runners.docker]
+image = "debian:bookworm"
+"#,
+            self.coord.url(),
+            self.clever.api_url()
         );
-        s.api_url = self.clever.api_url();
-        s.deployment_repo_wait_step = Duration::from_millis(20);
-        s.deployment_repo_timeout = Duration::from_millis(400);
-        s.extra_env = vec![("CC_ENABLE_HEPTAPOD_RUNNER".into(), "true".into())];
-        s.inner_runner_toml = format!(
-            "concurrent = 1\n\n[[runners]]\nname = \"inner\"\nurl = \"{}\"\n\
-             token = \"{RUNNER_TOKEN}\"\nexecutor = \"docker\"\n\n\
-             [runners.docker]\nimage = \"debian:bookworm\"\n",
-            self.coord.url()
-        );
+        let loaded = config::parse_str(&text, Path::new("test.toml")).expect("valid config");
+        let runner = loaded.config.runners.first().expect("one runner");
+        let mut s = CleverSettings::from_runner(runner).expect("clever runner");
         s.push_timeout = Duration::from_secs(30);
         s.http = HttpSettings {
             connect_timeout: Duration::from_secs(2),
@@ -98,8 +112,10 @@ impl World {
             .expect("a job is handed out")
     }
 
-    /// Waits (bounded) until every deployment is checked.
-    async fn settle(&self) {
+    /// Waits (bounded) until every deployment is checked; there must be
+    /// `expected` of them.
+    async fn settle(&self, expected: usize) {
+        assert_eq!(self.clever.control().deployments().len(), expected);
         for _ in 0..200 {
             if self
                 .clever
@@ -119,7 +135,11 @@ impl World {
         let violations = self.clever.control().violations();
         assert!(violations.is_empty(), "sim violations: {violations:#?}");
         let summary = self.clever.control().summary();
-        assert!(summary.leaks.is_empty(), "leaked apps: {:#?}", summary.leaks);
+        assert!(
+            summary.leaks.is_empty(),
+            "leaked apps: {:#?}",
+            summary.leaks
+        );
         assert!(summary.duplicates.is_empty(), "{:#?}", summary.duplicates);
     }
 }
@@ -144,7 +164,7 @@ async fn single_org_job_is_deployed_and_cleaned_up() {
     assert_eq!(r.weight, weight_of_mem_mib(4096));
     let launched = ex.launch(&r, &job).await.expect("launch");
     assert!(launched.launched);
-    w.settle().await;
+    w.settle(1).await;
     let deployments = w.clever.control().deployments();
     assert_eq!(deployments.len(), 1);
     assert_eq!(
@@ -154,8 +174,14 @@ async fn single_org_job_is_deployed_and_cleaned_up() {
     );
     let envs = w.clever.control().deployment_envs(&r.id);
     let env = envs.first().expect("env snapshot");
-    assert_eq!(env.get("CC_MOUNT_DOCKER_SOCKET").map(String::as_str), Some("true"));
-    assert_eq!(env.get("CC_ENABLE_HEPTAPOD_RUNNER").map(String::as_str), Some("true"));
+    assert_eq!(
+        env.get("CC_MOUNT_DOCKER_SOCKET").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        env.get("CC_ENABLE_HEPTAPOD_RUNNER").map(String::as_str),
+        Some("true")
+    );
 
     // A second launch (after a restart) finds master: already launched.
     let again = ex.launch(&r, &job).await.expect("second launch");
@@ -172,13 +198,14 @@ async fn services_and_dependency_proxy_pass_the_checker() {
     let w = World::default();
     let ex = w.executor(w.settings());
     let mut spec = JobSpec::new("with-services");
-    spec.dependency_proxy_prefix = Some("heptapod.example:443/group/dependency_proxy/containers".into());
+    spec.dependency_proxy_prefix =
+        Some("heptapod.example:443/group/dependency_proxy/containers".into());
     spec.image = Some("python:3.11".into());
     spec.services = vec!["postgres:13".into(), "tutum/wordpress".into()];
     let job = w.acquire(spec).await;
     let r = provision(&ex, &job).await;
     ex.launch(&r, &job).await.expect("launch");
-    w.settle().await;
+    w.settle(1).await;
     ex.decommission(&r).await.expect("delete");
     w.assert_clean();
 }
@@ -273,7 +300,11 @@ async fn repository_never_ready_times_out() {
     let r = ex.create(&job).await.expect("create");
     let e = ex.prepare(&r, &job).await.expect_err("timeout");
     assert_eq!(e.action, "wait-git");
-    assert!(e.message.contains("not deployable after 0.4 s"), "{}", e.message);
+    assert!(
+        e.message.contains("not deployable after 0.4 s"),
+        "{}",
+        e.message
+    );
     ex.decommission(&r).await.expect("delete");
     w.assert_clean();
 }
@@ -305,7 +336,7 @@ async fn state_round_trip_then_decommission() {
     let job = w.acquire(JobSpec::new("state").flavor("XL")).await;
     let r = provision(&ex, &job).await;
     let r = ex.launch(&r, &job).await.expect("launch");
-    w.settle().await;
+    w.settle(1).await;
     let saved = ex.dump_resource(&r);
     // A new executor (restart) reads it back.
     let ex2 = w.executor(w.settings());
@@ -341,10 +372,12 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
     let attrs: Rc<dyn GroupAttributes> = Rc::new(w.gitlab());
     let ex = CleverExecutor::new(s.clone(), Some(attrs.clone()), logger()).expect("executor");
 
-    let job = w.acquire(JobSpec::new("tenant").root_namespace("acme")).await;
+    let job = w
+        .acquire(JobSpec::new("tenant").root_namespace("acme"))
+        .await;
     let r = provision(&ex, &job).await;
     let r = ex.launch(&r, &job).await.expect("launch");
-    w.settle().await;
+    w.settle(1).await;
     let apps = w.clever.control().apps();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps.first().map(|a| a.org.as_str()), Some("orga_acme"));
