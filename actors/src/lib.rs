@@ -6,7 +6,10 @@
 //! local Docker) are known only through the traits of [`ports`]; this crate
 //! does no HTTP and touches no file but the state store.
 
+pub mod job;
 pub mod ports;
+pub mod quota;
 pub mod secret;
+pub mod state;
 
 pub use secret::Secret;
