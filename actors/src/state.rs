@@ -97,6 +97,9 @@ pub struct FailureRecord {
     pub job_id: i64,
     /// The explanation appended to the job trace.
     pub message: String,
+    /// Whether the explanation is already in the job trace.
+    #[serde(default)]
+    pub trace_appended: bool,
 }
 
 /// Extra key `uncertain`: an operation in flight when a stop was forced.
