@@ -183,6 +183,9 @@ pub struct Stats {
     pub launch_failures: u64,
     /// State writes completed.
     pub persists: u64,
+    /// Wall time of the last completed state write, from building the
+    /// snapshot to the store's acknowledgement.
+    pub last_persist: Duration,
     /// Per-job actors running.
     pub tasks: usize,
     /// Polling cycles done by the slowest runner.
@@ -320,6 +323,8 @@ struct Persistence {
     stopped: bool,
     forced: bool,
     count: u64,
+    kick_scheduled: bool,
+    last_duration: Duration,
     waiters: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
 }
 
@@ -963,9 +968,15 @@ impl Supervisor {
 
     // -- persistence -----------------------------------------------------------
 
+    /// Something worth persisting changed. The write starts once the
+    /// messages already queued are handled (a self-notification queues
+    /// behind them), so that one write covers a whole burst of events.
     fn mark_dirty(&mut self, ctx: &mut Context<Self>) {
         self.persist.gen += 1;
-        self.kick_persist(ctx);
+        if !self.persist.kick_scheduled {
+            self.persist.kick_scheduled = true;
+            ctx.notify(PersistNow);
+        }
     }
 
     fn kick_persist(&mut self, ctx: &mut Context<Self>) {
@@ -975,6 +986,7 @@ impl Supervisor {
         }
         self.persist.in_flight = true;
         let target = self.persist.gen;
+        let started = std::time::Instant::now();
         let snapshot = self.snapshot();
         let fut = self.store.save(snapshot);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
@@ -982,6 +994,7 @@ impl Supervisor {
             match res {
                 Ok(()) => {
                     act.persist.count += 1;
+                    act.persist.last_duration = started.elapsed();
                     act.persist.saved = act.persist.saved.max(target);
                     act.resolve_waiters(target, Ok(()));
                 }
@@ -1024,7 +1037,9 @@ impl Supervisor {
             let _ = tx.send(Ok(()));
         } else {
             self.persist.waiters.push((self.persist.gen, tx));
-            self.kick_persist(ctx);
+            if !self.persist.kick_scheduled {
+                self.kick_persist(ctx);
+            }
         }
         rx
     }
@@ -1146,6 +1161,7 @@ impl Supervisor {
             completed: self.completed,
             launch_failures: self.launch_failures,
             persists: self.persist.count,
+            last_persist: self.persist.last_duration,
             tasks: self.tasks,
             poll_cycles: self.min_cycles(),
         }
@@ -1411,6 +1427,19 @@ impl Handler<DumpState> for Supervisor {
                 "backoff_s" => r.backoff.as_secs_f64(),
                 "max_weight" => r.max_weight.unwrap_or(0.0));
         }
+    }
+}
+
+/// Sent by the supervisor to itself: start the coalesced state write.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct PersistNow;
+
+impl Handler<PersistNow> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: PersistNow, ctx: &mut Context<Self>) {
+        self.persist.kick_scheduled = false;
+        self.kick_persist(ctx);
     }
 }
 
