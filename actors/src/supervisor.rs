@@ -1299,6 +1299,7 @@ impl Handler<LaunchStopped> for Supervisor {
                 slog::info!(log, "launch interrupted by shutdown; stays pending");
             }
         }
+        self.schedule_polls(ctx);
     }
 }
 
@@ -1322,6 +1323,7 @@ impl Handler<FailureReported> for Supervisor {
                 }
             }
         }
+        self.schedule_polls(ctx);
     }
 }
 

@@ -576,3 +576,23 @@ async fn invalid_settings_are_refused() {
         .map(|e| e.to_string());
     assert!(err.is_some_and(|e| e.contains("\"ra\"")));
 }
+
+#[actix_rt::test]
+async fn capacity_freed_by_a_reported_failure_resumes_polling() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    r.paas
+        .fail(Step::Launch, [PaasError::permanent("push", "rejected")]);
+    r.coord.push_jobs([job(1, &[]), job(2, &[])]);
+    let mut s = settings(1.0);
+    s.decommission_launch_failures = false;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 100, |s| s.phases.get("started") == Some(&1))
+            .await
+    );
+    assert_eq!(svc.stats().await.acquired, 2);
+    svc.stop().await;
+}
