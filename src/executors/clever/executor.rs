@@ -194,6 +194,20 @@ impl CleverExecutor {
         .map_err(flavor_error)
     }
 
+    /// Weight of the flavor a user would name `flavor` (e.g. `3XL`), for the
+    /// `[quota_computation]` reference. An unknown flavor is a permanent
+    /// error listing the available ones.
+    pub async fn flavor_weight(&self, flavor: &str) -> Result<Weight, PaasError> {
+        let catalog = self
+            .products
+            .catalog(&self.api)
+            .await
+            .map_err(product_error)?;
+        select_flavor(&catalog, Some(flavor), flavor, None)
+            .map(|f| f.weight())
+            .map_err(flavor_error)
+    }
+
     /// Weight for an app whose flavor is unknown: the largest available
     /// flavor's, else the largest documented one's.
     async fn fallback_weight(&self) -> Weight {
