@@ -304,7 +304,10 @@ async fn check_runners_can_poll(
                 config,
                 &key,
                 format!(
-                    "runner {:?} must reserve {needed:.3} (its largest flavor) before asking for a                      job, but its share of the weighted quota is only {share:.3}: it would never                      take a job. Set cc_max_flavor to a smaller flavor, or raise                      [quota_computation] (reference_flavor / reference_jobs_count)",
+                    "runner {:?} must reserve {needed:.3} (its largest flavor) before asking for a \
+                     job, but its share of the weighted quota is only {share:.3}: it would never \
+                     take a job. Set cc_max_flavor to a smaller flavor, or raise \
+                     [quota_computation] (reference_flavor / reference_jobs_count)",
                     runner.name
                 ),
             ));
