@@ -186,6 +186,9 @@ pub struct Stats {
     /// Wall time of the last completed state write, from building the
     /// snapshot to the store's acknowledgement.
     pub last_persist: Duration,
+    /// Time spent building the last snapshot on the arbiter (the rest of a
+    /// write runs in the store, off the arbiter for the file store).
+    pub last_snapshot_build: Duration,
     /// Per-job actors running.
     pub tasks: usize,
     /// Polling cycles done by the slowest runner.
@@ -325,6 +328,7 @@ struct Persistence {
     count: u64,
     kick_scheduled: bool,
     last_duration: Duration,
+    last_build: Duration,
     waiters: Vec<(u64, oneshot::Sender<Result<(), String>>)>,
 }
 
@@ -988,6 +992,7 @@ impl Supervisor {
         let target = self.persist.gen;
         let started = std::time::Instant::now();
         let snapshot = self.snapshot();
+        self.persist.last_build = started.elapsed();
         let fut = self.store.save(snapshot);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.persist.in_flight = false;
@@ -1162,6 +1167,7 @@ impl Supervisor {
             launch_failures: self.launch_failures,
             persists: self.persist.count,
             last_persist: self.persist.last_duration,
+            last_snapshot_build: self.persist.last_build,
             tasks: self.tasks,
             poll_cycles: self.min_cycles(),
         }
