@@ -430,3 +430,33 @@ pub fn run_to_end(args: &[&std::ffi::OsStr], timeout: Duration) -> (Option<i32>,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+impl Sim {
+    /// The quota the runner computes: weight of `flavor` × `count`, from the
+    /// sim's flavor table.
+    pub fn quota(&self, flavor: &str, count: u32) -> f64 {
+        self.weight(flavor) * f64::from(count)
+    }
+
+    /// Nothing leaked, no duplicate app, no violation, live weight never
+    /// above `quota`, and at least `apps` applications created.
+    pub fn assert_clean(&self, quota: f64, apps: usize) {
+        let s = self.clever.control().summary();
+        let why = self.describe();
+        assert!(s.leaks.is_empty(), "leaked apps\n{why}");
+        assert!(s.duplicates.is_empty(), "duplicate apps\n{why}");
+        assert_eq!(s.violations, 0, "sim violations\n{why}");
+        assert!(s.apps_created >= apps, "apps created\n{why}");
+        assert_eq!(s.apps_created, s.apps_deleted, "not all deleted\n{why}");
+        assert!(
+            s.max_live_weight <= quota + 1e-6,
+            "live weight {} above the quota {quota}\n{why}",
+            s.max_live_weight
+        );
+    }
+}
+
+/// Job id in an app name `hpd-job-<unique>-<job id>`.
+pub fn job_of_app(name: &str) -> Option<i64> {
+    name.rsplit('-').next().and_then(|s| s.parse().ok())
+}
