@@ -136,7 +136,12 @@ fn two_tenants_land_in_their_own_organisations() {
         expected.push((id, orga));
     }
     let ids: Vec<i64> = expected.iter().map(|(id, _)| *id).collect();
-    let runner = Runner::start(&config, &sim.dir.path().join("tenants.log"));
+    // This run logs in JSON (for log shippers): the secret check covers that format too.
+    let runner = Runner::start_with(
+        &config,
+        &sim.dir.path().join("tenants.log"),
+        &["--log-format", "json"],
+    );
     let done = wait_until(Duration::from_secs(40), || {
         sim.all_over(0, &ids) && sim.clever.control().summary().live_count == 0
     });
@@ -159,7 +164,26 @@ fn two_tenants_land_in_their_own_organisations() {
         assert_eq!(&app.org, orga, "job {id}: {app:?}");
     }
     sim.assert_clean(sim.quota("M", 3), 6);
-    stop_and_check_log(&sim, runner, &[tenants[0].2, tenants[1].2]);
+    let log = stop_and_check_log(&sim, runner, &[tenants[0].2, tenants[1].2]);
+    let mut keys = std::collections::BTreeSet::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(record.get("msg").is_some(), "{line}");
+        keys.extend(
+            record
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys().cloned()),
+        );
+    }
+    // Records carry the context fields operators filter on.
+    for key in ["runner", "job_id", "app"] {
+        assert!(
+            keys.contains(key),
+            "no `{key}` field in the JSON log: {keys:?}"
+        );
+    }
 }
 
 #[test]
