@@ -199,7 +199,9 @@ fn launch_failures_fail_the_job_with_an_explanation_and_leak_nothing() {
         fault: FaultKind::status(500),
     });
     let create_500 = sim.coord().enqueue_job(job("S", 100));
-    let runner = Runner::start(&config, &sim.dir.path().join("failures.log"));
+    // Started in the seed's form (`heptapod-paas-runner CONFIG`), as
+    // existing systemd units do.
+    let runner = Runner::start_seed_form(&config, &sim.dir.path().join("failures.log"));
     assert!(
         wait_until(Duration::from_secs(20), || sim.all_over(0, &[create_500])),
         "create-500 job not over\n{}",

@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use paas_sim::clever::config::{DEFAULT_ORG, DEFAULT_TOKEN};
 use paas_sim::clever::{CleverHandle, CleverSimConfig, FakeClever, FlavorSpec};
 use paas_sim::coordinator::{CoordinatorConfig, CoordinatorHandle, FakeCoordinator, JobState};
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -309,16 +310,29 @@ impl Runner {
 
     /// Same, with extra arguments.
     pub fn start_with(config: &Path, log: &Path, extra: &[&str]) -> Runner {
+        let mut args: Vec<&OsStr> = vec![OsStr::new("run"), config.as_os_str()];
+        args.extend(["-l", "DEBUG"].iter().chain(extra).map(OsStr::new));
+        Runner::spawn(&args, log)
+    }
+
+    /// The seed's form, as existing systemd units run it:
+    /// `heptapod-paas-runner CONFIG -l DEBUG` (no `run`).
+    pub fn start_seed_form(config: &Path, log: &Path) -> Runner {
+        Runner::spawn(
+            &[config.as_os_str(), OsStr::new("-l"), OsStr::new("DEBUG")],
+            log,
+        )
+    }
+
+    /// The binary with `args`, stdin closed, stderr appended to `log`.
+    pub fn spawn(args: &[&OsStr], log: &Path) -> Runner {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log file");
         let child = Command::new(BIN)
-            .arg("run")
-            .arg(config)
-            .args(["-l", "DEBUG"])
-            .args(extra)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
