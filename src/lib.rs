@@ -14,3 +14,5 @@ pub mod gitlab;
 pub mod logging;
 pub mod register;
 pub mod secret;
+pub mod signal;
+pub mod wiring;

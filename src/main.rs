@@ -1,9 +1,183 @@
-//! `heptapod-paas-runner` command (wired up by the service issue).
+//! `heptapod-paas-runner`: thin entry point. Parses the command line, sets
+//! up logging, and runs `run` or `register`.
+//!
+//! Exit codes: 0 normal stop, 1 runtime failure, 2 configuration or usage
+//! error.
+
+use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
+use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
+use heptapod_paas_runner::register::{self, Given, Prompter};
+use heptapod_paas_runner::{config, logging, signal, wiring};
+use paas_actors::service::{run_service, service_control, ServiceError};
+use slog::{error, info, warn, Logger};
+use std::io::IsTerminal;
+use std::time::{Duration, SystemTime};
 
 fn main() {
-    eprintln!(
-        "heptapod-paas-runner {}: the service is not assembled yet",
-        env!("CARGO_PKG_VERSION")
+    let command = cli::from_env();
+    let log_args = command.log_args();
+    let level = match logging::parse_level(&log_args.logging_level) {
+        Ok(level) => level,
+        Err(e) => {
+            eprintln!("heptapod-paas-runner: {e}");
+            std::process::exit(2);
+        }
+    };
+    let format = match logging::parse_format(&log_args.log_format) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("heptapod-paas-runner: {e}");
+            std::process::exit(2);
+        }
+    };
+    let logging = logging::init(level, format);
+    let code = match command {
+        Command::Run(args) => run(args, &logging.logger),
+        Command::Register(args) => register(args, &logging.logger),
+    };
+    // Flush the asynchronous log drain before exiting.
+    drop(logging);
+    std::process::exit(code);
+}
+
+fn run(args: RunArgs, logger: &Logger) -> i32 {
+    let loaded = match config::load(&args.config) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            error!(logger, "configuration error"; "error" => %e);
+            eprintln!("heptapod-paas-runner: {e}");
+            return e.exit_code();
+        }
+    };
+    for warning in &loaded.warnings {
+        warn!(logger, "configuration warning"; "detail" => warning);
+    }
+    let overrides = wiring::Overrides {
+        poll_cycles: args.poll_cycles,
+        check_interval: args.poll_interval.map(Duration::from_secs),
+        job_progress_poll_interval: args.job_progress_poll_interval.map(Duration::from_secs),
+    };
+    if args.poll_interval.is_some() {
+        warn!(
+            logger,
+            "--poll-interval is deprecated: set check_interval in the configuration"
+        );
+    }
+    if args.job_progress_poll_interval.is_some() {
+        warn!(logger, "--job-progress-poll-interval is deprecated: set job_progress_poll_interval in the configuration");
+    }
+    let config = loaded.config;
+    info!(logger, "starting";
+          "config" => %config.path.display(), "runners" => config.runners.len());
+
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let service = match wiring::build(&config, &overrides, logger).await {
+            Ok(service) => service,
+            Err(e) => {
+                error!(logger, "cannot start"; "error" => %e);
+                eprintln!("heptapod-paas-runner: {e}");
+                return e.exit_code();
+            }
+        };
+        let (handle, control) = service_control();
+        if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
+            error!(logger, "cannot install signal handlers"; "error" => %e);
+            return 1;
+        }
+        info!(logger, "service started";
+              "state_file" => %service.state_file.display(),
+              "quota" => service.settings.quota);
+        match run_service(
+            service.settings,
+            service.runners,
+            service.store,
+            logger.clone(),
+            control,
+        )
+        .await
+        {
+            Ok(report) => match report.snapshot_error {
+                None => {
+                    info!(logger, "stopped";
+                          "tracked_jobs" => report.tracked_jobs,
+                          "forced" => report.forced,
+                          "poll_cycles" => report.poll_cycles);
+                    0
+                }
+                Some(why) => {
+                    error!(logger, "stopped, but the final state could not be written";
+                           "error" => why, "tracked_jobs" => report.tracked_jobs);
+                    1
+                }
+            },
+            Err(ServiceError::State(e)) => {
+                error!(logger, "cannot load the state file; it is left untouched (see README, \"Corrupt state file\")"; "error" => %e);
+                eprintln!("heptapod-paas-runner: {e}");
+                1
+            }
+            Err(e) => {
+                error!(logger, "cannot start the service"; "error" => %e);
+                eprintln!("heptapod-paas-runner: {e}");
+                2
+            }
+        }
+    })
+}
+
+fn register(args: RegisterArgs, logger: &Logger) -> i32 {
+    let exists = args.config.exists();
+    let interactive = !args.non_interactive && std::io::stdin().is_terminal();
+    let given = Given {
+        name: args.name,
+        url: args.coordinator_url,
+        registration_token: args.registration_token,
+        token: args.token,
+        executor: args.executor,
+        max_concurrency: args.max_concurrency,
+        state_file: args.state_file_path,
+    };
+    let mut prompter = Prompter::new(std::io::stdin().lock(), std::io::stdout(), interactive);
+    let answers = match register::gather(&mut prompter, exists, &args.config, given) {
+        Ok(answers) => answers,
+        Err(e) => {
+            eprintln!("heptapod-paas-runner register: {e}");
+            return 2;
+        }
+    };
+    let api = match RunnersApi::new(&answers.url, Timeouts::default()) {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("heptapod-paas-runner register: {e}");
+            return 2;
+        }
+    };
+    let system = actix_rt::System::new();
+    let obtained = system.block_on(register::obtain_token(&api, &answers, None));
+    let registered = match obtained {
+        Ok(r) => r,
+        Err(e) => {
+            error!(logger, "registration failed"; "error" => %e);
+            eprintln!("heptapod-paas-runner register: registration failed: {e}");
+            return 1;
+        }
+    };
+    let obtained_at = match answers.token {
+        register::TokenKind::Authentication(_) => Some(register::rfc3339_utc(SystemTime::now())),
+        register::TokenKind::Registration(_) => None,
+    };
+    let section = register::render_section(&answers, &registered, obtained_at.as_deref());
+    let header = answers.new_file.as_ref().map(register::render_new_file);
+    if let Err(e) = register::append_section(&args.config, header.as_deref(), &section) {
+        eprintln!(
+            "heptapod-paas-runner register: cannot write {}: {e}",
+            args.config.display()
+        );
+        return 1;
+    }
+    print!(
+        "{}",
+        register::next_steps(&answers.executor, &args.config, answers.new_file.is_some())
     );
-    std::process::exit(1);
+    0
 }

@@ -6,11 +6,13 @@
 //! created with mode 0600 and the global `state_file` and `concurrent`
 //! keys. Values missing from the command line are asked for interactively,
 //! again and again until valid (the Python `heptapod-paas-runner-register`
-//! flow). The network part (legacy registration token, or verification of a
-//! `glrt-` runner authentication token) goes through [`Registrar`].
+//! flow). The network part is [`obtain_token`]: `POST /runners` with a
+//! legacy registration token, or `POST /runners/verify` with a `glrt-`
+//! runner authentication token (GitLab's current flow).
 
+use crate::gitlab::{RegisteredRunner, RunnersApi};
 use crate::secret::Secret;
-use paas_actors::ports::PortFuture;
+use paas_actors::ports::CoordinatorError;
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,41 +23,6 @@ pub const EXECUTORS: &[(&str, &str)] = &[
     ("clever-docker", "Clever Cloud Docker"),
     ("local-docker", "Local Docker, for testing purposes only"),
 ];
-
-/// What the coordinator gave back for a new runner.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegisteredRunner {
-    /// Runner id (`id`), when the coordinator tells it.
-    pub id: Option<i64>,
-    /// The runner authentication token to write in the section.
-    pub token: Secret,
-    /// `token_expires_at` as sent (ISO 8601), if any.
-    pub token_expires_at: Option<String>,
-}
-
-/// A registration failure, with the coordinator's own words.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct RegistrarError(pub String);
-
-/// The coordinator calls `register` needs.
-pub trait Registrar {
-    /// `POST /api/v4/runners` with a legacy registration token; the runner is
-    /// created paused, as the Python runner does.
-    fn register<'a>(
-        &'a self,
-        url: &'a str,
-        registration_token: &'a Secret,
-        name: &'a str,
-    ) -> PortFuture<'a, Result<RegisteredRunner, RegistrarError>>;
-
-    /// `POST /api/v4/runners/verify` with a runner authentication token.
-    fn verify<'a>(
-        &'a self,
-        url: &'a str,
-        token: &'a Secret,
-    ) -> PortFuture<'a, Result<RegisteredRunner, RegistrarError>>;
-}
 
 /// How the new runner gets its token.
 #[derive(Debug, Clone, PartialEq)]
@@ -301,6 +268,53 @@ pub fn gather<R: BufRead, W: Write>(
         executor,
         new_file,
     })
+}
+
+/// Obtains the runner token: registers with a registration token (the
+/// runner is created paused, as the Python runner does), or verifies a
+/// runner authentication token.
+pub async fn obtain_token(
+    api: &RunnersApi,
+    answers: &Answers,
+    system_id: Option<&str>,
+) -> Result<RegisteredRunner, CoordinatorError> {
+    match &answers.token {
+        TokenKind::Registration(token) => api.register(token, &answers.name, true).await,
+        TokenKind::Authentication(token) => {
+            let verified = api.verify(token, system_id).await?;
+            Ok(RegisteredRunner {
+                id: verified.id,
+                token: token.clone(),
+                token_expires_at: verified.token_expires_at,
+            })
+        }
+    }
+}
+
+/// `t` as an RFC 3339 UTC datetime with seconds precision
+/// (`2026-11-27T20:00:00Z`), for `token_obtained_at`.
+pub fn rfc3339_utc(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// A TOML basic string literal for `value` (quotes and escapes).
@@ -566,6 +580,20 @@ mod tests {
             toml::from_str(&std::fs::read_to_string(&fresh).expect("read")).expect("toml");
         assert_eq!(parsed["concurrent"].as_integer(), Some(7));
         assert_eq!(parsed["state_file"].as_str(), Some("/srv/state.json"));
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let table = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_795_809_600, "2026-11-27T20:00:00Z"),
+            (4_107_542_399, "2100-02-28T23:59:59Z"),
+        ];
+        for (secs, text) in table {
+            assert_eq!(rfc3339_utc(UNIX_EPOCH + Duration::from_secs(secs)), text);
+        }
     }
 
     #[test]

@@ -5,8 +5,28 @@
 //! snapshot format. The coordinator (GitLab) and the PAAS (Clever Cloud,
 //! local Docker) are known only through the traits of [`ports`]; this crate
 //! does no HTTP and touches no file but the state store.
+//!
+//! Entry point: [`service::run_service`].
 
+pub mod decommissioner;
+pub mod job;
+pub mod launcher;
+pub mod poller;
 pub mod ports;
+pub mod quota;
 pub mod secret;
+pub mod service;
+pub mod shutdown;
+pub mod state;
+pub mod supervisor;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod trace_watcher;
 
 pub use secret::Secret;
+pub use service::{
+    run_service, service_control, start_service, RunnerPorts, RunnerSettings, ServiceError,
+    ServiceHandle, SupervisorSettings,
+};
+pub use shutdown::ExitReport;
+pub use state::{FileStore, StateStore};

@@ -40,6 +40,9 @@ pub struct Config {
     pub quota_computation: QuotaComputation,
     /// Address for a metrics/health endpoint, if any (`listen_address`).
     pub listen_address: Option<String>,
+    /// `shutdown_timeout`: deadline of a graceful stop (the service's
+    /// default applies when absent).
+    pub shutdown_timeout: Option<Duration>,
     /// The `[[runners]]` sections, in file order.
     pub runners: Vec<RunnerConfig>,
     /// The configuration file this was read from.

@@ -47,6 +47,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "paas_repoll_same_runner_immediately",
     "quota_computation",
     "listen_address",
+    "shutdown_timeout",
     SECRETS_FILE_KEY,
     "runners",
 ];
@@ -64,7 +65,6 @@ const GLOBAL_ALIASES: &[(&str, &str)] = &[
 const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
     "log_level",
     "log_format",
-    "shutdown_timeout",
     "connection_max_age",
     "sentry_dsn",
     "user",
@@ -196,6 +196,15 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         as_nonempty_string,
     );
 
+    let shutdown_timeout = top
+        .read(
+            ctx,
+            "shutdown_timeout",
+            "a positive number of seconds (graceful stop deadline)",
+            as_seconds,
+        )
+        .filter(|d| !d.is_zero());
+
     let runners = runners(&top, env, ctx);
     check_unique_names(&runners, ctx);
     let names: Vec<&str> = runner_names(table);
@@ -212,6 +221,7 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         paas_repoll_same_runner_immediately,
         quota_computation: quota_computation?,
         listen_address,
+        shutdown_timeout,
         runners: runners.into_iter().flatten().collect(),
         path: path.to_path_buf(),
     })

@@ -1,5 +1,21 @@
 //! clever-docker executor: Clever Cloud API client and the `Paas` port over
 //! it (issue 5).
+//!
+//! - `settings`: the validated `cc_*` settings of one runner;
+//! - `api`: the awc client of the Clever API v2 and its error type;
+//! - `flavors`: flavor catalog, selection, weights, product cache;
+//! - `tenants`: multi-tenant organisation lookup through [`GroupAttributes`];
+//! - `executor`: [`CleverExecutor`], the `Paas` port implementation.
+
+pub mod api;
+mod executor;
+pub mod flavors;
+pub mod settings;
+pub mod tenants;
+
+pub use api::CleverError;
+pub use executor::{AppDetail, CleverExecutor, CleverSetupError};
+pub use settings::{CleverSettings, HttpSettings, RetryPolicy, Tenancy};
 
 use paas_actors::ports::{CoordinatorError, PortFuture};
 

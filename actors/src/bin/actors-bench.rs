@@ -1,0 +1,279 @@
+//! actors-bench: figures for the actor system with in-memory ports.
+//!
+//! 1. Throughput: 10,000 jobs through the whole lifecycle (poll, create,
+//!    prepare, launch, trace watch, progress check, decommission) at zero
+//!    latency, state kept in memory (every write serialised to JSON), then
+//!    the same with the atomic file store: jobs/s, CPU time per job.
+//! 2. Tracking: 10,000 started jobs loaded from a state file: RSS, and the
+//!    time of one state persist (snapshot + JSON + temp file + fsync +
+//!    rename + directory fsync).
+//!
+//! Prints figures; it is not a test. Run in release:
+//! `cargo run --release -p paas-actors --features testing --bin actors-bench`.
+//! CPU time comes from /proc/self/stat (utime + stime, all threads,
+//! assuming the usual 100 ticks per second); peak RSS from VmHWM.
+
+use paas_actors::ports::Resource;
+use paas_actors::service::start_service;
+use paas_actors::state::{FileStore, HandleRecord, Snapshot, StateStore};
+use paas_actors::supervisor::{GetStats, Stats};
+use paas_actors::testing::{
+    job, null_logger, FakeCoordinator, FakePaas, MemoryStore, SharedMemoryStore, World,
+};
+use paas_actors::{service_control, RunnerPorts, RunnerSettings, Secret, SupervisorSettings};
+use serde_json::json;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+const JOBS: i64 = 10_000;
+const TICKS_PER_SEC: f64 = 100.0;
+
+fn proc_status_kib(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after ')'.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SEC)
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+fn settings() -> SupervisorSettings {
+    SupervisorSettings {
+        quota: 1e9,
+        concurrent: 2_000,
+        max_concurrent_provisioning: 1_000,
+        check_interval: Duration::from_millis(5),
+        job_progress_poll_interval: Duration::from_millis(20),
+        progress_check_concurrency: 64,
+        ..SupervisorSettings::default()
+    }
+}
+
+fn runner_ports(world: &Rc<World>, name: &str, auto_finish: bool) -> RunnerPorts {
+    let coord = FakeCoordinator::new(world.clone());
+    coord.script.borrow_mut().auto_finish = auto_finish;
+    coord.push_jobs((1..=JOBS).map(|i| job(i, &[("WEIGHT", "1")])));
+    RunnerPorts {
+        name: name.into(),
+        coordinator: coord,
+        paas: FakePaas::new(world.clone(), name, 1.0),
+        settings: RunnerSettings {
+            trace_watch: Some((Duration::from_secs(300), Duration::from_millis(10))),
+            quota_max_fraction: 1.0,
+        },
+    }
+}
+
+async fn stats(addr: &actix::Addr<paas_actors::supervisor::Supervisor>) -> Stats {
+    addr.send(GetStats).await.unwrap_or_default()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("actors-bench-{}-{tag}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+async fn lifecycle(store: Rc<dyn StateStore>, label: &str) {
+    let world = World::new();
+    let ports = vec![runner_ports(&world, "bench", true)];
+    let (handle, control) = service_control();
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let running = match start_service(settings(), ports, store, null_logger(), control).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return;
+        }
+    };
+    let sup = running.supervisor.clone();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut s = stats(&sup).await;
+    while s.completed < JOBS as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        s = stats(&sup).await;
+    }
+    let elapsed = t0.elapsed();
+    let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+    handle.drain();
+    let report = running.wait().await;
+    let w = world.state();
+    println!("== lifecycle, {label}");
+    println!(
+        "jobs completed: {} / {JOBS} (created {}, deleted {}, live {}), state writes: {}",
+        s.completed,
+        w.created,
+        w.deleted,
+        w.live.len(),
+        s.persists
+    );
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "wall time: {secs:.3} s -> {:.0} jobs/s",
+        s.completed as f64 / secs
+    );
+    if let Some(cpu) = cpu {
+        println!(
+            "CPU time: {cpu:.2} s -> {:.1} µs per job ({:.0} jobs per CPU-second)",
+            cpu * 1e6 / JOBS as f64,
+            JOBS as f64 / cpu.max(1e-9)
+        );
+    }
+    println!(
+        "peak RSS so far (VmHWM): {}",
+        mib(proc_status_kib("VmHWM:"))
+    );
+    println!(
+        "drained: forced={} tracked={}",
+        report.forced, report.tracked_jobs
+    );
+}
+
+async fn tracking() {
+    let world = World::new();
+    let paas = FakePaas::new(world.clone(), "bench", 1.0);
+    let coord = FakeCoordinator::new(world.clone());
+    let mut snap = Snapshot::default();
+    for i in 1..=JOBS {
+        let r = Resource {
+            id: format!("app_{i:032x}"),
+            name: format!("hpd-job-bench-{i}"),
+            weight: 1.0,
+            launched: true,
+            detail: json!({"job_id": i}),
+        };
+        snap.launched.push(HandleRecord {
+            runner_name: "bench".into(),
+            job_id: i,
+            token: Secret::new(format!("glcbt-64_{i:020}")),
+            trace_offset: 0,
+            expected_weight: 1.0,
+            paas_resource: Some(paas_actors::ports::Paas::dump_resource(&*paas, &r)),
+        });
+    }
+    let dir = temp_dir("tracking");
+    let path = dir.join("state.json");
+    let bytes = match snap.to_json() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("cannot serialise: {e}");
+            return;
+        }
+    };
+    if let Err(e) = std::fs::write(&path, &bytes) {
+        eprintln!("cannot write {}: {e}", path.display());
+        return;
+    }
+    let state_bytes = bytes.len();
+    drop(snap);
+    drop(bytes);
+    let rss_before = proc_status_kib("VmRSS:");
+    let ports = vec![RunnerPorts {
+        name: "bench".into(),
+        coordinator: coord,
+        paas: paas.clone(),
+        settings: RunnerSettings::default(),
+    }];
+    let mut s = settings();
+    s.job_progress_poll_interval = Duration::from_millis(500);
+    s.concurrent = 20_000;
+    s.quota = 1e9;
+    let store = Rc::new(FileStore::new(&path));
+    let (handle, control) = service_control();
+    let t0 = Instant::now();
+    let running = match start_service(s, ports, store, null_logger(), control).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return;
+        }
+    };
+    let sup = running.supervisor.clone();
+    let mut st = stats(&sup).await;
+    while st.persists < 1 && t0.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        st = stats(&sup).await;
+    }
+    let load_and_first_write = t0.elapsed();
+    let first = st.last_persist;
+    let first_build = st.last_snapshot_build;
+    // One more transition -> one more write, measured alone.
+    world.finish_job(1);
+    let mut persists = st.persists;
+    let mut durations = vec![];
+    let t1 = Instant::now();
+    while durations.len() < 3 && t1.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        st = stats(&sup).await;
+        if st.persists > persists {
+            persists = st.persists;
+            durations.push((st.last_persist, st.last_snapshot_build));
+        }
+    }
+    let rss_tracking = proc_status_kib("VmRSS:");
+    let tracked = st.phases.get("started").copied().unwrap_or(0);
+    handle.drain();
+    let report = running.wait().await;
+    println!("== tracking {JOBS} started jobs (state file {state_bytes} bytes)");
+    println!("tracked: {tracked}, used weight {}", st.used_weight);
+    println!(
+        "start (load + first write): {:.1} ms; one state persist: {:.1} ms \
+         (snapshot build on the arbiter {:.1} ms)",
+        load_and_first_write.as_secs_f64() * 1e3,
+        first.as_secs_f64() * 1e3,
+        first_build.as_secs_f64() * 1e3
+    );
+    for (d, b) in durations {
+        println!(
+            "further persist: {:.1} ms (build {:.1} ms)",
+            d.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "RSS before start {}, while tracking {}, peak (VmHWM) {}",
+        mib(rss_before),
+        mib(rss_tracking),
+        mib(proc_status_kib("VmHWM:"))
+    );
+    println!(
+        "drained: forced={} tracked={}",
+        report.forced, report.tracked_jobs
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let sys = actix_rt::System::new();
+    sys.block_on(async move {
+        if which == "all" || which == "tracking" {
+            // First, while the heap is still small, so that RSS is its own.
+            tracking().await;
+        }
+        if which == "all" || which == "memory" {
+            let store = MemoryStore::new();
+            lifecycle(Rc::new(SharedMemoryStore(store)), "in-memory store (JSON)").await;
+        }
+        if which == "all" || which == "file" {
+            let dir = temp_dir("lifecycle");
+            let store = Rc::new(FileStore::new(dir.join("state.json")));
+            lifecycle(store, "file store (fsync)").await;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    });
+}

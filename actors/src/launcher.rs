@@ -1,0 +1,297 @@
+//! The launcher (one per job being launched) and the failure reporter.
+//!
+//! [`Launcher`]: record the resource name (write-ahead), create, record the
+//! resource, prepare, launch, record again. The create, prepare and launch
+//! calls are uninterruptible: once sent they finish, so that nothing exists
+//! that the state does not know. Between steps the launcher honours the
+//! drain (the job stays pending for the next process) and the job's
+//! cancellation at the coordinator (the resource gets decommissioned).
+//!
+//! [`FailureReporter`]: append a red explanatory line to the job trace, then
+//! report the job failed (`script_failure`, exit code 103), a bounded number
+//! of attempts apart; the waits end on drain, leaving the job pending.
+
+use crate::ports::{
+    FailureReason, PaasErrorClass, Resource, TraceAppend, LAUNCH_FAILURE_EXIT_CODE,
+};
+use crate::shutdown::Interrupt;
+use crate::supervisor::{
+    FailureReported, JobCtx, LaunchFailed, LaunchStopped, RecordCreating, ReportOutcome,
+    ResourceLaunched, ResourceProvisioned, TaskEnded,
+};
+use actix::prelude::*;
+use std::time::Duration;
+
+/// Launches one job (see the module documentation).
+pub struct Launcher {
+    jc: JobCtx,
+    resource: Option<Resource>,
+    resume_creating: Option<String>,
+}
+
+impl Launcher {
+    /// A launcher for `jc.job`, resuming from an existing `resource` or from
+    /// a resource name recorded before a create call whose fate is unknown.
+    pub(crate) fn new(
+        jc: JobCtx,
+        resource: Option<Resource>,
+        resume_creating: Option<String>,
+    ) -> Self {
+        Launcher {
+            jc,
+            resource,
+            resume_creating,
+        }
+    }
+}
+
+impl Actor for Launcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let fut = launch(
+            self.jc.clone(),
+            self.resource.take(),
+            self.resume_creating.take(),
+        );
+        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.jc.supervisor.do_send(TaskEnded { key: self.jc.key });
+    }
+}
+
+fn red_line(message: &str) -> String {
+    format!("\x1b[31m{message}\x1b[0m\n")
+}
+
+async fn launch(jc: JobCtx, mut resource: Option<Resource>, resume_creating: Option<String>) {
+    let key = jc.key;
+    let sup = jc.supervisor.clone();
+    let stop = |i: Interrupt| sup.do_send(LaunchStopped { key, interrupt: i });
+    let fail = |message: String| sup.do_send(LaunchFailed { key, message });
+
+    if resource.is_none() {
+        if let Some(i) = jc.interrupts.check() {
+            return stop(i);
+        }
+        let name = jc.paas.resource_name(&jc.job);
+        if resume_creating.is_some() {
+            // A create call may have happened before the last stop: look for
+            // the resource by its deterministic name before creating again.
+            match find_by_name(&jc, &name).await {
+                Ok(found) => resource = found,
+                Err(message) => return fail(message),
+            }
+        } else {
+            match sup
+                .send(RecordCreating {
+                    key,
+                    name: name.clone(),
+                })
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return fail(format!(
+                        "the runner could not record its state before provisioning: {e}"
+                    ))
+                }
+                Err(_) => return,
+            }
+        }
+        if resource.is_none() {
+            if let Some(i) = jc.interrupts.check() {
+                return stop(i);
+            }
+            let op = jc.ops.begin(jc.runner_name.clone(), key, "create");
+            let created = jc.paas.create(&jc.job).await;
+            drop(op);
+            match created {
+                Ok(r) => resource = Some(r),
+                Err(e) => {
+                    if e.class == PaasErrorClass::Uncertain {
+                        // The create may have taken effect: record what
+                        // exists so that it gets decommissioned.
+                        if let Ok(Some(r)) = find_by_name(&jc, &name).await {
+                            let _ = sup.send(ResourceProvisioned { key, resource: r }).await;
+                        }
+                    }
+                    return fail(e.to_string());
+                }
+            }
+        }
+        let Some(r) = resource.clone() else { return };
+        slog::info!(jc.logger, "resource created"; "app" => &r.id, "weight" => r.weight);
+        if sup
+            .send(ResourceProvisioned { key, resource: r })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let Some(mut res) = resource else { return };
+    if !res.launched {
+        for step in ["prepare", "launch"] {
+            if let Some(i) = jc.interrupts.check() {
+                return stop(i);
+            }
+            let op = jc.ops.begin(jc.runner_name.clone(), key, step);
+            let out = if step == "prepare" {
+                jc.paas.prepare(&res, &jc.job).await
+            } else {
+                jc.paas.launch(&res, &jc.job).await
+            };
+            drop(op);
+            match out {
+                Ok(r) => res = r,
+                Err(e) => return fail(e.to_string()),
+            }
+            if step == "prepare" {
+                let r = res.clone();
+                if sup
+                    .send(ResourceProvisioned { key, resource: r })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        res.launched = true;
+    }
+    let _ = sup.send(ResourceLaunched { key, resource: res }).await;
+}
+
+async fn find_by_name(jc: &JobCtx, name: &str) -> Result<Option<Resource>, String> {
+    match jc.paas.list_resources().await {
+        Ok(list) => Ok(list.into_iter().find(|r| r.name == name)),
+        Err(e) => Err(format!("could not look for resource {name}: {e}")),
+    }
+}
+
+/// Reports one launch failure (see the module documentation).
+pub struct FailureReporter {
+    jc: JobCtx,
+    message: String,
+    trace_offset: u64,
+    trace_appended: bool,
+    attempts: u32,
+    interval: Duration,
+}
+
+impl FailureReporter {
+    /// A reporter for `message`; the red line is appended at `trace_offset`
+    /// unless `trace_appended` (a previous process already did).
+    pub(crate) fn new(
+        jc: JobCtx,
+        message: String,
+        trace_offset: u64,
+        trace_appended: bool,
+        attempts: u32,
+        interval: Duration,
+    ) -> Self {
+        FailureReporter {
+            jc,
+            message,
+            trace_offset,
+            trace_appended,
+            attempts,
+            interval,
+        }
+    }
+}
+
+impl Actor for FailureReporter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let fut = report(
+            self.jc.clone(),
+            std::mem::take(&mut self.message),
+            self.trace_offset,
+            self.trace_appended,
+            self.attempts,
+            self.interval,
+        );
+        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.jc.supervisor.do_send(TaskEnded { key: self.jc.key });
+    }
+}
+
+async fn report(
+    mut jc: JobCtx,
+    message: String,
+    mut trace_offset: u64,
+    mut trace_appended: bool,
+    attempts: u32,
+    interval: Duration,
+) {
+    let key = jc.key;
+    let log = jc.logger.clone();
+    let mut job_over = false;
+    if !trace_appended {
+        match jc
+            .coordinator
+            .append_trace(&jc.job, trace_offset, &red_line(&message))
+            .await
+        {
+            Ok(TraceAppend::Appended { new_offset }) => {
+                trace_offset = new_offset;
+                trace_appended = true;
+            }
+            Ok(TraceAppend::JobOver) => job_over = true,
+            Err(e) => slog::warn!(log, "could not append the failure to the job trace";
+                                  "error" => %e),
+        }
+    }
+    let mut outcome = ReportOutcome::GaveUp;
+    if job_over {
+        slog::info!(
+            log,
+            "job already over at the coordinator: no failure to report"
+        );
+        outcome = ReportOutcome::Reported;
+    } else {
+        for attempt in 1..=attempts.max(1) {
+            match jc
+                .coordinator
+                .report_failed(
+                    &jc.job,
+                    FailureReason::ScriptFailure,
+                    LAUNCH_FAILURE_EXIT_CODE,
+                )
+                .await
+            {
+                Ok(()) => {
+                    slog::warn!(log, "reported the job as failed to launch");
+                    outcome = ReportOutcome::Reported;
+                    break;
+                }
+                Err(e) => {
+                    slog::error!(log, "could not report the launch failure";
+                                 "attempt" => attempt, "attempts" => attempts, "error" => %e);
+                }
+            }
+            if attempt < attempts && jc.interrupts.sleep(interval).await.is_some() {
+                slog::warn!(
+                    log,
+                    "shutdown: the launch failure stays pending for the next process"
+                );
+                outcome = ReportOutcome::Interrupted;
+                break;
+            }
+        }
+    }
+    jc.supervisor.do_send(FailureReported {
+        key,
+        outcome,
+        trace_offset,
+        trace_appended,
+    });
+}

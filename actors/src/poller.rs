@@ -1,0 +1,117 @@
+//! The poller: one per `[[runners]]` section.
+//!
+//! It talks to its coordinator when the supervisor tells it to: one job
+//! request per [`PollOnce`] (the supervisor has reserved the weight first),
+//! and progress checks of tracked jobs ([`CheckJobs`]), run concurrently
+//! with a bound. It owns no state worth persisting; timing and back-off are
+//! the supervisor's decisions, so a coordinator outage costs this runner a
+//! delay and nothing else.
+
+use crate::ports::{Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Weight};
+use actix::prelude::*;
+use futures_util::stream::{self, StreamExt};
+use std::rc::Rc;
+
+/// A job handed out by the coordinator, with its expected weight.
+#[derive(Debug)]
+pub struct Acquired {
+    /// The job.
+    pub job: Job,
+    /// Its expected weight, or why it has none (unknown flavor…).
+    pub expected: Result<Weight, PaasError>,
+}
+
+/// Sent by the supervisor to a poller, after reserving the largest weight a
+/// job could have: request one job from the coordinator.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Option<Acquired>, CoordinatorError>")]
+pub struct PollOnce;
+
+/// Sent by the supervisor to a poller when it does not know yet the largest
+/// weight a job of this runner could have.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Weight, PaasError>")]
+pub struct GetMaxWeight;
+
+/// Sent by the supervisor to a poller every `job_progress_poll_interval`:
+/// is each of these jobs still running at the coordinator?
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<(i64, Result<JobStatus, CoordinatorError>)>")]
+pub struct CheckJobs {
+    /// Jobs to check.
+    pub jobs: Vec<Job>,
+}
+
+/// The poller of one runner.
+pub struct Poller {
+    coordinator: Rc<dyn Coordinator>,
+    paas: Rc<dyn Paas>,
+    check_concurrency: usize,
+}
+
+impl Poller {
+    /// A poller over one runner's ports; at most `check_concurrency`
+    /// progress checks run at a time.
+    pub fn new(
+        coordinator: Rc<dyn Coordinator>,
+        paas: Rc<dyn Paas>,
+        check_concurrency: usize,
+    ) -> Poller {
+        Poller {
+            coordinator,
+            paas,
+            check_concurrency: check_concurrency.max(1),
+        }
+    }
+}
+
+impl Actor for Poller {
+    type Context = Context<Self>;
+}
+
+impl Handler<PollOnce> for Poller {
+    type Result = ResponseFuture<Result<Option<Acquired>, CoordinatorError>>;
+
+    fn handle(&mut self, _: PollOnce, _: &mut Context<Self>) -> Self::Result {
+        let coordinator = self.coordinator.clone();
+        let paas = self.paas.clone();
+        Box::pin(async move {
+            let Some(job) = coordinator.request_job().await? else {
+                return Ok(None);
+            };
+            let expected = paas.expected_weight(&job).await;
+            Ok(Some(Acquired { job, expected }))
+        })
+    }
+}
+
+impl Handler<GetMaxWeight> for Poller {
+    type Result = ResponseFuture<Result<Weight, PaasError>>;
+
+    fn handle(&mut self, _: GetMaxWeight, _: &mut Context<Self>) -> Self::Result {
+        let paas = self.paas.clone();
+        Box::pin(async move { paas.min_requestable_weight().await })
+    }
+}
+
+impl Handler<CheckJobs> for Poller {
+    type Result = ResponseFuture<Vec<(i64, Result<JobStatus, CoordinatorError>)>>;
+
+    fn handle(&mut self, msg: CheckJobs, _: &mut Context<Self>) -> Self::Result {
+        let coordinator = self.coordinator.clone();
+        let bound = self.check_concurrency;
+        Box::pin(async move {
+            stream::iter(msg.jobs)
+                .map(|job| {
+                    let coordinator = coordinator.clone();
+                    async move {
+                        let status = coordinator.job_status(&job).await;
+                        (job.id, status)
+                    }
+                })
+                .buffer_unordered(bound)
+                .collect()
+                .await
+        })
+    }
+}

@@ -1,0 +1,498 @@
+//! The weighted quota: a pure ledger of reserved, expected and actual weights.
+//!
+//! The supervisor is its only owner. Before asking a runner's coordinator for
+//! a job it *reserves* the largest weight a job of that runner could have
+//! ([`Ledger::reserve`]); when a job arrives the reservation is replaced by
+//! the job's *expected* weight ([`Ledger::acquire`]), and once the resource
+//! exists by its *actual* weight ([`Ledger::set_actual`]). A weight is freed
+//! only when the resource is really gone ([`Ledger::release`]).
+//!
+//! Architecture invariant: as long as expected and actual weights do not
+//! exceed the reserved weight, [`Ledger::used`] never exceeds
+//! [`QuotaLimits::total_weight`], however many runners poll concurrently,
+//! because every poll in flight holds its worst case.
+
+use crate::ports::Weight;
+use std::collections::HashMap;
+
+/// Tolerance for weight comparisons (weights are sums of `x^1.25` floats).
+pub const EPSILON: f64 = 1e-9;
+
+/// Identifies a tracked job: the runner's index in the registry and the job
+/// id at that runner's coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobKey {
+    /// Index of the runner in the supervisor's registry.
+    pub runner: usize,
+    /// Job id at that runner's coordinator.
+    pub job_id: i64,
+}
+
+/// The global limits the ledger enforces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaLimits {
+    /// Weighted quota: weight(reference flavor) × `reference_jobs_count`.
+    pub total_weight: Weight,
+    /// `concurrent`: maximum number of jobs (tracked + polls in flight).
+    pub concurrent: usize,
+    /// `paas_max_concurrent_provisioning`: jobs acquired but not started.
+    pub max_provisioning: usize,
+    /// `allowed_fraction_per_runner`: share of the quota one runner may hold.
+    pub allowed_fraction_per_runner: f64,
+}
+
+/// Why a runner may not be polled now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Blocked {
+    /// The runner already has a poll in flight.
+    AlreadyReserved,
+    /// Not enough weight left in the quota.
+    Weight {
+        /// Quota minus the weight in use.
+        headroom: Weight,
+        /// Weight the poll would reserve.
+        needed: Weight,
+    },
+    /// `concurrent` reached.
+    Concurrency {
+        /// Jobs tracked plus polls in flight.
+        jobs: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `paas_max_concurrent_provisioning` reached.
+    Provisioning {
+        /// Jobs being provisioned plus polls in flight.
+        provisioning: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The runner would hold more than its allowed share of the quota.
+    RunnerShare {
+        /// Weight the runner holds now.
+        held: Weight,
+        /// Weight the poll would reserve.
+        needed: Weight,
+        /// Largest weight the runner may hold.
+        allowed: Weight,
+    },
+}
+
+/// What a ledger entry's weight stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightKind {
+    /// Expected weight of an acquired job (from its flavor).
+    Expected,
+    /// Actual weight of an existing resource.
+    Actual,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Entry {
+    weight: Weight,
+    kind: WeightKind,
+    provisioning: bool,
+}
+
+/// The quota ledger. Pure data: no I/O, no clock.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    limits: QuotaLimits,
+    runner_fractions: Vec<f64>,
+    reservations: HashMap<usize, Weight>,
+    jobs: HashMap<JobKey, Entry>,
+    used: Weight,
+    runner_used: Vec<Weight>,
+    runner_jobs: Vec<usize>,
+    provisioning: usize,
+}
+
+impl Ledger {
+    /// A ledger for runners whose own `quota_max_fraction` are given, in
+    /// registry order.
+    pub fn new(limits: QuotaLimits, runner_fractions: Vec<f64>) -> Ledger {
+        let n = runner_fractions.len();
+        Ledger {
+            limits,
+            runner_fractions,
+            reservations: HashMap::new(),
+            jobs: HashMap::new(),
+            used: 0.0,
+            runner_used: vec![0.0; n],
+            runner_jobs: vec![0; n],
+            provisioning: 0,
+        }
+    }
+
+    /// The limits enforced.
+    pub fn limits(&self) -> &QuotaLimits {
+        &self.limits
+    }
+
+    /// Total weight held: reservations, expected and actual weights.
+    pub fn used(&self) -> Weight {
+        self.used
+    }
+
+    /// Quota minus the weight held (may be negative if a resource turned out
+    /// heavier than expected).
+    pub fn headroom(&self) -> Weight {
+        self.limits.total_weight - self.used
+    }
+
+    /// Jobs tracked (reservations excluded).
+    pub fn jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Polls in flight.
+    pub fn reservations(&self) -> usize {
+        self.reservations.len()
+    }
+
+    /// Jobs being provisioned (acquired, not yet started), reservations excluded.
+    pub fn provisioning(&self) -> usize {
+        self.provisioning
+    }
+
+    /// Weight held by one runner, reservation included.
+    pub fn runner_used(&self, runner: usize) -> Weight {
+        self.runner_used.get(runner).copied().unwrap_or(0.0)
+    }
+
+    /// Jobs tracked for one runner.
+    pub fn runner_jobs(&self, runner: usize) -> usize {
+        self.runner_jobs.get(runner).copied().unwrap_or(0)
+    }
+
+    /// Weight recorded for a job, if tracked.
+    pub fn weight_of(&self, key: JobKey) -> Option<(Weight, WeightKind)> {
+        self.jobs.get(&key).map(|e| (e.weight, e.kind))
+    }
+
+    /// Largest weight `runner` may hold.
+    pub fn runner_allowed(&self, runner: usize) -> Weight {
+        let own = self.runner_fractions.get(runner).copied().unwrap_or(1.0);
+        own.min(self.limits.allowed_fraction_per_runner) * self.limits.total_weight
+    }
+
+    /// Whether `runner` may be polled with `weight` reserved, and why not.
+    pub fn check(&self, runner: usize, weight: Weight) -> Result<(), Blocked> {
+        if self.reservations.contains_key(&runner) {
+            return Err(Blocked::AlreadyReserved);
+        }
+        let headroom = self.headroom();
+        if headroom + EPSILON < weight {
+            return Err(Blocked::Weight {
+                headroom,
+                needed: weight,
+            });
+        }
+        let jobs = self.jobs.len() + self.reservations.len();
+        if jobs >= self.limits.concurrent {
+            return Err(Blocked::Concurrency {
+                jobs,
+                max: self.limits.concurrent,
+            });
+        }
+        let provisioning = self.provisioning + self.reservations.len();
+        if provisioning >= self.limits.max_provisioning {
+            return Err(Blocked::Provisioning {
+                provisioning,
+                max: self.limits.max_provisioning,
+            });
+        }
+        let held = self.runner_used(runner);
+        let allowed = self.runner_allowed(runner);
+        if held + weight > allowed + EPSILON {
+            return Err(Blocked::RunnerShare {
+                held,
+                needed: weight,
+                allowed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reserves `weight` for a poll of `runner`, if the limits allow it.
+    pub fn reserve(&mut self, runner: usize, weight: Weight) -> Result<(), Blocked> {
+        self.check(runner, weight)?;
+        self.reservations.insert(runner, weight);
+        self.add_weight(runner, weight);
+        Ok(())
+    }
+
+    /// Drops the reservation of `runner` (its poll brought no job or failed).
+    pub fn cancel_reservation(&mut self, runner: usize) {
+        if let Some(w) = self.reservations.remove(&runner) {
+            self.add_weight(runner, -w);
+        }
+    }
+
+    /// Replaces the reservation of `key.runner` (if any) by a job of
+    /// `expected` weight, counted as being provisioned.
+    pub fn acquire(&mut self, key: JobKey, expected: Weight) {
+        self.cancel_reservation(key.runner);
+        self.track(key, expected, WeightKind::Expected, true);
+    }
+
+    /// Starts tracking a job (acquisition, or loading a saved state).
+    /// Tracking an already tracked job replaces its entry.
+    pub fn track(&mut self, key: JobKey, weight: Weight, kind: WeightKind, provisioning: bool) {
+        self.release(key);
+        self.jobs.insert(
+            key,
+            Entry {
+                weight,
+                kind,
+                provisioning,
+            },
+        );
+        self.add_weight(key.runner, weight);
+        if let Some(n) = self.runner_jobs.get_mut(key.runner) {
+            *n += 1;
+        }
+        if provisioning {
+            self.provisioning += 1;
+        }
+    }
+
+    /// Replaces a job's weight by the actual weight of its resource.
+    pub fn set_actual(&mut self, key: JobKey, weight: Weight) {
+        let Some(entry) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        let delta = weight - entry.weight;
+        entry.weight = weight;
+        entry.kind = WeightKind::Actual;
+        self.add_weight(key.runner, delta);
+    }
+
+    /// Marks a job as being provisioned or not (started, failed, cancelled).
+    pub fn set_provisioning(&mut self, key: JobKey, provisioning: bool) {
+        let Some(entry) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        if entry.provisioning != provisioning {
+            entry.provisioning = provisioning;
+            if provisioning {
+                self.provisioning += 1;
+            } else {
+                self.provisioning = self.provisioning.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Frees a job's weight: its resource is gone (or never existed).
+    pub fn release(&mut self, key: JobKey) {
+        if let Some(entry) = self.jobs.remove(&key) {
+            if let Some(n) = self.runner_jobs.get_mut(key.runner) {
+                *n = n.saturating_sub(1);
+            }
+            self.add_weight(key.runner, -entry.weight);
+            if entry.provisioning {
+                self.provisioning = self.provisioning.saturating_sub(1);
+            }
+        }
+    }
+
+    fn add_weight(&mut self, runner: usize, delta: Weight) {
+        self.used += delta;
+        if self.jobs.is_empty() && self.reservations.is_empty() {
+            // Float sums drift; an empty ledger holds exactly nothing.
+            self.used = 0.0;
+        }
+        if let Some(r) = self.runner_used.get_mut(runner) {
+            *r += delta;
+            let runner_empty = self.runner_jobs.get(runner).copied().unwrap_or(0) == 0
+                && !self.reservations.contains_key(&runner);
+            if runner_empty && r.abs() < 1e-6 {
+                *r = 0.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(total: f64, concurrent: usize, prov: usize, frac: f64) -> QuotaLimits {
+        QuotaLimits {
+            total_weight: total,
+            concurrent,
+            max_provisioning: prov,
+            allowed_fraction_per_runner: frac,
+        }
+    }
+
+    fn key(runner: usize, job_id: i64) -> JobKey {
+        JobKey { runner, job_id }
+    }
+
+    #[test]
+    fn reservation_checks_table() {
+        // (limits, runner fractions, setup jobs (runner, weight, provisioning),
+        //  reservations, runner to check, weight, expected)
+        type Case = (
+            QuotaLimits,
+            Vec<f64>,
+            Vec<(usize, f64, bool)>,
+            Vec<(usize, f64)>,
+            usize,
+            f64,
+            Result<(), Blocked>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                limits(10.0, 5, 5, 1.0),
+                vec![1.0],
+                vec![],
+                vec![],
+                0,
+                10.0,
+                Ok(()),
+            ),
+            (
+                limits(10.0, 5, 5, 1.0),
+                vec![1.0, 1.0],
+                vec![(1, 6.0, false)],
+                vec![],
+                0,
+                5.0,
+                Err(Blocked::Weight {
+                    headroom: 4.0,
+                    needed: 5.0,
+                }),
+            ),
+            (
+                limits(100.0, 2, 5, 1.0),
+                vec![1.0, 1.0],
+                vec![(1, 1.0, false)],
+                vec![(1, 1.0)],
+                0,
+                1.0,
+                Err(Blocked::Concurrency { jobs: 2, max: 2 }),
+            ),
+            (
+                limits(100.0, 10, 2, 1.0),
+                vec![1.0, 1.0],
+                vec![(1, 1.0, true), (1, 1.0, false)],
+                vec![(1, 1.0)],
+                0,
+                1.0,
+                Err(Blocked::Provisioning {
+                    provisioning: 2,
+                    max: 2,
+                }),
+            ),
+            (
+                limits(10.0, 10, 10, 0.5),
+                vec![1.0, 1.0],
+                vec![(0, 3.0, false)],
+                vec![],
+                0,
+                2.5,
+                Err(Blocked::RunnerShare {
+                    held: 3.0,
+                    needed: 2.5,
+                    allowed: 5.0,
+                }),
+            ),
+            // the runner's own quota_max_fraction wins when smaller
+            (
+                limits(10.0, 10, 10, 0.9),
+                vec![0.2, 1.0],
+                vec![],
+                vec![],
+                0,
+                2.5,
+                Err(Blocked::RunnerShare {
+                    held: 0.0,
+                    needed: 2.5,
+                    allowed: 2.0,
+                }),
+            ),
+            // another runner's share does not count against this one
+            (
+                limits(10.0, 10, 10, 0.5),
+                vec![1.0, 1.0],
+                vec![(1, 5.0, false)],
+                vec![],
+                0,
+                5.0,
+                Ok(()),
+            ),
+            (
+                limits(10.0, 10, 10, 1.0),
+                vec![1.0],
+                vec![],
+                vec![(0, 1.0)],
+                0,
+                1.0,
+                Err(Blocked::AlreadyReserved),
+            ),
+        ];
+        for (i, (lim, fr, jobs, res, runner, w, expected)) in cases.into_iter().enumerate() {
+            let mut l = Ledger::new(lim, fr);
+            for (n, (r, jw, prov)) in jobs.into_iter().enumerate() {
+                l.track(key(r, n as i64), jw, WeightKind::Actual, prov);
+            }
+            for (r, rw) in res {
+                l.reserve(r, rw).expect("setup reservation");
+            }
+            assert_eq!(l.check(runner, w), expected, "case {i}");
+        }
+    }
+
+    #[test]
+    fn reservation_is_replaced_by_expected_then_actual_weight() {
+        let mut l = Ledger::new(limits(10.0, 10, 10, 1.0), vec![1.0]);
+        l.reserve(0, 5.0).expect("reserve");
+        assert_eq!(l.used(), 5.0);
+        assert_eq!(l.reservations(), 1);
+        l.acquire(key(0, 1), 2.0);
+        assert_eq!((l.used(), l.reservations(), l.jobs()), (2.0, 0, 1));
+        assert_eq!(l.provisioning(), 1);
+        assert_eq!(l.weight_of(key(0, 1)), Some((2.0, WeightKind::Expected)));
+        l.set_actual(key(0, 1), 3.0);
+        assert_eq!(l.used(), 3.0);
+        assert_eq!(l.weight_of(key(0, 1)), Some((3.0, WeightKind::Actual)));
+        l.set_provisioning(key(0, 1), false);
+        l.set_provisioning(key(0, 1), false);
+        assert_eq!(l.provisioning(), 0);
+        l.release(key(0, 1));
+        assert_eq!((l.used(), l.jobs(), l.runner_used(0)), (0.0, 0, 0.0));
+        l.release(key(0, 1));
+        assert_eq!(l.used(), 0.0);
+    }
+
+    #[test]
+    fn cancelled_reservation_frees_everything() {
+        let mut l = Ledger::new(limits(10.0, 1, 1, 1.0), vec![1.0]);
+        l.reserve(0, 10.0).expect("reserve");
+        assert!(l.check(0, 0.1).is_err());
+        l.cancel_reservation(0);
+        assert_eq!(l.used(), 0.0);
+        assert_eq!(l.check(0, 10.0), Ok(()));
+    }
+
+    #[test]
+    fn float_drift_does_not_accumulate() {
+        let mut l = Ledger::new(limits(100.0, 1000, 1000, 1.0), vec![1.0, 1.0]);
+        let w = crate::ports::weight_of_mem_mib(2048);
+        for round in 0..100 {
+            for j in 0..7 {
+                l.reserve(j % 2, w).expect("reserve");
+                l.acquire(key(j % 2, round * 10 + j as i64), w * 0.9);
+                l.set_actual(key(j % 2, round * 10 + j as i64), w);
+            }
+            for j in 0..7 {
+                l.release(key(j % 2, round * 10 + j as i64));
+            }
+        }
+        assert_eq!(l.used(), 0.0);
+        assert_eq!(l.runner_used(0), 0.0);
+        assert_eq!(l.runner_used(1), 0.0);
+    }
+}

@@ -1,0 +1,380 @@
+//! Graceful and forced shutdown.
+//!
+//! Steps of a graceful stop (see ARCHITECTURE.md):
+//! 1. [`BeginShutdown`] reaches the [`Shutdown`] actor (first SIGTERM/SIGINT,
+//!    or the poll-cycle budget is spent); it starts the drain deadline and
+//!    sends `Drain` to the supervisor.
+//! 2. The supervisor stops polling and progress checks and raises the drain
+//!    signal: trace watches and retry sleeps end at once ([`Interrupts`]);
+//!    uninterruptible operations (create, prepare, launch, delete, a poll in
+//!    flight) run to completion and are recorded.
+//! 3. When no per-job actor and no poll is left, the supervisor writes the
+//!    final snapshot and sends [`DrainCompleted`].
+//! 4. A second signal ([`ForceStop`]) or the deadline asks the supervisor for
+//!    a forced snapshot at once, listing the operations still in flight
+//!    ([`OpRegistry`]) as `uncertain`.
+
+use crate::quota::JobKey;
+use crate::state::UncertainRecord;
+use actix::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// Why a waiting actor stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The service is draining.
+    Drain,
+    /// The job is over at the coordinator (cancelled).
+    Cancel,
+}
+
+/// The signals a per-job actor listens to between its steps and during its
+/// sleeps: the global drain and the job's own cancellation.
+#[derive(Clone, Debug)]
+pub struct Interrupts {
+    drain: watch::Receiver<bool>,
+    cancel: Option<watch::Receiver<bool>>,
+}
+
+impl Interrupts {
+    /// Listens to `drain` and, if given, to a job's `cancel`.
+    pub fn new(drain: watch::Receiver<bool>, cancel: Option<watch::Receiver<bool>>) -> Self {
+        Interrupts { drain, cancel }
+    }
+
+    /// The interrupt raised, if any (cancellation first: it decides what
+    /// happens to the resource).
+    pub fn check(&self) -> Option<Interrupt> {
+        if self.cancel.as_ref().is_some_and(|c| *c.borrow()) {
+            return Some(Interrupt::Cancel);
+        }
+        if *self.drain.borrow() {
+            return Some(Interrupt::Drain);
+        }
+        None
+    }
+
+    /// Sleeps for `duration` unless interrupted first.
+    pub async fn sleep(&mut self, duration: Duration) -> Option<Interrupt> {
+        if let Some(i) = self.check() {
+            return Some(i);
+        }
+        let drain = wait_true(&mut self.drain);
+        let cancel = async {
+            match self.cancel.as_mut() {
+                Some(c) => wait_true(c).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => None,
+            _ = drain => Some(Interrupt::Drain),
+            _ = cancel => Some(Interrupt::Cancel),
+        }
+    }
+}
+
+/// Resolves when the watched flag is true; never if its sender is gone.
+async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpsInner {
+    next: u64,
+    ops: HashMap<u64, (Rc<str>, JobKey, &'static str)>,
+}
+
+/// Uninterruptible operations in flight (create, prepare, launch, delete).
+/// Each holds an [`OpGuard`] while its call is outstanding, so that a forced
+/// snapshot can list them as uncertain.
+#[derive(Clone, Debug, Default)]
+pub struct OpRegistry(Rc<RefCell<OpsInner>>);
+
+impl OpRegistry {
+    /// Registers an operation; it ends when the guard is dropped.
+    pub fn begin(&self, runner_name: Rc<str>, key: JobKey, operation: &'static str) -> OpGuard {
+        let mut inner = self.0.borrow_mut();
+        inner.next += 1;
+        let id = inner.next;
+        inner.ops.insert(id, (runner_name, key, operation));
+        OpGuard {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    /// Number of operations in flight.
+    pub fn len(&self) -> usize {
+        self.0.borrow().ops.len()
+    }
+
+    /// True when nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The operations in flight, in the state-file form.
+    pub fn uncertain(&self) -> Vec<UncertainRecord> {
+        let mut v: Vec<_> = self
+            .0
+            .borrow()
+            .ops
+            .values()
+            .map(|(name, key, op)| UncertainRecord {
+                runner_name: name.to_string(),
+                job_id: key.job_id,
+                operation: (*op).to_string(),
+            })
+            .collect();
+        v.sort_by(|a, b| (a.job_id, &a.operation).cmp(&(b.job_id, &b.operation)));
+        v
+    }
+}
+
+/// Proof that an uninterruptible operation is in flight.
+#[derive(Debug)]
+pub struct OpGuard {
+    registry: OpRegistry,
+    id: u64,
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        self.registry.0.borrow_mut().ops.remove(&self.id);
+    }
+}
+
+/// How the service ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExitReport {
+    /// True if the stop was forced (second signal or drain deadline).
+    pub forced: bool,
+    /// Polling cycles completed by the slowest runner.
+    pub poll_cycles: u64,
+    /// Jobs in the final snapshot (launched + pending + to_decommission).
+    pub tracked_jobs: usize,
+    /// Set if the final snapshot could not be written.
+    pub snapshot_error: Option<String>,
+}
+
+/// Sent by the control handle (first signal) or by the supervisor (poll
+/// cycles spent) to [`Shutdown`]: begin a graceful stop.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct BeginShutdown;
+
+/// Sent by the control handle (second signal) or by the deadline timer to
+/// [`Shutdown`]: snapshot now and stop.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ForceStop;
+
+/// Sent by the supervisor to [`Shutdown`] once drained and snapshotted.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DrainCompleted(pub ExitReport);
+
+/// Sent by [`Shutdown`] to the supervisor: stop polling and drain.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// Sent by [`Shutdown`] to the supervisor: write a forced snapshot now with
+/// what is known, then stop.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "ExitReport")]
+pub struct ForcedSnapshot;
+
+/// The shutdown actor: drain deadline, second signal, final report.
+pub struct Shutdown {
+    supervisor: Option<Recipient<Drain>>,
+    forced_snapshot: Option<Recipient<ForcedSnapshot>>,
+    deadline: Duration,
+    begun: bool,
+    finishing: bool,
+    done: Option<oneshot::Sender<ExitReport>>,
+    logger: slog::Logger,
+}
+
+/// Sent once by the service to [`Shutdown`]: where the supervisor is.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachSupervisor {
+    /// Recipient of `Drain`.
+    pub drain: Recipient<Drain>,
+    /// Recipient of `ForcedSnapshot`.
+    pub forced: Recipient<ForcedSnapshot>,
+}
+
+impl Shutdown {
+    /// A shutdown actor reporting the end of the service on `done`.
+    pub fn new(
+        deadline: Duration,
+        done: oneshot::Sender<ExitReport>,
+        logger: slog::Logger,
+    ) -> Self {
+        Shutdown {
+            supervisor: None,
+            forced_snapshot: None,
+            deadline,
+            begun: false,
+            finishing: false,
+            done: Some(done),
+            logger,
+        }
+    }
+
+    fn finish(&mut self, report: ExitReport, ctx: &mut Context<Self>) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(report);
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for Shutdown {
+    type Context = Context<Self>;
+}
+
+impl Handler<AttachSupervisor> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, msg: AttachSupervisor, _: &mut Context<Self>) {
+        self.supervisor = Some(msg.drain);
+        self.forced_snapshot = Some(msg.forced);
+    }
+}
+
+impl Handler<BeginShutdown> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, _: BeginShutdown, ctx: &mut Context<Self>) {
+        if self.begun {
+            return;
+        }
+        self.begun = true;
+        slog::warn!(self.logger, "graceful shutdown: no more polling, draining";
+                    "deadline_s" => self.deadline.as_secs());
+        if let Some(s) = &self.supervisor {
+            s.do_send(Drain);
+        }
+        ctx.run_later(self.deadline, |act, ctx| {
+            slog::error!(act.logger, "drain deadline reached: forcing the snapshot");
+            ctx.notify(ForceStop);
+        });
+    }
+}
+
+impl Handler<ForceStop> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, _: ForceStop, ctx: &mut Context<Self>) {
+        if self.finishing {
+            return;
+        }
+        self.finishing = true;
+        slog::warn!(
+            self.logger,
+            "forced stop: writing the state with what is known"
+        );
+        let Some(sup) = self.forced_snapshot.clone() else {
+            self.finish(
+                ExitReport {
+                    forced: true,
+                    poll_cycles: 0,
+                    tracked_jobs: 0,
+                    snapshot_error: Some("supervisor not started".into()),
+                },
+                ctx,
+            );
+            return;
+        };
+        ctx.wait(
+            async move { sup.send(ForcedSnapshot).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    let report = res.unwrap_or_else(|e| ExitReport {
+                        forced: true,
+                        poll_cycles: 0,
+                        tracked_jobs: 0,
+                        snapshot_error: Some(format!("supervisor unreachable: {e}")),
+                    });
+                    act.finish(report, ctx);
+                }),
+        );
+    }
+}
+
+impl Handler<DrainCompleted> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, msg: DrainCompleted, ctx: &mut Context<Self>) {
+        if self.finishing {
+            return;
+        }
+        self.finishing = true;
+        slog::info!(self.logger, "drained"; "tracked_jobs" => msg.0.tracked_jobs);
+        self.finish(msg.0, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn interrupts_wake_sleepers_and_report_cancel_first() {
+        tokio::time::pause();
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let mut i = Interrupts::new(drain_rx, Some(cancel_rx));
+        assert_eq!(i.check(), None);
+        assert_eq!(i.sleep(Duration::from_secs(5)).await, None);
+        let start = tokio::time::Instant::now();
+        let waker = actix_rt::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = drain_tx.send(true);
+            drain_tx
+        });
+        assert_eq!(
+            i.sleep(Duration::from_secs(100)).await,
+            Some(Interrupt::Drain)
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let _ = cancel_tx.send(true);
+        assert_eq!(i.check(), Some(Interrupt::Cancel));
+        drop(waker);
+    }
+
+    #[test]
+    fn op_registry_tracks_guards() {
+        let reg = OpRegistry::default();
+        let name: Rc<str> = Rc::from("r");
+        let g1 = reg.begin(
+            name.clone(),
+            JobKey {
+                runner: 0,
+                job_id: 2,
+            },
+            "create",
+        );
+        let g2 = reg.begin(
+            name,
+            JobKey {
+                runner: 0,
+                job_id: 1,
+            },
+            "decommission",
+        );
+        assert_eq!(reg.len(), 2);
+        let u = reg.uncertain();
+        assert_eq!(u[0].job_id, 1);
+        assert_eq!(u[1].operation, "create");
+        drop(g1);
+        drop(g2);
+        assert!(reg.is_empty());
+    }
+}

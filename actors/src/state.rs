@@ -1,0 +1,433 @@
+//! State snapshots: the Python-compatible format and the store port.
+//!
+//! The format is the reference runner's JSON: `launched` (handles of
+//! started jobs), `pending` (`[handle, job_data]` pairs of jobs not fully
+//! launched), `to_decommission` (handles whose resource must be deleted);
+//! a handle has `runner_name`, `job_id`, `token`, `trace_offset`,
+//! `expected_weight` and, once a resource exists, `paas_resource` (the
+//! executor's own dump). What the reference does not know goes in extra
+//! top-level keys, which it ignores: `creating` (resource names recorded
+//! before a create call), `launch_failures` (failures not yet reported),
+//! `uncertain` (operations in flight at a forced stop).
+//!
+//! [`FileStore`] writes atomically in the blocking pool: temp file in the
+//! same directory (mode 0600), fsync, rename, fsync of the directory. A file
+//! that does not parse is an error naming it; it is never deleted.
+
+use crate::ports::PortFuture;
+use crate::secret::Secret;
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// A job handle, as the reference saves it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HandleRecord {
+    /// Unique name of the runner that acquired the job.
+    pub runner_name: String,
+    /// Job id at that runner's coordinator.
+    pub job_id: i64,
+    /// The job token.
+    pub token: Secret,
+    /// Bytes of the job trace written by this runner.
+    #[serde(default)]
+    pub trace_offset: u64,
+    /// Weight expected from the job's flavor.
+    #[serde(default = "default_weight")]
+    pub expected_weight: f64,
+    /// The executor's dump of the resource, once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paas_resource: Option<Value>,
+}
+
+/// A `pending` entry: `[handle, job_data]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingRecord {
+    /// The handle.
+    pub handle: HandleRecord,
+    /// The full job payload, as the coordinator sent it.
+    pub job_data: Arc<Value>,
+}
+
+impl Serialize for PendingRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut t = serializer.serialize_tuple(2)?;
+        t.serialize_element(&self.handle)?;
+        t.serialize_element(&*self.job_data)?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for PendingRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (handle, job_data) = <(HandleRecord, Value)>::deserialize(deserializer)?;
+        Ok(PendingRecord {
+            handle,
+            job_data: Arc::new(job_data),
+        })
+    }
+}
+
+/// Extra key `creating`: a resource name recorded before its create call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreatingRecord {
+    /// Unique name of the runner.
+    pub runner_name: String,
+    /// Job id.
+    pub job_id: i64,
+    /// Deterministic resource name (`hpd-job-<unique>-<id>`).
+    pub resource_name: String,
+}
+
+/// Extra key `launch_failures`: a launch failure not yet reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// Unique name of the runner.
+    pub runner_name: String,
+    /// Job id.
+    pub job_id: i64,
+    /// The explanation appended to the job trace.
+    pub message: String,
+    /// Whether the explanation is already in the job trace.
+    #[serde(default)]
+    pub trace_appended: bool,
+}
+
+/// Extra key `uncertain`: an operation in flight when a stop was forced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UncertainRecord {
+    /// Unique name of the runner.
+    pub runner_name: String,
+    /// Job id.
+    pub job_id: i64,
+    /// The operation (`create`, `prepare`, `launch`, `decommission`, `poll`).
+    pub operation: String,
+}
+
+/// The whole state file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Started jobs.
+    pub launched: Vec<HandleRecord>,
+    /// Jobs not fully launched, with their payload.
+    pub pending: Vec<PendingRecord>,
+    /// Resources to delete.
+    #[serde(default)]
+    pub to_decommission: Vec<HandleRecord>,
+    /// Extra: resource names recorded before their create call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub creating: Vec<CreatingRecord>,
+    /// Extra: launch failures not yet reported to the coordinator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launch_failures: Vec<FailureRecord>,
+    /// Extra: operations in flight at a forced stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncertain: Vec<UncertainRecord>,
+}
+
+impl Snapshot {
+    /// Number of entries in the three reference sections.
+    pub fn len(&self) -> usize {
+        self.launched.len() + self.pending.len() + self.to_decommission.len()
+    }
+
+    /// True when nothing is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0 && self.creating.is_empty() && self.launch_failures.is_empty()
+    }
+
+    /// Parses a state file's content.
+    pub fn from_json(bytes: &[u8]) -> Result<Snapshot, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Serialises to the state file's content.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+}
+
+/// What went wrong with the state store.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StateError {
+    /// The file exists but cannot be read.
+    #[error("cannot read state file {path}: {detail}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        detail: String,
+    },
+    /// The file does not parse or has the wrong shape. It is left untouched.
+    #[error(
+        "state file {path} is corrupt ({detail}); it was left untouched: repair it, \
+         or move it away to start without state"
+    )]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// Parser message with line and column.
+        detail: String,
+    },
+    /// Writing failed; the previous file is intact.
+    #[error("cannot write state file {path}: {detail}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The I/O or serialisation error.
+        detail: String,
+    },
+    /// The blocking task doing the I/O did not complete.
+    #[error("state store task for {path} failed: {detail}")]
+    Task {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Where snapshots are kept. Implemented by [`FileStore`] and, for tests,
+/// by `testing::MemoryStore`.
+pub trait StateStore {
+    /// Reads the saved state; `Ok(None)` when there is none yet.
+    fn load(&self) -> PortFuture<'_, Result<Option<Snapshot>, StateError>>;
+
+    /// Replaces the saved state with `snapshot`, atomically. The returned
+    /// future owns everything it needs (it may outlive the borrow).
+    fn save(&self, snapshot: Snapshot) -> PortFuture<'static, Result<(), StateError>>;
+
+    /// Where the state lives, for logs.
+    fn location(&self) -> String;
+}
+
+/// The state file, written atomically.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    /// A store at `path` (the configuration's `state_file`).
+    pub fn new(path: impl Into<PathBuf>) -> FileStore {
+        FileStore { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl StateStore for FileStore {
+    fn load(&self) -> PortFuture<'_, Result<Option<Snapshot>, StateError>> {
+        let path = self.path.clone();
+        Box::pin(async move {
+            let shown = path.display().to_string();
+            let task_path = path.clone();
+            let read = actix_rt::task::spawn_blocking(move || fs::read(&task_path))
+                .await
+                .map_err(|e| StateError::Task {
+                    path: shown.clone(),
+                    detail: e.to_string(),
+                })?;
+            let bytes = match read {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => {
+                    return Err(StateError::Read {
+                        path: shown,
+                        detail: e.to_string(),
+                    })
+                }
+            };
+            Snapshot::from_json(&bytes)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    path: shown,
+                    detail: e.to_string(),
+                })
+        })
+    }
+
+    fn save(&self, snapshot: Snapshot) -> PortFuture<'static, Result<(), StateError>> {
+        let path = self.path.clone();
+        Box::pin(async move {
+            let shown = path.display().to_string();
+            let res = actix_rt::task::spawn_blocking(move || -> Result<(), String> {
+                let bytes = snapshot.to_json().map_err(|e| e.to_string())?;
+                write_atomic(&path, &bytes).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| StateError::Task {
+                path: shown.clone(),
+                detail: e.to_string(),
+            })?;
+            res.map_err(|detail| StateError::Write {
+                path: shown,
+                detail,
+            })
+        })
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// Replaces `path` by `bytes` atomically: a temp file (mode 0600) in the
+/// same directory, fsync, rename over `path`, fsync of the directory.
+/// Blocking: call it from the blocking pool.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "state file path has no file name",
+        )
+    })?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    File::open(&dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn python_state() -> Value {
+        json!({
+            "launched": [{"runner_name": "r1", "job_id": 3, "token": "t3",
+                          "trace_offset": 0, "expected_weight": 2.378,
+                          "paas_resource": {"app_id": "app_3", "weight": 2.378}}],
+            "to_decommission": [{"runner_name": "r1", "job_id": 4, "token": "t4",
+                                 "trace_offset": 57, "expected_weight": 1,
+                                 "paas_resource": {"app_id": "app_4"}}],
+            "pending": [[{"runner_name": "r1", "job_id": 5, "token": "t5",
+                          "trace_offset": 0, "expected_weight": 1.0},
+                         {"id": 5, "token": "t5", "job_info": {"project_id": 1}}]]
+        })
+    }
+
+    #[test]
+    fn reads_the_python_format() {
+        let bytes = serde_json::to_vec(&python_state()).expect("json");
+        let snap = Snapshot::from_json(&bytes).expect("parse");
+        assert_eq!(snap.launched.len(), 1);
+        assert_eq!(snap.launched[0].token.expose(), "t3");
+        assert_eq!(snap.to_decommission[0].trace_offset, 57);
+        assert_eq!(snap.to_decommission[0].expected_weight, 1.0);
+        assert_eq!(snap.pending[0].handle.job_id, 5);
+        assert_eq!(snap.pending[0].handle.paas_resource, None);
+        assert_eq!(snap.pending[0].job_data["job_info"]["project_id"], 1);
+        assert!(snap.creating.is_empty());
+    }
+
+    #[test]
+    fn round_trip_keeps_python_keys_and_adds_extras_only_when_needed() {
+        let bytes = serde_json::to_vec(&python_state()).expect("json");
+        let snap = Snapshot::from_json(&bytes).expect("parse");
+        let out: Value = serde_json::from_slice(&snap.to_json().expect("ser")).expect("json");
+        let mut keys: Vec<_> = out.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["launched", "pending", "to_decommission"]);
+        assert_eq!(out["pending"][0][0]["token"], "t5");
+        assert!(out["pending"][0][0].get("paas_resource").is_none());
+        assert_eq!(out["launched"][0]["paas_resource"]["app_id"], "app_3");
+
+        let mut snap = snap;
+        snap.creating.push(CreatingRecord {
+            runner_name: "r1".into(),
+            job_id: 5,
+            resource_name: "hpd-job-r1-5".into(),
+        });
+        let back = Snapshot::from_json(&snap.to_json().expect("ser")).expect("parse");
+        assert_eq!(back, snap);
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors() {
+        let cases = [
+            "",
+            "{",
+            "[]",
+            r#"{"pending": []}"#,
+            r#"{"launched": [], "pending": [[{"runner_name": "r", "job_id": 1, "token": "t"}]]}"#,
+            r#"{"launched": [{"job_id": 1, "token": "t"}], "pending": []}"#,
+            r#"{"launched": [], "pending": [], "to_decommission": {}}"#,
+        ];
+        for c in cases {
+            assert!(Snapshot::from_json(c.as_bytes()).is_err(), "{c:?} parsed");
+        }
+        assert!(Snapshot::from_json(br#"{"launched": [], "pending": [], "zz": 1}"#).is_ok());
+    }
+
+    #[actix_rt::test]
+    async fn file_store_round_trip_mode_and_missing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let store = FileStore::new(&path);
+        assert_eq!(store.load().await, Ok(None));
+        let snap = Snapshot::from_json(&serde_json::to_vec(&python_state()).expect("json"))
+            .expect("parse");
+        store.save(snap.clone()).await.expect("save");
+        store.save(snap.clone()).await.expect("save again");
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(store.load().await, Ok(Some(snap)));
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("readdir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[actix_rt::test]
+    async fn corrupt_file_is_an_error_naming_it_and_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        fs::write(&path, b"{\"launched\": [").expect("write");
+        let store = FileStore::new(&path);
+        let err = store.load().await.expect_err("corrupt");
+        let msg = err.to_string();
+        assert!(matches!(err, StateError::Corrupt { .. }), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert_eq!(fs::read(&path).expect("still there"), b"{\"launched\": [");
+    }
+
+    #[actix_rt::test]
+    async fn unwritable_directory_is_a_write_error() {
+        let store = FileStore::new("/nonexistent-dir-for-test/state.json");
+        let err = store.save(Snapshot::default()).await.expect_err("no dir");
+        assert!(matches!(err, StateError::Write { .. }), "{err}");
+    }
+}

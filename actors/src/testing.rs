@@ -1,0 +1,666 @@
+//! In-memory fakes of the ports, for tests and benchmarks (feature `testing`).
+//!
+//! A [`World`] is the shared truth the fakes of several runners act on:
+//! live resources (with the peak of their total weight, to check the quota
+//! from the PAAS side), launched jobs, job statuses. [`FakeCoordinator`] and
+//! [`FakePaas`] script failures and latencies per call; latencies use tokio
+//! time, so tests pause the clock and nothing really sleeps.
+//! [`MemoryStore`] keeps snapshots in memory, round-tripping them through
+//! the JSON format. [`capture_logger`] collects log lines for assertions.
+
+use crate::ports::{
+    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, Paas, PaasError, PortFuture,
+    Resource, TraceAppend, Weight,
+};
+use crate::state::{Snapshot, StateError, StateStore};
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The shared state of the fake coordinators and PAAS of a test.
+#[derive(Default)]
+pub struct World {
+    inner: RefCell<WorldState>,
+}
+
+/// What a [`World`] knows.
+#[derive(Default, Debug, Clone)]
+pub struct WorldState {
+    /// Live resources by name.
+    pub live: BTreeMap<String, Resource>,
+    /// Highest total weight of live resources ever seen.
+    pub peak_live_weight: Weight,
+    /// Resources created since start.
+    pub created: u64,
+    /// Successful decommissions since start.
+    pub deleted: u64,
+    /// Job ids launched on a resource.
+    pub launched_jobs: HashSet<i64>,
+    /// Job ids whose job is over at the coordinator.
+    pub finished_jobs: HashSet<i64>,
+}
+
+impl World {
+    /// A new, empty world.
+    pub fn new() -> Rc<World> {
+        Rc::new(World::default())
+    }
+
+    /// A copy of the state.
+    pub fn state(&self) -> WorldState {
+        self.inner.borrow().clone()
+    }
+
+    /// Total weight of the live resources.
+    pub fn live_weight(&self) -> Weight {
+        self.inner.borrow().live.values().map(|r| r.weight).sum()
+    }
+
+    /// Number of live resources.
+    pub fn live_count(&self) -> usize {
+        self.inner.borrow().live.len()
+    }
+
+    /// Ends a job at the coordinator (finished or cancelled).
+    pub fn finish_job(&self, job_id: i64) {
+        self.inner.borrow_mut().finished_jobs.insert(job_id);
+    }
+
+    /// Puts a resource on the PAAS as if created earlier.
+    pub fn add_live(&self, resource: Resource) {
+        let mut w = self.inner.borrow_mut();
+        w.live.insert(resource.name.clone(), resource);
+    }
+}
+
+/// A job payload with id, token, project id and variables.
+pub fn job(id: i64, vars: &[(&str, &str)]) -> Job {
+    let variables: Vec<Value> = vars
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": v, "public": true}))
+        .collect();
+    let payload = json!({
+        "id": id,
+        "token": format!("job-token-{id}"),
+        "allow_git_fetch": true,
+        "job_info": {"id": id, "name": "test", "stage": "test", "project_id": 1,
+                     "project_name": "proj"},
+        "git_info": {"repo_url": "https://example.invalid/group/proj.git",
+                     "ref": "branch/default", "sha": "0123456789abcdef0123456789abcdef01234567"},
+        "variables": variables,
+        "steps": [{"name": "script", "script": ["make test"], "timeout": 3600,
+                   "when": "on_success", "allow_failure": false}],
+        "image": {"name": "debian:bookworm"},
+    });
+    match Job::from_payload(payload) {
+        Ok(j) => j,
+        Err(_) => Job {
+            id,
+            token: crate::Secret::new(""),
+            project_id: None,
+            payload: Arc::new(Value::Null),
+        },
+    }
+}
+
+async fn lag(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// Scripted state of a [`FakeCoordinator`].
+#[derive(Default, Debug)]
+pub struct CoordinatorScript {
+    /// Jobs handed out by `request_job`, in order.
+    pub queue: VecDeque<Job>,
+    /// Errors returned by the next `request_job` calls, before the queue.
+    pub request_errors: VecDeque<CoordinatorError>,
+    /// Errors returned by the next `report_failed` calls.
+    pub report_errors: VecDeque<CoordinatorError>,
+    /// When true, `trace_len` grows as soon as the job is launched.
+    pub auto_trace: bool,
+    /// When true, `job_status` says Finished as soon as the job is launched.
+    pub auto_finish: bool,
+    /// Latency of `request_job`.
+    pub request_latency: Duration,
+    /// Latency of `job_status`.
+    pub status_latency: Duration,
+    /// Trace appends seen: (job id, offset, text).
+    pub appended: Vec<(i64, u64, String)>,
+    /// Failure reports: (job id, reason, exit code, tokio instant).
+    pub reports: Vec<(i64, FailureReason, i32, tokio::time::Instant)>,
+    /// Calls to `request_job`.
+    pub requests: u64,
+    /// Calls to `job_status`.
+    pub status_calls: u64,
+    /// `job_status` calls in flight now, and the peak.
+    pub status_in_flight: (usize, usize),
+}
+
+/// An in-memory coordinator.
+pub struct FakeCoordinator {
+    world: Rc<World>,
+    /// The script; tests change it while the service runs.
+    pub script: RefCell<CoordinatorScript>,
+}
+
+impl FakeCoordinator {
+    /// A coordinator acting on `world`, with trace and auto-start on.
+    pub fn new(world: Rc<World>) -> Rc<FakeCoordinator> {
+        Rc::new(FakeCoordinator {
+            world,
+            script: RefCell::new(CoordinatorScript {
+                auto_trace: true,
+                ..CoordinatorScript::default()
+            }),
+        })
+    }
+
+    /// Queues jobs to hand out.
+    pub fn push_jobs(&self, jobs: impl IntoIterator<Item = Job>) {
+        self.script.borrow_mut().queue.extend(jobs);
+    }
+}
+
+impl Coordinator for FakeCoordinator {
+    fn request_job(&self) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>> {
+        Box::pin(async move {
+            let latency = self.script.borrow().request_latency;
+            lag(latency).await;
+            let mut s = self.script.borrow_mut();
+            s.requests += 1;
+            if let Some(e) = s.request_errors.pop_front() {
+                return Err(e);
+            }
+            Ok(s.queue.pop_front())
+        })
+    }
+
+    fn job_status<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<JobStatus, CoordinatorError>> {
+        Box::pin(async move {
+            let latency = {
+                let mut s = self.script.borrow_mut();
+                s.status_calls += 1;
+                s.status_in_flight.0 += 1;
+                s.status_in_flight.1 = s.status_in_flight.1.max(s.status_in_flight.0);
+                s.status_latency
+            };
+            lag(latency).await;
+            let (auto_finish, _) = {
+                let mut s = self.script.borrow_mut();
+                s.status_in_flight.0 -= 1;
+                (s.auto_finish, ())
+            };
+            let w = self.world.inner.borrow();
+            let over = w.finished_jobs.contains(&job.id)
+                || (auto_finish && w.launched_jobs.contains(&job.id));
+            Ok(if over {
+                JobStatus::Finished
+            } else {
+                JobStatus::Running
+            })
+        })
+    }
+
+    fn append_trace<'a>(
+        &'a self,
+        job: &'a Job,
+        offset: u64,
+        text: &'a str,
+    ) -> PortFuture<'a, Result<TraceAppend, CoordinatorError>> {
+        Box::pin(async move {
+            let mut s = self.script.borrow_mut();
+            s.appended.push((job.id, offset, text.to_string()));
+            Ok(TraceAppend::Appended {
+                new_offset: offset + text.len() as u64,
+            })
+        })
+    }
+
+    fn report_failed<'a>(
+        &'a self,
+        job: &'a Job,
+        reason: FailureReason,
+        exit_code: i32,
+    ) -> PortFuture<'a, Result<(), CoordinatorError>> {
+        Box::pin(async move {
+            let mut s = self.script.borrow_mut();
+            s.reports
+                .push((job.id, reason, exit_code, tokio::time::Instant::now()));
+            match s.report_errors.pop_front() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn trace_len<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<u64, CoordinatorError>> {
+        Box::pin(async move {
+            let auto = self.script.borrow().auto_trace;
+            let appended: u64 = self
+                .script
+                .borrow()
+                .appended
+                .iter()
+                .filter(|(id, _, _)| *id == job.id)
+                .map(|(_, _, t)| t.len() as u64)
+                .sum();
+            let launched = self.world.inner.borrow().launched_jobs.contains(&job.id);
+            Ok(appended + u64::from(auto && launched) * 100)
+        })
+    }
+}
+
+/// A PAAS step that can be scripted to fail or lag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// `expected_weight`.
+    Expected,
+    /// `create`.
+    Create,
+    /// `prepare`.
+    Prepare,
+    /// `launch`.
+    Launch,
+    /// `decommission`.
+    Decommission,
+    /// `list_resources`.
+    List,
+}
+
+/// Scripted state of a [`FakePaas`].
+#[derive(Default, Debug)]
+pub struct PaasScript {
+    /// Errors returned by the next calls of each step.
+    pub errors: HashMap<Step, VecDeque<PaasError>>,
+    /// Latency of each step.
+    pub latency: HashMap<Step, Duration>,
+    /// Calls: (step, job id or 0).
+    pub calls: Vec<(Step, i64)>,
+}
+
+/// An in-memory PAAS for one runner. A job's expected weight is its
+/// `WEIGHT` variable (default 1.0); its actual weight `ACTUAL_WEIGHT`
+/// (default: the expected weight).
+pub struct FakePaas {
+    world: Rc<World>,
+    unique: String,
+    max_weight: Weight,
+    /// The script; tests change it while the service runs.
+    pub script: RefCell<PaasScript>,
+    /// Called at each `create`, before the resource exists.
+    #[allow(clippy::type_complexity)]
+    pub on_create: RefCell<Option<Box<dyn Fn(&Job)>>>,
+}
+
+impl FakePaas {
+    /// A PAAS for runner `unique`, whose largest job weighs `max_weight`.
+    pub fn new(world: Rc<World>, unique: &str, max_weight: Weight) -> Rc<FakePaas> {
+        Rc::new(FakePaas {
+            world,
+            unique: unique.to_string(),
+            max_weight,
+            script: RefCell::new(PaasScript::default()),
+            on_create: RefCell::new(None),
+        })
+    }
+
+    /// Scripts the next calls of `step` to fail with `errors`.
+    pub fn fail(&self, step: Step, errors: impl IntoIterator<Item = PaasError>) {
+        self.script
+            .borrow_mut()
+            .errors
+            .entry(step)
+            .or_default()
+            .extend(errors);
+    }
+
+    /// Sets the latency of `step`.
+    pub fn set_latency(&self, step: Step, d: Duration) {
+        self.script.borrow_mut().latency.insert(step, d);
+    }
+
+    /// Number of calls of `step`.
+    pub fn calls(&self, step: Step) -> usize {
+        self.script
+            .borrow()
+            .calls
+            .iter()
+            .filter(|(s, _)| *s == step)
+            .count()
+    }
+
+    async fn enter(&self, step: Step, job_id: i64) -> Result<(), PaasError> {
+        let latency = {
+            let mut s = self.script.borrow_mut();
+            s.calls.push((step, job_id));
+            s.latency.get(&step).copied().unwrap_or_default()
+        };
+        lag(latency).await;
+        let mut s = self.script.borrow_mut();
+        match s.errors.get_mut(&step).and_then(|q| q.pop_front()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn weight_var(job: &Job, key: &str) -> Option<Weight> {
+        job.variable(key).and_then(|v| v.parse().ok())
+    }
+
+    fn job_id_of(resource: &Resource) -> i64 {
+        resource
+            .detail
+            .get("job_id")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0)
+    }
+}
+
+impl Paas for FakePaas {
+    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
+        Box::pin(async move { Ok(self.max_weight) })
+    }
+
+    fn expected_weight<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Weight, PaasError>> {
+        Box::pin(async move {
+            self.enter(Step::Expected, job.id).await?;
+            if job.variable("FLAVOR") == Some("bogus") {
+                return Err(PaasError::permanent(
+                    "check-flavor",
+                    "unknown flavor `bogus`; allowed: S, M, L",
+                ));
+            }
+            Ok(Self::weight_var(job, "WEIGHT").unwrap_or(1.0))
+        })
+    }
+
+    fn resource_name(&self, job: &Job) -> String {
+        format!("hpd-job-{}-{}", self.unique, job.id)
+    }
+
+    fn create<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(async move {
+            if let Some(hook) = self.on_create.borrow().as_ref() {
+                hook(job);
+            }
+            self.enter(Step::Create, job.id).await?;
+            let expected = Self::weight_var(job, "WEIGHT").unwrap_or(1.0);
+            let weight = Self::weight_var(job, "ACTUAL_WEIGHT").unwrap_or(expected);
+            let r = Resource {
+                id: format!("app_{}_{}", self.unique, job.id),
+                name: self.resource_name(job),
+                weight,
+                launched: false,
+                detail: json!({"job_id": job.id}),
+            };
+            let mut w = self.world.inner.borrow_mut();
+            w.live.insert(r.name.clone(), r.clone());
+            w.created += 1;
+            let total: Weight = w.live.values().map(|r| r.weight).sum();
+            if total > w.peak_live_weight {
+                w.peak_live_weight = total;
+            }
+            Ok(r)
+        })
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(async move {
+            self.enter(Step::Prepare, job.id).await?;
+            Ok(resource.clone())
+        })
+    }
+
+    fn launch<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(async move {
+            self.enter(Step::Launch, job.id).await?;
+            let mut r = resource.clone();
+            r.launched = true;
+            let mut w = self.world.inner.borrow_mut();
+            w.live.insert(r.name.clone(), r.clone());
+            w.launched_jobs.insert(job.id);
+            Ok(r)
+        })
+    }
+
+    fn decommission<'a>(&'a self, resource: &'a Resource) -> PortFuture<'a, Result<(), PaasError>> {
+        Box::pin(async move {
+            self.enter(Step::Decommission, Self::job_id_of(resource))
+                .await?;
+            let mut w = self.world.inner.borrow_mut();
+            if w.live.remove(&resource.name).is_some() {
+                w.deleted += 1;
+            }
+            Ok(())
+        })
+    }
+
+    fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>> {
+        Box::pin(async move {
+            self.enter(Step::List, 0).await?;
+            let prefix = format!("hpd-job-{}-", self.unique);
+            Ok(self
+                .world
+                .inner
+                .borrow()
+                .live
+                .values()
+                .filter(|r| r.name.starts_with(&prefix))
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn dump_resource(&self, resource: &Resource) -> Value {
+        json!({"app_id": resource.id, "name": resource.name, "weight": resource.weight,
+               "launched": resource.launched, "job_id": Self::job_id_of(resource)})
+    }
+
+    fn load_resource<'a>(
+        &'a self,
+        saved: &'a Value,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(async move {
+            let field = |k: &str| saved.get(k).cloned().unwrap_or(Value::Null);
+            let (Some(id), Some(name)) = (
+                field("app_id").as_str().map(String::from),
+                field("name").as_str().map(String::from),
+            ) else {
+                return Err(PaasError::permanent(
+                    "load",
+                    "saved resource lacks app_id or name",
+                ));
+            };
+            Ok(Resource {
+                id,
+                name,
+                weight: field("weight").as_f64().unwrap_or(1.0),
+                launched: field("launched").as_bool().unwrap_or(false),
+                detail: json!({"job_id": field("job_id").as_i64().unwrap_or(0)}),
+            })
+        })
+    }
+}
+
+/// A state store in memory. Every save goes through the JSON format.
+#[derive(Default)]
+pub struct MemoryStore {
+    initial: RefCell<Option<Vec<u8>>>,
+    last: RefCell<Option<Vec<u8>>>,
+    saves: Cell<u64>,
+    fail_saves: Cell<u32>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Rc<MemoryStore> {
+        Rc::new(MemoryStore::default())
+    }
+
+    /// A store whose `load` returns `json`.
+    pub fn with_initial(json: &[u8]) -> Rc<MemoryStore> {
+        let s = MemoryStore::default();
+        *s.initial.borrow_mut() = Some(json.to_vec());
+        Rc::new(s)
+    }
+
+    /// The last snapshot saved.
+    pub fn last(&self) -> Option<Snapshot> {
+        self.last
+            .borrow()
+            .as_ref()
+            .and_then(|b| Snapshot::from_json(b).ok())
+    }
+
+    /// The last snapshot saved, as JSON.
+    pub fn last_json(&self) -> Option<Value> {
+        self.last
+            .borrow()
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+    }
+
+    /// Number of successful saves.
+    pub fn saves(&self) -> u64 {
+        self.saves.get()
+    }
+
+    /// Makes the next `n` saves fail.
+    pub fn fail_next_saves(&self, n: u32) {
+        self.fail_saves.set(n);
+    }
+}
+
+/// A `Rc<MemoryStore>` usable as `Rc<dyn StateStore>` while the test keeps
+/// its own handle.
+#[derive(Clone)]
+pub struct SharedMemoryStore(pub Rc<MemoryStore>);
+
+impl StateStore for SharedMemoryStore {
+    fn load(&self) -> PortFuture<'_, Result<Option<Snapshot>, StateError>> {
+        let initial = self.0.initial.borrow().clone();
+        Box::pin(async move {
+            match initial {
+                None => Ok(None),
+                Some(b) => Snapshot::from_json(&b)
+                    .map(Some)
+                    .map_err(|e| StateError::Corrupt {
+                        path: "memory".into(),
+                        detail: e.to_string(),
+                    }),
+            }
+        })
+    }
+
+    fn save(&self, snapshot: Snapshot) -> PortFuture<'static, Result<(), StateError>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            if store.fail_saves.get() > 0 {
+                store.fail_saves.set(store.fail_saves.get() - 1);
+                return Err(StateError::Write {
+                    path: "memory".into(),
+                    detail: "scripted failure".into(),
+                });
+            }
+            let bytes = snapshot.to_json().map_err(|e| StateError::Write {
+                path: "memory".into(),
+                detail: e.to_string(),
+            })?;
+            *store.last.borrow_mut() = Some(bytes);
+            store.saves.set(store.saves.get() + 1);
+            Ok(())
+        })
+    }
+
+    fn location(&self) -> String {
+        "memory".into()
+    }
+}
+
+/// Log lines captured by [`capture_logger`].
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        match self.0.lock() {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+impl io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut b) => {
+                b.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Err(_) => Err(io::Error::other("poisoned")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A logger writing plain lines (with all key-values) into a [`LogCapture`].
+pub fn capture_logger() -> (slog::Logger, LogCapture) {
+    let cap = LogCapture::default();
+    let drain = PlainDrain(cap.clone());
+    (slog::Logger::root(slog::Fuse(drain), slog::o!()), cap)
+}
+
+struct PlainDrain(LogCapture);
+
+struct KvWriter(String);
+
+impl slog::Serializer for KvWriter {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        self.0.push_str(&format!(" {key}={val}"));
+        Ok(())
+    }
+}
+
+impl slog::Drain for PlainDrain {
+    type Ok = ();
+    type Err = io::Error;
+    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> io::Result<()> {
+        use slog::KV;
+        let mut kv = KvWriter(String::new());
+        let _ = record.kv().serialize(record, &mut kv);
+        let _ = values.serialize(record, &mut kv);
+        let line = format!(
+            "{} {}{}\n",
+            record.level().as_short_str(),
+            record.msg(),
+            kv.0
+        );
+        let mut w = self.0.clone();
+        io::Write::write_all(&mut w, line.as_bytes())
+    }
+}
+
+/// A logger that drops everything.
+pub fn null_logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}

@@ -1,0 +1,713 @@
+//! `CleverExecutor`: the clever-docker executor, implementing
+//! `paas_actors::ports::Paas` over the Clever Cloud API and a Git push.
+//!
+//! Provisioning steps (the supervisor records the resource between them):
+//! 1. `create`: choose the flavor, find the organisation, `POST` the app.
+//!    The create is sent once. When its answer is lost or is a 5xx, the
+//!    organisation's apps are searched for the deterministic name: a found
+//!    app is adopted (returned as created), otherwise the error is
+//!    *uncertain* (lost answer) or transient (5xx). A 400 invalidates the
+//!    product cache; if the Docker version changed meanwhile, the create is
+//!    sent once more with the new version (the first one created nothing).
+//! 2. `prepare`: `PUT env`, then poll `deployment.repoState` until
+//!    `CREATED` (fail fast on `NOT_NEEDED` / `DELETED`; the last poll
+//!    happens at the deadline).
+//! 3. `launch`: build the context and push it in the blocking pool; a
+//!    remote `master` already present counts as launched.
+//!
+//! Tenant credentials are never stored in a resource: every operation
+//! resolves the organisation again (cached, see `tenants`). Decision for
+//! records whose organisation cannot be resolved (GitLab down, attribute
+//! removed, record written in single-organisation mode): `load_resource`
+//! still returns the resource, so the record stays in the state; a
+//! `decommission` that cannot find the organisation fails with a
+//! *transient* `delete` error naming the cause, so that the decommissioner
+//! keeps retrying (an administrator may fix the attributes meanwhile), and
+//! the record survives restarts until the deletion succeeds.
+
+use super::api::{Application, CleverApi, CleverError, CreateApp, Deleted, OrgAuth};
+use super::flavors::{
+    min_requestable_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError,
+    FLAVOR_VARIABLE,
+};
+use super::settings::{CleverSettings, Tenancy};
+use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
+use super::GroupAttributes;
+use crate::deploy::BuildContext;
+use crate::git_push::{push_context, PushOutcome};
+use actix_rt::time::{sleep, Instant};
+use paas_actors::ports::{
+    weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use slog::{info, warn, Logger};
+use std::rc::Rc;
+
+/// RAM of the largest documented flavor (3XL): the weight of last resort
+/// for a saved record without weight when the flavors cannot be fetched.
+const LARGEST_DOCUMENTED_MEM_MIB: u64 = 32768;
+
+/// The executor cannot be built from these settings.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CleverSetupError {
+    /// Multi-tenant mode without a GitLab group attributes client.
+    #[error("cc_multi_tenant needs a GitLab client able to read group custom attributes (cc_gitlab_namespace_attributes_token)")]
+    NoAttributesClient,
+}
+
+/// The executor-specific part of a [`Resource`] (its `detail`): no secret.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppDetail {
+    /// Top-level GitLab group of the job (multi-tenant mode only).
+    #[serde(default)]
+    pub gitlab_namespace: Option<String>,
+    /// Git smart-HTTP URL of the app (`deployment.httpUrl`).
+    #[serde(default)]
+    pub deploy_url: Option<String>,
+    /// Organisation the app belongs to, when known.
+    #[serde(default)]
+    pub orga_id: Option<String>,
+}
+
+impl AppDetail {
+    fn of(resource: &Resource) -> AppDetail {
+        serde_json::from_value(resource.detail.clone()).unwrap_or_default()
+    }
+
+    fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The clever-docker executor of one `[[runners]]` section.
+pub struct CleverExecutor {
+    settings: CleverSettings,
+    api: CleverApi,
+    products: ProductCache,
+    tenants: Option<TenantResolver>,
+    logger: Logger,
+}
+
+fn flavor_error(e: FlavorError) -> PaasError {
+    let class = match e {
+        FlavorError::NoFlavor { .. } => PaasErrorClass::Transient,
+        _ => PaasErrorClass::Permanent,
+    };
+    PaasError {
+        action: "check-flavor".into(),
+        message: e.to_string(),
+        class,
+    }
+}
+
+fn product_error(e: ProductError) -> PaasError {
+    match e {
+        ProductError::Api(e) => e.into(),
+        ProductError::NoDocker => PaasError::transient("get-instance-type", e.to_string()),
+    }
+}
+
+fn tenant_error(e: TenantError) -> PaasError {
+    PaasError {
+        action: "find-orga".into(),
+        class: if e.is_transient() {
+            PaasErrorClass::Transient
+        } else {
+            PaasErrorClass::Permanent
+        },
+        message: e.to_string(),
+    }
+}
+
+impl CleverExecutor {
+    /// Builds the executor. `attributes` is required in multi-tenant mode
+    /// (the GitLab client reading group custom attributes). Must be called
+    /// inside an actix system.
+    pub fn new(
+        settings: CleverSettings,
+        attributes: Option<Rc<dyn GroupAttributes>>,
+        logger: Logger,
+    ) -> Result<Self, CleverSetupError> {
+        let tenants = match &settings.tenancy {
+            Tenancy::Single { .. } => None,
+            Tenancy::Multi {
+                orga_id_attribute,
+                orga_token_attribute,
+            } => Some(TenantResolver::new(
+                attributes.ok_or(CleverSetupError::NoAttributesClient)?,
+                orga_id_attribute,
+                orga_token_attribute,
+                settings.tenant_cache_ttl,
+            )),
+        };
+        let api = CleverApi::new(settings.api_base(), settings.http.clone());
+        let products = ProductCache::new(
+            settings.flavor_cache_ttl,
+            &settings.flavor_context,
+            &settings.flavor_name_prefix,
+        );
+        Ok(CleverExecutor {
+            settings,
+            api,
+            products,
+            tenants,
+            logger,
+        })
+    }
+
+    /// The organisation of a namespace (`None`: none known).
+    async fn org(&self, namespace: Option<&str>) -> Result<OrgAuth, TenantError> {
+        match (&self.settings.tenancy, &self.tenants) {
+            (Tenancy::Single { orga_id, token }, _) => Ok(OrgAuth {
+                orga_id: orga_id.clone(),
+                token: token.clone(),
+            }),
+            (Tenancy::Multi { .. }, Some(t)) => {
+                t.resolve(namespace.ok_or(TenantError::NoNamespace)?).await
+            }
+            (Tenancy::Multi { .. }, None) => Err(TenantError::NoNamespace),
+        }
+    }
+
+    /// The job's namespace as recorded in resources (multi-tenant only).
+    fn job_namespace<'j>(&self, job: &'j Job) -> Option<&'j str> {
+        match self.settings.tenancy {
+            Tenancy::Single { .. } => None,
+            Tenancy::Multi { .. } => job.variable(ROOT_NAMESPACE_VARIABLE),
+        }
+    }
+
+    async fn job_flavor(&self, job: &Job) -> Result<Flavor, PaasError> {
+        let catalog = self
+            .products
+            .catalog(&self.api)
+            .await
+            .map_err(product_error)?;
+        select_flavor(
+            &catalog,
+            job.variable(FLAVOR_VARIABLE),
+            &self.settings.default_flavor,
+            self.settings.max_flavor.as_deref(),
+        )
+        .cloned()
+        .map_err(flavor_error)
+    }
+
+    /// Weight of the flavor a user would name `flavor` (e.g. `3XL`), for the
+    /// `[quota_computation]` reference. An unknown flavor is a permanent
+    /// error listing the available ones.
+    pub async fn flavor_weight(&self, flavor: &str) -> Result<Weight, PaasError> {
+        let catalog = self
+            .products
+            .catalog(&self.api)
+            .await
+            .map_err(product_error)?;
+        select_flavor(&catalog, Some(flavor), flavor, None)
+            .map(|f| f.weight())
+            .map_err(flavor_error)
+    }
+
+    /// Weight for an app whose flavor is unknown: the largest available
+    /// flavor's, else the largest documented one's.
+    async fn fallback_weight(&self) -> Weight {
+        match self.products.catalog(&self.api).await {
+            Ok(c) => c.largest().map(Flavor::weight),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| weight_of_mem_mib(LARGEST_DOCUMENTED_MEM_MIB))
+    }
+
+    fn create_body(&self, name: &str, version: String, flavor: &Flavor) -> CreateApp {
+        CreateApp {
+            name: name.to_string(),
+            zone: self.settings.zone.clone(),
+            deploy: "git",
+            instance_type: "docker",
+            instance_version: version,
+            instance_variant: self.settings.instance_variant_uuid.clone(),
+            instance_lifetime: "TASK",
+            min_instances: 1,
+            max_instances: 1,
+            min_flavor: flavor.api_name.clone(),
+            max_flavor: flavor.api_name.clone(),
+        }
+    }
+
+    fn resource_of(
+        &self,
+        app: &Application,
+        namespace: Option<&str>,
+        orga_id: &str,
+        weight: Weight,
+    ) -> Resource {
+        let detail = AppDetail {
+            gitlab_namespace: namespace.map(str::to_string),
+            deploy_url: app.http_url().map(str::to_string),
+            orga_id: Some(orga_id.to_string()),
+        };
+        Resource {
+            id: app.id.clone(),
+            name: app.name.clone(),
+            weight,
+            launched: false,
+            detail: detail.to_value(),
+        }
+    }
+
+    /// Looks for an app of that name (the newest one if several).
+    async fn find_by_name(
+        &self,
+        org: &OrgAuth,
+        name: &str,
+    ) -> Result<Option<Application>, CleverError> {
+        let apps = self.api.list_apps(org).await?;
+        Ok(apps
+            .into_iter()
+            .filter(|a| a.name == name)
+            .max_by_key(|a| a.creation_date.unwrap_or(0)))
+    }
+
+    /// What to do after a failed create (see the module header).
+    async fn recover_create(
+        &self,
+        err: CleverError,
+        org: &OrgAuth,
+        name: &str,
+        flavor: &Flavor,
+        sent_version: &str,
+        retried: bool,
+    ) -> Result<Application, PaasError> {
+        let status = err.status();
+        if status == Some(400) && !retried {
+            self.products.invalidate();
+            let version = self
+                .products
+                .docker_version(&self.api)
+                .await
+                .map_err(product_error)?;
+            let catalog = self
+                .products
+                .catalog(&self.api)
+                .await
+                .map_err(product_error)?;
+            if catalog.get(&flavor.user_name).map(|f| &f.api_name) != Some(&flavor.api_name) {
+                return Err(PaasError::permanent(
+                    "check-flavor",
+                    format!(
+                        "the Clever Cloud flavor {:?} is no longer available; allowed flavors: {}",
+                        flavor.user_name,
+                        catalog
+                            .flavors()
+                            .iter()
+                            .map(|f| f.user_name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if version != sent_version {
+                warn!(self.logger, "Docker instance version changed, creating again";
+                      "app" => name, "old" => sent_version, "new" => &version);
+                let body = self.create_body(name, version.clone(), flavor);
+                return match self.api.create_app(org, &body).await {
+                    Ok(app) => Ok(app),
+                    Err(e) => {
+                        Box::pin(self.recover_create(e, org, name, flavor, &version, true)).await
+                    }
+                };
+            }
+            return Err(err.into());
+        }
+        let may_exist =
+            err.class() == PaasErrorClass::Uncertain || matches!(status, Some(500 | 502 | 504));
+        if !may_exist {
+            return Err(err.into());
+        }
+        match self.find_by_name(org, name).await {
+            Ok(Some(app)) => {
+                warn!(self.logger, "create failed but the app exists: adopting it";
+                      "app" => &app.id, "name" => name, "error" => %err);
+                Ok(app)
+            }
+            Ok(None) => Err(err.into()),
+            Err(lookup) => Err(PaasError {
+                action: "create-app".into(),
+                message: format!("{err}; looking for an app named {name} failed too: {lookup}"),
+                class: PaasErrorClass::Uncertain,
+            }),
+        }
+    }
+
+    /// Polls `repoState` until `CREATED`; returns the app as last seen.
+    async fn wait_deployable(&self, org: &OrgAuth, app_id: &str) -> Result<Application, PaasError> {
+        let step = self.settings.deployment_repo_wait_step;
+        let timeout = self.settings.deployment_repo_timeout;
+        let deadline = Instant::now() + timeout;
+        let mut last: String;
+        loop {
+            match self.api.get_app(org, app_id).await {
+                Ok(app) => match app.repo_state() {
+                    Some("CREATED") => return Ok(app),
+                    Some(state @ ("NOT_NEEDED" | "DELETED")) => {
+                        return Err(PaasError::permanent(
+                            "wait-deployability",
+                            format!(
+                                "Clever Cloud application {app_id}: deployment repository is \
+                                 {state}, it will never accept the job"
+                            ),
+                        ))
+                    }
+                    Some(state) => last = format!("repository state {state}"),
+                    None => {
+                        return Err(PaasError::permanent(
+                            "wait-deployability",
+                            format!(
+                                "Clever Cloud application {app_id}: deployment details not \
+                                 understood (no deployment.repoState)"
+                            ),
+                        ))
+                    }
+                },
+                Err(e) if e.class() == PaasErrorClass::Transient && !e.is_not_found() => {
+                    last = e.detail();
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(PaasError::permanent(
+                    "wait-git",
+                    format!(
+                        "Clever Cloud application {app_id}: not deployable after {} s ({last})",
+                        timeout.as_secs_f64()
+                    ),
+                ));
+            }
+            sleep(step.min(deadline - now)).await;
+        }
+    }
+
+    /// The environment of every app: `CC_MOUNT_DOCKER_SOCKET=true`, then
+    /// `cc_extra_env` (a later key replaces an earlier one in place).
+    pub fn app_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("CC_MOUNT_DOCKER_SOCKET".to_string(), "true".to_string())];
+        for (k, v) in &self.settings.extra_env {
+            match env.iter_mut().find(|(ek, _)| ek == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => env.push((k.clone(), v.clone())),
+            }
+        }
+        env
+    }
+
+    fn resource_org_error(&self, action: &str, resource: &Resource, e: TenantError) -> PaasError {
+        PaasError::transient(
+            action,
+            format!(
+                "Clever Cloud application {} is kept for later: its organisation is unknown \
+                 now ({e})",
+                resource.id
+            ),
+        )
+    }
+
+    async fn do_create(&self, job: &Job) -> Result<Resource, PaasError> {
+        let flavor = self.job_flavor(job).await?;
+        let namespace = self.job_namespace(job);
+        let org = match self.settings.tenancy {
+            Tenancy::Single { .. } => self.org(None).await,
+            Tenancy::Multi { .. } => self.org(namespace).await,
+        }
+        .map_err(tenant_error)?;
+        let version = self
+            .products
+            .docker_version(&self.api)
+            .await
+            .map_err(product_error)?;
+        let name = self.settings.app_name(job.id);
+        let body = self.create_body(&name, version.clone(), &flavor);
+        let app = match self.api.create_app(&org, &body).await {
+            Ok(app) => app,
+            Err(e) => {
+                self.recover_create(e, &org, &name, &flavor, &version, false)
+                    .await?
+            }
+        };
+        let weight = app
+            .max_flavor_mem_mib()
+            .map(weight_of_mem_mib)
+            .unwrap_or_else(|| flavor.weight());
+        info!(self.logger, "Clever Cloud application created";
+              "app" => &app.id, "job_id" => job.id, "flavor" => &flavor.user_name,
+              "weight" => weight);
+        Ok(self.resource_of(&app, namespace, &org.orga_id, weight))
+    }
+
+    async fn do_prepare(&self, resource: &Resource) -> Result<Resource, PaasError> {
+        let mut detail = AppDetail::of(resource);
+        let org = self
+            .org(detail.gitlab_namespace.as_deref())
+            .await
+            .map_err(tenant_error)?;
+        self.api
+            .put_env(&org, &resource.id, &self.app_env())
+            .await
+            .map_err(PaasError::from)?;
+        let app = self.wait_deployable(&org, &resource.id).await?;
+        let url = app.http_url().ok_or_else(|| {
+            PaasError::permanent(
+                "wait-deployability",
+                format!(
+                    "Clever Cloud application {}: no deployment.httpUrl to push to",
+                    resource.id
+                ),
+            )
+        })?;
+        detail.deploy_url = Some(url.to_string());
+        let mut ready = resource.clone();
+        ready.detail = detail.to_value();
+        Ok(ready)
+    }
+
+    async fn do_launch(&self, resource: &Resource, job: &Job) -> Result<Resource, PaasError> {
+        let mut detail = AppDetail::of(resource);
+        let org = self
+            .org(detail.gitlab_namespace.as_deref())
+            .await
+            .map_err(tenant_error)?;
+        let url = match &detail.deploy_url {
+            Some(u) => u.clone(),
+            None => {
+                let app = self.api.get_app(&org, &resource.id).await?;
+                let url = app.http_url().map(str::to_string).ok_or_else(|| {
+                    PaasError::permanent(
+                        "push",
+                        format!(
+                            "Clever Cloud application {}: no deployment.httpUrl to push to",
+                            resource.id
+                        ),
+                    )
+                })?;
+                detail.deploy_url = Some(url.clone());
+                url
+            }
+        };
+        let ctx = BuildContext::new(
+            self.settings.main_image.as_deref(),
+            self.settings.inner_runner_toml.clone(),
+            job,
+        )
+        .map_err(|e| PaasError::permanent("build-context", e.to_string()))?;
+        let user = self.settings.auth_user.clone();
+        let password = org.token.clone();
+        let timeout = self.settings.push_timeout;
+        let push_url = url.clone();
+        let outcome = actix_rt::task::spawn_blocking(move || {
+            push_context(&ctx, &push_url, &user, &password, timeout)
+        })
+        .await
+        .map_err(|e| PaasError {
+            action: "push".into(),
+            message: format!("the push task failed: {e}"),
+            class: PaasErrorClass::Uncertain,
+        })?
+        .map_err(|e| PaasError {
+            action: "push".into(),
+            message: e.to_string(),
+            class: if e.is_retryable() {
+                PaasErrorClass::Transient
+            } else {
+                PaasErrorClass::Permanent
+            },
+        })?;
+        match outcome {
+            PushOutcome::Pushed => {
+                info!(self.logger, "job pushed"; "app" => &resource.id, "job_id" => job.id)
+            }
+            PushOutcome::AlreadyLaunched => warn!(
+                self.logger,
+                "deployment branch already present: job launched before";
+                "app" => &resource.id, "job_id" => job.id
+            ),
+        }
+        let mut launched = resource.clone();
+        launched.launched = true;
+        launched.detail = detail.to_value();
+        Ok(launched)
+    }
+
+    async fn do_decommission(&self, resource: &Resource) -> Result<(), PaasError> {
+        let detail = AppDetail::of(resource);
+        let org = self
+            .org(detail.gitlab_namespace.as_deref())
+            .await
+            .map_err(|e| self.resource_org_error("delete", resource, e))?;
+        match self.api.delete_app(&org, &resource.id).await? {
+            Deleted::Now => info!(self.logger, "application deleted"; "app" => &resource.id),
+            Deleted::AlreadyGone => {
+                warn!(self.logger, "application already gone"; "app" => &resource.id)
+            }
+        }
+        Ok(())
+    }
+
+    async fn do_list(&self) -> Result<Vec<Resource>, PaasError> {
+        let orgs: Vec<(Option<String>, OrgAuth)> = match (&self.settings.tenancy, &self.tenants) {
+            (Tenancy::Single { orga_id, token }, _) => vec![(
+                None,
+                OrgAuth {
+                    orga_id: orga_id.clone(),
+                    token: token.clone(),
+                },
+            )],
+            (Tenancy::Multi { .. }, Some(t)) => {
+                t.known().into_iter().map(|(ns, o)| (Some(ns), o)).collect()
+            }
+            (Tenancy::Multi { .. }, None) => Vec::new(),
+        };
+        let prefix = self.settings.app_name_prefix();
+        let mut found = Vec::new();
+        for (namespace, org) in orgs {
+            for app in self.api.list_apps(&org).await? {
+                if !app.name.starts_with(&prefix) {
+                    continue;
+                }
+                let weight = match app.max_flavor_mem_mib() {
+                    Some(mem) => weight_of_mem_mib(mem),
+                    None => self.fallback_weight().await,
+                };
+                let mut r = self.resource_of(&app, namespace.as_deref(), &org.orga_id, weight);
+                r.launched = app.commit_id.is_some();
+                found.push(r);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn do_load(&self, saved: &Value) -> Result<Resource, PaasError> {
+        let id = saved
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                PaasError::permanent("load-resource", "saved Clever Cloud resource has no id")
+            })?;
+        let text = |key: &str| saved.get(key).and_then(Value::as_str).map(str::to_string);
+        let namespace = text("gitlab_namespace");
+        let weight = match saved.get("weight").and_then(Value::as_f64) {
+            Some(w) if w.is_finite() && w > 0.0 => w,
+            _ => {
+                let w = self.fallback_weight().await;
+                warn!(self.logger, "saved resource without weight: using the largest flavor's";
+                      "app" => id, "weight" => w);
+                w
+            }
+        };
+        if let (Some(t), Some(ns)) = (&self.tenants, &namespace) {
+            // Warms the cache (and the tenant list); a failure only delays
+            // operations on this resource, the record is kept.
+            if let Err(e) = t.resolve(ns).await {
+                warn!(self.logger, "organisation of a saved resource not found now";
+                      "app" => id, "error" => %e);
+            }
+        }
+        let orga_id = match &self.settings.tenancy {
+            Tenancy::Single { orga_id, .. } => Some(orga_id.clone()),
+            Tenancy::Multi { .. } => None,
+        };
+        let detail = AppDetail {
+            gitlab_namespace: namespace,
+            deploy_url: text("deploy_url"),
+            orga_id,
+        };
+        Ok(Resource {
+            id: id.to_string(),
+            name: text("name").unwrap_or_default(),
+            weight,
+            launched: saved
+                .get("launched")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            detail: detail.to_value(),
+        })
+    }
+}
+
+impl Paas for CleverExecutor {
+    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
+        Box::pin(async move {
+            let catalog = self
+                .products
+                .catalog(&self.api)
+                .await
+                .map_err(product_error)?;
+            min_requestable_weight(
+                &catalog,
+                self.settings.max_flavor.as_deref(),
+                self.products.prefix(),
+            )
+            .map_err(flavor_error)
+        })
+    }
+
+    fn expected_weight<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Weight, PaasError>> {
+        Box::pin(async move { Ok(self.job_flavor(job).await?.weight()) })
+    }
+
+    fn resource_name(&self, job: &Job) -> String {
+        self.settings.app_name(job.id)
+    }
+
+    fn create<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(self.do_create(job))
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        resource: &'a Resource,
+        _job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(self.do_prepare(resource))
+    }
+
+    fn launch<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(self.do_launch(resource, job))
+    }
+
+    fn decommission<'a>(&'a self, resource: &'a Resource) -> PortFuture<'a, Result<(), PaasError>> {
+        Box::pin(self.do_decommission(resource))
+    }
+
+    fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>> {
+        Box::pin(self.do_list())
+    }
+
+    fn dump_resource(&self, resource: &Resource) -> Value {
+        let detail = AppDetail::of(resource);
+        let mut saved = json!({
+            "id": resource.id,
+            "gitlab_namespace": detail.gitlab_namespace,
+            "weight": resource.weight,
+            "launched": resource.launched,
+            "deploy_url": detail.deploy_url,
+        });
+        if !resource.name.is_empty() {
+            if let Some(obj) = saved.as_object_mut() {
+                obj.insert("name".into(), Value::String(resource.name.clone()));
+            }
+        }
+        saved
+    }
+
+    fn load_resource<'a>(
+        &'a self,
+        saved: &'a Value,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(self.do_load(saved))
+    }
+}

@@ -1,0 +1,297 @@
+//! Settings of one clever-docker `[[runners]]` section, already validated.
+//!
+//! A plain struct: the configuration code fills it from the `cc_*` keys of
+//! the runner section (and the inner runner section it renders), the
+//! executor only reads it. [`CleverSettings::new`] gives the reference's
+//! defaults so that the wiring code only overrides what the file sets.
+
+use crate::config::{self, RunnerConfig};
+use crate::secret::Secret;
+use std::time::Duration;
+
+/// Default `cc_api_url`.
+pub const DEFAULT_API_URL: &str = "https://api.clever-cloud.com/v2";
+/// Default `cc_zone`.
+pub const DEFAULT_ZONE: &str = "par";
+/// Default `cc_default_flavor` (the reference's ultimate default).
+pub const DEFAULT_FLAVOR: &str = "M";
+/// Default `cc_flavor_context`.
+pub const DEFAULT_FLAVOR_CONTEXT: &str = "heptapod-runner";
+/// Default `cc_instance_variant_uuid`: the Heptapod Runner variant.
+pub const DEFAULT_INSTANCE_VARIANT_UUID: &str = "70d676a0-a775-4dc9-a43d-3121036e8515";
+/// Default `cc_auth_user`: the Git basic-auth user name.
+pub const DEFAULT_AUTH_USER: &str = "Jenkins";
+/// Default `cc_orga_id_attribute`.
+pub const DEFAULT_ORGA_ID_ATTRIBUTE: &str = "cc_orga_id";
+/// Default `cc_orga_token_attribute`.
+pub const DEFAULT_ORGA_TOKEN_ATTRIBUTE: &str = "cc_orga_token";
+
+/// How the Clever Cloud organisation of a job is found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tenancy {
+    /// One organisation for every job (`cc_orga_id` + `cc_token`).
+    Single {
+        /// The organisation id (`orga_…`).
+        orga_id: String,
+        /// The organisation's API token, also the Git push password.
+        token: Secret,
+    },
+    /// The organisation and its token are custom attributes of the job's
+    /// top-level GitLab group (`cc_multi_tenant = true`).
+    Multi {
+        /// Attribute holding the organisation id (`cc_orga_id_attribute`).
+        orga_id_attribute: String,
+        /// Attribute holding the token (`cc_orga_token_attribute`).
+        orga_token_attribute: String,
+    },
+}
+
+/// Retry policy of idempotent Clever API calls (GET, PUT env, DELETE).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Total attempts, the first one included (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled at each further retry.
+    pub initial_backoff: Duration,
+    /// Upper bound of any delay between attempts, `Retry-After` included.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// HTTP client settings of the Clever API client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    /// TCP (+TLS) connection establishment timeout.
+    pub connect_timeout: Duration,
+    /// Whole-call timeout: sending, waiting and reading the body.
+    pub request_timeout: Duration,
+    /// Retries of idempotent calls.
+    pub retry: RetryPolicy,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Everything the clever-docker executor of one runner needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CleverSettings {
+    /// Base URL of the API v2 (`cc_api_url`); trailing slashes are ignored.
+    pub api_url: String,
+    /// Deployment zone (`cc_zone`).
+    pub zone: String,
+    /// Flavor of jobs that do not set `CI_CLEVER_CLOUD_FLAVOR`
+    /// (`cc_default_flavor`), a user flavor name such as `M`.
+    pub default_flavor: String,
+    /// Largest flavor a job may ask for (`cc_max_flavor`).
+    pub max_flavor: Option<String>,
+    /// Single organisation or multi-tenant.
+    pub tenancy: Tenancy,
+    /// `cc_extra_env`, in file order; added to `CC_MOUNT_DOCKER_SOCKET`.
+    pub extra_env: Vec<(String, String)>,
+    /// How long to wait for the deployment repository
+    /// (`cc_deployment_repo_timeout`).
+    pub deployment_repo_timeout: Duration,
+    /// Delay between two deployment repository polls
+    /// (`cc_deployment_repo_wait_step`).
+    pub deployment_repo_wait_step: Duration,
+    /// Git basic-auth user name (`cc_auth_user`).
+    pub auth_user: String,
+    /// `context` query of the flavor listing (`cc_flavor_context`).
+    pub flavor_context: String,
+    /// Prefix of the flavors meant for runners (`cc_flavor_name_prefix`,
+    /// default `<context>-`); user flavor names are API names without it.
+    pub flavor_name_prefix: String,
+    /// `instanceVariant` of created applications
+    /// (`cc_instance_variant_uuid`).
+    pub instance_variant_uuid: String,
+    /// The runner's unique name: the first 8 characters of its token.
+    pub unique_name: String,
+    /// `heptapod_runner_main_image`, the base image of the Dockerfile.
+    pub main_image: Option<String>,
+    /// The inner `runner.toml` pushed with each job (no `cc_*` key in it).
+    pub inner_runner_toml: String,
+    /// HTTP timeouts and retries of the API client.
+    pub http: HttpSettings,
+    /// Timeout of one Git push.
+    pub push_timeout: Duration,
+    /// How long the flavor list and the Docker instance version are kept.
+    pub flavor_cache_ttl: Duration,
+    /// How long a tenant's organisation and token are kept.
+    pub tenant_cache_ttl: Duration,
+}
+
+impl CleverSettings {
+    /// Settings with the reference's defaults for everything but the
+    /// runner's unique name and its tenancy.
+    pub fn new(unique_name: impl Into<String>, tenancy: Tenancy) -> Self {
+        CleverSettings {
+            api_url: DEFAULT_API_URL.to_string(),
+            zone: DEFAULT_ZONE.to_string(),
+            default_flavor: DEFAULT_FLAVOR.to_string(),
+            max_flavor: None,
+            tenancy,
+            extra_env: Vec::new(),
+            deployment_repo_timeout: Duration::from_secs(20),
+            deployment_repo_wait_step: Duration::from_secs(2),
+            auth_user: DEFAULT_AUTH_USER.to_string(),
+            flavor_context: DEFAULT_FLAVOR_CONTEXT.to_string(),
+            flavor_name_prefix: format!("{DEFAULT_FLAVOR_CONTEXT}-"),
+            instance_variant_uuid: DEFAULT_INSTANCE_VARIANT_UUID.to_string(),
+            unique_name: unique_name.into(),
+            main_image: None,
+            inner_runner_toml: String::new(),
+            http: HttpSettings::default(),
+            push_timeout: Duration::from_secs(120),
+            flavor_cache_ttl: Duration::from_secs(3600),
+            tenant_cache_ttl: Duration::from_secs(300),
+        }
+    }
+
+    /// The settings of a validated `clever-docker` runner section (`None`
+    /// for another executor). HTTP, push and cache settings keep their
+    /// defaults. The GitLab attributes token of multi-tenant mode is not
+    /// part of these settings: it configures the `GroupAttributes` client.
+    pub fn from_runner(runner: &RunnerConfig) -> Option<Self> {
+        let cc = runner.clever.as_ref()?;
+        let tenancy = match &cc.tenancy {
+            config::Tenancy::Single { orga_id, token } => Tenancy::Single {
+                orga_id: orga_id.clone(),
+                token: token.clone(),
+            },
+            config::Tenancy::Multi {
+                orga_id_attribute,
+                orga_token_attribute,
+                ..
+            } => Tenancy::Multi {
+                orga_id_attribute: orga_id_attribute.clone(),
+                orga_token_attribute: orga_token_attribute.clone(),
+            },
+        };
+        let mut s = CleverSettings::new(runner.unique_name.clone(), tenancy);
+        s.api_url = cc.api_url.clone();
+        s.zone = cc.zone.clone();
+        s.default_flavor = cc.default_flavor.clone();
+        s.max_flavor = cc.max_flavor.clone();
+        s.extra_env = cc
+            .extra_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        s.deployment_repo_timeout = cc.deployment_repo_timeout;
+        s.deployment_repo_wait_step = cc.deployment_repo_wait_step;
+        s.auth_user = cc.auth_user.clone();
+        s.flavor_context = cc.flavor_context.clone();
+        s.flavor_name_prefix = cc.flavor_name_prefix.clone();
+        s.instance_variant_uuid = cc.instance_variant_uuid.clone();
+        s.main_image = runner.main_image.clone();
+        s.inner_runner_toml = runner.inner_runner_toml();
+        Some(s)
+    }
+
+    /// Prefix of every application this runner creates:
+    /// `hpd-job-<unique name>-`.
+    pub fn app_name_prefix(&self) -> String {
+        format!("hpd-job-{}-", self.unique_name)
+    }
+
+    /// The deterministic application name of a job.
+    pub fn app_name(&self, job_id: i64) -> String {
+        format!("{}{job_id}", self.app_name_prefix())
+    }
+
+    /// The API base URL without trailing slashes.
+    pub fn api_base(&self) -> &str {
+        self.api_url.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_reference_pattern() {
+        let s = CleverSettings::new(
+            "D3adNQYu",
+            Tenancy::Single {
+                orga_id: "orga_x".into(),
+                token: Secret::new("t"),
+            },
+        );
+        assert_eq!(s.app_name(275833), "hpd-job-D3adNQYu-275833");
+        assert_eq!(s.app_name_prefix(), "hpd-job-D3adNQYu-");
+        assert_eq!(s.flavor_name_prefix, "heptapod-runner-");
+    }
+
+    #[test]
+    fn from_runner_copies_the_cc_keys() {
+        let text = r#"
+[quota_computation]
+reference_runner = "cc"
+reference_flavor = "M"
+reference_jobs_count = 2
+[[runners]]
+name = "cc"
+url = "https://heptapod.example"
+token = "D3adNQYu8OCjkYDbwDaG"
+executor = "clever-docker"
+cc_orga_id = "orga_x"
+cc_token = "cc-secret"
+cc_max_flavor = "XL"
+cc_deployment_repo_wait_step = 0.5
+heptapod_runner_main_image = "registry.example/runner:1"
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+"#;
+        let loaded = config::parse_str(text, std::path::Path::new("t.toml")).expect("valid config");
+        let runner = loaded.config.runners.first().expect("one runner");
+        let s = CleverSettings::from_runner(runner).expect("clever runner");
+        assert_eq!(s.unique_name, "D3adNQYu");
+        assert_eq!(
+            s.tenancy,
+            Tenancy::Single {
+                orga_id: "orga_x".into(),
+                token: Secret::new("cc-secret")
+            }
+        );
+        assert_eq!(s.max_flavor.as_deref(), Some("XL"));
+        assert_eq!(s.deployment_repo_wait_step, Duration::from_millis(500));
+        assert_eq!(
+            s.extra_env,
+            vec![("CC_ENABLE_HEPTAPOD_RUNNER".to_string(), "true".to_string())]
+        );
+        assert_eq!(s.main_image.as_deref(), Some("registry.example/runner:1"));
+        assert!(s.inner_runner_toml.contains("executor = \"docker\""));
+        assert!(!s.inner_runner_toml.contains("cc_"));
+        assert_eq!(s.app_name(5), "hpd-job-D3adNQYu-5");
+    }
+
+    #[test]
+    fn api_base_drops_trailing_slashes() {
+        let mut s = CleverSettings::new(
+            "u",
+            Tenancy::Multi {
+                orga_id_attribute: DEFAULT_ORGA_ID_ATTRIBUTE.into(),
+                orga_token_attribute: DEFAULT_ORGA_TOKEN_ATTRIBUTE.into(),
+            },
+        );
+        s.api_url = "http://127.0.0.1:1/v2//".into();
+        assert_eq!(s.api_base(), "http://127.0.0.1:1/v2");
+    }
+}

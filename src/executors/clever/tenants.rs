@@ -1,0 +1,251 @@
+//! Multi-tenant mode: a job's Clever organisation and token come from the
+//! custom attributes of its top-level GitLab group.
+//!
+//! Results are cached per namespace for a TTL (the reference asked GitLab
+//! at every provision and state load). An expired entry is kept as a
+//! fallback: when GitLab is unavailable (transient error), the last known
+//! credentials are used rather than failing, so that decommissions go on
+//! during a coordinator outage. A missing attribute or a refused lookup is
+//! a [`TenantError`] with a clear message, never a crash.
+
+use super::api::OrgAuth;
+use super::GroupAttributes;
+use crate::secret::Secret;
+use actix_rt::time::Instant;
+use paas_actors::ports::CoordinatorError;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The job variable naming the top-level group.
+pub const ROOT_NAMESPACE_VARIABLE: &str = "CI_PROJECT_ROOT_NAMESPACE";
+
+/// Why a tenant's organisation could not be found.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TenantError {
+    /// The job (or saved resource) names no top-level group.
+    #[error("no GitLab top-level group known ({ROOT_NAMESPACE_VARIABLE} missing), cannot find the Clever Cloud organisation")]
+    NoNamespace,
+    /// GitLab did not give the group's custom attributes.
+    #[error(
+        "find-orga: cannot read the custom attributes of GitLab group {namespace:?}: {source}"
+    )]
+    Lookup {
+        /// The group path.
+        namespace: String,
+        /// What the GitLab client reported.
+        source: CoordinatorError,
+    },
+    /// A needed attribute is absent or empty.
+    #[error("GitLab group {namespace:?} has no (or an empty) custom attribute {attribute:?}; an administrator must set it to use Clever Cloud runners")]
+    MissingAttribute {
+        /// The group path.
+        namespace: String,
+        /// The attribute name.
+        attribute: String,
+    },
+}
+
+impl TenantError {
+    /// True when asking again later may succeed without anyone acting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TenantError::Lookup { source, .. } if source.is_transient())
+    }
+}
+
+/// Resolves and caches tenants' organisations.
+pub struct TenantResolver {
+    attributes: Rc<dyn GroupAttributes>,
+    id_attribute: String,
+    token_attribute: String,
+    ttl: Duration,
+    cache: RefCell<BTreeMap<String, (Instant, OrgAuth)>>,
+}
+
+impl TenantResolver {
+    /// A resolver reading `id_attribute` / `token_attribute` through
+    /// `attributes`, caching for `ttl`.
+    pub fn new(
+        attributes: Rc<dyn GroupAttributes>,
+        id_attribute: &str,
+        token_attribute: &str,
+        ttl: Duration,
+    ) -> Self {
+        TenantResolver {
+            attributes,
+            id_attribute: id_attribute.to_string(),
+            token_attribute: token_attribute.to_string(),
+            ttl,
+            cache: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The organisation of the top-level group `namespace`.
+    pub async fn resolve(&self, namespace: &str) -> Result<OrgAuth, TenantError> {
+        if namespace.is_empty() {
+            return Err(TenantError::NoNamespace);
+        }
+        let cached = self.cache.borrow().get(namespace).cloned();
+        if let Some((at, org)) = &cached {
+            if at.elapsed() < self.ttl {
+                return Ok(org.clone());
+            }
+        }
+        let attrs = match self.attributes.group_custom_attributes(namespace).await {
+            Ok(a) => a,
+            Err(source) => {
+                if source.is_transient() {
+                    if let Some((_, org)) = cached {
+                        return Ok(org);
+                    }
+                }
+                return Err(TenantError::Lookup {
+                    namespace: namespace.to_string(),
+                    source,
+                });
+            }
+        };
+        let find = |key: &str| {
+            attrs
+                .iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| TenantError::MissingAttribute {
+                    namespace: namespace.to_string(),
+                    attribute: key.to_string(),
+                })
+        };
+        let org = OrgAuth {
+            orga_id: find(&self.id_attribute)?,
+            token: Secret::new(find(&self.token_attribute)?),
+        };
+        self.cache
+            .borrow_mut()
+            .insert(namespace.to_string(), (Instant::now(), org.clone()));
+        Ok(org)
+    }
+
+    /// Every tenant resolved so far, by namespace (for listings).
+    pub fn known(&self) -> Vec<(String, OrgAuth)> {
+        self.cache
+            .borrow()
+            .iter()
+            .map(|(ns, (_, org))| (ns.clone(), org.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paas_actors::ports::PortFuture;
+    use std::cell::Cell;
+
+    type Answer = Result<Vec<(String, String)>, CoordinatorError>;
+
+    /// Attributes served from a table; answers are scripted per call.
+    struct FakeAttrs {
+        answers: RefCell<Vec<Answer>>,
+        calls: Cell<u32>,
+    }
+
+    impl GroupAttributes for FakeAttrs {
+        fn group_custom_attributes<'a>(
+            &'a self,
+            _group_path: &'a str,
+        ) -> PortFuture<'a, Result<Vec<(String, String)>, CoordinatorError>> {
+            self.calls.set(self.calls.get() + 1);
+            let next = self.answers.borrow_mut().remove(0);
+            Box::pin(async move { next })
+        }
+    }
+
+    fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn resolver(answers: Vec<Answer>, ttl: Duration) -> (Rc<FakeAttrs>, TenantResolver) {
+        let fake = Rc::new(FakeAttrs {
+            answers: RefCell::new(answers),
+            calls: Cell::new(0),
+        });
+        let r = TenantResolver::new(fake.clone(), "cc_orga_id", "cc_orga_token", ttl);
+        (fake, r)
+    }
+
+    #[actix_rt::test]
+    async fn resolves_and_caches_per_namespace() {
+        let good = attrs(&[
+            ("x", "y"),
+            ("cc_orga_id", "orga_1"),
+            ("cc_orga_token", "tok"),
+        ]);
+        let (fake, r) = resolver(vec![Ok(good)], Duration::from_secs(60));
+        let org = r.resolve("acme").await.expect("resolved");
+        assert_eq!(org.orga_id, "orga_1");
+        assert_eq!(org.token.expose(), "tok");
+        let again = r.resolve("acme").await.expect("cached");
+        assert_eq!(again, org);
+        assert_eq!(fake.calls.get(), 1);
+        assert_eq!(r.known(), vec![("acme".to_string(), org)]);
+    }
+
+    #[actix_rt::test]
+    async fn missing_or_empty_attribute_is_a_clear_error() {
+        let (_, r) = resolver(
+            vec![
+                Ok(attrs(&[("cc_orga_id", "orga_1")])),
+                Ok(attrs(&[("cc_orga_id", ""), ("cc_orga_token", "t")])),
+            ],
+            Duration::from_secs(60),
+        );
+        for missing in ["cc_orga_token", "cc_orga_id"] {
+            let err = r.resolve("acme").await.expect_err("missing");
+            assert_eq!(
+                err,
+                TenantError::MissingAttribute {
+                    namespace: "acme".into(),
+                    attribute: missing.into()
+                }
+            );
+            assert!(!err.is_transient());
+            assert!(err.to_string().contains(missing));
+        }
+        assert!(r.known().is_empty());
+        assert_eq!(r.resolve("").await, Err(TenantError::NoNamespace));
+    }
+
+    #[actix_rt::test]
+    async fn expired_entry_is_refreshed_and_used_when_gitlab_is_down() {
+        let good = attrs(&[("cc_orga_id", "orga_1"), ("cc_orga_token", "tok")]);
+        let down = CoordinatorError::Unavailable {
+            detail: "502".into(),
+            retry_after: None,
+        };
+        let gone = CoordinatorError::Unexpected {
+            detail: "HTTP 404".into(),
+        };
+        let (fake, r) = resolver(
+            vec![Ok(good), Err(down.clone()), Err(gone.clone()), Err(down)],
+            Duration::ZERO,
+        );
+        r.resolve("acme").await.expect("first");
+        // Expired (TTL 0) and GitLab down: the last known org is used.
+        assert_eq!(
+            r.resolve("acme").await.map(|o| o.orga_id),
+            Ok("orga_1".into())
+        );
+        // A permanent refusal is not papered over.
+        let err = r.resolve("acme").await.expect_err("404");
+        assert!(matches!(err, TenantError::Lookup { .. }));
+        assert!(!err.is_transient());
+        // Unknown namespace while GitLab is down: transient error.
+        let err = r.resolve("other").await.expect_err("down");
+        assert!(err.is_transient());
+        assert_eq!(fake.calls.get(), 4);
+    }
+}

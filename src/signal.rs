@@ -1,0 +1,46 @@
+//! Process signals, in one place.
+//!
+//! SIGTERM or SIGINT: graceful stop (drain). A second one: forced stop, the
+//! state is written at once with what is known. SIGUSR1: log the whole
+//! state, secrets masked, when started with `--debug-signal` (ignored with a
+//! log line otherwise).
+
+use paas_actors::service::ServiceHandle;
+use slog::{info, warn, Logger};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Installs the handlers on the current actix system.
+pub fn install(handle: ServiceHandle, debug_signal: bool, logger: Logger) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    actix_rt::spawn(async move {
+        let mut stops = 0u32;
+        loop {
+            let name = tokio::select! {
+                Some(()) = term.recv() => "SIGTERM",
+                Some(()) = int.recv() => "SIGINT",
+                Some(()) = usr1.recv() => "SIGUSR1",
+                else => break,
+            };
+            if name == "SIGUSR1" {
+                if debug_signal {
+                    info!(logger, "SIGUSR1 received: dumping state");
+                    handle.dump_state();
+                } else {
+                    warn!(logger, "SIGUSR1 received but ignored (start with --debug-signal to dump the state)");
+                }
+                continue;
+            }
+            stops += 1;
+            if stops == 1 {
+                info!(logger, "stop signal received: graceful shutdown (a second signal forces it)"; "signal" => name);
+                handle.drain();
+            } else {
+                warn!(logger, "second stop signal: forcing shutdown, writing state now"; "signal" => name);
+                handle.force_stop();
+            }
+        }
+    });
+    Ok(())
+}

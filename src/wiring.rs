@@ -1,0 +1,341 @@
+//! Wiring: builds the real environment of the actors from the configuration.
+//!
+//! One GitLab client and one PAAS executor per `[[runners]]` section, the
+//! supervisor settings from the global keys, the weighted quota from
+//! `[quota_computation]` (which needs the reference runner's flavors, hence
+//! a network call), and the state file store. Must run inside an actix
+//! system (awc clients are bound to it).
+
+use crate::config::{Config, ExecutorKind, RunnerConfig};
+use crate::executors::clever::settings::CleverSettings;
+use crate::executors::clever::{CleverExecutor, GroupAttributes};
+use crate::executors::local_docker::{LocalDocker, LocalDockerSettings, LocalDockerTimeouts};
+use crate::gitlab::{
+    load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
+};
+use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
+use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
+use paas_actors::state::{FileStore, StateStore};
+use slog::{info, o, warn, Logger};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Default graceful-stop deadline (`shutdown_timeout`), inside systemd's
+/// `TimeoutStopSec=120` of the sample unit.
+pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(90);
+
+/// How long start-up keeps retrying to learn the reference flavor's weight
+/// when the PAAS API is unreachable, before giving up (exit 1; systemd
+/// restarts the service).
+pub const QUOTA_SETUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Why the service could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    /// The configuration is unusable (exit code 2).
+    #[error("configuration {path}: `{key}`: {detail}")]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// What is wrong and what is expected.
+        detail: String,
+    },
+    /// Something outside the configuration failed (exit code 1).
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl WiringError {
+    /// The process exit code this error maps to.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            WiringError::Config { .. } => crate::config::EXIT_CODE,
+            WiringError::Setup(_) => 1,
+        }
+    }
+}
+
+/// Command-line overrides of configuration values.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--poll-cycles`.
+    pub poll_cycles: Option<u64>,
+    /// `--poll-interval` (deprecated): `check_interval`.
+    pub check_interval: Option<Duration>,
+    /// `--job-progress-poll-interval` (deprecated).
+    pub job_progress_poll_interval: Option<Duration>,
+}
+
+/// Everything `paas_actors::service::run_service` needs.
+pub struct Service {
+    /// Global settings.
+    pub settings: SupervisorSettings,
+    /// One entry per runner section.
+    pub runners: Vec<RunnerPorts>,
+    /// The state file store.
+    pub store: Rc<dyn StateStore>,
+    /// Where the state is kept.
+    pub state_file: PathBuf,
+}
+
+struct Built {
+    ports: RunnerPorts,
+    /// The concrete clever executor, for the flavor weights of the quota.
+    clever: Option<Rc<CleverExecutor>>,
+}
+
+fn config_error(config: &Config, key: &str, detail: impl Into<String>) -> WiringError {
+    WiringError::Config {
+        path: config.path.clone(),
+        key: key.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// Assembles the service: clients, executors, quota, state store.
+pub async fn build(
+    config: &Config,
+    overrides: &Overrides,
+    logger: &Logger,
+) -> Result<Service, WiringError> {
+    let state_file = config.state_file.clone().ok_or_else(|| {
+        config_error(
+            config,
+            "state_file",
+            "is required: without a state file a restart loses track of the PAAS resources \
+             (add e.g. state_file = \"/var/lib/heptapod-paas-runner/state.json\")",
+        )
+    })?;
+    let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
+        WiringError::Setup(format!(
+            "cannot read or create the runner system id beside the state file {}: {e}",
+            state_file.display()
+        ))
+    })?;
+
+    let mut built = Vec::with_capacity(config.runners.len());
+    for (index, runner) in config.runners.iter().enumerate() {
+        built.push(build_runner(config, index, runner, &system_id, logger)?);
+    }
+
+    let quota = compute_quota(config, &built, logger).await?;
+    check_runners_can_poll(config, &built, quota, logger).await?;
+    let settings = supervisor_settings(config, overrides, quota);
+    info!(logger, "weighted quota computed";
+          "quota" => quota,
+          "reference_runner" => &config.quota_computation.reference_runner,
+          "reference_flavor" => &config.quota_computation.reference_flavor,
+          "reference_jobs_count" => config.quota_computation.reference_jobs_count);
+    let store: Rc<dyn StateStore> = Rc::new(FileStore::new(state_file.clone()));
+    Ok(Service {
+        settings,
+        runners: built.into_iter().map(|b| b.ports).collect(),
+        store,
+        state_file,
+    })
+}
+
+fn build_runner(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    system_id: &str,
+    logger: &Logger,
+) -> Result<Built, WiringError> {
+    let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
+    let mut coordinator_settings =
+        CoordinatorSettings::new(runner.url.clone(), runner.token.clone());
+    coordinator_settings.trace_watch_token = runner.trace_watch.as_ref().map(|t| t.token.clone());
+    coordinator_settings.system_id = Some(system_id.to_string());
+    coordinator_settings.logger = Some(runner_logger.clone());
+    if let Some(clever) = &runner.clever {
+        if let crate::config::Tenancy::Multi {
+            attributes_token, ..
+        } = &clever.tenancy
+        {
+            coordinator_settings.attributes_token = Some(attributes_token.clone());
+        }
+    }
+    let coordinator = Rc::new(
+        GitlabCoordinator::new(coordinator_settings)
+            .map_err(|e| config_error(config, &format!("runners[{index}].url"), e.to_string()))?,
+    );
+
+    let (paas, clever): (Rc<dyn Paas>, Option<Rc<CleverExecutor>>) = match runner.executor {
+        ExecutorKind::CleverDocker => {
+            let settings = CleverSettings::from_runner(runner).ok_or_else(|| {
+                config_error(
+                    config,
+                    &format!("runners[{index}].executor"),
+                    "clever-docker runner without its cc_* settings",
+                )
+            })?;
+            let attributes: Rc<dyn GroupAttributes> = coordinator.clone();
+            let executor = Rc::new(
+                CleverExecutor::new(settings, Some(attributes), runner_logger.clone())
+                    .map_err(|e| WiringError::Setup(format!("runner {}: {e}", runner.name)))?,
+            );
+            (executor.clone(), Some(executor))
+        }
+        ExecutorKind::LocalDocker => {
+            let settings =
+                LocalDockerSettings::from_runner_config(runner, LocalDockerTimeouts::default())
+                    .ok_or_else(|| {
+                        config_error(
+                            config,
+                            &format!("runners[{index}].executor"),
+                            "local-docker runner without its local-docker settings",
+                        )
+                    })?;
+            let executor = LocalDocker::new(settings).map_err(|e| {
+                config_error(config, &format!("runners[{index}].host"), e.to_string())
+            })?;
+            (Rc::new(executor), None)
+        }
+    };
+    let coordinator: Rc<dyn Coordinator> = coordinator;
+    Ok(Built {
+        ports: RunnerPorts {
+            name: runner.unique_name.clone(),
+            coordinator,
+            paas,
+            settings: RunnerSettings {
+                trace_watch: runner
+                    .trace_watch
+                    .as_ref()
+                    .map(|t| (t.timeout, t.poll_step)),
+                quota_max_fraction: runner.quota_max_fraction,
+            },
+        },
+        clever,
+    })
+}
+
+/// Weight of the reference flavor times the reference jobs count. Transient
+/// PAAS errors are retried with back-off for [`QUOTA_SETUP_PATIENCE`].
+async fn compute_quota(
+    config: &Config,
+    built: &[Built],
+    logger: &Logger,
+) -> Result<Weight, WiringError> {
+    let qc = &config.quota_computation;
+    let (index, runner) = config
+        .runners
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.name == qc.reference_runner)
+        .ok_or_else(|| {
+            config_error(
+                config,
+                "quota_computation.reference_runner",
+                format!("no [[runners]] section is named {:?}", qc.reference_runner),
+            )
+        })?;
+    let weight = match built.get(index).and_then(|b| b.clever.clone()) {
+        None => 1.0, // local-docker: every job weighs 1, whatever the flavor.
+        Some(executor) => {
+            let started = Instant::now();
+            let mut delay = Duration::from_secs(1);
+            loop {
+                match executor.flavor_weight(&qc.reference_flavor).await {
+                    Ok(w) => break w,
+                    Err(e) if is_retryable(&e) && started.elapsed() < QUOTA_SETUP_PATIENCE => {
+                        warn!(logger, "cannot read the flavors of the reference runner yet, retrying";
+                              "runner" => &runner.unique_name, "error" => %e,
+                              "retry_in_s" => delay.as_secs());
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                    Err(e) if is_retryable(&e) => {
+                        return Err(WiringError::Setup(format!(
+                            "cannot compute the weighted quota: the flavors of runner {:?} stayed \
+                             unavailable for {} s: {e}",
+                            runner.name,
+                            QUOTA_SETUP_PATIENCE.as_secs()
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(config_error(
+                            config,
+                            "quota_computation.reference_flavor",
+                            e.message,
+                        ))
+                    }
+                }
+            }
+        }
+    };
+    Ok(weight * f64::from(qc.reference_jobs_count))
+}
+
+/// Refuses a configuration where a runner could never poll: the weight it
+/// must reserve before asking for a job (its largest flavor) exceeds its
+/// share of the quota. The Python runner silently never polls then.
+async fn check_runners_can_poll(
+    config: &Config,
+    built: &[Built],
+    quota: Weight,
+    logger: &Logger,
+) -> Result<(), WiringError> {
+    for (index, (runner, b)) in config.runners.iter().zip(built).enumerate() {
+        let share = quota
+            * runner
+                .quota_max_fraction
+                .min(config.quota_computation.allowed_fraction_per_runner);
+        let needed = match b.ports.paas.min_requestable_weight().await {
+            Ok(w) => w,
+            Err(e) => {
+                // Not fatal: the supervisor retries; only a sure mismatch is refused.
+                warn!(logger, "cannot check the largest job weight of a runner yet";
+                      "runner" => &runner.unique_name, "error" => %e);
+                continue;
+            }
+        };
+        if needed > share + 1e-9 {
+            let key = if runner.clever.is_some() {
+                format!("runners[{index}].cc_max_flavor")
+            } else {
+                "quota_computation".to_string()
+            };
+            return Err(config_error(
+                config,
+                &key,
+                format!(
+                    "runner {:?} must reserve {needed:.3} (its largest flavor) before asking for a                      job, but its share of the weighted quota is only {share:.3}: it would never                      take a job. Set cc_max_flavor to a smaller flavor, or raise                      [quota_computation] (reference_flavor / reference_jobs_count)",
+                    runner.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_retryable(e: &PaasError) -> bool {
+    e.class != paas_actors::ports::PaasErrorClass::Permanent
+}
+
+fn supervisor_settings(
+    config: &Config,
+    overrides: &Overrides,
+    quota: Weight,
+) -> SupervisorSettings {
+    SupervisorSettings {
+        concurrent: config.concurrent,
+        check_interval: overrides.check_interval.unwrap_or(config.check_interval),
+        job_progress_poll_interval: overrides
+            .job_progress_poll_interval
+            .unwrap_or(config.job_progress_poll_interval),
+        max_concurrent_provisioning: config.paas_max_concurrent_provisioning,
+        keep_finished_resources: config.paas_finished_jobs_keep_resources,
+        decommission_launch_failures: config.paas_decommission_launch_failures,
+        repoll_immediately: config.paas_repoll_same_runner_immediately,
+        quota,
+        allowed_fraction_per_runner: config.quota_computation.allowed_fraction_per_runner,
+        drain_deadline: config.shutdown_timeout.unwrap_or(DEFAULT_DRAIN_DEADLINE),
+        poll_cycles: overrides.poll_cycles,
+        ..SupervisorSettings::default()
+    }
+}
