@@ -452,6 +452,9 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else if !status.success() {
         notes.push(format!("the runner exited with {status}"));
     }
+    for what in world.leaked_secrets(&runner.log()) {
+        notes.push(format!("the runner log contains the {what}"));
+    }
     let summary = world.summary();
     println!("\n== paas-sim demo summary");
     print!("{}", summary.render());
@@ -462,7 +465,9 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("problem: {p}");
     }
     if clean {
-        println!("verdict: clean run (no leak, no violation, no duplicate, quota held)");
+        println!(
+            "verdict: clean run (no leak, no violation, no duplicate, quota held, no secret in the runner log)"
+        );
     } else {
         println!("verdict: PROBLEMS FOUND");
         print_log_tail(&runner.log());

@@ -575,6 +575,39 @@ impl World {
         }
     }
 
+    /// Every secret of the world, each with a description that does not
+    /// reveal it: runner tokens, the administrator token, the tenants'
+    /// Clever tokens and the tokens of every job enqueued so far.
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .runner_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("runner token #{}", i + 1), t.clone()))
+            .collect();
+        out.push(("administrator token".to_owned(), self.admin_token.clone()));
+        for t in &self.tenants {
+            out.push((
+                format!("Clever token of tenant {}", t.group),
+                t.token.clone(),
+            ));
+        }
+        for j in self.coordinator.jobs() {
+            out.push((format!("job token of job {}", j.id), j.token));
+        }
+        out
+    }
+
+    /// Descriptions of the world's secrets found in `text` (e.g. a runner
+    /// log); empty when none leaked.
+    pub fn leaked_secrets(&self, text: &str) -> Vec<String> {
+        self.secrets()
+            .into_iter()
+            .filter(|(_, secret)| !secret.is_empty() && text.contains(secret.as_str()))
+            .map(|(what, _)| what)
+            .collect()
+    }
+
     /// True once every enqueued job reached a terminal status (bounded wait).
     pub fn wait_jobs_finished(&self, timeout: Duration) -> bool {
         wait_until(

@@ -443,3 +443,40 @@ fn bad_world_configurations_are_refused() {
         }
     }
 }
+
+#[test]
+fn secrets_found_in_a_log_are_named_without_being_shown() {
+    let w = world(&["acme"]);
+    let id = w.enqueue(JobSpec::default());
+    let job_token = w.coordinator().job(id).map(|j| j.token).unwrap_or_default();
+    let runner_token = w.runner_tokens().first().cloned().unwrap_or_default();
+    // the unique name (first 8 characters) is fine in logs
+    let clean = format!(
+        "INFO launched, runner: {}",
+        runner_token.get(..8).unwrap_or("")
+    );
+    assert_eq!(w.leaked_secrets(&clean), Vec::<String>::new());
+    let dirty = format!("DEBUG body {{\"token\":\"{job_token}\"}} auth {runner_token}");
+    let leaked = w.leaked_secrets(&dirty);
+    assert_eq!(
+        leaked,
+        [
+            "runner token #1".to_owned(),
+            format!("job token of job {id}")
+        ]
+    );
+    assert!(leaked
+        .iter()
+        .all(|l| !l.contains(&job_token) && !l.contains(&runner_token)));
+    let tenant_token = w
+        .tenants()
+        .first()
+        .map(|t| t.token.clone())
+        .unwrap_or_default();
+    let admin = w.admin_token().to_owned();
+    assert_eq!(
+        w.leaked_secrets(&format!("{tenant_token} {admin}")),
+        ["administrator token", "Clever token of tenant acme"]
+    );
+    w.shutdown();
+}
