@@ -177,12 +177,39 @@ fn serve_writes_a_config_plays_the_scenario_and_stops_on_sigterm() {
         .to_owned();
     assert!(coordinator.starts_with("http://127.0.0.1:"), "{out}");
     assert!(config.contains(&format!("url = \"{coordinator}\"")));
-    // the three jobs get enqueued: the summary printed on stop counts them
-    std::thread::sleep(Duration::from_millis(400));
+    // the three jobs get enqueued (seen through the HTTP control API)
+    let jobs_url = format!("{coordinator}/__sim/jobs");
+    assert!(wait_until(
+        || http_get(&jobs_url).matches("\"name\":\"x-").count() == 3,
+        Duration::from_secs(10),
+        Duration::from_millis(20)
+    ));
     assert!(p.terminate().is_ok());
     let status = p.wait_timeout(Duration::from_secs(20)).ok().flatten();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.log());
     let out = p.log();
     assert!(out.contains("jobs: 3 total"), "{out}");
     assert!(out.contains("3 job(s) pending"), "{out}");
+}
+
+/// Body of a plain GET (raw HTTP/1.1, empty on any error).
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let Some((addr, path)) = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return String::new();
+    };
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }
