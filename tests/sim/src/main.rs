@@ -245,24 +245,33 @@ impl Progress {
     fn line(&self, s: &WorldSummary) -> String {
         let done = s.jobs_success + s.jobs_failed + s.jobs_canceled;
         let quota = s.quota_weight.map_or(String::new(), |q| format!("/{q:.1}"));
+        // most telling first: on a terminal the line is cut to its width
         format!(
-            "[{} {:>5.1}s] jobs {done}/{} done ({} ok, {} failed), {} running, {} pending | \
-             apps live {} (weight {:.1}{quota}, max {:.1}), created {}, deleted {} | \
-             violations {}",
+            "[{} {:.1}s] jobs {done}/{} done ({} failed), {} running, {} pending | \
+             {} violations | {} live apps, weight {:.1}{quota} (peak {:.1}) | \
+             apps created {}, deleted {}",
             self.label,
             self.start.elapsed().as_secs_f64(),
             s.jobs_total,
-            s.jobs_success,
             s.jobs_failed,
             s.jobs_running,
             s.jobs_pending,
-            s.apps_created - s.apps_deleted,
+            s.violations.len(),
+            s.apps_created.saturating_sub(s.apps_deleted),
             s.live_weight,
             s.max_live_weight,
             s.apps_created,
             s.apps_deleted,
-            s.violations.len(),
         )
+    }
+
+    /// Terminal width from `COLUMNS` (80 when unset or unreadable).
+    fn width() -> usize {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|w| *w >= 20)
+            .unwrap_or(80)
     }
 
     /// Draws the line if it is time (always when `force`).
@@ -276,6 +285,8 @@ impl Progress {
         let line = self.line(s);
         let mut err = std::io::stderr().lock();
         if self.tty {
+            // one terminal row, or `\r` would not rewrite it
+            let line: String = line.chars().take(Progress::width() - 1).collect();
             let _ = write!(err, "\r{line}\x1b[K");
             self.drawn = true;
         } else {
