@@ -5,13 +5,14 @@
 
 mod common;
 
-use common::{run_to_end, Sim};
-use paas_sim::clever::CleverSimConfig;
+use common::{assert_no_secret, options, run_to_end, E2e};
 use paas_sim::coordinator::{CoordinatorConfig, FakeCoordinator, TokenStyle};
+use paas_sim::world::WorldConfig;
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
+use toml::{Table, Value};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -176,73 +177,96 @@ fn refused_registration_exits_1_with_the_coordinators_message() {
     assert!(coord.runners().is_empty());
 }
 
-/// A configuration that validates, except for what each case breaks.
-fn base(sim: &Sim) -> common::ConfigSpec {
-    let token = sim.runner_tokens[0][0].clone();
-    sim.config(vec![sim.runner("cc", 0, &token)], 4)
+/// The world's configuration (valid), as a table each case breaks.
+fn base(e: &E2e) -> Table {
+    e.world
+        .runner_config_table(&e.state_file(), &options())
+        .expect("config table")
 }
 
-fn run_config(sim: &Sim, name: &str, text: &str) -> (Option<i32>, String, String) {
-    let path = sim.dir.path().join(name);
-    std::fs::write(&path, text).expect("write");
-    run_to_end(&[OsStr::new("run"), path.as_os_str()], LIMIT)
+fn first_runner(t: &mut Table) -> &mut Table {
+    t.get_mut("runners")
+        .and_then(Value::as_array_mut)
+        .and_then(|a| a.first_mut())
+        .and_then(Value::as_table_mut)
+        .expect("a [[runners]] section")
+}
+
+fn quota(t: &mut Table) -> &mut Table {
+    t.get_mut("quota_computation")
+        .and_then(Value::as_table_mut)
+        .expect("[quota_computation]")
 }
 
 #[test]
 fn bad_configurations_exit_2_naming_the_key() {
-    let sim = Sim::start(CleverSimConfig::default(), &[&["rt-e2e-badconf-000000"]]);
-    let mut cases: Vec<(&str, String, &str)> = Vec::new();
-
-    let mut spec = base(&sim);
-    spec.quota = None;
-    cases.push(("no quota", spec.render(), "quota_computation"));
-
-    let text = base(&sim)
-        .render()
-        .replace("executor = \"clever-docker\"", "executor = \"shell\"");
-    cases.push(("unknown executor", text, "executor"));
-
-    let text = base(&sim)
-        .render()
-        .lines()
-        .filter(|l| !l.starts_with("cc_token"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    cases.push(("no cc_token", text, "cc_token"));
-
-    let mut spec = base(&sim);
-    spec.state_file = None;
-    cases.push(("no state file", spec.render(), "state_file"));
-
-    // The quota (XS × 1) is below the largest flavor the runner may have to
-    // host (L): it could never poll.
-    let mut spec = base(&sim);
-    spec.quota = Some(("cc".into(), "XS".into(), 1));
-    cases.push(("quota below max flavor", spec.render(), "cc_max_flavor"));
-
-    let mut spec = base(&sim);
-    spec.quota = Some(("cc".into(), "NOPE".into(), 4));
-    cases.push((
-        "unknown reference flavor",
-        spec.render(),
-        "reference_flavor",
-    ));
-
-    for (i, (what, text, key)) in cases.iter().enumerate() {
-        let (code, stdout, stderr) = run_config(&sim, &format!("bad-{i}.toml"), text);
+    let e = E2e::start(WorldConfig::default());
+    type Break = fn(&mut Table);
+    let cases: [(&str, Break, &str); 6] = [
+        (
+            "no quota",
+            |t| drop(t.remove("quota_computation")),
+            "quota_computation",
+        ),
+        (
+            "unknown executor",
+            |t| drop(first_runner(t).insert("executor".into(), "shell".into())),
+            "executor",
+        ),
+        (
+            "no cc_token",
+            |t| drop(first_runner(t).remove("cc_token")),
+            "cc_token",
+        ),
+        (
+            "no state file",
+            |t| drop(t.remove("state_file")),
+            "state_file",
+        ),
+        (
+            // The quota (XS × 1) is below the largest flavor the runner may
+            // have to host (L): it could never poll.
+            "quota below max flavor",
+            |t| {
+                quota(t).insert("reference_flavor".into(), "XS".into());
+                quota(t).insert("reference_jobs_count".into(), Value::Integer(1));
+            },
+            "cc_max_flavor",
+        ),
+        (
+            "unknown reference flavor",
+            |t| drop(quota(t).insert("reference_flavor".into(), "NOPE".into())),
+            "reference_flavor",
+        ),
+    ];
+    for (i, (what, breaks, key)) in cases.iter().enumerate() {
+        let mut table = base(&e);
+        breaks(&mut table);
+        let path = e.dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, toml::to_string(&table).expect("TOML")).expect("write");
+        let (code, stdout, stderr) = run_to_end(&[OsStr::new("run"), path.as_os_str()], LIMIT);
         assert_eq!(code, Some(2), "{what}: stdout {stdout}\nstderr {stderr}");
         assert!(
-            stderr
-                .lines()
-                .any(|l| l.contains(key) && !l.contains("DEBUG")),
+            stderr.lines().any(|l| l.contains(key)),
             "{what}: key {key} not named on stderr:\n{stderr}"
         );
         assert!(
             !stderr.lines().any(|l| l.contains(key) && l.contains("   ")),
             "{what}: message with a run of spaces:\n{stderr}"
         );
-        common::assert_no_secret(&stderr, &sim.secrets(&[]));
+        assert_no_secret(&e.world, &stderr, &[]);
     }
-    // None of them ever asked for a job.
-    assert!(sim.coord().jobs().is_empty());
+    // The base configuration itself is valid: a single polling cycle runs.
+    let path = e.dir.path().join("good.toml");
+    std::fs::write(&path, toml::to_string(&base(&e)).expect("TOML")).expect("write");
+    let (code, _, stderr) = run_to_end(
+        &[
+            OsStr::new("run"),
+            path.as_os_str(),
+            OsStr::new("--poll-cycles"),
+            OsStr::new("1"),
+        ],
+        LIMIT,
+    );
+    assert_eq!(code, Some(0), "valid base config: {stderr}");
 }

@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{assert_no_secret, job_of_app, wait_until, Runner, Sim};
-use paas_sim::clever::config::{DEFAULT_ORG, DEFAULT_TOKEN};
+use common::{assert_no_secret, job_id_of_app_name, options, start_runner, stop_ok, tail, E2e};
 use paas_sim::clever::products::{DEFAULT_DOCKER_VERSION, HEPTAPOD_VARIANT_UUID};
-use paas_sim::clever::{CleverSimConfig, RepoDelay, Timing};
+use paas_sim::clever::{RepoDelay, Timing};
 use paas_sim::coordinator::{JobSpec, JobState};
+use paas_sim::world::{RunnerConfigOptions, WorldConfig};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -23,53 +23,46 @@ fn job(flavor: &str, ms: u64) -> JobSpec {
     }
 }
 
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
 #[test]
 fn sigterm_during_launches_drains_then_a_restart_finishes_everything() {
-    let token = "rt-e2e-sigterm-0000006";
-    let sim = Sim::start(
-        CleverSimConfig {
-            timing: Timing {
-                repo_create_delay: RepoDelay::After(Duration::from_millis(1000)),
-                ..Timing::default()
-            },
-            ..CleverSimConfig::default()
+    let e = E2e::start(WorldConfig {
+        timing: Timing {
+            repo_create_delay: RepoDelay::After(Duration::from_millis(1000)),
+            ..WorldConfig::fast_timing()
         },
-        &[&[token]],
-    );
-    let drain = 10;
-    let mut spec = sim.config(vec![sim.runner("rs", 0, token)], 3);
-    spec.extra_global = format!("shutdown_timeout = {drain}\n");
-    let config = sim.write_config("sigterm.toml", &spec);
-    let ids: Vec<i64> = (0..6)
-        .map(|i| sim.coord().enqueue_job(job(["XS", "S"][i % 2], 300)))
-        .collect();
-
-    let mut first = Runner::start(&config, &sim.dir.path().join("first.log"));
-    let launching = wait_until(Duration::from_secs(20), || {
-        sim.clever.control().summary().apps_created >= 1
+        ..WorldConfig::default()
     });
-    assert!(launching, "no app created\n{}", sim.describe());
-    // Repositories take 1 s to be ready: the launches are in progress.
-    assert_eq!(sim.clever.control().summary().deployments, 0);
-    let stopped_at = Instant::now();
-    let status = first.stop(Duration::from_secs(drain + 5));
-    let took = stopped_at.elapsed();
-    let log = first.log_text();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "first run: exit {status:?}\n{}",
-        tail(&log)
+    let drain = 10;
+    let config = e.write_config(
+        RunnerConfigOptions {
+            quota_jobs: 3,
+            ..options()
+        },
+        &[("shutdown_timeout", toml::Value::Integer(drain))],
     );
+    let ids: Vec<i64> = (0..6)
+        .map(|i| e.world.enqueue(job(["XS", "S"][i % 2], 300)))
+        .collect();
+    let clever = e.world.clever().control();
+
+    let mut first = start_runner(&config, &e.log("first.log"), &[]);
+    let launching = common::wait_until(
+        || clever.summary().apps_created >= 1,
+        Duration::from_secs(20),
+        common::STEP,
+    );
+    assert!(launching, "no app created\n{}", e.describe());
+    // Repositories take 1 s to be ready: the launches are in progress.
+    assert_eq!(clever.summary().deployments, 0);
+    let stopped_at = Instant::now();
+    let drain_secs = u64::try_from(drain).expect("positive");
+    stop_ok(&mut first, Duration::from_secs(drain_secs + 5));
+    let took = stopped_at.elapsed();
     assert!(
-        took <= Duration::from_secs(drain),
+        took <= Duration::from_secs(drain_secs),
         "drain took {took:?}, deadline {drain} s"
     );
-    let state = sim.state_file();
+    let state = e.state_file();
     let mode = std::fs::metadata(&state)
         .expect("state file present")
         .permissions()
@@ -95,55 +88,42 @@ fn sigterm_during_launches_drains_then_a_restart_finishes_everything() {
     let taken: Vec<i64> = ids
         .iter()
         .copied()
-        .filter(|id| sim.coord().job_status(*id) != Some(JobState::Pending))
+        .filter(|id| e.status(*id) != Some(JobState::Pending))
         .collect();
     eprintln!(
         "drain took {took:?}; at stop: {} apps created, {} jobs taken, {} tracked in the state",
-        sim.clever.control().summary().apps_created,
+        clever.summary().apps_created,
         taken.len(),
         tracked.len()
     );
+    assert!(!taken.is_empty());
     for id in &taken {
         assert!(
-            tracked.contains(id) || sim.all_over(0, &[*id]),
+            tracked.contains(id) || e.all_over(&[*id]),
             "job {id} taken but neither finished nor in the state file"
         );
     }
 
-    let second = Runner::start(&config, &sim.dir.path().join("second.log"));
-    let done = wait_until(Duration::from_secs(40), || {
-        sim.all_over(0, &ids) && sim.clever.control().summary().live_count == 0
-    });
+    let mut second = start_runner(&config, &e.log("second.log"), &[]);
     assert!(
-        done,
+        e.wait_done(&ids, Duration::from_secs(60)),
         "restart did not finish\n{}\n{}",
-        sim.describe(),
-        tail(&second.log_text())
+        e.describe(),
+        tail(&second.log())
     );
     for id in &ids {
-        assert_eq!(
-            sim.coord().job_status(*id),
-            Some(JobState::Success),
-            "{}",
-            sim.describe()
-        );
+        assert_eq!(e.status(*id), Some(JobState::Success), "{}", e.describe());
     }
-    sim.assert_clean(sim.quota("M", 3), ids.len());
+    e.assert_clean(ids.len());
     assert_eq!(
-        sim.clever.control().summary().apps_created,
+        clever.summary().apps_created,
         ids.len(),
         "one app per job\n{}",
-        sim.describe()
+        e.describe()
     );
-    let mut second = second;
-    let status = second.stop(Duration::from_secs(15));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "second run: {status:?}"
-    );
-    let secrets = sim.secrets(&[]);
-    assert_no_secret(&log, &secrets);
-    assert_no_secret(&second.log_text(), &secrets);
+    stop_ok(&mut second, Duration::from_secs(15));
+    assert_no_secret(&e.world, &first.log(), &[]);
+    assert_no_secret(&e.world, &second.log(), &[]);
 }
 
 /// What the test does itself over HTTP: takes a job as a runner would, and
@@ -152,6 +132,7 @@ async fn take_job_and_create_app(
     coord_url: &str,
     runner_token: &str,
     api_url: &str,
+    orga: (&str, &str),
     app_name: &str,
 ) -> (Value, Value) {
     let client = awc::Client::default();
@@ -162,11 +143,10 @@ async fn take_job_and_create_app(
         .expect("jobs/request");
     assert_eq!(resp.status().as_u16(), 201, "job handed out");
     let payload: Value = resp.json().limit(1 << 20).await.expect("payload");
+    let (orga_id, orga_token) = orga;
     let mut resp = client
-        .post(format!(
-            "{api_url}/organisations/{DEFAULT_ORG}/applications"
-        ))
-        .insert_header(("Authorization", format!("token {DEFAULT_TOKEN}")))
+        .post(format!("{api_url}/organisations/{orga_id}/applications"))
+        .insert_header(("Authorization", format!("token {orga_token}")))
         .send_json(&json!({
             "name": app_name,
             "zone": "par",
@@ -188,25 +168,36 @@ async fn take_job_and_create_app(
 
 #[test]
 fn python_state_file_is_resumed_and_its_app_deleted_at_the_end() {
-    let token = "rt-e2e-python-0000007";
-    let sim = Sim::start(CleverSimConfig::default(), &[&[token]]);
-    let spec = sim.config(vec![sim.runner("py", 0, token)], 3);
-    let config = sim.write_config("python.toml", &spec);
-    let id = sim.coord().enqueue_job(job("S", 100));
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(
+        RunnerConfigOptions {
+            quota_jobs: 3,
+            ..options()
+        },
+        &[],
+    );
+    let token = e.world.runner_tokens()[0].clone();
+    let tenant = e.world.tenants()[0].clone();
+    let id = e.world.enqueue(job("S", 100));
     let unique: String = token.chars().take(8).collect();
     let name = format!("hpd-job-{unique}-{id}");
-    let (coord_url, api_url) = (sim.coord().url(), sim.clever.api_url());
-    let (payload, app) = actix_rt::System::new()
-        .block_on(take_job_and_create_app(&coord_url, token, &api_url, &name));
+    let (coord_url, api_url) = (e.world.coordinator().url(), e.world.clever().api_url());
+    let (payload, app) = actix_rt::System::new().block_on(take_job_and_create_app(
+        &coord_url,
+        &token,
+        &api_url,
+        (&tenant.orga_id, &tenant.token),
+        &name,
+    ));
     assert_eq!(payload["id"].as_i64(), Some(id));
-    assert_eq!(sim.coord().job_status(id), Some(JobState::Running));
+    assert_eq!(e.status(id), Some(JobState::Running));
     let job_token = payload["token"].as_str().expect("job token").to_owned();
     let app_id = app["id"].as_str().expect("app id").to_owned();
     let deploy_url = app["deployment"]["httpUrl"]
         .as_str()
         .expect("url")
         .to_owned();
-    let weight = sim.weight("S");
+    let weight = e.weight("S");
     // As `PaasDispatcher.save_state` writes it: JobHandle.dump() with the
     // CleverCloudApplication.dump() of a single-organisation runner.
     let handle = json!({
@@ -224,52 +215,53 @@ fn python_state_file_is_resumed_and_its_app_deleted_at_the_end() {
         },
     });
     let python_state = json!({"launched": [handle], "to_decommission": [], "pending": []});
-    let state = sim.state_file();
+    let state = e.state_file();
     std::fs::write(&state, python_state.to_string()).expect("write state");
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 
-    let mut runner = Runner::start(&config, &sim.dir.path().join("python.log"));
+    let clever = e.world.clever().control();
+    let mut runner = start_runner(&config, &e.log("python.log"), &[]);
     // The job is running: the app is kept while it runs.
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(runner.is_running(), "{}", tail(&runner.log_text()));
+    assert!(
+        runner.try_wait().expect("wait").is_none(),
+        "{}",
+        tail(&runner.log())
+    );
     assert_eq!(
-        sim.clever.control().summary().live_count,
+        clever.summary().live_count,
         1,
         "app deleted while its job runs\n{}\n{}",
-        sim.describe(),
-        tail(&runner.log_text())
+        e.describe(),
+        tail(&runner.log())
     );
-    assert_eq!(sim.coord().job_status(id), Some(JobState::Running));
+    assert_eq!(e.status(id), Some(JobState::Running));
     // The job ends (as the inner runner would report it).
-    assert!(sim.coord().set_job_status(id, JobState::Success));
-    let deleted = wait_until(Duration::from_secs(20), || {
-        sim.clever.control().summary().live_count == 0
-    });
+    assert!(e.world.coordinator().set_job_status(id, JobState::Success));
+    let deleted = common::wait_until(
+        || clever.summary().live_count == 0,
+        Duration::from_secs(20),
+        common::STEP,
+    );
     assert!(
         deleted,
         "app not deleted after the job ended\n{}\n{}",
-        sim.describe(),
-        tail(&runner.log_text())
+        e.describe(),
+        tail(&runner.log())
     );
-    let apps = sim.clever.control().apps();
+    let apps = clever.apps();
     assert_eq!(apps.len(), 1, "no other app: {apps:?}");
-    assert!(apps.iter().all(|a| job_of_app(&a.name) == Some(id)));
-    assert_eq!(sim.coord().job_status(id), Some(JobState::Success));
-    sim.assert_clean(sim.quota("M", 3), 1);
+    assert!(apps.iter().all(|a| job_id_of_app_name(&a.name) == Some(id)));
+    assert_eq!(e.status(id), Some(JobState::Success));
+    e.assert_clean(1);
 
-    let status = runner.stop(Duration::from_secs(15));
-    let log = runner.log_text();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "exit {status:?}\n{}",
-        tail(&log)
-    );
+    stop_ok(&mut runner, Duration::from_secs(15));
     let after: Value =
         serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("JSON state");
     assert_eq!(
         after["launched"].as_array().map(Vec::len),
         Some(0),
-        "job still tracked: {after}"
+        "job still tracked after the end"
     );
-    assert_no_secret(&log, &sim.secrets(&[&job_token]));
+    assert_no_secret(&e.world, &runner.log(), &[&job_token]);
 }
