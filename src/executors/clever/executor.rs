@@ -203,9 +203,14 @@ impl CleverExecutor {
             .catalog(&self.api)
             .await
             .map_err(product_error)?;
-        select_flavor(&catalog, Some(flavor), flavor, None)
-            .map(|f| f.weight())
-            .map_err(flavor_error)
+        match select_flavor(&catalog, Some(flavor), flavor, None) {
+            Ok(f) => Ok(f.weight()),
+            Err(FlavorError::Unknown { allowed, .. }) => Err(PaasError::permanent(
+                "check-flavor",
+                format!("{flavor:?} is not an available Clever Cloud flavor; available: {allowed}"),
+            )),
+            Err(e) => Err(flavor_error(e)),
+        }
     }
 
     /// Weight for an app whose flavor is unknown: the largest available
