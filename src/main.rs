@@ -33,7 +33,7 @@ fn main() {
     let logging = logging::init(level, format);
     let code = match command {
         Command::Run(args) => run(args, &logging.logger),
-        Command::Register(args) => register(args, &logging.logger),
+        Command::Register(args) => register(args),
     };
     // Flush the asynchronous log drain before exiting.
     drop(logging);
@@ -44,7 +44,6 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
     let loaded = match config::load(&args.config) {
         Ok(loaded) => loaded,
         Err(e) => {
-            error!(logger, "configuration error"; "error" => %e);
             eprintln!("heptapod-paas-runner: {e}");
             return e.exit_code();
         }
@@ -75,7 +74,6 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         let service = match wiring::build(&config, &overrides, logger).await {
             Ok(service) => service,
             Err(e) => {
-                error!(logger, "cannot start"; "error" => %e);
                 eprintln!("heptapod-paas-runner: {e}");
                 return e.exit_code();
             }
@@ -112,20 +110,21 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
                 }
             },
             Err(ServiceError::State(e)) => {
-                error!(logger, "cannot load the state file; it is left untouched (see README, \"Corrupt state file\")"; "error" => %e);
-                eprintln!("heptapod-paas-runner: {e}");
+                eprintln!(
+                    "heptapod-paas-runner: {e}\nThe state file is left untouched; see README, \
+                     \"Corrupt state file\"."
+                );
                 1
             }
             Err(e) => {
-                error!(logger, "cannot start the service"; "error" => %e);
-                eprintln!("heptapod-paas-runner: {e}");
+                eprintln!("heptapod-paas-runner: cannot start the service: {e}");
                 2
             }
         }
     })
 }
 
-fn register(args: RegisterArgs, logger: &Logger) -> i32 {
+fn register(args: RegisterArgs) -> i32 {
     let exists = args.config.exists();
     let interactive = !args.non_interactive && std::io::stdin().is_terminal();
     let given = Given {
@@ -157,7 +156,6 @@ fn register(args: RegisterArgs, logger: &Logger) -> i32 {
     let registered = match obtained {
         Ok(r) => r,
         Err(e) => {
-            error!(logger, "registration failed"; "error" => %e);
             eprintln!("heptapod-paas-runner register: registration failed: {e}");
             return 1;
         }

@@ -295,16 +295,19 @@ async fn check_runners_can_poll(
             }
         };
         if needed > share + 1e-9 {
-            let key = if runner.clever.is_some() {
-                format!("runners[{index}].cc_max_flavor")
+            let (key, advice) = if runner.clever.is_some() {
+                (
+                    format!("runners[{index}].cc_max_flavor"),
+                    "Set cc_max_flavor to a smaller flavor, or raise [quota_computation]",
+                )
             } else {
-                "quota_computation".to_string()
+                ("quota_computation".to_string(), "Raise [quota_computation]")
             };
             return Err(config_error(
                 config,
                 &key,
                 format!(
-                    "runner {:?} must reserve {needed:.3} (its largest flavor) before asking for a                      job, but its share of the weighted quota is only {share:.3}: it would never                      take a job. Set cc_max_flavor to a smaller flavor, or raise                      [quota_computation] (reference_flavor / reference_jobs_count)",
+                    "runner {:?} must reserve {needed:.3} (its largest job) before asking for a job, but its share of the weighted quota is only {share:.3}: it would never take a job. {advice} (reference_flavor / reference_jobs_count)",
                     runner.name
                 ),
             ));
