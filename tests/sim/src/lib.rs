@@ -5,3 +5,6 @@
 
 pub mod clever;
 pub mod coordinator;
+pub mod runner_process;
+pub mod scenario;
+pub mod world;

@@ -130,7 +130,7 @@ pub struct EndpointFaults {
 }
 
 /// Request to change faults, as accepted by `POST /__sim/faults`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum FaultCommand {
     /// The next `count` calls of `endpoint` get `fault`.
