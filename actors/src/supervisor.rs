@@ -19,7 +19,7 @@
 
 use crate::decommissioner::Decommissioner;
 use crate::job::{after_use, transition, JobEvent, Phase, Section};
-use crate::launcher::{FailureReporter, Launcher};
+use crate::launcher::{FailureReporter, Launcher, Retry};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
@@ -590,8 +590,13 @@ impl Supervisor {
         let resume = (entry.phase == Phase::Provisioning && resource.is_none())
             .then(|| entry.resource_name.clone())
             .flatten();
+        let retry = Retry {
+            attempts: self.settings.launch_attempts,
+            first: self.settings.backoff_min,
+            max: self.settings.backoff_max,
+        };
         if let Some(jc) = self.job_ctx(key, ctx, true) {
-            Launcher::new(jc, resource, resume).start();
+            Launcher::new(jc, resource, resume, retry).start();
         }
     }
 
