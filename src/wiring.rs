@@ -339,6 +339,7 @@ fn supervisor_settings(
         allowed_fraction_per_runner: config.quota_computation.allowed_fraction_per_runner,
         drain_deadline: config.shutdown_timeout.unwrap_or(DEFAULT_DRAIN_DEADLINE),
         poll_cycles: overrides.poll_cycles,
+        reconcile_interval: config.reconcile_interval,
         ..SupervisorSettings::default()
     }
 }

@@ -6,13 +6,19 @@
 //! that the state does not know. Between steps the launcher honours the
 //! drain (the job stays pending for the next process) and the job's
 //! cancellation at the coordinator (the resource gets decommissioned).
+//! A *transient* PAAS error (the port's promise: nothing half-done, worth
+//! retrying; for `create`, the executor already looked for the resource by
+//! name) is retried a bounded number of times with back-off, so that a
+//! burst of 500/429 answers delays jobs instead of failing them; the waits
+//! end on drain or cancellation.
 //!
 //! [`FailureReporter`]: append a red explanatory line to the job trace, then
 //! report the job failed (`script_failure`, exit code 103), a bounded number
 //! of attempts apart; the waits end on drain, leaving the job pending.
 
 use crate::ports::{
-    FailureReason, PaasErrorClass, Resource, TraceAppend, LAUNCH_FAILURE_EXIT_CODE,
+    FailureReason, PaasError, PaasErrorClass, PortFuture, Resource, TraceAppend,
+    LAUNCH_FAILURE_EXIT_CODE,
 };
 use crate::shutdown::Interrupt;
 use crate::supervisor::{
@@ -22,11 +28,23 @@ use crate::supervisor::{
 use actix::prelude::*;
 use std::time::Duration;
 
+/// How a launcher retries transient PAAS errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Retry {
+    /// Attempts per call, the first included (at least 1).
+    pub attempts: u32,
+    /// Delay before the first retry, doubled each time.
+    pub first: Duration,
+    /// Largest delay.
+    pub max: Duration,
+}
+
 /// Launches one job (see the module documentation).
 pub struct Launcher {
     jc: JobCtx,
     resource: Option<Resource>,
     resume_creating: Option<String>,
+    retry: Retry,
 }
 
 impl Launcher {
@@ -36,11 +54,13 @@ impl Launcher {
         jc: JobCtx,
         resource: Option<Resource>,
         resume_creating: Option<String>,
+        retry: Retry,
     ) -> Self {
         Launcher {
             jc,
             resource,
             resume_creating,
+            retry,
         }
     }
 }
@@ -53,6 +73,7 @@ impl Actor for Launcher {
             self.jc.clone(),
             self.resource.take(),
             self.resume_creating.take(),
+            self.retry,
         );
         ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
@@ -66,7 +87,50 @@ fn red_line(message: &str) -> String {
     format!("\x1b[31m{message}\x1b[0m\n")
 }
 
-async fn launch(jc: JobCtx, mut resource: Option<Resource>, resume_creating: Option<String>) {
+/// How a retried call ended without success.
+enum CallEnd {
+    Failed(PaasError),
+    Stopped(Interrupt),
+}
+
+/// Runs a PAAS call (registered as uninterruptible while in flight),
+/// retrying transient errors per `retry`; the waits end on interrupts.
+async fn call_retrying<'p, T>(
+    jc: &mut JobCtx,
+    retry: Retry,
+    step: &'static str,
+    call: impl Fn() -> PortFuture<'p, Result<T, PaasError>>,
+) -> Result<T, CallEnd> {
+    let mut delay = retry.first;
+    let attempts = retry.attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let op = jc.ops.begin(jc.runner_name.clone(), jc.key, step);
+        let out = call().await;
+        drop(op);
+        match out {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && attempt < attempts => {
+                slog::warn!(jc.logger, "transient PAAS error; retrying";
+                            "step" => step, "attempt" => attempt, "attempts" => attempts,
+                            "error" => %e, "retry_in_s" => delay.as_secs_f64());
+            }
+            Err(e) => return Err(CallEnd::Failed(e)),
+        }
+        if let Some(i) = jc.interrupts.sleep(delay).await {
+            return Err(CallEnd::Stopped(i));
+        }
+        delay = (delay * 2).min(retry.max);
+        attempt += 1;
+    }
+}
+
+async fn launch(
+    mut jc: JobCtx,
+    mut resource: Option<Resource>,
+    resume_creating: Option<String>,
+    retry: Retry,
+) {
     let key = jc.key;
     let sup = jc.supervisor.clone();
     let stop = |i: Interrupt| sup.do_send(LaunchStopped { key, interrupt: i });
@@ -105,12 +169,12 @@ async fn launch(jc: JobCtx, mut resource: Option<Resource>, resume_creating: Opt
             if let Some(i) = jc.interrupts.check() {
                 return stop(i);
             }
-            let op = jc.ops.begin(jc.runner_name.clone(), key, "create");
-            let created = jc.paas.create(&jc.job).await;
-            drop(op);
+            let (paas, job) = (jc.paas.clone(), jc.job.clone());
+            let created = call_retrying(&mut jc, retry, "create", || paas.create(&job)).await;
             match created {
                 Ok(r) => resource = Some(r),
-                Err(e) => {
+                Err(CallEnd::Stopped(i)) => return stop(i),
+                Err(CallEnd::Failed(e)) => {
                     if e.class == PaasErrorClass::Uncertain {
                         // The create may have taken effect: record what
                         // exists so that it gets decommissioned.
@@ -138,16 +202,19 @@ async fn launch(jc: JobCtx, mut resource: Option<Resource>, resume_creating: Opt
             if let Some(i) = jc.interrupts.check() {
                 return stop(i);
             }
-            let op = jc.ops.begin(jc.runner_name.clone(), key, step);
-            let out = if step == "prepare" {
-                jc.paas.prepare(&res, &jc.job).await
-            } else {
-                jc.paas.launch(&res, &jc.job).await
-            };
-            drop(op);
+            let (paas, job, current) = (jc.paas.clone(), jc.job.clone(), res.clone());
+            let out = call_retrying(&mut jc, retry, step, || {
+                if step == "prepare" {
+                    paas.prepare(&current, &job)
+                } else {
+                    paas.launch(&current, &job)
+                }
+            })
+            .await;
             match out {
                 Ok(r) => res = r,
-                Err(e) => return fail(e.to_string()),
+                Err(CallEnd::Stopped(i)) => return stop(i),
+                Err(CallEnd::Failed(e)) => return fail(e.to_string()),
             }
             if step == "prepare" {
                 let r = res.clone();

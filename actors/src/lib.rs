@@ -14,6 +14,7 @@ pub mod launcher;
 pub mod poller;
 pub mod ports;
 pub mod quota;
+pub mod reconcile;
 pub mod secret;
 pub mod service;
 pub mod shutdown;

@@ -6,8 +6,15 @@
 //! with a bound. It owns no state worth persisting; timing and back-off are
 //! the supervisor's decisions, so a coordinator outage costs this runner a
 //! delay and nothing else.
+//!
+//! For reconciliation it also lists the runner's resources on the PAAS
+//! ([`ListResources`]) and identifies the jobs of resources the state does
+//! not know ([`IdentifyJobs`]); the supervisor decides what to do.
 
-use crate::ports::{Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Weight};
+use crate::ports::{
+    Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
+};
+use crate::reconcile::Identified;
 use actix::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use std::rc::Rc;
@@ -113,5 +120,77 @@ impl Handler<CheckJobs> for Poller {
                 .collect()
                 .await
         })
+    }
+}
+
+/// Sent by the supervisor to a poller for a reconciliation pass: the
+/// runner's resources on the PAAS now.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Vec<Resource>, PaasError>")]
+pub struct ListResources;
+
+/// Sent by the supervisor to a poller during a reconciliation pass: for
+/// each resource the state does not know, read its job back and ask the
+/// coordinator whether it still runs.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<(i64, Resource, Identified)>")]
+pub struct IdentifyJobs {
+    /// `(job id from the resource name, resource)`.
+    pub resources: Vec<(i64, Resource)>,
+}
+
+impl Handler<ListResources> for Poller {
+    type Result = ResponseFuture<Result<Vec<Resource>, PaasError>>;
+
+    fn handle(&mut self, _: ListResources, _: &mut Context<Self>) -> Self::Result {
+        let paas = self.paas.clone();
+        Box::pin(async move { paas.list_resources().await })
+    }
+}
+
+impl Handler<IdentifyJobs> for Poller {
+    type Result = ResponseFuture<Vec<(i64, Resource, Identified)>>;
+
+    fn handle(&mut self, msg: IdentifyJobs, _: &mut Context<Self>) -> Self::Result {
+        let coordinator = self.coordinator.clone();
+        let paas = self.paas.clone();
+        let bound = self.check_concurrency;
+        Box::pin(async move {
+            stream::iter(msg.resources)
+                .map(|(job_id, resource)| {
+                    let (coordinator, paas) = (coordinator.clone(), paas.clone());
+                    async move {
+                        let found = identify(&*coordinator, &*paas, job_id, &resource).await;
+                        (job_id, resource, found)
+                    }
+                })
+                .buffer_unordered(bound)
+                .collect()
+                .await
+        })
+    }
+}
+
+async fn identify(
+    coordinator: &dyn Coordinator,
+    paas: &dyn Paas,
+    job_id: i64,
+    resource: &Resource,
+) -> Identified {
+    let job = match paas.recover_job(resource).await {
+        Ok(Some(job)) if job.id == job_id => job,
+        Ok(Some(job)) => {
+            return Identified::Failed(format!(
+                "the resource holds job {} although its name says job {job_id}",
+                job.id
+            ))
+        }
+        Ok(None) => return Identified::NoJob,
+        Err(e) => return Identified::Failed(format!("cannot read the job back: {e}")),
+    };
+    match coordinator.job_status(&job).await {
+        Ok(JobStatus::Running) => Identified::Running(job),
+        Ok(JobStatus::Finished) => Identified::Finished(job),
+        Err(e) => Identified::Failed(format!("cannot ask the coordinator about the job: {e}")),
     }
 }

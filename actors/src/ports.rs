@@ -330,6 +330,19 @@ pub trait Paas {
     /// this runner's prefix), for reconciliation.
     fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>>;
 
+    /// Reads back the job a resource was launched for (the payload the
+    /// runner pushed to it), for reconciliation of a resource the state
+    /// does not know: with its token, the job can be asked about at the
+    /// coordinator. `Ok(None)` when the resource holds no readable job
+    /// (not launched) or the executor cannot read it back; the default.
+    fn recover_job<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> PortFuture<'a, Result<Option<Job>, PaasError>> {
+        let _ = resource;
+        Box::pin(async { Ok(None) })
+    }
+
     /// The state-file form of a resource (the reference's `paas_resource`).
     fn dump_resource(&self, resource: &Resource) -> serde_json::Value;
 

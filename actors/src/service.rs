@@ -90,6 +90,14 @@ pub struct SupervisorSettings {
     pub persist_retry: Duration,
     /// Stop (gracefully) after this many polling cycles (`--poll-cycles`).
     pub poll_cycles: Option<u64>,
+    /// Attempts of each launch step (create, prepare, launch) when the PAAS
+    /// answers a transient error, the first included (4; delays from
+    /// `backoff_min`, doubling).
+    pub launch_attempts: u32,
+    /// `reconcile_interval` (300 s): delay between reconciliation passes
+    /// after the one at start-up; `None` (or zero) disables the periodic
+    /// passes.
+    pub reconcile_interval: Option<Duration>,
 }
 
 impl Default for SupervisorSettings {
@@ -112,6 +120,8 @@ impl Default for SupervisorSettings {
             progress_check_concurrency: 16,
             persist_retry: Duration::from_secs(5),
             poll_cycles: None,
+            launch_attempts: 4,
+            reconcile_interval: Some(Duration::from_secs(300)),
         }
     }
 }

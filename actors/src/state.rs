@@ -169,13 +169,15 @@ pub enum StateError {
     },
     /// The file does not parse or has the wrong shape. It is left untouched.
     #[error(
-        "state file {path} is corrupt ({detail}); it was left untouched: repair it, \
-         or move it away to start without state"
+        "state file {path} is corrupt: {detail}. It was left untouched. To recover, move it \
+         aside and start again: reconciliation rebuilds the state from the PAAS and the \
+         coordinator"
     )]
     Corrupt {
         /// The file.
         path: String,
-        /// Parser message with line and column.
+        /// What is wrong (truncated, invalid JSON, wrong shape) and where:
+        /// line and column, and for a wrong shape the entry (`launched[3]`).
         detail: String,
     },
     /// Writing failed; the previous file is intact.
@@ -254,7 +256,7 @@ impl StateStore for FileStore {
                 .map(Some)
                 .map_err(|e| StateError::Corrupt {
                     path: shown,
-                    detail: e.to_string(),
+                    detail: describe_corruption(&bytes, &e),
                 })
         })
     }
@@ -282,6 +284,72 @@ impl StateStore for FileStore {
     fn location(&self) -> String {
         self.path.display().to_string()
     }
+}
+
+/// Says what is wrong with a state file's content that did not parse:
+/// truncated, invalid JSON, or wrong shape; where (line and column), and
+/// for a wrong shape which entry of which section.
+pub fn describe_corruption(bytes: &[u8], error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Eof if bytes.iter().all(u8::is_ascii_whitespace) => {
+            "the file is empty (truncated?)".to_string()
+        }
+        Category::Eof => format!("truncated: {error}"),
+        Category::Syntax | Category::Io => format!("invalid JSON: {error}"),
+        Category::Data => match locate_shape_error(bytes) {
+            Some(entry) => format!("wrong shape: {entry} ({error})"),
+            None => format!("wrong shape: {error}"),
+        },
+    }
+}
+
+/// The first entry of a section that does not have the expected shape,
+/// as `section[index]: why`, for a file that is valid JSON.
+fn locate_shape_error(bytes: &[u8]) -> Option<String> {
+    fn first_bad<T: serde::de::DeserializeOwned>(section: &str, v: &Value) -> Option<String> {
+        let items = v.as_array()?;
+        items.iter().enumerate().find_map(|(i, item)| {
+            serde_json::from_value::<T>(item.clone())
+                .err()
+                .map(|e| format!("{section}[{i}]: {e}"))
+        })
+    }
+    let doc: Value = serde_json::from_slice(bytes).ok()?;
+    let Some(obj) = doc.as_object() else {
+        return Some("the top level is not a JSON object".to_string());
+    };
+    for key in ["launched", "pending"] {
+        if !obj.contains_key(key) {
+            return Some(format!("section `{key}` is missing"));
+        }
+    }
+    for (key, v) in obj {
+        let bad = match key.as_str() {
+            "launched" | "to_decommission" => first_bad::<HandleRecord>(key, v),
+            "pending" => first_bad::<PendingRecord>(key, v),
+            "creating" => first_bad::<CreatingRecord>(key, v),
+            "launch_failures" => first_bad::<FailureRecord>(key, v),
+            "uncertain" => first_bad::<UncertainRecord>(key, v),
+            _ => None,
+        };
+        if bad.is_some() {
+            return bad;
+        }
+        let known = matches!(
+            key.as_str(),
+            "launched"
+                | "to_decommission"
+                | "pending"
+                | "creating"
+                | "launch_failures"
+                | "uncertain"
+        );
+        if known && !v.is_array() {
+            return Some(format!("section `{key}` is not a list"));
+        }
+    }
+    None
 }
 
 /// Replaces `path` by `bytes` atomically: a temp file (mode 0600) in the
@@ -422,6 +490,49 @@ mod tests {
         assert!(matches!(err, StateError::Corrupt { .. }), "{msg}");
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert_eq!(fs::read(&path).expect("still there"), b"{\"launched\": [");
+    }
+
+    #[test]
+    fn corruption_is_described_with_what_and_where() {
+        let cases = [
+            ("", "the file is empty"),
+            ("  \n", "the file is empty"),
+            (
+                r#"{"launched": [{"runner_name": "r""#,
+                "truncated: EOF while parsing",
+            ),
+            (
+                r#"{"launched": [}"#,
+                "invalid JSON: expected value at line 1 column 15",
+            ),
+            ("[]", "wrong shape: the top level is not a JSON object"),
+            (
+                r#"{"pending": []}"#,
+                "wrong shape: section `launched` is missing",
+            ),
+            (
+                r#"{"launched": [], "pending": [], "to_decommission": {}}"#,
+                "wrong shape: section `to_decommission` is not a list",
+            ),
+            (
+                r#"{"launched": [{"runner_name": "r", "job_id": 1, "token": "t"},
+                                {"runner_name": "r", "token": "t"}], "pending": []}"#,
+                "wrong shape: launched[1]: missing field `job_id`",
+            ),
+            (
+                r#"{"launched": [], "pending": [[{"runner_name": "r", "job_id": "x", "token": "t"}, {}]]}"#,
+                "wrong shape: pending[0]: invalid type: string \"x\"",
+            ),
+        ];
+        for (content, expected) in cases {
+            let err = Snapshot::from_json(content.as_bytes()).expect_err(content);
+            let got = describe_corruption(content.as_bytes(), &err);
+            assert!(got.starts_with(expected), "{content:?}: {got}");
+        }
+        // Line and column of the parser are kept for wrong shapes too.
+        let content = "{\"launched\": [{\"job_id\": 1}],\n \"pending\": []}";
+        let err = Snapshot::from_json(content.as_bytes()).expect_err("bad");
+        assert!(describe_corruption(content.as_bytes(), &err).contains("line 1"));
     }
 
     #[actix_rt::test]

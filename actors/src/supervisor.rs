@@ -11,15 +11,24 @@
 //! external call (the resource name before `create`, the resource before
 //! `prepare`, the decommission before `delete`) wait for a write covering
 //! them (write-ahead).
+//!
+//! It also reconciles the state with the PAAS (see [`crate::reconcile`]):
+//! at start-up and every `reconcile_interval`, per runner, it has the
+//! poller list the resources, adopts or decommissions the ones the state
+//! does not know, and forgets the entries whose resource vanished.
 
 use crate::decommissioner::Decommissioner;
 use crate::job::{after_use, transition, JobEvent, Phase, Section};
-use crate::launcher::{FailureReporter, Launcher};
-use crate::poller::{Acquired, CheckJobs, GetMaxWeight, PollOnce, Poller};
+use crate::launcher::{FailureReporter, Launcher, Retry};
+use crate::poller::{
+    Acquired, CheckJobs, GetMaxWeight, IdentifyJobs, ListResources, PollOnce, Poller,
+};
 use crate::ports::{
     Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
 };
 use crate::quota::{JobKey, Ledger, QuotaLimits, WeightKind};
+use crate::reconcile::{plan, Decision, Identified, Tracked};
+use crate::secret::Secret;
 use crate::service::{RunnerSettings, SupervisorSettings};
 use crate::shutdown::{
     Drain, DrainCompleted, ExitReport, ForcedSnapshot, Interrupt, Interrupts, OpRegistry, Shutdown,
@@ -30,7 +39,7 @@ use crate::state::{
 use crate::trace_watcher::TraceWatcher;
 use actix::prelude::*;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,6 +162,14 @@ pub struct TaskEnded {
     pub key: JobKey,
 }
 
+/// Sent by the supervisor to itself at start-up and every
+/// `reconcile_interval` (and by tests): reconcile each runner's resources on
+/// the PAAS with the state. A runner whose previous pass is still running is
+/// skipped; nothing happens while draining.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reconcile;
+
 /// Sent by the service (SIGUSR1) to the supervisor: log the whole state,
 /// secrets masked.
 #[derive(Message, Debug)]
@@ -193,6 +210,15 @@ pub struct Stats {
     pub tasks: usize,
     /// Polling cycles done by the slowest runner.
     pub poll_cycles: u64,
+    /// Reconciliation passes completed (one per runner and pass), whether
+    /// the listing succeeded or not.
+    pub reconcile_passes: u64,
+    /// Unknown resources adopted because their job still runs.
+    pub adopted: u64,
+    /// Unknown resources sent to decommissioning (job over, or no job).
+    pub orphans_decommissioned: u64,
+    /// Tracked entries forgotten because their resource vanished.
+    pub vanished: u64,
 }
 
 // ---------------------------------------------------------------------------
@@ -232,6 +258,17 @@ pub(crate) struct RunnerSlot {
     cycles: u64,
     checking: bool,
     warned_no_trace_watch: bool,
+    reconcile: Option<ReconcilePass>,
+}
+
+/// A reconciliation pass in flight for one runner.
+#[derive(Default)]
+struct ReconcilePass {
+    /// Ids of the resources recorded when the listing was requested.
+    recorded: HashSet<String>,
+    /// Names of resources forgotten since (decommissioned meanwhile: a
+    /// stale listing may still show them).
+    forgotten: HashSet<String>,
 }
 
 impl RunnerSlot {
@@ -255,6 +292,7 @@ impl RunnerSlot {
             cycles: 0,
             checking: false,
             warned_no_trace_watch: false,
+            reconcile: None,
         }
     }
 }
@@ -352,7 +390,12 @@ pub struct Supervisor {
     acquired: u64,
     completed: u64,
     launch_failures: u64,
+    reconcile_passes: u64,
+    adopted: u64,
+    orphans_decommissioned: u64,
+    vanished: u64,
     progress_timer: Option<SpawnHandle>,
+    reconcile_timer: Option<SpawnHandle>,
     shutdown: Addr<Shutdown>,
     logger: slog::Logger,
     empty_payload: Arc<Value>,
@@ -407,7 +450,12 @@ impl Supervisor {
             acquired: 0,
             completed: 0,
             launch_failures: 0,
+            reconcile_passes: 0,
+            adopted: 0,
+            orphans_decommissioned: 0,
+            vanished: 0,
             progress_timer: None,
+            reconcile_timer: None,
             shutdown,
             logger,
             empty_payload: Arc::new(Value::Null),
@@ -458,7 +506,16 @@ impl Supervisor {
 
     /// Forgets a job: its resource is gone or no longer ours to manage.
     fn forget(&mut self, key: JobKey) {
-        if self.jobs.remove(&key).is_some() {
+        if let Some(e) = self.jobs.remove(&key) {
+            let name = e.resource.map(|r| r.name).or(e.resource_name);
+            if let (Some(name), Some(pass)) = (
+                name,
+                self.runners
+                    .get_mut(key.runner)
+                    .and_then(|r| r.reconcile.as_mut()),
+            ) {
+                pass.forgotten.insert(name);
+            }
             self.ledger.release(key);
             self.completed += 1;
         }
@@ -533,8 +590,13 @@ impl Supervisor {
         let resume = (entry.phase == Phase::Provisioning && resource.is_none())
             .then(|| entry.resource_name.clone())
             .flatten();
+        let retry = Retry {
+            attempts: self.settings.launch_attempts,
+            first: self.settings.backoff_min,
+            max: self.settings.backoff_max,
+        };
         if let Some(jc) = self.job_ctx(key, ctx, true) {
-            Launcher::new(jc, resource, resume).start();
+            Launcher::new(jc, resource, resume, retry).start();
         }
     }
 
@@ -1170,6 +1232,10 @@ impl Supervisor {
             last_snapshot_build: self.persist.last_build,
             tasks: self.tasks,
             poll_cycles: self.min_cycles(),
+            reconcile_passes: self.reconcile_passes,
+            adopted: self.adopted,
+            orphans_decommissioned: self.orphans_decommissioned,
+            vanished: self.vanished,
         }
     }
 }
@@ -1199,6 +1265,12 @@ impl Actor for Supervisor {
         self.mark_dirty(ctx);
         let interval = self.settings.job_progress_poll_interval;
         self.progress_timer = Some(ctx.run_interval(interval, |act, ctx| act.check_progress(ctx)));
+        // Reconcile at once (the state may be stale or lost), then
+        // periodically unless disabled.
+        ctx.notify(Reconcile);
+        if let Some(every) = self.settings.reconcile_interval.filter(|d| !d.is_zero()) {
+            self.reconcile_timer = Some(ctx.run_interval(every, |_, ctx| ctx.notify(Reconcile)));
+        }
         self.schedule_polls(ctx);
     }
 }
@@ -1374,6 +1446,9 @@ impl Handler<Drain> for Supervisor {
         if let Some(h) = self.progress_timer.take() {
             ctx.cancel_future(h);
         }
+        if let Some(h) = self.reconcile_timer.take() {
+            ctx.cancel_future(h);
+        }
         self.check_drained(ctx);
     }
 }
@@ -1455,5 +1530,295 @@ impl Handler<GetStats> for Supervisor {
     type Result = MessageResult<GetStats>;
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.stats())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reconciliation
+// ---------------------------------------------------------------------------
+
+impl Handler<Reconcile> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: Reconcile, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        for i in 0..self.runners.len() {
+            self.start_reconcile(i, ctx);
+        }
+    }
+}
+
+impl Supervisor {
+    fn start_reconcile(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let recorded: HashSet<String> = self
+            .jobs
+            .iter()
+            .filter(|(k, _)| k.runner == i)
+            .filter_map(|(_, e)| e.resource.as_ref().map(|r| r.id.clone()))
+            .collect();
+        let Some(runner) = self.runners.get_mut(i) else {
+            return;
+        };
+        let Some(poller) = runner.poller.clone() else {
+            return;
+        };
+        if runner.reconcile.is_some() {
+            slog::debug!(runner.logger, "reconciliation: previous pass still running");
+            return;
+        }
+        runner.reconcile = Some(ReconcilePass {
+            recorded,
+            forgotten: HashSet::new(),
+        });
+        ctx.spawn(
+            async move { poller.send(ListResources).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let res = res.unwrap_or_else(|e| {
+                        Err(PaasError::transient(
+                            "list",
+                            format!("poller unreachable: {e}"),
+                        ))
+                    });
+                    act.on_listed(i, res, ctx);
+                }),
+        );
+    }
+
+    fn end_reconcile(&mut self, i: usize) -> Option<ReconcilePass> {
+        self.reconcile_passes += 1;
+        self.runners.get_mut(i).and_then(|r| r.reconcile.take())
+    }
+
+    fn on_listed(
+        &mut self,
+        i: usize,
+        res: Result<Vec<Resource>, PaasError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let log = self.runner_log(i);
+        if self.draining {
+            self.end_reconcile(i);
+            return;
+        }
+        let listed = match res {
+            Ok(l) => l,
+            Err(e) => {
+                // An empty or partial view must not make anything forgotten.
+                slog::warn!(log, "reconciliation: cannot list the resources; nothing decided";
+                            "error" => %e);
+                self.end_reconcile(i);
+                return;
+            }
+        };
+        let Some(paas) = self.runners.get(i).map(|r| r.paas.clone()) else {
+            return;
+        };
+        let (recorded, forgotten) = match self.runners.get(i).and_then(|r| r.reconcile.as_ref()) {
+            Some(p) => (p.recorded.clone(), p.forgotten.clone()),
+            None => (HashSet::new(), HashSet::new()),
+        };
+        let tracked: Vec<Tracked> = self
+            .jobs
+            .iter()
+            .filter(|(k, _)| k.runner == i)
+            .map(|(k, e)| Tracked {
+                job_id: k.job_id,
+                phase: e.phase,
+                resource: e.resource.as_ref().map(|r| (r.id.clone(), r.name.clone())),
+                creating_name: e.resource_name.clone(),
+                busy: e.tasks > 0,
+                recorded_before_listing: e
+                    .resource
+                    .as_ref()
+                    .is_some_and(|r| recorded.contains(&r.id)),
+            })
+            .collect();
+        let empty = self.empty_payload.clone();
+        let name_of = |id: i64| {
+            paas.resource_name(&Job {
+                id,
+                token: Secret::new(""),
+                project_id: None,
+                payload: empty.clone(),
+            })
+        };
+        let listed_count = listed.len();
+        let mut unknown = Vec::new();
+        for d in plan(listed, &tracked, name_of) {
+            match d {
+                Decision::Matched { job_id, app } => {
+                    slog::debug!(log, "reconciliation: resource matches the state";
+                                 "job_id" => job_id, "app" => app);
+                }
+                Decision::BeingCreated { job_id, app } => {
+                    slog::info!(log, "reconciliation: resource of a job being launched; \
+                                      left to its launcher";
+                                "job_id" => job_id, "app" => app);
+                }
+                Decision::Duplicate { job_id, resource } => {
+                    slog::warn!(log, "reconciliation: a second resource carries the name of a \
+                                      tracked job's; decommissioned once the job is done";
+                                "job_id" => job_id, "app" => resource.id,
+                                "name" => resource.name);
+                }
+                Decision::Foreign { resource } => {
+                    slog::warn!(log, "reconciliation: resource with this runner's prefix but \
+                                      not a name it gives; left alone";
+                                "app" => resource.id, "name" => resource.name);
+                }
+                Decision::Vanished { job_id, app } => {
+                    let key = JobKey { runner: i, job_id };
+                    let phase = self.jobs.get(&key).map_or("", |e| e.phase.as_str());
+                    slog::warn!(log, "reconciliation: the resource no longer exists on the PAAS; \
+                                      forgetting the job and freeing its weight \
+                                      (a job still running is ended by the coordinator's timeout)";
+                                "job_id" => job_id, "app" => app, "phase" => phase);
+                    self.forget(key);
+                    self.vanished += 1;
+                    self.mark_dirty(ctx);
+                }
+                Decision::Unknown { job_id, resource } => {
+                    if forgotten.contains(&resource.name) {
+                        slog::debug!(log, "reconciliation: resource decommissioned meanwhile";
+                                     "job_id" => job_id, "app" => resource.id);
+                    } else {
+                        unknown.push((job_id, resource));
+                    }
+                }
+            }
+        }
+        slog::info!(log, "reconciliation: resources listed";
+                    "listed" => listed_count, "unknown" => unknown.len());
+        self.schedule_polls(ctx);
+        if unknown.is_empty() {
+            self.end_reconcile(i);
+            return;
+        }
+        let Some(poller) = self.runners.get(i).and_then(|r| r.poller.clone()) else {
+            self.end_reconcile(i);
+            return;
+        };
+        ctx.spawn(
+            async move { poller.send(IdentifyJobs { resources: unknown }).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.end_reconcile(i);
+                    act.on_identified(i, res.unwrap_or_default(), ctx);
+                }),
+        );
+    }
+
+    fn on_identified(
+        &mut self,
+        i: usize,
+        found: Vec<(i64, Resource, Identified)>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.draining {
+            return;
+        }
+        let keep =
+            self.settings.keep_finished_resources || !self.settings.decommission_launch_failures;
+        for (job_id, resource, identified) in found {
+            let key = JobKey { runner: i, job_id };
+            let log = self
+                .job_log(key)
+                .new(slog::o!("app" => resource.id.clone()));
+            if self.jobs.contains_key(&key) {
+                slog::debug!(log, "reconciliation: the job got tracked meanwhile");
+                continue;
+            }
+            match identified {
+                Identified::Running(job) => {
+                    slog::warn!(log, "reconciliation: unknown resource whose job still runs \
+                                      at the coordinator; adopting it";
+                                "launched" => resource.launched);
+                    self.adopt(key, job, resource, ctx);
+                }
+                Identified::Finished(_) | Identified::NoJob if keep => {
+                    slog::warn!(
+                        log,
+                        "reconciliation: unknown resource left alone, as the \
+                                      configuration keeps resources \
+                                      (paas_finished_jobs_keep_resources / \
+                                      paas_decommission_launch_failures)"
+                    );
+                }
+                Identified::Finished(job) => {
+                    slog::warn!(
+                        log,
+                        "reconciliation: unknown resource whose job is over; \
+                                      decommissioning it"
+                    );
+                    self.decommission_orphan(key, job, resource, ctx);
+                }
+                Identified::NoJob => {
+                    slog::warn!(
+                        log,
+                        "reconciliation: unknown resource holding no job the \
+                                      runner can read back; decommissioning it"
+                    );
+                    let job = Job {
+                        id: job_id,
+                        token: Secret::new(""),
+                        project_id: None,
+                        payload: self.empty_payload.clone(),
+                    };
+                    self.decommission_orphan(key, job, resource, ctx);
+                }
+                Identified::Failed(why) => {
+                    slog::warn!(log, "reconciliation: cannot identify the job of an unknown \
+                                      resource; the next pass decides";
+                                "error" => why);
+                }
+            }
+        }
+        self.schedule_polls(ctx);
+    }
+
+    /// Tracks a resource found on the PAAS whose job still runs.
+    fn adopt(&mut self, key: JobKey, mut job: Job, resource: Resource, ctx: &mut Context<Self>) {
+        let phase = if resource.launched {
+            // Saved in `launched`, without payload.
+            job.payload = self.empty_payload.clone();
+            Phase::Started
+        } else {
+            Phase::Provisioned
+        };
+        let weight = resource.weight;
+        self.ledger
+            .track(key, weight, WeightKind::Actual, phase.is_launching());
+        self.jobs.insert(key, JobEntry::new(job, phase, weight));
+        self.record_resource(key, resource);
+        self.adopted += 1;
+        self.mark_dirty(ctx);
+        if phase == Phase::Provisioned {
+            // Write-ahead: the resource is on disk before `prepare`.
+            self.after_persist(ctx, move |act, ctx| {
+                if !act.draining && act.jobs.get(&key).is_some_and(|e| e.tasks == 0) {
+                    act.spawn_launcher(key, ctx);
+                }
+            });
+        }
+    }
+
+    /// Tracks a resource found on the PAAS that nobody needs, and deletes it
+    /// (through `to_decommission`, like any other).
+    fn decommission_orphan(
+        &mut self,
+        key: JobKey,
+        job: Job,
+        resource: Resource,
+        ctx: &mut Context<Self>,
+    ) {
+        let weight = resource.weight;
+        self.ledger.track(key, weight, WeightKind::Actual, false);
+        self.jobs
+            .insert(key, JobEntry::new(job, Phase::Finished, weight));
+        self.record_resource(key, resource);
+        self.orphans_decommissioned += 1;
+        self.dispose(key, false, ctx);
     }
 }

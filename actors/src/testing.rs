@@ -274,6 +274,8 @@ pub enum Step {
     Decommission,
     /// `list_resources`.
     List,
+    /// `recover_job`.
+    Recover,
 }
 
 /// Scripted state of a [`FakePaas`].
@@ -299,6 +301,14 @@ pub struct FakePaas {
     /// Called at each `create`, before the resource exists.
     #[allow(clippy::type_complexity)]
     pub on_create: RefCell<Option<Box<dyn Fn(&Job)>>>,
+    /// Called at the start of every call, with the step and the job id (0
+    /// when there is none), before latency and scripted errors.
+    #[allow(clippy::type_complexity)]
+    pub on_call: RefCell<Option<Box<dyn Fn(Step, i64)>>>,
+    /// Jobs readable back from resources, by resource name: filled by
+    /// `launch` (as the build context pushed to a Clever app), read by
+    /// `recover_job`. Tests may add or remove entries.
+    pub pushed_jobs: RefCell<HashMap<String, Job>>,
 }
 
 impl FakePaas {
@@ -310,6 +320,8 @@ impl FakePaas {
             max_weight,
             script: RefCell::new(PaasScript::default()),
             on_create: RefCell::new(None),
+            on_call: RefCell::new(None),
+            pushed_jobs: RefCell::new(HashMap::new()),
         })
     }
 
@@ -339,6 +351,9 @@ impl FakePaas {
     }
 
     async fn enter(&self, step: Step, job_id: i64) -> Result<(), PaasError> {
+        if let Some(hook) = self.on_call.borrow().as_ref() {
+            hook(step, job_id);
+        }
         let latency = {
             let mut s = self.script.borrow_mut();
             s.calls.push((step, job_id));
@@ -433,6 +448,9 @@ impl Paas for FakePaas {
             self.enter(Step::Launch, job.id).await?;
             let mut r = resource.clone();
             r.launched = true;
+            self.pushed_jobs
+                .borrow_mut()
+                .insert(r.name.clone(), job.clone());
             let mut w = self.world.inner.borrow_mut();
             w.live.insert(r.name.clone(), r.clone());
             w.launched_jobs.insert(job.id);
@@ -454,9 +472,10 @@ impl Paas for FakePaas {
 
     fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>> {
         Box::pin(async move {
-            self.enter(Step::List, 0).await?;
+            // The listing is taken when the call arrives; its latency is
+            // the answer's trip back (so that it may be stale on arrival).
             let prefix = format!("hpd-job-{}-", self.unique);
-            Ok(self
+            let listed: Vec<Resource> = self
                 .world
                 .inner
                 .borrow()
@@ -464,7 +483,19 @@ impl Paas for FakePaas {
                 .values()
                 .filter(|r| r.name.starts_with(&prefix))
                 .cloned()
-                .collect())
+                .collect();
+            self.enter(Step::List, 0).await?;
+            Ok(listed)
+        })
+    }
+
+    fn recover_job<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> PortFuture<'a, Result<Option<Job>, PaasError>> {
+        Box::pin(async move {
+            self.enter(Step::Recover, Self::job_id_of(resource)).await?;
+            Ok(self.pushed_jobs.borrow().get(&resource.name).cloned())
         })
     }
 

@@ -596,3 +596,44 @@ async fn capacity_freed_by_a_reported_failure_resumes_polling() {
     assert_eq!(svc.stats().await.acquired, 2);
     svc.stop().await;
 }
+
+#[actix_rt::test]
+async fn transient_paas_errors_are_retried_then_fail_the_launch() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let transient = |step: &str| PaasError::transient(step, "503 Service Unavailable");
+    r.paas.fail(
+        Step::Create,
+        [transient("create-app"), transient("create-app")],
+    );
+    r.paas.fail(Step::Prepare, [transient("put-env")]);
+    r.coord.push_jobs([job(5, &[])]);
+    let mut svc = start(settings(10.0), &[&r], &store_new()).await;
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&1))
+            .await
+    );
+    assert_eq!(r.paas.calls(Step::Create), 3);
+    assert_eq!(r.paas.calls(Step::Prepare), 2);
+    assert!(r.coord.script.borrow().reports.is_empty());
+    assert_eq!(world.state().created, 1);
+    assert!(svc.logs.text().contains("transient PAAS error; retrying"));
+    svc.stop().await;
+
+    // Past the attempts, the launch fails (and is reported).
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    r.paas.fail(Step::Launch, (0..4).map(|_| transient("push")));
+    r.coord.push_jobs([job(6, &[])]);
+    let mut svc = start(settings(10.0), &[&r], &store_new()).await;
+    assert!(svc.until(SEC, 120, |s| s.completed == 1).await);
+    assert_eq!(r.paas.calls(Step::Launch), 4);
+    assert_eq!(r.coord.script.borrow().reports.len(), 1);
+    assert_eq!(world.live_count(), 0);
+    svc.stop().await;
+}
+
+fn store_new() -> std::rc::Rc<MemoryStore> {
+    MemoryStore::new()
+}

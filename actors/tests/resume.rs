@@ -94,6 +94,12 @@ async fn the_state_is_rewritten_at_once_after_loading() {
     tokio::time::pause();
     let world = World::new();
     let r = runner(&world, "ra", 3.0);
+    // The PAAS holds what the state says (else reconciliation at start-up
+    // would forget the entries whose resource is missing).
+    live(&world, 11, 2.378, true);
+    live(&world, 12, 1.0, true);
+    live(&world, 14, 1.0, false);
+    live(&world, 15, 1.0, true);
     r.paas.set_latency(Step::Create, Duration::from_secs(100));
     r.paas.set_latency(Step::Prepare, Duration::from_secs(100));
     r.paas

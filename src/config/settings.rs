@@ -43,6 +43,10 @@ pub struct Config {
     /// `shutdown_timeout`: deadline of a graceful stop (the service's
     /// default applies when absent).
     pub shutdown_timeout: Option<Duration>,
+    /// `reconcile_interval`: delay between reconciliation passes of the
+    /// state with the PAAS after the start-up one (default 300 s); `None`
+    /// when set to 0 (periodic passes disabled, the start-up pass stays).
+    pub reconcile_interval: Option<Duration>,
     /// The `[[runners]]` sections, in file order.
     pub runners: Vec<RunnerConfig>,
     /// The configuration file this was read from.

@@ -145,6 +145,7 @@ fn defaults_apply() {
     assert!(c.paas_decommission_launch_failures);
     assert!(c.paas_repoll_same_runner_immediately);
     assert_eq!(c.listen_address, None);
+    assert_eq!(c.reconcile_interval, Some(Duration::from_secs(300)));
     assert_eq!(c.path, path());
     let r = runner(&l);
     assert_eq!(r.quota_max_fraction, 1.0);
@@ -178,6 +179,7 @@ paas_finished_jobs_keep_resources = true
 paas_decommission_launch_failures = false
 paas_repoll_same_runner_immediately = false
 listen_address = "127.0.0.1:9252"
+reconcile_interval = 42.5
 "#;
     let extra = r#"
 cc_api_url = "http://127.0.0.1:8000/v2"
@@ -206,6 +208,7 @@ poll_step = 2
     assert!(!c.paas_decommission_launch_failures);
     assert!(!c.paas_repoll_same_runner_immediately);
     assert_eq!(c.listen_address.as_deref(), Some("127.0.0.1:9252"));
+    assert_eq!(c.reconcile_interval, Some(Duration::from_millis(42_500)));
     let r = runner(&l);
     assert_eq!(r.main_image.as_deref(), Some("octobus/heptapod-runner:1"));
     assert_eq!(r.quota_max_fraction, 0.5);
@@ -706,6 +709,12 @@ fn invalid_configs_name_the_key() {
         ("concurrent negative", clever("concurrent = -1", ""), "concurrent", "found the integer -1"),
         ("check_interval bool", clever("check_interval = true", ""), "check_interval", "found the boolean true"),
         (
+            "reconcile interval negative",
+            clever("reconcile_interval = -5", ""),
+            "reconcile_interval",
+            "0 disables the periodic reconciliation",
+        ),
+        (
             "poll interval zero",
             clever("job_progress_poll_interval = 0", ""),
             "job_progress_poll_interval",
@@ -1041,4 +1050,12 @@ fn no_prefix_of_a_valid_file_panics() {
         checked += 1;
     }
     assert!(checked > 1000, "{checked}");
+}
+
+#[test]
+fn reconcile_interval_zero_disables_the_periodic_pass() {
+    let l = ok(&clever("reconcile_interval = 0", ""));
+    assert_eq!(l.config.reconcile_interval, None);
+    let l = ok(&clever("reconcile_interval = 60", ""));
+    assert_eq!(l.config.reconcile_interval, Some(Duration::from_secs(60)));
 }

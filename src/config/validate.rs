@@ -36,6 +36,10 @@ impl Env {
 }
 
 /// Global keys this program reads.
+/// Default `reconcile_interval`: a leaked application is found within
+/// five minutes, for one listing call per organisation.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
+
 const GLOBAL_KEYS: &[&str] = &[
     "concurrent",
     "check_interval",
@@ -48,6 +52,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "quota_computation",
     "listen_address",
     "shutdown_timeout",
+    "reconcile_interval",
     SECRETS_FILE_KEY,
     "runners",
 ];
@@ -205,6 +210,16 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         )
         .filter(|d| !d.is_zero());
 
+    let reconcile_interval = top
+        .read(
+            ctx,
+            "reconcile_interval",
+            "a number of seconds (0 disables the periodic reconciliation)",
+            as_seconds,
+        )
+        .unwrap_or(DEFAULT_RECONCILE_INTERVAL);
+    let reconcile_interval = (!reconcile_interval.is_zero()).then_some(reconcile_interval);
+
     let runners = runners(&top, env, ctx);
     check_unique_names(&runners, ctx);
     let names: Vec<&str> = runner_names(table);
@@ -222,6 +237,7 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         quota_computation: quota_computation?,
         listen_address,
         shutdown_timeout,
+        reconcile_interval,
         runners: runners.into_iter().flatten().collect(),
         path: path.to_path_buf(),
     })

@@ -42,6 +42,8 @@ use paas_actors::ports::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use slog::{info, warn, Logger};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// RAM of the largest documented flavor (3XL): the weight of last resort
@@ -86,6 +88,10 @@ pub struct CleverExecutor {
     api: CleverApi,
     products: ProductCache,
     tenants: Option<TenantResolver>,
+    /// Namespaces of loaded resources whose organisation could not be
+    /// resolved yet: a listing must cover them (or fail), else
+    /// reconciliation would take their resources for vanished.
+    unresolved: RefCell<BTreeSet<String>>,
     logger: Logger,
 }
 
@@ -152,6 +158,7 @@ impl CleverExecutor {
             api,
             products,
             tenants,
+            unresolved: RefCell::new(BTreeSet::new()),
             logger,
         })
     }
@@ -567,6 +574,25 @@ impl CleverExecutor {
                 },
             )],
             (Tenancy::Multi { .. }, Some(t)) => {
+                // A listing that misses a tenant of a tracked resource is
+                // not a listing of "the resources of this runner": fail.
+                let pending: Vec<String> = self.unresolved.borrow().iter().cloned().collect();
+                for ns in pending {
+                    match t.resolve(&ns).await {
+                        Ok(_) => {
+                            self.unresolved.borrow_mut().remove(&ns);
+                        }
+                        Err(e) => {
+                            return Err(PaasError::transient(
+                                "list-apps",
+                                format!(
+                                    "the organisation of a tracked resource is unknown now, the \
+                                     listing would be incomplete: {e}"
+                                ),
+                            ))
+                        }
+                    }
+                }
                 t.known().into_iter().map(|(ns, o)| (Some(ns), o)).collect()
             }
             (Tenancy::Multi { .. }, None) => Vec::new(),
@@ -613,6 +639,7 @@ impl CleverExecutor {
             // Warms the cache (and the tenant list); a failure only delays
             // operations on this resource, the record is kept.
             if let Err(e) = t.resolve(ns).await {
+                self.unresolved.borrow_mut().insert(ns.clone());
                 warn!(self.logger, "organisation of a saved resource not found now";
                       "app" => id, "error" => %e);
             }

@@ -1,0 +1,282 @@
+//! Reconciliation: compare what a runner's PAAS holds with what the state
+//! tracks, as pure code.
+//!
+//! The supervisor runs a pass at start-up and every `reconcile_interval`:
+//! it asks the runner's poller for the resources on the PAAS
+//! (`Paas::list_resources`), then [`plan`] sorts every listed resource and
+//! every tracked entry into a [`Decision`]. Resources the state does not
+//! know go through [`Identified`] (the job read back from the resource and
+//! its status at the coordinator) before the supervisor adopts or
+//! decommissions them.
+//!
+//! Safety rules (why each case is what it is):
+//! - A listing that failed decides nothing (an empty listing is not "all
+//!   gone").
+//! - An entry is declared vanished only if its resource was already recorded
+//!   when the listing was requested (a resource created meanwhile is
+//!   legitimately absent from the listing) and no per-job actor is working
+//!   on it (a launcher or decommissioner finds out by itself).
+//! - A resource whose name matches a job being created (the `creating`
+//!   record, or a job acquired and not yet recorded) is left to that job's
+//!   launcher, which looks for it by name.
+//! - A second resource with the name of a tracked job's resource (a
+//!   duplicate) is left alone while the job is tracked: the job table has one
+//!   entry per job; once the job is forgotten, a later pass finds the
+//!   duplicate unknown and decommissions it.
+
+use crate::job::Phase;
+use crate::ports::{Job, Resource};
+use std::collections::{HashMap, HashSet};
+
+/// What the supervisor knows of one tracked job of the runner, when the
+/// listing comes back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tracked {
+    /// Job id.
+    pub job_id: i64,
+    /// Its phase.
+    pub phase: Phase,
+    /// `(id, name)` of its resource, if it has one.
+    pub resource: Option<(String, String)>,
+    /// Resource name recorded before the create call.
+    pub creating_name: Option<String>,
+    /// A per-job actor is working on the job.
+    pub busy: bool,
+    /// Its resource was recorded before the listing was requested.
+    pub recorded_before_listing: bool,
+}
+
+/// What to do about one listed resource or one tracked entry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// The resource is the tracked job's: nothing to do.
+    Matched {
+        /// Job id.
+        job_id: i64,
+        /// Resource id.
+        app: String,
+    },
+    /// The resource belongs to a job being created: its launcher handles it.
+    BeingCreated {
+        /// Job id.
+        job_id: i64,
+        /// Resource id.
+        app: String,
+    },
+    /// Another resource with the name of a tracked job's resource.
+    Duplicate {
+        /// Job id.
+        job_id: i64,
+        /// The duplicate resource.
+        resource: Resource,
+    },
+    /// A resource of this runner the state does not know.
+    Unknown {
+        /// Job id read from the resource name.
+        job_id: i64,
+        /// The resource.
+        resource: Resource,
+    },
+    /// A resource carrying the runner's prefix whose name is not one this
+    /// runner gives: left alone.
+    Foreign {
+        /// The resource.
+        resource: Resource,
+    },
+    /// A tracked resource that no longer exists on the PAAS.
+    Vanished {
+        /// Job id.
+        job_id: i64,
+        /// Resource id.
+        app: String,
+    },
+}
+
+/// What reading the job back from an unknown resource found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Identified {
+    /// The job is still executing at the coordinator: adopt the resource.
+    Running(Job),
+    /// The job is over at the coordinator: decommission the resource.
+    Finished(Job),
+    /// No job can be read back from the resource (never launched, or the
+    /// executor cannot read it): an orphan, decommission it.
+    NoJob,
+    /// Reading the job or asking the coordinator failed: decide at the next
+    /// pass.
+    Failed(String),
+}
+
+/// The job id in a resource name, if the name is one this runner gives
+/// (`name_of(id) == name`, `name_of` being `Paas::resource_name`).
+pub fn job_id_of(name: &str, name_of: impl Fn(i64) -> String) -> Option<i64> {
+    let (_, tail) = name.rsplit_once('-')?;
+    if tail.is_empty() || !tail.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id: i64 = tail.parse().ok()?;
+    (name_of(id) == name).then_some(id)
+}
+
+/// Sorts a listing of one runner's resources against its tracked jobs.
+pub fn plan(
+    listed: Vec<Resource>,
+    tracked: &[Tracked],
+    name_of: impl Fn(i64) -> String,
+) -> Vec<Decision> {
+    let by_app: HashMap<&str, &Tracked> = tracked
+        .iter()
+        .filter_map(|t| t.resource.as_ref().map(|(id, _)| (id.as_str(), t)))
+        .collect();
+    let by_job: HashMap<i64, &Tracked> = tracked.iter().map(|t| (t.job_id, t)).collect();
+    let listed_ids: HashSet<String> = listed.iter().map(|r| r.id.clone()).collect();
+    let mut out = Vec::with_capacity(listed.len());
+    for r in listed {
+        if let Some(t) = by_app.get(r.id.as_str()) {
+            out.push(Decision::Matched {
+                job_id: t.job_id,
+                app: r.id,
+            });
+            continue;
+        }
+        let Some(job_id) = job_id_of(&r.name, &name_of) else {
+            out.push(Decision::Foreign { resource: r });
+            continue;
+        };
+        match by_job.get(&job_id) {
+            None => out.push(Decision::Unknown {
+                job_id,
+                resource: r,
+            }),
+            Some(t) if t.resource.is_some() => out.push(Decision::Duplicate {
+                job_id,
+                resource: r,
+            }),
+            // Tracked without a resource: being created (or about to be).
+            Some(_) => out.push(Decision::BeingCreated { job_id, app: r.id }),
+        }
+    }
+    for t in tracked {
+        let Some((id, _)) = &t.resource else { continue };
+        if !listed_ids.contains(id) && t.recorded_before_listing && !t.busy {
+            out.push(Decision::Vanished {
+                job_id: t.job_id,
+                app: id.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn name_of(id: i64) -> String {
+        format!("hpd-job-r1-{id}")
+    }
+
+    fn res(id: &str, job: i64) -> Resource {
+        Resource {
+            id: id.to_string(),
+            name: name_of(job),
+            weight: 1.0,
+            launched: true,
+            detail: Value::Null,
+        }
+    }
+
+    fn tracked(job_id: i64, app: Option<&str>) -> Tracked {
+        Tracked {
+            job_id,
+            phase: Phase::Started,
+            resource: app.map(|a| (a.to_string(), name_of(job_id))),
+            creating_name: None,
+            busy: false,
+            recorded_before_listing: true,
+        }
+    }
+
+    #[test]
+    fn job_ids_are_read_only_from_names_this_runner_gives() {
+        let table = [
+            ("hpd-job-r1-42", Some(42)),
+            ("hpd-job-r1-0", Some(0)),
+            ("hpd-job-r1-042", None),
+            ("hpd-job-r1-", None),
+            ("hpd-job-r1-4x", None),
+            ("hpd-job-r1-+4", None),
+            ("hpd-job-r2-42", None),
+            ("hpd-job-r1-x-42", None),
+            ("hpd-job-r1-99999999999999999999", None),
+            ("nodash", None),
+        ];
+        for (name, expected) in table {
+            assert_eq!(job_id_of(name, name_of), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_case_gets_its_decision() {
+        let mut busy = tracked(6, Some("app_6"));
+        busy.busy = true;
+        let mut fresh = tracked(7, Some("app_7"));
+        fresh.recorded_before_listing = false;
+        let mut creating = tracked(8, None);
+        creating.phase = Phase::Provisioning;
+        creating.creating_name = Some(name_of(8));
+        let entries = [
+            tracked(1, Some("app_1")),
+            tracked(2, Some("app_2")),
+            busy,
+            fresh,
+            creating,
+        ];
+        let mut foreign = res("app_x", 0);
+        foreign.name = "hpd-job-r1-zz".into();
+        let listed = vec![
+            res("app_1", 1),
+            res("app_1b", 1),
+            res("app_8", 8),
+            res("app_9", 9),
+            foreign.clone(),
+        ];
+        let got = plan(listed, &entries, name_of);
+        assert_eq!(
+            got,
+            vec![
+                Decision::Matched {
+                    job_id: 1,
+                    app: "app_1".into()
+                },
+                Decision::Duplicate {
+                    job_id: 1,
+                    resource: res("app_1b", 1)
+                },
+                Decision::BeingCreated {
+                    job_id: 8,
+                    app: "app_8".into()
+                },
+                Decision::Unknown {
+                    job_id: 9,
+                    resource: res("app_9", 9)
+                },
+                Decision::Foreign { resource: foreign },
+                // app_2 gone; app_6 gone but busy; app_7 recorded after the
+                // listing was requested: only app_2 vanished.
+                Decision::Vanished {
+                    job_id: 2,
+                    app: "app_2".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_state_makes_every_resource_unknown() {
+        let got = plan(vec![res("a", 1), res("b", 2)], &[], name_of);
+        assert!(got.iter().all(|d| matches!(d, Decision::Unknown { .. })));
+        assert_eq!(got.len(), 2);
+    }
+}
