@@ -110,10 +110,7 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
                 }
             },
             Err(ServiceError::State(e)) => {
-                eprintln!(
-                    "heptapod-paas-runner: {e}\nThe state file is left untouched; see README, \
-                     \"Corrupt state file\"."
-                );
+                eprintln!("heptapod-paas-runner: {e}");
                 1
             }
             Err(e) => {
