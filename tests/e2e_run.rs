@@ -184,17 +184,19 @@ fn launch_failures_fail_the_job_with_an_explanation_and_leak_nothing() {
         },
         &[],
     );
-    // The first create answers 500.
+    // Creates keep answering 500: a transient error, retried by the
+    // launcher (`launch_attempts`, 4 attempts, 3 s then 6 s then 12 s apart)
+    // before the job is failed. (A single 500 is recovered by the retry.)
     e.world.clever().control().fault(FaultCommand::FailNext {
         endpoint: CleverEndpoint::CreateApp,
-        count: 1,
+        count: 4,
         fault: FaultKind::status(500),
     });
     let create_500 = e.world.enqueue(job("S", 100));
     // Started in the seed's form (`heptapod-paas-runner CONFIG`), as
     // existing systemd units do.
     let mut runner = start_runner_seed_form(&config, &e.log("failures.log"));
-    let over = |id| wait_until(|| e.all_over(&[id]), Duration::from_secs(20), STEP);
+    let over = |id| wait_until(|| e.all_over(&[id]), Duration::from_secs(45), STEP);
     assert!(
         over(create_500),
         "create-500 job not over\n{}",
