@@ -142,9 +142,10 @@ fn coordinator_down_for_a_while_loses_nothing() {
         );
     }
     // A job whose inner runner gave up while the coordinator was away (the
-    // sim's inner runner retries for about a second only) never wrote its
-    // trace: the runner's trace watch timed out and reported it failed,
-    // with the reason in its trace. No job is left running.
+    // sim's inner runner retries for at most 45 s, longer than this outage,
+    // so this should not happen) would never write its trace: the runner's
+    // trace watch would time out and report it failed, with the reason in its
+    // trace. Either way no job is left running.
     for id in &before {
         let status = s.world.coordinator().job_status(*id);
         if status != Some(paas_sim::coordinator::JobState::Success) {

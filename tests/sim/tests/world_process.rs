@@ -179,8 +179,20 @@ fn serve_writes_a_config_plays_the_scenario_and_stops_on_sigterm() {
     assert!(config.contains(&format!("url = \"{coordinator}\"")));
     // the three jobs get enqueued (seen through the HTTP control API)
     let jobs_url = format!("{coordinator}/__sim/jobs");
+    let x_jobs = || {
+        let response = http_get(&jobs_url);
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .map_or(0, |jobs| {
+                jobs.iter()
+                    .filter(|j| j["name"].as_str().is_some_and(|n| n.starts_with("x-")))
+                    .count()
+            })
+    };
     assert!(wait_until(
-        || http_get(&jobs_url).matches("\"name\":\"x-").count() == 3,
+        || x_jobs() == 3,
         Duration::from_secs(10),
         Duration::from_millis(20)
     ));
@@ -192,7 +204,8 @@ fn serve_writes_a_config_plays_the_scenario_and_stops_on_sigterm() {
     assert!(out.contains("3 job(s) pending"), "{out}");
 }
 
-/// Body of a plain GET (raw HTTP/1.1, empty on any error).
+/// Raw response (status line, headers, body) of a plain GET over HTTP/1.1;
+/// empty on any error.
 fn http_get(url: &str) -> String {
     use std::io::{Read, Write};
     let Some((addr, path)) = url

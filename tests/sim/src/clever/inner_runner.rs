@@ -24,8 +24,17 @@ pub const DURATION_VARIABLE: &str = "PAAS_SIM_DURATION_MS";
 pub const OUTCOME_VARIABLE: &str = "PAAS_SIM_OUTCOME";
 /// Timeout of every call to the coordinator.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts of one trace append (416 resyncs and transient errors).
-const TRACE_ATTEMPTS: usize = 5;
+/// Attempts of one trace append or job update (416 resyncs, transient
+/// errors); like the real runner, a coordinator outage is waited out.
+const TRACE_ATTEMPTS: usize = 40;
+/// Total time those attempts may take (bounded back-off between them).
+const RETRY_BUDGET: Duration = Duration::from_secs(45);
+
+/// Delay before retry `attempt` (0-based): 200 ms doubling up to 2 s.
+fn retry_delay(attempt: usize) -> Duration {
+    let factor = 1u32 << attempt.min(4);
+    (Duration::from_millis(200) * factor).min(Duration::from_secs(2))
+}
 /// Step of the wait loop while the job "runs" (to notice a deletion).
 const RUN_STEP: Duration = Duration::from_millis(50);
 
@@ -295,7 +304,11 @@ impl Trace {
     ) -> Result<(), String> {
         let url = format!("{}/api/v4/jobs/{}/trace", job.coordinator_url, job.job_id);
         let len = text.len() as u64;
-        for _ in 0..TRACE_ATTEMPTS {
+        let started = std::time::Instant::now();
+        for attempt in 0..TRACE_ATTEMPTS {
+            if started.elapsed() > RETRY_BUDGET {
+                break;
+            }
             let range = format!("{}-{}", self.offset, self.offset + len);
             let resp = client
                 .patch(&url)
@@ -307,7 +320,7 @@ impl Trace {
             let resp = match resp {
                 Ok(r) => r,
                 Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(retry_delay(attempt)).await;
                     continue;
                 }
             };
@@ -327,7 +340,7 @@ impl Trace {
                     None => return Err("trace 416 without Range".to_owned()),
                 },
                 403 => return Err("trace 403 (job not running)".to_owned()),
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                _ => tokio::time::sleep(retry_delay(attempt)).await,
             }
         }
         Err("trace append kept failing".to_owned())
@@ -341,7 +354,11 @@ async fn report(client: &awc::Client, job: &InnerJob, outcome: &str) -> Result<u
         body["failure_reason"] = json!("script_failure");
         body["exit_code"] = json!(1);
     }
-    for _ in 0..TRACE_ATTEMPTS {
+    let started = std::time::Instant::now();
+    for attempt in 0..TRACE_ATTEMPTS {
+        if started.elapsed() > RETRY_BUDGET {
+            break;
+        }
         match client
             .put(&url)
             .insert_header(("JOB-TOKEN", job.job_token.as_str()))
@@ -352,7 +369,7 @@ async fn report(client: &awc::Client, job: &InnerJob, outcome: &str) -> Result<u
             Ok(r) => return Ok(r.status().as_u16()),
             Err(_) => {}
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(retry_delay(attempt)).await;
     }
     Err("job update kept failing".to_owned())
 }
