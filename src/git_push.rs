@@ -30,6 +30,11 @@
 //! `unsafe` process-wide options): on timeout the caller gets
 //! [`PushError::Timeout`] at once, and the thread ends at its next libgit2
 //! callback or when the connection fails.
+//!
+//! The isolation, credential, deadline and error-classification machinery
+//! (`Session`, `isolated_bare_repository`, [`RemoteError`]) is shared with
+//! [`crate::git_fetch`], which reads `job.json` back from a deployment
+//! repository.
 
 use crate::deploy::BuildContext;
 use crate::secret::{Secret, MASK};
@@ -76,10 +81,11 @@ pub enum PushOutcome {
     AlreadyLaunched,
 }
 
-/// Why a push failed. URLs are shown without userinfo, query or fragment;
+/// Why an exchange with a deployment repository (a push, or the fetch of
+/// `git_fetch`) failed. URLs are shown without userinfo, query or fragment;
 /// the password never appears.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PushError {
+pub enum RemoteError {
     /// The remote URL is unusable.
     #[error("invalid deploy URL {url}: {detail}")]
     InvalidUrl {
@@ -89,7 +95,7 @@ pub enum PushError {
         detail: String,
     },
     /// The local repository could not be prepared (temp dir, libgit2).
-    #[error("cannot prepare the deploy repository: {detail}")]
+    #[error("cannot prepare the local repository: {detail}")]
     Local {
         /// The cause.
         detail: String,
@@ -134,10 +140,10 @@ pub enum PushError {
         /// libgit2's message (the password masked if ever present).
         detail: String,
     },
-    /// The push did not finish within the allowed time. It may still have
-    /// reached the server: a retry finds `master` and reports
+    /// The exchange did not finish within the allowed time. A push may
+    /// still have reached the server: a retry finds `master` and reports
     /// [`PushOutcome::AlreadyLaunched`].
-    #[error("push to {url} did not finish within {timeout:?}")]
+    #[error("git exchange with {url} did not finish within {timeout:?}")]
     Timeout {
         /// The sanitised URL.
         url: String,
@@ -146,7 +152,10 @@ pub enum PushError {
     },
 }
 
-impl PushError {
+/// Why a push failed (the name the push API was built with).
+pub type PushError = RemoteError;
+
+impl RemoteError {
     /// True when retrying may succeed: network trouble, 5xx/429/404 (a
     /// repository not yet visible), timeouts. Authentication failures,
     /// rejections and invalid URLs are permanent.
@@ -165,12 +174,12 @@ impl PushError {
 
 /// The remote URL in its two forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct RemoteUrl {
+pub(crate) struct RemoteUrl {
     /// What libgit2 connects to: userinfo removed (credentials only come
     /// from the callback).
-    connect: String,
+    pub(crate) connect: String,
     /// What errors show: userinfo, query and fragment removed.
-    display: String,
+    pub(crate) display: String,
 }
 
 impl RemoteUrl {
@@ -206,43 +215,66 @@ pub fn push_context(
     password: &Secret,
     timeout: Duration,
 ) -> Result<PushOutcome, PushError> {
-    let url = RemoteUrl::parse(remote_url)?;
-    let timeout = timeout.min(MAX_TIMEOUT);
-    let deadline = Instant::now() + timeout;
-    let worker = Worker {
-        ctx: ctx.clone(),
-        url: url.clone(),
-        user: user.to_owned(),
-        password: password.clone(),
-        deadline,
-        timeout,
-    };
-    let (tx, rx) = mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("git-push".into())
-        .spawn(move || {
-            // The receiver may have given up (timeout): nothing to do then.
-            let _ = tx.send(worker.run());
-        })
-        .map_err(|e| PushError::Local {
-            detail: format!("cannot start the push thread: {e}"),
+    let session = Session::new(remote_url, user, password, timeout)?;
+    let ctx = ctx.clone();
+    session.run_on_thread("git-push", move |session| {
+        let dir = tempfile::Builder::new()
+            .prefix("hpd-deploy-")
+            .tempdir()
+            .map_err(|e| RemoteError::Local {
+                detail: format!("cannot create a temporary directory: {e}"),
+            })?;
+        let repo = build_repository(dir.path(), &ctx).map_err(|e| RemoteError::Local {
+            detail: session.scrub(e.message()),
         })?;
-    match rx.recv_timeout(timeout + DEADLINE_GRACE) {
-        Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(PushError::Timeout {
-            url: url.display,
-            timeout,
-        }),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(PushError::Local {
-            detail: "the push thread ended without a result".into(),
-        }),
-    }
+        let observed = Observed::default();
+        let result = push(session, &repo, &observed);
+        result.map_err(|e| session.classify(&e, &observed))
+    })
 }
 
-/// Everything the push thread needs, owned.
-struct Worker {
-    ctx: BuildContext,
-    url: RemoteUrl,
+/// Lists the remote refs, then pushes unless `master` exists.
+fn push(
+    session: &Session,
+    repo: &Repository,
+    observed: &Observed,
+) -> Result<PushOutcome, git2::Error> {
+    let mut remote = repo.remote_anonymous(&session.url.connect)?;
+    {
+        let connection =
+            remote.connect_auth(Direction::Push, Some(session.callbacks(observed)), None)?;
+        if connection
+            .list()?
+            .iter()
+            .any(|head| head.name() == DEPLOY_REF)
+        {
+            return Ok(PushOutcome::AlreadyLaunched);
+        }
+    }
+    observed.credential_offers.set(0);
+    let mut callbacks = session.callbacks(observed);
+    callbacks.push_update_reference(|refname, status| {
+        if let Some(reason) = status {
+            *observed.rejection.borrow_mut() = Some(format!("{refname}: {reason}"));
+        }
+        Ok(())
+    });
+    let mut options = PushOptions::new();
+    options.remote_callbacks(callbacks);
+    remote.push(&[format!("{DEPLOY_REF}:{DEPLOY_REF}")], Some(&mut options))?;
+    if observed.rejection.borrow().is_some() {
+        return Err(git2::Error::from_str("reference rejected"));
+    }
+    Ok(PushOutcome::Pushed)
+}
+
+/// One exchange with a deployment repository (a push, or the fetch of
+/// `git_fetch`): the remote, the credentials offered through the callback,
+/// and the deadline every callback checks. Owned, so that it can move to
+/// the thread that talks to the remote.
+pub(crate) struct Session {
+    /// The remote, in its two forms.
+    pub(crate) url: RemoteUrl,
     user: String,
     password: Secret,
     deadline: Instant,
@@ -251,63 +283,67 @@ struct Worker {
 
 /// What the callbacks observed, to classify a libgit2 error.
 #[derive(Default)]
-struct Observed {
-    credential_offers: Cell<u32>,
+pub(crate) struct Observed {
+    /// Credentials offered on the current connection.
+    pub(crate) credential_offers: Cell<u32>,
     auth_refused: Cell<bool>,
     deadline_passed: Cell<bool>,
-    rejection: RefCell<Option<String>>,
+    /// A reference the server refused to update (push only).
+    pub(crate) rejection: RefCell<Option<String>>,
 }
 
-impl Worker {
-    fn run(self) -> Result<PushOutcome, PushError> {
-        let dir = tempfile::Builder::new()
-            .prefix("hpd-deploy-")
-            .tempdir()
-            .map_err(|e| PushError::Local {
-                detail: format!("cannot create a temporary directory: {e}"),
+impl Session {
+    /// A session with `remote_url` (checked, userinfo dropped) as `user` /
+    /// `password`, ending `timeout` from now (at most [`MAX_TIMEOUT`]).
+    pub(crate) fn new(
+        remote_url: &str,
+        user: &str,
+        password: &Secret,
+        timeout: Duration,
+    ) -> Result<Session, RemoteError> {
+        let url = RemoteUrl::parse(remote_url)?;
+        let timeout = timeout.min(MAX_TIMEOUT);
+        Ok(Session {
+            url,
+            user: user.to_owned(),
+            password: password.clone(),
+            deadline: Instant::now() + timeout,
+            timeout,
+        })
+    }
+
+    /// Runs `work` on a dedicated thread named `name` and waits for it at
+    /// most until the deadline (plus a short grace for an abort from a
+    /// callback to report as what it is); past that, [`RemoteError::Timeout`]
+    /// at once, the thread ending at its next callback. BLOCKING.
+    pub(crate) fn run_on_thread<T: Send + 'static>(
+        self,
+        name: &str,
+        work: impl FnOnce(&Session) -> Result<T, RemoteError> + Send + 'static,
+    ) -> Result<T, RemoteError> {
+        let (url, timeout) = (self.url.display.clone(), self.timeout);
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                // The receiver may have given up (timeout): nothing to do then.
+                let _ = tx.send(work(&self));
+            })
+            .map_err(|e| RemoteError::Local {
+                detail: format!("cannot start the {name} thread: {e}"),
             })?;
-        let repo = build_repository(dir.path(), &self.ctx).map_err(|e| PushError::Local {
-            detail: self.scrub(e.message()),
-        })?;
-        let observed = Observed::default();
-        let result = self.talk(&repo, &observed);
-        result.map_err(|e| self.classify(&e, &observed))
+        match rx.recv_timeout(timeout + DEADLINE_GRACE) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(RemoteError::Timeout { url, timeout }),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(RemoteError::Local {
+                detail: format!("the {name} thread ended without a result"),
+            }),
+        }
     }
 
-    /// Lists the remote refs, then pushes unless `master` exists.
-    fn talk(&self, repo: &Repository, observed: &Observed) -> Result<PushOutcome, git2::Error> {
-        let mut remote = repo.remote_anonymous(&self.url.connect)?;
-        {
-            let connection =
-                remote.connect_auth(Direction::Push, Some(self.callbacks(observed)), None)?;
-            if connection
-                .list()?
-                .iter()
-                .any(|head| head.name() == DEPLOY_REF)
-            {
-                return Ok(PushOutcome::AlreadyLaunched);
-            }
-        }
-        observed.credential_offers.set(0);
-        let mut callbacks = self.callbacks(observed);
-        callbacks.push_update_reference(|refname, status| {
-            if let Some(reason) = status {
-                *observed.rejection.borrow_mut() = Some(format!("{refname}: {reason}"));
-            }
-            Ok(())
-        });
-        let mut options = PushOptions::new();
-        options.remote_callbacks(callbacks);
-        remote.push(&[format!("{DEPLOY_REF}:{DEPLOY_REF}")], Some(&mut options))?;
-        if observed.rejection.borrow().is_some() {
-            return Err(git2::Error::from_str("reference rejected"));
-        }
-        Ok(PushOutcome::Pushed)
-    }
-
-    /// Callbacks shared by the list and push phases: credentials (bounded)
+    /// Callbacks for every phase (list, push, fetch): credentials (bounded)
     /// and deadline checks wherever libgit2 lets us abort.
-    fn callbacks<'a>(&'a self, observed: &'a Observed) -> RemoteCallbacks<'a> {
+    pub(crate) fn callbacks<'a>(&'a self, observed: &'a Observed) -> RemoteCallbacks<'a> {
         let past_deadline = move || {
             let past = Instant::now() >= self.deadline;
             if past {
@@ -335,6 +371,7 @@ impl Worker {
             Cred::userpass_plaintext(&self.user, self.password.expose())
         });
         callbacks.sideband_progress(move |_| !past_deadline());
+        callbacks.transfer_progress(move |_| !past_deadline());
         callbacks.certificate_check(move |_, _| {
             if past_deadline() {
                 Err(git2::Error::from_str("deadline passed"))
@@ -352,42 +389,42 @@ impl Worker {
         callbacks
     }
 
-    /// Turns a libgit2 error into a [`PushError`], using what the callbacks
-    /// saw (libgit2 reports callback aborts as generic errors).
-    fn classify(&self, error: &git2::Error, observed: &Observed) -> PushError {
+    /// Turns a libgit2 error into a [`RemoteError`], using what the
+    /// callbacks saw (libgit2 reports callback aborts as generic errors).
+    pub(crate) fn classify(&self, error: &git2::Error, observed: &Observed) -> RemoteError {
         let url = self.url.display.clone();
         if observed.deadline_passed.get() || Instant::now() >= self.deadline {
-            return PushError::Timeout {
+            return RemoteError::Timeout {
                 url,
                 timeout: self.timeout,
             };
         }
         if let Some(reason) = observed.rejection.borrow().clone() {
-            return PushError::Rejected {
+            return RemoteError::Rejected {
                 url,
                 reason: self.scrub(&reason),
             };
         }
         if observed.auth_refused.get() || error.code() == ErrorCode::Auth {
-            return PushError::Auth {
+            return RemoteError::Auth {
                 url,
                 user: self.user.clone(),
             };
         }
         let detail = self.scrub(error.message());
         if let Some(status) = http_status(error.message()) {
-            return PushError::Http { url, status };
+            return RemoteError::Http { url, status };
         }
         match error.class() {
             ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssl | ErrorClass::Http => {
-                PushError::Transport { url, detail }
+                RemoteError::Transport { url, detail }
             }
-            _ => PushError::Git { url, detail },
+            _ => RemoteError::Git { url, detail },
         }
     }
 
     /// Masks the password in a message, should libgit2 ever echo it.
-    fn scrub(&self, message: &str) -> String {
+    pub(crate) fn scrub(&self, message: &str) -> String {
         let secret = self.password.expose();
         if secret.is_empty() {
             message.to_owned()
@@ -395,6 +432,22 @@ impl Worker {
             message.replace(secret, MASK)
         }
     }
+}
+
+/// A new bare repository in `dir`, `master` as initial head, no external
+/// templates (no hooks), its configuration reduced to its own file (no
+/// global or system `url.*.insteadOf`, identity, credential helper, …).
+pub(crate) fn isolated_bare_repository(dir: &Path) -> Result<Repository, git2::Error> {
+    let mut init = RepositoryInitOptions::new();
+    init.bare(true)
+        .no_reinit(true)
+        .external_template(false)
+        .initial_head("master");
+    let repo = Repository::init_opts(dir, &init)?;
+    let mut config = Config::new()?;
+    config.add_file(&repo.path().join("config"), ConfigLevel::Local, false)?;
+    repo.set_config(&config)?;
+    Ok(repo)
 }
 
 /// The status in libgit2's "unexpected http status code: NNN" message.
@@ -407,15 +460,7 @@ fn http_status(message: &str) -> Option<u16> {
 /// Creates the bare repository in `dir` with one commit on `master`
 /// holding the context files, isolated from global and system config.
 fn build_repository(dir: &Path, ctx: &BuildContext) -> Result<Repository, git2::Error> {
-    let mut init = RepositoryInitOptions::new();
-    init.bare(true)
-        .no_reinit(true)
-        .external_template(false)
-        .initial_head("master");
-    let repo = Repository::init_opts(dir, &init)?;
-    let mut config = Config::new()?;
-    config.add_file(&repo.path().join("config"), ConfigLevel::Local, false)?;
-    repo.set_config(&config)?;
+    let repo = isolated_bare_repository(dir)?;
 
     let mut tree = repo.treebuilder(None)?;
     for (name, content) in ctx.files() {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod executors;
+pub mod git_fetch;
 pub mod git_push;
 pub mod gitlab;
 pub mod logging;

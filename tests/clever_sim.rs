@@ -402,3 +402,101 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
     ex2.decommission(&back).await.expect("delete");
     w.assert_clean();
 }
+
+/// The runner's resource of `app_id` as a reconciliation listing gives it.
+async fn listed(ex: &CleverExecutor, app_id: &str) -> Resource {
+    ex.list_resources()
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|r| r.id == app_id)
+        .expect("app listed")
+}
+
+#[actix_rt::test]
+async fn a_pushed_apps_job_is_read_back_equal_to_the_pushed_payload() {
+    let w = World::default();
+    let ex = w.executor(w.settings());
+    let job = w.acquire(JobSpec::new("recover").flavor("S")).await;
+    let r = provision(&ex, &job).await;
+    ex.launch(&r, &job).await.expect("launch");
+    w.settle(1).await;
+
+    // A restarted runner without state: a new executor, the app as listed.
+    let ex2 = w.executor(w.settings());
+    let found = listed(&ex2, &r.id).await;
+    let recovered = ex2
+        .recover_job(&found)
+        .await
+        .expect("recover")
+        .expect("a job in the repository");
+    assert_eq!(recovered, job, "the payload pushed, token included");
+    // The recovered token is accepted by the coordinator.
+    let status = w.gitlab().job_status(&recovered).await.expect("job status");
+    assert_eq!(status, paas_actors::ports::JobStatus::Running);
+
+    ex2.decommission(&found).await.expect("delete");
+    w.assert_clean();
+}
+
+#[actix_rt::test]
+async fn an_app_never_pushed_holds_no_job() {
+    // Repository ready but empty (prepared, never launched).
+    let w = World::default();
+    let ex = w.executor(w.settings());
+    let job = w.acquire(JobSpec::new("empty")).await;
+    let r = provision(&ex, &job).await;
+    let found = listed(&ex, &r.id).await;
+    assert_eq!(ex.recover_job(&found).await.expect("recover"), None);
+    ex.decommission(&r).await.expect("delete");
+    w.assert_clean();
+
+    // Repository never created: the git URL answers 404, the app says why.
+    let w = World::start(CleverSimConfig {
+        timing: Timing {
+            repo_create_delay: RepoDelay::Never,
+            ..Timing::default()
+        },
+        ..CleverSimConfig::default()
+    });
+    let ex = w.executor(w.settings());
+    let job = w.acquire(JobSpec::new("no-repo")).await;
+    let r = ex.create(&job).await.expect("create");
+    let found = listed(&ex, &r.id).await;
+    assert!(found.detail["deploy_url"].is_string(), "{:?}", found.detail);
+    assert_eq!(ex.recover_job(&found).await.expect("recover"), None);
+    ex.decommission(&r).await.expect("delete");
+    w.assert_clean();
+}
+
+#[actix_rt::test]
+async fn a_wrong_token_is_an_error_that_does_not_show_it() {
+    let w = World::default();
+    let ex = w.executor(w.settings());
+    let job = w.acquire(JobSpec::new("wrong-token")).await;
+    let r = provision(&ex, &job).await;
+    ex.launch(&r, &job).await.expect("launch");
+    w.settle(1).await;
+    let found = listed(&ex, &r.id).await;
+
+    const WRONG: &str = "not-the-orga-token-1234";
+    let mut s = w.settings();
+    s.tenancy = Tenancy::Single {
+        orga_id: DEFAULT_ORG.into(),
+        token: Secret::new(WRONG),
+    };
+    let bad = w.executor(s);
+    let e = bad.recover_job(&found).await.expect_err("refused");
+    assert_eq!(e.action, "recover-job");
+    assert_eq!(e.class, PaasErrorClass::Permanent);
+    assert!(
+        e.message.contains("authentication refused"),
+        "{}",
+        e.message
+    );
+    for secret in [WRONG, DEFAULT_TOKEN] {
+        assert!(!e.message.contains(secret), "secret in {}", e.message);
+    }
+    ex.decommission(&r).await.expect("delete");
+    w.assert_clean();
+}

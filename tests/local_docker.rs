@@ -251,6 +251,110 @@ async fn jobs_build_run_report_and_vanish() {
 }
 
 #[tokio::test]
+async fn jobs_are_read_back_from_the_container_or_the_image() {
+    let Some(host) = docker_host("jobs_are_read_back_from_the_container_or_the_image") else {
+        return;
+    };
+    let coordinator = FakeCoordinator::start(CoordinatorConfig::default()).expect("coordinator");
+    let base = format!("hpr-test-recover-base-{}", std::process::id());
+    let exec = LocalDocker::new(settings(
+        &host,
+        &unique("recover"),
+        Some(&base),
+        &coordinator.url(),
+    ))
+    .expect("valid settings");
+    // Runs long enough to be read back while running.
+    let running = running_job(
+        &coordinator,
+        JobSpec::new("long").duration(Duration::from_secs(20)),
+    );
+    // Built, never run (the runner stopped between prepare and launch).
+    let built = offline_job(31);
+    // Named, nothing on the engine.
+    let nothing = offline_job(32);
+    let names: Vec<String> = [&running, &built, &nothing]
+        .iter()
+        .map(|j| exec.resource_name(j))
+        .collect();
+    let _cleanup = Cleanup {
+        host: host.clone(),
+        names: names.iter().cloned().chain([base.clone()]).collect(),
+        prefixes: Vec::new(),
+    };
+    build_base_image(&host, &base);
+    let launched = {
+        let r = exec.create(&running).await.expect("create");
+        let r = exec.prepare(&r, &running).await.expect("build");
+        exec.launch(&r, &running).await.expect("run")
+    };
+    let prepared = {
+        let r = exec.create(&built).await.expect("create");
+        exec.prepare(&r, &built).await.expect("build")
+    };
+    let absent = exec.create(&nothing).await.expect("create");
+
+    // A restart without state sees them through the listing.
+    let listed = exec.list_resources().await.expect("list");
+    let of = |name: &str| {
+        listed
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} listed"))
+    };
+    let state = docker(
+        &host,
+        &[
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            &launched.id,
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "running");
+    let from_container = exec
+        .recover_job(&of(&launched.id))
+        .await
+        .expect("recover")
+        .expect("job in the container");
+    assert_eq!(from_container, running, "token included");
+    let from_image = exec
+        .recover_job(&of(&prepared.id))
+        .await
+        .expect("recover")
+        .expect("job in the image");
+    assert_eq!(from_image, built);
+    assert_eq!(exec.recover_job(&absent).await.expect("recover"), None);
+    // The temporary container made to read the image is gone.
+    let leftovers = docker(
+        &host,
+        &[
+            "container",
+            "ls",
+            "--all",
+            "--quiet",
+            "--filter",
+            "label=heptapod-paas-runner.recover",
+        ],
+    );
+    assert!(leftovers.status.success());
+    assert_eq!(String::from_utf8_lossy(&leftovers.stdout).trim(), "");
+
+    for r in [&launched, &prepared, &absent] {
+        exec.decommission(r).await.expect("decommission");
+    }
+    for name in &names {
+        assert!(!image_exists(&host, name), "image {name} left behind");
+        assert!(
+            !container_exists(&host, name),
+            "container {name} left behind"
+        );
+    }
+}
+
+#[tokio::test]
 async fn decommission_before_build_is_success() {
     let Some(host) = docker_host("decommission_before_build_is_success") else {
         return;

@@ -1,7 +1,13 @@
 //! The launcher (one per job being launched) and the failure reporter.
 //!
 //! [`Launcher`]: record the resource name (write-ahead), create, record the
-//! resource, prepare, launch, record again. The create, prepare and launch
+//! resource, prepare, launch, record again. A job resumed from a `creating`
+//! marker first looks for its resource by name; when the listing does not
+//! show it, the launcher waits `creating_grace` and lists once more before
+//! creating, because the previous process's create may still be landing at
+//! the PAAS (its answer lost with the process): this narrows the window in
+//! which a restart makes a duplicate. A duplicate that still slips through
+//! is found by reconciliation once the job is forgotten. The create, prepare and launch
 //! calls are uninterruptible: once sent they finish, so that nothing exists
 //! that the state does not know. Between steps the launcher honours the
 //! drain (the job stays pending for the next process) and the job's
@@ -45,22 +51,26 @@ pub struct Launcher {
     resource: Option<Resource>,
     resume_creating: Option<String>,
     retry: Retry,
+    creating_grace: Duration,
 }
 
 impl Launcher {
     /// A launcher for `jc.job`, resuming from an existing `resource` or from
-    /// a resource name recorded before a create call whose fate is unknown.
+    /// a resource name recorded before a create call whose fate is unknown
+    /// (then looked for again after `creating_grace` if not found at once).
     pub(crate) fn new(
         jc: JobCtx,
         resource: Option<Resource>,
         resume_creating: Option<String>,
         retry: Retry,
+        creating_grace: Duration,
     ) -> Self {
         Launcher {
             jc,
             resource,
             resume_creating,
             retry,
+            creating_grace,
         }
     }
 }
@@ -74,6 +84,7 @@ impl Actor for Launcher {
             self.resource.take(),
             self.resume_creating.take(),
             self.retry,
+            self.creating_grace,
         );
         ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
@@ -130,6 +141,7 @@ async fn launch(
     mut resource: Option<Resource>,
     resume_creating: Option<String>,
     retry: Retry,
+    creating_grace: Duration,
 ) {
     let key = jc.key;
     let sup = jc.supervisor.clone();
@@ -147,6 +159,23 @@ async fn launch(
             match find_by_name(&jc, &name).await {
                 Ok(found) => resource = found,
                 Err(message) => return fail(message),
+            }
+            if resource.is_none() && !creating_grace.is_zero() {
+                // The previous process's create may still be landing.
+                slog::info!(jc.logger, "resumed job: no resource of its name yet; \
+                                        looking again before creating it";
+                            "name" => &name, "grace_s" => creating_grace.as_secs_f64());
+                if let Some(i) = jc.interrupts.sleep(creating_grace).await {
+                    return stop(i);
+                }
+                match find_by_name(&jc, &name).await {
+                    Ok(found) => resource = found,
+                    Err(message) => return fail(message),
+                }
+            }
+            if let Some(r) = &resource {
+                slog::info!(jc.logger, "resumed job: its resource exists; adopting it";
+                            "app" => &r.id, "name" => &name);
             }
         } else {
             match sup

@@ -98,6 +98,11 @@ pub struct SupervisorSettings {
     /// after the one at start-up; `None` (or zero) disables the periodic
     /// passes.
     pub reconcile_interval: Option<Duration>,
+    /// Grace period of a resumed job whose `creating` marker finds no
+    /// resource of its name (5 s): the previous process's create may still
+    /// be landing at the PAAS, so the launcher waits this long and lists
+    /// once more before creating again. Zero disables the second look.
+    pub creating_grace: Duration,
 }
 
 impl Default for SupervisorSettings {
@@ -122,6 +127,7 @@ impl Default for SupervisorSettings {
             poll_cycles: None,
             launch_attempts: 4,
             reconcile_interval: Some(Duration::from_secs(300)),
+            creating_grace: Duration::from_secs(5),
         }
     }
 }

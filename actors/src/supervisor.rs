@@ -596,7 +596,7 @@ impl Supervisor {
             max: self.settings.backoff_max,
         };
         if let Some(jc) = self.job_ctx(key, ctx, true) {
-            Launcher::new(jc, resource, resume, retry).start();
+            Launcher::new(jc, resource, resume, retry, self.settings.creating_grace).start();
         }
     }
 

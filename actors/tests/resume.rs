@@ -173,6 +173,87 @@ async fn creating_markers_adopt_a_resource_created_before_the_stop() {
     svc.stop().await;
 }
 
+/// Records the virtual time of every `create` call, by job id.
+fn record_creates(r: &Runner) -> std::rc::Rc<std::cell::RefCell<Vec<(i64, Duration)>>> {
+    let start = tokio::time::Instant::now();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    *r.paas.on_create.borrow_mut() = Some(Box::new(move |job| {
+        sink.borrow_mut().push((job.id, start.elapsed()));
+    }));
+    seen
+}
+
+#[actix_rt::test]
+async fn a_create_landing_during_the_creating_grace_is_adopted_not_repeated() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 3.0);
+    let creates = record_creates(&r);
+    let store = MemoryStore::with_initial(&fixture("rs-creating.json"));
+    let settings = paas_actors::SupervisorSettings {
+        creating_grace: Duration::from_secs(5),
+        ..settings(20.0)
+    };
+    let mut svc = start(settings, &[&r], &store).await;
+    // Neither resource exists when the launchers first look. The previous
+    // process's create of job 21 lands 2 s later, inside the grace period.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        creates.borrow().len(),
+        0,
+        "nothing created during the grace"
+    );
+    live(&world, 21, 1.0, false);
+    assert!(
+        svc.until(SEC, 30, |s| s.phases.get("started") == Some(&2))
+            .await
+    );
+    assert_eq!(
+        calls_for(&r, Step::Create, 21),
+        0,
+        "adopted, not created twice"
+    );
+    assert_eq!(calls_for(&r, Step::Launch, 21), 1);
+    // Job 22's resource never appeared: created once, after the grace.
+    let created: Vec<(i64, Duration)> = creates.borrow().clone();
+    assert_eq!(created.len(), 1, "{created:?}");
+    let (job_id, at) = created.first().copied().expect("one create");
+    assert_eq!(job_id, 22);
+    assert!(
+        at >= Duration::from_secs(5),
+        "created at {at:?}, before the grace ended"
+    );
+    assert_eq!(world.state().created, 1);
+    assert!(svc.logs.text().contains("looking again before creating it"));
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_zero_creating_grace_creates_at_once() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 3.0);
+    let creates = record_creates(&r);
+    let store = MemoryStore::with_initial(&fixture("rs-creating.json"));
+    let settings = paas_actors::SupervisorSettings {
+        creating_grace: Duration::ZERO,
+        ..settings(20.0)
+    };
+    let mut svc = start(settings, &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 30, |s| s.phases.get("started") == Some(&2))
+            .await
+    );
+    let created: Vec<(i64, Duration)> = creates.borrow().clone();
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert!(
+        created.iter().all(|(_, at)| *at < Duration::from_secs(1)),
+        "{created:?}"
+    );
+    svc.stop().await;
+}
+
 #[actix_rt::test]
 async fn pending_launch_failure_is_reported_without_a_second_trace_line() {
     tokio::time::pause();

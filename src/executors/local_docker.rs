@@ -14,7 +14,13 @@
 //!   Unlike the reference, nothing waits for the job: the coordinator tells
 //!   when it is over. A container already there (restart) is success;
 //! - `decommission` removes the container and the image; either already
-//!   gone is success.
+//!   gone is success;
+//! - `recover_job` (reconciliation of a resource the state does not know)
+//!   reads `/etc/gitlab-runner/job.json` back with `docker cp` into a
+//!   temporary directory: from the job container if there is one, else from
+//!   a container created (never started, `--pull never`) from the job image
+//!   and removed at once. Neither there, or no job payload in the file:
+//!   `Ok(None)`.
 //!
 //! The engine is reached through the `docker` CLI with `-H <host>`, run by
 //! `tokio::process` (async: the arbiter never blocks; every call has a
@@ -36,7 +42,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::deploy::BuildContext;
+use crate::deploy::{BuildContext, CONFIG_DIR};
+use crate::git_fetch::MAX_JOB_FILE_BYTES;
 
 /// Weight of every local-docker job: there are no flavors.
 pub const JOB_WEIGHT: Weight = 1.0;
@@ -186,6 +193,14 @@ pub enum LocalDockerError {
         /// The CLI's standard error (the engine's message), bounded.
         message: String,
     },
+    /// The job payload copied out of a container could not be read.
+    #[error("cannot read the job payload copied from container {container}: {source}")]
+    Recover {
+        /// The container (job container or a temporary one).
+        container: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The state file holds something that is not a local-docker resource.
     #[error("saved local-docker resource is not an image name string: {found}")]
     BadSavedResource {
@@ -212,6 +227,16 @@ impl LocalDockerError {
             LocalDockerError::Engine { message, .. } => {
                 message.to_ascii_lowercase().contains("no such ")
             }
+            _ => false,
+        }
+    }
+
+    /// True for `docker cp`'s "Could not find the file … in container".
+    fn is_missing_file(&self) -> bool {
+        match self {
+            LocalDockerError::Engine { message, .. } => message
+                .to_ascii_lowercase()
+                .contains("could not find the file"),
             _ => false,
         }
     }
@@ -489,6 +514,96 @@ impl LocalDocker {
         }
     }
 
+    /// The job payload in resource `name` (its container, else its image),
+    /// `None` when neither holds one.
+    async fn read_job_json(&self, name: &str) -> Result<Option<Vec<u8>>, LocalDockerError> {
+        if self.container_state(name).await?.is_some() {
+            match self.copy_job_json(name).await {
+                // Removed meanwhile: the image may still be there.
+                Err(e) if e.is_not_found() => {}
+                other => return other,
+            }
+        }
+        self.read_job_json_from_image(name).await
+    }
+
+    /// Reads the payload from image `name` through a container created
+    /// (never started) from it and removed right after.
+    async fn read_job_json_from_image(
+        &self,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, LocalDockerError> {
+        let timeout = self.settings.timeouts.command;
+        let create = vec![
+            "container".into(),
+            "create".into(),
+            "--pull".into(),
+            "never".into(),
+            "--label".into(),
+            "heptapod-paas-runner.recover=true".into(),
+            "--".into(),
+            name.into(),
+        ];
+        let id = match self.docker("create", create, timeout).await {
+            Ok(out) => out.trim().to_string(),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(LocalDockerError::Engine {
+                command: "create",
+                status: "exit code 0".into(),
+                message: format!("unexpected container id {:?}", bounded_tail(&id)),
+            });
+        }
+        let result = self.copy_job_json(&id).await;
+        let rm = vec![
+            "container".into(),
+            "rm".into(),
+            "--force".into(),
+            "--".into(),
+            id.clone().into(),
+        ];
+        // A leftover never-started container costs nothing but disk; the
+        // read result matters more than its removal.
+        let _ = self.docker("rm", rm, timeout).await;
+        result
+    }
+
+    /// `docker cp CONTAINER:/etc/gitlab-runner/job.json` into a temporary
+    /// directory, then reads it (bounded).
+    async fn copy_job_json(&self, container: &str) -> Result<Option<Vec<u8>>, LocalDockerError> {
+        let io_error = |e: std::io::Error| LocalDockerError::Recover {
+            container: container.to_string(),
+            source: e,
+        };
+        let dir = tokio::task::spawn_blocking(|| {
+            tempfile::Builder::new().prefix("hpr-recover-").tempdir()
+        })
+        .await
+        .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
+        .map_err(io_error)?;
+        let target = dir.path().join("job.json");
+        let mut source = OsString::from(container);
+        source.push(format!(":{CONFIG_DIR}/job.json"));
+        let args = vec![
+            "cp".into(),
+            "--".into(),
+            source,
+            target.clone().into_os_string(),
+        ];
+        let copied = self
+            .docker("cp", args, self.settings.timeouts.command)
+            .await;
+        let result = match copied {
+            Ok(_) => read_bounded(&target).await.map_err(io_error),
+            Err(e) if e.is_missing_file() => Ok(None),
+            Err(e) => Err(e),
+        };
+        let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+        result
+    }
+
     /// Names of this runner's images and of its containers.
     async fn list(&self) -> Result<(Vec<String>, Vec<String>), LocalDockerError> {
         let prefix = self.prefix();
@@ -538,6 +653,23 @@ impl LocalDocker {
 fn is_job_name(prefix: &str, name: &str) -> bool {
     name.strip_prefix(prefix)
         .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The content of the file at `path` if it is at most
+/// [`MAX_JOB_FILE_BYTES`] long (in the blocking pool).
+async fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let len = std::fs::metadata(&path)?.len();
+        if len > MAX_JOB_FILE_BYTES as u64 {
+            return Err(std::io::Error::other(format!(
+                "job.json is {len} bytes, more than the {MAX_JOB_FILE_BYTES} a job payload may have"
+            )));
+        }
+        std::fs::read(&path).map(Some)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 /// The last [`MAX_MESSAGE_CHARS`] characters of a CLI message, trimmed.
@@ -641,6 +773,26 @@ impl Paas for LocalDocker {
                     self.resource(n, launched)
                 })
                 .collect())
+        })
+    }
+
+    fn recover_job<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> PortFuture<'a, Result<Option<Job>, PaasError>> {
+        Box::pin(async move {
+            check_name(&resource.id).map_err(|e| e.into_paas("recover-job"))?;
+            let Some(bytes) = self
+                .read_job_json(&resource.id)
+                .await
+                .map_err(|e| e.into_paas("recover-job"))?
+            else {
+                return Ok(None);
+            };
+            // A file that is not a job payload holds no job to ask about.
+            Ok(serde_json::from_slice(&bytes)
+                .ok()
+                .and_then(|v| Job::from_payload(v).ok()))
         })
     }
 

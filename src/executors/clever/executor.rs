@@ -15,6 +15,14 @@
 //! 3. `launch`: build the context and push it in the blocking pool; a
 //!    remote `master` already present counts as launched.
 //!
+//! Reconciliation reads a job back from an application the state does not
+//! know (`recover_job`): `job.json` from `master` of the app's deployment
+//! repository (`deployment.httpUrl`), fetched in the blocking pool as
+//! `cc_auth_user` with the organisation's token (`git_fetch`). No `master`,
+//! no repository (its state is not `CREATED`: nothing was ever pushed), or
+//! a `job.json` that is not a job payload: `Ok(None)`, the app holds no job
+//! this runner can ask about. Network trouble is transient, like a push's.
+//!
 //! Tenant credentials are never stored in a resource: every operation
 //! resolves the organisation again (cached, see `tenants`). Decision for
 //! records whose organisation cannot be resolved (GitLab down, attribute
@@ -34,7 +42,8 @@ use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
-use crate::git_push::{push_context, PushOutcome};
+use crate::git_fetch::fetch_job_json;
+use crate::git_push::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
@@ -564,6 +573,74 @@ impl CleverExecutor {
         Ok(())
     }
 
+    async fn do_recover(&self, resource: &Resource) -> Result<Option<Job>, PaasError> {
+        const ACTION: &str = "recover-job";
+        let detail = AppDetail::of(resource);
+        let org = self
+            .org(detail.gitlab_namespace.as_deref())
+            .await
+            .map_err(|e| self.resource_org_error(ACTION, resource, e))?;
+        let url = match &detail.deploy_url {
+            Some(u) => u.clone(),
+            None => match self.api.get_app(&org, &resource.id).await {
+                Ok(app) => match app.http_url() {
+                    Some(u) => u.to_string(),
+                    None => return Ok(None),
+                },
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let user = self.settings.auth_user.clone();
+        let password = org.token.clone();
+        let timeout = self.settings.push_timeout;
+        let fetch_url = url.clone();
+        let fetched = actix_rt::task::spawn_blocking(move || {
+            fetch_job_json(&fetch_url, &user, &password, timeout)
+        })
+        .await
+        .map_err(|e| PaasError::transient(ACTION, format!("the fetch task failed: {e}")))?;
+        let bytes = match fetched {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e @ RemoteError::Http { status: 404, .. }) => {
+                // No repository behind the URL: never created (nothing was
+                // pushed) or gone with the app; otherwise a passing 404.
+                return match self.api.get_app(&org, &resource.id).await {
+                    Ok(app) if app.repo_state() != Some("CREATED") => Ok(None),
+                    Err(lookup) if lookup.is_not_found() => Ok(None),
+                    _ => Err(PaasError::transient(ACTION, e.to_string())),
+                };
+            }
+            Err(e) => {
+                return Err(PaasError {
+                    action: ACTION.into(),
+                    message: e.to_string(),
+                    class: if e.is_retryable() {
+                        PaasErrorClass::Transient
+                    } else {
+                        PaasErrorClass::Permanent
+                    },
+                })
+            }
+        };
+        let job = serde_json::from_slice(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Job::from_payload(v).map_err(|e| e.to_string()));
+        match job {
+            Ok(job) => {
+                info!(self.logger, "job read back from the deployment repository";
+                      "app" => &resource.id, "job_id" => job.id);
+                Ok(Some(job))
+            }
+            Err(why) => {
+                warn!(self.logger, "the deployment repository holds no job payload";
+                      "app" => &resource.id, "error" => why);
+                Ok(None)
+            }
+        }
+    }
+
     async fn do_list(&self) -> Result<Vec<Resource>, PaasError> {
         let orgs: Vec<(Option<String>, OrgAuth)> = match (&self.settings.tenancy, &self.tenants) {
             (Tenancy::Single { orga_id, token }, _) => vec![(
@@ -717,6 +794,13 @@ impl Paas for CleverExecutor {
 
     fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>> {
         Box::pin(self.do_list())
+    }
+
+    fn recover_job<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> PortFuture<'a, Result<Option<Job>, PaasError>> {
+        Box::pin(self.do_recover(resource))
     }
 
     fn dump_resource(&self, resource: &Resource) -> Value {
