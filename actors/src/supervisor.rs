@@ -469,9 +469,16 @@ impl Supervisor {
             .unwrap_or_else(|| self.logger.clone())
     }
 
+    /// Logger of one job: `runner`, `job_id`, and the job's `phase` at the
+    /// time of the call (log after applying a transition to show the new one).
     fn job_log(&self, key: JobKey) -> slog::Logger {
-        self.runner_log(key.runner)
-            .new(slog::o!("job_id" => key.job_id))
+        let log = self
+            .runner_log(key.runner)
+            .new(slog::o!("job_id" => key.job_id));
+        match self.jobs.get(&key) {
+            Some(entry) => log.new(slog::o!("phase" => entry.phase.as_str())),
+            None => log,
+        }
     }
 
     fn note_peak(&mut self) {
@@ -546,14 +553,20 @@ impl Supervisor {
 
     // -- spawning per-job actors ---------------------------------------------
 
+    /// The context of a per-job actor; its logger carries `runner`,
+    /// `job_id` and `phase` (the actor's step: `launching`,
+    /// `watching_trace`, `reporting_failure`, `decommissioning`).
     fn job_ctx(
         &mut self,
         key: JobKey,
         ctx: &mut Context<Self>,
         cancellable: bool,
+        phase: &'static str,
     ) -> Option<JobCtx> {
         let runner = self.runners.get(key.runner)?;
-        let logger = runner.logger.new(slog::o!("job_id" => key.job_id));
+        let logger = runner
+            .logger
+            .new(slog::o!("job_id" => key.job_id, "phase" => phase));
         let (name, coordinator, paas) = (
             runner.name.clone(),
             runner.coordinator.clone(),
@@ -595,7 +608,7 @@ impl Supervisor {
             first: self.settings.backoff_min,
             max: self.settings.backoff_max,
         };
-        if let Some(jc) = self.job_ctx(key, ctx, true) {
+        if let Some(jc) = self.job_ctx(key, ctx, true, "launching") {
             Launcher::new(jc, resource, resume, retry, self.settings.creating_grace).start();
         }
     }
@@ -617,7 +630,7 @@ impl Supervisor {
             }
             Some((timeout, step)) => {
                 let offset = self.jobs.get(&key).map_or(0, |e| e.trace_offset);
-                if let Some(jc) = self.job_ctx(key, ctx, true) {
+                if let Some(jc) = self.job_ctx(key, ctx, true, "watching_trace") {
                     TraceWatcher::new(jc, timeout, step, offset).start();
                 }
             }
@@ -634,7 +647,7 @@ impl Supervisor {
             self.settings.report_failure_attempts,
             self.settings.report_failure_interval,
         );
-        if let Some(jc) = self.job_ctx(key, ctx, false) {
+        if let Some(jc) = self.job_ctx(key, ctx, false, "reporting_failure") {
             FailureReporter::new(jc, message, offset, appended, attempts, interval).start();
         }
     }
@@ -644,7 +657,7 @@ impl Supervisor {
             return;
         };
         let backoff = (self.settings.backoff_min, self.settings.backoff_max);
-        if let Some(jc) = self.job_ctx(key, ctx, false) {
+        if let Some(jc) = self.job_ctx(key, ctx, false, "decommissioning") {
             Decommissioner::new(jc, resource, backoff).start();
         }
     }

@@ -50,7 +50,7 @@ use paas_actors::ports::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use slog::{info, warn, Logger};
+use slog::{debug, info, warn, Logger};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -459,7 +459,7 @@ impl CleverExecutor {
             .max_flavor_mem_mib()
             .map(weight_of_mem_mib)
             .unwrap_or_else(|| flavor.weight());
-        info!(self.logger, "Clever Cloud application created";
+        debug!(self.logger, "Clever Cloud application created";
               "app" => &app.id, "job_id" => job.id, "flavor" => &flavor.user_name,
               "weight" => weight);
         Ok(self.resource_of(&app, namespace, &org.orga_id, weight))
@@ -565,7 +565,7 @@ impl CleverExecutor {
             .await
             .map_err(|e| self.resource_org_error("delete", resource, e))?;
         match self.api.delete_app(&org, &resource.id).await? {
-            Deleted::Now => info!(self.logger, "application deleted"; "app" => &resource.id),
+            Deleted::Now => debug!(self.logger, "application deleted"; "app" => &resource.id),
             Deleted::AlreadyGone => {
                 warn!(self.logger, "application already gone"; "app" => &resource.id)
             }
