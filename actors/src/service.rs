@@ -381,19 +381,6 @@ async fn load_jobs(
         }
     }
 
-    fn bare_job(h: &HandleRecord, payload: Arc<Value>) -> Job {
-        let project_id = payload
-            .get("job_info")
-            .and_then(|i| i.get("project_id"))
-            .and_then(|v| v.as_i64());
-        Job {
-            id: h.job_id,
-            token: h.token.clone(),
-            project_id,
-            payload,
-        }
-    }
-
     let insert = |jobs: &mut BTreeMap<JobKey, JobEntry>, key: JobKey, entry: JobEntry| {
         if jobs.insert(key, entry).is_some() {
             slog::warn!(logger, "job listed twice in the state; the last entry wins";
@@ -409,13 +396,7 @@ async fn load_jobs(
                     runner: i,
                     job_id: h.job_id,
                 };
-                let mut e = JobEntry::new(
-                    bare_job(&h, empty.clone()),
-                    Phase::Started,
-                    h.expected_weight,
-                );
-                e.trace_offset = h.trace_offset;
-                set_resource(&mut e, resource, runners.get(i));
+                let e = entry_without_payload(&h, &empty, Phase::Started, resource, runners.get(i));
                 insert(&mut jobs, key, e);
             }
         }
@@ -465,18 +446,48 @@ async fn load_jobs(
                     runner: i,
                     job_id: h.job_id,
                 };
-                let mut e = JobEntry::new(
-                    bare_job(&h, empty.clone()),
+                let e = entry_without_payload(
+                    &h,
+                    &empty,
                     Phase::Decommissioning,
-                    h.expected_weight,
+                    resource,
+                    runners.get(i),
                 );
-                e.trace_offset = h.trace_offset;
-                set_resource(&mut e, resource, runners.get(i));
                 insert(&mut jobs, key, e);
             }
         }
     }
     (jobs, orphans)
+}
+
+/// A job rebuilt from a saved handle and its payload (`Null` when the state
+/// keeps none, as for `launched` and `to_decommission` handles).
+fn bare_job(h: &HandleRecord, payload: Arc<Value>) -> Job {
+    let project_id = payload
+        .get("job_info")
+        .and_then(|i| i.get("project_id"))
+        .and_then(|v| v.as_i64());
+    Job {
+        id: h.job_id,
+        token: h.token.clone(),
+        project_id,
+        payload,
+    }
+}
+
+/// The entry of a `launched` or `to_decommission` handle: the Python format
+/// keeps no payload for those, only the handle.
+fn entry_without_payload(
+    h: &HandleRecord,
+    empty: &Arc<Value>,
+    phase: Phase,
+    resource: Option<crate::ports::Resource>,
+    runner: Option<&RunnerSlot>,
+) -> JobEntry {
+    let mut e = JobEntry::new(bare_job(h, empty.clone()), phase, h.expected_weight);
+    e.trace_offset = h.trace_offset;
+    set_resource(&mut e, resource, runner);
+    e
 }
 
 fn set_resource(
