@@ -495,8 +495,8 @@ fn set_resource(
     resource: Option<crate::ports::Resource>,
     runner: Option<&RunnerSlot>,
 ) {
-    if let (Some(r), Some(runner)) = (resource, runner) {
-        e.resource_dump = Some(runner.paas.dump_resource(&r));
+    // Only a known runner's resource is tracked (its port dumps it later).
+    if let (Some(r), Some(_)) = (resource, runner) {
         e.resource = Some(r);
     }
 }

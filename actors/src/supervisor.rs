@@ -318,7 +318,6 @@ pub(crate) struct JobEntry {
     pub expected_weight: Weight,
     pub trace_offset: u64,
     pub resource: Option<Resource>,
-    pub resource_dump: Option<Value>,
     pub resource_name: Option<String>,
     pub failure: Option<String>,
     pub trace_appended: bool,
@@ -335,7 +334,6 @@ impl JobEntry {
             expected_weight,
             trace_offset: 0,
             resource: None,
-            resource_dump: None,
             resource_name: None,
             failure: None,
             trace_appended: false,
@@ -1159,7 +1157,7 @@ impl Supervisor {
                 token: e.job.token.clone(),
                 trace_offset: e.trace_offset,
                 expected_weight: e.expected_weight,
-                paas_resource: e.resource_dump.clone(),
+                paas_resource: e.resource.as_ref().map(|r| runner.paas.dump_resource(r)),
             };
             if e.phase == Phase::Provisioning && e.resource.is_none() {
                 if let Some(name) = &e.resource_name {
@@ -1330,12 +1328,8 @@ impl Handler<ResourceProvisioned> for Supervisor {
 
 impl Supervisor {
     fn record_resource(&mut self, key: JobKey, resource: Resource) {
-        let Some(paas) = self.runners.get(key.runner).map(|r| r.paas.clone()) else {
-            return;
-        };
         let weight = resource.weight;
         if let Some(e) = self.jobs.get_mut(&key) {
-            e.resource_dump = Some(paas.dump_resource(&resource));
             e.resource = Some(resource);
         }
         self.ledger.set_actual(key, weight);
