@@ -26,10 +26,11 @@ use crate::ports::{
     FailureReason, PaasError, PaasErrorClass, PortFuture, Resource, TraceAppend,
     LAUNCH_FAILURE_EXIT_CODE,
 };
+use crate::quota::JobKey;
 use crate::shutdown::Interrupt;
 use crate::supervisor::{
     FailureReported, JobCtx, LaunchFailed, LaunchStopped, RecordCreating, ReportOutcome,
-    ResourceLaunched, ResourceProvisioned, TaskEnded,
+    ResourceLaunched, ResourceProvisioned, Supervisor, TaskEnded,
 };
 use actix::prelude::*;
 use std::time::Duration;
@@ -152,25 +153,23 @@ async fn launch(
         if let Some(i) = jc.interrupts.check() {
             return stop(i);
         }
-        let name = jc.paas.resource_name(&jc.job);
-        if resume_creating.is_some() {
+        // On resume, the name recorded on disk is the one a previous
+        // create may have used.
+        let resumed = resume_creating.is_some();
+        let name = resume_creating.unwrap_or_else(|| jc.paas.resource_name(&jc.job));
+        if resumed {
             // A create call may have happened before the last stop: look for
             // the resource by its deterministic name before creating again.
             match find_by_name(&jc, &name).await {
                 Ok(found) => resource = found,
                 Err(message) => return fail(message),
             }
-            if resource.is_none() && !creating_grace.is_zero() {
+            if resource.is_none() {
                 // The previous process's create may still be landing.
-                slog::info!(jc.logger, "resumed job: no resource of its name yet; \
-                                        looking again before creating it";
-                            "name" => &name, "grace_s" => creating_grace.as_secs_f64());
-                if let Some(i) = jc.interrupts.sleep(creating_grace).await {
-                    return stop(i);
-                }
-                match find_by_name(&jc, &name).await {
+                match look_again_after_grace(&mut jc, &name, creating_grace).await {
                     Ok(found) => resource = found,
-                    Err(message) => return fail(message),
+                    Err(CallEnd::Stopped(i)) => return stop(i),
+                    Err(CallEnd::Failed(e)) => return fail(e.to_string()),
                 }
             }
             if let Some(r) = &resource {
@@ -198,31 +197,16 @@ async fn launch(
             if let Some(i) = jc.interrupts.check() {
                 return stop(i);
             }
-            let (paas, job) = (jc.paas.clone(), jc.job.clone());
-            let created = call_retrying(&mut jc, retry, "create", || paas.create(&job)).await;
-            match created {
+            match create_resource(&mut jc, retry, creating_grace, &name).await {
                 Ok(r) => resource = Some(r),
                 Err(CallEnd::Stopped(i)) => return stop(i),
-                Err(CallEnd::Failed(e)) => {
-                    if e.class == PaasErrorClass::Uncertain {
-                        // The create may have taken effect: record what
-                        // exists so that it gets decommissioned.
-                        if let Ok(Some(r)) = find_by_name(&jc, &name).await {
-                            let _ = sup.send(ResourceProvisioned { key, resource: r }).await;
-                        }
-                    }
-                    return fail(e.to_string());
-                }
+                Err(CallEnd::Failed(e)) => return fail(e.to_string()),
             }
         }
         let Some(r) = resource.clone() else { return };
         slog::info!(jc.logger, "resource created"; "app" => &r.id, "weight" => r.weight);
-        if sup
-            .send(ResourceProvisioned { key, resource: r })
-            .await
-            .is_err()
-        {
-            return;
+        if let Err(message) = record(&sup, key, r).await {
+            return fail(message);
         }
     }
     let Some(mut res) = resource else { return };
@@ -246,19 +230,92 @@ async fn launch(
                 Err(CallEnd::Failed(e)) => return fail(e.to_string()),
             }
             if step == "prepare" {
-                let r = res.clone();
-                if sup
-                    .send(ResourceProvisioned { key, resource: r })
-                    .await
-                    .is_err()
-                {
-                    return;
+                if let Err(message) = record(&sup, key, res.clone()).await {
+                    return fail(message);
                 }
             }
         }
         res.launched = true;
     }
     let _ = sup.send(ResourceLaunched { key, resource: res }).await;
+}
+
+/// Records a provisioned resource with the supervisor (on disk when this
+/// returns `Ok`). An error means the resource is not recorded: the launch
+/// must not go on (reconciliation finds what exists by its name).
+async fn record(sup: &Addr<Supervisor>, key: JobKey, resource: Resource) -> Result<(), String> {
+    let id = resource.id.clone();
+    match sup.send(ResourceProvisioned { key, resource }).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("the runner could not record resource {id}: {e}")),
+        Err(_) => Err(format!("the runner stopped before recording resource {id}")),
+    }
+}
+
+/// Creates the job's resource without ever sending a create blindly: a
+/// create that failed other than permanently may still have taken effect
+/// (lost answer, 5xx), so before each new attempt, and once more
+/// `grace` after the last one, the resource is looked up by its name.
+async fn create_resource(
+    jc: &mut JobCtx,
+    retry: Retry,
+    grace: Duration,
+    name: &str,
+) -> Result<Resource, CallEnd> {
+    let mut delay = retry.first;
+    let attempts = retry.attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let op = jc.ops.begin(jc.runner_name.clone(), jc.key, "create");
+        let out = jc.paas.create(&jc.job).await;
+        drop(op);
+        let e = match out {
+            Ok(r) => return Ok(r),
+            Err(e) if e.class == PaasErrorClass::Permanent => return Err(CallEnd::Failed(e)),
+            Err(e) => e,
+        };
+        if attempt >= attempts {
+            return match look_again_after_grace(jc, name, grace).await? {
+                Some(r) => Ok(r),
+                None => Err(CallEnd::Failed(e)),
+            };
+        }
+        slog::warn!(jc.logger, "PAAS create failed, it may have taken effect; \
+                                looking for the resource before retrying";
+                    "attempt" => attempt, "attempts" => attempts,
+                    "error" => %e, "retry_in_s" => delay.as_secs_f64());
+        if let Some(i) = jc.interrupts.sleep(delay).await {
+            return Err(CallEnd::Stopped(i));
+        }
+        match find_by_name(jc, name).await {
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => {}
+            Err(message) => return Err(CallEnd::Failed(PaasError::transient("create", message))),
+        }
+        delay = (delay * 2).min(retry.max);
+        attempt += 1;
+    }
+}
+
+/// After `grace` (a create in flight may still land), looks for the
+/// resource named `name` once more.
+async fn look_again_after_grace(
+    jc: &mut JobCtx,
+    name: &str,
+    grace: Duration,
+) -> Result<Option<Resource>, CallEnd> {
+    if grace.is_zero() {
+        return Ok(None);
+    }
+    slog::info!(jc.logger, "no resource of this name yet; looking again before creating it \
+                            (or giving up on it)";
+                "name" => name, "grace_s" => grace.as_secs_f64());
+    if let Some(i) = jc.interrupts.sleep(grace).await {
+        return Err(CallEnd::Stopped(i));
+    }
+    find_by_name(jc, name)
+        .await
+        .map_err(|m| CallEnd::Failed(PaasError::transient("create", m)))
 }
 
 async fn find_by_name(jc: &JobCtx, name: &str) -> Result<Option<Resource>, String> {

@@ -1294,12 +1294,14 @@ impl Handler<RecordCreating> for Supervisor {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: RecordCreating, ctx: &mut Context<Self>) -> Self::Result {
-        if self.apply(msg.key, JobEvent::CreateRecorded) {
-            if let Some(e) = self.jobs.get_mut(&msg.key) {
-                e.resource_name = Some(msg.name);
-            }
-            self.mark_dirty(ctx);
+        if !self.apply(msg.key, JobEvent::CreateRecorded) {
+            // Not recorded: the launcher must not create.
+            return Box::pin(async { Err("the job no longer expects a create".to_string()) });
         }
+        if let Some(e) = self.jobs.get_mut(&msg.key) {
+            e.resource_name = Some(msg.name);
+        }
+        self.mark_dirty(ctx);
         self.persisted_response(ctx)
     }
 }
@@ -1317,11 +1319,18 @@ impl Handler<ResourceProvisioned> for Supervisor {
             Some(Phase::Provisioned | Phase::LaunchFailed) => true,
             _ => false,
         };
-        if accepted {
-            self.record_resource(key, msg.resource);
-            self.mark_dirty(ctx);
-            self.schedule_polls(ctx);
+        if !accepted {
+            // Not recorded: the launcher must not go on with this resource.
+            let why = format!(
+                "resource {} not recorded: the job is {}",
+                msg.resource.id,
+                phase.map_or("no longer tracked", |p| p.as_str())
+            );
+            return Box::pin(async move { Err(why) });
         }
+        self.record_resource(key, msg.resource);
+        self.mark_dirty(ctx);
+        self.schedule_polls(ctx);
         self.persisted_response(ctx)
     }
 }
@@ -1804,7 +1813,11 @@ impl Supervisor {
         if phase == Phase::Provisioned {
             // Write-ahead: the resource is on disk before `prepare`.
             self.after_persist(ctx, move |act, ctx| {
-                if !act.draining && act.jobs.get(&key).is_some_and(|e| e.tasks == 0) {
+                let idle_and_provisioned = act
+                    .jobs
+                    .get(&key)
+                    .is_some_and(|e| e.tasks == 0 && e.phase == Phase::Provisioned);
+                if !act.draining && idle_and_provisioned {
                     act.spawn_launcher(key, ctx);
                 }
             });

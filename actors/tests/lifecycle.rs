@@ -637,3 +637,48 @@ async fn transient_paas_errors_are_retried_then_fail_the_launch() {
 fn store_new() -> std::rc::Rc<MemoryStore> {
     MemoryStore::new()
 }
+
+#[actix_rt::test]
+async fn a_failed_create_that_took_effect_is_found_by_name_not_repeated() {
+    use paas_actors::ports::{PaasErrorClass, Resource};
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    // The create's answer is lost, but the application was created.
+    r.paas.fail(
+        Step::Create,
+        [PaasError {
+            action: "create-app".into(),
+            message: "answer lost".into(),
+            class: PaasErrorClass::Uncertain,
+        }],
+    );
+    let landed = world.clone();
+    *r.paas.on_create.borrow_mut() = Some(Box::new(move |job| {
+        if landed.live_count() == 0 {
+            landed.add_live(Resource {
+                id: "app_landed".into(),
+                name: format!("hpd-job-ra-{}", job.id),
+                weight: 1.0,
+                launched: false,
+                detail: serde_json::json!({}),
+            });
+        }
+    }));
+    r.coord.push_jobs([job(7, &[])]);
+    let mut svc = start(settings(10.0), &[&r], &store_new()).await;
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&1))
+            .await
+    );
+    // Found by its name before any new create: no second application.
+    assert_eq!(r.paas.calls(Step::Create), 1);
+    assert_eq!(world.live_count(), 1);
+    assert_eq!(r.paas.calls(Step::Launch), 1);
+    assert!(r.coord.script.borrow().reports.is_empty());
+    assert!(svc
+        .logs
+        .text()
+        .contains("looking for the resource before retrying"));
+    svc.stop().await;
+}
