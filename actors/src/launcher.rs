@@ -280,8 +280,8 @@ async fn create_resource(
                 None => Err(CallEnd::Failed(e)),
             };
         }
-        slog::warn!(jc.logger, "PAAS create failed, it may have taken effect; \
-                                looking for the resource before retrying";
+        slog::warn!(jc.logger, "transient PAAS error; retrying (the failed create may \
+                                have taken effect: looking for the resource by name first)";
                     "attempt" => attempt, "attempts" => attempts,
                     "error" => %e, "retry_in_s" => delay.as_secs_f64());
         if let Some(i) = jc.interrupts.sleep(delay).await {

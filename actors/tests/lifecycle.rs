@@ -679,6 +679,6 @@ async fn a_failed_create_that_took_effect_is_found_by_name_not_repeated() {
     assert!(svc
         .logs
         .text()
-        .contains("looking for the resource before retrying"));
+        .contains("looking for the resource by name first"));
     svc.stop().await;
 }
