@@ -37,7 +37,7 @@ pub fn weight_of_mem_mib(mem_mib: u64) -> Weight {
 ///
 /// Only the fields the runner reads are typed; `payload` keeps the whole JSON
 /// value, untouched, because it becomes the inner runner's `job.json`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Job {
     /// The job id (`id`).
     pub id: i64,
@@ -47,6 +47,18 @@ pub struct Job {
     pub project_id: Option<i64>,
     /// The complete payload as the coordinator sent it (key order kept).
     pub payload: Arc<serde_json::Value>,
+}
+
+/// Leaves the payload out: it holds the job token and the CI variables.
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("token", &self.token)
+            .field("project_id", &self.project_id)
+            .field("payload", &"[not shown]")
+            .finish()
+    }
 }
 
 /// Why a job payload could not be used.

@@ -29,6 +29,19 @@ fn default_weight() -> f64 {
     1.0
 }
 
+/// A weight read from the state file: a number ≥ 0 (a negative one would
+/// lower the quota's used total, so the file is refused as corrupt).
+fn weight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let w = f64::deserialize(deserializer)?;
+    if w.is_finite() && w >= 0.0 {
+        Ok(w)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected_weight {w} is not a weight (a number >= 0)"
+        )))
+    }
+}
+
 /// A job handle, as the reference saves it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HandleRecord {
@@ -42,7 +55,7 @@ pub struct HandleRecord {
     #[serde(default)]
     pub trace_offset: u64,
     /// Weight expected from the job's flavor.
-    #[serde(default = "default_weight")]
+    #[serde(default = "default_weight", deserialize_with = "weight")]
     pub expected_weight: f64,
     /// The executor's dump of the resource, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,12 +63,22 @@ pub struct HandleRecord {
 }
 
 /// A `pending` entry: `[handle, job_data]`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct PendingRecord {
     /// The handle.
     pub handle: HandleRecord,
     /// The full job payload, as the coordinator sent it.
     pub job_data: Arc<Value>,
+}
+
+/// Leaves `job_data` out: it holds the job token and the CI variables.
+impl std::fmt::Debug for PendingRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRecord")
+            .field("handle", &self.handle)
+            .field("job_data", &"[not shown]")
+            .finish()
+    }
 }
 
 impl Serialize for PendingRecord {
@@ -522,6 +545,11 @@ mod tests {
             (
                 r#"{"launched": [], "pending": [[{"runner_name": "r", "job_id": "x", "token": "t"}, {}]]}"#,
                 "wrong shape: pending[0]: invalid type: string \"x\"",
+            ),
+            (
+                r#"{"launched": [{"runner_name": "r", "job_id": 1, "token": "t",
+                                  "expected_weight": -76.1}], "pending": []}"#,
+                "wrong shape: launched[0]: expected_weight -76.1 is not a weight",
             ),
         ];
         for (content, expected) in cases {
