@@ -97,16 +97,14 @@ pub(crate) enum BodyMode {
     Count,
 }
 
-/// Request body.
-#[derive(Debug)]
+/// Request body (no `Debug`: bodies carry tokens).
 pub(crate) enum Body<'a> {
     Empty,
     Json(&'a serde_json::Value),
     Text(&'a str),
 }
 
-/// One coordinator request.
-#[derive(Debug)]
+/// One coordinator request (no `Debug`: headers and bodies carry tokens).
 pub(crate) struct Call<'a> {
     pub(crate) what: &'static str,
     pub(crate) method: Method,

@@ -33,8 +33,15 @@ impl GitlabCoordinator {
         let len = text.len() as u64;
         let mut start = offset;
         for attempt in 0..2 {
+            // The start may come from the server's `Range`: a length past
+            // what a trace can hold is an answer we cannot use.
+            let Some(end) = start.checked_add(len) else {
+                return Err(CoordinatorError::Unexpected {
+                    detail: format!("{name}: trace offset {start} out of range"),
+                });
+            };
             // Upstream form: inclusive end. The server only reads the start.
-            let range = format!("{start}-{}", start + len - 1);
+            let range = format!("{start}-{}", end.saturating_sub(1));
             let call = Call::new(
                 "trace append",
                 Method::PATCH,
@@ -47,10 +54,7 @@ impl GitlabCoordinator {
             let reply = self.http.call(call).await?;
             match reply.status {
                 202 => {
-                    let new_offset = reply
-                        .header("range")
-                        .and_then(range_end)
-                        .unwrap_or(start + len);
+                    let new_offset = reply.header("range").and_then(range_end).unwrap_or(end);
                     return Ok(TraceAppend::Appended { new_offset });
                 }
                 416 if attempt == 0 => {

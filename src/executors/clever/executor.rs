@@ -364,7 +364,8 @@ impl CleverExecutor {
     async fn wait_deployable(&self, org: &OrgAuth, app_id: &str) -> Result<Application, PaasError> {
         let step = self.settings.deployment_repo_wait_step;
         let timeout = self.settings.deployment_repo_timeout;
-        let deadline = Instant::now() + timeout;
+        // A huge configured timeout must not overflow the clock.
+        let deadline = Instant::now() + timeout.min(crate::git_push::MAX_TIMEOUT);
         let mut last: String;
         loop {
             match self.api.get_app(org, app_id).await {

@@ -89,7 +89,7 @@ impl Default for HttpSettings {
 }
 
 /// Everything the clever-docker executor of one runner needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct CleverSettings {
     /// Base URL of the API v2 (`cc_api_url`); trailing slashes are ignored.
     pub api_url: String,
@@ -134,6 +134,35 @@ pub struct CleverSettings {
     pub flavor_cache_ttl: Duration,
     /// How long a tenant's organisation and token are kept.
     pub tenant_cache_ttl: Duration,
+}
+
+/// Leaves out the inner `runner.toml` (it holds the runner token) and the
+/// values of `cc_extra_env` (they may hold credentials).
+impl std::fmt::Debug for CleverSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env_names: Vec<&str> = self.extra_env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("CleverSettings")
+            .field("api_url", &self.api_url)
+            .field("zone", &self.zone)
+            .field("default_flavor", &self.default_flavor)
+            .field("max_flavor", &self.max_flavor)
+            .field("tenancy", &self.tenancy)
+            .field("extra_env (names)", &env_names)
+            .field("deployment_repo_timeout", &self.deployment_repo_timeout)
+            .field("deployment_repo_wait_step", &self.deployment_repo_wait_step)
+            .field("auth_user", &self.auth_user)
+            .field("flavor_context", &self.flavor_context)
+            .field("flavor_name_prefix", &self.flavor_name_prefix)
+            .field("instance_variant_uuid", &self.instance_variant_uuid)
+            .field("unique_name", &self.unique_name)
+            .field("main_image", &self.main_image)
+            .field("inner_runner_toml", &"[not shown]")
+            .field("http", &self.http)
+            .field("push_timeout", &self.push_timeout)
+            .field("flavor_cache_ttl", &self.flavor_cache_ttl)
+            .field("tenant_cache_ttl", &self.tenant_cache_ttl)
+            .finish()
+    }
 }
 
 impl CleverSettings {
@@ -224,6 +253,24 @@ impl CleverSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut s = CleverSettings::new(
+            "D3adNQYu",
+            Tenancy::Single {
+                orga_id: "orga_x".into(),
+                token: Secret::new("org-token-value"),
+            },
+        );
+        s.inner_runner_toml = "[[runners]]\ntoken = \"runner-token-value\"\n".into();
+        s.extra_env = vec![("S3_KEY".into(), "env-secret-value".into())];
+        let text = format!("{s:?}");
+        for secret in ["org-token-value", "runner-token-value", "env-secret-value"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("S3_KEY"), "{text}");
+    }
 
     #[test]
     fn names_follow_the_reference_pattern() {
