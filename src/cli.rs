@@ -7,14 +7,10 @@
 //! - `heptapod-paas-runner register CONFIG [OPTIONS]`, also reachable as
 //!   `heptapod-paas-runner-register CONFIG [OPTIONS]` (argv\[0\] dispatch).
 
+use crate::secret::Secret;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use structopt::StructOpt;
-
-/// Log verbosity names accepted by `-l/--logging-level` (Python's names too).
-pub const LOG_LEVELS: &[&str] = &[
-    "CRITICAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "TRACE",
-];
 
 /// Top-level command.
 #[derive(Debug, StructOpt)]
@@ -95,13 +91,18 @@ pub struct RegisterArgs {
     pub coordinator_url: Option<String>,
 
     /// Legacy registration token (instance, group or project settings).
-    #[structopt(short = "t", long = "registration-token", conflicts_with = "token")]
-    pub registration_token: Option<String>,
+    #[structopt(
+        short = "t",
+        long = "registration-token",
+        conflicts_with = "token",
+        parse(from_str = secret_arg)
+    )]
+    pub registration_token: Option<Secret>,
 
     /// Runner authentication token (`glrt-…`) of a runner created in the
     /// GitLab UI or API: verified, no registration (GitLab ≥ 15.10 flow).
-    #[structopt(long = "token")]
-    pub token: Option<String>,
+    #[structopt(long = "token", parse(from_str = secret_arg))]
+    pub token: Option<Secret>,
 
     /// Executor of the new runner section.
     #[structopt(short = "e", long = "executor", possible_values = &["clever-docker", "local-docker"])]
@@ -122,6 +123,12 @@ pub struct RegisterArgs {
 
     #[structopt(flatten)]
     pub log: LogArgs,
+}
+
+/// Tokens given on the command line are secrets from the start (never in a
+/// `Debug` output).
+fn secret_arg(value: &str) -> Secret {
+    Secret::new(value)
 }
 
 impl Command {
@@ -166,9 +173,21 @@ pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString>
     args
 }
 
-/// Parses the process arguments (exits with usage on error, like any CLI).
+/// Parses the process arguments. `--help` and `--version` print and exit 0;
+/// a usage error prints and exits 2 (as documented: configuration or usage
+/// error).
 pub fn from_env() -> Command {
-    Command::from_iter(canonical_args(std::env::args_os()))
+    match Command::from_iter_safe(canonical_args(std::env::args_os())) {
+        Ok(command) => command,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", e.message);
+            std::process::exit(2);
+        }
+        Err(e) => {
+            println!("{}", e.message);
+            std::process::exit(0);
+        }
+    }
 }
 
 #[cfg(test)]

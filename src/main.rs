@@ -53,8 +53,15 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
     }
     let overrides = wiring::Overrides {
         poll_cycles: args.poll_cycles,
-        check_interval: args.poll_interval.map(Duration::from_secs),
-        job_progress_poll_interval: args.job_progress_poll_interval.map(Duration::from_secs),
+        // 0 keeps the configuration's value (as `check_interval = 0` does).
+        check_interval: args
+            .poll_interval
+            .filter(|&s| s > 0)
+            .map(Duration::from_secs),
+        job_progress_poll_interval: args
+            .job_progress_poll_interval
+            .filter(|&s| s > 0)
+            .map(Duration::from_secs),
     };
     if args.poll_interval.is_some() {
         warn!(

@@ -77,9 +77,9 @@ pub struct Given {
     /// `--coordinator-url`.
     pub url: Option<String>,
     /// `--registration-token`.
-    pub registration_token: Option<String>,
+    pub registration_token: Option<Secret>,
     /// `--token`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// `--executor`.
     pub executor: Option<String>,
     /// `--max-concurrency`.
@@ -237,10 +237,12 @@ pub fn gather<R: BufRead, W: Write>(
         non_empty,
     )?;
     let token = match (given.token, given.registration_token) {
-        (Some(t), _) if !t.trim().is_empty() => TokenKind::Authentication(Secret::new(t.trim())),
+        (Some(t), _) if !t.expose().trim().is_empty() => {
+            TokenKind::Authentication(Secret::new(t.expose().trim()))
+        }
         (_, given_reg) => prompter.ask(
             "token",
-            given_reg,
+            given_reg.map(|t| t.expose().to_owned()),
             "Please enter a registration token, or the runner authentication token \
              (glrt-…) of a runner created in GitLab",
             "Token",
@@ -488,7 +490,7 @@ mod tests {
         let given = Given {
             name: Some("n".into()),
             url: Some("http://127.0.0.1:8080/gitlab".into()),
-            registration_token: Some("GR1348941xyz".into()),
+            registration_token: Some(Secret::new("GR1348941xyz")),
             executor: Some("local-docker".into()),
             ..Given::default()
         };

@@ -21,10 +21,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Default graceful-stop deadline (`shutdown_timeout`), inside systemd's
-/// `TimeoutStopSec=120` of the sample unit.
-pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(90);
-
 /// How long start-up keeps retrying to learn the reference flavor's weight
 /// when the PAAS API is unreachable, before giving up (exit 1; systemd
 /// restarts the service).
@@ -337,7 +333,9 @@ fn supervisor_settings(
         repoll_immediately: config.paas_repoll_same_runner_immediately,
         quota,
         allowed_fraction_per_runner: config.quota_computation.allowed_fraction_per_runner,
-        drain_deadline: config.shutdown_timeout.unwrap_or(DEFAULT_DRAIN_DEADLINE),
+        drain_deadline: config
+            .shutdown_timeout
+            .unwrap_or_else(|| SupervisorSettings::default().drain_deadline),
         poll_cycles: overrides.poll_cycles,
         reconcile_interval: config.reconcile_interval,
         ..SupervisorSettings::default()

@@ -74,7 +74,8 @@ pub struct SupervisorSettings {
     pub quota: Weight,
     /// `allowed_fraction_per_runner` (1.0).
     pub allowed_fraction_per_runner: f64,
-    /// Deadline of a graceful stop, well inside systemd's 120 s (100 s).
+    /// Deadline of a graceful stop (`shutdown_timeout`), well inside the
+    /// sample systemd unit's `TimeoutStopSec=120` (90 s).
     pub drain_deadline: Duration,
     /// Attempts to report a launch failure (3).
     pub report_failure_attempts: u32,
@@ -117,7 +118,7 @@ impl Default for SupervisorSettings {
             repoll_immediately: true,
             quota: 1.0,
             allowed_fraction_per_runner: 1.0,
-            drain_deadline: Duration::from_secs(100),
+            drain_deadline: Duration::from_secs(90),
             report_failure_attempts: 3,
             report_failure_interval: Duration::from_secs(30),
             backoff_min: Duration::from_secs(3),

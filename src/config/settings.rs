@@ -24,7 +24,8 @@ pub struct Config {
     pub concurrent: usize,
     /// Time between full coordinator polls (`check_interval`, default 3 s; 0 means 3 s).
     pub check_interval: Duration,
-    /// Job-request sleep when limits are reached (`job_progress_poll_interval`, default 30 s).
+    /// Period of the "is the launched job finished?" checks
+    /// (`job_progress_poll_interval`, default 30 s).
     pub job_progress_poll_interval: Duration,
     /// Where running jobs are recorded across restarts (`state_file`), as written.
     pub state_file: Option<PathBuf>,

@@ -11,7 +11,9 @@ use std::time::Duration;
 use toml::Value;
 
 use super::error::{ConfigError, Location};
-use super::fields::{as_nonempty_string, as_positive, as_seconds, describe, Ctx, Section};
+use super::fields::{
+    as_nonempty_string, as_positive, as_positive_seconds, as_seconds, describe, Ctx, Section,
+};
 use super::inner::CLEVER_KEY_PREFIX;
 use super::raw::RawDocument;
 use super::secrets::{self, SECRETS_FILE_KEY};
@@ -201,14 +203,12 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         as_nonempty_string,
     );
 
-    let shutdown_timeout = top
-        .read(
-            ctx,
-            "shutdown_timeout",
-            "a positive number of seconds (graceful stop deadline)",
-            as_seconds,
-        )
-        .filter(|d| !d.is_zero());
+    let shutdown_timeout = top.read(
+        ctx,
+        "shutdown_timeout",
+        "a positive number of seconds (graceful stop deadline)",
+        as_positive_seconds,
+    );
 
     let reconcile_interval = top
         .read(
