@@ -12,6 +12,7 @@ pub mod executors;
 pub mod git_fetch;
 pub mod git_push;
 pub mod gitlab;
+pub mod http_text;
 pub mod logging;
 pub mod register;
 pub mod secret;

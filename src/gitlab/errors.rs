@@ -58,12 +58,7 @@ pub(crate) fn body_error(call: CallName<'_>, reason: &str) -> CoordinatorError {
 
 /// `Retry-After` in seconds, if present and numeric.
 pub(crate) fn retry_after(reply: &Reply) -> Option<Duration> {
-    reply
-        .header("retry-after")?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    crate::http_text::retry_after_seconds(reply.header("retry-after")?)
 }
 
 /// "answered 500 Internal Server Error: <excerpt>".
@@ -113,32 +108,10 @@ pub(crate) fn rejected(
     CoordinatorError::Rejected { detail }
 }
 
-/// A bounded, single-line excerpt of a body with every secret masked.
-/// Never panics (char-boundary safe on any input).
+/// A bounded ([`EXCERPT_CHARS`]), single-line excerpt of a body with every
+/// secret masked.
 pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
-    let mut text = String::from_utf8_lossy(body).into_owned();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(*s, crate::secret::MASK);
-    }
-    let mut out = String::new();
-    let mut last_space = true;
-    for c in text.chars() {
-        let c = if c.is_whitespace() || c.is_control() {
-            ' '
-        } else {
-            c
-        };
-        if c == ' ' && last_space {
-            continue;
-        }
-        last_space = c == ' ';
-        if out.chars().count() >= EXCERPT_CHARS {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-    }
-    out.trim_end().to_owned()
+    crate::http_text::excerpt(body, EXCERPT_CHARS, secrets)
 }
 
 #[cfg(test)]

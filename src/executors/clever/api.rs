@@ -229,20 +229,12 @@ pub fn parse_error_body(body: &[u8]) -> (Option<i64>, String) {
 
 /// Whitespace-collapsed text cut at [`EXCERPT_CHARS`] characters.
 fn excerpt(text: &str) -> String {
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if collapsed.chars().count() > EXCERPT_CHARS {
-        let mut cut: String = collapsed.chars().take(EXCERPT_CHARS).collect();
-        cut.push('…');
-        cut
-    } else {
-        collapsed
-    }
+    crate::http_text::excerpt(text.as_bytes(), EXCERPT_CHARS, &[])
 }
 
 /// Reads an integer `Retry-After` (seconds); the HTTP-date form is ignored.
 fn parse_retry_after(value: Option<&header::HeaderValue>) -> Option<Duration> {
-    let secs: u64 = value?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs))
+    crate::http_text::retry_after_seconds(value?.to_str().ok()?)
 }
 
 /// Delay before retry number `retry` (1 for the first retry).
