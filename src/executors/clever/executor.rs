@@ -368,8 +368,12 @@ impl CleverExecutor {
         let deadline = Instant::now() + timeout.min(crate::git_push::MAX_TIMEOUT);
         let mut last: String;
         loop {
-            match self.api.get_app(org, app_id).await {
-                Ok(app) => match app.repo_state() {
+            // Each GET retries by itself: bound it by what is left of the
+            // deadline (at least one step, so that the last poll can land).
+            let left = deadline.saturating_duration_since(Instant::now()).max(step);
+            match actix_rt::time::timeout(left, self.api.get_app(org, app_id)).await {
+                Err(_elapsed) => last = "no answer from the API in time".to_string(),
+                Ok(Ok(app)) => match app.repo_state() {
                     Some("CREATED") => return Ok(app),
                     Some(state @ ("NOT_NEEDED" | "DELETED")) => {
                         return Err(PaasError::permanent(
@@ -391,10 +395,10 @@ impl CleverExecutor {
                         ))
                     }
                 },
-                Err(e) if e.class() == PaasErrorClass::Transient && !e.is_not_found() => {
+                Ok(Err(e)) if e.class() == PaasErrorClass::Transient && !e.is_not_found() => {
                     last = e.detail();
                 }
-                Err(e) => return Err(e.into()),
+                Ok(Err(e)) => return Err(e.into()),
             }
             let now = Instant::now();
             if now >= deadline {
