@@ -24,7 +24,6 @@
 //!   entry per job; once the job is forgotten, a later pass finds the
 //!   duplicate unknown and decommissions it.
 
-use crate::job::Phase;
 use crate::ports::{Job, Resource};
 use std::collections::{HashMap, HashSet};
 
@@ -34,12 +33,8 @@ use std::collections::{HashMap, HashSet};
 pub struct Tracked {
     /// Job id.
     pub job_id: i64,
-    /// Its phase.
-    pub phase: Phase,
     /// `(id, name)` of its resource, if it has one.
     pub resource: Option<(String, String)>,
-    /// Resource name recorded before the create call.
-    pub creating_name: Option<String>,
     /// A per-job actor is working on the job.
     pub busy: bool,
     /// Its resource was recorded before the listing was requested.
@@ -190,9 +185,7 @@ mod tests {
     fn tracked(job_id: i64, app: Option<&str>) -> Tracked {
         Tracked {
             job_id,
-            phase: Phase::Started,
             resource: app.map(|a| (a.to_string(), name_of(job_id))),
-            creating_name: None,
             busy: false,
             recorded_before_listing: true,
         }
@@ -223,9 +216,8 @@ mod tests {
         busy.busy = true;
         let mut fresh = tracked(7, Some("app_7"));
         fresh.recorded_before_listing = false;
-        let mut creating = tracked(8, None);
-        creating.phase = Phase::Provisioning;
-        creating.creating_name = Some(name_of(8));
+        // Job 8 is being created: tracked, no resource recorded yet.
+        let creating = tracked(8, None);
         let entries = [
             tracked(1, Some("app_1")),
             tracked(2, Some("app_2")),

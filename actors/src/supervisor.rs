@@ -1641,9 +1641,7 @@ impl Supervisor {
             .filter(|(k, _)| k.runner == i)
             .map(|(k, e)| Tracked {
                 job_id: k.job_id,
-                phase: e.phase,
                 resource: e.resource.as_ref().map(|r| (r.id.clone(), r.name.clone())),
-                creating_name: e.resource_name.clone(),
                 busy: e.tasks > 0,
                 recorded_before_listing: e
                     .resource

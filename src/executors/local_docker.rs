@@ -326,11 +326,6 @@ impl LocalDocker {
         &self.settings
     }
 
-    /// The engine socket, mounted into job containers.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
     /// `hpd-job-<unique name lowercased>-`: what this runner's names start with.
     fn prefix(&self) -> String {
         format!("hpd-job-{}-", self.settings.unique_name.to_lowercase())

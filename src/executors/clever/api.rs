@@ -123,14 +123,6 @@ impl CleverError {
         }
     }
 
-    /// Clever error id, for API errors whose body had one.
-    pub fn clever_id(&self) -> Option<i64> {
-        match self {
-            CleverError::Api { id, .. } => *id,
-            _ => None,
-        }
-    }
-
     /// Retry class of this error.
     ///
     /// 408, 429 and 5xx are transient; other statuses permanent. A lost
