@@ -411,9 +411,14 @@ impl LocalDocker {
         })?
         .map_err(|source| LocalDockerError::Context { job_id, source })?;
 
+        // No layer cache: the COPY layers of two jobs are identical, and a
+        // job's decommission (`rmi -f`, which prunes untagged parents) would
+        // pull a shared cached layer from under a build in progress
+        // ("unknown parent image ID"). Each job gets its own layers.
         let args = vec![
             "build".into(),
             "--quiet".into(),
+            "--no-cache".into(),
             "--tag".into(),
             name.into(),
             "--".into(),
