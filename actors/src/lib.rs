@@ -8,6 +8,7 @@
 //!
 //! Entry point: [`service::run_service`].
 
+pub mod backoff;
 pub mod decommissioner;
 pub mod job;
 pub mod launcher;
