@@ -13,6 +13,7 @@ pub mod git_fetch;
 pub mod git_push;
 pub mod gitlab;
 pub mod http_text;
+pub mod instance_lock;
 pub mod logging;
 pub mod register;
 pub mod secret;

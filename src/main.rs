@@ -6,6 +6,7 @@
 
 use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
+use heptapod_paas_runner::instance_lock::InstanceLock;
 use heptapod_paas_runner::register::{self, Given, Prompter};
 use heptapod_paas_runner::{config, logging, signal, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
@@ -75,6 +76,15 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
     let config = loaded.config;
     info!(logger, "starting";
           "config" => %config.path.display(), "runners" => config.runners.len());
+    // Held until the process ends: taken before the state is read.
+    let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
+        None => None,
+        Some(Ok(lock)) => Some(lock),
+        Some(Err(e)) => {
+            eprintln!("heptapod-paas-runner: {e}");
+            return e.exit_code();
+        }
+    };
 
     let system = actix_rt::System::new();
     system.block_on(async move {

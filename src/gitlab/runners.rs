@@ -7,9 +7,10 @@ use super::errors::{rejected, status_error, CallName};
 use crate::secret::Secret;
 use awc::http::Method;
 use paas_actors::ports::CoordinatorError;
+use paas_actors::state::write_atomic;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{json, Value};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Name of the system id file (as gitlab-runner's, beside its config).
@@ -245,15 +246,7 @@ pub fn load_or_create_system_id(path: &Path) -> io::Result<String> {
         Err(e) => return Err(e),
     }
     let id = format!("r_{}", Alphanumeric.sample_string(&mut rand::rng(), 12));
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(id.as_bytes())?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    write_atomic(path, format!("{id}\n").as_bytes())?;
     Ok(id)
 }
 
