@@ -18,4 +18,5 @@ pub mod logging;
 pub mod register;
 pub mod secret;
 pub mod signal;
+pub mod state_migration;
 pub mod wiring;

@@ -8,7 +8,7 @@ use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::instance_lock::InstanceLock;
 use heptapod_paas_runner::register::{self, Given, Prompter};
-use heptapod_paas_runner::{config, logging, signal, wiring};
+use heptapod_paas_runner::{config, logging, signal, state_migration, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
@@ -85,6 +85,17 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
             return e.exit_code();
         }
     };
+    if let Some(state_file) = &config.state_file {
+        match state_migration::migrate(state_file, &state_migration::renames(&config)) {
+            Ok(0) => {}
+            Ok(n) => info!(logger, "state entries renamed to the runners' current identities";
+                           "entries" => n, "state_file" => %state_file.display()),
+            Err(e) => {
+                eprintln!("heptapod-paas-runner: {e}");
+                return 1;
+            }
+        }
+    }
 
     let system = actix_rt::System::new();
     system.block_on(async move {

@@ -436,7 +436,8 @@ volumes = ["/cache", "secret:VOL"]
     let l = load(&cfg).expect("valid");
     let r = runner_of(&l);
     assert_eq!(r.token.expose(), "glrt-from-secrets");
-    assert_eq!(r.unique_name, "glrt-fro");
+    assert_eq!(r.unique_name, "from-secr");
+    assert_eq!(r.legacy_unique_name.as_deref(), Some("glrt-fro"));
     match &r.clever.as_ref().unwrap().tenancy {
         Tenancy::Single { token, .. } => assert_eq!(token.expose(), "cc-from-secrets"),
         other => panic!("{other:?}"),
@@ -855,29 +856,27 @@ fn all_problems_are_reported_at_once_with_lines() {
 
 #[test]
 fn duplicate_unique_names_are_refused() {
+    // Same 9 characters after `glrt-`: the same identity.
     let second = CLEVER
         .replace("name = \"r1\"", "name = \"r2\"")
-        .replace("glrt-abcdefgh", "glrt-abcXYZ");
+        .replace("glrt-abcdefgh", "glrt-t1_abcdefgh");
     let text = format!("{}\n[[runners]]\n{second}{EXTRA_ENV}", clever("", ""));
     let e = err(&text);
     assert_problem(
         &e,
         "runners[1].token",
-        "same unique name `glrt-abc`",
+        "same unique name `abcdefgh`",
         "duplicate",
     );
     let msg = e.to_string();
+    assert!(msg.contains("unique_name = "), "the fix is not said: {msg}");
     assert!(
-        msg.contains("glrt-") && msg.contains("first 8 characters"),
-        "{msg}"
-    );
-    assert!(
-        !msg.contains("glrt-abcdefgh") && !msg.contains("glrt-abcXYZ"),
+        !msg.contains("glrt-abcdefgh") && !msg.contains("t1_abcdefgh"),
         "{msg}"
     );
 
-    // Distinct prefixes are fine.
-    let third = second.replace("glrt-abcXYZ", "glrt-zzzXYZ");
+    // Two `glrt-` tokens with the same first 8 characters do not collide.
+    let third = second.replace("glrt-t1_abcdefgh", "glrt-abcXYZ");
     let l = ok(&format!(
         "{}\n[[runners]]\n{third}{EXTRA_ENV}",
         clever("", "")
@@ -885,9 +884,47 @@ fn duplicate_unique_names_are_refused() {
     assert_eq!(l.config.runners.len(), 2);
     assert_eq!(
         l.config
-            .runner_by_unique_name("glrt-zzz")
+            .runner_by_unique_name("abcXYZ")
             .map(|r| r.name.as_str()),
         Some("r2")
+    );
+    // Their shared old identity `glrt-abc` designates neither.
+    assert!(l
+        .config
+        .runners
+        .iter()
+        .all(|r| r.legacy_unique_name.is_none()));
+
+    // An explicit `unique_name` settles a collision, and is checked.
+    let named = format!("{second}unique_name = \"second-runner\"\n");
+    let l = ok(&format!(
+        "{}\n[[runners]]\n{named}{EXTRA_ENV}",
+        clever("", "")
+    ));
+    let r2 = l.config.runner_by_unique_name("second-runner").expect("r2");
+    assert_eq!(r2.legacy_unique_name.as_deref(), Some("glrt-t1_"));
+    assert!(!r2.inner_runner_toml().contains("unique_name"));
+    let bad = format!("{second}unique_name = \"a b\"\n");
+    let e = err(&format!(
+        "{}\n[[runners]]\n{bad}{EXTRA_ENV}",
+        clever("", "")
+    ));
+    assert_problem(
+        &e,
+        "runners[1].unique_name",
+        "ASCII letters",
+        "bad unique_name",
+    );
+    let dup = format!("{second}unique_name = \"abcdefgh\"\n");
+    let e = err(&format!(
+        "{}\n[[runners]]\n{dup}{EXTRA_ENV}",
+        clever("", "")
+    ));
+    assert_problem(
+        &e,
+        "runners[1].unique_name",
+        "same unique name",
+        "dup unique_name",
     );
 }
 
@@ -989,10 +1026,10 @@ fn local_docker_host_sources() {
 // ---------------------------------------------------------------- misc
 
 #[test]
-fn unique_name_takes_eight_characters() {
+fn unique_name_takes_eight_characters_of_legacy_tokens() {
     let cases = [
         ("D3adNQYu8OCjkYDbwDaG", "D3adNQYu"),
-        ("glrt-t1_abcdef", "glrt-t1_"),
+        ("glrt-t1_abcdefghijk", "abcdefghi"),
         ("short", "short"),
         ("", ""),
         ("éééééééééé", "éééééééé"),
