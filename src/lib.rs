@@ -6,6 +6,7 @@
 //! command. See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod executors;

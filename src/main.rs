@@ -4,7 +4,8 @@
 //! Exit codes: 0 normal stop, 1 runtime failure, 2 configuration or usage
 //! error.
 
-use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
+use heptapod_paas_runner::cli::{self, CheckArgs, Command, RegisterArgs, RunArgs, UnregisterArgs};
+use heptapod_paas_runner::commands;
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::instance_lock::InstanceLock;
 use heptapod_paas_runner::register::{self, Given, Prompter};
@@ -12,12 +13,13 @@ use heptapod_paas_runner::{config, logging, signal, state_migration, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 fn main() {
     let command = cli::from_env();
     let log_args = command.log_args();
-    let level = match logging::parse_level(&log_args.logging_level) {
+    let level = match logging::parse_level(log_args.level()) {
         Ok(level) => level,
         Err(e) => {
             eprintln!("heptapod-paas-runner: {e}");
@@ -35,6 +37,10 @@ fn main() {
     let code = match command {
         Command::Run(args) => run(args, &logging.logger),
         Command::Register(args) => register(args),
+        Command::Check(args) => check(args, &logging.logger),
+        Command::Verify(args) => verify(&args.config, &logging.logger),
+        Command::List(args) => list(&args.config),
+        Command::Unregister(args) => unregister(args),
     };
     // Flush the asynchronous log drain before exiting.
     drop(logging);
@@ -203,4 +209,181 @@ fn register(args: RegisterArgs) -> i32 {
         register::next_steps(&answers.executor, &args.config, answers.new_file.is_some())
     );
     0
+}
+
+/// Loads the configuration for an operator command, printing its warnings;
+/// the exit code when invalid.
+fn load_for_command(path: &Path) -> Result<config::Config, i32> {
+    match config::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(loaded.config)
+        }
+        Err(e) => {
+            eprintln!("heptapod-paas-runner: {e}");
+            Err(e.exit_code())
+        }
+    }
+}
+
+fn check(args: CheckArgs, logger: &Logger) -> i32 {
+    let (text, code, loaded) = commands::check::offline(&args.config);
+    print!("{text}");
+    match loaded {
+        Some(loaded) if args.online => {
+            let system = actix_rt::System::new();
+            let rows = system.block_on(commands::verify::run(&loaded.config, logger));
+            print!("{}", commands::verify::render(&rows));
+            if commands::verify::all_ok(&rows) {
+                0
+            } else {
+                1
+            }
+        }
+        _ => code,
+    }
+}
+
+fn verify(path: &Path, logger: &Logger) -> i32 {
+    let config = match load_for_command(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let system = actix_rt::System::new();
+    let rows = system.block_on(commands::verify::run(&config, logger));
+    print!("{}", commands::verify::render(&rows));
+    if commands::verify::all_ok(&rows) {
+        0
+    } else {
+        1
+    }
+}
+
+fn list(path: &Path) -> i32 {
+    match load_for_command(path) {
+        Ok(config) => {
+            print!("{}", commands::list::render(&config));
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+fn unregister(args: UnregisterArgs) -> i32 {
+    use commands::unregister as un;
+    let config = match load_for_command(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let selected = match un::select(&config, args.name.as_deref(), args.all) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("heptapod-paas-runner unregister: {why}");
+            return 2;
+        }
+    };
+    // Never while a service runs with this file: it would keep polling
+    // with the removed runner, and its state names it.
+    let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
+        Some(Err(e)) => {
+            eprintln!("heptapod-paas-runner unregister: {e}");
+            return e.exit_code();
+        }
+        Some(Ok(lock)) => Some(lock),
+        None => None,
+    };
+    let text = match std::fs::read_to_string(&args.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "heptapod-paas-runner unregister: cannot read {}: {e}",
+                args.config.display()
+            );
+            return 2;
+        }
+    };
+    // Check the edit before any call: a file that cannot be edited safely
+    // is reported before a runner is deleted at its coordinator.
+    if let Err(e) = un::remove_sections(&text, &selected) {
+        eprintln!("heptapod-paas-runner unregister: {e}");
+        return 1;
+    }
+    let system = actix_rt::System::new();
+    let mut removed = Vec::new();
+    let mut failed = false;
+    for &i in &selected {
+        let Some(runner) = config.runners.get(i) else {
+            continue;
+        };
+        if runner.token.expose().starts_with("glrt-") {
+            println!(
+                "runners[{i}] ({:?}): created in GitLab (glrt- token): delete the runner in \
+                 GitLab's UI (Settings > CI/CD > Runners) or API; removing its section only",
+                runner.name
+            );
+            removed.push(i);
+            continue;
+        }
+        let outcome = match RunnersApi::new(&runner.url, Timeouts::default()) {
+            Ok(api) => system
+                .block_on(api.unregister(&runner.token, None))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                println!(
+                    "runners[{i}] ({:?}): unregistered from {}",
+                    runner.name, runner.url
+                );
+                removed.push(i);
+            }
+            Err(e) => {
+                eprintln!(
+                    "heptapod-paas-runner unregister: runners[{i}] ({:?}): {e}; section kept",
+                    runner.name
+                );
+                failed = true;
+            }
+        }
+    }
+    if !removed.is_empty() {
+        let edited = un::remove_sections(&text, &removed)
+            .map_err(|e| e.to_string())
+            .and_then(|t| un::rewrite(&args.config, &t).map_err(|e| e.to_string()));
+        if let Err(e) = edited {
+            eprintln!(
+                "heptapod-paas-runner unregister: cannot edit {}: {e}",
+                args.config.display()
+            );
+            return 1;
+        }
+        println!(
+            "removed {} section(s) from {}",
+            removed.len(),
+            args.config.display()
+        );
+        let reference = &config.quota_computation.reference_runner;
+        let reference_gone = removed
+            .iter()
+            .any(|&i| config.runners.get(i).is_some_and(|r| &r.name == reference));
+        let still_named = config
+            .runners
+            .iter()
+            .enumerate()
+            .any(|(i, r)| !removed.contains(&i) && &r.name == reference);
+        if reference_gone && !still_named {
+            eprintln!(
+                "warning: quota_computation.reference_runner = {reference:?} named a removed \
+                 runner: set it to a remaining runner's name before starting the service"
+            );
+        }
+    }
+    if failed {
+        1
+    } else {
+        0
+    }
 }

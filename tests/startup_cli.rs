@@ -6,11 +6,13 @@
 
 mod common;
 
-use common::{run_to_end, start_runner, stop_ok, tail, wait_until, E2e, STEP};
+use common::{assert_no_secret, run_to_end, start_runner, stop_ok, tail, wait_until, E2e, STEP};
 use paas_sim::clever::products::{DEFAULT_DOCKER_VERSION, HEPTAPOD_VARIANT_UUID};
-use paas_sim::world::WorldConfig;
+use paas_sim::coordinator::Endpoint;
+use paas_sim::world::{RunnerConfigOptions, WorldConfig};
 use serde_json::{json, Value};
 use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -166,4 +168,214 @@ fn state_and_apps_of_the_old_glrt_identity_are_still_this_runners() {
         Some(0),
         "{after}"
     );
+}
+
+fn two_runner_config(e: &E2e) -> std::path::PathBuf {
+    let path = e
+        .world
+        .write_runner_config(
+            e.dir.path(),
+            RunnerConfigOptions {
+                runners: 2,
+                ..common::options()
+            },
+        )
+        .expect("config");
+    // An operator's comment, which edits must keep.
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, format!("# operator comment: keep me\n{text}")).expect("write");
+    path
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    run_to_end(&args, LIMIT)
+}
+
+#[test]
+fn verify_checks_every_credential_and_fails_for_a_revoked_token() {
+    let e = E2e::start(WorldConfig::default());
+    let config = two_runner_config(&e);
+    let config_arg = config.display().to_string();
+    let (code, stdout, stderr) = run(&["verify", &config_arg]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    for needle in [
+        "runners[0] (sim-runner-1)",
+        "runners[1] (sim-runner-2)",
+        "coordinator token",
+        "trace-watch token",
+        "clever token",
+        "cc_default_flavor",
+        "cc_max_flavor",
+        "quota_computation.reference_flavor",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    // The system id is sent, as the service sends it.
+    let verifies = e.world.coordinator().requests_to(Endpoint::RunnerVerify);
+    assert_eq!(verifies.len(), 2, "{verifies:?}");
+    assert!(verifies
+        .iter()
+        .all(|r| r.body.contains("\"system_id\":\"r_")));
+
+    let token = e.world.runner_tokens()[1].clone();
+    assert!(e.world.coordinator().control().revoke_runner(&token));
+    let (code, stdout, stderr) = run(&["verify", &config_arg]);
+    assert_eq!(code, Some(1), "stdout {stdout}\nstderr {stderr}");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.contains("FAILED")).collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(failed[0].contains("runners[1]") && failed[0].contains("coordinator token"));
+    assert!(failed[0].contains("403"), "{stdout}");
+    for out in [&stdout, &stderr] {
+        assert_no_secret(&e.world, &format!("{out} "), &[]);
+    }
+}
+
+#[test]
+fn check_prints_every_error_with_the_warnings_and_list_shows_identities() {
+    let e = E2e::start(WorldConfig::default());
+    let config = two_runner_config(&e);
+    let config_arg = config.display().to_string();
+    let (code, stdout, stderr) = run(&["check", &config_arg]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    assert!(stdout.contains("valid (2 runner sections)"), "{stdout}");
+
+    // A typo: the error (cc_token missing) and the hint in one pass.
+    let text = std::fs::read_to_string(&config).expect("read");
+    let bad = e.dir.path().join("bad.toml");
+    std::fs::write(&bad, text.replacen("cc_token =", "cc_tokn =", 1)).expect("write");
+    let (code, stdout, stderr) = run(&["check", &bad.display().to_string()]);
+    assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
+    assert!(stdout.contains("`runners[0].cc_token`"), "{stdout}");
+    assert!(stdout.contains("did you mean `cc_token`?"), "{stdout}");
+
+    let (code, stdout, stderr) = run(&["check", "--online", &config_arg]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    assert!(stdout.contains("coordinator token"), "{stdout}");
+
+    let (code, stdout, stderr) = run(&["list", &config_arg]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    for token in e.world.runner_tokens().iter().take(2) {
+        let identity: String = token.chars().skip(5).take(9).collect();
+        assert!(
+            stdout.contains(&identity),
+            "{identity} not listed:\n{stdout}"
+        );
+        assert!(!stdout.contains(token.as_str()), "token listed");
+    }
+    assert!(
+        stdout.contains("clever-docker") && stdout.contains("max_flavor=L"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unregister_calls_the_coordinator_for_legacy_tokens_and_edits_the_file() {
+    let e = E2e::start(WorldConfig::default());
+    let config = two_runner_config(&e);
+    let config_arg = config.display().to_string();
+    // The second section gets a legacy token (registered the old way).
+    let legacy = "LegacyRunnerTok0123456789";
+    e.world.coordinator().add_runner_token(legacy);
+    let glrt = e.world.runner_tokens()[1].clone();
+    let text = std::fs::read_to_string(&config).expect("read");
+    std::fs::write(&config, text.replace(&glrt, legacy)).expect("write");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+
+    // Refused while a service holds the state file.
+    let mut service = start_runner(&config, &e.log("service.log"), &[]);
+    assert!(
+        wait_until(|| service.log().contains("service started"), LIMIT, STEP),
+        "{}",
+        tail(&service.log())
+    );
+    let (code, stdout, stderr) = run(&["unregister", &config_arg, "--name", "sim-runner-2"]);
+    assert_eq!(code, Some(1), "stdout {stdout}\nstderr {stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", service.pid())),
+        "{stderr}"
+    );
+    stop_ok(&mut service, LIMIT);
+    assert!(e
+        .world
+        .coordinator()
+        .runners()
+        .iter()
+        .any(|r| r.token == legacy));
+
+    let (code, stdout, stderr) = run(&["unregister", &config_arg, "--name", "sim-runner-2"]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    assert!(stdout.contains("unregistered"), "{stdout}");
+    let deletes = e.world.coordinator().requests_to(Endpoint::RunnerDelete);
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert!(!e
+        .world
+        .coordinator()
+        .runners()
+        .iter()
+        .any(|r| r.token == legacy));
+    let after = std::fs::read_to_string(&config).expect("read");
+    assert!(
+        after.starts_with("# operator comment: keep me\n"),
+        "{after}"
+    );
+    assert!(
+        !after.contains("sim-runner-2") && !after.contains(legacy),
+        "{after}"
+    );
+    assert!(after.contains("sim-runner-1"), "{after}");
+    assert_eq!(
+        std::fs::metadata(&config)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640,
+        "mode kept"
+    );
+    // What is left is still a valid configuration.
+    let (code, stdout, _) = run(&["check", &config_arg]);
+    assert_eq!(code, Some(0), "{stdout}");
+
+    // A glrt- runner: deleted in GitLab's UI, only the section goes; the
+    // reference runner's removal is warned about.
+    let (code, stdout, stderr) = run(&["unregister", &config_arg, "--all"]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    assert!(stdout.contains("GitLab's UI"), "{stdout}");
+    assert!(stderr.contains("reference_runner"), "{stderr}");
+    assert_eq!(
+        e.world
+            .coordinator()
+            .requests_to(Endpoint::RunnerDelete)
+            .len(),
+        1,
+        "no DELETE for a glrt- token"
+    );
+    let after = std::fs::read_to_string(&config).expect("read");
+    assert!(!after.contains("[[runners]]"), "{after}");
+    assert!(after.contains("[quota_computation]"), "{after}");
+
+    let (code, _, stderr) = run(&["unregister", &config_arg, "--name", "nope"]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn commands_have_help_and_unknown_words_get_the_closest_command() {
+    for command in ["run", "register", "check", "verify", "list", "unregister"] {
+        let (code, stdout, stderr) = run(&[command, "--help"]);
+        assert_eq!(code, Some(0), "{command}: {stderr}");
+        assert!(stdout.contains("USAGE"), "{command}: {stdout}");
+    }
+    let (code, _, stderr) = run(&["verfy", "c.toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no such command or file: `verfy`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `verify`?"), "{stderr}");
+    // A path keeps the seed form: read as `run`, the file is named.
+    let (code, _, stderr) = run(&["/nonexistent/runner.toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/runner.toml"), "{stderr}");
 }

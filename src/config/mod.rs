@@ -42,6 +42,12 @@ pub use settings::{
     TraceWatchConfig,
 };
 
+/// The candidate closest to `word` by edit distance, if close enough to be
+/// a plausible typo (for command words as for keys).
+pub fn closest_word<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    suggest::closest(word, candidates)
+}
+
 /// A validated configuration and the warnings found on the way.
 #[derive(Debug, Clone)]
 pub struct Loaded {

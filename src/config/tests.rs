@@ -646,6 +646,18 @@ fn upstream_global_keys_are_silent() {
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
 
+#[test]
+fn warnings_are_reported_with_the_errors() {
+    // `cc_tokn` is a typo: the error (no cc_token) and the hint together.
+    let e = err(&clever("", "").replace("cc_token =", "cc_tokn ="));
+    let text = e.to_string();
+    assert!(text.contains("cc_token"), "{text}");
+    assert!(
+        text.contains("did you mean `cc_token`"),
+        "hint hidden: {text}"
+    );
+}
+
 // ---------------------------------------------------------------- errors
 
 fn assert_problem(e: &ConfigError, key: &str, needle: &str, case: &str) {

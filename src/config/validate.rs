@@ -150,6 +150,7 @@ pub(crate) fn validate(doc: RawDocument, path: &Path, env: &Env) -> Result<Loade
             Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
+                warnings: ctx.warnings,
             })
         }
     }

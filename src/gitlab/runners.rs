@@ -218,6 +218,53 @@ impl RunnersApi {
     }
 }
 
+impl RunnersApi {
+    /// `GET /personal_access_tokens/self`: the scopes of a personal (or
+    /// administrator) access token, such as the trace-watch token.
+    pub async fn token_scopes(&self, token: &Secret) -> Result<Vec<String>, CoordinatorError> {
+        let url = format!("{}/personal_access_tokens/self", self.api);
+        let call = Call::new(
+            "token check",
+            Method::GET,
+            url.clone(),
+            self.http.timeouts.request,
+        )
+        .header("PRIVATE-TOKEN", token.expose());
+        let reply = self.http.call(call).await?;
+        let name = CallName {
+            what: "token check",
+            method: "GET",
+            url: &url,
+        };
+        let secrets = [token.expose()];
+        match reply.status {
+            200 => {
+                let v: Value = serde_json::from_slice(&reply.body).map_err(|e| {
+                    CoordinatorError::Unexpected {
+                        detail: format!("{name}: malformed answer: {e}"),
+                    }
+                })?;
+                Ok(v.get("scopes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default())
+            }
+            401 | 403 => Err(rejected(
+                name,
+                &reply,
+                &secrets,
+                "the token is invalid, expired or revoked",
+            )),
+            _ => Err(status_error(name, &reply, &secrets)),
+        }
+    }
+}
+
 /// True for `s_` or `r_` + 12 ASCII alphanumerics.
 fn valid_system_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("r_").or_else(|| s.strip_prefix("s_")) else {
