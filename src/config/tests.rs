@@ -638,12 +638,21 @@ fn warnings_name_key_and_suggest() {
 }
 
 #[test]
-fn upstream_global_keys_are_silent() {
+fn upstream_global_keys_are_said_to_be_ignored() {
     let l = ok(&clever(
-        "log_level = \"info\"\nshutdown_timeout = 30\n[session_server]\nsession_timeout = 1800\n",
+        "log_level = \"info\"\nlisten_address = \"127.0.0.1:9252\"\nshutdown_timeout = 30\n\
+         [session_server]\nsession_timeout = 1800\n",
         "",
     ));
-    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    for key in ["log_level", "listen_address", "session_server"] {
+        assert!(
+            l.warnings.iter().any(|w| w.contains(&format!("`{key}`"))
+                && w.contains("ignored: not used by heptapod-paas-runner")),
+            "{key}: {:?}",
+            l.warnings
+        );
+    }
+    assert!(!l.warnings.iter().any(|w| w.contains("shutdown_timeout")));
 }
 
 #[test]
@@ -655,6 +664,17 @@ fn warnings_are_reported_with_the_errors() {
     assert!(
         text.contains("did you mean `cc_token`"),
         "hint hidden: {text}"
+    );
+}
+
+#[test]
+fn unknown_reference_runner_repeats_the_name() {
+    let e = err(&clever("", "").replace("reference_runner = \"r1\"", "reference_runner = \"r9\""));
+    assert_problem(
+        &e,
+        "quota_computation.reference_runner",
+        "\"r9\"",
+        "name repeated",
     );
 }
 
@@ -696,7 +716,7 @@ fn invalid_configs_name_the_key() {
             "unknown reference runner",
             clever("", "").replace("reference_runner = \"r1\"", "reference_runner = \"nope\""),
             "quota_computation.reference_runner",
-            "no [[runners]] section has this name",
+            "no [[runners]] section is named \"nope\"",
         ),
         (
             "missing reference flavor",

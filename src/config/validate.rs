@@ -69,7 +69,9 @@ const GLOBAL_ALIASES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Upstream gitlab-runner global keys: legitimate in a shared file, unused here.
+/// Upstream gitlab-runner global keys: legitimate in a shared file, unused
+/// here (each gets an "ignored" warning, as `listen_address` does until it
+/// is served).
 const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
     "log_level",
     "log_format",
@@ -277,10 +279,18 @@ fn aliased<'k>(
 fn check_global_keys(top: &Section<'_>, ctx: &mut Ctx<'_>) {
     for key in top.table.keys() {
         let k = key.as_str();
-        if GLOBAL_KEYS.contains(&k)
-            || UPSTREAM_GLOBAL_KEYS.contains(&k)
-            || GLOBAL_ALIASES.iter().any(|(a, _)| *a == k)
-        {
+        if UPSTREAM_GLOBAL_KEYS.contains(&k) || k == "listen_address" {
+            // GitLab Runner keys: legitimate in a shared file, but an
+            // operator setting them expects an effect.
+            let how = match k {
+                "log_level" => " (use -l/--logging-level or --debug)",
+                "log_format" => " (use --log-format)",
+                _ => "",
+            };
+            ctx.warn(k, format!("ignored: not used by heptapod-paas-runner{how}"));
+            continue;
+        }
+        if GLOBAL_KEYS.contains(&k) || GLOBAL_ALIASES.iter().any(|(a, _)| *a == k) {
             continue;
         }
         if UNSUPPORTED_GLOBAL_KEYS.contains(&k) {
@@ -370,7 +380,7 @@ fn quota(top: &Section<'_>, names: &[&str], ctx: &mut Ctx<'_>) -> Option<QuotaCo
                 .join(", ");
             ctx.problem(
                 &sec.key_path("reference_runner"),
-                format!("no [[runners]] section has this name (expected one of: {known})"),
+                format!("no [[runners]] section is named {r:?} (expected one of: {known})"),
             );
         } else if names.iter().filter(|n| **n == r.as_str()).count() > 1 {
             ctx.warn(
