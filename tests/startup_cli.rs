@@ -7,6 +7,7 @@
 mod common;
 
 use common::{assert_no_secret, run_to_end, start_runner, stop_ok, tail, wait_until, E2e, STEP};
+use paas_sim::clever::faults::{Endpoint as CleverEndpoint, FaultCommand, FaultKind};
 use paas_sim::clever::products::{DEFAULT_DOCKER_VERSION, HEPTAPOD_VARIANT_UUID};
 use paas_sim::coordinator::Endpoint;
 use paas_sim::world::{RunnerConfigOptions, WorldConfig};
@@ -378,4 +379,116 @@ fn commands_have_help_and_unknown_words_get_the_closest_command() {
     let (code, _, stderr) = run(&["/nonexistent/runner.toml"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("/nonexistent/runner.toml"), "{stderr}");
+}
+
+/// Writes the world's configuration with `edit` applied to its first
+/// runner section.
+fn config_with(e: &E2e, name: &str, edit: impl FnOnce(&mut toml::Table)) -> std::path::PathBuf {
+    let mut table = e
+        .world
+        .runner_config_table(&e.state_file(), &common::options())
+        .expect("table");
+    let runner = table
+        .get_mut("runners")
+        .and_then(toml::Value::as_array_mut)
+        .and_then(|a| a.first_mut())
+        .and_then(toml::Value::as_table_mut)
+        .expect("a runner");
+    edit(runner);
+    let path = e.dir.path().join(name);
+    std::fs::write(&path, toml::to_string(&table).expect("TOML")).expect("write");
+    path
+}
+
+#[test]
+fn preflight_refuses_unknown_flavors_naming_the_key_and_the_value() {
+    let e = E2e::start(WorldConfig::default());
+    for (key, value) in [("cc_max_flavor", "XXL"), ("cc_default_flavor", "NOPE")] {
+        let config = config_with(&e, &format!("{key}.toml"), |r| {
+            r.insert(key.into(), value.into());
+        });
+        let (code, stdout, stderr) = run(&["run", &config.display().to_string()]);
+        assert_eq!(code, Some(2), "{key}: stdout {stdout}\nstderr {stderr}");
+        assert!(
+            stderr.contains(&format!("`runners[0].{key}`")),
+            "{key}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("\"{value}\"")),
+            "{key}: value not named: {stderr}"
+        );
+        assert!(
+            stderr.contains("available"),
+            "{key}: expected values not named: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn preflight_retries_a_transient_flavor_listing_failure() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(common::options(), &[]);
+    e.world.clever().control().fault(FaultCommand::FailNext {
+        endpoint: CleverEndpoint::ProductsFlavors,
+        count: 8,
+        fault: FaultKind::status(503),
+    });
+    let (code, stdout, stderr) = run(&["run", &config.display().to_string(), "--poll-cycles", "1"]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    assert!(stderr.contains("503"), "the outage is not logged: {stderr}");
+}
+
+#[test]
+fn preflight_refuses_a_local_docker_runner_without_engine_or_cli() {
+    let e = E2e::start(WorldConfig::default());
+    let local = |host: &str| {
+        let host = host.to_owned();
+        move |r: &mut toml::Table| {
+            r.retain(|k, _| !k.starts_with("cc_"));
+            r.insert("executor".into(), "local-docker".into());
+            r.insert("host".into(), host.into());
+        }
+    };
+    let socket = e.dir.path().join("no-engine.sock");
+    let host = format!("unix://{}", socket.display());
+    let config = config_with(&e, "local.toml", local(&host));
+    let (code, stdout, stderr) = run(&["run", &config.display().to_string()]);
+    assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
+    assert!(stderr.contains("`runners[0].host`"), "{stderr}");
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+
+    // The socket exists, but no `docker` command line is in PATH.
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", &config.display().to_string()])
+        .env("PATH", e.dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`runners[0].executor`"), "{stderr}");
+    assert!(
+        stderr.contains("`docker` command line is not installed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unwritable_state_directory_exits_2_naming_state_file() {
+    let e = E2e::start(WorldConfig::default());
+    // A file where the directory should be: no state can be written there.
+    let not_a_dir = e.dir.path().join("not-a-dir");
+    std::fs::write(&not_a_dir, "").expect("write");
+    let config = e.write_config(
+        common::options(),
+        &[(
+            "state_file",
+            not_a_dir.join("state.json").display().to_string().into(),
+        )],
+    );
+    let (code, stdout, stderr) = run(&["run", &config.display().to_string()]);
+    assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
+    assert!(stderr.contains("`state_file`"), "{stderr}");
+    assert!(stderr.contains("is not a directory"), "{stderr}");
 }

@@ -11,12 +11,9 @@ use crate::config::{Config, RunnerConfig, Tenancy};
 use crate::executors::clever::settings::CleverSettings;
 use crate::executors::clever::CleverExecutor;
 use crate::gitlab::{load_or_create_system_id, system_id_path, RunnersApi, Timeouts};
+use crate::preflight::docker_version;
 use paas_actors::ports::Paas;
 use slog::Logger;
-use std::time::Duration;
-
-/// How long `docker version` may take.
-const DOCKER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One check of one runner section.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,9 +113,10 @@ async fn check_runner(
         rows.extend(check_clever(config, runner, label, logger).await);
     }
     if let Some(ld) = &runner.local_docker {
-        rows.push(match docker_version(&ld.host).await {
+        let socket = std::path::Path::new(ld.socket_path());
+        rows.push(match docker_version(&ld.host, socket).await {
             Ok(v) => Row::new(label, "docker engine", Some(true), format!("server {v}")),
-            Err(e) => Row::new(label, "docker engine", Some(false), e),
+            Err(e) => Row::new(label, "docker engine", Some(false), e.to_string()),
         });
     }
     rows
@@ -192,40 +190,6 @@ async fn check_clever(
         });
     }
     rows
-}
-
-/// `docker -H HOST version`: the server version, or why not.
-pub async fn docker_version(host: &str) -> Result<String, String> {
-    let mut cmd = tokio::process::Command::new("docker");
-    cmd.arg("-H")
-        .arg(host)
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_CONTEXT")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = match tokio::time::timeout(DOCKER_TIMEOUT, cmd.output()).await {
-        Err(_) => {
-            return Err(format!(
-                "`docker -H {host} version` did not answer within {} s",
-                DOCKER_TIMEOUT.as_secs()
-            ))
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("the `docker` command line is not installed (not in PATH)".to_string())
-        }
-        Ok(Err(e)) => return Err(format!("cannot run `docker`: {e}")),
-        Ok(Ok(out)) => out,
-    };
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "the engine at {host} does not answer: {}",
-            stderr.trim().lines().last().unwrap_or("no message")
-        ))
-    }
 }
 
 /// The table printed by `verify`.
