@@ -149,8 +149,11 @@ pub struct RunArgs {
     pub log: LogArgs,
 }
 
-/// `register` options. Any value not given on the command line is asked
-/// for interactively (when standard input is a terminal).
+/// `register` options. Any value not given on the command line is taken
+/// from GitLab Runner's environment variables (`CI_SERVER_URL`,
+/// `REGISTRATION_TOKEN`, `CI_SERVER_TOKEN`, `RUNNER_NAME`,
+/// `RUNNER_EXECUTOR`), else asked for interactively (when standard input
+/// is a terminal; tokens are typed without echo).
 #[derive(Debug, StructOpt)]
 pub struct RegisterArgs {
     /// Path to the configuration file to append to (created if missing).
@@ -178,6 +181,15 @@ pub struct RegisterArgs {
     /// GitLab UI or API: verified, no registration (GitLab ≥ 15.10 flow).
     #[structopt(long = "token", parse(from_str = secret_arg))]
     pub token: Option<Secret>,
+
+    /// Reads the token (registration or `glrt-…`) from this file, so that
+    /// it does not appear in the process arguments.
+    #[structopt(
+        long = "token-file",
+        parse(from_os_str),
+        conflicts_with_all = &["token", "registration-token"]
+    )]
+    pub token_file: Option<PathBuf>,
 
     /// Executor of the new runner section.
     #[structopt(short = "e", long = "executor", possible_values = &["clever-docker", "local-docker"])]

@@ -9,7 +9,7 @@ mod common;
 use common::{assert_no_secret, run_to_end, start_runner, stop_ok, tail, wait_until, E2e, STEP};
 use paas_sim::clever::faults::{Endpoint as CleverEndpoint, FaultCommand, FaultKind};
 use paas_sim::clever::products::{DEFAULT_DOCKER_VERSION, HEPTAPOD_VARIANT_UUID};
-use paas_sim::coordinator::Endpoint;
+use paas_sim::coordinator::{CoordinatorConfig, Endpoint, FakeCoordinator};
 use paas_sim::world::{RunnerConfigOptions, WorldConfig};
 use serde_json::{json, Value};
 use std::ffi::OsStr;
@@ -491,4 +491,91 @@ fn an_unwritable_state_directory_exits_2_naming_state_file() {
     assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
     assert!(stderr.contains("`state_file`"), "{stderr}");
     assert!(stderr.contains("is not a directory"), "{stderr}");
+}
+
+/// Runs `register CONFIG --non-interactive` with `args` and `env`.
+fn register_with_env(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.arg("register")
+        .arg(config)
+        .args(args)
+        .arg("--non-interactive")
+        .stdin(std::process::Stdio::null());
+    for var in [
+        "CI_SERVER_URL",
+        "REGISTRATION_TOKEN",
+        "CI_SERVER_TOKEN",
+        "RUNNER_NAME",
+        "RUNNER_EXECUTOR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn register_reads_gitlab_runner_variables_and_a_token_file_and_refuses_a_duplicate() {
+    let token = "glrt-t1_registerEnvToken0123";
+    let coord = FakeCoordinator::start(CoordinatorConfig {
+        runner_tokens: vec![token.to_owned()],
+        ..CoordinatorConfig::default()
+    })
+    .expect("coordinator");
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "concurrent = 2\n").expect("write");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).expect("write");
+    let url = coord.url();
+    let token_file_arg = token_file.display().to_string();
+    let env = [
+        ("CI_SERVER_URL", url.as_str()),
+        ("RUNNER_NAME", "from-env"),
+        ("RUNNER_EXECUTOR", "clever-docker"),
+    ];
+    let (code, stdout, stderr) =
+        register_with_env(&config, &["--token-file", &token_file_arg], &env);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    let text = std::fs::read_to_string(&config).expect("read");
+    let parsed: toml::Table = toml::from_str(&text).expect("TOML");
+    let section = &parsed["runners"][0];
+    assert_eq!(section["name"].as_str(), Some("from-env"));
+    assert_eq!(section["url"].as_str(), Some(url.as_str()));
+    assert_eq!(section["token"].as_str(), Some(token));
+    // World-readable file: said so; a glrt- runner is not paused.
+    assert!(stderr.contains("mode 0644"), "{stderr}");
+    assert!(!stdout.contains("unpause"), "{stdout}");
+    assert!(!stdout.contains(token) && !stderr.contains(token));
+
+    // The same token again: refused, nothing written.
+    let (code, stdout, stderr) =
+        register_with_env(&config, &["--token-file", &token_file_arg], &env);
+    assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
+    assert!(stderr.contains("already uses this token"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&config).expect("read"), text);
+
+    // A bad URL: one message.
+    let (code, stdout, stderr) = register_with_env(
+        &config,
+        &["--token-file", &token_file_arg],
+        &[
+            ("CI_SERVER_URL", "not a url"),
+            ("RUNNER_NAME", "x"),
+            ("RUNNER_EXECUTOR", "clever-docker"),
+        ],
+    );
+    assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
+    let mentions = format!("{stdout}{stderr}").matches("not a URL").count();
+    assert_eq!(mentions, 1, "stdout {stdout}\nstderr {stderr}");
 }
