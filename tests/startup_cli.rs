@@ -198,6 +198,8 @@ fn verify_checks_every_credential_and_fails_for_a_revoked_token() {
     let e = E2e::start(WorldConfig::default());
     let config = two_runner_config(&e);
     let config_arg = config.display().to_string();
+    // The runner manager id a service created earlier.
+    std::fs::write(e.dir.path().join(".runner_system_id"), "r_abcdefABCDEF\n").expect("id");
     let (code, stdout, stderr) = run(&["verify", &config_arg]);
     assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
     for needle in [
@@ -218,7 +220,7 @@ fn verify_checks_every_credential_and_fails_for_a_revoked_token() {
     assert_eq!(verifies.len(), 2, "{verifies:?}");
     assert!(verifies
         .iter()
-        .all(|r| r.body.contains("\"system_id\":\"r_")));
+        .all(|r| r.body.contains("\"system_id\":\"r_abcdefABCDEF\"")));
 
     let token = e.world.runner_tokens()[1].clone();
     assert!(e.world.coordinator().control().revoke_runner(&token));

@@ -1,6 +1,6 @@
 //! `verify CONFIG` (and `check --online`): for each runner section, the
 //! coordinator token (`POST /runners/verify`, with the runner's
-//! `system_id`), the trace-watch token (`GET /personal_access_tokens/self`:
+//! `system_id` when the service has created one), the trace-watch token (`GET /personal_access_tokens/self`:
 //! `api` or `read_api` scope), the Clever token (listing the
 //! organisation's applications) and every configured flavor; for
 //! local-docker, the engine (`docker version`). Prints one line per check.
@@ -10,7 +10,7 @@ use super::table;
 use crate::config::{Config, RunnerConfig, Tenancy};
 use crate::executors::clever::settings::CleverSettings;
 use crate::executors::clever::CleverExecutor;
-use crate::gitlab::{load_or_create_system_id, system_id_path, RunnersApi, Timeouts};
+use crate::gitlab::{system_id_path, RunnersApi, Timeouts};
 use crate::preflight::docker_version;
 use paas_actors::ports::Paas;
 use slog::Logger;
@@ -41,17 +41,16 @@ impl Row {
 
 /// Runs every check of every runner section.
 pub async fn run(config: &Config, logger: &Logger) -> Vec<Row> {
-    // The runner manager id the service sends; only read or created when
-    // the state directory exists (verify does not create directories).
+    // The runner manager id the service sends, when it has one: never
+    // created here (run as another user, the file would not be readable by
+    // the service).
     let system_id = config
         .state_file
         .as_deref()
         .map(system_id_path)
-        .filter(|p| {
-            p.parent()
-                .is_some_and(|d| d.as_os_str().is_empty() || d.is_dir())
-        })
-        .and_then(|p| load_or_create_system_id(&p).ok());
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|id| id.trim().to_string())
+        .filter(|id| id.starts_with("r_") || id.starts_with("s_"));
     let mut rows = Vec::new();
     for (i, runner) in config.runners.iter().enumerate() {
         let label = format!("runners[{i}] ({})", runner.name);
