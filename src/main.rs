@@ -1,5 +1,6 @@
 //! `heptapod-paas-runner`: thin entry point. Parses the command line, sets
-//! up logging, and runs `run` or `register`.
+//! up logging, and runs `run`, `register` or an operator command
+//! (`commands`).
 //!
 //! Exit codes: 0 normal stop, 1 runtime failure, 2 configuration or usage
 //! error.
@@ -337,118 +338,8 @@ fn list(path: &Path) -> i32 {
 }
 
 fn unregister(args: UnregisterArgs) -> i32 {
-    use commands::unregister as un;
-    let config = match load_for_command(&args.config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let selected = match un::select(&config, args.name.as_deref(), args.all) {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("heptapod-paas-runner unregister: {why}");
-            return 2;
-        }
-    };
-    // Never while a service runs with this file: it would keep polling
-    // with the removed runner, and its state names it.
-    let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
-        Some(Err(e)) => {
-            eprintln!("heptapod-paas-runner unregister: {e}");
-            return e.exit_code();
-        }
-        Some(Ok(lock)) => Some(lock),
-        None => None,
-    };
-    let text = match std::fs::read_to_string(&args.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "heptapod-paas-runner unregister: cannot read {}: {e}",
-                args.config.display()
-            );
-            return 2;
-        }
-    };
-    // Check the edit before any call: a file that cannot be edited safely
-    // is reported before a runner is deleted at its coordinator.
-    if let Err(e) = un::remove_sections(&text, &selected) {
-        eprintln!("heptapod-paas-runner unregister: {e}");
-        return 1;
-    }
-    let system = actix_rt::System::new();
-    let mut removed = Vec::new();
-    let mut failed = false;
-    for &i in &selected {
-        let Some(runner) = config.runners.get(i) else {
-            continue;
-        };
-        if runner.token.expose().starts_with("glrt-") {
-            println!(
-                "runners[{i}] ({:?}): created in GitLab (glrt- token): delete the runner in \
-                 GitLab's UI (Settings > CI/CD > Runners) or API; removing its section only",
-                runner.name
-            );
-            removed.push(i);
-            continue;
-        }
-        let outcome = match RunnersApi::new(&runner.url, Timeouts::default()) {
-            Ok(api) => system
-                .block_on(api.unregister(&runner.token, None))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            Ok(()) => {
-                println!(
-                    "runners[{i}] ({:?}): unregistered from {}",
-                    runner.name, runner.url
-                );
-                removed.push(i);
-            }
-            Err(e) => {
-                eprintln!(
-                    "heptapod-paas-runner unregister: runners[{i}] ({:?}): {e}; section kept",
-                    runner.name
-                );
-                failed = true;
-            }
-        }
-    }
-    if !removed.is_empty() {
-        let edited = un::remove_sections(&text, &removed)
-            .map_err(|e| e.to_string())
-            .and_then(|t| un::rewrite(&args.config, &t).map_err(|e| e.to_string()));
-        if let Err(e) = edited {
-            eprintln!(
-                "heptapod-paas-runner unregister: cannot edit {}: {e}",
-                args.config.display()
-            );
-            return 1;
-        }
-        println!(
-            "removed {} section(s) from {}",
-            removed.len(),
-            args.config.display()
-        );
-        let reference = &config.quota_computation.reference_runner;
-        let reference_gone = removed
-            .iter()
-            .any(|&i| config.runners.get(i).is_some_and(|r| &r.name == reference));
-        let still_named = config
-            .runners
-            .iter()
-            .enumerate()
-            .any(|(i, r)| !removed.contains(&i) && &r.name == reference);
-        if reference_gone && !still_named {
-            eprintln!(
-                "warning: quota_computation.reference_runner = {reference:?} named a removed \
-                 runner: set it to a remaining runner's name before starting the service"
-            );
-        }
-    }
-    if failed {
-        1
-    } else {
-        0
+    match load_for_command(&args.config) {
+        Ok(config) => commands::unregister::run(&config, &args),
+        Err(code) => code,
     }
 }

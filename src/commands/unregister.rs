@@ -6,7 +6,10 @@
 //! keeps its mode and owner. Refused while a service holds the state
 //! file's lock.
 
+use crate::cli::UnregisterArgs;
 use crate::config::Config;
+use crate::gitlab::{RunnersApi, Timeouts};
+use crate::instance_lock::InstanceLock;
 use std::path::Path;
 
 /// Why the sections could not be cut out of the file's text.
@@ -153,6 +156,121 @@ pub fn rewrite(path: &Path, text: &str) -> std::io::Result<()> {
     // Only root may give a file away; for anyone else the owner is already theirs.
     let _ = std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()));
     Ok(())
+}
+
+/// The whole `unregister` command on a loaded configuration; returns the
+/// exit code (0 done, 1 a coordinator call or the edit failed, 2 no such
+/// section or unreadable file).
+pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
+    let selected = match select(config, args.name.as_deref(), args.all) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("heptapod-paas-runner unregister: {why}");
+            return 2;
+        }
+    };
+    // Never while a service runs with this file: it would keep polling
+    // with the removed runner, and its state names it.
+    let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
+        Some(Err(e)) => {
+            eprintln!("heptapod-paas-runner unregister: {e}");
+            return e.exit_code();
+        }
+        Some(Ok(lock)) => Some(lock),
+        None => None,
+    };
+    let text = match std::fs::read_to_string(&args.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "heptapod-paas-runner unregister: cannot read {}: {e}",
+                args.config.display()
+            );
+            return 2;
+        }
+    };
+    // Check the edit before any call: a file that cannot be edited safely
+    // is reported before a runner is deleted at its coordinator.
+    if let Err(e) = remove_sections(&text, &selected) {
+        eprintln!("heptapod-paas-runner unregister: {e}");
+        return 1;
+    }
+    let system = actix_rt::System::new();
+    let mut removed = Vec::new();
+    let mut failed = false;
+    for &i in &selected {
+        let Some(runner) = config.runners.get(i) else {
+            continue;
+        };
+        if runner.token.expose().starts_with("glrt-") {
+            println!(
+                "runners[{i}] ({:?}): created in GitLab (glrt- token): delete the runner in \
+                 GitLab's UI (Settings > CI/CD > Runners) or API; removing its section only",
+                runner.name
+            );
+            removed.push(i);
+            continue;
+        }
+        let outcome = match RunnersApi::new(&runner.url, Timeouts::default()) {
+            Ok(api) => system
+                .block_on(api.unregister(&runner.token, None))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                println!(
+                    "runners[{i}] ({:?}): unregistered from {}",
+                    runner.name, runner.url
+                );
+                removed.push(i);
+            }
+            Err(e) => {
+                eprintln!(
+                    "heptapod-paas-runner unregister: runners[{i}] ({:?}): {e}; section kept",
+                    runner.name
+                );
+                failed = true;
+            }
+        }
+    }
+    if !removed.is_empty() {
+        let edited = remove_sections(&text, &removed)
+            .map_err(|e| e.to_string())
+            .and_then(|t| rewrite(&args.config, &t).map_err(|e| e.to_string()));
+        if let Err(e) = edited {
+            eprintln!(
+                "heptapod-paas-runner unregister: cannot edit {}: {e}",
+                args.config.display()
+            );
+            return 1;
+        }
+        println!(
+            "removed {} section(s) from {}",
+            removed.len(),
+            args.config.display()
+        );
+        let reference = &config.quota_computation.reference_runner;
+        let reference_gone = removed
+            .iter()
+            .any(|&i| config.runners.get(i).is_some_and(|r| &r.name == reference));
+        let still_named = config
+            .runners
+            .iter()
+            .enumerate()
+            .any(|(i, r)| !removed.contains(&i) && &r.name == reference);
+        if reference_gone && !still_named {
+            eprintln!(
+                "warning: quota_computation.reference_runner = {reference:?} named a removed \
+                 runner: set it to a remaining runner's name before starting the service"
+            );
+        }
+    }
+    if failed {
+        1
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
