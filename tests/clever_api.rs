@@ -359,7 +359,7 @@ async fn single_org_create_and_prepare() {
         ex.min_requestable_weight().await,
         Ok(weight_of_mem_mib(32768))
     );
-    assert_eq!(ex.resource_name(&j), "hpd-job-D3adNQYu-275833");
+    assert_eq!(ex.resource_name(j.id), "hpd-job-D3adNQYu-275833");
 
     let created = ex.create(&j).await.expect("create");
     assert_eq!(created.name, "hpd-job-D3adNQYu-275833");

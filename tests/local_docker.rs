@@ -108,9 +108,9 @@ async fn jobs_build_run_report_and_vanish() {
     );
     let ids = [ok_job.id, failing_job.id, half_run_job.id];
     let names = [
-        exec.resource_name(&ok_job),
-        exec.resource_name(&failing_job),
-        exec.resource_name(&half_run_job),
+        exec.resource_name(ok_job.id),
+        exec.resource_name(failing_job.id),
+        exec.resource_name(half_run_job.id),
     ];
     let _cleanup = Cleanup {
         host: host.clone(),
@@ -128,7 +128,7 @@ async fn jobs_build_run_report_and_vanish() {
     let mut launched = Vec::new();
     for j in [&ok_job, &failing_job, &half_run_job] {
         let created = exec.create(j).await.expect("create");
-        assert_eq!(created.name, exec.resource_name(j));
+        assert_eq!(created.name, exec.resource_name(j.id));
         assert!(
             !image_exists(&host, &created.id),
             "create must not make anything on the engine"
@@ -275,7 +275,7 @@ async fn jobs_are_read_back_from_the_container_or_the_image() {
     let nothing = offline_job(32);
     let names: Vec<String> = [&running, &built, &nothing]
         .iter()
-        .map(|j| exec.resource_name(j))
+        .map(|j| exec.resource_name(j.id))
         .collect();
     let _cleanup = Cleanup {
         host: host.clone(),
@@ -389,7 +389,7 @@ async fn build_failure_carries_the_engine_message() {
     let j = offline_job(8);
     let _cleanup = Cleanup {
         host: host.clone(),
-        names: vec![exec.resource_name(&j)],
+        names: vec![exec.resource_name(j.id)],
         prefixes: Vec::new(),
     };
     let created = exec.create(&j).await.expect("create");

@@ -7,8 +7,10 @@
 //! attempts end on drain, leaving the resource in `to_decommission` for the
 //! next process.
 
+use crate::job_ctx::JobCtx;
+use crate::messages::{DecommissionStopped, ResourceDecommissioned, TaskEnded};
 use crate::ports::Resource;
-use crate::supervisor::{DecommissionStopped, JobCtx, ResourceDecommissioned, TaskEnded};
+use crate::shutdown::OpSubject;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -44,7 +46,10 @@ impl Actor for Decommissioner {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.jc.supervisor.do_send(TaskEnded { key: self.jc.key });
+        self.jc
+            .supervisor
+            .task_ended
+            .do_send(TaskEnded { key: self.jc.key });
     }
 }
 
@@ -54,13 +59,17 @@ async fn decommission(mut jc: JobCtx, resource: Resource, backoff: (Duration, Du
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        let op = jc.ops.begin(jc.runner_name.clone(), key, "decommission");
+        let op = jc
+            .ops
+            .begin(jc.runner_name.clone(), OpSubject::Job(key), "decommission");
         let res = jc.paas.decommission(&resource).await;
         drop(op);
         match res {
             Ok(()) => {
                 slog::info!(jc.logger, "resource decommissioned"; "app" => &resource.id);
-                jc.supervisor.do_send(ResourceDecommissioned { key });
+                jc.supervisor
+                    .decommissioned
+                    .do_send(ResourceDecommissioned { key });
                 return;
             }
             Err(e) => {
@@ -70,9 +79,64 @@ async fn decommission(mut jc: JobCtx, resource: Resource, backoff: (Duration, Du
             }
         }
         if jc.interrupts.sleep(delay).await.is_some() {
-            jc.supervisor.do_send(DecommissionStopped { key });
+            jc.supervisor
+                .decommission_stopped
+                .do_send(DecommissionStopped { key });
             return;
         }
         delay = (delay * 2).min(backoff.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // The `testing` feature is on in every test build (dev-dependency).
+    use super::*;
+    use crate::job_ctx::stub::{Event, Harness};
+    use crate::ports::PaasError;
+    use crate::testing::{job, FakeCoordinator, FakePaas, Step, World};
+
+    const STEP: Duration = Duration::from_secs(1);
+
+    fn resource() -> Resource {
+        Resource {
+            id: "app-1".into(),
+            name: "hpd-job-r-1".into(),
+            weight: 1.0,
+            launched: true,
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn retries_until_the_resource_is_gone() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.fail(Step::Decommission, [PaasError::transient("delete", "503")]);
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        Decommissioner::new(jc, resource(), (STEP, STEP * 4)).start();
+        assert!(h.until_ended(STEP, 20).await);
+        assert_eq!(paas.calls(Step::Decommission), 2);
+        assert_eq!(h.events(), vec![Event::Decommissioned, Event::TaskEnded]);
+    }
+
+    #[actix_rt::test]
+    async fn the_drain_ends_the_retries() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.fail(Step::Decommission, [PaasError::transient("delete", "503")]);
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        let _ = h.drain.send(true);
+        Decommissioner::new(jc, resource(), (STEP, STEP * 4)).start();
+        assert!(h.until_ended(STEP, 20).await);
+        assert_eq!(paas.calls(Step::Decommission), 1);
+        assert_eq!(
+            h.events(),
+            vec![Event::DecommissionStopped, Event::TaskEnded]
+        );
     }
 }

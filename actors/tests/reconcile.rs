@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
+use paas_actors::messages::Reconcile;
 use paas_actors::ports::{PaasError, Resource};
-use paas_actors::supervisor::Reconcile;
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use serde_json::json;
 use std::cell::Cell;
@@ -118,7 +118,7 @@ async fn unknown_resources_whose_job_is_over_or_unreadable_are_decommissioned() 
     let mut svc = start(no_periodic(10.0), &[&r], &store).await;
     assert!(svc.until(SEC, 60, |s| s.completed == 2).await);
     assert_eq!(world.live_count(), 0);
-    assert_eq!(svc.stats().await.orphans_decommissioned, 2);
+    assert_eq!(svc.stats().await.unknown_decommissioned, 2);
     assert_eq!(on_disk.get(), 2, "to_decommission on disk before delete");
     assert_eq!(svc.stats().await.used_weight, 0.0);
     let logs = svc.logs.text();
@@ -214,7 +214,7 @@ async fn resources_created_while_a_listing_travels_are_not_forgotten() {
     let mut svc = start(settings, &[&r], &store).await;
     assert!(svc.until(SEC, 30, |s| s.reconcile_passes >= 5).await);
     let s = svc.stats().await;
-    assert_eq!((s.adopted, s.orphans_decommissioned, s.vanished), (0, 0, 0));
+    assert_eq!((s.adopted, s.unknown_decommissioned, s.vanished), (0, 0, 0));
     assert_eq!(world.state().created, 1);
     assert_eq!(world.live_count(), 1);
     svc.stop().await;

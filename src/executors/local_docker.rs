@@ -692,15 +692,15 @@ impl Paas for LocalDocker {
         Box::pin(async { Ok(JOB_WEIGHT) })
     }
 
-    fn resource_name(&self, job: &Job) -> String {
-        resource_name(&self.settings.unique_name, job.id)
+    fn resource_name(&self, job_id: i64) -> String {
+        resource_name(&self.settings.unique_name, job_id)
     }
 
     fn create<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Resource, PaasError>> {
         Box::pin(async move {
             // Nothing is made on the engine here: the image is built by
             // `prepare`, once the supervisor has recorded the name.
-            let name = Paas::resource_name(self, job);
+            let name = Paas::resource_name(self, job.id);
             check_name(&name).map_err(|e| e.into_paas("create"))?;
             Ok(self.resource(name, false))
         })

@@ -4,10 +4,10 @@
 
 use paas_actors::ports::Weight;
 use paas_actors::service::{start_service, RunningService};
-use paas_actors::supervisor::{GetStats, Stats};
 use paas_actors::testing::{
     capture_logger, FakeCoordinator, FakePaas, LogCapture, MemoryStore, SharedMemoryStore, World,
 };
+use paas_actors::testing::{GetStats, Stats};
 use paas_actors::{service_control, ExitReport, RunnerPorts, RunnerSettings, ServiceError};
 use paas_actors::{ServiceHandle, SupervisorSettings};
 use std::rc::Rc;
@@ -39,7 +39,7 @@ pub fn settings(quota: Weight) -> SupervisorSettings {
 pub struct Service {
     pub handle: ServiceHandle,
     pub running: Option<RunningService>,
-    pub supervisor: actix::Addr<paas_actors::supervisor::Supervisor>,
+    pub supervisor: actix::Addr<paas_actors::Supervisor>,
     pub logs: LogCapture,
 }
 
@@ -87,8 +87,12 @@ pub async fn start(
 }
 
 impl Service {
+    /// The supervisor's counters; panics (fails the test) if it stopped.
     pub async fn stats(&self) -> Stats {
-        self.supervisor.send(GetStats).await.unwrap_or_default()
+        match self.supervisor.send(GetStats).await {
+            Ok(stats) => stats,
+            Err(e) => panic!("supervisor unreachable: {e}"),
+        }
     }
 
     pub async fn phase_count(&self, phase: &str) -> usize {

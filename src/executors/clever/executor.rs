@@ -769,8 +769,8 @@ impl Paas for CleverExecutor {
         Box::pin(async move { Ok(self.job_flavor(job).await?.weight()) })
     }
 
-    fn resource_name(&self, job: &Job) -> String {
-        self.settings.app_name(job.id)
+    fn resource_name(&self, job_id: i64) -> String {
+        self.settings.app_name(job_id)
     }
 
     fn create<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Resource, PaasError>> {
