@@ -1,34 +1,34 @@
 //! The decommissioner: one per resource to delete.
 //!
-//! It deletes the resource, retrying with exponential back-off (bounded
-//! delay; attempts go on while the service runs, because giving up would
-//! leak a billed resource). A resource already gone counts as success (the
+//! It deletes the resource, retrying with a jittered exponential back-off
+//! ([`crate::backoff`]; bounded delay; attempts go on while the service
+//! runs, because giving up would leak a billed resource). A resource already gone counts as success (the
 //! port says so). The delete call is uninterruptible; the waits between
 //! attempts end on drain, leaving the resource in `to_decommission` for the
 //! next process.
 
+use crate::backoff::Backoff;
 use crate::job_ctx::JobCtx;
 use crate::messages::{DecommissionStopped, ResourceDecommissioned, TaskEnded};
 use crate::ports::Resource;
 use crate::shutdown::OpSubject;
 use actix::prelude::*;
-use std::time::Duration;
 
 /// Deletes one resource (see the module documentation).
 pub struct Decommissioner {
     jc: JobCtx,
     resource: Option<Resource>,
-    backoff: (Duration, Duration),
+    backoff: Option<Backoff>,
 }
 
 impl Decommissioner {
-    /// A decommissioner for `resource`, retrying after `backoff.0`, doubling
-    /// up to `backoff.1`.
-    pub(crate) fn new(jc: JobCtx, resource: Resource, backoff: (Duration, Duration)) -> Self {
+    /// A decommissioner for `resource`, waiting per `backoff` between
+    /// attempts.
+    pub(crate) fn new(jc: JobCtx, resource: Resource, backoff: Backoff) -> Self {
         Decommissioner {
             jc,
             resource: Some(resource),
-            backoff,
+            backoff: Some(backoff),
         }
     }
 }
@@ -37,8 +37,8 @@ impl Actor for Decommissioner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(resource) = self.resource.take() {
-            let fut = decommission(self.jc.clone(), resource, self.backoff);
+        if let (Some(resource), Some(backoff)) = (self.resource.take(), self.backoff.take()) {
+            let fut = decommission(self.jc.clone(), resource, backoff);
             ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
         } else {
             ctx.stop();
@@ -53,9 +53,8 @@ impl Actor for Decommissioner {
     }
 }
 
-async fn decommission(mut jc: JobCtx, resource: Resource, backoff: (Duration, Duration)) {
+async fn decommission(mut jc: JobCtx, resource: Resource, mut backoff: Backoff) {
     let key = jc.key;
-    let mut delay = backoff.0;
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
@@ -64,6 +63,7 @@ async fn decommission(mut jc: JobCtx, resource: Resource, backoff: (Duration, Du
             .begin(jc.runner_name.clone(), OpSubject::Job(key), "decommission");
         let res = jc.paas.decommission(&resource).await;
         drop(op);
+        let delay = backoff.next_delay();
         match res {
             Ok(()) => {
                 slog::info!(jc.logger, "resource decommissioned"; "app" => &resource.id);
@@ -84,7 +84,6 @@ async fn decommission(mut jc: JobCtx, resource: Resource, backoff: (Duration, Du
                 .do_send(DecommissionStopped { key });
             return;
         }
-        delay = (delay * 2).min(backoff.1);
     }
 }
 
@@ -92,11 +91,17 @@ async fn decommission(mut jc: JobCtx, resource: Resource, backoff: (Duration, Du
 mod tests {
     // The `testing` feature is on in every test build (dev-dependency).
     use super::*;
+    use crate::backoff::BackoffPolicy;
     use crate::job_ctx::stub::{Event, Harness};
     use crate::ports::PaasError;
     use crate::testing::{job, FakeCoordinator, FakePaas, Step, World};
+    use std::time::Duration;
 
     const STEP: Duration = Duration::from_secs(1);
+
+    fn policy() -> Backoff {
+        Backoff::seeded(BackoffPolicy::new(STEP, STEP * 4), 1)
+    }
 
     fn resource() -> Resource {
         Resource {
@@ -116,7 +121,7 @@ mod tests {
         paas.fail(Step::Decommission, [PaasError::transient("delete", "503")]);
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
-        Decommissioner::new(jc, resource(), (STEP, STEP * 4)).start();
+        Decommissioner::new(jc, resource(), policy()).start();
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::Decommission), 2);
         assert_eq!(h.events(), vec![Event::Decommissioned, Event::TaskEnded]);
@@ -131,7 +136,7 @@ mod tests {
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
         let _ = h.drain.send(true);
-        Decommissioner::new(jc, resource(), (STEP, STEP * 4)).start();
+        Decommissioner::new(jc, resource(), policy()).start();
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::Decommission), 1);
         assert_eq!(

@@ -22,6 +22,7 @@
 //! report the job failed (`script_failure`, exit code 103), a bounded number
 //! of attempts apart; the waits end on drain, leaving the job pending.
 
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::job_ctx::{JobCtx, SupervisorLink};
 use crate::mailbox::answer;
 use crate::messages::{
@@ -42,10 +43,20 @@ use std::time::Duration;
 pub(crate) struct Retry {
     /// Attempts per call, the first included (at least 1).
     pub attempts: u32,
-    /// Delay before the first retry, doubled each time.
-    pub first: Duration,
-    /// Largest delay.
-    pub max: Duration,
+    /// The delays between attempts.
+    pub policy: BackoffPolicy,
+    /// Seed of the delays' jitter (`None`: from the clock).
+    pub seed: Option<u64>,
+}
+
+impl Retry {
+    /// A fresh back-off for one call's attempts.
+    fn backoff(&self) -> Backoff {
+        match self.seed {
+            Some(seed) => Backoff::seeded(self.policy, seed),
+            None => Backoff::new(self.policy),
+        }
+    }
 }
 
 /// Launches one job (see the module documentation).
@@ -118,7 +129,7 @@ async fn call_retrying<'p, T>(
     step: &'static str,
     call: impl Fn() -> PortFuture<'p, Result<T, PaasError>>,
 ) -> Result<T, CallEnd> {
-    let mut delay = retry.first;
+    let mut backoff = retry.backoff();
     let attempts = retry.attempts.max(1);
     let mut attempt = 1;
     loop {
@@ -127,6 +138,7 @@ async fn call_retrying<'p, T>(
             .begin(jc.runner_name.clone(), OpSubject::Job(jc.key), step);
         let out = call().await;
         drop(op);
+        let delay = backoff.next_delay();
         match out {
             Ok(v) => return Ok(v),
             Err(e) if e.is_transient() && attempt < attempts => {
@@ -139,7 +151,6 @@ async fn call_retrying<'p, T>(
         if let Some(i) = jc.interrupts.sleep(delay).await {
             return Err(CallEnd::Stopped(i));
         }
-        delay = (delay * 2).min(retry.max);
         attempt += 1;
     }
 }
@@ -290,7 +301,7 @@ async fn create_resource(
     grace: Duration,
     name: &str,
 ) -> Result<Resource, CallEnd> {
-    let mut delay = retry.first;
+    let mut backoff = retry.backoff();
     let attempts = retry.attempts.max(1);
     let mut attempt = 1;
     loop {
@@ -310,6 +321,7 @@ async fn create_resource(
                 None => Err(CallEnd::Failed(e)),
             };
         }
+        let delay = backoff.next_delay();
         slog::warn!(jc.logger, "transient PAAS error; retrying (the failed create may \
                                 have taken effect: looking for the resource by name first)";
                     "attempt" => attempt, "attempts" => attempts,
@@ -322,7 +334,6 @@ async fn create_resource(
             Ok(None) => {}
             Err(e) => return Err(CallEnd::Failed(e)),
         }
-        delay = (delay * 2).min(retry.max);
         attempt += 1;
     }
 }
@@ -495,8 +506,8 @@ mod tests {
 
     const RETRY: Retry = Retry {
         attempts: 2,
-        first: Duration::from_secs(1),
-        max: Duration::from_secs(2),
+        policy: BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(2)),
+        seed: Some(1),
     };
     const STEP: Duration = Duration::from_secs(1);
 

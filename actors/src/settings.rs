@@ -2,6 +2,7 @@
 //! global [`SupervisorSettings`]. The defaults are written here, once; the
 //! wiring (root crate) fills them from the configuration.
 
+use crate::backoff::{BackoffPolicy, Jitter};
 use crate::ports::Weight;
 use std::time::Duration;
 
@@ -78,6 +79,16 @@ pub struct SupervisorSettings {
     /// Seed of the retry back-offs' jitter; `None` (production) seeds them
     /// from the clock, tests fix it to get the same delays every run.
     pub backoff_seed: Option<u64>,
+}
+
+impl SupervisorSettings {
+    /// The retry delays of the coordinator polls, PAAS calls and deletes:
+    /// from `backoff_min` doubling up to `backoff_max`, with equal jitter
+    /// (each delay in `[ceiling / 2, ceiling]`) so that several runner
+    /// hosts do not retry in lock-step.
+    pub fn retry_policy(&self) -> BackoffPolicy {
+        BackoffPolicy::new(self.backoff_min, self.backoff_max).with_jitter(Jitter::Equal)
+    }
 }
 
 impl Default for SupervisorSettings {

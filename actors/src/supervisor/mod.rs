@@ -35,7 +35,7 @@ use self::persistence::Waiter;
 use self::poll_slot::PollSlot;
 use self::stats::Counters;
 use self::write_queue::WriteQueue;
-use crate::backoff::{BackoffPolicy, Jitter};
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::decommissioner::Decommissioner;
 use crate::job::{after_use, transition, JobEvent, Phase};
 use crate::job_ctx::{JobCtx, SupervisorLink};
@@ -180,8 +180,7 @@ impl Supervisor {
         // One back-off per runner's poll slot: jitter (equal: never much
         // shorter than nominal) spreads the retries of several runner hosts
         // after a coordinator outage.
-        let policy = BackoffPolicy::new(settings.backoff_min, settings.backoff_max)
-            .with_jitter(Jitter::Equal);
+        let policy = settings.retry_policy();
         for (i, r) in runners.iter_mut().enumerate() {
             let seed = settings.backoff_seed.map(|s| s.wrapping_add(i as u64));
             r.poll = PollSlot::new(policy, seed);

@@ -55,8 +55,8 @@ impl Supervisor {
             .flatten();
         let retry = Retry {
             attempts: self.settings.launch_attempts,
-            first: self.settings.backoff_min,
-            max: self.settings.backoff_max,
+            policy: self.settings.retry_policy(),
+            seed: self.backoff_seed(key),
         };
         if let Some(jc) = self.job_ctx(key, true, "launching") {
             Launcher::new(jc, resource, resume, retry, self.settings.creating_grace).start();
@@ -106,7 +106,11 @@ impl Supervisor {
         let Some(resource) = self.jobs.get(&key).and_then(|e| e.resource.clone()) else {
             return;
         };
-        let backoff = (self.settings.backoff_min, self.settings.backoff_max);
+        let policy = self.settings.retry_policy();
+        let backoff = match self.backoff_seed(key) {
+            Some(seed) => Backoff::seeded(policy, seed),
+            None => Backoff::new(policy),
+        };
         if let Some(jc) = self.job_ctx(key, false, "decommissioning") {
             Decommissioner::new(jc, resource, backoff).start();
         }
@@ -126,5 +130,12 @@ impl Supervisor {
             Phase::Reported => self.dispose(key, !self.settings.decommission_launch_failures, ctx),
             Phase::Started | Phase::Gone => {}
         }
+    }
+
+    /// The seed of a job's retry delays: `backoff_seed` and the job, or
+    /// `None` (from the clock) when no seed is set.
+    fn backoff_seed(&self, key: JobKey) -> Option<u64> {
+        let salt = ((key.runner as u64) << 48) ^ (key.job_id as u64);
+        self.settings.backoff_seed.map(|s| s ^ salt)
     }
 }

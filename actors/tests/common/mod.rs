@@ -32,6 +32,8 @@ pub fn runner(world: &Rc<World>, name: &str, max_weight: Weight) -> Runner {
 pub fn settings(quota: Weight) -> SupervisorSettings {
     SupervisorSettings {
         quota,
+        // The same retry delays every run.
+        backoff_seed: Some(1),
         ..SupervisorSettings::default()
     }
 }
