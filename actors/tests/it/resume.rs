@@ -1,9 +1,7 @@
 //! Loading Python-format state files (fixtures written by hand from the
 //! format) and resuming every phase where it stopped.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paas_actors::ports::Resource;
 use paas_actors::state::StateError;
 use paas_actors::testing::{job, MemoryStore, Step, World};

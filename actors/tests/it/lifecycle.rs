@@ -1,9 +1,7 @@
 //! Actor tests of the job lifecycle, quota, failures and coordinator
 //! trouble, with in-memory ports and paused tokio time.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paas_actors::ports::{CoordinatorError, FailureReason, PaasError, LAUNCH_FAILURE_EXIT_CODE};
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use std::time::Duration;

@@ -1,8 +1,6 @@
 //! Graceful and forced shutdown in every phase, and what the snapshot holds.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paas_actors::ports::{CoordinatorError, PaasError};
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! latencies and limits, neither the ledger nor the live PAAS resources ever
 //! exceed the quota, and every job a runner may take eventually completes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use proptest::prelude::*;
 use std::time::Duration;

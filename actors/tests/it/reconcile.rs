@@ -1,9 +1,7 @@
 //! Reconciliation of the state with the PAAS (start-up and periodic
 //! passes), and the write-ahead guarantees it relies on.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paas_actors::messages::Reconcile;
 use paas_actors::ports::{PaasError, Resource};
 use paas_actors::testing::{job, MemoryStore, Step, World};
