@@ -218,3 +218,175 @@ async fn resolve(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // The `testing` feature is on in every test build (dev-dependency).
+    use super::*;
+    use crate::secret::Secret;
+    use crate::testing::{null_logger, FakePaas, World};
+    use proptest::prelude::*;
+    use serde_json::json;
+    use std::rc::Rc;
+
+    /// What the file keeps of an entry (the rest is the supervisor's).
+    type Kept = (
+        Phase,
+        String,
+        Value,
+        f64,
+        u64,
+        Option<(String, String, f64, bool, Value)>,
+        Option<String>,
+        Option<String>,
+        bool,
+    );
+
+    fn kept(e: &JobEntry) -> Kept {
+        (
+            e.phase,
+            e.job.token.expose().to_string(),
+            (*e.job.payload).clone(),
+            e.expected_weight,
+            e.trace_offset,
+            e.resource.as_ref().map(|r| {
+                (
+                    r.id.clone(),
+                    r.name.clone(),
+                    r.weight,
+                    r.launched,
+                    r.detail.clone(),
+                )
+            }),
+            e.resource_name.clone(),
+            e.failure.clone(),
+            e.trace_appended,
+        )
+    }
+
+    /// An entry in a phase the file records as such, with what that phase
+    /// has (a resource, a `creating` name, a failure).
+    fn entry(job_id: i64, phase_pick: u8, weight: u8, offset: u64, appended: bool) -> JobEntry {
+        let resource = |launched| Resource {
+            id: format!("app-{job_id}"),
+            name: format!("hpd-job-r-{job_id}"),
+            weight: f64::from(weight) / 4.0,
+            launched,
+            detail: json!({ "job_id": job_id }),
+        };
+        let payload = Arc::new(json!({"id": job_id, "job_info": {"project_id": 9}}));
+        let (phase, payload) = match phase_pick % 7 {
+            0 => (Phase::Acquired, payload),
+            1 => (Phase::Provisioning, payload),
+            2 => (Phase::Provisioned, payload),
+            3 => (Phase::Launched, payload),
+            4 => (Phase::LaunchFailed, payload),
+            5 => (Phase::Started, Arc::new(Value::Null)),
+            _ => (Phase::Decommissioning, Arc::new(Value::Null)),
+        };
+        let job = Job::from_handle(job_id, Secret::new(format!("tok-{job_id}")), payload);
+        let mut e = JobEntry::new(job, phase, f64::from(weight) / 2.0);
+        e.trace_offset = offset;
+        match phase {
+            Phase::Provisioning => e.resource_name = Some(format!("hpd-job-r-{job_id}")),
+            Phase::Provisioned => e.resource = Some(resource(false)),
+            Phase::Launched | Phase::Started | Phase::Decommissioning => {
+                e.resource = Some(resource(true))
+            }
+            Phase::LaunchFailed => {
+                e.failure = Some(format!("failure of {job_id}"));
+                e.trace_appended = appended;
+                if appended {
+                    e.resource = Some(resource(false));
+                }
+            }
+            _ => {}
+        }
+        e
+    }
+
+    fn round_trip(
+        jobs: &BTreeMap<JobKey, JobEntry>,
+        unloaded: &Unloaded,
+    ) -> (Snapshot, BTreeMap<JobKey, JobEntry>, Unloaded) {
+        let world = World::new();
+        let paas: Vec<Rc<FakePaas>> = vec![
+            FakePaas::new(world.clone(), "ra", 1.0),
+            FakePaas::new(world, "rb", 1.0),
+        ];
+        let refs = [
+            RunnerRef {
+                name: "ra",
+                paas: &*paas[0],
+            },
+            RunnerRef {
+                name: "rb",
+                paas: &*paas[1],
+            },
+        ];
+        let records = to_records(jobs, &refs, unloaded, Vec::new());
+        // Through the file format, as a write and a load would.
+        let bytes = serde_json::to_vec(&records).expect("serialize");
+        let read: Snapshot = serde_json::from_slice(&bytes).expect("deserialize");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let (table, kept_aside) = rt.block_on(load(read, &refs, &null_logger()));
+        (records, table, kept_aside)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_job_table_survives_the_state_file(
+            picks in proptest::collection::btree_map(
+                (0usize..2, 1i64..500),
+                (any::<u8>(), 1u8..16, 0u64..10_000, any::<bool>()),
+                0..24,
+            )
+        ) {
+            let jobs: BTreeMap<JobKey, JobEntry> = picks
+                .iter()
+                .map(|(&(runner, job_id), &(phase, weight, offset, appended))| {
+                    (JobKey { runner, job_id }, entry(job_id, phase, weight, offset, appended))
+                })
+                .collect();
+            let (_, table, kept_aside) = round_trip(&jobs, &Unloaded::default());
+            prop_assert_eq!(&kept_aside, &Unloaded::default());
+            let before: Vec<_> = jobs.iter().map(|(k, e)| (*k, kept(e))).collect();
+            let after: Vec<_> = table.iter().map(|(k, e)| (*k, kept(e))).collect();
+            prop_assert_eq!(before, after);
+        }
+    }
+
+    #[test]
+    fn records_of_an_unknown_runner_are_written_back_untouched() {
+        let handle = HandleRecord {
+            runner_name: "gone".into(),
+            job_id: 3,
+            token: Secret::new("t"),
+            trace_offset: 5,
+            expected_weight: 1.0,
+            paas_resource: Some(json!({"app_id": "app-3", "name": "hpd-job-gone-3"})),
+        };
+        let unloaded = Unloaded {
+            launched: vec![handle.clone()],
+            pending: vec![PendingRecord {
+                handle: HandleRecord {
+                    job_id: 4,
+                    ..handle.clone()
+                },
+                job_data: Arc::new(json!({"id": 4})),
+            }],
+            to_decommission: vec![HandleRecord {
+                job_id: 5,
+                ..handle
+            }],
+        };
+        let (records, table, kept_aside) = round_trip(&BTreeMap::new(), &unloaded);
+        assert!(table.is_empty());
+        assert_eq!(kept_aside, unloaded);
+        assert_eq!(records.len(), 3);
+    }
+}
