@@ -281,7 +281,7 @@ async fn check_runners_can_poll(
             * runner
                 .quota_max_fraction
                 .min(config.quota_computation.allowed_fraction_per_runner);
-        let needed = match b.ports.paas.min_requestable_weight().await {
+        let needed = match b.ports.paas.max_job_weight().await {
             Ok(w) => w,
             Err(e) => {
                 // Not fatal: the supervisor retries; only a sure mismatch is refused.

@@ -355,10 +355,7 @@ async fn single_org_create_and_prepare() {
     let j = job(275833, &[("CI_CLEVER_CLOUD_FLAVOR", "L")]);
 
     assert_eq!(ex.expected_weight(&j).await, Ok(weight_of_mem_mib(12288)));
-    assert_eq!(
-        ex.min_requestable_weight().await,
-        Ok(weight_of_mem_mib(32768))
-    );
+    assert_eq!(ex.max_job_weight().await, Ok(weight_of_mem_mib(32768)));
     assert_eq!(ex.resource_name(j.id), "hpd-job-D3adNQYu-275833");
 
     let created = ex.create(&j).await.expect("create");
@@ -396,10 +393,7 @@ async fn user_flavor_errors_are_permanent_and_list_the_choices() {
     let mut s = h.single();
     s.max_flavor = Some("L".into());
     let ex = h.executor(s);
-    assert_eq!(
-        ex.min_requestable_weight().await,
-        Ok(weight_of_mem_mib(12288))
-    );
+    assert_eq!(ex.max_job_weight().await, Ok(weight_of_mem_mib(12288)));
     for (flavor, part) in [
         (
             "XXL",
@@ -493,7 +487,7 @@ async fn stale_instance_version_is_refreshed_and_create_sent_again() {
     let h = Harness::start().await;
     let ex = h.executor(h.single());
     // Warm the cache, then rotate the version server-side.
-    ex.min_requestable_weight().await.expect("flavors");
+    ex.max_job_weight().await.expect("flavors");
     ex.create(&job(1, &[])).await.expect("first create");
     h.with(|m| m.version = "20240101".into());
     let r = ex
@@ -590,10 +584,7 @@ async fn gets_are_retried_on_429_and_503_but_not_forever() {
     let ex = h.executor(h.single());
     h.inject("flavors", Inject::Status(429, json!({}), Some(0)));
     h.inject("flavors", Inject::Status(503, json!("<html>"), None));
-    assert_eq!(
-        ex.min_requestable_weight().await,
-        Ok(weight_of_mem_mib(32768))
-    );
+    assert_eq!(ex.max_job_weight().await, Ok(weight_of_mem_mib(32768)));
     assert_eq!(h.count("GET", "/products/flavors"), 3);
 
     let h2 = Harness::start().await;
@@ -601,7 +592,7 @@ async fn gets_are_retried_on_429_and_503_but_not_forever() {
     for _ in 0..5 {
         h2.inject("flavors", Inject::Status(502, json!("bad gateway"), None));
     }
-    let e = ex2.min_requestable_weight().await.expect_err("exhausted");
+    let e = ex2.max_job_weight().await.expect_err("exhausted");
     assert_eq!(e.class, PaasErrorClass::Transient);
     assert_eq!(h2.count("GET", "/products/flavors"), 3, "max_attempts");
     // A 401 on an organisation call is permanent and not retried.

@@ -97,7 +97,7 @@ impl Handler<GetMaxJobWeight> for Poller {
 
     fn handle(&mut self, _: GetMaxJobWeight, _: &mut Context<Self>) -> Self::Result {
         let paas = self.paas.clone();
-        Box::pin(async move { paas.min_requestable_weight().await })
+        Box::pin(async move { paas.max_job_weight().await })
     }
 }
 

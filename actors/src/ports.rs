@@ -310,9 +310,9 @@ impl PaasError {
 /// something exist; once it returns, the resource is recorded before
 /// `prepare` and `launch` run.
 pub trait Paas {
-    /// Weight of the largest job this runner may acquire: the supervisor
-    /// reserves it before polling.
-    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>>;
+    /// The max job weight: weight of the largest job this runner may
+    /// acquire. The supervisor reserves it before polling.
+    fn max_job_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>>;
 
     /// Weight the job's resource will have (from its flavor variable). A
     /// user error (unknown flavor, above the maximum) is a permanent error

@@ -382,7 +382,7 @@ impl FakePaas {
 }
 
 impl Paas for FakePaas {
-    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
+    fn max_job_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
         Box::pin(async move { Ok(self.max_weight) })
     }
 

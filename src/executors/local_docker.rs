@@ -684,7 +684,7 @@ fn bounded_tail(text: &str) -> String {
 }
 
 impl Paas for LocalDocker {
-    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
+    fn max_job_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
         Box::pin(async { Ok(JOB_WEIGHT) })
     }
 

@@ -35,8 +35,7 @@
 
 use super::api::{Application, CleverApi, CleverError, CreateApp, Deleted, OrgAuth};
 use super::flavors::{
-    min_requestable_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError,
-    FLAVOR_VARIABLE,
+    max_job_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError, FLAVOR_VARIABLE,
 };
 use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
@@ -749,14 +748,14 @@ impl CleverExecutor {
 }
 
 impl Paas for CleverExecutor {
-    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
+    fn max_job_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
         Box::pin(async move {
             let catalog = self
                 .products
                 .catalog(&self.api)
                 .await
                 .map_err(product_error)?;
-            min_requestable_weight(
+            max_job_weight(
                 &catalog,
                 self.settings.max_flavor.as_deref(),
                 self.products.prefix(),

@@ -1,7 +1,7 @@
 //! Flavors and the Docker instance version: selection, weights, cache.
 //!
 //! The pure part ([`FlavorCatalog`], [`select_flavor`],
-//! [`min_requestable_weight`], [`pick_docker_version`]) is plain functions
+//! [`max_job_weight`], [`pick_docker_version`]) is plain functions
 //! tested without I/O. [`ProductCache`] keeps the catalog and the Docker
 //! version for a TTL (one hour, like the reference) and is invalidated by
 //! the executor when a create fails in a way that suggests they changed.
@@ -192,7 +192,7 @@ pub fn select_flavor<'c>(
 
 /// Weight of the largest job the runner may take: the weight of `max`
 /// when set, else of the largest available flavor.
-pub fn min_requestable_weight(
+pub fn max_job_weight(
     catalog: &FlavorCatalog,
     max: Option<&str>,
     prefix: &str,
@@ -414,23 +414,20 @@ mod tests {
     }
 
     #[test]
-    fn min_requestable_weight_is_max_flavor_else_largest() {
+    fn max_job_weight_is_max_flavor_else_largest() {
         let c = catalog();
         let p = "heptapod-runner-";
         assert_eq!(
-            min_requestable_weight(&c, Some("L"), p),
+            max_job_weight(&c, Some("L"), p),
             Ok(weight_of_mem_mib(12288))
         );
-        assert_eq!(
-            min_requestable_weight(&c, None, p),
-            Ok(weight_of_mem_mib(32768))
-        );
+        assert_eq!(max_job_weight(&c, None, p), Ok(weight_of_mem_mib(32768)));
         assert!(matches!(
-            min_requestable_weight(&c, Some("nope"), p),
+            max_job_weight(&c, Some("nope"), p),
             Err(FlavorError::MaxUnknown { .. })
         ));
         assert!(matches!(
-            min_requestable_weight(&FlavorCatalog::default(), None, p),
+            max_job_weight(&FlavorCatalog::default(), None, p),
             Err(FlavorError::NoFlavor { .. })
         ));
     }
