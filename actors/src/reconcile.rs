@@ -95,7 +95,7 @@ pub enum Identified {
     /// The job is over at the coordinator: decommission the resource.
     Finished(Job),
     /// No job can be read back from the resource (never launched, or the
-    /// executor cannot read it): an orphan, decommission it.
+    /// executor cannot read it): nobody needs it, decommission it.
     NoJob,
     /// Reading the job or asking the coordinator failed: decide at the next
     /// pass.

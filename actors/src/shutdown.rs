@@ -1,6 +1,7 @@
 //! Graceful and forced shutdown.
 //!
-//! Steps of a graceful stop (see ARCHITECTURE.md):
+//! Steps of a graceful stop (the protocol is described in `actors/README.md`,
+//! "Shutdown / restart protocol"):
 //! 1. [`BeginShutdown`] reaches the [`Shutdown`] actor (first SIGTERM/SIGINT,
 //!    or the poll-cycle budget is spent); it starts the drain deadline and
 //!    sends `Drain` to the supervisor.

@@ -96,7 +96,7 @@ async fn unknown_resources_whose_job_is_over_or_unreadable_are_decommissioned() 
         .borrow_mut()
         .insert("hpd-job-ra-8".into(), job(8, &[]));
     world.finish_job(8);
-    // Write-ahead for orphans too: on disk in `to_decommission` before the
+    // Write-ahead for unknown resources too: on disk in `to_decommission` before the
     // delete call.
     let store = MemoryStore::new();
     let on_disk = Rc::new(Cell::new(0u32));
