@@ -15,6 +15,7 @@
 //!    a forced snapshot at once, listing the operations still in flight
 //!    ([`OpRegistry`]) as `uncertain`.
 
+use crate::mailbox::answer;
 use crate::quota::JobKey;
 use crate::state::UncertainRecord;
 use actix::prelude::*;
@@ -327,13 +328,13 @@ impl Handler<ForceStop> for Shutdown {
             self.finish(ExitReport::unknown("supervisor not started"), ctx);
             return;
         };
+        let log = self.logger.clone();
         ctx.wait(
-            async move { sup.send(ForcedSnapshot).await }
+            async move { answer(sup.send(ForcedSnapshot), "supervisor", &log).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
-                    let report = res.unwrap_or_else(|e| {
-                        ExitReport::unknown(format!("supervisor unreachable: {e}"))
-                    });
+                    let report =
+                        res.unwrap_or_else(|| ExitReport::unknown("supervisor unreachable"));
                     act.finish(report, ctx);
                 }),
         );

@@ -16,6 +16,12 @@
 //! at start-up and every `reconcile_interval`, per runner, it has the
 //! poller list the resources, adopts or decommissions the ones the state
 //! does not know, and forgets the entries whose resource vanished.
+//!
+//! One actor, its code split by concern: this file holds the struct, `new`,
+//! `started` and the handlers, each dispatching to the file of its concern
+//! (`lifecycle`, `spawn`, `polling`, `progress`, `persistence`,
+//! `reconciliation`, `drain`, `stats`). The hidden state machines are pure
+//! types with their own tests: [`write_queue`] and [`poll_slot`].
 
 mod drain;
 mod lifecycle;
