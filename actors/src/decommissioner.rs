@@ -7,7 +7,7 @@
 //! attempts end on drain, leaving the resource in `to_decommission` for the
 //! next process.
 
-use crate::backoff::Backoff;
+use crate::backoff::LazyBackoff;
 use crate::job_ctx::JobCtx;
 use crate::messages::{DecommissionStopped, ResourceDecommissioned, TaskEnded};
 use crate::ports::Resource;
@@ -18,13 +18,13 @@ use actix::prelude::*;
 pub struct Decommissioner {
     jc: JobCtx,
     resource: Option<Resource>,
-    backoff: Option<Backoff>,
+    backoff: Option<LazyBackoff>,
 }
 
 impl Decommissioner {
     /// A decommissioner for `resource`, waiting per `backoff` between
     /// attempts.
-    pub(crate) fn new(jc: JobCtx, resource: Resource, backoff: Backoff) -> Self {
+    pub(crate) fn new(jc: JobCtx, resource: Resource, backoff: LazyBackoff) -> Self {
         Decommissioner {
             jc,
             resource: Some(resource),
@@ -53,7 +53,7 @@ impl Actor for Decommissioner {
     }
 }
 
-async fn decommission(mut jc: JobCtx, resource: Resource, mut backoff: Backoff) {
+async fn decommission(mut jc: JobCtx, resource: Resource, mut backoff: LazyBackoff) {
     let key = jc.key;
     let mut attempt: u32 = 0;
     loop {
@@ -63,8 +63,7 @@ async fn decommission(mut jc: JobCtx, resource: Resource, mut backoff: Backoff) 
             .begin(jc.runner_name.clone(), OpSubject::Job(key), "decommission");
         let res = jc.paas.decommission(&resource).await;
         drop(op);
-        let delay = backoff.next_delay();
-        match res {
+        let delay = match res {
             Ok(()) => {
                 slog::info!(jc.logger, "resource decommissioned"; "app" => &resource.id);
                 jc.supervisor
@@ -73,11 +72,13 @@ async fn decommission(mut jc: JobCtx, resource: Resource, mut backoff: Backoff) 
                 return;
             }
             Err(e) => {
+                let delay = backoff.next_delay();
                 slog::error!(jc.logger, "could not decommission the resource";
                              "app" => &resource.id, "attempt" => attempt, "error" => %e,
                              "retry_in_s" => delay.as_secs_f64());
+                delay
             }
-        }
+        };
         if jc.interrupts.sleep(delay).await.is_some() {
             jc.supervisor
                 .decommission_stopped
@@ -99,8 +100,8 @@ mod tests {
 
     const STEP: Duration = Duration::from_secs(1);
 
-    fn policy() -> Backoff {
-        Backoff::seeded(BackoffPolicy::new(STEP, STEP * 4), 1)
+    fn policy() -> LazyBackoff {
+        LazyBackoff::new(BackoffPolicy::new(STEP, STEP * 4), Some(1))
     }
 
     fn resource() -> Resource {

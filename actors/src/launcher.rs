@@ -22,7 +22,7 @@
 //! report the job failed (`script_failure`, exit code 103), a bounded number
 //! of attempts apart; the waits end on drain, leaving the job pending.
 
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::{BackoffPolicy, LazyBackoff};
 use crate::job_ctx::{JobCtx, SupervisorLink};
 use crate::mailbox::answer;
 use crate::messages::{
@@ -51,11 +51,8 @@ pub(crate) struct Retry {
 
 impl Retry {
     /// A fresh back-off for one call's attempts.
-    fn backoff(&self) -> Backoff {
-        match self.seed {
-            Some(seed) => Backoff::seeded(self.policy, seed),
-            None => Backoff::new(self.policy),
-        }
+    fn backoff(&self) -> LazyBackoff {
+        LazyBackoff::new(self.policy, self.seed)
     }
 }
 
@@ -138,16 +135,17 @@ async fn call_retrying<'p, T>(
             .begin(jc.runner_name.clone(), OpSubject::Job(jc.key), step);
         let out = call().await;
         drop(op);
-        let delay = backoff.next_delay();
-        match out {
+        let delay = match out {
             Ok(v) => return Ok(v),
             Err(e) if e.is_transient() && attempt < attempts => {
+                let delay = backoff.next_delay();
                 slog::warn!(jc.logger, "transient PAAS error; retrying";
                             "step" => step, "attempt" => attempt, "attempts" => attempts,
                             "error" => %e, "retry_in_s" => delay.as_secs_f64());
+                delay
             }
             Err(e) => return Err(CallEnd::Failed(e)),
-        }
+        };
         if let Some(i) = jc.interrupts.sleep(delay).await {
             return Err(CallEnd::Stopped(i));
         }

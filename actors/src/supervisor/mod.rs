@@ -41,7 +41,7 @@ use self::persistence::Waiter;
 use self::poll_slot::PollSlot;
 use self::stats::Counters;
 use self::write_queue::WriteQueue;
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::{BackoffPolicy, LazyBackoff};
 use crate::decommissioner::Decommissioner;
 use crate::job::{after_use, transition, JobEvent, Phase};
 use crate::job_ctx::{JobCtx, SupervisorLink};

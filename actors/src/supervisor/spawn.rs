@@ -107,10 +107,7 @@ impl Supervisor {
             return;
         };
         let policy = self.settings.retry_policy();
-        let backoff = match self.backoff_seed(key) {
-            Some(seed) => Backoff::seeded(policy, seed),
-            None => Backoff::new(policy),
-        };
+        let backoff = LazyBackoff::new(policy, self.backoff_seed(key));
         if let Some(jc) = self.job_ctx(key, false, "decommissioning") {
             Decommissioner::new(jc, resource, backoff).start();
         }

@@ -152,6 +152,9 @@ impl<W> WriteQueue<W> {
     }
 
     fn take_waiters(&mut self, upto: u64) -> Vec<W> {
+        if self.waiters.is_empty() {
+            return Vec::new();
+        }
         let (done, left) = std::mem::take(&mut self.waiters)
             .into_iter()
             .partition(|(gen, _)| *gen <= upto);
