@@ -37,7 +37,9 @@ impl Supervisor {
             "acquired" => c.acquired, "completed" => c.completed,
             "launch_failures" => c.launch_failures, "reconcile_passes" => c.reconcile_passes,
             "adopted" => c.adopted, "unknown_decommissioned" => c.unknown_decommissioned,
-            "vanished" => c.vanished);
+            "vanished" => c.vanished, "state_writes" => self.persist.count(),
+            "last_write_ms" => self.persist.last_duration().as_secs_f64() * 1000.0,
+            "last_snapshot_build_ms" => self.persist.last_build().as_secs_f64() * 1000.0);
         for (key, e) in &self.jobs {
             let log = self.job_log(*key);
             let weight = self.ledger.weight_of(*key).map_or(0.0, |(w, _)| w);
