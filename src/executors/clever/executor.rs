@@ -18,7 +18,7 @@
 //! Reconciliation reads a job back from an application the state does not
 //! know (`recover_job`): `job.json` from `master` of the app's deployment
 //! repository (`deployment.httpUrl`), fetched in the blocking pool as
-//! `cc_auth_user` with the organisation's token (`git_fetch`). No `master`,
+//! `cc_auth_user` with the organisation's token (`git::fetch`). No `master`,
 //! no repository (its state is not `CREATED`: nothing was ever pushed), or
 //! a `job.json` that is not a job payload: `Ok(None)`, the app holds no job
 //! this runner can ask about. Network trouble is transient, like a push's.
@@ -42,8 +42,8 @@ use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
-use crate::git_fetch::fetch_job_json;
-use crate::git_push::{push_context, PushOutcome, RemoteError};
+use crate::git::fetch::fetch_job_json;
+use crate::git::push::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
@@ -365,7 +365,7 @@ impl CleverExecutor {
         let step = self.settings.deployment_repo_wait_step;
         let timeout = self.settings.deployment_repo_timeout;
         // A huge configured timeout must not overflow the clock.
-        let deadline = Instant::now() + timeout.min(crate::git_push::MAX_TIMEOUT);
+        let deadline = Instant::now() + timeout.min(crate::git::push::MAX_TIMEOUT);
         let mut last: String;
         loop {
             // Each GET retries by itself: bound it by what is left of the

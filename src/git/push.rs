@@ -33,7 +33,7 @@
 //!
 //! The isolation, credential, deadline and error-classification machinery
 //! (`Session`, `isolated_bare_repository`, [`RemoteError`]) is shared with
-//! [`crate::git_fetch`], which reads `job.json` back from a deployment
+//! [`crate::git::fetch`], which reads `job.json` back from a deployment
 //! repository.
 
 use crate::deploy::BuildContext;
@@ -82,7 +82,7 @@ pub enum PushOutcome {
 }
 
 /// Why an exchange with a deployment repository (a push, or the fetch of
-/// `git_fetch`) failed. URLs are shown without userinfo, query or fragment;
+/// `git::fetch`) failed. URLs are shown without userinfo, query or fragment;
 /// the password never appears.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
@@ -269,7 +269,7 @@ fn push(
 }
 
 /// One exchange with a deployment repository (a push, or the fetch of
-/// `git_fetch`): the remote, the credentials offered through the callback,
+/// `git::fetch`): the remote, the credentials offered through the callback,
 /// and the deadline every callback checks. Owned, so that it can move to
 /// the thread that talks to the remote.
 pub(crate) struct Session {

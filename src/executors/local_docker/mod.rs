@@ -43,7 +43,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::deploy::{BuildContext, CONFIG_DIR};
-use crate::git_fetch::MAX_JOB_FILE_BYTES;
+use crate::git::fetch::MAX_JOB_FILE_BYTES;
 
 /// Weight of every local-docker job: there are no flavors.
 pub const JOB_WEIGHT: Weight = 1.0;
