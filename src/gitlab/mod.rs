@@ -17,6 +17,7 @@ mod attributes;
 mod client;
 mod errors;
 mod jobs;
+mod reply;
 mod runners;
 mod trace;
 
