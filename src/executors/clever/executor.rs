@@ -42,8 +42,8 @@ use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
-use crate::git::fetch::fetch_job_json;
-use crate::git::push::{push_context, PushOutcome, RemoteError};
+use crate::git::fetch_job_json;
+use crate::git::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
@@ -365,7 +365,7 @@ impl CleverExecutor {
         let step = self.settings.deployment_repo_wait_step;
         let timeout = self.settings.deployment_repo_timeout;
         // A huge configured timeout must not overflow the clock.
-        let deadline = Instant::now() + timeout.min(crate::git::push::MAX_TIMEOUT);
+        let deadline = Instant::now() + timeout.min(crate::git::MAX_TIMEOUT);
         let mut last: String;
         loop {
             // Each GET retries by itself: bound it by what is left of the
