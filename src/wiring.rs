@@ -7,9 +7,8 @@
 //! system (awc clients are bound to it).
 
 use crate::config::{Config, ExecutorKind, RunnerConfig};
-use crate::executors::clever::settings::CleverSettings;
-use crate::executors::clever::{CleverExecutor, GroupAttributes};
-use crate::executors::local_docker::{LocalDocker, LocalDockerSettings, LocalDockerTimeouts};
+use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
+use crate::executors::local_docker::LocalDocker;
 use crate::gitlab::{
     load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
 };
@@ -148,7 +147,7 @@ fn build_runner(
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
     if let Some(clever) = &runner.clever {
-        if let crate::config::Tenancy::Multi {
+        if let Tenancy::Multi {
             attributes_token, ..
         } = &clever.tenancy
         {
@@ -162,7 +161,7 @@ fn build_runner(
 
     let (paas, clever): (Rc<dyn Paas>, Option<Rc<CleverExecutor>>) = match runner.executor {
         ExecutorKind::CleverDocker => {
-            let settings = CleverSettings::from_runner(runner).ok_or_else(|| {
+            let settings = runner.clever.clone().ok_or_else(|| {
                 config_error(
                     config,
                     &format!("runners[{index}].executor"),
@@ -177,15 +176,13 @@ fn build_runner(
             (executor.clone(), Some(executor))
         }
         ExecutorKind::LocalDocker => {
-            let settings =
-                LocalDockerSettings::from_runner_config(runner, LocalDockerTimeouts::default())
-                    .ok_or_else(|| {
-                        config_error(
-                            config,
-                            &format!("runners[{index}].executor"),
-                            "local-docker runner without its local-docker settings",
-                        )
-                    })?;
+            let settings = runner.local_docker.clone().ok_or_else(|| {
+                config_error(
+                    config,
+                    &format!("runners[{index}].executor"),
+                    "local-docker runner without its local-docker settings",
+                )
+            })?;
             let executor = LocalDocker::new(settings).map_err(|e| {
                 config_error(config, &format!("runners[{index}].host"), e.to_string())
             })?;

@@ -48,7 +48,7 @@ impl World {
     }
 
     /// Settings as the wiring builds them: from a configuration file
-    /// through `CleverSettings::from_runner` (so the inner runner.toml is
+    /// through configuration validation (so the inner runner.toml is
     /// the real one), with test-sized timings.
     fn settings(&self) -> CleverSettings {
         let text = format!(
@@ -77,7 +77,7 @@ image = "debian:bookworm"
         );
         let loaded = config::parse_str(&text, Path::new("test.toml")).expect("valid config");
         let runner = loaded.config.runners.first().expect("one runner");
-        let mut s = CleverSettings::from_runner(runner).expect("clever runner");
+        let mut s = runner.clever.clone().expect("clever runner");
         s.push_timeout = Duration::from_secs(30);
         s.http = HttpSettings {
             connect_timeout: Duration::from_secs(2),
@@ -366,6 +366,7 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
         .set_group_attributes("half", &[("cc_orga_id", "orga_acme")]);
     let mut s = w.settings();
     s.tenancy = Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
         orga_id_attribute: "cc_orga_id".into(),
         orga_token_attribute: "cc_orga_token".into(),
     };

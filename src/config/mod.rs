@@ -34,10 +34,11 @@ use std::path::Path;
 
 pub use error::{ConfigError, Location, Problem, EXIT_CODE};
 pub use inner::{inner_runner_table, is_forwarded};
-pub use settings::{
-    CleverConfig, Config, ExecutorKind, LocalDockerConfig, QuotaComputation, RunnerConfig, Tenancy,
-    TraceWatchConfig,
-};
+pub use settings::{Config, ExecutorKind, QuotaComputation, RunnerConfig, TraceWatchConfig};
+
+/// The executors' settings types, which validation builds.
+pub use crate::executors::clever::{CleverSettings, Tenancy};
+pub use crate::executors::local_docker::LocalDockerSettings;
 
 /// A validated configuration and the warnings found on the way.
 #[derive(Debug, Clone)]

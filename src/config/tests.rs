@@ -71,7 +71,7 @@ fn runner(l: &Loaded) -> &RunnerConfig {
     l.config.runners.first().expect("one runner")
 }
 
-fn clever_of(l: &Loaded) -> &CleverConfig {
+fn clever_of(l: &Loaded) -> &CleverSettings {
     runner(l).clever.as_ref().expect("clever settings")
 }
 
@@ -981,7 +981,10 @@ fn local_docker_host_sources() {
     .unwrap();
     let ld = runner(&l).local_docker.as_ref().unwrap();
     assert_eq!(ld.network_mode.as_deref(), Some("host"));
-    assert_eq!(ld.socket_path(), "/var/run/docker.sock");
+    assert_eq!(
+        crate::executors::local_docker::socket_path(&ld.host).unwrap(),
+        PathBuf::from("/var/run/docker.sock")
+    );
     let inner = runner(&l).inner_runner_toml();
     assert!(!inner.contains("network_mode"), "{inner}");
 }

@@ -149,6 +149,7 @@ impl CleverExecutor {
             Tenancy::Multi {
                 orga_id_attribute,
                 orga_token_attribute,
+                ..
             } => Some(TenantResolver::new(
                 attributes.ok_or(CleverSetupError::NoAttributesClient)?,
                 orga_id_attribute,
