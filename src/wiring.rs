@@ -12,6 +12,7 @@ use crate::executors::local_docker::LocalDocker;
 use crate::gitlab::{
     load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
 };
+use paas_actors::backoff::{BackoffPolicy, Jitter};
 use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
@@ -24,6 +25,11 @@ use std::time::{Duration, Instant};
 /// when the PAAS API is unreachable, before giving up (exit 1; systemd
 /// restarts the service).
 pub const QUOTA_SETUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Delays between those start-up reads: from 1 s up to 10 s, equal jitter
+/// (several runner hosts restarted together do not ask in lock-step).
+pub const QUOTA_SETUP_BACKOFF: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(10)).with_jitter(Jitter::Equal);
 
 /// Why the service could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -231,16 +237,16 @@ async fn compute_quota(
         None => 1.0, // local-docker: every job weighs 1, whatever the flavor.
         Some(executor) => {
             let started = Instant::now();
-            let mut delay = Duration::from_secs(1);
+            let mut backoff = QUOTA_SETUP_BACKOFF.start();
             loop {
                 match executor.flavor_weight(&qc.reference_flavor).await {
                     Ok(w) => break w,
                     Err(e) if is_retryable(&e) && started.elapsed() < QUOTA_SETUP_PATIENCE => {
+                        let delay = backoff.next_delay();
                         warn!(logger, "cannot read the flavors of the reference runner yet, retrying";
                               "runner" => &runner.unique_name, "error" => %e,
-                              "retry_in_s" => delay.as_secs());
+                              "retry_in_s" => delay.as_secs_f64());
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
                     }
                     Err(e) if is_retryable(&e) => {
                         return Err(WiringError::Setup(format!(

@@ -1,22 +1,30 @@
 //! Client of the Clever Cloud API v2 (awc, HTTP/1.1), limited to the calls
 //! the clever-docker executor makes (spec `clever-cloud-api.md` §2–§8).
 //!
-//! Every call has a connect timeout and a whole-call timeout. Idempotent
-//! calls (GET, PUT env, DELETE) are retried with bounded exponential
-//! back-off on connection errors, lost answers, 429 (honouring an integer
-//! `Retry-After`) and 502–504. The create POST is sent exactly once: a lost
-//! answer is reported as [`CleverError::Lost`], which the executor turns
-//! into an *uncertain* error after looking for the app by name.
+//! Every call has a connect timeout and a whole-call timeout. Each
+//! idempotent call (GET, PUT env, DELETE) takes a [`Retries`]: with
+//! [`Retries::Policy`] the client retries it per its [`RetryPolicy`], with
+//! the workspace's back-off (`paas_actors::backoff`), on connection errors,
+//! lost answers, 429 (waiting at least an integer `Retry-After`) and
+//! 502–504; with [`Retries::Once`] it sends it once, for callers whose own
+//! layer retries (the launcher's steps, the decommissioner: see "Which
+//! layer retries what" in ARCHITECTURE.md). The create POST is sent exactly
+//! once: a lost answer is reported as [`CleverError::Lost`], which the
+//! executor turns into an *uncertain* error after looking for the app by
+//! name.
 //!
 //! Only `/organisations/…` calls carry `Authorization: token …`; the
 //! product listings are public. Tokens never appear in URLs, logs or
 //! errors.
 
-use super::settings::{HttpSettings, RetryPolicy};
+use super::settings::HttpSettings;
+#[cfg(test)]
+use super::settings::RetryPolicy;
 use crate::secret::Secret;
 use actix_rt::time::sleep;
 use awc::error::{ConnectError, SendRequestError};
 use awc::http::{header, Method, StatusCode, Version};
+use paas_actors::backoff::Backoff;
 use paas_actors::ports::{PaasError, PaasErrorClass};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -229,12 +237,21 @@ fn parse_retry_after(value: Option<&header::HeaderValue>) -> Option<Duration> {
     crate::http_text::retry_after_seconds(value?.to_str().ok()?)
 }
 
-/// Delay before retry number `retry` (1 for the first retry).
-pub fn backoff_delay(policy: &RetryPolicy, retry: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = policy
-        .initial_backoff
-        .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-    retry_after.unwrap_or(exp).min(policy.max_backoff)
+/// How many times the client sends one idempotent call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retries {
+    /// One attempt: the caller's layer owns the retries of this call (an
+    /// actor retries the whole step it is part of).
+    Once,
+    /// Retried by the client per [`HttpSettings::retry`]: no actor
+    /// retries this call.
+    Policy,
+}
+
+/// The delay before the next retry: the back-off's next delay, but at
+/// least the server's `Retry-After` (itself capped at the policy's `max`).
+pub fn retry_delay(backoff: &mut Backoff, retry_after: Option<Duration>) -> Duration {
+    backoff.next_delay_at_least(retry_after)
 }
 
 // ---------------------------------------------------------------------------
@@ -548,7 +565,7 @@ impl CleverApi {
         })
     }
 
-    /// An idempotent call, retried per the policy.
+    /// An idempotent call: sent once, or retried per the policy.
     async fn call_retried(
         &self,
         action: &'static str,
@@ -556,14 +573,19 @@ impl CleverApi {
         url: &str,
         auth: Option<&Secret>,
         body: Option<&serde_json::Value>,
+        retries: Retries,
     ) -> Result<Vec<u8>, CleverError> {
-        let attempts = self.http.retry.max_attempts.max(1);
+        let attempts = match retries {
+            Retries::Once => 1,
+            Retries::Policy => self.http.retry.max_attempts.max(1),
+        };
+        let mut backoff = self.http.retry.backoff().start();
         let mut attempt = 1;
         loop {
             let b = body.map_or(Body::None, Body::Json);
             match self.call(action, method.clone(), url, auth, b, true).await {
                 Err(e) if e.is_retryable() && attempt < attempts => {
-                    sleep(backoff_delay(&self.http.retry, attempt, e.retry_after())).await;
+                    sleep(retry_delay(&mut backoff, e.retry_after())).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -584,21 +606,25 @@ impl CleverApi {
     }
 
     /// `GET /products/instances` (public).
-    pub async fn instance_types(&self) -> Result<Vec<InstanceType>, CleverError> {
+    pub async fn instance_types(&self, retries: Retries) -> Result<Vec<InstanceType>, CleverError> {
         let action = "get-instance-type";
         let url = format!("{}/products/instances", self.base);
         let bytes = self
-            .call_retried(action, Method::GET, &url, None, None)
+            .call_retried(action, Method::GET, &url, None, None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
 
     /// `GET /products/flavors?context=…` (public).
-    pub async fn flavors(&self, context: &str) -> Result<Vec<WireFlavor>, CleverError> {
+    pub async fn flavors(
+        &self,
+        context: &str,
+        retries: Retries,
+    ) -> Result<Vec<WireFlavor>, CleverError> {
         let action = "get-available-flavors";
         let url = format!("{}/products/flavors?context={}", self.base, enc(context));
         let bytes = self
-            .call_retried(action, Method::GET, &url, None, None)
+            .call_retried(action, Method::GET, &url, None, None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
@@ -636,6 +662,7 @@ impl CleverApi {
         org: &OrgAuth,
         app_id: &str,
         env: &[(String, String)],
+        retries: Retries,
     ) -> Result<(), CleverError> {
         let action = "put-env";
         let url = self.org_url(&org.orga_id, &format!("/{}/env", enc(app_id)));
@@ -644,38 +671,66 @@ impl CleverApi {
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
         let json = serde_json::Value::Object(map);
-        self.call_retried(action, Method::PUT, &url, Some(&org.token), Some(&json))
-            .await?;
+        self.call_retried(
+            action,
+            Method::PUT,
+            &url,
+            Some(&org.token),
+            Some(&json),
+            retries,
+        )
+        .await?;
         Ok(())
     }
 
     /// `GET /organisations/{o}/applications/{app}`.
-    pub async fn get_app(&self, org: &OrgAuth, app_id: &str) -> Result<Application, CleverError> {
+    pub async fn get_app(
+        &self,
+        org: &OrgAuth,
+        app_id: &str,
+        retries: Retries,
+    ) -> Result<Application, CleverError> {
         let action = "get-info";
         let url = self.org_url(&org.orga_id, &format!("/{}", enc(app_id)));
         let bytes = self
-            .call_retried(action, Method::GET, &url, Some(&org.token), None)
+            .call_retried(action, Method::GET, &url, Some(&org.token), None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
 
     /// `GET /organisations/{o}/applications`: every app of the organisation.
-    pub async fn list_apps(&self, org: &OrgAuth) -> Result<Vec<Application>, CleverError> {
+    pub async fn list_apps(
+        &self,
+        org: &OrgAuth,
+        retries: Retries,
+    ) -> Result<Vec<Application>, CleverError> {
         let action = "list-apps";
         let url = self.org_url(&org.orga_id, "");
         let bytes = self
-            .call_retried(action, Method::GET, &url, Some(&org.token), None)
+            .call_retried(action, Method::GET, &url, Some(&org.token), None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
 
     /// `DELETE /organisations/{o}/applications/{app}`; 404 / 4004 is
     /// [`Deleted::AlreadyGone`].
-    pub async fn delete_app(&self, org: &OrgAuth, app_id: &str) -> Result<Deleted, CleverError> {
+    pub async fn delete_app(
+        &self,
+        org: &OrgAuth,
+        app_id: &str,
+        retries: Retries,
+    ) -> Result<Deleted, CleverError> {
         let action = "delete";
         let url = self.org_url(&org.orga_id, &format!("/{}", enc(app_id)));
         match self
-            .call_retried(action, Method::DELETE, &url, Some(&org.token), None)
+            .call_retried(
+                action,
+                Method::DELETE,
+                &url,
+                Some(&org.token),
+                None,
+                retries,
+            )
             .await
         {
             Ok(_) => Ok(Deleted::Now),
@@ -819,24 +874,35 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_is_capped_and_honours_retry_after() {
+    fn retry_delays_grow_are_capped_and_honour_retry_after() {
         let p = RetryPolicy {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(350),
         };
-        assert_eq!(backoff_delay(&p, 1, None), Duration::from_millis(100));
-        assert_eq!(backoff_delay(&p, 2, None), Duration::from_millis(200));
-        assert_eq!(backoff_delay(&p, 3, None), Duration::from_millis(350));
-        assert_eq!(backoff_delay(&p, 40, None), Duration::from_millis(350));
-        assert_eq!(
-            backoff_delay(&p, 1, Some(Duration::from_millis(250))),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            backoff_delay(&p, 1, Some(Duration::from_secs(60))),
-            Duration::from_millis(350)
-        );
+        let ms = Duration::from_millis;
+        // Equal jitter: each delay lies in [ceiling / 2, ceiling].
+        let mut b = Backoff::seeded(p.backoff(), 7);
+        for ceiling in [100, 200, 350, 350, 350] {
+            let d = retry_delay(&mut b, None);
+            assert!(
+                d >= ms(ceiling / 2) && d <= ms(ceiling),
+                "{d:?} for {ceiling}"
+            );
+        }
+        // The same seed gives the same delays.
+        let draw = |seed| {
+            let mut b = Backoff::seeded(p.backoff(), seed);
+            (0..4)
+                .map(|_| retry_delay(&mut b, None))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(3), draw(3));
+        // Retry-After is a floor, capped at the policy's maximum.
+        let mut b = Backoff::seeded(p.backoff(), 7);
+        assert!(retry_delay(&mut b, Some(ms(250))) >= ms(250));
+        let mut b = Backoff::seeded(p.backoff(), 7);
+        assert_eq!(retry_delay(&mut b, Some(Duration::from_secs(60))), ms(350));
     }
 
     #[test]

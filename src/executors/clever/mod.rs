@@ -13,7 +13,7 @@ pub mod flavors;
 pub mod settings;
 pub mod tenants;
 
-pub use api::CleverError;
+pub use api::{CleverError, Retries};
 pub use executor::{AppDetail, CleverExecutor, CleverSetupError};
 pub use settings::{CleverSettings, HttpSettings, RetryPolicy, Tenancy};
 
