@@ -342,7 +342,7 @@ fn inner_config_keeps_forwarded_keys_verbatim_and_drops_excluded_ones() {
     }
     assert_eq!(got_pairs, expected_fixed);
 
-    // Spot checks of the examples.
+    // Spot checks of the documented forwarding examples.
     assert_eq!(got["docker"], raw["docker"]);
     assert_eq!(got["docker"]["shm_size"].as_integer(), Some(0));
     assert!(got["token_obtained_at"].is_datetime());
@@ -1037,7 +1037,8 @@ fn suggestions() {
 #[test]
 fn no_prefix_of_a_valid_file_panics() {
     // Every truncation (on character boundaries) and every single-byte-dropped
-    // variant of the seed example either parses or gives a ConfigError.
+    // variant of `testdata/seed_single_org.toml` either parses or gives a
+    // ConfigError.
     let text = format!("{SEED_SINGLE}\n[[runners]]\nname = \"é🦀\"\ntoken = \"🦀🦀\"\n");
     let mut checked = 0;
     for (i, _) in text.char_indices() {

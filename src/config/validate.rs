@@ -1,7 +1,7 @@
 //! Raw TOML tree → typed [`Config`], reporting every problem at once.
 //!
-//! Follows the issue where it differs from the Python reference (see the
-//! module docs of [`super`]): aliases are accepted with a warning, both
+//! Where it differs from the Python reference (see the module docs of
+//! [`super`]): aliases are accepted with a warning, both
 //! trace-watch spellings are read, duplicate unique names are refused.
 
 use std::collections::BTreeMap;

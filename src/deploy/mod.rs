@@ -1,5 +1,5 @@
 //! Deploy context: the `Dockerfile`, `runner.toml` and `job.json` that make
-//! a PAAS Docker host run one job (issue 5).
+//! a PAAS Docker host run one job.
 //!
 //! The clever-docker executor pushes these three files to the application's
 //! Git repository (see [`crate::git::push`]); local-docker builds an image

@@ -29,7 +29,7 @@ pub struct Timeouts {
     /// Whole call, answer body included, for ordinary calls.
     pub request: Duration,
     /// Whole call for `/jobs/request` carrying `last_update` (must exceed
-    /// the Workhorse long-poll window, spec §1.5).
+    /// the Workhorse long-poll window).
     pub long_poll: Duration,
 }
 

@@ -1,5 +1,6 @@
 //! Client of the Clever Cloud API v2 (awc, HTTP/1.1), limited to the calls
-//! the clever-docker executor makes (spec `clever-cloud-api.md` §2–§8).
+//! the clever-docker executor makes: product listings, application create,
+//! environment, read, listing and delete.
 //!
 //! Every call has a connect timeout and a whole-call timeout. Each
 //! idempotent call (GET, PUT env, DELETE) takes a [`Retries`]: with
@@ -372,7 +373,7 @@ impl Application {
     }
 }
 
-/// Body of the create call: exactly the reference's keys (spec §5).
+/// Body of the create call: exactly the keys the Python reference sends.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CreateApp {
     /// `hpd-job-<unique name>-<job id>`.

@@ -327,7 +327,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The fake's default table (spec §4), plus noise the catalog must drop.
+    /// The flavor table of paas-sim's Clever fake, plus noise the catalog
+    /// must drop.
     fn wire() -> Vec<WireFlavor> {
         let rows = [
             ("heptapod-runner-3XL", 32768, true),

@@ -1,5 +1,5 @@
 //! clever-docker executor: Clever Cloud API client and the `Paas` port over
-//! it (issue 5).
+//! it.
 //!
 //! - `settings`: the validated `cc_*` settings of one runner;
 //! - `api`: the awc client of the Clever API v2 and its error type;
