@@ -3,6 +3,7 @@
 //!
 //! - `settings`: the validated `cc_*` settings of one runner;
 //! - `api`: the awc client of the Clever API v2 and its error type;
+//! - `wire`: the API's JSON types, as the client reads and sends them;
 //! - `flavors`: flavor catalog, selection, weights, product cache;
 //! - `tenants`: multi-tenant organisation lookup through [`GroupAttributes`];
 //! - `executor`: [`CleverExecutor`], the `Paas` port implementation.
@@ -12,6 +13,7 @@ mod executor;
 pub mod flavors;
 pub mod settings;
 pub mod tenants;
+mod wire;
 
 pub use api::{CleverError, Retries};
 pub use executor::{AppDetail, CleverExecutor, CleverSetupError};
