@@ -280,10 +280,11 @@ impl Harness {
         s.api_url = format!("http://{}/v2/", self.addr);
         s.deployment_repo_wait_step = Duration::from_millis(20);
         s.deployment_repo_timeout = Duration::from_millis(200);
-        s.extra_env = vec![
+        s.extra_env = [
             ("CC_ENABLE_HEPTAPOD_RUNNER".into(), "true".into()),
             ("CC_MOUNT_DOCKER_SOCKET".into(), "false-overridden".into()),
-        ];
+        ]
+        .into();
         s.http = HttpSettings {
             connect_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_millis(700),
@@ -703,6 +704,7 @@ async fn multi_tenant_uses_the_groups_organisation() {
     );
     let attrs: Rc<dyn GroupAttributes> = Rc::new(Attrs(table));
     let settings = h.settings(Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
         orga_id_attribute: "cc_orga_id".into(),
         orga_token_attribute: "cc_orga_token".into(),
     });

@@ -48,7 +48,7 @@ impl World {
     }
 
     /// Settings as the wiring builds them: from a configuration file
-    /// through `CleverSettings::from_runner` (so the inner runner.toml is
+    /// through configuration validation (so the inner runner.toml is
     /// the real one), with test-sized timings.
     fn settings(&self) -> CleverSettings {
         let text = format!(
@@ -77,7 +77,7 @@ image = "debian:bookworm"
         );
         let loaded = config::parse_str(&text, Path::new("test.toml")).expect("valid config");
         let runner = loaded.config.runners.first().expect("one runner");
-        let mut s = CleverSettings::from_runner(runner).expect("clever runner");
+        let mut s = runner.clever.clone().expect("clever runner");
         s.push_timeout = Duration::from_secs(30);
         s.http = HttpSettings {
             connect_timeout: Duration::from_secs(2),
@@ -366,6 +366,7 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
         .set_group_attributes("half", &[("cc_orga_id", "orga_acme")]);
     let mut s = w.settings();
     s.tenancy = Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
         orga_id_attribute: "cc_orga_id".into(),
         orga_token_attribute: "cc_orga_token".into(),
     };
@@ -503,4 +504,95 @@ async fn a_wrong_token_is_an_error_that_does_not_show_it() {
     }
     ex.decommission(&r).await.expect("delete");
     w.assert_clean();
+}
+
+/// One retry layer: the prepare step's `PUT env` is retried by the
+/// launcher only. Under persistent 503s (which the client would retry
+/// itself on a call it owns), the whole service, wired from a
+/// configuration file as the binary does, sends at most `launch_attempts`
+/// `PUT env` calls for the job, counted by the simulator, then reports the
+/// job failed.
+#[actix_rt::test]
+async fn prepare_under_persistent_5xx_sends_at_most_launcher_attempts_env_calls() {
+    use heptapod_paas_runner::wiring::{build, Overrides};
+    use paas_actors::service::{service_control, start_service};
+    use paas_sim::coordinator::JobState;
+
+    let w = World::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        r#"
+state_file = "{}"
+check_interval = 1
+[quota_computation]
+reference_runner = "cc"
+reference_flavor = "M"
+reference_jobs_count = 4
+[[runners]]
+name = "cc"
+url = "{}"
+token = "{RUNNER_TOKEN}"
+executor = "clever-docker"
+cc_api_url = "{}"
+cc_orga_id = "{DEFAULT_ORG}"
+cc_token = "{DEFAULT_TOKEN}"
+cc_max_flavor = "M"
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+"#,
+        dir.path().join("state.json").display(),
+        w.coord.url(),
+        w.clever.api_url()
+    );
+    let loaded = config::parse_str(&text, &dir.path().join("config.toml")).expect("valid config");
+    let mut service = build(&loaded.config, &Overrides::default(), &logger())
+        .await
+        .expect("wiring");
+    // Test-sized launcher back-off; the attempts stay the production ones.
+    service.settings.backoff_min = Duration::from_millis(20);
+    service.settings.backoff_max = Duration::from_millis(100);
+    let attempts = u64::from(service.settings.launch_attempts);
+    assert!(attempts > 1, "the launcher retries");
+
+    w.clever.control().fault(FaultCommand::FailNext {
+        endpoint: Endpoint::PutEnv,
+        count: 1000,
+        fault: FaultKind::Status {
+            status: 503,
+            id: None,
+            html: false,
+            retry_after_s: None,
+        },
+    });
+    let id = w.coord.control().enqueue_job(JobSpec::new("env-down"));
+    let (handle, control) = service_control();
+    let running = start_service(
+        service.settings,
+        service.runners,
+        service.store,
+        logger(),
+        control,
+    )
+    .await
+    .expect("service starts");
+
+    let mut failed = false;
+    for _ in 0..400 {
+        if w.coord.control().job_status(id) == Some(JobState::Failed) {
+            failed = true;
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(25)).await;
+    }
+    handle.drain();
+    let report = running.wait().await;
+    assert!(failed, "job {id} not reported failed within 10 s");
+    assert!(!report.forced, "{report:?}");
+
+    let env_calls = w.clever.control().request_count(Endpoint::PutEnv);
+    assert!(
+        (1..=attempts).contains(&env_calls),
+        "{env_calls} PUT env calls for one job, the launcher makes {attempts} attempts"
+    );
+    assert_eq!(env_calls, attempts, "each launcher attempt sends one");
 }

@@ -3,7 +3,7 @@
 //! authentication, status and timeout paths.
 
 use heptapod_paas_runner::deploy::BuildContext;
-use heptapod_paas_runner::git_push::{
+use heptapod_paas_runner::git::{
     push_context, PushError, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME, COMMIT_MESSAGE,
     DEPLOY_REF, MAX_CREDENTIAL_OFFERS,
 };

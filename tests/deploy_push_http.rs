@@ -3,7 +3,7 @@
 //! push front-end does, as far as a client can tell).
 
 use heptapod_paas_runner::deploy::BuildContext;
-use heptapod_paas_runner::git_push::{push_context, PushError, PushOutcome, DEPLOY_REF};
+use heptapod_paas_runner::git::{push_context, PushError, PushOutcome, DEPLOY_REF};
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::Job;
 use serde_json::json;

@@ -6,8 +6,8 @@
 //! that never answers costs the timeout, not more.
 
 use heptapod_paas_runner::deploy::BuildContext;
-use heptapod_paas_runner::git_fetch::{fetch_job_json, MAX_JOB_FILE_BYTES};
-use heptapod_paas_runner::git_push::{push_context, PushOutcome, RemoteError, DEPLOY_REF};
+use heptapod_paas_runner::git::{fetch_job_json, MAX_JOB_FILE_BYTES};
+use heptapod_paas_runner::git::{push_context, PushOutcome, RemoteError, DEPLOY_REF};
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::Job;
 use serde_json::json;

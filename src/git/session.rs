@@ -1,60 +1,18 @@
-//! Push of a deploy context to a Git remote with git2 (issue 5).
-//!
-//! What the reference does with `git` subprocesses (spec §7), done with
-//! libgit2 and without its pitfalls (spec §11):
-//!
-//! 1. a fresh repository in a temporary directory, bare (no worktree, no
-//!    index, so no line-ending filters), with `master` as initial head
-//!    whatever `init.defaultBranch` says, no external templates (no hooks),
-//!    and a configuration reduced to its own file (no global or system
-//!    `url.*.insteadOf`, identity, …);
-//! 2. one commit "Job definition" by "Heptapod Paas Runner"
-//!    <paasrunner@heptapod.test> holding `Dockerfile`, `runner.toml` and
-//!    `job.json` (mode 644);
-//! 3. the remote's refs are listed: an existing `refs/heads/master` means a
-//!    previous push already launched the job ([`PushOutcome::AlreadyLaunched`],
-//!    nothing pushed);
-//! 4. otherwise `refs/heads/master` is pushed (not forced); a ref rejected
-//!    by the server is an error.
-//!
-//! Credentials go through a callback (`Cred::userpass_plaintext`), offered
-//! at most [`MAX_CREDENTIAL_OFFERS`] times per connection so that a refused
-//! password ends in an error instead of a libgit2 retry loop. The password
-//! is never part of a URL, and errors carry the URL without userinfo, query
-//! or fragment.
-//!
-//! This function BLOCKS: callers run it with
-//! `actix_rt::task::spawn_blocking`. The network part runs on a dedicated
-//! thread so that the timeout holds even when a server stops answering
-//! (libgit2 has no default socket timeout and its timeout settings are
-//! `unsafe` process-wide options): on timeout the caller gets
-//! [`PushError::Timeout`] at once, and the thread ends at its next libgit2
-//! callback or when the connection fails.
-//!
-//! The isolation, credential, deadline and error-classification machinery
-//! (`Session`, `isolated_bare_repository`, [`RemoteError`]) is shared with
-//! [`crate::git_fetch`], which reads `job.json` back from a deployment
-//! repository.
+//! What a push and a fetch of a deployment repository share: the remote URL
+//! without credentials, the [`Session`] (credentials offered through a
+//! bounded callback, a deadline checked in every callback, a dedicated
+//! thread), the isolated bare repository, and the classification of
+//! libgit2 errors into [`RemoteError`].
 
-use crate::deploy::BuildContext;
 use crate::secret::{Secret, MASK};
 use git2::{
-    CertificateCheckStatus, Config, ConfigLevel, Cred, CredentialType, Direction, ErrorClass,
-    ErrorCode, PushOptions, RemoteCallbacks, Repository, RepositoryInitOptions, Signature,
+    CertificateCheckStatus, Config, ConfigLevel, Cred, CredentialType, ErrorClass, ErrorCode,
+    RemoteCallbacks, Repository, RepositoryInitOptions,
 };
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// Committer and author name of the deploy commit.
-pub const COMMITTER_NAME: &str = "Heptapod Paas Runner";
-
-/// Committer and author email of the deploy commit.
-pub const COMMITTER_EMAIL: &str = "paasrunner@heptapod.test";
-
-/// Message of the deploy commit (as `git commit -m "Job definition"` stores it).
-pub const COMMIT_MESSAGE: &str = "Job definition\n";
 
 /// The only branch a PAAS deploys.
 pub const DEPLOY_REF: &str = "refs/heads/master";
@@ -71,18 +29,8 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// an abort from a callback is reported as what it is.
 const DEADLINE_GRACE: Duration = Duration::from_millis(200);
 
-/// What a successful [`push_context`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PushOutcome {
-    /// The context was pushed to `master`: the PAAS starts the deployment.
-    Pushed,
-    /// `master` already existed on the remote (a push before a restart):
-    /// nothing was pushed; the job is considered launched.
-    AlreadyLaunched,
-}
-
 /// Why an exchange with a deployment repository (a push, or the fetch of
-/// `git_fetch`) failed. URLs are shown without userinfo, query or fragment;
+/// `git::fetch`) failed. URLs are shown without userinfo, query or fragment;
 /// the password never appears.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
@@ -142,7 +90,7 @@ pub enum RemoteError {
     },
     /// The exchange did not finish within the allowed time. A push may
     /// still have reached the server: a retry finds `master` and reports
-    /// [`PushOutcome::AlreadyLaunched`].
+    /// `PushOutcome::AlreadyLaunched` (`push`).
     #[error("git exchange with {url} did not finish within {timeout:?}")]
     Timeout {
         /// The sanitised URL.
@@ -152,22 +100,19 @@ pub enum RemoteError {
     },
 }
 
-/// Why a push failed (the name the push API was built with).
-pub type PushError = RemoteError;
-
 impl RemoteError {
     /// True when retrying may succeed: network trouble, 5xx/429/404 (a
     /// repository not yet visible), timeouts. Authentication failures,
     /// rejections and invalid URLs are permanent.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PushError::Transport { .. } | PushError::Timeout { .. } => true,
-            PushError::Http { status, .. } => *status >= 500 || matches!(status, 404 | 408 | 429),
-            PushError::InvalidUrl { .. }
-            | PushError::Local { .. }
-            | PushError::Auth { .. }
-            | PushError::Rejected { .. }
-            | PushError::Git { .. } => false,
+            RemoteError::Transport { .. } | RemoteError::Timeout { .. } => true,
+            RemoteError::Http { status, .. } => *status >= 500 || matches!(status, 404 | 408 | 429),
+            RemoteError::InvalidUrl { .. }
+            | RemoteError::Local { .. }
+            | RemoteError::Auth { .. }
+            | RemoteError::Rejected { .. }
+            | RemoteError::Git { .. } => false,
         }
     }
 }
@@ -183,8 +128,8 @@ pub(crate) struct RemoteUrl {
 }
 
 impl RemoteUrl {
-    fn parse(raw: &str) -> Result<RemoteUrl, PushError> {
-        let mut url = url::Url::parse(raw).map_err(|e| PushError::InvalidUrl {
+    pub(crate) fn parse(raw: &str) -> Result<RemoteUrl, RemoteError> {
+        let mut url = url::Url::parse(raw).map_err(|e| RemoteError::InvalidUrl {
             url: "<unparsable URL>".into(),
             detail: e.to_string(),
         })?;
@@ -198,7 +143,7 @@ impl RemoteUrl {
         let display = url.to_string();
         match url.scheme() {
             "http" | "https" | "file" => Ok(RemoteUrl { connect, display }),
-            other => Err(PushError::InvalidUrl {
+            other => Err(RemoteError::InvalidUrl {
                 url: display,
                 detail: format!("unsupported scheme {other:?} (http, https or file)"),
             }),
@@ -206,70 +151,8 @@ impl RemoteUrl {
     }
 }
 
-/// Pushes `ctx` to `master` of `remote_url`, authenticating as `user` /
-/// `password` if the server asks. BLOCKING; see the module documentation.
-pub fn push_context(
-    ctx: &BuildContext,
-    remote_url: &str,
-    user: &str,
-    password: &Secret,
-    timeout: Duration,
-) -> Result<PushOutcome, PushError> {
-    let session = Session::new(remote_url, user, password, timeout)?;
-    let ctx = ctx.clone();
-    session.run_on_thread("git-push", move |session| {
-        let dir = tempfile::Builder::new()
-            .prefix("hpd-deploy-")
-            .tempdir()
-            .map_err(|e| RemoteError::Local {
-                detail: format!("cannot create a temporary directory: {e}"),
-            })?;
-        let repo = build_repository(dir.path(), &ctx).map_err(|e| RemoteError::Local {
-            detail: session.scrub(e.message()),
-        })?;
-        let observed = Observed::default();
-        let result = push(session, &repo, &observed);
-        result.map_err(|e| session.classify(&e, &observed))
-    })
-}
-
-/// Lists the remote refs, then pushes unless `master` exists.
-fn push(
-    session: &Session,
-    repo: &Repository,
-    observed: &Observed,
-) -> Result<PushOutcome, git2::Error> {
-    let mut remote = repo.remote_anonymous(&session.url.connect)?;
-    {
-        let connection =
-            remote.connect_auth(Direction::Push, Some(session.callbacks(observed)), None)?;
-        if connection
-            .list()?
-            .iter()
-            .any(|head| head.name() == DEPLOY_REF)
-        {
-            return Ok(PushOutcome::AlreadyLaunched);
-        }
-    }
-    observed.credential_offers.set(0);
-    let mut callbacks = session.callbacks(observed);
-    callbacks.push_update_reference(|refname, status| {
-        if let Some(reason) = status {
-            *observed.rejection.borrow_mut() = Some(format!("{refname}: {reason}"));
-        }
-        Ok(())
-    });
-    let mut options = PushOptions::new();
-    options.remote_callbacks(callbacks);
-    remote.push(&[format!("{DEPLOY_REF}:{DEPLOY_REF}")], Some(&mut options))?;
-    if observed.rejection.borrow().is_some() {
-        return Err(git2::Error::from_str("reference rejected"));
-    }
-    Ok(PushOutcome::Pushed)
-}
-
 /// One exchange with a deployment repository (a push, or the fetch of
-/// `git_fetch`): the remote, the credentials offered through the callback,
+/// `git::fetch`): the remote, the credentials offered through the callback,
 /// and the deadline every callback checks. Owned, so that it can move to
 /// the thread that talks to the remote.
 pub(crate) struct Session {
@@ -457,33 +340,6 @@ fn http_status(message: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
-/// Creates the bare repository in `dir` with one commit on `master`
-/// holding the context files, isolated from global and system config.
-fn build_repository(dir: &Path, ctx: &BuildContext) -> Result<Repository, git2::Error> {
-    let repo = isolated_bare_repository(dir)?;
-
-    let mut tree = repo.treebuilder(None)?;
-    for (name, content) in ctx.files() {
-        let blob = repo.blob(content)?;
-        tree.insert(name, blob, 0o100_644)?;
-    }
-    let tree_id = tree.write()?;
-    drop(tree);
-    let signature = Signature::now(COMMITTER_NAME, COMMITTER_EMAIL)?;
-    {
-        let tree = repo.find_tree(tree_id)?;
-        repo.commit(
-            Some(DEPLOY_REF),
-            &signature,
-            &signature,
-            COMMIT_MESSAGE,
-            &tree,
-            &[],
-        )?;
-    }
-    Ok(repo)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,7 +386,7 @@ mod tests {
         ];
         for input in cases {
             let err = RemoteUrl::parse(input).expect_err(input);
-            assert!(matches!(err, PushError::InvalidUrl { .. }), "{input}");
+            assert!(matches!(err, RemoteError::InvalidUrl { .. }), "{input}");
             assert!(!err.is_retryable());
             assert!(!err.to_string().contains("s3cret"), "{err}");
         }
@@ -555,77 +411,77 @@ mod tests {
         let url = || "https://push.example/app.git".to_owned();
         let table = [
             (
-                PushError::Http {
+                RemoteError::Http {
                     url: url(),
                     status: 500,
                 },
                 true,
             ),
             (
-                PushError::Http {
+                RemoteError::Http {
                     url: url(),
                     status: 503,
                 },
                 true,
             ),
             (
-                PushError::Http {
+                RemoteError::Http {
                     url: url(),
                     status: 429,
                 },
                 true,
             ),
             (
-                PushError::Http {
+                RemoteError::Http {
                     url: url(),
                     status: 404,
                 },
                 true,
             ),
             (
-                PushError::Http {
+                RemoteError::Http {
                     url: url(),
                     status: 403,
                 },
                 false,
             ),
             (
-                PushError::Http {
+                RemoteError::Http {
                     url: url(),
                     status: 400,
                 },
                 false,
             ),
             (
-                PushError::Transport {
+                RemoteError::Transport {
                     url: url(),
                     detail: "reset".into(),
                 },
                 true,
             ),
             (
-                PushError::Timeout {
+                RemoteError::Timeout {
                     url: url(),
                     timeout: Duration::from_secs(1),
                 },
                 true,
             ),
             (
-                PushError::Auth {
+                RemoteError::Auth {
                     url: url(),
                     user: "Jenkins".into(),
                 },
                 false,
             ),
             (
-                PushError::Rejected {
+                RemoteError::Rejected {
                     url: url(),
                     reason: "hook declined".into(),
                 },
                 false,
             ),
             (
-                PushError::Local {
+                RemoteError::Local {
                     detail: "disk".into(),
                 },
                 false,
@@ -633,35 +489,6 @@ mod tests {
         ];
         for (error, retryable) in table {
             assert_eq!(error.is_retryable(), retryable, "{error}");
-        }
-    }
-
-    #[test]
-    fn repository_holds_one_commit_with_the_three_files() {
-        let ctx = BuildContext {
-            dockerfile: "FROM x\n".into(),
-            runner_toml: "a = 1\n".into(),
-            job_json: "{}".into(),
-        };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repo = build_repository(dir.path(), &ctx).expect("repo");
-        assert!(repo.is_bare());
-        let head = repo.head().expect("head");
-        assert_eq!(head.name().ok(), Some(DEPLOY_REF));
-        let commit = head.peel_to_commit().expect("commit");
-        assert_eq!(commit.message().ok(), Some(COMMIT_MESSAGE));
-        assert_eq!(commit.parent_count(), 0);
-        for sig in [commit.author(), commit.committer()] {
-            assert_eq!(sig.name().ok(), Some(COMMITTER_NAME));
-            assert_eq!(sig.email().ok(), Some(COMMITTER_EMAIL));
-        }
-        let tree = commit.tree().expect("tree");
-        assert_eq!(tree.len(), 3);
-        for (name, content) in ctx.files() {
-            let entry = tree.get_name(name).expect(name);
-            assert_eq!(entry.filemode(), 0o100_644);
-            let blob = repo.find_blob(entry.id()).expect("blob");
-            assert_eq!(blob.content(), content);
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Reading `job.json` back from a deployment repository with git2 (issue 8).
+//! Reading `job.json` back from a deployment repository with git2.
 //!
-//! The counterpart of [`crate::git_push`], for reconciliation: an
+//! The counterpart of [`crate::git::push`], for reconciliation: an
 //! application the state does not know (a state file lost or moved aside)
 //! is adopted only if its job still runs at the coordinator, and the job
 //! (its id and token) is in the `job.json` the runner pushed to `master`.
@@ -16,7 +16,7 @@
 //!
 //! Same rules as the push, through the same shared code: credentials only
 //! through the callback (offered at most
-//! [`crate::git_push::MAX_CREDENTIAL_OFFERS`] times per connection), never
+//! [`crate::git::MAX_CREDENTIAL_OFFERS`] times per connection), never
 //! in a URL; errors show the URL without userinfo, query or fragment; a
 //! dedicated thread and a deadline checked in every callback, so that a
 //! server that stops answering costs at most the timeout. Errors are the
@@ -26,7 +26,7 @@
 //! This function BLOCKS: callers run it with
 //! `actix_rt::task::spawn_blocking`.
 
-use crate::git_push::{isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF};
+use super::session::{isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF};
 use crate::secret::Secret;
 use git2::{AutotagOption, Direction, FetchOptions, ObjectType, Repository};
 use std::time::Duration;
