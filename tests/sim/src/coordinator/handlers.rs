@@ -13,8 +13,8 @@
 use super::control;
 use super::faults::{html_page, reason_phrase, Endpoint, FaultAction};
 use super::jobs::{JobState, FAILURE_REASONS};
+use super::responses::{builder, message, std_message};
 use super::state::{ms, AppendOutcome, RecordedRequest, Shared};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
@@ -178,21 +178,6 @@ impl Params {
             ),
         }
     }
-}
-
-/// A `{"message": …}` answer.
-pub(crate) fn message(status: u16, msg: &str) -> HttpResponse {
-    builder(status).json(json!({ "message": msg }))
-}
-
-/// The standard `{"message": "<status> <Reason>"}` answer.
-pub(crate) fn std_message(status: u16) -> HttpResponse {
-    message(status, &format!("{status} {}", reason_phrase(status)))
-}
-
-/// A response builder for a status number (500 when out of range).
-pub(crate) fn builder(status: u16) -> HttpResponseBuilder {
-    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

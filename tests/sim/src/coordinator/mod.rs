@@ -10,12 +10,14 @@
 //!
 //! Modules: `state` (runners, jobs, traces, journal, settings), `jobs` (job
 //! specs and payloads), `handlers` (`/api/v4` endpoints), `control`
-//! (in-process and `/__sim/` control), `faults` (fault injection).
+//! (in-process and `/__sim/` control), `responses` (response builders both
+//! use), `faults` (fault injection).
 
 mod control;
 mod faults;
 mod handlers;
 mod jobs;
+mod responses;
 mod state;
 
 pub use control::{CoordinatorControl, FaultRequest};
