@@ -4,7 +4,7 @@
 //! Every run ends with a SIGTERM (exit 0) and a check that no token of the
 //! world appears in the log.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_no_secret, job_id_of_app_name, options, start_runner, start_runner_seed_form, stop_ok,

@@ -2,7 +2,7 @@
 //! 404 before CREATED, deployments on pushes moving master), and the simulated inner runner
 //! against a small stub coordinator (trace with 416 resync, final state, checks of the tree).
 
-mod clever_support;
+use crate::clever_support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! a job taken from the coordinator, pushed to the fake Clever Cloud, gets its trace line and
 //! its final state; the PAAS runner's earlier trace bytes are kept (416 resync).
 
-mod clever_support;
+use crate::clever_support;
 
 use std::time::Duration;
 

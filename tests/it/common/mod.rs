@@ -11,8 +11,6 @@
 //!
 //! Every server binds 127.0.0.1 on an ephemeral port.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use paas_sim::coordinator::JobState;
@@ -24,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)] // not every test binary uses both
 pub use paas_sim::world::{job_id_of_app_name, wait_until};
 
 /// The binary under test.
