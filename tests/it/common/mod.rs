@@ -165,7 +165,7 @@ pub fn start_runner(config: &Path, log: &Path, extra: &[&str]) -> RunnerProcess 
     RunnerProcess::spawn_runner(Path::new(BIN), config, log, &args).expect("runner starts")
 }
 
-/// The seed's form, as existing systemd units run it:
+/// The Python runner's form (no `run`), as existing systemd units run it:
 /// `heptapod-paas-runner CONFIG -l DEBUG` (no `run`).
 pub fn start_runner_seed_form(config: &Path, log: &Path) -> RunnerProcess {
     let args = [config.as_os_str(), OsStr::new("-l"), OsStr::new("DEBUG")];

@@ -1,7 +1,7 @@
 //! Product catalogue of the fake Clever Cloud: the flavor table (configurable, with per-flavor
 //! `available` switches), the instance types listing, and the weight formula.
 //!
-//! The default `heptapod-runner` table is the [FAKE] table of the spec (§4), plus one
+//! The default `heptapod-runner` table holds XS … 3XL (2 to 32 GiB), plus one
 //! unavailable flavor and one flavor outside the `heptapod-runner-` prefix, so that clients must
 //! filter on both.
 
@@ -79,7 +79,7 @@ pub fn weight_of_mem_mib(mem_mib: u64) -> f64 {
     (mem_mib as f64 / 1024.0).powf(1.25)
 }
 
-/// The default `heptapod-runner` context table: XS … 3XL of the spec, an unavailable 4XL and a
+/// The default `heptapod-runner` context table: XS … 3XL, an unavailable 4XL and a
 /// plain `M` outside the prefix.
 pub fn default_heptapod_flavors() -> Vec<FlavorSpec> {
     vec![

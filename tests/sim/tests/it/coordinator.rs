@@ -1,5 +1,5 @@
 //! The fake coordinator's endpoints and error paths, exercised over HTTP
-//! with awc (spec §12).
+//! with awc.
 
 use paas_sim::coordinator::{
     CoordinatorConfig, CoordinatorHandle, Endpoint, FakeCoordinator, Fault, ForbiddenFlavour,
