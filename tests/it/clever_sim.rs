@@ -417,7 +417,11 @@ async fn listed(ex: &CleverExecutor, app_id: &str) -> Resource {
 async fn a_pushed_apps_job_is_read_back_equal_to_the_pushed_payload() {
     let w = World::default();
     let ex = w.executor(w.settings());
-    let job = w.acquire(JobSpec::new("recover").flavor("S")).await;
+    // Long enough to be still running when asked about, even on a loaded machine.
+    let spec = JobSpec::new("recover")
+        .flavor("S")
+        .duration(Duration::from_secs(120));
+    let job = w.acquire(spec).await;
     let r = provision(&ex, &job).await;
     ex.launch(&r, &job).await.expect("launch");
     w.settle(1).await;
