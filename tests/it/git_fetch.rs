@@ -1,6 +1,6 @@
 //! Reading `job.json` back from deployment repositories with git2, over
 //! `file://` (the HTTP paths, with authentication, are in
-//! `tests/clever_sim.rs` against paas-sim's git smart-HTTP server): what a
+//! `tests/it/clever_sim.rs` against paas-sim's git smart-HTTP server): what a
 //! push wrote is read back byte for byte; an empty repository, a `master`
 //! without `job.json` and an oversized `job.json` are told apart; a server
 //! that never answers costs the timeout, not more.

@@ -1,8 +1,6 @@
 //! Helpers shared by the fake Clever Cloud tests: starting a fake, an awc client, JSON calls,
 //! bounded polling, and running the `git` CLI with a clean environment.
 
-#![allow(dead_code)]
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -2,10 +2,10 @@
 //! drive them: the wiring (runner tokens, tenants' organisations as group
 //! attributes, the inner runner reaching the coordinator), the written runner
 //! configuration (checked with the runner's own loader in the root package's
-//! tests/sim_world_config.rs), and the summary's
+//! tests/it/sim_world_config.rs), and the summary's
 //! verdicts (leaks, duplicates, quota, unfinished jobs, violations).
 
-mod clever_support;
+use crate::clever_support;
 
 use std::time::Duration;
 

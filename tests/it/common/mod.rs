@@ -11,8 +11,6 @@
 //!
 //! Every server binds 127.0.0.1 on an ephemeral port.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use paas_sim::coordinator::JobState;
@@ -24,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)] // not every test binary uses both
 pub use paas_sim::world::{job_id_of_app_name, wait_until};
 
 /// The binary under test.
@@ -168,7 +165,7 @@ pub fn start_runner(config: &Path, log: &Path, extra: &[&str]) -> RunnerProcess 
     RunnerProcess::spawn_runner(Path::new(BIN), config, log, &args).expect("runner starts")
 }
 
-/// The seed's form, as existing systemd units run it:
+/// The Python runner's form (no `run`), as existing systemd units run it:
 /// `heptapod-paas-runner CONFIG -l DEBUG` (no `run`).
 pub fn start_runner_seed_form(config: &Path, log: &Path) -> RunnerProcess {
     let args = [config.as_os_str(), OsStr::new("-l"), OsStr::new("DEBUG")];

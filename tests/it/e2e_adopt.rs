@@ -7,7 +7,7 @@
 //! the applications of jobs that ended meanwhile are deleted at once.
 //! Nothing leaks, no job gets a second application.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_no_secret, job_id_of_app_name, options, start_runner, stop_ok, tail, wait_until, E2e,

@@ -4,7 +4,7 @@
 //! without duplicate or leak), and the resumption of a state file written
 //! in the Python runner's format.
 
-mod common;
+use crate::common;
 
 use common::{assert_no_secret, job_id_of_app_name, options, start_runner, stop_ok, tail, E2e};
 use paas_sim::clever::products::{DEFAULT_DOCKER_VERSION, HEPTAPOD_VARIANT_UUID};

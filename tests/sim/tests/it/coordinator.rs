@@ -1,5 +1,5 @@
 //! The fake coordinator's endpoints and error paths, exercised over HTTP
-//! with awc (spec §12).
+//! with awc.
 
 use paas_sim::coordinator::{
     CoordinatorConfig, CoordinatorHandle, Endpoint, FakeCoordinator, Fault, ForbiddenFlavour,
@@ -257,6 +257,13 @@ async fn long_polling_holds_until_the_queue_changes() {
     let version = r.header("X-GitLab-Last-Update").expect("version");
     let ctl = c.control();
     let enqueuer = std::thread::spawn(move || {
+        // Only once the long poll below has reached the coordinator (its
+        // second jobs/request): on a loaded machine the client may take
+        // longer than the pause to send it, and would then find the job.
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while ctl.count(Endpoint::JobsRequest) < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(Duration::from_millis(150));
         ctl.enqueue_job(JobSpec::default())
     });

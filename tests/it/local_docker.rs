@@ -3,7 +3,7 @@
 //! Needs an engine socket in `HPR_TEST_DOCKER_HOST` (`unix://…`, see
 //! `scripts/dockerd-start`); without it every test here prints why it is
 //! skipped and passes. The job images are built from a `FROM scratch` base
-//! holding the static `sim-inner-runner` (`tests/support/docker.rs`). The
+//! holding the static `sim-inner-runner` (`tests/it/support/docker.rs`). The
 //! job container reaches paas-sim's fake coordinator on 127.0.0.1 through
 //! host networking (`network_mode = "host"`); the jobs are enqueued there
 //! and handed to the executor as if a runner had polled them.
@@ -11,9 +11,9 @@
 //! Every image and container made here is removed at the end, even when a
 //! test fails (a drop guard), and the tests check that the executor's own
 //! `decommission` left nothing behind. The whole service (the real binary)
-//! with this executor is tested in `tests/local_docker_e2e.rs`.
+//! with this executor is tested in `tests/it/local_docker_e2e.rs`.
 
-mod support;
+use crate::support;
 
 use heptapod_paas_runner::executors::local_docker::{
     LocalDocker, LocalDockerSettings, LocalDockerTimeouts,

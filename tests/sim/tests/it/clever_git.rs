@@ -2,7 +2,7 @@
 //! 404 before CREATED, deployments on pushes moving master), and the simulated inner runner
 //! against a small stub coordinator (trace with 416 resync, final state, checks of the tree).
 
-mod clever_support;
+use crate::clever_support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -342,6 +342,15 @@ async fn push_needs_basic_auth_then_deploys_and_runs_the_job() {
             Some(json!("success"))
         );
     }
+    // The inner runner records its final status once the coordinator has
+    // answered the update, a moment after the stub saw it.
+    let recorded = wait_until(Duration::from_secs(20), || {
+        h.control().deployments().first().is_some_and(|d| {
+            d.inner_status.starts_with("finished") || d.inner_status.starts_with("aborted")
+        })
+    })
+    .await;
+    assert!(recorded, "{:?}", h.control().deployments());
     let d = h.control().deployments();
     assert!(
         d.first()

@@ -4,7 +4,7 @@
 //! Every run ends with a SIGTERM (exit 0) and a check that no token of the
 //! world appears in the log.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_no_secret, job_id_of_app_name, options, start_runner, start_runner_seed_form, stop_ok,
@@ -193,7 +193,7 @@ fn launch_failures_fail_the_job_with_an_explanation_and_leak_nothing() {
         fault: FaultKind::status(500),
     });
     let create_500 = e.world.enqueue(job("S", 100));
-    // Started in the seed's form (`heptapod-paas-runner CONFIG`), as
+    // Started in the Python runner's form (`heptapod-paas-runner CONFIG`), as
     // existing systemd units do.
     let mut runner = start_runner_seed_form(&config, &e.log("failures.log"));
     let over = |id| wait_until(|| e.all_over(&[id]), Duration::from_secs(45), STEP);

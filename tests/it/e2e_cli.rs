@@ -3,7 +3,7 @@
 //! token, new and existing files, refused registration) and `run` refusing
 //! bad configurations with exit code 2 and the key named.
 
-mod common;
+use crate::common;
 
 use common::{assert_no_secret, options, run_to_end, E2e};
 use paas_sim::coordinator::{CoordinatorConfig, FakeCoordinator, TokenStyle};

@@ -2,7 +2,7 @@
 //! a job taken from the coordinator, pushed to the fake Clever Cloud, gets its trace line and
 //! its final state; the PAAS runner's earlier trace bytes are kept (416 resync).
 
-mod clever_support;
+use crate::clever_support;
 
 use std::time::Duration;
 
@@ -154,6 +154,15 @@ async fn jobs_run_to_their_outcome_through_the_inner_runner() {
         "{:?}",
         h.control().violations()
     );
+    // The inner runner records its final status once the coordinator has
+    // answered the update, a moment after the job's state changed there.
+    let recorded = wait_until(Duration::from_secs(20), || {
+        h.control().deployments().iter().all(|d| {
+            d.inner_status.starts_with("finished") || d.inner_status.starts_with("aborted")
+        })
+    })
+    .await;
+    assert!(recorded, "{:?}", h.control().deployments());
     let statuses: Vec<String> = h
         .control()
         .deployments()

@@ -5,7 +5,7 @@
 //! `scripts/dockerd-start`); without it the test prints why it is skipped
 //! and passes. The runner's `heptapod_runner_main_image` is a `FROM scratch`
 //! image made here with the static `sim-inner-runner` at
-//! `/usr/bin/gitlab-runner` (`tests/support/docker.rs`), so every job image
+//! `/usr/bin/gitlab-runner` (`tests/it/support/docker.rs`), so every job image
 //! the runner builds runs the stand-in, which reaches the coordinator on
 //! 127.0.0.1 through `local_docker_network_mode = "host"`.
 //!
@@ -17,7 +17,7 @@
 //! cleanly on SIGTERM. The runner process is stopped by its pid and the
 //! engine cleaned up even when the test fails (drop guards).
 
-mod support;
+use crate::support;
 
 use paas_sim::coordinator::{CoordinatorConfig, FakeCoordinator, JobSpec, JobState};
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,7 +2,7 @@
 //! repoState transition, get/list/env/delete with their error paths, the ledger, faults and
 //! the `/__sim/` control API.
 
-mod clever_support;
+use crate::clever_support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! left, no job gets two applications, and the live weight at the fake
 //! Clever Cloud never exceeds the quota.
 //!
-//! Seeded: the seed is printed; `CHAOS_SEED=<n>` replays a run (the kill
+//! Seeded: the RNG seed is printed; `CHAOS_SEED=<n>` replays a run (the kill
 //! moments and job mix; thread timing still varies). Bounded: each wait has
 //! a deadline, the whole test takes about a minute on 2 cores.
 
