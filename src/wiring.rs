@@ -7,9 +7,8 @@
 //! system (awc clients are bound to it).
 
 use crate::config::{Config, ExecutorKind, RunnerConfig};
-use crate::executors::clever::settings::CleverSettings;
-use crate::executors::clever::{CleverExecutor, GroupAttributes};
-use crate::executors::local_docker::{LocalDocker, LocalDockerSettings, LocalDockerTimeouts};
+use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
+use crate::executors::local_docker::{socket_path, LocalDocker};
 use crate::gitlab::{
     load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
 };
@@ -19,7 +18,7 @@ use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
 use slog::{info, o, warn, Logger};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -163,7 +162,7 @@ fn build_runner(
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
     if let Some(clever) = &runner.clever {
-        if let crate::config::Tenancy::Multi {
+        if let Tenancy::Multi {
             attributes_token, ..
         } = &clever.tenancy
         {
@@ -177,7 +176,7 @@ fn build_runner(
 
     let (paas, clever): (Rc<dyn Paas>, Option<Rc<CleverExecutor>>) = match runner.executor {
         ExecutorKind::CleverDocker => {
-            let settings = CleverSettings::from_runner(runner).ok_or_else(|| {
+            let settings = runner.clever.clone().ok_or_else(|| {
                 config_error(
                     config,
                     &format!("runners[{index}].executor"),
@@ -192,15 +191,13 @@ fn build_runner(
             (executor.clone(), Some(executor))
         }
         ExecutorKind::LocalDocker => {
-            let settings =
-                LocalDockerSettings::from_runner_config(runner, LocalDockerTimeouts::default())
-                    .ok_or_else(|| {
-                        config_error(
-                            config,
-                            &format!("runners[{index}].executor"),
-                            "local-docker runner without its local-docker settings",
-                        )
-                    })?;
+            let settings = runner.local_docker.clone().ok_or_else(|| {
+                config_error(
+                    config,
+                    &format!("runners[{index}].executor"),
+                    "local-docker runner without its local-docker settings",
+                )
+            })?;
             let executor = LocalDocker::new(settings).map_err(|e| {
                 config_error(config, &format!("runners[{index}].host"), e.to_string())
             })?;
@@ -320,9 +317,12 @@ async fn check_executors(
             }
         }
         if let Some(ld) = &runner.local_docker {
+            let socket = socket_path(&ld.host).map_err(|e| {
+                config_error(config, &format!("runners[{index}].host"), e.to_string())
+            })?;
             let mut patience = Patience::default();
             loop {
-                match docker_version(&ld.host, Path::new(ld.socket_path())).await {
+                match docker_version(&ld.host, &socket).await {
                     Ok(_) => break,
                     Err(e) if e.is_transient() => {
                         if !patience.retry(logger, "docker version", &e).await {
@@ -369,7 +369,7 @@ async fn check_runners_can_poll(
             * runner
                 .quota_max_fraction
                 .min(config.quota_computation.allowed_fraction_per_runner);
-        let needed = match b.ports.paas.min_requestable_weight().await {
+        let needed = match b.ports.paas.max_job_weight().await {
             Ok(w) => w,
             Err(e) => {
                 // Not fatal: the supervisor retries; only a sure mismatch is refused.

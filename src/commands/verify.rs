@@ -8,8 +8,8 @@
 
 use super::table;
 use crate::config::{Config, RunnerConfig, Tenancy};
-use crate::executors::clever::settings::CleverSettings;
 use crate::executors::clever::CleverExecutor;
+use crate::executors::local_docker::socket_path;
 use crate::gitlab::{system_id_path, RunnersApi, Timeouts};
 use crate::preflight::docker_version;
 use paas_actors::ports::Paas;
@@ -112,9 +112,11 @@ async fn check_runner(
         rows.extend(check_clever(config, runner, label, logger).await);
     }
     if let Some(ld) = &runner.local_docker {
-        let socket = std::path::Path::new(ld.socket_path());
-        rows.push(match docker_version(&ld.host, socket).await {
-            Ok(v) => Row::new(label, "docker engine", Some(true), format!("server {v}")),
+        rows.push(match socket_path(&ld.host) {
+            Ok(socket) => match docker_version(&ld.host, &socket).await {
+                Ok(v) => Row::new(label, "docker engine", Some(true), format!("server {v}")),
+                Err(e) => Row::new(label, "docker engine", Some(false), e.to_string()),
+            },
             Err(e) => Row::new(label, "docker engine", Some(false), e.to_string()),
         });
     }
@@ -127,9 +129,6 @@ async fn check_clever(
     label: &str,
     logger: &Logger,
 ) -> Vec<Row> {
-    let Some(settings) = CleverSettings::from_runner(runner) else {
-        return Vec::new();
-    };
     let Some(cc) = &runner.clever else {
         return Vec::new();
     };
@@ -137,7 +136,7 @@ async fn check_clever(
     let executor = if multi {
         None
     } else {
-        match CleverExecutor::new(settings, None, logger.clone()) {
+        match CleverExecutor::new(cc.clone(), None, logger.clone()) {
             Ok(e) => Some(e),
             Err(e) => {
                 return vec![Row::new(label, "clever token", Some(false), e.to_string())];
