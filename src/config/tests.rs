@@ -438,6 +438,9 @@ volumes = ["/cache", "secret:VOL"]
     assert_eq!(r.token.expose(), "glrt-from-secrets");
     assert_eq!(r.unique_name, "from-secr");
     assert_eq!(r.legacy_unique_name.as_deref(), Some("glrt-fro"));
+    let cc = r.clever.as_ref().unwrap();
+    assert_eq!(cc.unique_name, "from-secr");
+    assert_eq!(cc.legacy_unique_name.as_deref(), Some("glrt-fro"));
     match &r.clever.as_ref().unwrap().tenancy {
         Tenancy::Single { token, .. } => assert_eq!(token.expose(), "cc-from-secrets"),
         other => panic!("{other:?}"),
@@ -926,6 +929,11 @@ fn duplicate_unique_names_are_refused() {
         .runners
         .iter()
         .all(|r| r.legacy_unique_name.is_none()));
+    // Nor does the Clever executor follow it.
+    assert!(l.config.runners.iter().all(|r| r
+        .clever
+        .as_ref()
+        .is_some_and(|c| c.legacy_unique_name.is_none())));
 
     // An explicit `unique_name` settles a collision, and is checked.
     let named = format!("{second}unique_name = \"second-runner\"\n");
@@ -935,6 +943,9 @@ fn duplicate_unique_names_are_refused() {
     ));
     let r2 = l.config.runner_by_unique_name("second-runner").expect("r2");
     assert_eq!(r2.legacy_unique_name.as_deref(), Some("glrt-t1_"));
+    let cc2 = r2.clever.as_ref().expect("clever settings");
+    assert_eq!(cc2.unique_name, "second-runner");
+    assert_eq!(cc2.legacy_unique_name.as_deref(), Some("glrt-t1_"));
     assert!(!r2.inner_runner_toml().contains("unique_name"));
     let bad = format!("{second}unique_name = \"a b\"\n");
     let e = err(&format!(
