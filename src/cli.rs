@@ -10,12 +10,15 @@
 use crate::secret::Secret;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use structopt::clap::AppSettings;
 use structopt::StructOpt;
 
 /// Top-level command.
 #[derive(Debug, StructOpt)]
 #[structopt(
     name = "heptapod-paas-runner",
+    version = crate::build_info::VERSION,
+    setting = AppSettings::VersionlessSubcommands,
     about = "Takes CI jobs from GitLab / Heptapod coordinators, then provisions a right-sized \
              Docker host per job on a PAAS (Clever Cloud, or local Docker for development), \
              within a weighted quota.",

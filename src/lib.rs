@@ -5,6 +5,7 @@
 //! configuration, and wires everything into the `heptapod-paas-runner`
 //! command. See ARCHITECTURE.md for the map.
 
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod deploy;

@@ -1,7 +1,8 @@
 //! End to end, the command line of the real binary: `register` against the
 //! fake coordinator (legacy registration token, `glrt-` authentication
-//! token, new and existing files, refused registration) and `run` refusing
-//! bad configurations with exit code 2 and the key named.
+//! token, new and existing files, refused registration), `run` refusing
+//! bad configurations with exit code 2 and the key named, and `--version`
+//! naming the git revision.
 
 mod common;
 
@@ -269,4 +270,46 @@ fn bad_configurations_exit_2_naming_the_key() {
         LIMIT,
     );
     assert_eq!(code, Some(0), "valid base config: {stderr}");
+}
+
+/// The revision git gives for this checkout, "unknown" outside one (what
+/// build.rs embeds).
+fn checkout_revision() -> String {
+    std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[test]
+fn version_names_the_git_revision_and_the_build_date() {
+    let (code, out, _) = run_to_end(&[OsStr::new("--version")], LIMIT);
+    assert_eq!(code, Some(0));
+    let line = out.trim();
+    let expected_start = format!(
+        "heptapod-paas-runner {} (revision {}, built ",
+        env!("CARGO_PKG_VERSION"),
+        checkout_revision()
+    );
+    assert!(line.starts_with(&expected_start), "{line:?}");
+    let date = line
+        .strip_prefix(&expected_start)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_default();
+    let digits: Vec<bool> = date.chars().map(|c| c.is_ascii_digit()).collect();
+    assert_eq!(date.len(), 10, "{date:?}");
+    assert_eq!(
+        digits,
+        [true, true, true, true, false, true, true, false, true, true],
+        "{date:?}"
+    );
 }
