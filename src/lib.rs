@@ -7,6 +7,7 @@
 
 pub mod build_info;
 pub mod cli;
+pub mod cli_docs;
 pub mod config;
 pub mod deploy;
 pub mod executors;

@@ -1,8 +1,9 @@
 //! End to end, the command line of the real binary: `register` against the
 //! fake coordinator (legacy registration token, `glrt-` authentication
 //! token, new and existing files, refused registration), `run` refusing
-//! bad configurations with exit code 2 and the key named, and `--version`
-//! naming the git revision.
+//! bad configurations with exit code 2 and the key named, `--version`
+//! naming the git revision, and `generate-cli-docs` writing the man page and
+//! completions.
 
 mod common;
 
@@ -312,4 +313,38 @@ fn version_names_the_git_revision_and_the_build_date() {
         [true, true, true, true, false, true, true, false, true, true],
         "{date:?}"
     );
+}
+
+#[test]
+fn generate_cli_docs_writes_the_man_page_and_three_completions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("docs");
+    let (code, out, err) = run_to_end(
+        &[OsStr::new("generate-cli-docs"), out_dir.as_os_str()],
+        LIMIT,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let mut listed: Vec<&str> = out.lines().collect();
+    listed.sort_unstable();
+    let mut expected: Vec<String> = [
+        "_heptapod-paas-runner",
+        "heptapod-paas-runner.1",
+        "heptapod-paas-runner.bash",
+        "heptapod-paas-runner.fish",
+    ]
+    .iter()
+    .map(|name| out_dir.join(name).display().to_string())
+    .collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    let man = std::fs::read_to_string(out_dir.join("heptapod-paas-runner.1")).expect("man page");
+    assert!(man.starts_with(".TH HEPTAPOD\\-PAAS\\-RUNNER 1 "), "{man}");
+    assert!(
+        man.contains(&checkout_revision()),
+        "the version line names the revision"
+    );
+    // Hidden from --help, and from what it writes.
+    let (_, help, _) = run_to_end(&[OsStr::new("--help")], LIMIT);
+    assert!(help.contains("register") && !help.contains("generate-cli-docs"));
+    assert!(!man.contains("generate\\-cli\\-docs"));
 }
