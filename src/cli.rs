@@ -25,7 +25,7 @@ use structopt::StructOpt;
     about = "Takes CI jobs from GitLab / Heptapod coordinators, then provisions a right-sized \
              Docker host per job on a PAAS (Clever Cloud, or local Docker for development), \
              within a weighted quota.",
-    after_help = "The seed form `heptapod-paas-runner CONFIG [OPTIONS]` is read as `run`. \
+    after_help = "The Python runner's form `heptapod-paas-runner CONFIG [OPTIONS]` is read as `run`. \
                   `heptapod-paas-runner-register` is `register`.\n\
                   Exit codes: 0 normal stop, 1 runtime failure, 2 configuration error."
 )]
