@@ -2,8 +2,8 @@
 //!
 //! Accepted forms (drop-in with `python-heptapod-runner` 0.6.x):
 //! - `heptapod-paas-runner run CONFIG [OPTIONS]`
-//! - `heptapod-paas-runner CONFIG [OPTIONS]` (the seed's form, existing
-//!   systemd units keep working): read as `run`;
+//! - `heptapod-paas-runner CONFIG [OPTIONS]` (no subcommand, as the Python
+//!   runner is started: existing systemd units keep working): read as `run`;
 //! - `heptapod-paas-runner register CONFIG [OPTIONS]`, also reachable as
 //!   `heptapod-paas-runner-register CONFIG [OPTIONS]` (argv\[0\] dispatch).
 //!
@@ -25,7 +25,7 @@ use structopt::StructOpt;
     about = "Takes CI jobs from GitLab / Heptapod coordinators, then provisions a right-sized \
              Docker host per job on a PAAS (Clever Cloud, or local Docker for development), \
              within a weighted quota.",
-    after_help = "The Python runner's form `heptapod-paas-runner CONFIG [OPTIONS]` is read as `run`. \
+    after_help = "The form `heptapod-paas-runner CONFIG [OPTIONS]` (no subcommand) is read as `run`. \
                   `heptapod-paas-runner-register` is `register`.\n\
                   Exit codes: 0 normal stop, 1 runtime failure, 2 configuration error."
 )]
