@@ -6,16 +6,22 @@
 //!   runner is started: existing systemd units keep working): read as `run`;
 //! - `heptapod-paas-runner register CONFIG [OPTIONS]`, also reachable as
 //!   `heptapod-paas-runner-register CONFIG [OPTIONS]` (argv\[0\] dispatch).
+//!
+//! The hidden `generate-cli-docs DIR` writes the man page and the shell
+//! completions from this definition (`src/cli_docs.rs`, `scripts/package`).
 
 use crate::secret::Secret;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use structopt::clap::AppSettings;
 use structopt::StructOpt;
 
 /// Top-level command.
 #[derive(Debug, StructOpt)]
 #[structopt(
     name = "heptapod-paas-runner",
+    version = crate::build_info::VERSION,
+    setting = AppSettings::VersionlessSubcommands,
     about = "Takes CI jobs from GitLab / Heptapod coordinators, then provisions a right-sized \
              Docker host per job on a PAAS (Clever Cloud, or local Docker for development), \
              within a weighted quota.",
@@ -41,10 +47,17 @@ pub enum Command {
     /// from the configuration file (refused while a service uses its state
     /// file).
     Unregister(UnregisterArgs),
+    /// Write the man page and the bash, zsh and fish completions into a
+    /// directory (for packaging; hidden from `--help`).
+    #[structopt(name = "generate-cli-docs", setting = AppSettings::Hidden)]
+    GenerateCliDocs(CliDocsArgs),
 }
 
 /// The command words, for the "no such command" suggestion.
 pub const COMMANDS: &[&str] = &["run", "register", "check", "verify", "list", "unregister"];
+
+/// Commands hidden from `--help` (and from the suggestion).
+pub const HIDDEN_COMMANDS: &[&str] = &["generate-cli-docs"];
 
 /// Options of `verify` and `list`.
 #[derive(Debug, StructOpt)]
@@ -212,6 +225,17 @@ pub struct RegisterArgs {
     pub log: LogArgs,
 }
 
+/// `generate-cli-docs` options.
+#[derive(Debug, StructOpt)]
+pub struct CliDocsArgs {
+    /// Directory to write into (created if missing; files are replaced).
+    #[structopt(parse(from_os_str))]
+    pub dir: PathBuf,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
+}
+
 /// Tokens given on the command line are secrets from the start (never in a
 /// `Debug` output).
 fn secret_arg(value: &str) -> Secret {
@@ -227,6 +251,7 @@ impl Command {
             Command::Check(args) => &args.log,
             Command::Verify(args) | Command::List(args) => &args.log,
             Command::Unregister(args) => &args.log,
+            Command::GenerateCliDocs(args) => &args.log,
         }
     }
 }
@@ -253,7 +278,9 @@ pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString>
     let keeps_as_is = match first.as_deref() {
         None => true,
         Some(a) => {
-            COMMANDS.contains(&a) || matches!(a, "help" | "-h" | "--help" | "-V" | "--version")
+            COMMANDS.contains(&a)
+                || HIDDEN_COMMANDS.contains(&a)
+                || matches!(a, "help" | "-h" | "--help" | "-V" | "--version")
         }
     };
     if !keeps_as_is {
@@ -279,6 +306,7 @@ pub fn unknown_word(raw: &[OsString]) -> Option<String> {
         || word.contains('/')
         || word.contains('.')
         || COMMANDS.contains(&word)
+        || HIDDEN_COMMANDS.contains(&word)
         || word == "help"
         || std::path::Path::new(word).exists()
     {

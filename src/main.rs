@@ -5,13 +5,15 @@
 //! Exit codes: 0 normal stop, 1 runtime failure, 2 configuration or usage
 //! error.
 
-use heptapod_paas_runner::cli::{self, CheckArgs, Command, RegisterArgs, RunArgs, UnregisterArgs};
+use heptapod_paas_runner::cli::{
+    self, CheckArgs, CliDocsArgs, Command, RegisterArgs, RunArgs, UnregisterArgs,
+};
 use heptapod_paas_runner::commands;
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::instance_lock::InstanceLock;
 use heptapod_paas_runner::register::{self, Given, Prompter};
 use heptapod_paas_runner::secret::Secret;
-use heptapod_paas_runner::{config, logging, signal, state_migration, wiring};
+use heptapod_paas_runner::{cli_docs, config, logging, signal, state_migration, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
@@ -43,6 +45,7 @@ fn main() {
         Command::Verify(args) => verify(&args.config, &logging.logger),
         Command::List(args) => list(&args.config),
         Command::Unregister(args) => unregister(args),
+        Command::GenerateCliDocs(args) => generate_cli_docs(&args),
     };
     // Flush the asynchronous log drain before exiting.
     drop(logging);
@@ -163,6 +166,24 @@ fn set_echo(on: bool) {
         .arg(if on { "echo" } else { "-echo" })
         .stdin(std::process::Stdio::inherit())
         .status();
+}
+
+fn generate_cli_docs(args: &CliDocsArgs) -> i32 {
+    match cli_docs::write_all(&args.dir) {
+        Ok(files) => {
+            for file in files {
+                println!("{}", file.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "heptapod-paas-runner: cannot write into {}: {e}",
+                args.dir.display()
+            );
+            1
+        }
+    }
 }
 
 fn register(args: RegisterArgs) -> i32 {
