@@ -666,9 +666,33 @@ async fn state_round_trip_is_python_compatible() {
 }
 
 /// Group attributes from a table; namespaces not in it answer 404.
+/// Project `n` is in the namespace `PROJECTS[n]`.
 struct Attrs(HashMap<String, Vec<(String, String)>>);
 
+const PROJECTS: [&str; 3] = ["acme/sub", "half", "ghost"];
+
+/// A job of project `project` (none: a payload without `job_info`).
+fn project_job(id: i64, project: Option<i64>, vars: &[(&str, &str)]) -> Job {
+    let mut j = job(id, vars);
+    j.project_id = project;
+    j
+}
+
 impl GroupAttributes for Attrs {
+    fn project_namespace(
+        &self,
+        project_id: i64,
+    ) -> PortFuture<'_, Result<String, CoordinatorError>> {
+        let answer = usize::try_from(project_id)
+            .ok()
+            .and_then(|i| PROJECTS.get(i))
+            .map(|p| p.to_string())
+            .ok_or_else(|| CoordinatorError::Unexpected {
+                detail: "HTTP 404 Project Not Found".into(),
+            });
+        Box::pin(async move { answer })
+    }
+
     fn group_custom_attributes<'a>(
         &'a self,
         group_path: &'a str,
@@ -711,7 +735,8 @@ async fn multi_tenant_uses_the_groups_organisation() {
     assert!(CleverExecutor::new(settings.clone(), None, logger()).is_err());
     let ex = CleverExecutor::new(settings, Some(attrs), logger()).expect("executor");
 
-    let j = job(40, &[("CI_PROJECT_ROOT_NAMESPACE", "acme")]);
+    // The variable a user may define never chooses the tenant.
+    let j = project_job(40, Some(0), &[("CI_PROJECT_ROOT_NAMESPACE", "half")]);
     let r = ex.create(&j).await.expect("create in acme");
     assert!(h.count("POST", "/organisations/orga_acme/applications") == 1);
     let r = ex.prepare(&r, &j).await.expect("prepare");
@@ -719,21 +744,23 @@ async fn multi_tenant_uses_the_groups_organisation() {
     assert_eq!(saved["gitlab_namespace"], json!("acme"));
     assert_eq!(ex.list_resources().await.expect("list").len(), 1);
 
-    for (ns, part) in [
+    for (project, part) in [
         (
-            Some("half"),
+            Some(1),
             "has no (or an empty) custom attribute \"cc_orga_token\"",
         ),
         (
-            Some("ghost"),
+            Some(2),
             "cannot read the custom attributes of GitLab group \"ghost\"",
         ),
-        (None, "CI_PROJECT_ROOT_NAMESPACE missing"),
+        (Some(7), "cannot read the namespace of GitLab project 7"),
+        (None, "no job_info.project_id"),
     ] {
-        let vars: Vec<(&str, &str)> = ns
-            .map(|n| vec![("CI_PROJECT_ROOT_NAMESPACE", n)])
-            .unwrap_or_default();
-        let e = ex.create(&job(41, &vars)).await.expect_err("no orga");
+        let vars = [("CI_PROJECT_ROOT_NAMESPACE", "acme")];
+        let e = ex
+            .create(&project_job(41, project, &vars))
+            .await
+            .expect_err("no orga");
         assert_eq!(e.action, "find-orga");
         assert_eq!(e.class, PaasErrorClass::Permanent);
         assert!(e.message.contains(part), "{}", e.message);

@@ -373,9 +373,27 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
     let attrs: Rc<dyn GroupAttributes> = Rc::new(w.gitlab());
     let ex = CleverExecutor::new(s.clone(), Some(attrs.clone()), logger()).expect("executor");
 
+    // A user-defined CI_PROJECT_ROOT_NAMESPACE placed first in the payload
+    // names another tenant: the project's namespace at GitLab wins.
+    w.clever.control().seed_org(&OrgSeed {
+        id: "orga_victim".into(),
+        tokens: vec!["tok-victim".into()],
+    });
+    w.coord.control().set_group_attributes(
+        "victim",
+        &[
+            ("cc_orga_id", "orga_victim"),
+            ("cc_orga_token", "tok-victim"),
+        ],
+    );
     let job = w
-        .acquire(JobSpec::new("tenant").root_namespace("acme"))
+        .acquire(
+            JobSpec::new("tenant")
+                .root_namespace("acme")
+                .leading_variable("CI_PROJECT_ROOT_NAMESPACE", "victim"),
+        )
         .await;
+    assert_eq!(job.variable("CI_PROJECT_ROOT_NAMESPACE"), Some("victim"));
     let r = provision(&ex, &job).await;
     let r = ex.launch(&r, &job).await.expect("launch");
     w.settle(1).await;
@@ -395,6 +413,16 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
         assert_eq!(e.class, PaasErrorClass::Permanent);
         assert!(e.message.contains(part), "{}", e.message);
     }
+    // A project GitLab does not show: refused, nothing created.
+    let mut lost = w.acquire(JobSpec::new("lost").root_namespace("acme")).await;
+    lost.project_id = Some(999_999);
+    let e = ex.create(&lost).await.expect_err("no project");
+    assert_eq!(
+        (e.action.as_str(), e.class),
+        ("find-orga", PaasErrorClass::Permanent)
+    );
+    assert!(e.message.contains("project 999999"), "{}", e.message);
+    assert_eq!(w.clever.control().apps().len(), 1);
 
     // After a restart, the tenant is resolved again from the saved namespace.
     let ex2 = CleverExecutor::new(s, Some(attrs), logger()).expect("executor");

@@ -38,7 +38,7 @@ use super::flavors::{
     max_job_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError, FLAVOR_VARIABLE,
 };
 use super::settings::{CleverSettings, Tenancy};
-use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
+use super::tenants::{TenantError, TenantResolver};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
 use crate::git::fetch_job_json;
@@ -186,11 +186,12 @@ impl CleverExecutor {
         }
     }
 
-    /// The job's namespace as recorded in resources (multi-tenant only).
-    fn job_namespace<'j>(&self, job: &'j Job) -> Option<&'j str> {
-        match self.settings.tenancy {
-            Tenancy::Single { .. } => None,
-            Tenancy::Multi { .. } => job.variable(ROOT_NAMESPACE_VARIABLE),
+    /// The job's top-level group, as recorded in resources: `None` in
+    /// single-organisation mode, else derived from its project by GitLab.
+    async fn job_namespace(&self, job: &Job) -> Result<Option<String>, TenantError> {
+        match &self.tenants {
+            None => Ok(None),
+            Some(t) => t.job_namespace(job.project_id).await.map(Some),
         }
     }
 
@@ -447,12 +448,9 @@ impl CleverExecutor {
         // Every call of the create step is sent once: the launcher retries
         // the step.
         let flavor = self.job_flavor(job, Retries::Once).await?;
-        let namespace = self.job_namespace(job);
-        let org = match self.settings.tenancy {
-            Tenancy::Single { .. } => self.org(None).await,
-            Tenancy::Multi { .. } => self.org(namespace).await,
-        }
-        .map_err(tenant_error)?;
+        let namespace = self.job_namespace(job).await.map_err(tenant_error)?;
+        let namespace = namespace.as_deref();
+        let org = self.org(namespace).await.map_err(tenant_error)?;
         let version = self
             .products
             .docker_version(&self.api, Retries::Once)

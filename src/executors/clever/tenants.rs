@@ -1,6 +1,12 @@
 //! Multi-tenant mode: a job's Clever organisation and token come from the
 //! custom attributes of its top-level GitLab group.
 //!
+//! The group is derived from GitLab-controlled data only: the payload's
+//! `job_info.project_id` → `GET /projects/:id` → the first segment of
+//! `namespace.full_path`. A job variable (`CI_PROJECT_ROOT_NAMESPACE` can
+//! be defined by any user) never chooses a tenant. Project namespaces are
+//! cached per project id for the same TTL (a project can be transferred).
+//!
 //! Results are cached per namespace for a TTL (the reference asked GitLab
 //! at every provision and state load). An expired entry is kept as a
 //! fallback: when GitLab is unavailable (transient error), the last known
@@ -18,15 +24,23 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// The job variable naming the top-level group.
-pub const ROOT_NAMESPACE_VARIABLE: &str = "CI_PROJECT_ROOT_NAMESPACE";
-
 /// Why a tenant's organisation could not be found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TenantError {
-    /// The job (or saved resource) names no top-level group.
-    #[error("no GitLab top-level group known ({ROOT_NAMESPACE_VARIABLE} missing), cannot find the Clever Cloud organisation")]
+    /// The saved resource names no top-level group.
+    #[error("no GitLab top-level group known, cannot find the Clever Cloud organisation")]
     NoNamespace,
+    /// The job payload has no `job_info.project_id`.
+    #[error("the job payload has no job_info.project_id: its GitLab group, hence its Clever Cloud organisation, cannot be known")]
+    NoProject,
+    /// GitLab did not give the project's namespace.
+    #[error("find-orga: cannot read the namespace of GitLab project {project_id}: {source}")]
+    Project {
+        /// The project id.
+        project_id: i64,
+        /// What the GitLab client reported.
+        source: CoordinatorError,
+    },
     /// GitLab did not give the group's custom attributes.
     #[error(
         "find-orga: cannot read the custom attributes of GitLab group {namespace:?}: {source}"
@@ -50,7 +64,12 @@ pub enum TenantError {
 impl TenantError {
     /// True when asking again later may succeed without anyone acting.
     pub fn is_transient(&self) -> bool {
-        matches!(self, TenantError::Lookup { source, .. } if source.is_transient())
+        match self {
+            TenantError::Lookup { source, .. } | TenantError::Project { source, .. } => {
+                source.is_transient()
+            }
+            _ => false,
+        }
     }
 }
 
@@ -61,6 +80,13 @@ pub struct TenantResolver {
     token_attribute: String,
     ttl: Duration,
     cache: RefCell<BTreeMap<String, (Instant, OrgAuth)>>,
+    /// Top-level group of each project id, as GitLab last gave it.
+    projects: RefCell<BTreeMap<i64, (Instant, String)>>,
+}
+
+/// The first segment of a namespace's full path (`a/b/c` → `a`).
+fn root_of(full_path: &str) -> &str {
+    full_path.split('/').next().unwrap_or(full_path)
 }
 
 impl TenantResolver {
@@ -78,7 +104,37 @@ impl TenantResolver {
             token_attribute: token_attribute.to_string(),
             ttl,
             cache: RefCell::new(BTreeMap::new()),
+            projects: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The top-level group of the project `project_id` (the job's
+    /// `job_info.project_id`), as GitLab says.
+    pub async fn job_namespace(&self, project_id: Option<i64>) -> Result<String, TenantError> {
+        let project_id = project_id.ok_or(TenantError::NoProject)?;
+        if let Some((at, ns)) = self.projects.borrow().get(&project_id) {
+            if at.elapsed() < self.ttl {
+                return Ok(ns.clone());
+            }
+        }
+        let full_path = self
+            .attributes
+            .project_namespace(project_id)
+            .await
+            .map_err(|source| TenantError::Project { project_id, source })?;
+        let root = root_of(&full_path).to_string();
+        if root.is_empty() {
+            return Err(TenantError::Project {
+                project_id,
+                source: CoordinatorError::Unexpected {
+                    detail: format!("empty namespace path {full_path:?}"),
+                },
+            });
+        }
+        self.projects
+            .borrow_mut()
+            .insert(project_id, (Instant::now(), root.clone()));
+        Ok(root)
     }
 
     /// The organisation of the top-level group `namespace`.
@@ -151,6 +207,21 @@ mod tests {
     }
 
     impl GroupAttributes for FakeAttrs {
+        fn project_namespace(
+            &self,
+            project_id: i64,
+        ) -> PortFuture<'_, Result<String, CoordinatorError>> {
+            self.calls.set(self.calls.get() + 1);
+            let answer = match project_id {
+                1 => Ok("acme/sub/deeper".to_string()),
+                2 => Ok("solo".to_string()),
+                _ => Err(CoordinatorError::Unexpected {
+                    detail: "HTTP 404".into(),
+                }),
+            };
+            Box::pin(async move { answer })
+        }
+
         fn group_custom_attributes<'a>(
             &'a self,
             _group_path: &'a str,
@@ -192,6 +263,20 @@ mod tests {
         assert_eq!(again, org);
         assert_eq!(fake.calls.get(), 1);
         assert_eq!(r.known(), vec![("acme".to_string(), org)]);
+    }
+
+    #[actix_rt::test]
+    async fn a_jobs_group_is_the_root_of_its_projects_namespace_cached() {
+        let (fake, r) = resolver(Vec::new(), Duration::from_secs(60));
+        assert_eq!(r.job_namespace(Some(1)).await, Ok("acme".to_string()));
+        assert_eq!(r.job_namespace(Some(1)).await, Ok("acme".to_string()));
+        assert_eq!(fake.calls.get(), 1);
+        assert_eq!(r.job_namespace(Some(2)).await, Ok("solo".to_string()));
+        assert_eq!(r.job_namespace(None).await, Err(TenantError::NoProject));
+        let err = r.job_namespace(Some(3)).await.expect_err("404");
+        assert!(matches!(err, TenantError::Project { project_id: 3, .. }));
+        assert!(!err.is_transient());
+        assert!(err.to_string().contains("project 3"), "{err}");
     }
 
     #[actix_rt::test]

@@ -26,6 +26,8 @@ pub enum Endpoint {
     TraceRead,
     /// `GET /api/v4/groups/:id/custom_attributes[/:key]`.
     GroupAttributes,
+    /// `GET /api/v4/projects/:id`.
+    Project,
     /// `POST /api/v4/runners`.
     RunnerRegister,
     /// `POST /api/v4/runners/verify`.
@@ -42,13 +44,14 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in display order.
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::JobsRequest,
         Endpoint::JobStatus,
         Endpoint::JobUpdate,
         Endpoint::TracePatch,
         Endpoint::TraceRead,
         Endpoint::GroupAttributes,
+        Endpoint::Project,
         Endpoint::RunnerRegister,
         Endpoint::RunnerVerify,
         Endpoint::RunnerDelete,
@@ -66,6 +69,7 @@ impl Endpoint {
             Endpoint::TracePatch => "trace_patch",
             Endpoint::TraceRead => "trace_read",
             Endpoint::GroupAttributes => "group_attributes",
+            Endpoint::Project => "project",
             Endpoint::RunnerRegister => "runner_register",
             Endpoint::RunnerVerify => "runner_verify",
             Endpoint::RunnerDelete => "runner_delete",

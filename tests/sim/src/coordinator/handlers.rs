@@ -37,6 +37,7 @@ enum Route {
     TracePatch(String),
     TraceRead { project: String, job: String },
     GroupAttributes { group: String, key: Option<String> },
+    Project(String),
     RunnerRegister,
     RunnerVerify,
     RunnerDelete,
@@ -59,6 +60,7 @@ impl Route {
                 project: s(p),
                 job: s(j),
             },
+            ("GET", ["projects", p]) => Route::Project(s(p)),
             ("GET", ["groups", g, "custom_attributes"]) => Route::GroupAttributes {
                 group: s(g),
                 key: None,
@@ -84,6 +86,7 @@ impl Route {
             Route::TracePatch(_) => Endpoint::TracePatch,
             Route::TraceRead { .. } => Endpoint::TraceRead,
             Route::GroupAttributes { .. } => Endpoint::GroupAttributes,
+            Route::Project(_) => Endpoint::Project,
             Route::RunnerRegister => Endpoint::RunnerRegister,
             Route::RunnerVerify => Endpoint::RunnerVerify,
             Route::RunnerDelete => Endpoint::RunnerDelete,
@@ -320,6 +323,7 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
         Route::GroupAttributes { group, key } => {
             group_attributes(shared, &req, &params, &group, key.as_deref())
         }
+        Route::Project(id) => project(shared, &req, &params, &id),
         Route::RunnerRegister => runner_register(shared, &params),
         Route::RunnerVerify => runner_verify(shared, &params),
         Route::RunnerDelete => runner_delete(shared, &params),
@@ -677,6 +681,37 @@ fn group_attributes(
             }
         }
     }
+}
+
+/// `GET /projects/:id` (numeric ids only): the project and its namespace.
+fn project(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> HttpResponse {
+    let st = shared.lock();
+    if let Err(resp) = authorize_admin(&st, req, params) {
+        return resp;
+    }
+    let found = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| st.projects.get(&id).map(|path| (id, path)));
+    let Some((id, path)) = found else {
+        return message(404, "404 Project Not Found");
+    };
+    let (namespace, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+    let ns_path = namespace.rsplit('/').next().unwrap_or(namespace);
+    let group = st.groups.iter().find(|g| g.path == namespace);
+    HttpResponse::Ok().json(json!({
+        "id": id,
+        "path": name,
+        "path_with_namespace": path,
+        "namespace": {
+            "id": group.map(|g| g.id),
+            "name": ns_path,
+            "path": ns_path,
+            "kind": "group",
+            "full_path": namespace,
+            "parent_id": null,
+        },
+    }))
 }
 
 fn runner_answer(id: i64, token: &str) -> Value {
