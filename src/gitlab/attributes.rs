@@ -6,7 +6,7 @@
 use super::client::Call;
 use super::errors::{rejected, status_error, CallName};
 use super::GitlabCoordinator;
-use crate::executors::clever::GroupAttributes;
+use crate::executors::clever::{GroupAttributes, GroupInfo};
 use awc::http::Method;
 use paas_actors::ports::{CoordinatorError, PortFuture};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -33,6 +33,13 @@ struct Attribute {
 #[derive(Deserialize)]
 struct Namespace {
     full_path: String,
+}
+
+#[derive(Deserialize)]
+struct Group {
+    id: i64,
+    full_path: String,
+    parent_id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +112,19 @@ impl GitlabCoordinator {
             .await?;
         Ok(project.namespace.full_path)
     }
+
+    async fn group_by_path_impl(&self, path: &str) -> Result<GroupInfo, CoordinatorError> {
+        let group: Group = self
+            .admin_get("group", format!("groups/{}", encode_segment(path)), || {
+                format!("group {path:?} not found (a user namespace is not a group)")
+            })
+            .await?;
+        Ok(GroupInfo {
+            id: group.id,
+            full_path: group.full_path,
+            parent_id: group.parent_id,
+        })
+    }
 }
 
 impl GroupAttributes for GitlabCoordinator {
@@ -120,6 +140,13 @@ impl GroupAttributes for GitlabCoordinator {
         project_id: i64,
     ) -> PortFuture<'_, Result<String, CoordinatorError>> {
         Box::pin(self.project_namespace_impl(project_id))
+    }
+
+    fn group_by_path<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>> {
+        Box::pin(self.group_by_path_impl(path))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use heptapod_paas_runner::executors::clever::{
-    CleverExecutor, CleverSettings, GroupAttributes, HttpSettings, RetryPolicy, Tenancy,
+    CleverExecutor, CleverSettings, GroupAttributes, GroupInfo, HttpSettings, RetryPolicy, Tenancy,
 };
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{
@@ -678,7 +678,35 @@ fn project_job(id: i64, project: Option<i64>, vars: &[(&str, &str)]) -> Job {
     j
 }
 
+impl Attrs {
+    /// Group ids are the ranks of the paths in sorted order.
+    fn paths(&self) -> Vec<&String> {
+        let mut paths: Vec<&String> = self.0.keys().collect();
+        paths.sort();
+        paths
+    }
+}
+
 impl GroupAttributes for Attrs {
+    fn group_by_path<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>> {
+        let answer = self
+            .paths()
+            .iter()
+            .position(|p| *p == path)
+            .map(|i| GroupInfo {
+                id: i64::try_from(i).unwrap_or(-1),
+                full_path: path.to_string(),
+                parent_id: None,
+            })
+            .ok_or_else(|| CoordinatorError::Unexpected {
+                detail: format!("HTTP 404 Group Not Found: {path:?}"),
+            });
+        Box::pin(async move { answer })
+    }
+
     fn project_namespace(
         &self,
         project_id: i64,
@@ -697,9 +725,10 @@ impl GroupAttributes for Attrs {
         &'a self,
         group_path: &'a str,
     ) -> PortFuture<'a, Result<Vec<(String, String)>, CoordinatorError>> {
-        let answer = self
-            .0
-            .get(group_path)
+        let answer = group_path
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.paths().get(i).and_then(|p| self.0.get(*p)))
             .cloned()
             .ok_or_else(|| CoordinatorError::Unexpected {
                 detail: "HTTP 404 Group Not Found".into(),

@@ -413,6 +413,29 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
         assert_eq!(e.class, PaasErrorClass::Permanent);
         assert!(e.message.contains(part), "{}", e.message);
     }
+    // A personal namespace whose path is all digits, equal to the id of
+    // the victim's group: GitLab would read `/groups/<digits>` as that id.
+    let victim_id = w.coord.control().set_group_attributes(
+        "victim",
+        &[
+            ("cc_orga_id", "orga_victim"),
+            ("cc_orga_token", "tok-victim"),
+        ],
+    );
+    let digits = JobSpec::new("digits").root_namespace(victim_id.to_string());
+    let job = w.acquire(digits).await;
+    let e = ex.create(&job).await.expect_err("not the victim's group");
+    assert_eq!(
+        (e.action.as_str(), e.class),
+        ("find-orga", PaasErrorClass::Permanent)
+    );
+    assert!(
+        e.message.contains("not a top-level group of that path"),
+        "{}",
+        e.message
+    );
+    assert_eq!(w.clever.control().apps().len(), 1);
+
     // A project GitLab does not show: refused, nothing created.
     let mut lost = w.acquire(JobSpec::new("lost").root_namespace("acme")).await;
     lost.project_id = Some(999_999);

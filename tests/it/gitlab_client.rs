@@ -479,6 +479,22 @@ async fn group_custom_attributes_with_the_attributes_token() {
     );
     assert_eq!(last.header("private-token"), Some(ATTRS));
 
+    // Groups by path; an all-digit path is read as an id, as GitLab does.
+    let tenant_id = c.set_group_attributes("tenant", &[("cc_orga_id", "orga_x")]);
+    let sub = gl.group_by_path("parent/sub").await.expect("subgroup");
+    assert_eq!(sub.full_path, "parent/sub");
+    assert!(sub.parent_id.is_some());
+    let by_digits = gl
+        .group_by_path(&tenant_id.to_string())
+        .await
+        .expect("read as an id");
+    assert_eq!(
+        (by_digits.id, by_digits.full_path.as_str()),
+        (tenant_id, "tenant")
+    );
+    assert_eq!(by_digits.parent_id, None);
+    assert!(gl.group_by_path("someuser").await.is_err());
+
     let err = gl
         .group_custom_attributes("someuser")
         .await

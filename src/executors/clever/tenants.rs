@@ -6,6 +6,10 @@
 //! `namespace.full_path`. A job variable (`CI_PROJECT_ROOT_NAMESPACE` can
 //! be defined by any user) never chooses a tenant. Project namespaces are
 //! cached per project id for the same TTL (a project can be transferred).
+//! GitLab reads an all-digit `/groups/:id` as a group id, so the group is
+//! first resolved by path (`GET /groups/:path`), its `full_path` must equal
+//! the namespace and it must have no parent; its attributes are then read
+//! by numeric id.
 //!
 //! Results are cached per namespace for a TTL (the reference asked GitLab
 //! at every provision and state load). An expired entry is kept as a
@@ -50,6 +54,15 @@ pub enum TenantError {
         namespace: String,
         /// What the GitLab client reported.
         source: CoordinatorError,
+    },
+    /// GitLab answered with another group than the one asked for (an
+    /// all-digit path read as an id) or with a subgroup.
+    #[error("find-orga: GitLab group {namespace:?} is not a top-level group of that path (GitLab answered with {found:?})")]
+    NotThatGroup {
+        /// The group path asked for.
+        namespace: String,
+        /// The full path of the group GitLab answered with.
+        found: String,
     },
     /// A needed attribute is absent or empty.
     #[error("GitLab group {namespace:?} has no (or an empty) custom attribute {attribute:?}; an administrator must set it to use Clever Cloud runners")]
@@ -148,18 +161,15 @@ impl TenantResolver {
                 return Ok(org.clone());
             }
         }
-        let attrs = match self.attributes.group_custom_attributes(namespace).await {
+        let attrs = match self.group_attributes(namespace).await {
             Ok(a) => a,
-            Err(source) => {
-                if source.is_transient() {
+            Err(e) => {
+                if e.is_transient() {
                     if let Some((_, org)) = cached {
                         return Ok(org);
                     }
                 }
-                return Err(TenantError::Lookup {
-                    namespace: namespace.to_string(),
-                    source,
-                });
+                return Err(e);
             }
         };
         let find = |key: &str| {
@@ -182,6 +192,33 @@ impl TenantResolver {
         Ok(org)
     }
 
+    /// The custom attributes of the top-level group of path `namespace`,
+    /// read by its numeric id once GitLab confirmed the path.
+    async fn group_attributes(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, String)>, TenantError> {
+        let lookup = |source| TenantError::Lookup {
+            namespace: namespace.to_string(),
+            source,
+        };
+        let group = self
+            .attributes
+            .group_by_path(namespace)
+            .await
+            .map_err(lookup)?;
+        if group.full_path != namespace || group.parent_id.is_some() {
+            return Err(TenantError::NotThatGroup {
+                namespace: namespace.to_string(),
+                found: group.full_path,
+            });
+        }
+        self.attributes
+            .group_custom_attributes(&group.id.to_string())
+            .await
+            .map_err(lookup)
+    }
+
     /// Every tenant resolved so far, by namespace (for listings).
     pub fn known(&self) -> Vec<(String, OrgAuth)> {
         self.cache
@@ -194,6 +231,7 @@ impl TenantResolver {
 
 #[cfg(test)]
 mod tests {
+    use super::super::GroupInfo;
     use super::*;
     use paas_actors::ports::PortFuture;
     use std::cell::Cell;
@@ -220,6 +258,31 @@ mod tests {
                 }),
             };
             Box::pin(async move { answer })
+        }
+
+        fn group_by_path<'a>(
+            &'a self,
+            path: &'a str,
+        ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>> {
+            // "7" is read as the id of group "acme"; "acme/sub" is a subgroup.
+            let info = match path {
+                "7" => GroupInfo {
+                    id: 7,
+                    full_path: "acme".into(),
+                    parent_id: None,
+                },
+                "acme/sub" => GroupInfo {
+                    id: 8,
+                    full_path: path.into(),
+                    parent_id: Some(7),
+                },
+                _ => GroupInfo {
+                    id: 9,
+                    full_path: path.into(),
+                    parent_id: None,
+                },
+            };
+            Box::pin(async move { Ok(info) })
         }
 
         fn group_custom_attributes<'a>(
@@ -277,6 +340,26 @@ mod tests {
         assert!(matches!(err, TenantError::Project { project_id: 3, .. }));
         assert!(!err.is_transient());
         assert!(err.to_string().contains("project 3"), "{err}");
+    }
+
+    #[actix_rt::test]
+    async fn a_group_answered_for_another_path_is_refused() {
+        let good = attrs(&[("cc_orga_id", "orga_1"), ("cc_orga_token", "tok")]);
+        let (fake, r) = resolver(vec![Ok(good)], Duration::from_secs(60));
+        for (ns, found) in [("7", "acme"), ("acme/sub", "acme/sub")] {
+            let err = r.resolve(ns).await.expect_err("not that group");
+            assert_eq!(
+                err,
+                TenantError::NotThatGroup {
+                    namespace: ns.into(),
+                    found: found.into()
+                }
+            );
+            assert!(!err.is_transient());
+        }
+        // No attributes were read for them.
+        assert_eq!(fake.calls.get(), 0);
+        assert!(r.resolve("acme").await.is_ok());
     }
 
     #[actix_rt::test]

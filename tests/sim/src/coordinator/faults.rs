@@ -28,6 +28,8 @@ pub enum Endpoint {
     GroupAttributes,
     /// `GET /api/v4/projects/:id`.
     Project,
+    /// `GET /api/v4/groups/:id`.
+    Group,
     /// `POST /api/v4/runners`.
     RunnerRegister,
     /// `POST /api/v4/runners/verify`.
@@ -44,7 +46,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in display order.
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::JobsRequest,
         Endpoint::JobStatus,
         Endpoint::JobUpdate,
@@ -52,6 +54,7 @@ impl Endpoint {
         Endpoint::TraceRead,
         Endpoint::GroupAttributes,
         Endpoint::Project,
+        Endpoint::Group,
         Endpoint::RunnerRegister,
         Endpoint::RunnerVerify,
         Endpoint::RunnerDelete,
@@ -70,6 +73,7 @@ impl Endpoint {
             Endpoint::TraceRead => "trace_read",
             Endpoint::GroupAttributes => "group_attributes",
             Endpoint::Project => "project",
+            Endpoint::Group => "group",
             Endpoint::RunnerRegister => "runner_register",
             Endpoint::RunnerVerify => "runner_verify",
             Endpoint::RunnerDelete => "runner_delete",

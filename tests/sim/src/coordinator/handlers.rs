@@ -38,6 +38,7 @@ enum Route {
     TraceRead { project: String, job: String },
     GroupAttributes { group: String, key: Option<String> },
     Project(String),
+    Group(String),
     RunnerRegister,
     RunnerVerify,
     RunnerDelete,
@@ -61,6 +62,7 @@ impl Route {
                 job: s(j),
             },
             ("GET", ["projects", p]) => Route::Project(s(p)),
+            ("GET", ["groups", g]) => Route::Group(s(g)),
             ("GET", ["groups", g, "custom_attributes"]) => Route::GroupAttributes {
                 group: s(g),
                 key: None,
@@ -87,6 +89,7 @@ impl Route {
             Route::TraceRead { .. } => Endpoint::TraceRead,
             Route::GroupAttributes { .. } => Endpoint::GroupAttributes,
             Route::Project(_) => Endpoint::Project,
+            Route::Group(_) => Endpoint::Group,
             Route::RunnerRegister => Endpoint::RunnerRegister,
             Route::RunnerVerify => Endpoint::RunnerVerify,
             Route::RunnerDelete => Endpoint::RunnerDelete,
@@ -324,6 +327,7 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
             group_attributes(shared, &req, &params, &group, key.as_deref())
         }
         Route::Project(id) => project(shared, &req, &params, &id),
+        Route::Group(id) => group(shared, &req, &params, &id),
         Route::RunnerRegister => runner_register(shared, &params),
         Route::RunnerVerify => runner_verify(shared, &params),
         Route::RunnerDelete => runner_delete(shared, &params),
@@ -650,6 +654,42 @@ fn trace_read(
         .body(found.trace.clone())
 }
 
+/// The group `:id` names, as GitLab reads it: all digits is an id, anything
+/// else a URL-encoded full path.
+fn find_group<'s>(st: &'s super::state::State, id: &str) -> Option<&'s super::state::Group> {
+    let wanted = decode(id);
+    if !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_digit()) {
+        st.groups.iter().find(|g| g.id.to_string() == wanted)
+    } else {
+        st.groups.iter().find(|g| g.path == wanted)
+    }
+}
+
+/// `GET /groups/:id`: the group (`id`, `full_path`, `parent_id`).
+fn group(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> HttpResponse {
+    let st = shared.lock();
+    if let Err(resp) = authorize_admin(&st, req, params) {
+        return resp;
+    }
+    let Some(found) = find_group(&st, id) else {
+        return message(404, "404 Group Not Found");
+    };
+    let parent_id = found.path.rsplit_once('/').map(|(parent, _)| {
+        st.groups
+            .iter()
+            .find(|g| g.path == parent)
+            .map_or(1, |g| g.id)
+    });
+    let path = found.path.rsplit('/').next().unwrap_or(&found.path);
+    HttpResponse::Ok().json(json!({
+        "id": found.id,
+        "name": path,
+        "path": path,
+        "full_path": found.path,
+        "parent_id": parent_id,
+    }))
+}
+
 /// `GET /groups/:id/custom_attributes[/:key]`.
 fn group_attributes(
     shared: &Shared,
@@ -662,12 +702,7 @@ fn group_attributes(
     if let Err(resp) = authorize_admin(&st, req, params) {
         return resp;
     }
-    let wanted = decode(group);
-    let found = st
-        .groups
-        .iter()
-        .find(|g| g.path == wanted || g.id.to_string() == wanted);
-    let Some(found) = found else {
+    let Some(found) = find_group(&st, group) else {
         return message(404, "404 Group Not Found");
     };
     let attr = |(k, v): &(String, String)| json!({"key": k, "value": v});
