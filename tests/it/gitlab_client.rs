@@ -8,8 +8,9 @@ use heptapod_paas_runner::gitlab::{
 };
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, TraceAppend,
+    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, TraceAppend,
 };
+use paas_actors::reconcile::{judge, Identified};
 use paas_sim::coordinator::{
     CoordinatorConfig, CoordinatorHandle, Endpoint, FakeCoordinator, Fault, JobSpec, JobState,
     TokenStyle,
@@ -258,6 +259,56 @@ async fn long_polling_sends_last_update_and_repolls_after_a_change() {
         .skip(1)
         .all(|b| b["last_update"] == version.as_str()));
     assert_ne!(gl.last_update(), Some(version));
+}
+
+/// A job found on the PAAS is proved this runner's by `GET /job`'s `id`
+/// and `runner.id`, compared with the id `POST /runners/verify` gives.
+#[actix_rt::test]
+async fn job_owner_names_the_runner_that_acquired_the_job() {
+    const OTHER: &str = "glrt-otherrunnerBBBBBBBBBBBB";
+    let c = start_with(CoordinatorConfig {
+        runner_tokens: vec![OTHER.to_owned()],
+        ..CoordinatorConfig::default()
+    });
+    let gl = client(&c);
+    let mut s = settings(&c);
+    s.token = Secret::new(OTHER);
+    let other = GitlabCoordinator::new(s).expect("client");
+    let own = gl.verify().await.expect("verify").id;
+    let others = other.verify().await.expect("verify").id;
+    assert!(own.is_some() && others.is_some() && own != others);
+    gl.set_runner_id(own);
+    other.set_runner_id(others);
+    assert_eq!(gl.runner_id(), own);
+
+    let job = take_job(&c, &gl, JobSpec::default()).await;
+    let answer = gl.job_owner(&job).await.expect("job owner");
+    assert_eq!(
+        answer,
+        JobOwner {
+            status: JobStatus::Running,
+            job_id: Some(job.id),
+            runner_id: own
+        }
+    );
+    // The same answer seen by the other runner: not its job.
+    assert_eq!(
+        judge(job.clone(), answer, other.runner_id()),
+        Identified::NotOurs {
+            job: job.clone(),
+            answered_job: Some(job.id),
+            answered_runner: own
+        }
+    );
+    assert_eq!(
+        judge(job.clone(), answer, gl.runner_id()),
+        Identified::Running(job.clone())
+    );
+    c.set_job_status(job.id, JobState::Success);
+    assert_eq!(
+        gl.job_owner(&job).await.map(|a| a.status),
+        Ok(JobStatus::Finished)
+    );
 }
 
 #[actix_rt::test]

@@ -425,8 +425,13 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
     }
 }
 
-/// The Job entity of `GET /job`.
-fn job_entity(base_url: &str, job: &super::state::JobRecord) -> Value {
+/// The Job entity of `GET /job`, with the `runner` object of the runner
+/// that acquired the job.
+fn job_entity(
+    base_url: &str,
+    job: &super::state::JobRecord,
+    runners: &[super::state::RunnerView],
+) -> Value {
     let mut entity = json!({
         "id": job.id,
         "status": job.status.as_str(),
@@ -447,6 +452,18 @@ fn job_entity(base_url: &str, job: &super::state::JobRecord) -> Value {
     });
     if let (Some(reason), Some(obj)) = (&job.failure_reason, entity.as_object_mut()) {
         obj.insert("failure_reason".to_owned(), json!(reason));
+    }
+    let runner = job.runner_id.map(|id| {
+        let description = runners
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.description.clone());
+        json!({"id": id, "description": description, "active": true, "paused": false,
+               "is_shared": false, "runner_type": "instance_type", "name": null,
+               "online": true, "status": "online"})
+    });
+    if let Some(obj) = entity.as_object_mut() {
+        obj.insert("runner".to_owned(), runner.unwrap_or(Value::Null));
     }
     entity
 }
@@ -472,7 +489,7 @@ fn job_status(shared: &Shared, req: &HttpRequest, params: &Params) -> HttpRespon
         .values()
         .find(|j| j.token == token && j.token_valid && j.status.is_executing());
     match job {
-        Some(job) => HttpResponse::Ok().json(job_entity(&st.base_url, job)),
+        Some(job) => HttpResponse::Ok().json(job_entity(&st.base_url, job, &st.runners)),
         None => message(401, "401 Unauthorized"),
     }
 }
