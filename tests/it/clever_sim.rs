@@ -455,6 +455,65 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
     w.assert_clean();
 }
 
+#[actix_rt::test]
+async fn a_resource_stays_in_its_organisation_when_its_group_moves() {
+    let w = World::default();
+    for (org, token) in [("orga_old", "tok-old"), ("orga_new", "tok-new")] {
+        w.clever.control().seed_org(&OrgSeed {
+            id: org.into(),
+            tokens: vec![token.into()],
+        });
+    }
+    w.coord.control().set_group_attributes(
+        "acme",
+        &[("cc_orga_id", "orga_old"), ("cc_orga_token", "tok-old")],
+    );
+    let mut s = w.settings();
+    s.tenancy = Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
+        orga_id_attribute: "cc_orga_id".into(),
+        orga_token_attribute: "cc_orga_token".into(),
+    };
+    // Every lookup asks GitLab again.
+    s.tenant_cache_ttl = Duration::ZERO;
+    let attrs: Rc<dyn GroupAttributes> = Rc::new(w.gitlab());
+    let ex = CleverExecutor::new(s.clone(), Some(attrs.clone()), logger()).expect("executor");
+    let job = w
+        .acquire(JobSpec::new("moving").root_namespace("acme"))
+        .await;
+    let r = provision(&ex, &job).await;
+    let saved = ex.dump_resource(&r);
+    assert_eq!(saved["orga_id"], "orga_old");
+
+    // The group now maps to another organisation.
+    w.coord.control().set_group_attributes(
+        "acme",
+        &[("cc_orga_id", "orga_new"), ("cc_orga_token", "tok-new")],
+    );
+    // A restarted runner does not know the old organisation's token: the
+    // resource is kept, its deletion retried, the listing refused (rather
+    // than the resource taken for vanished).
+    let ex2 = CleverExecutor::new(s, Some(attrs), logger()).expect("executor");
+    let back = ex2.load_resource(&saved).await.expect("load");
+    let e = ex2.decommission(&back).await.expect_err("old org unknown");
+    assert_eq!(e.class, PaasErrorClass::Transient);
+    assert!(e.message.contains("orga_old"), "{}", e.message);
+    assert!(ex2.list_resources().await.is_err());
+    assert_eq!(w.clever.control().apps().len(), 1);
+
+    // The runner that created it lists and deletes it where it lives.
+    let listed = ex.list_resources().await.expect("list");
+    assert_eq!(
+        listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [r.id.as_str()]
+    );
+    let back = ex.load_resource(&saved).await.expect("load");
+    ex.decommission(&back)
+        .await
+        .expect("delete in the old organisation");
+    w.assert_clean();
+}
+
 /// The runner's resource of `app_id` as a reconciliation listing gives it.
 async fn listed(ex: &CleverExecutor, app_id: &str) -> Resource {
     ex.list_resources()

@@ -24,7 +24,13 @@
 //! this runner can ask about. Network trouble is transient, like a push's.
 //!
 //! Tenant credentials are never stored in a resource: every operation
-//! resolves the organisation again (cached, see `tenants`). Decision for
+//! resolves the organisation again (cached, see `tenants`). A resource
+//! records (and the state file saves) the organisation it was created in;
+//! in multi-tenant mode it is operated on, and listed, in that organisation
+//! even when its group now maps to another one (the old organisation's token
+//! is known when a group mapped to it since start; otherwise the operation
+//! fails transiently with `OrgMoved` and the listing fails, so that the
+//! resource is neither forgotten nor looked for elsewhere). Decision for
 //! records whose organisation cannot be resolved (GitLab down, attribute
 //! removed, record written in single-organisation mode): `load_resource`
 //! still returns the resource, so the record stays in the state; a
@@ -96,10 +102,10 @@ pub struct CleverExecutor {
     api: CleverApi,
     products: ProductCache,
     tenants: Option<TenantResolver>,
-    /// Namespaces of loaded resources whose organisation could not be
-    /// resolved yet: a listing must cover them (or fail), else
+    /// `(namespace, organisation)` of loaded resources whose organisation
+    /// could not be resolved yet: a listing must cover them (or fail), else
     /// reconciliation would take their resources for vanished.
-    unresolved: RefCell<BTreeSet<String>>,
+    unresolved: RefCell<BTreeSet<(String, Option<String>)>>,
     logger: Logger,
 }
 
@@ -184,6 +190,28 @@ impl CleverExecutor {
             }
             (Tenancy::Multi { .. }, None) => Err(TenantError::NoNamespace),
         }
+    }
+
+    /// The organisation a resource was created in: the one its detail
+    /// records even when its group now maps elsewhere (records without one,
+    /// from older versions, follow their group).
+    async fn resource_org(&self, detail: &AppDetail) -> Result<OrgAuth, TenantError> {
+        let (Some(t), Some(orga_id)) = (&self.tenants, &detail.orga_id) else {
+            return self.org(detail.gitlab_namespace.as_deref()).await;
+        };
+        let namespace = detail.gitlab_namespace.as_deref();
+        match self.org(namespace).await {
+            Ok(org) if org.orga_id == *orga_id => return Ok(org),
+            Ok(org) => warn!(self.logger, "a resource's group now maps to another organisation: \
+                                           the resource stays in its own";
+                             "namespace" => namespace, "orga_id" => orga_id,
+                             "group_orga_id" => &org.orga_id),
+            Err(_) => {}
+        }
+        t.org_by_id(orga_id).ok_or_else(|| TenantError::OrgMoved {
+            namespace: namespace.unwrap_or_default().to_string(),
+            orga_id: orga_id.clone(),
+        })
     }
 
     /// The job's top-level group, as recorded in resources: `None` in
@@ -477,10 +505,7 @@ impl CleverExecutor {
 
     async fn do_prepare(&self, resource: &Resource) -> Result<Resource, PaasError> {
         let mut detail = AppDetail::of(resource);
-        let org = self
-            .org(detail.gitlab_namespace.as_deref())
-            .await
-            .map_err(tenant_error)?;
+        let org = self.resource_org(&detail).await.map_err(tenant_error)?;
         // Sent once: the launcher retries the prepare step.
         self.api
             .put_env(&org, &resource.id, &self.app_env(), Retries::Once)
@@ -504,10 +529,7 @@ impl CleverExecutor {
 
     async fn do_launch(&self, resource: &Resource, job: &Job) -> Result<Resource, PaasError> {
         let mut detail = AppDetail::of(resource);
-        let org = self
-            .org(detail.gitlab_namespace.as_deref())
-            .await
-            .map_err(tenant_error)?;
+        let org = self.resource_org(&detail).await.map_err(tenant_error)?;
         let url = match &detail.deploy_url {
             Some(u) => u.clone(),
             None => {
@@ -573,7 +595,7 @@ impl CleverExecutor {
     async fn do_decommission(&self, resource: &Resource) -> Result<(), PaasError> {
         let detail = AppDetail::of(resource);
         let org = self
-            .org(detail.gitlab_namespace.as_deref())
+            .resource_org(&detail)
             .await
             .map_err(|e| self.resource_org_error("delete", resource, e))?;
         // Sent once: the decommissioner retries the delete.
@@ -594,7 +616,7 @@ impl CleverExecutor {
         const ACTION: &str = "recover-job";
         let detail = AppDetail::of(resource);
         let org = self
-            .org(detail.gitlab_namespace.as_deref())
+            .resource_org(&detail)
             .await
             .map_err(|e| self.resource_org_error(ACTION, resource, e))?;
         let url = match &detail.deploy_url {
@@ -670,11 +692,18 @@ impl CleverExecutor {
             (Tenancy::Multi { .. }, Some(t)) => {
                 // A listing that misses a tenant of a tracked resource is
                 // not a listing of "the resources of this runner": fail.
-                let pending: Vec<String> = self.unresolved.borrow().iter().cloned().collect();
-                for ns in pending {
-                    match t.resolve(&ns).await {
-                        Ok(_) => {
-                            self.unresolved.borrow_mut().remove(&ns);
+                let pending: Vec<_> = self.unresolved.borrow().iter().cloned().collect();
+                for (ns, orga_id) in pending {
+                    let found = t.resolve(&ns).await.and_then(|_| match &orga_id {
+                        Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
+                            namespace: ns.clone(),
+                            orga_id: o.clone(),
+                        }),
+                        _ => Ok(()),
+                    });
+                    match found {
+                        Ok(()) => {
+                            self.unresolved.borrow_mut().remove(&(ns, orga_id));
                         }
                         Err(e) => {
                             return Err(PaasError::transient(
@@ -729,19 +758,28 @@ impl CleverExecutor {
                 w
             }
         };
+        let orga_id = match &self.settings.tenancy {
+            Tenancy::Single { orga_id, .. } => Some(orga_id.clone()),
+            Tenancy::Multi { .. } => text("orga_id"),
+        };
         if let (Some(t), Some(ns)) = (&self.tenants, &namespace) {
             // Warms the cache (and the tenant list); a failure only delays
             // operations on this resource, the record is kept.
-            if let Err(e) = t.resolve(ns).await {
-                self.unresolved.borrow_mut().insert(ns.clone());
+            let found = t.resolve(ns).await.and_then(|_| match &orga_id {
+                Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
+                    namespace: ns.clone(),
+                    orga_id: o.clone(),
+                }),
+                _ => Ok(()),
+            });
+            if let Err(e) = found {
+                self.unresolved
+                    .borrow_mut()
+                    .insert((ns.clone(), orga_id.clone()));
                 warn!(self.logger, "organisation of a saved resource not found now";
                       "app" => id, "error" => %e);
             }
         }
-        let orga_id = match &self.settings.tenancy {
-            Tenancy::Single { orga_id, .. } => Some(orga_id.clone()),
-            Tenancy::Multi { .. } => None,
-        };
         let detail = AppDetail {
             gitlab_namespace: namespace,
             deploy_url: text("deploy_url"),
@@ -825,6 +863,7 @@ impl Paas for CleverExecutor {
         let mut saved = json!({
             "id": resource.id,
             "gitlab_namespace": detail.gitlab_namespace,
+            "orga_id": detail.orga_id,
             "weight": resource.weight,
             "launched": resource.launched,
             "deploy_url": detail.deploy_url,

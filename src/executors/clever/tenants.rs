@@ -64,6 +64,15 @@ pub enum TenantError {
         /// The full path of the group GitLab answered with.
         found: String,
     },
+    /// A resource's organisation is no longer its group's, and its token is
+    /// not known since start.
+    #[error("the Clever Cloud organisation {orga_id:?} of this resource is no longer the one of GitLab group {namespace:?} and its token is unknown since the runner started; delete the application in that organisation by hand")]
+    OrgMoved {
+        /// The group path.
+        namespace: String,
+        /// The organisation the resource was created in.
+        orga_id: String,
+    },
     /// A needed attribute is absent or empty.
     #[error("GitLab group {namespace:?} has no (or an empty) custom attribute {attribute:?}; an administrator must set it to use Clever Cloud runners")]
     MissingAttribute {
@@ -95,6 +104,10 @@ pub struct TenantResolver {
     cache: RefCell<BTreeMap<String, (Instant, OrgAuth)>>,
     /// Top-level group of each project id, as GitLab last gave it.
     projects: RefCell<BTreeMap<i64, (Instant, String)>>,
+    /// Every organisation resolved since start, by organisation id, with
+    /// the last group that mapped to it: a resource stays in the
+    /// organisation it was created in even when its group moves.
+    by_org: RefCell<BTreeMap<String, (String, OrgAuth)>>,
 }
 
 /// The first segment of a namespace's full path (`a/b/c` → `a`).
@@ -118,7 +131,14 @@ impl TenantResolver {
             ttl,
             cache: RefCell::new(BTreeMap::new()),
             projects: RefCell::new(BTreeMap::new()),
+            by_org: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The credentials of organisation `orga_id`, if a group mapped to it
+    /// since start (never from a resource: tenant tokens are not saved).
+    pub fn org_by_id(&self, orga_id: &str) -> Option<OrgAuth> {
+        self.by_org.borrow().get(orga_id).map(|(_, o)| o.clone())
     }
 
     /// The top-level group of the project `project_id` (the job's
@@ -189,6 +209,9 @@ impl TenantResolver {
         self.cache
             .borrow_mut()
             .insert(namespace.to_string(), (Instant::now(), org.clone()));
+        self.by_org
+            .borrow_mut()
+            .insert(org.orga_id.clone(), (namespace.to_string(), org.clone()));
         Ok(org)
     }
 
@@ -219,13 +242,10 @@ impl TenantResolver {
             .map_err(lookup)
     }
 
-    /// Every tenant resolved so far, by namespace (for listings).
+    /// Every organisation resolved so far, once each, with the last group
+    /// that mapped to it (for listings).
     pub fn known(&self) -> Vec<(String, OrgAuth)> {
-        self.cache
-            .borrow()
-            .iter()
-            .map(|(ns, (_, org))| (ns.clone(), org.clone()))
-            .collect()
+        self.by_org.borrow().values().cloned().collect()
     }
 }
 
