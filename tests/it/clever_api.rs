@@ -815,6 +815,50 @@ async fn multi_tenant_uses_the_groups_organisation() {
     h.stop().await;
 }
 
+/// A deployment repository past the fetch bounds is remembered as
+/// unreadable: later reconciliation passes do not fetch it again.
+#[actix_rt::test]
+async fn an_oversized_repository_is_not_fetched_again() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = dir.path().join("app.git");
+    {
+        let repo = git2::Repository::init_bare(&bare).expect("bare repository");
+        let big = vec![b' '; heptapod_paas_runner::git::MAX_JOB_FILE_BYTES + 1];
+        let mut tree = repo.treebuilder(None).expect("treebuilder");
+        let blob = repo.blob(&big).expect("blob");
+        tree.insert("job.json", blob, 0o100_644).expect("insert");
+        let tree = repo
+            .find_tree(tree.write().expect("tree"))
+            .expect("find tree");
+        let sig = git2::Signature::now("t", "t@example.test").expect("signature");
+        repo.commit(Some("refs/heads/master"), &sig, &sig, "x", &tree, &[])
+            .expect("commit");
+    }
+    let url = url::Url::from_file_path(&bare)
+        .expect("file URL")
+        .to_string();
+    h.with(|m| m.git_url = Some(url.clone()));
+    let ex = h.executor(h.single());
+    let j = job(51, &[]);
+    let r = ex.create(&j).await.expect("create");
+    let r = ex.prepare(&r, &j).await.expect("prepare");
+    let first = ex.recover_job(&r).await.expect_err("too large");
+    assert_eq!(first.class, PaasErrorClass::Permanent);
+    assert!(first.message.contains("more than the"), "{}", first.message);
+    // Gone from disk: a new fetch would fail otherwise.
+    std::fs::remove_dir_all(&bare).expect("remove");
+    let again = ex.recover_job(&r).await.expect_err("remembered");
+    assert_eq!(again.class, PaasErrorClass::Permanent);
+    assert!(again.message.contains("more than the"), "{}", again.message);
+    assert!(
+        again.message.contains("not fetched again"),
+        "{}",
+        again.message
+    );
+    h.stop().await;
+}
+
 #[actix_rt::test]
 async fn launch_pushes_once_then_reports_already_launched() {
     let h = Harness::start().await;

@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use slog::{debug, info, warn, Logger};
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// RAM of the largest documented flavor (3XL): the weight of last resort
@@ -106,6 +106,9 @@ pub struct CleverExecutor {
     /// could not be resolved yet: a listing must cover them (or fail), else
     /// reconciliation would take their resources for vanished.
     unresolved: RefCell<BTreeSet<(String, Option<String>)>>,
+    /// Apps whose deployment repository exceeded the fetch bounds, with
+    /// the reason: `recover_job` answers that again without fetching.
+    unreadable: RefCell<BTreeMap<String, String>>,
     logger: Logger,
 }
 
@@ -174,6 +177,7 @@ impl CleverExecutor {
             products,
             tenants,
             unresolved: RefCell::new(BTreeSet::new()),
+            unreadable: RefCell::new(BTreeMap::new()),
             logger,
         })
     }
@@ -614,6 +618,12 @@ impl CleverExecutor {
 
     async fn do_recover(&self, resource: &Resource) -> Result<Option<Job>, PaasError> {
         const ACTION: &str = "recover-job";
+        if let Some(why) = self.unreadable.borrow().get(&resource.id) {
+            return Err(PaasError::permanent(
+                ACTION,
+                format!("{why} (remembered: not fetched again)"),
+            ));
+        }
         let detail = AppDetail::of(resource);
         let org = self
             .resource_org(&detail)
@@ -650,6 +660,15 @@ impl CleverExecutor {
                     Err(lookup) if lookup.is_not_found() => Ok(None),
                     _ => Err(PaasError::transient(ACTION, e.to_string())),
                 };
+            }
+            Err(e @ RemoteError::TooLarge { .. }) => {
+                warn!(self.logger, "the deployment repository exceeds the fetch bounds: \
+                                    not fetched again";
+                      "app" => &resource.id, "error" => %e);
+                self.unreadable
+                    .borrow_mut()
+                    .insert(resource.id.clone(), e.to_string());
+                return Err(PaasError::permanent(ACTION, e.to_string()));
             }
             Err(e) => {
                 return Err(PaasError {
