@@ -514,6 +514,60 @@ async fn a_resource_stays_in_its_organisation_when_its_group_moves() {
     w.assert_clean();
 }
 
+/// While GitLab is down, an expired tenant entry still deletes and lists
+/// existing resources but never serves a new create.
+#[actix_rt::test]
+async fn an_expired_tenant_serves_cleanup_but_no_create_while_gitlab_is_down() {
+    let w = World::default();
+    w.clever.control().seed_org(&OrgSeed {
+        id: "orga_acme".into(),
+        tokens: vec!["tok-acme".into()],
+    });
+    w.coord.control().set_group_attributes(
+        "acme",
+        &[("cc_orga_id", "orga_acme"), ("cc_orga_token", "tok-acme")],
+    );
+    let mut s = w.settings();
+    s.tenancy = Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
+        orga_id_attribute: "cc_orga_id".into(),
+        orga_token_attribute: "cc_orga_token".into(),
+    };
+    s.tenant_cache_ttl = Duration::ZERO;
+    let attrs: Rc<dyn GroupAttributes> = Rc::new(w.gitlab());
+    let ex = CleverExecutor::new(s, Some(attrs), logger()).expect("executor");
+    let first = w
+        .acquire(JobSpec::new("first").root_namespace("acme"))
+        .await;
+    // A second job of another project of the same group, acquired now.
+    let mut second = w
+        .acquire(JobSpec::new("second").root_namespace("acme"))
+        .await;
+    second.project_id = Some(4242);
+    let r = provision(&ex, &first).await;
+
+    w.coord.control().set_down(true);
+    let e = ex
+        .create(&second)
+        .await
+        .expect_err("no create on stale data");
+    assert_eq!(
+        (e.action.as_str(), e.class),
+        ("find-orga", PaasErrorClass::Transient)
+    );
+    let e = ex
+        .create(&first)
+        .await
+        .expect_err("no create on a stale tenant");
+    assert_eq!(e.class, PaasErrorClass::Transient);
+    assert_eq!(ex.list_resources().await.expect("list").len(), 1);
+    ex.decommission(&r)
+        .await
+        .expect("delete on the stale tenant");
+    w.coord.control().set_down(false);
+    w.assert_clean();
+}
+
 /// The runner's resource of `app_id` as a reconciliation listing gives it.
 async fn listed(ex: &CleverExecutor, app_id: &str) -> Resource {
     ex.list_resources()

@@ -44,7 +44,7 @@ use super::flavors::{
     max_job_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError, FLAVOR_VARIABLE,
 };
 use super::settings::{CleverSettings, Tenancy};
-use super::tenants::{TenantError, TenantResolver};
+use super::tenants::{TenantError, TenantResolver, Use};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
 use crate::git::fetch_job_json;
@@ -182,15 +182,16 @@ impl CleverExecutor {
         })
     }
 
-    /// The organisation of a namespace (`None`: none known).
-    async fn org(&self, namespace: Option<&str>) -> Result<OrgAuth, TenantError> {
+    /// The organisation of a namespace (`None`: none known), for `purpose`.
+    async fn org(&self, namespace: Option<&str>, purpose: Use) -> Result<OrgAuth, TenantError> {
         match (&self.settings.tenancy, &self.tenants) {
             (Tenancy::Single { orga_id, token }, _) => Ok(OrgAuth {
                 orga_id: orga_id.clone(),
                 token: token.clone(),
             }),
             (Tenancy::Multi { .. }, Some(t)) => {
-                t.resolve(namespace.ok_or(TenantError::NoNamespace)?).await
+                t.resolve(namespace.ok_or(TenantError::NoNamespace)?, purpose)
+                    .await
             }
             (Tenancy::Multi { .. }, None) => Err(TenantError::NoNamespace),
         }
@@ -201,10 +202,12 @@ impl CleverExecutor {
     /// from older versions, follow their group).
     async fn resource_org(&self, detail: &AppDetail) -> Result<OrgAuth, TenantError> {
         let (Some(t), Some(orga_id)) = (&self.tenants, &detail.orga_id) else {
-            return self.org(detail.gitlab_namespace.as_deref()).await;
+            return self
+                .org(detail.gitlab_namespace.as_deref(), Use::Existing)
+                .await;
         };
         let namespace = detail.gitlab_namespace.as_deref();
-        match self.org(namespace).await {
+        match self.org(namespace, Use::Existing).await {
             Ok(org) if org.orga_id == *orga_id => return Ok(org),
             Ok(org) => warn!(self.logger, "a resource's group now maps to another organisation: \
                                            the resource stays in its own";
@@ -482,7 +485,10 @@ impl CleverExecutor {
         let flavor = self.job_flavor(job, Retries::Once).await?;
         let namespace = self.job_namespace(job).await.map_err(tenant_error)?;
         let namespace = namespace.as_deref();
-        let org = self.org(namespace).await.map_err(tenant_error)?;
+        let org = self
+            .org(namespace, Use::Create)
+            .await
+            .map_err(tenant_error)?;
         let version = self
             .products
             .docker_version(&self.api, Retries::Once)
@@ -713,13 +719,16 @@ impl CleverExecutor {
                 // not a listing of "the resources of this runner": fail.
                 let pending: Vec<_> = self.unresolved.borrow().iter().cloned().collect();
                 for (ns, orga_id) in pending {
-                    let found = t.resolve(&ns).await.and_then(|_| match &orga_id {
-                        Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
-                            namespace: ns.clone(),
-                            orga_id: o.clone(),
-                        }),
-                        _ => Ok(()),
-                    });
+                    let found = t
+                        .resolve(&ns, Use::Existing)
+                        .await
+                        .and_then(|_| match &orga_id {
+                            Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
+                                namespace: ns.clone(),
+                                orga_id: o.clone(),
+                            }),
+                            _ => Ok(()),
+                        });
                     match found {
                         Ok(()) => {
                             self.unresolved.borrow_mut().remove(&(ns, orga_id));
@@ -784,13 +793,16 @@ impl CleverExecutor {
         if let (Some(t), Some(ns)) = (&self.tenants, &namespace) {
             // Warms the cache (and the tenant list); a failure only delays
             // operations on this resource, the record is kept.
-            let found = t.resolve(ns).await.and_then(|_| match &orga_id {
-                Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
-                    namespace: ns.clone(),
-                    orga_id: o.clone(),
-                }),
-                _ => Ok(()),
-            });
+            let found = t
+                .resolve(ns, Use::Existing)
+                .await
+                .and_then(|_| match &orga_id {
+                    Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
+                        namespace: ns.clone(),
+                        orga_id: o.clone(),
+                    }),
+                    _ => Ok(()),
+                });
             if let Err(e) = found {
                 self.unresolved
                     .borrow_mut()

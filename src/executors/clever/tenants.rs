@@ -13,9 +13,12 @@
 //!
 //! Results are cached per namespace for a TTL (the reference asked GitLab
 //! at every provision and state load). An expired entry is kept as a
-//! fallback: when GitLab is unavailable (transient error), the last known
-//! credentials are used rather than failing, so that decommissions go on
-//! during a coordinator outage. A missing attribute or a refused lookup is
+//! fallback for existing resources only ([`Use::Existing`]: decommission,
+//! listing, the steps of a created resource): when GitLab is unavailable
+//! (transient error), the last known credentials are used rather than
+//! failing, so that decommissions go on during a coordinator outage, but
+//! never for a new create ([`Use::Create`]), and never once the entry is
+//! older than [`MAX_STALE`]. A missing attribute or a refused lookup is
 //! a [`TenantError`] with a clear message, never a crash.
 
 use super::api::OrgAuth;
@@ -27,6 +30,19 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// Oldest expired entry still used while GitLab is unavailable.
+pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+
+/// What the organisation is needed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Creating a resource: only fresh answers from GitLab.
+    Create,
+    /// Operating on, or listing, existing resources: an expired entry up to
+    /// [`MAX_STALE`] old serves while GitLab is unavailable.
+    Existing,
+}
 
 /// Why a tenant's organisation could not be found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -171,7 +187,7 @@ impl TenantResolver {
     }
 
     /// The organisation of the top-level group `namespace`.
-    pub async fn resolve(&self, namespace: &str) -> Result<OrgAuth, TenantError> {
+    pub async fn resolve(&self, namespace: &str, purpose: Use) -> Result<OrgAuth, TenantError> {
         if namespace.is_empty() {
             return Err(TenantError::NoNamespace);
         }
@@ -184,9 +200,11 @@ impl TenantResolver {
         let attrs = match self.group_attributes(namespace).await {
             Ok(a) => a,
             Err(e) => {
-                if e.is_transient() {
-                    if let Some((_, org)) = cached {
-                        return Ok(org);
+                if e.is_transient() && purpose == Use::Existing {
+                    if let Some((at, org)) = cached {
+                        if at.elapsed() < MAX_STALE {
+                            return Ok(org);
+                        }
                     }
                 }
                 return Err(e);
@@ -339,10 +357,10 @@ mod tests {
             ("cc_orga_token", "tok"),
         ]);
         let (fake, r) = resolver(vec![Ok(good)], Duration::from_secs(60));
-        let org = r.resolve("acme").await.expect("resolved");
+        let org = r.resolve("acme", Use::Existing).await.expect("resolved");
         assert_eq!(org.orga_id, "orga_1");
         assert_eq!(org.token.expose(), "tok");
-        let again = r.resolve("acme").await.expect("cached");
+        let again = r.resolve("acme", Use::Existing).await.expect("cached");
         assert_eq!(again, org);
         assert_eq!(fake.calls.get(), 1);
         assert_eq!(r.known(), vec![("acme".to_string(), org)]);
@@ -367,7 +385,10 @@ mod tests {
         let good = attrs(&[("cc_orga_id", "orga_1"), ("cc_orga_token", "tok")]);
         let (fake, r) = resolver(vec![Ok(good)], Duration::from_secs(60));
         for (ns, found) in [("7", "acme"), ("acme/sub", "acme/sub")] {
-            let err = r.resolve(ns).await.expect_err("not that group");
+            let err = r
+                .resolve(ns, Use::Create)
+                .await
+                .expect_err("not that group");
             assert_eq!(
                 err,
                 TenantError::NotThatGroup {
@@ -379,7 +400,33 @@ mod tests {
         }
         // No attributes were read for them.
         assert_eq!(fake.calls.get(), 0);
-        assert!(r.resolve("acme").await.is_ok());
+        assert!(r.resolve("acme", Use::Existing).await.is_ok());
+    }
+
+    #[actix_rt::test]
+    async fn an_expired_entry_never_serves_a_create_nor_beyond_a_day() {
+        tokio::time::pause();
+        let good = attrs(&[("cc_orga_id", "orga_1"), ("cc_orga_token", "tok")]);
+        let down = || {
+            Err(CoordinatorError::Unavailable {
+                detail: "502".into(),
+                retry_after: None,
+            })
+        };
+        let (_, r) = resolver(
+            vec![Ok(good), down(), down(), down(), down()],
+            Duration::from_secs(60),
+        );
+        r.resolve("acme", Use::Create).await.expect("fresh");
+        tokio::time::advance(Duration::from_secs(120)).await;
+        // Expired, GitLab down: no create, but existing resources go on.
+        let err = r.resolve("acme", Use::Create).await.expect_err("create");
+        assert!(err.is_transient());
+        assert!(r.resolve("acme", Use::Existing).await.is_ok());
+        tokio::time::advance(MAX_STALE).await;
+        // Older than a day: refused for everything.
+        assert!(r.resolve("acme", Use::Existing).await.is_err());
+        assert!(r.resolve("acme", Use::Create).await.is_err());
     }
 
     #[actix_rt::test]
@@ -392,7 +439,7 @@ mod tests {
             Duration::from_secs(60),
         );
         for missing in ["cc_orga_token", "cc_orga_id"] {
-            let err = r.resolve("acme").await.expect_err("missing");
+            let err = r.resolve("acme", Use::Existing).await.expect_err("missing");
             assert_eq!(
                 err,
                 TenantError::MissingAttribute {
@@ -404,7 +451,10 @@ mod tests {
             assert!(err.to_string().contains(missing));
         }
         assert!(r.known().is_empty());
-        assert_eq!(r.resolve("").await, Err(TenantError::NoNamespace));
+        assert_eq!(
+            r.resolve("", Use::Existing).await,
+            Err(TenantError::NoNamespace)
+        );
     }
 
     #[actix_rt::test]
@@ -421,18 +471,18 @@ mod tests {
             vec![Ok(good), Err(down.clone()), Err(gone.clone()), Err(down)],
             Duration::ZERO,
         );
-        r.resolve("acme").await.expect("first");
+        r.resolve("acme", Use::Existing).await.expect("first");
         // Expired (TTL 0) and GitLab down: the last known org is used.
         assert_eq!(
-            r.resolve("acme").await.map(|o| o.orga_id),
+            r.resolve("acme", Use::Existing).await.map(|o| o.orga_id),
             Ok("orga_1".into())
         );
         // A permanent refusal is not papered over.
-        let err = r.resolve("acme").await.expect_err("404");
+        let err = r.resolve("acme", Use::Existing).await.expect_err("404");
         assert!(matches!(err, TenantError::Lookup { .. }));
         assert!(!err.is_transient());
         // Unknown namespace while GitLab is down: transient error.
-        let err = r.resolve("other").await.expect_err("down");
+        let err = r.resolve("other", Use::Existing).await.expect_err("down");
         assert!(err.is_transient());
         assert_eq!(fake.calls.get(), 4);
     }
