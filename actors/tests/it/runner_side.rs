@@ -1,0 +1,67 @@
+//! Runner-side trouble never fails users' jobs: an unwritable state file
+//! stops acquiring jobs until a write succeeds.
+
+use crate::common::*;
+use paas_actors::testing::{job, MemoryStore, World};
+
+#[actix_rt::test]
+async fn an_unwritable_state_file_stops_acquiring_until_a_write_succeeds() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let store = MemoryStore::new();
+    r.coord.push_jobs([job(5, &[])]);
+    let mut svc = start(settings(10.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 30, |s| s.phases.get("started") == Some(&1))
+            .await
+    );
+    let written = store.saves();
+    // The disk fills up; the end of job 5 must be written and cannot be.
+    store.fail_next_saves(u32::MAX);
+    world.finish_job(5);
+    let logs = svc.logs.clone();
+    assert!(
+        until(SEC, 120, || logs
+            .text()
+            .contains("not acquiring jobs until a write succeeds"))
+        .await
+    );
+    r.coord.push_jobs([job(6, &[]), job(7, &[])]);
+    let requests = r.coord.script.borrow().requests;
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    assert_eq!(r.coord.script.borrow().queue.len(), 2, "no job acquired");
+    assert!(
+        r.coord.script.borrow().requests <= requests + 1,
+        "at most the poll already in flight"
+    );
+    assert_eq!(svc.stats().await.acquired, 1);
+    let text = svc.logs.text();
+    assert_eq!(
+        text.matches("not acquiring jobs until a write succeeds")
+            .count(),
+        1,
+        "logged once: {text}"
+    );
+    assert_eq!(store.saves(), written, "nothing written");
+
+    // The disk is back: the pending record is written, and polling resumes.
+    store.fail_next_saves(0);
+    assert!(
+        svc.until(SEC, 60, |s| s.acquired == 3).await,
+        "acquiring again"
+    );
+    assert!(r.coord.script.borrow().queue.is_empty());
+    assert_eq!(
+        svc.logs
+            .text()
+            .matches("the state file is writable again")
+            .count(),
+        1
+    );
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&2))
+            .await
+    );
+    svc.stop().await;
+}
