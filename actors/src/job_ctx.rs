@@ -62,6 +62,7 @@ pub(crate) mod stub {
         Provisioned(String),
         Launched(String),
         Started,
+        StartedTokenRefused,
         LaunchFailed(String),
         LaunchStopped(Interrupt),
         FailureReported(ReportOutcome),
@@ -99,7 +100,15 @@ pub(crate) mod stub {
             |m, s| Event::Provisioned(m.resource.id), s.answer.clone());
     record!(ResourceLaunched, Result<(), NotRecorded>,
             |m, s| Event::Launched(m.resource.id), s.answer.clone());
-    record!(JobStarted, (), |_m, _s| Event::Started, ());
+    record!(
+        JobStarted,
+        (),
+        |m, _s| match m.seen {
+            crate::messages::TraceSeen::Grew => Event::Started,
+            crate::messages::TraceSeen::TokenRefused { .. } => Event::StartedTokenRefused,
+        },
+        ()
+    );
     record!(LaunchFailed, (), |m, _s| Event::LaunchFailed(m.message), ());
     record!(
         LaunchStopped,

@@ -125,6 +125,10 @@ pub struct CoordinatorScript {
     pub report_errors: VecDeque<CoordinatorError>,
     /// When true, `trace_len` grows as soon as the job is launched.
     pub auto_trace: bool,
+    /// When true, `trace_len` answers as to a refused trace-watch token.
+    pub trace_refused: bool,
+    /// Calls to `trace_len`.
+    pub trace_reads: u64,
     /// When true, `job_status` says Finished as soon as the job is launched.
     pub auto_finish: bool,
     /// Latency of `request_job`.
@@ -245,6 +249,15 @@ impl Coordinator for FakeCoordinator {
 
     fn trace_len<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<u64, CoordinatorError>> {
         Box::pin(async move {
+            {
+                let mut s = self.script.borrow_mut();
+                s.trace_reads += 1;
+                if s.trace_refused {
+                    return Err(CoordinatorError::Rejected {
+                        detail: "trace read: 401 Unauthorized".into(),
+                    });
+                }
+            }
             let auto = self.script.borrow().auto_trace;
             let appended: u64 = self
                 .script

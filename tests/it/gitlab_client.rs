@@ -443,6 +443,14 @@ async fn trace_len_reads_bytes_with_the_admin_token() {
         assert!(matches!(err, CoordinatorError::Rejected { .. }), "{err}");
         assert_clean(&err, &[token]);
     }
+    // A revoked token is refused (401), and works again once re-issued.
+    c.revoke_token(ADMIN);
+    let err = gl.trace_len(&job).await.expect_err("revoked");
+    assert!(matches!(err, CoordinatorError::Rejected { .. }), "{err}");
+    assert_clean(&err, &[ADMIN]);
+    c.add_admin_token(ADMIN);
+    assert!(gl.trace_len(&job).await.is_ok());
+
     let mut s = settings(&c);
     s.trace_watch_token = None;
     let blind = GitlabCoordinator::new(s).expect("client");

@@ -51,7 +51,7 @@ use crate::mailbox::answer;
 use crate::messages::{
     DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed, LaunchStopped,
     NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
-    ResourceLaunched, ResourceProvisioned, TaskEnded,
+    ResourceLaunched, ResourceProvisioned, TaskEnded, TraceSeen,
 };
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
@@ -90,6 +90,10 @@ pub(crate) struct RunnerSlot {
     cycles: u64,
     checking: bool,
     warned_no_trace_watch: bool,
+    /// The coordinator refused this runner's trace-watch token at the last
+    /// trace read that decided (set by a refusal, cleared by a trace read
+    /// that saw a job start).
+    pub(crate) trace_watch_refused: bool,
     reconcile: Option<ReconcilePass>,
 }
 
@@ -123,6 +127,7 @@ impl RunnerSlot {
             cycles: 0,
             checking: false,
             warned_no_trace_watch: false,
+            trace_watch_refused: false,
             reconcile: None,
         }
     }
@@ -318,6 +323,7 @@ impl Handler<ResourceLaunched> for Supervisor {
 impl Handler<JobStarted> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: JobStarted, ctx: &mut Context<Self>) {
+        self.note_trace_token(msg.key.runner, &msg.seen);
         self.on_started(msg.key, ctx);
     }
 }

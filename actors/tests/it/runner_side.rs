@@ -65,3 +65,48 @@ async fn an_unwritable_state_file_stops_acquiring_until_a_write_succeeds() {
     );
     svc.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_refused_trace_watch_token_never_fails_jobs() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    r.coord.script.borrow_mut().trace_refused = true;
+    let store = MemoryStore::new();
+    r.coord.push_jobs([job(5, &[]), job(6, &[])]);
+    let mut svc = start(settings(10.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&2))
+            .await,
+        "both jobs started: {:?}",
+        svc.stats().await
+    );
+    let stats = svc.stats().await;
+    assert_eq!(stats.launch_failures, 0);
+    assert_eq!(stats.trace_watch_refused, vec!["ra".to_owned()]);
+    assert!(r.coord.script.borrow().reports.is_empty(), "no job failed");
+    assert_eq!(world.live_count(), 2, "no app deleted");
+    let text = svc.logs.text();
+    assert_eq!(
+        text.matches("the trace-watch token is refused").count(),
+        1,
+        "one ERROR per runner: {text}"
+    );
+
+    // The token is renewed: the next job is watched again.
+    r.coord.script.borrow_mut().trace_refused = false;
+    r.coord.push_jobs([job(7, &[])]);
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&3))
+            .await
+    );
+    assert!(svc.stats().await.trace_watch_refused.is_empty());
+    assert_eq!(
+        svc.logs
+            .text()
+            .matches("the trace-watch token works again")
+            .count(),
+        1
+    );
+    svc.stop().await;
+}
