@@ -190,7 +190,7 @@ async fn identify(
     };
     match coordinator.job_status(&job).await {
         Ok(JobStatus::Running) => Identified::Running(job),
-        Ok(JobStatus::Finished) => Identified::Finished(job),
+        Ok(JobStatus::Finished | JobStatus::TokenRefused) => Identified::Finished(job),
         Err(e) => Identified::Failed(IdentifyError::Coordinator(e)),
     }
 }

@@ -121,8 +121,13 @@ impl Job {
 pub enum JobStatus {
     /// `running` or `canceling`.
     Running,
-    /// Terminal, or the job token is no longer accepted (401/403).
+    /// Terminal.
     Finished,
+    /// GitLab itself (a JSON answer or a `Job-Status` header, not a
+    /// proxy's page) refused the job token (401/403): the job no longer
+    /// executes. The supervisor reads it as finished, except in a burst
+    /// (`actors/src/supervisor/progress.rs`).
+    TokenRefused,
 }
 
 /// Outcome of appending to a job trace.

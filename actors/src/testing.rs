@@ -125,6 +125,10 @@ pub struct CoordinatorScript {
     pub report_errors: VecDeque<CoordinatorError>,
     /// When true, `trace_len` grows as soon as the job is launched.
     pub auto_trace: bool,
+    /// Jobs whose token `job_status` refuses (GitLab's 401/403).
+    pub token_refused: std::collections::BTreeSet<i64>,
+    /// When true, `job_status` refuses every job token.
+    pub refuse_every_token: bool,
     /// When true, `trace_len` answers as to a refused trace-watch token.
     pub trace_refused: bool,
     /// Calls to `trace_len`.
@@ -199,11 +203,17 @@ impl Coordinator for FakeCoordinator {
                 s.status_latency
             };
             lag(latency).await;
-            let (auto_finish, _) = {
+            let (auto_finish, refused) = {
                 let mut s = self.script.borrow_mut();
                 s.status_in_flight.0 -= 1;
-                (s.auto_finish, ())
+                (
+                    s.auto_finish,
+                    s.refuse_every_token || s.token_refused.contains(&job.id),
+                )
             };
+            if refused {
+                return Ok(JobStatus::TokenRefused);
+            }
             let w = self.world.inner.borrow();
             let over = w.finished_jobs.contains(&job.id)
                 || (auto_finish && w.launched_jobs.contains(&job.id));

@@ -94,6 +94,8 @@ pub(crate) struct RunnerSlot {
     /// trace read that decided (set by a refusal, cleared by a trace read
     /// that saw a job start).
     pub(crate) trace_watch_refused: bool,
+    /// Consecutive progress checks where every job token was refused.
+    refusal_bursts: u32,
     reconcile: Option<ReconcilePass>,
 }
 
@@ -128,6 +130,7 @@ impl RunnerSlot {
             checking: false,
             warned_no_trace_watch: false,
             trace_watch_refused: false,
+            refusal_bursts: 0,
             reconcile: None,
         }
     }

@@ -110,3 +110,74 @@ async fn a_refused_trace_watch_token_never_fails_jobs() {
     );
     svc.stop().await;
 }
+
+#[actix_rt::test]
+async fn one_refused_job_token_ends_that_job_only() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let store = MemoryStore::new();
+    r.coord.push_jobs([job(5, &[]), job(6, &[])]);
+    let mut svc = start(settings(10.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&2))
+            .await
+    );
+    r.coord.script.borrow_mut().token_refused.insert(5);
+    assert!(
+        svc.until(SEC, 120, |s| s.completed == 1).await,
+        "job 5 ended"
+    );
+    assert_eq!(svc.stats().await.phases.get("started"), Some(&1));
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn every_job_token_refused_at_once_is_a_coordinator_problem() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let store = MemoryStore::new();
+    r.coord.push_jobs([job(5, &[]), job(6, &[]), job(7, &[])]);
+    let mut svc = start(settings(10.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&3))
+            .await
+    );
+    r.coord.script.borrow_mut().refuse_every_token = true;
+    let calls = r.coord.script.borrow().status_calls;
+    // Several progress checks (every `job_progress_poll_interval`), fewer
+    // than the patience.
+    let interval = settings(10.0).job_progress_poll_interval;
+    tokio::time::sleep(interval * 5).await;
+    assert!(
+        r.coord.script.borrow().status_calls >= calls + 9,
+        "checks happened"
+    );
+    let stats = svc.stats().await;
+    assert_eq!(stats.phases.get("started"), Some(&3), "no job ended");
+    assert_eq!(world.live_count(), 3, "no app deleted");
+    let text = svc.logs.text();
+    assert_eq!(
+        text.matches("refused every job token at once").count(),
+        1,
+        "{text}"
+    );
+
+    // The coordinator recovers: nothing was lost.
+    r.coord.script.borrow_mut().refuse_every_token = false;
+    tokio::time::sleep(interval * 3).await;
+    assert_eq!(svc.stats().await.phases.get("started"), Some(&3));
+
+    // A burst that lasts is believed in the end.
+    r.coord.script.borrow_mut().refuse_every_token = true;
+    assert!(
+        svc.until(interval, 30, |s| s.completed == 3).await,
+        "believed after the patience"
+    );
+    assert!(svc
+        .logs
+        .text()
+        .contains("every job token still refused: the jobs are taken as over"));
+    svc.stop().await;
+}
