@@ -5,8 +5,9 @@
 //! not know the supervisor and can be tested against a stub).
 
 use crate::messages::{
-    DecommissionStopped, FailureReported, JobStarted, LaunchFailed, LaunchStopped, RecordCreating,
-    ResourceDecommissioned, ResourceLaunched, ResourceProvisioned, TaskEnded,
+    DecommissionRefused, DecommissionStopped, FailureReported, JobStarted, LaunchFailed,
+    LaunchStopped, RecordCreating, ResourceDecommissioned, ResourceLaunched, ResourceProvisioned,
+    TaskEnded,
 };
 use crate::ports::{Coordinator, Job, Paas};
 use crate::quota::JobKey;
@@ -26,6 +27,7 @@ pub(crate) struct SupervisorLink {
     pub failure_reported: Recipient<FailureReported>,
     pub decommissioned: Recipient<ResourceDecommissioned>,
     pub decommission_stopped: Recipient<DecommissionStopped>,
+    pub decommission_refused: Recipient<DecommissionRefused>,
     pub task_ended: Recipient<TaskEnded>,
 }
 
@@ -68,6 +70,7 @@ pub(crate) mod stub {
         FailureReported(ReportOutcome),
         Decommissioned,
         DecommissionStopped,
+        DecommissionRefused(String),
         TaskEnded,
     }
 
@@ -134,6 +137,12 @@ pub(crate) mod stub {
         |_m, _s| Event::DecommissionStopped,
         ()
     );
+    record!(
+        DecommissionRefused,
+        (),
+        |m, _s| Event::DecommissionRefused(m.error),
+        ()
+    );
     record!(TaskEnded, (), |_m, _s| Event::TaskEnded, ());
 
     /// A started stub, the events it records, and the drain sender (keep it
@@ -163,6 +172,7 @@ pub(crate) mod stub {
                 failure_reported: addr.clone().recipient(),
                 decommissioned: addr.clone().recipient(),
                 decommission_stopped: addr.clone().recipient(),
+                decommission_refused: addr.clone().recipient(),
                 task_ended: addr.recipient(),
             });
             Harness {

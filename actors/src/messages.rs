@@ -64,6 +64,20 @@ pub struct ResourceLaunched {
     pub resource: Resource,
 }
 
+/// Sent by a decommissioner to the supervisor when the PAAS refused the
+/// delete with a permanent error: the resource may still exist (it keeps
+/// its weight); the delete is retried after `retry_in`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct DecommissionRefused {
+    /// The job.
+    pub key: JobKey,
+    /// The PAAS error (never a secret).
+    pub error: String,
+    /// The delay before the next attempt.
+    pub retry_in: std::time::Duration,
+}
+
 /// Sent by a trace watcher to the supervisor when the job trace grew, or
 /// when the trace-watch token was refused (the job is then taken as started
 /// after its push, as without trace watch).

@@ -49,8 +49,8 @@ use crate::job_table::{JobEntry, Unloaded};
 use crate::launcher::{FailureReporter, Launcher, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
-    DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed, LaunchStopped,
-    NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
+    DecommissionRefused, DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed,
+    LaunchStopped, NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
     ResourceLaunched, ResourceProvisioned, TaskEnded, TraceSeen,
 };
 use crate::poller::{
@@ -270,6 +270,7 @@ impl Actor for Supervisor {
             failure_reported: me.clone().recipient(),
             decommissioned: me.clone().recipient(),
             decommission_stopped: me.clone().recipient(),
+            decommission_refused: me.clone().recipient(),
             task_ended: me.recipient(),
         }));
         let check_concurrency = self.settings.progress_check_concurrency;
@@ -328,6 +329,15 @@ impl Handler<JobStarted> for Supervisor {
     fn handle(&mut self, msg: JobStarted, ctx: &mut Context<Self>) {
         self.note_trace_token(msg.key.runner, &msg.seen);
         self.on_started(msg.key, ctx);
+    }
+}
+
+impl Handler<DecommissionRefused> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: DecommissionRefused, _: &mut Context<Self>) {
+        if let Some(e) = self.jobs.get_mut(&msg.key) {
+            e.delete_refused = Some(msg.error);
+        }
     }
 }
 

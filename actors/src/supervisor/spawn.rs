@@ -132,10 +132,11 @@ impl Supervisor {
         let Some(resource) = self.jobs.get(&key).and_then(|e| e.resource.clone()) else {
             return;
         };
-        let policy = self.settings.retry_policy();
-        let backoff = LazyBackoff::new(policy, self.backoff_seed(key));
+        let seed = self.backoff_seed(key);
+        let backoff = LazyBackoff::new(self.settings.retry_policy(), seed);
+        let refused = LazyBackoff::new(self.settings.permanent_retry_policy(), seed);
         if let Some(jc) = self.job_ctx(key, false, "decommissioning") {
-            Decommissioner::new(jc, resource, backoff).start();
+            Decommissioner::new(jc, resource, backoff, refused).start();
         }
     }
 

@@ -50,6 +50,7 @@ impl Supervisor {
                     .or_else(|| e.resource_name.clone()).unwrap_or_default(),
                 "trace_offset" => e.trace_offset,
                 "failure" => e.failure.clone().unwrap_or_default(),
+                "delete_refused" => e.delete_refused.clone().unwrap_or_default(),
                 "token" => &e.job.token);
         }
         for r in &self.runners {
