@@ -9,8 +9,8 @@
 //! the JSON format. [`capture_logger`] collects log lines for assertions.
 
 use crate::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, Paas, PaasError, PortFuture,
-    Resource, TraceAppend, Weight,
+    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, Listing, Paas, PaasError,
+    PortFuture, Resource, TraceAppend, Weight,
 };
 use crate::state::{Snapshot, StateError, StateStore};
 pub use crate::supervisor::{GetStats, Stats};
@@ -311,6 +311,9 @@ pub struct PaasScript {
     pub latency: HashMap<Step, Duration>,
     /// Calls: (step, job id or 0).
     pub calls: Vec<(Step, i64)>,
+    /// Scopes `list_resources_by_scope` cannot list. A resource's scope is
+    /// its `detail["scope"]` string, `"default"` without one.
+    pub skipped_scopes: std::collections::BTreeSet<String>,
 }
 
 /// An in-memory PAAS for one runner. A job's expected weight is its
@@ -511,6 +514,34 @@ impl Paas for FakePaas {
             self.enter(Step::List, 0).await?;
             Ok(listed)
         })
+    }
+
+    fn list_resources_by_scope(&self) -> PortFuture<'_, Result<Listing, PaasError>> {
+        Box::pin(async move {
+            let listed = self.list_resources().await?;
+            let skipped = self.script.borrow().skipped_scopes.clone();
+            Ok(Listing {
+                resources: listed
+                    .into_iter()
+                    .filter(|r| {
+                        self.resource_scope(r)
+                            .is_none_or(|scope| !skipped.contains(&scope))
+                    })
+                    .collect(),
+                skipped: skipped.into_iter().collect(),
+            })
+        })
+    }
+
+    fn resource_scope(&self, resource: &Resource) -> Option<String> {
+        Some(
+            resource
+                .detail
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_owned(),
+        )
     }
 
     fn recover_job<'a>(

@@ -57,7 +57,7 @@ use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
 use crate::ports::{
-    Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
+    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, Resource, Weight,
 };
 use crate::quota::{JobKey, Ledger, QuotaLimits, WeightKind};
 use crate::reconcile::{plan, Decision, Identified, Tracked};
