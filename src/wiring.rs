@@ -128,6 +128,8 @@ pub async fn build(
         ))
     })?;
 
+    // libgit2's server timeouts, before any push or fetch.
+    crate::git::init_transport();
     let mut built = Vec::with_capacity(config.runners.len());
     for (index, runner) in config.runners.iter().enumerate() {
         let b = build_runner(config, index, runner, &system_id, logger)?;

@@ -6,11 +6,19 @@
 //! port says so). The delete call is uninterruptible; the waits between
 //! attempts end on drain, leaving the resource in `to_decommission` for the
 //! next process.
+//!
+//! A delete refused with a permanent error (a revoked token, a PAAS that
+//! forbids it) is retried too, on a long back-off of its own
+//! (`SupervisorSettings::permanent_retry_policy`: minutes to hours), with
+//! an ERROR and a [`DecommissionRefused`] to the supervisor at each refusal:
+//! the resource may still exist, so it keeps its weight.
 
 use crate::backoff::LazyBackoff;
 use crate::job_ctx::JobCtx;
-use crate::messages::{DecommissionStopped, ResourceDecommissioned, TaskEnded};
-use crate::ports::Resource;
+use crate::messages::{
+    DecommissionRefused, DecommissionStopped, ResourceDecommissioned, TaskEnded,
+};
+use crate::ports::{PaasErrorClass, Resource};
 use crate::shutdown::OpSubject;
 use actix::prelude::*;
 
@@ -18,17 +26,23 @@ use actix::prelude::*;
 pub struct Decommissioner {
     jc: JobCtx,
     resource: Option<Resource>,
-    backoff: Option<LazyBackoff>,
+    backoff: Option<(LazyBackoff, LazyBackoff)>,
 }
 
 impl Decommissioner {
     /// A decommissioner for `resource`, waiting per `backoff` between
-    /// attempts.
-    pub(crate) fn new(jc: JobCtx, resource: Resource, backoff: LazyBackoff) -> Self {
+    /// attempts after a transient error and per `refused` after a
+    /// permanent one.
+    pub(crate) fn new(
+        jc: JobCtx,
+        resource: Resource,
+        backoff: LazyBackoff,
+        refused: LazyBackoff,
+    ) -> Self {
         Decommissioner {
             jc,
             resource: Some(resource),
-            backoff: Some(backoff),
+            backoff: Some((backoff, refused)),
         }
     }
 }
@@ -37,8 +51,10 @@ impl Actor for Decommissioner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let (Some(resource), Some(backoff)) = (self.resource.take(), self.backoff.take()) {
-            let fut = decommission(self.jc.clone(), resource, backoff);
+        if let (Some(resource), Some((backoff, refused))) =
+            (self.resource.take(), self.backoff.take())
+        {
+            let fut = decommission(self.jc.clone(), resource, backoff, refused);
             ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
         } else {
             ctx.stop();
@@ -53,7 +69,12 @@ impl Actor for Decommissioner {
     }
 }
 
-async fn decommission(mut jc: JobCtx, resource: Resource, mut backoff: LazyBackoff) {
+async fn decommission(
+    mut jc: JobCtx,
+    resource: Resource,
+    mut backoff: LazyBackoff,
+    mut refused: LazyBackoff,
+) {
     let key = jc.key;
     let mut attempt: u32 = 0;
     loop {
@@ -70,6 +91,22 @@ async fn decommission(mut jc: JobCtx, resource: Resource, mut backoff: LazyBacko
                     .decommissioned
                     .do_send(ResourceDecommissioned { key });
                 return;
+            }
+            Err(e) if e.class == PaasErrorClass::Permanent => {
+                let delay = refused.next_delay();
+                slog::error!(jc.logger,
+                             "the PAAS refuses to delete the resource; it may still exist and \
+                              keeps its weight, the delete is retried later";
+                             "app" => &resource.id, "attempt" => attempt, "error" => %e,
+                             "retry_in_s" => delay.as_secs_f64());
+                jc.supervisor
+                    .decommission_refused
+                    .do_send(DecommissionRefused {
+                        key,
+                        error: e.to_string(),
+                        retry_in: delay,
+                    });
+                delay
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -104,6 +141,10 @@ mod tests {
         LazyBackoff::new(BackoffPolicy::new(STEP, STEP * 4), Some(1))
     }
 
+    fn long() -> LazyBackoff {
+        LazyBackoff::new(BackoffPolicy::new(STEP * 600, STEP * 3600), Some(1))
+    }
+
     fn resource() -> Resource {
         Resource {
             id: "app-1".into(),
@@ -122,10 +163,41 @@ mod tests {
         paas.fail(Step::Decommission, [PaasError::transient("delete", "503")]);
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
-        Decommissioner::new(jc, resource(), policy()).start();
+        Decommissioner::new(jc, resource(), policy(), long()).start();
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::Decommission), 2);
         assert_eq!(h.events(), vec![Event::Decommissioned, Event::TaskEnded]);
+    }
+
+    #[actix_rt::test]
+    async fn a_refused_delete_is_retried_on_the_long_back_off_and_reported() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.fail(
+            Step::Decommission,
+            (0..3).map(|_| PaasError::permanent("delete", "401 token revoked")),
+        );
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        Decommissioner::new(jc, resource(), policy(), long()).start();
+        // Not a hot loop: ten minutes later, at most two attempts were made.
+        tokio::time::sleep(STEP * 600).await;
+        assert!(
+            paas.calls(Step::Decommission) <= 2,
+            "{}",
+            paas.calls(Step::Decommission)
+        );
+        assert!(h
+            .events()
+            .iter()
+            .all(|e| matches!(e, Event::DecommissionRefused(m) if m.contains("token revoked"))));
+        assert!(!h.events().is_empty());
+        // Retried until it works.
+        assert!(h.until_ended(STEP * 600, 60).await);
+        assert_eq!(paas.calls(Step::Decommission), 4);
+        assert_eq!(h.events().last(), Some(&Event::TaskEnded));
+        assert!(h.events().contains(&Event::Decommissioned));
     }
 
     #[actix_rt::test]
@@ -137,7 +209,7 @@ mod tests {
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
         let _ = h.drain.send(true);
-        Decommissioner::new(jc, resource(), policy()).start();
+        Decommissioner::new(jc, resource(), policy(), long()).start();
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::Decommission), 1);
         assert_eq!(

@@ -5,8 +5,9 @@
 //! not know the supervisor and can be tested against a stub).
 
 use crate::messages::{
-    DecommissionStopped, FailureReported, JobStarted, LaunchFailed, LaunchStopped, RecordCreating,
-    ResourceDecommissioned, ResourceLaunched, ResourceProvisioned, TaskEnded,
+    DecommissionRefused, DecommissionStopped, FailureReported, JobStarted, LaunchFailed,
+    LaunchStopped, RecordCreating, ResourceDecommissioned, ResourceLaunched, ResourceProvisioned,
+    TaskEnded,
 };
 use crate::ports::{Coordinator, Job, Paas};
 use crate::quota::JobKey;
@@ -26,6 +27,7 @@ pub(crate) struct SupervisorLink {
     pub failure_reported: Recipient<FailureReported>,
     pub decommissioned: Recipient<ResourceDecommissioned>,
     pub decommission_stopped: Recipient<DecommissionStopped>,
+    pub decommission_refused: Recipient<DecommissionRefused>,
     pub task_ended: Recipient<TaskEnded>,
 }
 
@@ -62,11 +64,13 @@ pub(crate) mod stub {
         Provisioned(String),
         Launched(String),
         Started,
+        StartedTokenRefused,
         LaunchFailed(String),
         LaunchStopped(Interrupt),
         FailureReported(ReportOutcome),
         Decommissioned,
         DecommissionStopped,
+        DecommissionRefused(String),
         TaskEnded,
     }
 
@@ -99,7 +103,15 @@ pub(crate) mod stub {
             |m, s| Event::Provisioned(m.resource.id), s.answer.clone());
     record!(ResourceLaunched, Result<(), NotRecorded>,
             |m, s| Event::Launched(m.resource.id), s.answer.clone());
-    record!(JobStarted, (), |_m, _s| Event::Started, ());
+    record!(
+        JobStarted,
+        (),
+        |m, _s| match m.seen {
+            crate::messages::TraceSeen::Grew => Event::Started,
+            crate::messages::TraceSeen::TokenRefused { .. } => Event::StartedTokenRefused,
+        },
+        ()
+    );
     record!(LaunchFailed, (), |m, _s| Event::LaunchFailed(m.message), ());
     record!(
         LaunchStopped,
@@ -123,6 +135,12 @@ pub(crate) mod stub {
         DecommissionStopped,
         (),
         |_m, _s| Event::DecommissionStopped,
+        ()
+    );
+    record!(
+        DecommissionRefused,
+        (),
+        |m, _s| Event::DecommissionRefused(m.error),
         ()
     );
     record!(TaskEnded, (), |_m, _s| Event::TaskEnded, ());
@@ -154,6 +172,7 @@ pub(crate) mod stub {
                 failure_reported: addr.clone().recipient(),
                 decommissioned: addr.clone().recipient(),
                 decommission_stopped: addr.clone().recipient(),
+                decommission_refused: addr.clone().recipient(),
                 task_ended: addr.recipient(),
             });
             Harness {

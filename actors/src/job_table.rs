@@ -20,6 +20,9 @@ pub(crate) struct JobEntry {
     pub cancel: Option<watch::Sender<bool>>,
     /// Per-job actors working on the job.
     pub tasks: u32,
+    /// The PAAS refused the last delete with a permanent error (the
+    /// resource may still exist and keeps its weight): the error.
+    pub delete_refused: Option<String>,
 }
 
 impl JobEntry {
@@ -36,6 +39,7 @@ impl JobEntry {
             trace_appended: false,
             cancel: None,
             tasks: 0,
+            delete_refused: None,
         }
     }
 }

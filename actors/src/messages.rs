@@ -64,12 +64,43 @@ pub struct ResourceLaunched {
     pub resource: Resource,
 }
 
-/// Sent by a trace watcher to the supervisor when the job trace grew.
+/// Sent by a decommissioner to the supervisor when the PAAS refused the
+/// delete with a permanent error: the resource may still exist (it keeps
+/// its weight); the delete is retried after `retry_in`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct DecommissionRefused {
+    /// The job.
+    pub key: JobKey,
+    /// The PAAS error (never a secret).
+    pub error: String,
+    /// The delay before the next attempt.
+    pub retry_in: std::time::Duration,
+}
+
+/// Sent by a trace watcher to the supervisor when the job trace grew, or
+/// when the trace-watch token was refused (the job is then taken as started
+/// after its push, as without trace watch).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct JobStarted {
     /// The job.
     pub key: JobKey,
+    /// How the watcher decided.
+    pub seen: TraceSeen,
+}
+
+/// What a trace watcher saw of the trace-watch token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceSeen {
+    /// The trace was read (the token works) and grew.
+    Grew,
+    /// The coordinator refused the trace-watch token (401/403); `detail`
+    /// says how (never a secret).
+    TokenRefused {
+        /// The coordinator's answer, described.
+        detail: String,
+    },
 }
 
 /// Sent by a launcher or a trace watcher to the supervisor when launching

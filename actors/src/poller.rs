@@ -12,7 +12,7 @@
 //! not know ([`IdentifyJobs`]); the supervisor decides what to do.
 
 use crate::ports::{
-    Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
+    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, Resource, Weight,
 };
 use crate::reconcile::{capped_weight, judge, Identified, IdentifyError};
 use actix::prelude::*;
@@ -126,7 +126,7 @@ impl Handler<CheckJobs> for Poller {
 /// Sent by the supervisor to a poller for a reconciliation pass: the
 /// runner's resources on the PAAS now.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<Vec<Resource>, PaasError>")]
+#[rtype(result = "Result<Listing, PaasError>")]
 pub struct ListResources;
 
 /// Sent by the supervisor to a poller during a reconciliation pass: for
@@ -140,11 +140,11 @@ pub struct IdentifyJobs {
 }
 
 impl Handler<ListResources> for Poller {
-    type Result = ResponseFuture<Result<Vec<Resource>, PaasError>>;
+    type Result = ResponseFuture<Result<Listing, PaasError>>;
 
     fn handle(&mut self, _: ListResources, _: &mut Context<Self>) -> Self::Result {
         let paas = self.paas.clone();
-        Box::pin(async move { paas.list_resources().await })
+        Box::pin(async move { paas.list_resources_by_scope().await })
     }
 }
 

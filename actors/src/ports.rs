@@ -121,8 +121,13 @@ impl Job {
 pub enum JobStatus {
     /// `running` or `canceling`.
     Running,
-    /// Terminal, or the job token is no longer accepted (401/403).
+    /// Terminal.
     Finished,
+    /// GitLab itself (a JSON answer or a `Job-Status` header, not a
+    /// proxy's page) refused the job token (401/403): the job no longer
+    /// executes. The supervisor reads it as finished, except in a burst
+    /// (`actors/src/supervisor/progress.rs`).
+    TokenRefused,
 }
 
 /// `GET /job` read for ownership: what the coordinator says of the job a
@@ -274,6 +279,16 @@ pub struct Resource {
     pub detail: serde_json::Value,
 }
 
+/// What a reconciliation listing found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    /// The resources of this runner in the scopes listed.
+    pub resources: Vec<Resource>,
+    /// The scopes that could not be listed (their resources are neither
+    /// listed nor to be judged missing).
+    pub skipped: Vec<String>,
+}
+
 /// How a PAAS error should be treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PaasErrorClass {
@@ -369,6 +384,26 @@ pub trait Paas {
     /// Resources of this runner that exist on the PAAS now (names carrying
     /// this runner's prefix), for reconciliation.
     fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>>;
+
+    /// The listing of reconciliation: like [`Paas::list_resources`], but a
+    /// scope (a Clever organisation) that cannot be listed is skipped and
+    /// named in [`Listing::skipped`] instead of failing the whole listing.
+    /// The default lists everything or fails.
+    fn list_resources_by_scope(&self) -> PortFuture<'_, Result<Listing, PaasError>> {
+        Box::pin(async move {
+            Ok(Listing {
+                resources: self.list_resources().await?,
+                skipped: Vec::new(),
+            })
+        })
+    }
+
+    /// The scope a resource belongs to (its Clever organisation), matched
+    /// against [`Listing::skipped`]. The default: none.
+    fn resource_scope(&self, resource: &Resource) -> Option<String> {
+        let _ = resource;
+        None
+    }
 
     /// Reads back the job a resource was launched for (the payload the
     /// runner pushed to it), for reconciliation of a resource the state

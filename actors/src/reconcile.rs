@@ -157,7 +157,7 @@ pub fn job_id_of(name: &str, name_of: impl Fn(i64) -> String) -> Option<i64> {
 /// resource means: `own_runner` is this runner's id, when known.
 pub fn judge(job: Job, answer: JobOwner, own_runner: Option<i64>) -> Identified {
     match answer.status {
-        JobStatus::Finished => Identified::Finished(job),
+        JobStatus::Finished | JobStatus::TokenRefused => Identified::Finished(job),
         JobStatus::Running => {
             let ours = answer.job_id == Some(job.id)
                 && own_runner.is_some()

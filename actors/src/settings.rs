@@ -25,6 +25,13 @@ impl Default for RunnerSettings {
     }
 }
 
+/// First delay before retrying a delete refused with a permanent error.
+pub const PERMANENT_RETRY_MIN: Duration = Duration::from_secs(600);
+
+/// Longest delay between attempts at a delete refused with a permanent
+/// error.
+pub const PERMANENT_RETRY_MAX: Duration = Duration::from_secs(6 * 3600);
+
 /// Global settings of the actor system (the defaults are those of the configuration file's settings).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SupervisorSettings {
@@ -88,6 +95,13 @@ impl SupervisorSettings {
     /// hosts do not retry in lock-step.
     pub fn retry_policy(&self) -> BackoffPolicy {
         BackoffPolicy::new(self.backoff_min, self.backoff_max).with_jitter(Jitter::Equal)
+    }
+
+    /// The delays between attempts at a delete the PAAS refused with a
+    /// permanent error (a revoked token…): [`PERMANENT_RETRY_MIN`]
+    /// doubling up to [`PERMANENT_RETRY_MAX`], equal jitter.
+    pub fn permanent_retry_policy(&self) -> BackoffPolicy {
+        BackoffPolicy::new(PERMANENT_RETRY_MIN, PERMANENT_RETRY_MAX).with_jitter(Jitter::Equal)
     }
 }
 

@@ -9,7 +9,8 @@
 //! the JSON format. [`capture_logger`] collects log lines for assertions.
 
 use crate::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, Paas, PaasError,
+    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, Listing, Paas,
+    PaasError,
     PortFuture, Resource, TraceAppend, Weight,
 };
 use crate::state::{Snapshot, StateError, StateStore};
@@ -135,6 +136,14 @@ pub struct CoordinatorScript {
     pub report_errors: VecDeque<CoordinatorError>,
     /// When true, `trace_len` grows as soon as the job is launched.
     pub auto_trace: bool,
+    /// Jobs whose token `job_status` refuses (GitLab's 401/403).
+    pub token_refused: std::collections::BTreeSet<i64>,
+    /// When true, `job_status` refuses every job token.
+    pub refuse_every_token: bool,
+    /// When true, `trace_len` answers as to a refused trace-watch token.
+    pub trace_refused: bool,
+    /// Calls to `trace_len`.
+    pub trace_reads: u64,
     /// When true, `job_status` says Finished as soon as the job is launched.
     pub auto_finish: bool,
     /// Latency of `request_job`.
@@ -205,11 +214,17 @@ impl Coordinator for FakeCoordinator {
                 s.status_latency
             };
             lag(latency).await;
-            let (auto_finish, _) = {
+            let (auto_finish, refused) = {
                 let mut s = self.script.borrow_mut();
                 s.status_in_flight.0 -= 1;
-                (s.auto_finish, ())
+                (
+                    s.auto_finish,
+                    s.refuse_every_token || s.token_refused.contains(&job.id),
+                )
             };
+            if refused {
+                return Ok(JobStatus::TokenRefused);
+            }
             let w = self.world.inner.borrow();
             let over = w.finished_jobs.contains(&job.id)
                 || (auto_finish && w.launched_jobs.contains(&job.id));
@@ -275,6 +290,15 @@ impl Coordinator for FakeCoordinator {
 
     fn trace_len<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<u64, CoordinatorError>> {
         Box::pin(async move {
+            {
+                let mut s = self.script.borrow_mut();
+                s.trace_reads += 1;
+                if s.trace_refused {
+                    return Err(CoordinatorError::Rejected {
+                        detail: "trace read: 401 Unauthorized".into(),
+                    });
+                }
+            }
             let auto = self.script.borrow().auto_trace;
             let appended: u64 = self
                 .script
@@ -318,6 +342,9 @@ pub struct PaasScript {
     pub latency: HashMap<Step, Duration>,
     /// Calls: (step, job id or 0).
     pub calls: Vec<(Step, i64)>,
+    /// Scopes `list_resources_by_scope` cannot list. A resource's scope is
+    /// its `detail["scope"]` string, `"default"` without one.
+    pub skipped_scopes: std::collections::BTreeSet<String>,
 }
 
 /// An in-memory PAAS for one runner. A job's expected weight is its
@@ -518,6 +545,34 @@ impl Paas for FakePaas {
             self.enter(Step::List, 0).await?;
             Ok(listed)
         })
+    }
+
+    fn list_resources_by_scope(&self) -> PortFuture<'_, Result<Listing, PaasError>> {
+        Box::pin(async move {
+            let listed = self.list_resources().await?;
+            let skipped = self.script.borrow().skipped_scopes.clone();
+            Ok(Listing {
+                resources: listed
+                    .into_iter()
+                    .filter(|r| {
+                        self.resource_scope(r)
+                            .is_none_or(|scope| !skipped.contains(&scope))
+                    })
+                    .collect(),
+                skipped: skipped.into_iter().collect(),
+            })
+        })
+    }
+
+    fn resource_scope(&self, resource: &Resource) -> Option<String> {
+        Some(
+            resource
+                .detail
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_owned(),
+        )
     }
 
     fn recover_job<'a>(

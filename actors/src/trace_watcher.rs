@@ -6,9 +6,15 @@
 //! passes (a launch failure). Its sleeps end at once on drain (the job stays
 //! pending with its launched resource: the next process only needs to watch
 //! again) or on the job's cancellation.
+//!
+//! A refused trace-watch token (401/403, `CoordinatorError::Rejected`) is
+//! runner-side trouble, not the job's: the job is reported started
+//! ([`TraceSeen::TokenRefused`]), as a runner without trace watch does
+//! after the push.
 
 use crate::job_ctx::JobCtx;
-use crate::messages::{JobStarted, LaunchFailed, LaunchStopped, TaskEnded};
+use crate::messages::{JobStarted, LaunchFailed, LaunchStopped, TaskEnded, TraceSeen};
+use crate::ports::CoordinatorError;
 use actix::prelude::*;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -73,10 +79,20 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
         match jc.coordinator.trace_len(&jc.job).await {
             Ok(len) if len > offset => {
                 slog::info!(jc.logger, "job fully launched (job trace update detected)");
-                jc.supervisor.started.do_send(JobStarted { key });
+                jc.supervisor.started.do_send(JobStarted {
+                    key,
+                    seen: TraceSeen::Grew,
+                });
                 return;
             }
             Ok(_) => {}
+            Err(CoordinatorError::Rejected { detail }) => {
+                jc.supervisor.started.do_send(JobStarted {
+                    key,
+                    seen: TraceSeen::TokenRefused { detail },
+                });
+                return;
+            }
             Err(e) if e.is_transient() => {
                 slog::debug!(jc.logger, "job trace not readable yet"; "error" => %e);
             }
@@ -135,6 +151,22 @@ mod tests {
             .push((1, 0, "Running with gitlab-runner".into()));
         assert!(h.until_ended(STEP, 40).await);
         assert_eq!(h.events(), vec![Event::Started, Event::TaskEnded]);
+    }
+
+    #[actix_rt::test]
+    async fn a_refused_token_means_started_not_failed() {
+        tokio::time::pause();
+        let world = World::new();
+        let coord = FakeCoordinator::new(world.clone());
+        coord.script.borrow_mut().trace_refused = true;
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), coord, FakePaas::new(world, "r", 1.0));
+        TraceWatcher::new(jc, STEP * 30, STEP, 0).start();
+        assert!(h.until_ended(STEP, 40).await);
+        assert_eq!(
+            h.events(),
+            vec![Event::StartedTokenRefused, Event::TaskEnded]
+        );
     }
 
     #[actix_rt::test]

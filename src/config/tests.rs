@@ -628,7 +628,19 @@ fn warnings_name_key_and_suggest() {
             &["`runners[0].cc_extra_env`", "CC_ENABLE_HEPTAPOD_RUNNER"],
         ),
     ];
-    for (name, text, needles) in cases {
+    let plain_http: Vec<(&str, String, &[&str])> = vec![
+        (
+            "plain http coordinator",
+            clever("", "").replacen("url = \"https://", "url = \"http://", 1),
+            &["`runners[0].url`", "http://", "not loopback"],
+        ),
+        (
+            "plain http Clever API",
+            clever("", "cc_api_url = \"http://api.example/v2\"\n"),
+            &["`runners[0].cc_api_url`", "http://", "not loopback"],
+        ),
+    ];
+    for (name, text, needles) in cases.into_iter().chain(plain_http) {
         let l = ok(&text);
         assert!(
             l.warnings
@@ -638,6 +650,17 @@ fn warnings_name_key_and_suggest() {
             l.warnings
         );
     }
+}
+
+#[test]
+fn plain_http_to_loopback_is_silent() {
+    let text = clever("", "cc_api_url = \"http://127.0.0.1:8000/v2\"\n").replacen(
+        "url = \"https://gitlab.example",
+        "url = \"http://localhost:8080",
+        1,
+    );
+    let l = ok(&text);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
 
 #[test]

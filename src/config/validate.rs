@@ -468,6 +468,7 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         if !is_http_url(u) {
             ctx.problem(&sec.key_path("url"), "expected an http:// or https:// URL");
         }
+        warn_plain_http(ctx, &sec.key_path("url"), u);
     }
     let token = sec.required_secret(ctx, "token", "the runner authentication token");
     let explicit_name = sec.read(
@@ -546,6 +547,21 @@ fn is_http_url(text: &str) -> bool {
     url::Url::parse(text)
         .map(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
         .unwrap_or(false)
+}
+
+/// Warns when `text` is a plain `http://` URL to a host that is not
+/// loopback: tokens would cross the network in clear.
+fn warn_plain_http(ctx: &mut Ctx<'_>, path: &str, text: &str) {
+    let Ok(url) = url::Url::parse(text) else {
+        return;
+    };
+    if url.scheme() == "http" && !crate::git::is_loopback(&url) {
+        ctx.warn(
+            path,
+            "is a plain http:// URL to a host that is not loopback: tokens travel \
+             unencrypted (use https://)",
+        );
+    }
 }
 
 fn executor(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ExecutorKind> {
@@ -664,6 +680,7 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverSettings> {
             "expected an http:// or https:// URL",
         );
     }
+    warn_plain_http(ctx, &sec.key_path("cc_api_url"), &api_url);
     let zone = string_or(sec, ctx, "cc_zone", DEFAULT_ZONE);
     let default_flavor = string_or(sec, ctx, "cc_default_flavor", DEFAULT_FLAVOR);
     let max_flavor = sec.read(

@@ -29,7 +29,9 @@
 //! This function BLOCKS: callers run it with
 //! `actix_rt::task::spawn_blocking`.
 
-use super::session::{isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF};
+use super::session::{
+    isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF, NO_REDIRECTS,
+};
 use crate::secret::Secret;
 use git2::{AutotagOption, Direction, FetchOptions, ObjectType, Repository};
 use std::time::Duration;
@@ -117,7 +119,8 @@ fn fetch(session: &Session, repo: &Repository, observed: &Observed) -> Result<Fo
     let mut options = FetchOptions::new();
     options
         .remote_callbacks(session.callbacks(observed))
-        .download_tags(AutotagOption::None);
+        .download_tags(AutotagOption::None)
+        .follow_redirects(NO_REDIRECTS);
     // libgit2's local transport cannot fetch shallow (and has nothing to
     // save by it); smart HTTP can.
     if !session.url.connect.starts_with("file:") {

@@ -14,4 +14,7 @@ pub use fetch::{fetch_job_json, JOB_FILE, MAX_FETCH_BYTES, MAX_JOB_FILE_BYTES};
 pub use push::{
     push_context, PushError, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME, COMMIT_MESSAGE,
 };
-pub use session::{RemoteError, DEPLOY_REF, MAX_CREDENTIAL_OFFERS, MAX_TIMEOUT};
+pub use session::{
+    init_transport, is_loopback, RemoteError, DEPLOY_REF, MAX_CREDENTIAL_OFFERS, MAX_GIT_THREADS,
+    MAX_TIMEOUT, SERVER_CONNECT_TIMEOUT, SERVER_IO_TIMEOUT,
+};

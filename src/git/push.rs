@@ -37,7 +37,9 @@
 //! `src/git/session.rs`, shared with [`crate::git::fetch`], which reads
 //! `job.json` back from a deployment repository.
 
-use super::session::{isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF};
+use super::session::{
+    isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF, NO_REDIRECTS,
+};
 use crate::deploy::BuildContext;
 use crate::secret::Secret;
 use git2::{Direction, PushOptions, Repository, Signature};
@@ -120,7 +122,9 @@ fn push(
         Ok(())
     });
     let mut options = PushOptions::new();
-    options.remote_callbacks(callbacks);
+    options
+        .remote_callbacks(callbacks)
+        .follow_redirects(NO_REDIRECTS);
     remote.push(&[format!("{DEPLOY_REF}:{DEPLOY_REF}")], Some(&mut options))?;
     if observed.rejection.borrow().is_some() {
         return Err(git2::Error::from_str("reference rejected"));

@@ -11,7 +11,7 @@ use git2::{
 };
 use std::cell::{Cell, RefCell};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Condvar, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The only branch a PAAS deploys.
@@ -24,6 +24,19 @@ pub const MAX_CREDENTIAL_OFFERS: u32 = 2;
 /// Longest timeout honoured (longer ones are shortened to it), so that
 /// deadline arithmetic cannot overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// libgit2's limit on establishing a connection to a git server
+/// (process-wide, set once by [`init_transport`]).
+pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// libgit2's limit on one read or write on a git server's connection
+/// (process-wide, set once by [`init_transport`]): a server that stops
+/// answering frees the worker thread after this long.
+pub const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Most git worker threads (pushes and fetches) alive at once. A thread
+/// whose caller gave up (timeout) keeps its slot until it ends.
+pub const MAX_GIT_THREADS: usize = 8;
 
 /// Extra wait for the worker thread to report after the deadline, so that
 /// an abort from a callback is reported as what it is.
@@ -138,6 +151,9 @@ pub(crate) struct RemoteUrl {
 }
 
 impl RemoteUrl {
+    /// Parses a deployment URL: `https`, or `http` to a loopback host
+    /// (127.0.0.0/8, `::1`, `localhost`), or `file` (a local path). The
+    /// userinfo is dropped.
     pub(crate) fn parse(raw: &str) -> Result<RemoteUrl, RemoteError> {
         let mut url = url::Url::parse(raw).map_err(|e| RemoteError::InvalidUrl {
             url: "<unparsable URL>".into(),
@@ -152,14 +168,108 @@ impl RemoteUrl {
         url.set_fragment(None);
         let display = url.to_string();
         match url.scheme() {
-            "http" | "https" | "file" => Ok(RemoteUrl { connect, display }),
+            "https" | "file" => Ok(RemoteUrl { connect, display }),
+            "http" if is_loopback(&url) => Ok(RemoteUrl { connect, display }),
+            "http" => Err(RemoteError::InvalidUrl {
+                url: display,
+                detail: "plain http is accepted only to a loopback host (use https)".into(),
+            }),
             other => Err(RemoteError::InvalidUrl {
                 url: display,
-                detail: format!("unsupported scheme {other:?} (http, https or file)"),
+                detail: format!("unsupported scheme {other:?} (https, or http to loopback)"),
             }),
         }
     }
 }
+
+/// True when `url`'s host is a loopback address or `localhost`.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// True when `asked` (the URL libgit2 wants credentials for) is on the
+/// same host and port as `deployment` (the URL the session was opened
+/// with). Credentials are offered only then.
+pub(crate) fn same_origin(deployment: &str, asked: &str) -> bool {
+    let (Ok(deployment), Ok(asked)) = (url::Url::parse(deployment), url::Url::parse(asked)) else {
+        return false;
+    };
+    deployment.scheme() == asked.scheme()
+        && deployment.host_str().map(str::to_ascii_lowercase)
+            == asked.host_str().map(str::to_ascii_lowercase)
+        && deployment.port_or_known_default() == asked.port_or_known_default()
+}
+
+/// Sets libgit2's process-wide server timeouts ([`SERVER_CONNECT_TIMEOUT`],
+/// [`SERVER_IO_TIMEOUT`]). Called at start-up and before every session;
+/// only the first call does anything.
+#[allow(unsafe_code)]
+pub fn init_transport() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: libgit2's options are process-wide globals; `Once` makes
+        // this the only write, done before any session starts a transfer.
+        unsafe {
+            // Both only fail for an unknown option, which these are not.
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(millis(
+                SERVER_CONNECT_TIMEOUT,
+            ));
+            let _ = git2::opts::set_server_timeout_in_milliseconds(millis(SERVER_IO_TIMEOUT));
+        }
+    });
+}
+
+/// A counting semaphore bounding the git worker threads.
+pub(crate) struct ThreadSlots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One slot of [`ThreadSlots`], given back when dropped.
+pub(crate) struct ThreadSlot<'a>(&'a ThreadSlots);
+
+impl ThreadSlots {
+    pub(crate) const fn new(slots: usize) -> ThreadSlots {
+        ThreadSlots {
+            free: Mutex::new(slots),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Takes a slot, waiting at most until `deadline`. BLOCKING.
+    pub(crate) fn acquire(&self, deadline: Instant) -> Option<ThreadSlot<'_>> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if *free > 0 {
+                *free -= 1;
+                return Some(ThreadSlot(self));
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Drop for ThreadSlot<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(PoisonError::into_inner);
+        *free += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// The slots of every push and fetch of this process.
+static GIT_THREADS: ThreadSlots = ThreadSlots::new(MAX_GIT_THREADS);
 
 /// One exchange with a deployment repository (a push, or the fetch of
 /// `git::fetch`): the remote, the credentials offered through the callback,
@@ -198,6 +308,7 @@ impl Session {
         password: &Secret,
         timeout: Duration,
     ) -> Result<Session, RemoteError> {
+        init_transport();
         let url = RemoteUrl::parse(remote_url)?;
         let timeout = timeout.min(MAX_TIMEOUT);
         Ok(Session {
@@ -209,20 +320,36 @@ impl Session {
         })
     }
 
-    /// Runs `work` on a dedicated thread named `name` and waits for it at
-    /// most until the deadline (plus a short grace for an abort from a
-    /// callback to report as what it is); past that, [`RemoteError::Timeout`]
-    /// at once, the thread ending at its next callback. BLOCKING.
+    /// Runs `work` on a dedicated thread named `name` (one of the
+    /// [`MAX_GIT_THREADS`]; waiting for a free one counts in the timeout)
+    /// and waits for it at most until the deadline (plus a short grace for
+    /// an abort from a callback to report as what it is); past that,
+    /// [`RemoteError::Timeout`] at once, the thread ending at its next
+    /// callback. BLOCKING.
     pub(crate) fn run_on_thread<T: Send + 'static>(
         self,
         name: &str,
         work: impl FnOnce(&Session) -> Result<T, RemoteError> + Send + 'static,
     ) -> Result<T, RemoteError> {
+        self.run_on_thread_in(&GIT_THREADS, name, work)
+    }
+
+    /// [`Session::run_on_thread`] with the slots taken from `slots`.
+    pub(crate) fn run_on_thread_in<T: Send + 'static>(
+        self,
+        slots: &'static ThreadSlots,
+        name: &str,
+        work: impl FnOnce(&Session) -> Result<T, RemoteError> + Send + 'static,
+    ) -> Result<T, RemoteError> {
         let (url, timeout) = (self.url.display.clone(), self.timeout);
+        let Some(slot) = slots.acquire(self.deadline) else {
+            return Err(RemoteError::Timeout { url, timeout });
+        };
         let (tx, rx) = mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
+                let _slot = slot;
                 // The receiver may have given up (timeout): nothing to do then.
                 let _ = tx.send(work(&self));
             })
@@ -249,9 +376,17 @@ impl Session {
             past
         };
         let mut callbacks = RemoteCallbacks::new();
-        callbacks.credentials(move |_url, _user_from_url, allowed| {
+        callbacks.credentials(move |asked_url, _user_from_url, allowed| {
             if past_deadline() {
                 return Err(git2::Error::from_str("deadline passed"));
+            }
+            if !same_origin(&self.url.connect, asked_url) {
+                observed.auth_refused.set(true);
+                return Err(git2::Error::new(
+                    ErrorCode::Auth,
+                    ErrorClass::Http,
+                    "credentials are offered only to the deployment URL's host",
+                ));
             }
             let offers = observed.credential_offers.get() + 1;
             observed.credential_offers.set(offers);
@@ -348,7 +483,10 @@ impl Session {
 
 /// A new bare repository in `dir`, `master` as initial head, no external
 /// templates (no hooks), its configuration reduced to its own file (no
-/// global or system `url.*.insteadOf`, identity, credential helper, …).
+/// global or system `url.*.insteadOf`, identity, credential helper, …),
+/// which refuses off-site redirects (`http.followRedirects = false`, read
+/// by libgit2 for `connect_auth`; fetch and push options say the same
+/// through [`NO_REDIRECTS`]).
 pub(crate) fn isolated_bare_repository(dir: &Path) -> Result<Repository, git2::Error> {
     let mut init = RepositoryInitOptions::new();
     init.bare(true)
@@ -358,9 +496,14 @@ pub(crate) fn isolated_bare_repository(dir: &Path) -> Result<Repository, git2::E
     let repo = Repository::init_opts(dir, &init)?;
     let mut config = Config::new()?;
     config.add_file(&repo.path().join("config"), ConfigLevel::Local, false)?;
+    config.set_bool("http.followRedirects", false)?;
     repo.set_config(&config)?;
     Ok(repo)
 }
+
+/// The redirect policy of every fetch and push: same-host redirects only
+/// (git2's default would follow an off-site redirect of the first request).
+pub(crate) const NO_REDIRECTS: git2::RemoteRedirect = git2::RemoteRedirect::None;
 
 /// The status in libgit2's "unexpected http status code: NNN" message.
 fn http_status(message: &str) -> Option<u16> {
@@ -393,6 +536,16 @@ mod tests {
                 "http://127.0.0.1:8080/git/app_2.git",
             ),
             (
+                "http://localhost:8080/git/app_3.git",
+                "http://localhost:8080/git/app_3.git",
+                "http://localhost:8080/git/app_3.git",
+            ),
+            (
+                "http://[::1]:8080/app_4.git",
+                "http://[::1]:8080/app_4.git",
+                "http://[::1]:8080/app_4.git",
+            ),
+            (
                 "file:///tmp/x.git",
                 "file:///tmp/x.git",
                 "file:///tmp/x.git",
@@ -412,6 +565,9 @@ mod tests {
             "ssh://git:s3cret@push.example/app.git",
             "git+ssh://git@push.example/app.git",
             "/tmp/relative.git",
+            "http://push.example/app.git",
+            "http://git:s3cret@10.0.0.8/app.git",
+            "http://127.0.0.1.example/app.git",
         ];
         for input in cases {
             let err = RemoteUrl::parse(input).expect_err(input);
@@ -419,6 +575,81 @@ mod tests {
             assert!(!err.is_retryable());
             assert!(!err.to_string().contains("s3cret"), "{err}");
         }
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_deployment_host() {
+        let deployment = "https://push.example/app_1.git";
+        let table = [
+            ("https://push.example/app_1.git/info/refs", true),
+            ("https://PUSH.example:443/other.git", true),
+            ("https://evil.example/app_1.git", false),
+            ("http://push.example/app_1.git", false),
+            ("https://push.example:8443/app_1.git", false),
+            ("https://push.example.evil.example/app_1.git", false),
+            ("not a url", false),
+        ];
+        for (asked, offered) in table {
+            assert_eq!(same_origin(deployment, asked), offered, "{asked}");
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn server_timeouts_are_set_once() {
+        init_transport();
+        init_transport();
+        // SAFETY: reads of libgit2's process-wide options.
+        let (connect, io) = unsafe {
+            (
+                git2::opts::get_server_connect_timeout_in_milliseconds().expect("connect"),
+                git2::opts::get_server_timeout_in_milliseconds().expect("io"),
+            )
+        };
+        assert_eq!(
+            u128::try_from(connect).ok(),
+            Some(SERVER_CONNECT_TIMEOUT.as_millis())
+        );
+        assert_eq!(u128::try_from(io).ok(), Some(SERVER_IO_TIMEOUT.as_millis()));
+    }
+
+    #[test]
+    fn isolated_repositories_refuse_redirects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = isolated_bare_repository(dir.path()).expect("repo");
+        let config = repo.config().expect("config");
+        assert_eq!(config.get_bool("http.followRedirects").ok(), Some(false));
+    }
+
+    #[test]
+    fn git_threads_are_bounded() {
+        static SLOTS: ThreadSlots = ThreadSlots::new(2);
+        let session = || {
+            Session::new(
+                "https://push.example/app.git",
+                "Jenkins",
+                &Secret::new("pw".to_owned()),
+                Duration::from_millis(100),
+            )
+            .expect("session")
+        };
+        let far = Instant::now() + Duration::from_secs(5);
+        let held = [SLOTS.acquire(far), SLOTS.acquire(far)];
+        assert!(held.iter().all(Option::is_some));
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let result = session().run_on_thread_in(&SLOTS, "git-test", move |_| {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        assert!(
+            matches!(result, Err(RemoteError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        drop(held);
+        let result = session().run_on_thread_in(&SLOTS, "git-test", |_| Ok(7));
+        assert_eq!(result, Ok(7));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! check) and `PUT /jobs/:id` (job state update).
 
 use super::client::Call;
-use super::errors::{rejected, status_error, CallName};
+use super::errors::{describe, rejected, status_error, CallName};
+use super::reply::Reply;
 use super::GitlabCoordinator;
 use awc::http::Method;
 use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobOwner, JobStatus};
@@ -248,10 +249,18 @@ impl GitlabCoordinator {
                         .and_then(Value::as_i64),
                 })
             }
-            401 | 403 => Ok(JobOwner {
-                status: JobStatus::Finished,
+            401 | 403 if from_gitlab(&reply) => Ok(JobOwner {
+                status: JobStatus::TokenRefused,
                 job_id: None,
                 runner_id: None,
+            }),
+            // A proxy's page (HTML, no `Job-Status`) says nothing of the job.
+            401 | 403 => Err(CoordinatorError::Unavailable {
+                detail: format!(
+                    "{}, not from GitLab (no JSON body, no Job-Status header)",
+                    describe(name, &reply, &self.secrets(Some(job)))
+                ),
+                retry_after: None,
             }),
             _ => Err(status_error(name, &reply, &self.secrets(Some(job)))),
         }
@@ -308,6 +317,14 @@ impl GitlabCoordinator {
             _ => Err(status_error(name, &reply, &self.secrets(Some(job)))),
         }
     }
+}
+
+/// True when a 401/403 is GitLab's own answer: a `Job-Status` header, or a
+/// JSON object body (`{"message": …}`). A reverse proxy's refusal is an
+/// HTML page without either.
+fn from_gitlab(reply: &Reply) -> bool {
+    reply.header("job-status").is_some()
+        || serde_json::from_slice::<Value>(&reply.body).is_ok_and(|v| v.is_object())
 }
 
 #[cfg(test)]

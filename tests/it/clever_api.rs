@@ -887,6 +887,63 @@ async fn an_oversized_repository_is_not_fetched_again() {
 }
 
 #[actix_rt::test]
+async fn an_organisation_that_cannot_be_listed_is_skipped() {
+    let h = Harness::start().await;
+    h.with(|m| {
+        m.tokens.insert("tok-acme".into(), "orga_acme".into());
+        m.tokens.insert("tok-beta".into(), "orga_beta".into());
+    });
+    let mut table = HashMap::new();
+    for (ns, orga, token) in [
+        ("acme", "orga_acme", "tok-acme"),
+        ("beta", "orga_beta", "tok-beta"),
+    ] {
+        table.insert(
+            ns.to_string(),
+            vec![
+                ("cc_orga_id".to_string(), orga.to_string()),
+                ("cc_orga_token".to_string(), token.to_string()),
+            ],
+        );
+    }
+    let attrs: Rc<dyn GroupAttributes> = Rc::new(Attrs(table));
+    let settings = h.settings(Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
+        orga_id_attribute: "cc_orga_id".into(),
+        orga_token_attribute: "cc_orga_token".into(),
+    });
+    let ex = CleverExecutor::new(settings, Some(attrs), logger()).expect("executor");
+    let a = ex
+        .create(&job(60, &[("CI_PROJECT_ROOT_NAMESPACE", "acme")]))
+        .await
+        .expect("create in acme");
+    let b = ex
+        .create(&job(61, &[("CI_PROJECT_ROOT_NAMESPACE", "beta")]))
+        .await
+        .expect("create in beta");
+    assert_eq!(ex.resource_scope(&b).as_deref(), Some("orga_beta"));
+    assert!(ex
+        .list_resources_by_scope()
+        .await
+        .expect("list")
+        .skipped
+        .is_empty());
+
+    // beta's token is revoked: acme is still listed, beta is skipped.
+    h.with(|m| {
+        m.tokens.remove("tok-beta");
+    });
+    let listing = ex.list_resources_by_scope().await.expect("partial listing");
+    // (This mock lists every app in every organisation.)
+    assert!(listing.resources.iter().any(|r| r.id == a.id));
+    assert_eq!(listing.skipped, vec!["orga_beta".to_owned()]);
+    // The strict listing still fails as a whole.
+    let e = ex.list_resources().await.expect_err("strict");
+    assert_eq!(e.class, PaasErrorClass::Permanent);
+    h.stop().await;
+}
+
+#[actix_rt::test]
 async fn launch_pushes_once_then_reports_already_launched() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().expect("tempdir");

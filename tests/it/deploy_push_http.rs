@@ -311,3 +311,82 @@ fn http_push_to_an_unknown_repository_is_a_404() {
         "{err:?}"
     );
 }
+
+/// Answers every request with a redirect to `target` (plus the request's
+/// own path and query), for at most 30 s.
+fn start_redirector(target: String) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let thread = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut served = 0;
+        while served < 4 && started.elapsed() < Duration::from_secs(30) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            served += 1;
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(clone) = stream.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(clone);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            for _ in 0..100 {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = path.strip_prefix("/git").unwrap_or(&path);
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {target}{path}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let mut writer = stream;
+            let _ = writer.write_all(answer.as_bytes());
+        }
+    });
+    (format!("http://127.0.0.1:{port}/git"), thread)
+}
+
+#[test]
+fn http_push_does_not_follow_an_off_site_redirect() {
+    let root = tempfile::tempdir().expect("root");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let repo_path = bare_repo(root.path(), "app_3.git");
+    let server = GitHttpServer::start(root.path(), scratch.path());
+    // Same server, another host name: off-site for libgit2.
+    let elsewhere = server.base.replace("127.0.0.1", "localhost");
+    let (redirector, thread) = start_redirector(elsewhere);
+    let url = format!("{redirector}/app_3.git");
+
+    let result = push_context(&context(), &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        0,
+        "no request off-site"
+    );
+    let repo = git2::Repository::open_bare(&repo_path).expect("open");
+    assert!(repo.find_reference(DEPLOY_REF).is_err(), "nothing pushed");
+    drop(server);
+    let _ = thread.join();
+}
+
+#[test]
+fn http_to_a_remote_host_is_refused_before_any_connection() {
+    let err = push_context(
+        &context(),
+        "http://push.example/app.git",
+        USER,
+        &Secret::new(PASSWORD),
+        TIMEOUT,
+    )
+    .expect_err("plain http off loopback");
+    assert!(matches!(err, PushError::InvalidUrl { .. }), "{err:?}");
+}

@@ -330,11 +330,22 @@ async fn job_status_by_job_token_header() {
     c.set_job_status(job.id, JobState::Canceling);
     assert_eq!(gl.job_status(&job).await, Ok(JobStatus::Running));
     c.set_job_status(job.id, JobState::Success);
-    assert_eq!(gl.job_status(&job).await, Ok(JobStatus::Finished), "401");
+    assert_eq!(
+        gl.job_status(&job).await,
+        Ok(JobStatus::TokenRefused),
+        "401"
+    );
 
     let job2 = take_job(&c, &gl, JobSpec::default()).await;
     c.inject_fault(Endpoint::JobStatus, Fault::status(403, 1));
-    assert_eq!(gl.job_status(&job2).await, Ok(JobStatus::Finished));
+    assert_eq!(gl.job_status(&job2).await, Ok(JobStatus::TokenRefused));
+    // A proxy's refusal page is not GitLab's answer: it says nothing.
+    for status in [401, 403] {
+        c.inject_fault(Endpoint::JobStatus, Fault::html(status, 1));
+        let err = gl.job_status(&job2).await.expect_err("proxy page");
+        assert!(err.is_transient(), "{err}");
+        assert_clean(&err, &[job2.token.expose()]);
+    }
     c.inject_fault(
         Endpoint::JobStatus,
         Fault::status(200, 1).with_body(r#"{"id": 1, "status": "failed"}"#, "application/json"),
@@ -499,6 +510,14 @@ async fn trace_len_reads_bytes_with_the_admin_token() {
         assert!(matches!(err, CoordinatorError::Rejected { .. }), "{err}");
         assert_clean(&err, &[token]);
     }
+    // A revoked token is refused (401), and works again once re-issued.
+    c.revoke_token(ADMIN);
+    let err = gl.trace_len(&job).await.expect_err("revoked");
+    assert!(matches!(err, CoordinatorError::Rejected { .. }), "{err}");
+    assert_clean(&err, &[ADMIN]);
+    c.add_admin_token(ADMIN);
+    assert!(gl.trace_len(&job).await.is_ok());
+
     let mut s = settings(&c);
     s.trace_watch_token = None;
     let blind = GitlabCoordinator::new(s).expect("client");

@@ -49,15 +49,15 @@ use crate::job_table::{JobEntry, Unloaded};
 use crate::launcher::{FailureReporter, Launcher, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
-    DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed, LaunchStopped,
-    NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
-    ResourceLaunched, ResourceProvisioned, TaskEnded,
+    DecommissionRefused, DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed,
+    LaunchStopped, NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
+    ResourceLaunched, ResourceProvisioned, TaskEnded, TraceSeen,
 };
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
 use crate::ports::{
-    Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
+    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, Resource, Weight,
 };
 use crate::quota::{JobKey, Ledger, QuotaLimits, WeightKind};
 use crate::reconcile::{plan, Decision, Identified, Tracked};
@@ -90,6 +90,12 @@ pub(crate) struct RunnerSlot {
     cycles: u64,
     checking: bool,
     warned_no_trace_watch: bool,
+    /// The coordinator refused this runner's trace-watch token at the last
+    /// trace read that decided (set by a refusal, cleared by a trace read
+    /// that saw a job start).
+    pub(crate) trace_watch_refused: bool,
+    /// Consecutive progress checks where every job token was refused.
+    refusal_bursts: u32,
     reconcile: Option<ReconcilePass>,
 }
 
@@ -123,6 +129,8 @@ impl RunnerSlot {
             cycles: 0,
             checking: false,
             warned_no_trace_watch: false,
+            trace_watch_refused: false,
+            refusal_bursts: 0,
             reconcile: None,
         }
     }
@@ -266,6 +274,7 @@ impl Actor for Supervisor {
             failure_reported: me.clone().recipient(),
             decommissioned: me.clone().recipient(),
             decommission_stopped: me.clone().recipient(),
+            decommission_refused: me.clone().recipient(),
             task_ended: me.recipient(),
         }));
         let check_concurrency = self.settings.progress_check_concurrency;
@@ -322,7 +331,17 @@ impl Handler<ResourceLaunched> for Supervisor {
 impl Handler<JobStarted> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: JobStarted, ctx: &mut Context<Self>) {
+        self.note_trace_token(msg.key.runner, &msg.seen);
         self.on_started(msg.key, ctx);
+    }
+}
+
+impl Handler<DecommissionRefused> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: DecommissionRefused, _: &mut Context<Self>) {
+        if let Some(e) = self.jobs.get_mut(&msg.key) {
+            e.delete_refused = Some(msg.error);
+        }
     }
 }
 

@@ -30,15 +30,27 @@ impl Supervisor {
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             match res {
                 Ok(()) => {
+                    let was_failing = act.persist.is_failing();
                     let done = act.persist.succeeded(target, started.elapsed());
                     answer_waiters(done, &Ok(()));
+                    if was_failing {
+                        slog::info!(act.logger, "the state file is writable again; acquiring jobs");
+                        act.schedule_polls(ctx);
+                    }
                 }
                 Err(e) => {
                     // Write-ahead waiters keep waiting: they may proceed only
                     // once their record is durable. Retry after a delay.
-                    slog::error!(act.logger, "cannot save the state";
-                                 "error" => %e,
-                                 "retry_in_s" => act.settings.persist_retry.as_secs_f64());
+                    if act.persist.is_failing() {
+                        slog::debug!(act.logger, "cannot save the state";
+                                     "error" => %e,
+                                     "retry_in_s" => act.settings.persist_retry.as_secs_f64());
+                    } else {
+                        slog::error!(act.logger,
+                                     "cannot save the state; not acquiring jobs until a write succeeds";
+                                     "error" => %e,
+                                     "retry_in_s" => act.settings.persist_retry.as_secs_f64());
+                    }
                     let release = act.persist.is_forced() || act.drained_sent;
                     let done = act.persist.failed(target, release);
                     answer_waiters(done, &Err(NotRecorded::NotDurable(e.to_string())));

@@ -24,6 +24,12 @@ impl Supervisor {
     }
 
     pub(super) fn try_poll(&mut self, i: usize, ctx: &mut Context<Self>) {
+        // An acquired job must be recorded before anything is created for
+        // it: no poll while the state file cannot be written (polls resume
+        // from `kick_persist` once a write succeeds).
+        if self.persist.is_failing() {
+            return;
+        }
         let Some(runner) = self.runners.get_mut(i) else {
             return;
         };

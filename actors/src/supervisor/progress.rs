@@ -1,7 +1,17 @@
 //! Progress checks: every `job_progress_poll_interval`, whether the jobs
 //! being launched or started still run at the coordinator.
+//!
+//! A refused job token ([`JobStatus::TokenRefused`]) means the job is over,
+//! except in a burst: when every job of a runner checked in one progress
+//! check, and more than one, is refused at once, that is taken as a
+//! coordinator problem and ends nothing. A burst repeated at
+//! [`BURST_PATIENCE`] consecutive checks of that runner is then believed
+//! (every job really ended), so that resources are not held forever.
 
 use super::*;
+
+/// Consecutive refusal bursts of one runner after which they are believed.
+pub(crate) const BURST_PATIENCE: u32 = 10;
 
 impl Supervisor {
     pub(super) fn check_progress(&mut self, ctx: &mut Context<Self>) {
@@ -50,12 +60,23 @@ impl Supervisor {
         results: Vec<(i64, Result<JobStatus, CoordinatorError>)>,
         ctx: &mut Context<Self>,
     ) {
+        let refused = results
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(JobStatus::TokenRefused)))
+            .count();
+        let burst = results.len() > 1 && refused == results.len();
+        let believe_refusals = self.note_refusal_burst(i, burst, refused);
         let mut errors = 0usize;
         let mut last_error = None;
         for (job_id, res) in results {
             match res {
                 Ok(JobStatus::Finished) => {
                     self.on_job_finished(JobKey { runner: i, job_id }, ctx);
+                }
+                Ok(JobStatus::TokenRefused) => {
+                    if believe_refusals {
+                        self.on_job_finished(JobKey { runner: i, job_id }, ctx);
+                    }
                 }
                 Ok(JobStatus::Running) => {}
                 Err(e) => {
@@ -71,6 +92,34 @@ impl Supervisor {
         }
         self.schedule_polls(ctx);
         self.check_drained(ctx);
+    }
+
+    /// Counts runner `i`'s consecutive refusal bursts; true when this
+    /// check's refusals are to be believed (no burst, or a burst repeated
+    /// [`BURST_PATIENCE`] times). Logs a WARN when a streak starts and
+    /// when it is believed.
+    fn note_refusal_burst(&mut self, i: usize, burst: bool, refused: usize) -> bool {
+        let Some(r) = self.runners.get_mut(i) else {
+            return true;
+        };
+        if !burst {
+            r.refusal_bursts = 0;
+            return true;
+        }
+        r.refusal_bursts += 1;
+        if r.refusal_bursts == 1 {
+            slog::warn!(r.logger,
+                "the coordinator refused every job token at once: taken as a coordinator \
+                 problem, no job ended";
+                "jobs" => refused, "believed_after_checks" => BURST_PATIENCE);
+        }
+        if r.refusal_bursts >= BURST_PATIENCE {
+            slog::warn!(r.logger, "every job token still refused: the jobs are taken as over";
+                        "jobs" => refused, "checks" => r.refusal_bursts);
+            r.refusal_bursts = 0;
+            return true;
+        }
+        false
     }
 
     pub(super) fn on_job_finished(&mut self, key: JobKey, ctx: &mut Context<Self>) {

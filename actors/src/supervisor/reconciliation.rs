@@ -58,7 +58,7 @@ impl Supervisor {
     pub(super) fn on_listed(
         &mut self,
         i: usize,
-        res: Result<Vec<Resource>, PaasError>,
+        res: Result<Listing, PaasError>,
         ctx: &mut Context<Self>,
     ) {
         let log = self.runner_log(i);
@@ -66,7 +66,10 @@ impl Supervisor {
             self.end_reconcile(i);
             return;
         }
-        let listed = match res {
+        let Listing {
+            resources: listed,
+            skipped,
+        } = match res {
             Ok(l) => l,
             Err(e) => {
                 // An empty or partial view must not make anything forgotten.
@@ -91,10 +94,15 @@ impl Supervisor {
                 job_id: k.job_id,
                 resource: e.resource.as_ref().map(|r| (r.id.clone(), r.name.clone())),
                 busy: e.tasks > 0,
-                recorded_before_listing: e
-                    .resource
-                    .as_ref()
-                    .is_some_and(|r| recorded.contains(&r.id)),
+                // A resource of a scope the listing skipped (or of an
+                // unknown scope, when some were skipped) is not judged.
+                recorded_before_listing: e.resource.as_ref().is_some_and(|r| {
+                    recorded.contains(&r.id)
+                        && (skipped.is_empty()
+                            || paas
+                                .resource_scope(r)
+                                .is_some_and(|scope| !skipped.contains(&scope)))
+                }),
             })
             .collect();
         let name_of = |id: i64| paas.resource_name(id);

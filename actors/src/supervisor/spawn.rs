@@ -87,6 +87,32 @@ impl Supervisor {
         }
     }
 
+    /// Records what a trace watcher saw of runner `i`'s trace-watch token:
+    /// one ERROR when it starts being refused, one INFO when a trace read
+    /// works again. While refused, every watcher still tries one read, and
+    /// a refused read counts the job as started.
+    pub(super) fn note_trace_token(&mut self, i: usize, seen: &TraceSeen) {
+        let Some(runner) = self.runners.get_mut(i) else {
+            return;
+        };
+        let refused = matches!(seen, TraceSeen::TokenRefused { .. });
+        if refused == runner.trace_watch_refused {
+            return;
+        }
+        runner.trace_watch_refused = refused;
+        match seen {
+            TraceSeen::TokenRefused { detail } => slog::error!(
+                runner.logger,
+                "the trace-watch token is refused: launched jobs are assumed to have started \
+                 until it works again (renew the token)";
+                "detail" => %detail
+            ),
+            TraceSeen::Grew => {
+                slog::info!(runner.logger, "the trace-watch token works again")
+            }
+        }
+    }
+
     pub(super) fn spawn_reporter(&mut self, key: JobKey) {
         let Some(entry) = self.jobs.get(&key) else {
             return;
@@ -106,10 +132,11 @@ impl Supervisor {
         let Some(resource) = self.jobs.get(&key).and_then(|e| e.resource.clone()) else {
             return;
         };
-        let policy = self.settings.retry_policy();
-        let backoff = LazyBackoff::new(policy, self.backoff_seed(key));
+        let seed = self.backoff_seed(key);
+        let backoff = LazyBackoff::new(self.settings.retry_policy(), seed);
+        let refused = LazyBackoff::new(self.settings.permanent_retry_policy(), seed);
         if let Some(jc) = self.job_ctx(key, false, "decommissioning") {
-            Decommissioner::new(jc, resource, backoff).start();
+            Decommissioner::new(jc, resource, backoff, refused).start();
         }
     }
 

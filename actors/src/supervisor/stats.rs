@@ -50,12 +50,14 @@ impl Supervisor {
                     .or_else(|| e.resource_name.clone()).unwrap_or_default(),
                 "trace_offset" => e.trace_offset,
                 "failure" => e.failure.clone().unwrap_or_default(),
+                "delete_refused" => e.delete_refused.clone().unwrap_or_default(),
                 "token" => &e.job.token);
         }
         for r in &self.runners {
             slog::warn!(r.logger, "runner";
                 "poll_state" => format!("{:?}", r.poll.state()), "cycles" => r.cycles,
                 "backoff_retries" => r.poll.retries(),
+                "trace_watch_token_refused" => r.trace_watch_refused,
                 "max_job_weight" => r.max_job_weight.unwrap_or(0.0));
         }
     }
@@ -111,6 +113,8 @@ mod query {
         pub unknown_decommissioned: u64,
         /// Tracked entries forgotten because their resource vanished.
         pub vanished: u64,
+        /// Names of the runners whose trace-watch token is refused.
+        pub trace_watch_refused: Vec<String>,
     }
 
     impl Handler<GetStats> for Supervisor {
@@ -138,6 +142,12 @@ mod query {
                 adopted: c.adopted,
                 unknown_decommissioned: c.unknown_decommissioned,
                 vanished: c.vanished,
+                trace_watch_refused: self
+                    .runners
+                    .iter()
+                    .filter(|r| r.trace_watch_refused)
+                    .map(|r| r.name.to_string())
+                    .collect(),
             })
         }
     }

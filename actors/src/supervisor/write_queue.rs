@@ -6,6 +6,8 @@
 //! when it starts; a waiter registered at generation `g` is answered by the
 //! first successful write covering `g`. At most one write is in flight, and
 //! a burst of changes is written once (one kick is scheduled per burst).
+//! The queue is failing from a failed write until the next successful one
+//! (the supervisor acquires no job meanwhile).
 
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ pub(crate) struct WriteQueue<W> {
     kick_scheduled: bool,
     stopped: bool,
     forced: bool,
+    failing: bool,
     count: u64,
     last_duration: Duration,
     last_build: Duration,
@@ -45,6 +48,7 @@ impl<W> Default for WriteQueue<W> {
             kick_scheduled: false,
             stopped: false,
             forced: false,
+            failing: false,
             count: 0,
             last_duration: Duration::ZERO,
             last_build: Duration::ZERO,
@@ -83,6 +87,7 @@ impl<W> WriteQueue<W> {
     /// The write covering `target` is on disk: the waiters it answers.
     pub fn succeeded(&mut self, target: u64, took: Duration) -> Vec<W> {
         self.in_flight = false;
+        self.failing = false;
         self.count += 1;
         self.last_duration = took;
         self.saved = self.saved.max(target);
@@ -95,6 +100,7 @@ impl<W> WriteQueue<W> {
     /// `release`: then they are returned, to be answered with the error.
     pub fn failed(&mut self, target: u64, release: bool) -> Vec<W> {
         self.in_flight = false;
+        self.failing = true;
         self.retry_scheduled = true;
         if release {
             self.take_waiters(target)
@@ -134,6 +140,11 @@ impl<W> WriteQueue<W> {
     /// Whether a forced stop is under way.
     pub fn is_forced(&self) -> bool {
         self.forced
+    }
+
+    /// True from a failed write until the next successful one.
+    pub fn is_failing(&self) -> bool {
+        self.failing
     }
 
     /// Writes completed.
@@ -224,6 +235,25 @@ mod tests {
         q.retry_due();
         assert_eq!(q.start(), Some(1));
         assert_eq!(q.succeeded(1, T), vec![1]);
+    }
+
+    #[test]
+    fn failing_lasts_from_a_failed_write_to_a_successful_one() {
+        let mut q: WriteQueue<u8> = WriteQueue::default();
+        assert!(!q.is_failing());
+        q.mark_dirty();
+        q.kick_taken();
+        assert_eq!(q.start(), Some(1));
+        q.failed(1, false);
+        assert!(q.is_failing());
+        q.retry_due();
+        assert_eq!(q.start(), Some(1));
+        q.failed(1, false);
+        assert!(q.is_failing(), "still failing after a second failure");
+        q.retry_due();
+        assert_eq!(q.start(), Some(1));
+        q.succeeded(1, T);
+        assert!(!q.is_failing());
     }
 
     #[test]

@@ -6,4 +6,5 @@ mod lifecycle;
 mod quota_property;
 mod reconcile;
 mod resume;
+mod runner_side;
 mod shutdown;

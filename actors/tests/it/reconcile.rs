@@ -216,6 +216,26 @@ async fn entries_whose_resource_vanished_are_forgotten_and_free_their_weight() {
 }
 
 #[actix_rt::test]
+async fn resources_of_a_skipped_scope_stay_tracked() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    world.add_live(resource(2, 1.5, true));
+    r.paas
+        .script
+        .borrow_mut()
+        .skipped_scopes
+        .insert("default".into());
+    let store = MemoryStore::with_initial(&launched_state(&[1, 2]));
+    let mut svc = start(no_periodic(10.0), &[&r], &store).await;
+    assert!(svc.until(SEC, 10, |s| s.reconcile_passes == 1).await);
+    let s = svc.stats().await;
+    assert_eq!(s.vanished, 0, "an unlisted scope decides nothing");
+    assert_eq!(s.phases.values().sum::<usize>(), 2);
+    svc.stop().await;
+}
+
+#[actix_rt::test]
 async fn a_failed_listing_decides_nothing() {
     tokio::time::pause();
     let world = World::new();

@@ -51,7 +51,7 @@ use crate::git::fetch_job_json;
 use crate::git::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
-    weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
+    weight_of_mem_mib, Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -705,7 +705,33 @@ impl CleverExecutor {
         }
     }
 
+    /// Every organisation's listing; a failing one fails the whole.
     async fn do_list(&self) -> Result<Vec<Resource>, PaasError> {
+        let (found, mut failed) = self.do_list_by_org().await?;
+        match failed.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(found),
+        }
+    }
+
+    /// Lists organisation by organisation; one whose listing fails (a
+    /// revoked token) is skipped (WARN) and named in `skipped`.
+    async fn do_list_skipping(&self) -> Result<Listing, PaasError> {
+        let (resources, failed) = self.do_list_by_org().await?;
+        for (orga_id, e) in &failed {
+            warn!(self.logger, "cannot list the applications of an organisation; \
+                   its resources are left as they are";
+                  "orga_id" => orga_id, "error" => %e);
+        }
+        Ok(Listing {
+            resources,
+            skipped: failed.into_iter().map(|(orga_id, _)| orga_id).collect(),
+        })
+    }
+
+    /// The applications of every organisation that could be listed, and
+    /// the organisations that could not (with why).
+    async fn do_list_by_org(&self) -> Result<(Vec<Resource>, Vec<(String, PaasError)>), PaasError> {
         let orgs: Vec<(Option<String>, OrgAuth)> = match (&self.settings.tenancy, &self.tenants) {
             (Tenancy::Single { orga_id, token }, _) => vec![(
                 None,
@@ -750,8 +776,16 @@ impl CleverExecutor {
         };
         let prefix = self.settings.app_name_prefix();
         let mut found = Vec::new();
+        let mut failed = Vec::new();
         for (namespace, org) in orgs {
-            for app in self.api.list_apps(&org, Retries::Policy).await? {
+            let apps = match self.api.list_apps(&org, Retries::Policy).await {
+                Ok(apps) => apps,
+                Err(e) => {
+                    failed.push((org.orga_id.clone(), PaasError::from(e)));
+                    continue;
+                }
+            };
+            for app in apps {
                 // Named under the legacy identity: listed under today's
                 // name, so that reconciliation reads its job id.
                 let legacy_job = self.settings.legacy_app_job_id(&app.name);
@@ -770,7 +804,7 @@ impl CleverExecutor {
                 found.push(r);
             }
         }
-        Ok(found)
+        Ok((found, failed))
     }
 
     async fn do_load(&self, saved: &Value) -> Result<Resource, PaasError> {
@@ -886,6 +920,14 @@ impl Paas for CleverExecutor {
 
     fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>> {
         Box::pin(self.do_list())
+    }
+
+    fn list_resources_by_scope(&self) -> PortFuture<'_, Result<Listing, PaasError>> {
+        Box::pin(self.do_list_skipping())
+    }
+
+    fn resource_scope(&self, resource: &Resource) -> Option<String> {
+        AppDetail::of(resource).orga_id
     }
 
     fn recover_job<'a>(

@@ -45,6 +45,15 @@ impl CleverControl {
         }
     }
 
+    /// Revokes every token on organisation `orga_id`: its calls answer 401
+    /// from now on; the other organisations are untouched.
+    pub fn revoke_org_tokens(&self, orga_id: &str) {
+        let mut w = self.world.lock();
+        for orgs in w.tokens.values_mut() {
+            orgs.remove(orga_id);
+        }
+    }
+
     /// Sets the current Docker `instanceVersion` (a rotation makes cached versions stale).
     pub fn set_docker_version(&self, version: &str) {
         self.world.lock().docker_version = version.to_owned();

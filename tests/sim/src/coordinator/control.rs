@@ -189,6 +189,15 @@ impl CoordinatorControl {
         });
     }
 
+    /// Revokes a personal access token (administrator's or not): every
+    /// call made with it answers 401 from now on, trace reads included.
+    pub fn revoke_token(&self, token: &str) {
+        self.shared.with(|st| {
+            st.admin_tokens.remove(token);
+            st.user_tokens.remove(token);
+        });
+    }
+
     /// Adds a valid personal access token of a non-administrator (→ 403).
     pub fn add_user_token(&self, token: &str) {
         self.shared.with(|st| {
