@@ -438,8 +438,22 @@ impl CleverExecutor {
         )
     }
 
+    /// The job's deploy context, built on the blocking pool.
+    async fn deploy_context(&self, job: &Job) -> Result<BuildContext, PaasError> {
+        BuildContext::build_off_thread(
+            self.settings.main_image.clone(),
+            self.settings.inner_runner_toml.clone(),
+            job.clone(),
+        )
+        .await
+        .map(|(ctx, _)| ctx)
+        .map_err(|e| PaasError::permanent("build-context", e.to_string()))
+    }
+
     async fn do_create(&self, job: &Job) -> Result<Resource, PaasError> {
         let flavor = self.job_flavor(job).await?;
+        // A job whose context cannot be built is refused before any app exists.
+        self.deploy_context(job).await?;
         let namespace = self.job_namespace(job);
         let org = match self.settings.tenancy {
             Tenancy::Single { .. } => self.org(None).await,
@@ -519,12 +533,7 @@ impl CleverExecutor {
                 url
             }
         };
-        let ctx = BuildContext::new(
-            self.settings.main_image.as_deref(),
-            self.settings.inner_runner_toml.clone(),
-            job,
-        )
-        .map_err(|e| PaasError::permanent("build-context", e.to_string()))?;
+        let ctx = self.deploy_context(job).await?;
         let user = self.settings.auth_user.clone();
         let password = org.token.clone();
         let timeout = self.settings.push_timeout;
