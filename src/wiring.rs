@@ -16,6 +16,7 @@ use crate::gitlab::{
 use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
+use paas_actors::untrusted::untrusted;
 use slog::{info, o, warn, Logger};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -240,7 +241,7 @@ async fn compute_quota(
                     Ok(w) => break w,
                     Err(e) if is_retryable(&e) && started.elapsed() < QUOTA_SETUP_PATIENCE => {
                         warn!(logger, "cannot read the flavors of the reference runner yet, retrying";
-                              "runner" => &runner.unique_name, "error" => %e,
+                              "runner" => &runner.unique_name, "error" => %untrusted(&e),
                               "retry_in_s" => delay.as_secs());
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(10));
@@ -286,7 +287,7 @@ async fn check_runners_can_poll(
             Err(e) => {
                 // Not fatal: the supervisor retries; only a sure mismatch is refused.
                 warn!(logger, "cannot check the largest job weight of a runner yet";
-                      "runner" => &runner.unique_name, "error" => %e);
+                      "runner" => &runner.unique_name, "error" => %untrusted(&e));
                 continue;
             }
         };

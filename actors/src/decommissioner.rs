@@ -9,6 +9,7 @@
 
 use crate::ports::Resource;
 use crate::supervisor::{DecommissionStopped, JobCtx, ResourceDecommissioned, TaskEnded};
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ async fn decommission(mut jc: JobCtx, resource: Resource, backoff: (Duration, Du
             }
             Err(e) => {
                 slog::error!(jc.logger, "could not decommission the resource";
-                             "app" => &resource.id, "attempt" => attempt, "error" => %e,
+                             "app" => &resource.id, "attempt" => attempt, "error" => %untrusted(&e),
                              "retry_in_s" => delay.as_secs_f64());
             }
         }

@@ -32,6 +32,7 @@ use crate::supervisor::{
     FailureReported, JobCtx, LaunchFailed, LaunchStopped, RecordCreating, ReportOutcome,
     ResourceLaunched, ResourceProvisioned, Supervisor, TaskEnded,
 };
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -125,7 +126,7 @@ async fn call_retrying<'p, T>(
             Err(e) if e.is_transient() && attempt < attempts => {
                 slog::warn!(jc.logger, "transient PAAS error; retrying";
                             "step" => step, "attempt" => attempt, "attempts" => attempts,
-                            "error" => %e, "retry_in_s" => delay.as_secs_f64());
+                            "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
             }
             Err(e) => return Err(CallEnd::Failed(e)),
         }
@@ -283,7 +284,7 @@ async fn create_resource(
         slog::warn!(jc.logger, "transient PAAS error; retrying (the failed create may \
                                 have taken effect: looking for the resource by name first)";
                     "attempt" => attempt, "attempts" => attempts,
-                    "error" => %e, "retry_in_s" => delay.as_secs_f64());
+                    "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
         if let Some(i) = jc.interrupts.sleep(delay).await {
             return Err(CallEnd::Stopped(i));
         }
@@ -400,7 +401,7 @@ async fn report(
             }
             Ok(TraceAppend::JobOver) => job_over = true,
             Err(e) => slog::warn!(log, "could not append the failure to the job trace";
-                                  "error" => %e),
+                                  "error" => %untrusted(&e)),
         }
     }
     let mut outcome = ReportOutcome::GaveUp;
@@ -428,7 +429,7 @@ async fn report(
                 }
                 Err(e) => {
                     slog::error!(log, "could not report the launch failure";
-                                 "attempt" => attempt, "attempts" => attempts, "error" => %e);
+                                 "attempt" => attempt, "attempts" => attempts, "error" => %untrusted(&e));
                 }
             }
             if attempt < attempts && jc.interrupts.sleep(interval).await.is_some() {

@@ -14,6 +14,7 @@ use crate::quota::JobKey;
 use crate::shutdown::{AttachSupervisor, BeginShutdown, ExitReport, ForceStop, Shutdown};
 use crate::state::{HandleRecord, Snapshot, StateError, StateStore};
 use crate::supervisor::{DumpState, JobEntry, Orphans, RunnerSlot, Supervisor};
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -375,7 +376,7 @@ async fn load_jobs(
                 Err(e) => {
                     slog::error!(logger, "cannot load a saved resource; entry kept as is";
                                  "runner" => &h.runner_name, "job_id" => h.job_id,
-                                 "error" => %e);
+                                 "error" => %untrusted(&e));
                     None
                 }
             },

@@ -37,6 +37,7 @@ use crate::state::{
     CreatingRecord, FailureRecord, HandleRecord, PendingRecord, Snapshot, StateStore,
 };
 use crate::trace_watcher::TraceWatcher;
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -724,7 +725,7 @@ impl Supervisor {
                             Err(e) => {
                                 let log = act.runner_log(i);
                                 slog::error!(log, "cannot know the weight of the largest job";
-                                         "error" => %e);
+                                         "error" => %untrusted(&e));
                                 act.back_off(i, None, ctx);
                             }
                         }
@@ -791,9 +792,9 @@ impl Supervisor {
                 self.ledger.cancel_reservation(i);
                 let log = self.runner_log(i);
                 if e.is_transient() {
-                    slog::warn!(log, "coordinator unavailable"; "error" => %e);
+                    slog::warn!(log, "coordinator unavailable"; "error" => %untrusted(&e));
                 } else {
-                    slog::error!(log, "coordinator trouble"; "error" => %e);
+                    slog::error!(log, "coordinator trouble"; "error" => %untrusted(&e));
                 }
                 let retry_after = match &e {
                     CoordinatorError::Unavailable { retry_after, .. } => *retry_after,
@@ -976,7 +977,7 @@ impl Supervisor {
         if let Some(e) = last_error {
             let log = self.runner_log(i);
             slog::warn!(log, "could not check the progress of some jobs";
-                        "failed_checks" => errors, "error" => %e);
+                        "failed_checks" => errors, "error" => %untrusted(&e));
         }
         self.schedule_polls(ctx);
         self.check_drained(ctx);
@@ -1033,7 +1034,7 @@ impl Supervisor {
         if !self.apply(key, JobEvent::LaunchFailed) {
             return;
         }
-        slog::error!(log, "launch failed"; "error" => &message);
+        slog::error!(log, "launch failed"; "error" => %untrusted(&message));
         self.launch_failures += 1;
         if let Some(e) = self.jobs.get_mut(&key) {
             e.failure = Some(message);
@@ -1623,7 +1624,7 @@ impl Supervisor {
             Err(e) => {
                 // An empty or partial view must not make anything forgotten.
                 slog::warn!(log, "reconciliation: cannot list the resources; nothing decided";
-                            "error" => %e);
+                            "error" => %untrusted(&e));
                 self.end_reconcile(i);
                 return;
             }

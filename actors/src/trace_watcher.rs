@@ -8,6 +8,7 @@
 //! again) or on the job's cancellation.
 
 use crate::supervisor::{JobCtx, JobStarted, LaunchFailed, LaunchStopped, TaskEnded};
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -72,7 +73,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
             }
             Ok(_) => {}
             Err(e) if e.is_transient() => {
-                slog::debug!(jc.logger, "job trace not readable yet"; "error" => %e);
+                slog::debug!(jc.logger, "job trace not readable yet"; "error" => %untrusted(&e));
             }
             Err(e) => {
                 jc.supervisor.do_send(LaunchFailed {

@@ -48,6 +48,7 @@ use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
+use paas_actors::untrusted::untrusted;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use slog::{debug, info, warn, Logger};
@@ -348,7 +349,7 @@ impl CleverExecutor {
         match self.find_by_name(org, name).await {
             Ok(Some(app)) => {
                 warn!(self.logger, "create failed but the app exists: adopting it";
-                      "app" => &app.id, "name" => name, "error" => %err);
+                      "app" => &app.id, "name" => name, "error" => %untrusted(&err));
                 Ok(app)
             }
             Ok(None) => Err(err.into()),
@@ -732,7 +733,7 @@ impl CleverExecutor {
             if let Err(e) = t.resolve(ns).await {
                 self.unresolved.borrow_mut().insert(ns.clone());
                 warn!(self.logger, "organisation of a saved resource not found now";
-                      "app" => id, "error" => %e);
+                      "app" => id, "error" => %untrusted(&e));
             }
         }
         let orga_id = match &self.settings.tenancy {
