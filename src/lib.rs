@@ -5,12 +5,13 @@
 //! configuration, and wires everything into the `heptapod-paas-runner`
 //! command. See ARCHITECTURE.md for the map.
 
+pub mod build_info;
 pub mod cli;
+pub mod cli_docs;
 pub mod config;
 pub mod deploy;
 pub mod executors;
-pub mod git_fetch;
-pub mod git_push;
+pub mod git;
 pub mod gitlab;
 pub mod http_text;
 pub mod logging;

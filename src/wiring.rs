@@ -7,12 +7,12 @@
 //! system (awc clients are bound to it).
 
 use crate::config::{Config, ExecutorKind, RunnerConfig};
-use crate::executors::clever::settings::CleverSettings;
-use crate::executors::clever::{CleverExecutor, GroupAttributes};
-use crate::executors::local_docker::{LocalDocker, LocalDockerSettings, LocalDockerTimeouts};
+use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
+use crate::executors::local_docker::LocalDocker;
 use crate::gitlab::{
     load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
 };
+use paas_actors::backoff::{BackoffPolicy, Jitter};
 use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
@@ -26,6 +26,11 @@ use std::time::{Duration, Instant};
 /// when the PAAS API is unreachable, before giving up (exit 1; systemd
 /// restarts the service).
 pub const QUOTA_SETUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Delays between those start-up reads: from 1 s up to 10 s, equal jitter
+/// (several runner hosts restarted together do not ask in lock-step).
+pub const QUOTA_SETUP_BACKOFF: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(10)).with_jitter(Jitter::Equal);
 
 /// Why the service could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +154,7 @@ fn build_runner(
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
     if let Some(clever) = &runner.clever {
-        if let crate::config::Tenancy::Multi {
+        if let Tenancy::Multi {
             attributes_token, ..
         } = &clever.tenancy
         {
@@ -163,7 +168,7 @@ fn build_runner(
 
     let (paas, clever): (Rc<dyn Paas>, Option<Rc<CleverExecutor>>) = match runner.executor {
         ExecutorKind::CleverDocker => {
-            let settings = CleverSettings::from_runner(runner).ok_or_else(|| {
+            let settings = runner.clever.clone().ok_or_else(|| {
                 config_error(
                     config,
                     &format!("runners[{index}].executor"),
@@ -178,15 +183,13 @@ fn build_runner(
             (executor.clone(), Some(executor))
         }
         ExecutorKind::LocalDocker => {
-            let settings =
-                LocalDockerSettings::from_runner_config(runner, LocalDockerTimeouts::default())
-                    .ok_or_else(|| {
-                        config_error(
-                            config,
-                            &format!("runners[{index}].executor"),
-                            "local-docker runner without its local-docker settings",
-                        )
-                    })?;
+            let settings = runner.local_docker.clone().ok_or_else(|| {
+                config_error(
+                    config,
+                    &format!("runners[{index}].executor"),
+                    "local-docker runner without its local-docker settings",
+                )
+            })?;
             let executor = LocalDocker::new(settings).map_err(|e| {
                 config_error(config, &format!("runners[{index}].host"), e.to_string())
             })?;
@@ -235,16 +238,16 @@ async fn compute_quota(
         None => 1.0, // local-docker: every job weighs 1, whatever the flavor.
         Some(executor) => {
             let started = Instant::now();
-            let mut delay = Duration::from_secs(1);
+            let mut backoff = QUOTA_SETUP_BACKOFF.start();
             loop {
                 match executor.flavor_weight(&qc.reference_flavor).await {
                     Ok(w) => break w,
                     Err(e) if is_retryable(&e) && started.elapsed() < QUOTA_SETUP_PATIENCE => {
+                        let delay = backoff.next_delay();
                         warn!(logger, "cannot read the flavors of the reference runner yet, retrying";
                               "runner" => &runner.unique_name, "error" => %untrusted(&e),
-                              "retry_in_s" => delay.as_secs());
+                              "retry_in_s" => delay.as_secs_f64());
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
                     }
                     Err(e) if is_retryable(&e) => {
                         return Err(WiringError::Setup(format!(
@@ -282,7 +285,7 @@ async fn check_runners_can_poll(
             * runner
                 .quota_max_fraction
                 .min(config.quota_computation.allowed_fraction_per_runner);
-        let needed = match b.ports.paas.min_requestable_weight().await {
+        let needed = match b.ports.paas.max_job_weight().await {
             Ok(w) => w,
             Err(e) => {
                 // Not fatal: the supervisor retries; only a sure mismatch is refused.

@@ -6,7 +6,7 @@
 //! of the process touches libgit2 or the environment.
 
 use heptapod_paas_runner::deploy::BuildContext;
-use heptapod_paas_runner::git_push::{
+use heptapod_paas_runner::git::{
     push_context, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME, DEPLOY_REF,
 };
 use heptapod_paas_runner::secret::Secret;

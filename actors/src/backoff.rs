@@ -131,6 +131,38 @@ impl Backoff {
     }
 }
 
+/// A back-off started at its first delay: a retry loop whose call succeeds
+/// at once reads no clock and draws nothing.
+#[derive(Clone, Debug)]
+pub struct LazyBackoff {
+    policy: BackoffPolicy,
+    seed: Option<u64>,
+    started: Option<Backoff>,
+}
+
+impl LazyBackoff {
+    /// A back-off following `policy`, seeded with `seed` when given, else
+    /// from the clock (at the first delay).
+    pub fn new(policy: BackoffPolicy, seed: Option<u64>) -> Self {
+        LazyBackoff {
+            policy,
+            seed,
+            started: None,
+        }
+    }
+
+    /// The next delay to wait.
+    pub fn next_delay(&mut self) -> Duration {
+        let (policy, seed) = (self.policy, self.seed);
+        self.started
+            .get_or_insert_with(|| match seed {
+                Some(seed) => Backoff::seeded(policy, seed),
+                None => Backoff::new(policy),
+            })
+            .next_delay()
+    }
+}
+
 /// `base · 2^retries`, capped at `max` (and at `base` when `max < base`).
 fn ceiling(policy: &BackoffPolicy, retries: u32) -> Duration {
     let factor = 1u32 << retries.min(20);
@@ -250,6 +282,16 @@ mod tests {
         let mut b = Backoff::seeded(policy, 1);
         for _ in 0..10_000 {
             assert!(b.next_delay() <= S(300));
+        }
+    }
+
+    #[test]
+    fn a_lazy_backoff_draws_as_the_seeded_one() {
+        let policy = BackoffPolicy::new(S(1), S(60));
+        let mut lazy = LazyBackoff::new(policy, Some(9));
+        let mut eager = Backoff::seeded(policy, 9);
+        for _ in 0..5 {
+            assert_eq!(lazy.next_delay(), eager.next_delay());
         }
     }
 

@@ -22,16 +22,19 @@
 //! report the job failed (`script_failure`, exit code 103), a bounded number
 //! of attempts apart; the waits end on drain, leaving the job pending.
 
+use crate::backoff::{BackoffPolicy, LazyBackoff};
+use crate::job_ctx::{JobCtx, SupervisorLink};
+use crate::mailbox::answer;
+use crate::messages::{
+    FailureReported, LaunchFailed, LaunchStopped, NotRecorded, RecordCreating, ReportOutcome,
+    ResourceLaunched, ResourceProvisioned, TaskEnded,
+};
 use crate::ports::{
     FailureReason, PaasError, PaasErrorClass, PortFuture, Resource, TraceAppend,
     LAUNCH_FAILURE_EXIT_CODE,
 };
 use crate::quota::JobKey;
-use crate::shutdown::Interrupt;
-use crate::supervisor::{
-    FailureReported, JobCtx, LaunchFailed, LaunchStopped, RecordCreating, ReportOutcome,
-    ResourceLaunched, ResourceProvisioned, Supervisor, TaskEnded,
-};
+use crate::shutdown::{Interrupt, OpSubject};
 use crate::untrusted::untrusted;
 use actix::prelude::*;
 use std::time::Duration;
@@ -41,10 +44,17 @@ use std::time::Duration;
 pub(crate) struct Retry {
     /// Attempts per call, the first included (at least 1).
     pub attempts: u32,
-    /// Delay before the first retry, doubled each time.
-    pub first: Duration,
-    /// Largest delay.
-    pub max: Duration,
+    /// The delays between attempts.
+    pub policy: BackoffPolicy,
+    /// Seed of the delays' jitter (`None`: from the clock).
+    pub seed: Option<u64>,
+}
+
+impl Retry {
+    /// A fresh back-off for one call's attempts.
+    fn backoff(&self) -> LazyBackoff {
+        LazyBackoff::new(self.policy, self.seed)
+    }
 }
 
 /// Launches one job (see the module documentation).
@@ -92,7 +102,10 @@ impl Actor for Launcher {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.jc.supervisor.do_send(TaskEnded { key: self.jc.key });
+        self.jc
+            .supervisor
+            .task_ended
+            .do_send(TaskEnded { key: self.jc.key });
     }
 }
 
@@ -114,26 +127,29 @@ async fn call_retrying<'p, T>(
     step: &'static str,
     call: impl Fn() -> PortFuture<'p, Result<T, PaasError>>,
 ) -> Result<T, CallEnd> {
-    let mut delay = retry.first;
+    let mut backoff = retry.backoff();
     let attempts = retry.attempts.max(1);
     let mut attempt = 1;
     loop {
-        let op = jc.ops.begin(jc.runner_name.clone(), jc.key, step);
+        let op = jc
+            .ops
+            .begin(jc.runner_name.clone(), OpSubject::Job(jc.key), step);
         let out = call().await;
         drop(op);
-        match out {
+        let delay = match out {
             Ok(v) => return Ok(v),
             Err(e) if e.is_transient() && attempt < attempts => {
+                let delay = backoff.next_delay();
                 slog::warn!(jc.logger, "transient PAAS error; retrying";
                             "step" => step, "attempt" => attempt, "attempts" => attempts,
                             "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
+                delay
             }
             Err(e) => return Err(CallEnd::Failed(e)),
-        }
+        };
         if let Some(i) = jc.interrupts.sleep(delay).await {
             return Err(CallEnd::Stopped(i));
         }
-        delay = (delay * 2).min(retry.max);
         attempt += 1;
     }
 }
@@ -147,8 +163,11 @@ async fn launch(
 ) {
     let key = jc.key;
     let sup = jc.supervisor.clone();
-    let stop = |i: Interrupt| sup.do_send(LaunchStopped { key, interrupt: i });
-    let fail = |message: String| sup.do_send(LaunchFailed { key, message });
+    let stop = |i: Interrupt| {
+        sup.launch_stopped
+            .do_send(LaunchStopped { key, interrupt: i })
+    };
+    let fail = |message: String| sup.launch_failed.do_send(LaunchFailed { key, message });
 
     if resource.is_none() {
         if let Some(i) = jc.interrupts.check() {
@@ -157,13 +176,13 @@ async fn launch(
         // On resume, the name recorded on disk is the one a previous
         // create may have used.
         let resumed = resume_creating.is_some();
-        let name = resume_creating.unwrap_or_else(|| jc.paas.resource_name(&jc.job));
+        let name = resume_creating.unwrap_or_else(|| jc.paas.resource_name(jc.job.id));
         if resumed {
             // A create call may have happened before the last stop: look for
             // the resource by its deterministic name before creating again.
             match find_by_name(&jc, &name).await {
                 Ok(found) => resource = found,
-                Err(message) => return fail(message),
+                Err(e) => return fail(e.to_string()),
             }
             if resource.is_none() {
                 // The previous process's create may still be landing.
@@ -178,20 +197,18 @@ async fn launch(
                             "app" => &r.id, "name" => &name);
             }
         } else {
-            match sup
-                .send(RecordCreating {
-                    key,
-                    name: name.clone(),
-                })
-                .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
+            let request = sup.record_creating.send(RecordCreating {
+                key,
+                name: name.clone(),
+            });
+            match answer(request, "supervisor", &jc.logger).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
                     return fail(format!(
                         "the runner could not record its state before provisioning: {e}"
                     ))
                 }
-                Err(_) => return,
+                None => return,
             }
         }
         if resource.is_none() {
@@ -206,8 +223,8 @@ async fn launch(
         }
         let Some(r) = resource.clone() else { return };
         slog::info!(jc.logger, "resource created"; "app" => &r.id, "weight" => r.weight);
-        if let Err(message) = record(&sup, key, r).await {
-            return fail(message);
+        if let Err(e) = record(&sup, key, r, &jc.logger).await {
+            return fail(e.to_string());
         }
     }
     let Some(mut res) = resource else { return };
@@ -231,25 +248,45 @@ async fn launch(
                 Err(CallEnd::Failed(e)) => return fail(e.to_string()),
             }
             if step == "prepare" {
-                if let Err(message) = record(&sup, key, res.clone()).await {
-                    return fail(message);
+                if let Err(e) = record(&sup, key, res.clone(), &jc.logger).await {
+                    return fail(e.to_string());
                 }
             }
         }
         res.launched = true;
     }
-    let _ = sup.send(ResourceLaunched { key, resource: res }).await;
+    let request = sup.launched.send(ResourceLaunched { key, resource: res });
+    if let Some(Err(e)) = answer(request, "supervisor", &jc.logger).await {
+        slog::warn!(jc.logger, "launch not recorded"; "error" => %e);
+    }
+}
+
+/// A provisioned resource the supervisor did not record.
+#[derive(Debug, thiserror::Error)]
+#[error("the runner could not record resource {id}: {why}")]
+struct ResourceNotRecorded {
+    id: String,
+    why: NotRecorded,
 }
 
 /// Records a provisioned resource with the supervisor (on disk when this
 /// returns `Ok`). An error means the resource is not recorded: the launch
 /// must not go on (reconciliation finds what exists by its name).
-async fn record(sup: &Addr<Supervisor>, key: JobKey, resource: Resource) -> Result<(), String> {
+async fn record(
+    sup: &SupervisorLink,
+    key: JobKey,
+    resource: Resource,
+    log: &slog::Logger,
+) -> Result<(), ResourceNotRecorded> {
     let id = resource.id.clone();
-    match sup.send(ResourceProvisioned { key, resource }).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("the runner could not record resource {id}: {e}")),
-        Err(_) => Err(format!("the runner stopped before recording resource {id}")),
+    let request = sup.provisioned.send(ResourceProvisioned { key, resource });
+    match answer(request, "supervisor", log).await {
+        Some(Ok(())) => Ok(()),
+        Some(Err(why)) => Err(ResourceNotRecorded { id, why }),
+        None => Err(ResourceNotRecorded {
+            id,
+            why: NotRecorded::SupervisorGone,
+        }),
     }
 }
 
@@ -263,11 +300,13 @@ async fn create_resource(
     grace: Duration,
     name: &str,
 ) -> Result<Resource, CallEnd> {
-    let mut delay = retry.first;
+    let mut backoff = retry.backoff();
     let attempts = retry.attempts.max(1);
     let mut attempt = 1;
     loop {
-        let op = jc.ops.begin(jc.runner_name.clone(), jc.key, "create");
+        let op = jc
+            .ops
+            .begin(jc.runner_name.clone(), OpSubject::Job(jc.key), "create");
         let out = jc.paas.create(&jc.job).await;
         drop(op);
         let e = match out {
@@ -281,6 +320,7 @@ async fn create_resource(
                 None => Err(CallEnd::Failed(e)),
             };
         }
+        let delay = backoff.next_delay();
         slog::warn!(jc.logger, "transient PAAS error; retrying (the failed create may \
                                 have taken effect: looking for the resource by name first)";
                     "attempt" => attempt, "attempts" => attempts,
@@ -291,9 +331,8 @@ async fn create_resource(
         match find_by_name(jc, name).await {
             Ok(Some(r)) => return Ok(r),
             Ok(None) => {}
-            Err(message) => return Err(CallEnd::Failed(PaasError::transient("create", message))),
+            Err(e) => return Err(CallEnd::Failed(e)),
         }
-        delay = (delay * 2).min(retry.max);
         attempt += 1;
     }
 }
@@ -314,15 +353,19 @@ async fn look_again_after_grace(
     if let Some(i) = jc.interrupts.sleep(grace).await {
         return Err(CallEnd::Stopped(i));
     }
-    find_by_name(jc, name)
-        .await
-        .map_err(|m| CallEnd::Failed(PaasError::transient("create", m)))
+    find_by_name(jc, name).await.map_err(CallEnd::Failed)
 }
 
-async fn find_by_name(jc: &JobCtx, name: &str) -> Result<Option<Resource>, String> {
+/// The resource named `name`, if the listing shows it. A listing error
+/// keeps its class: a permanent one (a bad token) is not retried.
+async fn find_by_name(jc: &JobCtx, name: &str) -> Result<Option<Resource>, PaasError> {
     match jc.paas.list_resources().await {
         Ok(list) => Ok(list.into_iter().find(|r| r.name == name)),
-        Err(e) => Err(format!("could not look for resource {name}: {e}")),
+        Err(e) => Err(PaasError {
+            action: "find-by-name".into(),
+            message: format!("could not look for resource {name}: {e}"),
+            class: e.class,
+        }),
     }
 }
 
@@ -374,7 +417,10 @@ impl Actor for FailureReporter {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.jc.supervisor.do_send(TaskEnded { key: self.jc.key });
+        self.jc
+            .supervisor
+            .task_ended
+            .do_send(TaskEnded { key: self.jc.key });
     }
 }
 
@@ -442,10 +488,109 @@ async fn report(
             }
         }
     }
-    jc.supervisor.do_send(FailureReported {
+    jc.supervisor.failure_reported.do_send(FailureReported {
         key,
         outcome,
         trace_offset,
         trace_appended,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    // The `testing` feature is on in every test build (dev-dependency).
+    use super::*;
+    use crate::job_ctx::stub::{Event, Harness};
+    use crate::testing::{job, FakeCoordinator, FakePaas, Step, World};
+
+    const RETRY: Retry = Retry {
+        attempts: 2,
+        policy: BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(2)),
+        seed: Some(1),
+    };
+    const STEP: Duration = Duration::from_secs(1);
+
+    #[actix_rt::test]
+    async fn records_before_each_step_and_launches() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        Launcher::new(jc, None, None, RETRY, Duration::ZERO).start();
+        assert!(h.until_ended(STEP, 20).await);
+        let events = h.events();
+        assert!(
+            matches!(events.first(), Some(Event::RecordCreating(n)) if n == "hpd-job-r-1"),
+            "{events:?}"
+        );
+        let provisioned = events
+            .iter()
+            .filter(|e| matches!(e, Event::Provisioned(_)))
+            .count();
+        assert_eq!(provisioned, 2, "after create and after prepare: {events:?}");
+        assert!(
+            matches!(events.get(3), Some(Event::Launched(_))),
+            "{events:?}"
+        );
+        assert_eq!(paas.calls(Step::Launch), 1);
+    }
+
+    #[actix_rt::test]
+    async fn does_not_create_what_the_supervisor_did_not_record() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        let h = Harness::start(Err(NotRecorded::NotExpected { phase: "gone" }));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        Launcher::new(jc, None, None, RETRY, Duration::ZERO).start();
+        assert!(h.until_ended(STEP, 20).await);
+        assert_eq!(paas.calls(Step::Create), 0);
+        let events = h.events();
+        assert!(
+            events.iter().any(|e| matches!(e, Event::LaunchFailed(m)
+                if m.contains("could not record") && m.contains("not expected"))),
+            "{events:?}"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_permanent_listing_error_on_resume_is_not_retried() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.fail(Step::List, [PaasError::permanent("list", "bad token")]);
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        let resume = Some("hpd-job-r-1".to_string());
+        Launcher::new(jc, None, resume, RETRY, Duration::from_secs(5)).start();
+        assert!(h.until_ended(STEP, 20).await);
+        assert_eq!(paas.calls(Step::List), 1, "looked up once, not again");
+        assert_eq!(paas.calls(Step::Create), 0);
+        let events = h.events();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::LaunchFailed(m) if m.contains("bad token"))),
+            "{events:?}"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn failure_reporter_appends_then_reports() {
+        tokio::time::pause();
+        let world = World::new();
+        let coord = FakeCoordinator::new(world.clone());
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), coord.clone(), FakePaas::new(world, "r", 1.0));
+        FailureReporter::new(jc, "no flavor".into(), 0, false, 3, STEP).start();
+        assert!(h.until_ended(STEP, 20).await);
+        assert!(h
+            .events()
+            .contains(&Event::FailureReported(ReportOutcome::Reported)));
+        let s = coord.script.borrow();
+        assert_eq!(s.appended.len(), 1);
+        assert!(s.appended[0].2.contains("no flavor"));
+        assert_eq!(s.reports.len(), 1);
+    }
 }

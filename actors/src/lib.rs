@@ -11,16 +11,22 @@
 pub mod backoff;
 pub mod decommissioner;
 pub mod job;
+mod job_ctx;
+mod job_table;
 pub mod launcher;
+mod mailbox;
+pub mod messages;
 pub mod poller;
 pub mod ports;
 pub mod quota;
 pub mod reconcile;
 pub mod secret;
 pub mod service;
+pub mod settings;
 pub mod shutdown;
+mod snapshot;
 pub mod state;
-pub mod supervisor;
+mod supervisor;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace_watcher;
@@ -28,8 +34,9 @@ pub mod untrusted;
 
 pub use secret::Secret;
 pub use service::{
-    run_service, service_control, start_service, RunnerPorts, RunnerSettings, ServiceError,
-    ServiceHandle, SupervisorSettings,
+    run_service, service_control, start_service, RunnerPorts, ServiceError, ServiceHandle,
 };
+pub use settings::{RunnerSettings, SupervisorSettings};
 pub use shutdown::ExitReport;
 pub use state::{FileStore, StateStore};
+pub use supervisor::Supervisor;

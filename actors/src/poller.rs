@@ -14,7 +14,7 @@
 use crate::ports::{
     Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
 };
-use crate::reconcile::Identified;
+use crate::reconcile::{Identified, IdentifyError};
 use actix::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use std::rc::Rc;
@@ -35,10 +35,10 @@ pub struct Acquired {
 pub struct PollOnce;
 
 /// Sent by the supervisor to a poller when it does not know yet the largest
-/// weight a job of this runner could have.
+/// weight a job of this runner could have (its max job weight).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Weight, PaasError>")]
-pub struct GetMaxWeight;
+pub struct GetMaxJobWeight;
 
 /// Sent by the supervisor to a poller every `job_progress_poll_interval`:
 /// is each of these jobs still running at the coordinator?
@@ -92,12 +92,12 @@ impl Handler<PollOnce> for Poller {
     }
 }
 
-impl Handler<GetMaxWeight> for Poller {
+impl Handler<GetMaxJobWeight> for Poller {
     type Result = ResponseFuture<Result<Weight, PaasError>>;
 
-    fn handle(&mut self, _: GetMaxWeight, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetMaxJobWeight, _: &mut Context<Self>) -> Self::Result {
         let paas = self.paas.clone();
-        Box::pin(async move { paas.min_requestable_weight().await })
+        Box::pin(async move { paas.max_job_weight().await })
     }
 }
 
@@ -180,17 +180,17 @@ async fn identify(
     let job = match paas.recover_job(resource).await {
         Ok(Some(job)) if job.id == job_id => job,
         Ok(Some(job)) => {
-            return Identified::Failed(format!(
-                "the resource holds job {} although its name says job {job_id}",
-                job.id
-            ))
+            return Identified::Failed(IdentifyError::OtherJob {
+                found: job.id,
+                named: job_id,
+            })
         }
         Ok(None) => return Identified::NoJob,
-        Err(e) => return Identified::Failed(format!("cannot read the job back: {e}")),
+        Err(e) => return Identified::Failed(IdentifyError::ReadBack(e)),
     };
     match coordinator.job_status(&job).await {
         Ok(JobStatus::Running) => Identified::Running(job),
         Ok(JobStatus::Finished) => Identified::Finished(job),
-        Err(e) => Identified::Failed(format!("cannot ask the coordinator about the job: {e}")),
+        Err(e) => Identified::Failed(IdentifyError::Coordinator(e)),
     }
 }

@@ -84,16 +84,23 @@ impl Job {
             .get("token")
             .and_then(|v| v.as_str())
             .ok_or(JobPayloadError::BadField("token"))?;
-        let project_id = obj
+        Ok(Job::from_handle(id, Secret::new(token), Arc::new(payload)))
+    }
+
+    /// A job rebuilt from what the state file keeps of it: its id, token
+    /// and payload (`Null` when the file keeps none, as for `launched` and
+    /// `to_decommission` handles).
+    pub fn from_handle(id: i64, token: Secret, payload: Arc<serde_json::Value>) -> Job {
+        let project_id = payload
             .get("job_info")
             .and_then(|i| i.get("project_id"))
             .and_then(|v| v.as_i64());
-        Ok(Job {
+        Job {
             id,
-            token: Secret::new(token),
+            token,
             project_id,
-            payload: Arc::new(payload),
-        })
+            payload,
+        }
     }
 
     /// The value of a job variable, *first* match wins (the reference's
@@ -303,17 +310,17 @@ impl PaasError {
 /// something exist; once it returns, the resource is recorded before
 /// `prepare` and `launch` run.
 pub trait Paas {
-    /// Weight of the largest job this runner may acquire: the supervisor
-    /// reserves it before polling.
-    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>>;
+    /// The max job weight: weight of the largest job this runner may
+    /// acquire. The supervisor reserves it before polling.
+    fn max_job_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>>;
 
     /// Weight the job's resource will have (from its flavor variable). A
     /// user error (unknown flavor, above the maximum) is a permanent error
     /// whose message lists the allowed values.
     fn expected_weight<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Weight, PaasError>>;
 
-    /// Deterministic resource name for this job: `hpd-job-<unique>-<id>`.
-    fn resource_name(&self, job: &Job) -> String;
+    /// Deterministic resource name of a job: `hpd-job-<unique>-<job_id>`.
+    fn resource_name(&self, job_id: i64) -> String;
 
     /// Creates the resource (never retried blindly). On success the
     /// resource exists and must be recorded before anything else.

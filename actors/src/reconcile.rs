@@ -24,7 +24,7 @@
 //!   entry per job; once the job is forgotten, a later pass finds the
 //!   duplicate unknown and decommissions it.
 
-use crate::ports::{Job, Resource};
+use crate::ports::{CoordinatorError, Job, PaasError, Resource};
 use std::collections::{HashMap, HashSet};
 
 /// What the supervisor knows of one tracked job of the runner, when the
@@ -95,11 +95,30 @@ pub enum Identified {
     /// The job is over at the coordinator: decommission the resource.
     Finished(Job),
     /// No job can be read back from the resource (never launched, or the
-    /// executor cannot read it): an orphan, decommission it.
+    /// executor cannot read it): nobody needs it, decommission it.
     NoJob,
     /// Reading the job or asking the coordinator failed: decide at the next
     /// pass.
-    Failed(String),
+    Failed(IdentifyError),
+}
+
+/// Why the job of an unknown resource could not be identified.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum IdentifyError {
+    /// The resource holds another job than its name says.
+    #[error("the resource holds job {found} although its name says job {named}")]
+    OtherJob {
+        /// The job read back.
+        found: i64,
+        /// The job of the name.
+        named: i64,
+    },
+    /// The job could not be read back from the resource.
+    #[error("cannot read the job back: {0}")]
+    ReadBack(PaasError),
+    /// The coordinator could not say whether the job runs.
+    #[error("cannot ask the coordinator about the job: {0}")]
+    Coordinator(CoordinatorError),
 }
 
 /// The job id in a resource name, if the name is one this runner gives

@@ -1,6 +1,7 @@
 //! Graceful and forced shutdown.
 //!
-//! Steps of a graceful stop (see ARCHITECTURE.md):
+//! Steps of a graceful stop (the protocol is described in `actors/README.md`,
+//! "Shutdown / restart protocol"):
 //! 1. [`BeginShutdown`] reaches the [`Shutdown`] actor (first SIGTERM/SIGINT,
 //!    or the poll-cycle budget is spent); it starts the drain deadline and
 //!    sends `Drain` to the supervisor.
@@ -14,6 +15,7 @@
 //!    a forced snapshot at once, listing the operations still in flight
 //!    ([`OpRegistry`]) as `uncertain`.
 
+use crate::mailbox::answer;
 use crate::quota::JobKey;
 use crate::state::UncertainRecord;
 use actix::prelude::*;
@@ -22,6 +24,29 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+
+/// What an operation in flight is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpSubject {
+    /// A call for one job (create, prepare, launch, decommission).
+    Job(JobKey),
+    /// A poll of one runner's coordinator (no job yet).
+    Poll {
+        /// Index of the runner.
+        runner: usize,
+    },
+}
+
+impl OpSubject {
+    /// The `job_id` of its `uncertain` record in the state file: the job's,
+    /// or none for a poll (a poll has no job).
+    fn state_job_id(self) -> Option<i64> {
+        match self {
+            OpSubject::Job(key) => Some(key.job_id),
+            OpSubject::Poll { .. } => None,
+        }
+    }
+}
 
 /// Why a waiting actor stopped early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +113,7 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
 #[derive(Debug, Default)]
 struct OpsInner {
     next: u64,
-    ops: HashMap<u64, (Rc<str>, JobKey, &'static str)>,
+    ops: HashMap<u64, (Rc<str>, OpSubject, &'static str)>,
 }
 
 /// Uninterruptible operations in flight (create, prepare, launch, delete).
@@ -99,11 +124,16 @@ pub struct OpRegistry(Rc<RefCell<OpsInner>>);
 
 impl OpRegistry {
     /// Registers an operation; it ends when the guard is dropped.
-    pub fn begin(&self, runner_name: Rc<str>, key: JobKey, operation: &'static str) -> OpGuard {
+    pub fn begin(
+        &self,
+        runner_name: Rc<str>,
+        subject: OpSubject,
+        operation: &'static str,
+    ) -> OpGuard {
         let mut inner = self.0.borrow_mut();
         inner.next += 1;
         let id = inner.next;
-        inner.ops.insert(id, (runner_name, key, operation));
+        inner.ops.insert(id, (runner_name, subject, operation));
         OpGuard {
             registry: self.clone(),
             id,
@@ -127,9 +157,9 @@ impl OpRegistry {
             .borrow()
             .ops
             .values()
-            .map(|(name, key, op)| UncertainRecord {
+            .map(|(name, subject, op)| UncertainRecord {
                 runner_name: name.to_string(),
-                job_id: key.job_id,
+                job_id: subject.state_job_id(),
                 operation: (*op).to_string(),
             })
             .collect();
@@ -162,6 +192,19 @@ pub struct ExitReport {
     pub tracked_jobs: usize,
     /// Set if the final snapshot could not be written.
     pub snapshot_error: Option<String>,
+}
+
+impl ExitReport {
+    /// The report of a stop whose supervisor could not write a final
+    /// snapshot nor count anything: forced, nothing known, and why.
+    pub fn unknown(why: impl Into<String>) -> Self {
+        ExitReport {
+            forced: true,
+            poll_cycles: 0,
+            tracked_jobs: 0,
+            snapshot_error: Some(why.into()),
+        }
+    }
 }
 
 /// Sent by the control handle (first signal) or by the supervisor (poll
@@ -282,27 +325,16 @@ impl Handler<ForceStop> for Shutdown {
             "forced stop: writing the state with what is known"
         );
         let Some(sup) = self.forced_snapshot.clone() else {
-            self.finish(
-                ExitReport {
-                    forced: true,
-                    poll_cycles: 0,
-                    tracked_jobs: 0,
-                    snapshot_error: Some("supervisor not started".into()),
-                },
-                ctx,
-            );
+            self.finish(ExitReport::unknown("supervisor not started"), ctx);
             return;
         };
+        let log = self.logger.clone();
         ctx.wait(
-            async move { sup.send(ForcedSnapshot).await }
+            async move { answer(sup.send(ForcedSnapshot), "supervisor", &log).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
-                    let report = res.unwrap_or_else(|e| ExitReport {
-                        forced: true,
-                        poll_cycles: 0,
-                        tracked_jobs: 0,
-                        snapshot_error: Some(format!("supervisor unreachable: {e}")),
-                    });
+                    let report =
+                        res.unwrap_or_else(|| ExitReport::unknown("supervisor unreachable"));
                     act.finish(report, ctx);
                 }),
         );
@@ -353,28 +385,21 @@ mod tests {
     fn op_registry_tracks_guards() {
         let reg = OpRegistry::default();
         let name: Rc<str> = Rc::from("r");
-        let g1 = reg.begin(
-            name.clone(),
-            JobKey {
-                runner: 0,
-                job_id: 2,
-            },
-            "create",
-        );
-        let g2 = reg.begin(
-            name,
-            JobKey {
-                runner: 0,
-                job_id: 1,
-            },
-            "decommission",
-        );
-        assert_eq!(reg.len(), 2);
+        let job = |job_id| OpSubject::Job(JobKey { runner: 0, job_id });
+        let g1 = reg.begin(name.clone(), job(2), "create");
+        let g2 = reg.begin(name.clone(), job(1), "decommission");
+        let g3 = reg.begin(name, OpSubject::Poll { runner: 0 }, "poll");
+        assert_eq!(reg.len(), 3);
         let u = reg.uncertain();
-        assert_eq!(u[0].job_id, 1);
-        assert_eq!(u[1].operation, "create");
+        assert_eq!((u[0].job_id, u[0].operation.as_str()), (None, "poll"));
+        assert_eq!(u[1].job_id, Some(1));
+        // A poll reservation never reaches the state file as a job.
+        let poll = serde_json::to_value(&u[0]).expect("serialisable");
+        assert!(poll.get("job_id").is_none(), "{poll}");
+        assert_eq!(u[2].operation, "create");
         drop(g1);
         drop(g2);
+        drop(g3);
         assert!(reg.is_empty());
     }
 }

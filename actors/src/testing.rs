@@ -13,6 +13,7 @@ use crate::ports::{
     Resource, TraceAppend, Weight,
 };
 use crate::state::{Snapshot, StateError, StateStore};
+pub use crate::supervisor::{GetStats, Stats};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -381,7 +382,7 @@ impl FakePaas {
 }
 
 impl Paas for FakePaas {
-    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
+    fn max_job_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
         Box::pin(async move { Ok(self.max_weight) })
     }
 
@@ -398,8 +399,8 @@ impl Paas for FakePaas {
         })
     }
 
-    fn resource_name(&self, job: &Job) -> String {
-        format!("hpd-job-{}-{}", self.unique, job.id)
+    fn resource_name(&self, job_id: i64) -> String {
+        format!("hpd-job-{}-{}", self.unique, job_id)
     }
 
     fn create<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Resource, PaasError>> {
@@ -412,7 +413,7 @@ impl Paas for FakePaas {
             let weight = Self::weight_var(job, "ACTUAL_WEIGHT").unwrap_or(expected);
             let r = Resource {
                 id: format!("app_{}_{}", self.unique, job.id),
-                name: self.resource_name(job),
+                name: self.resource_name(job.id),
                 weight,
                 launched: false,
                 detail: json!({"job_id": job.id}),

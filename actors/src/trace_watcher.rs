@@ -7,7 +7,8 @@
 //! pending with its launched resource: the next process only needs to watch
 //! again) or on the job's cancellation.
 
-use crate::supervisor::{JobCtx, JobStarted, LaunchFailed, LaunchStopped, TaskEnded};
+use crate::job_ctx::JobCtx;
+use crate::messages::{JobStarted, LaunchFailed, LaunchStopped, TaskEnded};
 use crate::untrusted::untrusted;
 use actix::prelude::*;
 use std::time::Duration;
@@ -53,7 +54,10 @@ impl Actor for TraceWatcher {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.jc.supervisor.do_send(TaskEnded { key: self.jc.key });
+        self.jc
+            .supervisor
+            .task_ended
+            .do_send(TaskEnded { key: self.jc.key });
     }
 }
 
@@ -62,13 +66,15 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(interrupt) = jc.interrupts.check() {
-            jc.supervisor.do_send(LaunchStopped { key, interrupt });
+            jc.supervisor
+                .launch_stopped
+                .do_send(LaunchStopped { key, interrupt });
             return;
         }
         match jc.coordinator.trace_len(&jc.job).await {
             Ok(len) if len > offset => {
                 slog::info!(jc.logger, "job fully launched (job trace update detected)");
-                jc.supervisor.do_send(JobStarted { key });
+                jc.supervisor.started.do_send(JobStarted { key });
                 return;
             }
             Ok(_) => {}
@@ -76,7 +82,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
                 slog::debug!(jc.logger, "job trace not readable yet"; "error" => %untrusted(&e));
             }
             Err(e) => {
-                jc.supervisor.do_send(LaunchFailed {
+                jc.supervisor.launch_failed.do_send(LaunchFailed {
                     key,
                     message: format!("could not read the job trace to check the launch: {e}"),
                 });
@@ -85,7 +91,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
         }
         let now = Instant::now();
         if now >= deadline {
-            jc.supervisor.do_send(LaunchFailed {
+            jc.supervisor.launch_failed.do_send(LaunchFailed {
                 key,
                 message: format!(
                     "Job not active (no log) after {} seconds",
@@ -95,8 +101,59 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
             return;
         }
         if let Some(interrupt) = jc.interrupts.sleep(poll_step.min(deadline - now)).await {
-            jc.supervisor.do_send(LaunchStopped { key, interrupt });
+            jc.supervisor
+                .launch_stopped
+                .do_send(LaunchStopped { key, interrupt });
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // The `testing` feature is on in every test build (dev-dependency).
+    use super::*;
+    use crate::job_ctx::stub::{Event, Harness};
+    use crate::testing::{job, FakeCoordinator, FakePaas, World};
+
+    const STEP: Duration = Duration::from_secs(1);
+
+    #[actix_rt::test]
+    async fn a_growing_trace_means_started() {
+        tokio::time::pause();
+        let world = World::new();
+        let coord = FakeCoordinator::new(world.clone());
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), coord.clone(), FakePaas::new(world, "r", 1.0));
+        TraceWatcher::new(jc, STEP * 30, STEP, 0).start();
+        tokio::time::sleep(STEP * 3).await;
+        assert!(h.events().is_empty(), "no trace yet");
+        // The inner runner writes to the trace.
+        coord
+            .script
+            .borrow_mut()
+            .appended
+            .push((1, 0, "Running with gitlab-runner".into()));
+        assert!(h.until_ended(STEP, 40).await);
+        assert_eq!(h.events(), vec![Event::Started, Event::TaskEnded]);
+    }
+
+    #[actix_rt::test]
+    async fn a_silent_trace_fails_the_launch_after_the_timeout() {
+        tokio::time::pause();
+        let world = World::new();
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(
+            job(1, &[]),
+            FakeCoordinator::new(world.clone()),
+            FakePaas::new(world, "r", 1.0),
+        );
+        TraceWatcher::new(jc, STEP * 5, STEP, 0).start();
+        assert!(h.until_ended(STEP, 40).await);
+        let events = h.events();
+        assert!(
+            matches!(events.first(), Some(Event::LaunchFailed(m)) if m.contains("after 5 seconds")),
+            "{events:?}"
+        );
     }
 }

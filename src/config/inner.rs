@@ -133,18 +133,25 @@ pub fn inner_runner_table(raw: &toml::Table) -> toml::Table {
     table
 }
 
+/// The inner `runner.toml` text of runner section `raw`. It holds the
+/// runner token and any forwarded credentials: write it only where the job
+/// needs it.
+pub fn inner_runner_toml(raw: &toml::Table) -> String {
+    let mut doc = toml::Table::new();
+    doc.insert(
+        "runners".to_string(),
+        Value::Array(vec![Value::Table(inner_runner_table(raw))]),
+    );
+    // A `toml::Table` always serialises (keys are strings, values TOML).
+    toml::to_string(&doc).unwrap_or_default()
+}
+
 impl RunnerConfig {
     /// The inner `runner.toml` text. It holds forwarded credentials (cache
     /// keys; the runner token only with [`FORWARD_TOKEN_KEY`]): write it
     /// only where the job needs it.
     pub fn inner_runner_toml(&self) -> String {
-        let mut doc = toml::Table::new();
-        doc.insert(
-            "runners".to_string(),
-            Value::Array(vec![Value::Table(inner_runner_table(&self.raw))]),
-        );
-        // A `toml::Table` always serialises (keys are strings, values TOML).
-        toml::to_string(&doc).unwrap_or_default()
+        inner_runner_toml(&self.raw)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Configuration: the GitLab-Runner-style TOML file, parsed and validated (issue 2).
+//! Configuration: the GitLab-Runner-style TOML file, parsed and validated.
 //!
 //! Two stages, before any side effect:
 //! 1. [`raw`]: the text becomes an untyped, order-preserving TOML tree plus
@@ -11,10 +11,9 @@
 //! Each runner section is also kept verbatim ([`RunnerConfig::raw`]) to build
 //! the inner `runner.toml` ([`inner`]).
 //!
-//! Where the issue and the Python reference differ, this follows the issue:
-//! the documented spellings `job_progress_interval`,
-//! `pass_decommision_launched_failures`, `[runners.job_trace_watch]` and
-//! `timout_seconds` are accepted (with a warning); `host`, both trace-watch
+//! Where this differs from the Python reference: the documented spellings
+//! `job_progress_interval`, `pass_decommision_launched_failures`,
+//! `[runners.job_trace_watch]` and `timout_seconds` are accepted (with a warning); `host`, both trace-watch
 //! tables, `quota_max_fraction` and `local_docker_network_mode` are never
 //! forwarded, whatever the executor; duplicate unique names are refused.
 
@@ -34,10 +33,11 @@ use std::path::Path;
 
 pub use error::{ConfigError, Location, Problem, EXIT_CODE};
 pub use inner::{inner_runner_table, is_forwarded};
-pub use settings::{
-    CleverConfig, Config, ExecutorKind, LocalDockerConfig, QuotaComputation, RunnerConfig, Tenancy,
-    TraceWatchConfig,
-};
+pub use settings::{Config, ExecutorKind, QuotaComputation, RunnerConfig, TraceWatchConfig};
+
+/// The executors' settings types, which validation builds.
+pub use crate::executors::clever::{CleverSettings, Tenancy};
+pub use crate::executors::local_docker::LocalDockerSettings;
 
 /// A validated configuration and the warnings found on the way.
 #[derive(Debug, Clone)]

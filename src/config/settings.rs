@@ -2,20 +2,17 @@
 //!
 //! Nothing here is read from the file directly; [`super::validate`] builds
 //! these values, so every field already holds a checked value or its default.
+//! The executor sections are the executors' own settings types
+//! ([`CleverSettings`], [`LocalDockerSettings`]): validation builds them
+//! directly, with the defaults their modules define.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::executors::clever::CleverSettings;
+use crate::executors::local_docker::LocalDockerSettings;
 use crate::secret::Secret;
-
-/// Default `cc_api_url`.
-pub const DEFAULT_CC_API_URL: &str = "https://api.clever-cloud.com/v2";
-/// Default `cc_instance_variant_uuid`: the Heptapod Runner variant.
-pub const DEFAULT_CC_INSTANCE_VARIANT_UUID: &str = "70d676a0-a775-4dc9-a43d-3121036e8515";
-/// Default Docker endpoint when neither `host` nor `DOCKER_HOST` is set.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -119,9 +116,9 @@ pub struct RunnerConfig {
     /// Which PAAS executor runs this section.
     pub executor: ExecutorKind,
     /// Clever Cloud settings (`Some` iff `executor` is `CleverDocker`).
-    pub clever: Option<CleverConfig>,
+    pub clever: Option<CleverSettings>,
     /// Local Docker settings (`Some` iff `executor` is `LocalDocker`).
-    pub local_docker: Option<LocalDockerConfig>,
+    pub local_docker: Option<LocalDockerSettings>,
     /// Job trace watching, if configured with a token.
     pub trace_watch: Option<TraceWatchConfig>,
     /// Base image of the launched runner (`heptapod_runner_main_image`).
@@ -149,74 +146,6 @@ impl fmt::Debug for RunnerConfig {
             .field("quota_max_fraction", &self.quota_max_fraction)
             .field("raw_keys", &self.raw.keys().collect::<Vec<_>>())
             .finish()
-    }
-}
-
-/// Clever Cloud settings of a `clever-docker` runner (the `cc_*` keys).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CleverConfig {
-    /// `cc_api_url` (default [`DEFAULT_CC_API_URL`]).
-    pub api_url: String,
-    /// `cc_zone` (default `par`).
-    pub zone: String,
-    /// `cc_default_flavor` (default `M`).
-    pub default_flavor: String,
-    /// `cc_max_flavor`, if any.
-    pub max_flavor: Option<String>,
-    /// Single organisation or multi-tenant (`cc_multi_tenant`).
-    pub tenancy: Tenancy,
-    /// `[runners.cc_extra_env]`: extra environment of the launched app.
-    pub extra_env: BTreeMap<String, String>,
-    /// `cc_deployment_repo_timeout` (default 20 s).
-    pub deployment_repo_timeout: Duration,
-    /// `cc_deployment_repo_wait_step` (default 2 s).
-    pub deployment_repo_wait_step: Duration,
-    /// `cc_auth_user`: user name for Git pushes (default `Jenkins`).
-    pub auth_user: String,
-    /// `cc_flavor_context` (default `heptapod-runner`).
-    pub flavor_context: String,
-    /// `cc_flavor_name_prefix` (default `flavor_context` + `-`).
-    pub flavor_name_prefix: String,
-    /// `cc_instance_variant_uuid` (default [`DEFAULT_CC_INSTANCE_VARIANT_UUID`]).
-    pub instance_variant_uuid: String,
-}
-
-/// Which Clever Cloud organisation pays for a job.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Tenancy {
-    /// One fixed organisation (`cc_orga_id`, `cc_token`).
-    Single {
-        /// `cc_orga_id`.
-        orga_id: String,
-        /// `cc_token`.
-        token: Secret,
-    },
-    /// Organisation and token read from custom attributes of the job's
-    /// top-level group.
-    Multi {
-        /// `cc_gitlab_namespace_attributes_token`: GitLab token able to read them.
-        attributes_token: Secret,
-        /// `cc_orga_id_attribute` (default `cc_orga_id`).
-        orga_id_attribute: String,
-        /// `cc_orga_token_attribute` (default `cc_orga_token`).
-        orga_token_attribute: String,
-    },
-}
-
-/// Settings of a `local-docker` runner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalDockerConfig {
-    /// Docker endpoint, a `unix://` URL (`host`, else `DOCKER_HOST`, else
-    /// [`DEFAULT_DOCKER_HOST`]).
-    pub host: String,
-    /// Network mode of the outer container (`local_docker_network_mode`).
-    pub network_mode: Option<String>,
-}
-
-impl LocalDockerConfig {
-    /// The socket path of `host` (the part after `unix://`).
-    pub fn socket_path(&self) -> &str {
-        self.host.strip_prefix("unix://").unwrap_or(&self.host)
     }
 }
 

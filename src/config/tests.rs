@@ -71,7 +71,7 @@ fn runner(l: &Loaded) -> &RunnerConfig {
     l.config.runners.first().expect("one runner")
 }
 
-fn clever_of(l: &Loaded) -> &CleverConfig {
+fn clever_of(l: &Loaded) -> &CleverSettings {
     runner(l).clever.as_ref().expect("clever settings")
 }
 
@@ -346,7 +346,7 @@ fn inner_config_keeps_forwarded_keys_verbatim_and_drops_excluded_ones() {
     }
     assert_eq!(got_pairs, expected_fixed);
 
-    // Spot checks of the examples.
+    // Spot checks of the documented forwarding examples.
     assert_eq!(got["docker"], raw["docker"]);
     assert_eq!(got["docker"]["shm_size"].as_integer(), Some(0));
     assert!(got["token_obtained_at"].is_datetime());
@@ -986,7 +986,10 @@ fn local_docker_host_sources() {
     .unwrap();
     let ld = runner(&l).local_docker.as_ref().unwrap();
     assert_eq!(ld.network_mode.as_deref(), Some("host"));
-    assert_eq!(ld.socket_path(), "/var/run/docker.sock");
+    assert_eq!(
+        crate::executors::local_docker::socket_path(&ld.host).unwrap(),
+        PathBuf::from("/var/run/docker.sock")
+    );
     let inner = runner(&l).inner_runner_toml();
     assert!(!inner.contains("network_mode"), "{inner}");
 }
@@ -1039,7 +1042,8 @@ fn suggestions() {
 #[test]
 fn no_prefix_of_a_valid_file_panics() {
     // Every truncation (on character boundaries) and every single-byte-dropped
-    // variant of the seed example either parses or gives a ConfigError.
+    // variant of `testdata/seed_single_org.toml` either parses or gives a
+    // ConfigError.
     let text = format!("{SEED_SINGLE}\n[[runners]]\nname = \"é🦀\"\ntoken = \"🦀🦀\"\n");
     let mut checked = 0;
     for (i, _) in text.char_indices() {

@@ -1,7 +1,7 @@
 //! Raw TOML tree → typed [`Config`], reporting every problem at once.
 //!
-//! Follows the issue where it differs from the Python reference (see the
-//! module docs of [`super`]): aliases are accepted with a warning, both
+//! Where it differs from the Python reference (see the module docs of
+//! [`super`]): aliases are accepted with a warning, both
 //! trace-watch spellings are read, duplicate unique names are refused.
 
 use std::collections::BTreeMap;
@@ -20,6 +20,15 @@ use super::secrets::{self, SECRETS_FILE_KEY};
 use super::settings::*;
 use super::suggest::closest;
 use super::{unique_name, Loaded};
+use crate::executors::clever::settings::{
+    default_flavor_name_prefix, CleverSettings, Tenancy, DEFAULT_API_URL, DEFAULT_AUTH_USER,
+    DEFAULT_DEPLOYMENT_REPO_TIMEOUT, DEFAULT_DEPLOYMENT_REPO_WAIT_STEP, DEFAULT_FLAVOR,
+    DEFAULT_FLAVOR_CONTEXT, DEFAULT_INSTANCE_VARIANT_UUID, DEFAULT_ORGA_ID_ATTRIBUTE,
+    DEFAULT_ORGA_TOKEN_ATTRIBUTE, DEFAULT_ZONE,
+};
+use crate::executors::local_docker::{
+    socket_path, LocalDockerSettings, LocalDockerTimeouts, DEFAULT_DOCKER_HOST,
+};
 
 /// What validation reads from the process environment (injected for tests).
 #[derive(Debug, Clone, Default)]
@@ -479,10 +488,24 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         return None;
     }
     let token = token?;
+    let unique_name = unique_name(token.expose());
+    let inner_runner_toml = super::inner::inner_runner_toml(sec.table);
+    let clever = clever.map(|mut c| {
+        c.unique_name = unique_name.clone();
+        c.main_image = main_image.clone();
+        c.inner_runner_toml = inner_runner_toml.clone();
+        c
+    });
+    let local_docker = local_docker.map(|mut l| {
+        l.unique_name = unique_name.clone();
+        l.main_image = main_image.clone();
+        l.inner_runner_toml = inner_runner_toml.clone();
+        l
+    });
     Some(RunnerConfig {
         name: name?,
         url: url?,
-        unique_name: unique_name(token.expose()),
+        unique_name,
         token,
         executor,
         clever,
@@ -593,7 +616,10 @@ fn string_or(sec: &Section<'_>, ctx: &mut Ctx<'_>, key: &str, default: &str) -> 
         .unwrap_or_else(|| default.to_string())
 }
 
-fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverConfig> {
+/// The clever-docker settings of a runner section; the runner-level fields
+/// (`unique_name`, `main_image`, `inner_runner_toml`) are filled by
+/// [`runner`].
+fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverSettings> {
     let before = ctx.problems.len();
     for key in sec.table.keys() {
         if key.starts_with(CLEVER_KEY_PREFIX) && !CLEVER_KEYS.contains(&key.as_str()) {
@@ -606,15 +632,15 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverConfig> {
             );
         }
     }
-    let api_url = string_or(sec, ctx, "cc_api_url", DEFAULT_CC_API_URL);
+    let api_url = string_or(sec, ctx, "cc_api_url", DEFAULT_API_URL);
     if !is_http_url(&api_url) {
         ctx.problem(
             &sec.key_path("cc_api_url"),
             "expected an http:// or https:// URL",
         );
     }
-    let zone = string_or(sec, ctx, "cc_zone", "par");
-    let default_flavor = string_or(sec, ctx, "cc_default_flavor", "M");
+    let zone = string_or(sec, ctx, "cc_zone", DEFAULT_ZONE);
+    let default_flavor = string_or(sec, ctx, "cc_default_flavor", DEFAULT_FLAVOR);
     let max_flavor = sec.read(
         ctx,
         "cc_max_flavor",
@@ -637,8 +663,14 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverConfig> {
             "required when `cc_multi_tenant = true`: a GitLab token allowed to read \
              the custom attributes of top-level groups",
         );
-        let orga_id_attribute = string_or(sec, ctx, "cc_orga_id_attribute", "cc_orga_id");
-        let orga_token_attribute = string_or(sec, ctx, "cc_orga_token_attribute", "cc_orga_token");
+        let orga_id_attribute =
+            string_or(sec, ctx, "cc_orga_id_attribute", DEFAULT_ORGA_ID_ATTRIBUTE);
+        let orga_token_attribute = string_or(
+            sec,
+            ctx,
+            "cc_orga_token_attribute",
+            DEFAULT_ORGA_TOKEN_ATTRIBUTE,
+        );
         attributes_token.map(|attributes_token| Tenancy::Multi {
             attributes_token,
             orga_id_attribute,
@@ -663,38 +695,43 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverConfig> {
         }
     };
     let extra_env = extra_env(sec, ctx);
-    let deployment_repo_timeout =
-        sec.seconds_or(ctx, "cc_deployment_repo_timeout", Duration::from_secs(20));
-    let deployment_repo_wait_step =
-        sec.seconds_or(ctx, "cc_deployment_repo_wait_step", Duration::from_secs(2));
-    let auth_user = string_or(sec, ctx, "cc_auth_user", "Jenkins");
-    let flavor_context = string_or(sec, ctx, "cc_flavor_context", "heptapod-runner");
+    let deployment_repo_timeout = sec.seconds_or(
+        ctx,
+        "cc_deployment_repo_timeout",
+        DEFAULT_DEPLOYMENT_REPO_TIMEOUT,
+    );
+    let deployment_repo_wait_step = sec.seconds_or(
+        ctx,
+        "cc_deployment_repo_wait_step",
+        DEFAULT_DEPLOYMENT_REPO_WAIT_STEP,
+    );
+    let auth_user = string_or(sec, ctx, "cc_auth_user", DEFAULT_AUTH_USER);
+    let flavor_context = string_or(sec, ctx, "cc_flavor_context", DEFAULT_FLAVOR_CONTEXT);
     let flavor_name_prefix = sec
         .string(ctx, "cc_flavor_name_prefix")
-        .unwrap_or_else(|| format!("{flavor_context}-"));
+        .unwrap_or_else(|| default_flavor_name_prefix(&flavor_context));
     let instance_variant_uuid = string_or(
         sec,
         ctx,
         "cc_instance_variant_uuid",
-        DEFAULT_CC_INSTANCE_VARIANT_UUID,
+        DEFAULT_INSTANCE_VARIANT_UUID,
     );
     if ctx.problems.len() > before {
         return None;
     }
-    Some(CleverConfig {
-        api_url,
-        zone,
-        default_flavor,
-        max_flavor,
-        tenancy: tenancy?,
-        extra_env,
-        deployment_repo_timeout,
-        deployment_repo_wait_step,
-        auth_user,
-        flavor_context,
-        flavor_name_prefix,
-        instance_variant_uuid,
-    })
+    let mut settings = CleverSettings::new(String::new(), tenancy?);
+    settings.api_url = api_url;
+    settings.zone = zone;
+    settings.default_flavor = default_flavor;
+    settings.max_flavor = max_flavor;
+    settings.extra_env = extra_env;
+    settings.deployment_repo_timeout = deployment_repo_timeout;
+    settings.deployment_repo_wait_step = deployment_repo_wait_step;
+    settings.auth_user = auth_user;
+    settings.flavor_context = flavor_context;
+    settings.flavor_name_prefix = flavor_name_prefix;
+    settings.instance_variant_uuid = instance_variant_uuid;
+    Some(settings)
 }
 
 fn extra_env(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
@@ -746,7 +783,10 @@ fn extra_env(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
     env
 }
 
-fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<LocalDockerConfig> {
+/// The local-docker settings of a runner section; the runner-level fields
+/// (`unique_name`, `main_image`, `inner_runner_toml`) are filled by
+/// [`runner`].
+fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<LocalDockerSettings> {
     let before = ctx.problems.len();
     let written = sec.read(ctx, "host", "a unix:// URL string", as_nonempty_string);
     let (host, origin) = match (written, &env.docker_host) {
@@ -757,17 +797,14 @@ fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<Local
         ),
         _ => (DEFAULT_DOCKER_HOST.to_string(), "the default"),
     };
-    if ctx.problems.len() == before {
-        let ok = host.strip_prefix("unix://").is_some_and(|p| !p.is_empty());
-        if !ok {
-            ctx.problem(
-                &sec.key_path("host"),
-                format!(
-                    "expected a Unix socket URL such as `{DEFAULT_DOCKER_HOST}` (from {origin}); \
-                     only unix:// Docker endpoints are supported"
-                ),
-            );
-        }
+    if ctx.problems.len() == before && socket_path(&host).is_err() {
+        ctx.problem(
+            &sec.key_path("host"),
+            format!(
+                "expected a Unix socket URL such as `{DEFAULT_DOCKER_HOST}` (from {origin}); \
+                 only unix:// Docker endpoints are supported"
+            ),
+        );
     }
     let network_mode = sec.read(
         ctx,
@@ -775,7 +812,14 @@ fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<Local
         "a non-empty Docker network mode such as \"host\"",
         as_nonempty_string,
     );
-    (ctx.problems.len() == before).then_some(LocalDockerConfig { host, network_mode })
+    (ctx.problems.len() == before).then(|| LocalDockerSettings {
+        host,
+        network_mode,
+        unique_name: String::new(),
+        main_image: None,
+        inner_runner_toml: String::new(),
+        timeouts: LocalDockerTimeouts::default(),
+    })
 }
 
 fn check_unique_names(runners: &[Option<RunnerConfig>], ctx: &mut Ctx<'_>) {

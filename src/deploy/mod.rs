@@ -1,8 +1,8 @@
 //! Deploy context: the `Dockerfile`, `runner.toml` and `job.json` that make
-//! a PAAS Docker host run one job (issue 5).
+//! a PAAS Docker host run one job.
 //!
 //! The clever-docker executor pushes these three files to the application's
-//! Git repository (see [`crate::git_push`]); local-docker builds an image
+//! Git repository (see [`crate::git::push`]); local-docker builds an image
 //! from them. The image runs the inner Heptapod Runner, which executes the
 //! already-acquired job with `gitlab-runner exec-fetched-job`.
 //!

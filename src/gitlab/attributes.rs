@@ -1,4 +1,4 @@
-//! Group custom attributes (`GET /groups/:id/custom_attributes`, spec §8),
+//! Group custom attributes (`GET /groups/:id/custom_attributes`),
 //! used by clever-docker's multi-tenant mode to find a group's Clever
 //! organisation and token.
 

@@ -8,7 +8,7 @@
 //! arbiter that owns it.
 
 use super::errors::{body_error, send_error, CallName};
-use awc::http::header::HeaderMap;
+use super::reply::Reply;
 use awc::http::{Method, Version};
 use futures_util::StreamExt;
 use paas_actors::ports::CoordinatorError;
@@ -29,7 +29,7 @@ pub struct Timeouts {
     /// Whole call, answer body included, for ordinary calls.
     pub request: Duration,
     /// Whole call for `/jobs/request` carrying `last_update` (must exceed
-    /// the Workhorse long-poll window, spec §1.5).
+    /// the Workhorse long-poll window).
     pub long_poll: Duration,
 }
 
@@ -167,24 +167,6 @@ fn method_str(m: &Method) -> &'static str {
         Method::PATCH => "PATCH",
         Method::DELETE => "DELETE",
         _ => "HTTP",
-    }
-}
-
-/// An answer, body read (or counted).
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) headers: HeaderMap,
-    /// The body (empty in `Count` mode).
-    pub(crate) body: Vec<u8>,
-    /// Body length in bytes.
-    pub(crate) body_len: u64,
-}
-
-impl Reply {
-    /// A header value as text.
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 

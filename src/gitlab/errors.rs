@@ -3,7 +3,7 @@
 //! method and the URL (never a query string, never a secret) and carry a
 //! bounded, secret-scrubbed excerpt of the answer body.
 
-use super::client::Reply;
+use super::reply::Reply;
 use awc::error::{ConnectError, SendRequestError};
 use paas_actors::ports::CoordinatorError;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! Job calls: `POST /jobs/request` (spec §2), `GET /job` (§3) and
-//! `PUT /jobs/:id` (§4).
+//! Job calls: `POST /jobs/request` (job polling), `GET /job` (job-token
+//! check) and `PUT /jobs/:id` (job state update).
 
 use super::client::Call;
 use super::errors::{rejected, status_error, CallName};
@@ -8,7 +8,7 @@ use awc::http::Method;
 use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobStatus};
 use serde_json::{json, Map, Value};
 
-/// The features the Python reference advertises, in its order (spec §2.1).
+/// The features the Python reference advertises, in its order.
 pub const REFERENCE_FEATURES: [(&str, bool); 17] = [
     ("upload_multiple_artifacts", true),
     ("upload_raw_artifacts", true),
@@ -29,7 +29,8 @@ pub const REFERENCE_FEATURES: [(&str, bool); 17] = [
     ("proxy", false),
 ];
 
-/// Gating features (spec §2.6) the reference forgot although the inner
+/// Gating features (GitLab refuses a job needing one the runner does not
+/// advertise) the reference forgot although the inner
 /// Heptapod Runner supports them: without them modern GitLab fails such
 /// jobs `runner_unsupported`. `two_phase_job_commit` and `cancel_gracefully`
 /// are deliberately absent: they change the job state machine.
@@ -115,6 +116,7 @@ impl GitlabCoordinator {
                 info.insert("name".into(), json!(name));
             }
             info.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+            info.insert("revision".into(), json!(crate::build_info::REVISION));
             info.insert("platform".into(), json!(std::env::consts::OS));
             info.insert("architecture".into(), json!(std::env::consts::ARCH));
         }

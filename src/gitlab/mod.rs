@@ -2,7 +2,7 @@
 //! `paas_actors::ports::Coordinator` for one `[[runners]]` section, and
 //! `executors::clever::GroupAttributes` with the attributes token.
 //!
-//! Follows `gitlab-coordinator-api.md`: job tokens travel in the `JOB-TOKEN`
+//! The coordinator API rules it follows: job tokens travel in the `JOB-TOKEN`
 //! header (never in a URL), any 403 on a job-token call means the job is
 //! over, trace offsets are bytes and resynchronise once on 416, every call
 //! has connect and total timeouts.
@@ -17,6 +17,7 @@ mod attributes;
 mod client;
 mod errors;
 mod jobs;
+mod reply;
 mod runners;
 mod trace;
 

@@ -1,6 +1,6 @@
-//! Runner lifecycle calls (spec §7): register with a registration token,
+//! Runner lifecycle calls: register with a registration token,
 //! verify a runner token, unregister; and the runner manager `system_id`
-//! kept in a file beside the state file (§7.6).
+//! kept in a file beside the state file.
 
 use super::client::{api_base, Call, ClientConfigError, Http, Timeouts};
 use super::errors::{rejected, status_error, CallName};

@@ -1,7 +1,8 @@
 //! Job trace calls: `PATCH /jobs/:id/trace` with byte offsets and one
-//! resynchronisation on 416 (spec §5), and the admin read of
+//! resynchronisation on 416 (the coordinator's `Range` answer says where
+//! it stands), and the admin read of
 //! `GET /projects/:id/jobs/:job_id/trace` used to detect that the inner
-//! runner started (spec §6).
+//! runner started (a non-empty trace).
 
 use super::client::Call;
 use super::errors::{rejected, status_error, CallName};
@@ -110,7 +111,7 @@ impl GitlabCoordinator {
         };
         match reply.status {
             200 => Ok(reply.body_len),
-            // "Nothing yet" answers (spec §6, reference parity).
+            // "Nothing yet" answers, as the Python reference reads them.
             404 | 429 | 500..=599 => Ok(0),
             401 | 403 => Err(rejected(
                 name,

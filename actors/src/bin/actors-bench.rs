@@ -16,10 +16,10 @@
 use paas_actors::ports::Resource;
 use paas_actors::service::start_service;
 use paas_actors::state::{FileStore, HandleRecord, Snapshot, StateStore};
-use paas_actors::supervisor::{GetStats, Stats};
 use paas_actors::testing::{
     job, null_logger, FakeCoordinator, FakePaas, MemoryStore, SharedMemoryStore, World,
 };
+use paas_actors::testing::{GetStats, Stats};
 use paas_actors::{service_control, RunnerPorts, RunnerSettings, Secret, SupervisorSettings};
 use serde_json::json;
 use std::path::PathBuf;
@@ -77,8 +77,14 @@ fn runner_ports(world: &Rc<World>, name: &str, auto_finish: bool) -> RunnerPorts
     }
 }
 
-async fn stats(addr: &actix::Addr<paas_actors::supervisor::Supervisor>) -> Stats {
-    addr.send(GetStats).await.unwrap_or_default()
+async fn stats(addr: &actix::Addr<paas_actors::Supervisor>) -> Stats {
+    match addr.send(GetStats).await {
+        Ok(stats) => stats,
+        Err(e) => {
+            eprintln!("supervisor unreachable: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn temp_dir(tag: &str) -> PathBuf {

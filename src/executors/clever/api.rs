@@ -1,28 +1,45 @@
 //! Client of the Clever Cloud API v2 (awc, HTTP/1.1), limited to the calls
-//! the clever-docker executor makes (spec `clever-cloud-api.md` §2–§8).
+//! the clever-docker executor makes: product listings, application create,
+//! environment, read, listing and delete.
 //!
-//! Every call has a connect timeout and a whole-call timeout. Idempotent
-//! calls (GET, PUT env, DELETE) are retried with bounded exponential
-//! back-off on connection errors, lost answers, 429 (honouring an integer
-//! `Retry-After`) and 502–504. The create POST is sent exactly once: a lost
-//! answer is reported as [`CleverError::Lost`], which the executor turns
-//! into an *uncertain* error after looking for the app by name.
+//! Every call has a connect timeout and a whole-call timeout. Each
+//! idempotent call (GET, PUT env, DELETE) takes a [`Retries`]: with
+//! [`Retries::Policy`] the client retries it per its [`RetryPolicy`], with
+//! the workspace's back-off (`paas_actors::backoff`), on connection errors,
+//! lost answers, 429 (waiting at least an integer `Retry-After`) and
+//! 502–504; with [`Retries::Once`] it sends it once, for callers whose own
+//! layer retries (the launcher's steps, the decommissioner: see "Which
+//! layer retries what" in ARCHITECTURE.md). A 429 answer is waited out and
+//! the call re-sent (at most three times) whatever the [`Retries`]: the
+//! server refused the request unprocessed. Otherwise the create POST is
+//! sent exactly once: a lost answer is reported as [`CleverError::Lost`], which the
+//! executor turns into an *uncertain* error after looking for the app by
+//! name.
 //!
 //! Only `/organisations/…` calls carry `Authorization: token …`; the
 //! product listings are public. Tokens never appear in URLs, logs or
 //! errors.
 
-use super::settings::{HttpSettings, RetryPolicy};
+pub use super::wire::{
+    AppInstance, Application, CreateApp, Deleted, Deployment, InstanceType, OrgAuth, WireFlavor,
+};
+
+use super::settings::HttpSettings;
+#[cfg(test)]
+use super::settings::RetryPolicy;
 use crate::secret::Secret;
 use actix_rt::time::sleep;
 use awc::error::{ConnectError, SendRequestError};
 use awc::http::{header, Method, StatusCode, Version};
+use paas_actors::backoff::Backoff;
 use paas_actors::ports::{PaasError, PaasErrorClass};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Largest response body read (an organisation may hold many apps).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// How many rate-limit answers (429) one call waits out before the 429 is
+/// returned to the caller.
+const RATE_LIMIT_WAITS: u32 = 3;
 /// Longest excerpt of a non-JSON error body kept in an error message.
 const EXCERPT_CHARS: usize = 300;
 
@@ -229,183 +246,21 @@ fn parse_retry_after(value: Option<&header::HeaderValue>) -> Option<Duration> {
     crate::http_text::retry_after_seconds(value?.to_str().ok()?)
 }
 
-/// Delay before retry number `retry` (1 for the first retry).
-pub fn backoff_delay(policy: &RetryPolicy, retry: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = policy
-        .initial_backoff
-        .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-    retry_after.unwrap_or(exp).min(policy.max_backoff)
-}
-
-// ---------------------------------------------------------------------------
-// Wire types (only what the runner reads; unknown fields are ignored)
-// ---------------------------------------------------------------------------
-
-/// An entry of `GET /products/instances`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct InstanceType {
-    /// `docker`, `node`, …
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    /// Display name, e.g. `Docker`.
-    #[serde(default)]
-    pub name: String,
-    /// Build id to send back as `instanceVersion`.
-    #[serde(default)]
-    pub version: String,
-    /// Whether the type may be used; absent counts as enabled.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-}
-
-/// A flavor as the API gives it (listing, or inside an application).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct WireFlavor {
-    /// API name, e.g. `heptapod-runner-M`.
-    pub name: String,
-    /// RAM in MiB (the only size field the reference reads).
-    #[serde(default)]
-    pub mem: Option<serde_json::Number>,
-    /// vCPUs, for logs.
-    #[serde(default)]
-    pub cpus: Option<serde_json::Number>,
-    /// Whether the flavor may be used now.
-    #[serde(default)]
-    pub available: Option<bool>,
-    /// `{unit: "B", value: <bytes as number or string>}`: fallback size.
-    #[serde(default)]
-    pub memory: Option<serde_json::Value>,
-}
-
-impl WireFlavor {
-    /// RAM in MiB, from `mem`, else from `memory` when it is in bytes.
-    pub fn mem_mib(&self) -> Option<u64> {
-        if let Some(mem) = &self.mem {
-            return mem
-                .as_u64()
-                .or_else(|| mem.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64));
-        }
-        let memory = self.memory.as_ref()?;
-        if memory.get("unit").and_then(|u| u.as_str()) != Some("B") {
-            return None;
-        }
-        let value = memory.get("value")?;
-        let bytes = value
-            .as_u64()
-            .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))?;
-        Some(bytes / (1024 * 1024))
-    }
-}
-
-/// `deployment` of an application.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct Deployment {
-    /// `CREATING`, `CREATED`, `NOT_NEEDED`, `DELETED`.
-    #[serde(rename = "repoState", default)]
-    pub repo_state: Option<String>,
-    /// Git smart-HTTP URL to push to.
-    #[serde(rename = "httpUrl", default)]
-    pub http_url: Option<String>,
-}
-
-/// `instance` of an application.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct AppInstance {
-    /// The flavor the app runs with (min = max for runner apps).
-    #[serde(rename = "maxFlavor", default)]
-    pub max_flavor: Option<WireFlavor>,
-}
-
-/// An application (create answer, GET, listing).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Application {
-    /// `app_<uuid>`.
-    pub id: String,
-    /// Name given at creation.
-    #[serde(default)]
-    pub name: String,
-    /// Deployment details.
-    #[serde(default)]
-    pub deployment: Option<Deployment>,
-    /// Instance details.
-    #[serde(default)]
-    pub instance: Option<AppInstance>,
-    /// Commit deployed last, if any.
-    #[serde(rename = "commitId", default)]
-    pub commit_id: Option<String>,
-    /// Creation time in ms.
-    #[serde(rename = "creationDate", default)]
-    pub creation_date: Option<i64>,
-}
-
-impl Application {
-    /// `deployment.httpUrl`, if present.
-    pub fn http_url(&self) -> Option<&str> {
-        self.deployment.as_ref()?.http_url.as_deref()
-    }
-
-    /// `deployment.repoState`, if present.
-    pub fn repo_state(&self) -> Option<&str> {
-        self.deployment.as_ref()?.repo_state.as_deref()
-    }
-
-    /// RAM in MiB of `instance.maxFlavor`, if present.
-    pub fn max_flavor_mem_mib(&self) -> Option<u64> {
-        self.instance.as_ref()?.max_flavor.as_ref()?.mem_mib()
-    }
-}
-
-/// Body of the create call: exactly the reference's keys (spec §5).
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct CreateApp {
-    /// `hpd-job-<unique name>-<job id>`.
-    pub name: String,
-    /// `cc_zone`.
-    pub zone: String,
-    /// Always `git`.
-    pub deploy: &'static str,
-    /// Always `docker`.
-    #[serde(rename = "instanceType")]
-    pub instance_type: &'static str,
-    /// Current Docker instance version.
-    #[serde(rename = "instanceVersion")]
-    pub instance_version: String,
-    /// `cc_instance_variant_uuid`.
-    #[serde(rename = "instanceVariant")]
-    pub instance_variant: String,
-    /// Always `TASK`.
-    #[serde(rename = "instanceLifetime")]
-    pub instance_lifetime: &'static str,
-    /// Always 1.
-    #[serde(rename = "minInstances")]
-    pub min_instances: u32,
-    /// Always 1.
-    #[serde(rename = "maxInstances")]
-    pub max_instances: u32,
-    /// API flavor name.
-    #[serde(rename = "minFlavor")]
-    pub min_flavor: String,
-    /// API flavor name (same as `min_flavor`).
-    #[serde(rename = "maxFlavor")]
-    pub max_flavor: String,
-}
-
-/// Outcome of a delete.
+/// How many times the client sends one idempotent call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Deleted {
-    /// The application existed and is now deleted.
-    Now,
-    /// The application was already gone (404 / 4004).
-    AlreadyGone,
+pub enum Retries {
+    /// One attempt: the caller's layer owns the retries of this call (an
+    /// actor retries the whole step it is part of).
+    Once,
+    /// Retried by the client per [`HttpSettings::retry`]: no actor
+    /// retries this call.
+    Policy,
 }
 
-/// Credentials of one organisation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OrgAuth {
-    /// Organisation id (`orga_…`).
-    pub orga_id: String,
-    /// API token (also the Git password).
-    pub token: Secret,
+/// The delay before the next retry: the back-off's next delay, but at
+/// least the server's `Retry-After` (itself capped at the policy's `max`).
+pub fn retry_delay(backoff: &mut Backoff, retry_after: Option<Duration>) -> Duration {
+    backoff.next_delay_at_least(retry_after)
 }
 
 // ---------------------------------------------------------------------------
@@ -548,7 +403,40 @@ impl CleverApi {
         })
     }
 
-    /// An idempotent call, retried per the policy.
+    /// One call, re-sent after a rate-limit answer (429) at most
+    /// [`RATE_LIMIT_WAITS`] times, each time after the back-off's delay
+    /// but at least the server's `Retry-After`. A 429 refuses the request
+    /// before it is processed, so re-sending it repeats nothing: this is
+    /// flow control, not a retry of failed work, and it applies to every
+    /// call, the create included, whatever its [`Retries`].
+    async fn call_admitted(
+        &self,
+        action: &'static str,
+        method: Method,
+        url: &str,
+        auth: Option<&Secret>,
+        body: Option<&serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<Vec<u8>, CleverError> {
+        let mut backoff = self.http.retry.backoff().start();
+        let mut waits = 0;
+        loop {
+            let b = body.map_or(Body::None, Body::Json);
+            match self
+                .call(action, method.clone(), url, auth, b, idempotent)
+                .await
+            {
+                Err(e) if e.status() == Some(429) && waits < RATE_LIMIT_WAITS => {
+                    sleep(retry_delay(&mut backoff, e.retry_after())).await;
+                    waits += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// An idempotent call: sent once, or retried per the policy (rate
+    /// limiting is waited out by [`Self::call_admitted`] either way).
     async fn call_retried(
         &self,
         action: &'static str,
@@ -556,14 +444,21 @@ impl CleverApi {
         url: &str,
         auth: Option<&Secret>,
         body: Option<&serde_json::Value>,
+        retries: Retries,
     ) -> Result<Vec<u8>, CleverError> {
-        let attempts = self.http.retry.max_attempts.max(1);
+        let attempts = match retries {
+            Retries::Once => 1,
+            Retries::Policy => self.http.retry.max_attempts.max(1),
+        };
+        let mut backoff = self.http.retry.backoff().start();
         let mut attempt = 1;
         loop {
-            let b = body.map_or(Body::None, Body::Json);
-            match self.call(action, method.clone(), url, auth, b, true).await {
-                Err(e) if e.is_retryable() && attempt < attempts => {
-                    sleep(backoff_delay(&self.http.retry, attempt, e.retry_after())).await;
+            let sent = self
+                .call_admitted(action, method.clone(), url, auth, body, true)
+                .await;
+            match sent {
+                Err(e) if e.is_retryable() && e.status() != Some(429) && attempt < attempts => {
+                    sleep(retry_delay(&mut backoff, e.retry_after())).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -586,21 +481,25 @@ impl CleverApi {
     }
 
     /// `GET /products/instances` (public).
-    pub async fn instance_types(&self) -> Result<Vec<InstanceType>, CleverError> {
+    pub async fn instance_types(&self, retries: Retries) -> Result<Vec<InstanceType>, CleverError> {
         let action = "get-instance-type";
         let url = format!("{}/products/instances", self.base);
         let bytes = self
-            .call_retried(action, Method::GET, &url, None, None)
+            .call_retried(action, Method::GET, &url, None, None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
 
     /// `GET /products/flavors?context=…` (public).
-    pub async fn flavors(&self, context: &str) -> Result<Vec<WireFlavor>, CleverError> {
+    pub async fn flavors(
+        &self,
+        context: &str,
+        retries: Retries,
+    ) -> Result<Vec<WireFlavor>, CleverError> {
         let action = "get-available-flavors";
         let url = format!("{}/products/flavors?context={}", self.base, enc(context));
         let bytes = self
-            .call_retried(action, Method::GET, &url, None, None)
+            .call_retried(action, Method::GET, &url, None, None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
@@ -619,12 +518,12 @@ impl CleverApi {
             idempotent: true,
         })?;
         let bytes = self
-            .call(
+            .call_admitted(
                 action,
                 Method::POST,
                 &url,
                 Some(&org.token),
-                Body::Json(&json),
+                Some(&json),
                 false,
             )
             .await?;
@@ -638,6 +537,7 @@ impl CleverApi {
         org: &OrgAuth,
         app_id: &str,
         env: &[(String, String)],
+        retries: Retries,
     ) -> Result<(), CleverError> {
         let action = "put-env";
         let url = self.org_url(&org.orga_id, &format!("/{}/env", enc(app_id)));
@@ -646,38 +546,66 @@ impl CleverApi {
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
         let json = serde_json::Value::Object(map);
-        self.call_retried(action, Method::PUT, &url, Some(&org.token), Some(&json))
-            .await?;
+        self.call_retried(
+            action,
+            Method::PUT,
+            &url,
+            Some(&org.token),
+            Some(&json),
+            retries,
+        )
+        .await?;
         Ok(())
     }
 
     /// `GET /organisations/{o}/applications/{app}`.
-    pub async fn get_app(&self, org: &OrgAuth, app_id: &str) -> Result<Application, CleverError> {
+    pub async fn get_app(
+        &self,
+        org: &OrgAuth,
+        app_id: &str,
+        retries: Retries,
+    ) -> Result<Application, CleverError> {
         let action = "get-info";
         let url = self.org_url(&org.orga_id, &format!("/{}", enc(app_id)));
         let bytes = self
-            .call_retried(action, Method::GET, &url, Some(&org.token), None)
+            .call_retried(action, Method::GET, &url, Some(&org.token), None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
 
     /// `GET /organisations/{o}/applications`: every app of the organisation.
-    pub async fn list_apps(&self, org: &OrgAuth) -> Result<Vec<Application>, CleverError> {
+    pub async fn list_apps(
+        &self,
+        org: &OrgAuth,
+        retries: Retries,
+    ) -> Result<Vec<Application>, CleverError> {
         let action = "list-apps";
         let url = self.org_url(&org.orga_id, "");
         let bytes = self
-            .call_retried(action, Method::GET, &url, Some(&org.token), None)
+            .call_retried(action, Method::GET, &url, Some(&org.token), None, retries)
             .await?;
         Self::parse(action, &bytes, true)
     }
 
     /// `DELETE /organisations/{o}/applications/{app}`; 404 / 4004 is
     /// [`Deleted::AlreadyGone`].
-    pub async fn delete_app(&self, org: &OrgAuth, app_id: &str) -> Result<Deleted, CleverError> {
+    pub async fn delete_app(
+        &self,
+        org: &OrgAuth,
+        app_id: &str,
+        retries: Retries,
+    ) -> Result<Deleted, CleverError> {
         let action = "delete";
         let url = self.org_url(&org.orga_id, &format!("/{}", enc(app_id)));
         match self
-            .call_retried(action, Method::DELETE, &url, Some(&org.token), None)
+            .call_retried(
+                action,
+                Method::DELETE,
+                &url,
+                Some(&org.token),
+                None,
+                retries,
+            )
             .await
         {
             Ok(_) => Ok(Deleted::Now),
@@ -821,24 +749,35 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_is_capped_and_honours_retry_after() {
+    fn retry_delays_grow_are_capped_and_honour_retry_after() {
         let p = RetryPolicy {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(350),
         };
-        assert_eq!(backoff_delay(&p, 1, None), Duration::from_millis(100));
-        assert_eq!(backoff_delay(&p, 2, None), Duration::from_millis(200));
-        assert_eq!(backoff_delay(&p, 3, None), Duration::from_millis(350));
-        assert_eq!(backoff_delay(&p, 40, None), Duration::from_millis(350));
-        assert_eq!(
-            backoff_delay(&p, 1, Some(Duration::from_millis(250))),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            backoff_delay(&p, 1, Some(Duration::from_secs(60))),
-            Duration::from_millis(350)
-        );
+        let ms = Duration::from_millis;
+        // Equal jitter: each delay lies in [ceiling / 2, ceiling].
+        let mut b = Backoff::seeded(p.backoff(), 7);
+        for ceiling in [100, 200, 350, 350, 350] {
+            let d = retry_delay(&mut b, None);
+            assert!(
+                d >= ms(ceiling / 2) && d <= ms(ceiling),
+                "{d:?} for {ceiling}"
+            );
+        }
+        // The same seed gives the same delays.
+        let draw = |seed| {
+            let mut b = Backoff::seeded(p.backoff(), seed);
+            (0..4)
+                .map(|_| retry_delay(&mut b, None))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(3), draw(3));
+        // Retry-After is a floor, capped at the policy's maximum.
+        let mut b = Backoff::seeded(p.backoff(), 7);
+        assert!(retry_delay(&mut b, Some(ms(250))) >= ms(250));
+        let mut b = Backoff::seeded(p.backoff(), 7);
+        assert_eq!(retry_delay(&mut b, Some(Duration::from_secs(60))), ms(350));
     }
 
     #[test]

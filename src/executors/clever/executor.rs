@@ -18,7 +18,7 @@
 //! Reconciliation reads a job back from an application the state does not
 //! know (`recover_job`): `job.json` from `master` of the app's deployment
 //! repository (`deployment.httpUrl`), fetched in the blocking pool as
-//! `cc_auth_user` with the organisation's token (`git_fetch`). No `master`,
+//! `cc_auth_user` with the organisation's token (`git::fetch`). No `master`,
 //! no repository (its state is not `CREATED`: nothing was ever pushed), or
 //! a `job.json` that is not a job payload: `Ok(None)`, the app holds no job
 //! this runner can ask about. Network trouble is transient, like a push's.
@@ -33,17 +33,16 @@
 //! keeps retrying (an administrator may fix the attributes meanwhile), and
 //! the record survives restarts until the deletion succeeds.
 
-use super::api::{Application, CleverApi, CleverError, CreateApp, Deleted, OrgAuth};
+use super::api::{Application, CleverApi, CleverError, CreateApp, Deleted, OrgAuth, Retries};
 use super::flavors::{
-    min_requestable_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError,
-    FLAVOR_VARIABLE,
+    max_job_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError, FLAVOR_VARIABLE,
 };
 use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
-use crate::git_fetch::fetch_job_json;
-use crate::git_push::{push_context, PushOutcome, RemoteError};
+use crate::git::fetch_job_json;
+use crate::git::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
@@ -150,6 +149,7 @@ impl CleverExecutor {
             Tenancy::Multi {
                 orga_id_attribute,
                 orga_token_attribute,
+                ..
             } => Some(TenantResolver::new(
                 attributes.ok_or(CleverSetupError::NoAttributesClient)?,
                 orga_id_attribute,
@@ -195,10 +195,10 @@ impl CleverExecutor {
         }
     }
 
-    async fn job_flavor(&self, job: &Job) -> Result<Flavor, PaasError> {
+    async fn job_flavor(&self, job: &Job, retries: Retries) -> Result<Flavor, PaasError> {
         let catalog = self
             .products
-            .catalog(&self.api)
+            .catalog(&self.api, retries)
             .await
             .map_err(product_error)?;
         select_flavor(
@@ -217,7 +217,7 @@ impl CleverExecutor {
     pub async fn flavor_weight(&self, flavor: &str) -> Result<Weight, PaasError> {
         let catalog = self
             .products
-            .catalog(&self.api)
+            .catalog(&self.api, Retries::Policy)
             .await
             .map_err(product_error)?;
         match select_flavor(&catalog, Some(flavor), flavor, None) {
@@ -233,7 +233,7 @@ impl CleverExecutor {
     /// Weight for an app whose flavor is unknown: the largest available
     /// flavor's, else the largest documented one's.
     async fn fallback_weight(&self) -> Weight {
-        match self.products.catalog(&self.api).await {
+        match self.products.catalog(&self.api, Retries::Policy).await {
             Ok(c) => c.largest().map(Flavor::weight),
             Err(_) => None,
         }
@@ -283,7 +283,9 @@ impl CleverExecutor {
         org: &OrgAuth,
         name: &str,
     ) -> Result<Option<Application>, CleverError> {
-        let apps = self.api.list_apps(org).await?;
+        // The look-up after a failed create keeps the client's retries: a
+        // failed look-up leaves the create uncertain.
+        let apps = self.api.list_apps(org, Retries::Policy).await?;
         Ok(apps
             .into_iter()
             .filter(|a| a.name == name)
@@ -305,12 +307,12 @@ impl CleverExecutor {
             self.products.invalidate();
             let version = self
                 .products
-                .docker_version(&self.api)
+                .docker_version(&self.api, Retries::Once)
                 .await
                 .map_err(product_error)?;
             let catalog = self
                 .products
-                .catalog(&self.api)
+                .catalog(&self.api, Retries::Once)
                 .await
                 .map_err(product_error)?;
             if catalog.get(&flavor.user_name).map(|f| &f.api_name) != Some(&flavor.api_name) {
@@ -366,13 +368,16 @@ impl CleverExecutor {
         let step = self.settings.deployment_repo_wait_step;
         let timeout = self.settings.deployment_repo_timeout;
         // A huge configured timeout must not overflow the clock.
-        let deadline = Instant::now() + timeout.min(crate::git_push::MAX_TIMEOUT);
+        let deadline = Instant::now() + timeout.min(crate::git::MAX_TIMEOUT);
         let mut last: String;
         loop {
-            // Each GET retries by itself: bound it by what is left of the
-            // deadline (at least one step, so that the last poll can land).
+            // One GET per poll (transient failures are polled again until
+            // the deadline; the launcher retries the whole step): bound it
+            // by what is left of the deadline (at least one step, so that
+            // the last poll can land).
             let left = deadline.saturating_duration_since(Instant::now()).max(step);
-            match actix_rt::time::timeout(left, self.api.get_app(org, app_id)).await {
+            let poll = self.api.get_app(org, app_id, Retries::Once);
+            match actix_rt::time::timeout(left, poll).await {
                 Err(_elapsed) => last = "no answer from the API in time".to_string(),
                 Ok(Ok(app)) => match app.repo_state() {
                     Some("CREATED") => return Ok(app),
@@ -452,7 +457,9 @@ impl CleverExecutor {
     }
 
     async fn do_create(&self, job: &Job) -> Result<Resource, PaasError> {
-        let flavor = self.job_flavor(job).await?;
+        // Every call of the create step is sent once: the launcher retries
+        // the step.
+        let flavor = self.job_flavor(job, Retries::Once).await?;
         // A job whose context cannot be built is refused before any app exists.
         self.deploy_context(job).await?;
         let namespace = self.job_namespace(job);
@@ -463,7 +470,7 @@ impl CleverExecutor {
         .map_err(tenant_error)?;
         let version = self
             .products
-            .docker_version(&self.api)
+            .docker_version(&self.api, Retries::Once)
             .await
             .map_err(product_error)?;
         let name = self.settings.app_name(job.id);
@@ -491,8 +498,9 @@ impl CleverExecutor {
             .org(detail.gitlab_namespace.as_deref())
             .await
             .map_err(tenant_error)?;
+        // Sent once: the launcher retries the prepare step.
         self.api
-            .put_env(&org, &resource.id, &self.app_env())
+            .put_env(&org, &resource.id, &self.app_env(), Retries::Once)
             .await
             .map_err(PaasError::from)?;
         let app = self.wait_deployable(&org, &resource.id).await?;
@@ -520,7 +528,8 @@ impl CleverExecutor {
         let url = match &detail.deploy_url {
             Some(u) => u.clone(),
             None => {
-                let app = self.api.get_app(&org, &resource.id).await?;
+                // Sent once: the launcher retries the launch step.
+                let app = self.api.get_app(&org, &resource.id, Retries::Once).await?;
                 let url = app.http_url().map(str::to_string).ok_or_else(|| {
                     PaasError::permanent(
                         "push",
@@ -579,7 +588,12 @@ impl CleverExecutor {
             .org(detail.gitlab_namespace.as_deref())
             .await
             .map_err(|e| self.resource_org_error("delete", resource, e))?;
-        match self.api.delete_app(&org, &resource.id).await? {
+        // Sent once: the decommissioner retries the delete.
+        match self
+            .api
+            .delete_app(&org, &resource.id, Retries::Once)
+            .await?
+        {
             Deleted::Now => debug!(self.logger, "application deleted"; "app" => &resource.id),
             Deleted::AlreadyGone => {
                 warn!(self.logger, "application already gone"; "app" => &resource.id)
@@ -597,7 +611,7 @@ impl CleverExecutor {
             .map_err(|e| self.resource_org_error(ACTION, resource, e))?;
         let url = match &detail.deploy_url {
             Some(u) => u.clone(),
-            None => match self.api.get_app(&org, &resource.id).await {
+            None => match self.api.get_app(&org, &resource.id, Retries::Policy).await {
                 Ok(app) => match app.http_url() {
                     Some(u) => u.to_string(),
                     None => return Ok(None),
@@ -621,7 +635,7 @@ impl CleverExecutor {
             Err(e @ RemoteError::Http { status: 404, .. }) => {
                 // No repository behind the URL: never created (nothing was
                 // pushed) or gone with the app; otherwise a passing 404.
-                return match self.api.get_app(&org, &resource.id).await {
+                return match self.api.get_app(&org, &resource.id, Retries::Policy).await {
                     Ok(app) if app.repo_state() != Some("CREATED") => Ok(None),
                     Err(lookup) if lookup.is_not_found() => Ok(None),
                     _ => Err(PaasError::transient(ACTION, e.to_string())),
@@ -650,7 +664,7 @@ impl CleverExecutor {
             }
             Err(why) => {
                 warn!(self.logger, "the deployment repository holds no job payload";
-                      "app" => &resource.id, "error" => why);
+                      "app" => &resource.id, "error" => %untrusted(&why));
                 Ok(None)
             }
         }
@@ -692,7 +706,7 @@ impl CleverExecutor {
         let prefix = self.settings.app_name_prefix();
         let mut found = Vec::new();
         for (namespace, org) in orgs {
-            for app in self.api.list_apps(&org).await? {
+            for app in self.api.list_apps(&org, Retries::Policy).await? {
                 if !app.name.starts_with(&prefix) {
                     continue;
                 }
@@ -759,14 +773,14 @@ impl CleverExecutor {
 }
 
 impl Paas for CleverExecutor {
-    fn min_requestable_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
+    fn max_job_weight(&self) -> PortFuture<'_, Result<Weight, PaasError>> {
         Box::pin(async move {
             let catalog = self
                 .products
-                .catalog(&self.api)
+                .catalog(&self.api, Retries::Policy)
                 .await
                 .map_err(product_error)?;
-            min_requestable_weight(
+            max_job_weight(
                 &catalog,
                 self.settings.max_flavor.as_deref(),
                 self.products.prefix(),
@@ -776,11 +790,11 @@ impl Paas for CleverExecutor {
     }
 
     fn expected_weight<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Weight, PaasError>> {
-        Box::pin(async move { Ok(self.job_flavor(job).await?.weight()) })
+        Box::pin(async move { Ok(self.job_flavor(job, Retries::Policy).await?.weight()) })
     }
 
-    fn resource_name(&self, job: &Job) -> String {
-        self.settings.app_name(job.id)
+    fn resource_name(&self, job_id: i64) -> String {
+        self.settings.app_name(job_id)
     }
 
     fn create<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Resource, PaasError>> {

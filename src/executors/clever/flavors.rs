@@ -1,12 +1,12 @@
 //! Flavors and the Docker instance version: selection, weights, cache.
 //!
 //! The pure part ([`FlavorCatalog`], [`select_flavor`],
-//! [`min_requestable_weight`], [`pick_docker_version`]) is plain functions
+//! [`max_job_weight`], [`pick_docker_version`]) is plain functions
 //! tested without I/O. [`ProductCache`] keeps the catalog and the Docker
 //! version for a TTL (one hour, like the reference) and is invalidated by
 //! the executor when a create fails in a way that suggests they changed.
 
-use super::api::{CleverApi, CleverError, InstanceType, WireFlavor};
+use super::api::{CleverApi, CleverError, InstanceType, Retries, WireFlavor};
 use actix_rt::time::Instant;
 use paas_actors::ports::{weight_of_mem_mib, Weight};
 use std::cell::RefCell;
@@ -192,7 +192,7 @@ pub fn select_flavor<'c>(
 
 /// Weight of the largest job the runner may take: the weight of `max`
 /// when set, else of the largest available flavor.
-pub fn min_requestable_weight(
+pub fn max_job_weight(
     catalog: &FlavorCatalog,
     max: Option<&str>,
     prefix: &str,
@@ -275,12 +275,17 @@ impl ProductCache {
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
-    /// The catalog, fetched when absent or older than the TTL.
-    pub async fn catalog(&self, api: &CleverApi) -> Result<Rc<FlavorCatalog>, ProductError> {
+    /// The catalog, fetched when absent or older than the TTL (the fetch
+    /// retried per `retries`).
+    pub async fn catalog(
+        &self,
+        api: &CleverApi,
+        retries: Retries,
+    ) -> Result<Rc<FlavorCatalog>, ProductError> {
         if let Some(c) = self.fresh(&self.catalog) {
             return Ok(c);
         }
-        let list = api.flavors(&self.context).await?;
+        let list = api.flavors(&self.context, retries).await?;
         let catalog = Rc::new(FlavorCatalog::from_wire(&list, &self.prefix));
         // An empty catalog is an anomaly worth asking again about soon.
         if !catalog.flavors().is_empty() {
@@ -289,12 +294,17 @@ impl ProductCache {
         Ok(catalog)
     }
 
-    /// The Docker instance version, fetched when absent or stale.
-    pub async fn docker_version(&self, api: &CleverApi) -> Result<String, ProductError> {
+    /// The Docker instance version, fetched when absent or stale (the
+    /// fetch retried per `retries`).
+    pub async fn docker_version(
+        &self,
+        api: &CleverApi,
+        retries: Retries,
+    ) -> Result<String, ProductError> {
         if let Some(v) = self.fresh(&self.docker_version) {
             return Ok(v);
         }
-        let types = api.instance_types().await?;
+        let types = api.instance_types(retries).await?;
         let version = pick_docker_version(&types).ok_or(ProductError::NoDocker)?;
         *self.docker_version.borrow_mut() = Some((Instant::now(), version.clone()));
         Ok(version)
@@ -317,7 +327,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The fake's default table (spec §4), plus noise the catalog must drop.
+    /// The flavor table of paas-sim's Clever fake, plus noise the catalog
+    /// must drop.
     fn wire() -> Vec<WireFlavor> {
         let rows = [
             ("heptapod-runner-3XL", 32768, true),
@@ -414,23 +425,20 @@ mod tests {
     }
 
     #[test]
-    fn min_requestable_weight_is_max_flavor_else_largest() {
+    fn max_job_weight_is_max_flavor_else_largest() {
         let c = catalog();
         let p = "heptapod-runner-";
         assert_eq!(
-            min_requestable_weight(&c, Some("L"), p),
+            max_job_weight(&c, Some("L"), p),
             Ok(weight_of_mem_mib(12288))
         );
-        assert_eq!(
-            min_requestable_weight(&c, None, p),
-            Ok(weight_of_mem_mib(32768))
-        );
+        assert_eq!(max_job_weight(&c, None, p), Ok(weight_of_mem_mib(32768)));
         assert!(matches!(
-            min_requestable_weight(&c, Some("nope"), p),
+            max_job_weight(&c, Some("nope"), p),
             Err(FlavorError::MaxUnknown { .. })
         ));
         assert!(matches!(
-            min_requestable_weight(&FlavorCatalog::default(), None, p),
+            max_job_weight(&FlavorCatalog::default(), None, p),
             Err(FlavorError::NoFlavor { .. })
         ));
     }

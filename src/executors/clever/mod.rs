@@ -1,8 +1,9 @@
 //! clever-docker executor: Clever Cloud API client and the `Paas` port over
-//! it (issue 5).
+//! it.
 //!
 //! - `settings`: the validated `cc_*` settings of one runner;
 //! - `api`: the awc client of the Clever API v2 and its error type;
+//! - `wire`: the API's JSON types, as the client reads and sends them;
 //! - `flavors`: flavor catalog, selection, weights, product cache;
 //! - `tenants`: multi-tenant organisation lookup through [`GroupAttributes`];
 //! - `executor`: [`CleverExecutor`], the `Paas` port implementation.
@@ -12,8 +13,9 @@ mod executor;
 pub mod flavors;
 pub mod settings;
 pub mod tenants;
+mod wire;
 
-pub use api::CleverError;
+pub use api::{CleverError, Retries};
 pub use executor::{AppDetail, CleverExecutor, CleverSetupError};
 pub use settings::{CleverSettings, HttpSettings, RetryPolicy, Tenancy};
 

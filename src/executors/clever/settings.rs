@@ -1,12 +1,15 @@
-//! Settings of one clever-docker `[[runners]]` section, already validated.
+//! Settings of one clever-docker `[[runners]]` section: the one typed model
+//! of the `cc_*` keys.
 //!
-//! A plain struct: the configuration code fills it from the `cc_*` keys of
-//! the runner section (and the inner runner section it renders), the
-//! executor only reads it. [`CleverSettings::new`] gives the reference's
-//! defaults so that the wiring code only overrides what the file sets.
+//! Configuration validation (`src/config/validate.rs`) builds this value
+//! directly from the file; the executor only reads it. Every default is
+//! written here once: the `DEFAULT_*` constants (used by validation for the
+//! keys the file may leave out) and [`CleverSettings::new`] (which also
+//! holds the defaults of what the file cannot set: HTTP, push and caches).
 
-use crate::config::{self, RunnerConfig};
 use crate::secret::Secret;
+use paas_actors::backoff::{BackoffPolicy, Jitter};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Default `cc_api_url`.
@@ -25,6 +28,15 @@ pub const DEFAULT_AUTH_USER: &str = "Jenkins";
 pub const DEFAULT_ORGA_ID_ATTRIBUTE: &str = "cc_orga_id";
 /// Default `cc_orga_token_attribute`.
 pub const DEFAULT_ORGA_TOKEN_ATTRIBUTE: &str = "cc_orga_token";
+/// Default `cc_deployment_repo_timeout`.
+pub const DEFAULT_DEPLOYMENT_REPO_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default `cc_deployment_repo_wait_step`.
+pub const DEFAULT_DEPLOYMENT_REPO_WAIT_STEP: Duration = Duration::from_secs(2);
+
+/// The default `cc_flavor_name_prefix` of a flavor context: `<context>-`.
+pub fn default_flavor_name_prefix(context: &str) -> String {
+    format!("{context}-")
+}
 
 /// How the Clever Cloud organisation of a job is found.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +51,10 @@ pub enum Tenancy {
     /// The organisation and its token are custom attributes of the job's
     /// top-level GitLab group (`cc_multi_tenant = true`).
     Multi {
+        /// GitLab token able to read those attributes
+        /// (`cc_gitlab_namespace_attributes_token`); it configures the
+        /// GitLab client that implements `GroupAttributes`.
+        attributes_token: Secret,
         /// Attribute holding the organisation id (`cc_orga_id_attribute`).
         orga_id_attribute: String,
         /// Attribute holding the token (`cc_orga_token_attribute`).
@@ -46,15 +62,25 @@ pub enum Tenancy {
     },
 }
 
-/// Retry policy of idempotent Clever API calls (GET, PUT env, DELETE).
+/// Retry policy of the idempotent Clever API calls the client retries
+/// itself (those made with `Retries::Policy`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Total attempts, the first one included (at least 1).
     pub max_attempts: u32,
-    /// Delay before the first retry; doubled at each further retry.
+    /// Ceiling of the first delay; doubled at each further retry.
     pub initial_backoff: Duration,
     /// Upper bound of any delay between attempts, `Retry-After` included.
     pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The back-off of the delays between attempts: equal jitter, so that
+    /// runners do not retry in lock-step yet each wait lasts at least half
+    /// its nominal delay (the API gets time to recover).
+    pub fn backoff(&self) -> BackoffPolicy {
+        BackoffPolicy::new(self.initial_backoff, self.max_backoff).with_jitter(Jitter::Equal)
+    }
 }
 
 impl Default for RetryPolicy {
@@ -102,8 +128,9 @@ pub struct CleverSettings {
     pub max_flavor: Option<String>,
     /// Single organisation or multi-tenant.
     pub tenancy: Tenancy,
-    /// `cc_extra_env`, in file order; added to `CC_MOUNT_DOCKER_SOCKET`.
-    pub extra_env: Vec<(String, String)>,
+    /// `cc_extra_env`, by name; added to `CC_MOUNT_DOCKER_SOCKET`. The
+    /// values may hold credentials: `Debug` shows the names only.
+    pub extra_env: BTreeMap<String, String>,
     /// How long to wait for the deployment repository
     /// (`cc_deployment_repo_timeout`).
     pub deployment_repo_timeout: Duration,
@@ -137,10 +164,11 @@ pub struct CleverSettings {
 }
 
 /// Leaves out the inner `runner.toml` (it holds the runner token) and the
-/// values of `cc_extra_env` (they may hold credentials).
+/// values of `cc_extra_env` (they may hold credentials); the tokens of
+/// [`Tenancy`] are [`Secret`]s, which print masked.
 impl std::fmt::Debug for CleverSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let env_names: Vec<&str> = self.extra_env.iter().map(|(k, _)| k.as_str()).collect();
+        let env_names: Vec<&str> = self.extra_env.keys().map(String::as_str).collect();
         f.debug_struct("CleverSettings")
             .field("api_url", &self.api_url)
             .field("zone", &self.zone)
@@ -175,12 +203,12 @@ impl CleverSettings {
             default_flavor: DEFAULT_FLAVOR.to_string(),
             max_flavor: None,
             tenancy,
-            extra_env: Vec::new(),
-            deployment_repo_timeout: Duration::from_secs(20),
-            deployment_repo_wait_step: Duration::from_secs(2),
+            extra_env: BTreeMap::new(),
+            deployment_repo_timeout: DEFAULT_DEPLOYMENT_REPO_TIMEOUT,
+            deployment_repo_wait_step: DEFAULT_DEPLOYMENT_REPO_WAIT_STEP,
             auth_user: DEFAULT_AUTH_USER.to_string(),
             flavor_context: DEFAULT_FLAVOR_CONTEXT.to_string(),
-            flavor_name_prefix: format!("{DEFAULT_FLAVOR_CONTEXT}-"),
+            flavor_name_prefix: default_flavor_name_prefix(DEFAULT_FLAVOR_CONTEXT),
             instance_variant_uuid: DEFAULT_INSTANCE_VARIANT_UUID.to_string(),
             unique_name: unique_name.into(),
             main_image: None,
@@ -190,47 +218,6 @@ impl CleverSettings {
             flavor_cache_ttl: Duration::from_secs(3600),
             tenant_cache_ttl: Duration::from_secs(300),
         }
-    }
-
-    /// The settings of a validated `clever-docker` runner section (`None`
-    /// for another executor). HTTP, push and cache settings keep their
-    /// defaults. The GitLab attributes token of multi-tenant mode is not
-    /// part of these settings: it configures the `GroupAttributes` client.
-    pub fn from_runner(runner: &RunnerConfig) -> Option<Self> {
-        let cc = runner.clever.as_ref()?;
-        let tenancy = match &cc.tenancy {
-            config::Tenancy::Single { orga_id, token } => Tenancy::Single {
-                orga_id: orga_id.clone(),
-                token: token.clone(),
-            },
-            config::Tenancy::Multi {
-                orga_id_attribute,
-                orga_token_attribute,
-                ..
-            } => Tenancy::Multi {
-                orga_id_attribute: orga_id_attribute.clone(),
-                orga_token_attribute: orga_token_attribute.clone(),
-            },
-        };
-        let mut s = CleverSettings::new(runner.unique_name.clone(), tenancy);
-        s.api_url = cc.api_url.clone();
-        s.zone = cc.zone.clone();
-        s.default_flavor = cc.default_flavor.clone();
-        s.max_flavor = cc.max_flavor.clone();
-        s.extra_env = cc
-            .extra_env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        s.deployment_repo_timeout = cc.deployment_repo_timeout;
-        s.deployment_repo_wait_step = cc.deployment_repo_wait_step;
-        s.auth_user = cc.auth_user.clone();
-        s.flavor_context = cc.flavor_context.clone();
-        s.flavor_name_prefix = cc.flavor_name_prefix.clone();
-        s.instance_variant_uuid = cc.instance_variant_uuid.clone();
-        s.main_image = runner.main_image.clone();
-        s.inner_runner_toml = runner.inner_runner_toml();
-        Some(s)
     }
 
     /// Prefix of every application this runner creates:
@@ -253,6 +240,7 @@ impl CleverSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
 
     #[test]
     fn debug_shows_no_secret() {
@@ -264,12 +252,61 @@ mod tests {
             },
         );
         s.inner_runner_toml = "[[runners]]\ntoken = \"runner-token-value\"\n".into();
-        s.extra_env = vec![("S3_KEY".into(), "env-secret-value".into())];
+        s.extra_env = [("S3_KEY".into(), "env-secret-value".into())].into();
         let text = format!("{s:?}");
         for secret in ["org-token-value", "runner-token-value", "env-secret-value"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("S3_KEY"), "{text}");
+
+        s.tenancy = Tenancy::Multi {
+            attributes_token: Secret::new("attributes-token-value"),
+            orga_id_attribute: DEFAULT_ORGA_ID_ATTRIBUTE.into(),
+            orga_token_attribute: DEFAULT_ORGA_TOKEN_ATTRIBUTE.into(),
+        };
+        let text = format!("{s:?} {s:#?}");
+        assert!(!text.contains("attributes-token-value"), "{text}");
+        assert!(text.contains(DEFAULT_ORGA_TOKEN_ATTRIBUTE), "{text}");
+    }
+
+    /// The settings validation builds from a file print no secret either:
+    /// neither the `cc_*` tokens, nor an extra env value, nor the runner
+    /// token the inner `runner.toml` holds (through the whole `Debug` of
+    /// the loaded configuration).
+    #[test]
+    fn validated_settings_show_no_secret_in_debug() {
+        let text = r#"
+[quota_computation]
+reference_runner = "cc"
+reference_flavor = "M"
+reference_jobs_count = 2
+[[runners]]
+name = "cc"
+url = "https://heptapod.example"
+token = "D3adNQYu-runner-token-value"
+executor = "clever-docker"
+cc_multi_tenant = true
+cc_gitlab_namespace_attributes_token = "attributes-token-value"
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+AWS_SECRET_ACCESS_KEY = "env-secret-value"
+"#;
+        let loaded = config::parse_str(text, std::path::Path::new("t.toml")).expect("valid config");
+        let runner = loaded.config.runners.first().expect("one runner");
+        let s = runner.clever.as_ref().expect("clever runner");
+        assert_eq!(
+            s.extra_env.get("AWS_SECRET_ACCESS_KEY").map(String::as_str),
+            Some("env-secret-value")
+        );
+        let shown = format!("{s:?} {s:#?} {:?} {:#?}", loaded.config, loaded.config);
+        for secret in [
+            "runner-token-value",
+            "attributes-token-value",
+            "env-secret-value",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("AWS_SECRET_ACCESS_KEY"), "{shown}");
     }
 
     #[test]
@@ -287,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn from_runner_copies_the_cc_keys() {
+    fn validation_fills_the_settings_from_the_cc_keys() {
         let text = r#"
 [quota_computation]
 reference_runner = "cc"
@@ -308,7 +345,7 @@ CC_ENABLE_HEPTAPOD_RUNNER = "true"
 "#;
         let loaded = config::parse_str(text, std::path::Path::new("t.toml")).expect("valid config");
         let runner = loaded.config.runners.first().expect("one runner");
-        let s = CleverSettings::from_runner(runner).expect("clever runner");
+        let s = runner.clever.clone().expect("clever runner");
         assert_eq!(s.unique_name, "D3adNQYu");
         assert_eq!(
             s.tenancy,
@@ -321,8 +358,10 @@ CC_ENABLE_HEPTAPOD_RUNNER = "true"
         assert_eq!(s.deployment_repo_wait_step, Duration::from_millis(500));
         assert_eq!(
             s.extra_env,
-            vec![("CC_ENABLE_HEPTAPOD_RUNNER".to_string(), "true".to_string())]
+            [("CC_ENABLE_HEPTAPOD_RUNNER".to_string(), "true".to_string())].into()
         );
+        assert_eq!(s.deployment_repo_timeout, DEFAULT_DEPLOYMENT_REPO_TIMEOUT);
+        assert_eq!(s.http, HttpSettings::default());
         assert_eq!(s.main_image.as_deref(), Some("registry.example/runner:1"));
         assert!(s.inner_runner_toml.contains("executor = \"docker\""));
         assert!(!s.inner_runner_toml.contains("cc_"));
@@ -334,6 +373,7 @@ CC_ENABLE_HEPTAPOD_RUNNER = "true"
         let mut s = CleverSettings::new(
             "u",
             Tenancy::Multi {
+                attributes_token: Secret::new("a"),
                 orga_id_attribute: DEFAULT_ORGA_ID_ATTRIBUTE.into(),
                 orga_token_attribute: DEFAULT_ORGA_TOKEN_ATTRIBUTE.into(),
             },

@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 
 use super::auth::check_api;
 use super::faults::Endpoint;
-use super::git_http;
 use super::handlers::{
     api_error, guard, hang, Guard, ERR_BAD_DEPLOY, ERR_BAD_ENV, ERR_BAD_FIELD, ERR_BAD_FLAVOR,
     ERR_BAD_INSTANCES, ERR_BAD_JSON, ERR_BAD_LIFETIME, ERR_BAD_TYPE, ERR_BAD_VARIANT, ERR_BAD_ZONE,
@@ -19,6 +18,7 @@ use super::handlers::{
 use super::ledger::AppEntry;
 use super::model::{new_uuid, unix_ms, App, SharedWorld, World};
 use super::products::FlavorSpec;
+use super::repos;
 
 /// Keys of a create body the fake accepts (the reference's, plus the other [OAS] fields).
 const CREATE_KEYS: &[&str] = &[
@@ -282,7 +282,7 @@ pub async fn create(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Err(e) = git_http::init_repo(&repo_path).await {
+    if let Err(e) = repos::init_repo(&repo_path).await {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             ERR_INTERNAL,

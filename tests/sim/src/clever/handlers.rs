@@ -1,5 +1,5 @@
-//! Shared pieces of the HTTP handlers: the error body, the fixed error ids of the fake, the
-//! fault guard run at the start of every call, and the route table.
+//! Shared pieces of the HTTP handlers: the error body, the fixed error ids of the fake and the
+//! fault guard run at the start of every call. The route table is in `routes.rs`.
 //!
 //! Error ids of the fake (fixed; real ids are unknown except 4004, 4002 and 557):
 //!
@@ -27,12 +27,11 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::faults::{Endpoint, FaultKind};
 use super::model::SharedWorld;
-use super::{apps, control, git_http, products};
 
 /// Missing `Authorization` header.
 pub const ERR_NO_AUTH: i64 = 9001;
@@ -154,61 +153,4 @@ pub async fn guard(world: &SharedWorld, endpoint: Endpoint, req: &HttpRequest) -
         Some(FaultKind::PerformThenHang) => Guard::ProceedThenHang,
         Some(FaultKind::RejectPush) => Guard::ProceedRejectingPush,
     }
-}
-
-/// Answers 404 for anything not routed.
-pub async fn not_found(world: web::Data<SharedWorld>, req: HttpRequest) -> HttpResponse {
-    world
-        .lock()
-        .enter(Endpoint::Other, req.method().as_str(), req.path());
-    api_error(
-        StatusCode::NOT_FOUND,
-        404,
-        format!("no route for {}", req.path()),
-    )
-}
-
-/// The route table of the whole fake.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v2")
-            .route("/products/instances", web::get().to(products::instances))
-            .route("/products/flavors", web::get().to(products::flavors))
-            .route(
-                "/organisations/{org}/applications",
-                web::get().to(apps::list),
-            )
-            .route(
-                "/organisations/{org}/applications",
-                web::post().to(apps::create),
-            )
-            .route(
-                "/organisations/{org}/applications/{app}",
-                web::get().to(apps::get),
-            )
-            .route(
-                "/organisations/{org}/applications/{app}",
-                web::delete().to(apps::delete),
-            )
-            .route(
-                "/organisations/{org}/applications/{app}/env",
-                web::put().to(apps::put_env),
-            )
-            .route(
-                "/organisations/{org}/applications/{app}/env",
-                web::get().to(apps::get_env),
-            )
-            .route(
-                "/organisations/{org}/applications/{app}/deployments",
-                web::get().to(apps::deployments),
-            )
-            .route(
-                "/organisations/{org}/applications/{app}/instances",
-                web::get().to(apps::instances),
-            )
-            .default_service(web::to(not_found)),
-    )
-    .service(web::scope("/git").default_service(web::to(git_http::serve)))
-    .service(web::scope("/__sim").configure(control::routes))
-    .default_service(web::to(not_found));
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::checker::{self, BuildContext, Finding, InnerJob};
-use super::git_http::git_output;
 use super::ledger::{DeploymentEntry, Violation};
 use super::model::{new_uuid, unix_ms, Deployment, SharedWorld};
+use super::repos::git_output;
 
 /// Variable giving the simulated job duration in ms.
 pub const DURATION_VARIABLE: &str = "PAAS_SIM_DURATION_MS";

@@ -6,10 +6,11 @@
 //! the in-process control ([`CleverControl`]) and [`CleverHandle::shutdown`].
 //!
 //! Layout: [`config`] (seed and knobs), [`products`] (flavors, instance types, weight),
-//! [`model`] (the world behind one lock), [`auth`], [`handlers`] (error ids, fault guard,
-//! routes), [`apps`] (application endpoints), [`git_http`] (CGI bridge to `git
-//! http-backend`), [`checker`] and [`inner_runner`] (what happens on a deployment),
-//! [`ledger`], [`faults`], [`control`] (`/__sim/` and in-process control).
+//! [`model`] (the world behind one lock), [`auth`], [`handlers`] (error ids, fault guard),
+//! [`routes`] (the route table), [`product_endpoints`] (product listings), [`apps`]
+//! (application endpoints), [`repos`] (bare repositories, clean `git` command), [`git_http`]
+//! (CGI bridge to `git http-backend`), [`checker`] and [`inner_runner`] (what happens on a
+//! deployment), [`ledger`], [`faults`], [`control`] (`/__sim/` and in-process control).
 
 pub mod apps;
 pub mod auth;
@@ -22,7 +23,10 @@ pub mod handlers;
 pub mod inner_runner;
 pub mod ledger;
 pub mod model;
+pub mod product_endpoints;
 pub mod products;
+pub mod repos;
+pub mod routes;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -91,7 +95,7 @@ impl FakeClever {
                     App::new()
                         .app_data(data.clone())
                         .app_data(web::PayloadConfig::new(MAX_BODY))
-                        .configure(handlers::routes)
+                        .configure(routes::routes)
                 })
                 .workers(workers)
                 .disable_signals()

@@ -1,19 +1,12 @@
 //! Product catalogue of the fake Clever Cloud: the flavor table (configurable, with per-flavor
 //! `available` switches), the instance types listing, and the weight formula.
 //!
-//! The default `heptapod-runner` table is the [FAKE] table of the spec (§4), plus one
+//! The default `heptapod-runner` table holds XS … 3XL (2 to 32 GiB), plus one
 //! unavailable flavor and one flavor outside the `heptapod-runner-` prefix, so that clients must
 //! filter on both.
 
-use std::collections::HashMap;
-
-use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-
-use super::faults::Endpoint;
-use super::handlers::{guard, Guard};
-use super::model::SharedWorld;
 
 /// Variant UUID the Python reference sends by default (`cc_instance_variant_uuid`).
 pub const HEPTAPOD_VARIANT_UUID: &str = "70d676a0-a775-4dc9-a43d-3121036e8515";
@@ -86,7 +79,7 @@ pub fn weight_of_mem_mib(mem_mib: u64) -> f64 {
     (mem_mib as f64 / 1024.0).powf(1.25)
 }
 
-/// The default `heptapod-runner` context table: XS … 3XL of the spec, an unavailable 4XL and a
+/// The default `heptapod-runner` context table: XS … 3XL, an unavailable 4XL and a
 /// plain `M` outside the prefix.
 pub fn default_heptapod_flavors() -> Vec<FlavorSpec> {
     vec![
@@ -168,35 +161,6 @@ pub fn instances_json(docker_version: &str) -> Value {
             &std,
         ),
     ])
-}
-
-/// `GET /v2/products/instances` (no auth).
-pub async fn instances(world: web::Data<SharedWorld>, req: HttpRequest) -> HttpResponse {
-    if let Guard::Answer(r) = guard(&world, Endpoint::ProductsInstances, &req).await {
-        return r;
-    }
-    let version = world.lock().docker_version.clone();
-    HttpResponse::Ok().json(instances_json(&version))
-}
-
-/// `GET /v2/products/flavors?context=…` (no auth): the configured table for the configured
-/// context, the standard flavors without context, `[]` for an unknown context.
-pub async fn flavors(world: web::Data<SharedWorld>, req: HttpRequest) -> HttpResponse {
-    if let Guard::Answer(r) = guard(&world, Endpoint::ProductsFlavors, &req).await {
-        return r;
-    }
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .unwrap_or_default();
-    let w = world.lock();
-    let table: Vec<Value> = match query.get("context") {
-        None => standard_flavors().iter().map(FlavorSpec::to_json).collect(),
-        Some(ctx) if *ctx == w.flavor_context => {
-            w.flavors.iter().map(FlavorSpec::to_json).collect()
-        }
-        Some(_) => Vec::new(),
-    };
-    HttpResponse::Ok().json(table)
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@
 #![allow(clippy::result_large_err)]
 
 use super::faults::{Endpoint, Fault, FaultAction};
-use super::handlers::{builder, message};
 use super::jobs::{JobSpec, JobState};
+use super::responses::{builder, message};
 use super::state::{
     AppendOutcome, JobView, RecordedRequest, RunnerView, Settings, Shared, Stats, TokenStyle,
 };

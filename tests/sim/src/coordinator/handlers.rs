@@ -3,8 +3,8 @@
 //! One entry point routes on the raw, still percent-encoded path (so a
 //! `%2F` inside a group id stays one segment, as GitLab requires), records
 //! the request, applies the cross-cutting faults (down switch, latency,
-//! queued fault rules, migration back-off) and then serves the endpoint with
-//! the semantics of spec §12.
+//! queued fault rules, migration back-off) and then serves the endpoint as
+//! GitLab does.
 
 // An early answer is the natural error of these helpers; boxing every
 // response of a test server buys nothing.
@@ -13,8 +13,8 @@
 use super::control;
 use super::faults::{html_page, reason_phrase, Endpoint, FaultAction};
 use super::jobs::{JobState, FAILURE_REASONS};
+use super::responses::{builder, message, std_message};
 use super::state::{ms, AppendOutcome, RecordedRequest, Shared};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
@@ -180,21 +180,6 @@ impl Params {
     }
 }
 
-/// A `{"message": …}` answer.
-pub(crate) fn message(status: u16, msg: &str) -> HttpResponse {
-    builder(status).json(json!({ "message": msg }))
-}
-
-/// The standard `{"message": "<status> <Reason>"}` answer.
-pub(crate) fn std_message(status: u16) -> HttpResponse {
-    message(status, &format!("{status} {}", reason_phrase(status)))
-}
-
-/// A response builder for a status number (500 when out of range).
-pub(crate) fn builder(status: u16) -> HttpResponseBuilder {
-    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-}
-
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -348,7 +333,7 @@ fn token_missing() -> HttpResponse {
     builder(400).json(json!({"error": "token is missing"}))
 }
 
-/// `POST /jobs/request` (spec §2.2).
+/// `POST /jobs/request`.
 async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
     let Some(token) = params.str("token") else {
         return token_missing();
@@ -458,7 +443,7 @@ fn job_entity(base_url: &str, job: &super::state::JobRecord) -> Value {
     entity
 }
 
-/// `GET /job` (spec §3): 200 while executing, 401 otherwise.
+/// `GET /job`: 200 while executing, 401 otherwise.
 fn job_status(shared: &Shared, req: &HttpRequest, params: &Params) -> HttpResponse {
     let token = params
         .str("job_token")
@@ -503,7 +488,7 @@ fn authorize_job(
     }
 }
 
-/// `PUT /jobs/:id` (spec §4).
+/// `PUT /jobs/:id`.
 fn job_update(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> HttpResponse {
     let Ok(id) = id.parse::<i64>() else {
         return builder(400).json(json!({"error": "id is invalid"}));
@@ -560,7 +545,7 @@ fn job_update(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> 
     })
 }
 
-/// `PATCH /jobs/:id/trace` (spec §5).
+/// `PATCH /jobs/:id/trace`.
 fn trace_patch(
     shared: &Shared,
     req: &HttpRequest,
@@ -622,7 +607,7 @@ fn authorize_admin(
     }
 }
 
-/// `GET /projects/:id/jobs/:job_id/trace` (spec §6).
+/// `GET /projects/:id/jobs/:job_id/trace`.
 fn trace_read(
     shared: &Shared,
     req: &HttpRequest,
@@ -661,7 +646,7 @@ fn trace_read(
         .body(found.trace.clone())
 }
 
-/// `GET /groups/:id/custom_attributes[/:key]` (spec §8).
+/// `GET /groups/:id/custom_attributes[/:key]`.
 fn group_attributes(
     shared: &Shared,
     req: &HttpRequest,
@@ -698,7 +683,7 @@ fn runner_answer(id: i64, token: &str) -> Value {
     json!({"id": id, "token": token, "token_expires_at": null})
 }
 
-/// `POST /runners` (spec §7.2).
+/// `POST /runners`.
 fn runner_register(shared: &Shared, params: &Params) -> HttpResponse {
     let Some(token) = params.str("token") else {
         return token_missing();
@@ -726,7 +711,7 @@ fn runner_register(shared: &Shared, params: &Params) -> HttpResponse {
     })
 }
 
-/// `POST /runners/verify` (spec §7.3).
+/// `POST /runners/verify`.
 fn runner_verify(shared: &Shared, params: &Params) -> HttpResponse {
     let Some(token) = params.str("token") else {
         return token_missing();
@@ -747,7 +732,7 @@ fn runner_verify(shared: &Shared, params: &Params) -> HttpResponse {
     })
 }
 
-/// `DELETE /runners` (spec §7.4).
+/// `DELETE /runners`.
 fn runner_delete(shared: &Shared, params: &Params) -> HttpResponse {
     let Some(token) = params.str("token") else {
         return token_missing();
@@ -763,7 +748,7 @@ fn runner_delete(shared: &Shared, params: &Params) -> HttpResponse {
     })
 }
 
-/// `DELETE /runners/managers` (spec §7.4).
+/// `DELETE /runners/managers`.
 fn runner_manager_delete(shared: &Shared, params: &Params) -> HttpResponse {
     let Some(token) = params.str("token") else {
         return token_missing();
@@ -783,7 +768,7 @@ fn runner_manager_delete(shared: &Shared, params: &Params) -> HttpResponse {
     })
 }
 
-/// `POST /runners/reset_authentication_token` (spec §7.5).
+/// `POST /runners/reset_authentication_token`.
 fn runner_reset_token(shared: &Shared, params: &Params) -> HttpResponse {
     let Some(token) = params.str("token") else {
         return token_missing();

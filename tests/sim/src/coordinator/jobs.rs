@@ -1,6 +1,5 @@
 //! Jobs of the fake coordinator: what a test enqueues ([`JobSpec`]), the
-//! job statuses, and the payload handed out by `POST /jobs/request`
-//! (spec §2.5).
+//! job statuses, and the payload handed out by `POST /jobs/request`.
 //!
 //! Convention with the simulated inner runner: the job's duration and
 //! outcome travel in the payload as the variables `PAAS_SIM_DURATION_MS`
@@ -77,7 +76,8 @@ pub struct JobSpec {
     pub outcome: Outcome,
     /// Extra variables, appended after the standard ones.
     pub variables: Vec<Variable>,
-    /// Runner features the job needs (feature gating, spec §2.6).
+    /// Runner features the job needs: with `feature_gating` on, a runner
+    /// that does not announce them all fails the job as `runner_unsupported`.
     pub required_features: Vec<String>,
 }
 
@@ -208,7 +208,7 @@ impl JobState {
     }
 }
 
-/// Failure reasons GitLab knows (spec §4.3); others are stored as
+/// Failure reasons GitLab knows; others are stored as
 /// `unknown_failure`.
 pub const FAILURE_REASONS: &[&str] = &[
     "unknown_failure",
@@ -254,7 +254,7 @@ fn variable(key: &str, value: &str, public: bool, masked: bool) -> Value {
     json!({"key": key, "value": value, "public": public, "masked": masked})
 }
 
-/// The job payload (201 body of `POST /jobs/request`), spec §2.5.
+/// The job payload (201 body of `POST /jobs/request`).
 /// `base_url` is the coordinator's public URL (no `/api/v4`), used for the
 /// repository URL and `CI_SERVER_URL`.
 pub fn build_payload(id: i64, token: &str, spec: &JobSpec, base_url: &str) -> Value {

@@ -1,5 +1,5 @@
-//! Fake GitLab coordinator (runner API, job API, traces, custom attributes),
-//! faithful to `gitlab-coordinator-api.md` §12.
+//! Fake GitLab coordinator (runner API, job API, traces, custom attributes)
+//! answering the runner's calls as GitLab does.
 //!
 //! [`FakeCoordinator::start`] runs an actix-web server on 127.0.0.1 (ephemeral
 //! port) in its own thread with its own actix system, so it can be started
@@ -10,12 +10,14 @@
 //!
 //! Modules: `state` (runners, jobs, traces, journal, settings), `jobs` (job
 //! specs and payloads), `handlers` (`/api/v4` endpoints), `control`
-//! (in-process and `/__sim/` control), `faults` (fault injection).
+//! (in-process and `/__sim/` control), `responses` (response builders both
+//! use), `faults` (fault injection).
 
 mod control;
 mod faults;
 mod handlers;
 mod jobs;
+mod responses;
 mod state;
 
 pub use control::{CoordinatorControl, FaultRequest};

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 /// Most recorded requests kept (older ones are dropped; counts are exact).
 pub const JOURNAL_LIMIT: usize = 50_000;
 
-/// Shape of the runner tokens a registration token yields (spec §9).
+/// Shape of the runner tokens a registration token yields.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStyle {
@@ -61,7 +61,7 @@ impl TokenStyle {
 }
 
 /// Wording of the 403 answered to job-token calls on a job that is no
-/// longer executing (spec §4.2).
+/// longer executing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ForbiddenFlavour {
@@ -497,7 +497,7 @@ impl State {
         None
     }
 
-    /// Appends to a trace at `start` (PATCH semantics, spec §5.2), masking
+    /// Appends to a trace at `start` (`PATCH /jobs/:id/trace`), masking
     /// the job token with same-length `x`.
     pub(crate) fn append_trace(&mut self, id: i64, start: i64, chunk: &[u8]) -> AppendOutcome {
         let limit = self.settings.trace_size_limit;

@@ -1,0 +1,159 @@
+//! The supervisor's protocol: the events per-job actors send it, the
+//! commands the service and its timers send it, and the typed answer of the
+//! write-ahead requests ([`NotRecorded`]).
+//!
+//! Per-job actors know only these messages (through the recipients of
+//! [`crate::job_ctx::SupervisorLink`]), never the supervisor itself.
+
+use crate::ports::Resource;
+use crate::quota::JobKey;
+use crate::shutdown::Interrupt;
+use actix::prelude::*;
+
+/// Why the supervisor did not record what a per-job actor asked it to
+/// record before an external call (write-ahead): the actor must not make
+/// that call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotRecorded {
+    /// The job is not in a phase that expects this event (cancelled,
+    /// forgotten, or already past it).
+    #[error("not expected: the job is {phase}")]
+    NotExpected {
+        /// The job's phase, or "no longer tracked".
+        phase: &'static str,
+    },
+    /// The state could not be written (forced stop, or the final write of
+    /// a drain failed).
+    #[error("not durable: {0}")]
+    NotDurable(String),
+    /// The supervisor stopped before answering.
+    #[error("the supervisor stopped")]
+    SupervisorGone,
+}
+
+/// Sent by a launcher to the supervisor before the create call: record the
+/// resource name (write-ahead). Answered once the record is on disk.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), NotRecorded>")]
+pub struct RecordCreating {
+    /// The job.
+    pub key: JobKey,
+    /// Deterministic resource name.
+    pub name: String,
+}
+
+/// Sent by a launcher to the supervisor when the resource exists (after
+/// `create`, and again after `prepare`). Answered once recorded on disk.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), NotRecorded>")]
+pub struct ResourceProvisioned {
+    /// The job.
+    pub key: JobKey,
+    /// The resource.
+    pub resource: Resource,
+}
+
+/// Sent by a launcher to the supervisor when the job is launched on its
+/// resource. Answered once recorded on disk.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), NotRecorded>")]
+pub struct ResourceLaunched {
+    /// The job.
+    pub key: JobKey,
+    /// The launched resource.
+    pub resource: Resource,
+}
+
+/// Sent by a trace watcher to the supervisor when the job trace grew.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct JobStarted {
+    /// The job.
+    pub key: JobKey,
+}
+
+/// Sent by a launcher or a trace watcher to the supervisor when launching
+/// failed; `message` goes to the job trace.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LaunchFailed {
+    /// The job.
+    pub key: JobKey,
+    /// Explanation for the job author and the operator; never a secret.
+    pub message: String,
+}
+
+/// Sent by a launcher or a trace watcher to the supervisor when it stopped
+/// early (drain, or job cancelled at the coordinator).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LaunchStopped {
+    /// The job.
+    pub key: JobKey,
+    /// Why.
+    pub interrupt: Interrupt,
+}
+
+/// How reporting a launch failure ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Reported (or the job was already over).
+    Reported,
+    /// Every attempt failed.
+    GaveUp,
+    /// Interrupted by the drain: report again in the next process.
+    Interrupted,
+}
+
+/// Sent by a failure reporter to the supervisor when done.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FailureReported {
+    /// The job.
+    pub key: JobKey,
+    /// How it ended.
+    pub outcome: ReportOutcome,
+    /// Trace length after the appended line.
+    pub trace_offset: u64,
+    /// Whether the red line is in the trace.
+    pub trace_appended: bool,
+}
+
+/// Sent by a decommissioner to the supervisor: the resource is gone.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ResourceDecommissioned {
+    /// The job.
+    pub key: JobKey,
+}
+
+/// Sent by a decommissioner to the supervisor when the drain stopped its
+/// retries: the resource stays in `to_decommission`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct DecommissionStopped {
+    /// The job.
+    pub key: JobKey,
+}
+
+/// Sent by every per-job actor to the supervisor when it stops.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct TaskEnded {
+    /// The job.
+    pub key: JobKey,
+}
+
+/// Sent by the supervisor to itself at start-up and every
+/// `reconcile_interval` (and by tests): reconcile each runner's resources on
+/// the PAAS with the state. A runner whose previous pass is still running is
+/// skipped; nothing happens while draining.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reconcile;
+
+/// Sent by the service (SIGUSR1) to the supervisor: log the whole state,
+/// secrets masked.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct DumpState;

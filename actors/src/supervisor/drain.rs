@@ -1,0 +1,80 @@
+//! The end of the service: the drain (graceful stop) and the forced
+//! snapshot. The `Shutdown` actor owns the deadline and the second signal;
+//! the supervisor, which owns the counts of per-job actors and polls in
+//! flight, decides when it is drained.
+
+use super::*;
+
+impl Supervisor {
+    /// Graceful stop: no new poll, progress check or reconciliation;
+    /// waiting per-job actors stop at once.
+    pub(super) fn begin_drain(&mut self, ctx: &mut Context<Self>) {
+        self.draining = true;
+        let _ = self.drain_tx.send(true);
+        if let Some(h) = self.progress_timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(h) = self.reconcile_timer.take() {
+            ctx.cancel_future(h);
+        }
+        self.check_drained(ctx);
+    }
+
+    /// Once draining and nothing is left in flight: the final write, then
+    /// `DrainCompleted` and the end of the actor.
+    pub(super) fn check_drained(&mut self, ctx: &mut Context<Self>) {
+        if !self.draining || self.drained_sent || self.persist.is_forced() {
+            return;
+        }
+        if self.tasks > 0 || self.polls_in_flight > 0 {
+            return;
+        }
+        self.drained_sent = true;
+        self.mark_dirty(ctx);
+        let rx = self.persisted(ctx);
+        ctx.spawn(rx.into_actor(self).map(|res, act, ctx| {
+            let report = act.exit_report(false, res);
+            act.shutdown.do_send(DrainCompleted(report));
+            ctx.stop();
+        }));
+    }
+
+    /// Forced stop: write what is known at once, with the operations still
+    /// in flight as `uncertain`, then stop.
+    pub(super) fn forced_snapshot(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, ExitReport> {
+        self.draining = true;
+        let _ = self.drain_tx.send(true);
+        self.persist.force();
+        self.mark_dirty(ctx);
+        let rx = self.persisted(ctx);
+        Box::pin(rx.into_actor(self).map(|res, act, ctx| {
+            let report = act.exit_report(true, res);
+            ctx.stop();
+            report
+        }))
+    }
+
+    /// The report of the last write: stops persisting and says whether the
+    /// final snapshot is on disk.
+    fn exit_report(
+        &mut self,
+        forced: bool,
+        written: Result<Result<(), NotRecorded>, oneshot::error::RecvError>,
+    ) -> ExitReport {
+        self.persist.stop();
+        let snapshot_error = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(NotRecorded::SupervisorGone.to_string()),
+        };
+        ExitReport {
+            forced,
+            poll_cycles: self.min_cycles(),
+            tracked_jobs: self.snapshot().len(),
+            snapshot_error,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The job phases: events of the per-job actors applied to the phase
+//! machine ([`crate::job`]), and the end of a job's life.
+
+use super::*;
+use crate::untrusted::untrusted;
+
+impl Supervisor {
+    /// Applies `event` to a job's phase; false (and a log line) if invalid.
+    pub(super) fn apply(&mut self, key: JobKey, event: JobEvent) -> bool {
+        let Some(entry) = self.jobs.get_mut(&key) else {
+            return false;
+        };
+        match transition(entry.phase, event) {
+            Ok(to) => {
+                entry.phase = to;
+                if !to.is_launching() {
+                    self.ledger.set_provisioning(key, false);
+                    entry.cancel = None;
+                }
+                true
+            }
+            Err(e) => {
+                let log = self.job_log(key);
+                slog::debug!(log, "ignored event"; "error" => %e);
+                false
+            }
+        }
+    }
+
+    /// Forgets a job: its resource is gone or no longer ours to manage.
+    pub(super) fn forget(&mut self, key: JobKey) {
+        if let Some(e) = self.jobs.remove(&key) {
+            let name = e.resource.map(|r| r.name).or(e.resource_name);
+            if let (Some(name), Some(pass)) = (
+                name,
+                self.runners
+                    .get_mut(key.runner)
+                    .and_then(|r| r.reconcile.as_mut()),
+            ) {
+                pass.forgotten.insert(name);
+            }
+            self.ledger.release(key);
+            self.counters.completed += 1;
+        }
+    }
+
+    /// The job no longer needs its resource: decommission or forget it.
+    pub(super) fn dispose(&mut self, key: JobKey, keep: bool, ctx: &mut Context<Self>) {
+        let has_resource = self.jobs.get(&key).is_some_and(|e| e.resource.is_some());
+        match after_use(has_resource, keep) {
+            JobEvent::DecommissionStarted => {
+                self.apply(key, JobEvent::DecommissionStarted);
+                self.mark_dirty(ctx);
+                // Write-ahead: the resource is in `to_decommission` on disk
+                // before the delete call.
+                self.after_persist(ctx, move |act, _| act.spawn_decommissioner(key));
+            }
+            _ => {
+                if has_resource {
+                    let log = self.job_log(key);
+                    slog::warn!(log, "keeping the resource as configured");
+                }
+                self.apply(key, JobEvent::Released);
+                self.forget(key);
+                self.mark_dirty(ctx);
+            }
+        }
+    }
+
+    pub(super) fn record_resource(&mut self, key: JobKey, resource: Resource) {
+        let weight = resource.weight;
+        if let Some(e) = self.jobs.get_mut(&key) {
+            e.resource = Some(resource);
+        }
+        self.ledger.set_actual(key, weight);
+        self.note_peak();
+    }
+
+    pub(super) fn on_cancelled(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        if self.apply(key, JobEvent::FinishedAtCoordinator) {
+            self.dispose(key, false, ctx);
+        }
+    }
+
+    pub(super) fn on_started(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        if self.apply(key, JobEvent::TraceSeen) {
+            let log = self.job_log(key);
+            slog::info!(log, "job started");
+            let empty = self.empty_payload.clone();
+            if let Some(e) = self.jobs.get_mut(&key) {
+                // Started jobs are saved without payload (`launched`): free it.
+                e.job.payload = empty;
+            }
+            self.mark_dirty(ctx);
+            self.schedule_polls(ctx);
+        }
+    }
+
+    pub(super) fn on_launch_failed(
+        &mut self,
+        key: JobKey,
+        message: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let log = self.job_log(key);
+        if !self.apply(key, JobEvent::LaunchFailed) {
+            return;
+        }
+        slog::error!(log, "launch failed"; "error" => %untrusted(&message));
+        self.counters.launch_failures += 1;
+        if let Some(e) = self.jobs.get_mut(&key) {
+            e.failure = Some(message);
+        }
+        self.mark_dirty(ctx);
+        self.spawn_reporter(key);
+        self.schedule_polls(ctx);
+    }
+
+    pub(super) fn on_record_creating(
+        &mut self,
+        key: JobKey,
+        name: String,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), NotRecorded>> {
+        if !self.apply(key, JobEvent::CreateRecorded) {
+            // Not recorded: the launcher must not create.
+            let phase = self.phase_name(key);
+            return Box::pin(async move { Err(NotRecorded::NotExpected { phase }) });
+        }
+        if let Some(e) = self.jobs.get_mut(&key) {
+            e.resource_name = Some(name);
+        }
+        self.mark_dirty(ctx);
+        self.persisted_response(ctx)
+    }
+
+    pub(super) fn on_provisioned(
+        &mut self,
+        key: JobKey,
+        resource: Resource,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), NotRecorded>> {
+        let accepted = match self.jobs.get(&key).map(|e| e.phase) {
+            Some(Phase::Provisioning) => self.apply(key, JobEvent::ResourceCreated),
+            // Again after `prepare`, or an uncertain create found by name
+            // while the failure is being handled.
+            Some(Phase::Provisioned | Phase::LaunchFailed) => true,
+            _ => false,
+        };
+        if !accepted {
+            // Not recorded: the launcher must not go on with this resource.
+            let phase = self.phase_name(key);
+            return Box::pin(async move { Err(NotRecorded::NotExpected { phase }) });
+        }
+        self.record_resource(key, resource);
+        self.mark_dirty(ctx);
+        self.schedule_polls(ctx);
+        self.persisted_response(ctx)
+    }
+
+    pub(super) fn on_launched(
+        &mut self,
+        key: JobKey,
+        resource: Resource,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), NotRecorded>> {
+        if self.apply(key, JobEvent::ResourceLaunched) {
+            self.record_resource(key, resource);
+            self.mark_dirty(ctx);
+            let cancelled = self
+                .jobs
+                .get(&key)
+                .and_then(|e| e.cancel.as_ref())
+                .is_some_and(|c| *c.borrow());
+            if cancelled {
+                self.on_cancelled(key, ctx);
+            } else if !self.draining {
+                self.spawn_trace_watch(key, ctx);
+            }
+        }
+        self.persisted_response(ctx)
+    }
+
+    /// The phase of a job, for an answer: "no longer tracked" when gone.
+    fn phase_name(&self, key: JobKey) -> &'static str {
+        self.jobs
+            .get(&key)
+            .map_or("no longer tracked", |e| e.phase.as_str())
+    }
+
+    pub(super) fn on_launch_stopped(
+        &mut self,
+        key: JobKey,
+        interrupt: Interrupt,
+        ctx: &mut Context<Self>,
+    ) {
+        match interrupt {
+            Interrupt::Cancel => self.on_cancelled(key, ctx),
+            Interrupt::Drain => {
+                let log = self.job_log(key);
+                slog::info!(log, "launch interrupted by shutdown; stays pending");
+            }
+        }
+        self.schedule_polls(ctx);
+    }
+
+    pub(super) fn on_failure_reported(&mut self, msg: FailureReported, ctx: &mut Context<Self>) {
+        let key = msg.key;
+        if let Some(e) = self.jobs.get_mut(&key) {
+            e.trace_offset = msg.trace_offset;
+            e.trace_appended = msg.trace_appended;
+        }
+        match msg.outcome {
+            ReportOutcome::Interrupted => self.mark_dirty(ctx),
+            ReportOutcome::Reported | ReportOutcome::GaveUp => {
+                if msg.outcome == ReportOutcome::GaveUp {
+                    let log = self.job_log(key);
+                    slog::error!(log, "failed to launch the job and even to report it");
+                }
+                if self.apply(key, JobEvent::FailureReported) {
+                    self.dispose(key, !self.settings.decommission_launch_failures, ctx);
+                }
+            }
+        }
+        self.schedule_polls(ctx);
+    }
+
+    pub(super) fn on_decommissioned(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        if self.apply(key, JobEvent::Decommissioned) {
+            self.forget(key);
+            self.mark_dirty(ctx);
+            self.schedule_polls(ctx);
+        }
+    }
+
+    pub(super) fn on_task_ended(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        self.tasks = self.tasks.saturating_sub(1);
+        if let Some(e) = self.jobs.get_mut(&key) {
+            e.tasks = e.tasks.saturating_sub(1);
+        }
+        self.check_drained(ctx);
+    }
+}

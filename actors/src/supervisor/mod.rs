@@ -1,0 +1,410 @@
+//! The supervisor: single owner of the quota ledger, the job table and the
+//! runner registry.
+//!
+//! It decides when each runner is polled (reserving the largest weight a
+//! job could have before sending `PollOnce`), spawns one actor per job and
+//! per step (launcher, trace watcher, failure reporter, decommissioner),
+//! applies their events to the job phase machine ([`crate::job`]) and
+//! persists the state after every transition that matters. Writes are
+//! coalesced: at most one is in flight, and the next one covers everything
+//! that changed meanwhile. Steps that must be on disk before the next
+//! external call (the resource name before `create`, the resource before
+//! `prepare`, the decommission before `delete`) wait for a write covering
+//! them (write-ahead).
+//!
+//! It also reconciles the state with the PAAS (see [`crate::reconcile`]):
+//! at start-up and every `reconcile_interval`, per runner, it has the
+//! poller list the resources, adopts or decommissions the ones the state
+//! does not know, and forgets the entries whose resource vanished.
+//!
+//! One actor, its code split by concern: this file holds the struct, `new`,
+//! `started` and the handlers, each dispatching to the file of its concern
+//! (`lifecycle`, `spawn`, `polling`, `progress`, `persistence`,
+//! `reconciliation`, `drain`, `stats`). The hidden state machines are pure
+//! types with their own tests: [`write_queue`] and [`poll_slot`].
+
+mod drain;
+mod lifecycle;
+mod persistence;
+mod poll_slot;
+mod polling;
+mod progress;
+mod reconciliation;
+mod spawn;
+mod stats;
+mod write_queue;
+
+#[cfg(feature = "testing")]
+pub use stats::{GetStats, Stats};
+
+use self::persistence::Waiter;
+use self::poll_slot::PollSlot;
+use self::stats::Counters;
+use self::write_queue::WriteQueue;
+use crate::backoff::{BackoffPolicy, LazyBackoff};
+use crate::decommissioner::Decommissioner;
+use crate::job::{after_use, transition, JobEvent, Phase};
+use crate::job_ctx::{JobCtx, SupervisorLink};
+use crate::job_table::{JobEntry, Unloaded};
+use crate::launcher::{FailureReporter, Launcher, Retry};
+use crate::mailbox::answer;
+use crate::messages::{
+    DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed, LaunchStopped,
+    NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
+    ResourceLaunched, ResourceProvisioned, TaskEnded,
+};
+use crate::poller::{
+    Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
+};
+use crate::ports::{
+    Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
+};
+use crate::quota::{JobKey, Ledger, QuotaLimits, WeightKind};
+use crate::reconcile::{plan, Decision, Identified, Tracked};
+use crate::settings::{RunnerSettings, SupervisorSettings};
+use crate::shutdown::{
+    Drain, DrainCompleted, ExitReport, ForcedSnapshot, Interrupt, Interrupts, OpRegistry,
+    OpSubject, Shutdown,
+};
+use crate::snapshot;
+use crate::state::StateStore;
+use crate::trace_watcher::TraceWatcher;
+use actix::prelude::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// A runner as the supervisor knows it.
+pub(crate) struct RunnerSlot {
+    pub name: Rc<str>,
+    pub coordinator: Rc<dyn Coordinator>,
+    pub paas: Rc<dyn Paas>,
+    pub settings: RunnerSettings,
+    pub logger: slog::Logger,
+    poller: Option<Addr<Poller>>,
+    max_job_weight: Option<Weight>,
+    poll: PollSlot,
+    cycles: u64,
+    checking: bool,
+    warned_no_trace_watch: bool,
+    reconcile: Option<ReconcilePass>,
+}
+
+/// A reconciliation pass in flight for one runner.
+#[derive(Default)]
+struct ReconcilePass {
+    /// Ids of the resources recorded when the listing was requested.
+    recorded: HashSet<String>,
+    /// Names of resources forgotten since (decommissioned meanwhile: a
+    /// stale listing may still show them).
+    forgotten: HashSet<String>,
+}
+
+impl RunnerSlot {
+    pub(crate) fn new(
+        name: Rc<str>,
+        coordinator: Rc<dyn Coordinator>,
+        paas: Rc<dyn Paas>,
+        settings: RunnerSettings,
+        logger: slog::Logger,
+    ) -> Self {
+        RunnerSlot {
+            name,
+            coordinator,
+            paas,
+            settings,
+            logger,
+            poller: None,
+            max_job_weight: None,
+            poll: PollSlot::new(BackoffPolicy::new(Duration::ZERO, Duration::ZERO), None),
+            cycles: 0,
+            checking: false,
+            warned_no_trace_watch: false,
+            reconcile: None,
+        }
+    }
+}
+
+/// The supervisor actor (see the module documentation).
+pub struct Supervisor {
+    settings: SupervisorSettings,
+    runners: Vec<RunnerSlot>,
+    jobs: BTreeMap<JobKey, JobEntry>,
+    unloaded: Unloaded,
+    ledger: Ledger,
+    peak_used: Weight,
+    store: Rc<dyn StateStore>,
+    persist: WriteQueue<Waiter>,
+    ops: OpRegistry,
+    drain_tx: watch::Sender<bool>,
+    draining: bool,
+    drained_sent: bool,
+    polls_in_flight: usize,
+    tasks: usize,
+    rr: usize,
+    counters: Counters,
+    link: Option<Rc<SupervisorLink>>,
+    progress_timer: Option<SpawnHandle>,
+    reconcile_timer: Option<SpawnHandle>,
+    shutdown: Addr<Shutdown>,
+    logger: slog::Logger,
+    empty_payload: Arc<Value>,
+}
+
+impl Supervisor {
+    /// A supervisor over `runners`, with jobs loaded from the state.
+    pub(crate) fn new(
+        settings: SupervisorSettings,
+        mut runners: Vec<RunnerSlot>,
+        jobs: BTreeMap<JobKey, JobEntry>,
+        unloaded: Unloaded,
+        store: Rc<dyn StateStore>,
+        shutdown: Addr<Shutdown>,
+        logger: slog::Logger,
+    ) -> Self {
+        let limits = QuotaLimits {
+            total_weight: settings.quota,
+            concurrent: settings.concurrent,
+            max_provisioning: settings.max_concurrent_provisioning,
+            allowed_fraction_per_runner: settings.allowed_fraction_per_runner,
+        };
+        let fractions = runners
+            .iter()
+            .map(|r| r.settings.quota_max_fraction)
+            .collect();
+        let mut ledger = Ledger::new(limits, fractions);
+        for (key, e) in &jobs {
+            let (w, kind) = match &e.resource {
+                Some(r) => (r.weight, WeightKind::Actual),
+                None => (e.expected_weight, WeightKind::Expected),
+            };
+            ledger.track(*key, w, kind, e.phase.is_launching());
+        }
+        // One back-off per runner's poll slot: jitter (equal: never much
+        // shorter than nominal) spreads the retries of several runner hosts
+        // after a coordinator outage.
+        let policy = settings.retry_policy();
+        for (i, r) in runners.iter_mut().enumerate() {
+            let seed = settings.backoff_seed.map(|s| s.wrapping_add(i as u64));
+            r.poll = PollSlot::new(policy, seed);
+        }
+        let (drain_tx, _) = watch::channel(false);
+        Supervisor {
+            settings,
+            runners,
+            jobs,
+            unloaded,
+            peak_used: ledger.used(),
+            ledger,
+            store,
+            persist: WriteQueue::default(),
+            ops: OpRegistry::default(),
+            drain_tx,
+            draining: false,
+            drained_sent: false,
+            polls_in_flight: 0,
+            tasks: 0,
+            rr: 0,
+            counters: Counters::default(),
+            link: None,
+            progress_timer: None,
+            reconcile_timer: None,
+            shutdown,
+            logger,
+            empty_payload: Arc::new(Value::Null),
+        }
+    }
+
+    fn runner_log(&self, runner: usize) -> slog::Logger {
+        self.runners
+            .get(runner)
+            .map(|r| r.logger.clone())
+            .unwrap_or_else(|| self.logger.clone())
+    }
+
+    /// Logger of one job: `runner`, `job_id`, and the job's `phase` at the
+    /// time of the call (log after applying a transition to show the new one).
+    fn job_log(&self, key: JobKey) -> slog::Logger {
+        let log = self
+            .runner_log(key.runner)
+            .new(slog::o!("job_id" => key.job_id));
+        match self.jobs.get(&key) {
+            Some(entry) => log.new(slog::o!("phase" => entry.phase.as_str())),
+            None => log,
+        }
+    }
+
+    fn note_peak(&mut self) {
+        if self.ledger.used() > self.peak_used {
+            self.peak_used = self.ledger.used();
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Many events may arrive at once (10,000 jobs): no back-pressure on
+        // the supervisor's own mailbox from request/response messages.
+        ctx.set_mailbox_capacity(usize::MAX >> 4);
+        let me = ctx.address();
+        self.link = Some(Rc::new(SupervisorLink {
+            record_creating: me.clone().recipient(),
+            provisioned: me.clone().recipient(),
+            launched: me.clone().recipient(),
+            started: me.clone().recipient(),
+            launch_failed: me.clone().recipient(),
+            launch_stopped: me.clone().recipient(),
+            failure_reported: me.clone().recipient(),
+            decommissioned: me.clone().recipient(),
+            decommission_stopped: me.clone().recipient(),
+            task_ended: me.recipient(),
+        }));
+        let check_concurrency = self.settings.progress_check_concurrency;
+        for r in &mut self.runners {
+            r.poller =
+                Some(Poller::new(r.coordinator.clone(), r.paas.clone(), check_concurrency).start());
+        }
+        slog::info!(self.logger, "supervisor started";
+                    "runners" => self.runners.len(), "tracked_jobs" => self.jobs.len(),
+                    "quota" => self.ledger.limits().total_weight,
+                    "used_weight" => self.ledger.used());
+        let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
+        for key in keys {
+            self.resume(key, ctx);
+        }
+        // Record the loaded state at once (the reference deleted its file
+        // after loading; we keep it current instead).
+        self.mark_dirty(ctx);
+        let interval = self.settings.job_progress_poll_interval;
+        self.progress_timer = Some(ctx.run_interval(interval, |act, ctx| act.check_progress(ctx)));
+        // Reconcile at once (the state may be stale or lost), then
+        // periodically unless disabled.
+        ctx.notify(Reconcile);
+        if let Some(every) = self.settings.reconcile_interval.filter(|d| !d.is_zero()) {
+            self.reconcile_timer = Some(ctx.run_interval(every, |_, ctx| ctx.notify(Reconcile)));
+        }
+        self.schedule_polls(ctx);
+    }
+}
+
+// Handlers: each one dispatches to the file of its concern.
+
+impl Handler<RecordCreating> for Supervisor {
+    type Result = ResponseFuture<Result<(), NotRecorded>>;
+    fn handle(&mut self, msg: RecordCreating, ctx: &mut Context<Self>) -> Self::Result {
+        self.on_record_creating(msg.key, msg.name, ctx)
+    }
+}
+
+impl Handler<ResourceProvisioned> for Supervisor {
+    type Result = ResponseFuture<Result<(), NotRecorded>>;
+    fn handle(&mut self, msg: ResourceProvisioned, ctx: &mut Context<Self>) -> Self::Result {
+        self.on_provisioned(msg.key, msg.resource, ctx)
+    }
+}
+
+impl Handler<ResourceLaunched> for Supervisor {
+    type Result = ResponseFuture<Result<(), NotRecorded>>;
+    fn handle(&mut self, msg: ResourceLaunched, ctx: &mut Context<Self>) -> Self::Result {
+        self.on_launched(msg.key, msg.resource, ctx)
+    }
+}
+
+impl Handler<JobStarted> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: JobStarted, ctx: &mut Context<Self>) {
+        self.on_started(msg.key, ctx);
+    }
+}
+
+impl Handler<LaunchFailed> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: LaunchFailed, ctx: &mut Context<Self>) {
+        self.on_launch_failed(msg.key, msg.message, ctx);
+    }
+}
+
+impl Handler<LaunchStopped> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: LaunchStopped, ctx: &mut Context<Self>) {
+        self.on_launch_stopped(msg.key, msg.interrupt, ctx);
+    }
+}
+
+impl Handler<FailureReported> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: FailureReported, ctx: &mut Context<Self>) {
+        self.on_failure_reported(msg, ctx);
+    }
+}
+
+impl Handler<ResourceDecommissioned> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: ResourceDecommissioned, ctx: &mut Context<Self>) {
+        self.on_decommissioned(msg.key, ctx);
+    }
+}
+
+impl Handler<DecommissionStopped> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: DecommissionStopped, _: &mut Context<Self>) {
+        let log = self.job_log(msg.key);
+        slog::info!(
+            log,
+            "decommission interrupted by shutdown; stays to_decommission"
+        );
+    }
+}
+
+impl Handler<TaskEnded> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: TaskEnded, ctx: &mut Context<Self>) {
+        self.on_task_ended(msg.key, ctx);
+    }
+}
+
+impl Handler<Drain> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.begin_drain(ctx);
+    }
+}
+
+impl Handler<ForcedSnapshot> for Supervisor {
+    type Result = ResponseActFuture<Self, ExitReport>;
+    fn handle(&mut self, _: ForcedSnapshot, ctx: &mut Context<Self>) -> Self::Result {
+        self.forced_snapshot(ctx)
+    }
+}
+
+impl Handler<DumpState> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: DumpState, _: &mut Context<Self>) {
+        self.dump_state();
+    }
+}
+
+/// Sent by the supervisor to itself: start the coalesced state write.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct PersistNow;
+
+impl Handler<PersistNow> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: PersistNow, ctx: &mut Context<Self>) {
+        self.persist.kick_taken();
+        self.kick_persist(ctx);
+    }
+}
+
+impl Handler<Reconcile> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: Reconcile, ctx: &mut Context<Self>) {
+        self.reconcile_all(ctx);
+    }
+}

@@ -1,0 +1,120 @@
+//! Persistence: the coalesced state writes ([`super::write_queue`]) and
+//! the write-ahead answers (a reply once a change is on disk).
+
+use super::write_queue::Wait;
+use super::*;
+use crate::snapshot::RunnerRef;
+use crate::state::Snapshot;
+
+/// Answered once a change is on disk, or with why it is not.
+pub(super) type Waiter = oneshot::Sender<Result<(), NotRecorded>>;
+
+impl Supervisor {
+    /// Something worth persisting changed. The write starts once the
+    /// messages already queued are handled (a self-notification queues
+    /// behind them), so that one write covers a whole burst of events.
+    pub(super) fn mark_dirty(&mut self, ctx: &mut Context<Self>) {
+        if self.persist.mark_dirty() {
+            ctx.notify(PersistNow);
+        }
+    }
+
+    pub(super) fn kick_persist(&mut self, ctx: &mut Context<Self>) {
+        let Some(target) = self.persist.start() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let snapshot = self.snapshot();
+        self.persist.note_build(started.elapsed());
+        let fut = self.store.save(snapshot);
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            match res {
+                Ok(()) => {
+                    let done = act.persist.succeeded(target, started.elapsed());
+                    answer_waiters(done, &Ok(()));
+                }
+                Err(e) => {
+                    // Write-ahead waiters keep waiting: they may proceed only
+                    // once their record is durable. Retry after a delay.
+                    slog::error!(act.logger, "cannot save the state";
+                                 "error" => %e,
+                                 "retry_in_s" => act.settings.persist_retry.as_secs_f64());
+                    let release = act.persist.is_forced() || act.drained_sent;
+                    let done = act.persist.failed(target, release);
+                    answer_waiters(done, &Err(NotRecorded::NotDurable(e.to_string())));
+                    ctx.run_later(act.settings.persist_retry, |act, ctx| {
+                        act.persist.retry_due();
+                        act.kick_persist(ctx);
+                    });
+                }
+            }
+            act.kick_persist(ctx);
+            act.check_drained(ctx);
+        }));
+    }
+
+    /// A receiver resolved once everything changed so far is on disk.
+    pub(super) fn persisted(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<(), NotRecorded>> {
+        let (tx, rx) = oneshot::channel();
+        match self.persist.wait(tx) {
+            Wait::Done(tx) => {
+                let _ = tx.send(Ok(()));
+            }
+            Wait::Queued { start_now } => {
+                if start_now {
+                    self.kick_persist(ctx);
+                }
+            }
+        }
+        rx
+    }
+
+    /// Runs `f` once everything changed so far is on disk (or never
+    /// durable: a forced stop).
+    pub(super) fn after_persist<F>(&mut self, ctx: &mut Context<Self>, f: F)
+    where
+        F: FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    {
+        let rx = self.persisted(ctx);
+        ctx.spawn(rx.into_actor(self).map(move |_, act, ctx| f(act, ctx)));
+    }
+
+    /// The answer to a write-ahead request.
+    pub(super) fn persisted_response(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), NotRecorded>> {
+        let rx = self.persisted(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(NotRecorded::SupervisorGone)) })
+    }
+
+    /// The state as the file records it.
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let uncertain = if self.persist.is_forced() {
+            self.ops.uncertain()
+        } else {
+            Vec::new()
+        };
+        snapshot::to_records(&self.jobs, &self.runner_refs(), &self.unloaded, uncertain)
+    }
+
+    /// Each runner's name and PAAS, by index.
+    pub(super) fn runner_refs(&self) -> Vec<RunnerRef<'_>> {
+        self.runners
+            .iter()
+            .map(|r| RunnerRef {
+                name: &r.name,
+                paas: &*r.paas,
+            })
+            .collect()
+    }
+}
+
+fn answer_waiters(waiters: Vec<Waiter>, res: &Result<(), NotRecorded>) {
+    for tx in waiters {
+        let _ = tx.send(res.clone());
+    }
+}

@@ -1,0 +1,226 @@
+//! Polling: which runner is polled when (round robin, limits, the largest
+//! weight reserved first), what a poll's result does to its slot
+//! ([`super::poll_slot`]), and the acquired jobs.
+
+use super::poll_slot::{NextPoll, PollOutcome, PollState};
+use super::*;
+use crate::untrusted::untrusted;
+
+impl Supervisor {
+    pub(super) fn schedule_polls(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let n = self.runners.len();
+        if n == 0 {
+            return;
+        }
+        self.rr = (self.rr + 1) % n;
+        for k in 0..n {
+            let i = (self.rr + k) % n;
+            if self.runners.get(i).is_some_and(|r| r.poll.may_poll()) {
+                self.try_poll(i, ctx);
+            }
+        }
+    }
+
+    pub(super) fn try_poll(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let Some(runner) = self.runners.get_mut(i) else {
+            return;
+        };
+        let Some(poller) = runner.poller.clone() else {
+            return;
+        };
+        let Some(weight) = runner.max_job_weight else {
+            runner.poll.set(PollState::Fetching);
+            let log = runner.logger.clone();
+            ctx.spawn(
+                async move { answer(poller.send(GetMaxJobWeight), "poller", &log).await }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| {
+                        let res = res.unwrap_or_else(|| {
+                            Err(PaasError::transient("max-job-weight", "poller unreachable"))
+                        });
+                        match res {
+                            Ok(w) => {
+                                if let Some(r) = act.runners.get_mut(i) {
+                                    r.max_job_weight = Some(w);
+                                    r.poll.set(PollState::Ready);
+                                }
+                            }
+                            Err(e) => {
+                                let log = act.runner_log(i);
+                                slog::error!(log, "cannot know the weight of the largest job";
+                                         "error" => %untrusted(&e));
+                                act.back_off(i, None, ctx);
+                            }
+                        }
+                        act.schedule_polls(ctx);
+                    }),
+            );
+            return;
+        };
+        match self.ledger.reserve(i, weight) {
+            Ok(()) => {
+                self.note_peak();
+                let Some(r) = self.runners.get_mut(i) else {
+                    return;
+                };
+                r.poll.set(PollState::Polling);
+                let (name, log) = (r.name.clone(), r.logger.clone());
+                self.polls_in_flight += 1;
+                let op = self.ops.begin(name, OpSubject::Poll { runner: i }, "poll");
+                ctx.spawn(
+                    async move { answer(poller.send(PollOnce), "poller", &log).await }
+                        .into_actor(self)
+                        .map(move |res, act, ctx| {
+                            drop(op);
+                            let res = res.unwrap_or_else(|| {
+                                Err(CoordinatorError::Unexpected {
+                                    detail: "poller unreachable".into(),
+                                })
+                            });
+                            act.on_polled(i, res, ctx);
+                        }),
+                );
+            }
+            Err(blocked) => {
+                let Some(r) = self.runners.get_mut(i) else {
+                    return;
+                };
+                if r.poll.saturate() {
+                    slog::debug!(r.logger, "not polling: limits reached";
+                                 "why" => format!("{blocked:?}"));
+                    self.cycle_done(i, ctx);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_polled(
+        &mut self,
+        i: usize,
+        res: Result<Option<Acquired>, CoordinatorError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.polls_in_flight = self.polls_in_flight.saturating_sub(1);
+        match res {
+            Err(e) => {
+                self.ledger.cancel_reservation(i);
+                let log = self.runner_log(i);
+                if e.is_transient() {
+                    slog::warn!(log, "coordinator unavailable"; "error" => %untrusted(&e));
+                } else {
+                    slog::error!(log, "coordinator trouble"; "error" => %untrusted(&e));
+                }
+                let retry_after = match &e {
+                    CoordinatorError::Unavailable { retry_after, .. } => *retry_after,
+                    CoordinatorError::Rejected { .. } => Some(self.settings.backoff_max),
+                    CoordinatorError::Unexpected { .. } => None,
+                };
+                self.back_off(i, retry_after, ctx);
+            }
+            Ok(None) => {
+                self.ledger.cancel_reservation(i);
+                self.next_poll(i, PollOutcome::NoJob, ctx);
+            }
+            Ok(Some(acq)) => {
+                self.on_acquired(i, acq, ctx);
+                self.next_poll(i, PollOutcome::Acquired, ctx);
+            }
+        }
+        self.check_drained(ctx);
+        self.schedule_polls(ctx);
+    }
+
+    pub(super) fn on_acquired(&mut self, i: usize, acq: Acquired, ctx: &mut Context<Self>) {
+        let key = JobKey {
+            runner: i,
+            job_id: acq.job.id,
+        };
+        let log = self.job_log(key);
+        if self.jobs.contains_key(&key) {
+            slog::error!(log, "coordinator handed out a job already tracked; ignored");
+            self.ledger.cancel_reservation(i);
+            return;
+        }
+        let reserved = self
+            .runners
+            .get(i)
+            .and_then(|r| r.max_job_weight)
+            .unwrap_or(0.0);
+        let (expected, failure) = match acq.expected {
+            Ok(w) => (w, None),
+            Err(e) => (reserved, Some(e.to_string())),
+        };
+        slog::info!(log, "job acquired"; "weight" => expected);
+        self.counters.acquired += 1;
+        self.ledger.acquire(key, expected);
+        self.note_peak();
+        self.jobs
+            .insert(key, JobEntry::new(acq.job, Phase::Acquired, expected));
+        self.mark_dirty(ctx);
+        if let Some(message) = failure {
+            self.on_launch_failed(key, message, ctx);
+        } else if !self.draining {
+            self.spawn_launcher(key);
+        }
+    }
+
+    /// A failure before or during a poll: back off, at least `at_least`.
+    pub(super) fn back_off(
+        &mut self,
+        i: usize,
+        at_least: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.next_poll(i, PollOutcome::Failed { at_least }, ctx);
+    }
+
+    /// Moves the slot of runner `i` on after `outcome`: poll again at once,
+    /// or after a delay (`check_interval`, or a back-off).
+    fn next_poll(&mut self, i: usize, outcome: PollOutcome, ctx: &mut Context<Self>) {
+        let (interval, repoll) = (
+            self.settings.check_interval,
+            self.settings.repoll_immediately && !self.draining,
+        );
+        let Some(r) = self.runners.get_mut(i) else {
+            return;
+        };
+        match r.poll.after(outcome, interval, repoll) {
+            NextPoll::Now => {}
+            NextPoll::After { delay, backing_off } => {
+                if backing_off {
+                    slog::info!(r.logger, "backing off"; "retry_in_s" => delay.as_secs_f64());
+                }
+                ctx.run_later(delay, move |act, ctx| {
+                    if let Some(r) = act.runners.get_mut(i) {
+                        r.poll.wait_over();
+                    }
+                    act.cycle_done(i, ctx);
+                    act.schedule_polls(ctx);
+                });
+            }
+        }
+    }
+
+    pub(super) fn cycle_done(&mut self, i: usize, ctx: &mut Context<Self>) {
+        if let Some(r) = self.runners.get_mut(i) {
+            r.cycles += 1;
+        }
+        if let Some(max) = self.settings.poll_cycles {
+            if !self.draining && self.min_cycles() >= max {
+                slog::info!(self.logger, "polling cycles done"; "cycles" => max);
+                self.shutdown.do_send(crate::shutdown::BeginShutdown);
+                // Stop polling right away; the drain itself comes from the
+                // shutdown actor.
+                self.draining = true;
+                ctx.notify(Drain);
+            }
+        }
+    }
+
+    pub(super) fn min_cycles(&self) -> u64 {
+        self.runners.iter().map(|r| r.cycles).min().unwrap_or(0)
+    }
+}

@@ -1,0 +1,102 @@
+//! Progress checks: every `job_progress_poll_interval`, whether the jobs
+//! being launched or started still run at the coordinator.
+
+use super::*;
+use crate::untrusted::untrusted;
+
+impl Supervisor {
+    pub(super) fn check_progress(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let n = self.runners.len();
+        let mut per_runner: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+        for (key, e) in &self.jobs {
+            let cancelled = e.cancel.as_ref().is_some_and(|c| *c.borrow());
+            if (e.phase == Phase::Started || e.phase.is_launching()) && !cancelled {
+                if let Some(v) = per_runner.get_mut(key.runner) {
+                    v.push(e.job.clone());
+                }
+            }
+        }
+        for (i, jobs) in per_runner.into_iter().enumerate() {
+            let Some(r) = self.runners.get_mut(i) else {
+                continue;
+            };
+            if jobs.is_empty() || r.checking {
+                continue;
+            }
+            let Some(poller) = r.poller.clone() else {
+                continue;
+            };
+            r.checking = true;
+            let log = r.logger.clone();
+            ctx.spawn(
+                async move { answer(poller.send(CheckJobs { jobs }), "poller", &log).await }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| {
+                        if let Some(r) = act.runners.get_mut(i) {
+                            r.checking = false;
+                        }
+                        // No answer: nothing learnt; the next check asks again.
+                        act.on_checked(i, res.unwrap_or_else(Vec::new), ctx);
+                    }),
+            );
+        }
+    }
+
+    pub(super) fn on_checked(
+        &mut self,
+        i: usize,
+        results: Vec<(i64, Result<JobStatus, CoordinatorError>)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut errors = 0usize;
+        let mut last_error = None;
+        for (job_id, res) in results {
+            match res {
+                Ok(JobStatus::Finished) => {
+                    self.on_job_finished(JobKey { runner: i, job_id }, ctx);
+                }
+                Ok(JobStatus::Running) => {}
+                Err(e) => {
+                    errors += 1;
+                    last_error = Some(e);
+                }
+            }
+        }
+        if let Some(e) = last_error {
+            let log = self.runner_log(i);
+            slog::warn!(log, "could not check the progress of some jobs";
+                        "failed_checks" => errors, "error" => %untrusted(&e));
+        }
+        self.schedule_polls(ctx);
+        self.check_drained(ctx);
+    }
+
+    pub(super) fn on_job_finished(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        let Some(entry) = self.jobs.get(&key) else {
+            return;
+        };
+        let log = self.job_log(key);
+        match entry.phase {
+            Phase::Started => {
+                slog::info!(log, "job finished, according to the coordinator");
+                self.apply(key, JobEvent::FinishedAtCoordinator);
+                self.dispose(key, self.settings.keep_finished_resources, ctx);
+            }
+            p if p.is_launching() => {
+                slog::warn!(log, "job cancelled at the coordinator while launching";
+                            "phase" => p.as_str());
+                if entry.tasks > 0 {
+                    if let Some(c) = &entry.cancel {
+                        let _ = c.send(true);
+                    }
+                } else {
+                    self.on_cancelled(key, ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+}

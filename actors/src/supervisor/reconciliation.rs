@@ -1,0 +1,289 @@
+//! Reconciliation passes: the PAAS listing against the job table (planned
+//! by [`crate::reconcile`]); vanished entries are forgotten, unknown
+//! resources adopted or decommissioned.
+
+use super::*;
+use crate::secret::Secret;
+use crate::untrusted::untrusted;
+
+impl Supervisor {
+    /// A pass per runner; a runner whose previous pass still runs is
+    /// skipped, and nothing happens while draining.
+    pub(super) fn reconcile_all(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        for i in 0..self.runners.len() {
+            self.start_reconcile(i, ctx);
+        }
+    }
+
+    pub(super) fn start_reconcile(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let recorded: HashSet<String> = self
+            .jobs
+            .iter()
+            .filter(|(k, _)| k.runner == i)
+            .filter_map(|(_, e)| e.resource.as_ref().map(|r| r.id.clone()))
+            .collect();
+        let Some(runner) = self.runners.get_mut(i) else {
+            return;
+        };
+        let Some(poller) = runner.poller.clone() else {
+            return;
+        };
+        if runner.reconcile.is_some() {
+            slog::debug!(runner.logger, "reconciliation: previous pass still running");
+            return;
+        }
+        runner.reconcile = Some(ReconcilePass {
+            recorded,
+            forgotten: HashSet::new(),
+        });
+        let log = runner.logger.clone();
+        ctx.spawn(
+            async move { answer(poller.send(ListResources), "poller", &log).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let res = res
+                        .unwrap_or_else(|| Err(PaasError::transient("list", "poller unreachable")));
+                    act.on_listed(i, res, ctx);
+                }),
+        );
+    }
+
+    pub(super) fn end_reconcile(&mut self, i: usize) -> Option<ReconcilePass> {
+        self.counters.reconcile_passes += 1;
+        self.runners.get_mut(i).and_then(|r| r.reconcile.take())
+    }
+
+    pub(super) fn on_listed(
+        &mut self,
+        i: usize,
+        res: Result<Vec<Resource>, PaasError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let log = self.runner_log(i);
+        if self.draining {
+            self.end_reconcile(i);
+            return;
+        }
+        let listed = match res {
+            Ok(l) => l,
+            Err(e) => {
+                // An empty or partial view must not make anything forgotten.
+                slog::warn!(log, "reconciliation: cannot list the resources; nothing decided";
+                            "error" => %untrusted(&e));
+                self.end_reconcile(i);
+                return;
+            }
+        };
+        let Some(paas) = self.runners.get(i).map(|r| r.paas.clone()) else {
+            return;
+        };
+        let (recorded, forgotten) = match self.runners.get(i).and_then(|r| r.reconcile.as_ref()) {
+            Some(p) => (p.recorded.clone(), p.forgotten.clone()),
+            None => (HashSet::new(), HashSet::new()),
+        };
+        let tracked: Vec<Tracked> = self
+            .jobs
+            .iter()
+            .filter(|(k, _)| k.runner == i)
+            .map(|(k, e)| Tracked {
+                job_id: k.job_id,
+                resource: e.resource.as_ref().map(|r| (r.id.clone(), r.name.clone())),
+                busy: e.tasks > 0,
+                recorded_before_listing: e
+                    .resource
+                    .as_ref()
+                    .is_some_and(|r| recorded.contains(&r.id)),
+            })
+            .collect();
+        let name_of = |id: i64| paas.resource_name(id);
+        let listed_count = listed.len();
+        let mut unknown = Vec::new();
+        for d in plan(listed, &tracked, name_of) {
+            match d {
+                Decision::Matched { job_id, app } => {
+                    slog::debug!(log, "reconciliation: resource matches the state";
+                                 "job_id" => job_id, "app" => app);
+                }
+                Decision::BeingCreated { job_id, app } => {
+                    slog::info!(log, "reconciliation: resource of a job being launched; \
+                                      left to its launcher";
+                                "job_id" => job_id, "app" => app);
+                }
+                Decision::Duplicate { job_id, resource } => {
+                    slog::warn!(log, "reconciliation: a second resource carries the name of a \
+                                      tracked job's; decommissioned once the job is done";
+                                "job_id" => job_id, "app" => resource.id,
+                                "name" => resource.name);
+                }
+                Decision::Foreign { resource } => {
+                    slog::warn!(log, "reconciliation: resource with this runner's prefix but \
+                                      not a name it gives; left alone";
+                                "app" => resource.id, "name" => resource.name);
+                }
+                Decision::Vanished { job_id, app } => {
+                    let key = JobKey { runner: i, job_id };
+                    let phase = self.jobs.get(&key).map_or("", |e| e.phase.as_str());
+                    slog::warn!(log, "reconciliation: the resource no longer exists on the PAAS; \
+                                      forgetting the job and freeing its weight \
+                                      (a job still running is ended by the coordinator's timeout)";
+                                "job_id" => job_id, "app" => app, "phase" => phase);
+                    self.forget(key);
+                    self.counters.vanished += 1;
+                    self.mark_dirty(ctx);
+                }
+                Decision::Unknown { job_id, resource } => {
+                    if forgotten.contains(&resource.name) {
+                        slog::debug!(log, "reconciliation: resource decommissioned meanwhile";
+                                     "job_id" => job_id, "app" => resource.id);
+                    } else {
+                        unknown.push((job_id, resource));
+                    }
+                }
+            }
+        }
+        slog::info!(log, "reconciliation: resources listed";
+                    "listed" => listed_count, "unknown" => unknown.len());
+        self.schedule_polls(ctx);
+        if unknown.is_empty() {
+            self.end_reconcile(i);
+            return;
+        }
+        let Some(poller) = self.runners.get(i).and_then(|r| r.poller.clone()) else {
+            self.end_reconcile(i);
+            return;
+        };
+        let request = poller.send(IdentifyJobs { resources: unknown });
+        ctx.spawn(
+            async move { answer(request, "poller", &log).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.end_reconcile(i);
+                    // No answer: nothing identified; the next pass decides.
+                    if let Some(found) = res {
+                        act.on_identified(i, found, ctx);
+                    }
+                }),
+        );
+    }
+
+    pub(super) fn on_identified(
+        &mut self,
+        i: usize,
+        found: Vec<(i64, Resource, Identified)>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.draining {
+            return;
+        }
+        let keep =
+            self.settings.keep_finished_resources || !self.settings.decommission_launch_failures;
+        for (job_id, resource, identified) in found {
+            let key = JobKey { runner: i, job_id };
+            let log = self
+                .job_log(key)
+                .new(slog::o!("app" => resource.id.clone()));
+            if self.jobs.contains_key(&key) {
+                slog::debug!(log, "reconciliation: the job got tracked meanwhile");
+                continue;
+            }
+            match identified {
+                Identified::Running(job) => {
+                    slog::warn!(log, "reconciliation: unknown resource whose job still runs \
+                                      at the coordinator; adopting it";
+                                "launched" => resource.launched);
+                    self.adopt(key, job, resource, ctx);
+                }
+                Identified::Finished(_) | Identified::NoJob if keep => {
+                    slog::warn!(
+                        log,
+                        "reconciliation: unknown resource left alone, as the \
+                                      configuration keeps resources \
+                                      (paas_finished_jobs_keep_resources / \
+                                      paas_decommission_launch_failures)"
+                    );
+                }
+                Identified::Finished(job) => {
+                    slog::warn!(
+                        log,
+                        "reconciliation: unknown resource whose job is over; \
+                                      decommissioning it"
+                    );
+                    self.decommission_unknown(key, job, resource, ctx);
+                }
+                Identified::NoJob => {
+                    slog::warn!(
+                        log,
+                        "reconciliation: unknown resource holding no job the \
+                                      runner can read back; decommissioning it"
+                    );
+                    // No job to read back: the handle keeps no token.
+                    let job = Job::from_handle(job_id, Secret::new(""), self.empty_payload.clone());
+                    self.decommission_unknown(key, job, resource, ctx);
+                }
+                Identified::Failed(why) => {
+                    slog::warn!(log, "reconciliation: cannot identify the job of an unknown \
+                                      resource; the next pass decides";
+                                "error" => %untrusted(&why));
+                }
+            }
+        }
+        self.schedule_polls(ctx);
+    }
+
+    /// Tracks a resource found on the PAAS whose job still runs.
+    pub(super) fn adopt(
+        &mut self,
+        key: JobKey,
+        mut job: Job,
+        resource: Resource,
+        ctx: &mut Context<Self>,
+    ) {
+        let phase = if resource.launched {
+            // Saved in `launched`, without payload.
+            job.payload = self.empty_payload.clone();
+            Phase::Started
+        } else {
+            Phase::Provisioned
+        };
+        let weight = resource.weight;
+        self.ledger
+            .track(key, weight, WeightKind::Actual, phase.is_launching());
+        self.jobs.insert(key, JobEntry::new(job, phase, weight));
+        self.record_resource(key, resource);
+        self.counters.adopted += 1;
+        self.mark_dirty(ctx);
+        if phase == Phase::Provisioned {
+            // Write-ahead: the resource is on disk before `prepare`.
+            self.after_persist(ctx, move |act, _| {
+                let idle_and_provisioned = act
+                    .jobs
+                    .get(&key)
+                    .is_some_and(|e| e.tasks == 0 && e.phase == Phase::Provisioned);
+                if !act.draining && idle_and_provisioned {
+                    act.spawn_launcher(key);
+                }
+            });
+        }
+    }
+
+    /// Tracks a resource found on the PAAS that nobody needs, and deletes it
+    /// (through `to_decommission`, like any other).
+    pub(super) fn decommission_unknown(
+        &mut self,
+        key: JobKey,
+        job: Job,
+        resource: Resource,
+        ctx: &mut Context<Self>,
+    ) {
+        let weight = resource.weight;
+        self.ledger.track(key, weight, WeightKind::Actual, false);
+        self.jobs
+            .insert(key, JobEntry::new(job, Phase::Finished, weight));
+        self.record_resource(key, resource);
+        self.counters.unknown_decommissioned += 1;
+        self.dispose(key, false, ctx);
+    }
+}

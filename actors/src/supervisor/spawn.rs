@@ -1,0 +1,138 @@
+//! Spawning the per-job actors, and resuming a loaded job where it stopped.
+
+use super::*;
+
+impl Supervisor {
+    /// The context of a per-job actor; its logger carries `runner`,
+    /// `job_id` and `phase` (the actor's step: `launching`,
+    /// `watching_trace`, `reporting_failure`, `decommissioning`).
+    pub(super) fn job_ctx(
+        &mut self,
+        key: JobKey,
+        cancellable: bool,
+        phase: &'static str,
+    ) -> Option<JobCtx> {
+        let link = self.link.clone()?;
+        let runner = self.runners.get(key.runner)?;
+        let logger = runner
+            .logger
+            .new(slog::o!("job_id" => key.job_id, "phase" => phase));
+        let (name, coordinator, paas) = (
+            runner.name.clone(),
+            runner.coordinator.clone(),
+            runner.paas.clone(),
+        );
+        let drain = self.drain_tx.subscribe();
+        let entry = self.jobs.get_mut(&key)?;
+        let cancel = if cancellable {
+            let tx = entry.cancel.get_or_insert_with(|| watch::channel(false).0);
+            Some(tx.subscribe())
+        } else {
+            None
+        };
+        entry.tasks += 1;
+        self.tasks += 1;
+        Some(JobCtx {
+            key,
+            runner_name: name,
+            job: entry.job.clone(),
+            coordinator,
+            paas,
+            supervisor: link,
+            interrupts: Interrupts::new(drain, cancel),
+            ops: self.ops.clone(),
+            logger,
+        })
+    }
+
+    pub(super) fn spawn_launcher(&mut self, key: JobKey) {
+        let Some(entry) = self.jobs.get(&key) else {
+            return;
+        };
+        let resource = entry.resource.clone();
+        let resume = (entry.phase == Phase::Provisioning && resource.is_none())
+            .then(|| entry.resource_name.clone())
+            .flatten();
+        let retry = Retry {
+            attempts: self.settings.launch_attempts,
+            policy: self.settings.retry_policy(),
+            seed: self.backoff_seed(key),
+        };
+        if let Some(jc) = self.job_ctx(key, true, "launching") {
+            Launcher::new(jc, resource, resume, retry, self.settings.creating_grace).start();
+        }
+    }
+
+    pub(super) fn spawn_trace_watch(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        let Some(runner) = self.runners.get_mut(key.runner) else {
+            return;
+        };
+        match runner.settings.trace_watch {
+            None => {
+                if !runner.warned_no_trace_watch {
+                    runner.warned_no_trace_watch = true;
+                    slog::warn!(
+                        runner.logger,
+                        "no trace-watch token: launched jobs are assumed to have started"
+                    );
+                }
+                self.on_started(key, ctx);
+            }
+            Some((timeout, step)) => {
+                let offset = self.jobs.get(&key).map_or(0, |e| e.trace_offset);
+                if let Some(jc) = self.job_ctx(key, true, "watching_trace") {
+                    TraceWatcher::new(jc, timeout, step, offset).start();
+                }
+            }
+        }
+    }
+
+    pub(super) fn spawn_reporter(&mut self, key: JobKey) {
+        let Some(entry) = self.jobs.get(&key) else {
+            return;
+        };
+        let message = entry.failure.clone().unwrap_or_default();
+        let (offset, appended) = (entry.trace_offset, entry.trace_appended);
+        let (attempts, interval) = (
+            self.settings.report_failure_attempts,
+            self.settings.report_failure_interval,
+        );
+        if let Some(jc) = self.job_ctx(key, false, "reporting_failure") {
+            FailureReporter::new(jc, message, offset, appended, attempts, interval).start();
+        }
+    }
+
+    pub(super) fn spawn_decommissioner(&mut self, key: JobKey) {
+        let Some(resource) = self.jobs.get(&key).and_then(|e| e.resource.clone()) else {
+            return;
+        };
+        let policy = self.settings.retry_policy();
+        let backoff = LazyBackoff::new(policy, self.backoff_seed(key));
+        if let Some(jc) = self.job_ctx(key, false, "decommissioning") {
+            Decommissioner::new(jc, resource, backoff).start();
+        }
+    }
+
+    /// Starts whatever a loaded job needs to resume where it stopped.
+    pub(super) fn resume(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        let Some(phase) = self.jobs.get(&key).map(|e| e.phase) else {
+            return;
+        };
+        match phase {
+            Phase::Acquired | Phase::Provisioning | Phase::Provisioned => self.spawn_launcher(key),
+            Phase::Launched => self.spawn_trace_watch(key, ctx),
+            Phase::LaunchFailed => self.spawn_reporter(key),
+            Phase::Decommissioning => self.spawn_decommissioner(key),
+            Phase::Finished => self.dispose(key, self.settings.keep_finished_resources, ctx),
+            Phase::Reported => self.dispose(key, !self.settings.decommission_launch_failures, ctx),
+            Phase::Started | Phase::Gone => {}
+        }
+    }
+
+    /// The seed of a job's retry delays: `backoff_seed` and the job, or
+    /// `None` (from the clock) when no seed is set.
+    fn backoff_seed(&self, key: JobKey) -> Option<u64> {
+        let salt = ((key.runner as u64) << 48) ^ (key.job_id as u64);
+        self.settings.backoff_seed.map(|s| s ^ salt)
+    }
+}

@@ -1,0 +1,144 @@
+//! What the supervisor counts, its state dump (SIGUSR1), and, for tests
+//! and the bench (feature `testing`), the [`GetStats`] query.
+
+use super::*;
+
+/// Events counted since start; logged by the state dump.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Counters {
+    /// Jobs acquired.
+    pub acquired: u64,
+    /// Jobs whose life ended (resource gone or released).
+    pub completed: u64,
+    /// Launch failures.
+    pub launch_failures: u64,
+    /// Reconciliation passes completed (one per runner and pass), whether
+    /// the listing succeeded or not.
+    pub reconcile_passes: u64,
+    /// Unknown resources adopted because their job still runs.
+    pub adopted: u64,
+    /// Unknown resources sent to decommissioning (job over, or no job).
+    pub unknown_decommissioned: u64,
+    /// Tracked entries forgotten because their resource vanished.
+    pub vanished: u64,
+}
+
+impl Supervisor {
+    /// Logs the whole state, secrets masked.
+    pub(super) fn dump_state(&self) {
+        let c = &self.counters;
+        slog::warn!(self.logger, "state dump";
+            "jobs" => self.jobs.len(), "used_weight" => self.ledger.used(),
+            "quota" => self.ledger.limits().total_weight,
+            "provisioning" => self.ledger.provisioning(),
+            "concurrent" => self.ledger.limits().concurrent,
+            "draining" => self.draining, "tasks" => self.tasks,
+            "unloadable_entries" => self.unloaded.len(),
+            "acquired" => c.acquired, "completed" => c.completed,
+            "launch_failures" => c.launch_failures, "reconcile_passes" => c.reconcile_passes,
+            "adopted" => c.adopted, "unknown_decommissioned" => c.unknown_decommissioned,
+            "vanished" => c.vanished, "state_writes" => self.persist.count(),
+            "last_write_ms" => self.persist.last_duration().as_secs_f64() * 1000.0,
+            "last_snapshot_build_ms" => self.persist.last_build().as_secs_f64() * 1000.0);
+        for (key, e) in &self.jobs {
+            let log = self.job_log(*key);
+            let weight = self.ledger.weight_of(*key).map_or(0.0, |(w, _)| w);
+            slog::warn!(log, "tracked job";
+                "phase" => e.phase.as_str(), "weight" => weight,
+                "app" => e.resource.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+                "resource_name" => e.resource.as_ref().map(|r| r.name.clone())
+                    .or_else(|| e.resource_name.clone()).unwrap_or_default(),
+                "trace_offset" => e.trace_offset,
+                "failure" => e.failure.clone().unwrap_or_default(),
+                "token" => &e.job.token);
+        }
+        for r in &self.runners {
+            slog::warn!(r.logger, "runner";
+                "poll_state" => format!("{:?}", r.poll.state()), "cycles" => r.cycles,
+                "backoff_retries" => r.poll.retries(),
+                "max_job_weight" => r.max_job_weight.unwrap_or(0.0));
+        }
+    }
+}
+
+#[cfg(feature = "testing")]
+pub use query::{GetStats, Stats};
+
+#[cfg(feature = "testing")]
+mod query {
+    use super::*;
+
+    /// Sent by tests and the bench to the supervisor: counters and the quota.
+    #[derive(Message, Debug)]
+    #[rtype(result = "Stats")]
+    pub struct GetStats;
+
+    /// What [`GetStats`] answers.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Stats {
+        /// Jobs tracked, per phase name.
+        pub phases: BTreeMap<&'static str, usize>,
+        /// Weight held in the ledger.
+        pub used_weight: Weight,
+        /// Highest weight ever held in the ledger.
+        pub peak_used_weight: Weight,
+        /// The quota.
+        pub quota: Weight,
+        /// Jobs acquired since start.
+        pub acquired: u64,
+        /// Jobs whose life ended (resource gone or released) since start.
+        pub completed: u64,
+        /// Launch failures since start.
+        pub launch_failures: u64,
+        /// State writes completed.
+        pub persists: u64,
+        /// Wall time of the last completed state write, from building the
+        /// snapshot to the store's acknowledgement.
+        pub last_persist: Duration,
+        /// Time spent building the last snapshot on the arbiter (the rest of
+        /// a write runs in the store, off the arbiter for the file store).
+        pub last_snapshot_build: Duration,
+        /// Per-job actors running.
+        pub tasks: usize,
+        /// Polling cycles done by the slowest runner.
+        pub poll_cycles: u64,
+        /// Reconciliation passes completed (one per runner and pass),
+        /// whether the listing succeeded or not.
+        pub reconcile_passes: u64,
+        /// Unknown resources adopted because their job still runs.
+        pub adopted: u64,
+        /// Unknown resources sent to decommissioning (job over, or no job).
+        pub unknown_decommissioned: u64,
+        /// Tracked entries forgotten because their resource vanished.
+        pub vanished: u64,
+    }
+
+    impl Handler<GetStats> for Supervisor {
+        type Result = MessageResult<GetStats>;
+        fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+            let mut phases = BTreeMap::new();
+            for e in self.jobs.values() {
+                *phases.entry(e.phase.as_str()).or_insert(0) += 1;
+            }
+            let c = self.counters;
+            MessageResult(Stats {
+                phases,
+                used_weight: self.ledger.used(),
+                peak_used_weight: self.peak_used,
+                quota: self.ledger.limits().total_weight,
+                acquired: c.acquired,
+                completed: c.completed,
+                launch_failures: c.launch_failures,
+                persists: self.persist.count(),
+                last_persist: self.persist.last_duration(),
+                last_snapshot_build: self.persist.last_build(),
+                tasks: self.tasks,
+                poll_cycles: self.min_cycles(),
+                reconcile_passes: c.reconcile_passes,
+                adopted: c.adopted,
+                unknown_decommissioned: c.unknown_decommissioned,
+                vanished: c.vanished,
+            })
+        }
+    }
+}

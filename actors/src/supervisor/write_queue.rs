@@ -1,0 +1,248 @@
+//! The write queue of the persistence, as a pure state machine: what is
+//! dirty, whether a write is in flight or waits for a retry, who waits for
+//! which write, and whether writing stopped.
+//!
+//! Every change bumps a generation; a write covers the generation current
+//! when it starts; a waiter registered at generation `g` is answered by the
+//! first successful write covering `g`. At most one write is in flight, and
+//! a burst of changes is written once (one kick is scheduled per burst).
+
+use std::time::Duration;
+
+/// What a new waiter gets.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wait<W> {
+    /// Everything changed so far is on disk: answer the waiter now.
+    Done(W),
+    /// The waiter is queued; `start_now` when no kick is scheduled (the
+    /// caller starts a write at once).
+    Queued { start_now: bool },
+}
+
+/// The write queue (see the module documentation); `W` is a waiter.
+#[derive(Debug)]
+pub(crate) struct WriteQueue<W> {
+    gen: u64,
+    saved: u64,
+    in_flight: bool,
+    retry_scheduled: bool,
+    kick_scheduled: bool,
+    stopped: bool,
+    forced: bool,
+    count: u64,
+    last_duration: Duration,
+    last_build: Duration,
+    waiters: Vec<(u64, W)>,
+}
+
+impl<W> Default for WriteQueue<W> {
+    fn default() -> Self {
+        WriteQueue {
+            gen: 0,
+            saved: 0,
+            in_flight: false,
+            retry_scheduled: false,
+            kick_scheduled: false,
+            stopped: false,
+            forced: false,
+            count: 0,
+            last_duration: Duration::ZERO,
+            last_build: Duration::ZERO,
+            waiters: Vec::new(),
+        }
+    }
+}
+
+impl<W> WriteQueue<W> {
+    /// Something changed. True when the caller must schedule a kick (the
+    /// first change of a burst).
+    pub fn mark_dirty(&mut self) -> bool {
+        self.gen += 1;
+        !std::mem::replace(&mut self.kick_scheduled, true)
+    }
+
+    /// The scheduled kick arrived.
+    pub fn kick_taken(&mut self) {
+        self.kick_scheduled = false;
+    }
+
+    /// Starts a write if one is due: returns the generation it covers.
+    pub fn start(&mut self) -> Option<u64> {
+        if self.in_flight || self.retry_scheduled || self.stopped || self.saved >= self.gen {
+            return None;
+        }
+        self.in_flight = true;
+        Some(self.gen)
+    }
+
+    /// Time spent building the snapshot of the write in flight.
+    pub fn note_build(&mut self, took: Duration) {
+        self.last_build = took;
+    }
+
+    /// The write covering `target` is on disk: the waiters it answers.
+    pub fn succeeded(&mut self, target: u64, took: Duration) -> Vec<W> {
+        self.in_flight = false;
+        self.count += 1;
+        self.last_duration = took;
+        self.saved = self.saved.max(target);
+        self.take_waiters(target)
+    }
+
+    /// The write covering `target` failed; a retry is scheduled (the
+    /// caller calls [`WriteQueue::retry_due`] later). Waiters keep waiting
+    /// (write-ahead: they may proceed only once durable), unless
+    /// `release`: then they are returned, to be answered with the error.
+    pub fn failed(&mut self, target: u64, release: bool) -> Vec<W> {
+        self.in_flight = false;
+        self.retry_scheduled = true;
+        if release {
+            self.take_waiters(target)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The retry delay after a failed write passed.
+    pub fn retry_due(&mut self) {
+        self.retry_scheduled = false;
+    }
+
+    /// A waiter for everything changed so far.
+    pub fn wait(&mut self, waiter: W) -> Wait<W> {
+        if self.saved >= self.gen {
+            return Wait::Done(waiter);
+        }
+        self.waiters.push((self.gen, waiter));
+        Wait::Queued {
+            start_now: !self.kick_scheduled,
+        }
+    }
+
+    /// Forced stop: write once more (even after the drain's last write),
+    /// and release waiters when that write fails.
+    pub fn force(&mut self) {
+        self.forced = true;
+        self.stopped = false;
+    }
+
+    /// No more writes.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// Whether a forced stop is under way.
+    pub fn is_forced(&self) -> bool {
+        self.forced
+    }
+
+    /// Writes completed.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Duration of the last completed write.
+    pub fn last_duration(&self) -> Duration {
+        self.last_duration
+    }
+
+    /// Snapshot build time of the last write.
+    pub fn last_build(&self) -> Duration {
+        self.last_build
+    }
+
+    fn take_waiters(&mut self, upto: u64) -> Vec<W> {
+        if self.waiters.is_empty() {
+            return Vec::new();
+        }
+        let (done, left) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|(gen, _)| *gen <= upto);
+        self.waiters = left;
+        done.into_iter().map(|(_, w)| w).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_burst_schedules_one_kick_and_one_write() {
+        let mut q: WriteQueue<u8> = WriteQueue::default();
+        assert!(q.mark_dirty());
+        assert!(!q.mark_dirty());
+        assert!(!q.mark_dirty());
+        q.kick_taken();
+        assert_eq!(q.start(), Some(3));
+        assert_eq!(q.start(), None, "at most one write in flight");
+        assert!(q.succeeded(3, T).is_empty());
+        assert_eq!(q.start(), None, "nothing dirty");
+        assert_eq!(q.count(), 1);
+    }
+
+    #[test]
+    fn waiters_are_answered_by_the_write_covering_them() {
+        let mut q = WriteQueue::default();
+        assert_eq!(q.wait(1), Wait::Done(1), "nothing dirty: answered at once");
+        q.mark_dirty();
+        assert_eq!(q.wait(2), Wait::Queued { start_now: false });
+        q.kick_taken();
+        let target = q.start();
+        assert_eq!(target, Some(1));
+        q.mark_dirty();
+        assert_eq!(q.wait(3), Wait::Queued { start_now: false });
+        assert_eq!(
+            q.succeeded(1, T),
+            vec![2],
+            "the later change is not covered"
+        );
+        q.kick_taken();
+        assert_eq!(q.start(), Some(2));
+        assert_eq!(q.succeeded(2, T), vec![3]);
+    }
+
+    #[test]
+    fn a_queued_waiter_without_kick_starts_a_write() {
+        let mut q = WriteQueue::default();
+        q.mark_dirty();
+        q.kick_taken();
+        assert_eq!(q.wait(7), Wait::Queued { start_now: true });
+    }
+
+    #[test]
+    fn a_failed_write_keeps_waiters_and_waits_for_the_retry() {
+        let mut q = WriteQueue::default();
+        q.mark_dirty();
+        q.kick_taken();
+        let _ = q.wait(1);
+        assert_eq!(q.start(), Some(1));
+        assert!(q.failed(1, false).is_empty());
+        assert_eq!(q.start(), None, "the retry delay is not over");
+        q.retry_due();
+        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.succeeded(1, T), vec![1]);
+    }
+
+    #[test]
+    fn a_failed_final_write_releases_waiters() {
+        let mut q = WriteQueue::default();
+        q.mark_dirty();
+        let _ = q.wait(1);
+        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.failed(1, true), vec![1]);
+    }
+
+    #[test]
+    fn stopped_writes_nothing_until_forced() {
+        let mut q: WriteQueue<u8> = WriteQueue::default();
+        q.stop();
+        q.mark_dirty();
+        assert_eq!(q.start(), None);
+        q.force();
+        assert!(q.is_forced());
+        assert_eq!(q.start(), Some(1));
+    }
+}

@@ -1,0 +1,9 @@
+//! The integration tests of paas-actors, in one test binary: the service
+//! started on fake ports (`paas_actors::testing`), on paused tokio time.
+
+mod common;
+mod lifecycle;
+mod quota_property;
+mod reconcile;
+mod resume;
+mod shutdown;

@@ -1,0 +1,142 @@
+//! Reading `job.json` back from a deployment repository with git2.
+//!
+//! The counterpart of [`crate::git::push`], for reconciliation: an
+//! application the state does not know (a state file lost or moved aside)
+//! is adopted only if its job still runs at the coordinator, and the job
+//! (its id and token) is in the `job.json` the runner pushed to `master`.
+//!
+//! 1. a fresh bare repository in a temporary directory, isolated from the
+//!    global and system configuration exactly like the push's;
+//! 2. the remote's refs are listed: no `refs/heads/master` (an empty
+//!    repository, a job never pushed) is [`None`];
+//! 3. `master` is fetched, shallow over HTTP (depth 1, no tags), and `job.json` is
+//!    read from its tree; a tree without it is [`None`] too (not something
+//!    this runner pushed), a file larger than [`MAX_JOB_FILE_BYTES`] is an
+//!    error.
+//!
+//! Same rules as the push, through the same shared code: credentials only
+//! through the callback (offered at most
+//! [`crate::git::MAX_CREDENTIAL_OFFERS`] times per connection), never
+//! in a URL; errors show the URL without userinfo, query or fragment; a
+//! dedicated thread and a deadline checked in every callback, so that a
+//! server that stops answering costs at most the timeout. Errors are the
+//! push's [`RemoteError`], classified the same way
+//! ([`RemoteError::is_retryable`]).
+//!
+//! This function BLOCKS: callers run it with
+//! `actix_rt::task::spawn_blocking`.
+
+use super::session::{isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF};
+use crate::secret::Secret;
+use git2::{AutotagOption, Direction, FetchOptions, ObjectType, Repository};
+use std::time::Duration;
+
+/// The file holding the job payload at the root of the deploy commit.
+pub const JOB_FILE: &str = "job.json";
+
+/// Largest `job.json` read back (a job payload is a few KiB to a few
+/// hundred KiB; anything this large is not one).
+pub const MAX_JOB_FILE_BYTES: usize = 8 << 20;
+
+/// Local reference the fetched `master` is stored under.
+const FETCHED_REF: &str = "refs/hpd/deployed";
+
+/// What the fetch found, before it becomes the public answer.
+enum Found {
+    /// No `master` on the remote.
+    NoBranch,
+    /// `master` has no regular `job.json` at its root.
+    NoFile,
+    /// The file is too large to be a job payload.
+    TooLarge(usize),
+    /// The content of `job.json`.
+    File(Vec<u8>),
+}
+
+/// Reads `job.json` from `master` of `remote_url`, authenticating as
+/// `user` / `password` if the server asks. `Ok(None)` when the repository
+/// has no `master` (empty: nothing was pushed) or `master` has no
+/// `job.json`. BLOCKING; see the module documentation.
+pub fn fetch_job_json(
+    remote_url: &str,
+    user: &str,
+    password: &Secret,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, RemoteError> {
+    let session = Session::new(remote_url, user, password, timeout)?;
+    session.run_on_thread("git-fetch", |session| {
+        let dir = tempfile::Builder::new()
+            .prefix("hpd-fetch-")
+            .tempdir()
+            .map_err(|e| RemoteError::Local {
+                detail: format!("cannot create a temporary directory: {e}"),
+            })?;
+        let repo = isolated_bare_repository(dir.path()).map_err(|e| RemoteError::Local {
+            detail: session.scrub(e.message()),
+        })?;
+        let observed = Observed::default();
+        let found = fetch(session, &repo, &observed);
+        match found.map_err(|e| session.classify(&e, &observed))? {
+            Found::NoBranch | Found::NoFile => Ok(None),
+            Found::File(bytes) => Ok(Some(bytes)),
+            Found::TooLarge(size) => Err(RemoteError::Git {
+                url: session.url.display.clone(),
+                detail: format!(
+                    "{JOB_FILE} on master is {size} bytes, more than the \
+                     {MAX_JOB_FILE_BYTES} a job payload may have"
+                ),
+            }),
+        }
+    })
+}
+
+/// Lists the remote refs, fetches `master` if present, reads `job.json`.
+fn fetch(session: &Session, repo: &Repository, observed: &Observed) -> Result<Found, git2::Error> {
+    let mut remote = repo.remote_anonymous(&session.url.connect)?;
+    let tip = {
+        let connection =
+            remote.connect_auth(Direction::Fetch, Some(session.callbacks(observed)), None)?;
+        connection
+            .list()?
+            .iter()
+            .find(|head| head.name() == DEPLOY_REF)
+            .map(|head| head.oid())
+    };
+    let Some(tip) = tip else {
+        return Ok(Found::NoBranch);
+    };
+    observed.credential_offers.set(0);
+    let mut options = FetchOptions::new();
+    options
+        .remote_callbacks(session.callbacks(observed))
+        .download_tags(AutotagOption::None);
+    // libgit2's local transport cannot fetch shallow (and has nothing to
+    // save by it); smart HTTP can.
+    if !session.url.connect.starts_with("file:") {
+        options.depth(1);
+    }
+    remote.fetch(
+        &[format!("+{DEPLOY_REF}:{FETCHED_REF}")],
+        Some(&mut options),
+        None,
+    )?;
+    // The fetched ref if libgit2 wrote it, else the advertised tip (whose
+    // objects the fetch brought either way).
+    let commit = match repo.find_reference(FETCHED_REF) {
+        Ok(reference) => reference.peel_to_commit()?,
+        Err(_) => repo.find_commit(tip)?,
+    };
+    let tree = commit.tree()?;
+    let Some(entry) = tree.get_name(JOB_FILE) else {
+        return Ok(Found::NoFile);
+    };
+    if entry.kind() != Some(ObjectType::Blob) {
+        return Ok(Found::NoFile);
+    }
+    let (size, _) = repo.odb()?.read_header(entry.id())?;
+    if size > MAX_JOB_FILE_BYTES {
+        return Ok(Found::TooLarge(size));
+    }
+    let blob = repo.find_blob(entry.id())?;
+    Ok(Found::File(blob.content().to_vec()))
+}

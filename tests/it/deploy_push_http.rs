@@ -1,0 +1,267 @@
+//! Push over smart HTTP with basic auth, against `git http-backend` run as
+//! CGI behind a minimal HTTP/1.1 server on 127.0.0.1 (what the Clever Cloud
+//! push front-end does, as far as a client can tell).
+
+use heptapod_paas_runner::deploy::BuildContext;
+use heptapod_paas_runner::git::{push_context, PushError, PushOutcome, DEPLOY_REF};
+use heptapod_paas_runner::secret::Secret;
+use paas_actors::ports::Job;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USER: &str = "Jenkins";
+const PASSWORD: &str = "orga-token-123";
+/// `base64("Jenkins:orga-token-123")`.
+const EXPECTED_AUTH: &str = "Basic SmVua2luczpvcmdhLXRva2VuLTEyMw==";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `git http-backend` behind basic auth, serving `root/*.git`.
+struct GitHttpServer {
+    base: String,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GitHttpServer {
+    fn start(root: &Path, scratch: &Path) -> GitHttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let (requests, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (count, stopping) = (requests.clone(), stop.clone());
+        let (root, scratch) = (root.to_owned(), scratch.to_owned());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            for _ in 0..100_000 {
+                if stopping.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        // A failed exchange just closes the connection.
+                        let _ = serve(stream, &root, &scratch);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        GitHttpServer {
+            base: format!("http://127.0.0.1:{port}/git"),
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads a request (Content-Length or chunked body), checks basic auth,
+/// runs `git http-backend`, relays its answer.
+fn serve(stream: TcpStream, root: &Path, scratch: &Path) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let target = parts.next().unwrap_or_default().to_owned();
+    let (mut length, mut chunked, mut auth, mut content_type) = (0usize, false, None, None);
+    for _ in 0..100 {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            let value = value.trim().to_owned();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse().unwrap_or(0),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "authorization" => auth = Some(value),
+                "content-type" => content_type = Some(value),
+                _ => {}
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        for _ in 0..100_000 {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0u8; size + 2];
+            reader.read_exact(&mut chunk)?;
+            chunk.truncate(size);
+            body.extend_from_slice(&chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    }
+
+    if auth.as_deref() != Some(EXPECTED_AUTH) {
+        return writer.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"fake\"\r\n\
+              Content-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+    let path_info = path.strip_prefix("/git").unwrap_or(path);
+    let mut child = Command::new("git")
+        .arg("http-backend")
+        .env_clear()
+        .env("HOME", scratch)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REMOTE_USER", USER)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("REQUEST_METHOD", &method)
+        .env("PATH_INFO", path_info)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", content_type.unwrap_or_default())
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&body)?;
+    }
+    let output = child.wait_with_output()?;
+    let split = output
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| {
+            output
+                .stdout
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, 2))
+        });
+    let (head, cgi_body) = match split {
+        Some((i, sep)) => (
+            String::from_utf8_lossy(output.stdout.get(..i).unwrap_or_default()).into_owned(),
+            output.stdout.get(i + sep..).unwrap_or_default().to_vec(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    let mut status = "200 OK".to_owned();
+    let mut headers = String::new();
+    for header in head.lines() {
+        match header.split_once(':') {
+            Some((name, value)) if name.eq_ignore_ascii_case("status") => {
+                status = value.trim().to_owned()
+            }
+            Some(_) => {
+                headers.push_str(header.trim_end());
+                headers.push_str("\r\n");
+            }
+            None => {}
+        }
+    }
+    let head = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        cgi_body.len()
+    );
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(&cgi_body)
+}
+
+fn context() -> BuildContext {
+    let job = Job::from_payload(json!({"id": 7, "token": "glcbt-seven",
+        "services": [{"name": "redis", "alias": null}]}))
+    .expect("job");
+    BuildContext::new(None, "[[runners]]\nurl = \"http://c\"\n".into(), &job).expect("context")
+}
+
+fn bare_repo(root: &Path, name: &str) -> PathBuf {
+    let path = root.join(name);
+    git2::Repository::init_bare(&path).expect("bare");
+    path
+}
+
+#[test]
+fn http_push_with_basic_auth_then_already_launched() {
+    let root = tempfile::tempdir().expect("root");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let repo_path = bare_repo(root.path(), "app_1.git");
+    let server = GitHttpServer::start(root.path(), scratch.path());
+    let url = format!("{}/app_1.git", server.base);
+    let ctx = context();
+
+    let outcome = push_context(&ctx, &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    assert_eq!(outcome, Ok(PushOutcome::Pushed));
+    let repo = git2::Repository::open_bare(&repo_path).expect("open");
+    let tree = repo
+        .find_reference(DEPLOY_REF)
+        .and_then(|r| r.peel_to_tree())
+        .expect("master tree");
+    assert_eq!(tree.len(), 3);
+    for (name, content) in ctx.files() {
+        let entry = tree.get_name(name).expect(name);
+        assert_eq!(repo.find_blob(entry.id()).expect("blob").content(), content);
+    }
+
+    let outcome = push_context(&ctx, &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    assert_eq!(outcome, Ok(PushOutcome::AlreadyLaunched));
+    // Bounded exchanges: challenge + credentials per phase.
+    assert!(server.requests.load(Ordering::SeqCst) <= 12);
+}
+
+#[test]
+fn http_push_with_a_wrong_password_is_refused() {
+    let root = tempfile::tempdir().expect("root");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let repo_path = bare_repo(root.path(), "app_2.git");
+    let server = GitHttpServer::start(root.path(), scratch.path());
+    let url = format!("{}/app_2.git", server.base);
+
+    let err =
+        push_context(&context(), &url, USER, &Secret::new("wrong"), TIMEOUT).expect_err("refused");
+    assert!(matches!(err, PushError::Auth { .. }), "{err:?}");
+    assert!(!err.to_string().contains("wrong"), "{err}");
+    let repo = git2::Repository::open_bare(&repo_path).expect("open");
+    assert!(repo.find_reference(DEPLOY_REF).is_err(), "nothing pushed");
+}
+
+#[test]
+fn http_push_to_an_unknown_repository_is_a_404() {
+    let root = tempfile::tempdir().expect("root");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let server = GitHttpServer::start(root.path(), scratch.path());
+    let url = format!("{}/app_missing.git", server.base);
+    let err =
+        push_context(&context(), &url, USER, &Secret::new(PASSWORD), TIMEOUT).expect_err("missing");
+    assert!(
+        matches!(err, PushError::Http { status: 404, .. }),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,30 @@
+//! The integration tests of the root crate, as one test binary: each file
+//! of this directory is a module, `common` (the real binary against
+//! paas-sim's world) and `support` (a real Docker engine) are shared by
+//! them. One binary links the dependency tree once instead of once per file.
+//!
+//! A test that changes process-wide state (environment variables, signal
+//! dispositions, libgit2's configuration search path) would leak it into
+//! the other tests when `cargo test` runs them as threads of one process:
+//! such a test lives in its own file directly under `tests/`, as
+//! `tests/deploy_push_isolation.rs` does.
+
+mod common;
+mod support;
+
+mod chaos;
+mod clever_api;
+mod clever_sim;
+mod deploy_push;
+mod deploy_push_http;
+mod e2e_adopt;
+mod e2e_cli;
+mod e2e_hostile;
+mod e2e_restart;
+mod e2e_run;
+mod faults_e2e;
+mod git_fetch;
+mod gitlab_client;
+mod local_docker;
+mod local_docker_e2e;
+mod sim_world_config;
