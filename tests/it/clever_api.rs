@@ -453,7 +453,10 @@ async fn create_answered_429_is_sent_again_after_the_wait_and_not_forever() {
     // A rate-limited create was refused unprocessed: sending it again
     // repeats nothing, so the client waits and re-sends it.
     h.inject("create", Inject::Status(429, json!({}), Some(0)));
-    let r = ex.create(&job(11, &[])).await.expect("created after the 429");
+    let r = ex
+        .create(&job(11, &[]))
+        .await
+        .expect("created after the 429");
     assert_eq!(r.name, "hpd-job-D3adNQYu-11");
     assert_eq!(h.count("POST", ""), 2, "one refused, one created");
     assert_eq!(h.with(|m| m.apps.len()), 1);
