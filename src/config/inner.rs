@@ -31,6 +31,7 @@ pub const INNER_EXCLUDED_KEYS: &[&str] = &[
     "quota_max_fraction",
     "local_docker_network_mode",
     FORWARD_TOKEN_KEY,
+    "unique_name",
 ];
 
 /// Runner-section key: `true` writes the real runner token in the inner
