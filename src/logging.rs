@@ -2,7 +2,11 @@
 //!
 //! The root logger carries `version`; components add fixed snake_case keys
 //! (`runner`, `job_id`, `app`, `phase`, …). Secrets never reach a log line:
-//! they are `Secret` values, which serialise as a mask.
+//! they are `Secret` values, which serialise as a mask. Text a job chooses
+//! (variable, image and flavor names, PAAS and coordinator error messages
+//! that may echo them) goes through [`paas_actors::untrusted::untrusted`]:
+//! its control characters are escaped, so it can neither forge a log line
+//! nor drive the operator's terminal, in either format.
 
 use slog::{o, Drain, Level, Logger};
 
@@ -112,6 +116,89 @@ mod tests {
         assert_eq!(
             parse_level("LOUD"),
             Err(LoggingError::UnknownLevel("LOUD".into()))
+        );
+    }
+
+    use paas_actors::untrusted::untrusted;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// A `Write` into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            let mut inner = self
+                .0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            inner.extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buffer {
+        fn text(&self) -> String {
+            let inner = self.0.lock().expect("buffer lock");
+            String::from_utf8_lossy(&inner).into_owned()
+        }
+    }
+
+    /// What a job may put in a variable name that ends up in an error.
+    const HOSTILE: &str = "X\nJan 01 00:00:00.000 ERRO forged line\x1b[2J\x1b]0;title\x07\u{202e}";
+
+    fn log_hostile(logger: &Logger) {
+        let err = format!("variable `{HOSTILE}` refers to itself");
+        slog::error!(logger, "launch failed"; "error" => %untrusted(&err),
+                     "name" => %untrusted(HOSTILE));
+    }
+
+    #[test]
+    fn job_text_is_escaped_in_the_term_format() {
+        let buffer = Buffer::default();
+        let decorator = slog_term::PlainSyncDecorator::new(buffer.clone());
+        let drain = slog_term::FullFormat::new(decorator).build().fuse();
+        log_hostile(&Logger::root(drain, o!("version" => "test")));
+        let text = buffer.text();
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(text.ends_with('\n'), "{text:?}");
+        assert!(
+            !text
+                .trim_end_matches('\n')
+                .chars()
+                .any(paas_actors::untrusted::needs_escape),
+            "{text:?}"
+        );
+        assert!(text.contains("X\\nJan 01"), "{text:?}");
+        assert!(text.contains("\\u{1b}[2J"), "{text:?}");
+    }
+
+    #[test]
+    fn job_text_is_escaped_in_the_json_format() {
+        let buffer = Buffer::default();
+        let drain = slog_json::Json::new(buffer.clone())
+            .add_default_keys()
+            .build()
+            .fuse();
+        let drain = Mutex::new(drain).fuse();
+        log_hostile(&Logger::root(drain, o!("version" => "test")));
+        let text = buffer.text();
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        let record: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
+        let name = record["name"].as_str().expect("name");
+        assert_eq!(name, paas_actors::untrusted::escape_control(HOSTILE));
+        assert!(
+            !name.chars().any(paas_actors::untrusted::needs_escape),
+            "{name:?}"
+        );
+        let error = record["error"].as_str().expect("error");
+        assert!(
+            error.contains("X\\nJan 01") && !error.contains('\n'),
+            "{error:?}"
         );
     }
 

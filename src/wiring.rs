@@ -18,6 +18,7 @@ use crate::preflight::{check_writable_dir, docker_version, DockerProblem, Patien
 use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
+use paas_actors::untrusted::untrusted;
 use slog::{info, o, warn, Logger};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -391,7 +392,7 @@ async fn check_runners_can_poll(
             Err(e) => {
                 // Not fatal: the supervisor retries; only a sure mismatch is refused.
                 warn!(logger, "cannot check the largest job weight of a runner yet";
-                      "runner" => &runner.unique_name, "error" => %e);
+                      "runner" => &runner.unique_name, "error" => %untrusted(&e));
                 continue;
             }
         };

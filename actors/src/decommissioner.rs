@@ -20,6 +20,7 @@ use crate::messages::{
 };
 use crate::ports::{PaasErrorClass, Resource};
 use crate::shutdown::OpSubject;
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 
 /// Deletes one resource (see the module documentation).
@@ -111,7 +112,7 @@ async fn decommission(
             Err(e) => {
                 let delay = backoff.next_delay();
                 slog::error!(jc.logger, "could not decommission the resource";
-                             "app" => &resource.id, "attempt" => attempt, "error" => %e,
+                             "app" => &resource.id, "attempt" => attempt, "error" => %untrusted(&e),
                              "retry_in_s" => delay.as_secs_f64());
                 delay
             }

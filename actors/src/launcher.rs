@@ -35,6 +35,7 @@ use crate::ports::{
 };
 use crate::quota::JobKey;
 use crate::shutdown::{Interrupt, OpSubject};
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ async fn call_retrying<'p, T>(
                 let delay = backoff.next_delay();
                 slog::warn!(jc.logger, "transient PAAS error; retrying";
                             "step" => step, "attempt" => attempt, "attempts" => attempts,
-                            "error" => %e, "retry_in_s" => delay.as_secs_f64());
+                            "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
                 delay
             }
             Err(e) => return Err(CallEnd::Failed(e)),
@@ -323,7 +324,7 @@ async fn create_resource(
         slog::warn!(jc.logger, "transient PAAS error; retrying (the failed create may \
                                 have taken effect: looking for the resource by name first)";
                     "attempt" => attempt, "attempts" => attempts,
-                    "error" => %e, "retry_in_s" => delay.as_secs_f64());
+                    "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
         if let Some(i) = jc.interrupts.sleep(delay).await {
             return Err(CallEnd::Stopped(i));
         }
@@ -446,7 +447,7 @@ async fn report(
             }
             Ok(TraceAppend::JobOver) => job_over = true,
             Err(e) => slog::warn!(log, "could not append the failure to the job trace";
-                                  "error" => %e),
+                                  "error" => %untrusted(&e)),
         }
     }
     let mut outcome = ReportOutcome::GaveUp;
@@ -474,7 +475,7 @@ async fn report(
                 }
                 Err(e) => {
                     slog::error!(log, "could not report the launch failure";
-                                 "attempt" => attempt, "attempts" => attempts, "error" => %e);
+                                 "attempt" => attempt, "attempts" => attempts, "error" => %untrusted(&e));
                 }
             }
             if attempt < attempts && jc.interrupts.sleep(interval).await.is_some() {

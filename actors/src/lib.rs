@@ -30,6 +30,7 @@ mod supervisor;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace_watcher;
+pub mod untrusted;
 
 pub use secret::Secret;
 pub use service::{

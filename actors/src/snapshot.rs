@@ -11,6 +11,7 @@ use crate::quota::JobKey;
 use crate::state::{
     CreatingRecord, FailureRecord, HandleRecord, PendingRecord, Snapshot, UncertainRecord,
 };
+use crate::untrusted::untrusted;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -212,7 +213,7 @@ async fn resolve(
             Err(e) => {
                 slog::error!(logger, "cannot load a saved resource; entry kept as is";
                              "runner" => &h.runner_name, "job_id" => h.job_id,
-                             "error" => %e);
+                             "error" => %untrusted(&e));
                 None
             }
         },

@@ -15,6 +15,7 @@
 use crate::job_ctx::JobCtx;
 use crate::messages::{JobStarted, LaunchFailed, LaunchStopped, TaskEnded, TraceSeen};
 use crate::ports::CoordinatorError;
+use crate::untrusted::untrusted;
 use actix::prelude::*;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -94,7 +95,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
                 return;
             }
             Err(e) if e.is_transient() => {
-                slog::debug!(jc.logger, "job trace not readable yet"; "error" => %e);
+                slog::debug!(jc.logger, "job trace not readable yet"; "error" => %untrusted(&e));
             }
             Err(e) => {
                 jc.supervisor.launch_failed.do_send(LaunchFailed {

@@ -335,9 +335,13 @@ fn inner_config_keeps_forwarded_keys_verbatim_and_drops_excluded_ones() {
     let got_pairs: Vec<(&String, &toml::Value)> = got.iter().collect();
     let mut expected_fixed = expected.clone();
     let docker_exec = toml::Value::String("docker".into());
+    let placeholder = toml::Value::String(inner::token_placeholder(r.token.expose()));
     for pair in expected_fixed.iter_mut() {
         if pair.0 == "executor" {
             pair.1 = &docker_exec;
+        }
+        if pair.0 == "token" {
+            pair.1 = &placeholder;
         }
     }
     assert_eq!(got_pairs, expected_fixed);
@@ -454,9 +458,10 @@ volumes = ["/cache", "secret:VOL"]
         inner["runners"][0]["docker"]["volumes"],
         toml::Value::Array(vec!["/cache".into(), "/data".into()])
     );
+    // The runner token itself is not forwarded (see `inner`).
     assert_eq!(
         inner["runners"][0]["token"].as_str(),
-        Some("glrt-from-secrets")
+        Some(inner::token_placeholder("glrt-from-secrets").as_str())
     );
 }
 
@@ -1210,10 +1215,70 @@ cc_gitlab_namespace_attributes_token = "attrs-token"
         "{inner}"
     );
 
-    // Platform switches alone and empty cache sections are fine (the seed).
+    // Platform switches alone and empty cache sections are fine (the example configuration).
     ok(SEED_MULTI);
     // Single-organisation mode forwards them.
     let single = format!("{CLEVER}{secrets}");
     let l = ok(&with_runner("", &single));
     assert!(runner(&l).inner_runner_toml().contains("SecretKey"));
+}
+
+// ---------------------------------------------------------------- runner token
+
+#[test]
+fn the_runner_token_is_forwarded_only_on_explicit_opt_in() {
+    let token = "glrt-t1_AbCdEfGhIjKlMnOpQrSt";
+    let section = CLEVER.replace("glrt-abcdefgh", token);
+    let inner_token = |extra: &str| -> String {
+        let l = ok(&with_runner("", &format!("{section}{extra}{EXTRA_ENV}")));
+        let text = runner(&l).inner_runner_toml();
+        assert!(!text.contains(inner::FORWARD_TOKEN_KEY), "{text}");
+        let inner: toml::Table = text.parse().unwrap();
+        inner["runners"][0]["token"].as_str().unwrap().to_owned()
+    };
+    for extra in ["", "paas_forward_runner_token = false\n"] {
+        let got = inner_token(extra);
+        assert_eq!(got, inner::token_placeholder(token));
+        assert_eq!(inner::short_description(&got), "t1_AbCdEf");
+    }
+    assert_eq!(inner_token("paas_forward_runner_token = true\n"), token);
+
+    let bad = err(&with_runner(
+        "",
+        &format!("{section}paas_forward_runner_token = \"yes\"\n{EXTRA_ENV}"),
+    ));
+    assert!(
+        bad.problems()
+            .iter()
+            .any(|p| p.key == "runners[0].paas_forward_runner_token"
+                && p.message.contains("boolean")),
+        "{bad}"
+    );
+}
+
+#[test]
+fn forwarding_the_runner_token_is_refused_in_multi_tenant_mode() {
+    let multi =
+        "name = \"r1\"\nurl = \"https://g.example\"\ntoken = \"glrt-t1_AbCdEfGhIjKlMnOpQrSt\"\n\
+                 executor = \"clever-docker\"\ncc_multi_tenant = true\n\
+                 cc_gitlab_namespace_attributes_token = \"a\"\n";
+    let l = ok(&with_runner("", &format!("{multi}{EXTRA_ENV}")));
+    assert!(!runner(&l)
+        .inner_runner_toml()
+        .contains("glrt-t1_AbCdEfGhIjKlMnOpQrSt"));
+    let e = err(&with_runner(
+        "",
+        &format!("{multi}paas_forward_runner_token = true\n{EXTRA_ENV}"),
+    ));
+    assert_eq!(EXIT_CODE, 2);
+    let problem = e
+        .problems()
+        .iter()
+        .find(|p| p.key == "runners[0].paas_forward_runner_token")
+        .unwrap_or_else(|| panic!("key not named: {e}"));
+    assert!(
+        problem.message.contains("cc_multi_tenant = true"),
+        "{problem}"
+    );
+    assert!(e.to_string().contains("paas_forward_runner_token"), "{e}");
 }

@@ -15,7 +15,7 @@ use super::fields::{
     as_nonempty_string, as_positive, as_positive_seconds, as_seconds, describe, Ctx, Section,
 };
 use super::identity::{legacy_unique_name, unique_name, valid_unique_name, MAX_UNIQUE_NAME_LEN};
-use super::inner::CLEVER_KEY_PREFIX;
+use super::inner::{CLEVER_KEY_PREFIX, FORWARD_TOKEN_KEY};
 use super::raw::RawDocument;
 use super::secrets::{self, SECRETS_FILE_KEY};
 use super::settings::*;
@@ -496,6 +496,14 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         as_nonempty_string,
     );
     let quota_max_fraction = sec.fraction_or(ctx, "quota_max_fraction", 1.0);
+    let forward_token = sec.bool_or(ctx, FORWARD_TOKEN_KEY, false);
+    if forward_token && matches!(sec.get("cc_multi_tenant"), Some(Value::Boolean(true))) {
+        ctx.problem(
+            &sec.key_path(FORWARD_TOKEN_KEY),
+            "refused when `cc_multi_tenant = true`: every tenant's jobs could read the \
+             runner token and take other tenants' jobs",
+        );
+    }
     let (clever, local_docker) = match executor {
         Some(ExecutorKind::CleverDocker) => (clever(sec, ctx), None),
         Some(ExecutorKind::LocalDocker) => (None, local_docker(sec, env, ctx)),

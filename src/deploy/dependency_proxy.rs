@@ -18,22 +18,26 @@
 //! Everything else in the payload, key order included, is left as is.
 //! Variables are read with the reference's `all_job_variables` rule: the
 //! *last* value of a duplicated key wins.
+//!
+//! Every name is expanded by one [`Expander`] per job (one work budget), and
+//! no name, expanded or proxied, may exceed [`MAX_IMAGE_NAME_LEN`] bytes.
 
-use super::expand::{expand, ExpandError};
-use super::image_name::split_domain;
+use super::expand::{ExpandError, Expander};
+use super::image_name::{split_domain, MAX_IMAGE_NAME_LEN};
 use serde_json::Value;
 use std::collections::HashMap;
 
 /// The job variable holding the dependency proxy image prefix.
 pub const PROXY_PREFIX_VARIABLE: &str = "CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX";
 
-/// An image name that could not be expanded.
+/// An image name that could not be rewritten.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("cannot expand the image name in `{field}`: {source}")]
 pub struct DependencyProxyError {
     /// Where the name is in the payload (`image.name`, `services[2].name`).
     pub field: String,
-    /// Why expansion failed.
+    /// Why expansion failed (`TooLong` when the expanded or proxied name
+    /// would exceed [`MAX_IMAGE_NAME_LEN`]).
     pub source: ExpandError,
 }
 
@@ -94,12 +98,13 @@ pub fn rewrite(payload: &mut Value) -> Result<Vec<RewrittenImage>, DependencyPro
         Some(prefix) if !prefix.is_empty() => prefix.as_str(),
         _ => return Ok(Vec::new()),
     };
+    let mut expander = Expander::new(&vars);
     let mut rewritten = Vec::new();
 
     if let Some(image) = payload.get_mut("image").and_then(Value::as_object_mut) {
         if let Some(name) = image.get("name").and_then(Value::as_str) {
             let field = "image.name".to_owned();
-            if let Some(to) = proxied_name(name, prefix, &vars, &field)? {
+            if let Some(to) = proxied_name(name, prefix, &mut expander, &field)? {
                 rewritten.push(RewrittenImage {
                     field,
                     from: name.to_owned(),
@@ -120,7 +125,7 @@ pub fn rewrite(payload: &mut Value) -> Result<Vec<RewrittenImage>, DependencyPro
                 continue;
             };
             let field = format!("services[{index}].name");
-            let Some(to) = proxied_name(name, prefix, &vars, &field)? else {
+            let Some(to) = proxied_name(name, prefix, &mut expander, &field)? else {
                 continue;
             };
             let from = name.to_owned();
@@ -158,21 +163,27 @@ struct Proxied {
 fn proxied_name(
     name: &str,
     prefix: &str,
-    vars: &HashMap<String, String>,
+    expander: &mut Expander<'_>,
     field: &str,
 ) -> Result<Option<Proxied>, DependencyProxyError> {
-    let expanded = expand(name, vars).map_err(|source| DependencyProxyError {
+    let error = |source| DependencyProxyError {
         field: field.to_owned(),
         source,
-    })?;
+    };
+    let expanded = expander
+        .expand_at_most(name, MAX_IMAGE_NAME_LEN)
+        .map_err(error)?;
     let split = split_domain(&expanded);
     if !split.is_docker_hub() {
         return Ok(None);
     }
-    Ok(Some(Proxied {
-        proxied: format!("{prefix}/{}", split.remainder),
-        expanded,
-    }))
+    let proxied = format!("{prefix}/{}", split.remainder);
+    if proxied.len() > MAX_IMAGE_NAME_LEN {
+        return Err(error(ExpandError::TooLong {
+            max: MAX_IMAGE_NAME_LEN,
+        }));
+    }
+    Ok(Some(Proxied { proxied, expanded }))
 }
 
 #[cfg(test)]

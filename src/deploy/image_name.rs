@@ -24,6 +24,12 @@ pub const LEGACY_DOCKER_HUB_DOMAIN: &str = "index.docker.io";
 /// Namespace of Docker Hub's official images.
 pub const OFFICIAL_NAMESPACE: &str = "library";
 
+/// Longest image name (as given, expanded or proxied) a job may use, in
+/// bytes. Docker refuses names over 255 characters, tags over 128 and
+/// digests are 71 for sha256: this leaves room for unexpanded variables
+/// while keeping every later step (expansion, logs, trace lines) small.
+pub const MAX_IMAGE_NAME_LEN: usize = 1024;
+
 /// An image name split into its registry domain and the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitImageName {
@@ -65,9 +71,65 @@ pub fn split_domain(name: &str) -> SplitImageName {
     SplitImageName { domain, remainder }
 }
 
+/// The first image or service name of a job payload (`image.name`,
+/// `services[].name`) longer than [`MAX_IMAGE_NAME_LEN`] bytes, as
+/// `(field, length)`.
+pub fn overlong_name(payload: &serde_json::Value) -> Option<(String, usize)> {
+    let image = payload
+        .get("image")
+        .and_then(|i| i.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .map(|name| ("image.name".to_owned(), name.len()));
+    let services = payload
+        .get("services")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let name = s.get("name")?.as_str()?;
+            Some((format!("services[{i}].name"), name.len()))
+        });
+    image
+        .into_iter()
+        .chain(services)
+        .find(|(_, len)| *len > MAX_IMAGE_NAME_LEN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn overlong_names_are_found_by_field() {
+        let long = "a".repeat(MAX_IMAGE_NAME_LEN + 1);
+        let fits = "a".repeat(MAX_IMAGE_NAME_LEN);
+        let cases = [
+            (
+                json!({"image": {"name": long}}),
+                Some(("image.name", long.len())),
+            ),
+            (
+                json!({"image": {"name": fits}, "services": [{"name": fits}]}),
+                None,
+            ),
+            (
+                json!({"image": {"name": "x"}, "services": [{"name": "y"}, "z", {"name": long}]}),
+                Some(("services[2].name", long.len())),
+            ),
+            (json!({"image": "x", "services": {"name": long}}), None),
+            (json!(null), None),
+        ];
+        for (payload, expected) in cases {
+            let found = overlong_name(&payload);
+            assert_eq!(
+                found.as_ref().map(|(f, l)| (f.as_str(), *l)),
+                expected,
+                "{payload}"
+            );
+        }
+    }
 
     #[test]
     fn splits_like_docker_reference_normalisation() {

@@ -41,6 +41,20 @@ pub enum DeployError {
         /// The offending value (configuration, not a secret).
         image: String,
     },
+    /// An image or service name of the payload is longer than
+    /// [`image_name::MAX_IMAGE_NAME_LEN`] bytes.
+    #[error(
+        "job {job_id}: the image name in `{field}` is {len} bytes long; at most {max} bytes are accepted",
+        max = image_name::MAX_IMAGE_NAME_LEN
+    )]
+    ImageNameTooLong {
+        /// The job.
+        job_id: i64,
+        /// Where the name is in the payload (`image.name`, `services[2].name`).
+        field: String,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The dependency-proxy rewrite failed (an image name cannot be expanded).
     #[error("dependency proxy rewrite of job {job_id}: {source}")]
     DependencyProxy {
@@ -48,6 +62,14 @@ pub enum DeployError {
         job_id: i64,
         /// Which name and why.
         source: dependency_proxy::DependencyProxyError,
+    },
+    /// The blocking task building the context did not complete.
+    #[error("building the deploy context of job {job_id} failed: {message}")]
+    Task {
+        /// The job.
+        job_id: i64,
+        /// The join error (panic or cancellation).
+        message: String,
     },
     /// The job payload could not be serialised (should not happen).
     #[error("cannot serialise the payload of job {job_id}: {source}")]
@@ -113,8 +135,28 @@ impl BuildContext {
         Self::with_rewrites(main_image, runner_toml, job).map(|(ctx, _)| ctx)
     }
 
+    /// [`BuildContext::with_rewrites`] on the blocking thread pool: the
+    /// expansion of job-controlled names is bounded but not free, and must
+    /// not hold the actor thread.
+    pub async fn build_off_thread(
+        main_image: Option<String>,
+        runner_toml: String,
+        job: Job,
+    ) -> Result<(BuildContext, Vec<dependency_proxy::RewrittenImage>), DeployError> {
+        let job_id = job.id;
+        tokio::task::spawn_blocking(move || {
+            Self::with_rewrites(main_image.as_deref(), runner_toml, &job)
+        })
+        .await
+        .map_err(|e| DeployError::Task {
+            job_id,
+            message: e.to_string(),
+        })?
+    }
+
     /// Like [`BuildContext::new`], also returning the image names the
-    /// dependency proxy rewrote (for the log).
+    /// dependency proxy rewrote (for the log). Refuses image and service
+    /// names longer than [`image_name::MAX_IMAGE_NAME_LEN`] bytes.
     pub fn with_rewrites(
         main_image: Option<&str>,
         runner_toml: String,
@@ -124,6 +166,13 @@ impl BuildContext {
         if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(DeployError::InvalidMainImage {
                 image: image.to_owned(),
+            });
+        }
+        if let Some((field, len)) = image_name::overlong_name(&job.payload) {
+            return Err(DeployError::ImageNameTooLong {
+                job_id: job.id,
+                field,
+                len,
             });
         }
         let mut payload = (*job.payload).clone();
@@ -254,6 +303,70 @@ mod tests {
         assert!(
             text.contains("job 9") && text.contains("image.name"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn overlong_image_names_are_refused_with_the_field_and_limit() {
+        let long = "a".repeat(image_name::MAX_IMAGE_NAME_LEN + 1);
+        // As given, proxy or not.
+        for variables in [
+            json!([]),
+            json!([{"key": dependency_proxy::PROXY_PREFIX_VARIABLE, "value": "p"}]),
+        ] {
+            let payload = json!({"id": 3, "token": "jt", "variables": variables,
+                                 "services": [{"name": "redis"}, {"name": long}]});
+            let err = BuildContext::new(None, String::new(), &job(payload)).expect_err("too long");
+            assert!(
+                matches!(&err, DeployError::ImageNameTooLong { job_id: 3, field, len }
+                         if field == "services[1].name" && *len == long.len()),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("services[1].name") && text.contains("1024"),
+                "{text}"
+            );
+        }
+        // Short as given, too long once expanded or once proxied.
+        let half = "b".repeat(image_name::MAX_IMAGE_NAME_LEN / 2 + 1);
+        let cases = [
+            json!([{"key": dependency_proxy::PROXY_PREFIX_VARIABLE, "value": "p"},
+                   {"key": "H", "value": half}]),
+            json!([{"key": dependency_proxy::PROXY_PREFIX_VARIABLE, "value": half},
+                   {"key": "H", "value": half}]),
+        ];
+        for (variables, image) in cases.into_iter().zip(["$H$H", "$H"]) {
+            let payload = json!({"id": 4, "token": "jt", "variables": variables,
+                                 "image": {"name": image}});
+            let err = BuildContext::new(None, String::new(), &job(payload)).expect_err("too long");
+            assert!(
+                matches!(&err, DeployError::DependencyProxy { job_id: 4, source }
+                         if source.field == "image.name"
+                            && source.source == expand::ExpandError::TooLong {
+                                max: image_name::MAX_IMAGE_NAME_LEN }),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn build_off_thread_gives_the_same_context() {
+        let payload = json!({"id": 5, "token": "jt", "image": {"name": "alpine"}});
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let (ctx, rewrites) = rt
+            .block_on(BuildContext::build_off_thread(
+                Some("img".into()),
+                "a = 1\n".into(),
+                job(payload.clone()),
+            ))
+            .expect("context");
+        assert!(rewrites.is_empty());
+        assert_eq!(
+            ctx,
+            BuildContext::new(Some("img"), "a = 1\n".into(), &job(payload)).expect("context")
         );
     }
 

@@ -87,8 +87,9 @@ impl JobRequestOptions {
 /// Terminal job statuses of the Job entity.
 const TERMINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
 
-/// Recovers a job id from an undecodable payload, for the log.
-fn scan_job_id(body: &[u8]) -> Option<i64> {
+/// Recovers a job id from an undecodable payload, for the log (public for
+/// the fuzz targets of `fuzz/`).
+pub fn scan_job_id(body: &[u8]) -> Option<i64> {
     let text = String::from_utf8_lossy(body);
     let rest = text.split_once("\"id\"")?.1.trim_start();
     let rest = rest.strip_prefix(':')?.trim_start();

@@ -25,12 +25,13 @@ mod trace;
 
 pub use client::{api_base, ClientConfigError, Timeouts, BODY_LIMIT, USER_AGENT};
 pub use errors::{excerpt, EXCERPT_CHARS};
-pub use jobs::{JobRequestOptions, EXTRA_FEATURES, REFERENCE_FEATURES};
+pub use jobs::{scan_job_id, JobRequestOptions, EXTRA_FEATURES, REFERENCE_FEATURES};
 pub use runner_ids::{learn_runner_id, runner_ids_path};
 pub use runners::{
     load_or_create_system_id, system_id_path, RegisteredRunner, RunnersApi, VerifiedRunner,
     SYSTEM_ID_FILE,
 };
+pub use trace::range_end;
 
 use crate::secret::Secret;
 use client::Http;

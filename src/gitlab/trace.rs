@@ -10,8 +10,9 @@ use super::GitlabCoordinator;
 use awc::http::Method;
 use paas_actors::ports::{CoordinatorError, Job, TraceAppend};
 
-/// End of a `Range: 0-<n>` header (the new trace length).
-pub(crate) fn range_end(value: &str) -> Option<u64> {
+/// End of a `Range: 0-<n>` header (the new trace length; public for the
+/// fuzz targets of `fuzz/`).
+pub fn range_end(value: &str) -> Option<u64> {
     value.split_once('-')?.1.trim().parse().ok()
 }
 

@@ -12,13 +12,15 @@
 //! Checked: five jobs run to success at the coordinator; at most
 //! `reference_jobs_count` of them run at once (every local-docker job
 //! weighs 1) and that many do; the inner `runner.toml` in the job
-//! containers has no key meant for the PAAS runner only; every image and
+//! containers has no key meant for the PAAS runner only and a placeholder
+//! instead of the runner token; every image and
 //! container of the runner is gone once the jobs are over; the runner stops
 //! cleanly on SIGTERM. The runner process is stopped by its pid and the
 //! engine cleaned up even when the test fails (drop guards).
 
 use crate::support;
 
+use heptapod_paas_runner::config::inner;
 use paas_sim::coordinator::{CoordinatorConfig, FakeCoordinator, JobSpec, JobState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -140,7 +142,19 @@ fn check_inner_runner_toml(container: &str, text: &str, url: &str, token: &str) 
     let get = |k: &str| runner.get(k).and_then(toml::Value::as_str);
     assert_eq!(get("executor"), Some("docker"), "{container}");
     assert_eq!(get("url"), Some(url), "{container}");
-    assert_eq!(get("token"), Some(token), "{container}");
+    // The runner token stays on the runner host: a placeholder with the
+    // same short description (build and cache paths unchanged).
+    assert!(
+        !text.contains(token),
+        "{container}: the runner token was pushed"
+    );
+    let placeholder = inner::token_placeholder(token);
+    assert_eq!(get("token"), Some(placeholder.as_str()), "{container}");
+    assert_eq!(
+        inner::short_description(&placeholder),
+        inner::short_description(token),
+        "{container}"
+    );
     assert_eq!(get("name"), Some("local"), "{container}");
     assert_eq!(
         runner

@@ -2,6 +2,7 @@
 //! machine ([`crate::job`]), and the end of a job's life.
 
 use super::*;
+use crate::untrusted::untrusted;
 
 impl Supervisor {
     /// Applies `event` to a job's phase; false (and a log line) if invalid.
@@ -105,7 +106,7 @@ impl Supervisor {
         if !self.apply(key, JobEvent::LaunchFailed) {
             return;
         }
-        slog::error!(log, "launch failed"; "error" => &message);
+        slog::error!(log, "launch failed"; "error" => %untrusted(&message));
         self.counters.launch_failures += 1;
         if let Some(e) = self.jobs.get_mut(&key) {
             e.failure = Some(message);

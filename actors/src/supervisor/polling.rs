@@ -4,6 +4,7 @@
 
 use super::poll_slot::{NextPoll, PollOutcome, PollState};
 use super::*;
+use crate::untrusted::untrusted;
 
 impl Supervisor {
     pub(super) fn schedule_polls(&mut self, ctx: &mut Context<Self>) {
@@ -56,7 +57,7 @@ impl Supervisor {
                             Err(e) => {
                                 let log = act.runner_log(i);
                                 slog::error!(log, "cannot know the weight of the largest job";
-                                         "error" => %e);
+                                         "error" => %untrusted(&e));
                                 act.back_off(i, None, ctx);
                             }
                         }
@@ -114,9 +115,9 @@ impl Supervisor {
                 self.ledger.cancel_reservation(i);
                 let log = self.runner_log(i);
                 if e.is_transient() {
-                    slog::warn!(log, "coordinator unavailable"; "error" => %e);
+                    slog::warn!(log, "coordinator unavailable"; "error" => %untrusted(&e));
                 } else {
-                    slog::error!(log, "coordinator trouble"; "error" => %e);
+                    slog::error!(log, "coordinator trouble"; "error" => %untrusted(&e));
                 }
                 let retry_after = match &e {
                     CoordinatorError::Unavailable { retry_after, .. } => *retry_after,

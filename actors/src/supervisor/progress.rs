@@ -9,6 +9,7 @@
 //! (every job really ended), so that resources are not held forever.
 
 use super::*;
+use crate::untrusted::untrusted;
 
 /// Consecutive refusal bursts of one runner after which they are believed.
 pub(crate) const BURST_PATIENCE: u32 = 10;
@@ -88,7 +89,7 @@ impl Supervisor {
         if let Some(e) = last_error {
             let log = self.runner_log(i);
             slog::warn!(log, "could not check the progress of some jobs";
-                        "failed_checks" => errors, "error" => %e);
+                        "failed_checks" => errors, "error" => %untrusted(&e));
         }
         self.schedule_polls(ctx);
         self.check_drained(ctx);

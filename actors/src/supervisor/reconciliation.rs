@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::secret::Secret;
+use crate::untrusted::untrusted;
 
 impl Supervisor {
     /// A pass per runner; a runner whose previous pass still runs is
@@ -74,7 +75,7 @@ impl Supervisor {
             Err(e) => {
                 // An empty or partial view must not make anything forgotten.
                 slog::warn!(log, "reconciliation: cannot list the resources; nothing decided";
-                            "error" => %e);
+                            "error" => %untrusted(&e));
                 self.end_reconcile(i);
                 return;
             }
@@ -254,7 +255,7 @@ impl Supervisor {
                 Identified::Failed(why) => {
                     slog::warn!(log, "reconciliation: cannot identify the job of an unknown \
                                       resource; the next pass decides";
-                                "error" => %why);
+                                "error" => %untrusted(&why));
                 }
             }
         }

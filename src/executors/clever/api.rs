@@ -466,7 +466,9 @@ impl CleverApi {
         }
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(
+    /// Decodes the body of an answer as `T`; an undecodable body is
+    /// `Unexpected`, with an excerpt (public for the fuzz targets of `fuzz/`).
+    pub fn parse<T: serde::de::DeserializeOwned>(
         action: &'static str,
         bytes: &[u8],
         idempotent: bool,

@@ -53,6 +53,7 @@ use actix_rt::time::{sleep, Instant};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
+use paas_actors::untrusted::untrusted;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use slog::{debug, info, warn, Logger};
@@ -386,7 +387,7 @@ impl CleverExecutor {
         match self.find_by_name(org, name).await {
             Ok(Some(app)) => {
                 warn!(self.logger, "create failed but the app exists: adopting it";
-                      "app" => &app.id, "name" => name, "error" => %err);
+                      "app" => &app.id, "name" => name, "error" => %untrusted(&err));
                 Ok(app)
             }
             Ok(None) => Err(err.into()),
@@ -479,10 +480,24 @@ impl CleverExecutor {
         )
     }
 
+    /// The job's deploy context, built on the blocking pool.
+    async fn deploy_context(&self, job: &Job) -> Result<BuildContext, PaasError> {
+        BuildContext::build_off_thread(
+            self.settings.main_image.clone(),
+            self.settings.inner_runner_toml.clone(),
+            job.clone(),
+        )
+        .await
+        .map(|(ctx, _)| ctx)
+        .map_err(|e| PaasError::permanent("build-context", e.to_string()))
+    }
+
     async fn do_create(&self, job: &Job) -> Result<Resource, PaasError> {
         // Every call of the create step is sent once: the launcher retries
         // the step.
         let flavor = self.job_flavor(job, Retries::Once).await?;
+        // A job whose context cannot be built is refused before any app exists.
+        self.deploy_context(job).await?;
         let namespace = self.job_namespace(job).await.map_err(tenant_error)?;
         let namespace = namespace.as_deref();
         let org = self
@@ -558,12 +573,7 @@ impl CleverExecutor {
                 url
             }
         };
-        let ctx = BuildContext::new(
-            self.settings.main_image.as_deref(),
-            self.settings.inner_runner_toml.clone(),
-            job,
-        )
-        .map_err(|e| PaasError::permanent("build-context", e.to_string()))?;
+        let ctx = self.deploy_context(job).await?;
         let user = self.settings.auth_user.clone();
         let password = org.token.clone();
         let timeout = self.settings.push_timeout;
@@ -699,7 +709,7 @@ impl CleverExecutor {
             }
             Err(why) => {
                 warn!(self.logger, "the deployment repository holds no job payload";
-                      "app" => &resource.id, "error" => why);
+                      "app" => &resource.id, "error" => %untrusted(&why));
                 Ok(None)
             }
         }
@@ -848,7 +858,7 @@ impl CleverExecutor {
                     .borrow_mut()
                     .insert((ns.clone(), orga_id.clone()));
                 warn!(self.logger, "organisation of a saved resource not found now";
-                      "app" => id, "error" => %e);
+                      "app" => id, "error" => %untrusted(&e));
             }
         }
         let detail = AppDetail {

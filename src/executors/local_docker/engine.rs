@@ -61,11 +61,12 @@ impl LocalDocker {
 
     /// Builds the job image `name` from the job's deploy context.
     pub(super) async fn build(&self, name: &str, job: &Job) -> Result<(), LocalDockerError> {
-        let context = BuildContext::new(
-            self.settings.main_image.as_deref(),
+        let (context, _) = BuildContext::build_off_thread(
+            self.settings.main_image.clone(),
             self.settings.inner_runner_toml.clone(),
-            job,
+            job.clone(),
         )
+        .await
         .map_err(|e| LocalDockerError::Deploy {
             job_id: job.id,
             message: e.to_string(),
