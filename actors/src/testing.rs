@@ -10,8 +10,7 @@
 
 use crate::ports::{
     Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, Listing, Paas,
-    PaasError,
-    PortFuture, Resource, TraceAppend, Weight,
+    PaasError, PortFuture, Resource, TraceAppend, Weight,
 };
 use crate::state::{Snapshot, StateError, StateStore};
 pub use crate::supervisor::{GetStats, Stats};
