@@ -207,6 +207,7 @@ fn build_runner(
                     .as_ref()
                     .map(|t| (t.timeout, t.poll_step)),
                 quota_max_fraction: runner.quota_max_fraction,
+                label: Some(runner.name.clone()),
             },
         },
         clever,

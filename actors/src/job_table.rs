@@ -5,6 +5,7 @@ use crate::job::Phase;
 use crate::ports::{Job, Resource, Weight};
 use crate::state::{HandleRecord, PendingRecord};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// A tracked job.
 pub(crate) struct JobEntry {
@@ -20,6 +21,12 @@ pub(crate) struct JobEntry {
     pub cancel: Option<watch::Sender<bool>>,
     /// Per-job actors working on the job.
     pub tasks: u32,
+    /// When the job was acquired (or loaded, or adopted) by this process.
+    pub tracked_at: Instant,
+    /// When the job entered its current phase.
+    pub phase_since: Instant,
+    /// When the job was seen over at the coordinator.
+    pub finished_at: Option<Instant>,
 }
 
 impl JobEntry {
@@ -36,6 +43,9 @@ impl JobEntry {
             trace_appended: false,
             cancel: None,
             tasks: 0,
+            tracked_at: Instant::now(),
+            phase_since: Instant::now(),
+            finished_at: None,
         }
     }
 }

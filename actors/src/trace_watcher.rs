@@ -9,6 +9,7 @@
 
 use crate::job_ctx::JobCtx;
 use crate::messages::{JobStarted, LaunchFailed, LaunchStopped, TaskEnded};
+use crate::metrics::LaunchFailureReason;
 use actix::prelude::*;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -84,6 +85,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
                 jc.supervisor.launch_failed.do_send(LaunchFailed {
                     key,
                     message: format!("could not read the job trace to check the launch: {e}"),
+                    reason: LaunchFailureReason::TraceUnreadable,
                 });
                 return;
             }
@@ -96,6 +98,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
                     "Job not active (no log) after {} seconds",
                     timeout.as_secs()
                 ),
+                reason: LaunchFailureReason::TraceTimeout,
             });
             return;
         }

@@ -30,6 +30,7 @@ impl Supervisor {
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             match res {
                 Ok(()) => {
+                    act.metrics.state_written(true);
                     let done = act.persist.succeeded(target, started.elapsed());
                     answer_waiters(done, &Ok(()));
                 }
@@ -39,6 +40,7 @@ impl Supervisor {
                     slog::error!(act.logger, "cannot save the state";
                                  "error" => %e,
                                  "retry_in_s" => act.settings.persist_retry.as_secs_f64());
+                    act.metrics.state_written(false);
                     let release = act.persist.is_forced() || act.drained_sent;
                     let done = act.persist.failed(target, release);
                     answer_waiters(done, &Err(NotRecorded::NotDurable(e.to_string())));
