@@ -13,6 +13,7 @@ pub mod git;
 pub mod gitlab;
 pub mod http_text;
 pub mod logging;
+pub mod monitoring;
 pub mod register;
 pub mod secret;
 pub mod signal;

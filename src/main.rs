@@ -7,7 +7,7 @@
 use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::register::{self, Given, Prompter};
-use heptapod_paas_runner::{config, logging, signal, wiring};
+use heptapod_paas_runner::{config, logging, monitoring, signal, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
@@ -73,6 +73,9 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         warn!(logger, "--job-progress-poll-interval is deprecated: set job_progress_poll_interval in the configuration");
     }
     let config = loaded.config;
+    let listen_address = args
+        .listen_address
+        .or_else(|| config.listen_address.clone());
     info!(logger, "starting";
           "config" => %config.path.display(), "runners" => config.runners.len());
 
@@ -86,6 +89,21 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
             }
         };
         let (handle, control) = service_control();
+        monitoring::set_version(handle.metrics());
+        let server = match listen_address.as_deref() {
+            None => None,
+            Some(address) => match monitoring::start(address, handle.clone()) {
+                Ok(server) => {
+                    let addrs: Vec<String> = server.addrs.iter().map(|a| a.to_string()).collect();
+                    info!(logger, "monitoring endpoints listening"; "address" => addrs.join(" "));
+                    Some(server)
+                }
+                Err(e) => {
+                    eprintln!("heptapod-paas-runner: {e}");
+                    return 2;
+                }
+            },
+        };
         if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
             error!(logger, "cannot install signal handlers"; "error" => %e);
             return 1;
@@ -93,15 +111,18 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         info!(logger, "service started";
               "state_file" => %service.state_file.display(),
               "quota" => service.settings.quota);
-        match run_service(
+        let ended = run_service(
             service.settings,
             service.runners,
             service.store,
             logger.clone(),
             control,
         )
-        .await
-        {
+        .await;
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        match ended {
             Ok(report) => match report.snapshot_error {
                 None => {
                     info!(logger, "stopped";

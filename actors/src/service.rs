@@ -253,8 +253,8 @@ pub async fn start_service(
         store,
         shutdown.clone(),
         logger.clone(),
-        control.metrics.clone(),
     )
+    .with_metrics(control.metrics.clone())
     .start();
     shutdown.do_send(AttachSupervisor {
         drain: supervisor.clone().recipient(),

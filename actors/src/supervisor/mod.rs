@@ -174,7 +174,6 @@ impl Supervisor {
         store: Rc<dyn StateStore>,
         shutdown: Addr<Shutdown>,
         logger: slog::Logger,
-        metrics: Arc<Metrics>,
     ) -> Self {
         let limits = QuotaLimits {
             total_weight: settings.quota,
@@ -226,8 +225,15 @@ impl Supervisor {
             shutdown,
             logger,
             empty_payload: Arc::new(Value::Null),
-            metrics,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// The supervisor, publishing to `metrics` (instead of a registry of
+    /// its own).
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn runner_log(&self, runner: usize) -> slog::Logger {
