@@ -81,15 +81,15 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
 
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let service = match wiring::build(&config, &overrides, logger).await {
+        let (handle, control) = service_control();
+        monitoring::set_version(handle.metrics());
+        let service = match wiring::build(&config, &overrides, handle.metrics(), logger).await {
             Ok(service) => service,
             Err(e) => {
                 eprintln!("heptapod-paas-runner: {e}");
                 return e.exit_code();
             }
         };
-        let (handle, control) = service_control();
-        monitoring::set_version(handle.metrics());
         let server = match listen_address.as_deref() {
             None => None,
             Some(address) => match monitoring::start(address, handle.clone()) {

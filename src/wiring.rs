@@ -13,12 +13,14 @@ use crate::gitlab::{
     load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
 };
 use paas_actors::backoff::{BackoffPolicy, Jitter};
+use paas_actors::metrics::Metrics;
 use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
 use slog::{info, o, warn, Logger};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long start-up keeps retrying to learn the reference flavor's weight
@@ -100,6 +102,7 @@ fn config_error(config: &Config, key: &str, detail: impl Into<String>) -> Wiring
 pub async fn build(
     config: &Config,
     overrides: &Overrides,
+    metrics: &Arc<Metrics>,
     logger: &Logger,
 ) -> Result<Service, WiringError> {
     let state_file = config.state_file.clone().ok_or_else(|| {
@@ -119,7 +122,9 @@ pub async fn build(
 
     let mut built = Vec::with_capacity(config.runners.len());
     for (index, runner) in config.runners.iter().enumerate() {
-        built.push(build_runner(config, index, runner, &system_id, logger)?);
+        built.push(build_runner(
+            config, index, runner, &system_id, metrics, logger,
+        )?);
     }
 
     let quota = compute_quota(config, &built, logger).await?;
@@ -144,6 +149,7 @@ fn build_runner(
     index: usize,
     runner: &RunnerConfig,
     system_id: &str,
+    metrics: &Arc<Metrics>,
     logger: &Logger,
 ) -> Result<Built, WiringError> {
     let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
@@ -152,6 +158,7 @@ fn build_runner(
     coordinator_settings.trace_watch_token = runner.trace_watch.as_ref().map(|t| t.token.clone());
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
+    coordinator_settings.metrics = Some(metrics.clone());
     if let Some(clever) = &runner.clever {
         if let Tenancy::Multi {
             attributes_token, ..
@@ -177,7 +184,8 @@ fn build_runner(
             let attributes: Rc<dyn GroupAttributes> = coordinator.clone();
             let executor = Rc::new(
                 CleverExecutor::new(settings, Some(attributes), runner_logger.clone())
-                    .map_err(|e| WiringError::Setup(format!("runner {}: {e}", runner.name)))?,
+                    .map_err(|e| WiringError::Setup(format!("runner {}: {e}", runner.name)))?
+                    .with_metrics(metrics.clone()),
             );
             (executor.clone(), Some(executor))
         }

@@ -177,6 +177,19 @@ impl Api {
     }
 }
 
+/// How a request to an outside API ended: the `status` label of
+/// `api_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiStatus {
+    /// An HTTP answer with this status.
+    Http(u16),
+    /// Done, without an HTTP status to show (a git exchange).
+    Ok,
+    /// No answer (connection refused, timeout, lost answer) or a failure
+    /// without an HTTP status.
+    Error,
+}
+
 /// The registry and every family of the service (see README, "Monitoring",
 /// for the contract). Shared as an `Arc`; every update is an atomic
 /// operation (families take a short lock to find a label set).
@@ -491,10 +504,13 @@ impl Metrics {
         }
     }
 
-    /// One request to `api` on the fixed route `endpoint`; `status` is the
-    /// HTTP status, `None` when no answer came back.
-    pub fn api_request(&self, api: Api, endpoint: &'static str, status: Option<u16>) {
-        let status = status.map_or_else(|| "error".to_string(), |s| s.to_string());
+    /// One request to `api` on the fixed route `endpoint`.
+    pub fn api_request(&self, api: Api, endpoint: &'static str, status: ApiStatus) {
+        let status = match status {
+            ApiStatus::Http(s) => s.to_string(),
+            ApiStatus::Ok => "ok".to_string(),
+            ApiStatus::Error => "error".to_string(),
+        };
         self.api_requests
             .get_or_create(&ApiLabels {
                 api: api.as_str(),
@@ -574,8 +590,8 @@ mod tests {
         m.job_acquired("r1");
         m.job_moved("r1", None, Some("acquired"));
         m.job_moved("r1", Some("acquired"), Some("started"));
-        m.api_request(Api::Clever, "create_app", Some(500));
-        m.api_request(Api::Gitlab, "request_job", None);
+        m.api_request(Api::Clever, "create_app", ApiStatus::Http(500));
+        m.api_request(Api::Gitlab, "request_job", ApiStatus::Error);
         m.observe_provision(Duration::from_secs(3));
         m.set_quota(10.0, 2.5, 1.0);
         let text = m.encode().expect("encodes");

@@ -98,6 +98,20 @@ fn sample(text: &str, name: &str, labels: Option<&str>) -> Option<f64> {
     found
 }
 
+/// The sum of the samples of `name` whose labels contain each of `parts`.
+fn sum_where(text: &str, name: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series
+                .split_once('{')
+                .is_some_and(|(n, labels)| n == name && parts.iter().all(|p| labels.contains(p)))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     sample(text, name, None).unwrap_or(0.0)
 }
@@ -298,6 +312,39 @@ fn metrics_scraped_during_a_run_match_the_simulator_ledger() {
     )
     .unwrap_or(0.0);
     assert!(polled > 1.7e9, "last successful poll {polled}\n{last}");
+    // Requests per API and route, from the clients themselves.
+    let api = "heptapod_paas_runner_api_requests_total";
+    let creates = summary
+        .clever_requests
+        .get("create_app")
+        .copied()
+        .unwrap_or(0) as f64;
+    assert_eq!(
+        sum_where(&last, api, &["api=\"clever\"", "endpoint=\"create-app\""]),
+        creates,
+        "{last}"
+    );
+    assert_eq!(
+        sum_where(
+            &last,
+            api,
+            &["api=\"git\"", "endpoint=\"push\"", "status=\"ok\""]
+        ),
+        10.0,
+        "{last}"
+    );
+    assert!(
+        sum_where(
+            &last,
+            api,
+            &[
+                "api=\"gitlab\"",
+                "endpoint=\"job request\"",
+                "status=\"201\""
+            ]
+        ) >= 10.0,
+        "{last}"
+    );
     assert_no_secret(&e.world, &last, &[]);
     if let Some(promtool) = promtool() {
         let (ok, msg) = promtool_check_metrics(&promtool, &last);

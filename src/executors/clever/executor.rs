@@ -44,6 +44,7 @@ use crate::deploy::BuildContext;
 use crate::git::fetch_job_json;
 use crate::git::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
+use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
@@ -53,6 +54,7 @@ use slog::{debug, info, warn, Logger};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// RAM of the largest documented flavor (3XL): the weight of last resort
 /// for a saved record without weight when the flavors cannot be fetched.
@@ -101,6 +103,7 @@ pub struct CleverExecutor {
     /// reconciliation would take their resources for vanished.
     unresolved: RefCell<BTreeSet<String>>,
     logger: Logger,
+    metrics: Option<Arc<Metrics>>,
 }
 
 fn flavor_error(e: FlavorError) -> PaasError {
@@ -169,7 +172,21 @@ impl CleverExecutor {
             tenants,
             unresolved: RefCell::new(BTreeSet::new()),
             logger,
+            metrics: None,
         })
+    }
+
+    /// Counts the Clever API requests and the git exchanges in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.api.set_metrics(metrics.clone());
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_git(&self, endpoint: &'static str, status: ApiStatus) {
+        if let Some(m) = &self.metrics {
+            m.api_request(Api::Git, endpoint, status);
+        }
     }
 
     /// The organisation of a namespace (`None`: none known).
@@ -546,8 +563,15 @@ impl CleverExecutor {
             action: "push".into(),
             message: format!("the push task failed: {e}"),
             class: PaasErrorClass::Uncertain,
-        })?
-        .map_err(|e| PaasError {
+        })?;
+        self.count_git(
+            "push",
+            match &outcome {
+                Ok(_) => ApiStatus::Ok,
+                Err(_) => ApiStatus::Error,
+            },
+        );
+        let outcome = outcome.map_err(|e| PaasError {
             action: "push".into(),
             message: e.to_string(),
             class: if e.is_retryable() {
@@ -619,6 +643,14 @@ impl CleverExecutor {
         })
         .await
         .map_err(|e| PaasError::transient(ACTION, format!("the fetch task failed: {e}")))?;
+        self.count_git(
+            "fetch",
+            match &fetched {
+                Ok(_) => ApiStatus::Ok,
+                Err(RemoteError::Http { status, .. }) => ApiStatus::Http(*status),
+                Err(_) => ApiStatus::Error,
+            },
+        );
         let bytes = match fetched {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(None),
