@@ -503,3 +503,103 @@ fn a_listen_address_in_use_is_a_start_up_error() {
     assert!(err.contains(&address), "{err}");
     drop(taken);
 }
+
+/// The metric names a text refers to (`heptapod_paas_runner_…`), with the
+/// histogram suffixes removed.
+fn referenced_metrics(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(paas_actors::metrics::PREFIX) {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        out.insert(base.to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let rules = root.join("prometheus/heptapod-paas-runner.rules.yml");
+    let rules_test = root.join("prometheus/heptapod-paas-runner.rules.test.yml");
+    let dashboard = root.join("grafana/heptapod-paas-runner.json");
+    let rules_text = std::fs::read_to_string(&rules).expect("rules file");
+    let dashboard_text = std::fs::read_to_string(&dashboard).expect("dashboard file");
+    let dash: serde_json::Value = serde_json::from_str(&dashboard_text).expect("dashboard JSON");
+    let exprs: Vec<&str> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+
+    // Every family the runner exports, from a registry with one runner and
+    // a sample in each family.
+    use paas_actors::metrics::{Api, ApiStatus};
+    let m = paas_actors::metrics::Metrics::new();
+    m.set_version("0", "unknown");
+    m.add_runner("r", &["started"]);
+    m.set_quota(1.0, 0.5, 0.0);
+    m.api_request(Api::Gitlab, "job request", ApiStatus::Http(201));
+    m.decommission_failed("r", "transient");
+    m.polled("r");
+    let exported: BTreeSet<String> = m
+        .encode()
+        .expect("encode")
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let mut used = referenced_metrics(&rules_text);
+    used.extend(exprs.iter().flat_map(|e| referenced_metrics(e)));
+    let unknown: Vec<&String> = used.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "unknown metrics {unknown:?}; exported {exported:?}"
+    );
+    for family in [
+        "quota_weight",
+        "jobs",
+        "launch_failures_total",
+        "api_requests_total",
+        "provision_duration_seconds",
+        "decommission_lag_seconds",
+    ] {
+        let name = format!("{}_{family}", paas_actors::metrics::PREFIX);
+        assert!(
+            exprs.iter().any(|e| e.contains(&name)),
+            "dashboard lacks {name}"
+        );
+    }
+
+    let Some(promtool) = promtool() else { return };
+    for args in [vec!["check", "rules"], vec!["test", "rules"]] {
+        let file = if args[0] == "check" {
+            &rules
+        } else {
+            &rules_test
+        };
+        let out = Command::new(&promtool)
+            .args(&args)
+            .arg(file)
+            .output()
+            .expect("promtool runs");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
