@@ -83,13 +83,8 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
     system.block_on(async move {
         let (handle, control) = service_control();
         monitoring::set_version(handle.metrics());
-        let service = match wiring::build(&config, &overrides, handle.metrics(), logger).await {
-            Ok(service) => service,
-            Err(e) => {
-                eprintln!("heptapod-paas-runner: {e}");
-                return e.exit_code();
-            }
-        };
+        // Bound before any network call: a bind failure is a start-up error.
+        // On the early returns below, the process exit ends the server.
         let server = match listen_address.as_deref() {
             None => None,
             Some(address) => match monitoring::start(address, handle.clone()) {
@@ -103,6 +98,13 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
                     return 2;
                 }
             },
+        };
+        let service = match wiring::build(&config, &overrides, handle.metrics(), logger).await {
+            Ok(service) => service,
+            Err(e) => {
+                eprintln!("heptapod-paas-runner: {e}");
+                return e.exit_code();
+            }
         };
         if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
             error!(logger, "cannot install signal handlers"; "error" => %e);

@@ -6,8 +6,9 @@
 //!   [`HEALTH_TIMEOUT`] and is not draining, 503 otherwise; one-line JSON;
 //! - `GET /debug/jobs/list`: one JSON object per tracked job (no token).
 //!
-//! Bound before the service starts (a bind failure is a start-up error);
-//! stopped when the service has drained.
+//! Bound before the wiring's first network call (a bind failure is a
+//! start-up error; until the service runs, `/healthz` answers 503); stopped
+//! when the service has drained.
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -126,7 +127,7 @@ async fn jobs_list(service: web::Data<ServiceHandle>) -> HttpResponse {
                             "id": id,
                             "name": j.resource_name,
                         })).or_else(|| j.resource_name.as_ref().map(|n| json!({"name": n}))),
-                        "since": j.since.as_secs_f64().floor(),
+                        "since": j.since.as_secs(),
                     })
                 })
                 .collect();
