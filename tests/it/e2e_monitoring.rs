@@ -120,16 +120,22 @@ fn config_with_listen(e: &E2e, options: RunnerConfigOptions, address: &str) -> P
     e.write_config(options, &[("listen_address", toml::Value::from(address))])
 }
 
-fn wait_healthy(address: &str, runner: &paas_sim::runner_process::RunnerProcess) {
-    assert!(
-        wait_until(
-            || get(address, "/healthz").is_some_and(|(s, _)| s == 200),
-            Duration::from_secs(20),
-            STEP
-        ),
-        "/healthz never answered 200\n{}",
-        tail(&runner.log())
+/// Waits (bounded) for a 200 from `/healthz`; its body.
+fn wait_healthy(address: &str, runner: &paas_sim::runner_process::RunnerProcess) -> String {
+    let mut body = None;
+    let ok = wait_until(
+        || match get(address, "/healthz") {
+            Some((200, b)) => {
+                body = Some(b);
+                true
+            }
+            _ => false,
+        },
+        Duration::from_secs(20),
+        STEP,
     );
+    assert!(ok, "/healthz never answered 200\n{}", tail(&runner.log()));
+    body.unwrap_or_default()
 }
 
 fn promtool() -> Option<PathBuf> {
@@ -433,9 +439,7 @@ fn healthz_answers_503_during_the_drain() {
     let address = free_address();
     let config = config_with_listen(&e, options(), &address);
     let mut runner = start_runner(&config, &e.log("healthz.log"), &[]);
-    wait_healthy(&address, &runner);
-    let (status, body) = get(&address, "/healthz").expect("healthz");
-    assert_eq!(status, 200);
+    let body = wait_healthy(&address, &runner);
     assert_eq!(body.lines().count(), 1, "{body}");
     let h: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(h["status"], "ok", "{body}");
