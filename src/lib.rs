@@ -5,16 +5,22 @@
 //! configuration, and wires everything into the `heptapod-paas-runner`
 //! command. See ARCHITECTURE.md for the map.
 
+pub mod build_info;
 pub mod cli;
+pub mod cli_docs;
+pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod executors;
 pub mod git;
 pub mod gitlab;
 pub mod http_text;
+pub mod instance_lock;
 pub mod logging;
 pub mod monitoring;
+pub mod preflight;
 pub mod register;
 pub mod secret;
 pub mod signal;
+pub mod state_migration;
 pub mod wiring;

@@ -21,9 +21,6 @@ use std::time::Duration;
 /// How long `/healthz` and `/debug/jobs/list` wait for the supervisor.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The revision reported by `version_info` (the build does not record one).
-pub const REVISION: &str = "unknown";
-
 /// The monitoring server could not listen.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on listen_address {address:?}: {source}")]
@@ -51,7 +48,7 @@ impl MonitoringServer {
 
 /// Sets `version_info` in `metrics`.
 pub fn set_version(metrics: &Metrics) {
-    metrics.set_version(env!("CARGO_PKG_VERSION"), REVISION);
+    metrics.set_version(env!("CARGO_PKG_VERSION"), crate::build_info::REVISION);
 }
 
 /// Binds `address` and serves the endpoints for `service`. Must be called

@@ -300,8 +300,9 @@ fn metrics_scraped_during_a_run_match_the_simulator_ledger() {
         (
             "heptapod_paas_runner_version_info",
             format!(
-                "version=\"{}\",revision=\"unknown\"",
-                env!("CARGO_PKG_VERSION")
+                "version=\"{}\",revision=\"{}\"",
+                env!("CARGO_PKG_VERSION"),
+                heptapod_paas_runner::build_info::REVISION
             ),
         ),
     ] {
