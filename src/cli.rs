@@ -150,6 +150,11 @@ pub struct RunArgs {
     #[structopt(long = "debug-signal")]
     pub debug_signal: bool,
 
+    /// Serve /metrics, /healthz and /debug/jobs/list on this `host:port`
+    /// (overrides `listen_address`).
+    #[structopt(long = "listen-address")]
+    pub listen_address: Option<String>,
+
     /// DEPRECATED: overrides `check_interval` (seconds).
     #[structopt(long = "poll-interval")]
     pub poll_interval: Option<u64>,

@@ -17,6 +17,7 @@ pub mod gitlab;
 pub mod http_text;
 pub mod instance_lock;
 pub mod logging;
+pub mod monitoring;
 pub mod preflight;
 pub mod register;
 pub mod secret;

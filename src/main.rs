@@ -13,7 +13,9 @@ use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::instance_lock::InstanceLock;
 use heptapod_paas_runner::register::{self, Given, Prompter};
 use heptapod_paas_runner::secret::Secret;
-use heptapod_paas_runner::{cli_docs, config, logging, signal, state_migration, wiring};
+use heptapod_paas_runner::{
+    cli_docs, config, logging, monitoring, signal, state_migration, wiring,
+};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
@@ -85,6 +87,9 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         warn!(logger, "--job-progress-poll-interval is deprecated: set job_progress_poll_interval in the configuration");
     }
     let config = loaded.config;
+    let listen_address = args
+        .listen_address
+        .or_else(|| config.listen_address.clone());
     info!(logger, "starting";
           "config" => %config.path.display(), "runners" => config.runners.len());
     // Held until the process ends: taken before the state is read.
@@ -110,14 +115,31 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
 
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let service = match wiring::build(&config, &overrides, logger).await {
+        let (handle, control) = service_control();
+        monitoring::set_version(handle.metrics());
+        // Bound before any network call: a bind failure is a start-up error.
+        // On the early returns below, the process exit ends the server.
+        let server = match listen_address.as_deref() {
+            None => None,
+            Some(address) => match monitoring::start(address, handle.clone()) {
+                Ok(server) => {
+                    let addrs: Vec<String> = server.addrs.iter().map(|a| a.to_string()).collect();
+                    info!(logger, "monitoring endpoints listening"; "address" => addrs.join(" "));
+                    Some(server)
+                }
+                Err(e) => {
+                    eprintln!("heptapod-paas-runner: {e}");
+                    return 2;
+                }
+            },
+        };
+        let service = match wiring::build(&config, &overrides, handle.metrics(), logger).await {
             Ok(service) => service,
             Err(e) => {
                 eprintln!("heptapod-paas-runner: {e}");
                 return e.exit_code();
             }
         };
-        let (handle, control) = service_control();
         if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
             error!(logger, "cannot install signal handlers"; "error" => %e);
             return 1;
@@ -125,15 +147,18 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         info!(logger, "service started";
               "state_file" => %service.state_file.display(),
               "quota" => service.settings.quota);
-        match run_service(
+        let ended = run_service(
             service.settings,
             service.runners,
             service.store,
             logger.clone(),
             control,
         )
-        .await
-        {
+        .await;
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        match ended {
             Ok(report) => match report.snapshot_error {
                 None => {
                     info!(logger, "stopped";

@@ -15,6 +15,7 @@ use crate::gitlab::{
 };
 use crate::instance_lock::state_directory;
 use crate::preflight::{check_writable_dir, docker_version, DockerProblem, Patience};
+use paas_actors::metrics::Metrics;
 use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
@@ -22,6 +23,7 @@ use paas_actors::untrusted::untrusted;
 use slog::{info, o, warn, Logger};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long start-up keeps retrying to learn the reference flavor's weight
@@ -100,6 +102,7 @@ fn config_error(config: &Config, key: &str, detail: impl Into<String>) -> Wiring
 pub async fn build(
     config: &Config,
     overrides: &Overrides,
+    metrics: &Arc<Metrics>,
     logger: &Logger,
 ) -> Result<Service, WiringError> {
     let state_file = config.state_file.clone().ok_or_else(|| {
@@ -133,7 +136,7 @@ pub async fn build(
     crate::git::init_transport();
     let mut built = Vec::with_capacity(config.runners.len());
     for (index, runner) in config.runners.iter().enumerate() {
-        let b = build_runner(config, index, runner, &system_id, logger)?;
+        let b = build_runner(config, index, runner, &system_id, metrics, logger)?;
         let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
         learn_runner_id(
             &b.gitlab,
@@ -169,6 +172,7 @@ fn build_runner(
     index: usize,
     runner: &RunnerConfig,
     system_id: &str,
+    metrics: &Arc<Metrics>,
     logger: &Logger,
 ) -> Result<Built, WiringError> {
     let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
@@ -177,6 +181,7 @@ fn build_runner(
     coordinator_settings.trace_watch_token = runner.trace_watch.as_ref().map(|t| t.token.clone());
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
+    coordinator_settings.metrics = Some(metrics.clone());
     if let Some(clever) = &runner.clever {
         if let Tenancy::Multi {
             attributes_token, ..
@@ -202,7 +207,8 @@ fn build_runner(
             let attributes: Rc<dyn GroupAttributes> = coordinator.clone();
             let executor = Rc::new(
                 CleverExecutor::new(settings, Some(attributes), runner_logger.clone())
-                    .map_err(|e| WiringError::Setup(format!("runner {}: {e}", runner.name)))?,
+                    .map_err(|e| WiringError::Setup(format!("runner {}: {e}", runner.name)))?
+                    .with_metrics(metrics.clone()),
             );
             (executor.clone(), Some(executor))
         }
@@ -234,6 +240,7 @@ fn build_runner(
                     .as_ref()
                     .map(|t| (t.timeout, t.poll_step)),
                 quota_max_fraction: runner.quota_max_fraction,
+                label: Some(runner.name.clone()),
             },
         },
         clever,

@@ -41,6 +41,20 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order of a job's life.
+    pub const ALL: [Phase; 10] = [
+        Phase::Acquired,
+        Phase::Provisioning,
+        Phase::Provisioned,
+        Phase::Launched,
+        Phase::Started,
+        Phase::Finished,
+        Phase::LaunchFailed,
+        Phase::Reported,
+        Phase::Decommissioning,
+        Phase::Gone,
+    ];
+
     /// Lower-case name, for logs.
     pub fn as_str(self) -> &'static str {
         match self {

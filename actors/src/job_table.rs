@@ -5,6 +5,7 @@ use crate::job::Phase;
 use crate::ports::{Job, Resource, Weight};
 use crate::state::{HandleRecord, PendingRecord};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// A tracked job.
 pub(crate) struct JobEntry {
@@ -23,6 +24,12 @@ pub(crate) struct JobEntry {
     /// The PAAS refused the last delete with a permanent error (the
     /// resource may still exist and keeps its weight): the error.
     pub delete_refused: Option<String>,
+    /// When the job was acquired (or loaded, or adopted) by this process.
+    pub tracked_at: Instant,
+    /// When the job entered its current phase.
+    pub phase_since: Instant,
+    /// When the job was seen over at the coordinator.
+    pub finished_at: Option<Instant>,
 }
 
 impl JobEntry {
@@ -40,6 +47,9 @@ impl JobEntry {
             cancel: None,
             tasks: 0,
             delete_refused: None,
+            tracked_at: Instant::now(),
+            phase_since: Instant::now(),
+            finished_at: None,
         }
     }
 }

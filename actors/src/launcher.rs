@@ -29,6 +29,7 @@ use crate::messages::{
     FailureReported, LaunchFailed, LaunchStopped, NotRecorded, RecordCreating, ReportOutcome,
     ResourceLaunched, ResourceProvisioned, TaskEnded,
 };
+use crate::metrics::LaunchFailureReason;
 use crate::ports::{
     FailureReason, PaasError, PaasErrorClass, PortFuture, Resource, TraceAppend,
     LAUNCH_FAILURE_EXIT_CODE,
@@ -167,7 +168,13 @@ async fn launch(
         sup.launch_stopped
             .do_send(LaunchStopped { key, interrupt: i })
     };
-    let fail = |message: String| sup.launch_failed.do_send(LaunchFailed { key, message });
+    let fail = |reason: LaunchFailureReason, message: String| {
+        sup.launch_failed.do_send(LaunchFailed {
+            key,
+            message,
+            reason,
+        })
+    };
 
     if resource.is_none() {
         if let Some(i) = jc.interrupts.check() {
@@ -182,14 +189,16 @@ async fn launch(
             // the resource by its deterministic name before creating again.
             match find_by_name(&jc, &name).await {
                 Ok(found) => resource = found,
-                Err(e) => return fail(e.to_string()),
+                Err(e) => return fail(LaunchFailureReason::Create, e.to_string()),
             }
             if resource.is_none() {
                 // The previous process's create may still be landing.
                 match look_again_after_grace(&mut jc, &name, creating_grace).await {
                     Ok(found) => resource = found,
                     Err(CallEnd::Stopped(i)) => return stop(i),
-                    Err(CallEnd::Failed(e)) => return fail(e.to_string()),
+                    Err(CallEnd::Failed(e)) => {
+                        return fail(LaunchFailureReason::Create, e.to_string())
+                    }
                 }
             }
             if let Some(r) = &resource {
@@ -204,9 +213,10 @@ async fn launch(
             match answer(request, "supervisor", &jc.logger).await {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
-                    return fail(format!(
-                        "the runner could not record its state before provisioning: {e}"
-                    ))
+                    return fail(
+                        LaunchFailureReason::State,
+                        format!("the runner could not record its state before provisioning: {e}"),
+                    )
                 }
                 None => return,
             }
@@ -218,13 +228,13 @@ async fn launch(
             match create_resource(&mut jc, retry, creating_grace, &name).await {
                 Ok(r) => resource = Some(r),
                 Err(CallEnd::Stopped(i)) => return stop(i),
-                Err(CallEnd::Failed(e)) => return fail(e.to_string()),
+                Err(CallEnd::Failed(e)) => return fail(LaunchFailureReason::Create, e.to_string()),
             }
         }
         let Some(r) = resource.clone() else { return };
         slog::info!(jc.logger, "resource created"; "app" => &r.id, "weight" => r.weight);
         if let Err(e) = record(&sup, key, r, &jc.logger).await {
-            return fail(e.to_string());
+            return fail(LaunchFailureReason::State, e.to_string());
         }
     }
     let Some(mut res) = resource else { return };
@@ -245,11 +255,18 @@ async fn launch(
             match out {
                 Ok(r) => res = r,
                 Err(CallEnd::Stopped(i)) => return stop(i),
-                Err(CallEnd::Failed(e)) => return fail(e.to_string()),
+                Err(CallEnd::Failed(e)) => {
+                    let reason = if step == "prepare" {
+                        LaunchFailureReason::Prepare
+                    } else {
+                        LaunchFailureReason::Launch
+                    };
+                    return fail(reason, e.to_string());
+                }
             }
             if step == "prepare" {
                 if let Err(e) = record(&sup, key, res.clone(), &jc.logger).await {
-                    return fail(e.to_string());
+                    return fail(LaunchFailureReason::State, e.to_string());
                 }
             }
         }

@@ -16,6 +16,7 @@ mod job_table;
 pub mod launcher;
 mod mailbox;
 pub mod messages;
+pub mod metrics;
 pub mod poller;
 pub mod ports;
 pub mod quota;
@@ -34,7 +35,8 @@ pub mod untrusted;
 
 pub use secret::Secret;
 pub use service::{
-    run_service, service_control, start_service, RunnerPorts, ServiceError, ServiceHandle,
+    run_service, service_control, service_control_with, start_service, RunnerPorts, ServiceError,
+    ServiceHandle,
 };
 pub use settings::{RunnerSettings, SupervisorSettings};
 pub use shutdown::ExitReport;

@@ -5,10 +5,12 @@
 //! Per-job actors know only these messages (through the recipients of
 //! [`crate::job_ctx::SupervisorLink`]), never the supervisor itself.
 
-use crate::ports::Resource;
+use crate::metrics::LaunchFailureReason;
+use crate::ports::{Resource, Weight};
 use crate::quota::JobKey;
 use crate::shutdown::Interrupt;
 use actix::prelude::*;
+use std::time::Duration;
 
 /// Why the supervisor did not record what a per-job actor asked it to
 /// record before an external call (write-ahead): the actor must not make
@@ -112,6 +114,8 @@ pub struct LaunchFailed {
     pub key: JobKey,
     /// Explanation for the job author and the operator; never a secret.
     pub message: String,
+    /// Which step failed (the metrics' bounded `reason` label).
+    pub reason: LaunchFailureReason,
 }
 
 /// Sent by a launcher or a trace watcher to the supervisor when it stopped
@@ -188,3 +192,47 @@ pub struct Reconcile;
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct DumpState;
+
+/// Sent by the service (health endpoint) to the supervisor: is it alive,
+/// and is it draining?
+#[derive(Message, Debug)]
+#[rtype(result = "Health")]
+pub struct GetHealth;
+
+/// What [`GetHealth`] answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Health {
+    /// The service is stopping (no more polls).
+    pub draining: bool,
+    /// Jobs tracked.
+    pub jobs: usize,
+    /// Weight held by the tracked jobs.
+    pub used_weight: Weight,
+    /// The quota.
+    pub quota: Weight,
+}
+
+/// Sent by the service (job list endpoint) to the supervisor: one line per
+/// tracked job.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<JobView>")]
+pub struct ListJobs;
+
+/// One tracked job as [`ListJobs`] shows it (no token, no payload).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobView {
+    /// The job's id at its coordinator.
+    pub job_id: i64,
+    /// The runner's `runner` label (section `name`).
+    pub runner: String,
+    /// The job's phase.
+    pub phase: &'static str,
+    /// Weight the ledger holds for it.
+    pub weight: Weight,
+    /// Id of its resource, if any.
+    pub resource_id: Option<String>,
+    /// Name of its resource (or the name recorded before creating it).
+    pub resource_name: Option<String>,
+    /// Time in the current phase.
+    pub since: Duration,
+}

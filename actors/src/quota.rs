@@ -150,6 +150,11 @@ impl Ledger {
         self.reservations.len()
     }
 
+    /// Weight reserved by polls in flight (part of [`Ledger::used`]).
+    pub fn reserved(&self) -> Weight {
+        self.reservations.values().sum()
+    }
+
     /// Jobs being provisioned (acquired, not yet started), reservations excluded.
     pub fn provisioning(&self) -> usize {
         self.provisioning

@@ -6,10 +6,13 @@
 //! are not handled here: the root crate maps them onto the
 //! [`ServiceHandle`] (first SIGTERM/SIGINT → [`ServiceHandle::drain`],
 //! second → [`ServiceHandle::force_stop`], SIGUSR1 →
-//! [`ServiceHandle::dump_state`]).
+//! [`ServiceHandle::dump_state`]). The handle also reaches the service's
+//! [`Metrics`] and asks the supervisor for its health and its job list
+//! (the root crate serves them over HTTP).
 
 use crate::job_table::Unloaded;
-use crate::messages::DumpState;
+use crate::messages::{DumpState, GetHealth, Health, JobView, ListJobs};
+use crate::metrics::Metrics;
 use crate::ports::{Coordinator, Paas};
 use crate::shutdown::{AttachSupervisor, BeginShutdown, ExitReport, ForceStop, Shutdown};
 use crate::snapshot::{self, RunnerRef};
@@ -18,6 +21,7 @@ use crate::supervisor::{RunnerSlot, Supervisor};
 use actix::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::settings::{RunnerSettings, SupervisorSettings};
@@ -53,17 +57,21 @@ pub enum ServiceError {
     DuplicateRunner(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Control {
     Drain,
     Force,
     Dump,
+    Health(oneshot::Sender<Health>),
+    Jobs(oneshot::Sender<Vec<JobView>>),
 }
 
-/// Handle to control a running service from anywhere (it is `Send`).
+/// Handle to control and observe a running service from anywhere (it is
+/// `Send`).
 #[derive(Clone, Debug)]
 pub struct ServiceHandle {
     tx: mpsc::UnboundedSender<Control>,
+    metrics: Arc<Metrics>,
 }
 
 impl ServiceHandle {
@@ -81,18 +89,54 @@ impl ServiceHandle {
     pub fn dump_state(&self) {
         let _ = self.tx.send(Control::Dump);
     }
+
+    /// The service's metrics (updated by the supervisor, encoded by
+    /// [`Metrics::encode`]).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The supervisor's health; `None` when it does not answer (not
+    /// started yet, stopped, or gone). Callers bound the wait.
+    pub async fn health(&self) -> Option<Health> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Control::Health(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// The tracked jobs; `None` when the supervisor does not answer.
+    /// Callers bound the wait.
+    pub async fn jobs(&self) -> Option<Vec<JobView>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Control::Jobs(tx)).ok()?;
+        rx.await.ok()
+    }
 }
 
 /// The receiving side of a [`ServiceHandle`], consumed by the service.
 #[derive(Debug)]
 pub struct ControlReceiver {
     rx: mpsc::UnboundedReceiver<Control>,
+    metrics: Arc<Metrics>,
 }
 
-/// A handle and the receiver to give to [`run_service`].
+/// A handle and the receiver to give to [`run_service`], with a new
+/// [`Metrics`] registry.
 pub fn service_control() -> (ServiceHandle, ControlReceiver) {
+    service_control_with(Arc::new(Metrics::new()))
+}
+
+/// A handle and the receiver to give to [`run_service`]; the service
+/// updates `metrics`.
+pub fn service_control_with(metrics: Arc<Metrics>) -> (ServiceHandle, ControlReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (ServiceHandle { tx }, ControlReceiver { rx })
+    (
+        ServiceHandle {
+            tx,
+            metrics: metrics.clone(),
+        },
+        ControlReceiver { rx, metrics },
+    )
 }
 
 /// A started service.
@@ -210,6 +254,7 @@ pub async fn start_service(
         shutdown.clone(),
         logger.clone(),
     )
+    .with_metrics(control.metrics.clone())
     .start();
     shutdown.do_send(AttachSupervisor {
         drain: supervisor.clone().recipient(),
@@ -222,6 +267,24 @@ pub async fn start_service(
                 Control::Drain => shutdown.do_send(BeginShutdown),
                 Control::Force => shutdown.do_send(ForceStop),
                 Control::Dump => sup.do_send(DumpState),
+                // Queries are answered apart: a slow answer never delays
+                // a stop.
+                Control::Health(tx) => {
+                    let request = sup.send(GetHealth);
+                    actix_rt::spawn(async move {
+                        if let Ok(h) = request.await {
+                            let _ = tx.send(h);
+                        }
+                    });
+                }
+                Control::Jobs(tx) => {
+                    let request = sup.send(ListJobs);
+                    actix_rt::spawn(async move {
+                        if let Ok(jobs) = request.await {
+                            let _ = tx.send(jobs);
+                        }
+                    });
+                }
             }
             if !shutdown.connected() {
                 break;

@@ -14,6 +14,9 @@ pub struct RunnerSettings {
     pub trace_watch: Option<(Duration, Duration)>,
     /// `quota_max_fraction`: largest share of the quota this runner may hold.
     pub quota_max_fraction: f64,
+    /// The runner section's `name`: the `runner` label of its metrics
+    /// (`None`: the runner's unique name).
+    pub label: Option<String>,
 }
 
 impl Default for RunnerSettings {
@@ -21,6 +24,7 @@ impl Default for RunnerSettings {
         RunnerSettings {
             trace_watch: Some((Duration::from_secs(300), Duration::from_secs(10))),
             quota_max_fraction: 1.0,
+            label: None,
         }
     }
 }

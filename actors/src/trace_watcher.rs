@@ -14,6 +14,7 @@
 
 use crate::job_ctx::JobCtx;
 use crate::messages::{JobStarted, LaunchFailed, LaunchStopped, TaskEnded, TraceSeen};
+use crate::metrics::LaunchFailureReason;
 use crate::ports::CoordinatorError;
 use crate::untrusted::untrusted;
 use actix::prelude::*;
@@ -101,6 +102,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
                 jc.supervisor.launch_failed.do_send(LaunchFailed {
                     key,
                     message: format!("could not read the job trace to check the launch: {e}"),
+                    reason: LaunchFailureReason::TraceUnreadable,
                 });
                 return;
             }
@@ -113,6 +115,7 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
                     "Job not active (no log) after {} seconds",
                     timeout.as_secs()
                 ),
+                reason: LaunchFailureReason::TraceTimeout,
             });
             return;
         }

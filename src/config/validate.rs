@@ -79,8 +79,7 @@ const GLOBAL_ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Upstream gitlab-runner global keys: legitimate in a shared file, unused
-/// here (each gets an "ignored" warning, as `listen_address` does until it
-/// is served).
+/// here (each gets an "ignored" warning).
 const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
     "log_level",
     "log_format",
@@ -289,7 +288,7 @@ fn aliased<'k>(
 fn check_global_keys(top: &Section<'_>, ctx: &mut Ctx<'_>) {
     for key in top.table.keys() {
         let k = key.as_str();
-        if UPSTREAM_GLOBAL_KEYS.contains(&k) || k == "listen_address" {
+        if UPSTREAM_GLOBAL_KEYS.contains(&k) {
             // GitLab Runner keys: legitimate in a shared file, but an
             // operator setting them expects an effect.
             let how = match k {

@@ -11,8 +11,10 @@ use super::errors::{body_error, send_error, CallName};
 use super::reply::Reply;
 use awc::http::{Method, Version};
 use futures_util::StreamExt;
+use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::CoordinatorError;
 use std::cell::OnceCell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `User-Agent` of every request.
@@ -174,6 +176,7 @@ fn method_str(m: &Method) -> &'static str {
 pub(crate) struct Http {
     pub(crate) timeouts: Timeouts,
     client: OnceCell<awc::Client>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Http {
@@ -190,7 +193,14 @@ impl Http {
         Http {
             timeouts,
             client: OnceCell::new(),
+            metrics: None,
         }
+    }
+
+    /// Counts every call in `metrics` (endpoint: the call's fixed name).
+    pub(crate) fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Http {
+        self.metrics = metrics;
+        self
     }
 
     fn client(&self) -> &awc::Client {
@@ -224,6 +234,13 @@ impl Http {
             Body::Json(v) => req.send_json(v).await,
             Body::Text(t) => req.content_type("text/plain").send_body(t.to_owned()).await,
         };
+        if let Some(m) = &self.metrics {
+            let status = match &sent {
+                Ok(resp) => ApiStatus::Http(resp.status().as_u16()),
+                Err(_) => ApiStatus::Error,
+            };
+            m.api_request(Api::Gitlab, call.what, status);
+        }
         let resp = sent.map_err(|e| send_error(name, &e, call.timeout))?;
         let remaining = deadline
             .saturating_duration_since(Instant::now())

@@ -59,6 +59,8 @@ pub struct CoordinatorSettings {
     pub timeouts: Timeouts,
     /// Where to log (409s, late reports, unknown failure reasons).
     pub logger: Option<slog::Logger>,
+    /// Where to count the requests (`api_requests_total{api="gitlab"}`).
+    pub metrics: Option<std::sync::Arc<paas_actors::metrics::Metrics>>,
 }
 
 impl CoordinatorSettings {
@@ -73,6 +75,7 @@ impl CoordinatorSettings {
             request: JobRequestOptions::default(),
             timeouts: Timeouts::default(),
             logger: None,
+            metrics: None,
         }
     }
 }
@@ -102,7 +105,7 @@ impl GitlabCoordinator {
         let api = api_base(&settings.url)?;
         Ok(GitlabCoordinator {
             api,
-            http: Http::new(settings.timeouts),
+            http: Http::new(settings.timeouts).with_metrics(settings.metrics),
             token: settings.token,
             trace_watch_token: settings.trace_watch_token,
             attributes_token: settings.attributes_token,

@@ -709,7 +709,8 @@ CC_ENABLE_HEPTAPOD_RUNNER = "true"
         w.clever.api_url()
     );
     let loaded = config::parse_str(&text, &dir.path().join("config.toml")).expect("valid config");
-    let mut service = build(&loaded.config, &Overrides::default(), &logger())
+    let metrics = std::sync::Arc::default();
+    let mut service = build(&loaded.config, &Overrides::default(), &metrics, &logger())
         .await
         .expect("wiring");
     // Test-sized launcher back-off; the attempts stay the production ones.

@@ -12,11 +12,28 @@ impl Supervisor {
         };
         match transition(entry.phase, event) {
             Ok(to) => {
+                let from = entry.phase;
                 entry.phase = to;
+                let now = tokio::time::Instant::now();
+                entry.phase_since = now;
+                let tracked_for = now.saturating_duration_since(entry.tracked_at);
+                match event {
+                    JobEvent::ResourceLaunched => self.metrics.observe_provision(tracked_for),
+                    JobEvent::TraceSeen => self.metrics.observe_start(tracked_for),
+                    JobEvent::FinishedAtCoordinator => entry.finished_at = Some(now),
+                    JobEvent::Decommissioned => {
+                        if let Some(at) = entry.finished_at {
+                            self.metrics
+                                .observe_decommission_lag(now.saturating_duration_since(at));
+                        }
+                    }
+                    _ => {}
+                }
                 if !to.is_launching() {
                     self.ledger.set_provisioning(key, false);
                     entry.cancel = None;
                 }
+                self.count_phase(key.runner, Some(from), Some(to));
                 true
             }
             Err(e) => {
@@ -41,6 +58,8 @@ impl Supervisor {
             }
             self.ledger.release(key);
             self.counters.completed += 1;
+            self.count_phase(key.runner, Some(e.phase), None);
+            self.publish_quota();
         }
     }
 
@@ -70,6 +89,11 @@ impl Supervisor {
     pub(super) fn record_resource(&mut self, key: JobKey, resource: Resource) {
         let weight = resource.weight;
         if let Some(e) = self.jobs.get_mut(&key) {
+            if e.resource.is_none() {
+                if let Some(r) = self.runners.get(key.runner) {
+                    self.metrics.resource_created(&r.label);
+                }
+            }
             e.resource = Some(resource);
         }
         self.ledger.set_actual(key, weight);
@@ -100,6 +124,7 @@ impl Supervisor {
         &mut self,
         key: JobKey,
         message: String,
+        reason: LaunchFailureReason,
         ctx: &mut Context<Self>,
     ) {
         let log = self.job_log(key);
@@ -108,6 +133,9 @@ impl Supervisor {
         }
         slog::error!(log, "launch failed"; "error" => %untrusted(&message));
         self.counters.launch_failures += 1;
+        if let Some(r) = self.runners.get(key.runner) {
+            self.metrics.launch_failed(&r.label, reason);
+        }
         if let Some(e) = self.jobs.get_mut(&key) {
             e.failure = Some(message);
         }
@@ -227,6 +255,9 @@ impl Supervisor {
 
     pub(super) fn on_decommissioned(&mut self, key: JobKey, ctx: &mut Context<Self>) {
         if self.apply(key, JobEvent::Decommissioned) {
+            if let Some(r) = self.runners.get(key.runner) {
+                self.metrics.resource_deleted(&r.label);
+            }
             self.forget(key);
             self.mark_dirty(ctx);
             self.schedule_polls(ctx);

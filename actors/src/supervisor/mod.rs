@@ -25,6 +25,7 @@
 
 mod drain;
 mod lifecycle;
+mod monitoring;
 mod persistence;
 mod poll_slot;
 mod polling;
@@ -49,10 +50,12 @@ use crate::job_table::{JobEntry, Unloaded};
 use crate::launcher::{FailureReporter, Launcher, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
-    DecommissionRefused, DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed,
-    LaunchStopped, NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
-    ResourceLaunched, ResourceProvisioned, TaskEnded, TraceSeen,
+    DecommissionRefused, DecommissionStopped, DumpState, FailureReported, GetHealth, Health,
+    JobStarted, JobView, LaunchFailed, LaunchStopped, ListJobs, NotRecorded, Reconcile,
+    RecordCreating, ReportOutcome, ResourceDecommissioned, ResourceLaunched, ResourceProvisioned,
+    TaskEnded, TraceSeen,
 };
+use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
@@ -80,6 +83,8 @@ use tokio::sync::{oneshot, watch};
 /// A runner as the supervisor knows it.
 pub(crate) struct RunnerSlot {
     pub name: Rc<str>,
+    /// The `runner` label of its metrics (section `name`).
+    pub label: Rc<str>,
     pub coordinator: Rc<dyn Coordinator>,
     pub paas: Rc<dyn Paas>,
     pub settings: RunnerSettings,
@@ -117,7 +122,12 @@ impl RunnerSlot {
         settings: RunnerSettings,
         logger: slog::Logger,
     ) -> Self {
+        let label: Rc<str> = match &settings.label {
+            Some(l) => Rc::from(l.as_str()),
+            None => name.clone(),
+        };
         RunnerSlot {
+            label,
             name,
             coordinator,
             paas,
@@ -163,6 +173,7 @@ pub struct Supervisor {
     shutdown: Addr<Shutdown>,
     logger: slog::Logger,
     empty_payload: Arc<Value>,
+    metrics: Arc<Metrics>,
 }
 
 impl Supervisor {
@@ -227,7 +238,15 @@ impl Supervisor {
             shutdown,
             logger,
             empty_payload: Arc::new(Value::Null),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// The supervisor, publishing to `metrics` (instead of a registry of
+    /// its own).
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn runner_log(&self, runner: usize) -> slog::Logger {
@@ -249,10 +268,12 @@ impl Supervisor {
         }
     }
 
+    /// After the ledger changed: the peak, and the quota gauges.
     fn note_peak(&mut self) {
         if self.ledger.used() > self.peak_used {
             self.peak_used = self.ledger.used();
         }
+        self.publish_quota();
     }
 }
 
@@ -286,6 +307,7 @@ impl Actor for Supervisor {
                     "runners" => self.runners.len(), "tracked_jobs" => self.jobs.len(),
                     "quota" => self.ledger.limits().total_weight,
                     "used_weight" => self.ledger.used());
+        self.publish_start();
         let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
         for key in keys {
             self.resume(key, ctx);
@@ -348,7 +370,7 @@ impl Handler<DecommissionRefused> for Supervisor {
 impl Handler<LaunchFailed> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: LaunchFailed, ctx: &mut Context<Self>) {
-        self.on_launch_failed(msg.key, msg.message, ctx);
+        self.on_launch_failed(msg.key, msg.message, msg.reason, ctx);
     }
 }
 

@@ -113,6 +113,10 @@ impl Supervisor {
         match res {
             Err(e) => {
                 self.ledger.cancel_reservation(i);
+                self.publish_quota();
+                if let Some(r) = self.runners.get(i) {
+                    self.metrics.set_coordinator_up(&r.label, false);
+                }
                 let log = self.runner_log(i);
                 if e.is_transient() {
                     slog::warn!(log, "coordinator unavailable"; "error" => %untrusted(&e));
@@ -128,9 +132,16 @@ impl Supervisor {
             }
             Ok(None) => {
                 self.ledger.cancel_reservation(i);
+                self.publish_quota();
+                if let Some(r) = self.runners.get(i) {
+                    self.metrics.polled(&r.label);
+                }
                 self.next_poll(i, PollOutcome::NoJob, ctx);
             }
             Ok(Some(acq)) => {
+                if let Some(r) = self.runners.get(i) {
+                    self.metrics.polled(&r.label);
+                }
                 self.on_acquired(i, acq, ctx);
                 self.next_poll(i, PollOutcome::Acquired, ctx);
             }
@@ -148,6 +159,7 @@ impl Supervisor {
         if self.jobs.contains_key(&key) {
             slog::error!(log, "coordinator handed out a job already tracked; ignored");
             self.ledger.cancel_reservation(i);
+            self.publish_quota();
             return;
         }
         let reserved = self
@@ -161,13 +173,17 @@ impl Supervisor {
         };
         slog::info!(log, "job acquired"; "weight" => expected);
         self.counters.acquired += 1;
+        if let Some(r) = self.runners.get(i) {
+            self.metrics.job_acquired(&r.label);
+        }
         self.ledger.acquire(key, expected);
         self.note_peak();
         self.jobs
             .insert(key, JobEntry::new(acq.job, Phase::Acquired, expected));
+        self.count_phase(i, None, Some(Phase::Acquired));
         self.mark_dirty(ctx);
         if let Some(message) = failure {
-            self.on_launch_failed(key, message, ctx);
+            self.on_launch_failed(key, message, LaunchFailureReason::Weight, ctx);
         } else if !self.draining {
             self.spawn_launcher(key);
         }

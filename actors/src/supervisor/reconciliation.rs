@@ -130,6 +130,7 @@ impl Supervisor {
                     slog::warn!(log, "reconciliation: resource with this runner's prefix but \
                                       not a name it gives; left alone";
                                 "app" => resource.id, "name" => resource.name);
+                    self.metrics.reconcile_action(ReconcileAction::LeftAlone);
                 }
                 Decision::Vanished { job_id, app } => {
                     let key = JobKey { runner: i, job_id };
@@ -140,6 +141,7 @@ impl Supervisor {
                                 "job_id" => job_id, "app" => app, "phase" => phase);
                     self.forget(key);
                     self.counters.vanished += 1;
+                    self.metrics.reconcile_action(ReconcileAction::Forgotten);
                     self.mark_dirty(ctx);
                 }
                 Decision::Unknown { job_id, resource } => {
@@ -233,6 +235,7 @@ impl Supervisor {
                                       (paas_finished_jobs_keep_resources / \
                                       paas_decommission_launch_failures)"
                     );
+                    self.metrics.reconcile_action(ReconcileAction::LeftAlone);
                 }
                 Identified::Finished(job) => {
                     slog::warn!(
@@ -280,9 +283,9 @@ impl Supervisor {
         let weight = resource.weight;
         self.ledger
             .track(key, weight, WeightKind::Actual, phase.is_launching());
-        self.jobs.insert(key, JobEntry::new(job, phase, weight));
-        self.record_resource(key, resource);
+        self.track_found(key, JobEntry::new(job, phase, weight), resource);
         self.counters.adopted += 1;
+        self.metrics.reconcile_action(ReconcileAction::Adopted);
         self.mark_dirty(ctx);
         if phase == Phase::Provisioned {
             // Write-ahead: the resource is on disk before `prepare`.
@@ -309,10 +312,20 @@ impl Supervisor {
     ) {
         let weight = resource.weight;
         self.ledger.track(key, weight, WeightKind::Actual, false);
-        self.jobs
-            .insert(key, JobEntry::new(job, Phase::Finished, weight));
-        self.record_resource(key, resource);
+        self.track_found(key, JobEntry::new(job, Phase::Finished, weight), resource);
         self.counters.unknown_decommissioned += 1;
+        self.metrics
+            .reconcile_action(ReconcileAction::Decommissioned);
         self.dispose(key, false, ctx);
+    }
+
+    /// Puts a job found through its resource on the PAAS (not created by
+    /// this process) in the job table.
+    fn track_found(&mut self, key: JobKey, mut entry: JobEntry, resource: Resource) {
+        let phase = entry.phase;
+        entry.resource = Some(resource.clone());
+        self.jobs.insert(key, entry);
+        self.count_phase(key.runner, None, Some(phase));
+        self.record_resource(key, resource);
     }
 }

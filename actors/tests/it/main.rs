@@ -3,6 +3,7 @@
 
 mod common;
 mod lifecycle;
+mod metrics;
 mod quota_property;
 mod reconcile;
 mod resume;

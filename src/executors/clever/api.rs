@@ -32,7 +32,9 @@ use actix_rt::time::sleep;
 use awc::error::{ConnectError, SendRequestError};
 use awc::http::{header, Method, StatusCode, Version};
 use paas_actors::backoff::Backoff;
+use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::{PaasError, PaasErrorClass};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest response body read (an organisation may hold many apps).
@@ -272,6 +274,7 @@ pub struct CleverApi {
     client: awc::Client,
     base: String,
     http: HttpSettings,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A body to send.
@@ -311,7 +314,13 @@ impl CleverApi {
             client,
             base: base_url.trim_end_matches('/').to_string(),
             http,
+            metrics: None,
         }
+    }
+
+    /// Counts every exchange in `metrics` (endpoint: the action name).
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     fn org_url(&self, orga_id: &str, rest: &str) -> String {
@@ -371,10 +380,18 @@ impl CleverApi {
                 .map_err(|e| lost(format!("reading the answer: {e}")))?;
             Ok((status, retry_after, bytes.to_vec()))
         };
-        match actix_rt::time::timeout(self.http.request_timeout, call).await {
+        let result = match actix_rt::time::timeout(self.http.request_timeout, call).await {
             Ok(r) => r,
             Err(_) => Err(lost("no answer within the request timeout".into())),
+        };
+        if let Some(m) = &self.metrics {
+            let status = match &result {
+                Ok((status, _, _)) => ApiStatus::Http(status.as_u16()),
+                Err(_) => ApiStatus::Error,
+            };
+            m.api_request(Api::Clever, action, status);
         }
+        result
     }
 
     /// One call, error statuses turned into [`CleverError::Api`].

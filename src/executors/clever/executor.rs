@@ -50,6 +50,7 @@ use crate::deploy::BuildContext;
 use crate::git::fetch_job_json;
 use crate::git::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
+use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
@@ -60,6 +61,7 @@ use slog::{debug, info, warn, Logger};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// RAM of the largest documented flavor (3XL): the weight of last resort
 /// for a saved record without weight when the flavors cannot be fetched.
@@ -111,6 +113,7 @@ pub struct CleverExecutor {
     /// the reason: `recover_job` answers that again without fetching.
     unreadable: RefCell<BTreeMap<String, String>>,
     logger: Logger,
+    metrics: Option<Arc<Metrics>>,
 }
 
 fn flavor_error(e: FlavorError) -> PaasError {
@@ -180,7 +183,21 @@ impl CleverExecutor {
             unresolved: RefCell::new(BTreeSet::new()),
             unreadable: RefCell::new(BTreeMap::new()),
             logger,
+            metrics: None,
         })
+    }
+
+    /// Counts the Clever API requests and the git exchanges in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.api.set_metrics(metrics.clone());
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_git(&self, endpoint: &'static str, status: ApiStatus) {
+        if let Some(m) = &self.metrics {
+            m.api_request(Api::Git, endpoint, status);
+        }
     }
 
     /// The organisation of a namespace (`None`: none known), for `purpose`.
@@ -586,8 +603,15 @@ impl CleverExecutor {
             action: "push".into(),
             message: format!("the push task failed: {e}"),
             class: PaasErrorClass::Uncertain,
-        })?
-        .map_err(|e| PaasError {
+        })?;
+        self.count_git(
+            "push",
+            match &outcome {
+                Ok(_) => ApiStatus::Ok,
+                Err(_) => ApiStatus::Error,
+            },
+        );
+        let outcome = outcome.map_err(|e| PaasError {
             action: "push".into(),
             message: e.to_string(),
             class: if e.is_retryable() {
@@ -665,6 +689,14 @@ impl CleverExecutor {
         })
         .await
         .map_err(|e| PaasError::transient(ACTION, format!("the fetch task failed: {e}")))?;
+        self.count_git(
+            "fetch",
+            match &fetched {
+                Ok(_) => ApiStatus::Ok,
+                Err(RemoteError::Http { status, .. }) => ApiStatus::Http(*status),
+                Err(_) => ApiStatus::Error,
+            },
+        );
         let bytes = match fetched {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(None),

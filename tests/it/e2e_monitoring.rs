@@ -1,0 +1,610 @@
+//! End to end, the monitoring endpoints of the real binary against paas-sim's
+//! world, over real HTTP on 127.0.0.1: `/metrics` scraped during a run and
+//! checked against the simulator's ledger, `/debug/jobs/list` against the
+//! jobs running at the fake coordinator, `/healthz` before and during the
+//! drain, a bind failure refused at start-up, and `promtool check metrics`
+//! on a live scrape (skipped with a printed reason when promtool is absent).
+
+use crate::common;
+
+use common::{assert_no_secret, options, start_runner, stop_ok, tail, wait_until, E2e, STEP};
+use paas_sim::clever::{Endpoint as CleverEndpoint, FaultCommand};
+use paas_sim::coordinator::{JobSpec, JobState};
+use paas_sim::world::{RunnerConfigOptions, WorldConfig};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STOP: Duration = Duration::from_secs(15);
+
+fn job(flavor: &str, ms: u64) -> JobSpec {
+    JobSpec {
+        flavor: Some(flavor.to_owned()),
+        duration_ms: ms,
+        ..JobSpec::default()
+    }
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the runner).
+fn free_address() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = l.local_addr().expect("local address");
+    addr.to_string()
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: status and body, or
+/// `None` when nothing answers.
+fn get(address: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The value of the sample `name{labels}` (labels as written, in order), or
+/// the sum over every sample of `name` when `labels` is `None`.
+fn sample(text: &str, name: &str, labels: Option<&str>) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (n, l) = match series.split_once('{') {
+            Some((n, l)) => (n, Some(l.trim_end_matches('}'))),
+            None => (series, None),
+        };
+        if n != name {
+            continue;
+        }
+        let v: f64 = value.parse().ok()?;
+        match labels {
+            Some(want) if l == Some(want) || (want.is_empty() && l.is_none()) => return Some(v),
+            Some(_) => {}
+            None => found = Some(found.unwrap_or(0.0) + v),
+        }
+    }
+    found
+}
+
+/// The sum of the samples of `name` whose labels contain each of `parts`.
+fn sum_where(text: &str, name: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series
+                .split_once('{')
+                .is_some_and(|(n, labels)| n == name && parts.iter().all(|p| labels.contains(p)))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    sample(text, name, None).unwrap_or(0.0)
+}
+
+fn config_with_listen(e: &E2e, options: RunnerConfigOptions, address: &str) -> PathBuf {
+    e.write_config(options, &[("listen_address", toml::Value::from(address))])
+}
+
+/// Waits (bounded) for a 200 from `/healthz`; its body.
+fn wait_healthy(address: &str, runner: &paas_sim::runner_process::RunnerProcess) -> String {
+    let mut body = None;
+    let ok = wait_until(
+        || match get(address, "/healthz") {
+            Some((200, b)) => {
+                body = Some(b);
+                true
+            }
+            _ => false,
+        },
+        Duration::from_secs(20),
+        STEP,
+    );
+    assert!(ok, "/healthz never answered 200\n{}", tail(&runner.log()));
+    body.unwrap_or_default()
+}
+
+fn promtool() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!("promtool not found on PATH (Debian package `prometheus`): skipping its checks");
+    }
+    found
+}
+
+/// `promtool check metrics` on a scrape: exit status and output.
+fn promtool_check_metrics(promtool: &PathBuf, text: &str) -> (bool, String) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text.as_bytes()).expect("promtool stdin");
+    }
+    let out = child.wait_with_output().expect("promtool output");
+    let mut msg = String::from_utf8_lossy(&out.stdout).into_owned();
+    msg.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), msg)
+}
+
+#[test]
+fn metrics_scraped_during_a_run_match_the_simulator_ledger() {
+    let e = E2e::start(WorldConfig::default());
+    let address = free_address();
+    let config = config_with_listen(
+        &e,
+        RunnerConfigOptions {
+            quota_jobs: 2,
+            ..options()
+        },
+        &address,
+    );
+    let quota = e.quota();
+    let flavors = ["XS", "S", "M"];
+    let ids: Vec<i64> = (0..10u64)
+        .map(|i| {
+            e.world
+                .enqueue(job(flavors[(i % 3) as usize], 200 + 50 * (i % 4)))
+        })
+        .collect();
+    let mut runner = start_runner(&config, &e.log("metrics.log"), &[]);
+    wait_healthy(&address, &runner);
+
+    // Scrape while the jobs run: the used weight never exceeds the limit,
+    // and every tracked job is in exactly one phase.
+    let mut scrapes = 0u32;
+    let mut max_used = 0.0f64;
+    let start = Instant::now();
+    while !e.wait_done(&ids, Duration::ZERO) && start.elapsed() < Duration::from_secs(90) {
+        if let Some((200, text)) = get(&address, "/metrics") {
+            scrapes += 1;
+            let limit = sample(
+                &text,
+                "heptapod_paas_runner_quota_weight",
+                Some("kind=\"limit\""),
+            )
+            .expect("quota limit");
+            let used = sample(
+                &text,
+                "heptapod_paas_runner_quota_weight",
+                Some("kind=\"used\""),
+            )
+            .expect("quota used");
+            assert!(
+                (limit - quota).abs() < 1e-6,
+                "limit {limit} vs quota {quota}"
+            );
+            assert!(
+                used <= limit + 1e-6,
+                "used {used} above limit {limit}\n{text}"
+            );
+            max_used = max_used.max(used);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        e.wait_done(&ids, Duration::from_secs(5)),
+        "not all done\n{}\n{}",
+        e.describe(),
+        tail(&runner.log())
+    );
+    assert!(scrapes >= 3, "only {scrapes} scrapes during the run");
+    assert!(max_used > 0.0, "no weight ever seen in use");
+
+    // The counters catch up with the ledger once the last delete answered.
+    let summary = e.world.summary();
+    let acquired = e
+        .world
+        .coordinator()
+        .jobs()
+        .iter()
+        .filter(|j| j.runner_id.is_some())
+        .count() as f64;
+    let mut last = String::new();
+    let matched = wait_until(
+        || {
+            let Some((200, text)) = get(&address, "/metrics") else {
+                return false;
+            };
+            last = text;
+            metric(&last, "heptapod_paas_runner_jobs_acquired_total") == acquired
+                && metric(&last, "heptapod_paas_runner_resources_created_total")
+                    == summary.apps_created as f64
+                && metric(&last, "heptapod_paas_runner_resources_deleted_total")
+                    == summary.apps_deleted as f64
+                && metric(&last, "heptapod_paas_runner_jobs") == 0.0
+        },
+        Duration::from_secs(10),
+        STEP,
+    );
+    assert!(
+        matched,
+        "metrics vs ledger: acquired {acquired}, created {}, deleted {}\n{last}",
+        summary.apps_created, summary.apps_deleted
+    );
+    assert_eq!(acquired, 10.0);
+    assert_eq!(
+        metric(&last, "heptapod_paas_runner_start_duration_seconds_count"),
+        10.0,
+        "{last}"
+    );
+    assert_eq!(
+        metric(
+            &last,
+            "heptapod_paas_runner_provision_duration_seconds_count"
+        ),
+        10.0,
+        "{last}"
+    );
+    assert_eq!(
+        metric(&last, "heptapod_paas_runner_decommission_lag_seconds_count"),
+        10.0,
+        "{last}"
+    );
+    assert_eq!(
+        metric(&last, "heptapod_paas_runner_launch_failures_total"),
+        0.0
+    );
+    assert!(metric(&last, "heptapod_paas_runner_state_writes_total") > 0.0);
+    assert_eq!(
+        metric(&last, "heptapod_paas_runner_state_write_errors_total"),
+        0.0
+    );
+    let runner_name = "sim-runner-1";
+    for (name, labels) in [
+        (
+            "heptapod_paas_runner_coordinator_up",
+            format!("runner=\"{runner_name}\""),
+        ),
+        (
+            "heptapod_paas_runner_version_info",
+            format!(
+                "version=\"{}\",revision=\"{}\"",
+                env!("CARGO_PKG_VERSION"),
+                heptapod_paas_runner::build_info::REVISION
+            ),
+        ),
+    ] {
+        assert_eq!(
+            sample(&last, name, Some(&labels)),
+            Some(1.0),
+            "{name}{{{labels}}}\n{last}"
+        );
+    }
+    let polled = sample(
+        &last,
+        "heptapod_paas_runner_last_successful_poll_timestamp_seconds",
+        Some(&format!("runner=\"{runner_name}\"")),
+    )
+    .unwrap_or(0.0);
+    assert!(polled > 1.7e9, "last successful poll {polled}\n{last}");
+    // Requests per API and route, from the clients themselves.
+    let api = "heptapod_paas_runner_api_requests_total";
+    let creates = summary
+        .clever_requests
+        .get("create_app")
+        .copied()
+        .unwrap_or(0) as f64;
+    assert_eq!(
+        sum_where(&last, api, &["api=\"clever\"", "endpoint=\"create-app\""]),
+        creates,
+        "{last}"
+    );
+    assert_eq!(
+        sum_where(
+            &last,
+            api,
+            &["api=\"git\"", "endpoint=\"push\"", "status=\"ok\""]
+        ),
+        10.0,
+        "{last}"
+    );
+    assert!(
+        sum_where(
+            &last,
+            api,
+            &[
+                "api=\"gitlab\"",
+                "endpoint=\"job request\"",
+                "status=\"201\""
+            ]
+        ) >= 10.0,
+        "{last}"
+    );
+    assert_no_secret(&e.world, &last, &[]);
+    if let Some(promtool) = promtool() {
+        let (ok, msg) = promtool_check_metrics(&promtool, &last);
+        assert!(ok, "promtool check metrics: {msg}\n{last}");
+    }
+    e.assert_clean(10);
+    stop_ok(&mut runner, STOP);
+}
+
+#[test]
+fn job_list_shows_the_jobs_running_at_the_coordinator() {
+    let e = E2e::start(WorldConfig::default());
+    let address = free_address();
+    let config = config_with_listen(
+        &e,
+        RunnerConfigOptions {
+            quota_jobs: 3,
+            ..options()
+        },
+        &address,
+    );
+    let ids: Vec<i64> = (0..3).map(|_| e.world.enqueue(job("S", 6_000))).collect();
+    let mut runner = start_runner(&config, &e.log("jobs.log"), &[]);
+    wait_healthy(&address, &runner);
+    let want: BTreeSet<i64> = ids.iter().copied().collect();
+    let mut last = serde_json::Value::Null;
+    let seen = wait_until(
+        || {
+            let running: BTreeSet<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| e.status(*id) == Some(JobState::Running))
+                .collect();
+            let Some((200, body)) = get(&address, "/debug/jobs/list") else {
+                return false;
+            };
+            let Ok(list) = serde_json::from_str::<serde_json::Value>(&body) else {
+                return false;
+            };
+            let started: BTreeSet<i64> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|j| j["phase"] == "started")
+                .filter_map(|j| j["job_id"].as_i64())
+                .collect();
+            last = list;
+            running == want && started == want
+        },
+        Duration::from_secs(30),
+        STEP,
+    );
+    assert!(seen, "job list vs coordinator\n{last:#}\n{}", e.describe());
+    let apps = e.world.clever().control().apps();
+    for j in last.as_array().into_iter().flatten() {
+        assert_eq!(j["runner"], "sim-runner-1", "{j}");
+        assert!(j["weight"].as_f64().is_some_and(|w| w > 0.0), "{j}");
+        assert!(j["since"].as_f64().is_some_and(|s| s >= 0.0), "{j}");
+        let id = j["resource"]["id"].as_str().expect("resource id");
+        let name = j["resource"]["name"].as_str().expect("resource name");
+        assert!(
+            apps.iter().any(|a| a.id == id && a.name == name),
+            "{j} not among the apps"
+        );
+        let keys: BTreeSet<&str> = j
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["job_id", "runner", "phase", "weight", "resource", "since"])
+        );
+    }
+    assert_no_secret(&e.world, &last.to_string(), &[]);
+    assert!(
+        e.wait_done(&ids, Duration::from_secs(40)),
+        "{}",
+        e.describe()
+    );
+    stop_ok(&mut runner, STOP);
+}
+
+#[test]
+fn healthz_answers_503_during_the_drain() {
+    let e = E2e::start(WorldConfig::default());
+    let address = free_address();
+    let config = config_with_listen(&e, options(), &address);
+    let mut runner = start_runner(&config, &e.log("healthz.log"), &[]);
+    let body = wait_healthy(&address, &runner);
+    assert_eq!(body.lines().count(), 1, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(h["status"], "ok", "{body}");
+    // A create that takes 4 s keeps the drain waiting for it.
+    e.world.clever().control().fault(FaultCommand::Latency {
+        endpoint: CleverEndpoint::CreateApp,
+        latency_ms: 4_000,
+    });
+    let id = e.world.enqueue(job("S", 100));
+    assert!(
+        wait_until(
+            || e.world
+                .clever()
+                .control()
+                .summary()
+                .requests
+                .contains_key(&CleverEndpoint::CreateApp),
+            Duration::from_secs(20),
+            Duration::from_millis(20)
+        ),
+        "no create started for job {id}\n{}",
+        tail(&runner.log())
+    );
+    runner
+        .signal(nix::sys::signal::Signal::SIGTERM)
+        .expect("SIGTERM");
+    let drained = wait_until(
+        || {
+            get(&address, "/healthz").is_some_and(|(s, b)| {
+                s == 503 && b.contains("\"status\":\"draining\"") && b.lines().count() == 1
+            })
+        },
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+    );
+    assert!(drained, "no 503 during the drain\n{}", tail(&runner.log()));
+    let status = runner.wait_timeout(STOP).expect("exit");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}\n{}",
+        tail(&runner.log())
+    );
+    assert!(
+        get(&address, "/healthz").is_none(),
+        "the endpoints stop with the service"
+    );
+}
+
+#[test]
+fn a_listen_address_in_use_is_a_start_up_error() {
+    let e = E2e::start(WorldConfig::default());
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let config = e.write_config(options(), &[]);
+    let (code, _out, err) = common::run_to_end(
+        &[
+            config.as_os_str(),
+            std::ffi::OsStr::new("--listen-address"),
+            std::ffi::OsStr::new(&address),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("listen_address"), "{err}");
+    assert!(err.contains(&address), "{err}");
+    drop(taken);
+}
+
+/// The metric names a text refers to (`heptapod_paas_runner_…`), with the
+/// histogram suffixes removed.
+fn referenced_metrics(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(paas_actors::metrics::PREFIX) {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        out.insert(base.to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let rules = root.join("prometheus/heptapod-paas-runner.rules.yml");
+    let rules_test = root.join("prometheus/heptapod-paas-runner.rules.test.yml");
+    let dashboard = root.join("grafana/heptapod-paas-runner.json");
+    let rules_text = std::fs::read_to_string(&rules).expect("rules file");
+    let dashboard_text = std::fs::read_to_string(&dashboard).expect("dashboard file");
+    let dash: serde_json::Value = serde_json::from_str(&dashboard_text).expect("dashboard JSON");
+    let exprs: Vec<&str> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+
+    // Every family the runner exports, from a registry with one runner and
+    // a sample in each family.
+    use paas_actors::metrics::{Api, ApiStatus};
+    let m = paas_actors::metrics::Metrics::new();
+    m.set_version("0", "unknown");
+    m.add_runner("r", &["started"]);
+    m.set_quota(1.0, 0.5, 0.0);
+    m.api_request(Api::Gitlab, "job request", ApiStatus::Http(201));
+    m.decommission_failed("r", "transient");
+    m.polled("r");
+    let exported: BTreeSet<String> = m
+        .encode()
+        .expect("encode")
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let mut used = referenced_metrics(&rules_text);
+    used.extend(exprs.iter().flat_map(|e| referenced_metrics(e)));
+    let unknown: Vec<&String> = used.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "unknown metrics {unknown:?}; exported {exported:?}"
+    );
+    for family in [
+        "quota_weight",
+        "jobs",
+        "launch_failures_total",
+        "api_requests_total",
+        "provision_duration_seconds",
+        "decommission_lag_seconds",
+    ] {
+        let name = format!("{}_{family}", paas_actors::metrics::PREFIX);
+        assert!(
+            exprs.iter().any(|e| e.contains(&name)),
+            "dashboard lacks {name}"
+        );
+    }
+
+    let Some(promtool) = promtool() else { return };
+    for args in [vec!["check", "rules"], vec!["test", "rules"]] {
+        let file = if args[0] == "check" {
+            &rules
+        } else {
+            &rules_test
+        };
+        let out = Command::new(&promtool)
+            .args(&args)
+            .arg(file)
+            .output()
+            .expect("promtool runs");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
