@@ -364,6 +364,9 @@ impl Handler<DecommissionRefused> for Supervisor {
         if let Some(e) = self.jobs.get_mut(&msg.key) {
             e.delete_refused = Some(msg.error);
         }
+        if let Some(r) = self.runners.get(msg.key.runner) {
+            self.metrics.decommission_failed(&r.label, "permanent");
+        }
     }
 }
 

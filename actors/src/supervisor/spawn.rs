@@ -100,6 +100,8 @@ impl Supervisor {
             return;
         }
         runner.trace_watch_refused = refused;
+        self.metrics
+            .set_trace_watch_token_refused(&runner.label, refused);
         match seen {
             TraceSeen::TokenRefused { detail } => slog::error!(
                 runner.logger,

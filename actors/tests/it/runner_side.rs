@@ -84,6 +84,9 @@ async fn a_refused_trace_watch_token_never_fails_jobs() {
     let stats = svc.stats().await;
     assert_eq!(stats.launch_failures, 0);
     assert_eq!(stats.trace_watch_refused, vec!["ra".to_owned()]);
+    let refused_gauge = "heptapod_paas_runner_trace_watch_token_refused{runner=\"ra\"} 1";
+    let exposed = svc.handle.metrics().encode().expect("encode");
+    assert!(exposed.contains(refused_gauge), "{exposed}");
     assert!(r.coord.script.borrow().reports.is_empty(), "no job failed");
     assert_eq!(world.live_count(), 2, "no app deleted");
     let text = svc.logs.text();
@@ -101,6 +104,11 @@ async fn a_refused_trace_watch_token_never_fails_jobs() {
             .await
     );
     assert!(svc.stats().await.trace_watch_refused.is_empty());
+    let exposed = svc.handle.metrics().encode().expect("encode");
+    assert!(
+        exposed.contains("heptapod_paas_runner_trace_watch_token_refused{runner=\"ra\"} 0"),
+        "{exposed}"
+    );
     assert_eq!(
         svc.logs
             .text()
