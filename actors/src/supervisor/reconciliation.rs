@@ -254,6 +254,9 @@ impl Supervisor {
         self.record_resource(key, resource);
         self.counters.adopted += 1;
         self.mark_dirty(ctx);
+        if phase == Phase::Started {
+            self.start_checks(key, ctx);
+        }
         if phase == Phase::Provisioned {
             // Write-ahead: the resource is on disk before `prepare`.
             self.after_persist(ctx, move |act, _| {

@@ -3,6 +3,7 @@
 
 mod common;
 mod lifecycle;
+mod progress;
 mod quota_property;
 mod reconcile;
 mod resume;
