@@ -288,6 +288,9 @@ pub struct PaasScript {
     pub latency: HashMap<Step, Duration>,
     /// Calls: (step, job id or 0).
     pub calls: Vec<(Step, i64)>,
+    /// Errors returned by every call of a step for one job, after the
+    /// scripted `errors`.
+    pub always: HashMap<(Step, i64), PaasError>,
 }
 
 /// An in-memory PAAS for one runner. A job's expected weight is its
@@ -364,7 +367,10 @@ impl FakePaas {
         let mut s = self.script.borrow_mut();
         match s.errors.get_mut(&step).and_then(|q| q.pop_front()) {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => match s.always.get(&(step, job_id)) {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            },
         }
     }
 

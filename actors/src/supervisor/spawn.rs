@@ -57,6 +57,7 @@ impl Supervisor {
             attempts: self.settings.launch_attempts,
             policy: self.settings.retry_policy(),
             seed: self.backoff_seed(key),
+            create_budget: self.settings.create_retry_budget,
         };
         if let Some(jc) = self.job_ctx(key, true, "launching") {
             Launcher::new(jc, resource, resume, retry, self.settings.creating_grace).start();

@@ -681,3 +681,76 @@ async fn a_failed_create_that_took_effect_is_found_by_name_not_repeated() {
         .contains("looking for the resource by name first"));
     svc.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_create_answered_5xx_is_retried_within_its_budget_while_others_are_acquired() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let boom = PaasError::transient(
+        "create-app",
+        "500 Internal Server Error: Clever Cloud says the zone is overloaded",
+    );
+    for id in [1, 2] {
+        r.paas
+            .script
+            .borrow_mut()
+            .always
+            .insert((Step::Create, id), boom.clone());
+    }
+    r.coord
+        .push_jobs((1..=6).map(|i| job(i, &[("WEIGHT", "1")])));
+    // Room for three jobs: two hold their weight while their create fails.
+    let mut s = settings(3.0);
+    s.job_progress_poll_interval = SEC;
+    let budget = s.create_retry_budget;
+    let grace = s.creating_grace;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+
+    // The third slot is used at once, and again each time a job ends,
+    // while jobs 1 and 2 still retry.
+    for (done, id) in (3..=5).enumerate() {
+        assert!(
+            svc.until(SEC, 3, |s| s.acquired == id as u64).await,
+            "job {id} acquired while jobs 1 and 2 retry"
+        );
+        assert!(
+            svc.until(SEC, 3, |s| s.phases.get("started") == Some(&1))
+                .await
+        );
+        world.finish_job(id);
+        assert!(svc.until(SEC, 3, |s| s.completed == done as u64 + 1).await);
+    }
+    assert!(
+        r.coord.script.borrow().reports.is_empty(),
+        "1 and 2 still retry"
+    );
+
+    // Past the budget (and the last look-up by name), jobs 1 and 2 fail
+    // with the PAAS's message in their trace.
+    let limit = (budget + grace).as_secs() as usize + 2;
+    assert!(
+        until(SEC, limit, || r.coord.script.borrow().reports.len() == 2).await,
+        "reported within the budget and the grace"
+    );
+    let creates = |id| {
+        r.paas
+            .script
+            .borrow()
+            .calls
+            .iter()
+            .filter(|c| **c == (Step::Create, id))
+            .count()
+    };
+    assert!((2..=3).contains(&creates(1)), "{} creates", creates(1));
+    for id in [1, 2] {
+        let traced = r.coord.script.borrow().appended.iter().any(|(j, _, text)| {
+            *j == id && text.contains("Clever Cloud says the zone is overloaded")
+        });
+        assert!(traced, "job {id}'s trace has the message");
+    }
+    // Their weight is freed: the last job is acquired.
+    assert!(svc.until(SEC, 5, |s| s.acquired == 6).await);
+    svc.stop().await;
+}
