@@ -27,3 +27,4 @@ mod gitlab_client;
 mod local_docker;
 mod local_docker_e2e;
 mod sim_world_config;
+mod startup_cli;

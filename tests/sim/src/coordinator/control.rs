@@ -160,6 +160,16 @@ impl CoordinatorControl {
         })
     }
 
+    /// Deletes the runner of this token, as an administrator would in the
+    /// UI: the token is refused from then on. False if unknown.
+    pub fn revoke_runner(&self, token: &str) -> bool {
+        self.shared.with(|st| {
+            let before = st.runners.len();
+            st.runners.retain(|r| r.token != token);
+            st.runners.len() != before
+        })
+    }
+
     /// Known runners.
     pub fn runners(&self) -> Vec<RunnerView> {
         self.shared.lock().runners.clone()
@@ -193,6 +203,14 @@ impl CoordinatorControl {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         self.shared.with(|st| st.set_group(path, attrs))
+    }
+
+    /// Sets the `path_with_namespace` of project `id` (a transfer: the jobs
+    /// already queued keep their payloads).
+    pub fn set_project(&self, id: i64, path_with_namespace: &str) {
+        self.shared.with(|st| {
+            st.projects.insert(id, path_with_namespace.to_owned());
+        });
     }
 
     /// Queues a fault rule for an endpoint.
