@@ -8,12 +8,18 @@
 //! several runner hosts behind one GitLab do not retry in lock-step after an
 //! outage. [`Backoff::reset`] starts over after a success.
 //!
+//! Status polls (deployment repository state, job trace) wait on short
+//! steps that grow: [`BackoffPolicy::polling`], without jitter.
+//!
 //! The random source is a small seeded generator (SplitMix64): production
 //! seeds it from the clock and a per-process counter, tests pass a fixed
 //! seed ([`Backoff::seeded`]) and get the same delays every run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// First wait of a status poll ([`BackoffPolicy::polling`]).
+pub const FIRST_POLL_STEP: Duration = Duration::from_millis(100);
 
 /// How much of each delay is random.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +52,14 @@ impl BackoffPolicy {
             max,
             jitter: Jitter::Full,
         }
+    }
+
+    /// The steps of a status poll (deployment repository state, job
+    /// trace) whose configured step is `step`: from [`FIRST_POLL_STEP`]
+    /// (or `step` when shorter) doubling up to `step`, without jitter. The
+    /// configured step stays the longest wait between two polls.
+    pub fn polling(step: Duration) -> Self {
+        BackoffPolicy::new(FIRST_POLL_STEP.min(step), step).with_jitter(Jitter::None)
     }
 
     /// The same policy with another jitter.
@@ -215,6 +229,17 @@ mod tests {
         let got: Vec<_> = (0..6).map(|_| b.next_delay()).collect();
         assert_eq!(got, vec![S(3), S(6), S(12), S(20), S(20), S(20)]);
         assert_eq!(b.retries(), 6);
+    }
+
+    #[test]
+    fn polling_steps_start_short_and_grow_up_to_the_configured_step() {
+        let ms = Duration::from_millis;
+        let mut b = BackoffPolicy::polling(S(1)).start();
+        let got: Vec<_> = (0..6).map(|_| b.next_delay()).collect();
+        assert_eq!(got, vec![ms(100), ms(200), ms(400), ms(800), S(1), S(1)]);
+        // A configured step shorter than the first one is used as is.
+        let mut b = BackoffPolicy::polling(ms(50)).start();
+        assert_eq!((b.next_delay(), b.next_delay()), (ms(50), ms(50)));
     }
 
     #[test]

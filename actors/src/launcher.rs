@@ -16,7 +16,10 @@
 //! retrying; for `create`, the executor already looked for the resource by
 //! name) is retried a bounded number of times with back-off, so that a
 //! burst of 500/429 answers delays jobs instead of failing them; the waits
-//! end on drain or cancellation.
+//! end on drain or cancellation. A create is retried only within
+//! `create_retry_budget` from the first attempt (then one last look-up by
+//! name `creating_grace` later), so that a PAAS answering 5xx holds the
+//! job's weight for a bounded time.
 //!
 //! [`FailureReporter`]: append a red explanatory line to the job trace, then
 //! report the job failed (`script_failure`, exit code 103), a bounded number
@@ -49,6 +52,9 @@ pub(crate) struct Retry {
     pub policy: BackoffPolicy,
     /// Seed of the delays' jitter (`None`: from the clock).
     pub seed: Option<u64>,
+    /// A create is attempted again only if the attempt starts within this
+    /// time from the first one (`SupervisorSettings::create_retry_budget`).
+    pub create_budget: Duration,
 }
 
 impl Retry {
@@ -320,6 +326,7 @@ async fn create_resource(
     let mut backoff = retry.backoff();
     let attempts = retry.attempts.max(1);
     let mut attempt = 1;
+    let first = tokio::time::Instant::now();
     loop {
         let op = jc
             .ops
@@ -331,13 +338,16 @@ async fn create_resource(
             Err(e) if e.class == PaasErrorClass::Permanent => return Err(CallEnd::Failed(e)),
             Err(e) => e,
         };
-        if attempt >= attempts {
+        let delay = backoff.next_delay();
+        if attempt >= attempts || first.elapsed() + delay > retry.create_budget {
+            slog::warn!(jc.logger, "PAAS error at create; no more attempts";
+                        "attempt" => attempt, "error" => %e,
+                        "budget_s" => retry.create_budget.as_secs_f64());
             return match look_again_after_grace(jc, name, grace).await? {
                 Some(r) => Ok(r),
                 None => Err(CallEnd::Failed(e)),
             };
         }
-        let delay = backoff.next_delay();
         slog::warn!(jc.logger, "transient PAAS error; retrying (the failed create may \
                                 have taken effect: looking for the resource by name first)";
                     "attempt" => attempt, "attempts" => attempts,
@@ -524,6 +534,7 @@ mod tests {
         attempts: 2,
         policy: BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(2)),
         seed: Some(1),
+        create_budget: Duration::from_secs(60),
     };
     const STEP: Duration = Duration::from_secs(1);
 

@@ -40,8 +40,9 @@ pub struct PollOnce;
 #[rtype(result = "Result<Weight, PaasError>")]
 pub struct GetMaxJobWeight;
 
-/// Sent by the supervisor to a poller every `job_progress_poll_interval`:
-/// is each of these jobs still running at the coordinator?
+/// Sent by the supervisor to a poller for the launched jobs whose check is
+/// due (each every `job_progress_poll_interval` from its launch): is each
+/// of these jobs still running at the coordinator?
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<(i64, Result<JobStatus, CoordinatorError>)>")]
 pub struct CheckJobs {

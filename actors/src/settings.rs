@@ -78,6 +78,13 @@ pub struct SupervisorSettings {
     /// answers a transient error, the first included (4; delays from
     /// `backoff_min`, doubling).
     pub launch_attempts: u32,
+    /// How long a create answered a transient error (a 5xx) is retried
+    /// (10 s): a new attempt (after a look-up by name) is made only if it
+    /// starts within this time from the first create; then, after
+    /// `creating_grace`, one last look-up by name, and the job fails with
+    /// the PAAS's message in its trace. Other jobs are acquired meanwhile
+    /// as the quota and limits allow.
+    pub create_retry_budget: Duration,
     /// `reconcile_interval` (300 s): delay between reconciliation passes
     /// after the one at start-up; `None` (or zero) disables the periodic
     /// passes.
@@ -130,6 +137,7 @@ impl Default for SupervisorSettings {
             persist_retry: Duration::from_secs(5),
             poll_cycles: None,
             launch_attempts: 4,
+            create_retry_budget: Duration::from_secs(10),
             reconcile_interval: Some(Duration::from_secs(300)),
             creating_grace: Duration::from_secs(5),
             backoff_seed: None,

@@ -344,6 +344,9 @@ pub struct PaasScript {
     /// Scopes `list_resources_by_scope` cannot list. A resource's scope is
     /// its `detail["scope"]` string, `"default"` without one.
     pub skipped_scopes: std::collections::BTreeSet<String>,
+    /// Errors returned by every call of a step for one job, after the
+    /// scripted `errors`.
+    pub always: HashMap<(Step, i64), PaasError>,
 }
 
 /// An in-memory PAAS for one runner. A job's expected weight is its
@@ -420,7 +423,10 @@ impl FakePaas {
         let mut s = self.script.borrow_mut();
         match s.errors.get_mut(&step).and_then(|q| q.pop_front()) {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => match s.always.get(&(step, job_id)) {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            },
         }
     }
 

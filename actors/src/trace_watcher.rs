@@ -1,9 +1,10 @@
 //! The trace watcher: one per launched job.
 //!
 //! A launched job is only known to run once the inner runner writes to the
-//! job trace. The watcher reads the trace length every `poll_step` until it
-//! exceeds what this runner wrote itself (`trace_offset`), or `timeout`
-//! passes (a launch failure). Its sleeps end at once on drain (the job stays
+//! job trace. The watcher reads the trace length on steps growing from 0.1 s
+//! doubling up to `poll_step` ([`BackoffPolicy::polling`]) until it exceeds
+//! what this runner wrote itself (`trace_offset`), or `timeout` passes (a
+//! launch failure). Its sleeps end at once on drain (the job stays
 //! pending with its launched resource: the next process only needs to watch
 //! again) or on the job's cancellation.
 //!
@@ -12,6 +13,7 @@
 //! ([`TraceSeen::TokenRefused`]), as a runner without trace watch does
 //! after the push.
 
+use crate::backoff::BackoffPolicy;
 use crate::job_ctx::JobCtx;
 use crate::messages::{JobStarted, LaunchFailed, LaunchStopped, TaskEnded, TraceSeen};
 use crate::metrics::LaunchFailureReason;
@@ -31,7 +33,8 @@ pub struct TraceWatcher {
 
 impl TraceWatcher {
     /// A watcher waiting at most `timeout` for the trace to exceed
-    /// `trace_offset` bytes, reading it every `poll_step`.
+    /// `trace_offset` bytes, reading it on growing steps of at most
+    /// `poll_step`.
     pub(crate) fn new(
         jc: JobCtx,
         timeout: Duration,
@@ -71,6 +74,7 @@ impl Actor for TraceWatcher {
 async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u64) {
     let key = jc.key;
     let deadline = Instant::now() + timeout;
+    let mut steps = BackoffPolicy::polling(poll_step).start();
     loop {
         if let Some(interrupt) = jc.interrupts.check() {
             jc.supervisor
@@ -119,7 +123,11 @@ async fn watch(mut jc: JobCtx, timeout: Duration, poll_step: Duration, offset: u
             });
             return;
         }
-        if let Some(interrupt) = jc.interrupts.sleep(poll_step.min(deadline - now)).await {
+        if let Some(interrupt) = jc
+            .interrupts
+            .sleep(steps.next_delay().min(deadline - now))
+            .await
+        {
             jc.supervisor
                 .launch_stopped
                 .do_send(LaunchStopped { key, interrupt });

@@ -164,6 +164,7 @@ pub struct TraceWatchConfig {
     pub token: Secret,
     /// Launch considered failed after this (`timeout_seconds`, default 300 s).
     pub timeout: Duration,
-    /// Time between trace checks (`poll_step`, default 10 s).
+    /// Longest time between trace checks (`poll_step`, default 10 s); the
+    /// first one comes after 0.1 s, the waits doubling up to it.
     pub poll_step: Duration,
 }

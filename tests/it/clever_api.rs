@@ -593,6 +593,25 @@ async fn repository_never_ready_times_out_with_a_last_poll_at_the_deadline() {
 }
 
 #[actix_rt::test]
+async fn repository_is_polled_on_short_growing_steps_up_to_the_configured_one() {
+    let h = Harness::start().await;
+    let mut s = h.single();
+    s.deployment_repo_wait_step = Duration::from_secs(30);
+    s.deployment_repo_timeout = Duration::from_secs(300);
+    let ex = h.executor(s);
+    let j = job(14, &[]);
+    let r = ex.create(&j).await.expect("create");
+    h.with(|m| m.polls_before_created = 3);
+    let started = std::time::Instant::now();
+    ex.prepare(&r, &j).await.expect("prepare");
+    let elapsed = started.elapsed();
+    // Waits of 0.1, 0.2 and 0.4 s between the four polls, not 3 × 30 s.
+    assert_eq!(h.with(|m| m.apps.get(&r.id).map(|a| a.polls)), Some(4));
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+    h.stop().await;
+}
+
+#[actix_rt::test]
 async fn repository_not_needed_fails_fast() {
     let h = Harness::start().await;
     let ex = h.executor(h.single());

@@ -4,16 +4,29 @@
 //!    prepare, launch, trace watch, progress check, decommission) at zero
 //!    latency, state kept in memory (every write serialised to JSON), then
 //!    the same with the atomic file store: jobs/s, CPU time per job.
-//! 2. Tracking: 10,000 started jobs loaded from a state file: RSS, and the
-//!    time of one state persist (snapshot + JSON + temp file + fsync +
-//!    rename + directory fsync).
+//! 2. Tracking: 10,000 started jobs loaded from a state file: RSS, the
+//!    runner's part (the actors) apart from the in-memory fakes' (the fake
+//!    PAAS holding 10,000 resources), and the time of one state
+//!    persist (snapshot + JSON + temp file + fsync + rename + directory
+//!    fsync).
+//! 3. Scale (`scale [N,N,...]`, default 1000,10000,50000): for each number
+//!    of tracked started jobs, the load, one persist, and the supervisor's
+//!    work per message: a burst of 200,000 events (`TaskEnded` of tracked
+//!    jobs, a handler that looks the job up) timed until all are handled,
+//!    progress checks far away. The RSS figures of the runs after the first
+//!    share the process's heap with the previous runs: take them from
+//!    `tracking` (a fresh process) instead.
 //!
 //! Prints figures; it is not a test. Run in release:
-//! `cargo run --release -p paas-actors --features testing --bin actors-bench`.
+//! `cargo run --release -p paas-actors --features testing --bin actors-bench
+//! [all|tracking|memory|file|scale [N,N,...]]` (`all`: the first three).
 //! CPU time comes from /proc/self/stat (utime + stime, all threads,
-//! assuming the usual 100 ticks per second); peak RSS from VmHWM.
+//! assuming the usual 100 ticks per second); RSS from VmRSS and VmHWM
+//! (the parts: RSS deltas, the state file written and freed first).
 
+use paas_actors::messages::TaskEnded;
 use paas_actors::ports::Resource;
+use paas_actors::quota::JobKey;
 use paas_actors::service::start_service;
 use paas_actors::state::{FileStore, HandleRecord, Snapshot, StateStore};
 use paas_actors::testing::{
@@ -28,6 +41,7 @@ use std::time::{Duration, Instant};
 
 const JOBS: i64 = 10_000;
 const TICKS_PER_SEC: f64 = 100.0;
+const BURST: i64 = 200_000;
 
 fn proc_status_kib(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -150,20 +164,32 @@ async fn lifecycle(store: Rc<dyn StateStore>, label: &str) {
     );
 }
 
-async fn tracking() {
+/// Tracks `jobs` started jobs loaded from a state file. `scale`: progress
+/// checks far away, and a burst of events timed (see the module
+/// documentation); otherwise checks every 0.5 s and the persists that
+/// follow one job's end.
+async fn tracking(jobs: i64, scale: bool) {
     let rss_baseline = proc_status_kib("VmRSS:");
     let world = World::new();
     let paas = FakePaas::new(world.clone(), "bench", 1.0);
     let coord = FakeCoordinator::new(world.clone());
+    let resource = |i: i64| Resource {
+        id: format!("app_{i:032x}"),
+        name: format!("hpd-job-bench-{i}"),
+        weight: 1.0,
+        launched: true,
+        detail: json!({"job_id": i}),
+    };
+    // The resources exist on the (fake) PAAS: the start-up reconciliation
+    // must find them, or it would forget the entries. Built first, on a
+    // small heap, so that their RSS delta is their own.
+    for i in 1..=jobs {
+        world.add_live(resource(i));
+    }
+    let rss_fakes = proc_status_kib("VmRSS:");
     let mut snap = Snapshot::default();
-    for i in 1..=JOBS {
-        let r = Resource {
-            id: format!("app_{i:032x}"),
-            name: format!("hpd-job-bench-{i}"),
-            weight: 1.0,
-            launched: true,
-            detail: json!({"job_id": i}),
-        };
+    for i in 1..=jobs {
+        let r = resource(i);
         snap.launched.push(HandleRecord {
             runner_name: "bench".into(),
             job_id: i,
@@ -172,9 +198,6 @@ async fn tracking() {
             expected_weight: 1.0,
             paas_resource: Some(paas_actors::ports::Paas::dump_resource(&*paas, &r)),
         });
-        // The resources exist on the (fake) PAAS: the start-up
-        // reconciliation must find them, or it would forget the entries.
-        world.add_live(r);
     }
     let dir = temp_dir("tracking");
     let path = dir.join("state.json");
@@ -200,8 +223,13 @@ async fn tracking() {
         settings: RunnerSettings::default(),
     }];
     let mut s = settings();
-    s.job_progress_poll_interval = Duration::from_millis(500);
-    s.concurrent = 20_000;
+    s.job_progress_poll_interval = if scale {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_millis(500)
+    };
+    s.reconcile_interval = None;
+    s.concurrent = jobs as usize * 2;
     s.quota = 1e9;
     let store = Rc::new(FileStore::new(&path));
     let (handle, control) = service_control();
@@ -222,12 +250,37 @@ async fn tracking() {
     let load_and_first_write = t0.elapsed();
     let first = st.last_persist;
     let first_build = st.last_snapshot_build;
-    // One more transition -> one more write, measured alone.
-    world.finish_job(1);
+    let rss_tracking = proc_status_kib("VmRSS:");
+    let mut per_message = None;
+    if scale {
+        // A burst of events, each looking a tracked job up; the last one
+        // is awaited (the mailbox is FIFO).
+        let cpu0 = cpu_seconds();
+        let t = Instant::now();
+        for i in 0..BURST {
+            let key = JobKey {
+                runner: 0,
+                job_id: 1 + i % jobs,
+            };
+            sup.do_send(TaskEnded { key });
+        }
+        let last = JobKey {
+            runner: 0,
+            job_id: jobs,
+        };
+        if sup.send(TaskEnded { key: last }).await.is_ok() {
+            let wall = t.elapsed();
+            let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+            per_message = Some((wall, cpu));
+        }
+    } else {
+        // One more transition -> one more write, measured alone.
+        world.finish_job(1);
+    }
     let mut persists = st.persists;
     let mut durations = vec![];
     let t1 = Instant::now();
-    while durations.len() < 3 && t1.elapsed() < Duration::from_secs(60) {
+    while !scale && durations.len() < 3 && t1.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(1)).await;
         st = stats(&sup).await;
         if st.persists > persists {
@@ -235,13 +288,12 @@ async fn tracking() {
             durations.push((st.last_persist, st.last_snapshot_build));
         }
     }
-    let rss_tracking = proc_status_kib("VmRSS:");
     let tracked = st.phases.get("started").copied().unwrap_or(0);
     handle.drain();
     let report = running.wait().await;
-    println!("== tracking {JOBS} started jobs (state file {state_bytes} bytes)");
+    println!("== tracking {jobs} started jobs (state file {state_bytes} bytes)");
     println!("tracked: {tracked}, used weight {}", st.used_weight);
-    if (tracked as i64) + 1 < JOBS {
+    if (tracked as i64) + 1 < jobs {
         println!("WARNING: fewer jobs tracked than loaded: the figures below are not meaningful");
     }
     println!(
@@ -260,12 +312,34 @@ async fn tracking() {
     }
     println!(
         "RSS at bench start {}, before start (state file written, fake PAAS holding the \
-         {JOBS} resources) {}, while tracking {}, peak (VmHWM) {}",
+         {jobs} resources) {}, while tracking {}, peak (VmHWM) {}",
         mib(rss_baseline),
         mib(rss_before),
         mib(rss_tracking),
         mib(proc_status_kib("VmHWM:"))
     );
+    let delta = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a.saturating_sub(b));
+    println!(
+        "RSS of the fake PAAS holding the {jobs} resources: {}; of the runner tracking them \
+         (actors, job table, ledger): {} to {} (RSS while tracking minus RSS before the \
+         start, or minus RSS with only the fakes built: the state file's buffers, freed \
+         before the start, may be reused by the runner)",
+        mib(delta(rss_fakes, rss_baseline)),
+        mib(delta(rss_tracking, rss_before)),
+        mib(delta(rss_tracking, rss_fakes)),
+    );
+    if let Some((wall, cpu)) = per_message {
+        let n = (BURST + 1) as f64;
+        println!(
+            "supervisor, {} events at {jobs} tracked jobs: {:.2} µs wall per event{}",
+            BURST + 1,
+            wall.as_secs_f64() * 1e6 / n,
+            cpu.map_or(String::new(), |c| format!(
+                ", {:.2} µs CPU per event",
+                c * 1e6 / n
+            ))
+        );
+    }
     println!(
         "drained: forced={} tracked={}",
         report.forced, report.tracked_jobs
@@ -279,7 +353,15 @@ fn main() {
     sys.block_on(async move {
         if which == "all" || which == "tracking" {
             // First, while the heap is still small, so that RSS is its own.
-            tracking().await;
+            tracking(JOBS, false).await;
+        }
+        if which == "scale" {
+            let list = std::env::args()
+                .nth(2)
+                .unwrap_or_else(|| "1000,10000,50000".into());
+            for n in list.split(',').filter_map(|n| n.trim().parse::<i64>().ok()) {
+                tracking(n.max(1), true).await;
+            }
         }
         if which == "all" || which == "memory" {
             let store = MemoryStore::new();

@@ -11,7 +11,7 @@ impl Supervisor {
     pub(super) fn begin_drain(&mut self, ctx: &mut Context<Self>) {
         self.draining = true;
         let _ = self.drain_tx.send(true);
-        if let Some(h) = self.progress_timer.take() {
+        if let Some((_, h)) = self.progress_timer.take() {
             ctx.cancel_future(h);
         }
         if let Some(h) = self.reconcile_timer.take() {

@@ -46,6 +46,7 @@ impl Supervisor {
 
     /// Forgets a job: its resource is gone or no longer ours to manage.
     pub(super) fn forget(&mut self, key: JobKey) {
+        self.checks.remove(key);
         if let Some(e) = self.jobs.remove(&key) {
             let name = e.resource.map(|r| r.name).or(e.resource_name);
             if let (Some(name), Some(pass)) = (
@@ -110,6 +111,7 @@ impl Supervisor {
         if self.apply(key, JobEvent::TraceSeen) {
             let log = self.job_log(key);
             slog::info!(log, "job started");
+            self.start_checks(key, ctx);
             let empty = self.empty_payload.clone();
             if let Some(e) = self.jobs.get_mut(&key) {
                 // Started jobs are saved without payload (`launched`): free it.
@@ -203,6 +205,7 @@ impl Supervisor {
             if cancelled {
                 self.on_cancelled(key, ctx);
             } else if !self.draining {
+                self.start_checks(key, ctx);
                 self.spawn_trace_watch(key, ctx);
             }
         }

@@ -21,8 +21,10 @@
 //! `started` and the handlers, each dispatching to the file of its concern
 //! (`lifecycle`, `spawn`, `polling`, `progress`, `persistence`,
 //! `reconciliation`, `drain`, `stats`). The hidden state machines are pure
-//! types with their own tests: [`write_queue`] and [`poll_slot`].
+//! types with their own tests: [`write_queue`], [`poll_slot`] and
+//! [`check_schedule`].
 
+mod check_schedule;
 mod drain;
 mod lifecycle;
 mod monitoring;
@@ -38,6 +40,7 @@ mod write_queue;
 #[cfg(feature = "testing")]
 pub use stats::{GetStats, Stats};
 
+use self::check_schedule::CheckSchedule;
 use self::persistence::Waiter;
 use self::poll_slot::PollSlot;
 use self::stats::Counters;
@@ -93,7 +96,6 @@ pub(crate) struct RunnerSlot {
     max_job_weight: Option<Weight>,
     poll: PollSlot,
     cycles: u64,
-    checking: bool,
     warned_no_trace_watch: bool,
     /// The coordinator refused this runner's trace-watch token at the last
     /// trace read that decided (set by a refusal, cleared by a trace read
@@ -137,7 +139,6 @@ impl RunnerSlot {
             max_job_weight: None,
             poll: PollSlot::new(BackoffPolicy::new(Duration::ZERO, Duration::ZERO), None),
             cycles: 0,
-            checking: false,
             warned_no_trace_watch: false,
             trace_watch_refused: false,
             refusal_bursts: 0,
@@ -168,7 +169,9 @@ pub struct Supervisor {
     rr: usize,
     counters: Counters,
     link: Option<Rc<SupervisorLink>>,
-    progress_timer: Option<SpawnHandle>,
+    checks: CheckSchedule,
+    /// The one timer of the progress checks, and when it fires.
+    progress_timer: Option<(tokio::time::Instant, SpawnHandle)>,
     reconcile_timer: Option<SpawnHandle>,
     shutdown: Addr<Shutdown>,
     logger: slog::Logger,
@@ -214,6 +217,7 @@ impl Supervisor {
             r.poll = PollSlot::new(policy, seed);
         }
         let (drain_tx, _) = watch::channel(false);
+        let checks = CheckSchedule::new(settings.job_progress_poll_interval);
         Supervisor {
             settings,
             runners,
@@ -233,6 +237,7 @@ impl Supervisor {
             rr: 0,
             counters: Counters::default(),
             link: None,
+            checks,
             progress_timer: None,
             reconcile_timer: None,
             shutdown,
@@ -315,8 +320,6 @@ impl Actor for Supervisor {
         // Record the loaded state at once (the reference deleted its file
         // after loading; we keep it current instead).
         self.mark_dirty(ctx);
-        let interval = self.settings.job_progress_poll_interval;
-        self.progress_timer = Some(ctx.run_interval(interval, |act, ctx| act.check_progress(ctx)));
         // Reconcile at once (the state may be stale or lost), then
         // periodically unless disabled.
         ctx.notify(Reconcile);

@@ -1,5 +1,7 @@
-//! Progress checks: every `job_progress_poll_interval`, whether the jobs
-//! being launched or started still run at the coordinator.
+//! Progress checks: whether the launched jobs still run at the
+//! coordinator, each on its own timer started at its launch
+//! ([`super::check_schedule`]): every `job_progress_poll_interval`, never
+//! two checks of one job within one interval, none while it is launching.
 //!
 //! A refused job token ([`JobStatus::TokenRefused`]) means the job is over,
 //! except in a burst: when every job of a runner checked in one progress
@@ -10,49 +12,88 @@
 
 use super::*;
 use crate::untrusted::untrusted;
+use tokio::time::Instant;
 
 /// Consecutive refusal bursts of one runner after which they are believed.
 pub(crate) const BURST_PATIENCE: u32 = 10;
 
 impl Supervisor {
+    /// Starts a job's check timer (at its launch, or when a launched job is
+    /// loaded or adopted).
+    pub(super) fn start_checks(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        self.checks.start(key, Instant::now());
+        self.arm_check_timer(ctx);
+    }
+
+    /// Sets the one timer of the progress checks to the next due check.
+    fn arm_check_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let Some(due) = self.checks.next_due() else {
+            return;
+        };
+        if let Some((at, handle)) = self.progress_timer {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let wait = due.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(wait, |act, ctx| {
+            act.progress_timer = None;
+            act.check_progress(ctx);
+        });
+        self.progress_timer = Some((due, handle));
+    }
+
+    /// Sends the checks that are due, one batch per runner.
     pub(super) fn check_progress(&mut self, ctx: &mut Context<Self>) {
         if self.draining {
             return;
         }
         let n = self.runners.len();
         let mut per_runner: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
-        for (key, e) in &self.jobs {
-            let cancelled = e.cancel.as_ref().is_some_and(|c| *c.borrow());
-            if (e.phase == Phase::Started || e.phase.is_launching()) && !cancelled {
-                if let Some(v) = per_runner.get_mut(key.runner) {
-                    v.push(e.job.clone());
-                }
+        for key in self.checks.take_due(Instant::now()) {
+            let job = self.jobs.get(&key).filter(|e| {
+                let cancelled = e.cancel.as_ref().is_some_and(|c| *c.borrow());
+                matches!(e.phase, Phase::Launched | Phase::Started) && !cancelled
+            });
+            match (job, per_runner.get_mut(key.runner)) {
+                (Some(e), Some(v)) => v.push(e.job.clone()),
+                _ => self.checks.remove(key),
             }
         }
         for (i, jobs) in per_runner.into_iter().enumerate() {
-            let Some(r) = self.runners.get_mut(i) else {
-                continue;
-            };
-            if jobs.is_empty() || r.checking {
+            if jobs.is_empty() {
                 continue;
             }
-            let Some(poller) = r.poller.clone() else {
+            let Some(poller) = self.runners.get(i).and_then(|r| r.poller.clone()) else {
+                for job in &jobs {
+                    self.checks.remove(JobKey {
+                        runner: i,
+                        job_id: job.id,
+                    });
+                }
                 continue;
             };
-            r.checking = true;
-            let log = r.logger.clone();
+            let log = self.runner_log(i);
+            let sent: Vec<i64> = jobs.iter().map(|j| j.id).collect();
             ctx.spawn(
                 async move { answer(poller.send(CheckJobs { jobs }), "poller", &log).await }
                     .into_actor(self)
                     .map(move |res, act, ctx| {
-                        if let Some(r) = act.runners.get_mut(i) {
-                            r.checking = false;
-                        }
                         // No answer: nothing learnt; the next check asks again.
                         act.on_checked(i, res.unwrap_or_else(Vec::new), ctx);
+                        let now = Instant::now();
+                        for job_id in sent {
+                            act.checks.checked(JobKey { runner: i, job_id }, now);
+                        }
+                        act.arm_check_timer(ctx);
                     }),
             );
         }
+        self.arm_check_timer(ctx);
     }
 
     pub(super) fn on_checked(
@@ -130,11 +171,13 @@ impl Supervisor {
         let log = self.job_log(key);
         match entry.phase {
             Phase::Started => {
+                self.checks.remove(key);
                 slog::info!(log, "job finished, according to the coordinator");
                 self.apply(key, JobEvent::FinishedAtCoordinator);
                 self.dispose(key, self.settings.keep_finished_resources, ctx);
             }
             p if p.is_launching() => {
+                self.checks.remove(key);
                 slog::warn!(log, "job cancelled at the coordinator while launching";
                             "phase" => p.as_str());
                 if entry.tasks > 0 {

@@ -287,6 +287,9 @@ impl Supervisor {
         self.counters.adopted += 1;
         self.metrics.reconcile_action(ReconcileAction::Adopted);
         self.mark_dirty(ctx);
+        if phase == Phase::Started {
+            self.start_checks(key, ctx);
+        }
         if phase == Phase::Provisioned {
             // Write-ahead: the resource is on disk before `prepare`.
             self.after_persist(ctx, move |act, _| {

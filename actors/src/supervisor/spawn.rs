@@ -57,6 +57,7 @@ impl Supervisor {
             attempts: self.settings.launch_attempts,
             policy: self.settings.retry_policy(),
             seed: self.backoff_seed(key),
+            create_budget: self.settings.create_retry_budget,
         };
         if let Some(jc) = self.job_ctx(key, true, "launching") {
             Launcher::new(jc, resource, resume, retry, self.settings.creating_grace).start();
@@ -149,12 +150,16 @@ impl Supervisor {
         };
         match phase {
             Phase::Acquired | Phase::Provisioning | Phase::Provisioned => self.spawn_launcher(key),
-            Phase::Launched => self.spawn_trace_watch(key, ctx),
+            Phase::Launched => {
+                self.start_checks(key, ctx);
+                self.spawn_trace_watch(key, ctx);
+            }
+            Phase::Started => self.start_checks(key, ctx),
             Phase::LaunchFailed => self.spawn_reporter(key),
             Phase::Decommissioning => self.spawn_decommissioner(key),
             Phase::Finished => self.dispose(key, self.settings.keep_finished_resources, ctx),
             Phase::Reported => self.dispose(key, !self.settings.decommission_launch_failures, ctx),
-            Phase::Started | Phase::Gone => {}
+            Phase::Gone => {}
         }
     }
 

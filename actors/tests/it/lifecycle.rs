@@ -287,7 +287,7 @@ async fn failure_report_is_retried_three_times_30s_apart_then_given_up() {
 }
 
 #[actix_rt::test]
-async fn cancel_during_create_stops_the_launch_and_decommissions() {
+async fn cancel_during_create_is_seen_once_launched_and_decommissions() {
     tokio::time::pause();
     let world = World::new();
     let r = runner(&world, "ra", 2.0);
@@ -300,7 +300,8 @@ async fn cancel_during_create_stops_the_launch_and_decommissions() {
     world.finish_job(7);
     assert!(svc.until(SEC, 100, |s| s.completed == 1).await);
     assert_eq!(r.paas.calls(Step::Create), 1);
-    assert_eq!(r.paas.calls(Step::Launch), 0, "no launch after cancel");
+    // The status is checked only once the job is launched.
+    assert_eq!(r.paas.calls(Step::Launch), 1);
     assert_eq!(world.state().deleted, 1);
     assert!(r.coord.script.borrow().reports.is_empty());
     svc.stop().await;
@@ -678,5 +679,78 @@ async fn a_failed_create_that_took_effect_is_found_by_name_not_repeated() {
         .logs
         .text()
         .contains("looking for the resource by name first"));
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_create_answered_5xx_is_retried_within_its_budget_while_others_are_acquired() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let boom = PaasError::transient(
+        "create-app",
+        "500 Internal Server Error: Clever Cloud says the zone is overloaded",
+    );
+    for id in [1, 2] {
+        r.paas
+            .script
+            .borrow_mut()
+            .always
+            .insert((Step::Create, id), boom.clone());
+    }
+    r.coord
+        .push_jobs((1..=6).map(|i| job(i, &[("WEIGHT", "1")])));
+    // Room for three jobs: two hold their weight while their create fails.
+    let mut s = settings(3.0);
+    s.job_progress_poll_interval = SEC;
+    let budget = s.create_retry_budget;
+    let grace = s.creating_grace;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+
+    // The third slot is used at once, and again each time a job ends,
+    // while jobs 1 and 2 still retry.
+    for (done, id) in (3..=5).enumerate() {
+        assert!(
+            svc.until(SEC, 3, |s| s.acquired == id as u64).await,
+            "job {id} acquired while jobs 1 and 2 retry"
+        );
+        assert!(
+            svc.until(SEC, 3, |s| s.phases.get("started") == Some(&1))
+                .await
+        );
+        world.finish_job(id);
+        assert!(svc.until(SEC, 3, |s| s.completed == done as u64 + 1).await);
+    }
+    assert!(
+        r.coord.script.borrow().reports.is_empty(),
+        "1 and 2 still retry"
+    );
+
+    // Past the budget (and the last look-up by name), jobs 1 and 2 fail
+    // with the PAAS's message in their trace.
+    let limit = (budget + grace).as_secs() as usize + 2;
+    assert!(
+        until(SEC, limit, || r.coord.script.borrow().reports.len() == 2).await,
+        "reported within the budget and the grace"
+    );
+    let creates = |id| {
+        r.paas
+            .script
+            .borrow()
+            .calls
+            .iter()
+            .filter(|c| **c == (Step::Create, id))
+            .count()
+    };
+    assert!((2..=3).contains(&creates(1)), "{} creates", creates(1));
+    for id in [1, 2] {
+        let traced = r.coord.script.borrow().appended.iter().any(|(j, _, text)| {
+            *j == id && text.contains("Clever Cloud says the zone is overloaded")
+        });
+        assert!(traced, "job {id}'s trace has the message");
+    }
+    // Their weight is freed: the last job is acquired.
+    assert!(svc.until(SEC, 5, |s| s.acquired == 6).await);
     svc.stop().await;
 }

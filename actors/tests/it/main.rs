@@ -4,6 +4,7 @@
 mod common;
 mod lifecycle;
 mod metrics;
+mod progress;
 mod quota_property;
 mod reconcile;
 mod resume;

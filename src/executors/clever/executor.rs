@@ -9,7 +9,8 @@
 //!    *uncertain* (lost answer) or transient (5xx). A 400 invalidates the
 //!    product cache; if the Docker version changed meanwhile, the create is
 //!    sent once more with the new version (the first one created nothing).
-//! 2. `prepare`: `PUT env`, then poll `deployment.repoState` until
+//! 2. `prepare`: `PUT env`, then poll `deployment.repoState` (steps
+//!    growing from 0.1 s up to `cc_deployment_repo_wait_step`) until
 //!    `CREATED` (fail fast on `NOT_NEEDED` / `DELETED`; the last poll
 //!    happens at the deadline).
 //! 3. `launch`: build the context and push it in the blocking pool; a
@@ -50,6 +51,7 @@ use crate::deploy::BuildContext;
 use crate::git::fetch_job_json;
 use crate::git::{push_context, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
+use paas_actors::backoff::BackoffPolicy;
 use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
@@ -416,12 +418,15 @@ impl CleverExecutor {
         }
     }
 
-    /// Polls `repoState` until `CREATED`; returns the app as last seen.
+    /// Polls `repoState` until `CREATED`, on steps growing from 0.1 s up to
+    /// `cc_deployment_repo_wait_step` (`BackoffPolicy::polling`); returns
+    /// the app as last seen.
     async fn wait_deployable(&self, org: &OrgAuth, app_id: &str) -> Result<Application, PaasError> {
         let step = self.settings.deployment_repo_wait_step;
         let timeout = self.settings.deployment_repo_timeout;
         // A huge configured timeout must not overflow the clock.
         let deadline = Instant::now() + timeout.min(crate::git::MAX_TIMEOUT);
+        let mut steps = BackoffPolicy::polling(step).start();
         let mut last: String;
         loop {
             // One GET per poll (transient failures are polled again until
@@ -469,7 +474,7 @@ impl CleverExecutor {
                     ),
                 ));
             }
-            sleep(step.min(deadline - now)).await;
+            sleep(steps.next_delay().min(deadline - now)).await;
         }
     }
 

@@ -134,8 +134,8 @@ pub struct CleverSettings {
     /// How long to wait for the deployment repository
     /// (`cc_deployment_repo_timeout`).
     pub deployment_repo_timeout: Duration,
-    /// Delay between two deployment repository polls
-    /// (`cc_deployment_repo_wait_step`).
+    /// Longest delay between two deployment repository polls
+    /// (`cc_deployment_repo_wait_step`); the first is 0.1 s, doubling.
     pub deployment_repo_wait_step: Duration,
     /// Git basic-auth user name (`cc_auth_user`).
     pub auth_user: String,

@@ -1,0 +1,153 @@
+//! Pure: when each launched job's status is checked next.
+//!
+//! Each job has its own timer, started at its launch: checks fall due every
+//! `interval` from then on. A check in flight is never doubled, and the
+//! next one falls due one interval after the previous one was due (or at
+//! once if its answer came later than that), so two checks of one job
+//! never start within one interval. Finding the due jobs costs
+//! O(log n + due) in the number of scheduled jobs.
+
+use crate::quota::JobKey;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Waiting; due at this instant.
+    Due(Instant),
+    /// Sent; was due at this instant.
+    InFlight(Instant),
+}
+
+/// The per-job check timers (see the module documentation).
+#[derive(Debug)]
+pub(super) struct CheckSchedule {
+    interval: Duration,
+    queue: BTreeSet<(Instant, JobKey)>,
+    slots: HashMap<JobKey, Slot>,
+}
+
+impl CheckSchedule {
+    /// An empty schedule checking each job every `interval`.
+    pub(super) fn new(interval: Duration) -> Self {
+        CheckSchedule {
+            interval,
+            queue: BTreeSet::new(),
+            slots: HashMap::new(),
+        }
+    }
+
+    /// Starts a job's timer at `now` (its launch): first check one interval
+    /// later. Nothing if the job already has one.
+    pub(super) fn start(&mut self, key: JobKey, now: Instant) {
+        if self.slots.contains_key(&key) {
+            return;
+        }
+        let due = now + self.interval;
+        self.slots.insert(key, Slot::Due(due));
+        self.queue.insert((due, key));
+    }
+
+    /// Removes a job's timer (the job no longer needs checks).
+    pub(super) fn remove(&mut self, key: JobKey) {
+        if let Some(Slot::Due(due)) = self.slots.remove(&key) {
+            self.queue.remove(&(due, key));
+        }
+    }
+
+    /// The jobs due at `now`, marked in flight.
+    pub(super) fn take_due(&mut self, now: Instant) -> Vec<JobKey> {
+        let mut due = Vec::new();
+        while let Some(&(at, key)) = self.queue.first() {
+            if at > now {
+                break;
+            }
+            self.queue.pop_first();
+            self.slots.insert(key, Slot::InFlight(at));
+            due.push(key);
+        }
+        due
+    }
+
+    /// A job's check is answered at `now` and the job still runs: its next
+    /// check falls due one interval after the previous one was due, or at
+    /// `now` if that is already past.
+    pub(super) fn checked(&mut self, key: JobKey, now: Instant) {
+        if let Some(Slot::InFlight(was)) = self.slots.get(&key).copied() {
+            let due = (was + self.interval).max(now);
+            self.slots.insert(key, Slot::Due(due));
+            self.queue.insert((due, key));
+        }
+    }
+
+    /// When the next check falls due, if any job is waiting.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.queue.first().map(|(at, _)| *at)
+    }
+
+    /// Jobs with a timer (waiting or in flight).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: Duration = Duration::from_secs(10);
+
+    fn key(job_id: i64) -> JobKey {
+        JobKey { runner: 0, job_id }
+    }
+
+    #[test]
+    fn each_job_falls_due_one_interval_after_its_own_start() {
+        let t0 = Instant::now();
+        let mut s = CheckSchedule::new(I);
+        s.start(key(1), t0);
+        s.start(key(2), t0 + Duration::from_secs(4));
+        s.start(key(1), t0 + Duration::from_secs(5)); // already started
+        assert_eq!(s.next_due(), Some(t0 + I));
+        assert!(s.take_due(t0 + Duration::from_secs(9)).is_empty());
+        assert_eq!(s.take_due(t0 + I), vec![key(1)]);
+        assert_eq!(s.take_due(t0 + Duration::from_secs(14)), vec![key(2)]);
+        assert_eq!(s.next_due(), None, "both in flight");
+    }
+
+    #[test]
+    fn a_check_in_flight_is_not_sent_twice_and_keeps_its_cadence() {
+        let t0 = Instant::now();
+        let mut s = CheckSchedule::new(I);
+        s.start(key(1), t0);
+        assert_eq!(s.take_due(t0 + I), vec![key(1)]);
+        // Still in flight long after: never due again meanwhile.
+        assert!(s.take_due(t0 + I * 5).is_empty());
+        // Answered quickly: next due one interval after the previous due.
+        let mut s = CheckSchedule::new(I);
+        s.start(key(1), t0);
+        s.take_due(t0 + I);
+        s.checked(key(1), t0 + I + Duration::from_secs(1));
+        assert_eq!(s.next_due(), Some(t0 + I * 2));
+        // Answered late: due at once, not earlier than the answer.
+        s.take_due(t0 + I * 2);
+        let late = t0 + I * 3 + Duration::from_secs(5);
+        s.checked(key(1), late);
+        assert_eq!(s.next_due(), Some(late));
+    }
+
+    #[test]
+    fn removed_jobs_are_never_due_and_leave_nothing_behind() {
+        let t0 = Instant::now();
+        let mut s = CheckSchedule::new(I);
+        s.start(key(1), t0);
+        s.start(key(2), t0);
+        s.remove(key(1));
+        assert_eq!(s.take_due(t0 + I), vec![key(2)]);
+        s.remove(key(2));
+        s.checked(key(2), t0 + I); // a late answer of a removed job
+        assert_eq!((s.len(), s.next_due()), (0, None));
+    }
+}
