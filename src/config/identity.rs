@@ -49,6 +49,20 @@ pub fn is_prefixed_token(token: &str) -> bool {
 
 /// GitLab Runner's `ShortenToken`: known prefixes stripped, 9 characters.
 pub fn shorten_token(token: &str) -> String {
+    let (start, end) = short_token_range(token);
+    token.get(start..end).unwrap_or_default().to_string()
+}
+
+/// Byte offsets in `token` of what [`shorten_token`] keeps.
+pub fn short_token_range(token: &str) -> (usize, usize) {
+    let kept = shortened(token);
+    let start = token.len() - kept.len();
+    let len: usize = kept.chars().take(SHORT_TOKEN_LEN).map(char::len_utf8).sum();
+    (start, start + len)
+}
+
+/// `token` with the prefixes GitLab Runner strips removed (a suffix of it).
+fn shortened(token: &str) -> &str {
     // 1. `^glrt-(t[123]_)?|^t[123]_|^glrtr-`
     let s = if let Some(rest) = token.strip_prefix("glrt-") {
         strip_partition(rest)
@@ -60,11 +74,10 @@ pub fn shorten_token(token: &str) -> String {
     // 2. `^glcbt-`
     let s = s.strip_prefix("glcbt-").unwrap_or(s);
     // 3. `^GR[0-9A-Fa-f]{7}`
-    let s = match s.strip_prefix("GR") {
+    match s.strip_prefix("GR") {
         Some(rest) if is_hex7(rest) => &rest[7..],
         _ => s,
-    };
-    s.chars().take(SHORT_TOKEN_LEN).collect()
+    }
 }
 
 /// The Python runner's identity: the token's first 8 characters (counted

@@ -89,9 +89,14 @@ pub const MIN_HIDDEN_TOKEN_BYTES: usize = 8;
 /// [`MIN_HIDDEN_TOKEN_BYTES`] bytes of the token follow it (every token
 /// GitLab issues); otherwise nothing of the token is kept.
 pub fn token_placeholder(token: &str) -> String {
+    // Newer GitLab Runners also strip a partition prefix (`t1_`…) before
+    // taking their 9 characters: keep what either rule describes.
+    let newer_end = super::identity::is_prefixed_token(token)
+        .then(|| super::identity::short_token_range(token).1);
     let kept = short_range(token)
-        .filter(|(_, end)| token.len() >= end + MIN_HIDDEN_TOKEN_BYTES)
-        .and_then(|(_, end)| token.get(..end))
+        .map(|(_, end)| end.max(newer_end.unwrap_or(0)))
+        .filter(|end| token.len() >= end + MIN_HIDDEN_TOKEN_BYTES)
+        .and_then(|end| token.get(..end))
         .unwrap_or_default();
     format!("{kept}{TOKEN_PLACEHOLDER_SUFFIX}")
 }
@@ -197,6 +202,14 @@ mod tests {
                 short_description(token),
                 "{token}"
             );
+            // The newer rule (partition prefix stripped) describes both alike too.
+            if crate::config::identity::is_prefixed_token(token) {
+                assert_eq!(
+                    crate::config::identity::shorten_token(&placeholder),
+                    crate::config::identity::shorten_token(token),
+                    "{token}"
+                );
+            }
             assert!(!placeholder.contains(token), "{token}");
             assert!(
                 placeholder.ends_with(TOKEN_PLACEHOLDER_SUFFIX),
@@ -204,7 +217,13 @@ mod tests {
             );
         }
         // Too short to keep the description and hide 8 bytes: nothing kept.
-        for token in ["glrt-t1_AbCdEfGh", "D3adNQYu8OC", "short", ""] {
+        for token in [
+            "glrt-t1_AbCdEfGh",
+            "glrt-t1_AbCdEfGhIjKlMnOp",
+            "D3adNQYu8OC",
+            "short",
+            "",
+        ] {
             assert_eq!(
                 token_placeholder(token),
                 TOKEN_PLACEHOLDER_SUFFIX,
