@@ -716,7 +716,7 @@ async fn state_round_trip_is_python_compatible() {
 /// Project `n` is in the namespace `PROJECTS[n]`.
 struct Attrs(HashMap<String, Vec<(String, String)>>);
 
-const PROJECTS: [&str; 3] = ["acme/sub", "half", "ghost"];
+const PROJECTS: [&str; 4] = ["acme/sub", "half", "ghost", "beta/app"];
 
 /// A job of project `project` (none: a payload without `job_info`).
 fn project_job(id: i64, project: Option<i64>, vars: &[(&str, &str)]) -> Job {
@@ -932,12 +932,13 @@ async fn an_organisation_that_cannot_be_listed_is_skipped() {
         orga_token_attribute: "cc_orga_token".into(),
     });
     let ex = CleverExecutor::new(settings, Some(attrs), logger()).expect("executor");
+    // Projects 0 and 3 of the mock's GitLab are in groups acme and beta.
     let a = ex
-        .create(&job(60, &[("CI_PROJECT_ROOT_NAMESPACE", "acme")]))
+        .create(&project_job(60, Some(0), &[]))
         .await
         .expect("create in acme");
     let b = ex
-        .create(&job(61, &[("CI_PROJECT_ROOT_NAMESPACE", "beta")]))
+        .create(&project_job(61, Some(3), &[]))
         .await
         .expect("create in beta");
     assert_eq!(ex.resource_scope(&b).as_deref(), Some("orga_beta"));
