@@ -163,16 +163,25 @@ fn coordinator_down_for_a_while_loses_nothing() {
 fn clever_api_bursts_and_slow_pushes_lose_nothing() {
     let s = setup();
     let control = s.world.clever().control();
-    // 500s at random on creations and reads, 429 bursts on every API call
-    // the runner makes, git pushes taking 1.5 s.
+    // 500s on the first two creations and at random on creations and
+    // reads, 429 bursts on every API call the runner makes, git pushes
+    // taking 1.5 s. A create answered 5xx is retried within
+    // `create_retry_budget` (10 s: three attempts with the default
+    // back-off) and the job fails after that, as it should; the rates keep
+    // that unlikely for every one of the 12 jobs (0.1^3 each).
+    control.fault(FaultCommand::FailNext {
+        endpoint: CleverEndpoint::CreateApp,
+        count: 2,
+        fault: FaultKind::status(500),
+    });
     control.fault(FaultCommand::ErrorRate {
         endpoint: CleverEndpoint::CreateApp,
-        rate: 0.3,
+        rate: 0.1,
         fault: FaultKind::status(500),
     });
     control.fault(FaultCommand::ErrorRate {
         endpoint: CleverEndpoint::GetApp,
-        rate: 0.2,
+        rate: 0.1,
         fault: FaultKind::status(500),
     });
     let too_many = FaultKind::Status {
