@@ -14,6 +14,7 @@ pub mod gitlab;
 pub mod http_text;
 pub mod logging;
 pub mod register;
+pub mod reload;
 pub mod secret;
 pub mod signal;
 pub mod wiring;

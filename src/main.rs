@@ -7,7 +7,7 @@
 use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::register::{self, Given, Prompter};
-use heptapod_paas_runner::{config, logging, signal, wiring};
+use heptapod_paas_runner::{config, logging, reload, signal, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
@@ -86,6 +86,12 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
             }
         };
         let (handle, control) = service_control();
+        let control = control.with_reloader(reload::reloader(
+            config.clone(),
+            overrides.clone(),
+            service.settings.quota,
+            logger.clone(),
+        ));
         if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
             error!(logger, "cannot install signal handlers"; "error" => %e);
             return 1;

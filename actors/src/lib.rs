@@ -16,6 +16,7 @@ mod job_table;
 pub mod launcher;
 mod mailbox;
 pub mod messages;
+pub mod observer;
 pub mod poller;
 pub mod ports;
 pub mod quota;

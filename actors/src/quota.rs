@@ -129,6 +129,25 @@ impl Ledger {
         &self.limits
     }
 
+    /// New limits (a live reconfiguration); what is held stays held.
+    pub fn set_limits(&mut self, limits: QuotaLimits) {
+        self.limits = limits;
+    }
+
+    /// A runner appended to the registry, with its `quota_max_fraction`.
+    pub fn add_runner(&mut self, fraction: f64) {
+        self.runner_fractions.push(fraction);
+        self.runner_used.push(0.0);
+        self.runner_jobs.push(0);
+    }
+
+    /// A runner's new `quota_max_fraction`.
+    pub fn set_runner_fraction(&mut self, runner: usize, fraction: f64) {
+        if let Some(f) = self.runner_fractions.get_mut(runner) {
+            *f = fraction;
+        }
+    }
+
     /// Total weight held: reservations, expected and actual weights.
     pub fn used(&self) -> Weight {
         self.used

@@ -9,8 +9,10 @@
 //! [`ServiceHandle::dump_state`]).
 
 use crate::job_table::Unloaded;
-use crate::messages::DumpState;
-use crate::ports::{Coordinator, Paas};
+use crate::messages::{DumpState, Reload};
+pub use crate::observer::Reloader;
+use crate::observer::{Hooks, NoObserver, ServiceObserver};
+pub use crate::ports::RunnerPorts;
 use crate::shutdown::{AttachSupervisor, BeginShutdown, ExitReport, ForceStop, Shutdown};
 use crate::snapshot::{self, RunnerRef};
 use crate::state::{StateError, StateStore};
@@ -21,18 +23,6 @@ use std::rc::Rc;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::settings::{RunnerSettings, SupervisorSettings};
-
-/// One `[[runners]]` section: its unique name and ports.
-pub struct RunnerPorts {
-    /// Unique name (derived from the runner token), as in the state file.
-    pub name: String,
-    /// Its coordinator.
-    pub coordinator: Rc<dyn Coordinator>,
-    /// Its PAAS executor.
-    pub paas: Rc<dyn Paas>,
-    /// Its settings.
-    pub settings: RunnerSettings,
-}
 
 /// Why the service could not start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,6 +48,7 @@ enum Control {
     Drain,
     Force,
     Dump,
+    Reload,
 }
 
 /// Handle to control a running service from anywhere (it is `Send`).
@@ -81,18 +72,47 @@ impl ServiceHandle {
     pub fn dump_state(&self) {
         let _ = self.tx.send(Control::Dump);
     }
+
+    /// Re-reads the configuration through the receiver's [`Reloader`]
+    /// (SIGHUP); ignored without one.
+    pub fn reload(&self) {
+        let _ = self.tx.send(Control::Reload);
+    }
 }
 
-/// The receiving side of a [`ServiceHandle`], consumed by the service.
-#[derive(Debug)]
+/// The receiving side of a [`ServiceHandle`], consumed by the service,
+/// with the service's observer and reloader.
 pub struct ControlReceiver {
     rx: mpsc::UnboundedReceiver<Control>,
+    observer: Rc<dyn ServiceObserver>,
+    reloader: Option<Reloader>,
+}
+
+impl ControlReceiver {
+    /// The observer told of readiness, status, liveness and stop.
+    pub fn with_observer(mut self, observer: Rc<dyn ServiceObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// What [`ServiceHandle::reload`] calls.
+    pub fn with_reloader(mut self, reloader: Reloader) -> Self {
+        self.reloader = Some(reloader);
+        self
+    }
 }
 
 /// A handle and the receiver to give to [`run_service`].
 pub fn service_control() -> (ServiceHandle, ControlReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (ServiceHandle { tx }, ControlReceiver { rx })
+    (
+        ServiceHandle { tx },
+        ControlReceiver {
+            rx,
+            observer: Rc::new(NoObserver),
+            reloader: None,
+        },
+    )
 }
 
 /// A started service.
@@ -204,11 +224,14 @@ pub async fn start_service(
     let supervisor = Supervisor::new(
         settings,
         slots,
-        jobs,
-        unloaded,
+        (jobs, unloaded),
         store,
         shutdown.clone(),
         logger.clone(),
+        Hooks {
+            observer: control.observer.clone(),
+            reloader: control.reloader.take(),
+        },
     )
     .start();
     shutdown.do_send(AttachSupervisor {
@@ -222,6 +245,7 @@ pub async fn start_service(
                 Control::Drain => shutdown.do_send(BeginShutdown),
                 Control::Force => shutdown.do_send(ForceStop),
                 Control::Dump => sup.do_send(DumpState),
+                Control::Reload => sup.do_send(Reload),
             }
             if !shutdown.connected() {
                 break;

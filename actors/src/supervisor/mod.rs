@@ -25,11 +25,13 @@
 
 mod drain;
 mod lifecycle;
+mod liveness;
 mod persistence;
 mod poll_slot;
 mod polling;
 mod progress;
 mod reconciliation;
+mod reload;
 mod spawn;
 mod stats;
 mod write_queue;
@@ -50,9 +52,10 @@ use crate::launcher::{FailureReporter, Launcher, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
     DecommissionStopped, DumpState, FailureReported, JobStarted, LaunchFailed, LaunchStopped,
-    NotRecorded, Reconcile, RecordCreating, ReportOutcome, ResourceDecommissioned,
+    NotRecorded, Reconcile, RecordCreating, Reload, ReportOutcome, ResourceDecommissioned,
     ResourceLaunched, ResourceProvisioned, TaskEnded,
 };
+use crate::observer::{Hooks, Reloader, ServiceObserver, ServiceStatus};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
@@ -91,6 +94,8 @@ pub(crate) struct RunnerSlot {
     checking: bool,
     warned_no_trace_watch: bool,
     reconcile: Option<ReconcilePass>,
+    /// Removed by a reconfiguration: no longer polled; its jobs run to the end.
+    retired: bool,
 }
 
 /// A reconciliation pass in flight for one runner.
@@ -124,6 +129,7 @@ impl RunnerSlot {
             checking: false,
             warned_no_trace_watch: false,
             reconcile: None,
+            retired: false,
         }
     }
 }
@@ -152,18 +158,25 @@ pub struct Supervisor {
     shutdown: Addr<Shutdown>,
     logger: slog::Logger,
     empty_payload: Arc<Value>,
+    observer: Rc<dyn ServiceObserver>,
+    /// Runners whose first reconciliation listing has not answered yet;
+    /// `None` once the service was declared ready.
+    awaiting_first_listing: Option<HashSet<usize>>,
+    last_status: Option<ServiceStatus>,
+    reloader: Option<Reloader>,
 }
 
 impl Supervisor {
-    /// A supervisor over `runners`, with jobs loaded from the state.
+    /// A supervisor over `runners`, with the jobs loaded from the state
+    /// and the entries no runner could take.
     pub(crate) fn new(
         settings: SupervisorSettings,
         mut runners: Vec<RunnerSlot>,
-        jobs: BTreeMap<JobKey, JobEntry>,
-        unloaded: Unloaded,
+        (jobs, unloaded): (BTreeMap<JobKey, JobEntry>, Unloaded),
         store: Rc<dyn StateStore>,
         shutdown: Addr<Shutdown>,
         logger: slog::Logger,
+        hooks: Hooks,
     ) -> Self {
         let limits = QuotaLimits {
             total_weight: settings.quota,
@@ -192,6 +205,7 @@ impl Supervisor {
             r.poll = PollSlot::new(policy, seed);
         }
         let (drain_tx, _) = watch::channel(false);
+        let runners_count = runners.len();
         Supervisor {
             settings,
             runners,
@@ -215,6 +229,10 @@ impl Supervisor {
             shutdown,
             logger,
             empty_payload: Arc::new(Value::Null),
+            awaiting_first_listing: Some((0..runners_count).collect()),
+            observer: hooks.observer,
+            reloader: hooks.reloader,
+            last_status: None,
         }
     }
 
@@ -285,6 +303,7 @@ impl Actor for Supervisor {
         // Reconcile at once (the state may be stale or lost), then
         // periodically unless disabled.
         ctx.notify(Reconcile);
+        self.start_liveness(ctx);
         if let Some(every) = self.settings.reconcile_interval.filter(|d| !d.is_zero()) {
             self.reconcile_timer = Some(ctx.run_interval(every, |_, ctx| ctx.notify(Reconcile)));
         }
@@ -399,6 +418,7 @@ impl Handler<PersistNow> for Supervisor {
     fn handle(&mut self, _: PersistNow, ctx: &mut Context<Self>) {
         self.persist.kick_taken();
         self.kick_persist(ctx);
+        self.publish_status();
     }
 }
 
@@ -406,5 +426,12 @@ impl Handler<Reconcile> for Supervisor {
     type Result = ();
     fn handle(&mut self, _: Reconcile, ctx: &mut Context<Self>) {
         self.reconcile_all(ctx);
+    }
+}
+
+impl Handler<Reload> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
+        self.reload(ctx);
     }
 }

@@ -17,7 +17,11 @@ impl Supervisor {
         self.rr = (self.rr + 1) % n;
         for k in 0..n {
             let i = (self.rr + k) % n;
-            if self.runners.get(i).is_some_and(|r| r.poll.may_poll()) {
+            if self
+                .runners
+                .get(i)
+                .is_some_and(|r| !r.retired && r.poll.may_poll())
+            {
                 self.try_poll(i, ctx);
             }
         }
@@ -27,6 +31,9 @@ impl Supervisor {
         let Some(runner) = self.runners.get_mut(i) else {
             return;
         };
+        if runner.retired {
+            return;
+        }
         let Some(poller) = runner.poller.clone() else {
             return;
         };
@@ -220,6 +227,11 @@ impl Supervisor {
     }
 
     pub(super) fn min_cycles(&self) -> u64 {
-        self.runners.iter().map(|r| r.cycles).min().unwrap_or(0)
+        self.runners
+            .iter()
+            .filter(|r| !r.retired)
+            .map(|r| r.cycles)
+            .min()
+            .unwrap_or(0)
     }
 }

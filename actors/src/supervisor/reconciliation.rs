@@ -62,6 +62,7 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) {
         let log = self.runner_log(i);
+        self.note_first_listing(i);
         if self.draining {
             self.end_reconcile(i);
             return;
