@@ -13,6 +13,7 @@ pub mod git;
 pub mod gitlab;
 pub mod http_text;
 pub mod logging;
+pub mod notify;
 pub mod register;
 pub mod reload;
 pub mod secret;

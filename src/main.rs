@@ -7,10 +7,11 @@
 use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::register::{self, Given, Prompter};
-use heptapod_paas_runner::{config, logging, reload, signal, wiring};
+use heptapod_paas_runner::{config, logging, notify, reload, signal, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 fn main() {
@@ -85,11 +86,20 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
                 return e.exit_code();
             }
         };
-        let (handle, control) = service_control();
+        let mut settings = service.settings;
+        let (handle, mut control) = service_control();
+        match notify::SystemdNotifier::from_env() {
+            Ok(Some(notifier)) => {
+                settings.alive_interval = notifier.alive_interval();
+                control = control.with_observer(Rc::new(notifier));
+            }
+            Ok(None) => {}
+            Err(e) => warn!(logger, "systemd notifications disabled"; "error" => %e),
+        }
         let control = control.with_reloader(reload::reloader(
             config.clone(),
             overrides.clone(),
-            service.settings.quota,
+            settings.quota,
             logger.clone(),
         ));
         if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
@@ -98,9 +108,9 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         }
         info!(logger, "service started";
               "state_file" => %service.state_file.display(),
-              "quota" => service.settings.quota);
+              "quota" => settings.quota);
         match run_service(
-            service.settings,
+            settings,
             service.runners,
             service.store,
             logger.clone(),
