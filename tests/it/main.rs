@@ -29,3 +29,4 @@ mod local_docker_e2e;
 mod signals_e2e;
 mod sim_world_config;
 mod systemd_notify;
+mod unit_security;
