@@ -6,16 +6,22 @@
 //!   runner is started: existing systemd units keep working): read as `run`;
 //! - `heptapod-paas-runner register CONFIG [OPTIONS]`, also reachable as
 //!   `heptapod-paas-runner-register CONFIG [OPTIONS]` (argv\[0\] dispatch).
+//!
+//! The hidden `generate-cli-docs DIR` writes the man page and the shell
+//! completions from this definition (`src/cli_docs.rs`, `scripts/package`).
 
 use crate::secret::Secret;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use structopt::clap::AppSettings;
 use structopt::StructOpt;
 
 /// Top-level command.
 #[derive(Debug, StructOpt)]
 #[structopt(
     name = "heptapod-paas-runner",
+    version = crate::build_info::VERSION,
+    setting = AppSettings::VersionlessSubcommands,
     about = "Takes CI jobs from GitLab / Heptapod coordinators, then provisions a right-sized \
              Docker host per job on a PAAS (Clever Cloud, or local Docker for development), \
              within a weighted quota.",
@@ -29,6 +35,10 @@ pub enum Command {
     /// Register a runner with a coordinator and append its `[[runners]]`
     /// section to the configuration file (created if missing).
     Register(RegisterArgs),
+    /// Write the man page and the bash, zsh and fish completions into a
+    /// directory (for packaging; hidden from `--help`).
+    #[structopt(name = "generate-cli-docs", setting = AppSettings::Hidden)]
+    GenerateCliDocs(CliDocsArgs),
 }
 
 /// Options common to every command.
@@ -125,6 +135,17 @@ pub struct RegisterArgs {
     pub log: LogArgs,
 }
 
+/// `generate-cli-docs` options.
+#[derive(Debug, StructOpt)]
+pub struct CliDocsArgs {
+    /// Directory to write into (created if missing; files are replaced).
+    #[structopt(parse(from_os_str))]
+    pub dir: PathBuf,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
+}
+
 /// Tokens given on the command line are secrets from the start (never in a
 /// `Debug` output).
 fn secret_arg(value: &str) -> Secret {
@@ -137,6 +158,7 @@ impl Command {
         match self {
             Command::Run(args) => &args.log,
             Command::Register(args) => &args.log,
+            Command::GenerateCliDocs(args) => &args.log,
         }
     }
 }
@@ -164,7 +186,14 @@ pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString>
         None => true,
         Some(a) => matches!(
             a,
-            "run" | "register" | "help" | "-h" | "--help" | "-V" | "--version"
+            "run"
+                | "register"
+                | "generate-cli-docs"
+                | "help"
+                | "-h"
+                | "--help"
+                | "-V"
+                | "--version"
         ),
     };
     if !keeps_as_is {

@@ -5,7 +5,9 @@
 //! configuration, and wires everything into the `heptapod-paas-runner`
 //! command. See ARCHITECTURE.md for the map.
 
+pub mod build_info;
 pub mod cli;
+pub mod cli_docs;
 pub mod config;
 pub mod deploy;
 pub mod executors;

@@ -4,10 +4,10 @@
 //! Exit codes: 0 normal stop, 1 runtime failure, 2 configuration or usage
 //! error.
 
-use heptapod_paas_runner::cli::{self, Command, RegisterArgs, RunArgs};
+use heptapod_paas_runner::cli::{self, CliDocsArgs, Command, RegisterArgs, RunArgs};
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::register::{self, Given, Prompter};
-use heptapod_paas_runner::{config, logging, notify, reload, signal, wiring};
+use heptapod_paas_runner::{cli_docs, config, logging, notify, reload, signal, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Logger};
 use std::io::IsTerminal;
@@ -35,6 +35,7 @@ fn main() {
     let code = match command {
         Command::Run(args) => run(args, &logging.logger),
         Command::Register(args) => register(args),
+        Command::GenerateCliDocs(args) => generate_cli_docs(&args),
     };
     // Flush the asynchronous log drain before exiting.
     drop(logging);
@@ -142,6 +143,24 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
             }
         }
     })
+}
+
+fn generate_cli_docs(args: &CliDocsArgs) -> i32 {
+    match cli_docs::write_all(&args.dir) {
+        Ok(files) => {
+            for file in files {
+                println!("{}", file.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "heptapod-paas-runner: cannot write into {}: {e}",
+                args.dir.display()
+            );
+            1
+        }
+    }
 }
 
 fn register(args: RegisterArgs) -> i32 {

@@ -39,11 +39,11 @@ pub enum OpSubject {
 
 impl OpSubject {
     /// The `job_id` of its `uncertain` record in the state file: the job's,
-    /// or 0 for a poll (the file format has no job for it).
-    fn state_job_id(self) -> i64 {
+    /// or none for a poll (a poll has no job).
+    fn state_job_id(self) -> Option<i64> {
         match self {
-            OpSubject::Job(key) => key.job_id,
-            OpSubject::Poll { .. } => 0,
+            OpSubject::Job(key) => Some(key.job_id),
+            OpSubject::Poll { .. } => None,
         }
     }
 }
@@ -391,8 +391,11 @@ mod tests {
         let g3 = reg.begin(name, OpSubject::Poll { runner: 0 }, "poll");
         assert_eq!(reg.len(), 3);
         let u = reg.uncertain();
-        assert_eq!((u[0].job_id, u[0].operation.as_str()), (0, "poll"));
-        assert_eq!(u[1].job_id, 1);
+        assert_eq!((u[0].job_id, u[0].operation.as_str()), (None, "poll"));
+        assert_eq!(u[1].job_id, Some(1));
+        // A poll reservation never reaches the state file as a job.
+        let poll = serde_json::to_value(&u[0]).expect("serialisable");
+        assert!(poll.get("job_id").is_none(), "{poll}");
         assert_eq!(u[2].operation, "create");
         drop(g1);
         drop(g2);

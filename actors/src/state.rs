@@ -130,8 +130,9 @@ pub struct FailureRecord {
 pub struct UncertainRecord {
     /// Unique name of the runner.
     pub runner_name: String,
-    /// Job id.
-    pub job_id: i64,
+    /// Job id; absent for a poll, which has no job yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<i64>,
     /// The operation (`create`, `prepare`, `launch`, `decommission`, `poll`).
     pub operation: String,
 }

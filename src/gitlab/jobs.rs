@@ -115,6 +115,7 @@ impl GitlabCoordinator {
                 info.insert("name".into(), json!(name));
             }
             info.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+            info.insert("revision".into(), json!(crate::build_info::REVISION));
             info.insert("platform".into(), json!(std::env::consts::OS));
             info.insert("architecture".into(), json!(std::env::consts::ARCH));
         }

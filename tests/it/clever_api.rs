@@ -447,6 +447,33 @@ async fn create_answering_500_without_app_is_transient_and_creates_nothing() {
 }
 
 #[actix_rt::test]
+async fn create_answered_429_is_sent_again_after_the_wait_and_not_forever() {
+    let h = Harness::start().await;
+    let ex = h.executor(h.single());
+    // A rate-limited create was refused unprocessed: sending it again
+    // repeats nothing, so the client waits and re-sends it.
+    h.inject("create", Inject::Status(429, json!({}), Some(0)));
+    let r = ex
+        .create(&job(11, &[]))
+        .await
+        .expect("created after the 429");
+    assert_eq!(r.name, "hpd-job-D3adNQYu-11");
+    assert_eq!(h.count("POST", ""), 2, "one refused, one created");
+    assert_eq!(h.with(|m| m.apps.len()), 1);
+
+    // Rate limiting that does not end is returned to the caller (the
+    // launcher) after a bounded number of waits.
+    for _ in 0..6 {
+        h.inject("create", Inject::Status(429, json!({}), Some(0)));
+    }
+    let e = ex.create(&job(12, &[])).await.expect_err("still 429");
+    assert_eq!(e.class, PaasErrorClass::Transient);
+    assert_eq!(h.count("POST", ""), 2 + 4, "three waits, then the 429");
+    assert_eq!(h.with(|m| m.apps.len()), 1);
+    h.stop().await;
+}
+
+#[actix_rt::test]
 async fn create_that_happened_despite_the_error_is_adopted() {
     let h = Harness::start().await;
     let ex = h.executor(h.single());

@@ -1,7 +1,9 @@
 //! End to end, the command line of the real binary: `register` against the
 //! fake coordinator (legacy registration token, `glrt-` authentication
-//! token, new and existing files, refused registration) and `run` refusing
-//! bad configurations with exit code 2 and the key named.
+//! token, new and existing files, refused registration), `run` refusing
+//! bad configurations with exit code 2 and the key named, `--version`
+//! naming the git revision, and `generate-cli-docs` writing the man page and
+//! completions.
 
 use crate::common;
 
@@ -269,4 +271,80 @@ fn bad_configurations_exit_2_naming_the_key() {
         LIMIT,
     );
     assert_eq!(code, Some(0), "valid base config: {stderr}");
+}
+
+/// The revision git gives for this checkout, "unknown" outside one (what
+/// build.rs embeds).
+fn checkout_revision() -> String {
+    std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[test]
+fn version_names_the_git_revision_and_the_build_date() {
+    let (code, out, _) = run_to_end(&[OsStr::new("--version")], LIMIT);
+    assert_eq!(code, Some(0));
+    let line = out.trim();
+    let expected_start = format!(
+        "heptapod-paas-runner {} (revision {}, built ",
+        env!("CARGO_PKG_VERSION"),
+        checkout_revision()
+    );
+    assert!(line.starts_with(&expected_start), "{line:?}");
+    let date = line
+        .strip_prefix(&expected_start)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_default();
+    let digits: Vec<bool> = date.chars().map(|c| c.is_ascii_digit()).collect();
+    assert_eq!(date.len(), 10, "{date:?}");
+    assert_eq!(
+        digits,
+        [true, true, true, true, false, true, true, false, true, true],
+        "{date:?}"
+    );
+}
+
+#[test]
+fn generate_cli_docs_writes_the_man_page_and_three_completions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("docs");
+    let (code, out, err) = run_to_end(
+        &[OsStr::new("generate-cli-docs"), out_dir.as_os_str()],
+        LIMIT,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let mut listed: Vec<&str> = out.lines().collect();
+    listed.sort_unstable();
+    let mut expected: Vec<String> = [
+        "_heptapod-paas-runner",
+        "heptapod-paas-runner.1",
+        "heptapod-paas-runner.bash",
+        "heptapod-paas-runner.fish",
+    ]
+    .iter()
+    .map(|name| out_dir.join(name).display().to_string())
+    .collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    let man = std::fs::read_to_string(out_dir.join("heptapod-paas-runner.1")).expect("man page");
+    assert!(man.starts_with(".TH HEPTAPOD\\-PAAS\\-RUNNER 1 "), "{man}");
+    assert!(
+        man.contains(&checkout_revision()),
+        "the version line names the revision"
+    );
+    // Hidden from --help, and from what it writes.
+    let (_, help, _) = run_to_end(&[OsStr::new("--help")], LIMIT);
+    assert!(help.contains("register") && !help.contains("generate-cli-docs"));
+    assert!(!man.contains("generate\\-cli\\-docs"));
 }

@@ -100,6 +100,11 @@ async fn request_job_keeps_the_raw_payload_and_sends_a_sane_body() {
     let body = last.json().expect("json");
     assert_eq!(body["system_id"], "r_0123456789ab");
     assert_eq!(body["info"]["executor"], "docker");
+    // The revision `--version` shows (embedded by build.rs).
+    assert_eq!(
+        body["info"]["revision"],
+        heptapod_paas_runner::build_info::REVISION
+    );
     let features = &body["info"]["features"];
     assert_eq!(features["fallback_cache_keys"], true);
     assert_eq!(features["vault_secrets"], true);

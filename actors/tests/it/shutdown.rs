@@ -198,7 +198,7 @@ async fn second_signal_forces_the_snapshot_with_uncertain_operations() {
             snap.uncertain[0].job_id,
             snap.uncertain[0].operation.as_str()
         ),
-        (7, "create")
+        (Some(7), "create")
     );
 }
 

@@ -9,8 +9,10 @@
 //! lost answers, 429 (waiting at least an integer `Retry-After`) and
 //! 502–504; with [`Retries::Once`] it sends it once, for callers whose own
 //! layer retries (the launcher's steps, the decommissioner: see "Which
-//! layer retries what" in ARCHITECTURE.md). The create POST is sent exactly
-//! once: a lost answer is reported as [`CleverError::Lost`], which the
+//! layer retries what" in ARCHITECTURE.md). A 429 answer is waited out and
+//! the call re-sent (at most three times) whatever the [`Retries`]: the
+//! server refused the request unprocessed. Otherwise the create POST is
+//! sent exactly once: a lost answer is reported as [`CleverError::Lost`], which the
 //! executor turns into an *uncertain* error after looking for the app by
 //! name.
 //!
@@ -35,6 +37,9 @@ use std::time::Duration;
 
 /// Largest response body read (an organisation may hold many apps).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// How many rate-limit answers (429) one call waits out before the 429 is
+/// returned to the caller.
+const RATE_LIMIT_WAITS: u32 = 3;
 /// Longest excerpt of a non-JSON error body kept in an error message.
 const EXCERPT_CHARS: usize = 300;
 
@@ -398,7 +403,40 @@ impl CleverApi {
         })
     }
 
-    /// An idempotent call: sent once, or retried per the policy.
+    /// One call, re-sent after a rate-limit answer (429) at most
+    /// [`RATE_LIMIT_WAITS`] times, each time after the back-off's delay
+    /// but at least the server's `Retry-After`. A 429 refuses the request
+    /// before it is processed, so re-sending it repeats nothing: this is
+    /// flow control, not a retry of failed work, and it applies to every
+    /// call, the create included, whatever its [`Retries`].
+    async fn call_admitted(
+        &self,
+        action: &'static str,
+        method: Method,
+        url: &str,
+        auth: Option<&Secret>,
+        body: Option<&serde_json::Value>,
+        idempotent: bool,
+    ) -> Result<Vec<u8>, CleverError> {
+        let mut backoff = self.http.retry.backoff().start();
+        let mut waits = 0;
+        loop {
+            let b = body.map_or(Body::None, Body::Json);
+            match self
+                .call(action, method.clone(), url, auth, b, idempotent)
+                .await
+            {
+                Err(e) if e.status() == Some(429) && waits < RATE_LIMIT_WAITS => {
+                    sleep(retry_delay(&mut backoff, e.retry_after())).await;
+                    waits += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// An idempotent call: sent once, or retried per the policy (rate
+    /// limiting is waited out by [`Self::call_admitted`] either way).
     async fn call_retried(
         &self,
         action: &'static str,
@@ -415,9 +453,11 @@ impl CleverApi {
         let mut backoff = self.http.retry.backoff().start();
         let mut attempt = 1;
         loop {
-            let b = body.map_or(Body::None, Body::Json);
-            match self.call(action, method.clone(), url, auth, b, true).await {
-                Err(e) if e.is_retryable() && attempt < attempts => {
+            let sent = self
+                .call_admitted(action, method.clone(), url, auth, body, true)
+                .await;
+            match sent {
+                Err(e) if e.is_retryable() && e.status() != Some(429) && attempt < attempts => {
                     sleep(retry_delay(&mut backoff, e.retry_after())).await;
                     attempt += 1;
                 }
@@ -476,12 +516,12 @@ impl CleverApi {
             idempotent: true,
         })?;
         let bytes = self
-            .call(
+            .call_admitted(
                 action,
                 Method::POST,
                 &url,
                 Some(&org.token),
-                Body::Json(&json),
+                Some(&json),
                 false,
             )
             .await?;

@@ -41,6 +41,8 @@ const DRAIN_WAIT: Duration = Duration::from_secs(60);
                   and the pushed build contexts were right.\n\
                   `paas-sim serve --scenario FILE` keeps a world up for a runner you start \
                   yourself (see the scenario format in tests/sim/src/scenario.rs).\n\
+                  `paas-sim bench` measures runners side by side on one load \
+                  (scripts/bench builds and runs it; exit 130 when interrupted).\n\
                   Exit codes: 0 clean run, 1 problems found or runtime failure, 2 bad \
                   arguments or scenario."
 )]
@@ -53,6 +55,10 @@ enum Cli {
     /// show progress, stop the runner with SIGTERM once every job is over,
     /// print a summary; exit 0 only for a clean run.
     Demo(DemoArgs),
+    /// Measure heptapod-paas-runner (and optionally the Python runner) on
+    /// the same simulated load: wall time, CPU per job, memory, threads,
+    /// latencies and requests per job, side by side (see scripts/bench).
+    Bench(paas_sim::bench::cli::BenchArgs),
 }
 
 #[derive(Debug, StructOpt)]
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
     let result = match cli {
         Cli::Serve(args) => serve(args),
         Cli::Demo(args) => demo(args),
+        Cli::Bench(args) => bench(&args),
     };
     match result {
         Ok(code) => code,
@@ -204,6 +211,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     world.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: &paas_sim::bench::cli::BenchArgs) -> anyhow::Result<ExitCode> {
+    let runner = find_runner(args.runner.clone())?;
+    let signals = Signals::install()?;
+    Ok(paas_sim::bench::cli::main(args, &runner, &|| {
+        signals.received() > 0
+    }))
 }
 
 fn print_urls(world: &World, config: &Path) {

@@ -91,6 +91,11 @@ impl CleverControl {
         w.faults.apply(cmd, now);
     }
 
+    /// The instant the ledger's times (`*_ms`, milliseconds) count from.
+    pub fn epoch(&self) -> std::time::Instant {
+        self.world.lock().started
+    }
+
     /// The ledger summary.
     pub fn summary(&self) -> LedgerSummary {
         self.world.lock().ledger.summary()

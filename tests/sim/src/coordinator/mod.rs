@@ -27,7 +27,7 @@ pub use jobs::{
     OUTCOME_VARIABLE,
 };
 pub use state::{
-    ForbiddenFlavour, JobView, RecordedRequest, RunnerView, Settings, Stats, TokenStyle,
+    ForbiddenFlavour, JobTimes, JobView, RecordedRequest, RunnerView, Settings, Stats, TokenStyle,
     JOURNAL_LIMIT,
 };
 

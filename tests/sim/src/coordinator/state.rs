@@ -221,6 +221,20 @@ pub struct JobView {
     pub spec: JobSpec,
     /// Milliseconds from hand-out to terminal status, if both happened.
     pub run_ms: Option<u64>,
+    /// When the job reached its milestones (in-process clock, not serialised).
+    #[serde(skip)]
+    pub times: JobTimes,
+}
+
+/// When a job reached its milestones, on this process's monotonic clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobTimes {
+    /// Handed out to a runner (first move to `running`).
+    pub handed_out: Option<Instant>,
+    /// First trace bytes accepted: the job log shows something.
+    pub first_trace: Option<Instant>,
+    /// Terminal status reached.
+    pub finished: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -238,6 +252,7 @@ pub(crate) struct JobRecord {
     pub(crate) token_valid: bool,
     pub(crate) updates: Vec<Value>,
     pub(crate) started: Option<Instant>,
+    pub(crate) first_trace: Option<Instant>,
     pub(crate) finished: Option<Instant>,
 }
 
@@ -263,6 +278,11 @@ impl JobRecord {
             updates: self.updates.clone(),
             spec: self.spec.clone(),
             run_ms,
+            times: JobTimes {
+                handed_out: self.started,
+                first_trace: self.first_trace,
+                finished: self.finished,
+            },
         }
     }
 
@@ -431,6 +451,7 @@ impl State {
                 token_valid: true,
                 updates: Vec::new(),
                 started: None,
+                first_trace: None,
                 finished: None,
             },
         );
@@ -516,6 +537,9 @@ impl State {
             }
         }
         let masked = mask(chunk, job.token.as_bytes());
+        if job.first_trace.is_none() && !masked.is_empty() {
+            job.first_trace = Some(Instant::now());
+        }
         job.trace.extend_from_slice(&masked);
         AppendOutcome::Appended(job.trace.len() as u64)
     }
