@@ -45,14 +45,16 @@ pub enum Command {
 #[derive(Debug, StructOpt)]
 pub struct LogArgs {
     /// Logging level: CRITICAL, ERROR, WARNING, INFO, DEBUG or TRACE
-    /// (case-insensitive).
-    #[structopt(short = "l", long = "logging-level", default_value = "INFO")]
-    pub logging_level: String,
+    /// (case-insensitive). Default: the configuration's `log_level`, else
+    /// INFO.
+    #[structopt(short = "l", long = "logging-level")]
+    pub logging_level: Option<String>,
 
     /// Log format: `term` (human-readable, to stderr) or `json` (one object
-    /// per line, for log shippers).
-    #[structopt(long = "log-format", default_value = "term", possible_values = &["term", "json"])]
-    pub log_format: String,
+    /// per line, for log shippers). Default: the configuration's
+    /// `log_format`, else term.
+    #[structopt(long = "log-format", possible_values = &["term", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// `run` options.
@@ -233,8 +235,8 @@ mod tests {
         match cmd {
             Command::Run(a) => {
                 assert_eq!(a.config, PathBuf::from("/etc/runner.toml"));
-                assert_eq!(a.log.logging_level, "INFO");
-                assert_eq!(a.log.log_format, "term");
+                assert_eq!(a.log.logging_level, None);
+                assert_eq!(a.log.log_format, None);
                 assert!(!a.debug_signal);
             }
             other => panic!("expected run, got {other:?}"),
@@ -255,7 +257,7 @@ mod tests {
         .expect("parses");
         match cmd {
             Command::Run(a) => {
-                assert_eq!(a.log.logging_level, "DEBUG");
+                assert_eq!(a.log.logging_level.as_deref(), Some("DEBUG"));
                 assert_eq!(a.poll_cycles, Some(3));
                 assert!(a.debug_signal);
                 assert_eq!(a.config, PathBuf::from("c.toml"));

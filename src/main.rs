@@ -6,10 +6,11 @@
 
 use heptapod_paas_runner::cli::{self, CliDocsArgs, Command, RegisterArgs, RunArgs};
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
+use heptapod_paas_runner::logging::{LogFormat, Logging};
 use heptapod_paas_runner::register::{self, Given, Prompter};
-use heptapod_paas_runner::{cli_docs, config, logging, notify, reload, signal, wiring};
+use heptapod_paas_runner::{build_info, cli_docs, config, logging, notify, reload, signal, wiring};
 use paas_actors::service::{run_service, service_control, ServiceError};
-use slog::{error, info, warn, Logger};
+use slog::{error, info, warn, Level};
 use std::io::IsTerminal;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -17,23 +18,23 @@ use std::time::{Duration, SystemTime};
 fn main() {
     let command = cli::from_env();
     let log_args = command.log_args();
-    let level = match logging::parse_level(&log_args.logging_level) {
+    let level = match logging::parse_level(log_args.logging_level.as_deref().unwrap_or("INFO")) {
         Ok(level) => level,
         Err(e) => {
             eprintln!("heptapod-paas-runner: {e}");
             std::process::exit(2);
         }
     };
-    let format = match logging::parse_format(&log_args.log_format) {
+    let format = match logging::parse_format(log_args.log_format.as_deref().unwrap_or("term")) {
         Ok(format) => format,
         Err(e) => {
             eprintln!("heptapod-paas-runner: {e}");
             std::process::exit(2);
         }
     };
-    let logging = logging::init(level, format);
+    let mut logging = logging::init(level, format, logging::journal_from_env());
     let code = match command {
-        Command::Run(args) => run(args, &logging.logger),
+        Command::Run(args) => run(args, &mut logging, level),
         Command::Register(args) => register(args),
         Command::GenerateCliDocs(args) => generate_cli_docs(&args),
     };
@@ -42,14 +43,41 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(args: RunArgs, logger: &Logger) -> i32 {
+/// A start-up error: through the logger in JSON mode (one object per
+/// line), else on stderr as the program's message.
+fn startup_error(logging: &Logging, e: &dyn std::fmt::Display) {
+    match logging.format {
+        LogFormat::Json => error!(logging.logger, "cannot start"; "error" => %e),
+        LogFormat::Term => eprintln!("heptapod-paas-runner: {e}"),
+    }
+}
+
+fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
     let loaded = match config::load(&args.config) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("heptapod-paas-runner: {e}");
+            startup_error(logging, &e);
             return e.exit_code();
         }
     };
+    // The configuration's log_level and log_format, unless the command line
+    // gave them.
+    let level = match args.log.logging_level {
+        Some(_) => cli_level,
+        None => loaded.config.log_level.unwrap_or(cli_level),
+    };
+    let format = match args.log.log_format {
+        Some(_) => logging.format,
+        None => loaded.config.log_format.unwrap_or(logging.format),
+    };
+    if level != cli_level || format != logging.format {
+        *logging = logging::init(level, format, logging::journal_from_env());
+    }
+    let logging: &Logging = logging;
+    let logger = &logging.logger;
+    info!(logger, "starting";
+          "version" => env!("CARGO_PKG_VERSION"), "revision" => build_info::REVISION,
+          "pid" => std::process::id());
     for warning in &loaded.warnings {
         warn!(logger, "configuration warning"; "detail" => warning);
     }
@@ -75,7 +103,7 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         warn!(logger, "--job-progress-poll-interval is deprecated: set job_progress_poll_interval in the configuration");
     }
     let config = loaded.config;
-    info!(logger, "starting";
+    info!(logger, "configuration loaded";
           "config" => %config.path.display(), "runners" => config.runners.len());
 
     let system = actix_rt::System::new();
@@ -83,7 +111,7 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         let service = match wiring::build(&config, &overrides, logger).await {
             Ok(service) => service,
             Err(e) => {
-                eprintln!("heptapod-paas-runner: {e}");
+                startup_error(logging, &e);
                 return e.exit_code();
             }
         };
@@ -107,9 +135,6 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
             error!(logger, "cannot install signal handlers"; "error" => %e);
             return 1;
         }
-        info!(logger, "service started";
-              "state_file" => %service.state_file.display(),
-              "quota" => settings.quota);
         match run_service(
             settings,
             service.runners,
@@ -134,11 +159,11 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
                 }
             },
             Err(ServiceError::State(e)) => {
-                eprintln!("heptapod-paas-runner: {e}");
+                startup_error(logging, &e);
                 1
             }
             Err(e) => {
-                eprintln!("heptapod-paas-runner: cannot start the service: {e}");
+                startup_error(logging, &format!("cannot start the service: {e}"));
                 2
             }
         }

@@ -14,7 +14,7 @@ use crate::gitlab::{
 };
 use paas_actors::backoff::{BackoffPolicy, Jitter};
 use paas_actors::messages::Reconfigure;
-use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
+use paas_actors::ports::{Coordinator, Paas, PaasError, TwoDecimals, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
 use slog::{info, o, warn, Logger};
@@ -127,7 +127,7 @@ pub async fn build(
     check_runners_can_poll(config, &built, quota, logger).await?;
     let settings = supervisor_settings(config, overrides, quota);
     info!(logger, "weighted quota computed";
-          "quota" => quota,
+          "quota" => TwoDecimals(quota),
           "reference_runner" => &config.quota_computation.reference_runner,
           "reference_flavor" => &config.quota_computation.reference_flavor,
           "reference_jobs_count" => config.quota_computation.reference_jobs_count);

@@ -78,6 +78,33 @@ pub enum Blocked {
     },
 }
 
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::AlreadyReserved => write!(f, "a poll of this runner is already in flight"),
+            Blocked::Weight { headroom, needed } => write!(
+                f,
+                "quota: {headroom:.2} of weight left, a job may need {needed:.2}"
+            ),
+            Blocked::Concurrency { jobs, max } => {
+                write!(f, "concurrent: {jobs} jobs and polls of at most {max}")
+            }
+            Blocked::Provisioning { provisioning, max } => write!(
+                f,
+                "paas_max_concurrent_provisioning: {provisioning} provisioning of at most {max}"
+            ),
+            Blocked::RunnerShare {
+                held,
+                needed,
+                allowed,
+            } => write!(
+                f,
+                "runner share: holds {held:.2}, a job may need {needed:.2}, at most {allowed:.2} allowed"
+            ),
+        }
+    }
+}
+
 /// What a ledger entry's weight stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightKind {

@@ -219,6 +219,9 @@ pub async fn start_service(
         }
     };
 
+    slog::info!(logger, "service started"; "state_file" => store.location(),
+                "tracked_jobs" => jobs.len(),
+                "quota" => crate::ports::TwoDecimals(settings.quota));
     let (done_tx, done_rx) = oneshot::channel();
     let shutdown = Shutdown::new(settings.drain_deadline, done_tx, logger.clone()).start();
     let supervisor = Supervisor::new(

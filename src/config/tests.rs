@@ -1063,3 +1063,16 @@ fn reconcile_interval_zero_disables_the_periodic_pass() {
     let l = ok(&clever("reconcile_interval = 60", ""));
     assert_eq!(l.config.reconcile_interval, Some(Duration::from_secs(60)));
 }
+
+#[test]
+fn log_level_and_log_format_are_gitlab_runners_keys() {
+    let l = ok(&clever("log_level = \"warn\"\nlog_format = \"json\"", ""));
+    assert_eq!(l.config.log_level, Some(slog::Level::Warning));
+    assert_eq!(l.config.log_format, Some(crate::logging::LogFormat::Json));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let l = ok(&clever("log_format = \"runner\"", ""));
+    assert_eq!(l.config.log_format, Some(crate::logging::LogFormat::Term));
+    assert_eq!(l.config.log_level, None);
+    let e = err(&clever("log_level = \"loud\"", "")).to_string();
+    assert!(e.contains("log_level"), "{e}");
+}

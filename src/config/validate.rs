@@ -64,6 +64,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "listen_address",
     "shutdown_timeout",
     "reconcile_interval",
+    "log_level",
+    "log_format",
     SECRETS_FILE_KEY,
     "runners",
 ];
@@ -79,8 +81,6 @@ const GLOBAL_ALIASES: &[(&str, &str)] = &[
 
 /// Upstream gitlab-runner global keys: legitimate in a shared file, unused here.
 const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
-    "log_level",
-    "log_format",
     "connection_max_age",
     "sentry_dsn",
     "user",
@@ -229,6 +229,17 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         .unwrap_or(DEFAULT_RECONCILE_INTERVAL);
     let reconcile_interval = (!reconcile_interval.is_zero()).then_some(reconcile_interval);
 
+    let log_level = top.read(
+        ctx,
+        "log_level",
+        "one of debug, info, warn, error, fatal, panic (GitLab Runner's levels)",
+        |v| v.as_str().and_then(|s| crate::logging::parse_level(s).ok()),
+    );
+    let log_format = top.read(ctx, "log_format", "one of runner, text, json", |v| {
+        v.as_str()
+            .and_then(|s| crate::logging::parse_format(s).ok())
+    });
+
     let runners = runners(&top, env, ctx);
     check_unique_names(&runners, ctx);
     let names: Vec<&str> = runner_names(table);
@@ -247,6 +258,8 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         listen_address,
         shutdown_timeout,
         reconcile_interval,
+        log_level,
+        log_format,
         runners: runners.into_iter().flatten().collect(),
         path: path.to_path_buf(),
     })

@@ -26,6 +26,7 @@ mod git_fetch;
 mod gitlab_client;
 mod local_docker;
 mod local_docker_e2e;
+mod logs_e2e;
 mod signals_e2e;
 mod sim_world_config;
 mod systemd_notify;

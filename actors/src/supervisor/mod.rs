@@ -60,7 +60,7 @@ use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
 use crate::ports::{
-    Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
+    Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, TwoDecimals, Weight,
 };
 use crate::quota::{JobKey, Ledger, QuotaLimits, WeightKind};
 use crate::reconcile::{plan, Decision, Identified, Tracked};
@@ -289,8 +289,8 @@ impl Actor for Supervisor {
         }
         slog::info!(self.logger, "supervisor started";
                     "runners" => self.runners.len(), "tracked_jobs" => self.jobs.len(),
-                    "quota" => self.ledger.limits().total_weight,
-                    "used_weight" => self.ledger.used());
+                    "quota" => TwoDecimals(self.ledger.limits().total_weight),
+                    "used_weight" => TwoDecimals(self.ledger.used()));
         let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
         for key in keys {
             self.resume(key, ctx);

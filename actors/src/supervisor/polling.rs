@@ -96,7 +96,7 @@ impl Supervisor {
                 };
                 if r.poll.saturate() {
                     slog::debug!(r.logger, "not polling: limits reached";
-                                 "why" => format!("{blocked:?}"));
+                                 "why" => %blocked);
                     self.cycle_done(i, ctx);
                 }
             }
@@ -159,7 +159,7 @@ impl Supervisor {
             Ok(w) => (w, None),
             Err(e) => (reserved, Some(e.to_string())),
         };
-        slog::info!(log, "job acquired"; "weight" => expected);
+        slog::info!(log, "job acquired"; "weight" => TwoDecimals(expected));
         self.counters.acquired += 1;
         self.ledger.acquire(key, expected);
         self.note_peak();
