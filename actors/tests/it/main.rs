@@ -5,5 +5,6 @@ mod common;
 mod lifecycle;
 mod quota_property;
 mod reconcile;
+mod reload;
 mod resume;
 mod shutdown;
