@@ -35,10 +35,73 @@ pub enum Command {
     /// Register a runner with a coordinator and append its `[[runners]]`
     /// section to the configuration file (created if missing).
     Register(RegisterArgs),
+    /// Validate the configuration file offline: every error and every
+    /// warning at once. Exit 0 when valid, 2 when not.
+    Check(CheckArgs),
+    /// Check each runner section's credentials and flavors against the
+    /// coordinator and the PAAS; prints a table, exit 1 when a check fails.
+    Verify(ConfigArgs),
+    /// List the runner sections: identity, executor, limits.
+    List(ConfigArgs),
+    /// Unregister runners from their coordinator and remove their sections
+    /// from the configuration file (refused while a service uses its state
+    /// file).
+    Unregister(UnregisterArgs),
     /// Write the man page and the bash, zsh and fish completions into a
     /// directory (for packaging; hidden from `--help`).
     #[structopt(name = "generate-cli-docs", setting = AppSettings::Hidden)]
     GenerateCliDocs(CliDocsArgs),
+}
+
+/// The command words, for the "no such command" suggestion.
+pub const COMMANDS: &[&str] = &["run", "register", "check", "verify", "list", "unregister"];
+
+/// Commands hidden from `--help` (and from the suggestion).
+pub const HIDDEN_COMMANDS: &[&str] = &["generate-cli-docs"];
+
+/// Options of `verify` and `list`.
+#[derive(Debug, StructOpt)]
+pub struct ConfigArgs {
+    /// Path to the runner configuration file.
+    #[structopt(parse(from_os_str))]
+    pub config: PathBuf,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
+}
+
+/// `check` options.
+#[derive(Debug, StructOpt)]
+pub struct CheckArgs {
+    /// Path to the runner configuration file.
+    #[structopt(parse(from_os_str))]
+    pub config: PathBuf,
+
+    /// Also check the credentials and flavors online (as `verify`).
+    #[structopt(long = "online")]
+    pub online: bool,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
+}
+
+/// `unregister` options.
+#[derive(Debug, StructOpt)]
+pub struct UnregisterArgs {
+    /// Path to the runner configuration file.
+    #[structopt(parse(from_os_str))]
+    pub config: PathBuf,
+
+    /// The `name` of the runner section to unregister.
+    #[structopt(long = "name", required_unless = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+
+    /// Unregister every runner section.
+    #[structopt(long = "all")]
+    pub all: bool,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
 }
 
 /// Options common to every command.
@@ -55,6 +118,22 @@ pub struct LogArgs {
     /// `log_format`, else term.
     #[structopt(long = "log-format", possible_values = &["term", "json"])]
     pub log_format: Option<String>,
+
+    /// Same as `-l DEBUG`.
+    #[structopt(long = "debug")]
+    pub debug: bool,
+}
+
+impl LogArgs {
+    /// The logging level given on the command line: `DEBUG` with
+    /// `--debug`; `None` when neither `--debug` nor `-l` is given.
+    pub fn level(&self) -> Option<&str> {
+        if self.debug {
+            Some("DEBUG")
+        } else {
+            self.logging_level.as_deref()
+        }
+    }
 }
 
 /// `run` options.
@@ -86,8 +165,11 @@ pub struct RunArgs {
     pub log: LogArgs,
 }
 
-/// `register` options. Any value not given on the command line is asked
-/// for interactively (when standard input is a terminal).
+/// `register` options. Any value not given on the command line is taken
+/// from GitLab Runner's environment variables (`CI_SERVER_URL`,
+/// `REGISTRATION_TOKEN`, `CI_SERVER_TOKEN`, `RUNNER_NAME`,
+/// `RUNNER_EXECUTOR`), else asked for interactively (when standard input
+/// is a terminal; tokens are typed without echo).
 #[derive(Debug, StructOpt)]
 pub struct RegisterArgs {
     /// Path to the configuration file to append to (created if missing).
@@ -115,6 +197,15 @@ pub struct RegisterArgs {
     /// GitLab UI or API: verified, no registration (GitLab ≥ 15.10 flow).
     #[structopt(long = "token", parse(from_str = secret_arg))]
     pub token: Option<Secret>,
+
+    /// Reads the token (registration or `glrt-…`) from this file, so that
+    /// it does not appear in the process arguments.
+    #[structopt(
+        long = "token-file",
+        parse(from_os_str),
+        conflicts_with_all = &["token", "registration-token"]
+    )]
+    pub token_file: Option<PathBuf>,
 
     /// Executor of the new runner section.
     #[structopt(short = "e", long = "executor", possible_values = &["clever-docker", "local-docker"])]
@@ -160,6 +251,9 @@ impl Command {
         match self {
             Command::Run(args) => &args.log,
             Command::Register(args) => &args.log,
+            Command::Check(args) => &args.log,
+            Command::Verify(args) | Command::List(args) => &args.log,
+            Command::Unregister(args) => &args.log,
             Command::GenerateCliDocs(args) => &args.log,
         }
     }
@@ -186,17 +280,11 @@ pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString>
     let first = args.get(1).and_then(|a| a.to_str()).map(str::to_owned);
     let keeps_as_is = match first.as_deref() {
         None => true,
-        Some(a) => matches!(
-            a,
-            "run"
-                | "register"
-                | "generate-cli-docs"
-                | "help"
-                | "-h"
-                | "--help"
-                | "-V"
-                | "--version"
-        ),
+        Some(a) => {
+            COMMANDS.contains(&a)
+                || HIDDEN_COMMANDS.contains(&a)
+                || matches!(a, "help" | "-h" | "--help" | "-V" | "--version")
+        }
     };
     if !keeps_as_is {
         args.insert(1, OsString::from("run"));
@@ -204,11 +292,48 @@ pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString>
     args
 }
 
+/// Refuses a first argument that is neither a command, an option nor an
+/// existing file, when it looks like a mistyped command (no `/`, no `.`):
+/// "no such command or file", with the closest command.
+pub fn unknown_word(raw: &[OsString]) -> Option<String> {
+    let program = raw.first().map(PathBuf::from)?;
+    if program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("-register"))
+    {
+        return None;
+    }
+    let word = raw.get(1)?.to_str()?;
+    if word.starts_with('-')
+        || word.contains('/')
+        || word.contains('.')
+        || COMMANDS.contains(&word)
+        || HIDDEN_COMMANDS.contains(&word)
+        || word == "help"
+        || std::path::Path::new(word).exists()
+    {
+        return None;
+    }
+    let hint = match crate::config::closest_word(word, COMMANDS) {
+        Some(c) => format!("; did you mean `{c}`?"),
+        None => format!("; commands: {}", COMMANDS.join(", ")),
+    };
+    Some(format!(
+        "no such command or file: `{word}`{hint} (see `heptapod-paas-runner --help`)"
+    ))
+}
+
 /// Parses the process arguments. `--help` and `--version` print and exit 0;
 /// a usage error prints and exits 2 (as documented: configuration or usage
 /// error).
 pub fn from_env() -> Command {
-    match Command::from_iter_safe(canonical_args(std::env::args_os())) {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    if let Some(message) = unknown_word(&raw) {
+        eprintln!("heptapod-paas-runner: {message}");
+        std::process::exit(2);
+    }
+    match Command::from_iter_safe(canonical_args(raw)) {
         Ok(command) => command,
         Err(e) if e.use_stderr() => {
             eprintln!("{}", e.message);
@@ -237,6 +362,7 @@ mod tests {
                 assert_eq!(a.config, PathBuf::from("/etc/runner.toml"));
                 assert_eq!(a.log.logging_level, None);
                 assert_eq!(a.log.log_format, None);
+                assert_eq!(a.log.level(), None);
                 assert!(!a.debug_signal);
             }
             other => panic!("expected run, got {other:?}"),
@@ -311,6 +437,59 @@ mod tests {
             "xml"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn subcommands_parse_and_debug_is_an_alias() {
+        match parse(&["heptapod-paas-runner", "check", "c.toml", "--online"]).expect("check") {
+            Command::Check(a) => assert!(a.online),
+            other => panic!("expected check, got {other:?}"),
+        }
+        match parse(&["heptapod-paas-runner", "verify", "c.toml", "--debug"]).expect("verify") {
+            Command::Verify(a) => assert_eq!(a.log.level(), Some("DEBUG")),
+            other => panic!("expected verify, got {other:?}"),
+        }
+        match parse(&["heptapod-paas-runner", "c.toml", "--debug"]).expect("run") {
+            Command::Run(a) => assert_eq!(a.log.level(), Some("DEBUG")),
+            other => panic!("expected run, got {other:?}"),
+        }
+        assert!(matches!(
+            parse(&["heptapod-paas-runner", "list", "c.toml"]),
+            Ok(Command::List(_))
+        ));
+        assert!(matches!(
+            parse(&["heptapod-paas-runner", "unregister", "c.toml", "--all"]),
+            Ok(Command::Unregister(_))
+        ));
+        // One of --name / --all, not both.
+        assert!(parse(&["heptapod-paas-runner", "unregister", "c.toml"]).is_err());
+        assert!(parse(&[
+            "heptapod-paas-runner",
+            "unregister",
+            "c.toml",
+            "--all",
+            "--name",
+            "x"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn unknown_words_suggest_the_closest_command() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let msg =
+            unknown_word(&args(&["heptapod-paas-runner", "verfy", "c.toml"])).expect("refused");
+        assert!(msg.contains("no such command or file: `verfy`"), "{msg}");
+        assert!(msg.contains("did you mean `verify`?"), "{msg}");
+        for ok in [
+            &["heptapod-paas-runner", "verify", "c.toml"][..],
+            &["heptapod-paas-runner", "c.toml"][..],
+            &["heptapod-paas-runner", "/etc/runner"][..],
+            &["heptapod-paas-runner", "-l", "DEBUG", "c.toml"][..],
+            &["heptapod-paas-runner-register", "config"][..],
+        ] {
+            assert_eq!(unknown_word(&args(ok)), None, "{ok:?}");
+        }
     }
 
     #[test]

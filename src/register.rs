@@ -94,6 +94,9 @@ pub enum AskError {
     /// A value is missing and prompting is not possible.
     #[error("missing {0} (give it on the command line, or run interactively)")]
     Missing(&'static str),
+    /// A value given is invalid and prompting is not possible.
+    #[error("invalid {0}: {1}")]
+    Invalid(&'static str, String),
     /// Input ended before a valid value was typed.
     #[error("input ended while asking for {0}")]
     Eof(&'static str),
@@ -107,6 +110,7 @@ pub struct Prompter<R, W> {
     input: R,
     output: W,
     interactive: bool,
+    hide: Option<Box<dyn Fn(bool)>>,
 }
 
 impl<R: BufRead, W: Write> Prompter<R, W> {
@@ -116,7 +120,39 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             input,
             output,
             interactive,
+            hide: None,
         }
+    }
+
+    /// Calls `echo(false)` before reading a secret and `echo(true)` after
+    /// (for a terminal: `stty -echo` / `stty echo`).
+    pub fn with_echo_control(mut self, echo: impl Fn(bool) + 'static) -> Self {
+        self.hide = Some(Box::new(echo));
+        self
+    }
+
+    /// [`Prompter::ask`] with the typed line not echoed.
+    fn ask_secret<T>(
+        &mut self,
+        what: &'static str,
+        given: Option<String>,
+        intro: &str,
+        prompt: &str,
+        convert: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, AskError> {
+        if given.is_some() || !self.interactive {
+            return self.ask(what, given, intro, prompt, convert);
+        }
+        if let Some(echo) = &self.hide {
+            echo(false);
+        }
+        let answer = self.ask(what, given, intro, prompt, convert);
+        if let Some(echo) = &self.hide {
+            echo(true);
+            // The newline typed by the user was not echoed either.
+            writeln!(self.output)?;
+        }
+        answer
     }
 
     /// Returns `given` if valid, else asks until `convert` accepts a line.
@@ -131,6 +167,7 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
         if let Some(value) = given {
             match convert(value.trim()) {
                 Ok(v) => return Ok(v),
+                Err(why) if !self.interactive => return Err(AskError::Invalid(what, why)),
                 Err(why) => writeln!(self.output, "Invalid {what}: {why}")?,
             }
         }
@@ -240,7 +277,7 @@ pub fn gather<R: BufRead, W: Write>(
         (Some(t), _) if !t.expose().trim().is_empty() => {
             TokenKind::Authentication(Secret::new(t.expose().trim()))
         }
-        (_, given_reg) => prompter.ask(
+        (_, given_reg) => prompter.ask_secret(
             "token",
             given_reg.map(|t| t.expose().to_owned()),
             "Please enter a registration token, or the runner authentication token \
@@ -373,7 +410,7 @@ fn is_plain_datetime(s: &str) -> bool {
 }
 
 /// What the operator must still add, printed after a successful registration.
-pub fn next_steps(executor: &str, config_path: &Path, new_file: bool) -> String {
+pub fn next_steps(executor: &str, config_path: &Path, new_file: bool, token: &TokenKind) -> String {
     let mut s = format!(
         "Runner registered and appended to {}.\nBefore running, complete it:\n",
         config_path.display()
@@ -402,11 +439,74 @@ pub fn next_steps(executor: &str, config_path: &Path, new_file: bool) -> String 
              local_docker_network_mode\n",
         ),
     }
-    s.push_str(
-        "  - a runner registered with a registration token is created paused: unpause it in \
-         GitLab\n",
-    );
+    if matches!(token, TokenKind::Registration(_)) {
+        s.push_str("  - the runner was created paused: unpause it in GitLab\n");
+    }
+    if new_file {
+        s.push_str(&format!(
+            "  - the file was created with mode 0600, owned by you: give the service user read \
+             access as deploy/README.md says (chown root:heptapod-runner {0}; chmod 0640 {0})\n",
+            config_path.display()
+        ));
+    }
     s
+}
+
+/// Where the configuration file's permissions let others read the tokens
+/// appended to it: `Some(advice)` when the file can be read by "other"
+/// users or written by its group (deploy/README.md: mode 0640, owner root,
+/// group of the service user).
+pub fn exposure_warning(mode: u32, path: &Path) -> Option<String> {
+    (mode & 0o027 != 0).then(|| {
+        format!(
+            "{} has mode {:04o}: the runner token written to it is readable or writable beyond \
+             the service user. Use mode 0640, owner root, group of the service user \
+             (deploy/README.md), or 0600 owned by the service user",
+            path.display(),
+            mode & 0o7777
+        )
+    })
+}
+
+/// What another section of the existing file shares with a new runner
+/// token: the same token (refused: the runner would be defined twice) or
+/// the same unique name (the file would be refused at start-up).
+pub fn clash(existing: &str, token: &str) -> Result<Option<String>, String> {
+    let Ok(table) = existing.parse::<toml::Table>() else {
+        return Ok(None);
+    };
+    let Some(toml::Value::Array(sections)) = table.get("runners") else {
+        return Ok(None);
+    };
+    let identity = crate::config::unique_name(token);
+    for (i, section) in sections.iter().enumerate() {
+        let Some(other) = section.get("token").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        let name = section
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("?");
+        if other == token {
+            return Err(format!(
+                "runners[{i}] ({name:?}) already uses this token: the runner is already in the \
+                 file"
+            ));
+        }
+        let other_identity = section
+            .get("unique_name")
+            .and_then(toml::Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| crate::config::unique_name(other));
+        if other_identity == identity {
+            return Ok(Some(format!(
+                "runners[{i}] ({name:?}) has the same unique name `{identity}`: add \
+                 unique_name = \"…\" (letters, digits, `_`, `-`) to the new section before \
+                 starting the service"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Appends `section` to the file at `path`, creating it (mode 0600) with
@@ -600,9 +700,67 @@ mod tests {
 
     #[test]
     fn next_steps_name_what_is_missing() {
-        let s = next_steps("clever-docker", Path::new("c.toml"), true);
+        let reg = TokenKind::Registration(Secret::new("GR1348941x"));
+        let s = next_steps("clever-docker", Path::new("c.toml"), true, &reg);
         assert!(s.contains("[quota_computation]"));
         assert!(s.contains("cc_orga_id"));
         assert!(s.contains("cc_token"));
+        assert!(s.contains("unpause"));
+        assert!(s.contains("chmod 0640 c.toml"), "{s}");
+        let glrt = TokenKind::Authentication(Secret::new("glrt-x"));
+        let s = next_steps("clever-docker", Path::new("c.toml"), false, &glrt);
+        assert!(!s.contains("unpause") && !s.contains("paused"), "{s}");
+    }
+
+    #[test]
+    fn a_bad_url_is_one_message() {
+        let mut p = Prompter::new(Cursor::new(Vec::new()), Vec::new(), false);
+        let given = Given {
+            url: Some("not a url".into()),
+            name: Some("n".into()),
+            ..Given::default()
+        };
+        let err = gather(&mut p, true, Path::new("c.toml"), given).expect_err("bad url");
+        assert!(
+            matches!(err, AskError::Invalid("coordinator URL", _)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not a URL"), "{err}");
+        assert!(p.output.is_empty(), "printed twice");
+    }
+
+    #[test]
+    fn secrets_are_read_without_echo() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let seen = calls.clone();
+        let mut p = prompter("glrt-secret\nclever-docker\n")
+            .with_echo_control(move |on| seen.borrow_mut().push(on));
+        let given = Given {
+            url: Some("https://gl.example".into()),
+            name: Some("n".into()),
+            ..Given::default()
+        };
+        let a = gather(&mut p, true, Path::new("c.toml"), given).expect("ok");
+        assert_eq!(
+            a.token,
+            TokenKind::Authentication(Secret::new("glrt-secret"))
+        );
+        assert_eq!(*calls.borrow(), vec![false, true]);
+    }
+
+    #[test]
+    fn exposure_and_clashes_are_told() {
+        assert_eq!(exposure_warning(0o600, Path::new("c")), None);
+        assert_eq!(exposure_warning(0o640, Path::new("c")), None);
+        assert!(exposure_warning(0o644, Path::new("c")).is_some_and(|w| w.contains("0644")));
+        assert!(exposure_warning(0o660, Path::new("c")).is_some());
+        let file = "[[runners]]\nname = \"a\"\ntoken = \"glrt-t1_abcdefghXYZ\"\n";
+        assert!(clash(file, "glrt-t1_abcdefghXYZ").is_err());
+        let same_identity = clash(file, "glrt-abcdefghXOTHER").expect("not refused");
+        assert!(same_identity.is_some_and(|w| w.contains("unique_name")));
+        assert_eq!(clash(file, "glrt-zzzzzzzzzOTHER"), Ok(None));
+        assert_eq!(clash("not toml [", "x"), Ok(None));
     }
 }

@@ -8,11 +8,12 @@
 
 use crate::config::{Config, ExecutorKind, RunnerConfig};
 use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
-use crate::executors::local_docker::LocalDocker;
+use crate::executors::local_docker::{socket_path, LocalDocker};
 use crate::gitlab::{
     load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
 };
-use paas_actors::backoff::{BackoffPolicy, Jitter};
+use crate::instance_lock::state_directory;
+use crate::preflight::{check_writable_dir, docker_version, DockerProblem, Patience};
 use paas_actors::messages::Reconfigure;
 use paas_actors::ports::{Coordinator, Paas, PaasError, TwoDecimals, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
@@ -20,17 +21,12 @@ use paas_actors::state::{FileStore, StateStore};
 use slog::{info, o, warn, Logger};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long start-up keeps retrying to learn the reference flavor's weight
 /// when the PAAS API is unreachable, before giving up (exit 1; systemd
 /// restarts the service).
 pub const QUOTA_SETUP_PATIENCE: Duration = Duration::from_secs(60);
-
-/// Delays between those start-up reads: from 1 s up to 10 s, equal jitter
-/// (several runner hosts restarted together do not ask in lock-step).
-pub const QUOTA_SETUP_BACKOFF: BackoffPolicy =
-    BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(10)).with_jitter(Jitter::Equal);
 
 /// Why the service could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +107,18 @@ pub async fn build(
              (add e.g. state_file = \"/var/lib/heptapod-paas-runner/state.json\")",
         )
     })?;
+    if let Err(problem) = check_writable_dir(&state_directory(&state_file)) {
+        return Err(config_error(
+            config,
+            "state_file",
+            format!(
+                "= {:?}: the directory {} {problem}: make it writable by the user running \
+                 the service, or set state_file to a path in such a directory",
+                state_file.display().to_string(),
+                state_directory(&state_file).display()
+            ),
+        ));
+    }
     let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
         WiringError::Setup(format!(
             "cannot read or create the runner system id beside the state file {}: {e}",
@@ -123,6 +131,7 @@ pub async fn build(
         built.push(build_runner(config, index, runner, &system_id, logger)?);
     }
 
+    check_executors(config, &built, logger).await?;
     let quota = compute_quota(config, &built, logger).await?;
     check_runners_can_poll(config, &built, quota, logger).await?;
     let settings = supervisor_settings(config, overrides, quota);
@@ -267,25 +276,19 @@ async fn compute_quota(
     let weight = match built.get(index).and_then(|b| b.clever.clone()) {
         None => 1.0, // local-docker: every job weighs 1, whatever the flavor.
         Some(executor) => {
-            let started = Instant::now();
-            let mut backoff = QUOTA_SETUP_BACKOFF.start();
+            let mut patience = Patience::new(QUOTA_SETUP_PATIENCE);
             loop {
                 match executor.flavor_weight(&qc.reference_flavor).await {
                     Ok(w) => break w,
-                    Err(e) if is_retryable(&e) && started.elapsed() < QUOTA_SETUP_PATIENCE => {
-                        let delay = backoff.next_delay();
-                        warn!(logger, "cannot read the flavors of the reference runner yet, retrying";
-                              "runner" => &runner.unique_name, "error" => %e,
-                              "retry_in_s" => delay.as_secs_f64());
-                        tokio::time::sleep(delay).await;
-                    }
                     Err(e) if is_retryable(&e) => {
-                        return Err(WiringError::Setup(format!(
-                            "cannot compute the weighted quota: the flavors of runner {:?} stayed \
-                             unavailable for {} s: {e}",
-                            runner.name,
-                            QUOTA_SETUP_PATIENCE.as_secs()
-                        )))
+                        if !patience.retry(logger, "reference flavor weight", &e).await {
+                            return Err(WiringError::Setup(format!(
+                                "cannot compute the weighted quota: the flavors of runner {:?} \
+                                 stayed unavailable for {} s: {e}",
+                                runner.name,
+                                QUOTA_SETUP_PATIENCE.as_secs()
+                            )));
+                        }
                     }
                     Err(e) => {
                         return Err(config_error(
@@ -299,6 +302,88 @@ async fn compute_quota(
         }
     };
     Ok(weight * f64::from(qc.reference_jobs_count))
+}
+
+/// Checks what each runner's executor needs before the service is ready:
+/// every flavor a clever-docker section names exists in the catalog
+/// (`cc_default_flavor`, `cc_max_flavor`); the local-docker engine answers
+/// and the `docker` command line exists. A mistake is a configuration
+/// error naming the key; a transient failure is retried with back-off,
+/// then exit code 1.
+async fn check_executors(
+    config: &Config,
+    built: &[Built],
+    logger: &Logger,
+) -> Result<(), WiringError> {
+    for (index, (runner, b)) in config.runners.iter().zip(built).enumerate() {
+        if let (Some(executor), Some(cc)) = (&b.clever, &runner.clever) {
+            let mut flavors = vec![("cc_default_flavor", cc.default_flavor.as_str())];
+            if let Some(max) = &cc.max_flavor {
+                flavors.push(("cc_max_flavor", max.as_str()));
+            }
+            for (key, flavor) in flavors {
+                let mut patience = Patience::default();
+                loop {
+                    match executor.flavor_weight(flavor).await {
+                        Ok(_) => break,
+                        Err(e) if is_retryable(&e) => {
+                            if !patience.retry(logger, key, &e).await {
+                                return Err(WiringError::Setup(format!(
+                                    "runner {:?}: cannot check {key} = {flavor:?}: the flavor \
+                                     catalog stayed unavailable for {} s: {e}",
+                                    runner.name,
+                                    patience.limit().as_secs()
+                                )));
+                            }
+                        }
+                        Err(e) => {
+                            return Err(config_error(
+                                config,
+                                &format!("runners[{index}].{key}"),
+                                e.message,
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(ld) = &runner.local_docker {
+            let socket = socket_path(&ld.host).map_err(|e| {
+                config_error(config, &format!("runners[{index}].host"), e.to_string())
+            })?;
+            let mut patience = Patience::default();
+            loop {
+                match docker_version(&ld.host, &socket).await {
+                    Ok(_) => break,
+                    Err(e) if e.is_transient() => {
+                        if !patience.retry(logger, "docker version", &e).await {
+                            return Err(WiringError::Setup(format!(
+                                "runner {:?}: the Docker engine at {} did not answer for {} s: {e}",
+                                runner.name,
+                                ld.host,
+                                patience.limit().as_secs()
+                            )));
+                        }
+                    }
+                    Err(e @ DockerProblem::NoCli) => {
+                        return Err(config_error(
+                            config,
+                            &format!("runners[{index}].executor"),
+                            format!("= \"local-docker\": {e}"),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(config_error(
+                            config,
+                            &format!("runners[{index}].host"),
+                            format!("= {:?}: {e}", ld.host),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a configuration where a runner could never poll: the weight it

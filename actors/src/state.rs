@@ -391,33 +391,45 @@ fn locate_shape_error(bytes: &[u8]) -> Option<String> {
 
 /// Replaces `path` by `bytes` atomically: a temp file (mode 0600) in the
 /// same directory, fsync, rename over `path`, fsync of the directory.
+/// The temp name holds the process id and a per-process counter, so two
+/// processes (or two writes of one process) never share a temp file.
 /// Blocking: call it from the blocking pool.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "state file path has no file name",
-        )
-    })?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{}.{}.{n}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     match fs::remove_file(&tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // Best effort: a temp file left behind only takes space.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     File::open(&dir)?.sync_all()?;
     Ok(())
 }

@@ -70,12 +70,15 @@ pub enum ConfigError {
         message: String,
     },
     /// The file is valid TOML but its content is not a valid configuration.
-    #[error("{}", invalid_message(path, problems))]
+    #[error("{}", invalid_message(path, problems, warnings))]
     Invalid {
         /// The configuration file.
         path: PathBuf,
         /// Every problem found, in file order as far as possible.
         problems: Vec<Problem>,
+        /// The warnings found on the way (a "did you mean" often explains
+        /// a problem), as [`super::Loaded::warnings`].
+        warnings: Vec<String>,
     },
 }
 
@@ -114,7 +117,7 @@ fn line_col(line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
-fn invalid_message(path: &std::path::Path, problems: &[Problem]) -> String {
+fn invalid_message(path: &std::path::Path, problems: &[Problem], warnings: &[String]) -> String {
     let mut out = format!(
         "invalid configuration file {} ({} problem{}):",
         path.display(),
@@ -124,6 +127,13 @@ fn invalid_message(path: &std::path::Path, problems: &[Problem]) -> String {
     for p in problems {
         out.push_str("\n  - ");
         out.push_str(&p.to_string());
+    }
+    if !warnings.is_empty() {
+        out.push_str("\nwarnings:");
+        for w in warnings {
+            out.push_str("\n  - ");
+            out.push_str(w);
+        }
     }
     out
 }

@@ -18,6 +18,7 @@ pub const INNER_EXCLUDED_KEYS: &[&str] = &[
     "host",
     "quota_max_fraction",
     "local_docker_network_mode",
+    "unique_name",
 ];
 
 /// Prefix of the Clever Cloud keys, none of which is forwarded.

@@ -15,10 +15,12 @@
 //! `job_progress_interval`, `pass_decommision_launched_failures`,
 //! `[runners.job_trace_watch]` and `timout_seconds` are accepted (with a warning); `host`, both trace-watch
 //! tables, `quota_max_fraction` and `local_docker_network_mode` are never
-//! forwarded, whatever the executor; duplicate unique names are refused.
+//! forwarded, whatever the executor; duplicate unique names are refused
+//! ([`identity`] says how a runner's unique name is chosen).
 
 pub mod error;
 mod fields;
+pub mod identity;
 pub mod inner;
 mod raw;
 mod secrets;
@@ -32,12 +34,19 @@ mod tests;
 use std::path::Path;
 
 pub use error::{ConfigError, Location, Problem, EXIT_CODE};
+pub use identity::{legacy_unique_name, unique_name};
 pub use inner::{inner_runner_table, is_forwarded};
 pub use settings::{Config, ExecutorKind, QuotaComputation, RunnerConfig, TraceWatchConfig};
 
 /// The executors' settings types, which validation builds.
 pub use crate::executors::clever::{CleverSettings, Tenancy};
 pub use crate::executors::local_docker::LocalDockerSettings;
+
+/// The candidate closest to `word` by edit distance, if close enough to be
+/// a plausible typo (for command words as for keys).
+pub fn closest_word<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    suggest::closest(word, candidates)
+}
 
 /// A validated configuration and the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -73,11 +82,4 @@ fn parse_with_env(text: &str, path: &Path, env: &validate::Env) -> Result<Loaded
         message: e.message,
     })?;
     validate::validate(doc, path, env)
-}
-
-/// The runner's unique name: the first 8 characters of its token, as the
-/// Python runner computes it (state files and PAAS app names depend on it).
-/// Counts characters, not bytes: never panics.
-pub fn unique_name(token: &str) -> String {
-    token.chars().take(8).collect()
 }

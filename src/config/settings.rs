@@ -117,8 +117,14 @@ pub struct RunnerConfig {
     pub url: String,
     /// Runner authentication token (`token`).
     pub token: Secret,
-    /// `token`'s first 8 characters: the key in state files and PAAS app names.
+    /// The runner's short identity (see [`super::identity`]): the key in
+    /// state files and PAAS app names.
     pub unique_name: String,
+    /// The identity the Python runner (and versions before the
+    /// `glrt-` rule) gave this runner, when it differs from `unique_name`
+    /// and no other section shares it: state entries and resources written
+    /// under it are still this runner's.
+    pub legacy_unique_name: Option<String>,
     /// Which PAAS executor runs this section.
     pub executor: ExecutorKind,
     /// Clever Cloud settings (`Some` iff `executor` is `CleverDocker`).
@@ -144,6 +150,7 @@ impl fmt::Debug for RunnerConfig {
             .field("url", &self.url)
             .field("token", &self.token)
             .field("unique_name", &self.unique_name)
+            .field("legacy_unique_name", &self.legacy_unique_name)
             .field("executor", &self.executor)
             .field("clever", &self.clever)
             .field("local_docker", &self.local_docker)

@@ -436,7 +436,11 @@ volumes = ["/cache", "secret:VOL"]
     let l = load(&cfg).expect("valid");
     let r = runner_of(&l);
     assert_eq!(r.token.expose(), "glrt-from-secrets");
-    assert_eq!(r.unique_name, "glrt-fro");
+    assert_eq!(r.unique_name, "from-secr");
+    assert_eq!(r.legacy_unique_name.as_deref(), Some("glrt-fro"));
+    let cc = r.clever.as_ref().unwrap();
+    assert_eq!(cc.unique_name, "from-secr");
+    assert_eq!(cc.legacy_unique_name.as_deref(), Some("glrt-fro"));
     match &r.clever.as_ref().unwrap().tenancy {
         Tenancy::Single { token, .. } => assert_eq!(token.expose(), "cc-from-secrets"),
         other => panic!("{other:?}"),
@@ -637,12 +641,46 @@ fn warnings_name_key_and_suggest() {
 }
 
 #[test]
-fn upstream_global_keys_are_silent() {
+fn upstream_global_keys_are_said_to_be_ignored() {
     let l = ok(&clever(
-        "log_level = \"info\"\nshutdown_timeout = 30\n[session_server]\nsession_timeout = 1800\n",
+        "sentry_dsn = \"\"\nlog_level = \"info\"\nlisten_address = \"127.0.0.1:9252\"\n\
+         shutdown_timeout = 30\n[session_server]\nsession_timeout = 1800\n",
         "",
     ));
-    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    for key in ["sentry_dsn", "listen_address", "session_server"] {
+        assert!(
+            l.warnings.iter().any(|w| w.contains(&format!("`{key}`"))
+                && w.contains("ignored: not used by heptapod-paas-runner")),
+            "{key}: {:?}",
+            l.warnings
+        );
+    }
+    // `log_level` is read by this program, so it draws no warning.
+    assert!(!l.warnings.iter().any(|w| w.contains("shutdown_timeout")));
+    assert!(!l.warnings.iter().any(|w| w.contains("log_level")));
+}
+
+#[test]
+fn warnings_are_reported_with_the_errors() {
+    // `cc_tokn` is a typo: the error (no cc_token) and the hint together.
+    let e = err(&clever("", "").replace("cc_token =", "cc_tokn ="));
+    let text = e.to_string();
+    assert!(text.contains("cc_token"), "{text}");
+    assert!(
+        text.contains("did you mean `cc_token`"),
+        "hint hidden: {text}"
+    );
+}
+
+#[test]
+fn unknown_reference_runner_repeats_the_name() {
+    let e = err(&clever("", "").replace("reference_runner = \"r1\"", "reference_runner = \"r9\""));
+    assert_problem(
+        &e,
+        "quota_computation.reference_runner",
+        "\"r9\"",
+        "name repeated",
+    );
 }
 
 // ---------------------------------------------------------------- errors
@@ -683,7 +721,7 @@ fn invalid_configs_name_the_key() {
             "unknown reference runner",
             clever("", "").replace("reference_runner = \"r1\"", "reference_runner = \"nope\""),
             "quota_computation.reference_runner",
-            "no [[runners]] section has this name",
+            "no [[runners]] section is named \"nope\"",
         ),
         (
             "missing reference flavor",
@@ -855,29 +893,27 @@ fn all_problems_are_reported_at_once_with_lines() {
 
 #[test]
 fn duplicate_unique_names_are_refused() {
+    // Same 9 characters after `glrt-`: the same identity.
     let second = CLEVER
         .replace("name = \"r1\"", "name = \"r2\"")
-        .replace("glrt-abcdefgh", "glrt-abcXYZ");
+        .replace("glrt-abcdefgh", "glrt-t1_abcdefgh");
     let text = format!("{}\n[[runners]]\n{second}{EXTRA_ENV}", clever("", ""));
     let e = err(&text);
     assert_problem(
         &e,
         "runners[1].token",
-        "same unique name `glrt-abc`",
+        "same unique name `abcdefgh`",
         "duplicate",
     );
     let msg = e.to_string();
+    assert!(msg.contains("unique_name = "), "the fix is not said: {msg}");
     assert!(
-        msg.contains("glrt-") && msg.contains("first 8 characters"),
-        "{msg}"
-    );
-    assert!(
-        !msg.contains("glrt-abcdefgh") && !msg.contains("glrt-abcXYZ"),
+        !msg.contains("glrt-abcdefgh") && !msg.contains("t1_abcdefgh"),
         "{msg}"
     );
 
-    // Distinct prefixes are fine.
-    let third = second.replace("glrt-abcXYZ", "glrt-zzzXYZ");
+    // Two `glrt-` tokens with the same first 8 characters do not collide.
+    let third = second.replace("glrt-t1_abcdefgh", "glrt-abcXYZ");
     let l = ok(&format!(
         "{}\n[[runners]]\n{third}{EXTRA_ENV}",
         clever("", "")
@@ -885,9 +921,55 @@ fn duplicate_unique_names_are_refused() {
     assert_eq!(l.config.runners.len(), 2);
     assert_eq!(
         l.config
-            .runner_by_unique_name("glrt-zzz")
+            .runner_by_unique_name("abcXYZ")
             .map(|r| r.name.as_str()),
         Some("r2")
+    );
+    // Their shared old identity `glrt-abc` designates neither.
+    assert!(l
+        .config
+        .runners
+        .iter()
+        .all(|r| r.legacy_unique_name.is_none()));
+    // Nor does the Clever executor follow it.
+    assert!(l.config.runners.iter().all(|r| r
+        .clever
+        .as_ref()
+        .is_some_and(|c| c.legacy_unique_name.is_none())));
+
+    // An explicit `unique_name` settles a collision, and is checked.
+    let named = format!("{second}unique_name = \"second-runner\"\n");
+    let l = ok(&format!(
+        "{}\n[[runners]]\n{named}{EXTRA_ENV}",
+        clever("", "")
+    ));
+    let r2 = l.config.runner_by_unique_name("second-runner").expect("r2");
+    assert_eq!(r2.legacy_unique_name.as_deref(), Some("glrt-t1_"));
+    let cc2 = r2.clever.as_ref().expect("clever settings");
+    assert_eq!(cc2.unique_name, "second-runner");
+    assert_eq!(cc2.legacy_unique_name.as_deref(), Some("glrt-t1_"));
+    assert!(!r2.inner_runner_toml().contains("unique_name"));
+    let bad = format!("{second}unique_name = \"a b\"\n");
+    let e = err(&format!(
+        "{}\n[[runners]]\n{bad}{EXTRA_ENV}",
+        clever("", "")
+    ));
+    assert_problem(
+        &e,
+        "runners[1].unique_name",
+        "ASCII letters",
+        "bad unique_name",
+    );
+    let dup = format!("{second}unique_name = \"abcdefgh\"\n");
+    let e = err(&format!(
+        "{}\n[[runners]]\n{dup}{EXTRA_ENV}",
+        clever("", "")
+    ));
+    assert_problem(
+        &e,
+        "runners[1].unique_name",
+        "same unique name",
+        "dup unique_name",
     );
 }
 
@@ -992,10 +1074,10 @@ fn local_docker_host_sources() {
 // ---------------------------------------------------------------- misc
 
 #[test]
-fn unique_name_takes_eight_characters() {
+fn unique_name_takes_eight_characters_of_legacy_tokens() {
     let cases = [
         ("D3adNQYu8OCjkYDbwDaG", "D3adNQYu"),
-        ("glrt-t1_abcdef", "glrt-t1_"),
+        ("glrt-t1_abcdefghijk", "abcdefghi"),
         ("short", "short"),
         ("", ""),
         ("éééééééééé", "éééééééé"),

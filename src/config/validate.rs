@@ -14,12 +14,13 @@ use super::error::{ConfigError, Location};
 use super::fields::{
     as_nonempty_string, as_positive, as_positive_seconds, as_seconds, describe, Ctx, Section,
 };
+use super::identity::{legacy_unique_name, unique_name, valid_unique_name, MAX_UNIQUE_NAME_LEN};
 use super::inner::CLEVER_KEY_PREFIX;
 use super::raw::RawDocument;
 use super::secrets::{self, SECRETS_FILE_KEY};
 use super::settings::*;
 use super::suggest::closest;
-use super::{unique_name, Loaded};
+use super::Loaded;
 use crate::executors::clever::settings::{
     default_flavor_name_prefix, CleverSettings, Tenancy, DEFAULT_API_URL, DEFAULT_AUTH_USER,
     DEFAULT_DEPLOYMENT_REPO_TIMEOUT, DEFAULT_DEPLOYMENT_REPO_WAIT_STEP, DEFAULT_FLAVOR,
@@ -79,7 +80,9 @@ const GLOBAL_ALIASES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Upstream gitlab-runner global keys: legitimate in a shared file, unused here.
+/// Upstream gitlab-runner global keys: legitimate in a shared file, unused
+/// here (each gets an "ignored" warning, as `listen_address` does until it
+/// is served).
 const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
     "connection_max_age",
     "sentry_dsn",
@@ -158,6 +161,7 @@ pub(crate) fn validate(doc: RawDocument, path: &Path, env: &Env) -> Result<Loade
             Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
+                warnings: ctx.warnings,
             })
         }
     }
@@ -240,8 +244,8 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
             .and_then(|s| crate::logging::parse_format(s).ok())
     });
 
-    let runners = runners(&top, env, ctx);
-    check_unique_names(&runners, ctx);
+    let mut runners = runners(&top, env, ctx);
+    check_unique_names(&mut runners, ctx);
     let names: Vec<&str> = runner_names(table);
     let quota_computation = quota(&top, &names, ctx);
 
@@ -297,10 +301,13 @@ fn aliased<'k>(
 fn check_global_keys(top: &Section<'_>, ctx: &mut Ctx<'_>) {
     for key in top.table.keys() {
         let k = key.as_str();
-        if GLOBAL_KEYS.contains(&k)
-            || UPSTREAM_GLOBAL_KEYS.contains(&k)
-            || GLOBAL_ALIASES.iter().any(|(a, _)| *a == k)
-        {
+        if UPSTREAM_GLOBAL_KEYS.contains(&k) || k == "listen_address" {
+            // GitLab Runner keys: legitimate in a shared file, but an
+            // operator setting them expects an effect.
+            ctx.warn(k, "ignored: not used by heptapod-paas-runner");
+            continue;
+        }
+        if GLOBAL_KEYS.contains(&k) || GLOBAL_ALIASES.iter().any(|(a, _)| *a == k) {
             continue;
         }
         if UNSUPPORTED_GLOBAL_KEYS.contains(&k) {
@@ -390,7 +397,7 @@ fn quota(top: &Section<'_>, names: &[&str], ctx: &mut Ctx<'_>) -> Option<QuotaCo
                 .join(", ");
             ctx.problem(
                 &sec.key_path("reference_runner"),
-                format!("no [[runners]] section has this name (expected one of: {known})"),
+                format!("no [[runners]] section is named {r:?} (expected one of: {known})"),
             );
         } else if names.iter().filter(|n| **n == r.as_str()).count() > 1 {
             ctx.warn(
@@ -470,6 +477,22 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         }
     }
     let token = sec.required_secret(ctx, "token", "the runner authentication token");
+    let explicit_name = sec.read(
+        ctx,
+        "unique_name",
+        &format!(
+            "1 to {MAX_UNIQUE_NAME_LEN} ASCII letters, digits, `_` or `-` (it goes into \
+             PAAS resource names)"
+        ),
+        |v| {
+            v.as_str()
+                .filter(|s| valid_unique_name(s))
+                .map(str::to_string)
+        },
+    );
+    if explicit_name.is_none() && sec.get("unique_name").is_some() {
+        return None;
+    }
     let executor = executor(sec, ctx);
     let trace_watch = trace_watch(sec, ctx);
     let main_image = sec.read(
@@ -493,10 +516,13 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         return None;
     }
     let token = token?;
-    let unique_name = unique_name(token.expose());
+    let legacy = legacy_unique_name(token.expose());
+    let unique_name = explicit_name.unwrap_or_else(|| unique_name(token.expose()));
+    let legacy_unique_name = (legacy != unique_name).then_some(legacy);
     let inner_runner_toml = super::inner::inner_runner_toml(sec.table);
     let clever = clever.map(|mut c| {
         c.unique_name = unique_name.clone();
+        c.legacy_unique_name = legacy_unique_name.clone();
         c.main_image = main_image.clone();
         c.inner_runner_toml = inner_runner_toml.clone();
         c
@@ -511,6 +537,7 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         name: name?,
         url: url?,
         unique_name,
+        legacy_unique_name,
         token,
         executor,
         clever,
@@ -827,28 +854,67 @@ fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<Local
     })
 }
 
-fn check_unique_names(runners: &[Option<RunnerConfig>], ctx: &mut Ctx<'_>) {
-    for (j, r) in runners.iter().enumerate() {
-        let Some(r) = r else { continue };
+fn check_unique_names(runners: &mut [Option<RunnerConfig>], ctx: &mut Ctx<'_>) {
+    for j in 0..runners.len() {
+        let Some(r) = &runners[j] else { continue };
         let earlier = runners.iter().take(j).enumerate().find_map(|(i, o)| {
             o.as_ref()
                 .filter(|o| o.unique_name == r.unique_name)
                 .map(|o| (i, o))
         });
         if let Some((i, first)) = earlier {
+            let key = if r.raw.contains_key("unique_name") {
+                "unique_name"
+            } else {
+                "token"
+            };
             ctx.problem(
-                &format!("runners[{j}].token"),
+                &format!("runners[{j}].{key}"),
                 format!(
                     "runners[{i}] (`{}`) and runners[{j}] (`{}`) have the same unique name `{}`. \
-                     The unique name is the first 8 characters of the token (as in the Python runner); \
-                     it keys the state file and the PAAS application names (hpd-job-<unique name>-<job id>), \
-                     so the two runners would overwrite each other's jobs. Tokens created by GitLab ≥ 15.10 \
-                     start with `glrt-` (and often a partition or routing prefix), so their first 8 \
-                     characters are nearly constant. Run such runners in separate heptapod-paas-runner \
-                     services (separate configuration and state files)",
+                     The unique name keys the state file and the PAAS application names \
+                     (hpd-job-<unique name>-<job id>), so the two runners would overwrite each \
+                     other's jobs. It comes from the token (for `glrt-` tokens, 9 characters \
+                     after the prefix, as GitLab Runner shortens them; otherwise the first 8 \
+                     characters, as the Python runner did). Add a distinct `unique_name = \"…\"` \
+                     (letters, digits, `_`, `-`) to one of the two sections",
                     first.name, r.name, r.unique_name
                 ),
             );
+        }
+    }
+    // A legacy identity is only followed when it designates one runner:
+    // never one that is another runner's identity, never one two runners share.
+    let legacies: Vec<Option<String>> = runners
+        .iter()
+        .map(|r| r.as_ref().and_then(|r| r.legacy_unique_name.clone()))
+        .collect();
+    for r in runners.iter_mut().flatten() {
+        let Some(old) = r.legacy_unique_name.clone() else {
+            continue;
+        };
+        let shared = legacies.iter().flatten().filter(|o| **o == old).count() > 1;
+        if shared {
+            r.legacy_unique_name = None;
+        }
+    }
+    let current: Vec<String> = runners
+        .iter()
+        .flatten()
+        .map(|r| r.unique_name.clone())
+        .collect();
+    for r in runners.iter_mut().flatten() {
+        if r.legacy_unique_name
+            .as_ref()
+            .is_some_and(|old| current.contains(old))
+        {
+            r.legacy_unique_name = None;
+        }
+    }
+    // The Clever Cloud executor follows the identity kept above.
+    for r in runners.iter_mut().flatten() {
+        if let Some(c) = r.clever.as_mut() {
+            c.legacy_unique_name = r.legacy_unique_name.clone();
         }
     }
 }

@@ -7,9 +7,10 @@ use super::errors::{rejected, status_error, CallName};
 use crate::secret::Secret;
 use awc::http::Method;
 use paas_actors::ports::CoordinatorError;
+use paas_actors::state::write_atomic;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{json, Value};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Name of the system id file (as gitlab-runner's, beside its config).
@@ -217,6 +218,53 @@ impl RunnersApi {
     }
 }
 
+impl RunnersApi {
+    /// `GET /personal_access_tokens/self`: the scopes of a personal (or
+    /// administrator) access token, such as the trace-watch token.
+    pub async fn token_scopes(&self, token: &Secret) -> Result<Vec<String>, CoordinatorError> {
+        let url = format!("{}/personal_access_tokens/self", self.api);
+        let call = Call::new(
+            "token check",
+            Method::GET,
+            url.clone(),
+            self.http.timeouts.request,
+        )
+        .header("PRIVATE-TOKEN", token.expose());
+        let reply = self.http.call(call).await?;
+        let name = CallName {
+            what: "token check",
+            method: "GET",
+            url: &url,
+        };
+        let secrets = [token.expose()];
+        match reply.status {
+            200 => {
+                let v: Value = serde_json::from_slice(&reply.body).map_err(|e| {
+                    CoordinatorError::Unexpected {
+                        detail: format!("{name}: malformed answer: {e}"),
+                    }
+                })?;
+                Ok(v.get("scopes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default())
+            }
+            401 | 403 => Err(rejected(
+                name,
+                &reply,
+                &secrets,
+                "the token is invalid, expired or revoked",
+            )),
+            _ => Err(status_error(name, &reply, &secrets)),
+        }
+    }
+}
+
 /// True for `s_` or `r_` + 12 ASCII alphanumerics.
 fn valid_system_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("r_").or_else(|| s.strip_prefix("s_")) else {
@@ -245,15 +293,7 @@ pub fn load_or_create_system_id(path: &Path) -> io::Result<String> {
         Err(e) => return Err(e),
     }
     let id = format!("r_{}", Alphanumeric.sample_string(&mut rand::rng(), 12));
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(id.as_bytes())?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    write_atomic(path, format!("{id}\n").as_bytes())?;
     Ok(id)
 }
 

@@ -29,5 +29,6 @@ mod local_docker_e2e;
 mod logs_e2e;
 mod signals_e2e;
 mod sim_world_config;
+mod startup_cli;
 mod systemd_notify;
 mod unit_security;

@@ -697,7 +697,10 @@ impl CleverExecutor {
         let mut found = Vec::new();
         for (namespace, org) in orgs {
             for app in self.api.list_apps(&org, Retries::Policy).await? {
-                if !app.name.starts_with(&prefix) {
+                // Named under the legacy identity: listed under today's
+                // name, so that reconciliation reads its job id.
+                let legacy_job = self.settings.legacy_app_job_id(&app.name);
+                if !app.name.starts_with(&prefix) && legacy_job.is_none() {
                     continue;
                 }
                 let weight = match app.max_flavor_mem_mib() {
@@ -706,6 +709,9 @@ impl CleverExecutor {
                 };
                 let mut r = self.resource_of(&app, namespace.as_deref(), &org.orga_id, weight);
                 r.launched = app.commit_id.is_some();
+                if let Some(id) = legacy_job {
+                    r.name = self.settings.app_name(id);
+                }
                 found.push(r);
             }
         }

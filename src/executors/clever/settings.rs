@@ -147,8 +147,11 @@ pub struct CleverSettings {
     /// `instanceVariant` of created applications
     /// (`cc_instance_variant_uuid`).
     pub instance_variant_uuid: String,
-    /// The runner's unique name: the first 8 characters of its token.
+    /// The runner's unique name (`config::identity`).
     pub unique_name: String,
+    /// The runner's identity before the `glrt-` rule, if different:
+    /// applications named with it are still listed as this runner's.
+    pub legacy_unique_name: Option<String>,
     /// `heptapod_runner_main_image`, the base image of the Dockerfile.
     pub main_image: Option<String>,
     /// The inner `runner.toml` pushed with each job (no `cc_*` key in it).
@@ -183,6 +186,7 @@ impl std::fmt::Debug for CleverSettings {
             .field("flavor_name_prefix", &self.flavor_name_prefix)
             .field("instance_variant_uuid", &self.instance_variant_uuid)
             .field("unique_name", &self.unique_name)
+            .field("legacy_unique_name", &self.legacy_unique_name)
             .field("main_image", &self.main_image)
             .field("inner_runner_toml", &"[not shown]")
             .field("http", &self.http)
@@ -211,6 +215,7 @@ impl CleverSettings {
             flavor_name_prefix: default_flavor_name_prefix(DEFAULT_FLAVOR_CONTEXT),
             instance_variant_uuid: DEFAULT_INSTANCE_VARIANT_UUID.to_string(),
             unique_name: unique_name.into(),
+            legacy_unique_name: None,
             main_image: None,
             inner_runner_toml: String::new(),
             http: HttpSettings::default(),
@@ -229,6 +234,15 @@ impl CleverSettings {
     /// The deterministic application name of a job.
     pub fn app_name(&self, job_id: i64) -> String {
         format!("{}{job_id}", self.app_name_prefix())
+    }
+
+    /// The job id of an application named under the legacy identity
+    /// (`hpd-job-<legacy unique name>-<job id>`), if `name` is one.
+    pub fn legacy_app_job_id(&self, name: &str) -> Option<i64> {
+        let legacy = self.legacy_unique_name.as_deref()?;
+        let prefix = format!("hpd-job-{legacy}-");
+        let id: i64 = name.strip_prefix(&prefix)?.parse().ok()?;
+        (format!("{prefix}{id}") == name).then_some(id)
     }
 
     /// The API base URL without trailing slashes.
@@ -320,6 +334,18 @@ AWS_SECRET_ACCESS_KEY = "env-secret-value"
         );
         assert_eq!(s.app_name(275833), "hpd-job-D3adNQYu-275833");
         assert_eq!(s.app_name_prefix(), "hpd-job-D3adNQYu-");
+        assert_eq!(s.legacy_app_job_id("hpd-job-glrt-abc-5"), None);
+        let mut s = s;
+        s.legacy_unique_name = Some("glrt-abc".into());
+        assert_eq!(s.legacy_app_job_id("hpd-job-glrt-abc-5"), Some(5));
+        for other in [
+            "hpd-job-glrt-abc-05",
+            "hpd-job-glrt-abc-",
+            "hpd-job-glrt-abd-5",
+            "hpd-job-D3adNQYu-5",
+        ] {
+            assert_eq!(s.legacy_app_job_id(other), None, "{other}");
+        }
         assert_eq!(s.flavor_name_prefix, "heptapod-runner-");
     }
 

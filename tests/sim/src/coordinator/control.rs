@@ -160,6 +160,16 @@ impl CoordinatorControl {
         })
     }
 
+    /// Deletes the runner of this token, as an administrator would in the
+    /// UI: the token is refused from then on. False if unknown.
+    pub fn revoke_runner(&self, token: &str) -> bool {
+        self.shared.with(|st| {
+            let before = st.runners.len();
+            st.runners.retain(|r| r.token != token);
+            st.runners.len() != before
+        })
+    }
+
     /// Known runners.
     pub fn runners(&self) -> Vec<RunnerView> {
         self.shared.lock().runners.clone()

@@ -42,6 +42,7 @@ enum Route {
     RunnerDelete,
     RunnerManagerDelete,
     RunnerResetToken,
+    TokenSelf,
     NotFound,
 }
 
@@ -72,6 +73,7 @@ impl Route {
             ("DELETE", ["runners"]) => Route::RunnerDelete,
             ("DELETE", ["runners", "managers"]) => Route::RunnerManagerDelete,
             ("POST", ["runners", "reset_authentication_token"]) => Route::RunnerResetToken,
+            ("GET", ["personal_access_tokens", "self"]) => Route::TokenSelf,
             _ => Route::NotFound,
         }
     }
@@ -89,7 +91,7 @@ impl Route {
             Route::RunnerDelete => Endpoint::RunnerDelete,
             Route::RunnerManagerDelete => Endpoint::RunnerManagerDelete,
             Route::RunnerResetToken => Endpoint::RunnerResetToken,
-            Route::NotFound => Endpoint::Other,
+            Route::TokenSelf | Route::NotFound => Endpoint::Other,
         }
     }
 }
@@ -325,6 +327,7 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
         Route::RunnerDelete => runner_delete(shared, &params),
         Route::RunnerManagerDelete => runner_manager_delete(shared, &params),
         Route::RunnerResetToken => runner_reset_token(shared, &params),
+        Route::TokenSelf => token_self(shared, &req, &params),
         Route::NotFound => std_message(404),
     }
 }
@@ -605,6 +608,18 @@ fn authorize_admin(
         Some(t) if st.user_tokens.contains(&t) => Err(message(403, "403 Forbidden")),
         _ => Err(message(401, "401 Unauthorized")),
     }
+}
+
+/// `GET /personal_access_tokens/self`: administrator tokens have
+/// `read_api`, user tokens only `read_user`; unknown tokens get 401.
+fn token_self(shared: &Shared, req: &HttpRequest, params: &Params) -> HttpResponse {
+    let st = shared.lock();
+    let scopes = match private_token(req, params) {
+        Some(t) if st.admin_tokens.contains(&t) => ["api", "read_api"].as_slice(),
+        Some(t) if st.user_tokens.contains(&t) => ["read_user"].as_slice(),
+        _ => return message(401, "401 Unauthorized"),
+    };
+    HttpResponse::Ok().json(json!({"active": true, "revoked": false, "scopes": scopes}))
 }
 
 /// `GET /projects/:id/jobs/:job_id/trace`.

@@ -1,0 +1,10 @@
+//! The operator commands besides `run` and `register`: `check` (offline
+//! validation), `verify` (credentials and flavors, online), `list` (the
+//! runner sections) and `unregister` (coordinator call and section
+//! removal). Each returns the process exit code; `main` dispatches.
+
+pub mod check;
+pub mod list;
+mod table;
+pub mod unregister;
+pub mod verify;

@@ -1,0 +1,217 @@
+//! `verify CONFIG` (and `check --online`): for each runner section, the
+//! coordinator token (`POST /runners/verify`, with the runner's
+//! `system_id` when the service has created one), the trace-watch token (`GET /personal_access_tokens/self`:
+//! `api` or `read_api` scope), the Clever token (listing the
+//! organisation's applications) and every configured flavor; for
+//! local-docker, the engine (`docker version`). Prints one line per check.
+//! Must run inside an actix system.
+
+use super::table;
+use crate::config::{Config, RunnerConfig, Tenancy};
+use crate::executors::clever::CleverExecutor;
+use crate::executors::local_docker::socket_path;
+use crate::gitlab::{system_id_path, RunnersApi, Timeouts};
+use crate::preflight::docker_version;
+use paas_actors::ports::Paas;
+use slog::Logger;
+
+/// One check of one runner section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `runners[i] (name)`.
+    pub runner: String,
+    /// What was checked.
+    pub check: String,
+    /// Passed (`None`: not applicable, skipped).
+    pub ok: Option<bool>,
+    /// What was found.
+    pub detail: String,
+}
+
+impl Row {
+    fn new(runner: &str, check: impl Into<String>, ok: Option<bool>, detail: String) -> Row {
+        Row {
+            runner: runner.to_string(),
+            check: check.into(),
+            ok,
+            detail,
+        }
+    }
+}
+
+/// Runs every check of every runner section.
+pub async fn run(config: &Config, logger: &Logger) -> Vec<Row> {
+    // The runner manager id the service sends, when it has one: never
+    // created here (run as another user, the file would not be readable by
+    // the service).
+    let system_id = config
+        .state_file
+        .as_deref()
+        .map(system_id_path)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|id| id.trim().to_string())
+        .filter(|id| id.starts_with("r_") || id.starts_with("s_"));
+    let mut rows = Vec::new();
+    for (i, runner) in config.runners.iter().enumerate() {
+        let label = format!("runners[{i}] ({})", runner.name);
+        rows.extend(check_runner(config, runner, &label, system_id.as_deref(), logger).await);
+    }
+    rows
+}
+
+async fn check_runner(
+    config: &Config,
+    runner: &RunnerConfig,
+    label: &str,
+    system_id: Option<&str>,
+    logger: &Logger,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    match RunnersApi::new(&runner.url, Timeouts::default()) {
+        Err(e) => rows.push(Row::new(
+            label,
+            "coordinator token",
+            Some(false),
+            e.to_string(),
+        )),
+        Ok(api) => {
+            let verified = api.verify(&runner.token, system_id).await;
+            rows.push(match verified {
+                Ok(v) => Row::new(
+                    label,
+                    "coordinator token",
+                    Some(true),
+                    match (v.id, v.token_expires_at) {
+                        (Some(id), Some(exp)) => format!("runner id {id}, expires {exp}"),
+                        (Some(id), None) => format!("runner id {id}"),
+                        (None, _) => "valid".to_string(),
+                    },
+                ),
+                Err(e) => Row::new(label, "coordinator token", Some(false), e.to_string()),
+            });
+            if let Some(tw) = &runner.trace_watch {
+                rows.push(match api.token_scopes(&tw.token).await {
+                    Ok(scopes) if scopes.iter().any(|s| s == "api" || s == "read_api") => {
+                        Row::new(label, "trace-watch token", Some(true), scopes.join(","))
+                    }
+                    Ok(scopes) => Row::new(
+                        label,
+                        "trace-watch token",
+                        Some(false),
+                        format!(
+                            "scopes {:?}: expected `read_api` (or `api`) on an administrator token",
+                            scopes
+                        ),
+                    ),
+                    Err(e) => Row::new(label, "trace-watch token", Some(false), e.to_string()),
+                });
+            }
+        }
+    }
+    if runner.clever.is_some() {
+        rows.extend(check_clever(config, runner, label, logger).await);
+    }
+    if let Some(ld) = &runner.local_docker {
+        rows.push(match socket_path(&ld.host) {
+            Ok(socket) => match docker_version(&ld.host, &socket).await {
+                Ok(v) => Row::new(label, "docker engine", Some(true), format!("server {v}")),
+                Err(e) => Row::new(label, "docker engine", Some(false), e.to_string()),
+            },
+            Err(e) => Row::new(label, "docker engine", Some(false), e.to_string()),
+        });
+    }
+    rows
+}
+
+async fn check_clever(
+    config: &Config,
+    runner: &RunnerConfig,
+    label: &str,
+    logger: &Logger,
+) -> Vec<Row> {
+    let Some(cc) = &runner.clever else {
+        return Vec::new();
+    };
+    let multi = matches!(cc.tenancy, Tenancy::Multi { .. });
+    let executor = if multi {
+        None
+    } else {
+        match CleverExecutor::new(cc.clone(), None, logger.clone()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                return vec![Row::new(label, "clever token", Some(false), e.to_string())];
+            }
+        }
+    };
+    let mut rows = Vec::new();
+    let Some(executor) = executor else {
+        rows.push(Row::new(
+            label,
+            "clever token",
+            None,
+            "multi-tenant: each tenant's organisation and token are read from GitLab per job"
+                .to_string(),
+        ));
+        return rows;
+    };
+    rows.push(match executor.list_resources().await {
+        Ok(apps) => Row::new(
+            label,
+            "clever token",
+            Some(true),
+            format!(
+                "organisation readable, {} application(s) of this runner",
+                apps.len()
+            ),
+        ),
+        Err(e) => Row::new(label, "clever token", Some(false), e.to_string()),
+    });
+    let mut flavors = vec![("cc_default_flavor", cc.default_flavor.clone())];
+    if let Some(max) = &cc.max_flavor {
+        flavors.push(("cc_max_flavor", max.clone()));
+    }
+    if config.quota_computation.reference_runner == runner.name {
+        flavors.push((
+            "quota_computation.reference_flavor",
+            config.quota_computation.reference_flavor.clone(),
+        ));
+    }
+    for (key, flavor) in flavors {
+        rows.push(match executor.flavor_weight(&flavor).await {
+            Ok(w) => Row::new(
+                label,
+                key,
+                Some(true),
+                format!("{flavor:?} (weight {w:.3})"),
+            ),
+            Err(e) => Row::new(label, key, Some(false), e.message),
+        });
+    }
+    rows
+}
+
+/// The table printed by `verify`.
+pub fn render(rows: &[Row]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.runner.clone(),
+                r.check.clone(),
+                match r.ok {
+                    Some(true) => "ok",
+                    Some(false) => "FAILED",
+                    None => "skipped",
+                }
+                .to_string(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    table::render(&["runner", "check", "result", "detail"], &cells)
+}
+
+/// True when no check failed.
+pub fn all_ok(rows: &[Row]) -> bool {
+    rows.iter().all(|r| r.ok != Some(false))
+}
