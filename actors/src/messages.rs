@@ -173,7 +173,7 @@ pub struct Reconfigure {
     pub settings: crate::settings::SupervisorSettings,
     /// Every runner section of the new configuration; the ports of a
     /// runner already running are not replaced.
-    pub runners: Vec<crate::ports::RunnerPorts>,
+    pub runners: Vec<crate::settings::RunnerPorts>,
 }
 
 /// What a [`Reconfigure`] changed.

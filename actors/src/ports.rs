@@ -394,18 +394,6 @@ impl slog::Value for TwoDecimals {
     }
 }
 
-/// One `[[runners]]` section: its unique name and ports.
-pub struct RunnerPorts {
-    /// Unique name (derived from the runner token), as in the state file.
-    pub name: String,
-    /// Its coordinator.
-    pub coordinator: std::rc::Rc<dyn Coordinator>,
-    /// Its PAAS executor.
-    pub paas: std::rc::Rc<dyn Paas>,
-    /// Its settings.
-    pub settings: crate::settings::RunnerSettings,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

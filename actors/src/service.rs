@@ -12,7 +12,7 @@ use crate::job_table::Unloaded;
 use crate::messages::{DumpState, Reload};
 pub use crate::observer::Reloader;
 use crate::observer::{Hooks, NoObserver, ServiceObserver};
-pub use crate::ports::RunnerPorts;
+pub use crate::settings::RunnerPorts;
 use crate::shutdown::{AttachSupervisor, BeginShutdown, ExitReport, ForceStop, Shutdown};
 use crate::snapshot::{self, RunnerRef};
 use crate::state::{StateError, StateStore};

@@ -122,3 +122,15 @@ impl Default for SupervisorSettings {
         }
     }
 }
+
+/// One `[[runners]]` section: its unique name and ports.
+pub struct RunnerPorts {
+    /// Unique name (derived from the runner token), as in the state file.
+    pub name: String,
+    /// Its coordinator.
+    pub coordinator: std::rc::Rc<dyn crate::ports::Coordinator>,
+    /// Its PAAS executor.
+    pub paas: std::rc::Rc<dyn crate::ports::Paas>,
+    /// Its settings.
+    pub settings: RunnerSettings,
+}

@@ -31,7 +31,7 @@ impl Supervisor {
                     "settings_changed" => report.settings.join(", "));
     }
 }
-use crate::ports::RunnerPorts;
+use crate::settings::RunnerPorts;
 
 /// How the runner sections changed, by unique name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
