@@ -10,7 +10,8 @@ use crate::config::{Config, ExecutorKind, RunnerConfig};
 use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
 use crate::executors::local_docker::{socket_path, LocalDocker};
 use crate::gitlab::{
-    load_or_create_system_id, system_id_path, CoordinatorSettings, GitlabCoordinator,
+    learn_runner_id, load_or_create_system_id, runner_ids_path, system_id_path,
+    CoordinatorSettings, GitlabCoordinator,
 };
 use crate::instance_lock::state_directory;
 use crate::preflight::{check_writable_dir, docker_version, DockerProblem, Patience};
@@ -83,6 +84,8 @@ struct Built {
     ports: RunnerPorts,
     /// The concrete clever executor, for the flavor weights of the quota.
     clever: Option<Rc<CleverExecutor>>,
+    /// The concrete coordinator client, to give it its runner id.
+    gitlab: Rc<GitlabCoordinator>,
 }
 
 fn config_error(config: &Config, key: &str, detail: impl Into<String>) -> WiringError {
@@ -128,7 +131,17 @@ pub async fn build(
 
     let mut built = Vec::with_capacity(config.runners.len());
     for (index, runner) in config.runners.iter().enumerate() {
-        built.push(build_runner(config, index, runner, &system_id, logger)?);
+        let b = build_runner(config, index, runner, &system_id, logger)?;
+        let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
+        learn_runner_id(
+            &b.gitlab,
+            &runner_ids_path(&state_file),
+            &runner.unique_name,
+            &runner.token,
+            &runner_logger,
+        )
+        .await;
+        built.push(b);
     }
 
     check_executors(config, &built, logger).await?;
@@ -235,8 +248,10 @@ fn build_runner(
             (Rc::new(executor), None)
         }
     };
+    let gitlab = coordinator.clone();
     let coordinator: Rc<dyn Coordinator> = coordinator;
     Ok(Built {
+        gitlab,
         ports: RunnerPorts {
             name: runner.unique_name.clone(),
             coordinator,

@@ -14,7 +14,7 @@
 use crate::ports::{
     Coordinator, CoordinatorError, Job, JobStatus, Paas, PaasError, Resource, Weight,
 };
-use crate::reconcile::{Identified, IdentifyError};
+use crate::reconcile::{capped_weight, judge, Identified, IdentifyError};
 use actix::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use std::rc::Rc;
@@ -159,10 +159,7 @@ impl Handler<IdentifyJobs> for Poller {
             stream::iter(msg.resources)
                 .map(|(job_id, resource)| {
                     let (coordinator, paas) = (coordinator.clone(), paas.clone());
-                    async move {
-                        let found = identify(&*coordinator, &*paas, job_id, &resource).await;
-                        (job_id, resource, found)
-                    }
+                    async move { identify(&*coordinator, &*paas, job_id, resource).await }
                 })
                 .buffer_unordered(bound)
                 .collect()
@@ -171,26 +168,48 @@ impl Handler<IdentifyJobs> for Poller {
     }
 }
 
+/// Reads the job of an unknown resource back and asks the coordinator whose
+/// it is ([`judge`]); an adopted resource's weight is capped
+/// ([`capped_weight`]).
 async fn identify(
     coordinator: &dyn Coordinator,
     paas: &dyn Paas,
     job_id: i64,
-    resource: &Resource,
-) -> Identified {
-    let job = match paas.recover_job(resource).await {
+    mut resource: Resource,
+) -> (i64, Resource, Identified) {
+    let job = match paas.recover_job(&resource).await {
         Ok(Some(job)) if job.id == job_id => job,
         Ok(Some(job)) => {
-            return Identified::Failed(IdentifyError::OtherJob {
+            let why = IdentifyError::OtherJob {
                 found: job.id,
                 named: job_id,
-            })
+            };
+            return (job_id, resource, Identified::Failed(why));
         }
-        Ok(None) => return Identified::NoJob,
-        Err(e) => return Identified::Failed(IdentifyError::ReadBack(e)),
+        Ok(None) => return (job_id, resource, Identified::NoJob),
+        Err(e) => {
+            return (
+                job_id,
+                resource,
+                Identified::Failed(IdentifyError::ReadBack(e)),
+            )
+        }
     };
-    match coordinator.job_status(&job).await {
-        Ok(JobStatus::Running) => Identified::Running(job),
-        Ok(JobStatus::Finished) => Identified::Finished(job),
+    let found = match coordinator.job_owner(&job).await {
+        Ok(answer) => judge(job, answer, coordinator.runner_id()),
         Err(e) => Identified::Failed(IdentifyError::Coordinator(e)),
+    };
+    if matches!(found, Identified::Running(_)) {
+        match paas.max_job_weight().await {
+            Ok(max) => resource.weight = capped_weight(resource.weight, max),
+            Err(e) => {
+                return (
+                    job_id,
+                    resource,
+                    Identified::Failed(IdentifyError::MaxWeight(e)),
+                )
+            }
+        }
     }
+    (job_id, resource, found)
 }

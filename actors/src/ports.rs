@@ -125,6 +125,18 @@ pub enum JobStatus {
     Finished,
 }
 
+/// `GET /job` read for ownership: what the coordinator says of the job a
+/// job token belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobOwner {
+    /// Whether the job still executes.
+    pub status: JobStatus,
+    /// The job entity's `id` (the job the token belongs to), when given.
+    pub job_id: Option<i64>,
+    /// The entity's `runner.id` (the runner that picked the job), when given.
+    pub runner_id: Option<i64>,
+}
+
 /// Outcome of appending to a job trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceAppend {
@@ -210,6 +222,15 @@ pub trait Coordinator {
         &'a self,
         job: &'a Job,
     ) -> PortFuture<'a, Result<JobStatus, CoordinatorError>>;
+
+    /// `GET /job` with the job token, read for ownership (job id and
+    /// `runner.id` of the answer); 401/403 read as finished, like
+    /// [`Coordinator::job_status`].
+    fn job_owner<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<JobOwner, CoordinatorError>>;
+
+    /// This runner's id at the coordinator (from registration or
+    /// `POST /runners/verify`), when known.
+    fn runner_id(&self) -> Option<i64>;
 
     /// `PATCH /jobs/:id/trace` at byte `offset`, resynchronising once on 416.
     fn append_trace<'a>(

@@ -19,12 +19,19 @@
 //! - A resource whose name matches a job being created (the `creating`
 //!   record, or a job acquired and not yet recorded) is left to that job's
 //!   launcher, which looks for it by name.
+//! - An unknown resource is adopted only when the coordinator proves its job
+//!   is this runner's ([`judge`]): the job token read back from it answers
+//!   `GET /job` with the job id of the resource's name *and* this runner's
+//!   id. A tenant can create resources named like ours holding any running
+//!   job's token: such a resource ([`Identified::NotOurs`]) is never counted
+//!   and never deleted. Its adopted weight is capped at the runner's largest
+//!   job weight ([`capped_weight`]).
 //! - A second resource with the name of a tracked job's resource (a
 //!   duplicate) is left alone while the job is tracked: the job table has one
 //!   entry per job; once the job is forgotten, a later pass finds the
 //!   duplicate unknown and decommissions it.
 
-use crate::ports::{CoordinatorError, Job, PaasError, Resource};
+use crate::ports::{CoordinatorError, Job, JobOwner, JobStatus, PaasError, Resource, Weight};
 use std::collections::{HashMap, HashSet};
 
 /// What the supervisor knows of one tracked job of the runner, when the
@@ -94,6 +101,17 @@ pub enum Identified {
     Running(Job),
     /// The job is over at the coordinator: decommission the resource.
     Finished(Job),
+    /// The job runs, but the coordinator does not show it as this runner's
+    /// job of that id (a forgery, another runner's resource, or this
+    /// runner's id is unknown): never counted, never deleted.
+    NotOurs {
+        /// The job read back.
+        job: Job,
+        /// The job id the coordinator answered with.
+        answered_job: Option<i64>,
+        /// The runner the coordinator answered with.
+        answered_runner: Option<i64>,
+    },
     /// No job can be read back from the resource (never launched, or the
     /// executor cannot read it): nobody needs it, decommission it.
     NoJob,
@@ -116,6 +134,9 @@ pub enum IdentifyError {
     /// The job could not be read back from the resource.
     #[error("cannot read the job back: {0}")]
     ReadBack(PaasError),
+    /// The runner's largest job weight (the cap of an adoption) is unknown.
+    #[error("cannot read the runner's largest job weight: {0}")]
+    MaxWeight(PaasError),
     /// The coordinator could not say whether the job runs.
     #[error("cannot ask the coordinator about the job: {0}")]
     Coordinator(CoordinatorError),
@@ -130,6 +151,39 @@ pub fn job_id_of(name: &str, name_of: impl Fn(i64) -> String) -> Option<i64> {
     }
     let id: i64 = tail.parse().ok()?;
     (name_of(id) == name).then_some(id)
+}
+
+/// What the coordinator's answer about the job read back from an unknown
+/// resource means: `own_runner` is this runner's id, when known.
+pub fn judge(job: Job, answer: JobOwner, own_runner: Option<i64>) -> Identified {
+    match answer.status {
+        JobStatus::Finished => Identified::Finished(job),
+        JobStatus::Running => {
+            let ours = answer.job_id == Some(job.id)
+                && own_runner.is_some()
+                && answer.runner_id == own_runner;
+            if ours {
+                Identified::Running(job)
+            } else {
+                Identified::NotOurs {
+                    job,
+                    answered_job: answer.job_id,
+                    answered_runner: answer.runner_id,
+                }
+            }
+        }
+    }
+}
+
+/// The weight an adopted resource counts for: its own, at most the largest
+/// a job of the runner can weigh (a resource's size is the PAAS's word,
+/// not a proof).
+pub fn capped_weight(resource: Weight, max_job: Weight) -> Weight {
+    if resource.is_finite() && resource > 0.0 {
+        resource.min(max_job)
+    } else {
+        max_job
+    }
 }
 
 /// Sorts a listing of one runner's resources against its tracked jobs.
@@ -189,6 +243,60 @@ mod tests {
 
     fn name_of(id: i64) -> String {
         format!("hpd-job-r1-{id}")
+    }
+
+    fn running(job_id: Option<i64>, runner_id: Option<i64>) -> JobOwner {
+        JobOwner {
+            status: JobStatus::Running,
+            job_id,
+            runner_id,
+        }
+    }
+
+    #[test]
+    fn only_a_running_job_of_that_id_and_of_this_runner_is_adopted() {
+        let job = Job::from_handle(
+            7,
+            crate::secret::Secret::new("t"),
+            std::sync::Arc::new(Value::Null),
+        );
+        assert_eq!(
+            judge(job.clone(), running(Some(7), Some(3)), Some(3)),
+            Identified::Running(job.clone())
+        );
+        for (answer, own) in [
+            (running(Some(7), Some(4)), Some(3)), // another runner's job
+            (running(Some(8), Some(3)), Some(3)), // the token of another job
+            (running(Some(7), None), Some(3)),    // no runner in the answer
+            (running(None, Some(3)), Some(3)),    // no job id in the answer
+            (running(Some(7), Some(3)), None),    // this runner's id unknown
+        ] {
+            let got = judge(job.clone(), answer, own);
+            assert_eq!(
+                got,
+                Identified::NotOurs {
+                    job: job.clone(),
+                    answered_job: answer.job_id,
+                    answered_runner: answer.runner_id
+                },
+                "{answer:?} own {own:?}"
+            );
+        }
+        // A finished job keeps today's treatment, whoever ran it.
+        let over = JobOwner {
+            status: JobStatus::Finished,
+            job_id: None,
+            runner_id: None,
+        };
+        assert_eq!(judge(job.clone(), over, Some(3)), Identified::Finished(job));
+    }
+
+    #[test]
+    fn adopted_weight_is_capped_at_the_largest_job_weight() {
+        assert_eq!(capped_weight(2.0, 8.0), 2.0);
+        assert_eq!(capped_weight(64.0, 8.0), 8.0);
+        assert_eq!(capped_weight(f64::NAN, 8.0), 8.0);
+        assert_eq!(capped_weight(-1.0, 8.0), 8.0);
     }
 
     fn res(id: &str, job: i64) -> Resource {

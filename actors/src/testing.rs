@@ -9,8 +9,8 @@
 //! the JSON format. [`capture_logger`] collects log lines for assertions.
 
 use crate::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, Paas, PaasError, PortFuture,
-    Resource, TraceAppend, Weight,
+    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, Paas, PaasError,
+    PortFuture, Resource, TraceAppend, Weight,
 };
 use crate::state::{Snapshot, StateError, StateStore};
 pub use crate::supervisor::{GetStats, Stats};
@@ -43,7 +43,12 @@ pub struct WorldState {
     pub launched_jobs: HashSet<i64>,
     /// Job ids whose job is over at the coordinator.
     pub finished_jobs: HashSet<i64>,
+    /// Job ids the coordinator shows as run by another runner.
+    pub foreign_jobs: HashSet<i64>,
 }
+
+/// The runner id of every fake coordinator.
+pub const FAKE_RUNNER_ID: i64 = 1;
 
 impl World {
     /// A new, empty world.
@@ -69,6 +74,11 @@ impl World {
     /// Ends a job at the coordinator (finished or cancelled).
     pub fn finish_job(&self, job_id: i64) {
         self.inner.borrow_mut().finished_jobs.insert(job_id);
+    }
+
+    /// Makes the coordinator show a job as run by another runner.
+    pub fn make_foreign(&self, job_id: i64) {
+        self.inner.borrow_mut().foreign_jobs.insert(job_id);
     }
 
     /// Puts a resource on the PAAS as if created earlier.
@@ -209,6 +219,26 @@ impl Coordinator for FakeCoordinator {
                 JobStatus::Running
             })
         })
+    }
+
+    fn job_owner<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<JobOwner, CoordinatorError>> {
+        Box::pin(async move {
+            let status = self.job_status(job).await?;
+            let foreign = self.world.inner.borrow().foreign_jobs.contains(&job.id);
+            Ok(JobOwner {
+                status,
+                job_id: Some(job.id),
+                runner_id: Some(if foreign {
+                    FAKE_RUNNER_ID + 1
+                } else {
+                    FAKE_RUNNER_ID
+                }),
+            })
+        })
+    }
+
+    fn runner_id(&self) -> Option<i64> {
+        Some(FAKE_RUNNER_ID)
     }
 
     fn append_trace<'a>(

@@ -1158,3 +1158,54 @@ fn log_level_and_log_format_are_gitlab_runners_keys() {
     let e = err(&clever("log_level = \"loud\"", "")).to_string();
     assert!(e.contains("log_level"), "{e}");
 }
+
+/// Multi-tenant mode refuses to forward static cache credentials and
+/// non-platform `cc_extra_env` values to every tenant, unless opted in;
+/// single-organisation mode keeps forwarding them.
+#[test]
+fn multi_tenant_refuses_forwarded_secrets_unless_opted_in() {
+    const MULTI: &str = r#"
+name = "r1"
+url = "https://gitlab.example"
+token = "glrt-abcdefgh"
+executor = "clever-docker"
+cc_multi_tenant = true
+cc_gitlab_namespace_attributes_token = "attrs-token"
+"#;
+    let secrets = "[runners.cc_extra_env]\nCC_ENABLE_HEPTAPOD_RUNNER = \"true\"\n\
+                   S3_TOKEN = \"s3cr3t\"\n[runners.cache.s3]\nAccessKey = \"AK\"\n\
+                   SecretKey = \"SK\"\nBucketName = \"b\"\n";
+    let e = err(&with_runner("", &format!("{MULTI}{secrets}")));
+    assert_eq!(e.exit_code(), 2);
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "runners[0].cc_extra_env.S3_TOKEN",
+            "runners[0].cache.s3.AccessKey",
+            "runners[0].cache.s3.SecretKey"
+        ]
+    );
+    assert!(e
+        .problems()
+        .iter()
+        .all(|p| p.message.contains("cc_multi_tenant_forward_secrets = true")));
+    assert!(!e.to_string().contains("s3cr3t") && !e.to_string().contains("SK\""));
+
+    // The opt-in: accepted, and the key never reaches the inner runner.toml.
+    let opted = format!("{MULTI}cc_multi_tenant_forward_secrets = true\n{secrets}");
+    let l = ok(&with_runner("", &opted));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let inner = &runner(&l).inner_runner_toml();
+    assert!(
+        inner.contains("SecretKey") && !inner.contains("forward_secrets"),
+        "{inner}"
+    );
+
+    // Platform switches alone and empty cache sections are fine (the seed).
+    ok(SEED_MULTI);
+    // Single-organisation mode forwards them.
+    let single = format!("{CLEVER}{secrets}");
+    let l = ok(&with_runner("", &single));
+    assert!(runner(&l).inner_runner_toml().contains("SecretKey"));
+}

@@ -115,6 +115,7 @@ const CLEVER_KEYS: &[&str] = &[
     "cc_orga_id",
     "cc_token",
     "cc_multi_tenant",
+    "cc_multi_tenant_forward_secrets",
     "cc_gitlab_namespace_attributes_token",
     "cc_orga_id_attribute",
     "cc_orga_token_attribute",
@@ -727,6 +728,9 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverSettings> {
         }
     };
     let extra_env = extra_env(sec, ctx);
+    if multi && !sec.bool_or(ctx, FORWARD_SECRETS_KEY, false) {
+        refuse_forwarded_secrets(sec, ctx, &extra_env);
+    }
     let deployment_repo_timeout = sec.seconds_or(
         ctx,
         "cc_deployment_repo_timeout",
@@ -764,6 +768,61 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverSettings> {
     settings.flavor_name_prefix = flavor_name_prefix;
     settings.instance_variant_uuid = instance_variant_uuid;
     Some(settings)
+}
+
+/// The opt-in key that lets a multi-tenant runner forward its cache
+/// credentials and `cc_extra_env` to every tenant's job host.
+const FORWARD_SECRETS_KEY: &str = "cc_multi_tenant_forward_secrets";
+
+/// `cc_extra_env` keys that are Clever Cloud platform switches, not secrets.
+const PLATFORM_ENV: &[&str] = &["CC_ENABLE_HEPTAPOD_RUNNER", "CC_MOUNT_DOCKER_SOCKET"];
+
+/// Static credential keys of `[runners.cache.<s3|gcs|azure>]`.
+const CACHE_CREDENTIALS: &[(&str, &[&str])] = &[
+    ("s3", &["AccessKey", "SecretKey", "SessionToken"]),
+    ("gcs", &["AccessID", "PrivateKey"]),
+    ("azure", &["AccountName", "AccountKey"]),
+];
+
+/// In multi-tenant mode every tenant can read its job host's environment
+/// and its deployment repository (the inner runner.toml): cache credentials
+/// and `cc_extra_env` values would be shared with all tenants. Refused
+/// unless [`FORWARD_SECRETS_KEY`] is set.
+fn refuse_forwarded_secrets(
+    sec: &Section<'_>,
+    ctx: &mut Ctx<'_>,
+    extra_env: &BTreeMap<String, String>,
+) {
+    let why = format!(
+        "in multi-tenant mode this would be readable by every tenant's jobs; remove it, or \
+         set `{FORWARD_SECRETS_KEY} = true` to share it with all tenants (see README, \
+         \"Security model\")"
+    );
+    for key in extra_env.keys() {
+        if !PLATFORM_ENV.contains(&key.as_str()) {
+            let path = format!("{}.{key}", sec.key_path("cc_extra_env"));
+            ctx.problem(&path, why.clone());
+        }
+    }
+    let Some(Value::Table(cache)) = sec.get("cache") else {
+        return;
+    };
+    for (backend, keys) in CACHE_CREDENTIALS {
+        let Some(Value::Table(t)) = cache.get(*backend) else {
+            continue;
+        };
+        for key in *keys {
+            let set = match t.get(*key) {
+                Some(Value::String(v)) => !v.is_empty(),
+                Some(_) => true,
+                None => false,
+            };
+            if set {
+                let path = format!("{}.{backend}.{key}", sec.key_path("cache"));
+                ctx.problem(&path, why.clone());
+            }
+        }
+    }
 }
 
 fn extra_env(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {

@@ -12,7 +12,10 @@
 //! 3. `master` is fetched, shallow over HTTP (depth 1, no tags), and `job.json` is
 //!    read from its tree; a tree without it is [`None`] too (not something
 //!    this runner pushed), a file larger than [`MAX_JOB_FILE_BYTES`] is an
-//!    error.
+//!    error; the transfer itself is aborted past [`MAX_FETCH_BYTES`]
+//!    received (a transfer progress callback), so that a repository filled
+//!    by someone else cannot make the runner download without bound. Both
+//!    are [`RemoteError::TooLarge`], never retryable.
 //!
 //! Same rules as the push, through the same shared code: credentials only
 //! through the callback (offered at most
@@ -36,7 +39,11 @@ pub const JOB_FILE: &str = "job.json";
 
 /// Largest `job.json` read back (a job payload is a few KiB to a few
 /// hundred KiB; anything this large is not one).
-pub const MAX_JOB_FILE_BYTES: usize = 8 << 20;
+pub const MAX_JOB_FILE_BYTES: usize = 4 << 20;
+
+/// Most bytes a fetch may receive: the largest `job.json` plus room for the
+/// rest of the pushed context and the pack's overhead.
+pub const MAX_FETCH_BYTES: usize = MAX_JOB_FILE_BYTES + (1 << 20);
 
 /// Local reference the fetched `master` is stored under.
 const FETCHED_REF: &str = "refs/hpd/deployed";
@@ -75,11 +82,12 @@ pub fn fetch_job_json(
             detail: session.scrub(e.message()),
         })?;
         let observed = Observed::default();
+        observed.receive_limit.set(Some(MAX_FETCH_BYTES));
         let found = fetch(session, &repo, &observed);
         match found.map_err(|e| session.classify(&e, &observed))? {
             Found::NoBranch | Found::NoFile => Ok(None),
             Found::File(bytes) => Ok(Some(bytes)),
-            Found::TooLarge(size) => Err(RemoteError::Git {
+            Found::TooLarge(size) => Err(RemoteError::TooLarge {
                 url: session.url.display.clone(),
                 detail: format!(
                     "{JOB_FILE} on master is {size} bytes, more than the \

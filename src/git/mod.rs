@@ -10,7 +10,7 @@ pub mod fetch;
 pub mod push;
 mod session;
 
-pub use fetch::{fetch_job_json, JOB_FILE, MAX_JOB_FILE_BYTES};
+pub use fetch::{fetch_job_json, JOB_FILE, MAX_FETCH_BYTES, MAX_JOB_FILE_BYTES};
 pub use push::{
     push_context, PushError, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME, COMMIT_MESSAGE,
 };

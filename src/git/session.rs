@@ -64,6 +64,15 @@ pub enum RemoteError {
         /// The status code.
         status: u16,
     },
+    /// The transfer or the file read back exceeded a bound: not something
+    /// this runner pushed, and never worth fetching again.
+    #[error("{url}: {detail}")]
+    TooLarge {
+        /// The sanitised URL.
+        url: String,
+        /// What exceeded which bound.
+        detail: String,
+    },
     /// The server refused the update of `master`.
     #[error("push to {url} rejected: {reason}")]
     Rejected {
@@ -112,6 +121,7 @@ impl RemoteError {
             | RemoteError::Local { .. }
             | RemoteError::Auth { .. }
             | RemoteError::Rejected { .. }
+            | RemoteError::TooLarge { .. }
             | RemoteError::Git { .. } => false,
         }
     }
@@ -173,6 +183,10 @@ pub(crate) struct Observed {
     deadline_passed: Cell<bool>,
     /// A reference the server refused to update (push only).
     pub(crate) rejection: RefCell<Option<String>>,
+    /// Most bytes the transfer may receive (fetch only).
+    pub(crate) receive_limit: Cell<Option<usize>>,
+    /// The transfer was aborted past `receive_limit`.
+    over_limit: Cell<bool>,
 }
 
 impl Session {
@@ -254,7 +268,15 @@ impl Session {
             Cred::userpass_plaintext(&self.user, self.password.expose())
         });
         callbacks.sideband_progress(move |_| !past_deadline());
-        callbacks.transfer_progress(move |_| !past_deadline());
+        callbacks.transfer_progress(move |stats| {
+            if let Some(limit) = observed.receive_limit.get() {
+                if stats.received_bytes() > limit {
+                    observed.over_limit.set(true);
+                    return false;
+                }
+            }
+            !past_deadline()
+        });
         callbacks.certificate_check(move |_, _| {
             if past_deadline() {
                 Err(git2::Error::from_str("deadline passed"))
@@ -280,6 +302,13 @@ impl Session {
             return RemoteError::Timeout {
                 url,
                 timeout: self.timeout,
+            };
+        }
+        if observed.over_limit.get() {
+            let limit = observed.receive_limit.get().unwrap_or_default();
+            return RemoteError::TooLarge {
+                url,
+                detail: format!("the transfer exceeded {limit} bytes, aborted"),
             };
         }
         if let Some(reason) = observed.rejection.borrow().clone() {

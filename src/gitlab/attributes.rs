@@ -1,11 +1,12 @@
-//! Group custom attributes (`GET /groups/:id/custom_attributes`),
-//! used by clever-docker's multi-tenant mode to find a group's Clever
-//! organisation and token.
+//! The administrator reads of clever-docker's multi-tenant mode, all with
+//! the attributes token: a project's namespace (`GET /projects/:id`) and
+//! a group's custom attributes (`GET /groups/:id/custom_attributes`), where
+//! a job's Clever organisation and token are found.
 
 use super::client::Call;
 use super::errors::{rejected, status_error, CallName};
 use super::GitlabCoordinator;
-use crate::executors::clever::GroupAttributes;
+use crate::executors::clever::{GroupAttributes, GroupInfo};
 use awc::http::Method;
 use paas_actors::ports::{CoordinatorError, PortFuture};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -29,45 +30,53 @@ struct Attribute {
     value: String,
 }
 
+#[derive(Deserialize)]
+struct Namespace {
+    full_path: String,
+}
+
+#[derive(Deserialize)]
+struct Group {
+    id: i64,
+    full_path: String,
+    parent_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Project {
+    namespace: Namespace,
+}
+
 impl GitlabCoordinator {
-    async fn group_attributes_impl(
+    /// `GET <api>/<path>` with the attributes token: the 200 body decoded,
+    /// or an error (`not_found` describes a 404).
+    async fn admin_get<T: serde::de::DeserializeOwned>(
         &self,
-        group_path: &str,
-    ) -> Result<Vec<(String, String)>, CoordinatorError> {
+        what: &'static str,
+        path: String,
+        not_found: impl FnOnce() -> String,
+    ) -> Result<T, CoordinatorError> {
         let Some(token) = &self.attributes_token else {
             return Err(CoordinatorError::Rejected {
-                detail: "group custom attributes: no attributes token configured \
-                         (cc_gitlab_namespace_attributes_token)"
-                    .to_owned(),
+                detail: format!(
+                    "{what}: no attributes token configured \
+                     (cc_gitlab_namespace_attributes_token)"
+                ),
             });
         };
-        let url = format!(
-            "{}/groups/{}/custom_attributes",
-            self.api,
-            encode_segment(group_path)
-        );
-        let call = Call::new(
-            "group custom attributes",
-            Method::GET,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .header("PRIVATE-TOKEN", token.expose());
+        let url = format!("{}/{path}", self.api);
+        let call = Call::new(what, Method::GET, url.clone(), self.http.timeouts.request)
+            .header("PRIVATE-TOKEN", token.expose());
         let reply = self.http.call(call).await?;
         let name = CallName {
-            what: "group custom attributes",
+            what,
             method: "GET",
             url: &url,
         };
         match reply.status {
-            200 => {
-                let attrs: Vec<Attribute> = serde_json::from_slice(&reply.body).map_err(|e| {
-                    CoordinatorError::Unexpected {
-                        detail: format!("{name}: malformed answer: {e}"),
-                    }
-                })?;
-                Ok(attrs.into_iter().map(|a| (a.key, a.value)).collect())
-            }
+            200 => serde_json::from_slice(&reply.body).map_err(|e| CoordinatorError::Unexpected {
+                detail: format!("{name}: malformed answer: {e}"),
+            }),
             401 | 403 => Err(rejected(
                 name,
                 &reply,
@@ -75,12 +84,46 @@ impl GitlabCoordinator {
                 "the attributes token must be an administrator token with read_api",
             )),
             404 => Err(CoordinatorError::Unexpected {
-                detail: format!(
-                    "{name}: group {group_path:?} not found (a user namespace is not a group)"
-                ),
+                detail: format!("{name}: {}", not_found()),
             }),
             _ => Err(status_error(name, &reply, &self.secrets(None))),
         }
+    }
+
+    async fn group_attributes_impl(
+        &self,
+        group_path: &str,
+    ) -> Result<Vec<(String, String)>, CoordinatorError> {
+        let attrs: Vec<Attribute> = self
+            .admin_get(
+                "group custom attributes",
+                format!("groups/{}/custom_attributes", encode_segment(group_path)),
+                || format!("group {group_path:?} not found (a user namespace is not a group)"),
+            )
+            .await?;
+        Ok(attrs.into_iter().map(|a| (a.key, a.value)).collect())
+    }
+
+    async fn project_namespace_impl(&self, project_id: i64) -> Result<String, CoordinatorError> {
+        let project: Project = self
+            .admin_get("project", format!("projects/{project_id}"), || {
+                format!("project {project_id} not found")
+            })
+            .await?;
+        Ok(project.namespace.full_path)
+    }
+
+    async fn group_by_path_impl(&self, path: &str) -> Result<GroupInfo, CoordinatorError> {
+        let group: Group = self
+            .admin_get("group", format!("groups/{}", encode_segment(path)), || {
+                format!("group {path:?} not found (a user namespace is not a group)")
+            })
+            .await?;
+        Ok(GroupInfo {
+            id: group.id,
+            full_path: group.full_path,
+            parent_id: group.parent_id,
+        })
     }
 }
 
@@ -90,6 +133,20 @@ impl GroupAttributes for GitlabCoordinator {
         group_path: &'a str,
     ) -> PortFuture<'a, Result<Vec<(String, String)>, CoordinatorError>> {
         Box::pin(self.group_attributes_impl(group_path))
+    }
+
+    fn project_namespace(
+        &self,
+        project_id: i64,
+    ) -> PortFuture<'_, Result<String, CoordinatorError>> {
+        Box::pin(self.project_namespace_impl(project_id))
+    }
+
+    fn group_by_path<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>> {
+        Box::pin(self.group_by_path_impl(path))
     }
 }
 

@@ -5,7 +5,7 @@ use super::client::Call;
 use super::errors::{rejected, status_error, CallName};
 use super::GitlabCoordinator;
 use awc::http::Method;
-use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobStatus};
+use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobOwner, JobStatus};
 use serde_json::{json, Map, Value};
 
 /// The features the Python reference advertises, in its order.
@@ -211,6 +211,12 @@ impl GitlabCoordinator {
     }
 
     pub(super) async fn job_status_impl(&self, job: &Job) -> Result<JobStatus, CoordinatorError> {
+        Ok(self.job_owner_impl(job).await?.status)
+    }
+
+    /// `GET /job` with the job token: status, and the entity's `id` and
+    /// `runner.id`.
+    pub(super) async fn job_owner_impl(&self, job: &Job) -> Result<JobOwner, CoordinatorError> {
         let url = format!("{}/job", self.api);
         let call = Call::new(
             "job status",
@@ -229,15 +235,24 @@ impl GitlabCoordinator {
             200 => {
                 // 200 only comes for executing jobs; a terminal status is
                 // still honoured, an unreadable body reads as running.
-                let status = serde_json::from_slice::<Value>(&reply.body)
-                    .ok()
-                    .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_owned));
-                match status {
-                    Some(s) if TERMINAL.contains(&s.as_str()) => Ok(JobStatus::Finished),
-                    _ => Ok(JobStatus::Running),
-                }
+                let entity = serde_json::from_slice::<Value>(&reply.body).ok();
+                let field = |f: fn(&Value) -> Option<&Value>| entity.as_ref().and_then(f);
+                let status = match field(|v| v.get("status")).and_then(Value::as_str) {
+                    Some(s) if TERMINAL.contains(&s) => JobStatus::Finished,
+                    _ => JobStatus::Running,
+                };
+                Ok(JobOwner {
+                    status,
+                    job_id: field(|v| v.get("id")).and_then(Value::as_i64),
+                    runner_id: field(|v| v.get("runner").and_then(|r| r.get("id")))
+                        .and_then(Value::as_i64),
+                })
             }
-            401 | 403 => Ok(JobStatus::Finished),
+            401 | 403 => Ok(JobOwner {
+                status: JobStatus::Finished,
+                job_id: None,
+                runner_id: None,
+            }),
             _ => Err(status_error(name, &reply, &self.secrets(Some(job)))),
         }
     }

@@ -11,19 +11,22 @@
 //! (status/transport → `CoordinatorError`), `jobs` (`/jobs/request`,
 //! `GET /job`, `PUT /jobs/:id`), `trace` (trace PATCH and read),
 //! `attributes` (group custom attributes), `runners` (register, verify,
-//! unregister, `system_id`).
+//! unregister, `system_id`), `runner_ids` (this runner's id, remembered
+//! beside the state file).
 
 mod attributes;
 mod client;
 mod errors;
 mod jobs;
 mod reply;
+mod runner_ids;
 mod runners;
 mod trace;
 
 pub use client::{api_base, ClientConfigError, Timeouts, BODY_LIMIT, USER_AGENT};
 pub use errors::{excerpt, EXCERPT_CHARS};
 pub use jobs::{JobRequestOptions, EXTRA_FEATURES, REFERENCE_FEATURES};
+pub use runner_ids::{learn_runner_id, runner_ids_path};
 pub use runners::{
     load_or_create_system_id, system_id_path, RegisteredRunner, RunnersApi, VerifiedRunner,
     SYSTEM_ID_FILE,
@@ -32,9 +35,9 @@ pub use runners::{
 use crate::secret::Secret;
 use client::Http;
 use paas_actors::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, PortFuture, TraceAppend,
+    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PortFuture, TraceAppend,
 };
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// Everything one coordinator client needs.
 #[derive(Clone, Debug)]
@@ -87,6 +90,8 @@ pub struct GitlabCoordinator {
     request: JobRequestOptions,
     /// Last non-empty `X-GitLab-Last-Update` (long polling only).
     last_update: RefCell<Option<String>>,
+    /// This runner's id at the coordinator, once known.
+    runner_id: Cell<Option<i64>>,
     log: slog::Logger,
 }
 
@@ -103,6 +108,7 @@ impl GitlabCoordinator {
             system_id: settings.system_id,
             request: settings.request,
             last_update: RefCell::new(None),
+            runner_id: Cell::new(None),
             log: settings
                 .logger
                 .unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!())),
@@ -112,6 +118,12 @@ impl GitlabCoordinator {
     /// The API base URL (`…/api/v4`).
     pub fn api_url(&self) -> &str {
         &self.api
+    }
+
+    /// Sets this runner's id (from registration or verify), which proves
+    /// a job found on the PAAS is this runner's.
+    pub fn set_runner_id(&self, id: Option<i64>) {
+        self.runner_id.set(id);
     }
 
     /// The queue version remembered for long polling, if any.
@@ -152,6 +164,14 @@ impl Coordinator for GitlabCoordinator {
         job: &'a Job,
     ) -> PortFuture<'a, Result<JobStatus, CoordinatorError>> {
         Box::pin(self.job_status_impl(job))
+    }
+
+    fn job_owner<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<JobOwner, CoordinatorError>> {
+        Box::pin(self.job_owner_impl(job))
+    }
+
+    fn runner_id(&self) -> Option<i64> {
+        self.runner_id.get()
     }
 
     fn append_trace<'a>(

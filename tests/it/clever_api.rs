@@ -5,7 +5,7 @@
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use heptapod_paas_runner::executors::clever::{
-    CleverExecutor, CleverSettings, GroupAttributes, HttpSettings, RetryPolicy, Tenancy,
+    CleverExecutor, CleverSettings, GroupAttributes, GroupInfo, HttpSettings, RetryPolicy, Tenancy,
 };
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{
@@ -666,8 +666,8 @@ async fn state_round_trip_is_python_compatible() {
     let saved = ex.dump_resource(&r);
     assert_eq!(
         saved,
-        json!({"id": r.id, "gitlab_namespace": null, "weight": weight_of_mem_mib(4096),
-               "launched": false, "deploy_url": format!("http://{}/git/{}.git", h.addr, r.id),
+        json!({"id": r.id, "gitlab_namespace": null, "orga_id": ORGA,
+               "weight": weight_of_mem_mib(4096), "launched": false, "deploy_url": format!("http://{}/git/{}.git", h.addr, r.id),
                "name": "hpd-job-D3adNQYu-30"})
     );
     let back = ex.load_resource(&saved).await.expect("load");
@@ -681,8 +681,9 @@ async fn state_round_trip_is_python_compatible() {
     assert!(old.launched);
     assert_eq!(
         ex.dump_resource(&old),
-        json!({"id": "app_old", "gitlab_namespace": null, "weight": weight_of_mem_mib(32768),
-               "launched": true, "deploy_url": "https://push.example/app_old.git"})
+        json!({"id": "app_old", "gitlab_namespace": null, "orga_id": ORGA,
+               "weight": weight_of_mem_mib(32768), "launched": true,
+               "deploy_url": "https://push.example/app_old.git"})
     );
     let e = ex
         .load_resource(&json!({"weight": 2.0}))
@@ -693,16 +694,69 @@ async fn state_round_trip_is_python_compatible() {
 }
 
 /// Group attributes from a table; namespaces not in it answer 404.
+/// Project `n` is in the namespace `PROJECTS[n]`.
 struct Attrs(HashMap<String, Vec<(String, String)>>);
 
+const PROJECTS: [&str; 3] = ["acme/sub", "half", "ghost"];
+
+/// A job of project `project` (none: a payload without `job_info`).
+fn project_job(id: i64, project: Option<i64>, vars: &[(&str, &str)]) -> Job {
+    let mut j = job(id, vars);
+    j.project_id = project;
+    j
+}
+
+impl Attrs {
+    /// Group ids are the ranks of the paths in sorted order.
+    fn paths(&self) -> Vec<&String> {
+        let mut paths: Vec<&String> = self.0.keys().collect();
+        paths.sort();
+        paths
+    }
+}
+
 impl GroupAttributes for Attrs {
+    fn group_by_path<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>> {
+        let answer = self
+            .paths()
+            .iter()
+            .position(|p| *p == path)
+            .map(|i| GroupInfo {
+                id: i64::try_from(i).unwrap_or(-1),
+                full_path: path.to_string(),
+                parent_id: None,
+            })
+            .ok_or_else(|| CoordinatorError::Unexpected {
+                detail: format!("HTTP 404 Group Not Found: {path:?}"),
+            });
+        Box::pin(async move { answer })
+    }
+
+    fn project_namespace(
+        &self,
+        project_id: i64,
+    ) -> PortFuture<'_, Result<String, CoordinatorError>> {
+        let answer = usize::try_from(project_id)
+            .ok()
+            .and_then(|i| PROJECTS.get(i))
+            .map(|p| p.to_string())
+            .ok_or_else(|| CoordinatorError::Unexpected {
+                detail: "HTTP 404 Project Not Found".into(),
+            });
+        Box::pin(async move { answer })
+    }
+
     fn group_custom_attributes<'a>(
         &'a self,
         group_path: &'a str,
     ) -> PortFuture<'a, Result<Vec<(String, String)>, CoordinatorError>> {
-        let answer = self
-            .0
-            .get(group_path)
+        let answer = group_path
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.paths().get(i).and_then(|p| self.0.get(*p)))
             .cloned()
             .ok_or_else(|| CoordinatorError::Unexpected {
                 detail: "HTTP 404 Group Not Found".into(),
@@ -738,7 +792,8 @@ async fn multi_tenant_uses_the_groups_organisation() {
     assert!(CleverExecutor::new(settings.clone(), None, logger()).is_err());
     let ex = CleverExecutor::new(settings, Some(attrs), logger()).expect("executor");
 
-    let j = job(40, &[("CI_PROJECT_ROOT_NAMESPACE", "acme")]);
+    // The variable a user may define never chooses the tenant.
+    let j = project_job(40, Some(0), &[("CI_PROJECT_ROOT_NAMESPACE", "half")]);
     let r = ex.create(&j).await.expect("create in acme");
     assert!(h.count("POST", "/organisations/orga_acme/applications") == 1);
     let r = ex.prepare(&r, &j).await.expect("prepare");
@@ -746,21 +801,23 @@ async fn multi_tenant_uses_the_groups_organisation() {
     assert_eq!(saved["gitlab_namespace"], json!("acme"));
     assert_eq!(ex.list_resources().await.expect("list").len(), 1);
 
-    for (ns, part) in [
+    for (project, part) in [
         (
-            Some("half"),
+            Some(1),
             "has no (or an empty) custom attribute \"cc_orga_token\"",
         ),
         (
-            Some("ghost"),
+            Some(2),
             "cannot read the custom attributes of GitLab group \"ghost\"",
         ),
-        (None, "CI_PROJECT_ROOT_NAMESPACE missing"),
+        (Some(7), "cannot read the namespace of GitLab project 7"),
+        (None, "no job_info.project_id"),
     ] {
-        let vars: Vec<(&str, &str)> = ns
-            .map(|n| vec![("CI_PROJECT_ROOT_NAMESPACE", n)])
-            .unwrap_or_default();
-        let e = ex.create(&job(41, &vars)).await.expect_err("no orga");
+        let vars = [("CI_PROJECT_ROOT_NAMESPACE", "acme")];
+        let e = ex
+            .create(&project_job(41, project, &vars))
+            .await
+            .expect_err("no orga");
         assert_eq!(e.action, "find-orga");
         assert_eq!(e.class, PaasErrorClass::Permanent);
         assert!(e.message.contains(part), "{}", e.message);
@@ -771,7 +828,9 @@ async fn multi_tenant_uses_the_groups_organisation() {
     let orphan = json!({"id": "app_orphan", "gitlab_namespace": "ghost", "weight": 2.0,
                         "launched": true, "deploy_url": "http://x/app_orphan.git"});
     let kept = ex.load_resource(&orphan).await.expect("kept");
-    assert_eq!(ex.dump_resource(&kept), orphan);
+    let mut dumped = orphan.clone();
+    dumped["orga_id"] = Value::Null;
+    assert_eq!(ex.dump_resource(&kept), dumped);
     let e = ex.decommission(&kept).await.expect_err("org unknown");
     assert_eq!(e.action, "delete");
     assert_eq!(e.class, PaasErrorClass::Transient);
@@ -780,6 +839,50 @@ async fn multi_tenant_uses_the_groups_organisation() {
     let loaded = ex.load_resource(&saved).await.expect("reload");
     ex.decommission(&loaded).await.expect("delete in acme");
     assert!(h.with(|m| m.apps.is_empty()));
+    h.stop().await;
+}
+
+/// A deployment repository past the fetch bounds is remembered as
+/// unreadable: later reconciliation passes do not fetch it again.
+#[actix_rt::test]
+async fn an_oversized_repository_is_not_fetched_again() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = dir.path().join("app.git");
+    {
+        let repo = git2::Repository::init_bare(&bare).expect("bare repository");
+        let big = vec![b' '; heptapod_paas_runner::git::MAX_JOB_FILE_BYTES + 1];
+        let mut tree = repo.treebuilder(None).expect("treebuilder");
+        let blob = repo.blob(&big).expect("blob");
+        tree.insert("job.json", blob, 0o100_644).expect("insert");
+        let tree = repo
+            .find_tree(tree.write().expect("tree"))
+            .expect("find tree");
+        let sig = git2::Signature::now("t", "t@example.test").expect("signature");
+        repo.commit(Some("refs/heads/master"), &sig, &sig, "x", &tree, &[])
+            .expect("commit");
+    }
+    let url = url::Url::from_file_path(&bare)
+        .expect("file URL")
+        .to_string();
+    h.with(|m| m.git_url = Some(url.clone()));
+    let ex = h.executor(h.single());
+    let j = job(51, &[]);
+    let r = ex.create(&j).await.expect("create");
+    let r = ex.prepare(&r, &j).await.expect("prepare");
+    let first = ex.recover_job(&r).await.expect_err("too large");
+    assert_eq!(first.class, PaasErrorClass::Permanent);
+    assert!(first.message.contains("more than the"), "{}", first.message);
+    // Gone from disk: a new fetch would fail otherwise.
+    std::fs::remove_dir_all(&bare).expect("remove");
+    let again = ex.recover_job(&r).await.expect_err("remembered");
+    assert_eq!(again.class, PaasErrorClass::Permanent);
+    assert!(again.message.contains("more than the"), "{}", again.message);
+    assert!(
+        again.message.contains("not fetched again"),
+        "{}",
+        again.message
+    );
     h.stop().await;
 }
 

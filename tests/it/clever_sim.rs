@@ -373,9 +373,27 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
     let attrs: Rc<dyn GroupAttributes> = Rc::new(w.gitlab());
     let ex = CleverExecutor::new(s.clone(), Some(attrs.clone()), logger()).expect("executor");
 
+    // A user-defined CI_PROJECT_ROOT_NAMESPACE placed first in the payload
+    // names another tenant: the project's namespace at GitLab wins.
+    w.clever.control().seed_org(&OrgSeed {
+        id: "orga_victim".into(),
+        tokens: vec!["tok-victim".into()],
+    });
+    w.coord.control().set_group_attributes(
+        "victim",
+        &[
+            ("cc_orga_id", "orga_victim"),
+            ("cc_orga_token", "tok-victim"),
+        ],
+    );
     let job = w
-        .acquire(JobSpec::new("tenant").root_namespace("acme"))
+        .acquire(
+            JobSpec::new("tenant")
+                .root_namespace("acme")
+                .leading_variable("CI_PROJECT_ROOT_NAMESPACE", "victim"),
+        )
         .await;
+    assert_eq!(job.variable("CI_PROJECT_ROOT_NAMESPACE"), Some("victim"));
     let r = provision(&ex, &job).await;
     let r = ex.launch(&r, &job).await.expect("launch");
     w.settle(1).await;
@@ -395,12 +413,158 @@ async fn multi_tenant_job_runs_in_its_groups_organisation() {
         assert_eq!(e.class, PaasErrorClass::Permanent);
         assert!(e.message.contains(part), "{}", e.message);
     }
+    // A personal namespace whose path is all digits, equal to the id of
+    // the victim's group: GitLab would read `/groups/<digits>` as that id.
+    let victim_id = w.coord.control().set_group_attributes(
+        "victim",
+        &[
+            ("cc_orga_id", "orga_victim"),
+            ("cc_orga_token", "tok-victim"),
+        ],
+    );
+    let digits = JobSpec::new("digits").root_namespace(victim_id.to_string());
+    let job = w.acquire(digits).await;
+    let e = ex.create(&job).await.expect_err("not the victim's group");
+    assert_eq!(
+        (e.action.as_str(), e.class),
+        ("find-orga", PaasErrorClass::Permanent)
+    );
+    assert!(
+        e.message.contains("not a top-level group of that path"),
+        "{}",
+        e.message
+    );
+    assert_eq!(w.clever.control().apps().len(), 1);
+
+    // A project GitLab does not show: refused, nothing created.
+    let mut lost = w.acquire(JobSpec::new("lost").root_namespace("acme")).await;
+    lost.project_id = Some(999_999);
+    let e = ex.create(&lost).await.expect_err("no project");
+    assert_eq!(
+        (e.action.as_str(), e.class),
+        ("find-orga", PaasErrorClass::Permanent)
+    );
+    assert!(e.message.contains("project 999999"), "{}", e.message);
+    assert_eq!(w.clever.control().apps().len(), 1);
 
     // After a restart, the tenant is resolved again from the saved namespace.
     let ex2 = CleverExecutor::new(s, Some(attrs), logger()).expect("executor");
     let back = ex2.load_resource(&saved).await.expect("load");
     assert_eq!(ex2.list_resources().await.expect("list").len(), 1);
     ex2.decommission(&back).await.expect("delete");
+    w.assert_clean();
+}
+
+#[actix_rt::test]
+async fn a_resource_stays_in_its_organisation_when_its_group_moves() {
+    let w = World::default();
+    for (org, token) in [("orga_old", "tok-old"), ("orga_new", "tok-new")] {
+        w.clever.control().seed_org(&OrgSeed {
+            id: org.into(),
+            tokens: vec![token.into()],
+        });
+    }
+    w.coord.control().set_group_attributes(
+        "acme",
+        &[("cc_orga_id", "orga_old"), ("cc_orga_token", "tok-old")],
+    );
+    let mut s = w.settings();
+    s.tenancy = Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
+        orga_id_attribute: "cc_orga_id".into(),
+        orga_token_attribute: "cc_orga_token".into(),
+    };
+    // Every lookup asks GitLab again.
+    s.tenant_cache_ttl = Duration::ZERO;
+    let attrs: Rc<dyn GroupAttributes> = Rc::new(w.gitlab());
+    let ex = CleverExecutor::new(s.clone(), Some(attrs.clone()), logger()).expect("executor");
+    let job = w
+        .acquire(JobSpec::new("moving").root_namespace("acme"))
+        .await;
+    let r = provision(&ex, &job).await;
+    let saved = ex.dump_resource(&r);
+    assert_eq!(saved["orga_id"], "orga_old");
+
+    // The group now maps to another organisation.
+    w.coord.control().set_group_attributes(
+        "acme",
+        &[("cc_orga_id", "orga_new"), ("cc_orga_token", "tok-new")],
+    );
+    // A restarted runner does not know the old organisation's token: the
+    // resource is kept, its deletion retried, the listing refused (rather
+    // than the resource taken for vanished).
+    let ex2 = CleverExecutor::new(s, Some(attrs), logger()).expect("executor");
+    let back = ex2.load_resource(&saved).await.expect("load");
+    let e = ex2.decommission(&back).await.expect_err("old org unknown");
+    assert_eq!(e.class, PaasErrorClass::Transient);
+    assert!(e.message.contains("orga_old"), "{}", e.message);
+    assert!(ex2.list_resources().await.is_err());
+    assert_eq!(w.clever.control().apps().len(), 1);
+
+    // The runner that created it lists and deletes it where it lives.
+    let listed = ex.list_resources().await.expect("list");
+    assert_eq!(
+        listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [r.id.as_str()]
+    );
+    let back = ex.load_resource(&saved).await.expect("load");
+    ex.decommission(&back)
+        .await
+        .expect("delete in the old organisation");
+    w.assert_clean();
+}
+
+/// While GitLab is down, an expired tenant entry still deletes and lists
+/// existing resources but never serves a new create.
+#[actix_rt::test]
+async fn an_expired_tenant_serves_cleanup_but_no_create_while_gitlab_is_down() {
+    let w = World::default();
+    w.clever.control().seed_org(&OrgSeed {
+        id: "orga_acme".into(),
+        tokens: vec!["tok-acme".into()],
+    });
+    w.coord.control().set_group_attributes(
+        "acme",
+        &[("cc_orga_id", "orga_acme"), ("cc_orga_token", "tok-acme")],
+    );
+    let mut s = w.settings();
+    s.tenancy = Tenancy::Multi {
+        attributes_token: Secret::new("attributes-token"),
+        orga_id_attribute: "cc_orga_id".into(),
+        orga_token_attribute: "cc_orga_token".into(),
+    };
+    s.tenant_cache_ttl = Duration::ZERO;
+    let attrs: Rc<dyn GroupAttributes> = Rc::new(w.gitlab());
+    let ex = CleverExecutor::new(s, Some(attrs), logger()).expect("executor");
+    let first = w
+        .acquire(JobSpec::new("first").root_namespace("acme"))
+        .await;
+    // A second job of another project of the same group, acquired now.
+    let mut second = w
+        .acquire(JobSpec::new("second").root_namespace("acme"))
+        .await;
+    second.project_id = Some(4242);
+    let r = provision(&ex, &first).await;
+
+    w.coord.control().set_down(true);
+    let e = ex
+        .create(&second)
+        .await
+        .expect_err("no create on stale data");
+    assert_eq!(
+        (e.action.as_str(), e.class),
+        ("find-orga", PaasErrorClass::Transient)
+    );
+    let e = ex
+        .create(&first)
+        .await
+        .expect_err("no create on a stale tenant");
+    assert_eq!(e.class, PaasErrorClass::Transient);
+    assert_eq!(ex.list_resources().await.expect("list").len(), 1);
+    ex.decommission(&r)
+        .await
+        .expect("delete on the stale tenant");
+    w.coord.control().set_down(false);
     w.assert_clean();
 }
 

@@ -3,7 +3,9 @@
 //! push front-end does, as far as a client can tell).
 
 use heptapod_paas_runner::deploy::BuildContext;
-use heptapod_paas_runner::git::{push_context, PushError, PushOutcome, DEPLOY_REF};
+use heptapod_paas_runner::git::{
+    fetch_job_json, push_context, PushError, PushOutcome, RemoteError, DEPLOY_REF, MAX_FETCH_BYTES,
+};
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::Job;
 use serde_json::json;
@@ -206,6 +208,50 @@ fn bare_repo(root: &Path, name: &str) -> PathBuf {
     let path = root.join(name);
     git2::Repository::init_bare(&path).expect("bare");
     path
+}
+
+/// Incompressible bytes, `len` of them.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// The reconciliation's fetch of `job.json` stops receiving past
+/// `MAX_FETCH_BYTES`, whatever the repository holds.
+#[test]
+fn http_fetch_past_the_transfer_bound_is_aborted() {
+    let root = tempfile::tempdir().expect("root");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let repo_path = bare_repo(root.path(), "app_big.git");
+    {
+        let repo = git2::Repository::open_bare(&repo_path).expect("open");
+        let mut tree = repo.treebuilder(None).expect("treebuilder");
+        let job = repo.blob(b"{\"id\": 7, \"token\": \"t\"}").expect("blob");
+        tree.insert("job.json", job, 0o100_644).expect("insert");
+        let big = repo.blob(&noise(MAX_FETCH_BYTES + 1, 7)).expect("blob");
+        tree.insert("padding.bin", big, 0o100_644).expect("insert");
+        let tree = repo
+            .find_tree(tree.write().expect("tree"))
+            .expect("find tree");
+        let sig = git2::Signature::now("t", "t@example.test").expect("signature");
+        repo.commit(Some(DEPLOY_REF), &sig, &sig, "x", &tree, &[])
+            .expect("commit");
+    }
+    let server = GitHttpServer::start(root.path(), scratch.path());
+    let url = format!("{}/app_big.git", server.base);
+    let err = fetch_job_json(&url, USER, &Secret::new(PASSWORD), TIMEOUT)
+        .expect_err("transfer too large");
+    assert!(matches!(err, RemoteError::TooLarge { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("transfer exceeded"), "{err}");
+    assert!(!err.to_string().contains(PASSWORD), "{err}");
 }
 
 #[test]

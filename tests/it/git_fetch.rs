@@ -101,7 +101,7 @@ fn an_oversized_job_json_is_a_permanent_error() {
         TIMEOUT,
     )
     .expect_err("too large");
-    assert!(matches!(err, RemoteError::Git { .. }), "{err:?}");
+    assert!(matches!(err, RemoteError::TooLarge { .. }), "{err:?}");
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("more than the"), "{err}");
 }

@@ -8,8 +8,9 @@ use heptapod_paas_runner::gitlab::{
 };
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobStatus, TraceAppend,
+    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, TraceAppend,
 };
+use paas_actors::reconcile::{judge, Identified};
 use paas_sim::coordinator::{
     CoordinatorConfig, CoordinatorHandle, Endpoint, FakeCoordinator, Fault, JobSpec, JobState,
     TokenStyle,
@@ -265,6 +266,56 @@ async fn long_polling_sends_last_update_and_repolls_after_a_change() {
     assert_ne!(gl.last_update(), Some(version));
 }
 
+/// A job found on the PAAS is proved this runner's by `GET /job`'s `id`
+/// and `runner.id`, compared with the id `POST /runners/verify` gives.
+#[actix_rt::test]
+async fn job_owner_names_the_runner_that_acquired_the_job() {
+    const OTHER: &str = "glrt-otherrunnerBBBBBBBBBBBB";
+    let c = start_with(CoordinatorConfig {
+        runner_tokens: vec![OTHER.to_owned()],
+        ..CoordinatorConfig::default()
+    });
+    let gl = client(&c);
+    let mut s = settings(&c);
+    s.token = Secret::new(OTHER);
+    let other = GitlabCoordinator::new(s).expect("client");
+    let own = gl.verify().await.expect("verify").id;
+    let others = other.verify().await.expect("verify").id;
+    assert!(own.is_some() && others.is_some() && own != others);
+    gl.set_runner_id(own);
+    other.set_runner_id(others);
+    assert_eq!(gl.runner_id(), own);
+
+    let job = take_job(&c, &gl, JobSpec::default()).await;
+    let answer = gl.job_owner(&job).await.expect("job owner");
+    assert_eq!(
+        answer,
+        JobOwner {
+            status: JobStatus::Running,
+            job_id: Some(job.id),
+            runner_id: own
+        }
+    );
+    // The same answer seen by the other runner: not its job.
+    assert_eq!(
+        judge(job.clone(), answer, other.runner_id()),
+        Identified::NotOurs {
+            job: job.clone(),
+            answered_job: Some(job.id),
+            answered_runner: own
+        }
+    );
+    assert_eq!(
+        judge(job.clone(), answer, gl.runner_id()),
+        Identified::Running(job.clone())
+    );
+    c.set_job_status(job.id, JobState::Success);
+    assert_eq!(
+        gl.job_owner(&job).await.map(|a| a.status),
+        Ok(JobStatus::Finished)
+    );
+}
+
 #[actix_rt::test]
 async fn job_status_by_job_token_header() {
     let c = start();
@@ -483,6 +534,22 @@ async fn group_custom_attributes_with_the_attributes_token() {
         last.path
     );
     assert_eq!(last.header("private-token"), Some(ATTRS));
+
+    // Groups by path; an all-digit path is read as an id, as GitLab does.
+    let tenant_id = c.set_group_attributes("tenant", &[("cc_orga_id", "orga_x")]);
+    let sub = gl.group_by_path("parent/sub").await.expect("subgroup");
+    assert_eq!(sub.full_path, "parent/sub");
+    assert!(sub.parent_id.is_some());
+    let by_digits = gl
+        .group_by_path(&tenant_id.to_string())
+        .await
+        .expect("read as an id");
+    assert_eq!(
+        (by_digits.id, by_digits.full_path.as_str()),
+        (tenant_id, "tenant")
+    );
+    assert_eq!(by_digits.parent_id, None);
+    assert!(gl.group_by_path("someuser").await.is_err());
 
     let err = gl
         .group_custom_attributes("someuser")

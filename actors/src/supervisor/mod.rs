@@ -147,6 +147,9 @@ pub struct Supervisor {
     ops: OpRegistry,
     drain_tx: watch::Sender<bool>,
     draining: bool,
+    /// Resources (runner, id) found named like this runner's whose running
+    /// job is not this runner's: warned about once, then left alone.
+    not_ours: HashSet<(usize, String)>,
     drained_sent: bool,
     polls_in_flight: usize,
     tasks: usize,
@@ -218,6 +221,7 @@ impl Supervisor {
             ops: OpRegistry::default(),
             drain_tx,
             draining: false,
+            not_ours: HashSet::new(),
             drained_sent: false,
             polls_in_flight: 0,
             tasks: 0,

@@ -191,10 +191,31 @@ impl Supervisor {
             }
             match identified {
                 Identified::Running(job) => {
+                    // The resource's detail says where it lives (the Clever
+                    // organisation, for clever-docker).
                     slog::warn!(log, "reconciliation: unknown resource whose job still runs \
                                       at the coordinator; adopting it";
-                                "launched" => resource.launched);
+                                "launched" => resource.launched,
+                                "weight" => resource.weight,
+                                "where" => %resource.detail);
                     self.adopt(key, job, resource, ctx);
+                }
+                Identified::NotOurs {
+                    answered_job,
+                    answered_runner,
+                    ..
+                } => {
+                    if self.not_ours.insert((i, resource.id.clone())) {
+                        slog::warn!(log, "reconciliation: resource named like this runner's \
+                                          holds a running job that the coordinator does not \
+                                          show as this runner's job of that id; neither \
+                                          counted nor deleted";
+                                    "answered_job" => ?answered_job,
+                                    "answered_runner" => ?answered_runner,
+                                    "own_runner" => ?self.runners.get(i)
+                                        .and_then(|r| r.coordinator.runner_id()),
+                                    "where" => %resource.detail);
+                    }
                 }
                 Identified::Finished(_) | Identified::NoJob if keep => {
                     slog::warn!(

@@ -57,7 +57,8 @@ async fn unknown_resource_whose_job_runs_is_adopted_and_tracked_to_the_end() {
     assert!(svc.until(SEC, 30, |s| s.adopted == 1).await);
     let s = svc.stats().await;
     assert_eq!(s.phases.get("started"), Some(&1));
-    assert!((s.used_weight - 2.0).abs() < 1e-9, "{}", s.used_weight);
+    // Its weight (2.0) is capped at the runner's largest job weight (1.0).
+    assert!((s.used_weight - 1.0).abs() < 1e-9, "{}", s.used_weight);
     // Recorded in `launched` with its token, so a restart tracks it too.
     assert!(
         svc.until(SEC, 10, |_| store
@@ -81,6 +82,47 @@ async fn unknown_resource_whose_job_runs_is_adopted_and_tracked_to_the_end() {
             && l.contains("app=app_ra_7")),
         "{logs}"
     );
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_resource_holding_another_runners_running_job_is_neither_counted_nor_deleted() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    world.add_live(resource(11, 1.0, true));
+    r.paas
+        .pushed_jobs
+        .borrow_mut()
+        .insert("hpd-job-ra-11".into(), job(11, &[]));
+    world.make_foreign(11);
+    let store = MemoryStore::new();
+    let mut svc = start(no_periodic(10.0), &[&r], &store).await;
+    let warned = |svc: &Service| {
+        svc.logs
+            .text()
+            .lines()
+            .filter(|l| {
+                l.contains("does not show as this runner's job") && l.contains("app=app_ra_11")
+            })
+            .count()
+    };
+    assert!(
+        svc.until(SEC, 30, |_| warned(&svc) == 1).await,
+        "{}",
+        svc.logs.text()
+    );
+    // Later passes identify it again: still left alone, warned once.
+    for pass in 2..4 {
+        svc.supervisor.do_send(Reconcile);
+        assert!(svc.until(SEC, 30, |s| s.reconcile_passes >= pass).await);
+    }
+    let s = svc.stats().await;
+    assert_eq!((s.adopted, s.unknown_decommissioned), (0, 0));
+    assert_eq!(s.used_weight, 0.0);
+    assert_eq!(world.live_count(), 1);
+    assert_eq!(world.state().deleted, 0);
+    assert_eq!(warned(&svc), 1, "{}", svc.logs.text());
     svc.stop().await;
 }
 

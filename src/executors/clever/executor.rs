@@ -24,7 +24,13 @@
 //! this runner can ask about. Network trouble is transient, like a push's.
 //!
 //! Tenant credentials are never stored in a resource: every operation
-//! resolves the organisation again (cached, see `tenants`). Decision for
+//! resolves the organisation again (cached, see `tenants`). A resource
+//! records (and the state file saves) the organisation it was created in;
+//! in multi-tenant mode it is operated on, and listed, in that organisation
+//! even when its group now maps to another one (the old organisation's token
+//! is known when a group mapped to it since start; otherwise the operation
+//! fails transiently with `OrgMoved` and the listing fails, so that the
+//! resource is neither forgotten nor looked for elsewhere). Decision for
 //! records whose organisation cannot be resolved (GitLab down, attribute
 //! removed, record written in single-organisation mode): `load_resource`
 //! still returns the resource, so the record stays in the state; a
@@ -38,7 +44,7 @@ use super::flavors::{
     max_job_weight, select_flavor, Flavor, FlavorError, ProductCache, ProductError, FLAVOR_VARIABLE,
 };
 use super::settings::{CleverSettings, Tenancy};
-use super::tenants::{TenantError, TenantResolver, ROOT_NAMESPACE_VARIABLE};
+use super::tenants::{TenantError, TenantResolver, Use};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
 use crate::git::fetch_job_json;
@@ -51,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use slog::{debug, info, warn, Logger};
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// RAM of the largest documented flavor (3XL): the weight of last resort
@@ -96,10 +102,13 @@ pub struct CleverExecutor {
     api: CleverApi,
     products: ProductCache,
     tenants: Option<TenantResolver>,
-    /// Namespaces of loaded resources whose organisation could not be
-    /// resolved yet: a listing must cover them (or fail), else
+    /// `(namespace, organisation)` of loaded resources whose organisation
+    /// could not be resolved yet: a listing must cover them (or fail), else
     /// reconciliation would take their resources for vanished.
-    unresolved: RefCell<BTreeSet<String>>,
+    unresolved: RefCell<BTreeSet<(String, Option<String>)>>,
+    /// Apps whose deployment repository exceeded the fetch bounds, with
+    /// the reason: `recover_job` answers that again without fetching.
+    unreadable: RefCell<BTreeMap<String, String>>,
     logger: Logger,
 }
 
@@ -168,29 +177,56 @@ impl CleverExecutor {
             products,
             tenants,
             unresolved: RefCell::new(BTreeSet::new()),
+            unreadable: RefCell::new(BTreeMap::new()),
             logger,
         })
     }
 
-    /// The organisation of a namespace (`None`: none known).
-    async fn org(&self, namespace: Option<&str>) -> Result<OrgAuth, TenantError> {
+    /// The organisation of a namespace (`None`: none known), for `purpose`.
+    async fn org(&self, namespace: Option<&str>, purpose: Use) -> Result<OrgAuth, TenantError> {
         match (&self.settings.tenancy, &self.tenants) {
             (Tenancy::Single { orga_id, token }, _) => Ok(OrgAuth {
                 orga_id: orga_id.clone(),
                 token: token.clone(),
             }),
             (Tenancy::Multi { .. }, Some(t)) => {
-                t.resolve(namespace.ok_or(TenantError::NoNamespace)?).await
+                t.resolve(namespace.ok_or(TenantError::NoNamespace)?, purpose)
+                    .await
             }
             (Tenancy::Multi { .. }, None) => Err(TenantError::NoNamespace),
         }
     }
 
-    /// The job's namespace as recorded in resources (multi-tenant only).
-    fn job_namespace<'j>(&self, job: &'j Job) -> Option<&'j str> {
-        match self.settings.tenancy {
-            Tenancy::Single { .. } => None,
-            Tenancy::Multi { .. } => job.variable(ROOT_NAMESPACE_VARIABLE),
+    /// The organisation a resource was created in: the one its detail
+    /// records even when its group now maps elsewhere (records without one,
+    /// from older versions, follow their group).
+    async fn resource_org(&self, detail: &AppDetail) -> Result<OrgAuth, TenantError> {
+        let (Some(t), Some(orga_id)) = (&self.tenants, &detail.orga_id) else {
+            return self
+                .org(detail.gitlab_namespace.as_deref(), Use::Existing)
+                .await;
+        };
+        let namespace = detail.gitlab_namespace.as_deref();
+        match self.org(namespace, Use::Existing).await {
+            Ok(org) if org.orga_id == *orga_id => return Ok(org),
+            Ok(org) => warn!(self.logger, "a resource's group now maps to another organisation: \
+                                           the resource stays in its own";
+                             "namespace" => namespace, "orga_id" => orga_id,
+                             "group_orga_id" => &org.orga_id),
+            Err(_) => {}
+        }
+        t.org_by_id(orga_id).ok_or_else(|| TenantError::OrgMoved {
+            namespace: namespace.unwrap_or_default().to_string(),
+            orga_id: orga_id.clone(),
+        })
+    }
+
+    /// The job's top-level group, as recorded in resources: `None` in
+    /// single-organisation mode, else derived from its project by GitLab.
+    async fn job_namespace(&self, job: &Job) -> Result<Option<String>, TenantError> {
+        match &self.tenants {
+            None => Ok(None),
+            Some(t) => t.job_namespace(job.project_id).await.map(Some),
         }
     }
 
@@ -447,12 +483,12 @@ impl CleverExecutor {
         // Every call of the create step is sent once: the launcher retries
         // the step.
         let flavor = self.job_flavor(job, Retries::Once).await?;
-        let namespace = self.job_namespace(job);
-        let org = match self.settings.tenancy {
-            Tenancy::Single { .. } => self.org(None).await,
-            Tenancy::Multi { .. } => self.org(namespace).await,
-        }
-        .map_err(tenant_error)?;
+        let namespace = self.job_namespace(job).await.map_err(tenant_error)?;
+        let namespace = namespace.as_deref();
+        let org = self
+            .org(namespace, Use::Create)
+            .await
+            .map_err(tenant_error)?;
         let version = self
             .products
             .docker_version(&self.api, Retries::Once)
@@ -479,10 +515,7 @@ impl CleverExecutor {
 
     async fn do_prepare(&self, resource: &Resource) -> Result<Resource, PaasError> {
         let mut detail = AppDetail::of(resource);
-        let org = self
-            .org(detail.gitlab_namespace.as_deref())
-            .await
-            .map_err(tenant_error)?;
+        let org = self.resource_org(&detail).await.map_err(tenant_error)?;
         // Sent once: the launcher retries the prepare step.
         self.api
             .put_env(&org, &resource.id, &self.app_env(), Retries::Once)
@@ -506,10 +539,7 @@ impl CleverExecutor {
 
     async fn do_launch(&self, resource: &Resource, job: &Job) -> Result<Resource, PaasError> {
         let mut detail = AppDetail::of(resource);
-        let org = self
-            .org(detail.gitlab_namespace.as_deref())
-            .await
-            .map_err(tenant_error)?;
+        let org = self.resource_org(&detail).await.map_err(tenant_error)?;
         let url = match &detail.deploy_url {
             Some(u) => u.clone(),
             None => {
@@ -575,7 +605,7 @@ impl CleverExecutor {
     async fn do_decommission(&self, resource: &Resource) -> Result<(), PaasError> {
         let detail = AppDetail::of(resource);
         let org = self
-            .org(detail.gitlab_namespace.as_deref())
+            .resource_org(&detail)
             .await
             .map_err(|e| self.resource_org_error("delete", resource, e))?;
         // Sent once: the decommissioner retries the delete.
@@ -594,9 +624,15 @@ impl CleverExecutor {
 
     async fn do_recover(&self, resource: &Resource) -> Result<Option<Job>, PaasError> {
         const ACTION: &str = "recover-job";
+        if let Some(why) = self.unreadable.borrow().get(&resource.id) {
+            return Err(PaasError::permanent(
+                ACTION,
+                format!("{why} (remembered: not fetched again)"),
+            ));
+        }
         let detail = AppDetail::of(resource);
         let org = self
-            .org(detail.gitlab_namespace.as_deref())
+            .resource_org(&detail)
             .await
             .map_err(|e| self.resource_org_error(ACTION, resource, e))?;
         let url = match &detail.deploy_url {
@@ -630,6 +666,15 @@ impl CleverExecutor {
                     Err(lookup) if lookup.is_not_found() => Ok(None),
                     _ => Err(PaasError::transient(ACTION, e.to_string())),
                 };
+            }
+            Err(e @ RemoteError::TooLarge { .. }) => {
+                warn!(self.logger, "the deployment repository exceeds the fetch bounds: \
+                                    not fetched again";
+                      "app" => &resource.id, "error" => %e);
+                self.unreadable
+                    .borrow_mut()
+                    .insert(resource.id.clone(), e.to_string());
+                return Err(PaasError::permanent(ACTION, e.to_string()));
             }
             Err(e) => {
                 return Err(PaasError {
@@ -672,11 +717,21 @@ impl CleverExecutor {
             (Tenancy::Multi { .. }, Some(t)) => {
                 // A listing that misses a tenant of a tracked resource is
                 // not a listing of "the resources of this runner": fail.
-                let pending: Vec<String> = self.unresolved.borrow().iter().cloned().collect();
-                for ns in pending {
-                    match t.resolve(&ns).await {
-                        Ok(_) => {
-                            self.unresolved.borrow_mut().remove(&ns);
+                let pending: Vec<_> = self.unresolved.borrow().iter().cloned().collect();
+                for (ns, orga_id) in pending {
+                    let found = t
+                        .resolve(&ns, Use::Existing)
+                        .await
+                        .and_then(|_| match &orga_id {
+                            Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
+                                namespace: ns.clone(),
+                                orga_id: o.clone(),
+                            }),
+                            _ => Ok(()),
+                        });
+                    match found {
+                        Ok(()) => {
+                            self.unresolved.borrow_mut().remove(&(ns, orga_id));
                         }
                         Err(e) => {
                             return Err(PaasError::transient(
@@ -737,19 +792,31 @@ impl CleverExecutor {
                 w
             }
         };
+        let orga_id = match &self.settings.tenancy {
+            Tenancy::Single { orga_id, .. } => Some(orga_id.clone()),
+            Tenancy::Multi { .. } => text("orga_id"),
+        };
         if let (Some(t), Some(ns)) = (&self.tenants, &namespace) {
             // Warms the cache (and the tenant list); a failure only delays
             // operations on this resource, the record is kept.
-            if let Err(e) = t.resolve(ns).await {
-                self.unresolved.borrow_mut().insert(ns.clone());
+            let found = t
+                .resolve(ns, Use::Existing)
+                .await
+                .and_then(|_| match &orga_id {
+                    Some(o) if t.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
+                        namespace: ns.clone(),
+                        orga_id: o.clone(),
+                    }),
+                    _ => Ok(()),
+                });
+            if let Err(e) = found {
+                self.unresolved
+                    .borrow_mut()
+                    .insert((ns.clone(), orga_id.clone()));
                 warn!(self.logger, "organisation of a saved resource not found now";
                       "app" => id, "error" => %e);
             }
         }
-        let orga_id = match &self.settings.tenancy {
-            Tenancy::Single { orga_id, .. } => Some(orga_id.clone()),
-            Tenancy::Multi { .. } => None,
-        };
         let detail = AppDetail {
             gitlab_namespace: namespace,
             deploy_url: text("deploy_url"),
@@ -833,6 +900,7 @@ impl Paas for CleverExecutor {
         let mut saved = json!({
             "id": resource.id,
             "gitlab_namespace": detail.gitlab_namespace,
+            "orga_id": detail.orga_id,
             "weight": resource.weight,
             "launched": resource.launched,
             "deploy_url": detail.deploy_url,

@@ -21,15 +21,41 @@ pub use settings::{CleverSettings, HttpSettings, RetryPolicy, Tenancy};
 
 use paas_actors::ports::{CoordinatorError, PortFuture};
 
-/// Custom attributes of a GitLab group, as `(key, value)` pairs.
+/// A GitLab group as `GET /groups/:id` gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Numeric id.
+    pub id: i64,
+    /// Full path (`parent/child`).
+    pub full_path: String,
+    /// Parent group id; `None` for a top-level group.
+    pub parent_id: Option<i64>,
+}
+
+/// What multi-tenant mode reads from GitLab with the attributes token.
 ///
 /// Multi-tenant mode finds a job's Clever organisation and token in the
-/// custom attributes of its top-level group. The GitLab client implements
-/// this (`GET /groups/:path/custom_attributes` with the attributes token);
+/// custom attributes of its project's top-level group, the project being
+/// GitLab's `job_info.project_id` (never a job variable). The GitLab client
+/// implements this (`GET /projects/:id`, `GET /groups/:id/custom_attributes`);
 /// the clever executor consumes it.
 pub trait GroupAttributes {
-    /// All custom attributes of the group whose full path is `group_path`
-    /// (URL-encoding is the implementation's job).
+    /// The group whose full path is `path` (`GET /groups/:url-encoded path`;
+    /// GitLab reads an all-digit `path` as a group id: the caller checks
+    /// `full_path`).
+    fn group_by_path<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>>;
+
+    /// `namespace.full_path` of the project `project_id` (`GET /projects/:id`).
+    fn project_namespace(
+        &self,
+        project_id: i64,
+    ) -> PortFuture<'_, Result<String, CoordinatorError>>;
+
+    /// All custom attributes of the group `group_path`: a numeric id or a
+    /// full path (URL-encoding is the implementation's job).
     fn group_custom_attributes<'a>(
         &'a self,
         group_path: &'a str,

@@ -301,6 +301,7 @@ token = "D3adNQYu-runner-token-value"
 executor = "clever-docker"
 cc_multi_tenant = true
 cc_gitlab_namespace_attributes_token = "attributes-token-value"
+cc_multi_tenant_forward_secrets = true
 [runners.cc_extra_env]
 CC_ENABLE_HEPTAPOD_RUNNER = "true"
 AWS_SECRET_ACCESS_KEY = "env-secret-value"

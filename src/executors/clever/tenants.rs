@@ -1,11 +1,24 @@
 //! Multi-tenant mode: a job's Clever organisation and token come from the
 //! custom attributes of its top-level GitLab group.
 //!
+//! The group is derived from GitLab-controlled data only: the payload's
+//! `job_info.project_id` → `GET /projects/:id` → the first segment of
+//! `namespace.full_path`. A job variable (`CI_PROJECT_ROOT_NAMESPACE` can
+//! be defined by any user) never chooses a tenant. Project namespaces are
+//! cached per project id for the same TTL (a project can be transferred).
+//! GitLab reads an all-digit `/groups/:id` as a group id, so the group is
+//! first resolved by path (`GET /groups/:path`), its `full_path` must equal
+//! the namespace and it must have no parent; its attributes are then read
+//! by numeric id.
+//!
 //! Results are cached per namespace for a TTL (the reference asked GitLab
 //! at every provision and state load). An expired entry is kept as a
-//! fallback: when GitLab is unavailable (transient error), the last known
-//! credentials are used rather than failing, so that decommissions go on
-//! during a coordinator outage. A missing attribute or a refused lookup is
+//! fallback for existing resources only ([`Use::Existing`]: decommission,
+//! listing, the steps of a created resource): when GitLab is unavailable
+//! (transient error), the last known credentials are used rather than
+//! failing, so that decommissions go on during a coordinator outage, but
+//! never for a new create ([`Use::Create`]), and never once the entry is
+//! older than [`MAX_STALE`]. A missing attribute or a refused lookup is
 //! a [`TenantError`] with a clear message, never a crash.
 
 use super::api::OrgAuth;
@@ -18,15 +31,36 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// The job variable naming the top-level group.
-pub const ROOT_NAMESPACE_VARIABLE: &str = "CI_PROJECT_ROOT_NAMESPACE";
+/// Oldest expired entry still used while GitLab is unavailable.
+pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+
+/// What the organisation is needed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Creating a resource: only fresh answers from GitLab.
+    Create,
+    /// Operating on, or listing, existing resources: an expired entry up to
+    /// [`MAX_STALE`] old serves while GitLab is unavailable.
+    Existing,
+}
 
 /// Why a tenant's organisation could not be found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TenantError {
-    /// The job (or saved resource) names no top-level group.
-    #[error("no GitLab top-level group known ({ROOT_NAMESPACE_VARIABLE} missing), cannot find the Clever Cloud organisation")]
+    /// The saved resource names no top-level group.
+    #[error("no GitLab top-level group known, cannot find the Clever Cloud organisation")]
     NoNamespace,
+    /// The job payload has no `job_info.project_id`.
+    #[error("the job payload has no job_info.project_id: its GitLab group, hence its Clever Cloud organisation, cannot be known")]
+    NoProject,
+    /// GitLab did not give the project's namespace.
+    #[error("find-orga: cannot read the namespace of GitLab project {project_id}: {source}")]
+    Project {
+        /// The project id.
+        project_id: i64,
+        /// What the GitLab client reported.
+        source: CoordinatorError,
+    },
     /// GitLab did not give the group's custom attributes.
     #[error(
         "find-orga: cannot read the custom attributes of GitLab group {namespace:?}: {source}"
@@ -36,6 +70,24 @@ pub enum TenantError {
         namespace: String,
         /// What the GitLab client reported.
         source: CoordinatorError,
+    },
+    /// GitLab answered with another group than the one asked for (an
+    /// all-digit path read as an id) or with a subgroup.
+    #[error("find-orga: GitLab group {namespace:?} is not a top-level group of that path (GitLab answered with {found:?})")]
+    NotThatGroup {
+        /// The group path asked for.
+        namespace: String,
+        /// The full path of the group GitLab answered with.
+        found: String,
+    },
+    /// A resource's organisation is no longer its group's, and its token is
+    /// not known since start.
+    #[error("the Clever Cloud organisation {orga_id:?} of this resource is no longer the one of GitLab group {namespace:?} and its token is unknown since the runner started; delete the application in that organisation by hand")]
+    OrgMoved {
+        /// The group path.
+        namespace: String,
+        /// The organisation the resource was created in.
+        orga_id: String,
     },
     /// A needed attribute is absent or empty.
     #[error("GitLab group {namespace:?} has no (or an empty) custom attribute {attribute:?}; an administrator must set it to use Clever Cloud runners")]
@@ -50,7 +102,12 @@ pub enum TenantError {
 impl TenantError {
     /// True when asking again later may succeed without anyone acting.
     pub fn is_transient(&self) -> bool {
-        matches!(self, TenantError::Lookup { source, .. } if source.is_transient())
+        match self {
+            TenantError::Lookup { source, .. } | TenantError::Project { source, .. } => {
+                source.is_transient()
+            }
+            _ => false,
+        }
     }
 }
 
@@ -61,6 +118,17 @@ pub struct TenantResolver {
     token_attribute: String,
     ttl: Duration,
     cache: RefCell<BTreeMap<String, (Instant, OrgAuth)>>,
+    /// Top-level group of each project id, as GitLab last gave it.
+    projects: RefCell<BTreeMap<i64, (Instant, String)>>,
+    /// Every organisation resolved since start, by organisation id, with
+    /// the last group that mapped to it: a resource stays in the
+    /// organisation it was created in even when its group moves.
+    by_org: RefCell<BTreeMap<String, (String, OrgAuth)>>,
+}
+
+/// The first segment of a namespace's full path (`a/b/c` → `a`).
+fn root_of(full_path: &str) -> &str {
+    full_path.split('/').next().unwrap_or(full_path)
 }
 
 impl TenantResolver {
@@ -78,11 +146,48 @@ impl TenantResolver {
             token_attribute: token_attribute.to_string(),
             ttl,
             cache: RefCell::new(BTreeMap::new()),
+            projects: RefCell::new(BTreeMap::new()),
+            by_org: RefCell::new(BTreeMap::new()),
         }
     }
 
+    /// The credentials of organisation `orga_id`, if a group mapped to it
+    /// since start (never from a resource: tenant tokens are not saved).
+    pub fn org_by_id(&self, orga_id: &str) -> Option<OrgAuth> {
+        self.by_org.borrow().get(orga_id).map(|(_, o)| o.clone())
+    }
+
+    /// The top-level group of the project `project_id` (the job's
+    /// `job_info.project_id`), as GitLab says.
+    pub async fn job_namespace(&self, project_id: Option<i64>) -> Result<String, TenantError> {
+        let project_id = project_id.ok_or(TenantError::NoProject)?;
+        if let Some((at, ns)) = self.projects.borrow().get(&project_id) {
+            if at.elapsed() < self.ttl {
+                return Ok(ns.clone());
+            }
+        }
+        let full_path = self
+            .attributes
+            .project_namespace(project_id)
+            .await
+            .map_err(|source| TenantError::Project { project_id, source })?;
+        let root = root_of(&full_path).to_string();
+        if root.is_empty() {
+            return Err(TenantError::Project {
+                project_id,
+                source: CoordinatorError::Unexpected {
+                    detail: format!("empty namespace path {full_path:?}"),
+                },
+            });
+        }
+        self.projects
+            .borrow_mut()
+            .insert(project_id, (Instant::now(), root.clone()));
+        Ok(root)
+    }
+
     /// The organisation of the top-level group `namespace`.
-    pub async fn resolve(&self, namespace: &str) -> Result<OrgAuth, TenantError> {
+    pub async fn resolve(&self, namespace: &str, purpose: Use) -> Result<OrgAuth, TenantError> {
         if namespace.is_empty() {
             return Err(TenantError::NoNamespace);
         }
@@ -92,18 +197,17 @@ impl TenantResolver {
                 return Ok(org.clone());
             }
         }
-        let attrs = match self.attributes.group_custom_attributes(namespace).await {
+        let attrs = match self.group_attributes(namespace).await {
             Ok(a) => a,
-            Err(source) => {
-                if source.is_transient() {
-                    if let Some((_, org)) = cached {
-                        return Ok(org);
+            Err(e) => {
+                if e.is_transient() && purpose == Use::Existing {
+                    if let Some((at, org)) = cached {
+                        if at.elapsed() < MAX_STALE {
+                            return Ok(org);
+                        }
                     }
                 }
-                return Err(TenantError::Lookup {
-                    namespace: namespace.to_string(),
-                    source,
-                });
+                return Err(e);
             }
         };
         let find = |key: &str| {
@@ -123,21 +227,49 @@ impl TenantResolver {
         self.cache
             .borrow_mut()
             .insert(namespace.to_string(), (Instant::now(), org.clone()));
+        self.by_org
+            .borrow_mut()
+            .insert(org.orga_id.clone(), (namespace.to_string(), org.clone()));
         Ok(org)
     }
 
-    /// Every tenant resolved so far, by namespace (for listings).
+    /// The custom attributes of the top-level group of path `namespace`,
+    /// read by its numeric id once GitLab confirmed the path.
+    async fn group_attributes(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, String)>, TenantError> {
+        let lookup = |source| TenantError::Lookup {
+            namespace: namespace.to_string(),
+            source,
+        };
+        let group = self
+            .attributes
+            .group_by_path(namespace)
+            .await
+            .map_err(lookup)?;
+        if group.full_path != namespace || group.parent_id.is_some() {
+            return Err(TenantError::NotThatGroup {
+                namespace: namespace.to_string(),
+                found: group.full_path,
+            });
+        }
+        self.attributes
+            .group_custom_attributes(&group.id.to_string())
+            .await
+            .map_err(lookup)
+    }
+
+    /// Every organisation resolved so far, once each, with the last group
+    /// that mapped to it (for listings).
     pub fn known(&self) -> Vec<(String, OrgAuth)> {
-        self.cache
-            .borrow()
-            .iter()
-            .map(|(ns, (_, org))| (ns.clone(), org.clone()))
-            .collect()
+        self.by_org.borrow().values().cloned().collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::GroupInfo;
     use super::*;
     use paas_actors::ports::PortFuture;
     use std::cell::Cell;
@@ -151,6 +283,46 @@ mod tests {
     }
 
     impl GroupAttributes for FakeAttrs {
+        fn project_namespace(
+            &self,
+            project_id: i64,
+        ) -> PortFuture<'_, Result<String, CoordinatorError>> {
+            self.calls.set(self.calls.get() + 1);
+            let answer = match project_id {
+                1 => Ok("acme/sub/deeper".to_string()),
+                2 => Ok("solo".to_string()),
+                _ => Err(CoordinatorError::Unexpected {
+                    detail: "HTTP 404".into(),
+                }),
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn group_by_path<'a>(
+            &'a self,
+            path: &'a str,
+        ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>> {
+            // "7" is read as the id of group "acme"; "acme/sub" is a subgroup.
+            let info = match path {
+                "7" => GroupInfo {
+                    id: 7,
+                    full_path: "acme".into(),
+                    parent_id: None,
+                },
+                "acme/sub" => GroupInfo {
+                    id: 8,
+                    full_path: path.into(),
+                    parent_id: Some(7),
+                },
+                _ => GroupInfo {
+                    id: 9,
+                    full_path: path.into(),
+                    parent_id: None,
+                },
+            };
+            Box::pin(async move { Ok(info) })
+        }
+
         fn group_custom_attributes<'a>(
             &'a self,
             _group_path: &'a str,
@@ -185,13 +357,76 @@ mod tests {
             ("cc_orga_token", "tok"),
         ]);
         let (fake, r) = resolver(vec![Ok(good)], Duration::from_secs(60));
-        let org = r.resolve("acme").await.expect("resolved");
+        let org = r.resolve("acme", Use::Existing).await.expect("resolved");
         assert_eq!(org.orga_id, "orga_1");
         assert_eq!(org.token.expose(), "tok");
-        let again = r.resolve("acme").await.expect("cached");
+        let again = r.resolve("acme", Use::Existing).await.expect("cached");
         assert_eq!(again, org);
         assert_eq!(fake.calls.get(), 1);
         assert_eq!(r.known(), vec![("acme".to_string(), org)]);
+    }
+
+    #[actix_rt::test]
+    async fn a_jobs_group_is_the_root_of_its_projects_namespace_cached() {
+        let (fake, r) = resolver(Vec::new(), Duration::from_secs(60));
+        assert_eq!(r.job_namespace(Some(1)).await, Ok("acme".to_string()));
+        assert_eq!(r.job_namespace(Some(1)).await, Ok("acme".to_string()));
+        assert_eq!(fake.calls.get(), 1);
+        assert_eq!(r.job_namespace(Some(2)).await, Ok("solo".to_string()));
+        assert_eq!(r.job_namespace(None).await, Err(TenantError::NoProject));
+        let err = r.job_namespace(Some(3)).await.expect_err("404");
+        assert!(matches!(err, TenantError::Project { project_id: 3, .. }));
+        assert!(!err.is_transient());
+        assert!(err.to_string().contains("project 3"), "{err}");
+    }
+
+    #[actix_rt::test]
+    async fn a_group_answered_for_another_path_is_refused() {
+        let good = attrs(&[("cc_orga_id", "orga_1"), ("cc_orga_token", "tok")]);
+        let (fake, r) = resolver(vec![Ok(good)], Duration::from_secs(60));
+        for (ns, found) in [("7", "acme"), ("acme/sub", "acme/sub")] {
+            let err = r
+                .resolve(ns, Use::Create)
+                .await
+                .expect_err("not that group");
+            assert_eq!(
+                err,
+                TenantError::NotThatGroup {
+                    namespace: ns.into(),
+                    found: found.into()
+                }
+            );
+            assert!(!err.is_transient());
+        }
+        // No attributes were read for them.
+        assert_eq!(fake.calls.get(), 0);
+        assert!(r.resolve("acme", Use::Existing).await.is_ok());
+    }
+
+    #[actix_rt::test]
+    async fn an_expired_entry_never_serves_a_create_nor_beyond_a_day() {
+        tokio::time::pause();
+        let good = attrs(&[("cc_orga_id", "orga_1"), ("cc_orga_token", "tok")]);
+        let down = || {
+            Err(CoordinatorError::Unavailable {
+                detail: "502".into(),
+                retry_after: None,
+            })
+        };
+        let (_, r) = resolver(
+            vec![Ok(good), down(), down(), down(), down()],
+            Duration::from_secs(60),
+        );
+        r.resolve("acme", Use::Create).await.expect("fresh");
+        tokio::time::advance(Duration::from_secs(120)).await;
+        // Expired, GitLab down: no create, but existing resources go on.
+        let err = r.resolve("acme", Use::Create).await.expect_err("create");
+        assert!(err.is_transient());
+        assert!(r.resolve("acme", Use::Existing).await.is_ok());
+        tokio::time::advance(MAX_STALE).await;
+        // Older than a day: refused for everything.
+        assert!(r.resolve("acme", Use::Existing).await.is_err());
+        assert!(r.resolve("acme", Use::Create).await.is_err());
     }
 
     #[actix_rt::test]
@@ -204,7 +439,7 @@ mod tests {
             Duration::from_secs(60),
         );
         for missing in ["cc_orga_token", "cc_orga_id"] {
-            let err = r.resolve("acme").await.expect_err("missing");
+            let err = r.resolve("acme", Use::Existing).await.expect_err("missing");
             assert_eq!(
                 err,
                 TenantError::MissingAttribute {
@@ -216,7 +451,10 @@ mod tests {
             assert!(err.to_string().contains(missing));
         }
         assert!(r.known().is_empty());
-        assert_eq!(r.resolve("").await, Err(TenantError::NoNamespace));
+        assert_eq!(
+            r.resolve("", Use::Existing).await,
+            Err(TenantError::NoNamespace)
+        );
     }
 
     #[actix_rt::test]
@@ -233,18 +471,18 @@ mod tests {
             vec![Ok(good), Err(down.clone()), Err(gone.clone()), Err(down)],
             Duration::ZERO,
         );
-        r.resolve("acme").await.expect("first");
+        r.resolve("acme", Use::Existing).await.expect("first");
         // Expired (TTL 0) and GitLab down: the last known org is used.
         assert_eq!(
-            r.resolve("acme").await.map(|o| o.orga_id),
+            r.resolve("acme", Use::Existing).await.map(|o| o.orga_id),
             Ok("orga_1".into())
         );
         // A permanent refusal is not papered over.
-        let err = r.resolve("acme").await.expect_err("404");
+        let err = r.resolve("acme", Use::Existing).await.expect_err("404");
         assert!(matches!(err, TenantError::Lookup { .. }));
         assert!(!err.is_transient());
         // Unknown namespace while GitLab is down: transient error.
-        let err = r.resolve("other").await.expect_err("down");
+        let err = r.resolve("other", Use::Existing).await.expect_err("down");
         assert!(err.is_transient());
         assert_eq!(fake.calls.get(), 4);
     }

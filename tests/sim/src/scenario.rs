@@ -706,7 +706,7 @@ fn play(coordinator: &CoordinatorControl, clever: &CleverControl, action: &Fault
 }
 
 enum Event {
-    Job(JobSpec),
+    Job(Box<JobSpec>),
     Fault(FaultAction),
 }
 
@@ -728,7 +728,7 @@ impl Schedule {
         let mut events: Vec<(Duration, Event)> = scenario
             .jobs
             .iter()
-            .map(|j| (j.at, Event::Job(j.spec.clone())))
+            .map(|j| (j.at, Event::Job(Box::new(j.spec.clone()))))
             .chain(
                 scenario
                     .faults
@@ -760,7 +760,7 @@ impl Schedule {
                     }
                     match event {
                         Event::Job(spec) => {
-                            coordinator.enqueue_job(spec);
+                            coordinator.enqueue_job(*spec);
                         }
                         Event::Fault(action) => play(&coordinator, &clever, &action),
                     }

@@ -205,6 +205,14 @@ impl CoordinatorControl {
         self.shared.with(|st| st.set_group(path, attrs))
     }
 
+    /// Sets the `path_with_namespace` of project `id` (a transfer: the jobs
+    /// already queued keep their payloads).
+    pub fn set_project(&self, id: i64, path_with_namespace: &str) {
+        self.shared.with(|st| {
+            st.projects.insert(id, path_with_namespace.to_owned());
+        });
+    }
+
     /// Queues a fault rule for an endpoint.
     pub fn inject_fault(&self, endpoint: Endpoint, fault: Fault) {
         self.shared.with(|st| st.faults.push(endpoint, fault));

@@ -26,6 +26,10 @@ pub enum Endpoint {
     TraceRead,
     /// `GET /api/v4/groups/:id/custom_attributes[/:key]`.
     GroupAttributes,
+    /// `GET /api/v4/projects/:id`.
+    Project,
+    /// `GET /api/v4/groups/:id`.
+    Group,
     /// `POST /api/v4/runners`.
     RunnerRegister,
     /// `POST /api/v4/runners/verify`.
@@ -42,13 +46,15 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in display order.
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::JobsRequest,
         Endpoint::JobStatus,
         Endpoint::JobUpdate,
         Endpoint::TracePatch,
         Endpoint::TraceRead,
         Endpoint::GroupAttributes,
+        Endpoint::Project,
+        Endpoint::Group,
         Endpoint::RunnerRegister,
         Endpoint::RunnerVerify,
         Endpoint::RunnerDelete,
@@ -66,6 +72,8 @@ impl Endpoint {
             Endpoint::TracePatch => "trace_patch",
             Endpoint::TraceRead => "trace_read",
             Endpoint::GroupAttributes => "group_attributes",
+            Endpoint::Project => "project",
+            Endpoint::Group => "group",
             Endpoint::RunnerRegister => "runner_register",
             Endpoint::RunnerVerify => "runner_verify",
             Endpoint::RunnerDelete => "runner_delete",

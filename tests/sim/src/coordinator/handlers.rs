@@ -37,6 +37,8 @@ enum Route {
     TracePatch(String),
     TraceRead { project: String, job: String },
     GroupAttributes { group: String, key: Option<String> },
+    Project(String),
+    Group(String),
     RunnerRegister,
     RunnerVerify,
     RunnerDelete,
@@ -60,6 +62,8 @@ impl Route {
                 project: s(p),
                 job: s(j),
             },
+            ("GET", ["projects", p]) => Route::Project(s(p)),
+            ("GET", ["groups", g]) => Route::Group(s(g)),
             ("GET", ["groups", g, "custom_attributes"]) => Route::GroupAttributes {
                 group: s(g),
                 key: None,
@@ -86,6 +90,8 @@ impl Route {
             Route::TracePatch(_) => Endpoint::TracePatch,
             Route::TraceRead { .. } => Endpoint::TraceRead,
             Route::GroupAttributes { .. } => Endpoint::GroupAttributes,
+            Route::Project(_) => Endpoint::Project,
+            Route::Group(_) => Endpoint::Group,
             Route::RunnerRegister => Endpoint::RunnerRegister,
             Route::RunnerVerify => Endpoint::RunnerVerify,
             Route::RunnerDelete => Endpoint::RunnerDelete,
@@ -322,6 +328,8 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
         Route::GroupAttributes { group, key } => {
             group_attributes(shared, &req, &params, &group, key.as_deref())
         }
+        Route::Project(id) => project(shared, &req, &params, &id),
+        Route::Group(id) => group(shared, &req, &params, &id),
         Route::RunnerRegister => runner_register(shared, &params),
         Route::RunnerVerify => runner_verify(shared, &params),
         Route::RunnerDelete => runner_delete(shared, &params),
@@ -420,8 +428,13 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
     }
 }
 
-/// The Job entity of `GET /job`.
-fn job_entity(base_url: &str, job: &super::state::JobRecord) -> Value {
+/// The Job entity of `GET /job`, with the `runner` object of the runner
+/// that acquired the job.
+fn job_entity(
+    base_url: &str,
+    job: &super::state::JobRecord,
+    runners: &[super::state::RunnerView],
+) -> Value {
     let mut entity = json!({
         "id": job.id,
         "status": job.status.as_str(),
@@ -442,6 +455,18 @@ fn job_entity(base_url: &str, job: &super::state::JobRecord) -> Value {
     });
     if let (Some(reason), Some(obj)) = (&job.failure_reason, entity.as_object_mut()) {
         obj.insert("failure_reason".to_owned(), json!(reason));
+    }
+    let runner = job.runner_id.map(|id| {
+        let description = runners
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.description.clone());
+        json!({"id": id, "description": description, "active": true, "paused": false,
+               "is_shared": false, "runner_type": "instance_type", "name": null,
+               "online": true, "status": "online"})
+    });
+    if let Some(obj) = entity.as_object_mut() {
+        obj.insert("runner".to_owned(), runner.unwrap_or(Value::Null));
     }
     entity
 }
@@ -467,7 +492,7 @@ fn job_status(shared: &Shared, req: &HttpRequest, params: &Params) -> HttpRespon
         .values()
         .find(|j| j.token == token && j.token_valid && j.status.is_executing());
     match job {
-        Some(job) => HttpResponse::Ok().json(job_entity(&st.base_url, job)),
+        Some(job) => HttpResponse::Ok().json(job_entity(&st.base_url, job, &st.runners)),
         None => message(401, "401 Unauthorized"),
     }
 }
@@ -661,6 +686,42 @@ fn trace_read(
         .body(found.trace.clone())
 }
 
+/// The group `:id` names, as GitLab reads it: all digits is an id, anything
+/// else a URL-encoded full path.
+fn find_group<'s>(st: &'s super::state::State, id: &str) -> Option<&'s super::state::Group> {
+    let wanted = decode(id);
+    if !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_digit()) {
+        st.groups.iter().find(|g| g.id.to_string() == wanted)
+    } else {
+        st.groups.iter().find(|g| g.path == wanted)
+    }
+}
+
+/// `GET /groups/:id`: the group (`id`, `full_path`, `parent_id`).
+fn group(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> HttpResponse {
+    let st = shared.lock();
+    if let Err(resp) = authorize_admin(&st, req, params) {
+        return resp;
+    }
+    let Some(found) = find_group(&st, id) else {
+        return message(404, "404 Group Not Found");
+    };
+    let parent_id = found.path.rsplit_once('/').map(|(parent, _)| {
+        st.groups
+            .iter()
+            .find(|g| g.path == parent)
+            .map_or(1, |g| g.id)
+    });
+    let path = found.path.rsplit('/').next().unwrap_or(&found.path);
+    HttpResponse::Ok().json(json!({
+        "id": found.id,
+        "name": path,
+        "path": path,
+        "full_path": found.path,
+        "parent_id": parent_id,
+    }))
+}
+
 /// `GET /groups/:id/custom_attributes[/:key]`.
 fn group_attributes(
     shared: &Shared,
@@ -673,12 +734,7 @@ fn group_attributes(
     if let Err(resp) = authorize_admin(&st, req, params) {
         return resp;
     }
-    let wanted = decode(group);
-    let found = st
-        .groups
-        .iter()
-        .find(|g| g.path == wanted || g.id.to_string() == wanted);
-    let Some(found) = found else {
+    let Some(found) = find_group(&st, group) else {
         return message(404, "404 Group Not Found");
     };
     let attr = |(k, v): &(String, String)| json!({"key": k, "value": v});
@@ -692,6 +748,37 @@ fn group_attributes(
             }
         }
     }
+}
+
+/// `GET /projects/:id` (numeric ids only): the project and its namespace.
+fn project(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> HttpResponse {
+    let st = shared.lock();
+    if let Err(resp) = authorize_admin(&st, req, params) {
+        return resp;
+    }
+    let found = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| st.projects.get(&id).map(|path| (id, path)));
+    let Some((id, path)) = found else {
+        return message(404, "404 Project Not Found");
+    };
+    let (namespace, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+    let ns_path = namespace.rsplit('/').next().unwrap_or(namespace);
+    let group = st.groups.iter().find(|g| g.path == namespace);
+    HttpResponse::Ok().json(json!({
+        "id": id,
+        "path": name,
+        "path_with_namespace": path,
+        "namespace": {
+            "id": group.map(|g| g.id),
+            "name": ns_path,
+            "path": ns_path,
+            "kind": "group",
+            "full_path": namespace,
+            "parent_id": null,
+        },
+    }))
 }
 
 fn runner_answer(id: i64, token: &str) -> Value {

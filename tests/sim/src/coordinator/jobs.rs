@@ -76,6 +76,9 @@ pub struct JobSpec {
     pub outcome: Outcome,
     /// Extra variables, appended after the standard ones.
     pub variables: Vec<Variable>,
+    /// Variables placed before the standard ones (user-defined variables
+    /// that GitLab may order first, predefined names included).
+    pub leading_variables: Vec<Variable>,
     /// Runner features the job needs: with `feature_gating` on, a runner
     /// that does not announce them all fails the job as `runner_unsupported`.
     pub required_features: Vec<String>,
@@ -97,6 +100,7 @@ impl Default for JobSpec {
             duration_ms: 1000,
             outcome: Outcome::Success,
             variables: Vec::new(),
+            leading_variables: Vec::new(),
             required_features: Vec::new(),
         }
     }
@@ -138,6 +142,15 @@ impl JobSpec {
     /// Adds an extra variable.
     pub fn variable(mut self, key: impl Into<String>, value: impl Into<String>) -> JobSpec {
         self.variables.push(Variable {
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Adds a variable before the standard ones.
+    pub fn leading_variable(mut self, key: impl Into<String>, value: impl Into<String>) -> JobSpec {
+        self.leading_variables.push(Variable {
             key: key.into(),
             value: value.into(),
         });
@@ -263,7 +276,12 @@ pub fn build_payload(id: i64, token: &str, spec: &JobSpec, base_url: &str) -> Va
         .split_once("://")
         .unwrap_or(("http", base_url.trim_start_matches('/')));
     let repo_url = format!("{scheme}://gitlab-ci-token:{token}@{host}/{project_path}.git");
-    let mut variables = vec![
+    let mut variables: Vec<Value> = spec
+        .leading_variables
+        .iter()
+        .map(|v| variable(&v.key, &v.value, true, false))
+        .collect();
+    variables.extend([
         variable("CI_SERVER_URL", base_url, true, false),
         variable("CI_JOB_ID", &id.to_string(), true, false),
         variable("CI_JOB_NAME", &spec.name, true, false),
@@ -278,7 +296,7 @@ pub fn build_payload(id: i64, token: &str, spec: &JobSpec, base_url: &str) -> Va
             true,
             false,
         ),
-    ];
+    ]);
     if let Some(prefix) = &spec.dependency_proxy_prefix {
         variables.push(variable(
             "CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX",

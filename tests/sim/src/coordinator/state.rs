@@ -348,6 +348,9 @@ pub(crate) struct State {
     pub(crate) user_tokens: HashSet<String>,
     pub(crate) groups: Vec<Group>,
     next_group_id: i64,
+    /// Projects: id → `path_with_namespace`. Filled by `enqueue` (a job's
+    /// project) and by `set_project` (a transfer).
+    pub(crate) projects: BTreeMap<i64, String>,
     pub(crate) jobs: BTreeMap<i64, JobRecord>,
     pub(crate) queue: VecDeque<i64>,
     next_job_id: i64,
@@ -369,6 +372,7 @@ impl State {
             user_tokens: HashSet::new(),
             groups: Vec::new(),
             next_group_id: 100,
+            projects: BTreeMap::new(),
             jobs: BTreeMap::new(),
             queue: VecDeque::new(),
             next_job_id: 1001,
@@ -430,7 +434,35 @@ impl State {
         self.queue_version
     }
 
-    pub(crate) fn enqueue(&mut self, spec: JobSpec) -> i64 {
+    /// The project id of `spec`'s project: its own when that id is free or
+    /// already that project's, else the id of the project of that path, else
+    /// a new one (two paths never share an id, as at GitLab).
+    fn project_id_of(&mut self, spec: &JobSpec) -> i64 {
+        let path = spec.project_path();
+        match self.projects.get(&spec.project_id) {
+            None => {
+                self.projects.insert(spec.project_id, path);
+                spec.project_id
+            }
+            Some(p) if *p == path => spec.project_id,
+            Some(_) => {
+                if let Some((id, _)) = self.projects.iter().find(|(_, p)| **p == path) {
+                    return *id;
+                }
+                let id = self
+                    .projects
+                    .keys()
+                    .next_back()
+                    .map_or(1, |k| k + 1)
+                    .max(1000);
+                self.projects.insert(id, path);
+                id
+            }
+        }
+    }
+
+    pub(crate) fn enqueue(&mut self, mut spec: JobSpec) -> i64 {
+        spec.project_id = self.project_id_of(&spec);
         let id = self.next_job_id;
         self.next_job_id += 1;
         let token = new_job_token();
