@@ -108,14 +108,16 @@ pub struct UnregisterArgs {
 #[derive(Debug, StructOpt)]
 pub struct LogArgs {
     /// Logging level: CRITICAL, ERROR, WARNING, INFO, DEBUG or TRACE
-    /// (case-insensitive).
-    #[structopt(short = "l", long = "logging-level", default_value = "INFO")]
-    pub logging_level: String,
+    /// (case-insensitive). Default: the configuration's `log_level`, else
+    /// INFO.
+    #[structopt(short = "l", long = "logging-level")]
+    pub logging_level: Option<String>,
 
     /// Log format: `term` (human-readable, to stderr) or `json` (one object
-    /// per line, for log shippers).
-    #[structopt(long = "log-format", default_value = "term", possible_values = &["term", "json"])]
-    pub log_format: String,
+    /// per line, for log shippers). Default: the configuration's
+    /// `log_format`, else term.
+    #[structopt(long = "log-format", possible_values = &["term", "json"])]
+    pub log_format: Option<String>,
 
     /// Same as `-l DEBUG`.
     #[structopt(long = "debug")]
@@ -123,12 +125,13 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    /// The logging level asked for: `DEBUG` with `--debug`.
-    pub fn level(&self) -> &str {
+    /// The logging level given on the command line: `DEBUG` with
+    /// `--debug`; `None` when neither `--debug` nor `-l` is given.
+    pub fn level(&self) -> Option<&str> {
         if self.debug {
-            "DEBUG"
+            Some("DEBUG")
         } else {
-            &self.logging_level
+            self.logging_level.as_deref()
         }
     }
 }
@@ -362,8 +365,9 @@ mod tests {
         match cmd {
             Command::Run(a) => {
                 assert_eq!(a.config, PathBuf::from("/etc/runner.toml"));
-                assert_eq!(a.log.logging_level, "INFO");
-                assert_eq!(a.log.log_format, "term");
+                assert_eq!(a.log.logging_level, None);
+                assert_eq!(a.log.log_format, None);
+                assert_eq!(a.log.level(), None);
                 assert!(!a.debug_signal);
             }
             other => panic!("expected run, got {other:?}"),
@@ -384,7 +388,7 @@ mod tests {
         .expect("parses");
         match cmd {
             Command::Run(a) => {
-                assert_eq!(a.log.logging_level, "DEBUG");
+                assert_eq!(a.log.logging_level.as_deref(), Some("DEBUG"));
                 assert_eq!(a.poll_cycles, Some(3));
                 assert!(a.debug_signal);
                 assert_eq!(a.config, PathBuf::from("c.toml"));
@@ -447,11 +451,11 @@ mod tests {
             other => panic!("expected check, got {other:?}"),
         }
         match parse(&["heptapod-paas-runner", "verify", "c.toml", "--debug"]).expect("verify") {
-            Command::Verify(a) => assert_eq!(a.log.level(), "DEBUG"),
+            Command::Verify(a) => assert_eq!(a.log.level(), Some("DEBUG")),
             other => panic!("expected verify, got {other:?}"),
         }
         match parse(&["heptapod-paas-runner", "c.toml", "--debug"]).expect("run") {
-            Command::Run(a) => assert_eq!(a.log.level(), "DEBUG"),
+            Command::Run(a) => assert_eq!(a.log.level(), Some("DEBUG")),
             other => panic!("expected run, got {other:?}"),
         }
         assert!(matches!(

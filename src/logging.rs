@@ -1,14 +1,20 @@
 //! Logging: slog to stderr through an async drain, human (`term`) or JSON.
 //!
-//! The root logger carries `version`; components add fixed snake_case keys
-//! (`runner`, `job_id`, `app`, `phase`, …). Secrets never reach a log line:
-//! they are `Secret` values, which serialise as a mask. Text a job chooses
-//! (variable, image and flavor names, PAAS and coordinator error messages
-//! that may echo them) goes through [`paas_actors::untrusted::untrusted`]:
-//! its control characters are escaped, so it can neither forge a log line
-//! nor drive the operator's terminal, in either format.
+//! Version, revision and pid are logged once, at start (main.rs); components
+//! add fixed snake_case keys (`runner`, `job_id`, `app`, `phase`, …).
+//! Under systemd (`$JOURNAL_STREAM` set) every line starts with its syslog
+//! priority (`<3>` error … `<7>` debug), so that `journalctl -p warning`
+//! works. Weights are logged with two decimals ([`weight`]). Secrets never
+//! reach a log line: they are `Secret` values, which serialise as a mask.
+//! Text a job chooses (variable, image and flavor names, PAAS and
+//! coordinator error messages that may echo them) goes through
+//! [`paas_actors::untrusted::untrusted`]: its control characters are
+//! escaped, so it can neither forge a log line nor drive the operator's
+//! terminal, in either format.
 
 use slog::{o, Drain, Level, Logger};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 /// Output format of the logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +38,11 @@ pub enum LoggingError {
     UnknownFormat(String),
 }
 
-/// Parses a level name, accepting Python's spellings (`WARNING`, `CRITICAL`).
+/// Parses a level name, accepting Python's spellings (`WARNING`,
+/// `CRITICAL`) and GitLab Runner's (`warn`, `fatal`, `panic`).
 pub fn parse_level(name: &str) -> Result<Level, LoggingError> {
     match name.to_ascii_uppercase().as_str() {
-        "CRITICAL" | "FATAL" => Ok(Level::Critical),
+        "CRITICAL" | "FATAL" | "PANIC" => Ok(Level::Critical),
         "ERROR" => Ok(Level::Error),
         "WARNING" | "WARN" => Ok(Level::Warning),
         "INFO" => Ok(Level::Info),
@@ -45,42 +52,141 @@ pub fn parse_level(name: &str) -> Result<Level, LoggingError> {
     }
 }
 
-/// Parses a format name.
+/// Parses a format name (`term`, or GitLab Runner's `runner` and `text`;
+/// `json`).
 pub fn parse_format(name: &str) -> Result<LogFormat, LoggingError> {
     match name {
-        "term" => Ok(LogFormat::Term),
+        "term" | "runner" | "text" => Ok(LogFormat::Term),
         "json" => Ok(LogFormat::Json),
         _ => Err(LoggingError::UnknownFormat(name.to_owned())),
     }
 }
 
+/// The syslog priority of a level, as journald reads it at the start of a
+/// line (sd-daemon(3)).
+pub fn syslog_priority(level: Level) -> u8 {
+    match level {
+        Level::Critical => 2,
+        Level::Error => 3,
+        Level::Warning => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// Whether stderr is the journal (systemd sets `$JOURNAL_STREAM`).
+pub fn journal_from_env() -> bool {
+    std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty())
+}
+
+/// A weight (or quota) as logged: two decimals.
+pub fn weight(w: f64) -> String {
+    paas_actors::ports::TwoDecimals(w).to_string()
+}
+
 /// A root logger and the guard that flushes the async drain when dropped.
 pub struct Logging {
-    /// The root logger (carries `version`).
+    /// The root logger.
     pub logger: Logger,
+    /// The format in use.
+    pub format: LogFormat,
     /// Keep alive until exit: dropping it flushes pending records.
     pub guard: slog_async::AsyncGuard,
 }
 
-/// Builds the root logger writing to stderr.
-pub fn init(level: Level, format: LogFormat) -> Logging {
-    let (drain, guard) = match format {
+/// Builds the root logger writing to stderr; `journal`: each line starts
+/// with its syslog priority.
+pub fn init(level: Level, format: LogFormat, journal: bool) -> Logging {
+    let (drain, guard) = async_drain(line_drain(format, journal, std::io::stderr()));
+    let drain = drain.filter_level(level).fuse();
+    let logger = Logger::root(drain, o!());
+    Logging {
+        logger,
+        format,
+        guard,
+    }
+}
+
+/// The synchronous drain of one format writing whole lines to `out`.
+pub fn line_drain<W: Write + Send + 'static>(format: LogFormat, journal: bool, out: W) -> Lines<W> {
+    let buf = SharedBuf::default();
+    let inner: Box<dyn Drain<Ok = (), Err = slog::Never> + Send> = match format {
         LogFormat::Term => {
-            let decorator = slog_term::TermDecorator::new().stderr().build();
-            let inner = slog_term::FullFormat::new(decorator).build().fuse();
-            async_drain(inner)
+            let decorator = slog_term::PlainSyncDecorator::new(buf.clone());
+            Box::new(slog_term::FullFormat::new(decorator).build().fuse())
         }
-        LogFormat::Json => {
-            let inner = slog_json::Json::new(std::io::stderr())
+        LogFormat::Json => Box::new(
+            slog_json::Json::new(buf.clone())
                 .add_default_keys()
                 .build()
-                .fuse();
-            async_drain(inner)
-        }
+                .fuse(),
+        ),
     };
-    let drain = drain.filter_level(level).fuse();
-    let logger = Logger::root(drain, o!("version" => env!("CARGO_PKG_VERSION")));
-    Logging { logger, guard }
+    Lines {
+        inner,
+        buf,
+        journal,
+        out: Mutex::new(out),
+    }
+}
+
+/// A buffer the formatter writes a record into.
+#[derive(Clone, Default)]
+pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut b) => {
+                b.extend_from_slice(data);
+                Ok(data.len())
+            }
+            Err(_) => Err(std::io::Error::other("log buffer poisoned")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Formats a record, then writes its lines to the output at once, each
+/// prefixed with the record's syslog priority when writing to the journal.
+pub struct Lines<W: Write> {
+    inner: Box<dyn Drain<Ok = (), Err = slog::Never> + Send>,
+    buf: SharedBuf,
+    journal: bool,
+    out: Mutex<W>,
+}
+
+impl<W: Write> Drain for Lines<W> {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(
+        &self,
+        record: &slog::Record<'_>,
+        values: &slog::OwnedKVList,
+    ) -> Result<(), slog::Never> {
+        let _ = self.inner.log(record, values);
+        let text = match self.buf.0.lock() {
+            Ok(mut b) => std::mem::take(&mut *b),
+            Err(_) => return Ok(()),
+        };
+        let mut line = Vec::with_capacity(text.len() + 8);
+        let prefix = format!("<{}>", syslog_priority(record.level()));
+        for part in text.split_inclusive(|&c| c == b'\n') {
+            if self.journal {
+                line.extend_from_slice(prefix.as_bytes());
+            }
+            line.extend_from_slice(part);
+        }
+        if let Ok(mut out) = self.out.lock() {
+            let _ = out.write_all(&line);
+            let _ = out.flush();
+        }
+        Ok(())
+    }
 }
 
 fn async_drain<D>(inner: D) -> (slog::Fuse<slog_async::Async>, slog_async::AsyncGuard)
@@ -120,8 +226,6 @@ mod tests {
     }
 
     use paas_actors::untrusted::untrusted;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
 
     /// A `Write` into a shared buffer.
     #[derive(Clone, Default)]
@@ -202,8 +306,73 @@ mod tests {
         );
     }
 
+    /// A `Write` the test reads back.
+    #[derive(Clone, Default)]
+    struct Out(Arc<Mutex<Vec<u8>>>);
+    impl Write for Out {
+        fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(d);
+            Ok(d.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(format: LogFormat, journal: bool, log: impl Fn(&Logger)) -> String {
+        let out = Out::default();
+        let drain = Mutex::new(line_drain(format, journal, out.clone()));
+        let logger = Logger::root(drain.fuse(), o!());
+        log(&logger);
+        let bytes = out.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn journal_lines_start_with_the_syslog_priority() {
+        let text = logged(LogFormat::Term, true, |l| {
+            slog::error!(l, "bad"; "k" => 1);
+            slog::warn!(l, "careful");
+            slog::info!(l, "fine");
+            slog::debug!(l, "detail");
+            slog::info!(l, "two\nlines");
+        });
+        let prefixes: Vec<&str> = text.lines().map(|l| &l[..3]).collect();
+        assert_eq!(
+            prefixes,
+            ["<3>", "<4>", "<6>", "<7>", "<6>", "<6>"],
+            "{text}"
+        );
+        let json = logged(LogFormat::Json, true, |l| slog::warn!(l, "careful"));
+        assert!(json.starts_with("<4>{"), "{json}");
+        let plain = logged(LogFormat::Term, false, |l| slog::warn!(l, "careful"));
+        assert!(
+            !plain.starts_with('<') && plain.contains("careful"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn root_logger_has_no_version_on_every_line() {
+        let json = logged(LogFormat::Json, false, |l| slog::info!(l, "fine"));
+        assert!(!json.contains("version"), "{json}");
+    }
+
+    #[test]
+    fn weights_have_two_decimals() {
+        assert_eq!(weight(33.6), "33.60");
+        assert_eq!(weight(53.8199), "53.82");
+        assert_eq!(weight(1.0), "1.00");
+    }
+
     #[test]
     fn formats() {
+        assert_eq!(parse_format("runner"), Ok(LogFormat::Term));
+        assert_eq!(parse_format("text"), Ok(LogFormat::Term));
+        assert_eq!(parse_level("panic"), Ok(Level::Critical));
         assert_eq!(parse_format("term"), Ok(LogFormat::Term));
         assert_eq!(parse_format("json"), Ok(LogFormat::Json));
         assert!(parse_format("xml").is_err());

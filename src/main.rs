@@ -6,45 +6,49 @@
 //! error.
 
 use heptapod_paas_runner::cli::{
-    self, CheckArgs, CliDocsArgs, Command, RegisterArgs, RunArgs, UnregisterArgs,
+    self, CheckArgs, CliDocsArgs, Command, ConfigArgs, LogArgs, RegisterArgs, RunArgs,
+    UnregisterArgs,
 };
 use heptapod_paas_runner::commands;
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
 use heptapod_paas_runner::instance_lock::InstanceLock;
+use heptapod_paas_runner::logging::{LogFormat, Logging};
 use heptapod_paas_runner::register::{self, Given, Prompter};
 use heptapod_paas_runner::secret::Secret;
 use heptapod_paas_runner::{
-    cli_docs, config, logging, monitoring, signal, state_migration, wiring,
+    build_info, cli_docs, config, logging, monitoring, notify, reload, signal, state_migration,
+    wiring,
 };
 use paas_actors::service::{run_service, service_control, ServiceError};
-use slog::{error, info, warn, Logger};
+use slog::{error, info, warn, Level};
 use std::io::IsTerminal;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 fn main() {
     let command = cli::from_env();
     let log_args = command.log_args();
-    let level = match logging::parse_level(log_args.level()) {
+    let level = match logging::parse_level(log_args.level().unwrap_or("INFO")) {
         Ok(level) => level,
         Err(e) => {
             eprintln!("heptapod-paas-runner: {e}");
             std::process::exit(2);
         }
     };
-    let format = match logging::parse_format(&log_args.log_format) {
+    let format = match logging::parse_format(log_args.log_format.as_deref().unwrap_or("term")) {
         Ok(format) => format,
         Err(e) => {
             eprintln!("heptapod-paas-runner: {e}");
             std::process::exit(2);
         }
     };
-    let logging = logging::init(level, format);
+    let mut logging = logging::init(level, format, logging::journal_from_env());
     let code = match command {
-        Command::Run(args) => run(args, &logging.logger),
+        Command::Run(args) => run(args, &mut logging, level),
         Command::Register(args) => register(args),
-        Command::Check(args) => check(args, &logging.logger),
-        Command::Verify(args) => verify(&args.config, &logging.logger),
+        Command::Check(args) => check(args, &mut logging, level),
+        Command::Verify(args) => verify(&args, &mut logging, level),
         Command::List(args) => list(&args.config),
         Command::Unregister(args) => unregister(args),
         Command::GenerateCliDocs(args) => generate_cli_docs(&args),
@@ -54,14 +58,50 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(args: RunArgs, logger: &Logger) -> i32 {
+/// A start-up error: through the logger in JSON mode (one object per
+/// line), else on stderr as the program's message.
+fn startup_error(logging: &Logging, e: &dyn std::fmt::Display) {
+    match logging.format {
+        LogFormat::Json => error!(logging.logger, "cannot start"; "error" => %e),
+        LogFormat::Term => eprintln!("heptapod-paas-runner: {e}"),
+    }
+}
+
+/// Applies the configuration's `log_level` and `log_format`, unless the
+/// command line gave them (`-l`/`--debug`, `--log-format`).
+fn apply_config_logging(
+    logging: &mut Logging,
+    log: &LogArgs,
+    cli_level: Level,
+    config: &config::Config,
+) {
+    let level = match log.level() {
+        Some(_) => cli_level,
+        None => config.log_level.unwrap_or(cli_level),
+    };
+    let format = match log.log_format {
+        Some(_) => logging.format,
+        None => config.log_format.unwrap_or(logging.format),
+    };
+    if level != cli_level || format != logging.format {
+        *logging = logging::init(level, format, logging::journal_from_env());
+    }
+}
+
+fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
     let loaded = match config::load(&args.config) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("heptapod-paas-runner: {e}");
+            startup_error(logging, &e);
             return e.exit_code();
         }
     };
+    apply_config_logging(logging, &args.log, cli_level, &loaded.config);
+    let logging: &Logging = logging;
+    let logger = &logging.logger;
+    info!(logger, "starting";
+          "version" => env!("CARGO_PKG_VERSION"), "revision" => build_info::REVISION,
+          "pid" => std::process::id());
     for warning in &loaded.warnings {
         warn!(logger, "configuration warning"; "detail" => warning);
     }
@@ -90,14 +130,14 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
     let listen_address = args
         .listen_address
         .or_else(|| config.listen_address.clone());
-    info!(logger, "starting";
+    info!(logger, "configuration loaded";
           "config" => %config.path.display(), "runners" => config.runners.len());
     // Held until the process ends: taken before the state is read.
     let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
         None => None,
         Some(Ok(lock)) => Some(lock),
         Some(Err(e)) => {
-            eprintln!("heptapod-paas-runner: {e}");
+            startup_error(logging, &e);
             return e.exit_code();
         }
     };
@@ -107,7 +147,7 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
             Ok(n) => info!(logger, "state entries renamed to the runners' current identities";
                            "entries" => n, "state_file" => %state_file.display()),
             Err(e) => {
-                eprintln!("heptapod-paas-runner: {e}");
+                startup_error(logging, &e);
                 return 1;
             }
         }
@@ -128,7 +168,7 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
                     Some(server)
                 }
                 Err(e) => {
-                    eprintln!("heptapod-paas-runner: {e}");
+                    startup_error(logging, &e);
                     return 2;
                 }
             },
@@ -136,19 +176,33 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
         let service = match wiring::build(&config, &overrides, handle.metrics(), logger).await {
             Ok(service) => service,
             Err(e) => {
-                eprintln!("heptapod-paas-runner: {e}");
+                startup_error(logging, &e);
                 return e.exit_code();
             }
         };
+        let mut settings = service.settings;
+        let mut control = control;
+        match notify::SystemdNotifier::from_env() {
+            Ok(Some(notifier)) => {
+                settings.alive_interval = notifier.alive_interval();
+                control = control.with_observer(Rc::new(notifier));
+            }
+            Ok(None) => {}
+            Err(e) => warn!(logger, "systemd notifications disabled"; "error" => %e),
+        }
+        let control = control.with_reloader(reload::reloader(
+            config.clone(),
+            overrides.clone(),
+            settings.quota,
+            handle.metrics().clone(),
+            logger.clone(),
+        ));
         if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
             error!(logger, "cannot install signal handlers"; "error" => %e);
             return 1;
         }
-        info!(logger, "service started";
-              "state_file" => %service.state_file.display(),
-              "quota" => service.settings.quota);
         let ended = run_service(
-            service.settings,
+            settings,
             service.runners,
             service.store,
             logger.clone(),
@@ -174,11 +228,11 @@ fn run(args: RunArgs, logger: &Logger) -> i32 {
                 }
             },
             Err(ServiceError::State(e)) => {
-                eprintln!("heptapod-paas-runner: {e}");
+                startup_error(logging, &e);
                 1
             }
             Err(e) => {
-                eprintln!("heptapod-paas-runner: cannot start the service: {e}");
+                startup_error(logging, &format!("cannot start the service: {e}"));
                 2
             }
         }
@@ -340,13 +394,14 @@ fn load_for_command(path: &Path) -> Result<config::Config, i32> {
     }
 }
 
-fn check(args: CheckArgs, logger: &Logger) -> i32 {
+fn check(args: CheckArgs, logging: &mut Logging, cli_level: Level) -> i32 {
     let (text, code, loaded) = commands::check::offline(&args.config);
     print!("{text}");
     match loaded {
         Some(loaded) if args.online => {
+            apply_config_logging(logging, &args.log, cli_level, &loaded.config);
             let system = actix_rt::System::new();
-            let rows = system.block_on(commands::verify::run(&loaded.config, logger));
+            let rows = system.block_on(commands::verify::run(&loaded.config, &logging.logger));
             print!("{}", commands::verify::render(&rows));
             if commands::verify::all_ok(&rows) {
                 0
@@ -358,13 +413,14 @@ fn check(args: CheckArgs, logger: &Logger) -> i32 {
     }
 }
 
-fn verify(path: &Path, logger: &Logger) -> i32 {
-    let config = match load_for_command(path) {
+fn verify(args: &ConfigArgs, logging: &mut Logging, cli_level: Level) -> i32 {
+    let config = match load_for_command(&args.config) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    apply_config_logging(logging, &args.log, cli_level, &config);
     let system = actix_rt::System::new();
-    let rows = system.block_on(commands::verify::run(&config, logger));
+    let rows = system.block_on(commands::verify::run(&config, &logging.logger));
     print!("{}", commands::verify::render(&rows));
     if commands::verify::all_ok(&rows) {
         0

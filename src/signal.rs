@@ -1,9 +1,10 @@
 //! Process signals, in one place.
 //!
-//! SIGTERM or SIGINT: graceful stop (drain). A second one: forced stop, the
-//! state is written at once with what is known. SIGUSR1: log the whole
-//! state, secrets masked, when started with `--debug-signal` (ignored with a
-//! log line otherwise).
+//! SIGTERM, SIGINT or SIGQUIT: graceful stop (drain). A second one: forced
+//! stop, the state is written at once with what is known. SIGHUP: the
+//! configuration file is read again and what may change live is applied
+//! (`crate::reload`). SIGUSR1: log the whole state, secrets masked, when
+//! started with `--debug-signal` (ignored with a log line otherwise).
 
 use paas_actors::service::ServiceHandle;
 use slog::{info, warn, Logger};
@@ -13,6 +14,8 @@ use tokio::signal::unix::{signal, SignalKind};
 pub fn install(handle: ServiceHandle, debug_signal: bool, logger: Logger) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     actix_rt::spawn(async move {
         let mut stops = 0u32;
@@ -20,6 +23,8 @@ pub fn install(handle: ServiceHandle, debug_signal: bool, logger: Logger) -> std
             let name = tokio::select! {
                 Some(()) = term.recv() => "SIGTERM",
                 Some(()) = int.recv() => "SIGINT",
+                Some(()) = quit.recv() => "SIGQUIT",
+                Some(()) = hup.recv() => "SIGHUP",
                 Some(()) = usr1.recv() => "SIGUSR1",
                 else => break,
             };
@@ -30,6 +35,10 @@ pub fn install(handle: ServiceHandle, debug_signal: bool, logger: Logger) -> std
                 } else {
                     warn!(logger, "SIGUSR1 received but ignored (start with --debug-signal to dump the state)");
                 }
+                continue;
+            }
+            if name == "SIGHUP" {
+                handle.reload();
                 continue;
             }
             stops += 1;

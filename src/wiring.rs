@@ -15,8 +15,9 @@ use crate::gitlab::{
 };
 use crate::instance_lock::state_directory;
 use crate::preflight::{check_writable_dir, docker_version, DockerProblem, Patience};
+use paas_actors::messages::Reconfigure;
 use paas_actors::metrics::Metrics;
-use paas_actors::ports::{Coordinator, Paas, PaasError, Weight};
+use paas_actors::ports::{Coordinator, Paas, PaasError, TwoDecimals, Weight};
 use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
 use paas_actors::untrusted::untrusted;
@@ -154,7 +155,7 @@ pub async fn build(
     check_runners_can_poll(config, &built, quota, logger).await?;
     let settings = supervisor_settings(config, overrides, quota);
     info!(logger, "weighted quota computed";
-          "quota" => quota,
+          "quota" => TwoDecimals(quota),
           "reference_runner" => &config.quota_computation.reference_runner,
           "reference_flavor" => &config.quota_computation.reference_flavor,
           "reference_jobs_count" => config.quota_computation.reference_jobs_count);
@@ -164,6 +165,37 @@ pub async fn build(
         runners: built.into_iter().map(|b| b.ports).collect(),
         store,
         state_file,
+    })
+}
+
+/// The new settings and runner sections of a reloaded configuration, for
+/// the running service (SIGHUP). The quota is the running one (the
+/// reference is not re-read); the ports are built anew, but the service
+/// uses them only for runners it does not run yet.
+pub fn reconfigure(
+    config: &Config,
+    overrides: &Overrides,
+    quota: Weight,
+    metrics: &Arc<Metrics>,
+    logger: &Logger,
+) -> Result<Reconfigure, WiringError> {
+    let state_file = config
+        .state_file
+        .clone()
+        .ok_or_else(|| config_error(config, "state_file", "is required"))?;
+    let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
+        WiringError::Setup(format!(
+            "cannot read the runner system id beside the state file {}: {e}",
+            state_file.display()
+        ))
+    })?;
+    let mut runners = Vec::with_capacity(config.runners.len());
+    for (index, runner) in config.runners.iter().enumerate() {
+        runners.push(build_runner(config, index, runner, &system_id, metrics, logger)?.ports);
+    }
+    Ok(Reconfigure {
+        settings: supervisor_settings(config, overrides, quota),
+        runners,
     })
 }
 

@@ -238,7 +238,8 @@ async fn launch(
             }
         }
         let Some(r) = resource.clone() else { return };
-        slog::info!(jc.logger, "resource created"; "app" => &r.id, "weight" => r.weight);
+        slog::info!(jc.logger, "resource created"; "app" => &r.id,
+                   "weight" => crate::ports::TwoDecimals(r.weight));
         if let Err(e) = record(&sup, key, r, &jc.logger).await {
             return fail(LaunchFailureReason::State, e.to_string());
         }

@@ -17,6 +17,7 @@ pub mod launcher;
 mod mailbox;
 pub mod messages;
 pub mod metrics;
+pub mod observer;
 pub mod poller;
 pub mod ports;
 pub mod quota;

@@ -236,3 +236,38 @@ pub struct JobView {
     /// Time in the current phase.
     pub since: Duration,
 }
+
+/// Sent by the service to the supervisor on SIGHUP: get the new
+/// configuration from the service's reloader and apply it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+/// What a reloader gives the supervisor: the new global settings and the
+/// full list of runner sections. Runners new by name are started, runners
+/// absent stop being polled (their jobs run to the end), the settings of
+/// the others apply. The quota and the drain deadline are not changed live.
+pub struct Reconfigure {
+    /// The new global settings.
+    pub settings: crate::settings::SupervisorSettings,
+    /// Every runner section of the new configuration; the ports of a
+    /// runner already running are not replaced.
+    pub runners: Vec<crate::settings::RunnerPorts>,
+}
+
+/// What a [`Reconfigure`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconfigureReport {
+    /// Runners started (new, or polled again after a removal).
+    pub added: Vec<String>,
+    /// Runners no longer polled.
+    pub removed: Vec<String>,
+    /// Runners whose settings changed.
+    pub changed: Vec<String>,
+    /// Global settings applied.
+    pub settings: Vec<&'static str>,
+    /// Settings that changed but need a restart (left as they were).
+    pub restart_needed: Vec<&'static str>,
+    /// Why nothing was applied (draining, two runners of one name).
+    pub refused: Option<String>,
+}

@@ -429,6 +429,27 @@ pub trait Paas {
     ) -> PortFuture<'a, Result<Resource, PaasError>>;
 }
 
+/// A weight as logged: two decimals (`33.60`), in every log format.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwoDecimals(pub Weight);
+
+impl std::fmt::Display for TwoDecimals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}", self.0)
+    }
+}
+
+impl slog::Value for TwoDecimals {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        key: slog::Key,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        serializer.emit_arguments(key, &format_args!("{self}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

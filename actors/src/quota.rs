@@ -78,6 +78,33 @@ pub enum Blocked {
     },
 }
 
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::AlreadyReserved => write!(f, "a poll of this runner is already in flight"),
+            Blocked::Weight { headroom, needed } => write!(
+                f,
+                "quota: {headroom:.2} of weight left, a job may need {needed:.2}"
+            ),
+            Blocked::Concurrency { jobs, max } => {
+                write!(f, "concurrent: {jobs} jobs and polls of at most {max}")
+            }
+            Blocked::Provisioning { provisioning, max } => write!(
+                f,
+                "paas_max_concurrent_provisioning: {provisioning} provisioning of at most {max}"
+            ),
+            Blocked::RunnerShare {
+                held,
+                needed,
+                allowed,
+            } => write!(
+                f,
+                "runner share: holds {held:.2}, a job may need {needed:.2}, at most {allowed:.2} allowed"
+            ),
+        }
+    }
+}
+
 /// What a ledger entry's weight stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightKind {
@@ -127,6 +154,25 @@ impl Ledger {
     /// The limits enforced.
     pub fn limits(&self) -> &QuotaLimits {
         &self.limits
+    }
+
+    /// New limits (a live reconfiguration); what is held stays held.
+    pub fn set_limits(&mut self, limits: QuotaLimits) {
+        self.limits = limits;
+    }
+
+    /// A runner appended to the registry, with its `quota_max_fraction`.
+    pub fn add_runner(&mut self, fraction: f64) {
+        self.runner_fractions.push(fraction);
+        self.runner_used.push(0.0);
+        self.runner_jobs.push(0);
+    }
+
+    /// A runner's new `quota_max_fraction`.
+    pub fn set_runner_fraction(&mut self, runner: usize, fraction: f64) {
+        if let Some(f) = self.runner_fractions.get_mut(runner) {
+            *f = fraction;
+        }
     }
 
     /// Total weight held: reservations, expected and actual weights.

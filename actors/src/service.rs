@@ -11,9 +11,11 @@
 //! (the root crate serves them over HTTP).
 
 use crate::job_table::Unloaded;
-use crate::messages::{DumpState, GetHealth, Health, JobView, ListJobs};
+use crate::messages::{DumpState, GetHealth, Health, JobView, ListJobs, Reload};
 use crate::metrics::Metrics;
-use crate::ports::{Coordinator, Paas};
+pub use crate::observer::Reloader;
+use crate::observer::{Hooks, NoObserver, ServiceObserver};
+pub use crate::settings::RunnerPorts;
 use crate::shutdown::{AttachSupervisor, BeginShutdown, ExitReport, ForceStop, Shutdown};
 use crate::snapshot::{self, RunnerRef};
 use crate::state::{StateError, StateStore};
@@ -25,18 +27,6 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::settings::{RunnerSettings, SupervisorSettings};
-
-/// One `[[runners]]` section: its unique name and ports.
-pub struct RunnerPorts {
-    /// Unique name (derived from the runner token), as in the state file.
-    pub name: String,
-    /// Its coordinator.
-    pub coordinator: Rc<dyn Coordinator>,
-    /// Its PAAS executor.
-    pub paas: Rc<dyn Paas>,
-    /// Its settings.
-    pub settings: RunnerSettings,
-}
 
 /// Why the service could not start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -64,6 +54,7 @@ enum Control {
     Dump,
     Health(oneshot::Sender<Health>),
     Jobs(oneshot::Sender<Vec<JobView>>),
+    Reload,
 }
 
 /// Handle to control and observe a running service from anywhere (it is
@@ -111,13 +102,35 @@ impl ServiceHandle {
         self.tx.send(Control::Jobs(tx)).ok()?;
         rx.await.ok()
     }
+
+    /// Re-reads the configuration through the receiver's [`Reloader`]
+    /// (SIGHUP); ignored without one.
+    pub fn reload(&self) {
+        let _ = self.tx.send(Control::Reload);
+    }
 }
 
-/// The receiving side of a [`ServiceHandle`], consumed by the service.
-#[derive(Debug)]
+/// The receiving side of a [`ServiceHandle`], consumed by the service,
+/// with the service's observer and reloader.
 pub struct ControlReceiver {
     rx: mpsc::UnboundedReceiver<Control>,
     metrics: Arc<Metrics>,
+    observer: Rc<dyn ServiceObserver>,
+    reloader: Option<Reloader>,
+}
+
+impl ControlReceiver {
+    /// The observer told of readiness, status, liveness and stop.
+    pub fn with_observer(mut self, observer: Rc<dyn ServiceObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// What [`ServiceHandle::reload`] calls.
+    pub fn with_reloader(mut self, reloader: Reloader) -> Self {
+        self.reloader = Some(reloader);
+        self
+    }
 }
 
 /// A handle and the receiver to give to [`run_service`], with a new
@@ -135,7 +148,12 @@ pub fn service_control_with(metrics: Arc<Metrics>) -> (ServiceHandle, ControlRec
             tx,
             metrics: metrics.clone(),
         },
-        ControlReceiver { rx, metrics },
+        ControlReceiver {
+            rx,
+            metrics,
+            observer: Rc::new(NoObserver),
+            reloader: None,
+        },
     )
 }
 
@@ -243,16 +261,22 @@ pub async fn start_service(
         }
     };
 
+    slog::info!(logger, "service started"; "state_file" => store.location(),
+                "tracked_jobs" => jobs.len(),
+                "quota" => crate::ports::TwoDecimals(settings.quota));
     let (done_tx, done_rx) = oneshot::channel();
     let shutdown = Shutdown::new(settings.drain_deadline, done_tx, logger.clone()).start();
     let supervisor = Supervisor::new(
         settings,
         slots,
-        jobs,
-        unloaded,
+        (jobs, unloaded),
         store,
         shutdown.clone(),
         logger.clone(),
+        Hooks {
+            observer: control.observer.clone(),
+            reloader: control.reloader.take(),
+        },
     )
     .with_metrics(control.metrics.clone())
     .start();
@@ -285,6 +309,7 @@ pub async fn start_service(
                         }
                     });
                 }
+                Control::Reload => sup.do_send(Reload),
             }
             if !shutdown.connected() {
                 break;

@@ -97,6 +97,9 @@ pub struct SupervisorSettings {
     /// Seed of the retry back-offs' jitter; `None` (production) seeds them
     /// from the clock, tests fix it to get the same delays every run.
     pub backoff_seed: Option<u64>,
+    /// Period of the supervisor's liveness tick
+    /// ([`crate::observer::ServiceObserver::alive`]); `None`: no tick.
+    pub alive_interval: Option<Duration>,
 }
 
 impl SupervisorSettings {
@@ -141,6 +144,19 @@ impl Default for SupervisorSettings {
             reconcile_interval: Some(Duration::from_secs(300)),
             creating_grace: Duration::from_secs(5),
             backoff_seed: None,
+            alive_interval: None,
         }
     }
+}
+
+/// One `[[runners]]` section: its unique name and ports.
+pub struct RunnerPorts {
+    /// Unique name (derived from the runner token), as in the state file.
+    pub name: String,
+    /// Its coordinator.
+    pub coordinator: std::rc::Rc<dyn crate::ports::Coordinator>,
+    /// Its PAAS executor.
+    pub paas: std::rc::Rc<dyn crate::ports::Paas>,
+    /// Its settings.
+    pub settings: RunnerSettings,
 }

@@ -328,6 +328,19 @@ pub fn describe_corruption(bytes: &[u8], error: &serde_json::Error) -> String {
     }
 }
 
+/// serde's message with the Rust type names put in words.
+fn in_words(message: &str) -> String {
+    [
+        ("struct HandleRecord", "a job handle object"),
+        ("struct CreatingRecord", "a creating object"),
+        ("struct FailureRecord", "a launch failure object"),
+        ("struct UncertainRecord", "an uncertain operation object"),
+        ("PendingRecord", "a [handle, job data] pair"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (from, to)| m.replace(from, to))
+}
+
 /// The first entry of a section that does not have the expected shape,
 /// as `section[index]: why`, for a file that is valid JSON.
 fn locate_shape_error(bytes: &[u8]) -> Option<String> {
@@ -336,7 +349,7 @@ fn locate_shape_error(bytes: &[u8]) -> Option<String> {
         items.iter().enumerate().find_map(|(i, item)| {
             serde_json::from_value::<T>(item.clone())
                 .err()
-                .map(|e| format!("{section}[{i}]: {e}"))
+                .map(|e| format!("{section}[{i}]: {}", in_words(&e.to_string())))
         })
     }
     let doc: Value = serde_json::from_slice(bytes).ok()?;
@@ -419,6 +432,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     File::open(&dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::*;
+
+    #[test]
+    fn shape_errors_name_no_rust_type() {
+        let text = br#"{"launched": ["oops"], "pending": []}"#;
+        let why = locate_shape_error(text).unwrap_or_default();
+        assert!(why.starts_with("launched[0]"), "{why}");
+        assert!(!why.contains("Record") && !why.contains("struct"), "{why}");
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,12 @@ pub struct Config {
     /// state with the PAAS after the start-up one (default 300 s); `None`
     /// when set to 0 (periodic passes disabled, the start-up pass stays).
     pub reconcile_interval: Option<Duration>,
+    /// `log_level` (GitLab Runner's key); the command line's
+    /// `--logging-level` wins.
+    pub log_level: Option<slog::Level>,
+    /// `log_format` (GitLab Runner's key: `runner` or `text` are the human
+    /// format, `json`); the command line's `--log-format` wins.
+    pub log_format: Option<crate::logging::LogFormat>,
     /// The `[[runners]]` sections, in file order.
     pub runners: Vec<RunnerConfig>,
     /// The configuration file this was read from.

@@ -671,11 +671,11 @@ fn plain_http_to_loopback_is_silent() {
 #[test]
 fn upstream_global_keys_are_said_to_be_ignored() {
     let l = ok(&clever(
-        "log_level = \"info\"\nlisten_address = \"127.0.0.1:9252\"\nshutdown_timeout = 30\n\
-         [session_server]\nsession_timeout = 1800\n",
+        "sentry_dsn = \"\"\nlog_level = \"info\"\nlisten_address = \"127.0.0.1:9252\"\n\
+         shutdown_timeout = 30\n[session_server]\nsession_timeout = 1800\n",
         "",
     ));
-    for key in ["log_level", "session_server"] {
+    for key in ["sentry_dsn", "session_server"] {
         assert!(
             l.warnings.iter().any(|w| w.contains(&format!("`{key}`"))
                 && w.contains("ignored: not used by heptapod-paas-runner")),
@@ -683,8 +683,9 @@ fn upstream_global_keys_are_said_to_be_ignored() {
             l.warnings
         );
     }
-    // Served by the monitoring endpoints: no warning.
-    for key in ["shutdown_timeout", "listen_address"] {
+    // Served by the monitoring endpoints, or read by this program (`log_level`):
+    // no warning.
+    for key in ["shutdown_timeout", "listen_address", "log_level"] {
         assert!(!l.warnings.iter().any(|w| w.contains(key)), "{key}");
     }
 }
@@ -1173,6 +1174,19 @@ fn reconcile_interval_zero_disables_the_periodic_pass() {
     assert_eq!(l.config.reconcile_interval, None);
     let l = ok(&clever("reconcile_interval = 60", ""));
     assert_eq!(l.config.reconcile_interval, Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn log_level_and_log_format_are_gitlab_runners_keys() {
+    let l = ok(&clever("log_level = \"warn\"\nlog_format = \"json\"", ""));
+    assert_eq!(l.config.log_level, Some(slog::Level::Warning));
+    assert_eq!(l.config.log_format, Some(crate::logging::LogFormat::Json));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let l = ok(&clever("log_format = \"runner\"", ""));
+    assert_eq!(l.config.log_format, Some(crate::logging::LogFormat::Term));
+    assert_eq!(l.config.log_level, None);
+    let e = err(&clever("log_level = \"loud\"", "")).to_string();
+    assert!(e.contains("log_level"), "{e}");
 }
 
 /// Multi-tenant mode refuses to forward static cache credentials and

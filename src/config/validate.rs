@@ -65,6 +65,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "listen_address",
     "shutdown_timeout",
     "reconcile_interval",
+    "log_level",
+    "log_format",
     SECRETS_FILE_KEY,
     "runners",
 ];
@@ -81,8 +83,6 @@ const GLOBAL_ALIASES: &[(&str, &str)] = &[
 /// Upstream gitlab-runner global keys: legitimate in a shared file, unused
 /// here (each gets an "ignored" warning).
 const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
-    "log_level",
-    "log_format",
     "connection_max_age",
     "sentry_dsn",
     "user",
@@ -233,6 +233,17 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         .unwrap_or(DEFAULT_RECONCILE_INTERVAL);
     let reconcile_interval = (!reconcile_interval.is_zero()).then_some(reconcile_interval);
 
+    let log_level = top.read(
+        ctx,
+        "log_level",
+        "one of debug, info, warn, error, fatal, panic (GitLab Runner's levels)",
+        |v| v.as_str().and_then(|s| crate::logging::parse_level(s).ok()),
+    );
+    let log_format = top.read(ctx, "log_format", "one of runner, text, json", |v| {
+        v.as_str()
+            .and_then(|s| crate::logging::parse_format(s).ok())
+    });
+
     let mut runners = runners(&top, env, ctx);
     check_unique_names(&mut runners, ctx);
     let names: Vec<&str> = runner_names(table);
@@ -251,6 +262,8 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         listen_address,
         shutdown_timeout,
         reconcile_interval,
+        log_level,
+        log_format,
         runners: runners.into_iter().flatten().collect(),
         path: path.to_path_buf(),
     })
@@ -291,12 +304,7 @@ fn check_global_keys(top: &Section<'_>, ctx: &mut Ctx<'_>) {
         if UPSTREAM_GLOBAL_KEYS.contains(&k) {
             // GitLab Runner keys: legitimate in a shared file, but an
             // operator setting them expects an effect.
-            let how = match k {
-                "log_level" => " (use -l/--logging-level or --debug)",
-                "log_format" => " (use --log-format)",
-                _ => "",
-            };
-            ctx.warn(k, format!("ignored: not used by heptapod-paas-runner{how}"));
+            ctx.warn(k, "ignored: not used by heptapod-paas-runner");
             continue;
         }
         if GLOBAL_KEYS.contains(&k) || GLOBAL_ALIASES.iter().any(|(a, _)| *a == k) {

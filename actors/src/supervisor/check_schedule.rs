@@ -81,6 +81,21 @@ impl CheckSchedule {
         }
     }
 
+    /// Checks every `interval` from now on (a live reconfiguration): each
+    /// waiting job falls due one new interval after its previous due time
+    /// (or its start); checks in flight keep theirs until answered.
+    pub(super) fn set_interval(&mut self, interval: Duration) {
+        let old = std::mem::replace(&mut self.interval, interval);
+        if old == interval {
+            return;
+        }
+        for (due, key) in std::mem::take(&mut self.queue) {
+            let due = due.checked_sub(old).unwrap_or(due) + interval;
+            self.slots.insert(key, Slot::Due(due));
+            self.queue.insert((due, key));
+        }
+    }
+
     /// When the next check falls due, if any job is waiting.
     pub(super) fn next_due(&self) -> Option<Instant> {
         self.queue.first().map(|(at, _)| *at)
@@ -149,5 +164,24 @@ mod tests {
         s.remove(key(2));
         s.checked(key(2), t0 + I); // a late answer of a removed job
         assert_eq!((s.len(), s.next_due()), (0, None));
+    }
+
+    #[test]
+    fn a_new_interval_moves_the_waiting_jobs() {
+        let t0 = Instant::now();
+        let mut s = CheckSchedule::new(I);
+        s.start(key(1), t0);
+        s.start(key(2), t0);
+        assert_eq!(s.take_due(t0 + I), vec![key(1), key(2)]);
+        s.checked(key(1), t0 + I);
+        s.set_interval(Duration::from_secs(2));
+        // Waiting: one new interval after its previous due time.
+        assert_eq!(s.next_due(), Some(t0 + I + Duration::from_secs(2)));
+        // In flight: its next check uses the new interval.
+        s.checked(key(2), t0 + I);
+        assert_eq!(
+            s.take_due(t0 + I + Duration::from_secs(2)),
+            vec![key(1), key(2)]
+        );
     }
 }

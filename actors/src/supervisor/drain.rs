@@ -9,6 +9,9 @@ impl Supervisor {
     /// Graceful stop: no new poll, progress check or reconciliation;
     /// waiting per-job actors stop at once.
     pub(super) fn begin_drain(&mut self, ctx: &mut Context<Self>) {
+        if !self.draining {
+            self.notify_stopping();
+        }
         self.draining = true;
         let _ = self.drain_tx.send(true);
         if let Some((_, h)) = self.progress_timer.take() {

@@ -27,12 +27,14 @@
 mod check_schedule;
 mod drain;
 mod lifecycle;
+mod liveness;
 mod monitoring;
 mod persistence;
 mod poll_slot;
 mod polling;
 mod progress;
 mod reconciliation;
+mod reload;
 mod spawn;
 mod stats;
 mod write_queue;
@@ -55,15 +57,17 @@ use crate::mailbox::answer;
 use crate::messages::{
     DecommissionRefused, DecommissionStopped, DumpState, FailureReported, GetHealth, Health,
     JobStarted, JobView, LaunchFailed, LaunchStopped, ListJobs, NotRecorded, Reconcile,
-    RecordCreating, ReportOutcome, ResourceDecommissioned, ResourceLaunched, ResourceProvisioned,
-    TaskEnded, TraceSeen,
+    RecordCreating, Reload, ReportOutcome, ResourceDecommissioned, ResourceLaunched,
+    ResourceProvisioned, TaskEnded, TraceSeen,
 };
 use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction};
+use crate::observer::{Hooks, Reloader, ServiceObserver, ServiceStatus};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
 use crate::ports::{
-    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, Resource, Weight,
+    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, Resource, TwoDecimals,
+    Weight,
 };
 use crate::quota::{JobKey, Ledger, QuotaLimits, WeightKind};
 use crate::reconcile::{plan, Decision, Identified, Tracked};
@@ -104,6 +108,8 @@ pub(crate) struct RunnerSlot {
     /// Consecutive progress checks where every job token was refused.
     refusal_bursts: u32,
     reconcile: Option<ReconcilePass>,
+    /// Removed by a reconfiguration: no longer polled; its jobs run to the end.
+    retired: bool,
 }
 
 /// A reconciliation pass in flight for one runner.
@@ -143,6 +149,7 @@ impl RunnerSlot {
             trace_watch_refused: false,
             refusal_bursts: 0,
             reconcile: None,
+            retired: false,
         }
     }
 }
@@ -177,18 +184,25 @@ pub struct Supervisor {
     logger: slog::Logger,
     empty_payload: Arc<Value>,
     metrics: Arc<Metrics>,
+    observer: Rc<dyn ServiceObserver>,
+    /// Runners whose first reconciliation listing has not answered yet;
+    /// `None` once the service was declared ready.
+    awaiting_first_listing: Option<HashSet<usize>>,
+    last_status: Option<ServiceStatus>,
+    reloader: Option<Reloader>,
 }
 
 impl Supervisor {
-    /// A supervisor over `runners`, with jobs loaded from the state.
+    /// A supervisor over `runners`, with the jobs loaded from the state
+    /// and the entries no runner could take.
     pub(crate) fn new(
         settings: SupervisorSettings,
         mut runners: Vec<RunnerSlot>,
-        jobs: BTreeMap<JobKey, JobEntry>,
-        unloaded: Unloaded,
+        (jobs, unloaded): (BTreeMap<JobKey, JobEntry>, Unloaded),
         store: Rc<dyn StateStore>,
         shutdown: Addr<Shutdown>,
         logger: slog::Logger,
+        hooks: Hooks,
     ) -> Self {
         let limits = QuotaLimits {
             total_weight: settings.quota,
@@ -218,6 +232,7 @@ impl Supervisor {
         }
         let (drain_tx, _) = watch::channel(false);
         let checks = CheckSchedule::new(settings.job_progress_poll_interval);
+        let runners_count = runners.len();
         Supervisor {
             settings,
             runners,
@@ -244,6 +259,10 @@ impl Supervisor {
             logger,
             empty_payload: Arc::new(Value::Null),
             metrics: Arc::new(Metrics::new()),
+            awaiting_first_listing: Some((0..runners_count).collect()),
+            observer: hooks.observer,
+            reloader: hooks.reloader,
+            last_status: None,
         }
     }
 
@@ -310,8 +329,8 @@ impl Actor for Supervisor {
         }
         slog::info!(self.logger, "supervisor started";
                     "runners" => self.runners.len(), "tracked_jobs" => self.jobs.len(),
-                    "quota" => self.ledger.limits().total_weight,
-                    "used_weight" => self.ledger.used());
+                    "quota" => TwoDecimals(self.ledger.limits().total_weight),
+                    "used_weight" => TwoDecimals(self.ledger.used()));
         self.publish_start();
         let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
         for key in keys {
@@ -323,6 +342,7 @@ impl Actor for Supervisor {
         // Reconcile at once (the state may be stale or lost), then
         // periodically unless disabled.
         ctx.notify(Reconcile);
+        self.start_liveness(ctx);
         if let Some(every) = self.settings.reconcile_interval.filter(|d| !d.is_zero()) {
             self.reconcile_timer = Some(ctx.run_interval(every, |_, ctx| ctx.notify(Reconcile)));
         }
@@ -450,6 +470,7 @@ impl Handler<PersistNow> for Supervisor {
     fn handle(&mut self, _: PersistNow, ctx: &mut Context<Self>) {
         self.persist.kick_taken();
         self.kick_persist(ctx);
+        self.publish_status();
     }
 }
 
@@ -457,5 +478,12 @@ impl Handler<Reconcile> for Supervisor {
     type Result = ();
     fn handle(&mut self, _: Reconcile, ctx: &mut Context<Self>) {
         self.reconcile_all(ctx);
+    }
+}
+
+impl Handler<Reload> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
+        self.reload(ctx);
     }
 }

@@ -20,6 +20,19 @@ pub(crate) enum PollState {
     Saturated,
 }
 
+impl PollState {
+    /// The state's name, for the state dump.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PollState::Ready => "ready",
+            PollState::Fetching => "fetching the largest job weight",
+            PollState::Polling => "polling",
+            PollState::Waiting => "waiting",
+            PollState::Saturated => "blocked by the limits",
+        }
+    }
+}
+
 /// How a poll (or the step before it) ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PollOutcome {

@@ -18,7 +18,11 @@ impl Supervisor {
         self.rr = (self.rr + 1) % n;
         for k in 0..n {
             let i = (self.rr + k) % n;
-            if self.runners.get(i).is_some_and(|r| r.poll.may_poll()) {
+            if self
+                .runners
+                .get(i)
+                .is_some_and(|r| !r.retired && r.poll.may_poll())
+            {
                 self.try_poll(i, ctx);
             }
         }
@@ -34,6 +38,9 @@ impl Supervisor {
         let Some(runner) = self.runners.get_mut(i) else {
             return;
         };
+        if runner.retired {
+            return;
+        }
         let Some(poller) = runner.poller.clone() else {
             return;
         };
@@ -96,7 +103,7 @@ impl Supervisor {
                 };
                 if r.poll.saturate() {
                     slog::debug!(r.logger, "not polling: limits reached";
-                                 "why" => format!("{blocked:?}"));
+                                 "why" => %blocked);
                     self.cycle_done(i, ctx);
                 }
             }
@@ -171,7 +178,7 @@ impl Supervisor {
             Ok(w) => (w, None),
             Err(e) => (reserved, Some(e.to_string())),
         };
-        slog::info!(log, "job acquired"; "weight" => expected);
+        slog::info!(log, "job acquired"; "weight" => TwoDecimals(expected));
         self.counters.acquired += 1;
         if let Some(r) = self.runners.get(i) {
             self.metrics.job_acquired(&r.label);
@@ -243,6 +250,11 @@ impl Supervisor {
     }
 
     pub(super) fn min_cycles(&self) -> u64 {
-        self.runners.iter().map(|r| r.cycles).min().unwrap_or(0)
+        self.runners
+            .iter()
+            .filter(|r| !r.retired)
+            .map(|r| r.cycles)
+            .min()
+            .unwrap_or(0)
     }
 }

@@ -26,7 +26,7 @@ impl Supervisor {
     }
 
     /// Sets the one timer of the progress checks to the next due check.
-    fn arm_check_timer(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn arm_check_timer(&mut self, ctx: &mut Context<Self>) {
         if self.draining {
             return;
         }

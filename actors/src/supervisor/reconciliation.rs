@@ -63,6 +63,7 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) {
         let log = self.runner_log(i);
+        self.note_first_listing(i);
         if self.draining {
             self.end_reconcile(i);
             return;

@@ -27,9 +27,9 @@ impl Supervisor {
     /// Logs the whole state, secrets masked.
     pub(super) fn dump_state(&self) {
         let c = &self.counters;
-        slog::warn!(self.logger, "state dump";
-            "jobs" => self.jobs.len(), "used_weight" => self.ledger.used(),
-            "quota" => self.ledger.limits().total_weight,
+        slog::info!(self.logger, "state dump";
+            "jobs" => self.jobs.len(), "used_weight" => TwoDecimals(self.ledger.used()),
+            "quota" => TwoDecimals(self.ledger.limits().total_weight),
             "provisioning" => self.ledger.provisioning(),
             "concurrent" => self.ledger.limits().concurrent,
             "draining" => self.draining, "tasks" => self.tasks,
@@ -41,10 +41,14 @@ impl Supervisor {
             "last_write_ms" => self.persist.last_duration().as_secs_f64() * 1000.0,
             "last_snapshot_build_ms" => self.persist.last_build().as_secs_f64() * 1000.0);
         for (key, e) in &self.jobs {
-            let log = self.job_log(*key);
+            // The runner's logger and the job id; the phase is a key of the
+            // line itself (each key once per line).
+            let log = self
+                .runner_log(key.runner)
+                .new(slog::o!("job_id" => key.job_id));
             let weight = self.ledger.weight_of(*key).map_or(0.0, |(w, _)| w);
-            slog::warn!(log, "tracked job";
-                "phase" => e.phase.as_str(), "weight" => weight,
+            slog::info!(log, "tracked job";
+                "phase" => e.phase.as_str(), "weight" => TwoDecimals(weight),
                 "app" => e.resource.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
                 "resource_name" => e.resource.as_ref().map(|r| r.name.clone())
                     .or_else(|| e.resource_name.clone()).unwrap_or_default(),
@@ -54,11 +58,11 @@ impl Supervisor {
                 "token" => &e.job.token);
         }
         for r in &self.runners {
-            slog::warn!(r.logger, "runner";
-                "poll_state" => format!("{:?}", r.poll.state()), "cycles" => r.cycles,
-                "backoff_retries" => r.poll.retries(),
+            slog::info!(r.logger, "runner";
+                "poll_state" => r.poll.state().as_str(), "cycles" => r.cycles,
+                "backoff_retries" => r.poll.retries(), "polled" => !r.retired,
                 "trace_watch_token_refused" => r.trace_watch_refused,
-                "max_job_weight" => r.max_job_weight.unwrap_or(0.0));
+                "max_job_weight" => TwoDecimals(r.max_job_weight.unwrap_or(0.0)));
         }
     }
 }

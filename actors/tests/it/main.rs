@@ -7,6 +7,7 @@ mod metrics;
 mod progress;
 mod quota_property;
 mod reconcile;
+mod reload;
 mod resume;
 mod runner_side;
 mod shutdown;

@@ -546,7 +546,7 @@ impl CleverExecutor {
             .unwrap_or_else(|| flavor.weight());
         debug!(self.logger, "Clever Cloud application created";
               "app" => &app.id, "job_id" => job.id, "flavor" => &flavor.user_name,
-              "weight" => weight);
+              "weight" => paas_actors::ports::TwoDecimals(weight));
         Ok(self.resource_of(&app, namespace, &org.orga_id, weight))
     }
 
@@ -869,7 +869,7 @@ impl CleverExecutor {
             _ => {
                 let w = self.fallback_weight().await;
                 warn!(self.logger, "saved resource without weight: using the largest flavor's";
-                      "app" => id, "weight" => w);
+                      "app" => id, "weight" => paas_actors::ports::TwoDecimals(w));
                 w
             }
         };

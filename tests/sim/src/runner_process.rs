@@ -90,6 +90,16 @@ impl RunnerProcess {
         args: &[S],
         log_path: &Path,
     ) -> Result<RunnerProcess, ProcessError> {
+        RunnerProcess::spawn_with_env(program, args, &[], log_path)
+    }
+
+    /// [`RunnerProcess::spawn`] with extra environment variables.
+    pub fn spawn_with_env<S: AsRef<std::ffi::OsStr>>(
+        program: &Path,
+        args: &[S],
+        env: &[(&str, &std::ffi::OsStr)],
+        log_path: &Path,
+    ) -> Result<RunnerProcess, ProcessError> {
         let log_err = |source| ProcessError::Log {
             path: log_path.to_path_buf(),
             source,
@@ -102,6 +112,7 @@ impl RunnerProcess {
         let err = out.try_clone().map_err(log_err)?;
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -1,0 +1,171 @@
+//! End to end, the real binary's logs: under systemd (`JOURNAL_STREAM`
+//! set) every line starts with its syslog priority; `log_level` and
+//! `log_format` are read from the configuration when the command line does
+//! not give them; version, revision and pid are logged once; "service
+//! started" comes after the state is loaded; weights have two decimals; the
+//! SIGUSR1 dump is at INFO with each key once per line; a start-up error is
+//! a JSON line in JSON mode.
+
+use crate::common;
+
+use common::{options, tail, wait_until, E2e, BIN, STEP};
+use paas_sim::coordinator::{JobSpec, JobState};
+use paas_sim::runner_process::RunnerProcess;
+use paas_sim::world::WorldConfig;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Keys of one JSON object line, in order (top level only).
+fn keys(line: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(line);
+    // serde_json keeps the last of duplicate keys: count them in the text.
+    if let Ok(serde_json::Value::Object(map)) =
+        serde::Deserialize::deserialize(&mut de).map_err(|_: serde_json::Error| ())
+    {
+        for k in map.keys() {
+            let needle = format!("\"{k}\":");
+            for _ in 0..line.matches(&needle).count() {
+                keys.push(k.clone());
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn journal_priorities_config_log_keys_one_version_line_and_a_clean_dump() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(
+        options(),
+        &[
+            ("log_format", toml::Value::String("json".into())),
+            ("log_level", toml::Value::String("info".into())),
+        ],
+    );
+    let args = [
+        OsStr::new("run"),
+        config.as_os_str(),
+        OsStr::new("--debug-signal"),
+    ];
+    let env = [("JOURNAL_STREAM", OsStr::new("8:12345"))];
+    let mut runner =
+        RunnerProcess::spawn_with_env(Path::new(BIN), &args, &env, &e.log("journal.log"))
+            .expect("runner starts");
+    let id = e.world.enqueue(JobSpec {
+        flavor: Some("XS".into()),
+        duration_ms: 20_000,
+        ..JobSpec::default()
+    });
+    assert!(
+        wait_until(
+            || e.status(id) == Some(JobState::Running) && runner.log().contains("job started"),
+            Duration::from_secs(30),
+            STEP
+        ),
+        "{}\n{}",
+        e.describe(),
+        tail(&runner.log())
+    );
+    runner
+        .signal(nix::sys::signal::Signal::SIGUSR1)
+        .expect("SIGUSR1");
+    assert!(
+        wait_until(
+            || runner.log().contains("tracked job"),
+            Duration::from_secs(10),
+            STEP
+        ),
+        "{}",
+        tail(&runner.log())
+    );
+    runner.terminate().expect("SIGTERM");
+    let status = runner
+        .wait_timeout(Duration::from_secs(30))
+        .expect("wait")
+        .expect("stopped within 30 s");
+    let log = runner.log();
+    assert!(status.success(), "exit {status}\n{}", tail(&log));
+
+    let lines: Vec<&str> = log.lines().collect();
+    for line in &lines {
+        let rest = line
+            .strip_prefix(|c| c == '<')
+            .and_then(|r| r.split_once('>'))
+            .unwrap_or_else(|| panic!("no syslog priority: {line}"));
+        assert!(
+            ["2", "3", "4", "6"].contains(&rest.0),
+            "priority {} (debug is filtered by log_level = info): {line}",
+            rest.0
+        );
+        assert!(rest.1.starts_with('{'), "JSON (log_format = json): {line}");
+        let k = keys(rest.1);
+        let mut unique = k.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(k.len(), unique.len(), "a key twice: {line}");
+    }
+    let with_version: Vec<&&str> = lines.iter().filter(|l| l.contains("\"version\"")).collect();
+    assert_eq!(with_version.len(), 1, "version logged once\n{}", tail(&log));
+    assert!(
+        with_version[0].contains("\"revision\"") && with_version[0].contains("\"pid\""),
+        "{}",
+        with_version[0]
+    );
+    let position = |what: &str| lines.iter().position(|l| l.contains(what));
+    let loaded = position("no state to load").or(position("loading state"));
+    let started = position("\"service started\"");
+    assert!(
+        loaded.is_some() && started > loaded,
+        "service started after the state is loaded\n{}",
+        tail(&log)
+    );
+    let dump: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("state dump") || l.contains("tracked job"))
+        .collect();
+    assert!(dump.len() >= 2, "{}", tail(&log));
+    for line in dump {
+        assert!(line.starts_with("<6>"), "dump at INFO: {line}");
+    }
+    let quota = lines
+        .iter()
+        .find(|l| l.contains("\"service started\""))
+        .and_then(|l| l.split("\"quota\":\"").nth(1))
+        .and_then(|q| q.split('"').next())
+        .unwrap_or_default();
+    let decimals = quota.split_once('.').map_or(0, |(_, d)| d.len());
+    assert_eq!(decimals, 2, "quota {quota:?} with two decimals");
+}
+
+#[test]
+fn start_up_error_is_a_json_line_in_json_mode() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "concurrent = \"many\"\n").expect("write");
+    let out = Command::new(BIN)
+        .args([
+            OsStr::new("run"),
+            config.as_os_str(),
+            OsStr::new("--log-format"),
+            OsStr::new("json"),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("cannot start"))
+        .unwrap_or_else(|| panic!("no JSON error line in {stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON object");
+    assert_eq!(v["level"], "ERRO", "{line}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("concurrent")),
+        "{line}"
+    );
+}

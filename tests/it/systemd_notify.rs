@@ -1,0 +1,107 @@
+//! End to end, the real binary under a fake systemd: `NOTIFY_SOCKET` is a
+//! datagram socket bound in a temporary directory, `WATCHDOG_USEC` is set.
+//! The runner sends `READY=1` with a status line once started, `STATUS=`
+//! when jobs run, `WATCHDOG=1` while alive, and `STOPPING=1` at the drain.
+
+use crate::common;
+
+use common::{options, tail, wait_until, E2e, BIN, STEP};
+use paas_sim::coordinator::JobSpec;
+use paas_sim::runner_process::RunnerProcess;
+use paas_sim::world::WorldConfig;
+use std::ffi::OsStr;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Every datagram received within `timeout`, until `until` matches one.
+fn receive_until(socket: &UnixDatagram, got: &mut Vec<String>, until: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = message.contains(until);
+                got.push(message);
+                if done {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+}
+
+#[test]
+fn notify_socket_receives_ready_status_watchdog_and_stopping() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(options(), &[]);
+    let socket_path = e.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the fake NOTIFY_SOCKET");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("read timeout");
+    let args = [
+        OsStr::new("run"),
+        config.as_os_str(),
+        OsStr::new("-l"),
+        OsStr::new("DEBUG"),
+    ];
+    let env = [
+        ("NOTIFY_SOCKET", socket_path.as_os_str()),
+        ("WATCHDOG_USEC", OsStr::new("400000")),
+    ];
+    let mut runner =
+        RunnerProcess::spawn_with_env(Path::new(BIN), &args, &env, &e.log("notify.log"))
+            .expect("runner starts");
+    let mut got = Vec::new();
+    receive_until(&socket, &mut got, "READY=1", Duration::from_secs(30));
+    let ready = got
+        .iter()
+        .find(|m| m.contains("READY=1"))
+        .unwrap_or_else(|| panic!("no READY=1 in {got:?}\n{}", tail(&runner.log())));
+    // The weight counts the reservation of a poll in flight.
+    let quota = format!("/{:.2}, 0 provisioning", e.quota());
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=0 jobs, weight ") && ready.ends_with(&quota),
+        "{ready:?} {quota:?}"
+    );
+    // A job: the status line changes.
+    let id = e.world.enqueue(JobSpec {
+        flavor: Some("XS".into()),
+        duration_ms: 300,
+        ..JobSpec::default()
+    });
+    receive_until(&socket, &mut got, "STATUS=1 jobs", Duration::from_secs(30));
+    assert!(
+        got.iter().any(|m| m.contains("STATUS=1 jobs")),
+        "{got:?}\n{}",
+        tail(&runner.log())
+    );
+    assert!(
+        wait_until(|| e.all_over(&[id]), Duration::from_secs(60), STEP),
+        "{}",
+        e.describe()
+    );
+    got.clear();
+    receive_until(&socket, &mut got, "WATCHDOG=1", Duration::from_secs(5));
+    assert!(got.iter().any(|m| m == "WATCHDOG=1"), "{got:?}");
+    runner.terminate().expect("SIGTERM");
+    receive_until(&socket, &mut got, "STOPPING=1", Duration::from_secs(20));
+    assert!(
+        got.iter().any(|m| m.starts_with("STOPPING=1")),
+        "{got:?}\n{}",
+        tail(&runner.log())
+    );
+    let status = runner
+        .wait_timeout(Duration::from_secs(20))
+        .expect("wait")
+        .expect("stopped within 20 s");
+    assert!(status.success(), "exit {status}\n{}", tail(&runner.log()));
+}
