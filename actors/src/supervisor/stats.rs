@@ -2,6 +2,7 @@
 //! and the bench (feature `testing`), the [`GetStats`] query.
 
 use super::*;
+use crate::untrusted::escape_control;
 
 /// Events counted since start; logged by the state dump.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,8 +54,9 @@ impl Supervisor {
                 "resource_name" => e.resource.as_ref().map(|r| r.name.clone())
                     .or_else(|| e.resource_name.clone()).unwrap_or_default(),
                 "trace_offset" => e.trace_offset,
-                "failure" => e.failure.clone().unwrap_or_default(),
-                "delete_refused" => e.delete_refused.clone().unwrap_or_default(),
+                "failure" => e.failure.as_deref().map(escape_control).unwrap_or_default(),
+                "delete_refused" => e.delete_refused.as_deref().map(escape_control)
+                    .unwrap_or_default(),
                 "token" => &e.job.token);
         }
         for r in &self.runners {
