@@ -96,6 +96,31 @@ impl CheckSchedule {
         }
     }
 
+    /// The waiting jobs of `runner`, soonest due first, among the first
+    /// `scan` waiting jobs of every runner.
+    pub(super) fn waiting_of(&self, runner: usize, scan: usize) -> Vec<JobKey> {
+        self.queue
+            .iter()
+            .take(scan)
+            .map(|(_, key)| *key)
+            .filter(|key| key.runner == runner)
+            .collect()
+    }
+
+    /// Sends a waiting job's next check now instead of at its due time
+    /// (marked in flight; its cadence is kept). False when it is not
+    /// waiting.
+    pub(super) fn take_early(&mut self, key: JobKey) -> bool {
+        match self.slots.get(&key).copied() {
+            Some(Slot::Due(due)) => {
+                self.queue.remove(&(due, key));
+                self.slots.insert(key, Slot::InFlight(due));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// When the next check falls due, if any job is waiting.
     pub(super) fn next_due(&self) -> Option<Instant> {
         self.queue.first().map(|(at, _)| *at)
@@ -164,6 +189,33 @@ mod tests {
         s.remove(key(2));
         s.checked(key(2), t0 + I); // a late answer of a removed job
         assert_eq!((s.len(), s.next_due()), (0, None));
+    }
+
+    #[test]
+    fn a_job_taken_early_keeps_its_cadence_and_is_not_sent_twice() {
+        let mut s = CheckSchedule::new(I);
+        let t0 = Instant::now();
+        s.start(key(1), t0);
+        s.start(
+            JobKey {
+                runner: 1,
+                job_id: 2,
+            },
+            t0,
+        );
+        assert_eq!(s.waiting_of(0, 10), vec![key(1)]);
+        assert!(s.take_early(key(1)));
+        assert!(!s.take_early(key(1)), "in flight");
+        assert!(s.waiting_of(0, 10).is_empty());
+        assert_eq!(
+            s.take_due(t0 + I),
+            vec![JobKey {
+                runner: 1,
+                job_id: 2
+            }]
+        );
+        s.checked(key(1), t0 + Duration::from_secs(1));
+        assert_eq!(s.next_due(), Some(t0 + I * 2));
     }
 
     #[test]

@@ -21,8 +21,8 @@
 //! `started` and the handlers, each dispatching to the file of its concern
 //! (`lifecycle`, `spawn`, `polling`, `progress`, `persistence`,
 //! `reconciliation`, `drain`, `stats`). The hidden state machines are pure
-//! types with their own tests: [`write_queue`], [`poll_slot`] and
-//! [`check_schedule`].
+//! types with their own tests: [`write_queue`], [`poll_slot`],
+//! [`check_schedule`] and [`refusal_guard`].
 
 mod check_schedule;
 mod drain;
@@ -34,6 +34,7 @@ mod poll_slot;
 mod polling;
 mod progress;
 mod reconciliation;
+mod refusal_guard;
 mod reload;
 mod spawn;
 mod stats;
@@ -45,6 +46,7 @@ pub use stats::{GetStats, Stats};
 use self::check_schedule::CheckSchedule;
 use self::persistence::Waiter;
 use self::poll_slot::PollSlot;
+use self::refusal_guard::RefusalGuard;
 use self::stats::Counters;
 use self::write_queue::WriteQueue;
 use crate::backoff::{BackoffPolicy, LazyBackoff};
@@ -105,8 +107,8 @@ pub(crate) struct RunnerSlot {
     /// trace read that decided (set by a refusal, cleared by a trace read
     /// that saw a job start).
     pub(crate) trace_watch_refused: bool,
-    /// Consecutive progress checks where every job token was refused.
-    refusal_bursts: u32,
+    /// Refused job tokens not believed yet.
+    refusals: RefusalGuard,
     reconcile: Option<ReconcilePass>,
     /// Removed by a reconfiguration: no longer polled; its jobs run to the end.
     retired: bool,
@@ -147,7 +149,7 @@ impl RunnerSlot {
             cycles: 0,
             warned_no_trace_watch: false,
             trace_watch_refused: false,
-            refusal_bursts: 0,
+            refusals: RefusalGuard::default(),
             reconcile: None,
             retired: false,
         }

@@ -3,19 +3,19 @@
 //! ([`super::check_schedule`]): every `job_progress_poll_interval`, never
 //! two checks of one job within one interval, none while it is launching.
 //!
-//! A refused job token ([`JobStatus::TokenRefused`]) means the job is over,
-//! except in a burst: when every job of a runner checked in one progress
-//! check, and more than one, is refused at once, that is taken as a
-//! coordinator problem and ends nothing. A burst repeated at
-//! [`BURST_PATIENCE`] consecutive checks of that runner is then believed
-//! (every job really ended), so that resources are not held forever.
+//! A refused job token ([`JobStatus::TokenRefused`]) means the job is over
+//! once the coordinator is seen accepting another token of the same runner;
+//! several refusals with none accepted are taken as a coordinator problem
+//! for a while (see [`super::refusal_guard`]).
 
+use super::refusal_guard::{Verdict, BURST_PATIENCE};
 use super::*;
 use crate::untrusted::untrusted;
+use std::collections::BTreeSet;
 use tokio::time::Instant;
 
-/// Consecutive refusal bursts of one runner after which they are believed.
-pub(crate) const BURST_PATIENCE: u32 = 10;
+/// Waiting checks scanned for a witness job (bounds the work per refusal).
+const WITNESS_SCAN: usize = 4096;
 
 impl Supervisor {
     /// Starts a job's check timer (at its launch, or when a launched job is
@@ -65,35 +65,58 @@ impl Supervisor {
             }
         }
         for (i, jobs) in per_runner.into_iter().enumerate() {
-            if jobs.is_empty() {
-                continue;
+            if !jobs.is_empty() {
+                self.send_checks(i, jobs, ctx);
             }
-            let Some(poller) = self.runners.get(i).and_then(|r| r.poller.clone()) else {
-                for job in &jobs {
-                    self.checks.remove(JobKey {
-                        runner: i,
-                        job_id: job.id,
-                    });
-                }
-                continue;
-            };
-            let log = self.runner_log(i);
-            let sent: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-            ctx.spawn(
-                async move { answer(poller.send(CheckJobs { jobs }), "poller", &log).await }
-                    .into_actor(self)
-                    .map(move |res, act, ctx| {
-                        // No answer: nothing learnt; the next check asks again.
-                        act.on_checked(i, res.unwrap_or_else(Vec::new), ctx);
-                        let now = Instant::now();
-                        for job_id in sent {
-                            act.checks.checked(JobKey { runner: i, job_id }, now);
-                        }
-                        act.arm_check_timer(ctx);
-                    }),
-            );
         }
         self.arm_check_timer(ctx);
+    }
+
+    /// Sends one batch of checks of runner `i`'s jobs to its poller (their
+    /// schedule slots are in flight).
+    fn send_checks(&mut self, i: usize, jobs: Vec<Job>, ctx: &mut Context<Self>) {
+        let Some(poller) = self.runners.get(i).and_then(|r| r.poller.clone()) else {
+            for job in &jobs {
+                self.checks.remove(JobKey {
+                    runner: i,
+                    job_id: job.id,
+                });
+            }
+            return;
+        };
+        let log = self.runner_log(i);
+        let sent: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        ctx.spawn(
+            async move { answer(poller.send(CheckJobs { jobs }), "poller", &log).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    // No answer: nothing learnt; the next check asks again.
+                    act.on_checked(i, res.unwrap_or_else(Vec::new), ctx);
+                    let now = Instant::now();
+                    for job_id in sent {
+                        act.checks.checked(JobKey { runner: i, job_id }, now);
+                    }
+                    act.arm_check_timer(ctx);
+                }),
+        );
+    }
+
+    /// Whether runner `i`'s job is launched or started and not cancelled
+    /// (its status can be checked).
+    fn checkable(&self, key: &JobKey) -> bool {
+        self.jobs.get(key).is_some_and(|e| {
+            let cancelled = e.cancel.as_ref().is_some_and(|c| *c.borrow());
+            matches!(e.phase, Phase::Launched | Phase::Started) && !cancelled
+        })
+    }
+
+    /// A waiting job of runner `i` that can be checked and whose token is
+    /// not held as refused, soonest due first.
+    fn find_witness(&self, i: usize, held: &BTreeSet<i64>) -> Option<JobKey> {
+        self.checks
+            .waiting_of(i, WITNESS_SCAN)
+            .into_iter()
+            .find(|key| !held.contains(&key.job_id) && self.checkable(key))
     }
 
     pub(super) fn on_checked(
@@ -102,12 +125,14 @@ impl Supervisor {
         results: Vec<(i64, Result<JobStatus, CoordinatorError>)>,
         ctx: &mut Context<Self>,
     ) {
-        let refused = results
+        let accepted = results
+            .iter()
+            .any(|(_, r)| matches!(r, Ok(JobStatus::Running | JobStatus::Finished)));
+        let refused: Vec<i64> = results
             .iter()
             .filter(|(_, r)| matches!(r, Ok(JobStatus::TokenRefused)))
-            .count();
-        let burst = results.len() > 1 && refused == results.len();
-        let believe_refusals = self.note_refusal_burst(i, burst, refused);
+            .map(|(id, _)| *id)
+            .collect();
         let mut errors = 0usize;
         let mut last_error = None;
         for (job_id, res) in results {
@@ -115,12 +140,7 @@ impl Supervisor {
                 Ok(JobStatus::Finished) => {
                     self.on_job_finished(JobKey { runner: i, job_id }, ctx);
                 }
-                Ok(JobStatus::TokenRefused) => {
-                    if believe_refusals {
-                        self.on_job_finished(JobKey { runner: i, job_id }, ctx);
-                    }
-                }
-                Ok(JobStatus::Running) => {}
+                Ok(JobStatus::TokenRefused | JobStatus::Running) => {}
                 Err(e) => {
                     errors += 1;
                     last_error = Some(e);
@@ -132,36 +152,85 @@ impl Supervisor {
             slog::warn!(log, "could not check the progress of some jobs";
                         "failed_checks" => errors, "error" => %untrusted(&e));
         }
+        self.judge_refusals(i, accepted, &refused, ctx);
         self.schedule_polls(ctx);
         self.check_drained(ctx);
     }
 
-    /// Counts runner `i`'s consecutive refusal bursts; true when this
-    /// check's refusals are to be believed (no burst, or a burst repeated
-    /// [`BURST_PATIENCE`] times). Logs a WARN when a streak starts and
-    /// when it is believed.
-    fn note_refusal_burst(&mut self, i: usize, burst: bool, refused: usize) -> bool {
-        let Some(r) = self.runners.get_mut(i) else {
-            return true;
+    /// Applies the refusal guard's verdict on one answered check of runner
+    /// `i`: ends the believed jobs, asks a witness, or logs a burst.
+    fn judge_refusals(
+        &mut self,
+        i: usize,
+        accepted: bool,
+        refused: &[i64],
+        ctx: &mut Context<Self>,
+    ) {
+        let interval = self.settings.job_progress_poll_interval;
+        let Some(held) = self.runners.get(i).map(|r| r.refusals.held().clone()) else {
+            return;
         };
-        if !burst {
-            r.refusal_bursts = 0;
-            return true;
+        let stale: Vec<i64> = held
+            .iter()
+            .copied()
+            .filter(|&job_id| !self.checkable(&JobKey { runner: i, job_id }))
+            .collect();
+        let witness = if !accepted && !refused.is_empty() {
+            let mut asked = held;
+            asked.extend(refused.iter().copied());
+            self.find_witness(i, &asked)
+        } else {
+            None
+        };
+        let Some(r) = self.runners.get_mut(i) else {
+            return;
+        };
+        for job_id in stale {
+            r.refusals.forget(job_id);
         }
-        r.refusal_bursts += 1;
-        if r.refusal_bursts == 1 {
-            slog::warn!(r.logger,
-                "the coordinator refused every job token at once: taken as a coordinator \
-                 problem, no job ended";
-                "jobs" => refused, "believed_after_checks" => BURST_PATIENCE);
+        let verdict = r.refusals.judge(
+            Instant::now(),
+            accepted,
+            refused,
+            witness.is_some(),
+            interval,
+        );
+        let logger = r.logger.clone();
+        match verdict {
+            Verdict::Nothing => {}
+            Verdict::Believe(jobs) => self.finish_refused(i, jobs, ctx),
+            Verdict::AskWitness => {
+                let job = witness
+                    .filter(|key| self.checks.take_early(*key))
+                    .and_then(|key| self.jobs.get(&key))
+                    .map(|e| e.job.clone());
+                if let Some(job) = job {
+                    slog::debug!(logger, "job token refused: asking about another job first";
+                                 "witness" => job.id, "refused" => refused.len());
+                    self.send_checks(i, vec![job], ctx);
+                }
+            }
+            Verdict::Burst { started, jobs } => {
+                if started {
+                    slog::warn!(logger,
+                        "the coordinator refused every job token it was asked about: taken as a \
+                         coordinator problem, no job ended";
+                        "jobs" => jobs, "believed_after_intervals" => BURST_PATIENCE);
+                }
+            }
+            Verdict::BurstBelieved(jobs) => {
+                slog::warn!(logger, "every job token still refused: the jobs are taken as over";
+                            "jobs" => jobs.len(), "intervals" => BURST_PATIENCE);
+                self.finish_refused(i, jobs, ctx);
+            }
         }
-        if r.refusal_bursts >= BURST_PATIENCE {
-            slog::warn!(r.logger, "every job token still refused: the jobs are taken as over";
-                        "jobs" => refused, "checks" => r.refusal_bursts);
-            r.refusal_bursts = 0;
-            return true;
+    }
+
+    /// Ends runner `i`'s jobs whose refused token is believed.
+    fn finish_refused(&mut self, i: usize, jobs: Vec<i64>, ctx: &mut Context<Self>) {
+        for job_id in jobs {
+            self.on_job_finished(JobKey { runner: i, job_id }, ctx);
         }
-        false
     }
 
     pub(super) fn on_job_finished(&mut self, key: JobKey, ctx: &mut Context<Self>) {

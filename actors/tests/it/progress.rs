@@ -43,3 +43,110 @@ async fn a_job_is_checked_once_per_interval_from_its_launch_only() {
     assert_eq!(status_calls(&r), 11, "a finished job is not checked again");
     svc.stop().await;
 }
+
+/// Starts `ids` one after the other, `gap` apart, so that each job has its
+/// own check timer; returns as soon as the last one is started.
+async fn start_spread(r: &Runner, svc: &mut Service, ids: &[i64], gap: Duration) {
+    for (n, id) in ids.iter().enumerate() {
+        if n > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        r.coord.push_jobs([job(*id, &[])]);
+        assert!(
+            svc.until(Duration::from_millis(100), 600, |s| s
+                .phases
+                .get("started")
+                .copied()
+                .unwrap_or(0)
+                == n + 1)
+                .await,
+            "job {id} started"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn jobs_ending_together_with_no_other_job_end_at_their_check() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    r.coord.push_jobs([job(5, &[]), job(6, &[])]);
+    let mut s = settings(10.0);
+    s.job_progress_poll_interval = INTERVAL;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+    assert!(
+        svc.until(Duration::from_secs(1), 60, |s| s.phases.get("started")
+            == Some(&2))
+            .await
+    );
+    // Both tokens refused: the jobs ended together.
+    r.coord.script.borrow_mut().token_refused.extend([5, 6]);
+    tokio::time::sleep(INTERVAL + Duration::from_secs(1)).await;
+    assert_eq!(svc.stats().await.completed, 2, "ended at their next check");
+    assert_eq!(world.state().deleted, 2);
+    assert!(!svc.logs.text().contains("coordinator problem"));
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_refused_token_is_believed_once_another_job_is_seen_accepted() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let mut s = settings(10.0);
+    s.job_progress_poll_interval = INTERVAL;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+    // Job 5's timer runs 5 s ahead of job 6's.
+    start_spread(&r, &mut svc, &[5, 6], Duration::from_secs(5)).await;
+    let before = status_calls(&r);
+    r.coord.script.borrow_mut().token_refused.insert(5);
+    // Job 5's next check (before job 6's) refuses it; job 6 is asked at
+    // once as a witness, accepted: job 5 ends then, after two checks.
+    assert!(
+        svc.until(Duration::from_millis(100), 200, |s| s.completed == 1)
+            .await
+    );
+    assert_eq!(
+        status_calls(&r),
+        before + 2,
+        "job 5's check and one witness"
+    );
+    assert_eq!(svc.stats().await.phases.get("started"), Some(&1));
+    // The witness's check was moved earlier, not added: in the next three
+    // intervals job 6 is checked twice (its own next check was taken).
+    let after = status_calls(&r);
+    tokio::time::sleep(INTERVAL * 3).await;
+    assert_eq!(status_calls(&r), after + 2);
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_coordinator_problem_reaching_each_timer_in_turn_ends_no_job() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let mut s = settings(10.0);
+    s.job_progress_poll_interval = INTERVAL;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+    // Three jobs on three timers, 3 s apart.
+    start_spread(&r, &mut svc, &[5, 6, 7], Duration::from_secs(3)).await;
+    r.coord.script.borrow_mut().refuse_every_token = true;
+    tokio::time::sleep(INTERVAL * 4).await;
+    let stats = svc.stats().await;
+    assert_eq!(stats.phases.get("started"), Some(&3), "no job ended");
+    assert_eq!(world.live_count(), 3, "no app deleted");
+    let text = svc.logs.text();
+    assert_eq!(
+        text.matches("taken as a coordinator problem").count(),
+        1,
+        "{text}"
+    );
+    // The coordinator recovers: the refusals it gave are dropped.
+    r.coord.script.borrow_mut().refuse_every_token = false;
+    tokio::time::sleep(INTERVAL * 2).await;
+    assert_eq!(svc.stats().await.phases.get("started"), Some(&3));
+    svc.stop().await;
+}

@@ -167,7 +167,7 @@ async fn every_job_token_refused_at_once_is_a_coordinator_problem() {
     assert_eq!(world.live_count(), 3, "no app deleted");
     let text = svc.logs.text();
     assert_eq!(
-        text.matches("refused every job token at once").count(),
+        text.matches("taken as a coordinator problem").count(),
         1,
         "{text}"
     );
