@@ -21,6 +21,7 @@ pub mod observer;
 pub mod poller;
 pub mod ports;
 pub mod quota;
+pub mod ready_delay;
 pub mod reconcile;
 pub mod secret;
 pub mod service;

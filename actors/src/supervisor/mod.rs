@@ -72,6 +72,7 @@ use crate::ports::{
     Weight,
 };
 use crate::quota::{JobKey, Ledger, QuotaLimits, WeightKind};
+use crate::ready_delay::ReadyDelay;
 use crate::reconcile::{plan, Decision, Identified, Tracked};
 use crate::settings::{RunnerSettings, SupervisorSettings};
 use crate::shutdown::{
@@ -109,6 +110,9 @@ pub(crate) struct RunnerSlot {
     pub(crate) trace_watch_refused: bool,
     /// Refused job tokens not believed yet.
     refusals: RefusalGuard,
+    /// How long this runner's inner runners take to write to the trace
+    /// after the push, learnt by the trace watchers.
+    trace_ready: Rc<ReadyDelay>,
     reconcile: Option<ReconcilePass>,
     /// Removed by a reconfiguration: no longer polled; its jobs run to the end.
     retired: bool,
@@ -150,6 +154,7 @@ impl RunnerSlot {
             warned_no_trace_watch: false,
             trace_watch_refused: false,
             refusals: RefusalGuard::default(),
+            trace_ready: Rc::default(),
             reconcile: None,
             retired: false,
         }

@@ -82,7 +82,8 @@ impl Supervisor {
             Some((timeout, step)) => {
                 let offset = self.jobs.get(&key).map_or(0, |e| e.trace_offset);
                 if let Some(jc) = self.job_ctx(key, true, "watching_trace") {
-                    TraceWatcher::new(jc, timeout, step, offset).start();
+                    let ready = self.runners.get(key.runner).map(|r| r.trace_ready.clone());
+                    TraceWatcher::new(jc, timeout, step, offset, ready.unwrap_or_default()).start();
                 }
             }
         }

@@ -56,6 +56,7 @@ use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::{
     weight_of_mem_mib, Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
+use paas_actors::ready_delay::ReadyDelay;
 use paas_actors::untrusted::untrusted;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -114,6 +115,9 @@ pub struct CleverExecutor {
     /// Apps whose deployment repository exceeded the fetch bounds, with
     /// the reason: `recover_job` answers that again without fetching.
     unreadable: RefCell<BTreeMap<String, String>>,
+    /// How long deployment repositories take to be ready after the env is
+    /// set, learnt from the previous waits.
+    repo_ready: ReadyDelay,
     logger: Logger,
     metrics: Option<Arc<Metrics>>,
 }
@@ -184,6 +188,7 @@ impl CleverExecutor {
             tenants,
             unresolved: RefCell::new(BTreeSet::new()),
             unreadable: RefCell::new(BTreeMap::new()),
+            repo_ready: ReadyDelay::new(),
             logger,
             metrics: None,
         })
@@ -418,9 +423,10 @@ impl CleverExecutor {
         }
     }
 
-    /// Polls `repoState` until `CREATED`, on steps growing from 0.1 s up to
-    /// `cc_deployment_repo_wait_step` (`BackoffPolicy::polling`); returns
-    /// the app as last seen.
+    /// Polls `repoState` until `CREATED`: the first poll after the delay
+    /// learnt from the previous applications ([`ReadyDelay`]), then on steps
+    /// growing from 0.1 s up to `cc_deployment_repo_wait_step`
+    /// (`BackoffPolicy::polling`); returns the app as last seen.
     async fn wait_deployable(&self, org: &OrgAuth, app_id: &str) -> Result<Application, PaasError> {
         let step = self.settings.deployment_repo_wait_step;
         let timeout = self.settings.deployment_repo_timeout;
@@ -428,7 +434,11 @@ impl CleverExecutor {
         let deadline = Instant::now() + timeout.min(crate::git::MAX_TIMEOUT);
         let mut steps = BackoffPolicy::polling(step).start();
         let mut last: String;
+        let began = Instant::now();
+        sleep(self.repo_ready.first_wait(step)).await;
+        let mut not_ready = None;
         loop {
+            let sent = began.elapsed();
             // One GET per poll (transient failures are polled again until
             // the deadline; the launcher retries the whole step): bound it
             // by what is left of the deadline (at least one step, so that
@@ -438,7 +448,10 @@ impl CleverExecutor {
             match actix_rt::time::timeout(left, poll).await {
                 Err(_elapsed) => last = "no answer from the API in time".to_string(),
                 Ok(Ok(app)) => match app.repo_state() {
-                    Some("CREATED") => return Ok(app),
+                    Some("CREATED") => {
+                        self.repo_ready.observe(not_ready, sent, step);
+                        return Ok(app);
+                    }
                     Some(state @ ("NOT_NEEDED" | "DELETED")) => {
                         return Err(PaasError::permanent(
                             "wait-deployability",
@@ -448,7 +461,10 @@ impl CleverExecutor {
                             ),
                         ))
                     }
-                    Some(state) => last = format!("repository state {state}"),
+                    Some(state) => {
+                        not_ready = Some(sent);
+                        last = format!("repository state {state}");
+                    }
                     None => {
                         return Err(PaasError::permanent(
                             "wait-deployability",
