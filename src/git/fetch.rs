@@ -5,8 +5,9 @@
 //! is adopted only if its job still runs at the coordinator, and the job
 //! (its id and token) is in the `job.json` the runner pushed to `master`.
 //!
-//! 1. a fresh bare repository in a temporary directory, isolated from the
-//!    global and system configuration exactly like the push's;
+//! 1. a fresh bare repository in a temporary directory (libgit2 writes a
+//!    fetched pack only to a repository on disk), isolated from the global
+//!    and system configuration;
 //! 2. the remote's refs are listed: no `refs/heads/master` (an empty
 //!    repository, a job never pushed) is [`None`];
 //! 3. `master` is fetched, shallow over HTTP (depth 1, no tags), and `job.json` is
@@ -21,7 +22,7 @@
 //! through the callback (offered at most
 //! [`crate::git::MAX_CREDENTIAL_OFFERS`] times per connection), never
 //! in a URL; errors show the URL without userinfo, query or fragment; a
-//! dedicated thread and a deadline checked in every callback, so that a
+//! git worker thread and a deadline checked in every callback, so that a
 //! server that stops answering costs at most the timeout. Errors are the
 //! push's [`RemoteError`], classified the same way
 //! ([`RemoteError::is_retryable`]).
@@ -73,7 +74,7 @@ pub fn fetch_job_json(
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, RemoteError> {
     let session = Session::new(remote_url, user, password, timeout)?;
-    session.run_on_thread("git-fetch", |session| {
+    session.run_on_worker(|session| {
         let dir = tempfile::Builder::new()
             .prefix("hpd-fetch-")
             .tempdir()

@@ -2,21 +2,23 @@
 //!
 //! What the Python reference does with `git` subprocesses (init, commit,
 //! push with the password in the URL), done with libgit2 and without the
-//! pitfalls of a user's Git configuration, hooks and credential helpers:
+//! pitfalls of a user's Git configuration, hooks and credential helpers,
+//! and without touching the disk:
 //!
-//! 1. a fresh repository in a temporary directory, bare (no worktree, no
-//!    index, so no line-ending filters), with `master` as initial head
-//!    whatever `init.defaultBranch` says, no external templates (no hooks),
-//!    and a configuration reduced to its own file (no global or system
-//!    `url.*.insteadOf`, identity, …);
+//! 1. a repository held in memory: an object database with only libgit2's
+//!    in-memory backend (`mempack`), no directory, no references, no hooks,
+//!    no worktree or index (so no line-ending filters), and an empty
+//!    configuration of its own (no global or system `url.*.insteadOf`,
+//!    identity, credential helper, …);
 //! 2. one commit "Job definition" by "Heptapod Paas Runner"
 //!    <paasrunner@heptapod.test> holding `Dockerfile`, `runner.toml` and
-//!    `job.json` (mode 644);
-//! 3. the remote's refs are listed: an existing `refs/heads/master` means a
-//!    previous push already launched the job ([`PushOutcome::AlreadyLaunched`],
-//!    nothing pushed);
-//! 4. otherwise `refs/heads/master` is pushed (not forced); a ref rejected
-//!    by the server is an error.
+//!    `job.json` (mode 644), written to that database only;
+//! 3. the commit is pushed by its id to `refs/heads/master` (not forced),
+//!    on one connection: the remote's refs come with the connection, and
+//!    when they already hold `refs/heads/master` a previous push launched
+//!    the job, so the push is called off before anything is sent
+//!    ([`PushOutcome::AlreadyLaunched`]); a ref rejected by the server is
+//!    an error. Redirects: same host only ([`NO_REDIRECTS`]).
 //!
 //! Credentials go through a callback (`Cred::userpass_plaintext`), offered
 //! at most [`crate::git::MAX_CREDENTIAL_OFFERS`] times per connection so that a refused
@@ -24,26 +26,24 @@
 //! is never part of a URL, and errors carry the URL without userinfo, query
 //! or fragment.
 //!
-//! This function BLOCKS: callers run it with
-//! `actix_rt::task::spawn_blocking`. The network part runs on a dedicated
-//! thread so that the timeout holds even when a server stops answering
-//! (libgit2 has no default socket timeout and its timeout settings are
-//! `unsafe` process-wide options): on timeout the caller gets
-//! [`PushError::Timeout`] at once, and the thread ends at its next libgit2
-//! callback or when the connection fails.
+//! [`push_context`] BLOCKS; [`push_context_async`], what the Clever Cloud
+//! executor awaits, does not. The
+//! work itself runs on one of the git worker threads (`src/git/workers.rs`)
+//! so that the timeout holds even when a server stops answering (libgit2
+//! has no default socket timeout and its timeout settings are `unsafe`
+//! process-wide options): on timeout the caller gets
+//! [`PushError::Timeout`] at once, and the worker is free again at its
+//! next libgit2 callback or when the connection fails.
 //!
 //! The isolation, credential, deadline and error-classification machinery
-//! (`Session`, `isolated_bare_repository`, [`RemoteError`]) lives in
-//! `src/git/session.rs`, shared with [`crate::git::fetch`], which reads
-//! `job.json` back from a deployment repository.
+//! (`Session`, [`RemoteError`]) lives in `src/git/session.rs`, shared with
+//! [`crate::git::fetch`], which reads `job.json` back from a deployment
+//! repository.
 
-use super::session::{
-    isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF, NO_REDIRECTS,
-};
+use super::session::{Observed, RemoteError, Session, DEPLOY_REF, NO_REDIRECTS};
 use crate::deploy::BuildContext;
 use crate::secret::Secret;
-use git2::{Direction, PushOptions, Repository, Signature};
-use std::path::Path;
+use git2::{Config, Odb, Oid, PushOptions, Repository, Signature};
 use std::time::Duration;
 
 /// Committer and author name of the deploy commit.
@@ -79,42 +79,54 @@ pub fn push_context(
 ) -> Result<PushOutcome, PushError> {
     let session = Session::new(remote_url, user, password, timeout)?;
     let ctx = ctx.clone();
-    session.run_on_thread("git-push", move |session| {
-        let dir = tempfile::Builder::new()
-            .prefix("hpd-deploy-")
-            .tempdir()
-            .map_err(|e| RemoteError::Local {
-                detail: format!("cannot create a temporary directory: {e}"),
-            })?;
-        let repo = build_repository(dir.path(), &ctx).map_err(|e| RemoteError::Local {
-            detail: session.scrub(e.message()),
-        })?;
-        let observed = Observed::default();
-        let result = push(session, &repo, &observed);
-        result.map_err(|e| session.classify(&e, &observed))
-    })
+    session.run_on_worker(move |session| push_in_memory(session, &ctx))
 }
 
-/// Lists the remote refs, then pushes unless `master` exists.
+/// [`push_context`] for async callers: the same push on a git worker
+/// thread, awaited without blocking the caller's thread.
+pub async fn push_context_async(
+    ctx: &BuildContext,
+    remote_url: &str,
+    user: &str,
+    password: &Secret,
+    timeout: Duration,
+) -> Result<PushOutcome, PushError> {
+    let session = Session::new(remote_url, user, password, timeout)?;
+    let ctx = ctx.clone();
+    session
+        .run_on_worker_async(move |session| push_in_memory(session, &ctx))
+        .await
+}
+
+/// Builds the deploy commit in memory and pushes it. BLOCKING.
+fn push_in_memory(session: &Session, ctx: &BuildContext) -> Result<PushOutcome, PushError> {
+    let (repo, commit) = build_commit(ctx).map_err(|e| RemoteError::Local {
+        detail: session.scrub(e.message()),
+    })?;
+    let observed = Observed::default();
+    push(session, &repo, commit, &observed).map_err(|e| session.classify(&e, &observed))
+}
+
+/// Pushes `commit` to `master` unless the remote already has `master`
+/// (seen in the push negotiation, before anything is sent).
 fn push(
     session: &Session,
     repo: &Repository,
+    commit: Oid,
     observed: &Observed,
 ) -> Result<PushOutcome, git2::Error> {
     let mut remote = repo.remote_anonymous(&session.url.connect)?;
-    {
-        let connection =
-            remote.connect_auth(Direction::Push, Some(session.callbacks(observed)), None)?;
-        if connection
-            .list()?
-            .iter()
-            .any(|head| head.name() == DEPLOY_REF)
-        {
-            return Ok(PushOutcome::AlreadyLaunched);
-        }
-    }
-    observed.credential_offers.set(0);
     let mut callbacks = session.callbacks(observed);
+    callbacks.push_negotiation(|updates| {
+        if session.past_deadline(observed) {
+            return Err(git2::Error::from_str("deadline passed"));
+        }
+        if updates.iter().any(|update| !update.src().is_zero()) {
+            observed.target_exists.set(true);
+            return Err(git2::Error::from_str("master exists on the remote"));
+        }
+        Ok(())
+    });
     callbacks.push_update_reference(|refname, status| {
         if let Some(reason) = status {
             *observed.rejection.borrow_mut() = Some(format!("{refname}: {reason}"));
@@ -125,18 +137,33 @@ fn push(
     options
         .remote_callbacks(callbacks)
         .follow_redirects(NO_REDIRECTS);
-    remote.push(&[format!("{DEPLOY_REF}:{DEPLOY_REF}")], Some(&mut options))?;
+    match remote.push(&[format!("{commit}:{DEPLOY_REF}")], Some(&mut options)) {
+        Err(_) if observed.target_exists.get() => return Ok(PushOutcome::AlreadyLaunched),
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
     if observed.rejection.borrow().is_some() {
         return Err(git2::Error::from_str("reference rejected"));
     }
     Ok(PushOutcome::Pushed)
 }
 
-/// Creates the bare repository in `dir` with one commit on `master`
-/// holding the context files, isolated from global and system config.
-fn build_repository(dir: &Path, ctx: &BuildContext) -> Result<Repository, git2::Error> {
-    let repo = isolated_bare_repository(dir)?;
+/// A repository without a directory: its objects in memory (libgit2's
+/// `mempack` backend, freed with the repository), no references, and an
+/// empty configuration of its own, so that nothing of the global or system
+/// configuration is read.
+fn in_memory_repository() -> Result<Repository, git2::Error> {
+    let odb = Odb::new()?;
+    odb.add_new_mempack_backend(1)?;
+    let repo = Repository::from_odb(odb)?;
+    repo.set_config(&Config::new()?)?;
+    Ok(repo)
+}
 
+/// An in-memory repository holding one commit (returned, on no branch)
+/// with the context files.
+fn build_commit(ctx: &BuildContext) -> Result<(Repository, Oid), git2::Error> {
+    let repo = in_memory_repository()?;
     let mut tree = repo.treebuilder(None)?;
     for (name, content) in ctx.files() {
         let blob = repo.blob(content)?;
@@ -145,37 +172,31 @@ fn build_repository(dir: &Path, ctx: &BuildContext) -> Result<Repository, git2::
     let tree_id = tree.write()?;
     drop(tree);
     let signature = Signature::now(COMMITTER_NAME, COMMITTER_EMAIL)?;
-    {
+    let commit = {
         let tree = repo.find_tree(tree_id)?;
-        repo.commit(
-            Some(DEPLOY_REF),
-            &signature,
-            &signature,
-            COMMIT_MESSAGE,
-            &tree,
-            &[],
-        )?;
-    }
-    Ok(repo)
+        repo.commit(None, &signature, &signature, COMMIT_MESSAGE, &tree, &[])?
+    };
+    Ok((repo, commit))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn repository_holds_one_commit_with_the_three_files() {
-        let ctx = BuildContext {
+    fn context(job_json: &str) -> BuildContext {
+        BuildContext {
             dockerfile: "FROM x\n".into(),
             runner_toml: "a = 1\n".into(),
-            job_json: "{}".into(),
-        };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repo = build_repository(dir.path(), &ctx).expect("repo");
-        assert!(repo.is_bare());
-        let head = repo.head().expect("head");
-        assert_eq!(head.name().ok(), Some(DEPLOY_REF));
-        let commit = head.peel_to_commit().expect("commit");
+            job_json: job_json.into(),
+        }
+    }
+
+    #[test]
+    fn the_commit_holds_the_three_files() {
+        let ctx = context("{}");
+        let (repo, id) = build_commit(&ctx).expect("commit");
+        assert!(repo.workdir().is_none());
+        let commit = repo.find_commit(id).expect("commit");
         assert_eq!(commit.message().ok(), Some(COMMIT_MESSAGE));
         assert_eq!(commit.parent_count(), 0);
         for sig in [commit.author(), commit.committer()] {
@@ -190,5 +211,14 @@ mod tests {
             let blob = repo.find_blob(entry.id()).expect("blob");
             assert_eq!(blob.content(), content);
         }
+    }
+
+    #[test]
+    fn each_repository_holds_only_its_own_commit() {
+        let (first, first_id) = build_commit(&context("{\"id\": 1}")).expect("first");
+        let (second, second_id) = build_commit(&context("{\"id\": 2}")).expect("second");
+        assert_ne!(first_id, second_id);
+        assert!(first.find_commit(second_id).is_err());
+        assert!(second.find_commit(first_id).is_err());
     }
 }

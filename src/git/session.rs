@@ -1,9 +1,11 @@
 //! What a push and a fetch of a deployment repository share: the remote URL
 //! without credentials, the [`Session`] (credentials offered through a
-//! bounded callback, a deadline checked in every callback, a dedicated
-//! thread), the isolated bare repository, and the classification of
-//! libgit2 errors into [`RemoteError`].
+//! bounded callback, a deadline checked in every callback, the work run on
+//! a git worker thread of `src/git/workers.rs`), the isolated bare
+//! repository (the fetch's), and the classification of libgit2 errors
+//! into [`RemoteError`].
 
+use super::workers::{SubmitError, Workers};
 use crate::secret::{Secret, MASK};
 use git2::{
     CertificateCheckStatus, Config, ConfigLevel, Cred, CredentialType, ErrorClass, ErrorCode,
@@ -11,7 +13,7 @@ use git2::{
 };
 use std::cell::{Cell, RefCell};
 use std::path::Path;
-use std::sync::{mpsc, Condvar, Mutex, Once, PoisonError};
+use std::sync::{mpsc, Once};
 use std::time::{Duration, Instant};
 
 /// The only branch a PAAS deploys.
@@ -34,9 +36,16 @@ pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// answering frees the worker thread after this long.
 pub const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Most git worker threads (pushes and fetches) alive at once. A thread
-/// whose caller gave up (timeout) keeps its slot until it ends.
+/// Most git worker threads (pushes and fetches) alive at once. A worker
+/// whose caller gave up (timeout) stays busy until libgit2 returns.
 pub const MAX_GIT_THREADS: usize = 8;
+
+/// Most exchanges waiting for a git worker; one more is refused at once as
+/// a [`RemoteError::Timeout`] (it could not start within its time).
+const MAX_QUEUED_EXCHANGES: usize = 1024;
+
+/// How long a git worker thread waits for work before it ends.
+const WORKER_IDLE_EXIT: Duration = Duration::from_secs(10);
 
 /// Extra wait for the worker thread to report after the deadline, so that
 /// an abort from a callback is reported as what it is.
@@ -225,56 +234,18 @@ pub fn init_transport() {
     });
 }
 
-/// A counting semaphore bounding the git worker threads.
-pub(crate) struct ThreadSlots {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// One slot of [`ThreadSlots`], given back when dropped.
-pub(crate) struct ThreadSlot<'a>(&'a ThreadSlots);
-
-impl ThreadSlots {
-    pub(crate) const fn new(slots: usize) -> ThreadSlots {
-        ThreadSlots {
-            free: Mutex::new(slots),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// Takes a slot, waiting at most until `deadline`. BLOCKING.
-    pub(crate) fn acquire(&self, deadline: Instant) -> Option<ThreadSlot<'_>> {
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if *free > 0 {
-                *free -= 1;
-                return Some(ThreadSlot(self));
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            free = self
-                .freed
-                .wait_timeout(free, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-}
-
-impl Drop for ThreadSlot<'_> {
-    fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(PoisonError::into_inner);
-        *free += 1;
-        self.0.freed.notify_one();
-    }
-}
-
-/// The slots of every push and fetch of this process.
-static GIT_THREADS: ThreadSlots = ThreadSlots::new(MAX_GIT_THREADS);
+/// The git worker threads of every push and fetch of this process.
+static GIT_WORKERS: Workers = Workers::new(
+    "git-worker",
+    MAX_GIT_THREADS,
+    MAX_QUEUED_EXCHANGES,
+    WORKER_IDLE_EXIT,
+);
 
 /// One exchange with a deployment repository (a push, or the fetch of
 /// `git::fetch`): the remote, the credentials offered through the callback,
 /// and the deadline every callback checks. Owned, so that it can move to
-/// the thread that talks to the remote.
+/// the worker thread that talks to the remote.
 pub(crate) struct Session {
     /// The remote, in its two forms.
     pub(crate) url: RemoteUrl,
@@ -293,6 +264,9 @@ pub(crate) struct Observed {
     deadline_passed: Cell<bool>,
     /// A reference the server refused to update (push only).
     pub(crate) rejection: RefCell<Option<String>>,
+    /// The remote already has the reference a push would create (push
+    /// only).
+    pub(crate) target_exists: Cell<bool>,
     /// Most bytes the transfer may receive (fetch only).
     pub(crate) receive_limit: Cell<Option<usize>>,
     /// The transfer was aborted past `receive_limit`.
@@ -320,61 +294,100 @@ impl Session {
         })
     }
 
-    /// Runs `work` on a dedicated thread named `name` (one of the
-    /// [`MAX_GIT_THREADS`]; waiting for a free one counts in the timeout)
-    /// and waits for it at most until the deadline (plus a short grace for
-    /// an abort from a callback to report as what it is); past that,
-    /// [`RemoteError::Timeout`] at once, the thread ending at its next
-    /// callback. BLOCKING.
-    pub(crate) fn run_on_thread<T: Send + 'static>(
+    /// Runs `work` on a git worker thread (one of the [`MAX_GIT_THREADS`];
+    /// waiting for a free one counts in the timeout) and waits for it at
+    /// most until the deadline (plus a short grace for an abort from a
+    /// callback to report as what it is); past that,
+    /// [`RemoteError::Timeout`] at once, the worker ending the work at its
+    /// next callback. BLOCKING.
+    pub(crate) fn run_on_worker<T: Send + 'static>(
         self,
-        name: &str,
         work: impl FnOnce(&Session) -> Result<T, RemoteError> + Send + 'static,
     ) -> Result<T, RemoteError> {
-        self.run_on_thread_in(&GIT_THREADS, name, work)
+        self.run_on_worker_in(&GIT_WORKERS, work)
     }
 
-    /// [`Session::run_on_thread`] with the slots taken from `slots`.
-    pub(crate) fn run_on_thread_in<T: Send + 'static>(
+    /// [`Session::run_on_worker`] on the threads of `workers`.
+    pub(crate) fn run_on_worker_in<T: Send + 'static>(
         self,
-        slots: &'static ThreadSlots,
-        name: &str,
+        workers: &'static Workers,
         work: impl FnOnce(&Session) -> Result<T, RemoteError> + Send + 'static,
     ) -> Result<T, RemoteError> {
         let (url, timeout) = (self.url.display.clone(), self.timeout);
-        let Some(slot) = slots.acquire(self.deadline) else {
-            return Err(RemoteError::Timeout { url, timeout });
-        };
+        let wait_until = self.deadline + DEADLINE_GRACE;
         let (tx, rx) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let _slot = slot;
-                // The receiver may have given up (timeout): nothing to do then.
-                let _ = tx.send(work(&self));
-            })
-            .map_err(|e| RemoteError::Local {
-                detail: format!("cannot start the {name} thread: {e}"),
-            })?;
-        match rx.recv_timeout(timeout + DEADLINE_GRACE) {
+        self.submit(workers, work, move |result| {
+            // The caller may have given up (timeout): nothing to do then.
+            let _ = tx.send(result);
+        })?;
+        match rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(RemoteError::Timeout { url, timeout }),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(RemoteError::Local {
-                detail: format!("the {name} thread ended without a result"),
-            }),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(no_result()),
         }
+    }
+
+    /// [`Session::run_on_worker`] for async callers: the same work and
+    /// deadline, awaited without blocking the caller's thread.
+    pub(crate) async fn run_on_worker_async<T: Send + 'static>(
+        self,
+        work: impl FnOnce(&Session) -> Result<T, RemoteError> + Send + 'static,
+    ) -> Result<T, RemoteError> {
+        let (url, timeout) = (self.url.display.clone(), self.timeout);
+        let wait_until = tokio::time::Instant::from_std(self.deadline + DEADLINE_GRACE);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(&GIT_WORKERS, work, move |result| {
+            // The caller may have given up (timeout): nothing to do then.
+            let _ = tx.send(result);
+        })?;
+        match tokio::time::timeout_at(wait_until, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(no_result()),
+            Err(_) => Err(RemoteError::Timeout { url, timeout }),
+        }
+    }
+
+    /// Queues `work` on `workers`, its result handed to `reply`; work whose
+    /// deadline passed while it waited is not started (a timeout).
+    fn submit<T: Send + 'static>(
+        self,
+        workers: &'static Workers,
+        work: impl FnOnce(&Session) -> Result<T, RemoteError> + Send + 'static,
+        reply: impl FnOnce(Result<T, RemoteError>) + Send + 'static,
+    ) -> Result<(), RemoteError> {
+        let (url, timeout) = (self.url.display.clone(), self.timeout);
+        let task = Box::new(move || {
+            let result = if Instant::now() >= self.deadline {
+                Err(RemoteError::Timeout {
+                    url: self.url.display.clone(),
+                    timeout: self.timeout,
+                })
+            } else {
+                work(&self)
+            };
+            reply(result);
+        });
+        workers.submit(task).map_err(|e| match e {
+            SubmitError::QueueFull(_) => RemoteError::Timeout { url, timeout },
+            SubmitError::Spawn(_) => RemoteError::Local {
+                detail: e.to_string(),
+            },
+        })
+    }
+
+    /// True, and noted in `observed`, once the deadline has passed.
+    pub(crate) fn past_deadline(&self, observed: &Observed) -> bool {
+        let past = Instant::now() >= self.deadline;
+        if past {
+            observed.deadline_passed.set(true);
+        }
+        past
     }
 
     /// Callbacks for every phase (list, push, fetch): credentials (bounded)
     /// and deadline checks wherever libgit2 lets us abort.
     pub(crate) fn callbacks<'a>(&'a self, observed: &'a Observed) -> RemoteCallbacks<'a> {
-        let past_deadline = move || {
-            let past = Instant::now() >= self.deadline;
-            if past {
-                observed.deadline_passed.set(true);
-            }
-            past
-        };
+        let past_deadline = move || self.past_deadline(observed);
         let mut callbacks = RemoteCallbacks::new();
         callbacks.credentials(move |asked_url, _user_from_url, allowed| {
             if past_deadline() {
@@ -501,6 +514,13 @@ pub(crate) fn isolated_bare_repository(dir: &Path) -> Result<Repository, git2::E
     Ok(repo)
 }
 
+/// The error of work that ended without a result (it panicked).
+fn no_result() -> RemoteError {
+    RemoteError::Local {
+        detail: "the git worker thread ended without a result".into(),
+    }
+}
+
 /// The redirect policy of every fetch and push: same-host redirects only
 /// (git2's default would follow an off-site redirect of the first request).
 pub(crate) const NO_REDIRECTS: git2::RemoteRedirect = git2::RemoteRedirect::None;
@@ -622,34 +642,48 @@ mod tests {
     }
 
     #[test]
-    fn git_threads_are_bounded() {
-        static SLOTS: ThreadSlots = ThreadSlots::new(2);
-        let session = || {
+    fn work_waiting_past_its_deadline_is_not_started() {
+        static WORKERS: Workers = Workers::new("git-test", 1, 4, Duration::from_secs(1));
+        let session = |timeout| {
             Session::new(
                 "https://push.example/app.git",
                 "Jenkins",
                 &Secret::new("pw".to_owned()),
-                Duration::from_millis(100),
+                timeout,
             )
             .expect("session")
         };
-        let far = Instant::now() + Duration::from_secs(5);
-        let held = [SLOTS.acquire(far), SLOTS.acquire(far)];
-        assert!(held.iter().all(Option::is_some));
+        // The only worker is busy past the second session's deadline.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let busy = std::thread::spawn(move || {
+            session(Duration::from_secs(10)).run_on_worker_in(&WORKERS, move |_| {
+                let _ = release_rx.recv_timeout(Duration::from_secs(5));
+                Ok(1)
+            })
+        });
+        let started = Instant::now();
+        while WORKERS.alive() == 0 && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = ran.clone();
-        let result = session().run_on_thread_in(&SLOTS, "git-test", move |_| {
+        let result = session(Duration::from_millis(100)).run_on_worker_in(&WORKERS, move |_| {
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            Ok(())
+            Ok(2)
         });
         assert!(
             matches!(result, Err(RemoteError::Timeout { .. })),
             "{result:?}"
         );
-        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
-        drop(held);
-        let result = session().run_on_thread_in(&SLOTS, "git-test", |_| Ok(7));
-        assert_eq!(result, Ok(7));
+        release_tx.send(()).expect("release");
+        assert_eq!(busy.join().ok(), Some(Ok(1)));
+        let result = session(Duration::from_secs(5)).run_on_worker_in(&WORKERS, |_| Ok(3));
+        assert_eq!(result, Ok(3));
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the late work was dropped, not run"
+        );
+        assert_eq!(WORKERS.alive(), 1, "one thread did all the work");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 const USER: &str = "Jenkins";
@@ -27,6 +27,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 struct GitHttpServer {
     base: String,
     requests: Arc<AtomicUsize>,
+    /// The request line (method and target) of every request served.
+    log: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -40,7 +42,8 @@ impl GitHttpServer {
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
-        let (count, stopping) = (requests.clone(), stop.clone());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (count, stopping, lines) = (requests.clone(), stop.clone(), log.clone());
         let (root, scratch) = (root.to_owned(), scratch.to_owned());
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
@@ -52,7 +55,7 @@ impl GitHttpServer {
                     Ok((stream, _)) => {
                         count.fetch_add(1, Ordering::SeqCst);
                         // A failed exchange just closes the connection.
-                        let _ = serve(stream, &root, &scratch);
+                        let _ = serve(stream, &root, &scratch, &lines);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -61,9 +64,19 @@ impl GitHttpServer {
         GitHttpServer {
             base: format!("http://127.0.0.1:{port}/git"),
             requests,
+            log,
             stop,
             thread: Some(thread),
         }
+    }
+}
+
+impl GitHttpServer {
+    fn lines(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -78,7 +91,12 @@ impl Drop for GitHttpServer {
 
 /// Reads a request (Content-Length or chunked body), checks basic auth,
 /// runs `git http-backend`, relays its answer.
-fn serve(stream: TcpStream, root: &Path, scratch: &Path) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    root: &Path,
+    scratch: &Path,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -88,6 +106,9 @@ fn serve(stream: TcpStream, root: &Path, scratch: &Path) -> std::io::Result<()> 
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_owned();
     let target = parts.next().unwrap_or_default().to_owned();
+    log.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(format!("{method} {target}"));
     let (mut length, mut chunked, mut auth, mut content_type) = (0usize, false, None, None);
     for _ in 0..100 {
         line.clear();
@@ -198,7 +219,11 @@ fn serve(stream: TcpStream, root: &Path, scratch: &Path) -> std::io::Result<()> 
 }
 
 fn context() -> BuildContext {
-    let job = Job::from_payload(json!({"id": 7, "token": "glcbt-seven",
+    context_for(7)
+}
+
+fn context_for(id: u64) -> BuildContext {
+    let job = Job::from_payload(json!({"id": id, "token": format!("glcbt-{id}"),
         "services": [{"name": "redis", "alias": null}]}))
     .expect("job");
     BuildContext::new(None, "[[runners]]\nurl = \"http://c\"\n".into(), &job).expect("context")
@@ -276,10 +301,74 @@ fn http_push_with_basic_auth_then_already_launched() {
         assert_eq!(repo.find_blob(entry.id()).expect("blob").content(), content);
     }
 
+    // One connection: the refs (challenge, then with credentials), then
+    // the pack.
+    let pushed = server.requests.load(Ordering::SeqCst);
+    assert!(pushed <= 4, "{pushed} requests: {:?}", server.lines());
+
     let outcome = push_context(&ctx, &url, USER, &Secret::new(PASSWORD), TIMEOUT);
     assert_eq!(outcome, Ok(PushOutcome::AlreadyLaunched));
-    // Bounded exchanges: challenge + credentials per phase.
-    assert!(server.requests.load(Ordering::SeqCst) <= 12);
+    let lines = server.lines();
+    assert!(lines.len() - pushed <= 2, "{lines:?}");
+    assert!(
+        !lines[pushed..].iter().any(|l| l.starts_with("POST")),
+        "nothing sent once master is seen: {lines:?}"
+    );
+    assert_eq!(
+        repo.find_reference(DEPLOY_REF)
+            .and_then(|r| r.peel_to_tree())
+            .map(|t| t.id()),
+        Ok(tree.id()),
+        "master unchanged"
+    );
+}
+
+/// More pushes at once than there are git worker threads, each to its own
+/// repository: each repository gets its own job's commit, and nothing else.
+#[test]
+fn concurrent_pushes_to_different_remotes_are_independent() {
+    const PUSHES: u64 = 12;
+    let root = tempfile::tempdir().expect("root");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let server = GitHttpServer::start(root.path(), scratch.path());
+    let pushes: Vec<_> = (0..PUSHES)
+        .map(|i| {
+            let path = bare_repo(root.path(), &format!("app_c{i}.git"));
+            let url = format!("{}/app_c{i}.git", server.base);
+            let ctx = context_for(100 + i);
+            let expected = ctx.clone();
+            let thread = std::thread::spawn(move || {
+                push_context(&ctx, &url, USER, &Secret::new(PASSWORD), TIMEOUT)
+            });
+            (path, expected, thread)
+        })
+        .collect();
+    for (path, ctx, thread) in pushes {
+        let outcome = thread.join().expect("push thread");
+        assert_eq!(outcome, Ok(PushOutcome::Pushed), "{}", path.display());
+        let repo = git2::Repository::open_bare(&path).expect("open");
+        let commit = repo
+            .find_reference(DEPLOY_REF)
+            .and_then(|r| r.peel_to_commit())
+            .expect("master");
+        assert_eq!(commit.parent_count(), 0);
+        let tree = commit.tree().expect("tree");
+        assert_eq!(tree.len(), 3);
+        for (name, content) in ctx.files() {
+            let entry = tree.get_name(name).expect(name);
+            assert_eq!(entry.filemode(), 0o100_644);
+            assert_eq!(repo.find_blob(entry.id()).expect("blob").content(), content);
+        }
+        let mut objects = 0;
+        repo.odb()
+            .expect("odb")
+            .foreach(|_| {
+                objects += 1;
+                true
+            })
+            .expect("objects");
+        assert_eq!(objects, 5, "only this job's commit, tree and blobs");
+    }
 }
 
 #[test]

@@ -49,7 +49,7 @@ use super::tenants::{TenantError, TenantResolver, Use};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
 use crate::git::fetch_job_json;
-use crate::git::{push_context, PushOutcome, RemoteError};
+use crate::git::{push_context_async, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::backoff::BackoffPolicy;
 use paas_actors::metrics::{Api, ApiStatus, Metrics};
@@ -615,16 +615,7 @@ impl CleverExecutor {
         let user = self.settings.auth_user.clone();
         let password = org.token.clone();
         let timeout = self.settings.push_timeout;
-        let push_url = url.clone();
-        let outcome = actix_rt::task::spawn_blocking(move || {
-            push_context(&ctx, &push_url, &user, &password, timeout)
-        })
-        .await
-        .map_err(|e| PaasError {
-            action: "push".into(),
-            message: format!("the push task failed: {e}"),
-            class: PaasErrorClass::Uncertain,
-        })?;
+        let outcome = push_context_async(&ctx, &url, &user, &password, timeout).await;
         self.count_git(
             "push",
             match &outcome {
