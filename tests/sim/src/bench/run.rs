@@ -193,6 +193,8 @@ pub fn run_once(
         });
     }
     let mut peak_threads = idle.threads;
+    let idle_names = procfs::thread_names(pid).unwrap_or_default();
+    let mut peak_names = idle_names.clone();
     let mut peak_children = procfs::child_count(pid).unwrap_or(0);
     let mut last = idle;
     // bounded by the deadline, and by a count as a second guard
@@ -212,6 +214,9 @@ pub fn run_once(
         }
         if let Some(n) = procfs::child_count(pid) {
             peak_children = peak_children.max(n);
+        }
+        if let Some(names) = procfs::thread_names(pid) {
+            procfs::raise_peaks(&mut peak_names, &names);
         }
         if all_done(&world, params.jobs) {
             wait = Wait::Done;
@@ -297,7 +302,22 @@ pub fn run_once(
         Unit::MiB,
     );
     figures.push("peak threads", peak_threads as f64, Unit::Count);
+    // each name's own peak: they need not all peak at the same moment
+    for (name, peak) in &peak_names {
+        figures.push(
+            format!("  peak threads named {name:?}"),
+            *peak as f64,
+            Unit::Count,
+        );
+    }
     figures.push("idle threads", idle.threads as f64, Unit::Count);
+    for (name, n) in &idle_names {
+        figures.push(
+            format!("  idle threads named {name:?}"),
+            *n as f64,
+            Unit::Count,
+        );
+    }
     figures.push("peak child processes", peak_children as f64, Unit::Count);
     figures.push_distribution(
         "acquired -> started",
