@@ -87,6 +87,12 @@ impl World {
         let mut w = self.inner.borrow_mut();
         w.live.insert(resource.name.clone(), resource);
     }
+
+    /// Removes a resource from the PAAS behind the runner's back (deleted
+    /// by hand): the next reconciliation finds it vanished.
+    pub fn remove_live(&self, name: &str) -> Option<Resource> {
+        self.inner.borrow_mut().live.remove(name)
+    }
 }
 
 /// A job payload with id, token, project id and variables.
