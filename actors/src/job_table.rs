@@ -1,9 +1,14 @@
-//! The job table's entries: what the supervisor knows of each tracked job,
-//! and the loaded state records no configured runner could take.
+//! The job table: what the supervisor knows of each tracked job, each
+//! job's records of the state file kept encoded until the job changes, and
+//! the loaded state records no configured runner could take.
 
-use crate::job::Phase;
+use crate::job::{Phase, Section};
 use crate::ports::{Job, Resource, Weight};
+use crate::quota::JobKey;
 use crate::state::{HandleRecord, PendingRecord};
+use crate::state_doc::Encoded;
+use std::collections::BTreeMap;
+use std::ops::Deref;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -30,6 +35,20 @@ pub(crate) struct JobEntry {
     pub phase_since: Instant,
     /// When the job was seen over at the coordinator.
     pub finished_at: Option<Instant>,
+    /// The job's records as last encoded; dropped by every mutable access
+    /// through [`JobTable`], so never older than the entry.
+    encoded: Option<JobRecords>,
+}
+
+/// What one job contributes to the state file, encoded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct JobRecords {
+    /// Its entry in `launched`, `pending` or `to_decommission`, if any.
+    pub main: Option<(Section, Encoded)>,
+    /// Its `creating` entry.
+    pub creating: Option<Encoded>,
+    /// Its `launch_failures` entry.
+    pub failure: Option<Encoded>,
 }
 
 impl JobEntry {
@@ -50,7 +69,95 @@ impl JobEntry {
             tracked_at: Instant::now(),
             phase_since: Instant::now(),
             finished_at: None,
+            encoded: None,
         }
+    }
+}
+
+/// The tracked jobs by key. Reads go through `Deref` to the map; every
+/// mutable access (`get_mut`, `insert`, `remove`) drops the entry's
+/// encoded records, so that the next write encodes the entry again.
+#[derive(Default)]
+pub(crate) struct JobTable {
+    jobs: BTreeMap<JobKey, JobEntry>,
+}
+
+impl From<BTreeMap<JobKey, JobEntry>> for JobTable {
+    fn from(jobs: BTreeMap<JobKey, JobEntry>) -> Self {
+        JobTable { jobs }
+    }
+}
+
+impl Deref for JobTable {
+    type Target = BTreeMap<JobKey, JobEntry>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.jobs
+    }
+}
+
+impl<'a> IntoIterator for &'a JobTable {
+    type Item = (&'a JobKey, &'a JobEntry);
+    type IntoIter = std::collections::btree_map::Iter<'a, JobKey, JobEntry>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.jobs.iter()
+    }
+}
+
+impl JobTable {
+    /// The entry of `key`, to change: its encoded records are dropped.
+    pub(crate) fn get_mut(&mut self, key: &JobKey) -> Option<&mut JobEntry> {
+        let entry = self.jobs.get_mut(key)?;
+        entry.encoded = None;
+        Some(entry)
+    }
+
+    /// Adds (or replaces) an entry, not encoded yet.
+    pub(crate) fn insert(&mut self, key: JobKey, mut entry: JobEntry) -> Option<JobEntry> {
+        entry.encoded = None;
+        self.jobs.insert(key, entry)
+    }
+
+    /// Removes an entry, with its records.
+    pub(crate) fn remove(&mut self, key: &JobKey) -> Option<JobEntry> {
+        self.jobs.remove(key)
+    }
+
+    /// One per-job actor of `key` ended. The file does not record the
+    /// count of actors: the entry's records are kept.
+    pub(crate) fn task_ended(&mut self, key: &JobKey) {
+        if let Some(e) = self.jobs.get_mut(key) {
+            e.tasks = e.tasks.saturating_sub(1);
+        }
+    }
+
+    /// Drops every entry's encoded records (what encodes them changed).
+    pub(crate) fn forget_encoded(&mut self) {
+        for e in self.jobs.values_mut() {
+            e.encoded = None;
+        }
+    }
+
+    /// Visits every entry's records in key order, encoding with `encode`
+    /// those of the entries changed since their last encoding (and
+    /// keeping them). Returns how many were encoded.
+    pub(crate) fn visit_encoded<E>(
+        &mut self,
+        mut encode: impl FnMut(&JobKey, &JobEntry) -> Result<JobRecords, E>,
+        mut visit: impl FnMut(&JobRecords),
+    ) -> Result<usize, E> {
+        let mut count = 0;
+        for (key, e) in self.jobs.iter_mut() {
+            if e.encoded.is_none() {
+                e.encoded = Some(encode(key, e)?);
+                count += 1;
+            }
+            if let Some(records) = &e.encoded {
+                visit(records);
+            }
+        }
+        Ok(count)
     }
 }
 

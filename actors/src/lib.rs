@@ -29,6 +29,7 @@ pub mod settings;
 pub mod shutdown;
 mod snapshot;
 pub mod state;
+pub mod state_doc;
 mod supervisor;
 #[cfg(feature = "testing")]
 pub mod testing;

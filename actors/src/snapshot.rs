@@ -1,16 +1,19 @@
-//! The job table and the state file, both ways: [`to_records`] writes the
-//! table as the file records it (the snapshot of every write), [`load`]
-//! rebuilds the table from a loaded file, per the phase each job was in.
-//! Records no configured runner can take (unknown runner, resource that
-//! does not load) are kept aside ([`Unloaded`]) and written back untouched.
+//! The job table and the state file, both ways: [`to_doc`] writes the
+//! table as the file records it (the content of every write), each job's
+//! records encoded once and kept until the job changes
+//! ([`crate::job_table::JobTable`]); [`load`] rebuilds the table from a
+//! loaded file, per the phase each job was in. Records no configured
+//! runner can take (unknown runner, resource that does not load) are kept
+//! aside ([`Unloaded`]) and written back untouched.
 
 use crate::job::{Phase, Section};
-use crate::job_table::{JobEntry, Unloaded};
+use crate::job_table::{JobEntry, JobRecords, JobTable, Unloaded};
 use crate::ports::{Job, Paas, Resource};
 use crate::quota::JobKey;
 use crate::state::{
     CreatingRecord, FailureRecord, HandleRecord, PendingRecord, Snapshot, UncertainRecord,
 };
+use crate::state_doc::{Encoded, StateDoc};
 use crate::untrusted::untrusted;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -24,9 +27,127 @@ pub(crate) struct RunnerRef<'a> {
     pub paas: &'a dyn Paas,
 }
 
+/// The records of one job, before encoding.
+#[derive(Default)]
+struct EntryRecords {
+    main: Option<Saved>,
+    creating: Option<CreatingRecord>,
+    failure: Option<FailureRecord>,
+}
+
+/// The records the file keeps of one entry of `runner`.
+fn entry_records(key: &JobKey, e: &JobEntry, runner: RunnerRef<'_>) -> EntryRecords {
+    let mut out = EntryRecords::default();
+    let Some(section) = e.phase.section(e.resource.is_some()) else {
+        return out;
+    };
+    let handle = HandleRecord {
+        runner_name: runner.name.to_string(),
+        job_id: key.job_id,
+        token: e.job.token.clone(),
+        trace_offset: e.trace_offset,
+        expected_weight: e.expected_weight,
+        paas_resource: e.resource.as_ref().map(|r| runner.paas.dump_resource(r)),
+    };
+    if e.phase == Phase::Provisioning && e.resource.is_none() {
+        if let Some(name) = &e.resource_name {
+            out.creating = Some(CreatingRecord {
+                runner_name: handle.runner_name.clone(),
+                job_id: key.job_id,
+                resource_name: name.clone(),
+            });
+        }
+    }
+    if e.phase == Phase::LaunchFailed {
+        out.failure = Some(FailureRecord {
+            runner_name: handle.runner_name.clone(),
+            job_id: key.job_id,
+            message: e.failure.clone().unwrap_or_default(),
+            trace_appended: e.trace_appended,
+        });
+    }
+    out.main = Some(match section {
+        Section::Pending => Saved::Pending(PendingRecord {
+            handle,
+            job_data: e.job.payload.clone(),
+        }),
+        Section::Launched => Saved::Launched(handle),
+        Section::ToDecommission => Saved::ToDecommission(handle),
+    });
+    out
+}
+
+/// The encoded records of one entry; none when its runner is unknown.
+pub(crate) fn encode_entry(
+    key: &JobKey,
+    e: &JobEntry,
+    runner: Option<RunnerRef<'_>>,
+) -> Result<JobRecords, serde_json::Error> {
+    let Some(runner) = runner else {
+        return Ok(JobRecords::default());
+    };
+    let records = entry_records(key, e, runner);
+    let main = match &records.main {
+        None => None,
+        Some(Saved::Launched(h)) => Some((Section::Launched, Encoded::new(h)?)),
+        Some(Saved::Pending(p)) => Some((Section::Pending, Encoded::new(p)?)),
+        Some(Saved::ToDecommission(h)) => Some((Section::ToDecommission, Encoded::new(h)?)),
+    };
+    Ok(JobRecords {
+        main,
+        creating: records.creating.as_ref().map(Encoded::new).transpose()?,
+        failure: records.failure.as_ref().map(Encoded::new).transpose()?,
+    })
+}
+
 /// The state as the file records it: the job table (`runners[key.runner]`
-/// names each job's runner), the records kept aside, and the operations
-/// in flight (a forced stop only).
+/// names each job's runner; only the entries changed since the last call
+/// are encoded), the records kept aside, and the operations in flight (a
+/// forced stop only). Also returns how many entries were encoded.
+pub(crate) fn to_doc(
+    jobs: &mut JobTable,
+    runners: &[RunnerRef<'_>],
+    unloaded: &Unloaded,
+    uncertain: &[UncertainRecord],
+) -> Result<(StateDoc, usize), serde_json::Error> {
+    let mut doc = StateDoc::default();
+    let encoded = jobs.visit_encoded(
+        |key, e| encode_entry(key, e, runners.get(key.runner).copied()),
+        |records| {
+            if let Some(c) = &records.creating {
+                doc.creating.push(c.clone());
+            }
+            if let Some(f) = &records.failure {
+                doc.launch_failures.push(f.clone());
+            }
+            if let Some((section, record)) = &records.main {
+                let list = match section {
+                    Section::Launched => &mut doc.launched,
+                    Section::Pending => &mut doc.pending,
+                    Section::ToDecommission => &mut doc.to_decommission,
+                };
+                list.push(record.clone());
+            }
+        },
+    )?;
+    let aside = Snapshot {
+        launched: unloaded.launched.clone(),
+        pending: unloaded.pending.clone(),
+        to_decommission: unloaded.to_decommission.clone(),
+        uncertain: uncertain.to_vec(),
+        ..Snapshot::default()
+    }
+    .to_doc()?;
+    doc.launched.extend(aside.launched);
+    doc.pending.extend(aside.pending);
+    doc.to_decommission.extend(aside.to_decommission);
+    doc.uncertain = aside.uncertain;
+    Ok((doc, encoded))
+}
+
+/// The state as the file records it, as typed records: what [`to_doc`]
+/// encodes, entry by entry (its reference in tests).
+#[cfg(test)]
 pub(crate) fn to_records(
     jobs: &BTreeMap<JobKey, JobEntry>,
     runners: &[RunnerRef<'_>],
@@ -38,41 +159,14 @@ pub(crate) fn to_records(
         let Some(runner) = runners.get(key.runner) else {
             continue;
         };
-        let Some(section) = e.phase.section(e.resource.is_some()) else {
-            continue;
-        };
-        let handle = HandleRecord {
-            runner_name: runner.name.to_string(),
-            job_id: key.job_id,
-            token: e.job.token.clone(),
-            trace_offset: e.trace_offset,
-            expected_weight: e.expected_weight,
-            paas_resource: e.resource.as_ref().map(|r| runner.paas.dump_resource(r)),
-        };
-        if e.phase == Phase::Provisioning && e.resource.is_none() {
-            if let Some(name) = &e.resource_name {
-                snap.creating.push(CreatingRecord {
-                    runner_name: handle.runner_name.clone(),
-                    job_id: key.job_id,
-                    resource_name: name.clone(),
-                });
-            }
-        }
-        if e.phase == Phase::LaunchFailed {
-            snap.launch_failures.push(FailureRecord {
-                runner_name: handle.runner_name.clone(),
-                job_id: key.job_id,
-                message: e.failure.clone().unwrap_or_default(),
-                trace_appended: e.trace_appended,
-            });
-        }
-        match section {
-            Section::Pending => snap.pending.push(PendingRecord {
-                handle,
-                job_data: e.job.payload.clone(),
-            }),
-            Section::Launched => snap.launched.push(handle),
-            Section::ToDecommission => snap.to_decommission.push(handle),
+        let records = entry_records(key, e, *runner);
+        snap.creating.extend(records.creating);
+        snap.launch_failures.extend(records.failure);
+        match records.main {
+            Some(Saved::Launched(h)) => snap.launched.push(h),
+            Some(Saved::Pending(p)) => snap.pending.push(p),
+            Some(Saved::ToDecommission(h)) => snap.to_decommission.push(h),
+            None => {}
         }
     }
     snap.launched.extend(unloaded.launched.iter().cloned());
@@ -306,34 +400,146 @@ mod tests {
         e
     }
 
-    fn round_trip(
-        jobs: &BTreeMap<JobKey, JobEntry>,
-        unloaded: &Unloaded,
-    ) -> (Snapshot, BTreeMap<JobKey, JobEntry>, Unloaded) {
-        let world = World::new();
-        let paas: Vec<Rc<FakePaas>> = vec![
-            FakePaas::new(world.clone(), "ra", 1.0),
-            FakePaas::new(world, "rb", 1.0),
-        ];
-        let refs = [
-            RunnerRef {
-                name: "ra",
-                paas: &*paas[0],
-            },
-            RunnerRef {
-                name: "rb",
-                paas: &*paas[1],
-            },
-        ];
-        let records = to_records(jobs, &refs, unloaded, Vec::new());
-        // Through the file format, as a write and a load would.
-        let bytes = serde_json::to_vec(&records).expect("serialize");
-        let read: Snapshot = serde_json::from_slice(&bytes).expect("deserialize");
+    /// Two runners, `ra` and `rb`, on fake PAASes.
+    struct Runners {
+        paas: Vec<Rc<FakePaas>>,
+    }
+
+    impl Runners {
+        fn new() -> Self {
+            let world = World::new();
+            Runners {
+                paas: vec![
+                    FakePaas::new(world.clone(), "ra", 1.0),
+                    FakePaas::new(world, "rb", 1.0),
+                ],
+            }
+        }
+
+        fn refs(&self) -> [RunnerRef<'_>; 2] {
+            [
+                RunnerRef {
+                    name: "ra",
+                    paas: &*self.paas[0],
+                },
+                RunnerRef {
+                    name: "rb",
+                    paas: &*self.paas[1],
+                },
+            ]
+        }
+    }
+
+    /// What a write of `jobs` puts in the file, checked against the typed
+    /// records encoded from scratch; and the number of entries encoded.
+    fn write(jobs: &mut JobTable, refs: &[RunnerRef<'_>], unloaded: &Unloaded) -> (Vec<u8>, usize) {
+        let (doc, encoded) = to_doc(jobs, refs, unloaded, &[]).expect("encode");
+        let bytes = doc.to_json();
+        let fresh = to_records(jobs, refs, unloaded, Vec::new());
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            String::from_utf8_lossy(&fresh.to_json().expect("serialize")),
+            "the kept records differ from the table"
+        );
+        assert_eq!(doc.len(), fresh.len());
+        (bytes, encoded)
+    }
+
+    fn load_bytes(bytes: &[u8], refs: &[RunnerRef<'_>]) -> (BTreeMap<JobKey, JobEntry>, Unloaded) {
+        let read = Snapshot::from_json(bytes).expect("deserialize");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let (table, kept_aside) = rt.block_on(load(read, &refs, &null_logger()));
-        (records, table, kept_aside)
+        rt.block_on(load(read, refs, &null_logger()))
+    }
+
+    /// Written (through the encoded records) and read back.
+    fn round_trip(
+        jobs: BTreeMap<JobKey, JobEntry>,
+        unloaded: &Unloaded,
+    ) -> (usize, BTreeMap<JobKey, JobEntry>, Unloaded) {
+        let runners = Runners::new();
+        let refs = runners.refs();
+        let mut table = JobTable::from(jobs);
+        let (bytes, _) = write(&mut table, &refs, unloaded);
+        let written = Snapshot::from_json(&bytes).expect("deserialize").len();
+        let (read, kept_aside) = load_bytes(&bytes, &refs);
+        (written, read, kept_aside)
+    }
+
+    /// A change to the job table between two writes.
+    #[derive(Clone, Debug)]
+    enum Change {
+        /// A field the file records, changed in place.
+        Offset(usize, u64),
+        /// The entry replaced by one in another phase.
+        Replace(usize, u8),
+        /// A field the file does not record, changed in place.
+        Tasks(usize),
+        /// A per-job actor ended: nothing recorded changed.
+        TaskEnded(usize),
+        Remove(usize),
+        Insert(i64, u8),
+        /// The records of every entry dropped (a runner's ports changed).
+        ForgetAll,
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            (any::<usize>(), 0u64..10_000).prop_map(|(i, o)| Change::Offset(i, o)),
+            (any::<usize>(), any::<u8>()).prop_map(|(i, p)| Change::Replace(i, p)),
+            any::<usize>().prop_map(Change::Tasks),
+            any::<usize>().prop_map(Change::TaskEnded),
+            any::<usize>().prop_map(Change::Remove),
+            (500i64..600, any::<u8>()).prop_map(|(id, p)| Change::Insert(id, p)),
+            Just(Change::ForgetAll),
+        ]
+    }
+
+    /// Applies `c`; returns the key it changed, if any.
+    fn apply(table: &mut JobTable, c: &Change) -> Option<JobKey> {
+        let nth = |table: &JobTable, i: usize| {
+            (!table.is_empty()).then(|| *table.keys().nth(i % table.len()).expect("in range"))
+        };
+        match *c {
+            Change::Offset(i, offset) => {
+                let key = nth(table, i)?;
+                table.get_mut(&key)?.trace_offset = offset;
+                Some(key)
+            }
+            Change::Replace(i, phase) => {
+                let key = nth(table, i)?;
+                *table.get_mut(&key)? = entry(key.job_id, phase, 3, 7, phase % 2 == 0);
+                Some(key)
+            }
+            Change::Tasks(i) => {
+                let key = nth(table, i)?;
+                table.get_mut(&key)?.tasks += 1;
+                Some(key)
+            }
+            Change::TaskEnded(i) => {
+                let key = nth(table, i)?;
+                table.task_ended(&key);
+                None
+            }
+            Change::Remove(i) => {
+                let key = nth(table, i)?;
+                table.remove(&key);
+                None
+            }
+            Change::Insert(job_id, phase) => {
+                let key = JobKey {
+                    runner: (phase % 2) as usize,
+                    job_id,
+                };
+                table.insert(key, entry(job_id, phase, 5, 0, false));
+                Some(key)
+            }
+            Change::ForgetAll => {
+                table.forget_encoded();
+                None
+            }
+        }
     }
 
     proptest! {
@@ -347,18 +553,116 @@ mod tests {
                 0..24,
             )
         ) {
-            let jobs: BTreeMap<JobKey, JobEntry> = picks
-                .iter()
-                .map(|(&(runner, job_id), &(phase, weight, offset, appended))| {
-                    (JobKey { runner, job_id }, entry(job_id, phase, weight, offset, appended))
-                })
-                .collect();
-            let (_, table, kept_aside) = round_trip(&jobs, &Unloaded::default());
-            prop_assert_eq!(&kept_aside, &Unloaded::default());
+            let build = || -> BTreeMap<JobKey, JobEntry> {
+                picks
+                    .iter()
+                    .map(|(&(runner, job_id), &(phase, weight, offset, appended))| {
+                        (JobKey { runner, job_id }, entry(job_id, phase, weight, offset, appended))
+                    })
+                    .collect()
+            };
+            let jobs = build();
             let before: Vec<_> = jobs.iter().map(|(k, e)| (*k, kept(e))).collect();
+            let (_, table, kept_aside) = round_trip(jobs, &Unloaded::default());
+            prop_assert_eq!(&kept_aside, &Unloaded::default());
             let after: Vec<_> = table.iter().map(|(k, e)| (*k, kept(e))).collect();
             prop_assert_eq!(before, after);
         }
+
+        /// Each write re-encodes only the entries changed since the last
+        /// one, and writes what encoding the whole table afresh writes.
+        #[test]
+        fn kept_records_follow_every_change(
+            picks in proptest::collection::btree_map(
+                (0usize..2, 1i64..500),
+                (any::<u8>(), 1u8..16, 0u64..10_000, any::<bool>()),
+                0..16,
+            ),
+            rounds in proptest::collection::vec(proptest::collection::vec(change(), 0..4), 1..6),
+        ) {
+            let runners = Runners::new();
+            let refs = runners.refs();
+            let mut table = JobTable::from(
+                picks
+                    .iter()
+                    .map(|(&(runner, job_id), &(phase, weight, offset, appended))| {
+                        (JobKey { runner, job_id }, entry(job_id, phase, weight, offset, appended))
+                    })
+                    .collect::<BTreeMap<_, _>>(),
+            );
+            let (_, first) = write(&mut table, &refs, &Unloaded::default());
+            prop_assert_eq!(first, table.len(), "the first write encodes every entry");
+            for changes in rounds {
+                let mut touched = std::collections::BTreeSet::new();
+                let mut all = false;
+                for c in &changes {
+                    touched.extend(apply(&mut table, c));
+                    all |= matches!(c, Change::ForgetAll);
+                }
+                touched.retain(|k| table.contains_key(k));
+                let (bytes, encoded) = write(&mut table, &refs, &Unloaded::default());
+                let expected = if all { table.len() } else { touched.len() };
+                prop_assert_eq!(encoded, expected);
+                let (read, _) = load_bytes(&bytes, &refs);
+                let now: Vec<_> = table.iter().map(|(k, e)| (*k, kept(e))).collect();
+                let back: Vec<_> = read.iter().map(|(k, e)| (*k, kept(e))).collect();
+                prop_assert_eq!(now, back);
+                let (_, again) = write(&mut table, &refs, &Unloaded::default());
+                prop_assert_eq!(again, 0, "nothing changed: nothing encoded");
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_shows_in_the_next_write_and_a_removal_removes() {
+        let runners = Runners::new();
+        let refs = runners.refs();
+        let ids = [(0, 1), (0, 2), (1, 3)];
+        let mut table = JobTable::from(
+            ids.iter()
+                .map(|&(runner, job_id)| (JobKey { runner, job_id }, entry(job_id, 5, 4, 0, false)))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        let (first, encoded) = write(&mut table, &refs, &Unloaded::default());
+        assert_eq!(encoded, 3);
+        let (again, encoded) = write(&mut table, &refs, &Unloaded::default());
+        assert_eq!((again == first, encoded), (true, 0));
+
+        let key = JobKey {
+            runner: 0,
+            job_id: 2,
+        };
+        if let Some(e) = table.get_mut(&key) {
+            e.trace_offset = 4242;
+        }
+        let (changed, encoded) = write(&mut table, &refs, &Unloaded::default());
+        assert_eq!(encoded, 1);
+        let snap = Snapshot::from_json(&changed).expect("parse");
+        let offsets: Vec<_> = snap
+            .launched
+            .iter()
+            .map(|h| (h.job_id, h.trace_offset))
+            .collect();
+        assert_eq!(offsets, [(1, 0), (2, 4242), (3, 0)]);
+
+        let other = JobKey {
+            runner: 1,
+            job_id: 3,
+        };
+        table.task_ended(&other);
+        let (same, encoded) = write(&mut table, &refs, &Unloaded::default());
+        assert_eq!((same == changed, encoded), (true, 0), "not recorded: kept");
+
+        table.remove(&key);
+        let (removed, encoded) = write(&mut table, &refs, &Unloaded::default());
+        assert_eq!(encoded, 0);
+        let snap = Snapshot::from_json(&removed).expect("parse");
+        let ids: Vec<_> = snap
+            .launched
+            .iter()
+            .map(|h| (h.runner_name.as_str(), h.job_id))
+            .collect();
+        assert_eq!(ids, [("ra", 1), ("rb", 3)]);
     }
 
     #[test]
@@ -385,9 +689,9 @@ mod tests {
                 ..handle
             }],
         };
-        let (records, table, kept_aside) = round_trip(&BTreeMap::new(), &unloaded);
+        let (written, table, kept_aside) = round_trip(BTreeMap::new(), &unloaded);
         assert!(table.is_empty());
         assert_eq!(kept_aside, unloaded);
-        assert_eq!(records.len(), 3);
+        assert_eq!(written, 3);
     }
 }

@@ -13,6 +13,7 @@ use crate::ports::{
     PaasError, PortFuture, Resource, TraceAppend, Weight,
 };
 use crate::state::{Snapshot, StateError, StateStore};
+use crate::state_doc::StateDoc;
 pub use crate::supervisor::{GetStats, Stats};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
@@ -85,6 +86,12 @@ impl World {
     pub fn add_live(&self, resource: Resource) {
         let mut w = self.inner.borrow_mut();
         w.live.insert(resource.name.clone(), resource);
+    }
+
+    /// Removes a resource from the PAAS behind the runner's back (deleted
+    /// by hand): the next reconciliation finds it vanished.
+    pub fn remove_live(&self, name: &str) -> Option<Resource> {
+        self.inner.borrow_mut().live.remove(name)
     }
 }
 
@@ -691,7 +698,7 @@ impl StateStore for SharedMemoryStore {
         })
     }
 
-    fn save(&self, snapshot: Snapshot) -> PortFuture<'static, Result<(), StateError>> {
+    fn save(&self, doc: StateDoc) -> PortFuture<'static, Result<(), StateError>> {
         let store = self.0.clone();
         Box::pin(async move {
             if store.fail_saves.get() > 0 {
@@ -701,11 +708,7 @@ impl StateStore for SharedMemoryStore {
                     detail: "scripted failure".into(),
                 });
             }
-            let bytes = snapshot.to_json().map_err(|e| StateError::Write {
-                path: "memory".into(),
-                detail: e.to_string(),
-            })?;
-            *store.last.borrow_mut() = Some(bytes);
+            *store.last.borrow_mut() = Some(doc.to_json());
             store.saves.set(store.saves.get() + 1);
             Ok(())
         })

@@ -6,29 +6,36 @@
 //!    the same with the atomic file store: jobs/s, CPU time per job.
 //! 2. Tracking: 10,000 started jobs loaded from a state file: RSS, the
 //!    runner's part (the actors) apart from the in-memory fakes' (the fake
-//!    PAAS holding 10,000 resources), and the time of one state
-//!    persist (snapshot + JSON + temp file + fsync + rename + directory
-//!    fsync).
+//!    PAAS holding 10,000 resources), the time of the first state persist
+//!    (every entry encoded) and of the two that follow one job's end (one
+//!    entry encoded, then none; each: the records joined + temp file +
+//!    fsync + rename + directory fsync), and the same file written alone
+//!    (the disk's part).
 //! 3. Scale (`scale [N,N,...]`, default 1000,10000,50000): for each number
-//!    of tracked started jobs, the load, one persist, and the supervisor's
-//!    work per message: a burst of 200,000 events (`TaskEnded` of tracked
-//!    jobs, a handler that looks the job up) timed until all are handled,
-//!    progress checks far away. The RSS figures of the runs after the first
+//!    of tracked started jobs, the load, the first persist (every entry
+//!    encoded), the supervisor's work per message: a burst of 200,000
+//!    events (`TaskEnded` of tracked jobs, a handler that looks the job up)
+//!    timed until all are handled, progress checks far away; then one
+//!    resource deleted behind the runner's back and a reconciliation pass,
+//!    whose forgetting of the job is one more persist (nothing encoded,
+//!    every other record kept). The RSS figures of the runs after the first
 //!    share the process's heap with the previous runs: take them from
 //!    `tracking` (a fresh process) instead.
 //!
 //! Prints figures; it is not a test. Run in release:
 //! `cargo run --release -p paas-actors --features testing --bin actors-bench
-//! [all|tracking|memory|file|scale [N,N,...]]` (`all`: the first three).
+//! [all|tracking [N]|memory|file|scale [N,N,...]]` (`all`: the first three;
+//! `tracking N`: N jobs instead of 10,000).
 //! CPU time comes from /proc/self/stat (utime + stime, all threads,
 //! assuming the usual 100 ticks per second); RSS from VmRSS and VmHWM
-//! (the parts: RSS deltas, the state file written and freed first).
+//! (the parts: RSS deltas, the state file written record by record
+//! first).
 
-use paas_actors::messages::TaskEnded;
+use paas_actors::messages::{Reconcile, TaskEnded};
 use paas_actors::ports::Resource;
 use paas_actors::quota::JobKey;
 use paas_actors::service::start_service;
-use paas_actors::state::{FileStore, HandleRecord, Snapshot, StateStore};
+use paas_actors::state::{write_atomic_with, FileStore, HandleRecord, StateStore};
 use paas_actors::testing::{
     job, null_logger, FakeCoordinator, FakePaas, MemoryStore, SharedMemoryStore, World,
 };
@@ -187,34 +194,35 @@ async fn tracking(jobs: i64, scale: bool) {
         world.add_live(resource(i));
     }
     let rss_fakes = proc_status_kib("VmRSS:");
-    let mut snap = Snapshot::default();
-    for i in 1..=jobs {
-        let r = resource(i);
-        snap.launched.push(HandleRecord {
-            runner_name: "bench".into(),
-            job_id: i,
-            token: Secret::new(format!("glcbt-64_{i:020}")),
-            trace_offset: 0,
-            expected_weight: 1.0,
-            paas_resource: Some(paas_actors::ports::Paas::dump_resource(&*paas, &r)),
-        });
-    }
+    // The state file, written record by record (little left on the heap).
     let dir = temp_dir("tracking");
     let path = dir.join("state.json");
-    let bytes = match snap.to_json() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("cannot serialise: {e}");
-            return;
+    let written = write_atomic_with(&path, |w| {
+        w.write_all(br#"{"launched":["#)?;
+        for i in 1..=jobs {
+            if i > 1 {
+                w.write_all(b",")?;
+            }
+            let handle = HandleRecord {
+                runner_name: "bench".into(),
+                job_id: i,
+                token: Secret::new(format!("glcbt-64_{i:020}")),
+                trace_offset: 0,
+                expected_weight: 1.0,
+                paas_resource: Some(paas_actors::ports::Paas::dump_resource(
+                    &*paas,
+                    &resource(i),
+                )),
+            };
+            serde_json::to_writer(&mut *w, &handle).map_err(std::io::Error::other)?;
         }
-    };
-    if let Err(e) = std::fs::write(&path, &bytes) {
+        w.write_all(br#"],"pending":[],"to_decommission":[]}"#)
+    });
+    if let Err(e) = written {
         eprintln!("cannot write {}: {e}", path.display());
         return;
     }
-    let state_bytes = bytes.len();
-    drop(snap);
-    drop(bytes);
+    let state_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     let rss_before = proc_status_kib("VmRSS:");
     let ports = vec![RunnerPorts {
         name: "bench".into(),
@@ -250,6 +258,7 @@ async fn tracking(jobs: i64, scale: bool) {
     let load_and_first_write = t0.elapsed();
     let first = st.last_persist;
     let first_build = st.last_snapshot_build;
+    let first_encoded = st.last_snapshot_encoded;
     let rss_tracking = proc_status_kib("VmRSS:");
     let mut per_message = None;
     if scale {
@@ -273,19 +282,29 @@ async fn tracking(jobs: i64, scale: bool) {
             let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
             per_message = Some((wall, cpu));
         }
+        // One entry forgotten -> one more write, measured alone.
+        let _ = world.remove_live(&resource(1).name);
+        st = stats(&sup).await;
+        sup.do_send(Reconcile);
     } else {
-        // One more transition -> one more write, measured alone.
+        // One job over: one write with the job in `to_decommission`, one
+        // once its resource is deleted; each measured alone.
         world.finish_job(1);
     }
     let mut persists = st.persists;
     let mut durations = vec![];
     let t1 = Instant::now();
-    while !scale && durations.len() < 3 && t1.elapsed() < Duration::from_secs(60) {
+    let writes = if scale { 1 } else { 2 };
+    while durations.len() < writes && t1.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(1)).await;
         st = stats(&sup).await;
         if st.persists > persists {
             persists = st.persists;
-            durations.push((st.last_persist, st.last_snapshot_build));
+            durations.push((
+                st.last_persist,
+                st.last_snapshot_build,
+                st.last_snapshot_encoded,
+            ));
         }
     }
     let tracked = st.phases.get("started").copied().unwrap_or(0);
@@ -298,14 +317,14 @@ async fn tracking(jobs: i64, scale: bool) {
     }
     println!(
         "start (load + first write): {:.1} ms; one state persist: {:.1} ms \
-         (snapshot build on the arbiter {:.1} ms)",
+         (snapshot build on the arbiter {:.1} ms, {first_encoded} entries encoded)",
         load_and_first_write.as_secs_f64() * 1e3,
         first.as_secs_f64() * 1e3,
         first_build.as_secs_f64() * 1e3
     );
-    for (d, b) in durations {
+    for (d, b, n) in durations {
         println!(
-            "further persist: {:.1} ms (build {:.1} ms)",
+            "further persist: {:.1} ms (build {:.1} ms, {n} entries encoded)",
             d.as_secs_f64() * 1e3,
             b.as_secs_f64() * 1e3
         );
@@ -344,7 +363,30 @@ async fn tracking(jobs: i64, scale: bool) {
         "drained: forced={} tracked={}",
         report.forced, report.tracked_jobs
     );
+    if let Some(ms) = write_alone(&path) {
+        println!(
+            "the state file written alone (same bytes: buffered write, fsync, rename, \
+             directory fsync; median of {WRITES_ALONE}): {ms:.1} ms"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const WRITES_ALONE: usize = 5;
+
+/// The disk's part of a persist: the file at `path` written again as the
+/// store writes it, median wall time in ms.
+fn write_alone(path: &std::path::Path) -> Option<f64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut times = Vec::with_capacity(WRITES_ALONE);
+    for _ in 0..WRITES_ALONE {
+        let t = Instant::now();
+        let replaced = write_atomic_with(path, |w| w.write_all(&bytes)).ok()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(replaced);
+    }
+    times.sort_by(f64::total_cmp);
+    times.get(WRITES_ALONE / 2).copied()
 }
 
 fn main() {
@@ -353,7 +395,11 @@ fn main() {
     sys.block_on(async move {
         if which == "all" || which == "tracking" {
             // First, while the heap is still small, so that RSS is its own.
-            tracking(JOBS, false).await;
+            let n = std::env::args()
+                .nth(2)
+                .and_then(|n| n.trim().parse::<i64>().ok())
+                .unwrap_or(JOBS);
+            tracking(n.max(1), false).await;
         }
         if which == "scale" {
             let list = std::env::args()

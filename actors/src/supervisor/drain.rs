@@ -76,7 +76,7 @@ impl Supervisor {
         ExitReport {
             forced,
             poll_cycles: self.min_cycles(),
-            tracked_jobs: self.snapshot().len(),
+            tracked_jobs: self.recorded_len(),
             snapshot_error,
         }
     }

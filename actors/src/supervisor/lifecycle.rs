@@ -269,9 +269,7 @@ impl Supervisor {
 
     pub(super) fn on_task_ended(&mut self, key: JobKey, ctx: &mut Context<Self>) {
         self.tasks = self.tasks.saturating_sub(1);
-        if let Some(e) = self.jobs.get_mut(&key) {
-            e.tasks = e.tasks.saturating_sub(1);
-        }
+        self.jobs.task_ended(&key);
         self.check_drained(ctx);
     }
 }

@@ -53,7 +53,7 @@ use crate::backoff::{BackoffPolicy, LazyBackoff};
 use crate::decommissioner::Decommissioner;
 use crate::job::{after_use, transition, JobEvent, Phase};
 use crate::job_ctx::{JobCtx, SupervisorLink};
-use crate::job_table::{JobEntry, Unloaded};
+use crate::job_table::{JobEntry, JobTable, Unloaded};
 use crate::launcher::{FailureReporter, Launcher, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
@@ -165,7 +165,7 @@ impl RunnerSlot {
 pub struct Supervisor {
     settings: SupervisorSettings,
     runners: Vec<RunnerSlot>,
-    jobs: BTreeMap<JobKey, JobEntry>,
+    jobs: JobTable,
     unloaded: Unloaded,
     ledger: Ledger,
     peak_used: Weight,
@@ -243,7 +243,7 @@ impl Supervisor {
         Supervisor {
             settings,
             runners,
-            jobs,
+            jobs: JobTable::from(jobs),
             unloaded,
             peak_used: ledger.used(),
             ledger,

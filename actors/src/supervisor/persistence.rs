@@ -4,7 +4,8 @@
 use super::write_queue::Wait;
 use super::*;
 use crate::snapshot::RunnerRef;
-use crate::state::Snapshot;
+use crate::state::StateError;
+use crate::state_doc::StateDoc;
 
 /// Answered once a change is on disk, or with why it is not.
 pub(super) type Waiter = oneshot::Sender<Result<(), NotRecorded>>;
@@ -24,9 +25,19 @@ impl Supervisor {
             return;
         };
         let started = std::time::Instant::now();
-        let snapshot = self.snapshot();
-        self.persist.note_build(started.elapsed());
-        let fut = self.store.save(snapshot);
+        let fut = match self.state_doc() {
+            Ok((doc, encoded)) => {
+                self.persist.note_build(started.elapsed(), encoded);
+                self.store.save(doc)
+            }
+            Err(e) => {
+                let failed = StateError::Write {
+                    path: self.store.location(),
+                    detail: e.to_string(),
+                };
+                Box::pin(std::future::ready(Err(failed)))
+            }
+        };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             match res {
                 Ok(()) => {
@@ -105,25 +116,35 @@ impl Supervisor {
         Box::pin(async move { rx.await.unwrap_or(Err(NotRecorded::SupervisorGone)) })
     }
 
-    /// The state as the file records it.
-    pub(super) fn snapshot(&self) -> Snapshot {
+    /// The state as the file records it, encoded (only the entries
+    /// changed since the last write are encoded again), and how many
+    /// entries were encoded.
+    fn state_doc(&mut self) -> Result<(StateDoc, usize), serde_json::Error> {
         let uncertain = if self.persist.is_forced() {
             self.ops.uncertain()
         } else {
             Vec::new()
         };
-        snapshot::to_records(&self.jobs, &self.runner_refs(), &self.unloaded, uncertain)
-    }
-
-    /// Each runner's name and PAAS, by index.
-    pub(super) fn runner_refs(&self) -> Vec<RunnerRef<'_>> {
-        self.runners
+        let refs: Vec<RunnerRef<'_>> = self
+            .runners
             .iter()
             .map(|r| RunnerRef {
                 name: &r.name,
                 paas: &*r.paas,
             })
-            .collect()
+            .collect();
+        snapshot::to_doc(&mut self.jobs, &refs, &self.unloaded, &uncertain)
+    }
+
+    /// Entries the file records in its reference sections (the records
+    /// kept aside included).
+    pub(super) fn recorded_len(&self) -> usize {
+        let recorded = self
+            .jobs
+            .values()
+            .filter(|e| e.phase.section(e.resource.is_some()).is_some())
+            .count();
+        recorded + self.unloaded.len()
     }
 }
 

@@ -276,6 +276,9 @@ impl Supervisor {
     }
 
     fn add_runner(&mut self, ports: RunnerPorts) {
+        // A slot's PAAS may be replaced: its jobs' resources are dumped by
+        // the new one from the next write on.
+        self.jobs.forget_encoded();
         let concurrency = self.settings.progress_check_concurrency;
         let poller =
             Poller::new(ports.coordinator.clone(), ports.paas.clone(), concurrency).start();

@@ -40,7 +40,8 @@ impl Supervisor {
             "adopted" => c.adopted, "unknown_decommissioned" => c.unknown_decommissioned,
             "vanished" => c.vanished, "state_writes" => self.persist.count(),
             "last_write_ms" => self.persist.last_duration().as_secs_f64() * 1000.0,
-            "last_snapshot_build_ms" => self.persist.last_build().as_secs_f64() * 1000.0);
+            "last_snapshot_build_ms" => self.persist.last_build().as_secs_f64() * 1000.0,
+            "last_snapshot_encoded" => self.persist.last_encoded());
         for (key, e) in &self.jobs {
             // The runner's logger and the job id; the phase is a key of the
             // line itself (each key once per line).
@@ -106,6 +107,9 @@ mod query {
         /// Time spent building the last snapshot on the arbiter (the rest of
         /// a write runs in the store, off the arbiter for the file store).
         pub last_snapshot_build: Duration,
+        /// Job entries encoded for the last write: those changed since the
+        /// write before (the others' records are kept encoded).
+        pub last_snapshot_encoded: usize,
         /// Per-job actors running.
         pub tasks: usize,
         /// Polling cycles done by the slowest runner.
@@ -142,6 +146,7 @@ mod query {
                 persists: self.persist.count(),
                 last_persist: self.persist.last_duration(),
                 last_snapshot_build: self.persist.last_build(),
+                last_snapshot_encoded: self.persist.last_encoded(),
                 tasks: self.tasks,
                 poll_cycles: self.min_cycles(),
                 reconcile_passes: c.reconcile_passes,

@@ -35,6 +35,9 @@ pub(crate) struct WriteQueue<W> {
     count: u64,
     last_duration: Duration,
     last_build: Duration,
+    last_encoded: usize,
+    /// Build time and entries encoded of the write in flight.
+    building: (Duration, usize),
     waiters: Vec<(u64, W)>,
 }
 
@@ -52,6 +55,8 @@ impl<W> Default for WriteQueue<W> {
             count: 0,
             last_duration: Duration::ZERO,
             last_build: Duration::ZERO,
+            last_encoded: 0,
+            building: (Duration::ZERO, 0),
             waiters: Vec::new(),
         }
     }
@@ -79,9 +84,10 @@ impl<W> WriteQueue<W> {
         Some(self.gen)
     }
 
-    /// Time spent building the snapshot of the write in flight.
-    pub fn note_build(&mut self, took: Duration) {
-        self.last_build = took;
+    /// Time spent building the content of the write in flight, and the
+    /// number of job entries encoded for it (shown once it succeeds).
+    pub fn note_build(&mut self, took: Duration, encoded: usize) {
+        self.building = (took, encoded);
     }
 
     /// The write covering `target` is on disk: the waiters it answers.
@@ -90,6 +96,7 @@ impl<W> WriteQueue<W> {
         self.failing = false;
         self.count += 1;
         self.last_duration = took;
+        (self.last_build, self.last_encoded) = self.building;
         self.saved = self.saved.max(target);
         self.take_waiters(target)
     }
@@ -157,9 +164,15 @@ impl<W> WriteQueue<W> {
         self.last_duration
     }
 
-    /// Snapshot build time of the last write.
+    /// Content build time of the last completed write.
     pub fn last_build(&self) -> Duration {
         self.last_build
+    }
+
+    /// Job entries encoded for the last completed write (the others were
+    /// unchanged).
+    pub fn last_encoded(&self) -> usize {
+        self.last_encoded
     }
 
     fn take_waiters(&mut self, upto: u64) -> Vec<W> {
@@ -189,9 +202,11 @@ mod tests {
         q.kick_taken();
         assert_eq!(q.start(), Some(3));
         assert_eq!(q.start(), None, "at most one write in flight");
+        q.note_build(T, 2);
         assert!(q.succeeded(3, T).is_empty());
         assert_eq!(q.start(), None, "nothing dirty");
         assert_eq!(q.count(), 1);
+        assert_eq!((q.last_build(), q.last_encoded()), (T, 2));
     }
 
     #[test]
