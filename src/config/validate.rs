@@ -538,6 +538,7 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     });
     let local_docker = local_docker.map(|mut l| {
         l.unique_name = unique_name.clone();
+        l.legacy_unique_name = legacy_unique_name.clone();
         l.main_image = main_image.clone();
         l.inner_runner_toml = inner_runner_toml.clone();
         l
@@ -931,6 +932,7 @@ fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<Local
         host,
         network_mode,
         unique_name: String::new(),
+        legacy_unique_name: None,
         main_image: None,
         inner_runner_toml: String::new(),
         timeouts: LocalDockerTimeouts::default(),
@@ -976,7 +978,13 @@ fn check_unique_names(runners: &mut [Option<RunnerConfig>], ctx: &mut Ctx<'_>) {
         let Some(old) = r.legacy_unique_name.clone() else {
             continue;
         };
-        let shared = legacies.iter().flatten().filter(|o| **o == old).count() > 1;
+        // Case-insensitively: local-docker lowercases identities in names.
+        let shared = legacies
+            .iter()
+            .flatten()
+            .filter(|o| o.eq_ignore_ascii_case(&old))
+            .count()
+            > 1;
         if shared {
             r.legacy_unique_name = None;
         }
@@ -989,15 +997,18 @@ fn check_unique_names(runners: &mut [Option<RunnerConfig>], ctx: &mut Ctx<'_>) {
     for r in runners.iter_mut().flatten() {
         if r.legacy_unique_name
             .as_ref()
-            .is_some_and(|old| current.contains(old))
+            .is_some_and(|old| current.iter().any(|c| c.eq_ignore_ascii_case(old)))
         {
             r.legacy_unique_name = None;
         }
     }
-    // The Clever Cloud executor follows the identity kept above.
+    // The executors follow the identity kept above.
     for r in runners.iter_mut().flatten() {
         if let Some(c) = r.clever.as_mut() {
             c.legacy_unique_name = r.legacy_unique_name.clone();
+        }
+        if let Some(l) = r.local_docker.as_mut() {
+            l.legacy_unique_name = r.legacy_unique_name.clone();
         }
     }
 }
