@@ -12,7 +12,7 @@ use toml::Value;
 
 use super::error::{ConfigError, Location};
 use super::fields::{
-    as_nonempty_string, as_positive, as_positive_seconds, as_seconds, describe, Ctx, Section,
+    as_nonempty_string, as_positive, as_positive_seconds, as_seconds, Ctx, Section,
 };
 use super::identity::{legacy_unique_name, unique_name, valid_unique_name, MAX_UNIQUE_NAME_LEN};
 use super::inner::{CLEVER_KEY_PREFIX, FORWARD_TOKEN_KEY};
@@ -266,6 +266,7 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         log_format,
         runners: runners.into_iter().flatten().collect(),
         path: path.to_path_buf(),
+        lines: ctx.lines.clone(),
     })
 }
 
@@ -376,7 +377,7 @@ fn quota(top: &Section<'_>, names: &[&str], ctx: &mut Ctx<'_>) -> Option<QuotaCo
             KEY,
             format!(
                 "expected a table `[quota_computation]`, found {}",
-                describe(value)
+                ctx.found(KEY, value)
             ),
         );
         return None;
@@ -395,14 +396,21 @@ fn quota(top: &Section<'_>, names: &[&str], ctx: &mut Ctx<'_>) -> Option<QuotaCo
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let path = sec.key_path("reference_runner");
+            let found = ctx.shown(&path, r);
             ctx.problem(
-                &sec.key_path("reference_runner"),
-                format!("no [[runners]] section is named {r:?} (expected one of: {known})"),
+                &path,
+                format!(
+                    "found {found}, but no [[runners]] section has that name (expected one \
+                     of: {known})"
+                ),
             );
         } else if names.iter().filter(|n| **n == r.as_str()).count() > 1 {
             ctx.warn(
                 &sec.key_path("reference_runner"),
-                "several [[runners]] sections have this name; the first one is the reference",
+                format!(
+                    "several [[runners]] sections are named {r:?}; the first one is the reference"
+                ),
             );
         }
     }
@@ -443,7 +451,7 @@ fn runners(top: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Vec<Option<Runner
                 "runners",
                 format!(
                     "expected one or more `[[runners]]` sections, found {}",
-                    describe(v)
+                    ctx.found("runners", v)
                 ),
             );
             return Vec::new();
@@ -459,7 +467,10 @@ fn runners(top: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Vec<Option<Runner
                 None => {
                     ctx.problem(
                         &path,
-                        format!("expected a `[[runners]]` table, found {}", describe(item)),
+                        format!(
+                            "expected a `[[runners]]` table, found {}",
+                            ctx.found(&path, item)
+                        ),
                     );
                     None
                 }
@@ -473,7 +484,12 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     let url = sec.required_string(ctx, "url", "the GitLab / Heptapod instance URL");
     if let Some(u) = &url {
         if !is_http_url(u) {
-            ctx.problem(&sec.key_path("url"), "expected an http:// or https:// URL");
+            let path = sec.key_path("url");
+            let found = ctx.shown(&path, u);
+            ctx.problem(
+                &path,
+                format!("expected an http:// or https:// URL, found {found}"),
+            );
         }
         warn_plain_http(ctx, &sec.key_path("url"), u);
     }
@@ -507,8 +523,8 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     if forward_token && matches!(sec.get("cc_multi_tenant"), Some(Value::Boolean(true))) {
         ctx.problem(
             &sec.key_path(FORWARD_TOKEN_KEY),
-            "refused when `cc_multi_tenant = true`: every tenant's jobs could read the \
-             runner token and take other tenants' jobs",
+            "found `true`, refused when `cc_multi_tenant = true`: every tenant's jobs could \
+             read the runner token and take other tenants' jobs (expected false or absent)",
         );
     }
     let (clever, local_docker) = match executor {
@@ -572,10 +588,13 @@ fn warn_plain_http(ctx: &mut Ctx<'_>, path: &str, text: &str) {
         return;
     };
     if url.scheme() == "http" && !crate::git::is_loopback(&url) {
+        let found = ctx.shown(path, text);
         ctx.warn(
             path,
-            "is a plain http:// URL to a host that is not loopback: tokens travel \
-             unencrypted (use https://)",
+            format!(
+                "is {found}, a plain http:// URL to a host that is not loopback: tokens \
+                 travel unencrypted (expected an https:// URL)"
+            ),
         );
     }
 }
@@ -594,10 +613,11 @@ fn executor(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ExecutorKind> {
         "local-docker" => Some(ExecutorKind::LocalDocker),
         other => {
             let hint = if other == "docker" {
-                " (the inner runner's `docker` executor is implied; this file needs a PAAS executor)"
+                " (found `docker`: the inner runner's `docker` executor is implied; this file \
+                 needs a PAAS executor)"
                     .to_string()
             } else {
-                format!(" (found `{other}`)")
+                format!(" (found {})", ctx.shown(&sec.key_path("executor"), other))
             };
             ctx.problem(
                 &sec.key_path("executor"),
@@ -631,7 +651,7 @@ fn trace_watch(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<Option<TraceWatch
             &path,
             format!(
                 "expected a table with `token`, `timeout_seconds`, `poll_step`, found {}",
-                describe(value)
+                ctx.found(&path, value)
             ),
         );
         return None;
@@ -691,9 +711,11 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverSettings> {
     }
     let api_url = string_or(sec, ctx, "cc_api_url", DEFAULT_API_URL);
     if !is_http_url(&api_url) {
+        let path = sec.key_path("cc_api_url");
+        let found = ctx.shown(&path, &api_url);
         ctx.problem(
-            &sec.key_path("cc_api_url"),
-            "expected an http:// or https:// URL",
+            &path,
+            format!("expected an http:// or https:// URL, found {found}"),
         );
     }
     warn_plain_http(ctx, &sec.key_path("cc_api_url"), &api_url);
@@ -868,22 +890,25 @@ fn extra_env(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
                     Some(text) => {
                         env.insert(k.clone(), text);
                     }
-                    None => ctx.problem(
-                        &format!("{}.{k}", sec.key_path(KEY)),
-                        format!(
-                            "expected a string (or number, boolean), found {}",
-                            describe(v)
-                        ),
-                    ),
+                    None => {
+                        let path = format!("{}.{k}", sec.key_path(KEY));
+                        let found = ctx.found(&path, v);
+                        ctx.problem(
+                            &path,
+                            format!("expected a string (or number, boolean), found {found}"),
+                        )
+                    }
                 }
             }
         }
         Some(v) => {
+            let path = sec.key_path(KEY);
+            let found = ctx.found(&path, v);
             ctx.problem(
-                &sec.key_path(KEY),
+                &path,
                 format!(
-                    "expected a table `[runners.cc_extra_env]` of environment variables, found {}",
-                    describe(v)
+                    "expected a table `[runners.cc_extra_env]` of environment variables, found \
+                     {found}"
                 ),
             );
             return env;
@@ -914,11 +939,13 @@ fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<Local
         _ => (DEFAULT_DOCKER_HOST.to_string(), "the default"),
     };
     if ctx.problems.len() == before && socket_path(&host).is_err() {
+        let path = sec.key_path("host");
+        let found = ctx.shown(&path, &host);
         ctx.problem(
-            &sec.key_path("host"),
+            &path,
             format!(
-                "expected a Unix socket URL such as `{DEFAULT_DOCKER_HOST}` (from {origin}); \
-                 only unix:// Docker endpoints are supported"
+                "expected a Unix socket URL such as `{DEFAULT_DOCKER_HOST}`, found {found} \
+                 (from {origin}); only unix:// Docker endpoints are supported"
             ),
         );
     }
