@@ -447,7 +447,8 @@ fn verify(args: &ConfigArgs, logging: &mut Logging, cli_level: Level) -> i32 {
 fn list(path: &Path) -> i32 {
     match load_for_command(path) {
         Ok(config) => {
-            print!("{}", commands::list::render(&config));
+            let live = actix_rt::System::new().block_on(commands::list::live(&config));
+            print!("{}", commands::list::render(&config, &live));
             0
         }
         Err(code) => code,

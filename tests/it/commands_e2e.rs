@@ -1,16 +1,19 @@
 //! End to end, the operator commands of the real binary against paas-sim,
 //! on what a running (or absent) service leaves: `verify` checking each
 //! tenant a multi-tenant runner knows from the state file (read only, even
-//! while a service holds its lock), and the line of a key found wrong by
+//! while a service holds its lock), `list` showing the live job counts of
+//! the service on `listen_address`, and the line of a key found wrong by
 //! the start-up checks.
 
 use crate::common;
 
-use common::{assert_no_secret, run_to_end, E2e};
+use common::{assert_no_secret, run_to_end, start_runner, stop_ok, tail, wait_until, E2e, STEP};
 use heptapod_paas_runner::instance_lock::{lock_path, InstanceLock};
+use paas_sim::coordinator::{JobSpec, JobState};
 use paas_sim::world::{RunnerConfigOptions, WorldConfig};
 use serde_json::json;
 use std::ffi::OsStr;
+use std::net::TcpListener;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -117,6 +120,91 @@ fn verify_checks_each_tenant_known_from_the_state_and_fails_for_a_revoked_one() 
     assert!(InstanceLock::acquire(&state_file).is_err(), "lock lost");
     drop(lock);
     assert!(lock_path(&state_file).exists());
+}
+
+/// A free port on 127.0.0.1 (bound, then released).
+fn free_address() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local address").to_string()
+}
+
+#[test]
+fn list_shows_the_live_job_counts_of_the_service_on_listen_address() {
+    let e = E2e::start(WorldConfig::default());
+    // Room for both jobs and the reservation of a third (largest flavor).
+    let options = RunnerConfigOptions {
+        quota_jobs: 4,
+        ..common::options()
+    };
+    // Without listen_address: how to enable the counts.
+    let config = e.write_config(options.clone(), &[]);
+    let (code, stdout, stderr) = run(&["list", &config.display().to_string()]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    assert!(stdout.contains("set listen_address"), "{stdout}");
+    assert!(!stdout.contains("live jobs  "), "{stdout}");
+
+    // With it, but no service there: said, quickly, exit code 0.
+    let address = free_address();
+    let config = e.write_config(options, &[("listen_address", address.clone().into())]);
+    let arg = config.display().to_string();
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = run(&["list", &arg]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
+    assert!(
+        stdout.contains(&format!("service not reachable at {address}")),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // A running service with two jobs of its one runner.
+    let ids: Vec<i64> = (0..2)
+        .map(|_| {
+            e.world.enqueue(JobSpec {
+                flavor: Some("S".to_owned()),
+                duration_ms: 8_000,
+                ..JobSpec::default()
+            })
+        })
+        .collect();
+    let mut runner = start_runner(&config, &e.log("list.log"), &[]);
+    let row_of = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with("runners[0]"))
+            .map(str::to_owned)
+    };
+    let mut last = String::new();
+    let seen = wait_until(
+        || {
+            let running = ids
+                .iter()
+                .all(|id| e.status(*id) == Some(JobState::Running));
+            let (_, stdout, _) = run(&["list", &arg]);
+            last = stdout;
+            running && row_of(&last).is_some_and(|r| r.trim_end().ends_with("2 (started 2)"))
+        },
+        Duration::from_secs(30),
+        STEP * 4,
+    );
+    assert!(
+        seen,
+        "live counts not shown:\n{last}\n{}\n{}",
+        e.describe(),
+        tail(&runner.log())
+    );
+    assert!(last.contains("live jobs"), "{last}");
+    assert!(
+        last.contains(&format!("from the service at {address}")),
+        "{last}"
+    );
+    assert!(last.contains(&identity(&e)), "{last}");
+    assert_no_secret(&e.world, &format!("{last} "), &[]);
+    assert!(
+        e.wait_done(&ids, Duration::from_secs(40)),
+        "{}",
+        e.describe()
+    );
+    stop_ok(&mut runner, LIMIT);
 }
 
 #[test]
