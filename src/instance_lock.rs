@@ -32,9 +32,8 @@ pub enum LockError {
     /// The state file's directory is missing or not writable: the
     /// configuration (or the host) must be fixed.
     #[error(
-        "`state_file` = {:?}: the directory {} {problem}: create it, writable by the user \
-         running the service, or set state_file to a path in such a directory",
-        state_file.display().to_string(), directory.display()
+        "`state_file` = {:?}: {}",
+        state_file.display().to_string(), directory_problem(directory, problem)
     )]
     Directory {
         /// The state file.
@@ -52,6 +51,15 @@ pub enum LockError {
         /// The I/O error.
         detail: String,
     },
+}
+
+/// What is wrong with the state file's directory and how to fix it.
+pub fn directory_problem(directory: &Path, problem: &str) -> String {
+    format!(
+        "the directory {} {problem}: create it, writable by the user running the service, or \
+         set state_file to a path in such a directory",
+        directory.display()
+    )
 }
 
 fn holder_text(pid: Option<u32>) -> String {

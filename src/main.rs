@@ -11,7 +11,7 @@ use heptapod_paas_runner::cli::{
 };
 use heptapod_paas_runner::commands;
 use heptapod_paas_runner::gitlab::{RunnersApi, Timeouts};
-use heptapod_paas_runner::instance_lock::InstanceLock;
+use heptapod_paas_runner::instance_lock::{self, InstanceLock, LockError};
 use heptapod_paas_runner::logging::{LogFormat, Logging};
 use heptapod_paas_runner::register::{self, Given, Prompter};
 use heptapod_paas_runner::secret::Secret;
@@ -137,7 +137,22 @@ fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
         None => None,
         Some(Ok(lock)) => Some(lock),
         Some(Err(e)) => {
-            startup_error(logging, &e);
+            match &e {
+                // A configuration mistake: located in the file.
+                LockError::Directory {
+                    state_file,
+                    directory,
+                    problem,
+                } => startup_error(
+                    logging,
+                    &config.key_message(
+                        "state_file",
+                        Some(&format!("{:?}", state_file.display().to_string())),
+                        &instance_lock::directory_problem(directory, problem),
+                    ),
+                ),
+                _ => startup_error(logging, &e),
+            }
             return e.exit_code();
         }
     };
@@ -456,7 +471,8 @@ fn verify(args: &ConfigArgs, logging: &mut Logging, cli_level: Level) -> i32 {
 fn list(path: &Path) -> i32 {
     match load_for_command(path) {
         Ok(config) => {
-            print!("{}", commands::list::render(&config));
+            let live = actix_rt::System::new().block_on(commands::list::live(&config));
+            print!("{}", commands::list::render(&config, &live));
             0
         }
         Err(code) => code,

@@ -118,6 +118,7 @@ async fn jobs_list(service: web::Data<ServiceHandle>) -> HttpResponse {
                     json!({
                         "job_id": j.job_id,
                         "runner": j.runner,
+                        "unique_name": j.unique_name,
                         "phase": j.phase,
                         "weight": round2(j.weight),
                         "resource": j.resource_id.as_ref().map(|id| json!({

@@ -6,7 +6,7 @@
 //! a network call), and the state file store. Must run inside an actix
 //! system (awc clients are bound to it).
 
-use crate::config::{Config, ExecutorKind, RunnerConfig};
+use crate::config::{runner_key, Config, ExecutorKind, RunnerConfig};
 use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
 use crate::executors::local_docker::{socket_path, LocalDocker};
 use crate::gitlab::{
@@ -36,14 +36,13 @@ pub const QUOTA_SETUP_PATIENCE: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
     /// The configuration is unusable (exit code 2).
-    #[error("configuration {path}: `{key}`: {detail}")]
+    #[error("{message}")]
     Config {
-        /// The configuration file.
-        path: PathBuf,
-        /// The offending key.
+        /// The offending key (dotted path).
         key: String,
-        /// What is wrong and what is expected.
-        detail: String,
+        /// `FILE:LINE: `KEY` = VALUE: what is wrong and what is expected`
+        /// ([`Config::key_message`]).
+        message: String,
     },
     /// Something outside the configuration failed (exit code 1).
     #[error("{0}")]
@@ -91,11 +90,12 @@ struct Built {
     gitlab: Rc<GitlabCoordinator>,
 }
 
-fn config_error(config: &Config, key: &str, detail: impl Into<String>) -> WiringError {
+/// A configuration error about `key` (dotted path) whose value is `value`
+/// (already quoted), located in the file.
+fn config_error(config: &Config, key: &str, value: Option<&str>, detail: &str) -> WiringError {
     WiringError::Config {
-        path: config.path.clone(),
         key: key.to_string(),
-        detail: detail.into(),
+        message: config.key_message(key, value, detail),
     }
 }
 
@@ -110,6 +110,7 @@ pub async fn build(
         config_error(
             config,
             "state_file",
+            None,
             "is required: without a state file a restart loses track of the PAAS resources \
              (add e.g. state_file = \"/var/lib/heptapod-paas-runner/state.json\")",
         )
@@ -118,10 +119,10 @@ pub async fn build(
         return Err(config_error(
             config,
             "state_file",
-            format!(
-                "= {:?}: the directory {} {problem}: make it writable by the user running \
-                 the service, or set state_file to a path in such a directory",
-                state_file.display().to_string(),
+            Some(&format!("{:?}", state_file.display().to_string())),
+            &format!(
+                "the directory {} {problem}: make it writable by the user running the \
+                 service, or set state_file to a path in such a directory",
                 state_directory(&state_file).display()
             ),
         ));
@@ -182,7 +183,7 @@ pub fn reconfigure(
     let state_file = config
         .state_file
         .clone()
-        .ok_or_else(|| config_error(config, "state_file", "is required"))?;
+        .ok_or_else(|| config_error(config, "state_file", None, "is required"))?;
     let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
         WiringError::Setup(format!(
             "cannot read the runner system id beside the state file {}: {e}",
@@ -222,17 +223,22 @@ fn build_runner(
             coordinator_settings.attributes_token = Some(attributes_token.clone());
         }
     }
-    let coordinator = Rc::new(
-        GitlabCoordinator::new(coordinator_settings)
-            .map_err(|e| config_error(config, &format!("runners[{index}].url"), e.to_string()))?,
-    );
+    let coordinator = Rc::new(GitlabCoordinator::new(coordinator_settings).map_err(|e| {
+        config_error(
+            config,
+            &runner_key(index, "url"),
+            Some(&format!("{:?}", runner.url)),
+            &e.to_string(),
+        )
+    })?);
 
     let (paas, clever): (Rc<dyn Paas>, Option<Rc<CleverExecutor>>) = match runner.executor {
         ExecutorKind::CleverDocker => {
             let settings = runner.clever.clone().ok_or_else(|| {
                 config_error(
                     config,
-                    &format!("runners[{index}].executor"),
+                    &runner_key(index, "executor"),
+                    Some("\"clever-docker\""),
                     "clever-docker runner without its cc_* settings",
                 )
             })?;
@@ -248,12 +254,19 @@ fn build_runner(
             let settings = runner.local_docker.clone().ok_or_else(|| {
                 config_error(
                     config,
-                    &format!("runners[{index}].executor"),
+                    &runner_key(index, "executor"),
+                    Some("\"local-docker\""),
                     "local-docker runner without its local-docker settings",
                 )
             })?;
+            let host = format!("{:?}", settings.host);
             let executor = LocalDocker::new(settings).map_err(|e| {
-                config_error(config, &format!("runners[{index}].host"), e.to_string())
+                config_error(
+                    config,
+                    &runner_key(index, "host"),
+                    Some(&host),
+                    &e.to_string(),
+                )
             })?;
             (Rc::new(executor), None)
         }
@@ -296,7 +309,8 @@ async fn compute_quota(
             config_error(
                 config,
                 "quota_computation.reference_runner",
-                format!("no [[runners]] section is named {:?}", qc.reference_runner),
+                Some(&format!("{:?}", qc.reference_runner)),
+                "no [[runners]] section has this name",
             )
         })?;
     let weight = match built.get(index).and_then(|b| b.clever.clone()) {
@@ -320,7 +334,8 @@ async fn compute_quota(
                         return Err(config_error(
                             config,
                             "quota_computation.reference_flavor",
-                            e.message,
+                            Some(&format!("{:?}", qc.reference_flavor)),
+                            &e.message,
                         ))
                     }
                 }
@@ -365,8 +380,9 @@ async fn check_executors(
                         Err(e) => {
                             return Err(config_error(
                                 config,
-                                &format!("runners[{index}].{key}"),
-                                e.message,
+                                &runner_key(index, key),
+                                Some(&format!("{flavor:?}")),
+                                &e.message,
                             ))
                         }
                     }
@@ -374,8 +390,14 @@ async fn check_executors(
             }
         }
         if let Some(ld) = &runner.local_docker {
+            let host = format!("{:?}", ld.host);
             let socket = socket_path(&ld.host).map_err(|e| {
-                config_error(config, &format!("runners[{index}].host"), e.to_string())
+                config_error(
+                    config,
+                    &runner_key(index, "host"),
+                    Some(&host),
+                    &e.to_string(),
+                )
             })?;
             let mut patience = Patience::default();
             loop {
@@ -394,15 +416,17 @@ async fn check_executors(
                     Err(e @ DockerProblem::NoCli) => {
                         return Err(config_error(
                             config,
-                            &format!("runners[{index}].executor"),
-                            format!("= \"local-docker\": {e}"),
+                            &runner_key(index, "executor"),
+                            Some("\"local-docker\""),
+                            &e.to_string(),
                         ))
                     }
                     Err(e) => {
                         return Err(config_error(
                             config,
-                            &format!("runners[{index}].host"),
-                            format!("= {:?}: {e}", ld.host),
+                            &runner_key(index, "host"),
+                            Some(&host),
+                            &e.to_string(),
                         ))
                     }
                 }
@@ -436,18 +460,23 @@ async fn check_runners_can_poll(
             }
         };
         if needed > share + 1e-9 {
-            let (key, advice) = if runner.clever.is_some() {
-                (
-                    format!("runners[{index}].cc_max_flavor"),
+            let (key, value, advice) = match &runner.clever {
+                Some(cc) => (
+                    runner_key(index, "cc_max_flavor"),
+                    cc.max_flavor.as_ref().map(|m| format!("{m:?}")),
                     "Set cc_max_flavor to a smaller flavor, or raise [quota_computation]",
-                )
-            } else {
-                ("quota_computation".to_string(), "Raise [quota_computation]")
+                ),
+                None => (
+                    "quota_computation".to_string(),
+                    None,
+                    "Raise [quota_computation]",
+                ),
             };
             return Err(config_error(
                 config,
                 &key,
-                format!(
+                value.as_deref(),
+                &format!(
                     "runner {:?} must reserve {needed:.3} (its largest job) before asking for a job, but its share of the weighted quota is only {share:.3}: it would never take a job. {advice} (reference_flavor / reference_jobs_count)",
                     runner.name
                 ),

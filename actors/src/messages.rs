@@ -225,6 +225,8 @@ pub struct JobView {
     pub job_id: i64,
     /// The runner's `runner` label (section `name`).
     pub runner: String,
+    /// The runner's unique name (its identity in the state file).
+    pub unique_name: String,
     /// The job's phase.
     pub phase: &'static str,
     /// Weight the ledger holds for it.

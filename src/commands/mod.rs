@@ -4,6 +4,7 @@
 //! removal). Each returns the process exit code; `main` dispatches.
 
 pub mod check;
+pub mod known_tenants;
 pub mod list;
 mod table;
 pub mod unregister;

@@ -2,18 +2,22 @@
 //! coordinator token (`POST /runners/verify`, with the runner's
 //! `system_id` when the service has created one), the trace-watch token (`GET /personal_access_tokens/self`:
 //! `api` or `read_api` scope), the Clever token (listing the
-//! organisation's applications) and every configured flavor; for
+//! organisation's applications; in multi-tenant mode, each tenant known
+//! from the state file: its organisation and token read from its GitLab
+//! group, then its applications listed) and every configured flavor; for
 //! local-docker, the engine (`docker version`). Prints one line per check.
 //! Must run inside an actix system.
 
+use super::known_tenants::{tenants, StateView};
 use super::table;
 use crate::config::{Config, RunnerConfig, Tenancy};
-use crate::executors::clever::CleverExecutor;
+use crate::executors::clever::{CleverExecutor, GroupAttributes};
 use crate::executors::local_docker::socket_path;
-use crate::gitlab::{system_id_path, RunnersApi, Timeouts};
+use crate::gitlab::{system_id_path, CoordinatorSettings, GitlabCoordinator, RunnersApi, Timeouts};
 use crate::preflight::docker_version;
 use paas_actors::ports::Paas;
 use slog::Logger;
+use std::rc::Rc;
 
 /// One check of one runner section.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,10 +55,23 @@ pub async fn run(config: &Config, logger: &Logger) -> Vec<Row> {
         .and_then(|p| std::fs::read_to_string(p).ok())
         .map(|id| id.trim().to_string())
         .filter(|id| id.starts_with("r_") || id.starts_with("s_"));
+    // Read once, only when a runner needs the tenants it records.
+    let any_multi = config.runners.iter().any(|r| {
+        r.clever
+            .as_ref()
+            .is_some_and(|c| matches!(c.tenancy, Tenancy::Multi { .. }))
+    });
+    let state = if any_multi {
+        StateView::read(config.state_file.as_deref())
+    } else {
+        StateView::NotConfigured
+    };
     let mut rows = Vec::new();
     for (i, runner) in config.runners.iter().enumerate() {
         let label = format!("runners[{i}] ({})", runner.name);
-        rows.extend(check_runner(config, runner, &label, system_id.as_deref(), logger).await);
+        rows.extend(
+            check_runner(config, runner, &label, system_id.as_deref(), &state, logger).await,
+        );
     }
     rows
 }
@@ -64,6 +81,7 @@ async fn check_runner(
     runner: &RunnerConfig,
     label: &str,
     system_id: Option<&str>,
+    state: &StateView,
     logger: &Logger,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
@@ -109,7 +127,7 @@ async fn check_runner(
         }
     }
     if runner.clever.is_some() {
-        rows.extend(check_clever(config, runner, label, logger).await);
+        rows.extend(check_clever(config, runner, label, state, logger).await);
     }
     if let Some(ld) = &runner.local_docker {
         rows.push(match socket_path(&ld.host) {
@@ -123,49 +141,111 @@ async fn check_runner(
     rows
 }
 
+/// The Clever executor of a section; in multi-tenant mode with the GitLab
+/// client reading group custom attributes, as the service builds it.
+fn clever_executor(runner: &RunnerConfig, logger: &Logger) -> Result<CleverExecutor, String> {
+    let Some(cc) = &runner.clever else {
+        return Err("not a clever-docker runner".to_string());
+    };
+    let attributes: Option<Rc<dyn GroupAttributes>> = match &cc.tenancy {
+        Tenancy::Single { .. } => None,
+        Tenancy::Multi {
+            attributes_token, ..
+        } => {
+            let mut settings = CoordinatorSettings::new(runner.url.clone(), runner.token.clone());
+            settings.attributes_token = Some(attributes_token.clone());
+            let gitlab = GitlabCoordinator::new(settings).map_err(|e| e.to_string())?;
+            Some(Rc::new(gitlab))
+        }
+    };
+    CleverExecutor::new(cc.clone(), attributes, logger.clone()).map_err(|e| e.to_string())
+}
+
+/// One row per tenant the state file records for this runner (its
+/// organisation and token read from its group, its applications listed);
+/// one skipped row saying why when none is known.
+async fn check_tenants(
+    executor: &CleverExecutor,
+    runner: &RunnerConfig,
+    label: &str,
+    state: &StateView,
+) -> Vec<Row> {
+    let none = |why: String| vec![Row::new(label, "clever tenants", None, why)];
+    let snapshot = match state {
+        StateView::NotConfigured => {
+            return none("no tenant known yet: no state_file is configured".to_string())
+        }
+        StateView::Absent(path) => {
+            return none(format!(
+                "no tenant known yet: no state file at {} (tenants are known once the \
+                 service has run their jobs)",
+                path.display()
+            ))
+        }
+        StateView::Unreadable(why) => {
+            return vec![Row::new(label, "clever tenants", Some(false), why.clone())]
+        }
+        StateView::Read(snapshot) => snapshot,
+    };
+    let mut names = vec![runner.unique_name.as_str()];
+    names.extend(runner.legacy_unique_name.as_deref());
+    let known = tenants(snapshot, &names);
+    if known.is_empty() {
+        return none(
+            "no tenant known yet: the state file records no application of this runner".to_string(),
+        );
+    }
+    let mut rows = Vec::new();
+    for (namespace, recorded) in known {
+        let check = format!("clever tenant {namespace:?}");
+        rows.push(
+            match executor.check_tenant(&namespace, recorded.as_deref()).await {
+                Ok((orga_id, apps)) => Row::new(
+                    label,
+                    check,
+                    Some(true),
+                    format!(
+                        "organisation {orga_id} readable, {apps} application(s) of this runner"
+                    ),
+                ),
+                Err(e) => Row::new(label, check, Some(false), e),
+            },
+        );
+    }
+    rows
+}
+
 async fn check_clever(
     config: &Config,
     runner: &RunnerConfig,
     label: &str,
+    state: &StateView,
     logger: &Logger,
 ) -> Vec<Row> {
     let Some(cc) = &runner.clever else {
         return Vec::new();
     };
-    let multi = matches!(cc.tenancy, Tenancy::Multi { .. });
-    let executor = if multi {
-        None
-    } else {
-        match CleverExecutor::new(cc.clone(), None, logger.clone()) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                return vec![Row::new(label, "clever token", Some(false), e.to_string())];
-            }
-        }
+    let executor = match clever_executor(runner, logger) {
+        Ok(e) => e,
+        Err(e) => return vec![Row::new(label, "clever token", Some(false), e)],
     };
     let mut rows = Vec::new();
-    let Some(executor) = executor else {
-        rows.push(Row::new(
-            label,
-            "clever token",
-            None,
-            "multi-tenant: each tenant's organisation and token are read from GitLab per job"
-                .to_string(),
-        ));
-        return rows;
-    };
-    rows.push(match executor.list_resources().await {
-        Ok(apps) => Row::new(
-            label,
-            "clever token",
-            Some(true),
-            format!(
-                "organisation readable, {} application(s) of this runner",
-                apps.len()
+    if matches!(cc.tenancy, Tenancy::Multi { .. }) {
+        rows.extend(check_tenants(&executor, runner, label, state).await);
+    } else {
+        rows.push(match executor.list_resources().await {
+            Ok(apps) => Row::new(
+                label,
+                "clever token",
+                Some(true),
+                format!(
+                    "organisation readable, {} application(s) of this runner",
+                    apps.len()
+                ),
             ),
-        ),
-        Err(e) => Row::new(label, "clever token", Some(false), e.to_string()),
-    });
+            Err(e) => Row::new(label, "clever token", Some(false), e.to_string()),
+        });
+    }
     let mut flavors = vec![("cc_default_flavor", cc.default_flavor.clone())];
     if let Some(max) = &cc.max_flavor {
         flavors.push(("cc_max_flavor", max.clone()));
@@ -184,7 +264,12 @@ async fn check_clever(
                 Some(true),
                 format!("{flavor:?} (weight {w:.3})"),
             ),
-            Err(e) => Row::new(label, key, Some(false), e.message),
+            Err(e) => Row::new(
+                label,
+                key,
+                Some(false),
+                format!("{flavor:?}: {}", e.message),
+            ),
         });
     }
     rows

@@ -1,8 +1,10 @@
 //! `ConfigError`: every problem found in a configuration file, at once.
 //!
 //! Messages name the file, the key as a dotted path (`runners[1].cc_token`),
-//! the line when the TOML parser gives it, and what is expected. They never
-//! quote a string value from the file: any string may be a secret.
+//! the line when the TOML parser gives it, the value found and what is
+//! expected. A string that may be a credential (token keys, `cc_extra_env`,
+//! `cache`, values from the secrets file, URLs with a password) is never
+//! quoted: its length is given instead (`fields::may_show`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -106,6 +108,31 @@ impl ConfigError {
             ConfigError::Invalid { problems, .. } => problems,
             _ => &[],
         }
+    }
+}
+
+/// The one form of a message about a key of the file found wrong after
+/// validation: `FILE:LINE: `KEY` = VALUE: DETAIL`. A key not written in
+/// the file (a default) is located at its section's line, its value said to
+/// be the default; without a line, `FILE: `KEY`…`. `value` is shown as
+/// given (the caller quotes it, or describes a secret).
+pub fn key_message(
+    path: &std::path::Path,
+    key: &str,
+    location: Location,
+    value: Option<&str>,
+    detail: &str,
+) -> String {
+    let (at, written) = match location {
+        Location::Line(n) => (format!("{}:{n}", path.display()), true),
+        Location::Section(n) => (format!("{}:{n}", path.display()), false),
+        Location::Unknown => (path.display().to_string(), true),
+    };
+    match (value, written) {
+        (Some(v), true) => format!("{at}: `{key}` = {v}: {detail}"),
+        (Some(v), false) => format!("{at}: `{key}` (not written, default {v}): {detail}"),
+        (None, true) => format!("{at}: `{key}`: {detail}"),
+        (None, false) => format!("{at}: `{key}` (not written in this section): {detail}"),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Typed accessors over the raw TOML tree that record problems instead of
 //! stopping at the first one.
 //!
-//! Wrong-type messages describe the value found by its type only (numbers
-//! and booleans are shown, strings never: any string may be a secret).
+//! Wrong-value messages name the value found ([`Ctx::found`]): numbers and
+//! booleans always, strings quoted unless they may be a credential
+//! ([`may_show`]), which are described by their length only.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use toml::Value;
@@ -22,6 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub problems: Vec<Problem>,
     /// Warnings found so far.
     pub warnings: Vec<String>,
+    /// Dotted paths whose value came from the secrets file: never shown.
+    pub secret_paths: HashSet<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -32,7 +36,32 @@ impl<'a> Ctx<'a> {
             file,
             problems: Vec::new(),
             warnings: Vec::new(),
+            secret_paths: HashSet::new(),
         }
+    }
+
+    /// The value at `path` as a message names it: `the string "XXL"`,
+    /// `the integer 0`…; a string that may be a credential is described
+    /// by its length only (see [`may_show`]).
+    pub fn found(&self, path: &str, value: &Value) -> String {
+        match value {
+            Value::String(s) if !s.is_empty() => {
+                if may_show(path, s) && !self.secret_paths.contains(path) {
+                    format!("the string {}", quoted(s))
+                } else {
+                    format!(
+                        "a string of {} characters (not shown: it may be a secret)",
+                        s.chars().count()
+                    )
+                }
+            }
+            _ => describe(value),
+        }
+    }
+
+    /// The string `text` found at `path`, as [`Ctx::found`] names it.
+    pub fn shown(&self, path: &str, text: &str) -> String {
+        self.found(path, &Value::String(text.to_string()))
     }
 
     /// Records a problem about the key at `path`.
@@ -99,10 +128,9 @@ impl<'t> Section<'t> {
         match convert(value) {
             Some(v) => Some(v),
             None => {
-                ctx.problem(
-                    &self.key_path(key),
-                    format!("expected {expected}, found {}", describe(value)),
-                );
+                let path = self.key_path(key);
+                let found = ctx.found(&path, value);
+                ctx.problem(&path, format!("expected {expected}, found {found}"));
                 None
             }
         }
@@ -174,16 +202,55 @@ impl<'t> Section<'t> {
     }
 }
 
-/// Describes a value for an error message without quoting strings.
+/// Longest part of a string value quoted in a message, in characters.
+const MAX_SHOWN_CHARS: usize = 80;
+
+/// Whether a string value found at dotted `path` may be quoted in a
+/// message: not when the key names a token (`token`, `cc_token`,
+/// `…_token`), not for `cc_extra_env` values and `cache` settings (they
+/// hold credentials), not for a URL with user information
+/// (`https://user:password@…`).
+pub(crate) fn may_show(path: &str, value: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let leaf = lower.rsplit(['.', '[']).next().unwrap_or(&lower);
+    let credential_key = leaf.contains("token")
+        || leaf.contains("secret")
+        || leaf.contains("password")
+        || lower.contains("cc_extra_env")
+        || lower.contains(".cache")
+        || lower.starts_with("cache");
+    let url_with_user = value.split_once("://").is_some_and(|(_, rest)| {
+        rest.split(['/', '?', '#'])
+            .next()
+            .unwrap_or("")
+            .contains('@')
+    });
+    !credential_key && !url_with_user
+}
+
+/// `s` in double quotes, control characters escaped, cut after
+/// [`MAX_SHOWN_CHARS`] characters.
+pub(crate) fn quoted(s: &str) -> String {
+    let count = s.chars().count();
+    if count <= MAX_SHOWN_CHARS {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX_SHOWN_CHARS).collect();
+        format!("{head:?}… ({count} characters)")
+    }
+}
+
+/// Describes a value by its type (and number or boolean value), never
+/// quoting a string: for values that may be secrets.
 pub(crate) fn describe(value: &Value) -> String {
     match value {
         Value::String(s) if s.is_empty() => "an empty string".to_string(),
-        Value::String(_) => "a string".to_string(),
+        Value::String(s) => format!("a string of {} characters", s.chars().count()),
         Value::Integer(i) => format!("the integer {i}"),
         Value::Float(x) => format!("the float {x}"),
         Value::Boolean(b) => format!("the boolean {b}"),
         Value::Datetime(_) => "a datetime".to_string(),
-        Value::Array(_) => "an array".to_string(),
+        Value::Array(items) => format!("an array of {} item(s)", items.len()),
         Value::Table(_) => "a table".to_string(),
     }
 }

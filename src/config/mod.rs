@@ -30,13 +30,18 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_messages;
 
 use std::path::Path;
 
-pub use error::{ConfigError, Location, Problem, EXIT_CODE};
+pub use error::{key_message, ConfigError, Location, Problem, EXIT_CODE};
 pub use identity::{legacy_unique_name, unique_name};
 pub use inner::{inner_runner_table, is_forwarded};
-pub use settings::{Config, ExecutorKind, QuotaComputation, RunnerConfig, TraceWatchConfig};
+pub use raw::LineIndex;
+pub use settings::{
+    runner_key, Config, ExecutorKind, QuotaComputation, RunnerConfig, TraceWatchConfig,
+};
 
 /// The executors' settings types, which validation builds.
 pub use crate::executors::clever::{CleverSettings, Tenancy};

@@ -33,8 +33,10 @@ pub(crate) struct SyntaxError {
 }
 
 /// Dotted key path (`runners[0].docker.volumes`) → 1-based line of the key.
+/// Kept in the validated [`super::Config`], so that checks made after
+/// validation (flavors, the state directory, the engine) name the line too.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LineIndex {
+pub struct LineIndex {
     lines: HashMap<String, usize>,
 }
 

@@ -50,7 +50,7 @@ fn load(table: &toml::Table, config_dir: &Path, ctx: &mut Ctx<'_>) -> Source {
             SECRETS_FILE_KEY,
             format!(
                 "expected the path of a TOML file of secrets (a non-empty string), found {}",
-                describe(value)
+                ctx.found(SECRETS_FILE_KEY, value)
             ),
         );
         return Source::Broken;
@@ -123,7 +123,10 @@ fn walk(value: &mut Value, path: &str, source: &Source, ctx: &mut Ctx<'_>) {
             let name = name.trim().to_string();
             match source {
                 Source::File(file, secrets) => match secrets.get(&name) {
-                    Some(secret) => *s = secret.clone(),
+                    Some(secret) => {
+                        *s = secret.clone();
+                        ctx.secret_paths.insert(path.to_string());
+                    }
                     None => ctx.problem(
                         path,
                         format!(

@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::Location;
+use super::raw::LineIndex;
 use crate::executors::clever::CleverSettings;
 use crate::executors::local_docker::LocalDockerSettings;
 use crate::secret::Secret;
@@ -55,9 +57,29 @@ pub struct Config {
     pub runners: Vec<RunnerConfig>,
     /// The configuration file this was read from.
     pub path: PathBuf,
+    /// Where each key is in the file.
+    pub lines: LineIndex,
+}
+
+/// The dotted path of `key` in the runner section number `index`
+/// (`runners[0].cc_max_flavor`), as messages and [`Config::locate`] use it.
+pub fn runner_key(index: usize, key: &str) -> String {
+    format!("runners[{index}].{key}")
 }
 
 impl Config {
+    /// Where the key at dotted path `key` is in the file (its line, else its
+    /// section's): the one place checks made after validation find a line.
+    pub fn locate(&self, key: &str) -> Location {
+        self.lines.locate(key)
+    }
+
+    /// A message about `key`, found wrong after validation:
+    /// `FILE:LINE: `KEY` = VALUE: DETAIL` ([`super::key_message`]).
+    pub fn key_message(&self, key: &str, value: Option<&str>, detail: &str) -> String {
+        super::key_message(&self.path, key, self.locate(key), value, detail)
+    }
+
     /// The first runner whose human `name` is `name` (names need not be unique).
     pub fn runner_by_name(&self, name: &str) -> Option<&RunnerConfig> {
         self.runners.iter().find(|r| r.name == name)

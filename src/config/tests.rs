@@ -751,7 +751,7 @@ fn invalid_configs_name_the_key() {
             "unknown reference runner",
             clever("", "").replace("reference_runner = \"r1\"", "reference_runner = \"nope\""),
             "quota_computation.reference_runner",
-            "no [[runners]] section is named \"nope\"",
+            "found the string \"nope\", but no [[runners]] section has that name",
         ),
         (
             "missing reference flavor",
@@ -773,7 +773,7 @@ fn invalid_configs_name_the_key() {
         ),
         ("no runners", QUOTA.to_string(), "runners", "at least one"),
         ("runners not array", format!("runners = 1\n{QUOTA}"), "runners", "expected one or more"),
-        ("concurrent string", clever("concurrent = \"50\"", ""), "concurrent", "expected a positive integer, found a string"),
+        ("concurrent string", clever("concurrent = \"50\"", ""), "concurrent", "expected a positive integer, found the string \"50\""),
         ("concurrent negative", clever("concurrent = -1", ""), "concurrent", "found the integer -1"),
         ("check_interval bool", clever("check_interval = true", ""), "check_interval", "found the boolean true"),
         (

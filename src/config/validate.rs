@@ -12,7 +12,7 @@ use toml::Value;
 
 use super::error::{ConfigError, Location};
 use super::fields::{
-    as_nonempty_string, as_positive, as_positive_seconds, as_seconds, describe, Ctx, Section,
+    as_nonempty_string, as_positive, as_positive_seconds, as_seconds, Ctx, Section,
 };
 use super::identity::{legacy_unique_name, unique_name, valid_unique_name, MAX_UNIQUE_NAME_LEN};
 use super::inner::{CLEVER_KEY_PREFIX, FORWARD_TOKEN_KEY};
@@ -266,6 +266,7 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         log_format,
         runners: runners.into_iter().flatten().collect(),
         path: path.to_path_buf(),
+        lines: ctx.lines.clone(),
     })
 }
 
@@ -376,7 +377,7 @@ fn quota(top: &Section<'_>, names: &[&str], ctx: &mut Ctx<'_>) -> Option<QuotaCo
             KEY,
             format!(
                 "expected a table `[quota_computation]`, found {}",
-                describe(value)
+                ctx.found(KEY, value)
             ),
         );
         return None;
@@ -395,14 +396,21 @@ fn quota(top: &Section<'_>, names: &[&str], ctx: &mut Ctx<'_>) -> Option<QuotaCo
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let path = sec.key_path("reference_runner");
+            let found = ctx.shown(&path, r);
             ctx.problem(
-                &sec.key_path("reference_runner"),
-                format!("no [[runners]] section is named {r:?} (expected one of: {known})"),
+                &path,
+                format!(
+                    "found {found}, but no [[runners]] section has that name (expected one \
+                     of: {known})"
+                ),
             );
         } else if names.iter().filter(|n| **n == r.as_str()).count() > 1 {
             ctx.warn(
                 &sec.key_path("reference_runner"),
-                "several [[runners]] sections have this name; the first one is the reference",
+                format!(
+                    "several [[runners]] sections are named {r:?}; the first one is the reference"
+                ),
             );
         }
     }
@@ -443,7 +451,7 @@ fn runners(top: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Vec<Option<Runner
                 "runners",
                 format!(
                     "expected one or more `[[runners]]` sections, found {}",
-                    describe(v)
+                    ctx.found("runners", v)
                 ),
             );
             return Vec::new();
@@ -459,7 +467,10 @@ fn runners(top: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Vec<Option<Runner
                 None => {
                     ctx.problem(
                         &path,
-                        format!("expected a `[[runners]]` table, found {}", describe(item)),
+                        format!(
+                            "expected a `[[runners]]` table, found {}",
+                            ctx.found(&path, item)
+                        ),
                     );
                     None
                 }
@@ -473,7 +484,12 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     let url = sec.required_string(ctx, "url", "the GitLab / Heptapod instance URL");
     if let Some(u) = &url {
         if !is_http_url(u) {
-            ctx.problem(&sec.key_path("url"), "expected an http:// or https:// URL");
+            let path = sec.key_path("url");
+            let found = ctx.shown(&path, u);
+            ctx.problem(
+                &path,
+                format!("expected an http:// or https:// URL, found {found}"),
+            );
         }
         warn_plain_http(ctx, &sec.key_path("url"), u);
     }
@@ -507,8 +523,8 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     if forward_token && matches!(sec.get("cc_multi_tenant"), Some(Value::Boolean(true))) {
         ctx.problem(
             &sec.key_path(FORWARD_TOKEN_KEY),
-            "refused when `cc_multi_tenant = true`: every tenant's jobs could read the \
-             runner token and take other tenants' jobs",
+            "found `true`, refused when `cc_multi_tenant = true`: every tenant's jobs could \
+             read the runner token and take other tenants' jobs (expected false or absent)",
         );
     }
     let (clever, local_docker) = match executor {
@@ -538,6 +554,7 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     });
     let local_docker = local_docker.map(|mut l| {
         l.unique_name = unique_name.clone();
+        l.legacy_unique_name = legacy_unique_name.clone();
         l.main_image = main_image.clone();
         l.inner_runner_toml = inner_runner_toml.clone();
         l
@@ -571,10 +588,13 @@ fn warn_plain_http(ctx: &mut Ctx<'_>, path: &str, text: &str) {
         return;
     };
     if url.scheme() == "http" && !crate::git::is_loopback(&url) {
+        let found = ctx.shown(path, text);
         ctx.warn(
             path,
-            "is a plain http:// URL to a host that is not loopback: tokens travel \
-             unencrypted (use https://)",
+            format!(
+                "is {found}, a plain http:// URL to a host that is not loopback: tokens \
+                 travel unencrypted (expected an https:// URL)"
+            ),
         );
     }
 }
@@ -593,10 +613,11 @@ fn executor(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ExecutorKind> {
         "local-docker" => Some(ExecutorKind::LocalDocker),
         other => {
             let hint = if other == "docker" {
-                " (the inner runner's `docker` executor is implied; this file needs a PAAS executor)"
+                " (found `docker`: the inner runner's `docker` executor is implied; this file \
+                 needs a PAAS executor)"
                     .to_string()
             } else {
-                format!(" (found `{other}`)")
+                format!(" (found {})", ctx.shown(&sec.key_path("executor"), other))
             };
             ctx.problem(
                 &sec.key_path("executor"),
@@ -630,7 +651,7 @@ fn trace_watch(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<Option<TraceWatch
             &path,
             format!(
                 "expected a table with `token`, `timeout_seconds`, `poll_step`, found {}",
-                describe(value)
+                ctx.found(&path, value)
             ),
         );
         return None;
@@ -690,9 +711,11 @@ fn clever(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverSettings> {
     }
     let api_url = string_or(sec, ctx, "cc_api_url", DEFAULT_API_URL);
     if !is_http_url(&api_url) {
+        let path = sec.key_path("cc_api_url");
+        let found = ctx.shown(&path, &api_url);
         ctx.problem(
-            &sec.key_path("cc_api_url"),
-            "expected an http:// or https:// URL",
+            &path,
+            format!("expected an http:// or https:// URL, found {found}"),
         );
     }
     warn_plain_http(ctx, &sec.key_path("cc_api_url"), &api_url);
@@ -867,22 +890,25 @@ fn extra_env(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
                     Some(text) => {
                         env.insert(k.clone(), text);
                     }
-                    None => ctx.problem(
-                        &format!("{}.{k}", sec.key_path(KEY)),
-                        format!(
-                            "expected a string (or number, boolean), found {}",
-                            describe(v)
-                        ),
-                    ),
+                    None => {
+                        let path = format!("{}.{k}", sec.key_path(KEY));
+                        let found = ctx.found(&path, v);
+                        ctx.problem(
+                            &path,
+                            format!("expected a string (or number, boolean), found {found}"),
+                        )
+                    }
                 }
             }
         }
         Some(v) => {
+            let path = sec.key_path(KEY);
+            let found = ctx.found(&path, v);
             ctx.problem(
-                &sec.key_path(KEY),
+                &path,
                 format!(
-                    "expected a table `[runners.cc_extra_env]` of environment variables, found {}",
-                    describe(v)
+                    "expected a table `[runners.cc_extra_env]` of environment variables, found \
+                     {found}"
                 ),
             );
             return env;
@@ -913,11 +939,13 @@ fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<Local
         _ => (DEFAULT_DOCKER_HOST.to_string(), "the default"),
     };
     if ctx.problems.len() == before && socket_path(&host).is_err() {
+        let path = sec.key_path("host");
+        let found = ctx.shown(&path, &host);
         ctx.problem(
-            &sec.key_path("host"),
+            &path,
             format!(
-                "expected a Unix socket URL such as `{DEFAULT_DOCKER_HOST}` (from {origin}); \
-                 only unix:// Docker endpoints are supported"
+                "expected a Unix socket URL such as `{DEFAULT_DOCKER_HOST}`, found {found} \
+                 (from {origin}); only unix:// Docker endpoints are supported"
             ),
         );
     }
@@ -931,6 +959,7 @@ fn local_docker(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<Local
         host,
         network_mode,
         unique_name: String::new(),
+        legacy_unique_name: None,
         main_image: None,
         inner_runner_toml: String::new(),
         timeouts: LocalDockerTimeouts::default(),
@@ -976,7 +1005,13 @@ fn check_unique_names(runners: &mut [Option<RunnerConfig>], ctx: &mut Ctx<'_>) {
         let Some(old) = r.legacy_unique_name.clone() else {
             continue;
         };
-        let shared = legacies.iter().flatten().filter(|o| **o == old).count() > 1;
+        // Case-insensitively: local-docker lowercases identities in names.
+        let shared = legacies
+            .iter()
+            .flatten()
+            .filter(|o| o.eq_ignore_ascii_case(&old))
+            .count()
+            > 1;
         if shared {
             r.legacy_unique_name = None;
         }
@@ -989,15 +1024,18 @@ fn check_unique_names(runners: &mut [Option<RunnerConfig>], ctx: &mut Ctx<'_>) {
     for r in runners.iter_mut().flatten() {
         if r.legacy_unique_name
             .as_ref()
-            .is_some_and(|old| current.contains(old))
+            .is_some_and(|old| current.iter().any(|c| c.eq_ignore_ascii_case(old)))
         {
             r.legacy_unique_name = None;
         }
     }
-    // The Clever Cloud executor follows the identity kept above.
+    // The executors follow the identity kept above.
     for r in runners.iter_mut().flatten() {
         if let Some(c) = r.clever.as_mut() {
             c.legacy_unique_name = r.legacy_unique_name.clone();
+        }
+        if let Some(l) = r.local_docker.as_mut() {
+            l.legacy_unique_name = r.legacy_unique_name.clone();
         }
     }
 }

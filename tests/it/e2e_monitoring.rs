@@ -408,6 +408,8 @@ fn job_list_shows_the_jobs_running_at_the_coordinator() {
     let apps = e.world.clever().control().apps();
     for j in last.as_array().into_iter().flatten() {
         assert_eq!(j["runner"], "sim-runner-1", "{j}");
+        let identity: String = e.world.runner_tokens()[0].chars().skip(5).take(9).collect();
+        assert_eq!(j["unique_name"], identity.as_str(), "{j}");
         assert!(j["weight"].as_f64().is_some_and(|w| w > 0.0), "{j}");
         assert!(j["since"].as_f64().is_some_and(|s| s >= 0.0), "{j}");
         let id = j["resource"]["id"].as_str().expect("resource id");
@@ -422,7 +424,15 @@ fn job_list_shows_the_jobs_running_at_the_coordinator() {
             .unwrap_or_default();
         assert_eq!(
             keys,
-            BTreeSet::from(["job_id", "runner", "phase", "weight", "resource", "since"])
+            BTreeSet::from([
+                "job_id",
+                "runner",
+                "unique_name",
+                "phase",
+                "weight",
+                "resource",
+                "since"
+            ])
         );
     }
     assert_no_secret(&e.world, &last.to_string(), &[]);

@@ -38,6 +38,7 @@ fn settings(
         host: host.to_string(),
         network_mode: Some("host".to_string()),
         unique_name: unique_name.to_string(),
+        legacy_unique_name: None,
         main_image: main_image.map(str::to_string),
         inner_runner_toml: format!(
             "[[runners]]\nname = \"inner\"\nurl = \"{coordinator_url}\"\n\
@@ -352,6 +353,119 @@ async fn jobs_are_read_back_from_the_container_or_the_image() {
             "container {name} left behind"
         );
     }
+}
+
+/// Images and containers an earlier version named with the runner's
+/// legacy identity (`glrt-` + 3 characters, before GitLab Runner's
+/// `shorten_token` rule) are still this runner's after the upgrade: listed
+/// (under today's name for the same job, so that reconciliation reads the
+/// job id, with the engine's name as id), read back, resumed from the state
+/// file and deleted under the name the engine has.
+#[tokio::test]
+async fn resources_of_the_legacy_identity_are_still_this_runners() {
+    let Some(host) = docker_host("resources_of_the_legacy_identity_are_still_this_runners") else {
+        return;
+    };
+    let coordinator = FakeCoordinator::start(CoordinatorConfig::default()).expect("coordinator");
+    let base = format!("hpr-test-legacy-base-{}", std::process::id());
+    let legacy = format!("glrt-{}", std::process::id());
+    let today = unique("legacy");
+    let old = LocalDocker::new(settings(&host, &legacy, Some(&base), &coordinator.url()))
+        .expect("valid settings");
+    let mut upgraded = settings(&host, &today, Some(&base), &coordinator.url());
+    upgraded.legacy_unique_name = Some(legacy.clone());
+    let new = LocalDocker::new(upgraded).expect("valid settings");
+    let legacy_prefix = format!("hpd-job-{}-", legacy.to_lowercase());
+    let today_prefix = format!("hpd-job-{}-", today.to_lowercase());
+    let _cleanup = Cleanup {
+        host: host.clone(),
+        names: vec![base.clone()],
+        prefixes: vec![legacy_prefix.clone(), today_prefix.clone()],
+    };
+    build_base_image(&host, &base);
+
+    // Before the upgrade: one job launched, one built and not run yet.
+    let running = running_job(
+        &coordinator,
+        JobSpec::new("long").duration(Duration::from_secs(20)),
+    );
+    let built = offline_job(41);
+    let launched_old = {
+        let r = old.create(&running).await.expect("create");
+        let r = old.prepare(&r, &running).await.expect("build");
+        old.launch(&r, &running).await.expect("run")
+    };
+    let prepared_old = {
+        let r = old.create(&built).await.expect("create");
+        old.prepare(&r, &built).await.expect("build")
+    };
+    assert!(launched_old.id.starts_with(&legacy_prefix));
+
+    // After: both listed, under the engine's name (id) and today's name.
+    let listed = new.list_resources().await.expect("list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for (job, was, launched) in [
+        (&running, &launched_old, true),
+        (&built, &prepared_old, false),
+    ] {
+        let r = listed
+            .iter()
+            .find(|r| r.id == was.id)
+            .unwrap_or_else(|| panic!("{} not listed: {listed:?}", was.id));
+        assert_eq!(r.name, new.resource_name(job.id));
+        assert!(r.name.starts_with(&today_prefix));
+        assert_eq!(r.launched, launched, "{r:?}");
+    }
+    // Reconciliation reads the job back from it.
+    let listed_running = listed
+        .iter()
+        .find(|r| r.id == launched_old.id)
+        .expect("listed");
+    let recovered = new
+        .recover_job(listed_running)
+        .await
+        .expect("recover")
+        .expect("job in the container");
+    assert_eq!(recovered, running);
+
+    // Resumed from the state file (which saved the engine's name): the
+    // launched one is found running, the built one is started under its
+    // own name; nothing is made under today's name.
+    let loaded = new
+        .load_resource(&old.dump_resource(&launched_old))
+        .await
+        .expect("load");
+    new.launch(&loaded, &running)
+        .await
+        .expect("resume launched");
+    let loaded_built = new
+        .load_resource(&old.dump_resource(&prepared_old))
+        .await
+        .expect("load");
+    new.launch(&loaded_built, &built)
+        .await
+        .expect("resume built");
+    assert!(container_exists(&host, &prepared_old.id));
+    assert_eq!(
+        support::docker::containers_with_prefix(&host, &today_prefix),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        support::docker::containers_with_prefix(&host, &legacy_prefix).len(),
+        2
+    );
+
+    // Deleted under the engine's names.
+    new.decommission(&loaded).await.expect("decommission");
+    new.decommission(&loaded_built).await.expect("decommission");
+    for name in [&launched_old.id, &prepared_old.id] {
+        assert!(!image_exists(&host, name), "image {name} left behind");
+        assert!(
+            !container_exists(&host, name),
+            "container {name} left behind"
+        );
+    }
+    assert!(new.list_resources().await.expect("list").is_empty());
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod support;
 mod chaos;
 mod clever_api;
 mod clever_sim;
+mod commands_e2e;
 mod deploy_push;
 mod deploy_push_http;
 mod e2e_adopt;

@@ -55,6 +55,11 @@ impl Supervisor {
                     .get(key.runner)
                     .map(|r| r.label.to_string())
                     .unwrap_or_default(),
+                unique_name: self
+                    .runners
+                    .get(key.runner)
+                    .map(|r| r.name.to_string())
+                    .unwrap_or_default(),
                 phase: e.phase.as_str(),
                 weight: self.ledger.weight_of(*key).map_or(0.0, |(w, _)| w),
                 resource_id: e.resource.as_ref().map(|r| r.id.clone()),

@@ -273,7 +273,8 @@ impl CleverExecutor {
 
     /// Weight of the flavor a user would name `flavor` (e.g. `3XL`), for the
     /// `[quota_computation]` reference. An unknown flavor is a permanent
-    /// error listing the available ones.
+    /// error listing the available ones (the caller names the flavor asked
+    /// for and the key that asked).
     pub async fn flavor_weight(&self, flavor: &str) -> Result<Weight, PaasError> {
         let catalog = self
             .products
@@ -284,7 +285,7 @@ impl CleverExecutor {
             Ok(f) => Ok(f.weight()),
             Err(FlavorError::Unknown { allowed, .. }) => Err(PaasError::permanent(
                 "check-flavor",
-                format!("{flavor:?} is not an available Clever Cloud flavor; available: {allowed}"),
+                format!("not an available Clever Cloud flavor; available: {allowed}"),
             )),
             Err(e) => Err(flavor_error(e)),
         }
@@ -505,6 +506,48 @@ impl CleverExecutor {
             }
         }
         env
+    }
+
+    /// For `verify`, in multi-tenant mode: the organisation of top-level
+    /// group `namespace`, read afresh from GitLab, and how many of its
+    /// applications are this runner's (listing them proves the tenant's
+    /// token). `recorded` is the organisation the state file records for
+    /// the group's resources: when the group now maps to another one, that
+    /// organisation's token is unknown, which is an error. Messages never
+    /// hold a token.
+    pub async fn check_tenant(
+        &self,
+        namespace: &str,
+        recorded: Option<&str>,
+    ) -> Result<(String, usize), String> {
+        let Some(t) = &self.tenants else {
+            return Err("not a multi-tenant runner".to_string());
+        };
+        let org = t
+            .resolve(namespace, Use::Create)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(recorded) = recorded.filter(|r| **r != org.orga_id) {
+            return Err(format!(
+                "the state file records organisation {recorded:?} for this group's \
+                 applications, but the group now maps to {:?}: the service cannot operate \
+                 on them; delete them in {recorded:?} by hand",
+                org.orga_id
+            ));
+        }
+        let apps = self
+            .api
+            .list_apps(&org, Retries::Policy)
+            .await
+            .map_err(|e| format!("organisation {:?}: {e}", org.orga_id))?;
+        let prefix = self.settings.app_name_prefix();
+        let ours = apps
+            .iter()
+            .filter(|a| {
+                a.name.starts_with(&prefix) || self.settings.legacy_app_job_id(&a.name).is_some()
+            })
+            .count();
+        Ok((org.orga_id, ours))
     }
 
     fn resource_org_error(&self, action: &str, resource: &Resource, e: TenantError) -> PaasError {

@@ -287,9 +287,23 @@ impl LocalDocker {
         result
     }
 
-    /// Names of this runner's images and of its containers.
+    /// Names of this runner's images and of its containers, under today's
+    /// identity and the legacy one (names as the engine has them).
     pub(super) async fn list(&self) -> Result<(Vec<String>, Vec<String>), LocalDockerError> {
-        let prefix = self.prefix();
+        let (mut images, mut containers) = self.list_prefixed(&self.prefix()).await?;
+        if let Some(legacy) = self.legacy_prefix() {
+            let (i, c) = self.list_prefixed(&legacy).await?;
+            images.extend(i);
+            containers.extend(c);
+        }
+        Ok((images, containers))
+    }
+
+    /// Names of the images and of the containers named `<prefix><job id>`.
+    async fn list_prefixed(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<String>, Vec<String>), LocalDockerError> {
         let timeout = self.settings.timeouts.command;
         let images = self
             .docker(
@@ -323,7 +337,7 @@ impl LocalDocker {
         let ours = |out: &str| -> Vec<String> {
             out.lines()
                 .map(str::trim)
-                .filter(|n| is_job_name(&prefix, n))
+                .filter(|n| is_job_name(prefix, n))
                 .map(str::to_string)
                 .collect()
         };

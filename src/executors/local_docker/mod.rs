@@ -49,6 +49,8 @@ pub mod settings;
 
 pub use error::LocalDockerError;
 pub use names::{check_name, resource_name};
+
+use names::{is_job_name, job_id_of, name_prefix};
 pub use settings::{socket_path, LocalDockerSettings, LocalDockerTimeouts, DEFAULT_DOCKER_HOST};
 
 use paas_actors::ports::{Job, Paas, PaasError, PortFuture, Resource, Weight};
@@ -94,7 +96,30 @@ impl LocalDocker {
 
     /// `hpd-job-<unique name lowercased>-`: what this runner's names start with.
     pub(super) fn prefix(&self) -> String {
-        format!("hpd-job-{}-", self.settings.unique_name.to_lowercase())
+        name_prefix(&self.settings.unique_name)
+    }
+
+    /// `hpd-job-<legacy identity lowercased>-`: what the names this runner
+    /// gave before the `glrt-` rule start with, if it had another identity.
+    pub(super) fn legacy_prefix(&self) -> Option<String> {
+        let legacy = name_prefix(self.settings.legacy_unique_name.as_deref()?);
+        (legacy != self.prefix()).then_some(legacy)
+    }
+
+    /// The resource of a name the engine lists: this runner's today (id and
+    /// name alike), or one of its legacy identity (the engine's name stays
+    /// its id, for every engine call; its name is today's name for the same
+    /// job, so that reconciliation reads the job id). `None`: not this
+    /// runner's.
+    pub(super) fn listed(&self, engine_name: &str, launched: bool) -> Option<Resource> {
+        if is_job_name(&self.prefix(), engine_name) {
+            return Some(self.resource(engine_name.to_string(), launched));
+        }
+        let job_id = job_id_of(&self.legacy_prefix()?, engine_name)?;
+        Some(Resource {
+            name: resource_name(&self.settings.unique_name, job_id),
+            ..self.resource(engine_name.to_string(), launched)
+        })
     }
 
     pub(super) fn resource(&self, name: String, launched: bool) -> Resource {
@@ -193,9 +218,9 @@ impl Paas for LocalDocker {
             names.sort();
             Ok(names
                 .into_iter()
-                .map(|n| {
+                .filter_map(|n| {
                     let launched = containers.contains(&n);
-                    self.resource(n, launched)
+                    self.listed(&n, launched)
                 })
                 .collect())
         })
@@ -256,6 +281,7 @@ mod tests {
             host: host.to_string(),
             network_mode: None,
             unique_name: "Runner-ABC".to_string(),
+            legacy_unique_name: None,
             main_image: None,
             inner_runner_toml: "[[runners]]\ntoken = \"glrt-secret\"\n".to_string(),
             timeouts: LocalDockerTimeouts::default(),
@@ -282,6 +308,51 @@ mod tests {
         }
         let err = LocalDocker::new(settings("tcp://x:1")).expect_err("tcp refused");
         assert!(err.to_string().contains("tcp://x:1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn names_of_the_legacy_identity_are_listed_under_todays_name() {
+        let mut s = settings("unix:///x.sock");
+        s.unique_name = "abcdefghi".into();
+        s.legacy_unique_name = Some("glrt-AbC".into());
+        let exec = LocalDocker::new(s).expect("valid");
+        assert_eq!(exec.legacy_prefix().as_deref(), Some("hpd-job-glrt-abc-"));
+        // Today's name: id and name alike.
+        let r = exec.listed("hpd-job-abcdefghi-7", true).expect("ours");
+        assert_eq!(
+            (r.id.as_str(), r.name.as_str()),
+            ("hpd-job-abcdefghi-7", "hpd-job-abcdefghi-7")
+        );
+        assert!(r.launched);
+        // Legacy name: the engine's name stays the id; the name is today's.
+        let r = exec.listed("hpd-job-glrt-abc-12", false).expect("legacy");
+        assert_eq!(r.id, "hpd-job-glrt-abc-12");
+        assert_eq!(r.name, "hpd-job-abcdefghi-12");
+        assert_eq!(r.name, exec.resource_name(12));
+        // Neither: another runner's, or not a job name.
+        for other in [
+            "hpd-job-glrt-abc-def-12",
+            "hpd-job-glrt-abc-",
+            "hpd-job-glrt-ab-12",
+            "hpd-job-glrt-abcd-12",
+            "hpd-job-someone-12",
+            "hpd-job-abcdefghi-x1",
+        ] {
+            assert_eq!(exec.listed(other, false), None, "{other}");
+        }
+        // A resource loaded from the state under the legacy name is operated
+        // on under that name.
+        let loaded = exec
+            .load_resource(&serde_json::json!("hpd-job-glrt-abc-12"))
+            .await
+            .expect("loads");
+        assert_eq!(loaded.id, "hpd-job-glrt-abc-12");
+        // Without a legacy identity (or the same one), nothing more is ours.
+        let mut s = settings("unix:///x.sock");
+        s.legacy_unique_name = Some("runner-abc".into());
+        let exec = LocalDocker::new(s).expect("valid");
+        assert_eq!(exec.legacy_prefix(), None);
+        assert_eq!(exec.listed("hpd-job-glrt-abc-12", false), None);
     }
 
     #[test]

@@ -4,7 +4,13 @@ use super::error::LocalDockerError;
 
 /// The deterministic resource (image, container) name of a job.
 pub fn resource_name(unique_name: &str, job_id: i64) -> String {
-    format!("hpd-job-{}-{}", unique_name.to_lowercase(), job_id)
+    format!("{}{job_id}", name_prefix(unique_name))
+}
+
+/// `hpd-job-<identity lowercased>-`: what every resource name of a runner
+/// of that identity starts with.
+pub(super) fn name_prefix(unique_name: &str) -> String {
+    format!("hpd-job-{}-", unique_name.to_lowercase())
 }
 
 /// Checks that `name` is safe to give the CLI as an image and container
@@ -32,8 +38,14 @@ pub fn check_name(name: &str) -> Result<(), LocalDockerError> {
 /// True if `name` is `<prefix><job id>`: another runner's unique name may
 /// extend ours (`hpd-job-abc-` is a prefix of `hpd-job-abc-def-12`).
 pub(super) fn is_job_name(prefix: &str, name: &str) -> bool {
+    job_id_of(prefix, name).is_some()
+}
+
+/// The job id of `name` if it is `<prefix><job id>` (digits only).
+pub(super) fn job_id_of(prefix: &str, name: &str) -> Option<i64> {
     name.strip_prefix(prefix)
-        .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+        .and_then(|id| id.parse().ok())
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub struct LocalDockerSettings {
     pub network_mode: Option<String>,
     /// The runner's unique name; lowercased in resource names.
     pub unique_name: String,
+    /// The runner's identity before the `glrt-` rule (`config::identity`),
+    /// when it differs: images and containers named with it are still this
+    /// runner's (listed, resumed, deleted).
+    pub legacy_unique_name: Option<String>,
     /// Base image of the job image (`heptapod_runner_main_image`); `None`
     /// for the deploy context's default.
     pub main_image: Option<String>,
@@ -58,6 +62,7 @@ impl fmt::Debug for LocalDockerSettings {
             .field("host", &self.host)
             .field("network_mode", &self.network_mode)
             .field("unique_name", &self.unique_name)
+            .field("legacy_unique_name", &self.legacy_unique_name)
             .field("main_image", &self.main_image)
             .field(
                 "inner_runner_toml",
@@ -118,6 +123,7 @@ mod tests {
             host: "unix:///x.sock".to_string(),
             network_mode: None,
             unique_name: "Runner-ABC".to_string(),
+            legacy_unique_name: None,
             main_image: None,
             inner_runner_toml: "[[runners]]\ntoken = \"glrt-secret\"\n".to_string(),
             timeouts: LocalDockerTimeouts::default(),
