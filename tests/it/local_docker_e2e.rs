@@ -15,8 +15,10 @@
 //! containers has no key meant for the PAAS runner only and a placeholder
 //! instead of the runner token; every image and
 //! container of the runner is gone once the jobs are over; the runner stops
-//! cleanly on SIGTERM. The runner process is stopped by its pid and the
-//! engine cleaned up even when the test fails (drop guards).
+//! cleanly on SIGTERM. Then an upgrade: a container and an image named
+//! under a `glrt-` runner's identity of earlier versions are resumed from the
+//! state file and reconciled. The runner process is stopped by its pid and
+//! the engine cleaned up even when the test fails (drop guards).
 
 use crate::support;
 
@@ -344,4 +346,170 @@ image = "debian:bookworm"
     }
     assert!(images_with_prefix(&host, &prefix).is_empty());
     assert!(containers_with_prefix(&host, &prefix).is_empty());
+}
+
+/// An upgrade from a version that named a `glrt-` runner's resources with
+/// the token's first 8 characters (`hpd-job-glrt-xxx-<job id>`): the real
+/// binary resumes the job the state file records under that identity
+/// (its container keeps running until the coordinator says the job is
+/// over, then is deleted under its old name), and reconciliation finds the
+/// image of a finished job the state does not know and deletes it.
+#[test]
+fn the_legacy_identity_s_container_is_resumed_and_its_orphan_reconciled() {
+    use heptapod_paas_runner::executors::local_docker::{
+        LocalDocker, LocalDockerSettings, LocalDockerTimeouts,
+    };
+    use paas_actors::ports::{Job, Paas};
+
+    let test = "the_legacy_identity_s_container_is_resumed_and_its_orphan_reconciled";
+    let Some(host) = docker_host(test) else {
+        return;
+    };
+    let pid = std::process::id();
+    let token = format!("glrt-{:03}legacy-e2e-token", pid % 1000);
+    let legacy_prefix = format!("hpd-job-{}-", &token[..8]);
+    let today_prefix = format!("hpd-job-{}-", &token[5..14]);
+    let base = format!("hpr-e2e-legacy-inner-runner-{pid}");
+    let coordinator = FakeCoordinator::start(CoordinatorConfig {
+        runner_tokens: vec![token.clone()],
+        ..CoordinatorConfig::default()
+    })
+    .expect("fake coordinator");
+    let _cleanup = Cleanup {
+        host: host.clone(),
+        names: vec![base.clone()],
+        prefixes: vec![legacy_prefix.clone(), today_prefix.clone()],
+    };
+    build_base_image(&host, &base);
+
+    // The earlier version, as the executor named things then.
+    let old = LocalDocker::new(LocalDockerSettings {
+        host: host.clone(),
+        network_mode: Some("host".to_string()),
+        unique_name: token[..8].to_string(),
+        legacy_unique_name: None,
+        main_image: Some(base.clone()),
+        inner_runner_toml: format!(
+            "[[runners]]\nname = \"inner\"\nurl = \"{}\"\ntoken = \"glrt-inner\"\nexecutor = \"docker\"\n",
+            coordinator.url()
+        ),
+        timeouts: LocalDockerTimeouts {
+            build: Duration::from_secs(120),
+            command: Duration::from_secs(60),
+        },
+    })
+    .expect("valid settings");
+    let job_of = |id: i64| {
+        let payload = coordinator.job(id).expect("enqueued").payload;
+        Job::from_payload(payload).expect("valid job")
+    };
+    // A: launched and running, recorded in the state file.
+    let a = coordinator.enqueue_job(JobSpec::new("resumed").duration(Duration::from_secs(20)));
+    assert!(coordinator.set_job_status(a, JobState::Running));
+    // B: built, its job over, unknown to the state file.
+    let b = coordinator.enqueue_job(JobSpec::new("orphan").duration(Duration::ZERO));
+    assert!(coordinator.set_job_status(b, JobState::Success));
+    let (job_a, job_b) = (job_of(a), job_of(b));
+    actix_rt::System::new().block_on(async {
+        let r = old.create(&job_a).await.expect("create");
+        let r = old.prepare(&r, &job_a).await.expect("build");
+        old.launch(&r, &job_a).await.expect("run");
+        let r = old.create(&job_b).await.expect("create");
+        old.prepare(&r, &job_b).await.expect("build");
+    });
+    let name_a = format!("{legacy_prefix}{a}");
+    let name_b = format!("{legacy_prefix}{b}");
+    assert_eq!(
+        containers_with_prefix(&host, &legacy_prefix),
+        vec![name_a.clone()]
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state_file = dir.path().join("state.json");
+    let state = serde_json::json!({
+        "launched": [{
+            "runner_name": &token[..8], "job_id": a, "token": job_a.token.expose(),
+            "trace_offset": 0, "expected_weight": 1.0, "paas_resource": name_a,
+        }],
+        "pending": [],
+        "to_decommission": [],
+    });
+    std::fs::write(&state_file, state.to_string()).expect("state");
+    let config = dir.path().join("runner.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+state_file = "{state}"
+check_interval = 0.2
+job_progress_poll_interval = 0.3
+shutdown_timeout = 20
+
+[quota_computation]
+reference_runner = "local"
+reference_flavor = "M"
+reference_jobs_count = 2
+
+[[runners]]
+name = "local"
+url = "{url}"
+token = "{token}"
+executor = "local-docker"
+host = "{host}"
+local_docker_network_mode = "host"
+heptapod_runner_main_image = "{base}"
+"#,
+            state = state_file.display(),
+            url = coordinator.url(),
+        ),
+    )
+    .expect("write config");
+    let mut runner = Runner::start(&config, dir.path().join("runner.log"));
+
+    // The orphan goes first (start-up reconciliation); the resumed job's
+    // container stays until its job is over, then goes too.
+    let started = Instant::now();
+    let mut a_seen_running_after_b_gone = false;
+    let mut done = false;
+    for _ in 0..(RUN_DEADLINE.as_millis() / SAMPLE_EVERY.as_millis()) {
+        if let Some(status) = runner.exited() {
+            panic!("the runner exited early: {status}");
+        }
+        let images = images_with_prefix(&host, &legacy_prefix);
+        let containers = containers_with_prefix(&host, &legacy_prefix);
+        let a_over = coordinator.job_status(a).is_some_and(JobState::is_terminal);
+        if !images.contains(&name_b) && containers.contains(&name_a) && !a_over {
+            a_seen_running_after_b_gone = true;
+        }
+        if a_over && images.is_empty() && containers.is_empty() {
+            done = true;
+            break;
+        }
+        assert!(
+            started.elapsed() < RUN_DEADLINE,
+            "not done within {RUN_DEADLINE:?}: A {:?}, images {images:?}, containers \
+             {containers:?}",
+            coordinator.job_status(a)
+        );
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    assert!(done, "sampling ended before the resources were gone");
+    assert!(
+        a_seen_running_after_b_gone,
+        "the orphan was not deleted while the resumed job ran"
+    );
+    assert_eq!(coordinator.job_status(a), Some(JobState::Success));
+    // Nothing made under today's name, nothing left in the state.
+    assert!(images_with_prefix(&host, &today_prefix).is_empty());
+    let status = runner
+        .terminate(Duration::from_secs(30))
+        .expect("the runner stops within 30 s of SIGTERM");
+    assert!(status.success(), "runner exit status {status}");
+    let log = std::fs::read_to_string(dir.path().join("runner.log")).expect("log");
+    assert!(!log.contains("unknown runner"), "{}", runner.log_tail());
+    let state = std::fs::read_to_string(&state_file).expect("state file");
+    assert!(
+        !state.contains(&legacy_prefix) && !state.contains(&token[..8]),
+        "{state}"
+    );
 }
