@@ -27,8 +27,8 @@
 //! push's [`RemoteError`], classified the same way
 //! ([`RemoteError::is_retryable`]).
 //!
-//! This function BLOCKS: callers run it with
-//! `actix_rt::task::spawn_blocking`.
+//! [`fetch_job_json`] BLOCKS; [`fetch_job_json_async`], what the Clever
+//! Cloud executor awaits, does not.
 
 use super::session::{
     isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF, NO_REDIRECTS,
@@ -74,31 +74,49 @@ pub fn fetch_job_json(
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, RemoteError> {
     let session = Session::new(remote_url, user, password, timeout)?;
-    session.run_on_worker(|session| {
-        let dir = tempfile::Builder::new()
-            .prefix("hpd-fetch-")
-            .tempdir()
-            .map_err(|e| RemoteError::Local {
-                detail: format!("cannot create a temporary directory: {e}"),
-            })?;
-        let repo = isolated_bare_repository(dir.path()).map_err(|e| RemoteError::Local {
-            detail: session.scrub(e.message()),
+    session.run_on_worker(fetch_in_temporary_repository)
+}
+
+/// [`fetch_job_json`] for async callers: the same fetch on a git worker
+/// thread, awaited without blocking the caller's thread.
+pub async fn fetch_job_json_async(
+    remote_url: &str,
+    user: &str,
+    password: &Secret,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, RemoteError> {
+    let session = Session::new(remote_url, user, password, timeout)?;
+    session
+        .run_on_worker_async(fetch_in_temporary_repository)
+        .await
+}
+
+/// Fetches into an isolated bare repository in a temporary directory
+/// (removed at the end) and reads `job.json`. BLOCKING.
+fn fetch_in_temporary_repository(session: &Session) -> Result<Option<Vec<u8>>, RemoteError> {
+    let dir = tempfile::Builder::new()
+        .prefix("hpd-fetch-")
+        .tempdir()
+        .map_err(|e| RemoteError::Local {
+            detail: format!("cannot create a temporary directory: {e}"),
         })?;
-        let observed = Observed::default();
-        observed.receive_limit.set(Some(MAX_FETCH_BYTES));
-        let found = fetch(session, &repo, &observed);
-        match found.map_err(|e| session.classify(&e, &observed))? {
-            Found::NoBranch | Found::NoFile => Ok(None),
-            Found::File(bytes) => Ok(Some(bytes)),
-            Found::TooLarge(size) => Err(RemoteError::TooLarge {
-                url: session.url.display.clone(),
-                detail: format!(
-                    "{JOB_FILE} on master is {size} bytes, more than the \
-                     {MAX_JOB_FILE_BYTES} a job payload may have"
-                ),
-            }),
-        }
-    })
+    let repo = isolated_bare_repository(dir.path()).map_err(|e| RemoteError::Local {
+        detail: session.scrub(e.message()),
+    })?;
+    let observed = Observed::default();
+    observed.receive_limit.set(Some(MAX_FETCH_BYTES));
+    let found = fetch(session, &repo, &observed);
+    match found.map_err(|e| session.classify(&e, &observed))? {
+        Found::NoBranch | Found::NoFile => Ok(None),
+        Found::File(bytes) => Ok(Some(bytes)),
+        Found::TooLarge(size) => Err(RemoteError::TooLarge {
+            url: session.url.display.clone(),
+            detail: format!(
+                "{JOB_FILE} on master is {size} bytes, more than the \
+                 {MAX_JOB_FILE_BYTES} a job payload may have"
+            ),
+        }),
+    }
 }
 
 /// Lists the remote refs, fetches `master` if present, reads `job.json`.

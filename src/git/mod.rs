@@ -13,7 +13,9 @@ pub mod push;
 mod session;
 mod workers;
 
-pub use fetch::{fetch_job_json, JOB_FILE, MAX_FETCH_BYTES, MAX_JOB_FILE_BYTES};
+pub use fetch::{
+    fetch_job_json, fetch_job_json_async, JOB_FILE, MAX_FETCH_BYTES, MAX_JOB_FILE_BYTES,
+};
 pub use push::{
     push_context, push_context_async, PushError, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME,
     COMMIT_MESSAGE,

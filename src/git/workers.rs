@@ -11,7 +11,8 @@
 //!
 //! A worker runs one task at a time; a task stuck in libgit2 holds its
 //! worker until libgit2 returns (the callers' deadlines are checked in
-//! libgit2's callbacks, `src/git/session.rs`).
+//! libgit2's callbacks, `src/git/session.rs`). A task that panics ends
+//! without a result; its worker lives on.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -46,16 +47,6 @@ struct State {
     tasks: VecDeque<Task>,
     alive: usize,
     idle: usize,
-}
-
-/// Counts a worker out of `alive` when its thread ends, however it ends.
-struct Alive(&'static Workers);
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.alive = state.alive.saturating_sub(1);
-    }
 }
 
 impl Workers {
@@ -123,7 +114,6 @@ impl Workers {
 
     /// A worker's life: the next task, or an end after `idle_exit` without.
     fn work(&'static self) {
-        let _alive = Alive(self);
         loop {
             let task = {
                 let mut state = self.lock();
@@ -133,6 +123,9 @@ impl Workers {
                         break task;
                     }
                     let Some(left) = self.idle_exit.checked_sub(idle_since.elapsed()) else {
+                        // Counted out under the same lock as the decision
+                        // to end: no task is queued for a leaving worker.
+                        state.alive = state.alive.saturating_sub(1);
                         return;
                     };
                     state.idle += 1;
@@ -144,7 +137,9 @@ impl Workers {
                     state.idle -= 1;
                 }
             };
-            task();
+            // A task that panics drops its reply sender (its caller sees
+            // no result); the worker lives on.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
         }
     }
 }
@@ -211,5 +206,27 @@ mod tests {
         done_rx
             .recv_timeout(Duration::from_secs(5))
             .expect("a new worker ran it");
+    }
+
+    #[test]
+    fn a_task_that_panics_leaves_its_worker_alive() {
+        static WORKERS: Workers = Workers::new("git-test", 1, 4, Duration::from_secs(5));
+        let (tx, rx) = mpsc::channel::<std::thread::ThreadId>();
+        let first = tx.clone();
+        WORKERS
+            .submit(Box::new(move || {
+                let _ = first.send(std::thread::current().id());
+                panic!("a task panics");
+            }))
+            .expect("queued");
+        WORKERS
+            .submit(Box::new(move || {
+                let _ = tx.send(std::thread::current().id());
+            }))
+            .expect("queued");
+        let panicked_on = rx.recv_timeout(Duration::from_secs(5)).expect("first ran");
+        let next_on = rx.recv_timeout(Duration::from_secs(5)).expect("second ran");
+        assert_eq!(panicked_on, next_on, "the same worker ran both");
+        assert_eq!(WORKERS.alive(), 1);
     }
 }

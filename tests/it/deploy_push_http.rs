@@ -479,3 +479,50 @@ fn http_to_a_remote_host_is_refused_before_any_connection() {
     .expect_err("plain http off loopback");
     assert!(matches!(err, PushError::InvalidUrl { .. }), "{err:?}");
 }
+
+/// A global Git configuration that rewrites the deployment URL
+/// (`url.*.insteadOf`) is not read: the push goes where it was told.
+#[test]
+#[allow(unsafe_code)]
+fn the_global_git_configuration_does_not_redirect_a_push() {
+    let root = tempfile::tempdir().expect("root");
+    let scratch = tempfile::tempdir().expect("scratch");
+    let home = tempfile::tempdir().expect("home");
+    let told = bare_repo(root.path(), "app_told.git");
+    let elsewhere = bare_repo(root.path(), "app_elsewhere.git");
+    let server = GitHttpServer::start(root.path(), scratch.path());
+    let url = format!("{}/app_told.git", server.base);
+    std::fs::write(
+        home.path().join(".gitconfig"),
+        format!(
+            "[url \"{}/app_elsewhere.git\"]\n\tinsteadOf = {url}\n",
+            server.base
+        ),
+    )
+    .expect("global config");
+    // SAFETY: libgit2's process-wide search path; this test's own process
+    // (nextest) is the only user, and the rewrite names only this test's
+    // URL.
+    unsafe {
+        git2::opts::set_search_path(git2::ConfigLevel::Global, home.path()).expect("search path");
+    }
+    let global = git2::Config::open_default().expect("default config");
+    assert_eq!(
+        global
+            .get_string(&format!("url.{}/app_elsewhere.git.insteadof", server.base))
+            .ok()
+            .as_deref(),
+        Some(url.as_str()),
+        "the global configuration is in place"
+    );
+
+    let outcome = push_context(&context(), &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    assert_eq!(outcome, Ok(PushOutcome::Pushed));
+    let told = git2::Repository::open_bare(&told).expect("open");
+    assert!(told.find_reference(DEPLOY_REF).is_ok(), "pushed where told");
+    let elsewhere = git2::Repository::open_bare(&elsewhere).expect("open");
+    assert!(
+        elsewhere.find_reference(DEPLOY_REF).is_err(),
+        "not where the global configuration points"
+    );
+}

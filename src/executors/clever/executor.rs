@@ -48,7 +48,7 @@ use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver, Use};
 use super::GroupAttributes;
 use crate::deploy::BuildContext;
-use crate::git::fetch_job_json;
+use crate::git::fetch_job_json_async;
 use crate::git::{push_context_async, PushOutcome, RemoteError};
 use actix_rt::time::{sleep, Instant};
 use paas_actors::backoff::BackoffPolicy;
@@ -738,12 +738,7 @@ impl CleverExecutor {
         let user = self.settings.auth_user.clone();
         let password = org.token.clone();
         let timeout = self.settings.push_timeout;
-        let fetch_url = url.clone();
-        let fetched = actix_rt::task::spawn_blocking(move || {
-            fetch_job_json(&fetch_url, &user, &password, timeout)
-        })
-        .await
-        .map_err(|e| PaasError::transient(ACTION, format!("the fetch task failed: {e}")))?;
+        let fetched = fetch_job_json_async(&url, &user, &password, timeout).await;
         self.count_git(
             "fetch",
             match &fetched {
