@@ -609,9 +609,6 @@ fn job_update(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> 
         }
         job.updates.push(body);
         let status = job.status;
-        if status.is_terminal() {
-            st.bump_version();
-        }
         HttpResponse::Ok()
             .insert_header(("Job-Status", status.as_str()))
             .body("200")
@@ -657,12 +654,9 @@ fn trace_patch(
             AppendOutcome::Mismatch(len) => builder(416)
                 .insert_header(("Range", format!("0-{len}")))
                 .json(json!({"message": "416 Range Not Satisfiable"})),
-            AppendOutcome::TooLarge => {
-                st.bump_version();
-                builder(403)
-                    .insert_header(("Job-Status", "failed"))
-                    .json(json!({"message": "403 Forbidden - The trace size limit was exceeded"}))
-            }
+            AppendOutcome::TooLarge => builder(403)
+                .insert_header(("Job-Status", "failed"))
+                .json(json!({"message": "403 Forbidden - The trace size limit was exceeded"})),
         }
     })
 }

@@ -147,9 +147,10 @@ pub struct RunnerView {
     /// Number of `/jobs/request` calls authenticated as this runner.
     pub job_requests: u64,
     /// This runner's queue version (`X-GitLab-Last-Update`): it changes
-    /// when the set of jobs this runner could take may have changed (any
-    /// job for every runner, a job of [`JobSpec::runner_token`] for that
-    /// runner only).
+    /// when the pending jobs this runner could take change (a job enqueued,
+    /// handed out, cancelled or forced to a status; a job of
+    /// [`JobSpec::runner_token`] for that runner only, any other job for
+    /// every runner), not when a running job ends, as at GitLab.
     pub queue_version: u64,
 }
 
