@@ -94,7 +94,8 @@ fn handed_out_after(e: &E2e, id: i64, since: Instant) -> Option<Duration> {
 fn a_job_arriving_during_a_hold_is_acquired_at_once() {
     // check_interval 20 s: a runner polling every check_interval would take
     // the job up to 20 s after its previous poll; the hold answers at once.
-    let e = world(Duration::from_secs(30), 1);
+    // (The final stop waits for the next hold, at most its 12 s window.)
+    let e = world(Duration::from_secs(12), 1);
     let config = write(&e, s_options(1, 4, Duration::from_secs(20)), &[0], &[]);
     let mut runner = start_runner(&config, &e.log("pickup.log"), &[]);
     assert!(
