@@ -286,6 +286,7 @@ fn build_runner(
                     .map(|t| (t.timeout, t.poll_step)),
                 quota_max_fraction: runner.quota_max_fraction,
                 label: Some(runner.name.clone()),
+                long_polling: runner.long_polling,
             },
         },
         clever,

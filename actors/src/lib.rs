@@ -14,6 +14,7 @@ pub mod job;
 mod job_ctx;
 mod job_table;
 pub mod launcher;
+pub mod long_poll;
 mod mailbox;
 pub mod messages;
 pub mod metrics;

@@ -12,7 +12,8 @@
 //! not know ([`IdentifyJobs`]); the supervisor decides what to do.
 
 use crate::ports::{
-    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, Resource, Weight,
+    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, PollKind, Resource,
+    Weight,
 };
 use crate::reconcile::{capped_weight, judge, Identified, IdentifyError};
 use actix::prelude::*;
@@ -29,10 +30,14 @@ pub struct Acquired {
 }
 
 /// Sent by the supervisor to a poller, after reserving the largest weight a
-/// job could have: request one job from the coordinator.
+/// job could have: request one job from the coordinator, as a short or a
+/// long poll (the supervisor decides, see [`crate::long_poll`]).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Option<Acquired>, CoordinatorError>")]
-pub struct PollOnce;
+pub struct PollOnce {
+    /// Whether the coordinator may hold the request.
+    pub kind: PollKind,
+}
 
 /// Sent by the supervisor to a poller when it does not know yet the largest
 /// weight a job of this runner could have (its max job weight).
@@ -80,11 +85,11 @@ impl Actor for Poller {
 impl Handler<PollOnce> for Poller {
     type Result = ResponseFuture<Result<Option<Acquired>, CoordinatorError>>;
 
-    fn handle(&mut self, _: PollOnce, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: PollOnce, _: &mut Context<Self>) -> Self::Result {
         let coordinator = self.coordinator.clone();
         let paas = self.paas.clone();
         Box::pin(async move {
-            let Some(job) = coordinator.request_job().await? else {
+            let Some(job) = coordinator.request_job(msg.kind).await? else {
                 return Ok(None);
             };
             let expected = paas.expected_weight(&job).await;

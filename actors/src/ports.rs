@@ -215,12 +215,35 @@ impl CoordinatorError {
     }
 }
 
+/// How a job request may wait at the coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollKind {
+    /// Answered at once: the request carries no queue version.
+    Short,
+    /// Long polling: the request carries the queue version the coordinator
+    /// last announced, and a coordinator behind GitLab Workhorse holds it
+    /// until that runner's queue changes or its window ends.
+    Long,
+}
+
+impl PollKind {
+    /// The kind's name, for logs and the state dump.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollKind::Short => "short",
+            PollKind::Long => "long",
+        }
+    }
+}
+
 /// One coordinator, as seen by one `[[runners]]` section.
 pub trait Coordinator {
     /// `POST /jobs/request`: `Ok(None)` when there is no job to run now
     /// (204, 409). The returned job is assigned server-side: it must be
-    /// persisted before any other side effect.
-    fn request_job(&self) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>>;
+    /// persisted before any other side effect. A [`PollKind::Long`] request
+    /// may be held by the coordinator (up to its long-poll window) and
+    /// answers as soon as a job may be there.
+    fn request_job(&self, kind: PollKind) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>>;
 
     /// `GET /job` with the job token: is the job still executing?
     fn job_status<'a>(

@@ -201,6 +201,11 @@ impl Ledger {
         self.reservations.values().sum()
     }
 
+    /// Whether `runner` has a poll in flight (holds a reservation).
+    pub fn has_reservation(&self, runner: usize) -> bool {
+        self.reservations.contains_key(&runner)
+    }
+
     /// Jobs being provisioned (acquired, not yet started), reservations excluded.
     pub fn provisioning(&self) -> usize {
         self.provisioning

@@ -17,6 +17,9 @@ pub struct RunnerSettings {
     /// The runner section's `name`: the `runner` label of its metrics
     /// (`None`: the runner's unique name).
     pub label: Option<String>,
+    /// `paas_long_polling` (false): long-poll the coordinator when a held
+    /// poll keeps no other runner waiting (see [`crate::long_poll`]).
+    pub long_polling: bool,
 }
 
 impl Default for RunnerSettings {
@@ -25,6 +28,7 @@ impl Default for RunnerSettings {
             trace_watch: Some((Duration::from_secs(300), Duration::from_secs(10))),
             quota_max_fraction: 1.0,
             label: None,
+            long_polling: false,
         }
     }
 }

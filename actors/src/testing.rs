@@ -10,7 +10,7 @@
 
 use crate::ports::{
     Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, Listing, Paas,
-    PaasError, PortFuture, Resource, TraceAppend, Weight,
+    PaasError, PollKind, PortFuture, Resource, TraceAppend, Weight,
 };
 use crate::state::{Snapshot, StateError, StateStore};
 use crate::state_doc::StateDoc;
@@ -154,6 +154,14 @@ pub struct CoordinatorScript {
     pub auto_finish: bool,
     /// Latency of `request_job`.
     pub request_latency: Duration,
+    /// Long-poll window: a [`PollKind::Long`] request finding no job is
+    /// held this long, or until a job is queued (`None`: answered at once,
+    /// like a coordinator without GitLab Workhorse).
+    pub long_poll_window: Option<Duration>,
+    /// Long polls received.
+    pub long_requests: u64,
+    /// Long polls being held now, and the peak.
+    pub holding: (usize, usize),
     /// Latency of `job_status`.
     pub status_latency: Duration,
     /// Trace appends seen: (job id, offset, text).
@@ -194,16 +202,39 @@ impl FakeCoordinator {
 }
 
 impl Coordinator for FakeCoordinator {
-    fn request_job(&self) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>> {
+    fn request_job(&self, kind: PollKind) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>> {
         Box::pin(async move {
             let latency = self.script.borrow().request_latency;
             lag(latency).await;
-            let mut s = self.script.borrow_mut();
-            s.requests += 1;
-            if let Some(e) = s.request_errors.pop_front() {
-                return Err(e);
+            let window = {
+                let mut s = self.script.borrow_mut();
+                s.requests += 1;
+                if let Some(e) = s.request_errors.pop_front() {
+                    return Err(e);
+                }
+                if kind == PollKind::Long {
+                    s.long_requests += 1;
+                }
+                match s.long_poll_window {
+                    Some(w) if kind == PollKind::Long && s.queue.is_empty() => {
+                        s.holding.0 += 1;
+                        s.holding.1 = s.holding.1.max(s.holding.0);
+                        Some(w)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(window) = window {
+                // Held until a job is queued or the window ends (bounded
+                // by the window; checked every 10 ms of tokio time).
+                let end = tokio::time::Instant::now() + window;
+                while self.script.borrow().queue.is_empty() && tokio::time::Instant::now() < end {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let mut s = self.script.borrow_mut();
+                s.holding.0 = s.holding.0.saturating_sub(1);
             }
-            Ok(s.queue.pop_front())
+            Ok(self.script.borrow_mut().queue.pop_front())
         })
     }
 

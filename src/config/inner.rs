@@ -32,7 +32,12 @@ pub const INNER_EXCLUDED_KEYS: &[&str] = &[
     "local_docker_network_mode",
     FORWARD_TOKEN_KEY,
     "unique_name",
+    LONG_POLLING_KEY,
 ];
+
+/// Runner-section key: `true` lets this runner long-poll its coordinator
+/// (see `paas_actors::long_poll`). Never forwarded.
+pub const LONG_POLLING_KEY: &str = "paas_long_polling";
 
 /// Runner-section key: `true` writes the real runner token in the inner
 /// `runner.toml` (unsafe: every job can read it). Never forwarded.

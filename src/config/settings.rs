@@ -159,6 +159,9 @@ pub struct RunnerConfig {
     pub main_image: Option<String>,
     /// Maximum fraction of the quota this runner may use (default 1.0).
     pub quota_max_fraction: f64,
+    /// `paas_long_polling`: long-poll the coordinator when the hold keeps
+    /// no other runner waiting (default false).
+    pub long_polling: bool,
     /// The section as written, after secret substitution (holds secrets:
     /// never log it).
     pub raw: toml::Table,
@@ -179,6 +182,7 @@ impl fmt::Debug for RunnerConfig {
             .field("trace_watch", &self.trace_watch)
             .field("main_image", &self.main_image)
             .field("quota_max_fraction", &self.quota_max_fraction)
+            .field("long_polling", &self.long_polling)
             .field("raw_keys", &self.raw.keys().collect::<Vec<_>>())
             .finish()
     }

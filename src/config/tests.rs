@@ -149,6 +149,7 @@ fn defaults_apply() {
     assert_eq!(c.path, path());
     let r = runner(&l);
     assert_eq!(r.quota_max_fraction, 1.0);
+    assert!(!r.long_polling, "long polling is off unless asked for");
     assert_eq!(r.main_image, None);
     assert!(r.trace_watch.is_none());
     assert!(r.local_docker.is_none());
@@ -193,6 +194,7 @@ cc_flavor_context = "jenkins"
 cc_instance_variant_uuid = "u-1"
 heptapod_runner_main_image = "octobus/heptapod-runner:1"
 quota_max_fraction = 0.5
+paas_long_polling = true
 [runners.paas_job_trace_watch]
 token = "admin-token"
 timeout_seconds = 60
@@ -212,6 +214,7 @@ poll_step = 2
     let r = runner(&l);
     assert_eq!(r.main_image.as_deref(), Some("octobus/heptapod-runner:1"));
     assert_eq!(r.quota_max_fraction, 0.5);
+    assert!(r.long_polling);
     let tw = r.trace_watch.as_ref().expect("trace watch");
     assert_eq!(tw.token.expose(), "admin-token");
     assert_eq!(tw.timeout, Duration::from_secs(60));
@@ -399,6 +402,7 @@ fn forwarding_predicate() {
         ("host", false),
         ("quota_max_fraction", false),
         ("local_docker_network_mode", false),
+        ("paas_long_polling", false),
     ];
     for (key, want) in cases {
         assert_eq!(is_forwarded(key), want, "{key}");
@@ -843,6 +847,8 @@ fn invalid_configs_name_the_key() {
             "found an array",
         ),
         ("quota_max_fraction zero", clever("", "quota_max_fraction = 0\n"), "runners[0].quota_max_fraction", "greater than 0"),
+        ("long polling integer", clever("", "paas_long_polling = 1\n"), "runners[0].paas_long_polling", "expected a boolean (true or false), found the integer 1"),
+        ("long polling string", clever("", "paas_long_polling = \"yes\"\n"), "runners[0].paas_long_polling", "expected a boolean (true or false), found a string"),
         ("main image int", clever("", "heptapod_runner_main_image = 1\n"), "runners[0].heptapod_runner_main_image", "image name"),
         ("trace watch not table", clever("", "paas_job_trace_watch = \"x\"\n"), "runners[0].paas_job_trace_watch", "expected a table"),
         (

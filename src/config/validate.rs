@@ -15,7 +15,7 @@ use super::fields::{
     as_nonempty_string, as_positive, as_positive_seconds, as_seconds, Ctx, Section,
 };
 use super::identity::{legacy_unique_name, unique_name, valid_unique_name, MAX_UNIQUE_NAME_LEN};
-use super::inner::{CLEVER_KEY_PREFIX, FORWARD_TOKEN_KEY};
+use super::inner::{CLEVER_KEY_PREFIX, FORWARD_TOKEN_KEY, LONG_POLLING_KEY};
 use super::raw::RawDocument;
 use super::secrets::{self, SECRETS_FILE_KEY};
 use super::settings::*;
@@ -519,6 +519,11 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         as_nonempty_string,
     );
     let quota_max_fraction = sec.fraction_or(ctx, "quota_max_fraction", 1.0);
+    let long_polling = sec.bool_or(
+        ctx,
+        LONG_POLLING_KEY,
+        paas_actors::settings::RunnerSettings::default().long_polling,
+    );
     let forward_token = sec.bool_or(ctx, FORWARD_TOKEN_KEY, false);
     if forward_token && matches!(sec.get("cc_multi_tenant"), Some(Value::Boolean(true))) {
         ctx.problem(
@@ -571,6 +576,7 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         trace_watch: trace_watch?,
         main_image,
         quota_max_fraction,
+        long_polling,
         raw: sec.table.clone(),
     })
 }

@@ -6,7 +6,7 @@ use super::errors::{describe, rejected, status_error, CallName};
 use super::reply::Reply;
 use super::GitlabCoordinator;
 use awc::http::Method;
-use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobOwner, JobStatus};
+use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PollKind};
 use serde_json::{json, Map, Value};
 
 /// The features the Python reference advertises, in its order.
@@ -48,9 +48,6 @@ pub struct JobRequestOptions {
     pub name: Option<String>,
     /// Send `system_id` and `info.name/version/platform/architecture`.
     pub send_identity: bool,
-    /// Send `last_update` (Workhorse long polling). Off by default: it needs
-    /// the long-poll timeout and changes poll timing.
-    pub long_polling: bool,
 }
 
 impl Default for JobRequestOptions {
@@ -65,7 +62,6 @@ impl Default for JobRequestOptions {
             features,
             name: None,
             send_identity: true,
-            long_polling: false,
         }
     }
 }
@@ -83,6 +79,10 @@ impl JobRequestOptions {
         }
     }
 }
+
+/// Requests one poll may send: a short one to learn the queue version, the
+/// long one, and the short one that follows a hold Workhorse ended.
+const MAX_REQUESTS_PER_POLL: usize = 3;
 
 /// Terminal job statuses of the Job entity.
 const TERMINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
@@ -132,15 +132,27 @@ impl GitlabCoordinator {
         Value::Object(body)
     }
 
-    pub(super) async fn request_job_impl(&self) -> Result<Option<Job>, CoordinatorError> {
+    /// `POST /jobs/request`, at most [`MAX_REQUESTS_PER_POLL`] requests.
+    ///
+    /// A [`PollKind::Long`] poll sends the queue version last announced
+    /// (`X-GitLab-Last-Update`, remembered from every answer that carries
+    /// one) as `last_update`, with the long-poll timeout. Before any
+    /// version is known it first sends a short request, and, answered 204
+    /// with a version, the long one at once. When GitLab Workhorse ends a
+    /// hold with a 204 that carries `Gitlab-Ci-Builds-Polling: yes` but no
+    /// version (the queue changed, or its window ended), one short request
+    /// follows at once: it reaches Rails, which hands out the job or
+    /// announces the new version.
+    pub(super) async fn request_job_impl(
+        &self,
+        kind: PollKind,
+    ) -> Result<Option<Job>, CoordinatorError> {
         let url = format!("{}/jobs/request", self.api);
-        // At most one immediate re-poll: Workhorse answers 204 without
-        // X-GitLab-Last-Update when the queue changed during the hold.
-        for attempt in 0..2 {
-            let last = if self.request.long_polling {
-                self.last_update.borrow().clone()
-            } else {
-                None
+        let mut kind = kind;
+        for _ in 0..MAX_REQUESTS_PER_POLL {
+            let last = match kind {
+                PollKind::Long => self.last_update.borrow().clone(),
+                PollKind::Short => None,
             };
             let body = self.request_body(last.as_deref());
             let timeout = if last.is_some() {
@@ -159,16 +171,19 @@ impl GitlabCoordinator {
                 .header("x-gitlab-last-update")
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned);
-            if self.request.long_polling {
-                if let Some(v) = &new_version {
-                    *self.last_update.borrow_mut() = Some(v.clone());
-                }
+            if let Some(v) = &new_version {
+                *self.last_update.borrow_mut() = Some(v.clone());
             }
             match reply.status {
                 201 => return self.parse_job(name, &reply.body).map(Some),
                 204 => {
+                    if kind == PollKind::Long && last.is_none() && new_version.is_some() {
+                        // now a version is known: hold with it
+                        continue;
+                    }
                     let polled = reply.header("gitlab-ci-builds-polling") == Some("yes");
-                    if attempt == 0 && last.is_some() && polled && new_version.is_none() {
+                    if last.is_some() && polled && new_version.is_none() {
+                        kind = PollKind::Short;
                         continue;
                     }
                     return Ok(None);

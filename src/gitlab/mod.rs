@@ -36,7 +36,8 @@ pub use trace::range_end;
 use crate::secret::Secret;
 use client::Http;
 use paas_actors::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PortFuture, TraceAppend,
+    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PollKind, PortFuture,
+    TraceAppend,
 };
 use std::cell::{Cell, RefCell};
 
@@ -92,7 +93,7 @@ pub struct GitlabCoordinator {
     attributes_token: Option<Secret>,
     system_id: Option<String>,
     request: JobRequestOptions,
-    /// Last non-empty `X-GitLab-Last-Update` (long polling only).
+    /// Last non-empty `X-GitLab-Last-Update`, sent by long polls.
     last_update: RefCell<Option<String>>,
     /// This runner's id at the coordinator, once known.
     runner_id: Cell<Option<i64>>,
@@ -130,7 +131,7 @@ impl GitlabCoordinator {
         self.runner_id.set(id);
     }
 
-    /// The queue version remembered for long polling, if any.
+    /// The queue version remembered for long polls, if any.
     pub fn last_update(&self) -> Option<String> {
         self.last_update.borrow().clone()
     }
@@ -159,8 +160,8 @@ impl GitlabCoordinator {
 }
 
 impl Coordinator for GitlabCoordinator {
-    fn request_job(&self) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>> {
-        Box::pin(self.request_job_impl())
+    fn request_job(&self, kind: PollKind) -> PortFuture<'_, Result<Option<Job>, CoordinatorError>> {
+        Box::pin(self.request_job_impl(kind))
     }
 
     fn job_status<'a>(

@@ -12,7 +12,9 @@ use heptapod_paas_runner::executors::clever::{
 };
 use heptapod_paas_runner::gitlab::{CoordinatorSettings, GitlabCoordinator};
 use heptapod_paas_runner::secret::Secret;
-use paas_actors::ports::{weight_of_mem_mib, Coordinator, Job, Paas, PaasErrorClass, Resource};
+use paas_actors::ports::{
+    weight_of_mem_mib, Coordinator, Job, Paas, PaasErrorClass, PollKind, Resource,
+};
 use paas_sim::clever::config::{DEFAULT_ORG, DEFAULT_TOKEN};
 use paas_sim::clever::OrgSeed;
 use paas_sim::clever::{
@@ -106,7 +108,7 @@ image = "debian:bookworm"
     async fn acquire(&self, spec: JobSpec) -> Job {
         self.coord.control().enqueue_job(spec);
         self.gitlab()
-            .request_job()
+            .request_job(PollKind::Short)
             .await
             .expect("jobs/request")
             .expect("a job is handed out")

@@ -8,7 +8,7 @@ use heptapod_paas_runner::gitlab::{
 };
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, TraceAppend,
+    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PollKind, TraceAppend,
 };
 use paas_actors::reconcile::{judge, Identified};
 use paas_sim::coordinator::{
@@ -63,7 +63,11 @@ fn assert_clean(err: &CoordinatorError, secrets: &[&str]) {
 
 async fn take_job(c: &CoordinatorHandle, gl: &GitlabCoordinator, spec: JobSpec) -> Job {
     let id = c.enqueue_job(spec);
-    let job = gl.request_job().await.expect("request ok").expect("a job");
+    let job = gl
+        .request_job(PollKind::Short)
+        .await
+        .expect("request ok")
+        .expect("a job");
     assert_eq!(job.id, id);
     job
 }
@@ -72,13 +76,17 @@ async fn take_job(c: &CoordinatorHandle, gl: &GitlabCoordinator, spec: JobSpec) 
 async fn request_job_keeps_the_raw_payload_and_sends_a_sane_body() {
     let c = start();
     let gl = client(&c);
-    assert_eq!(gl.request_job().await, Ok(None));
+    assert_eq!(gl.request_job(PollKind::Short).await, Ok(None));
     let spec = JobSpec::new("build")
         .flavor("M")
         .variable("CI_PROJECT_ROOT_NAMESPACE", "second")
         .variable("UNICODE", "héhé ✓");
     let id = c.enqueue_job(spec);
-    let job = gl.request_job().await.expect("ok").expect("job");
+    let job = gl
+        .request_job(PollKind::Short)
+        .await
+        .expect("ok")
+        .expect("job");
     let view = c.job(id).expect("job view");
     assert_eq!(*job.payload, view.payload, "payload must round-trip");
     assert_eq!(job.token.expose(), view.token);
@@ -134,7 +142,7 @@ async fn reference_request_body_parity() {
                 "services": true, "session": true, "terminal": true,
                 "shared": false, "proxy": false}}});
     assert_eq!(gl.request_body(None), expected);
-    assert_eq!(gl.request_job().await, Ok(None));
+    assert_eq!(gl.request_job(PollKind::Short).await, Ok(None));
     let sent = c.requests_to(Endpoint::JobsRequest);
     assert_eq!(sent.last().and_then(|r| r.json()), Some(expected));
 }
@@ -146,11 +154,11 @@ async fn request_job_status_classes() {
     let secrets = [RUNNER, ADMIN, ATTRS];
 
     c.inject_fault(Endpoint::JobsRequest, Fault::status(409, 1));
-    assert_eq!(gl.request_job().await, Ok(None));
+    assert_eq!(gl.request_job(PollKind::Short).await, Ok(None));
 
     for status in [403, 422] {
         c.inject_fault(Endpoint::JobsRequest, Fault::status(status, 1));
-        let err = gl.request_job().await.expect_err("rejected");
+        let err = gl.request_job(PollKind::Short).await.expect_err("rejected");
         assert!(
             matches!(err, CoordinatorError::Rejected { .. }),
             "{status}: {err}"
@@ -163,7 +171,7 @@ async fn request_job_status_classes() {
         Endpoint::JobsRequest,
         Fault::status(429, 1).with_retry_after(7),
     );
-    match gl.request_job().await {
+    match gl.request_job(PollKind::Short).await {
         Err(CoordinatorError::Unavailable { retry_after, .. }) => {
             assert_eq!(retry_after, Some(Duration::from_secs(7)))
         }
@@ -176,20 +184,30 @@ async fn request_job_status_classes() {
         Fault::status(504, 1),
     ] {
         c.inject_fault(Endpoint::JobsRequest, fault);
-        let err = gl.request_job().await.expect_err("unavailable");
+        let err = gl
+            .request_job(PollKind::Short)
+            .await
+            .expect_err("unavailable");
         assert!(err.is_transient(), "{err}");
         assert_clean(&err, &secrets);
     }
     // the HTML body is quoted briefly, on one line
     c.inject_fault(Endpoint::JobsRequest, Fault::html(502, 1));
-    let err = gl.request_job().await.expect_err("502").to_string();
+    let err = gl
+        .request_job(PollKind::Short)
+        .await
+        .expect_err("502")
+        .to_string();
     assert!(err.contains("502 Bad Gateway"), "{err}");
     assert!(!err.contains('\n'));
     assert!(err.len() < 600, "{err}");
 
     for status in [400, 413] {
         c.inject_fault(Endpoint::JobsRequest, Fault::status(status, 1));
-        let err = gl.request_job().await.expect_err("unexpected");
+        let err = gl
+            .request_job(PollKind::Short)
+            .await
+            .expect_err("unexpected");
         assert!(matches!(err, CoordinatorError::Unexpected { .. }), "{err}");
     }
 
@@ -198,7 +216,7 @@ async fn request_job_status_classes() {
         Endpoint::JobsRequest,
         Fault::status(201, 1).with_body(r#"{"id": 4242, "token": "glcbt-se"#, "application/json"),
     );
-    let err = gl.request_job().await.expect_err("garbage");
+    let err = gl.request_job(PollKind::Short).await.expect_err("garbage");
     assert!(err.is_transient());
     assert!(err.to_string().contains("job 4242"), "{err}");
     assert!(!err.to_string().contains("glcbt-se"));
@@ -206,26 +224,37 @@ async fn request_job_status_classes() {
         Endpoint::JobsRequest,
         Fault::status(201, 1).with_body("<html>oops</html>", "text/html"),
     );
-    assert!(gl.request_job().await.expect_err("html").is_transient());
+    assert!(gl
+        .request_job(PollKind::Short)
+        .await
+        .expect_err("html")
+        .is_transient());
     // decodable but unusable
     c.inject_fault(
         Endpoint::JobsRequest,
         Fault::status(201, 1).with_body(r#"{"id": 5}"#, "application/json"),
     );
-    let err = gl.request_job().await.expect_err("no token");
+    let err = gl.request_job(PollKind::Short).await.expect_err("no token");
     assert!(matches!(err, CoordinatorError::Unexpected { .. }), "{err}");
 
     // unknown runner token
     let mut s = settings(&c);
     s.token = Secret::new("glrt-unknown-token");
     let stranger = GitlabCoordinator::new(s).expect("client");
-    let err = stranger.request_job().await.expect_err("403");
+    let err = stranger
+        .request_job(PollKind::Short)
+        .await
+        .expect_err("403");
     assert!(matches!(err, CoordinatorError::Rejected { .. }));
     assert_clean(&err, &["glrt-unknown-token"]);
 
     // the service is back to normal afterwards
     let id = c.enqueue_job(JobSpec::default());
-    let job = gl.request_job().await.expect("ok").expect("job");
+    let job = gl
+        .request_job(PollKind::Short)
+        .await
+        .expect("ok")
+        .expect("job");
     assert_eq!(job.id, id);
 }
 
@@ -234,10 +263,9 @@ async fn long_polling_sends_last_update_and_repolls_after_a_change() {
     let mut config = CoordinatorConfig::default();
     config.settings.long_poll_ms = Some(5_000);
     let c = start_with(config);
-    let mut s = settings(&c);
-    s.request.long_polling = true;
-    let gl = GitlabCoordinator::new(s).expect("client");
-    assert_eq!(gl.request_job().await, Ok(None));
+    let gl = client(&c);
+    // every answer's version is remembered, short polls included
+    assert_eq!(gl.request_job(PollKind::Short).await, Ok(None));
     let version = gl.last_update().expect("version remembered");
     let ctl = c.control();
     let enqueuer = std::thread::spawn(move || {
@@ -245,7 +273,7 @@ async fn long_polling_sends_last_update_and_repolls_after_a_change() {
         ctl.enqueue_job(JobSpec::new("late"))
     });
     let t0 = Instant::now();
-    let job = gl.request_job().await.expect("ok");
+    let job = gl.request_job(PollKind::Long).await.expect("ok");
     let id = enqueuer.join().expect("enqueuer");
     assert_eq!(
         job.map(|j| j.id),
@@ -255,15 +283,38 @@ async fn long_polling_sends_last_update_and_repolls_after_a_change() {
     assert!(t0.elapsed() < Duration::from_secs(4));
     let sent = c.requests_to(Endpoint::JobsRequest);
     let bodies: Vec<Value> = sent.iter().filter_map(|r| r.json()).collect();
-    assert_eq!(bodies.len(), 3);
-    assert!(bodies
-        .first()
-        .is_some_and(|b| b.get("last_update").is_none()));
-    assert!(bodies
+    let carried: Vec<Option<&str>> = bodies
         .iter()
-        .skip(1)
-        .all(|b| b["last_update"] == version.as_str()));
-    assert_ne!(gl.last_update(), Some(version));
+        .map(|b| b.get("last_update").and_then(Value::as_str))
+        .collect();
+    // the short poll; the long one, held; the short request that follows
+    // Workhorse's 204
+    assert_eq!(carried, vec![None, Some(version.as_str()), None]);
+    assert_ne!(gl.last_update(), Some(version.clone()));
+
+    // a short poll never sends the version, though it is known
+    assert_eq!(gl.request_job(PollKind::Short).await, Ok(None));
+    let last = c.requests_to(Endpoint::JobsRequest);
+    let body = last.last().and_then(|r| r.json()).expect("a body");
+    assert!(body.get("last_update").is_none(), "{body}");
+
+    // a long poll of a client that knows no version yet: a short request
+    // for it, the long one (held until the window ends), then the short
+    // request that follows Workhorse's 204
+    c.update_settings(|s| s.long_poll_ms = Some(300));
+    let fresh = client(&c);
+    let before = c.requests_to(Endpoint::JobsRequest).len();
+    let t0 = Instant::now();
+    assert_eq!(fresh.request_job(PollKind::Long).await, Ok(None));
+    assert!(t0.elapsed() >= Duration::from_millis(250), "held");
+    let sent = c.requests_to(Endpoint::JobsRequest);
+    let carried: Vec<bool> = sent
+        .iter()
+        .skip(before)
+        .filter_map(|r| r.json())
+        .map(|b| b.get("last_update").is_some())
+        .collect();
+    assert_eq!(carried, vec![false, true, false]);
 }
 
 /// A job found on the PAAS is proved this runner's by `GET /job`'s `id`
@@ -716,7 +767,7 @@ async fn stalled_endpoint_hits_the_timeout() {
     let gl = GitlabCoordinator::new(s).expect("client");
     c.inject_fault(Endpoint::JobsRequest, Fault::hang(1));
     let t0 = Instant::now();
-    let err = gl.request_job().await.expect_err("timeout");
+    let err = gl.request_job(PollKind::Short).await.expect_err("timeout");
     let took = t0.elapsed();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("no answer within"), "{err}");
@@ -746,7 +797,7 @@ async fn unreachable_coordinator_is_unavailable() {
     s.timeouts.connect = Duration::from_secs(2);
     s.timeouts.request = Duration::from_secs(3);
     let gl = GitlabCoordinator::new(s).expect("client");
-    let err = gl.request_job().await.expect_err("refused");
+    let err = gl.request_job(PollKind::Short).await.expect_err("refused");
     assert!(err.is_transient(), "{err}");
     assert!(
         err.to_string().contains("/gitlab/api/v4/jobs/request"),
@@ -765,7 +816,11 @@ async fn coordinator_down_and_path_prefix() {
     assert!(gl.api_url().ends_with("/gitlab/api/v4"));
     let job = take_job(&c, &gl, JobSpec::default()).await;
     c.set_down(true);
-    assert!(gl.request_job().await.expect_err("down").is_transient());
+    assert!(gl
+        .request_job(PollKind::Short)
+        .await
+        .expect_err("down")
+        .is_transient());
     assert!(gl.job_status(&job).await.expect_err("down").is_transient());
     assert!(gl
         .append_trace(&job, 0, "x")
@@ -775,7 +830,7 @@ async fn coordinator_down_and_path_prefix() {
     assert_eq!(gl.trace_len(&job).await, Ok(0));
     c.set_down(false);
     c.set_migration_backoff(true);
-    match gl.request_job().await {
+    match gl.request_job(PollKind::Short).await {
         Err(CoordinatorError::Unavailable { retry_after, .. }) => {
             assert_eq!(retry_after, Some(Duration::from_secs(60)))
         }
@@ -788,7 +843,7 @@ async fn connections_are_reused() {
     let c = start();
     let gl = client(&c);
     for _ in 0..5 {
-        assert_eq!(gl.request_job().await, Ok(None));
+        assert_eq!(gl.request_job(PollKind::Short).await, Ok(None));
     }
     let peers: std::collections::BTreeSet<Option<String>> = c
         .requests_to(Endpoint::JobsRequest)

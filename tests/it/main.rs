@@ -21,6 +21,7 @@ mod deploy_push_http;
 mod e2e_adopt;
 mod e2e_cli;
 mod e2e_hostile;
+mod e2e_long_poll;
 mod e2e_monitoring;
 mod e2e_restart;
 mod e2e_run;

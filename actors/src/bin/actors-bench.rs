@@ -95,6 +95,7 @@ fn runner_ports(world: &Rc<World>, name: &str, auto_finish: bool) -> RunnerPorts
             trace_watch: Some((Duration::from_secs(300), Duration::from_millis(10))),
             quota_max_fraction: 1.0,
             label: None,
+            long_polling: false,
         },
     }
 }

@@ -102,6 +102,8 @@ pub(crate) struct RunnerSlot {
     poller: Option<Addr<Poller>>,
     max_job_weight: Option<Weight>,
     poll: PollSlot,
+    /// When the poll in flight (or the last one) was sent, and its kind.
+    poll_sent: Option<(tokio::time::Instant, crate::ports::PollKind)>,
     cycles: u64,
     warned_no_trace_watch: bool,
     /// The coordinator refused this runner's trace-watch token at the last
@@ -150,6 +152,7 @@ impl RunnerSlot {
             poller: None,
             max_job_weight: None,
             poll: PollSlot::new(BackoffPolicy::new(Duration::ZERO, Duration::ZERO), None),
+            poll_sent: None,
             cycles: 0,
             warned_no_trace_watch: false,
             trace_watch_refused: false,

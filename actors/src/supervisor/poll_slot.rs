@@ -43,6 +43,11 @@ pub(crate) enum PollOutcome {
     },
     /// The coordinator has no job.
     NoJob,
+    /// A long poll ended without a job after being held `took`.
+    LongPollEnded {
+        /// How long the poll was in flight.
+        took: Duration,
+    },
     /// A job was acquired.
     Acquired,
 }
@@ -137,6 +142,21 @@ impl PollSlot {
                     backing_off: false,
                 }
             }
+            PollOutcome::LongPollEnded { took } => {
+                // The hold paced this poll: the next one follows at once
+                // when the hold lasted `check_interval`, and never sooner
+                // than `check_interval` after the previous one was sent
+                // (a coordinator that answers a long poll at once is not
+                // polled faster than with short polls).
+                self.backoff.reset();
+                match check_interval.checked_sub(took) {
+                    Some(rest) if !rest.is_zero() => NextPoll::After {
+                        delay: rest,
+                        backing_off: false,
+                    },
+                    _ => NextPoll::Now,
+                }
+            }
             PollOutcome::Acquired => {
                 self.backoff.reset();
                 if repoll_immediately {
@@ -224,6 +244,27 @@ mod tests {
         assert!(!s.may_poll());
         s.wait_over();
         assert!(s.may_poll());
+    }
+
+    #[test]
+    fn a_long_poll_paces_itself() {
+        let mut s = slot(Jitter::None);
+        let ended = |took| PollOutcome::LongPollEnded { took };
+        assert_eq!(s.after(ended(S(20)), S(3), true), NextPoll::Now);
+        assert!(s.may_poll());
+        assert_eq!(s.after(ended(S(3)), S(3), true), NextPoll::Now);
+        assert_eq!(
+            s.after(ended(Duration::from_millis(500)), S(3), true),
+            NextPoll::After {
+                delay: Duration::from_millis(2500),
+                backing_off: false
+            }
+        );
+        assert!(!s.may_poll());
+        let fail = PollOutcome::Failed { at_least: None };
+        assert_eq!(delay(s.after(fail, S(3), true)), S(3));
+        assert_eq!(s.after(ended(S(30)), S(3), true), NextPoll::Now);
+        assert_eq!(s.retries(), 0, "a long poll that ended resets the back-off");
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use super::poll_slot::{NextPoll, PollOutcome, PollState};
 use super::*;
+use crate::long_poll::{may_hold, OtherRunner};
+use crate::ports::PollKind;
 use crate::untrusted::untrusted;
+use tokio::time::Instant;
 
 impl Supervisor {
     pub(super) fn schedule_polls(&mut self, ctx: &mut Context<Self>) {
@@ -76,15 +79,17 @@ impl Supervisor {
         match self.ledger.reserve(i, weight) {
             Ok(()) => {
                 self.note_peak();
+                let kind = self.poll_kind(i);
                 let Some(r) = self.runners.get_mut(i) else {
                     return;
                 };
                 r.poll.set(PollState::Polling);
+                r.poll_sent = Some((Instant::now(), kind));
                 let (name, log) = (r.name.clone(), r.logger.clone());
                 self.polls_in_flight += 1;
                 let op = self.ops.begin(name, OpSubject::Poll { runner: i }, "poll");
                 ctx.spawn(
-                    async move { answer(poller.send(PollOnce), "poller", &log).await }
+                    async move { answer(poller.send(PollOnce { kind }), "poller", &log).await }
                         .into_actor(self)
                         .map(move |res, act, ctx| {
                             drop(op);
@@ -106,6 +111,35 @@ impl Supervisor {
                                  "why" => %blocked);
                     self.cycle_done(i, ctx);
                 }
+            }
+        }
+    }
+
+    /// Short or long poll for runner `i`, whose reservation the ledger
+    /// holds: long only with `paas_long_polling` and when
+    /// [`crate::long_poll::may_hold`] allows it.
+    fn poll_kind(&self, i: usize) -> PollKind {
+        let Some(r) = self.runners.get(i) else {
+            return PollKind::Short;
+        };
+        if !r.settings.long_polling {
+            return PollKind::Short;
+        }
+        let others = self
+            .runners
+            .iter()
+            .enumerate()
+            .filter(|(j, o)| *j != i && !o.retired)
+            .map(|(index, o)| OtherRunner {
+                index,
+                max_job_weight: o.max_job_weight,
+            });
+        match may_hold(&self.ledger, others) {
+            Ok(()) => PollKind::Long,
+            Err(why) => {
+                slog::debug!(r.logger, "short poll: a long poll could keep another runner waiting";
+                             "why" => %why);
+                PollKind::Short
             }
         }
     }
@@ -140,10 +174,14 @@ impl Supervisor {
             Ok(None) => {
                 self.ledger.cancel_reservation(i);
                 self.publish_quota();
+                let mut outcome = PollOutcome::NoJob;
                 if let Some(r) = self.runners.get(i) {
                     self.metrics.polled(&r.label);
+                    if let Some((at, PollKind::Long)) = r.poll_sent {
+                        outcome = PollOutcome::LongPollEnded { took: at.elapsed() };
+                    }
                 }
-                self.next_poll(i, PollOutcome::NoJob, ctx);
+                self.next_poll(i, outcome, ctx);
             }
             Ok(Some(acq)) => {
                 if let Some(r) = self.runners.get(i) {

@@ -3,6 +3,7 @@
 
 mod common;
 mod lifecycle;
+mod long_poll;
 mod metrics;
 mod progress;
 mod quota_property;

@@ -46,6 +46,8 @@ const DRAIN_WAIT: Duration = Duration::from_secs(60);
                   Exit codes: 0 clean run, 1 problems found or runtime failure, 2 bad \
                   arguments or scenario."
 )]
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Cli {
     /// Start the world of a scenario, write a ready-to-use runner
     /// configuration, print the URLs, play the scenario's jobs and faults,

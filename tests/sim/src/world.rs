@@ -176,6 +176,8 @@ pub struct RunnerConfigOptions {
     pub deployment_repo_timeout: Duration,
     /// `cc_deployment_repo_wait_step`.
     pub deployment_repo_wait_step: Duration,
+    /// `paas_long_polling` of every runner section.
+    pub long_polling: bool,
 }
 
 impl Default for RunnerConfigOptions {
@@ -197,6 +199,7 @@ impl Default for RunnerConfigOptions {
             trace_watch_poll_step: Duration::from_millis(300),
             deployment_repo_timeout: Duration::from_secs(20),
             deployment_repo_wait_step: Duration::from_millis(100),
+            long_polling: false,
         }
     }
 }
@@ -461,6 +464,9 @@ impl World {
             "cc_deployment_repo_wait_step".into(),
             secs(options.deployment_repo_wait_step),
         );
+        if options.long_polling {
+            r.insert("paas_long_polling".into(), Value::Boolean(true));
+        }
         let mut watch = Table::new();
         watch.insert("token".into(), s(&self.admin_token));
         watch.insert("timeout_seconds".into(), secs(options.trace_watch_timeout));

@@ -15,9 +15,20 @@ const MAX_SECONDS: f64 = 3600.0;
 /// `paas-sim bench` arguments.
 #[derive(Debug, StructOpt)]
 pub struct BenchArgs {
-    /// Jobs enqueued at once.
+    /// Jobs enqueued.
     #[structopt(long, default_value = "200")]
     pub jobs: usize,
+    /// Enqueue the jobs evenly over this many seconds (0: all at once), so
+    /// that the pickup latency (job created -> acquired) measures polling.
+    #[structopt(long = "arrival-spread", default_value = "0")]
+    pub arrival_spread: f64,
+    /// Also measure this runner with `paas_long_polling = true` (a column
+    /// of its own, runs alternating with the others).
+    #[structopt(long = "long-polling")]
+    pub long_polling: bool,
+    /// How long the simulated GitLab Workhorse holds a long poll, seconds.
+    #[structopt(long = "long-poll-window", default_value = "20")]
+    pub long_poll_window: f64,
     /// Flavor of every job.
     #[structopt(long, default_value = "XS")]
     pub flavor: String,
@@ -100,8 +111,14 @@ impl BenchArgs {
         if timeout.is_zero() {
             return Err("--timeout must be positive".to_owned());
         }
+        let long_poll_window = duration("long-poll-window", self.long_poll_window)?;
+        if long_poll_window.is_zero() {
+            return Err("--long-poll-window must be positive".to_owned());
+        }
         Ok(Params {
             jobs: self.jobs,
+            arrival_spread: duration("arrival-spread", self.arrival_spread)?,
+            long_poll_window,
             flavor: self.flavor.clone(),
             job_duration: duration("job-seconds", self.job_seconds)?,
             repo_delay: duration("repo-delay", self.repo_delay)?,
@@ -133,7 +150,16 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
         label: "this runner".to_owned(),
         program: runner.to_path_buf(),
         args: vec![OsString::from("run")],
+        long_polling: false,
     }];
+    if args.long_polling {
+        runners.push(RunnerCommand {
+            label: "this runner, long polling".to_owned(),
+            program: runner.to_path_buf(),
+            args: vec![OsString::from("run")],
+            long_polling: true,
+        });
+    }
     if let Some(py) = &args.python_runner {
         if !py.is_file() {
             eprintln!(
@@ -146,6 +172,7 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
             label: args.python_label.clone(),
             program: py.clone(),
             args: Vec::new(),
+            long_polling: false,
         });
     }
     let dir = match &args.dir {
@@ -208,6 +235,9 @@ mod tests {
         assert_eq!((p.concurrent, p.max_provisioning), (50, 50));
         assert_eq!(p.check_interval, Duration::from_secs(1));
         assert_eq!(p.progress_interval, Duration::from_secs(1));
+        assert_eq!(p.arrival_spread, Duration::ZERO);
+        assert_eq!(p.long_poll_window, Duration::from_secs(20));
+        assert!(!args(&[]).long_polling);
     }
 
     #[test]
@@ -217,6 +247,11 @@ mod tests {
         assert!(args(&["--job-seconds=-1"]).params().is_err());
         assert!(args(&["--check-interval", "NaN"]).params().is_err());
         assert!(args(&["--repeat", "0"]).params().is_err());
+        assert!(args(&["--arrival-spread=-1"]).params().is_err());
+        assert!(args(&["--long-poll-window", "0"]).params().is_err());
+        assert!(args(&["--arrival-spread", "30", "--long-polling"])
+            .params()
+            .is_ok());
         assert!(args(&["--jobs", "3", "--job-seconds", "0.2"])
             .params()
             .is_ok());

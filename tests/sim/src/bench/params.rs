@@ -6,8 +6,13 @@ use std::time::Duration;
 /// The simulated load and the runner settings of a bench.
 #[derive(Debug, Clone)]
 pub struct Params {
-    /// Jobs enqueued at once.
+    /// Jobs enqueued.
     pub jobs: usize,
+    /// The jobs are enqueued evenly over this time (zero: all at once).
+    pub arrival_spread: Duration,
+    /// The simulated GitLab Workhorse holds a long poll this long (it holds
+    /// only requests that carry `last_update`, i.e. long polls).
+    pub long_poll_window: Duration,
     /// Flavor of every job (short name).
     pub flavor: String,
     /// Simulated run time of every job.
@@ -38,16 +43,19 @@ impl Params {
     /// One line describing the load and settings.
     pub fn describe(&self) -> String {
         format!(
-            "{} jobs of flavor {} running {} s each, deployment repository ready after {} s, \
-             inner runner starting {} s after the push; concurrent = {}, \
+            "{} jobs of flavor {} running {} s each, enqueued over {} s, deployment repository \
+             ready after {} s, inner runner starting {} s after the push, Workhorse long-poll \
+             window {} s; concurrent = {}, \
              paas_max_concurrent_provisioning = {}, check_interval = {}, \
              job_progress_poll_interval = {}, cc_deployment_repo_wait_step = {}, \
              paas_job_trace_watch.poll_step = {}",
             self.jobs,
             self.flavor,
             secs(self.job_duration),
+            secs(self.arrival_spread),
             secs(self.repo_delay),
             secs(self.start_delay),
+            secs(self.long_poll_window),
             self.concurrent,
             self.max_provisioning,
             secs(self.check_interval),

@@ -1,7 +1,8 @@
 //! One measured run: a fresh world, the runner started against it and left
-//! to settle, every job enqueued at once, `/proc` sampled until every job is
-//! finished and every application deleted, then the runner stopped and the
-//! figures computed from `/proc` and from the world's records.
+//! to settle, the jobs enqueued (at once, or evenly over the arrival
+//! spread), `/proc` sampled until every job is finished and every
+//! application deleted, then the runner stopped and the figures computed
+//! from `/proc` and from the world's records.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -40,6 +41,8 @@ pub struct RunnerCommand {
     pub program: PathBuf,
     /// Arguments put before the configuration path (`run` for this runner).
     pub args: Vec<OsString>,
+    /// `paas_long_polling = true` in its runner section.
+    pub long_polling: bool,
 }
 
 /// Why a run failed.
@@ -116,6 +119,12 @@ pub fn run_once(
             start_delay: params.start_delay,
             ..WorldConfig::fast_timing()
         },
+        coordinator_settings: crate::coordinator::Settings {
+            long_poll_ms: Some(
+                u64::try_from(params.long_poll_window.as_millis()).unwrap_or(u64::MAX),
+            ),
+            ..crate::coordinator::Settings::default()
+        },
         ..WorldConfig::default()
     })?;
     let options = RunnerConfigOptions {
@@ -130,6 +139,7 @@ pub fn run_once(
         max_flavor: Some(params.flavor.clone()),
         trace_watch_poll_step: params.trace_poll_step,
         deployment_repo_wait_step: params.repo_wait_step,
+        long_polling: runner.long_polling,
         ..RunnerConfigOptions::default()
     };
     let config = world.write_runner_config(dir, options)?;
@@ -182,16 +192,8 @@ pub fn run_once(
         .and_then(|out| Profiler::attach(pid, out));
 
     let t0 = Instant::now();
-    for i in 0..params.jobs {
-        world.enqueue(JobSpec {
-            name: format!("bench-{}", i + 1),
-            flavor: Some(params.flavor.clone()),
-            root_namespace: TENANT.to_owned(),
-            duration_ms: u64::try_from(params.job_duration.as_millis()).unwrap_or(u64::MAX),
-            outcome: Outcome::Success,
-            ..JobSpec::default()
-        });
-    }
+    let mut arrivals = Arrivals::new(params, t0);
+    arrivals.enqueue_due(&world, Instant::now());
     let mut peak_threads = idle.threads;
     let idle_names = procfs::thread_names(pid).unwrap_or_default();
     let mut peak_names = idle_names.clone();
@@ -218,6 +220,7 @@ pub fn run_once(
         if let Some(names) = procfs::thread_names(pid) {
             procfs::raise_peaks(&mut peak_names, &names);
         }
+        arrivals.enqueue_due(&world, Instant::now());
         if all_done(&world, params.jobs) {
             wait = Wait::Done;
             break;
@@ -320,6 +323,10 @@ pub fn run_once(
     }
     figures.push("peak child processes", peak_children as f64, Unit::Count);
     figures.push_distribution(
+        "created -> acquired (pickup)",
+        Distribution::of(&timeline.pickup_latencies),
+    );
+    figures.push_distribution(
         "acquired -> started",
         Distribution::of(&timeline.start_latencies),
     );
@@ -401,6 +408,8 @@ fn push_requests(
 /// Per-job latencies from the coordinator's job records and the fake Clever
 /// Cloud's application ledger.
 struct Timeline {
+    /// Creation at the coordinator to hand-out (job pickup).
+    pickup_latencies: Vec<Duration>,
     /// Hand-out to the first trace bytes (written by the inner runner).
     start_latencies: Vec<Duration>,
     /// Terminal status to deletion of the job's application.
@@ -421,11 +430,15 @@ impl Timeline {
             let slot = deleted.entry(job).or_insert(at);
             *slot = (*slot).max(at);
         }
+        let mut pickup_latencies = Vec::new();
         let mut start_latencies = Vec::new();
         let mut delete_lags = Vec::new();
         let mut last_event: Option<Instant> = deleted.values().max().copied();
         for job in world.coordinator().jobs() {
             let t = job.times;
+            if let (Some(c), Some(a)) = (t.created, t.handed_out) {
+                pickup_latencies.push(a.saturating_duration_since(c));
+            }
             if let (Some(a), Some(s)) = (t.handed_out, t.first_trace) {
                 start_latencies.push(s.saturating_duration_since(a));
             }
@@ -439,9 +452,54 @@ impl Timeline {
             }
         }
         Timeline {
+            pickup_latencies,
             start_latencies,
             delete_lags,
             last_event,
+        }
+    }
+}
+
+/// The bench's jobs, enqueued at once or evenly over the arrival spread.
+struct Arrivals {
+    spec: JobSpec,
+    t0: Instant,
+    spread: Duration,
+    total: usize,
+    enqueued: usize,
+}
+
+impl Arrivals {
+    fn new(params: &Params, t0: Instant) -> Arrivals {
+        Arrivals {
+            spec: JobSpec {
+                flavor: Some(params.flavor.clone()),
+                root_namespace: TENANT.to_owned(),
+                duration_ms: u64::try_from(params.job_duration.as_millis()).unwrap_or(u64::MAX),
+                outcome: Outcome::Success,
+                ..JobSpec::default()
+            },
+            t0,
+            spread: params.arrival_spread,
+            total: params.jobs,
+            enqueued: 0,
+        }
+    }
+
+    /// When job `i` (from 0) is due: `i / total` of the spread after t0.
+    fn due(&self, i: usize) -> Instant {
+        let fraction = i as f64 / self.total.max(1) as f64;
+        self.t0 + self.spread.mul_f64(fraction)
+    }
+
+    /// Enqueues every job due by `now`.
+    fn enqueue_due(&mut self, world: &World, now: Instant) {
+        while self.enqueued < self.total && self.due(self.enqueued) <= now {
+            self.enqueued += 1;
+            world.enqueue(JobSpec {
+                name: format!("bench-{}", self.enqueued),
+                ..self.spec.clone()
+            });
         }
     }
 }
@@ -514,4 +572,27 @@ fn which(program: &str) -> Option<PathBuf> {
         eprintln!("paas-sim bench: no profile: {program} is not on PATH");
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_are_spread_evenly_from_the_start() {
+        let t0 = Instant::now();
+        let spread = |s: u64, total: usize| Arrivals {
+            spec: JobSpec::default(),
+            t0,
+            spread: Duration::from_secs(s),
+            total,
+            enqueued: 0,
+        };
+        let a = spread(10, 5);
+        let offsets: Vec<Duration> = (0..5).map(|i| a.due(i) - t0).collect();
+        let secs = Duration::from_secs;
+        assert_eq!(offsets, vec![secs(0), secs(2), secs(4), secs(6), secs(8)]);
+        let at_once = spread(0, 3);
+        assert!((0..3).all(|i| at_once.due(i) == t0));
+    }
 }

@@ -20,13 +20,14 @@ pub const EXPECTED_COPIES: [[&str; 2]; 2] = [
     ["job.json", "/etc/gitlab-runner/job.json"],
 ];
 /// Keys of the runner table that must never reach the inner `runner.toml` (plus `cc_*`).
-pub const FORBIDDEN_INNER_KEYS: [&str; 6] = [
+pub const FORBIDDEN_INNER_KEYS: [&str; 7] = [
     "paas_job_trace_watch",
     "job_trace_watch",
     "heptapod_runner_main_image",
     "host",
     "quota_max_fraction",
     "local_docker_network_mode",
+    "paas_long_polling",
 ];
 /// Files of a build context.
 pub const CONTEXT_FILES: [&str; 3] = ["Dockerfile", "job.json", "runner.toml"];

@@ -360,10 +360,10 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
     }
     let first = shared.with(|st| {
         let hold = st.settings.long_poll_ms;
-        let version = st.queue_version;
         let Some(runner) = st.runner_mut(&token) else {
             return First::Forbidden;
         };
+        let version = runner.queue_version;
         runner.job_requests += 1;
         if let Some(sid) = params.str("system_id") {
             runner.managers.insert(sid);
@@ -375,6 +375,10 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
             return First::Paused(version);
         }
         if last_update.as_deref() == Some(version.to_string().as_str()) {
+            if hold.is_some() {
+                st.long_polls_holding += 1;
+                st.long_polls_held += 1;
+            }
             return First::Unchanged(version, hold);
         }
         First::Go(runner.id, hold)
@@ -396,10 +400,12 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
                 .insert_header(("X-GitLab-Last-Update", v.to_string()))
                 .finish()
         }
-        First::Unchanged(_, Some(hold)) => {
-            // Workhorse: wait for the queue to change or the window to end,
-            // then 204 without X-GitLab-Last-Update (client re-polls at once).
-            let _ = actix_rt::time::timeout(ms(hold), rx.changed()).await;
+        First::Unchanged(v, Some(hold)) => {
+            // Workhorse: wait for this runner's queue version to change or
+            // the window to end, then 204 without X-GitLab-Last-Update (the
+            // client re-polls at once).
+            let _holding = Holding(shared);
+            hold_until_changed(shared, &mut rx, &token, v, ms(hold)).await;
             let mut b = builder(204);
             polling(&mut b, Some(hold));
             return b.finish();
@@ -414,7 +420,9 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
         let taken = st
             .dequeue(runner_id, features.as_ref())
             .and_then(|id| st.jobs.get(&id).map(|j| j.payload.clone()));
-        (taken, st.queue_version)
+        let global = st.queue_version;
+        let version = st.runner_mut(&token).map_or(global, |r| r.queue_version);
+        (taken, version)
     });
     let mut b = match taken {
         Some(_) => builder(201),
@@ -425,6 +433,43 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
     match taken {
         Some(payload) => b.json(payload),
         None => b.finish(),
+    }
+}
+
+/// A long poll being held: counted in `long_polls_holding` until dropped
+/// (answered, or abandoned by a client that went away).
+struct Holding<'a>(&'a Shared);
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.0
+            .with(|st| st.long_polls_holding = st.long_polls_holding.saturating_sub(1));
+    }
+}
+
+/// Most wake-ups of one hold (each is a change of some runner's queue).
+const MAX_HOLD_WAKEUPS: usize = 100_000;
+
+/// Waits until the queue version of the runner of `token` is no longer
+/// `version`, or `window` has passed (bounded by both, and by a count of
+/// wake-ups).
+async fn hold_until_changed(
+    shared: &Shared,
+    rx: &mut tokio::sync::watch::Receiver<u64>,
+    token: &str,
+    version: u64,
+    window: std::time::Duration,
+) {
+    let deadline = tokio::time::Instant::now() + window;
+    for _ in 0..MAX_HOLD_WAKEUPS {
+        let current = shared.with(|st| st.runner_mut(token).map(|r| r.queue_version));
+        if current != Some(version) {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
     }
 }
 
@@ -564,9 +609,6 @@ fn job_update(shared: &Shared, req: &HttpRequest, params: &Params, id: &str) -> 
         }
         job.updates.push(body);
         let status = job.status;
-        if status.is_terminal() {
-            st.bump_version();
-        }
         HttpResponse::Ok()
             .insert_header(("Job-Status", status.as_str()))
             .body("200")
@@ -612,12 +654,9 @@ fn trace_patch(
             AppendOutcome::Mismatch(len) => builder(416)
                 .insert_header(("Range", format!("0-{len}")))
                 .json(json!({"message": "416 Range Not Satisfiable"})),
-            AppendOutcome::TooLarge => {
-                st.bump_version();
-                builder(403)
-                    .insert_header(("Job-Status", "failed"))
-                    .json(json!({"message": "403 Forbidden - The trace size limit was exceeded"}))
-            }
+            AppendOutcome::TooLarge => builder(403)
+                .insert_header(("Job-Status", "failed"))
+                .json(json!({"message": "403 Forbidden - The trace size limit was exceeded"})),
         }
     })
 }

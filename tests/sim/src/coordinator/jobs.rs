@@ -82,6 +82,10 @@ pub struct JobSpec {
     /// Runner features the job needs: with `feature_gating` on, a runner
     /// that does not announce them all fails the job as `runner_unsupported`.
     pub required_features: Vec<String>,
+    /// A project runner's job: only the runner with this token is handed
+    /// it, and only that runner's queue version changes with it (`None`:
+    /// any runner).
+    pub runner_token: Option<String>,
 }
 
 impl Default for JobSpec {
@@ -102,6 +106,7 @@ impl Default for JobSpec {
             variables: Vec::new(),
             leading_variables: Vec::new(),
             required_features: Vec::new(),
+            runner_token: None,
         }
     }
 }
@@ -113,6 +118,12 @@ impl JobSpec {
             name: name.into(),
             ..JobSpec::default()
         }
+    }
+
+    /// Only the runner with this token may take the job.
+    pub fn for_runner(mut self, token: impl Into<String>) -> JobSpec {
+        self.runner_token = Some(token.into());
+        self
     }
 
     /// Sets the flavor variable.

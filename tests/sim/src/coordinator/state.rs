@@ -146,6 +146,12 @@ pub struct RunnerView {
     pub last_info: Option<Value>,
     /// Number of `/jobs/request` calls authenticated as this runner.
     pub job_requests: u64,
+    /// This runner's queue version (`X-GitLab-Last-Update`): it changes
+    /// when the pending jobs this runner could take change (a job enqueued,
+    /// handed out, cancelled or forced to a status; a job of
+    /// [`JobSpec::runner_token`] for that runner only, any other job for
+    /// every runner), not when a running job ends, as at GitLab.
+    pub queue_version: u64,
 }
 
 /// One custom attribute group.
@@ -229,6 +235,8 @@ pub struct JobView {
 /// When a job reached its milestones, on this process's monotonic clock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JobTimes {
+    /// Enqueued (created at the coordinator).
+    pub created: Option<Instant>,
     /// Handed out to a runner (first move to `running`).
     pub handed_out: Option<Instant>,
     /// First trace bytes accepted: the job log shows something.
@@ -251,6 +259,7 @@ pub(crate) struct JobRecord {
     pub(crate) runner_id: Option<i64>,
     pub(crate) token_valid: bool,
     pub(crate) updates: Vec<Value>,
+    pub(crate) created: Instant,
     pub(crate) started: Option<Instant>,
     pub(crate) first_trace: Option<Instant>,
     pub(crate) finished: Option<Instant>,
@@ -279,6 +288,7 @@ impl JobRecord {
             spec: self.spec.clone(),
             run_ms,
             times: JobTimes {
+                created: Some(self.created),
                 handed_out: self.started,
                 first_trace: self.first_trace,
                 finished: self.finished,
@@ -333,8 +343,12 @@ pub struct Stats {
     pub jobs_total: u64,
     /// Jobs still waiting in the queue.
     pub queue_len: u64,
-    /// Current queue version (`X-GitLab-Last-Update`).
+    /// Latest queue version given to any runner.
     pub queue_version: u64,
+    /// Long polls being held now (Workhorse emulation).
+    pub long_polls_holding: u64,
+    /// Long polls held so far (each request held counts once).
+    pub long_polls_held: u64,
 }
 
 #[derive(Debug)]
@@ -355,6 +369,8 @@ pub(crate) struct State {
     pub(crate) queue: VecDeque<i64>,
     next_job_id: i64,
     pub(crate) queue_version: u64,
+    pub(crate) long_polls_holding: u64,
+    pub(crate) long_polls_held: u64,
     pub(crate) journal: VecDeque<RecordedRequest>,
     pub(crate) counts: BTreeMap<Endpoint, u64>,
     pub(crate) faults: Faults,
@@ -377,6 +393,8 @@ impl State {
             queue: VecDeque::new(),
             next_job_id: 1001,
             queue_version: 1,
+            long_polls_holding: 0,
+            long_polls_held: 0,
             journal: VecDeque::new(),
             counts: BTreeMap::new(),
             faults: Faults::default(),
@@ -406,6 +424,7 @@ impl State {
             managers: BTreeSet::new(),
             last_info: None,
             job_requests: 0,
+            queue_version: self.queue_version,
         });
         id
     }
@@ -429,9 +448,34 @@ impl State {
         id
     }
 
+    /// A new queue version for every runner.
     pub(crate) fn bump_version(&mut self) -> u64 {
         self.queue_version += 1;
-        self.queue_version
+        let v = self.queue_version;
+        for r in &mut self.runners {
+            r.queue_version = v;
+        }
+        v
+    }
+
+    /// A new queue version for the runners that may take a job meant for
+    /// `runner_token` (every runner when `None`).
+    pub(crate) fn tick_for(&mut self, runner_token: Option<&str>) {
+        let Some(token) = runner_token else {
+            self.bump_version();
+            return;
+        };
+        self.queue_version += 1;
+        let v = self.queue_version;
+        if let Some(r) = self.runner_mut(token) {
+            r.queue_version = v;
+        }
+    }
+
+    /// The queue version of the job `id`'s runners, ticked.
+    fn tick_job(&mut self, id: i64) {
+        let target = self.jobs.get(&id).and_then(|j| j.spec.runner_token.clone());
+        self.tick_for(target.as_deref());
     }
 
     /// The project id of `spec`'s project: its own when that id is free or
@@ -482,13 +526,14 @@ impl State {
                 runner_id: None,
                 token_valid: true,
                 updates: Vec::new(),
+                created: Instant::now(),
                 started: None,
                 first_trace: None,
                 finished: None,
             },
         );
         self.queue.push_back(id);
-        self.bump_version();
+        self.tick_job(id);
         id
     }
 
@@ -504,7 +549,7 @@ impl State {
         }
         job.set_status(JobState::Canceled, invalidate);
         self.queue.retain(|j| *j != id);
-        self.bump_version();
+        self.tick_job(id);
         true
     }
 
@@ -518,33 +563,52 @@ impl State {
         if status != JobState::Pending {
             self.queue.retain(|j| *j != id);
         }
-        self.bump_version();
+        self.tick_job(id);
         true
     }
 
-    /// Takes the next job this runner may run (FIFO), failing on the way
-    /// the jobs whose required features the request lacks.
+    /// Takes the next job this runner may run (FIFO; a job meant for
+    /// another runner stays queued), failing on the way the jobs whose
+    /// required features the request lacks.
     pub(crate) fn dequeue(&mut self, runner_id: i64, features: Option<&Value>) -> Option<i64> {
         let gating = self.settings.feature_gating;
         let invalidate = self.settings.invalidate_job_tokens;
-        while let Some(id) = self.queue.pop_front() {
+        let token = self
+            .runners
+            .iter()
+            .find(|r| r.id == runner_id)
+            .map(|r| r.token.clone());
+        let mut i = 0;
+        while let Some(&id) = self.queue.get(i) {
             let Some(job) = self.jobs.get_mut(&id) else {
+                self.queue.remove(i);
                 continue;
             };
             if job.status != JobState::Pending {
+                self.queue.remove(i);
+                continue;
+            }
+            if job
+                .spec
+                .runner_token
+                .as_ref()
+                .is_some_and(|t| Some(t) != token.as_ref())
+            {
+                i += 1;
                 continue;
             }
             let unsupported = gating
                 && job.spec.required_features.iter().any(|f| {
                     features.and_then(|fs| fs.get(f)).and_then(Value::as_bool) != Some(true)
                 });
+            self.queue.remove(i);
             if unsupported {
                 job.fail("runner_unsupported", invalidate);
                 continue;
             }
             job.runner_id = Some(runner_id);
             job.set_status(JobState::Running, invalidate);
-            self.queue_version += 1;
+            self.tick_job(id);
             return Some(id);
         }
         None
@@ -591,6 +655,8 @@ impl State {
             jobs_total: self.jobs.len() as u64,
             queue_len: self.queue.len() as u64,
             queue_version: self.queue_version,
+            long_polls_holding: self.long_polls_holding,
+            long_polls_held: self.long_polls_held,
         }
     }
 }

@@ -294,6 +294,66 @@ async fn long_polling_holds_until_the_queue_changes() {
     assert!(t0.elapsed() >= Duration::from_millis(90));
 }
 
+/// Queue versions are per runner, as GitLab's `runner:build_queue:<token>`:
+/// a job only another runner may take neither ends a hold nor is handed
+/// out; a job of this runner ends it at once.
+#[actix_rt::test]
+async fn a_hold_ends_only_for_the_runners_own_jobs() {
+    const OTHER: &str = "other-runner-token-bbbbbbbb";
+    let mut config = CoordinatorConfig::default();
+    config.settings.long_poll_ms = Some(1_500);
+    let c = start_with(config);
+    c.add_runner(OTHER, false);
+    let r = request_job(&c, json!({"token": RUNNER})).await;
+    let version = r.header("X-GitLab-Last-Update").expect("version");
+    let ctl = c.control();
+    let enqueuer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while ctl.stats().long_polls_holding == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ctl.enqueue_job(JobSpec::new("theirs").for_runner(OTHER))
+    });
+    let t0 = Instant::now();
+    let r = request_job(&c, json!({"token": RUNNER, "last_update": version})).await;
+    let theirs = enqueuer.join().expect("enqueuer");
+    assert_eq!(r.status, 204);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1_400),
+        "the other runner's job ended the hold after {:?}",
+        t0.elapsed()
+    );
+    let stats = c.stats();
+    assert_eq!((stats.long_polls_holding, stats.long_polls_held), (0, 1));
+    // this runner is never handed the other runner's job
+    let r = request_job(&c, json!({"token": RUNNER})).await;
+    assert_eq!(r.status, 204);
+    let version = r.header("X-GitLab-Last-Update").expect("version");
+    let r = request_job(&c, json!({"token": OTHER})).await;
+    assert_eq!(r.json()["id"], theirs);
+
+    // a job of this runner ends its hold at once
+    let ctl = c.control();
+    let enqueuer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while ctl.stats().long_polls_holding == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ctl.enqueue_job(JobSpec::new("mine").for_runner(RUNNER))
+    });
+    let t0 = Instant::now();
+    let r = request_job(&c, json!({"token": RUNNER, "last_update": version})).await;
+    let mine = enqueuer.join().expect("enqueuer");
+    assert_eq!(r.status, 204);
+    assert!(
+        t0.elapsed() < Duration::from_millis(1_400),
+        "{:?}",
+        t0.elapsed()
+    );
+    let r = request_job(&c, json!({"token": RUNNER, "last_update": version})).await;
+    assert_eq!(r.json()["id"], mine);
+}
+
 #[actix_rt::test]
 async fn feature_gating_fails_unsupported_jobs() {
     let c = start();
