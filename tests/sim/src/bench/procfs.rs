@@ -1,6 +1,8 @@
 //! What `/proc` tells about one process: CPU time (its own and that of its
-//! reaped children), resident memory, threads and live child processes.
+//! reaped children), resident memory, threads (and their names) and live
+//! child processes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Clock ticks per second of the CPU times in `/proc/PID/stat` (`USER_HZ`,
@@ -112,6 +114,28 @@ pub fn child_count(pid: u32) -> Option<u64> {
     readable.then_some(n)
 }
 
+/// Threads of `pid` by name (`/proc/PID/task/TID/comm`, which the kernel
+/// cuts at 15 bytes); `None` when the task list cannot be read. Threads that
+/// end while being read are left out.
+pub fn thread_names(pid: u32) -> Option<BTreeMap<String, u64>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut names = BTreeMap::new();
+    for task in tasks.flatten() {
+        if let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) {
+            *names.entry(comm.trim_end().to_owned()).or_insert(0) += 1;
+        }
+    }
+    Some(names)
+}
+
+/// Raises each name's count in `peaks` to its count in `sample`.
+pub fn raise_peaks(peaks: &mut BTreeMap<String, u64>, sample: &BTreeMap<String, u64>) {
+    for (name, &n) in sample {
+        let peak = peaks.entry(name.clone()).or_insert(0);
+        *peak = (*peak).max(n);
+    }
+}
+
 /// First `model name` of `/proc/cpuinfo`.
 pub fn cpu_model() -> Option<String> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
@@ -148,6 +172,28 @@ mod tests {
         assert_eq!(status_field(status, "VmRSS:"), Some(18000));
         assert_eq!(status_field(status, "Threads:"), Some(84));
         assert_eq!(status_field(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn peaks_are_kept_name_by_name() {
+        let mut peaks = BTreeMap::new();
+        let sample = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+        };
+        raise_peaks(&mut peaks, &sample(&[("main", 1), ("worker", 3)]));
+        raise_peaks(
+            &mut peaks,
+            &sample(&[("main", 1), ("worker", 1), ("git", 2)]),
+        );
+        assert_eq!(peaks, sample(&[("git", 2), ("main", 1), ("worker", 3)]));
+    }
+
+    #[test]
+    fn this_process_threads_have_names() {
+        let names = thread_names(std::process::id()).expect("own /proc entry");
+        let total: u64 = names.values().sum();
+        assert!(total >= 1, "{names:?}");
+        assert!(names.keys().all(|n| !n.ends_with('\n')), "{names:?}");
     }
 
     #[test]

@@ -175,6 +175,8 @@ pub fn run_once(
         std::thread::sleep(SAMPLE_STEP);
     }
     let idle = procfs::sample(pid).map_err(proc_err)?;
+    let idle_names = procfs::thread_names(pid).unwrap_or_default();
+    let mut peak_names = idle_names.clone();
     let before = world.summary();
     let profiler = params
         .perf_output
@@ -209,6 +211,9 @@ pub fn run_once(
         if let Ok(s) = procfs::sample(pid) {
             peak_threads = peak_threads.max(s.threads);
             last = s;
+        }
+        if let Some(names) = procfs::thread_names(pid) {
+            procfs::raise_peaks(&mut peak_names, &names);
         }
         if let Some(n) = procfs::child_count(pid) {
             peak_children = peak_children.max(n);
@@ -297,7 +302,22 @@ pub fn run_once(
         Unit::MiB,
     );
     figures.push("peak threads", peak_threads as f64, Unit::Count);
+    // each name's own peak: they need not all peak at the same moment
+    for (name, peak) in &peak_names {
+        figures.push(
+            format!("  peak threads named {name:?}"),
+            *peak as f64,
+            Unit::Count,
+        );
+    }
     figures.push("idle threads", idle.threads as f64, Unit::Count);
+    for (name, n) in &idle_names {
+        figures.push(
+            format!("  idle threads named {name:?}"),
+            *n as f64,
+            Unit::Count,
+        );
+    }
     figures.push("peak child processes", peak_children as f64, Unit::Count);
     figures.push_distribution(
         "acquired -> started",
