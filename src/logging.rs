@@ -189,12 +189,20 @@ impl<W: Write> Drain for Lines<W> {
     }
 }
 
+/// Records the asynchronous drain holds before a logging call waits: every
+/// slot is allocated and written up front (about 100 bytes each).
+const LOG_QUEUE: usize = 1024;
+
+/// Name of the thread that writes the log lines.
+pub const LOG_THREAD_NAME: &str = "log";
+
 fn async_drain<D>(inner: D) -> (slog::Fuse<slog_async::Async>, slog_async::AsyncGuard)
 where
     D: Drain<Ok = (), Err = slog::Never> + Send + 'static,
 {
     let (drain, guard) = slog_async::Async::new(inner)
-        .chan_size(4096)
+        .chan_size(LOG_QUEUE)
+        .thread_name(LOG_THREAD_NAME.to_owned())
         .overflow_strategy(slog_async::OverflowStrategy::Block)
         .build_with_guard();
     (drain.fuse(), guard)

@@ -16,8 +16,8 @@ use heptapod_paas_runner::logging::{LogFormat, Logging};
 use heptapod_paas_runner::register::{self, Given, Prompter};
 use heptapod_paas_runner::secret::Secret;
 use heptapod_paas_runner::{
-    build_info, cli_docs, config, logging, monitoring, notify, reload, signal, state_migration,
-    wiring,
+    build_info, cli_docs, config, logging, monitoring, notify, reload, runtime, signal,
+    state_migration, wiring,
 };
 use paas_actors::service::{run_service, service_control, ServiceError};
 use slog::{error, info, warn, Level};
@@ -153,7 +153,13 @@ fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
         }
     }
 
-    let system = actix_rt::System::new();
+    let system = match runtime::system() {
+        Ok(system) => system,
+        Err(e) => {
+            startup_error(logging, &format!("cannot start the async runtime: {e}"));
+            return 1;
+        }
+    };
     system.block_on(async move {
         let (handle, control) = service_control();
         monitoring::set_version(handle.metrics());
@@ -323,7 +329,13 @@ fn register(args: RegisterArgs) -> i32 {
             return 2;
         }
     };
-    let system = actix_rt::System::new();
+    let system = match runtime::system() {
+        Ok(system) => system,
+        Err(e) => {
+            eprintln!("heptapod-paas-runner register: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
     let obtained = system.block_on(register::obtain_token(&api, &answers, None));
     let registered = match obtained {
         Ok(r) => r,
@@ -400,7 +412,13 @@ fn check(args: CheckArgs, logging: &mut Logging, cli_level: Level) -> i32 {
     match loaded {
         Some(loaded) if args.online => {
             apply_config_logging(logging, &args.log, cli_level, &loaded.config);
-            let system = actix_rt::System::new();
+            let system = match runtime::system() {
+                Ok(system) => system,
+                Err(e) => {
+                    eprintln!("heptapod-paas-runner: cannot start the async runtime: {e}");
+                    return 1;
+                }
+            };
             let rows = system.block_on(commands::verify::run(&loaded.config, &logging.logger));
             print!("{}", commands::verify::render(&rows));
             if commands::verify::all_ok(&rows) {
@@ -419,7 +437,13 @@ fn verify(args: &ConfigArgs, logging: &mut Logging, cli_level: Level) -> i32 {
         Err(code) => return code,
     };
     apply_config_logging(logging, &args.log, cli_level, &config);
-    let system = actix_rt::System::new();
+    let system = match runtime::system() {
+        Ok(system) => system,
+        Err(e) => {
+            eprintln!("heptapod-paas-runner: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
     let rows = system.block_on(commands::verify::run(&config, &logging.logger));
     print!("{}", commands::verify::render(&rows));
     if commands::verify::all_ok(&rows) {

@@ -195,7 +195,13 @@ pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
         eprintln!("heptapod-paas-runner unregister: {e}");
         return 1;
     }
-    let system = actix_rt::System::new();
+    let system = match crate::runtime::system() {
+        Ok(system) => system,
+        Err(e) => {
+            eprintln!("heptapod-paas-runner unregister: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
     let mut removed = Vec::new();
     let mut failed = false;
     for &i in &selected {
