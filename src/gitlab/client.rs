@@ -9,7 +9,7 @@
 
 use super::errors::{body_error, send_error, CallName};
 use super::reply::Reply;
-use awc::http::{Method, Version};
+use awc::http::Method;
 use futures_util::StreamExt;
 use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::CoordinatorError;
@@ -205,12 +205,9 @@ impl Http {
 
     fn client(&self) -> &awc::Client {
         self.client.get_or_init(|| {
-            let connector = awc::Connector::new()
-                .timeout(self.timeouts.connect)
-                .max_http_version(Version::HTTP_11);
+            // HTTP/1.1 is the connector's doing (`crate::http_client`)
             awc::Client::builder()
-                .connector(connector)
-                .max_http_version(Version::HTTP_11)
+                .connector(crate::http_client::connector(self.timeouts.connect))
                 .disable_redirects()
                 .timeout(self.timeouts.request)
                 .add_default_header(("User-Agent", USER_AGENT))

@@ -30,7 +30,7 @@ use super::settings::RetryPolicy;
 use crate::secret::Secret;
 use actix_rt::time::sleep;
 use awc::error::{ConnectError, SendRequestError};
-use awc::http::{header, Method, StatusCode, Version};
+use awc::http::{header, Method, StatusCode};
 use paas_actors::backoff::Backoff;
 use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::{PaasError, PaasErrorClass};
@@ -300,12 +300,9 @@ impl CleverApi {
     ///
     /// Must be called inside an actix system (awc's connector pool).
     pub fn new(base_url: &str, http: HttpSettings) -> Self {
-        let connector = awc::Connector::new()
-            .timeout(http.connect_timeout)
-            .max_http_version(Version::HTTP_11);
+        // HTTP/1.1 is the connector's doing (`crate::http_client`)
         let client = awc::Client::builder()
-            .connector(connector)
-            .max_http_version(Version::HTTP_11)
+            .connector(crate::http_client::connector(http.connect_timeout))
             .timeout(http.request_timeout)
             .disable_redirects()
             .add_default_header((header::ACCEPT, "application/json"))
