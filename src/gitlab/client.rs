@@ -205,9 +205,12 @@ impl Http {
 
     fn client(&self) -> &awc::Client {
         self.client.get_or_init(|| {
-            // HTTP/1.1 is the connector's doing (`crate::http_client`)
+            // HTTP/1.1 is the connector's doing (`crate::http_client`); built
+            // before the client builder, whose own default TLS context is
+            // then the only one loaded meanwhile
+            let connector = crate::http_client::connector(self.timeouts.connect);
             awc::Client::builder()
-                .connector(crate::http_client::connector(self.timeouts.connect))
+                .connector(connector)
                 .disable_redirects()
                 .timeout(self.timeouts.request)
                 .add_default_header(("User-Agent", USER_AGENT))

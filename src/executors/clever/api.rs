@@ -300,9 +300,12 @@ impl CleverApi {
     ///
     /// Must be called inside an actix system (awc's connector pool).
     pub fn new(base_url: &str, http: HttpSettings) -> Self {
-        // HTTP/1.1 is the connector's doing (`crate::http_client`)
+        // HTTP/1.1 is the connector's doing (`crate::http_client`); built
+        // before the client builder, whose own default TLS context is then
+        // the only one loaded meanwhile
+        let connector = crate::http_client::connector(http.connect_timeout);
         let client = awc::Client::builder()
-            .connector(crate::http_client::connector(http.connect_timeout))
+            .connector(connector)
             .timeout(http.request_timeout)
             .disable_redirects()
             .add_default_header((header::ACCEPT, "application/json"))
