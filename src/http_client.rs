@@ -4,8 +4,9 @@
 //! - one OpenSSL client context per process ([`shared_tls`]), with ALPN
 //!   `http/1.1` and the system's CA certificates: loading the CA bundle
 //!   costs about 0.7 MiB of heap and tens of milliseconds of CPU, once
-//!   instead of once per client (awc still builds, and drops, a default
-//!   context of its own per client);
+//!   instead of once per client (awc's `Connector::new` and
+//!   `ClientBuilder::new` still each build a default context, dropped when
+//!   this one and this connector replace them);
 //! - one host name resolver per thread ([`HostCache`]): a lookup runs on the
 //!   blocking pool (`src/runtime.rs`), at most one per host and port at a
 //!   time, its answer reused for [`LOOKUP_TTL`]. A burst of new connections
@@ -219,7 +220,8 @@ mod tests {
         const REQUESTS: usize = 4;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
-        let server = std::thread::spawn(move || serve_ok(listener, REQUESTS, Duration::from_secs(20)));
+        let server =
+            std::thread::spawn(move || serve_ok(listener, REQUESTS, Duration::from_secs(20)));
         let system = crate::runtime::system_with(1).expect("runtime");
         let statuses = system.block_on(async {
             let client = awc::Client::builder()
@@ -233,7 +235,10 @@ mod tests {
             futures_util::future::join_all(sends)
                 .await
                 .into_iter()
-                .map(|r| r.map(|resp| resp.status().as_u16()).map_err(|e| e.to_string()))
+                .map(|r| {
+                    r.map(|resp| resp.status().as_u16())
+                        .map_err(|e| e.to_string())
+                })
                 .collect::<Vec<_>>()
         });
         let _ = server.join();

@@ -185,6 +185,8 @@ pub fn run_once(
         std::thread::sleep(SAMPLE_STEP);
     }
     let idle = procfs::sample(pid).map_err(proc_err)?;
+    let idle_names = procfs::thread_names(pid).unwrap_or_default();
+    let mut peak_names = idle_names.clone();
     let before = world.summary();
     let profiler = params
         .perf_output
@@ -213,6 +215,9 @@ pub fn run_once(
         if let Ok(s) = procfs::sample(pid) {
             peak_threads = peak_threads.max(s.threads);
             last = s;
+        }
+        if let Some(names) = procfs::thread_names(pid) {
+            procfs::raise_peaks(&mut peak_names, &names);
         }
         if let Some(n) = procfs::child_count(pid) {
             peak_children = peak_children.max(n);
