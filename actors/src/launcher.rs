@@ -384,11 +384,14 @@ async fn look_again_after_grace(
     find_by_name(jc, name).await.map_err(CallEnd::Failed)
 }
 
-/// The resource named `name`, if the listing shows it. A listing error
-/// keeps its class: a permanent one (a bad token) is not retried.
+/// The resource named `name`, if the listing shows it: by its name, or by
+/// its id when that is the name (an executor whose ids are names lists a
+/// resource created under an older identity of the runner with today's
+/// name and the old one as id). A listing error keeps its class: a
+/// permanent one (a bad token) is not retried.
 async fn find_by_name(jc: &JobCtx, name: &str) -> Result<Option<Resource>, PaasError> {
     match jc.paas.list_resources().await {
-        Ok(list) => Ok(list.into_iter().find(|r| r.name == name)),
+        Ok(list) => Ok(list.into_iter().find(|r| r.name == name || r.id == name)),
         Err(e) => Err(PaasError {
             action: "find-by-name".into(),
             message: format!("could not look for resource {name}: {e}"),

@@ -171,6 +171,36 @@ async fn creating_markers_adopt_a_resource_created_before_the_stop() {
     svc.stop().await;
 }
 
+#[actix_rt::test]
+async fn a_creating_marker_finds_its_resource_by_the_id_a_legacy_name_became() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 3.0);
+    // Recorded under an older identity of the runner; the executor lists
+    // that resource under today's name, its id keeping the old one (as
+    // local-docker does with its image names).
+    world.add_live(Resource {
+        id: "hpd-job-old-21".into(),
+        name: "hpd-job-ra-21".into(),
+        weight: 1.0,
+        launched: false,
+        detail: json!({"job_id": 21}),
+    });
+    let state = String::from_utf8(fixture("rs-creating.json"))
+        .expect("utf-8")
+        .replace("\"hpd-job-ra-21\"", "\"hpd-job-old-21\"");
+    let store = MemoryStore::with_initial(state.as_bytes());
+    let mut svc = start(settings(20.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 30, |s| s.phases.get("started") == Some(&2))
+            .await
+    );
+    assert_eq!(calls_for(&r, Step::Create, 21), 0, "adopted, not created");
+    assert_eq!(calls_for(&r, Step::Launch, 21), 1);
+    assert_eq!(world.state().created, 1, "only job 22's");
+    svc.stop().await;
+}
+
 /// Records the virtual time of every `create` call, by job id.
 fn record_creates(r: &Runner) -> std::rc::Rc<std::cell::RefCell<Vec<(i64, Duration)>>> {
     let start = tokio::time::Instant::now();
