@@ -848,7 +848,7 @@ fn invalid_configs_name_the_key() {
         ),
         ("quota_max_fraction zero", clever("", "quota_max_fraction = 0\n"), "runners[0].quota_max_fraction", "greater than 0"),
         ("long polling integer", clever("", "paas_long_polling = 1\n"), "runners[0].paas_long_polling", "expected a boolean (true or false), found the integer 1"),
-        ("long polling string", clever("", "paas_long_polling = \"yes\"\n"), "runners[0].paas_long_polling", "expected a boolean (true or false), found a string"),
+        ("long polling string", clever("", "paas_long_polling = \"yes\"\n"), "runners[0].paas_long_polling", "expected a boolean (true or false), found the string \"yes\""),
         ("main image int", clever("", "heptapod_runner_main_image = 1\n"), "runners[0].heptapod_runner_main_image", "image name"),
         ("trace watch not table", clever("", "paas_job_trace_watch = \"x\"\n"), "runners[0].paas_job_trace_watch", "expected a table"),
         (
