@@ -197,8 +197,6 @@ pub fn run_once(
     let mut arrivals = Arrivals::new(params, t0);
     arrivals.enqueue_due(&world, Instant::now());
     let mut peak_threads = idle.threads;
-    let idle_names = procfs::thread_names(pid).unwrap_or_default();
-    let mut peak_names = idle_names.clone();
     let mut peak_children = procfs::child_count(pid).unwrap_or(0);
     let mut last = idle;
     // bounded by the deadline, and by a count as a second guard
@@ -221,9 +219,6 @@ pub fn run_once(
         }
         if let Some(n) = procfs::child_count(pid) {
             peak_children = peak_children.max(n);
-        }
-        if let Some(names) = procfs::thread_names(pid) {
-            procfs::raise_peaks(&mut peak_names, &names);
         }
         arrivals.enqueue_due(&world, Instant::now());
         if all_done(&world, params.jobs) {
