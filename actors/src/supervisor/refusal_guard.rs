@@ -20,8 +20,8 @@
 //! - with no other job to ask, [`BURST_MIN_JOBS`] or more held refusals
 //!   (every checkable job of the runner refused, none accepted) is a
 //!   burst: nothing ends until it has lasted [`BURST_PATIENCE`] check
-//!   intervals, then every held refusal is believed so that resources are
-//!   not kept forever. A token accepted during a burst ends it, and the
+//!   interval (the refused jobs' next check), then every held refusal is
+//!   believed. A token accepted during a burst ends it, and the
 //!   refusals it held are dropped (answers of a coordinator in trouble):
 //!   those jobs are asked again on their own timers.
 //!
@@ -36,8 +36,13 @@ use tokio::time::Instant;
 /// burst (a coordinator problem until it lasts).
 pub(crate) const BURST_MIN_JOBS: usize = 3;
 
-/// Check intervals a burst must last before its refusals are believed.
-pub(crate) const BURST_PATIENCE: u32 = 10;
+/// Check intervals a burst must last before its refusals are believed:
+/// one, so that the refused jobs' next check decides. A coordinator that
+/// refuses the tokens of running jobs also refuses their inner runners'
+/// trace and status updates, so waiting longer saves a job only from a
+/// glitch, and jobs that really ended together (same launch, same length,
+/// nothing else running) would keep their resources that much longer.
+pub(crate) const BURST_PATIENCE: u32 = 1;
 
 /// What the supervisor does after one answered check of a runner's jobs.
 #[derive(Debug, PartialEq, Eq)]
