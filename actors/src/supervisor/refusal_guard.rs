@@ -187,15 +187,15 @@ mod tests {
                 jobs: 3
             }
         );
-        for k in 1..BURST_PATIENCE {
-            assert_eq!(
-                g.judge(t0 + SEC * k, false, &[5, 6, 7], false, SEC),
-                Verdict::Burst {
-                    started: false,
-                    jobs: 3
-                }
-            );
-        }
+        // Refused again before the patience has passed: still held.
+        let within = SEC * BURST_PATIENCE - Duration::from_millis(1);
+        assert_eq!(
+            g.judge(t0 + within, false, &[5, 6, 7], false, SEC),
+            Verdict::Burst {
+                started: false,
+                jobs: 3
+            }
+        );
         assert_eq!(
             g.judge(t0 + SEC * BURST_PATIENCE, false, &[5], false, SEC),
             Verdict::BurstBelieved(vec![5, 6, 7])
