@@ -227,7 +227,7 @@ fn build_runner(
         config_error(
             config,
             &runner_key(index, "url"),
-            Some(&format!("{:?}", runner.url)),
+            Some(&crate::config::shown_value("url", &runner.url)),
             &e.to_string(),
         )
     })?);

@@ -228,6 +228,20 @@ pub(crate) fn may_show(path: &str, value: &str) -> bool {
     !credential_key && !url_with_user
 }
 
+/// The string `value` of the key at dotted `path`, as a message after
+/// validation names it: quoted, or described by its length when it may be
+/// a credential (see [`may_show`]).
+pub fn shown_value(path: &str, value: &str) -> String {
+    if may_show(path, value) {
+        quoted(value)
+    } else {
+        format!(
+            "a value of {} characters (not shown: it may be a secret)",
+            value.chars().count()
+        )
+    }
+}
+
 /// `s` in double quotes, control characters escaped, cut after
 /// [`MAX_SHOWN_CHARS`] characters.
 pub(crate) fn quoted(s: &str) -> String {

@@ -36,6 +36,7 @@ mod tests_messages;
 use std::path::Path;
 
 pub use error::{key_message, ConfigError, Location, Problem, EXIT_CODE};
+pub use fields::shown_value;
 pub use identity::{legacy_unique_name, unique_name};
 pub use inner::{inner_runner_table, is_forwarded};
 pub use raw::LineIndex;

@@ -407,6 +407,12 @@ fn values_that_may_be_credentials_are_described_not_quoted() {
         "runners[0].url",
         "https://u:p@gitlab.example"
     ));
+    let shown = fields::shown_value("url", "https://u:hunter2@gitlab.example");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert_eq!(
+        fields::shown_value("url", "https://gitlab.example"),
+        "\"https://gitlab.example\""
+    );
     assert!(!fields::may_show("runners[0].cc_token", "x"));
     assert!(!fields::may_show("runners[0].cc_extra_env.A", "x"));
     assert!(!fields::may_show("runners[0].cache.s3.SecretKey", "x"));
