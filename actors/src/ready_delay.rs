@@ -43,9 +43,9 @@ impl ReadyDelay {
             (None, Some(old)) => old.min(ready).mul_f64(0.9),
             (None, None) => ready.mul_f64(0.9),
             (Some(before), old) => {
-                let sample = (before.min(ready) + ready) / 2;
+                let sample = before.min(ready).saturating_add(ready) / 2;
                 match old {
-                    Some(old) => (old * 3 + sample) / 4,
+                    Some(old) => old.saturating_mul(3).saturating_add(sample) / 4,
                     None => sample,
                 }
             }

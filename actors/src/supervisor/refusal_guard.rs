@@ -120,7 +120,7 @@ impl RefusalGuard {
             }
         }
         let since = *self.burst_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= interval * BURST_PATIENCE {
+        if now.saturating_duration_since(since) >= interval.saturating_mul(BURST_PATIENCE) {
             self.burst_since = None;
             return Verdict::BurstBelieved(self.take_held());
         }
