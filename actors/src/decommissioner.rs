@@ -1,4 +1,4 @@
-//! The decommissioner: one per resource to delete.
+//! The delete of one resource ([`Decommission`], a per-job task).
 //!
 //! It deletes the resource, retrying with a jittered exponential back-off
 //! ([`crate::backoff`]; bounded delay; attempts go on while the service
@@ -14,114 +14,76 @@
 //! the resource may still exist, so it keeps its weight.
 
 use crate::backoff::LazyBackoff;
+use crate::job_actor::JobTask;
 use crate::job_ctx::JobCtx;
-use crate::messages::{
-    DecommissionRefused, DecommissionStopped, ResourceDecommissioned, TaskEnded,
-};
+use crate::messages::{DecommissionRefused, DecommissionStopped, ResourceDecommissioned};
 use crate::ports::{PaasErrorClass, Resource};
 use crate::shutdown::OpSubject;
 use crate::untrusted::untrusted;
-use actix::prelude::*;
 
-/// Deletes one resource (see the module documentation).
-pub struct Decommissioner {
-    jc: JobCtx,
-    resource: Option<Resource>,
-    backoff: Option<(LazyBackoff, LazyBackoff)>,
+/// Deletes one resource (see the module documentation), waiting per
+/// `backoff` between attempts after a transient error and per `refused`
+/// after a permanent one.
+pub(crate) struct Decommission {
+    /// The resource to delete.
+    pub resource: Resource,
+    /// The waits after a transient error.
+    pub backoff: LazyBackoff,
+    /// The waits after a refusal (a permanent error).
+    pub refused: LazyBackoff,
 }
 
-impl Decommissioner {
-    /// A decommissioner for `resource`, waiting per `backoff` between
-    /// attempts after a transient error and per `refused` after a
-    /// permanent one.
-    pub(crate) fn new(
-        jc: JobCtx,
-        resource: Resource,
-        backoff: LazyBackoff,
-        refused: LazyBackoff,
-    ) -> Self {
-        Decommissioner {
-            jc,
-            resource: Some(resource),
-            backoff: Some((backoff, refused)),
-        }
-    }
-}
+impl JobTask for Decommission {
+    const PHASE: &'static str = "decommissioning";
+    const CANCELLABLE: bool = false;
 
-impl Actor for Decommissioner {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if let (Some(resource), Some((backoff, refused))) =
-            (self.resource.take(), self.backoff.take())
-        {
-            let fut = decommission(self.jc.clone(), resource, backoff, refused);
-            ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
-        } else {
-            ctx.stop();
-        }
-    }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        self.jc
-            .supervisor
-            .task_ended
-            .do_send(TaskEnded { key: self.jc.key });
-    }
-}
-
-async fn decommission(
-    mut jc: JobCtx,
-    resource: Resource,
-    mut backoff: LazyBackoff,
-    mut refused: LazyBackoff,
-) {
-    let key = jc.key;
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        let op = jc
-            .ops
-            .begin(jc.runner_name.clone(), OpSubject::Job(key), "decommission");
-        let res = jc.paas.decommission(&resource).await;
-        drop(op);
-        let delay = match res {
-            Ok(()) => {
-                slog::info!(jc.logger, "resource decommissioned"; "app" => &resource.id);
-                jc.supervisor
-                    .decommissioned
-                    .do_send(ResourceDecommissioned { key });
-                return;
-            }
-            Err(e) if e.class == PaasErrorClass::Permanent => {
-                let delay = refused.next_delay();
-                slog::error!(jc.logger,
-                             "the PAAS refuses to delete the resource; it may still exist and \
-                              keeps its weight, the delete is retried later";
-                             "app" => &resource.id, "attempt" => attempt, "error" => %e,
-                             "retry_in_s" => delay.as_secs_f64());
-                jc.supervisor
-                    .decommission_refused
-                    .do_send(DecommissionRefused {
+    async fn run(self, mut jc: JobCtx) {
+        let Decommission {
+            resource,
+            mut backoff,
+            mut refused,
+        } = self;
+        let key = jc.key;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let op = jc
+                .ops
+                .begin(jc.runner_name.clone(), OpSubject::Job(key), "decommission");
+            let res = jc.paas.decommission(&resource).await;
+            drop(op);
+            let delay = match res {
+                Ok(()) => {
+                    slog::info!(jc.logger, "resource decommissioned"; "app" => &resource.id);
+                    jc.supervisor.tell(ResourceDecommissioned { key });
+                    return;
+                }
+                Err(e) if e.class == PaasErrorClass::Permanent => {
+                    let delay = refused.next_delay();
+                    slog::error!(jc.logger,
+                                 "the PAAS refuses to delete the resource; it may still exist and \
+                                  keeps its weight, the delete is retried later";
+                                 "app" => &resource.id, "attempt" => attempt, "error" => %e,
+                                 "retry_in_s" => delay.as_secs_f64());
+                    jc.supervisor.tell(DecommissionRefused {
                         key,
                         error: e.to_string(),
                         retry_in: delay,
                     });
-                delay
+                    delay
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    slog::error!(jc.logger, "could not decommission the resource";
+                                 "app" => &resource.id, "attempt" => attempt, "error" => %untrusted(&e),
+                                 "retry_in_s" => delay.as_secs_f64());
+                    delay
+                }
+            };
+            if jc.interrupts.sleep(delay).await.is_some() {
+                jc.supervisor.tell(DecommissionStopped { key });
+                return;
             }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                slog::error!(jc.logger, "could not decommission the resource";
-                             "app" => &resource.id, "attempt" => attempt, "error" => %untrusted(&e),
-                             "retry_in_s" => delay.as_secs_f64());
-                delay
-            }
-        };
-        if jc.interrupts.sleep(delay).await.is_some() {
-            jc.supervisor
-                .decommission_stopped
-                .do_send(DecommissionStopped { key });
-            return;
         }
     }
 }
@@ -131,6 +93,7 @@ mod tests {
     // The `testing` feature is on in every test build (dev-dependency).
     use super::*;
     use crate::backoff::BackoffPolicy;
+    use crate::job_actor::JobActor;
     use crate::job_ctx::stub::{Event, Harness};
     use crate::ports::PaasError;
     use crate::testing::{job, FakeCoordinator, FakePaas, Step, World};
@@ -144,6 +107,14 @@ mod tests {
 
     fn long() -> LazyBackoff {
         LazyBackoff::new(BackoffPolicy::new(STEP * 600, STEP * 3600), Some(1))
+    }
+
+    fn task() -> Decommission {
+        Decommission {
+            resource: resource(),
+            backoff: policy(),
+            refused: long(),
+        }
     }
 
     fn resource() -> Resource {
@@ -164,7 +135,7 @@ mod tests {
         paas.fail(Step::Decommission, [PaasError::transient("delete", "503")]);
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
-        Decommissioner::new(jc, resource(), policy(), long()).start();
+        JobActor::start(jc, task());
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::Decommission), 2);
         assert_eq!(h.events(), vec![Event::Decommissioned, Event::TaskEnded]);
@@ -181,7 +152,7 @@ mod tests {
         );
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
-        Decommissioner::new(jc, resource(), policy(), long()).start();
+        JobActor::start(jc, task());
         // Not a hot loop: ten minutes later, at most two attempts were made.
         tokio::time::sleep(STEP * 600).await;
         assert!(
@@ -210,7 +181,7 @@ mod tests {
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
         let _ = h.drain.send(true);
-        Decommissioner::new(jc, resource(), policy(), long()).start();
+        JobActor::start(jc, task());
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::Decommission), 1);
         assert_eq!(

@@ -1,34 +1,48 @@
 //! What a per-job actor (launcher, trace watcher, failure reporter,
 //! decommissioner) needs: its job, its runner's ports, the interrupts it
-//! must honour, and where to send its events ([`SupervisorLink`]: one
-//! recipient per message of [`crate::messages`], so that the actor does
-//! not know the supervisor and can be tested against a stub).
+//! must honour, and where to send what it tells the supervisor
+//! ([`SupervisorLink`]: the two messages of [`crate::messages`],
+//! [`WriteAhead`] and [`TaskEvent`], so that the actor does not know the
+//! supervisor and can be tested against a stub).
 
-use crate::messages::{
-    DecommissionRefused, DecommissionStopped, FailureReported, JobStarted, LaunchFailed,
-    LaunchStopped, RecordCreating, ResourceDecommissioned, ResourceLaunched, ResourceProvisioned,
-    TaskEnded,
-};
+use crate::messages::{TaskEvent, WriteAhead};
 use crate::ports::{Coordinator, Job, Paas};
 use crate::quota::JobKey;
 use crate::shutdown::{Interrupts, OpRegistry};
-use actix::Recipient;
+use actix::dev::{RecipientRequest, ToEnvelope};
+use actix::prelude::*;
 use std::rc::Rc;
 
-/// Where per-job actors send their events.
+/// Where per-job actors send what they tell the supervisor.
 #[derive(Clone)]
 pub(crate) struct SupervisorLink {
-    pub record_creating: Recipient<RecordCreating>,
-    pub provisioned: Recipient<ResourceProvisioned>,
-    pub launched: Recipient<ResourceLaunched>,
-    pub started: Recipient<JobStarted>,
-    pub launch_failed: Recipient<LaunchFailed>,
-    pub launch_stopped: Recipient<LaunchStopped>,
-    pub failure_reported: Recipient<FailureReported>,
-    pub decommissioned: Recipient<ResourceDecommissioned>,
-    pub decommission_stopped: Recipient<DecommissionStopped>,
-    pub decommission_refused: Recipient<DecommissionRefused>,
-    pub task_ended: Recipient<TaskEnded>,
+    requests: Recipient<WriteAhead>,
+    events: Recipient<TaskEvent>,
+}
+
+impl SupervisorLink {
+    /// The link to an actor that handles both messages (the supervisor, or
+    /// the unit tests' stub).
+    pub(crate) fn to<A>(addr: &Addr<A>) -> Self
+    where
+        A: Handler<WriteAhead> + Handler<TaskEvent>,
+        A::Context: ToEnvelope<A, WriteAhead> + ToEnvelope<A, TaskEvent>,
+    {
+        SupervisorLink {
+            requests: addr.clone().recipient(),
+            events: addr.clone().recipient(),
+        }
+    }
+
+    /// Sends a write-ahead request; the answer comes once it is on disk.
+    pub(crate) fn ask(&self, request: impl Into<WriteAhead>) -> RecipientRequest<WriteAhead> {
+        self.requests.send(request.into())
+    }
+
+    /// Sends an event (no answer; dropped if the supervisor is gone).
+    pub(crate) fn tell(&self, event: impl Into<TaskEvent>) {
+        self.events.do_send(event.into());
+    }
 }
 
 /// What a per-job actor needs: the job, its runner's ports, the supervisor
@@ -51,9 +65,8 @@ pub(crate) struct JobCtx {
 #[cfg(test)]
 pub(crate) mod stub {
     use super::*;
-    use crate::messages::{NotRecorded, ReportOutcome};
+    use crate::messages::{NotRecorded, ReportOutcome, TraceSeen};
     use crate::shutdown::Interrupt;
-    use actix::prelude::*;
     use std::cell::RefCell;
     use tokio::sync::watch;
 
@@ -84,66 +97,36 @@ pub(crate) mod stub {
         type Context = Context<Self>;
     }
 
-    macro_rules! record {
-        ($msg:ty, $res:ty, |$m:ident, $s:ident| $event:expr, $reply:expr) => {
-            impl Handler<$msg> for StubSupervisor {
-                type Result = $res;
-                fn handle(&mut self, $m: $msg, _: &mut Context<Self>) -> $res {
-                    let $s = &*self;
-                    $s.events.borrow_mut().push($event);
-                    $reply
-                }
-            }
-        };
+    impl Handler<WriteAhead> for StubSupervisor {
+        type Result = Result<(), NotRecorded>;
+        fn handle(&mut self, msg: WriteAhead, _: &mut Context<Self>) -> Self::Result {
+            self.events.borrow_mut().push(match msg {
+                WriteAhead::RecordCreating(m) => Event::RecordCreating(m.name),
+                WriteAhead::ResourceProvisioned(m) => Event::Provisioned(m.resource.id),
+                WriteAhead::ResourceLaunched(m) => Event::Launched(m.resource.id),
+            });
+            self.answer.clone()
+        }
     }
 
-    record!(RecordCreating, Result<(), NotRecorded>,
-            |m, s| Event::RecordCreating(m.name), s.answer.clone());
-    record!(ResourceProvisioned, Result<(), NotRecorded>,
-            |m, s| Event::Provisioned(m.resource.id), s.answer.clone());
-    record!(ResourceLaunched, Result<(), NotRecorded>,
-            |m, s| Event::Launched(m.resource.id), s.answer.clone());
-    record!(
-        JobStarted,
-        (),
-        |m, _s| match m.seen {
-            crate::messages::TraceSeen::Grew => Event::Started,
-            crate::messages::TraceSeen::TokenRefused { .. } => Event::StartedTokenRefused,
-        },
-        ()
-    );
-    record!(LaunchFailed, (), |m, _s| Event::LaunchFailed(m.message), ());
-    record!(
-        LaunchStopped,
-        (),
-        |m, _s| Event::LaunchStopped(m.interrupt),
-        ()
-    );
-    record!(
-        FailureReported,
-        (),
-        |m, _s| Event::FailureReported(m.outcome),
-        ()
-    );
-    record!(
-        ResourceDecommissioned,
-        (),
-        |_m, _s| Event::Decommissioned,
-        ()
-    );
-    record!(
-        DecommissionStopped,
-        (),
-        |_m, _s| Event::DecommissionStopped,
-        ()
-    );
-    record!(
-        DecommissionRefused,
-        (),
-        |m, _s| Event::DecommissionRefused(m.error),
-        ()
-    );
-    record!(TaskEnded, (), |_m, _s| Event::TaskEnded, ());
+    impl Handler<TaskEvent> for StubSupervisor {
+        type Result = ();
+        fn handle(&mut self, msg: TaskEvent, _: &mut Context<Self>) {
+            self.events.borrow_mut().push(match msg {
+                TaskEvent::JobStarted(m) => match m.seen {
+                    TraceSeen::Grew => Event::Started,
+                    TraceSeen::TokenRefused { .. } => Event::StartedTokenRefused,
+                },
+                TaskEvent::LaunchFailed(m) => Event::LaunchFailed(m.message),
+                TaskEvent::LaunchStopped(m) => Event::LaunchStopped(m.interrupt),
+                TaskEvent::FailureReported(m) => Event::FailureReported(m.outcome),
+                TaskEvent::ResourceDecommissioned(_) => Event::Decommissioned,
+                TaskEvent::DecommissionStopped(_) => Event::DecommissionStopped,
+                TaskEvent::DecommissionRefused(m) => Event::DecommissionRefused(m.error),
+                TaskEvent::TaskEnded(_) => Event::TaskEnded,
+            });
+        }
+    }
 
     /// A started stub, the events it records, and the drain sender (keep it
     /// alive; send `true` to drain).
@@ -162,19 +145,7 @@ pub(crate) mod stub {
                 answer,
             }
             .start();
-            let link = Rc::new(SupervisorLink {
-                record_creating: addr.clone().recipient(),
-                provisioned: addr.clone().recipient(),
-                launched: addr.clone().recipient(),
-                started: addr.clone().recipient(),
-                launch_failed: addr.clone().recipient(),
-                launch_stopped: addr.clone().recipient(),
-                failure_reported: addr.clone().recipient(),
-                decommissioned: addr.clone().recipient(),
-                decommission_stopped: addr.clone().recipient(),
-                decommission_refused: addr.clone().recipient(),
-                task_ended: addr.recipient(),
-            });
+            let link = Rc::new(SupervisorLink::to(&addr));
             Harness {
                 events,
                 link,

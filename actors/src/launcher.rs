@@ -1,6 +1,6 @@
-//! The launcher (one per job being launched) and the failure reporter.
+//! The launch of one job ([`Launch`], a per-job task).
 //!
-//! [`Launcher`]: record the resource name (write-ahead), create, record the
+//! Record the resource name (write-ahead), create, record the
 //! resource, prepare, launch, record again. A job resumed from a `creating`
 //! marker first looks for its resource by name; when the listing does not
 //! show it, the launcher waits `creating_grace` and lists once more before
@@ -20,27 +20,19 @@
 //! `create_retry_budget` from the first attempt (then one last look-up by
 //! name `creating_grace` later), so that a PAAS answering 5xx holds the
 //! job's weight for a bounded time.
-//!
-//! [`FailureReporter`]: append a red explanatory line to the job trace, then
-//! report the job failed (`script_failure`, exit code 103), a bounded number
-//! of attempts apart; the waits end on drain, leaving the job pending.
 
 use crate::backoff::{BackoffPolicy, LazyBackoff};
+use crate::job_actor::JobTask;
 use crate::job_ctx::{JobCtx, SupervisorLink};
 use crate::mailbox::answer;
 use crate::messages::{
-    FailureReported, LaunchFailed, LaunchStopped, NotRecorded, RecordCreating, ReportOutcome,
-    ResourceLaunched, ResourceProvisioned, TaskEnded,
+    LaunchFailed, LaunchStopped, NotRecorded, RecordCreating, ResourceLaunched, ResourceProvisioned,
 };
 use crate::metrics::LaunchFailureReason;
-use crate::ports::{
-    FailureReason, PaasError, PaasErrorClass, PortFuture, Resource, TraceAppend,
-    LAUNCH_FAILURE_EXIT_CODE,
-};
+use crate::ports::{PaasError, PaasErrorClass, PortFuture, Resource};
 use crate::quota::JobKey;
 use crate::shutdown::{Interrupt, OpSubject};
 use crate::untrusted::untrusted;
-use actix::prelude::*;
 use std::time::Duration;
 
 /// How a launcher retries transient PAAS errors.
@@ -65,59 +57,77 @@ impl Retry {
 }
 
 /// Launches one job (see the module documentation).
-pub struct Launcher {
-    jc: JobCtx,
-    resource: Option<Resource>,
-    resume_creating: Option<String>,
-    retry: Retry,
-    creating_grace: Duration,
+pub(crate) struct Launch {
+    /// The job's resource when it exists already (resumed): no create.
+    pub resource: Option<Resource>,
+    /// The resource name recorded before a create call whose fate is
+    /// unknown (resumed from a `creating` marker): looked for by name
+    /// before creating, again after `creating_grace` if not found at once.
+    pub resume_creating: Option<String>,
+    /// How transient PAAS errors are retried.
+    pub retry: Retry,
+    /// How long a create in flight may take to land.
+    pub creating_grace: Duration,
 }
 
-impl Launcher {
-    /// A launcher for `jc.job`, resuming from an existing `resource` or from
-    /// a resource name recorded before a create call whose fate is unknown
-    /// (then looked for again after `creating_grace` if not found at once).
-    pub(crate) fn new(
-        jc: JobCtx,
-        resource: Option<Resource>,
-        resume_creating: Option<String>,
-        retry: Retry,
-        creating_grace: Duration,
-    ) -> Self {
-        Launcher {
-            jc,
-            resource,
-            resume_creating,
-            retry,
-            creating_grace,
+impl JobTask for Launch {
+    const PHASE: &'static str = "launching";
+    const CANCELLABLE: bool = true;
+
+    async fn run(self, mut jc: JobCtx) {
+        let key = jc.key;
+        match launched_resource(&mut jc, self).await {
+            Ok(resource) => {
+                let request = jc.supervisor.ask(ResourceLaunched { key, resource });
+                if let Some(Err(e)) = answer(request, "supervisor", &jc.logger).await {
+                    slog::warn!(jc.logger, "launch not recorded"; "error" => %e);
+                }
+            }
+            Err(LaunchEnd::Stopped(interrupt)) => {
+                jc.supervisor.tell(LaunchStopped { key, interrupt });
+            }
+            Err(LaunchEnd::Failed(reason, message)) => jc.supervisor.tell(LaunchFailed {
+                key,
+                message,
+                reason,
+            }),
+            Err(LaunchEnd::SupervisorGone) => {}
         }
     }
 }
 
-impl Actor for Launcher {
-    type Context = Context<Self>;
+/// Why a launch ended before the job was launched.
+enum LaunchEnd {
+    /// Interrupted between steps or during a wait ([`LaunchStopped`]).
+    Stopped(Interrupt),
+    /// Failed ([`LaunchFailed`]).
+    Failed(LaunchFailureReason, String),
+    /// The supervisor did not answer: nobody left to tell.
+    SupervisorGone,
+}
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let fut = launch(
-            self.jc.clone(),
-            self.resource.take(),
-            self.resume_creating.take(),
-            self.retry,
-            self.creating_grace,
-        );
-        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+impl LaunchEnd {
+    /// The end of a launch whose call of step `reason` ended without success.
+    fn of_call(end: CallEnd, reason: LaunchFailureReason) -> Self {
+        match end {
+            CallEnd::Stopped(i) => LaunchEnd::Stopped(i),
+            CallEnd::Failed(e) => LaunchEnd::Failed(reason, e.to_string()),
+        }
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        self.jc
-            .supervisor
-            .task_ended
-            .do_send(TaskEnded { key: self.jc.key });
+    /// The end of a launch whose step needed the supervisor to record
+    /// something it did not record.
+    fn not_recorded(e: impl std::fmt::Display) -> Self {
+        LaunchEnd::Failed(LaunchFailureReason::State, e.to_string())
     }
 }
 
-fn red_line(message: &str) -> String {
-    format!("\x1b[31m{message}\x1b[0m\n")
+/// Stops the launch if the drain or the job's cancellation was raised.
+fn interrupted(jc: &JobCtx) -> Result<(), LaunchEnd> {
+    match jc.interrupts.check() {
+        Some(i) => Err(LaunchEnd::Stopped(i)),
+        None => Ok(()),
+    }
 }
 
 /// How a retried call ended without success.
@@ -161,128 +171,133 @@ async fn call_retrying<'p, T>(
     }
 }
 
-async fn launch(
-    mut jc: JobCtx,
-    mut resource: Option<Resource>,
+/// The job's resource, launched: created and recorded unless it exists,
+/// prepared and launched unless it was already.
+async fn launched_resource(jc: &mut JobCtx, task: Launch) -> Result<Resource, LaunchEnd> {
+    let Launch {
+        resource,
+        resume_creating,
+        retry,
+        creating_grace,
+    } = task;
+    let resource = match resource {
+        Some(r) => r,
+        None => provision(jc, resume_creating, retry, creating_grace).await?,
+    };
+    if resource.launched {
+        return Ok(resource);
+    }
+    prepare_and_launch(jc, retry, resource).await
+}
+
+/// Creates the job's resource (or, resumed from a `creating` marker, finds
+/// it by name) and has the supervisor record it, before `prepare`.
+async fn provision(
+    jc: &mut JobCtx,
     resume_creating: Option<String>,
     retry: Retry,
     creating_grace: Duration,
-) {
-    let key = jc.key;
-    let sup = jc.supervisor.clone();
-    let stop = |i: Interrupt| {
-        sup.launch_stopped
-            .do_send(LaunchStopped { key, interrupt: i })
+) -> Result<Resource, LaunchEnd> {
+    interrupted(jc)?;
+    // On resume, the name recorded on disk is the one a previous
+    // create may have used.
+    let resumed = resume_creating.is_some();
+    let name = resume_creating.unwrap_or_else(|| jc.paas.resource_name(jc.job.id));
+    let found = if resumed {
+        find_on_resume(jc, &name, creating_grace).await?
+    } else {
+        record_creating(jc, &name).await?;
+        None
     };
-    let fail = |reason: LaunchFailureReason, message: String| {
-        sup.launch_failed.do_send(LaunchFailed {
-            key,
-            message,
-            reason,
-        })
+    let r = match found {
+        Some(r) => r,
+        None => {
+            interrupted(jc)?;
+            create_resource(jc, retry, creating_grace, &name)
+                .await
+                .map_err(|e| LaunchEnd::of_call(e, LaunchFailureReason::Create))?
+        }
     };
+    slog::info!(jc.logger, "resource created"; "app" => &r.id,
+               "weight" => crate::ports::TwoDecimals(r.weight));
+    record(&jc.supervisor, jc.key, r.clone(), &jc.logger)
+        .await
+        .map_err(LaunchEnd::not_recorded)?;
+    Ok(r)
+}
 
-    if resource.is_none() {
-        if let Some(i) = jc.interrupts.check() {
-            return stop(i);
-        }
-        // On resume, the name recorded on disk is the one a previous
-        // create may have used.
-        let resumed = resume_creating.is_some();
-        let name = resume_creating.unwrap_or_else(|| jc.paas.resource_name(jc.job.id));
-        if resumed {
-            // A create call may have happened before the last stop: look for
-            // the resource by its deterministic name before creating again.
-            match find_by_name(&jc, &name).await {
-                Ok(found) => resource = found,
-                Err(e) => return fail(LaunchFailureReason::Create, e.to_string()),
-            }
-            if resource.is_none() {
-                // The previous process's create may still be landing.
-                match look_again_after_grace(&mut jc, &name, creating_grace).await {
-                    Ok(found) => resource = found,
-                    Err(CallEnd::Stopped(i)) => return stop(i),
-                    Err(CallEnd::Failed(e)) => {
-                        return fail(LaunchFailureReason::Create, e.to_string())
-                    }
-                }
-            }
-            if let Some(r) = &resource {
-                slog::info!(jc.logger, "resumed job: its resource exists; adopting it";
-                            "app" => &r.id, "name" => &name);
-            }
-        } else {
-            let request = sup.record_creating.send(RecordCreating {
-                key,
-                name: name.clone(),
-            });
-            match answer(request, "supervisor", &jc.logger).await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => {
-                    return fail(
-                        LaunchFailureReason::State,
-                        format!("the runner could not record its state before provisioning: {e}"),
-                    )
-                }
-                None => return,
-            }
-        }
-        if resource.is_none() {
-            if let Some(i) = jc.interrupts.check() {
-                return stop(i);
-            }
-            match create_resource(&mut jc, retry, creating_grace, &name).await {
-                Ok(r) => resource = Some(r),
-                Err(CallEnd::Stopped(i)) => return stop(i),
-                Err(CallEnd::Failed(e)) => return fail(LaunchFailureReason::Create, e.to_string()),
-            }
-        }
-        let Some(r) = resource.clone() else { return };
-        slog::info!(jc.logger, "resource created"; "app" => &r.id,
-                   "weight" => crate::ports::TwoDecimals(r.weight));
-        if let Err(e) = record(&sup, key, r, &jc.logger).await {
-            return fail(LaunchFailureReason::State, e.to_string());
-        }
+/// Resumed from a `creating` marker: a create call may have happened
+/// before the last stop, so the resource is looked for by its
+/// deterministic name before creating again, and once more after `grace`
+/// (the previous process's create may still be landing).
+async fn find_on_resume(
+    jc: &mut JobCtx,
+    name: &str,
+    grace: Duration,
+) -> Result<Option<Resource>, LaunchEnd> {
+    let create_failed =
+        |e: PaasError| LaunchEnd::Failed(LaunchFailureReason::Create, e.to_string());
+    let mut found = find_by_name(jc, name).await.map_err(create_failed)?;
+    if found.is_none() {
+        found = look_again_after_grace(jc, name, grace)
+            .await
+            .map_err(|e| LaunchEnd::of_call(e, LaunchFailureReason::Create))?;
     }
-    let Some(mut res) = resource else { return };
-    if !res.launched {
-        for step in ["prepare", "launch"] {
-            if let Some(i) = jc.interrupts.check() {
-                return stop(i);
-            }
-            let (paas, job, current) = (jc.paas.clone(), jc.job.clone(), res.clone());
-            let out = call_retrying(&mut jc, retry, step, || {
-                if step == "prepare" {
-                    paas.prepare(&current, &job)
-                } else {
-                    paas.launch(&current, &job)
-                }
-            })
-            .await;
-            match out {
-                Ok(r) => res = r,
-                Err(CallEnd::Stopped(i)) => return stop(i),
-                Err(CallEnd::Failed(e)) => {
-                    let reason = if step == "prepare" {
-                        LaunchFailureReason::Prepare
-                    } else {
-                        LaunchFailureReason::Launch
-                    };
-                    return fail(reason, e.to_string());
-                }
-            }
+    if let Some(r) = &found {
+        slog::info!(jc.logger, "resumed job: its resource exists; adopting it";
+                    "app" => &r.id, "name" => name);
+    }
+    Ok(found)
+}
+
+/// Has the supervisor record the resource name (write-ahead, before
+/// `create`).
+async fn record_creating(jc: &JobCtx, name: &str) -> Result<(), LaunchEnd> {
+    let request = jc.supervisor.ask(RecordCreating {
+        key: jc.key,
+        name: name.to_string(),
+    });
+    match answer(request, "supervisor", &jc.logger).await {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(LaunchEnd::not_recorded(format!(
+            "the runner could not record its state before provisioning: {e}"
+        ))),
+        None => Err(LaunchEnd::SupervisorGone),
+    }
+}
+
+/// Prepares and launches the recorded resource (each call retried per
+/// `retry`); the prepared resource is recorded before the launch.
+async fn prepare_and_launch(
+    jc: &mut JobCtx,
+    retry: Retry,
+    mut res: Resource,
+) -> Result<Resource, LaunchEnd> {
+    for step in ["prepare", "launch"] {
+        interrupted(jc)?;
+        let (paas, job, current) = (jc.paas.clone(), jc.job.clone(), res.clone());
+        let out = call_retrying(jc, retry, step, || {
             if step == "prepare" {
-                if let Err(e) = record(&sup, key, res.clone(), &jc.logger).await {
-                    return fail(LaunchFailureReason::State, e.to_string());
-                }
+                paas.prepare(&current, &job)
+            } else {
+                paas.launch(&current, &job)
             }
+        })
+        .await;
+        let reason = if step == "prepare" {
+            LaunchFailureReason::Prepare
+        } else {
+            LaunchFailureReason::Launch
+        };
+        res = out.map_err(|e| LaunchEnd::of_call(e, reason))?;
+        if step == "prepare" {
+            record(&jc.supervisor, jc.key, res.clone(), &jc.logger)
+                .await
+                .map_err(LaunchEnd::not_recorded)?;
         }
-        res.launched = true;
     }
-    let request = sup.launched.send(ResourceLaunched { key, resource: res });
-    if let Some(Err(e)) = answer(request, "supervisor", &jc.logger).await {
-        slog::warn!(jc.logger, "launch not recorded"; "error" => %e);
-    }
+    res.launched = true;
+    Ok(res)
 }
 
 /// A provisioned resource the supervisor did not record.
@@ -303,7 +318,7 @@ async fn record(
     log: &slog::Logger,
 ) -> Result<(), ResourceNotRecorded> {
     let id = resource.id.clone();
-    let request = sup.provisioned.send(ResourceProvisioned { key, resource });
+    let request = sup.ask(ResourceProvisioned { key, resource });
     match answer(request, "supervisor", log).await {
         Some(Ok(())) => Ok(()),
         Some(Err(why)) => Err(ResourceNotRecorded { id, why }),
@@ -400,137 +415,11 @@ async fn find_by_name(jc: &JobCtx, name: &str) -> Result<Option<Resource>, PaasE
     }
 }
 
-/// Reports one launch failure (see the module documentation).
-pub struct FailureReporter {
-    jc: JobCtx,
-    message: String,
-    trace_offset: u64,
-    trace_appended: bool,
-    attempts: u32,
-    interval: Duration,
-}
-
-impl FailureReporter {
-    /// A reporter for `message`; the red line is appended at `trace_offset`
-    /// unless `trace_appended` (a previous process already did).
-    pub(crate) fn new(
-        jc: JobCtx,
-        message: String,
-        trace_offset: u64,
-        trace_appended: bool,
-        attempts: u32,
-        interval: Duration,
-    ) -> Self {
-        FailureReporter {
-            jc,
-            message,
-            trace_offset,
-            trace_appended,
-            attempts,
-            interval,
-        }
-    }
-}
-
-impl Actor for FailureReporter {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let fut = report(
-            self.jc.clone(),
-            std::mem::take(&mut self.message),
-            self.trace_offset,
-            self.trace_appended,
-            self.attempts,
-            self.interval,
-        );
-        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
-    }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        self.jc
-            .supervisor
-            .task_ended
-            .do_send(TaskEnded { key: self.jc.key });
-    }
-}
-
-async fn report(
-    mut jc: JobCtx,
-    message: String,
-    mut trace_offset: u64,
-    mut trace_appended: bool,
-    attempts: u32,
-    interval: Duration,
-) {
-    let key = jc.key;
-    let log = jc.logger.clone();
-    let mut job_over = false;
-    if !trace_appended {
-        match jc
-            .coordinator
-            .append_trace(&jc.job, trace_offset, &red_line(&message))
-            .await
-        {
-            Ok(TraceAppend::Appended { new_offset }) => {
-                trace_offset = new_offset;
-                trace_appended = true;
-            }
-            Ok(TraceAppend::JobOver) => job_over = true,
-            Err(e) => slog::warn!(log, "could not append the failure to the job trace";
-                                  "error" => %untrusted(&e)),
-        }
-    }
-    let mut outcome = ReportOutcome::GaveUp;
-    if job_over {
-        slog::info!(
-            log,
-            "job already over at the coordinator: no failure to report"
-        );
-        outcome = ReportOutcome::Reported;
-    } else {
-        for attempt in 1..=attempts.max(1) {
-            match jc
-                .coordinator
-                .report_failed(
-                    &jc.job,
-                    FailureReason::ScriptFailure,
-                    LAUNCH_FAILURE_EXIT_CODE,
-                )
-                .await
-            {
-                Ok(()) => {
-                    slog::warn!(log, "reported the job as failed to launch");
-                    outcome = ReportOutcome::Reported;
-                    break;
-                }
-                Err(e) => {
-                    slog::error!(log, "could not report the launch failure";
-                                 "attempt" => attempt, "attempts" => attempts, "error" => %untrusted(&e));
-                }
-            }
-            if attempt < attempts && jc.interrupts.sleep(interval).await.is_some() {
-                slog::warn!(
-                    log,
-                    "shutdown: the launch failure stays pending for the next process"
-                );
-                outcome = ReportOutcome::Interrupted;
-                break;
-            }
-        }
-    }
-    jc.supervisor.failure_reported.do_send(FailureReported {
-        key,
-        outcome,
-        trace_offset,
-        trace_appended,
-    });
-}
-
 #[cfg(test)]
 mod tests {
     // The `testing` feature is on in every test build (dev-dependency).
     use super::*;
+    use crate::job_actor::JobActor;
     use crate::job_ctx::stub::{Event, Harness};
     use crate::testing::{job, FakeCoordinator, FakePaas, Step, World};
 
@@ -542,6 +431,16 @@ mod tests {
     };
     const STEP: Duration = Duration::from_secs(1);
 
+    /// A launch without resource, resumed from `resume_creating` if given.
+    fn task(resume_creating: Option<String>, creating_grace: Duration) -> Launch {
+        Launch {
+            resource: None,
+            resume_creating,
+            retry: RETRY,
+            creating_grace,
+        }
+    }
+
     #[actix_rt::test]
     async fn records_before_each_step_and_launches() {
         tokio::time::pause();
@@ -549,7 +448,7 @@ mod tests {
         let paas = FakePaas::new(world.clone(), "r", 1.0);
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
-        Launcher::new(jc, None, None, RETRY, Duration::ZERO).start();
+        JobActor::start(jc, task(None, Duration::ZERO));
         assert!(h.until_ended(STEP, 20).await);
         let events = h.events();
         assert!(
@@ -575,7 +474,7 @@ mod tests {
         let paas = FakePaas::new(world.clone(), "r", 1.0);
         let h = Harness::start(Err(NotRecorded::NotExpected { phase: "gone" }));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
-        Launcher::new(jc, None, None, RETRY, Duration::ZERO).start();
+        JobActor::start(jc, task(None, Duration::ZERO));
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::Create), 0);
         let events = h.events();
@@ -595,7 +494,7 @@ mod tests {
         let h = Harness::start(Ok(()));
         let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
         let resume = Some("hpd-job-r-1".to_string());
-        Launcher::new(jc, None, resume, RETRY, Duration::from_secs(5)).start();
+        JobActor::start(jc, task(resume, Duration::from_secs(5)));
         assert!(h.until_ended(STEP, 20).await);
         assert_eq!(paas.calls(Step::List), 1, "looked up once, not again");
         assert_eq!(paas.calls(Step::Create), 0);
@@ -606,23 +505,5 @@ mod tests {
                 .any(|e| matches!(e, Event::LaunchFailed(m) if m.contains("bad token"))),
             "{events:?}"
         );
-    }
-
-    #[actix_rt::test]
-    async fn failure_reporter_appends_then_reports() {
-        tokio::time::pause();
-        let world = World::new();
-        let coord = FakeCoordinator::new(world.clone());
-        let h = Harness::start(Ok(()));
-        let jc = h.job_ctx(job(1, &[]), coord.clone(), FakePaas::new(world, "r", 1.0));
-        FailureReporter::new(jc, "no flavor".into(), 0, false, 3, STEP).start();
-        assert!(h.until_ended(STEP, 20).await);
-        assert!(h
-            .events()
-            .contains(&Event::FailureReported(ReportOutcome::Reported)));
-        let s = coord.script.borrow();
-        assert_eq!(s.appended.len(), 1);
-        assert!(s.appended[0].2.contains("no flavor"));
-        assert_eq!(s.reports.len(), 1);
     }
 }

@@ -1,8 +1,8 @@
 //! `paas-actors`: the actor system of heptapod-paas-runner.
 //!
-//! The supervisor, pollers, launchers, trace watchers, decommissioners and
-//! the shutdown actor live here, with the quota ledger and the state
-//! snapshot format. The coordinator (GitLab) and the PAAS (Clever Cloud,
+//! The supervisor, pollers, the per-job actors (launch, trace watch,
+//! failure report, decommission) and the shutdown actor live here, with
+//! the quota ledger and the state snapshot format. The coordinator (GitLab) and the PAAS (Clever Cloud,
 //! local Docker) are known only through the traits of [`ports`]; this crate
 //! does no HTTP and touches no file but the state store.
 //!
@@ -10,7 +10,9 @@
 
 pub mod backoff;
 pub mod decommissioner;
+mod failure_reporter;
 pub mod job;
+mod job_actor;
 mod job_ctx;
 mod job_table;
 pub mod launcher;

@@ -1,9 +1,13 @@
-//! The supervisor's protocol: the events per-job actors send it, the
-//! commands the service and its timers send it, and the typed answer of the
-//! write-ahead requests ([`NotRecorded`]).
+//! The supervisor's protocol: what per-job actors tell it (two messages:
+//! [`WriteAhead`], the requests answered once on disk, and [`TaskEvent`],
+//! the events that need no answer), the commands the service and its
+//! timers send it, and the typed answer of the write-ahead requests
+//! ([`NotRecorded`]).
 //!
-//! Per-job actors know only these messages (through the recipients of
-//! [`crate::job_ctx::SupervisorLink`]), never the supervisor itself.
+//! Per-job actors know only these two messages (through
+//! [`crate::job_ctx::SupervisorLink`]), never the supervisor itself. Each
+//! variant carries a struct of the same name, which converts into its
+//! message (`From`).
 
 use crate::metrics::LaunchFailureReason;
 use crate::ports::{Resource, Weight};
@@ -35,8 +39,7 @@ pub enum NotRecorded {
 
 /// Sent by a launcher to the supervisor before the create call: record the
 /// resource name (write-ahead). Answered once the record is on disk.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), NotRecorded>")]
+#[derive(Debug)]
 pub struct RecordCreating {
     /// The job.
     pub key: JobKey,
@@ -46,8 +49,7 @@ pub struct RecordCreating {
 
 /// Sent by a launcher to the supervisor when the resource exists (after
 /// `create`, and again after `prepare`). Answered once recorded on disk.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), NotRecorded>")]
+#[derive(Debug)]
 pub struct ResourceProvisioned {
     /// The job.
     pub key: JobKey,
@@ -57,8 +59,7 @@ pub struct ResourceProvisioned {
 
 /// Sent by a launcher to the supervisor when the job is launched on its
 /// resource. Answered once recorded on disk.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), NotRecorded>")]
+#[derive(Debug)]
 pub struct ResourceLaunched {
     /// The job.
     pub key: JobKey,
@@ -69,8 +70,7 @@ pub struct ResourceLaunched {
 /// Sent by a decommissioner to the supervisor when the PAAS refused the
 /// delete with a permanent error: the resource may still exist (it keeps
 /// its weight); the delete is retried after `retry_in`.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct DecommissionRefused {
     /// The job.
     pub key: JobKey,
@@ -83,8 +83,7 @@ pub struct DecommissionRefused {
 /// Sent by a trace watcher to the supervisor when the job trace grew, or
 /// when the trace-watch token was refused (the job is then taken as started
 /// after its push, as without trace watch).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct JobStarted {
     /// The job.
     pub key: JobKey,
@@ -107,8 +106,7 @@ pub enum TraceSeen {
 
 /// Sent by a launcher or a trace watcher to the supervisor when launching
 /// failed; `message` goes to the job trace.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct LaunchFailed {
     /// The job.
     pub key: JobKey,
@@ -120,8 +118,7 @@ pub struct LaunchFailed {
 
 /// Sent by a launcher or a trace watcher to the supervisor when it stopped
 /// early (drain, or job cancelled at the coordinator).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct LaunchStopped {
     /// The job.
     pub key: JobKey,
@@ -141,8 +138,7 @@ pub enum ReportOutcome {
 }
 
 /// Sent by a failure reporter to the supervisor when done.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct FailureReported {
     /// The job.
     pub key: JobKey,
@@ -155,8 +151,7 @@ pub struct FailureReported {
 }
 
 /// Sent by a decommissioner to the supervisor: the resource is gone.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct ResourceDecommissioned {
     /// The job.
     pub key: JobKey,
@@ -164,20 +159,77 @@ pub struct ResourceDecommissioned {
 
 /// Sent by a decommissioner to the supervisor when the drain stopped its
 /// retries: the resource stays in `to_decommission`.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct DecommissionStopped {
     /// The job.
     pub key: JobKey,
 }
 
 /// Sent by every per-job actor to the supervisor when it stops.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct TaskEnded {
     /// The job.
     pub key: JobKey,
 }
+
+/// A write-ahead request of a launcher: answered `Ok` once what it asks
+/// to record is on disk, `Err` when the supervisor does not record it (the
+/// launcher must then not make the call that follows).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), NotRecorded>")]
+pub enum WriteAhead {
+    /// Before `create`.
+    RecordCreating(RecordCreating),
+    /// After `create`, and again after `prepare`.
+    ResourceProvisioned(ResourceProvisioned),
+    /// After `launch`.
+    ResourceLaunched(ResourceLaunched),
+}
+
+/// What a per-job actor tells the supervisor without waiting for an answer.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum TaskEvent {
+    /// From a trace watcher.
+    JobStarted(JobStarted),
+    /// From a launcher or a trace watcher.
+    LaunchFailed(LaunchFailed),
+    /// From a launcher or a trace watcher.
+    LaunchStopped(LaunchStopped),
+    /// From a failure reporter.
+    FailureReported(FailureReported),
+    /// From a decommissioner.
+    ResourceDecommissioned(ResourceDecommissioned),
+    /// From a decommissioner.
+    DecommissionStopped(DecommissionStopped),
+    /// From a decommissioner.
+    DecommissionRefused(DecommissionRefused),
+    /// From every per-job actor, when it stops.
+    TaskEnded(TaskEnded),
+}
+
+/// `From<Variant> for Enum` for each variant carrying the struct of its name.
+macro_rules! variants_from {
+    ($message:ident: $($variant:ident),+) => {
+        $(impl From<$variant> for $message {
+            fn from(m: $variant) -> Self {
+                $message::$variant(m)
+            }
+        })+
+    };
+}
+
+variants_from!(WriteAhead: RecordCreating, ResourceProvisioned, ResourceLaunched);
+variants_from!(
+    TaskEvent: JobStarted,
+    LaunchFailed,
+    LaunchStopped,
+    FailureReported,
+    ResourceDecommissioned,
+    DecommissionStopped,
+    DecommissionRefused,
+    TaskEnded
+);
 
 /// Sent by the supervisor to itself at start-up and every
 /// `reconcile_interval` (and by tests): reconcile each runner's resources on

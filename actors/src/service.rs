@@ -10,13 +10,14 @@
 //! [`Metrics`] and asks the supervisor for its health and its job list
 //! (the root crate serves them over HTTP).
 
-use crate::job_table::Unloaded;
+use crate::job_table::{JobEntry, Unloaded};
 use crate::messages::{DumpState, GetHealth, Health, JobView, ListJobs, Reload};
 use crate::metrics::Metrics;
 pub use crate::observer::Reloader;
 use crate::observer::{Hooks, NoObserver, ServiceObserver};
+use crate::quota::JobKey;
 pub use crate::settings::RunnerPorts;
-use crate::shutdown::{AttachSupervisor, BeginShutdown, ExitReport, ForceStop, Shutdown};
+use crate::shutdown::{BeginShutdown, ExitReport, ForceStop, Shutdown, SupervisorRecipients};
 use crate::snapshot::{self, RunnerRef};
 use crate::state::{StateError, StateStore};
 use crate::supervisor::{RunnerSlot, Supervisor};
@@ -24,7 +25,7 @@ use actix::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub use crate::settings::{RunnerSettings, SupervisorSettings};
 
@@ -47,38 +48,38 @@ pub enum ServiceError {
     DuplicateRunner(String),
 }
 
-#[derive(Debug)]
-enum Control {
-    Drain,
-    Force,
-    Dump,
-    Health(oneshot::Sender<Health>),
-    Jobs(oneshot::Sender<Vec<JobView>>),
-    Reload,
-}
-
 /// Handle to control and observe a running service from anywhere (it is
-/// `Send`).
+/// `Send`: the signal handlers and the monitoring server's worker thread
+/// hold clones).
+///
+/// Each method sends one message straight to the actor concerned: a stop
+/// to the [`Shutdown`] actor, the state dump, the reload and the queries
+/// to the supervisor. A query is awaited by its caller alone, so a slow
+/// answer never delays a stop. The actors' mailboxes exist from
+/// [`service_control`] on: what is sent before the service starts waits
+/// there; once the service stopped, messages are dropped and queries
+/// answer `None`.
 #[derive(Clone, Debug)]
 pub struct ServiceHandle {
-    tx: mpsc::UnboundedSender<Control>,
+    shutdown: Addr<Shutdown>,
+    supervisor: Addr<Supervisor>,
     metrics: Arc<Metrics>,
 }
 
 impl ServiceHandle {
     /// Graceful stop (first SIGTERM/SIGINT).
     pub fn drain(&self) {
-        let _ = self.tx.send(Control::Drain);
+        self.shutdown.do_send(BeginShutdown);
     }
 
     /// Forced stop: snapshot at once with what is known (second signal).
     pub fn force_stop(&self) {
-        let _ = self.tx.send(Control::Force);
+        self.shutdown.do_send(ForceStop);
     }
 
     /// Logs the whole state, secrets masked (SIGUSR1 with `--debug-signal`).
     pub fn dump_state(&self) {
-        let _ = self.tx.send(Control::Dump);
+        self.supervisor.do_send(DumpState);
     }
 
     /// The service's metrics (updated by the supervisor, encoded by
@@ -87,33 +88,32 @@ impl ServiceHandle {
         &self.metrics
     }
 
-    /// The supervisor's health; `None` when it does not answer (not
-    /// started yet, stopped, or gone). Callers bound the wait.
+    /// The supervisor's health; `None` when it does not answer (stopped,
+    /// or never started). Callers bound the wait (before the start, the
+    /// query waits for it).
     pub async fn health(&self) -> Option<Health> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Control::Health(tx)).ok()?;
-        rx.await.ok()
+        self.supervisor.send(GetHealth).await.ok()
     }
 
     /// The tracked jobs; `None` when the supervisor does not answer.
     /// Callers bound the wait.
     pub async fn jobs(&self) -> Option<Vec<JobView>> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Control::Jobs(tx)).ok()?;
-        rx.await.ok()
+        self.supervisor.send(ListJobs).await.ok()
     }
 
     /// Re-reads the configuration through the receiver's [`Reloader`]
     /// (SIGHUP); ignored without one.
     pub fn reload(&self) {
-        let _ = self.tx.send(Control::Reload);
+        self.supervisor.do_send(Reload);
     }
 }
 
-/// The receiving side of a [`ServiceHandle`], consumed by the service,
-/// with the service's observer and reloader.
+/// The receiving side of a [`ServiceHandle`], consumed by the service:
+/// the mailboxes of the shutdown actor and of the supervisor, which start
+/// on them, with the service's observer and reloader.
 pub struct ControlReceiver {
-    rx: mpsc::UnboundedReceiver<Control>,
+    shutdown: Context<Shutdown>,
+    supervisor: Context<Supervisor>,
     metrics: Arc<Metrics>,
     observer: Rc<dyn ServiceObserver>,
     reloader: Option<Reloader>,
@@ -142,14 +142,16 @@ pub fn service_control() -> (ServiceHandle, ControlReceiver) {
 /// A handle and the receiver to give to [`run_service`]; the service
 /// updates `metrics`.
 pub fn service_control_with(metrics: Arc<Metrics>) -> (ServiceHandle, ControlReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (shutdown, supervisor) = (Context::new(), Context::new());
     (
         ServiceHandle {
-            tx,
+            shutdown: shutdown.address(),
+            supervisor: supervisor.address(),
             metrics: metrics.clone(),
         },
         ControlReceiver {
-            rx,
+            shutdown,
+            supervisor,
             metrics,
             observer: Rc::new(NoObserver),
             reloader: None,
@@ -229,95 +231,96 @@ pub async fn start_service(
     runners: Vec<RunnerPorts>,
     store: Rc<dyn StateStore>,
     logger: slog::Logger,
-    mut control: ControlReceiver,
+    control: ControlReceiver,
 ) -> Result<RunningService, ServiceError> {
     validate(&settings, &runners)?;
-    let slots: Vec<RunnerSlot> = runners
+    let slots = runner_slots(runners, &logger);
+    let (jobs, unloaded) = load_state(&*store, &slots, &logger).await?;
+    slog::info!(logger, "service started"; "state_file" => store.location(),
+                "tracked_jobs" => jobs.len(),
+                "quota" => crate::ports::TwoDecimals(settings.quota));
+    let ControlReceiver {
+        shutdown,
+        supervisor,
+        metrics,
+        observer,
+        reloader,
+    } = control;
+    let (done_tx, done_rx) = oneshot::channel();
+    let to_supervisor = supervisor.address();
+    let shutdown = shutdown.run(Shutdown::new(
+        settings.drain_deadline,
+        SupervisorRecipients {
+            drain: to_supervisor.clone().recipient(),
+            forced: to_supervisor.recipient(),
+        },
+        done_tx,
+        logger.clone(),
+    ));
+    let hooks = Hooks { observer, reloader };
+    let supervisor = supervisor.run(
+        Supervisor::new(
+            settings,
+            slots,
+            (jobs, unloaded),
+            store,
+            shutdown,
+            logger,
+            hooks,
+        )
+        .with_metrics(metrics),
+    );
+    Ok(RunningService {
+        supervisor,
+        done: done_rx,
+    })
+}
+
+/// The supervisor's view of each runner section.
+fn runner_slots(runners: Vec<RunnerPorts>, logger: &slog::Logger) -> Vec<RunnerSlot> {
+    runners
         .into_iter()
         .map(|r| {
             let name: Rc<str> = Rc::from(r.name.as_str());
             let log = logger.new(slog::o!("runner" => r.name));
             RunnerSlot::new(name, r.coordinator, r.paas, r.settings, log)
         })
-        .collect();
-    let loaded = store.load().await?;
-    let (jobs, unloaded) = match loaded {
-        Some(snapshot) => {
-            slog::info!(logger, "loading state"; "file" => store.location(),
-                        "launched" => snapshot.launched.len(), "pending" => snapshot.pending.len(),
-                        "to_decommission" => snapshot.to_decommission.len());
-            let refs: Vec<RunnerRef<'_>> = slots
-                .iter()
-                .map(|r| RunnerRef {
-                    name: &r.name,
-                    paas: &*r.paas,
-                })
-                .collect();
-            snapshot::load(snapshot, &refs, &logger).await
-        }
-        None => {
-            slog::info!(logger, "no state to load"; "file" => store.location());
-            (BTreeMap::new(), Unloaded::default())
-        }
-    };
+        .collect()
+}
 
-    slog::info!(logger, "service started"; "state_file" => store.location(),
-                "tracked_jobs" => jobs.len(),
-                "quota" => crate::ports::TwoDecimals(settings.quota));
-    let (done_tx, done_rx) = oneshot::channel();
-    let shutdown = Shutdown::new(settings.drain_deadline, done_tx, logger.clone()).start();
-    let supervisor = Supervisor::new(
-        settings,
-        slots,
-        (jobs, unloaded),
-        store,
-        shutdown.clone(),
-        logger.clone(),
-        Hooks {
-            observer: control.observer.clone(),
-            reloader: control.reloader.take(),
-        },
-    )
-    .with_metrics(control.metrics.clone())
-    .start();
-    shutdown.do_send(AttachSupervisor {
-        drain: supervisor.clone().recipient(),
-        forced: supervisor.clone().recipient(),
-    });
-    let sup = supervisor.clone();
-    actix_rt::spawn(async move {
-        while let Some(c) = control.rx.recv().await {
-            match c {
-                Control::Drain => shutdown.do_send(BeginShutdown),
-                Control::Force => shutdown.do_send(ForceStop),
-                Control::Dump => sup.do_send(DumpState),
-                // Queries are answered apart: a slow answer never delays
-                // a stop.
-                Control::Health(tx) => {
-                    let request = sup.send(GetHealth);
-                    actix_rt::spawn(async move {
-                        if let Ok(h) = request.await {
-                            let _ = tx.send(h);
-                        }
-                    });
-                }
-                Control::Jobs(tx) => {
-                    let request = sup.send(ListJobs);
-                    actix_rt::spawn(async move {
-                        if let Ok(jobs) = request.await {
-                            let _ = tx.send(jobs);
-                        }
-                    });
-                }
-                Control::Reload => sup.do_send(Reload),
-            }
-            if !shutdown.connected() {
-                break;
-            }
-        }
-    });
-    Ok(RunningService {
-        supervisor,
-        done: done_rx,
-    })
+/// The job table of the saved state (empty without one), and the entries
+/// no runner could take.
+async fn load_state(
+    store: &dyn StateStore,
+    slots: &[RunnerSlot],
+    logger: &slog::Logger,
+) -> Result<(BTreeMap<JobKey, JobEntry>, Unloaded), ServiceError> {
+    let Some(snapshot) = store.load().await? else {
+        slog::info!(logger, "no state to load"; "file" => store.location());
+        return Ok((BTreeMap::new(), Unloaded::default()));
+    };
+    slog::info!(logger, "loading state"; "file" => store.location(),
+                "launched" => snapshot.launched.len(), "pending" => snapshot.pending.len(),
+                "to_decommission" => snapshot.to_decommission.len());
+    let refs: Vec<RunnerRef<'_>> = slots
+        .iter()
+        .map(|r| RunnerRef {
+            name: &r.name,
+            paas: &*r.paas,
+        })
+        .collect();
+    Ok(snapshot::load(snapshot, &refs, logger).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signal handlers and the monitoring server's worker thread hold
+    /// clones of the handle.
+    #[test]
+    fn the_handle_is_send_and_sync() {
+        fn shared<T: Send + Sync + Clone>() {}
+        shared::<ServiceHandle>();
+    }
 }

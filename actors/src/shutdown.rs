@@ -237,8 +237,8 @@ pub struct ForcedSnapshot;
 
 /// The shutdown actor: drain deadline, second signal, final report.
 pub struct Shutdown {
-    supervisor: Option<Recipient<Drain>>,
-    forced_snapshot: Option<Recipient<ForcedSnapshot>>,
+    supervisor: Recipient<Drain>,
+    forced_snapshot: Recipient<ForcedSnapshot>,
     deadline: Duration,
     begun: bool,
     finishing: bool,
@@ -246,10 +246,10 @@ pub struct Shutdown {
     logger: slog::Logger,
 }
 
-/// Sent once by the service to [`Shutdown`]: where the supervisor is.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AttachSupervisor {
+/// Where [`Shutdown`] reaches the supervisor. Known before either actor
+/// runs (the service creates both mailboxes first), so that a stop asked
+/// for before the service started is not lost.
+pub struct SupervisorRecipients {
     /// Recipient of `Drain`.
     pub drain: Recipient<Drain>,
     /// Recipient of `ForcedSnapshot`.
@@ -257,15 +257,17 @@ pub struct AttachSupervisor {
 }
 
 impl Shutdown {
-    /// A shutdown actor reporting the end of the service on `done`.
+    /// A shutdown actor for `supervisor`, reporting the end of the service
+    /// on `done`.
     pub fn new(
         deadline: Duration,
+        supervisor: SupervisorRecipients,
         done: oneshot::Sender<ExitReport>,
         logger: slog::Logger,
     ) -> Self {
         Shutdown {
-            supervisor: None,
-            forced_snapshot: None,
+            supervisor: supervisor.drain,
+            forced_snapshot: supervisor.forced,
             deadline,
             begun: false,
             finishing: false,
@@ -286,14 +288,6 @@ impl Actor for Shutdown {
     type Context = Context<Self>;
 }
 
-impl Handler<AttachSupervisor> for Shutdown {
-    type Result = ();
-    fn handle(&mut self, msg: AttachSupervisor, _: &mut Context<Self>) {
-        self.supervisor = Some(msg.drain);
-        self.forced_snapshot = Some(msg.forced);
-    }
-}
-
 impl Handler<BeginShutdown> for Shutdown {
     type Result = ();
     fn handle(&mut self, _: BeginShutdown, ctx: &mut Context<Self>) {
@@ -303,9 +297,7 @@ impl Handler<BeginShutdown> for Shutdown {
         self.begun = true;
         slog::warn!(self.logger, "graceful shutdown: no more polling, draining";
                     "deadline_s" => self.deadline.as_secs());
-        if let Some(s) = &self.supervisor {
-            s.do_send(Drain);
-        }
+        self.supervisor.do_send(Drain);
         ctx.run_later(self.deadline, |act, ctx| {
             slog::error!(act.logger, "drain deadline reached: forcing the snapshot");
             ctx.notify(ForceStop);
@@ -324,10 +316,7 @@ impl Handler<ForceStop> for Shutdown {
             self.logger,
             "forced stop: writing the state with what is known"
         );
-        let Some(sup) = self.forced_snapshot.clone() else {
-            self.finish(ExitReport::unknown("supervisor not started"), ctx);
-            return;
-        };
+        let sup = self.forced_snapshot.clone();
         let log = self.logger.clone();
         ctx.wait(
             async move { answer(sup.send(ForcedSnapshot), "supervisor", &log).await }

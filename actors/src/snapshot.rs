@@ -250,16 +250,8 @@ pub(crate) async fn load(
             }
             Saved::ToDecommission(_) => (Phase::Decommissioning, empty.clone()),
             Saved::Pending(p) => {
-                let phase = if failures.contains_key(&id) {
-                    Phase::LaunchFailed
-                } else {
-                    match &resource {
-                        Some(r) if r.launched => Phase::Launched,
-                        Some(_) => Phase::Provisioned,
-                        None if creating.contains_key(&id) => Phase::Provisioning,
-                        None => Phase::Acquired,
-                    }
-                };
+                let failed = failures.contains_key(&id);
+                let phase = pending_phase(resource.as_ref(), failed, creating.contains_key(&id));
                 (phase, p.job_data.clone())
             }
         };
@@ -284,6 +276,21 @@ pub(crate) async fn load(
         }
     }
     (jobs, unloaded)
+}
+
+/// The phase of a `pending` record: a launch `failed` (to report), or as
+/// far as its launch went: launched, provisioned, a `creating` marker
+/// (the create may have happened), or nothing yet.
+fn pending_phase(resource: Option<&Resource>, failed: bool, creating: bool) -> Phase {
+    if failed {
+        return Phase::LaunchFailed;
+    }
+    match resource {
+        Some(r) if r.launched => Phase::Launched,
+        Some(_) => Phase::Provisioned,
+        None if creating => Phase::Provisioning,
+        None => Phase::Acquired,
+    }
 }
 
 /// The runner index of a record and its loaded resource, or `None` when no

@@ -31,7 +31,7 @@
 //! (the parts: RSS deltas, the state file written record by record
 //! first).
 
-use paas_actors::messages::{Reconcile, TaskEnded};
+use paas_actors::messages::{Reconcile, TaskEnded, TaskEvent};
 use paas_actors::ports::Resource;
 use paas_actors::quota::JobKey;
 use paas_actors::service::start_service;
@@ -272,13 +272,17 @@ async fn tracking(jobs: i64, scale: bool) {
                 runner: 0,
                 job_id: 1 + i % jobs,
             };
-            sup.do_send(TaskEnded { key });
+            sup.do_send(TaskEvent::from(TaskEnded { key }));
         }
         let last = JobKey {
             runner: 0,
             job_id: jobs,
         };
-        if sup.send(TaskEnded { key: last }).await.is_ok() {
+        if sup
+            .send(TaskEvent::from(TaskEnded { key: last }))
+            .await
+            .is_ok()
+        {
             let wall = t.elapsed();
             let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
             per_message = Some((wall, cpu));

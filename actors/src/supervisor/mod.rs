@@ -50,17 +50,17 @@ use self::refusal_guard::RefusalGuard;
 use self::stats::Counters;
 use self::write_queue::WriteQueue;
 use crate::backoff::{BackoffPolicy, LazyBackoff};
-use crate::decommissioner::Decommissioner;
+use crate::decommissioner::Decommission;
+use crate::failure_reporter::ReportFailure;
 use crate::job::{after_use, transition, JobEvent, Phase};
+use crate::job_actor::{JobActor, JobTask};
 use crate::job_ctx::{JobCtx, SupervisorLink};
 use crate::job_table::{JobEntry, JobTable, Unloaded};
-use crate::launcher::{FailureReporter, Launcher, Retry};
+use crate::launcher::{Launch, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
-    DecommissionRefused, DecommissionStopped, DumpState, FailureReported, GetHealth, Health,
-    JobStarted, JobView, LaunchFailed, LaunchStopped, ListJobs, NotRecorded, Reconcile,
-    RecordCreating, Reload, ReportOutcome, ResourceDecommissioned, ResourceLaunched,
-    ResourceProvisioned, TaskEnded, TraceSeen,
+    DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotRecorded, Reconcile,
+    Reload, ReportOutcome, TaskEvent, TraceSeen, WriteAhead,
 };
 use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction};
 use crate::observer::{Hooks, Reloader, ServiceObserver, ServiceStatus};
@@ -81,7 +81,7 @@ use crate::shutdown::{
 };
 use crate::snapshot;
 use crate::state::StateStore;
-use crate::trace_watcher::TraceWatcher;
+use crate::trace_watcher::WatchTrace;
 use actix::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -318,20 +318,7 @@ impl Actor for Supervisor {
         // Many events may arrive at once (10,000 jobs): no back-pressure on
         // the supervisor's own mailbox from request/response messages.
         ctx.set_mailbox_capacity(usize::MAX >> 4);
-        let me = ctx.address();
-        self.link = Some(Rc::new(SupervisorLink {
-            record_creating: me.clone().recipient(),
-            provisioned: me.clone().recipient(),
-            launched: me.clone().recipient(),
-            started: me.clone().recipient(),
-            launch_failed: me.clone().recipient(),
-            launch_stopped: me.clone().recipient(),
-            failure_reported: me.clone().recipient(),
-            decommissioned: me.clone().recipient(),
-            decommission_stopped: me.clone().recipient(),
-            decommission_refused: me.clone().recipient(),
-            task_ended: me.recipient(),
-        }));
+        self.link = Some(Rc::new(SupervisorLink::to(&ctx.address())));
         let check_concurrency = self.settings.progress_check_concurrency;
         for r in &mut self.runners {
             r.poller =
@@ -362,90 +349,56 @@ impl Actor for Supervisor {
 
 // Handlers: each one dispatches to the file of its concern.
 
-impl Handler<RecordCreating> for Supervisor {
+impl Handler<WriteAhead> for Supervisor {
     type Result = ResponseFuture<Result<(), NotRecorded>>;
-    fn handle(&mut self, msg: RecordCreating, ctx: &mut Context<Self>) -> Self::Result {
-        self.on_record_creating(msg.key, msg.name, ctx)
-    }
-}
-
-impl Handler<ResourceProvisioned> for Supervisor {
-    type Result = ResponseFuture<Result<(), NotRecorded>>;
-    fn handle(&mut self, msg: ResourceProvisioned, ctx: &mut Context<Self>) -> Self::Result {
-        self.on_provisioned(msg.key, msg.resource, ctx)
-    }
-}
-
-impl Handler<ResourceLaunched> for Supervisor {
-    type Result = ResponseFuture<Result<(), NotRecorded>>;
-    fn handle(&mut self, msg: ResourceLaunched, ctx: &mut Context<Self>) -> Self::Result {
-        self.on_launched(msg.key, msg.resource, ctx)
-    }
-}
-
-impl Handler<JobStarted> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, msg: JobStarted, ctx: &mut Context<Self>) {
-        self.note_trace_token(msg.key.runner, &msg.seen);
-        self.on_started(msg.key, ctx);
-    }
-}
-
-impl Handler<DecommissionRefused> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, msg: DecommissionRefused, _: &mut Context<Self>) {
-        if let Some(e) = self.jobs.get_mut(&msg.key) {
-            e.delete_refused = Some(msg.error);
-        }
-        if let Some(r) = self.runners.get(msg.key.runner) {
-            self.metrics.decommission_failed(&r.label, "permanent");
+    fn handle(&mut self, msg: WriteAhead, ctx: &mut Context<Self>) -> Self::Result {
+        match msg {
+            WriteAhead::RecordCreating(m) => self.on_record_creating(m.key, m.name, ctx),
+            WriteAhead::ResourceProvisioned(m) => self.on_provisioned(m.key, m.resource, ctx),
+            WriteAhead::ResourceLaunched(m) => self.on_launched(m.key, m.resource, ctx),
         }
     }
 }
 
-impl Handler<LaunchFailed> for Supervisor {
+impl Handler<TaskEvent> for Supervisor {
     type Result = ();
-    fn handle(&mut self, msg: LaunchFailed, ctx: &mut Context<Self>) {
-        self.on_launch_failed(msg.key, msg.message, msg.reason, ctx);
-    }
-}
-
-impl Handler<LaunchStopped> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, msg: LaunchStopped, ctx: &mut Context<Self>) {
-        self.on_launch_stopped(msg.key, msg.interrupt, ctx);
-    }
-}
-
-impl Handler<FailureReported> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, msg: FailureReported, ctx: &mut Context<Self>) {
-        self.on_failure_reported(msg, ctx);
-    }
-}
-
-impl Handler<ResourceDecommissioned> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, msg: ResourceDecommissioned, ctx: &mut Context<Self>) {
-        self.on_decommissioned(msg.key, ctx);
-    }
-}
-
-impl Handler<DecommissionStopped> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, msg: DecommissionStopped, _: &mut Context<Self>) {
-        let log = self.job_log(msg.key);
-        slog::info!(
-            log,
-            "decommission interrupted by shutdown; stays to_decommission"
-        );
-    }
-}
-
-impl Handler<TaskEnded> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, msg: TaskEnded, ctx: &mut Context<Self>) {
-        self.on_task_ended(msg.key, ctx);
+    fn handle(&mut self, msg: TaskEvent, ctx: &mut Context<Self>) {
+        match msg {
+            TaskEvent::JobStarted(msg) => {
+                self.note_trace_token(msg.key.runner, &msg.seen);
+                self.on_started(msg.key, ctx);
+            }
+            TaskEvent::DecommissionRefused(msg) => {
+                if let Some(e) = self.jobs.get_mut(&msg.key) {
+                    e.delete_refused = Some(msg.error);
+                }
+                if let Some(r) = self.runners.get(msg.key.runner) {
+                    self.metrics.decommission_failed(&r.label, "permanent");
+                }
+            }
+            TaskEvent::LaunchFailed(msg) => {
+                self.on_launch_failed(msg.key, msg.message, msg.reason, ctx);
+            }
+            TaskEvent::LaunchStopped(msg) => {
+                self.on_launch_stopped(msg.key, msg.interrupt, ctx);
+            }
+            TaskEvent::FailureReported(msg) => {
+                self.on_failure_reported(msg, ctx);
+            }
+            TaskEvent::ResourceDecommissioned(msg) => {
+                self.on_decommissioned(msg.key, ctx);
+            }
+            TaskEvent::DecommissionStopped(msg) => {
+                let log = self.job_log(msg.key);
+                slog::info!(
+                    log,
+                    "decommission interrupted by shutdown; stays to_decommission"
+                );
+            }
+            TaskEvent::TaskEnded(msg) => {
+                self.on_task_ended(msg.key, ctx);
+            }
+        }
     }
 }
 

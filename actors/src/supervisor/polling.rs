@@ -50,30 +50,7 @@ impl Supervisor {
         let Some(weight) = runner.max_job_weight else {
             runner.poll.set(PollState::Fetching);
             let log = runner.logger.clone();
-            ctx.spawn(
-                async move { answer(poller.send(GetMaxJobWeight), "poller", &log).await }
-                    .into_actor(self)
-                    .map(move |res, act, ctx| {
-                        let res = res.unwrap_or_else(|| {
-                            Err(PaasError::transient("max-job-weight", "poller unreachable"))
-                        });
-                        match res {
-                            Ok(w) => {
-                                if let Some(r) = act.runners.get_mut(i) {
-                                    r.max_job_weight = Some(w);
-                                    r.poll.set(PollState::Ready);
-                                }
-                            }
-                            Err(e) => {
-                                let log = act.runner_log(i);
-                                slog::error!(log, "cannot know the weight of the largest job";
-                                         "error" => %untrusted(&e));
-                                act.back_off(i, None, ctx);
-                            }
-                        }
-                        act.schedule_polls(ctx);
-                    }),
-            );
+            self.fetch_max_job_weight(i, poller, log, ctx);
             return;
         };
         match self.ledger.reserve(i, weight) {
@@ -113,6 +90,42 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Asks runner `i`'s poller for the largest weight a job of the runner
+    /// could have (cached; the first poll waits for it), then schedules
+    /// the polls again.
+    fn fetch_max_job_weight(
+        &mut self,
+        i: usize,
+        poller: Addr<Poller>,
+        log: slog::Logger,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.spawn(
+            async move { answer(poller.send(GetMaxJobWeight), "poller", &log).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let res = res.unwrap_or_else(|| {
+                        Err(PaasError::transient("max-job-weight", "poller unreachable"))
+                    });
+                    match res {
+                        Ok(w) => {
+                            if let Some(r) = act.runners.get_mut(i) {
+                                r.max_job_weight = Some(w);
+                                r.poll.set(PollState::Ready);
+                            }
+                        }
+                        Err(e) => {
+                            let log = act.runner_log(i);
+                            slog::error!(log, "cannot know the weight of the largest job";
+                                     "error" => %untrusted(&e));
+                            act.back_off(i, None, ctx);
+                        }
+                    }
+                    act.schedule_polls(ctx);
+                }),
+        );
     }
 
     /// Short or long poll for runner `i`, whose reservation the ledger

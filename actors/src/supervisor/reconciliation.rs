@@ -88,45 +88,12 @@ impl Supervisor {
             Some(p) => (p.recorded.clone(), p.forgotten.clone()),
             None => (HashSet::new(), HashSet::new()),
         };
-        let tracked: Vec<Tracked> = self
-            .jobs
-            .iter()
-            .filter(|(k, _)| k.runner == i)
-            .map(|(k, e)| Tracked {
-                job_id: k.job_id,
-                resource: e.resource.as_ref().map(|r| (r.id.clone(), r.name.clone())),
-                busy: e.tasks > 0,
-                // A resource of a scope the listing skipped (or of an
-                // unknown scope, when some were skipped) is not judged.
-                recorded_before_listing: e.resource.as_ref().is_some_and(|r| {
-                    recorded.contains(&r.id)
-                        && (skipped.is_empty()
-                            || paas
-                                .resource_scope(r)
-                                .is_some_and(|scope| !skipped.contains(&scope)))
-                }),
-            })
-            .collect();
+        let tracked = self.tracked_for_listing(i, &recorded, &skipped, &*paas);
         let name_of = |id: i64| paas.resource_name(id);
         let listed_count = listed.len();
         let mut unknown = Vec::new();
         for d in plan(listed, &tracked, name_of) {
             match d {
-                Decision::Matched { job_id, app } => {
-                    slog::debug!(log, "reconciliation: resource matches the state";
-                                 "job_id" => job_id, "app" => app);
-                }
-                Decision::BeingCreated { job_id, app } => {
-                    slog::info!(log, "reconciliation: resource of a job being launched; \
-                                      left to its launcher";
-                                "job_id" => job_id, "app" => app);
-                }
-                Decision::Duplicate { job_id, resource } => {
-                    slog::warn!(log, "reconciliation: a second resource carries the name of a \
-                                      tracked job's; decommissioned once the job is done";
-                                "job_id" => job_id, "app" => resource.id,
-                                "name" => resource.name);
-                }
                 Decision::Foreign { resource } => {
                     slog::warn!(log, "reconciliation: resource with this runner's prefix but \
                                       not a name it gives; left alone";
@@ -153,11 +120,54 @@ impl Supervisor {
                         unknown.push((job_id, resource));
                     }
                 }
+                nothing_to_do => log_left_as_is(&log, nothing_to_do),
             }
         }
         slog::info!(log, "reconciliation: resources listed";
                     "listed" => listed_count, "unknown" => unknown.len());
         self.schedule_polls(ctx);
+        self.identify_unknown(i, unknown, log, ctx);
+    }
+
+    /// Runner `i`'s jobs as [`plan`] sees them. A resource is judged only
+    /// when it was `recorded` before the listing was requested.
+    fn tracked_for_listing(
+        &self,
+        i: usize,
+        recorded: &HashSet<String>,
+        skipped: &[String],
+        paas: &dyn Paas,
+    ) -> Vec<Tracked> {
+        self.jobs
+            .iter()
+            .filter(|(k, _)| k.runner == i)
+            .map(|(k, e)| Tracked {
+                job_id: k.job_id,
+                resource: e.resource.as_ref().map(|r| (r.id.clone(), r.name.clone())),
+                busy: e.tasks > 0,
+                // A resource of a scope the listing skipped (or of an
+                // unknown scope, when some were skipped) is not judged.
+                recorded_before_listing: e.resource.as_ref().is_some_and(|r| {
+                    recorded.contains(&r.id)
+                        && (skipped.is_empty()
+                            || paas
+                                .resource_scope(r)
+                                .is_some_and(|scope| !skipped.contains(&scope)))
+                }),
+            })
+            .collect()
+    }
+
+    /// Has the poller read back the jobs of runner `i`'s `unknown`
+    /// resources, then decides on each ([`Self::on_identified`]); the pass
+    /// ends then (at once when there is nothing to identify).
+    fn identify_unknown(
+        &mut self,
+        i: usize,
+        unknown: Vec<(i64, Resource)>,
+        log: slog::Logger,
+        ctx: &mut Context<Self>,
+    ) {
         if unknown.is_empty() {
             self.end_reconcile(i);
             return;
@@ -215,19 +225,7 @@ impl Supervisor {
                     answered_job,
                     answered_runner,
                     ..
-                } => {
-                    if self.not_ours.insert((i, resource.id.clone())) {
-                        slog::warn!(log, "reconciliation: resource named like this runner's \
-                                          holds a running job that the coordinator does not \
-                                          show as this runner's job of that id; neither \
-                                          counted nor deleted";
-                                    "answered_job" => ?answered_job,
-                                    "answered_runner" => ?answered_runner,
-                                    "own_runner" => ?self.runners.get(i)
-                                        .and_then(|r| r.coordinator.runner_id()),
-                                    "where" => %resource.detail);
-                    }
-                }
+                } => self.leave_not_ours(i, &resource, (answered_job, answered_runner), &log),
                 Identified::Finished(_) | Identified::NoJob if keep => {
                     slog::warn!(
                         log,
@@ -264,6 +262,30 @@ impl Supervisor {
             }
         }
         self.schedule_polls(ctx);
+    }
+
+    /// Leaves alone a resource named like runner `i`'s whose running job
+    /// the coordinator does not show as this runner's (it `answered` the
+    /// job and runner ids it did); warns once per resource.
+    fn leave_not_ours(
+        &mut self,
+        i: usize,
+        resource: &Resource,
+        answered: (Option<i64>, Option<i64>),
+        log: &slog::Logger,
+    ) {
+        let (answered_job, answered_runner) = answered;
+        if self.not_ours.insert((i, resource.id.clone())) {
+            slog::warn!(log, "reconciliation: resource named like this runner's \
+                              holds a running job that the coordinator does not \
+                              show as this runner's job of that id; neither \
+                              counted nor deleted";
+                        "answered_job" => ?answered_job,
+                        "answered_runner" => ?answered_runner,
+                        "own_runner" => ?self.runners.get(i)
+                            .and_then(|r| r.coordinator.runner_id()),
+                        "where" => %resource.detail);
+        }
     }
 
     /// Tracks a resource found on the PAAS whose job still runs.
@@ -331,5 +353,28 @@ impl Supervisor {
         self.jobs.insert(key, entry);
         self.count_phase(key.runner, None, Some(phase));
         self.record_resource(key, resource);
+    }
+}
+
+/// Logs a decision that leaves the job table as it is (a resource that
+/// matches, one being created, a duplicate left for later).
+fn log_left_as_is(log: &slog::Logger, decision: Decision) {
+    match decision {
+        Decision::Matched { job_id, app } => {
+            slog::debug!(log, "reconciliation: resource matches the state";
+                         "job_id" => job_id, "app" => app);
+        }
+        Decision::BeingCreated { job_id, app } => {
+            slog::info!(log, "reconciliation: resource of a job being launched; \
+                              left to its launcher";
+                        "job_id" => job_id, "app" => app);
+        }
+        Decision::Duplicate { job_id, resource } => {
+            slog::warn!(log, "reconciliation: a second resource carries the name of a \
+                              tracked job's; decommissioned once the job is done";
+                        "job_id" => job_id, "app" => resource.id,
+                        "name" => resource.name);
+        }
+        Decision::Foreign { .. } | Decision::Vanished { .. } | Decision::Unknown { .. } => {}
     }
 }

@@ -3,28 +3,30 @@
 use super::*;
 
 impl Supervisor {
-    /// The context of a per-job actor; its logger carries `runner`,
-    /// `job_id` and `phase` (the actor's step: `launching`,
-    /// `watching_trace`, `reporting_failure`, `decommissioning`).
-    pub(super) fn job_ctx(
-        &mut self,
-        key: JobKey,
-        cancellable: bool,
-        phase: &'static str,
-    ) -> Option<JobCtx> {
-        let link = self.link.clone()?;
-        let runner = self.runners.get(key.runner)?;
+    /// Starts `task` in its per-job actor ([`JobActor`]), unless the job is
+    /// no longer tracked. Its context's logger carries `runner`, `job_id`
+    /// and `phase` (the task's step); its interrupts are the drain and, for
+    /// a cancellable task, the job's cancellation.
+    fn start_task<T: JobTask>(&mut self, key: JobKey, task: T) {
+        let Some(link) = self.link.clone() else {
+            return;
+        };
+        let Some(runner) = self.runners.get(key.runner) else {
+            return;
+        };
         let logger = runner
             .logger
-            .new(slog::o!("job_id" => key.job_id, "phase" => phase));
+            .new(slog::o!("job_id" => key.job_id, "phase" => T::PHASE));
         let (name, coordinator, paas) = (
             runner.name.clone(),
             runner.coordinator.clone(),
             runner.paas.clone(),
         );
         let drain = self.drain_tx.subscribe();
-        let entry = self.jobs.get_mut(&key)?;
-        let cancel = if cancellable {
+        let Some(entry) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        let cancel = if T::CANCELLABLE {
             let tx = entry.cancel.get_or_insert_with(|| watch::channel(false).0);
             Some(tx.subscribe())
         } else {
@@ -32,7 +34,7 @@ impl Supervisor {
         };
         entry.tasks += 1;
         self.tasks += 1;
-        Some(JobCtx {
+        let jc = JobCtx {
             key,
             runner_name: name,
             job: entry.job.clone(),
@@ -42,7 +44,8 @@ impl Supervisor {
             interrupts: Interrupts::new(drain, cancel),
             ops: self.ops.clone(),
             logger,
-        })
+        };
+        JobActor::start(jc, task);
     }
 
     pub(super) fn spawn_launcher(&mut self, key: JobKey) {
@@ -59,9 +62,16 @@ impl Supervisor {
             seed: self.backoff_seed(key),
             create_budget: self.settings.create_retry_budget,
         };
-        if let Some(jc) = self.job_ctx(key, true, "launching") {
-            Launcher::new(jc, resource, resume, retry, self.settings.creating_grace).start();
-        }
+        let creating_grace = self.settings.creating_grace;
+        self.start_task(
+            key,
+            Launch {
+                resource,
+                resume_creating: resume,
+                retry,
+                creating_grace,
+            },
+        );
     }
 
     pub(super) fn spawn_trace_watch(&mut self, key: JobKey, ctx: &mut Context<Self>) {
@@ -81,10 +91,14 @@ impl Supervisor {
             }
             Some((timeout, step)) => {
                 let offset = self.jobs.get(&key).map_or(0, |e| e.trace_offset);
-                if let Some(jc) = self.job_ctx(key, true, "watching_trace") {
-                    let ready = self.runners.get(key.runner).map(|r| r.trace_ready.clone());
-                    TraceWatcher::new(jc, timeout, step, offset, ready.unwrap_or_default()).start();
-                }
+                let ready = self.runners.get(key.runner).map(|r| r.trace_ready.clone());
+                let task = WatchTrace {
+                    timeout,
+                    poll_step: step,
+                    trace_offset: offset,
+                    ready: ready.unwrap_or_default(),
+                };
+                self.start_task(key, task);
             }
         }
     }
@@ -127,9 +141,14 @@ impl Supervisor {
             self.settings.report_failure_attempts,
             self.settings.report_failure_interval,
         );
-        if let Some(jc) = self.job_ctx(key, false, "reporting_failure") {
-            FailureReporter::new(jc, message, offset, appended, attempts, interval).start();
-        }
+        let task = ReportFailure {
+            message,
+            trace_offset: offset,
+            trace_appended: appended,
+            attempts,
+            interval,
+        };
+        self.start_task(key, task);
     }
 
     pub(super) fn spawn_decommissioner(&mut self, key: JobKey) {
@@ -139,9 +158,12 @@ impl Supervisor {
         let seed = self.backoff_seed(key);
         let backoff = LazyBackoff::new(self.settings.retry_policy(), seed);
         let refused = LazyBackoff::new(self.settings.permanent_retry_policy(), seed);
-        if let Some(jc) = self.job_ctx(key, false, "decommissioning") {
-            Decommissioner::new(jc, resource, backoff, refused).start();
-        }
+        let task = Decommission {
+            resource,
+            backoff,
+            refused,
+        };
+        self.start_task(key, task);
     }
 
     /// Starts whatever a loaded job needs to resume where it stopped.

@@ -232,3 +232,23 @@ async fn drain_deadline_forces_the_snapshot() {
         .expect("resource");
     assert_eq!(res["launched"], false);
 }
+
+/// A stop asked for before the service runs (a signal while the state
+/// loads) is kept: the service drains as soon as it starts.
+#[actix_rt::test]
+async fn a_drain_asked_before_the_start_is_kept() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let store = MemoryStore::new();
+    let mut svc = match try_start_after(settings(10.0), &[&r], &store, |h| h.drain()).await {
+        Ok(svc) => svc,
+        Err(e) => panic!("service did not start: {e}"),
+    };
+    let t0 = Instant::now();
+    let report = svc.wait().await;
+    assert!(!report.forced, "drained, not forced at the deadline");
+    assert!(t0.elapsed() < SEC, "at once");
+    assert!(store.last().is_some(), "the final snapshot is written");
+    assert!(svc.handle.health().await.is_none(), "stopped");
+}

@@ -50,6 +50,16 @@ pub async fn try_start(
     runners: &[&Runner],
     store: &Rc<MemoryStore>,
 ) -> Result<Service, ServiceError> {
+    try_start_after(settings, runners, store, |_| {}).await
+}
+
+/// Starts the service once `before` was given its handle.
+pub async fn try_start_after(
+    settings: SupervisorSettings,
+    runners: &[&Runner],
+    store: &Rc<MemoryStore>,
+    before: impl FnOnce(&ServiceHandle),
+) -> Result<Service, ServiceError> {
     let ports = runners
         .iter()
         .map(|r| RunnerPorts {
@@ -60,6 +70,7 @@ pub async fn try_start(
         })
         .collect();
     let (handle, control) = service_control();
+    before(&handle);
     let (logger, logs) = capture_logger();
     let running = start_service(
         settings,
