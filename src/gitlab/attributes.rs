@@ -4,7 +4,7 @@
 //! a job's Clever organisation and token are found.
 
 use super::client::Call;
-use super::errors::{rejected, status_error, CallName};
+use super::errors::{rejected, status_error};
 use super::GitlabCoordinator;
 use crate::executors::clever::{GroupAttributes, GroupInfo};
 use awc::http::Method;
@@ -65,18 +65,12 @@ impl GitlabCoordinator {
             });
         };
         let url = format!("{}/{path}", self.api);
-        let call = Call::new(what, Method::GET, url.clone(), self.http.timeouts.request)
+        let call = Call::new(what, Method::GET, url, self.http.timeouts.request)
             .header("PRIVATE-TOKEN", token.expose());
         let reply = self.http.call(call).await?;
-        let name = CallName {
-            what,
-            method: "GET",
-            url: &url,
-        };
+        let name = reply.name();
         match reply.status {
-            200 => serde_json::from_slice(&reply.body).map_err(|e| CoordinatorError::Unexpected {
-                detail: format!("{name}: malformed answer: {e}"),
-            }),
+            200 => reply.json(),
             401 | 403 => Err(rejected(
                 name,
                 &reply,

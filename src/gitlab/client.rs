@@ -7,8 +7,8 @@
 //! created outside an actix system (e.g. while wiring) and used on the
 //! arbiter that owns it.
 
-use super::errors::{body_error, send_error, CallName};
-use super::reply::Reply;
+use super::errors::{body_error, send_error};
+use super::reply::{CallName, Reply};
 use awc::http::Method;
 use futures_util::StreamExt;
 use paas_actors::metrics::{Api, ApiStatus, Metrics};
@@ -267,6 +267,9 @@ impl Http {
             headers,
             body,
             body_len,
+            what: call.what,
+            method: method_str(&call.method),
+            url: call.url,
         })
     }
 }

@@ -3,29 +3,13 @@
 //! method and the URL (never a query string, never a secret) and carry a
 //! bounded, secret-scrubbed excerpt of the answer body.
 
-use super::reply::Reply;
+use super::reply::{CallName, Reply};
 use awc::error::{ConnectError, SendRequestError};
 use paas_actors::ports::CoordinatorError;
 use std::time::Duration;
 
 /// Most characters of an answer body quoted in an error.
 pub const EXCERPT_CHARS: usize = 200;
-
-/// A request, as errors name it: `what` (e.g. "job request"), method, URL.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CallName<'a> {
-    pub(crate) what: &'static str,
-    pub(crate) method: &'static str,
-    pub(crate) url: &'a str,
-}
-
-impl std::fmt::Display for CallName<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // URLs are built without query strings; strip one anyway, defensively.
-        let url = self.url.split(['?', '#']).next().unwrap_or("");
-        write!(f, "{} ({} {})", self.what, self.method, url)
-    }
-}
 
 /// A transport failure (connection, timeout, protocol) → `Unavailable`.
 pub(crate) fn send_error(

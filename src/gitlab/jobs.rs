@@ -2,8 +2,8 @@
 //! check) and `PUT /jobs/:id` (job state update).
 
 use super::client::Call;
-use super::errors::{describe, rejected, status_error, CallName};
-use super::reply::Reply;
+use super::errors::{describe, rejected, status_error};
+use super::reply::{CallName, Reply};
 use super::GitlabCoordinator;
 use awc::http::Method;
 use paas_actors::ports::{CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PollKind};
@@ -161,12 +161,8 @@ impl GitlabCoordinator {
                 self.http.timeouts.request
             };
             let call = Call::new("job request", Method::POST, url.clone(), timeout).json(&body);
-            let name = CallName {
-                what: "job request",
-                method: "POST",
-                url: &url,
-            };
             let reply = self.http.call(call).await?;
+            let name = reply.name();
             let new_version = reply
                 .header("x-gitlab-last-update")
                 .filter(|v| !v.is_empty())
@@ -235,19 +231,10 @@ impl GitlabCoordinator {
     /// `runner.id`.
     pub(super) async fn job_owner_impl(&self, job: &Job) -> Result<JobOwner, CoordinatorError> {
         let url = format!("{}/job", self.api);
-        let call = Call::new(
-            "job status",
-            Method::GET,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .header("JOB-TOKEN", job.token.expose());
+        let call = Call::new("job status", Method::GET, url, self.http.timeouts.request)
+            .header("JOB-TOKEN", job.token.expose());
         let reply = self.http.call(call).await?;
-        let name = CallName {
-            what: "job status",
-            method: "GET",
-            url: &url,
-        };
+        let name = reply.name();
         match reply.status {
             200 => {
                 // 200 only comes for executing jobs; a terminal status is
@@ -307,20 +294,11 @@ impl GitlabCoordinator {
             "failure_reason": reason.as_str(),
             "exit_code": exit_code,
         });
-        let call = Call::new(
-            "job update",
-            Method::PUT,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .header("JOB-TOKEN", job.token.expose())
-        .json(&body);
+        let call = Call::new("job update", Method::PUT, url, self.http.timeouts.request)
+            .header("JOB-TOKEN", job.token.expose())
+            .json(&body);
         let reply = self.http.call(call).await?;
-        let name = CallName {
-            what: "job update",
-            method: "PUT",
-            url: &url,
-        };
+        let name = reply.name();
         match reply.status {
             200..=202 => Ok(()),
             403 => {

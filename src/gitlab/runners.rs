@@ -3,7 +3,8 @@
 //! kept in a file beside the state file.
 
 use super::client::{api_base, Call, ClientConfigError, Http, Timeouts};
-use super::errors::{rejected, status_error, CallName};
+use super::errors::{rejected, status_error};
+use super::reply::Reply;
 use crate::secret::Secret;
 use awc::http::Method;
 use paas_actors::ports::CoordinatorError;
@@ -60,6 +61,19 @@ impl RunnersApi {
         }
     }
 
+    /// Sends `body` to `<api>/<path>` (`what`: the call's name in errors).
+    async fn send_json(
+        &self,
+        what: &'static str,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Reply, CoordinatorError> {
+        let url = format!("{}/{path}", self.api);
+        let call = Call::new(what, method, url, self.http.timeouts.request).json(body);
+        self.http.call(call).await
+    }
+
     /// `POST /runners` with a registration token. `paused` is sent as the
     /// `active` flag, which every GitLab version understands (the reference
     /// registers paused runners this way).
@@ -69,34 +83,20 @@ impl RunnersApi {
         description: &str,
         paused: bool,
     ) -> Result<RegisteredRunner, CoordinatorError> {
-        let url = format!("{}/runners", self.api);
         let body = json!({
             "info": {"name": description},
             "description": description,
             "active": !paused,
             "token": registration_token.expose(),
         });
-        let call = Call::new(
-            "runner registration",
-            Method::POST,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .json(&body);
-        let reply = self.http.call(call).await?;
-        let name = CallName {
-            what: "runner registration",
-            method: "POST",
-            url: &url,
-        };
+        let reply = self
+            .send_json("runner registration", Method::POST, "runners", &body)
+            .await?;
+        let name = reply.name();
         let secrets = [registration_token.expose()];
         match reply.status {
             200 | 201 => {
-                let v: Value = serde_json::from_slice(&reply.body).map_err(|e| {
-                    CoordinatorError::Unexpected {
-                        detail: format!("{name}: malformed answer: {e}"),
-                    }
-                })?;
+                let v: Value = reply.json()?;
                 let token =
                     opt_string(&v, "token").ok_or_else(|| CoordinatorError::Unexpected {
                         detail: format!("{name}: answer has no token"),
@@ -132,24 +132,14 @@ impl RunnersApi {
         token: &Secret,
         system_id: Option<&str>,
     ) -> Result<VerifiedRunner, CoordinatorError> {
-        let url = format!("{}/runners/verify", self.api);
         let mut body = json!({"token": token.expose()});
         if let (Some(id), Some(obj)) = (system_id, body.as_object_mut()) {
             obj.insert("system_id".to_owned(), json!(id));
         }
-        let call = Call::new(
-            "runner verification",
-            Method::POST,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .json(&body);
-        let reply = self.http.call(call).await?;
-        let name = CallName {
-            what: "runner verification",
-            method: "POST",
-            url: &url,
-        };
+        let reply = self
+            .send_json("runner verification", Method::POST, "runners/verify", &body)
+            .await?;
+        let name = reply.name();
         let secrets = [token.expose()];
         match reply.status {
             200 => {
@@ -179,30 +169,18 @@ impl RunnersApi {
         token: &Secret,
         system_id: Option<&str>,
     ) -> Result<(), CoordinatorError> {
-        let (url, body) = match system_id {
+        let (path, body) = match system_id {
             Some(id) if token.expose().starts_with("glrt-") => (
-                format!("{}/runners/managers", self.api),
+                "runners/managers",
                 json!({"token": token.expose(), "system_id": id}),
             ),
-            _ => (
-                format!("{}/runners", self.api),
-                json!({"token": token.expose()}),
-            ),
+            _ => ("runners", json!({"token": token.expose()})),
         };
-        let managers = url.ends_with("/managers");
-        let call = Call::new(
-            "runner unregistration",
-            Method::DELETE,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .json(&body);
-        let reply = self.http.call(call).await?;
-        let name = CallName {
-            what: "runner unregistration",
-            method: "DELETE",
-            url: &url,
-        };
+        let managers = path.ends_with("/managers");
+        let reply = self
+            .send_json("runner unregistration", Method::DELETE, path, &body)
+            .await?;
+        let name = reply.name();
         let secrets = [token.expose()];
         match reply.status {
             200 | 204 => Ok(()),
@@ -223,27 +201,14 @@ impl RunnersApi {
     /// administrator) access token, such as the trace-watch token.
     pub async fn token_scopes(&self, token: &Secret) -> Result<Vec<String>, CoordinatorError> {
         let url = format!("{}/personal_access_tokens/self", self.api);
-        let call = Call::new(
-            "token check",
-            Method::GET,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .header("PRIVATE-TOKEN", token.expose());
+        let call = Call::new("token check", Method::GET, url, self.http.timeouts.request)
+            .header("PRIVATE-TOKEN", token.expose());
         let reply = self.http.call(call).await?;
-        let name = CallName {
-            what: "token check",
-            method: "GET",
-            url: &url,
-        };
+        let name = reply.name();
         let secrets = [token.expose()];
         match reply.status {
             200 => {
-                let v: Value = serde_json::from_slice(&reply.body).map_err(|e| {
-                    CoordinatorError::Unexpected {
-                        detail: format!("{name}: malformed answer: {e}"),
-                    }
-                })?;
+                let v: Value = reply.json()?;
                 Ok(v.get("scopes")
                     .and_then(Value::as_array)
                     .map(|a| {

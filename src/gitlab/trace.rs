@@ -5,7 +5,8 @@
 //! runner started (a non-empty trace).
 
 use super::client::Call;
-use super::errors::{rejected, status_error, CallName};
+use super::errors::{rejected, status_error};
+use super::reply::CallName;
 use super::GitlabCoordinator;
 use awc::http::Method;
 use paas_actors::ports::{CoordinatorError, Job, TraceAppend};
@@ -95,20 +96,11 @@ impl GitlabCoordinator {
             });
         };
         let url = format!("{}/projects/{project_id}/jobs/{}/trace", self.api, job.id);
-        let call = Call::new(
-            "trace read",
-            Method::GET,
-            url.clone(),
-            self.http.timeouts.request,
-        )
-        .header("PRIVATE-TOKEN", token.expose())
-        .count_body();
+        let call = Call::new("trace read", Method::GET, url, self.http.timeouts.request)
+            .header("PRIVATE-TOKEN", token.expose())
+            .count_body();
         let reply = self.http.call(call).await?;
-        let name = CallName {
-            what: "trace read",
-            method: "GET",
-            url: &url,
-        };
+        let name = reply.name();
         match reply.status {
             200 => Ok(reply.body_len),
             // "Nothing yet" answers, as the Python reference reads them.

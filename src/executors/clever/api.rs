@@ -497,14 +497,26 @@ impl CleverApi {
         })
     }
 
-    /// `GET /products/instances` (public).
-    pub async fn instance_types(&self, retries: Retries) -> Result<Vec<InstanceType>, CleverError> {
-        let action = "get-instance-type";
-        let url = format!("{}/products/instances", self.base);
+    /// `GET url`, authenticated with `auth` when given, its answer
+    /// decoded as `T`.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        action: &'static str,
+        url: &str,
+        auth: Option<&Secret>,
+        retries: Retries,
+    ) -> Result<T, CleverError> {
         let bytes = self
-            .call_retried(action, Method::GET, &url, None, None, retries)
+            .call_retried(action, Method::GET, url, auth, None, retries)
             .await?;
         Self::parse(action, &bytes, true)
+    }
+
+    /// `GET /products/instances` (public).
+    pub async fn instance_types(&self, retries: Retries) -> Result<Vec<InstanceType>, CleverError> {
+        let url = format!("{}/products/instances", self.base);
+        self.get_json("get-instance-type", &url, None, retries)
+            .await
     }
 
     /// `GET /products/flavors?context=…` (public).
@@ -513,12 +525,9 @@ impl CleverApi {
         context: &str,
         retries: Retries,
     ) -> Result<Vec<WireFlavor>, CleverError> {
-        let action = "get-available-flavors";
         let url = format!("{}/products/flavors?context={}", self.base, enc(context));
-        let bytes = self
-            .call_retried(action, Method::GET, &url, None, None, retries)
-            .await?;
-        Self::parse(action, &bytes, true)
+        self.get_json("get-available-flavors", &url, None, retries)
+            .await
     }
 
     /// `POST /organisations/{o}/applications`: sent once, never retried.
@@ -582,12 +591,9 @@ impl CleverApi {
         app_id: &str,
         retries: Retries,
     ) -> Result<Application, CleverError> {
-        let action = "get-info";
         let url = self.org_url(&org.orga_id, &format!("/{}", enc(app_id)));
-        let bytes = self
-            .call_retried(action, Method::GET, &url, Some(&org.token), None, retries)
-            .await?;
-        Self::parse(action, &bytes, true)
+        self.get_json("get-info", &url, Some(&org.token), retries)
+            .await
     }
 
     /// `GET /organisations/{o}/applications`: every app of the organisation.
@@ -596,12 +602,9 @@ impl CleverApi {
         org: &OrgAuth,
         retries: Retries,
     ) -> Result<Vec<Application>, CleverError> {
-        let action = "list-apps";
         let url = self.org_url(&org.orga_id, "");
-        let bytes = self
-            .call_retried(action, Method::GET, &url, Some(&org.token), None, retries)
-            .await?;
-        Self::parse(action, &bytes, true)
+        self.get_json("list-apps", &url, Some(&org.token), retries)
+            .await
     }
 
     /// `DELETE /organisations/{o}/applications/{app}`; 404 / 4004 is

@@ -6,17 +6,31 @@
 //! - `wire`: the API's JSON types, as the client reads and sends them;
 //! - `flavors`: flavor catalog, selection, weights, product cache;
 //! - `tenants`: multi-tenant organisation lookup through [`GroupAttributes`];
-//! - `executor`: [`CleverExecutor`], the `Paas` port implementation.
+//! - `apps`: the steps every executor over Clever Cloud applications takes
+//!   (`orgs`, `provision`, `decommission`, `listing`, `records`);
+//! - `contexts`: the jobs' deploy contexts, built once each;
+//! - `executor`: [`CleverExecutor`], the `Paas` port implementation of
+//!   clever-docker (push, `executor/launch.rs`; read-back,
+//!   `executor/recover.rs`).
 
 pub mod api;
+mod apps;
+mod contexts;
+mod decommission;
 mod executor;
 pub mod flavors;
+mod listing;
+mod orgs;
+mod provision;
+mod records;
 pub mod settings;
 pub mod tenants;
 mod wire;
 
 pub use api::{CleverError, Retries};
-pub use executor::{AppDetail, CleverExecutor, CleverSetupError};
+pub use apps::CleverSetupError;
+pub use executor::CleverExecutor;
+pub use records::AppDetail;
 pub use settings::{CleverSettings, HttpSettings, RetryPolicy, Tenancy};
 
 use paas_actors::ports::{CoordinatorError, PortFuture};

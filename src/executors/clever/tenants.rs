@@ -260,6 +260,25 @@ impl TenantResolver {
             .map_err(lookup)
     }
 
+    /// Whether the organisation a tracked resource records can be operated
+    /// on: its group `namespace` resolves (warming the cache), and the
+    /// organisation it was created in, `orga_id` when recorded, is one whose
+    /// token is known.
+    pub async fn confirm_recorded(
+        &self,
+        namespace: &str,
+        orga_id: Option<&str>,
+    ) -> Result<(), TenantError> {
+        self.resolve(namespace, Use::Existing).await?;
+        match orga_id {
+            Some(o) if self.org_by_id(o).is_none() => Err(TenantError::OrgMoved {
+                namespace: namespace.to_string(),
+                orga_id: o.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Every organisation resolved so far, once each, with the last group
     /// that mapped to it (for listings).
     pub fn known(&self) -> Vec<(String, OrgAuth)> {

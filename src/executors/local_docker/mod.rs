@@ -276,17 +276,7 @@ mod tests {
     use paas_actors::ports::PaasErrorClass;
     use std::time::Duration;
 
-    fn settings(host: &str) -> LocalDockerSettings {
-        LocalDockerSettings {
-            host: host.to_string(),
-            network_mode: None,
-            unique_name: "Runner-ABC".to_string(),
-            legacy_unique_name: None,
-            main_image: None,
-            inner_runner_toml: "[[runners]]\ntoken = \"glrt-secret\"\n".to_string(),
-            timeouts: LocalDockerTimeouts::default(),
-        }
-    }
+    use super::settings::test_settings as settings;
 
     #[test]
     fn only_unix_socket_hosts_are_accepted() {

@@ -87,6 +87,21 @@ pub fn socket_path(host: &str) -> Result<PathBuf, LocalDockerError> {
     Ok(PathBuf::from(path))
 }
 
+/// Settings for the unit tests: engine at `host`, a runner token in the
+/// inner `runner.toml` (`glrt-secret`, which no output may show).
+#[cfg(test)]
+pub(super) fn test_settings(host: &str) -> LocalDockerSettings {
+    LocalDockerSettings {
+        host: host.to_string(),
+        network_mode: None,
+        unique_name: "Runner-ABC".to_string(),
+        legacy_unique_name: None,
+        main_image: None,
+        inner_runner_toml: "[[runners]]\ntoken = \"glrt-secret\"\n".to_string(),
+        timeouts: LocalDockerTimeouts::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,15 +134,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_inner_runner_toml() {
-        let settings = LocalDockerSettings {
-            host: "unix:///x.sock".to_string(),
-            network_mode: None,
-            unique_name: "Runner-ABC".to_string(),
-            legacy_unique_name: None,
-            main_image: None,
-            inner_runner_toml: "[[runners]]\ntoken = \"glrt-secret\"\n".to_string(),
-            timeouts: LocalDockerTimeouts::default(),
-        };
+        let settings = test_settings("unix:///x.sock");
         let shown = format!("{settings:?} {settings:#?}");
         assert!(!shown.contains("glrt-secret"), "{shown}");
     }

@@ -1,0 +1,126 @@
+//! `recover_job`: reconciliation reads a job back from an application the
+//! state does not know: `job.json` from `master` of the app's deployment
+//! repository (`deployment.httpUrl`), fetched on a git worker thread as
+//! `cc_auth_user` with the organisation's token (`git::fetch`). No `master`,
+//! no repository (its state is not `CREATED`: nothing was ever pushed), or
+//! a `job.json` that is not a job payload: `Ok(None)`, the app holds no job
+//! this runner can ask about. Network trouble is transient, like a push's.
+//! These reads keep the client's retries: nobody but the next pass retries
+//! them.
+
+use super::{remote_error, CleverExecutor};
+use crate::executors::clever::api::{OrgAuth, Retries};
+use crate::executors::clever::orgs::kept_for_later;
+use crate::executors::clever::records::AppDetail;
+use crate::git::{fetch_job_json_async, RemoteError};
+use paas_actors::metrics::ApiStatus;
+use paas_actors::ports::{Job, PaasError, Resource};
+use paas_actors::untrusted::untrusted;
+use slog::{info, warn};
+
+const ACTION: &str = "recover-job";
+
+impl CleverExecutor {
+    /// The job `resource`'s application was pushed, if it holds one.
+    pub(super) async fn recover(&self, resource: &Resource) -> Result<Option<Job>, PaasError> {
+        if let Some(why) = self.unreadable.borrow().get(&resource.id) {
+            return Err(PaasError::permanent(
+                ACTION,
+                format!("{why} (remembered: not fetched again)"),
+            ));
+        }
+        let detail = AppDetail::of(resource);
+        let org = self
+            .apps
+            .resource_org(&detail)
+            .await
+            .map_err(|e| kept_for_later(ACTION, resource, e))?;
+        let url = match &detail.deploy_url {
+            Some(u) => u.clone(),
+            None => match self
+                .apps
+                .api
+                .get_app(&org, &resource.id, Retries::Policy)
+                .await
+            {
+                Ok(app) => match app.http_url() {
+                    Some(u) => u.to_string(),
+                    None => return Ok(None),
+                },
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        Ok(match self.fetch_job_json(resource, &org, &url).await? {
+            Some(bytes) => self.job_of(resource, &bytes),
+            None => None,
+        })
+    }
+
+    /// The bytes of `job.json` on `master` of `url`, `None` when there is
+    /// no such file (or no repository: never pushed).
+    async fn fetch_job_json(
+        &self,
+        resource: &Resource,
+        org: &OrgAuth,
+        url: &str,
+    ) -> Result<Option<Vec<u8>>, PaasError> {
+        let settings = &self.apps.settings;
+        let fetched =
+            fetch_job_json_async(url, &settings.auth_user, &org.token, settings.push_timeout).await;
+        self.apps.count_git(
+            "fetch",
+            match &fetched {
+                Ok(_) => ApiStatus::Ok,
+                Err(RemoteError::Http { status, .. }) => ApiStatus::Http(*status),
+                Err(_) => ApiStatus::Error,
+            },
+        );
+        match fetched {
+            Ok(found) => Ok(found),
+            Err(e @ RemoteError::Http { status: 404, .. }) => {
+                // No repository behind the URL: never created (nothing was
+                // pushed) or gone with the app; otherwise a passing 404.
+                let app = self
+                    .apps
+                    .api
+                    .get_app(org, &resource.id, Retries::Policy)
+                    .await;
+                match app {
+                    Ok(app) if app.repo_state() != Some("CREATED") => Ok(None),
+                    Err(lookup) if lookup.is_not_found() => Ok(None),
+                    _ => Err(PaasError::transient(ACTION, e.to_string())),
+                }
+            }
+            Err(e @ RemoteError::TooLarge { .. }) => {
+                warn!(self.apps.logger, "the deployment repository exceeds the fetch bounds: \
+                                         not fetched again";
+                      "app" => &resource.id, "error" => %e);
+                self.unreadable
+                    .borrow_mut()
+                    .insert(resource.id.clone(), e.to_string());
+                Err(PaasError::permanent(ACTION, e.to_string()))
+            }
+            Err(e) => Err(remote_error(ACTION, e)),
+        }
+    }
+
+    /// The job of a fetched `job.json`; `None` when it holds no job payload.
+    fn job_of(&self, resource: &Resource, bytes: &[u8]) -> Option<Job> {
+        let job = serde_json::from_slice(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Job::from_payload(v).map_err(|e| e.to_string()));
+        match job {
+            Ok(job) => {
+                info!(self.apps.logger, "job read back from the deployment repository";
+                      "app" => &resource.id, "job_id" => job.id);
+                Some(job)
+            }
+            Err(why) => {
+                warn!(self.apps.logger, "the deployment repository holds no job payload";
+                      "app" => &resource.id, "error" => %untrusted(&why));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Which Clever organisation, with which token, a job or a resource is in.
+//!
+//! Tenant credentials are never stored in a resource: every operation
+//! resolves the organisation again (cached, see `tenants.rs`). A resource
+//! records (and the state file saves) the organisation it was created in;
+//! in multi-tenant mode it is operated on, and listed, in that organisation
+//! even when its group now maps to another one (the old organisation's token
+//! is known when a group mapped to it since start; otherwise the operation
+//! fails transiently with `OrgMoved` and the listing fails, so that the
+//! resource is neither forgotten nor looked for elsewhere). Decision for
+//! records whose organisation cannot be resolved (GitLab down, attribute
+//! removed, record written in single-organisation mode): loading still
+//! returns the resource, so the record stays in the state; a decommission
+//! that cannot find the organisation fails with a *transient* `delete`
+//! error naming the cause ([`kept_for_later`]), so that the decommissioner
+//! keeps retrying (an administrator may fix the attributes meanwhile), and
+//! the record survives restarts until the deletion succeeds.
+
+use super::api::{OrgAuth, Retries};
+use super::apps::CleverApps;
+use super::records::AppDetail;
+use super::settings::Tenancy;
+use super::tenants::{TenantError, Use};
+use paas_actors::ports::{Job, PaasError, Resource};
+use slog::warn;
+
+/// The error of an operation on `resource` whose organisation is unknown
+/// now: transient, the resource is kept and the operation tried again.
+pub(super) fn kept_for_later(action: &str, resource: &Resource, e: TenantError) -> PaasError {
+    PaasError::transient(
+        action,
+        format!(
+            "Clever Cloud application {} is kept for later: its organisation is unknown \
+             now ({e})",
+            resource.id
+        ),
+    )
+}
+
+impl CleverApps {
+    /// The organisation of a namespace (`None`: none known), for `purpose`.
+    pub(crate) async fn org(
+        &self,
+        namespace: Option<&str>,
+        purpose: Use,
+    ) -> Result<OrgAuth, TenantError> {
+        match (&self.settings.tenancy, &self.tenants) {
+            (Tenancy::Single { orga_id, token }, _) => Ok(OrgAuth {
+                orga_id: orga_id.clone(),
+                token: token.clone(),
+            }),
+            (Tenancy::Multi { .. }, Some(t)) => {
+                t.resolve(namespace.ok_or(TenantError::NoNamespace)?, purpose)
+                    .await
+            }
+            (Tenancy::Multi { .. }, None) => Err(TenantError::NoNamespace),
+        }
+    }
+
+    /// The organisation a resource was created in: the one its detail
+    /// records even when its group now maps elsewhere (records without one,
+    /// from older versions, follow their group).
+    pub(crate) async fn resource_org(&self, detail: &AppDetail) -> Result<OrgAuth, TenantError> {
+        let (Some(t), Some(orga_id)) = (&self.tenants, &detail.orga_id) else {
+            return self
+                .org(detail.gitlab_namespace.as_deref(), Use::Existing)
+                .await;
+        };
+        let namespace = detail.gitlab_namespace.as_deref();
+        match self.org(namespace, Use::Existing).await {
+            Ok(org) if org.orga_id == *orga_id => return Ok(org),
+            Ok(org) => warn!(self.logger, "a resource's group now maps to another organisation: \
+                                           the resource stays in its own";
+                             "namespace" => namespace, "orga_id" => orga_id,
+                             "group_orga_id" => &org.orga_id),
+            Err(_) => {}
+        }
+        t.org_by_id(orga_id).ok_or_else(|| TenantError::OrgMoved {
+            namespace: namespace.unwrap_or_default().to_string(),
+            orga_id: orga_id.clone(),
+        })
+    }
+
+    /// The job's top-level group, as recorded in resources: `None` in
+    /// single-organisation mode, else derived from its project by GitLab.
+    pub(crate) async fn job_namespace(&self, job: &Job) -> Result<Option<String>, TenantError> {
+        match &self.tenants {
+            None => Ok(None),
+            Some(t) => t.job_namespace(job.project_id).await.map(Some),
+        }
+    }
+
+    /// The organisations to list, each with the group that last mapped to
+    /// it (`None` in single-organisation mode). Fails while the organisation
+    /// of a loaded resource is still unknown.
+    pub(super) async fn listed_orgs(&self) -> Result<Vec<(Option<String>, OrgAuth)>, PaasError> {
+        let t = match (&self.settings.tenancy, &self.tenants) {
+            (Tenancy::Single { orga_id, token }, _) => {
+                let org = OrgAuth {
+                    orga_id: orga_id.clone(),
+                    token: token.clone(),
+                };
+                return Ok(vec![(None, org)]);
+            }
+            (Tenancy::Multi { .. }, None) => return Ok(Vec::new()),
+            (Tenancy::Multi { .. }, Some(t)) => t,
+        };
+        // A listing that misses a tenant of a tracked resource is not a
+        // listing of "the resources of this runner": fail.
+        let pending: Vec<_> = self.unresolved.borrow().iter().cloned().collect();
+        for (ns, orga_id) in pending {
+            if let Err(e) = t.confirm_recorded(&ns, orga_id.as_deref()).await {
+                return Err(PaasError::transient(
+                    "list-apps",
+                    format!(
+                        "the organisation of a tracked resource is unknown now, the \
+                         listing would be incomplete: {e}"
+                    ),
+                ));
+            }
+            self.unresolved.borrow_mut().remove(&(ns, orga_id));
+        }
+        Ok(t.known().into_iter().map(|(ns, o)| (Some(ns), o)).collect())
+    }
+
+    /// For `verify`, in multi-tenant mode: the organisation of top-level
+    /// group `namespace`, read afresh from GitLab, and how many of its
+    /// applications are this runner's (listing them proves the tenant's
+    /// token). `recorded` is the organisation the state file records for
+    /// the group's resources: when the group now maps to another one, that
+    /// organisation's token is unknown, which is an error. Messages never
+    /// hold a token.
+    pub(crate) async fn check_tenant(
+        &self,
+        namespace: &str,
+        recorded: Option<&str>,
+    ) -> Result<(String, usize), String> {
+        let Some(t) = &self.tenants else {
+            return Err("not a multi-tenant runner".to_string());
+        };
+        let org = t
+            .resolve(namespace, Use::Create)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(recorded) = recorded.filter(|r| **r != org.orga_id) {
+            return Err(format!(
+                "the state file records organisation {recorded:?} for this group's \
+                 applications, but the group now maps to {:?}: the service cannot operate \
+                 on them; delete them in {recorded:?} by hand",
+                org.orga_id
+            ));
+        }
+        let apps = self
+            .api
+            .list_apps(&org, Retries::Policy)
+            .await
+            .map_err(|e| format!("organisation {:?}: {e}", org.orga_id))?;
+        let prefix = self.settings.app_name_prefix();
+        let ours = apps
+            .iter()
+            .filter(|a| {
+                a.name.starts_with(&prefix) || self.settings.legacy_app_job_id(&a.name).is_some()
+            })
+            .count();
+        Ok((org.orga_id, ours))
+    }
+}
