@@ -35,7 +35,7 @@ pub const QUOTA_SETUP_PATIENCE: Duration = Duration::from_secs(60);
 /// Why the service could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
-    /// The configuration is unusable (exit code 2).
+    /// The configuration is unusable.
     #[error("{message}")]
     Config {
         /// The offending key (dotted path).
@@ -44,19 +44,9 @@ pub enum WiringError {
         /// ([`Config::key_message`]).
         message: String,
     },
-    /// Something outside the configuration failed (exit code 1).
+    /// Something outside the configuration failed.
     #[error("{0}")]
     Setup(String),
-}
-
-impl WiringError {
-    /// The process exit code this error maps to.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            WiringError::Config { .. } => crate::config::EXIT_CODE,
-            WiringError::Setup(_) => 1,
-        }
-    }
 }
 
 /// Command-line overrides of configuration values.

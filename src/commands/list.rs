@@ -5,9 +5,26 @@
 //! [`LIVE_TIMEOUT`]). `render` itself makes no call.
 
 use super::table;
-use crate::config::{Config, ExecutorKind, Tenancy};
+use crate::cli::ConfigArgs;
+use crate::config::{Config, ConfigError, ExecutorKind, Tenancy};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// Why `list` fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The configuration does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// The `list` command.
+pub fn run(args: &ConfigArgs) -> Result<(), ListError> {
+    let config = super::load(&args.config)?;
+    let live = actix_rt::System::new().block_on(live(&config));
+    print!("{}", render(&config, &live));
+    Ok(())
+}
 
 /// How long `list` waits for the running service's answer.
 pub const LIVE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,14 +1,17 @@
 //! The commands: `run` (the service), `register`, `check` (offline
 //! validation), `verify` (credentials and flavors, online), `list` (the
 //! runner sections) and `unregister` (coordinator call and section
-//! removal). Each returns the process exit code; `main` dispatches.
+//! removal). Each returns its own error type; `main` dispatches, and
+//! [`CommandError`] reports the error and gives the exit code.
 
 use crate::cli::LogArgs;
-use crate::config;
+use crate::config::{self, ConfigError};
 use crate::logging::{self, Logging};
 use slog::Level;
+use std::path::Path;
 
 pub mod check;
+mod error;
 pub mod known_tenants;
 pub mod list;
 pub mod register;
@@ -16,6 +19,8 @@ pub mod run;
 mod table;
 pub mod unregister;
 pub mod verify;
+
+pub use error::CommandError;
 
 /// Applies the configuration's `log_level` and `log_format`, unless the
 /// command line gave them (`-l`/`--debug`, `--log-format`).
@@ -36,4 +41,14 @@ pub fn apply_config_logging(
     if level != cli_level || format != logging.format {
         *logging = logging::init(level, format, logging::journal_from_env());
     }
+}
+
+/// Loads the configuration for an operator command, printing its warnings
+/// on stderr.
+fn load(path: &Path) -> Result<config::Config, ConfigError> {
+    let loaded = config::load(path)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.config)
 }

@@ -1,15 +1,58 @@
 //! `register CONFIG`: asks for what the command line does not give,
 //! obtains the runner token from the coordinator and appends the section
 //! (the prompts, token kinds and file writing are in `crate::register`);
-//! returns the process exit code.
+//! why it could not is a [`RegisterError`].
 
 use crate::cli::RegisterArgs;
-use crate::gitlab::{RunnersApi, Timeouts};
-use crate::register::{self, Given, Prompter};
+use crate::gitlab::{ClientConfigError, RunnersApi, Timeouts};
+use crate::register::{self, AskError, Given, Prompter};
 use crate::runtime;
 use crate::secret::Secret;
+use paas_actors::ports::CoordinatorError;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::SystemTime;
+
+/// Why no section was appended.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// `--token-file` cannot be read.
+    #[error("cannot read --token-file {}: {source}", path.display())]
+    TokenFile {
+        /// The file given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A value is missing, invalid or could not be asked for.
+    #[error(transparent)]
+    Ask(#[from] AskError),
+    /// The coordinator URL cannot be used.
+    #[error(transparent)]
+    Url(#[from] ClientConfigError),
+    /// No async runtime.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The coordinator refused the token, or did not answer.
+    #[error("registration failed: {0}")]
+    Refused(CoordinatorError),
+    /// Another section of the file already uses the token.
+    #[error("{}: {why}; nothing written", path.display())]
+    Clash {
+        /// The configuration file.
+        path: PathBuf,
+        /// Which section.
+        why: String,
+    },
+    /// The section cannot be appended.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// Turns the terminal's echo on or off (`stty`), for typing a token.
 fn set_echo(on: bool) {
@@ -20,7 +63,7 @@ fn set_echo(on: bool) {
 }
 
 /// The `register` command.
-pub fn run(args: RegisterArgs) -> i32 {
+pub fn run(args: RegisterArgs) -> Result<(), RegisterError> {
     let exists = args.config.exists();
     let interactive = !args.non_interactive && std::io::stdin().is_terminal();
     // GitLab Runner's environment variables, as defaults of the flags.
@@ -39,16 +82,10 @@ pub fn run(args: RegisterArgs) -> i32 {
         state_file: args.state_file_path,
     };
     if let Some(path) = &args.token_file {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!(
-                    "heptapod-paas-runner register: cannot read --token-file {}: {e}",
-                    path.display()
-                );
-                return 2;
-            }
-        };
+        let text = std::fs::read_to_string(path).map_err(|source| RegisterError::TokenFile {
+            path: path.clone(),
+            source,
+        })?;
         match register::TokenKind::classify(text.trim()) {
             register::TokenKind::Authentication(t) => {
                 given.token = Some(t);
@@ -64,35 +101,11 @@ pub fn run(args: RegisterArgs) -> i32 {
     if interactive {
         prompter = prompter.with_echo_control(set_echo);
     }
-    let answers = match register::gather(&mut prompter, exists, &args.config, given) {
-        Ok(answers) => answers,
-        Err(e) => {
-            eprintln!("heptapod-paas-runner register: {e}");
-            return 2;
-        }
-    };
-    let api = match RunnersApi::new(&answers.url, Timeouts::default()) {
-        Ok(api) => api,
-        Err(e) => {
-            eprintln!("heptapod-paas-runner register: {e}");
-            return 2;
-        }
-    };
-    let system = match runtime::system() {
-        Ok(system) => system,
-        Err(e) => {
-            eprintln!("heptapod-paas-runner register: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
+    let answers = register::gather(&mut prompter, exists, &args.config, given)?;
+    let api = RunnersApi::new(&answers.url, Timeouts::default())?;
+    let system = runtime::system().map_err(RegisterError::Runtime)?;
     let obtained = system.block_on(register::obtain_token(&api, &answers, None));
-    let registered = match obtained {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("heptapod-paas-runner register: registration failed: {e}");
-            return 1;
-        }
-    };
+    let registered = obtained.map_err(RegisterError::Refused)?;
     let obtained_at = match answers.token {
         register::TokenKind::Authentication(_) => Some(register::rfc3339_utc(SystemTime::now())),
         register::TokenKind::Registration(_) => None,
@@ -101,11 +114,10 @@ pub fn run(args: RegisterArgs) -> i32 {
         let existing = std::fs::read_to_string(&args.config).unwrap_or_default();
         match register::clash(&existing, registered.token.expose()) {
             Err(why) => {
-                eprintln!(
-                    "heptapod-paas-runner register: {}: {why}; nothing written",
-                    args.config.display()
-                );
-                return 2;
+                return Err(RegisterError::Clash {
+                    path: args.config.clone(),
+                    why,
+                })
             }
             Ok(Some(warning)) => eprintln!("warning: {}: {warning}", args.config.display()),
             Ok(None) => {}
@@ -119,13 +131,12 @@ pub fn run(args: RegisterArgs) -> i32 {
     }
     let section = register::render_section(&answers, &registered, obtained_at.as_deref());
     let header = answers.new_file.as_ref().map(register::render_new_file);
-    if let Err(e) = register::append_section(&args.config, header.as_deref(), &section) {
-        eprintln!(
-            "heptapod-paas-runner register: cannot write {}: {e}",
-            args.config.display()
-        );
-        return 1;
-    }
+    register::append_section(&args.config, header.as_deref(), &section).map_err(|source| {
+        RegisterError::Write {
+            path: args.config.clone(),
+            source,
+        }
+    })?;
     print!(
         "{}",
         register::next_steps(
@@ -135,5 +146,5 @@ pub fn run(args: RegisterArgs) -> i32 {
             &answers.token
         )
     );
-    0
+    Ok(())
 }

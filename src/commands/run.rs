@@ -1,38 +1,72 @@
 //! `run CONFIG`: the service. Loads the configuration, takes the state
 //! file's lock, migrates legacy state entries, starts the monitoring
 //! endpoints, wires the runners and runs the actors until a signal stops
-//! them; returns the process exit code.
+//! them. Why it could not is a [`RunError`].
 
 use super::apply_config_logging;
 use crate::cli::RunArgs;
+use crate::config::ConfigError;
 use crate::instance_lock::{self, InstanceLock, LockError};
-use crate::logging::{LogFormat, Logging};
+use crate::logging::Logging;
+use crate::monitoring::BindError;
+use crate::state_migration::MigrationError;
+use crate::wiring::WiringError;
 use crate::{
     build_info, config, monitoring, notify, reload, runtime, signal, state_migration, wiring,
 };
 use paas_actors::service::{run_service, service_control, ServiceError};
-use slog::{error, info, warn, Level};
+use paas_actors::state::StateError;
+use slog::{info, warn, Level};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// A start-up error: through the logger in JSON mode (one object per
-/// line), else on stderr as the program's message.
-fn startup_error(logging: &Logging, e: &dyn std::fmt::Display) {
-    match logging.format {
-        LogFormat::Json => error!(logging.logger, "cannot start"; "error" => %e),
-        LogFormat::Term => eprintln!("heptapod-paas-runner: {e}"),
-    }
+/// Why the service did not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The state file's directory is missing or not writable: the message
+    /// locates `state_file` in the configuration.
+    #[error("{0}")]
+    StateDirectory(String),
+    /// Another service holds the state file's lock, or the lock file fails.
+    #[error(transparent)]
+    Lock(LockError),
+    /// The legacy state entries could not be renamed.
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    /// No async runtime.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The monitoring endpoints cannot listen on `listen_address`.
+    #[error(transparent)]
+    Monitoring(#[from] BindError),
+    /// The runners' clients, executors or quota cannot be set up.
+    #[error(transparent)]
+    Wiring(#[from] WiringError),
+    /// The signal handlers cannot be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The state file cannot be read.
+    #[error(transparent)]
+    State(StateError),
+    /// The service refused its settings or runners.
+    #[error("cannot start the service: {0}")]
+    Service(ServiceError),
+    /// The service stopped, but its final state was not written.
+    #[error("stopped, but the final state could not be written: {why}")]
+    FinalState {
+        /// Why the write failed.
+        why: String,
+        /// Jobs the unwritten state held.
+        tracked_jobs: usize,
+    },
 }
 
 /// The `run` command.
-pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
-    let loaded = match config::load(&args.config) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            startup_error(logging, &e);
-            return e.exit_code();
-        }
-    };
+pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(), RunError> {
+    let loaded = config::load(&args.config)?;
     apply_config_logging(logging, &args.log, cli_level, &loaded.config);
     let logging: &Logging = logging;
     let logger = &logging.logger;
@@ -74,23 +108,19 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
         None => None,
         Some(Ok(lock)) => Some(lock),
         Some(Err(e)) => {
-            match &e {
+            return Err(match &e {
                 // A configuration mistake: located in the file.
                 LockError::Directory {
                     state_file,
                     directory,
                     problem,
-                } => startup_error(
-                    logging,
-                    &config.key_message(
-                        "state_file",
-                        Some(&format!("{:?}", state_file.display().to_string())),
-                        &instance_lock::directory_problem(directory, problem),
-                    ),
-                ),
-                _ => startup_error(logging, &e),
-            }
-            return e.exit_code();
+                } => RunError::StateDirectory(config.key_message(
+                    "state_file",
+                    Some(&format!("{:?}", state_file.display().to_string())),
+                    &instance_lock::directory_problem(directory, problem),
+                )),
+                _ => RunError::Lock(e),
+            });
         }
     };
     if let Some(state_file) = &config.state_file {
@@ -98,25 +128,16 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
             Ok(0) => {}
             Ok(n) => info!(logger, "state entries renamed to the runners' current identities";
                            "entries" => n, "state_file" => %state_file.display()),
-            Err(e) => {
-                startup_error(logging, &e);
-                return 1;
-            }
+            Err(e) => return Err(e.into()),
         }
     }
 
-    let system = match runtime::system() {
-        Ok(system) => system,
-        Err(e) => {
-            startup_error(logging, &format!("cannot start the async runtime: {e}"));
-            return 1;
-        }
-    };
+    let system = runtime::system().map_err(RunError::Runtime)?;
     system.block_on(async move {
         let (handle, control) = service_control();
         monitoring::set_version(handle.metrics());
         // Bound before any network call: a bind failure is a start-up error.
-        // On the early returns below, the process exit ends the server.
+        // On the early returns below, the server ends with the runtime.
         let server = match listen_address.as_deref() {
             None => None,
             Some(address) => match monitoring::start(address, handle.clone()) {
@@ -125,19 +146,10 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
                     info!(logger, "monitoring endpoints listening"; "address" => addrs.join(" "));
                     Some(server)
                 }
-                Err(e) => {
-                    startup_error(logging, &e);
-                    return 2;
-                }
+                Err(e) => return Err(e.into()),
             },
         };
-        let service = match wiring::build(&config, &overrides, handle.metrics(), logger).await {
-            Ok(service) => service,
-            Err(e) => {
-                startup_error(logging, &e);
-                return e.exit_code();
-            }
-        };
+        let service = wiring::build(&config, &overrides, handle.metrics(), logger).await?;
         let mut settings = service.settings;
         let mut control = control;
         match notify::SystemdNotifier::from_env() {
@@ -155,10 +167,7 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
             handle.metrics().clone(),
             logger.clone(),
         ));
-        if let Err(e) = signal::install(handle, args.debug_signal, logger.clone()) {
-            error!(logger, "cannot install signal handlers"; "error" => %e);
-            return 1;
-        }
+        signal::install(handle, args.debug_signal, logger.clone()).map_err(RunError::Signals)?;
         let ended = run_service(
             settings,
             service.runners,
@@ -177,22 +186,15 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> i32 {
                           "tracked_jobs" => report.tracked_jobs,
                           "forced" => report.forced,
                           "poll_cycles" => report.poll_cycles);
-                    0
+                    Ok(())
                 }
-                Some(why) => {
-                    error!(logger, "stopped, but the final state could not be written";
-                           "error" => why, "tracked_jobs" => report.tracked_jobs);
-                    1
-                }
+                Some(why) => Err(RunError::FinalState {
+                    why,
+                    tracked_jobs: report.tracked_jobs,
+                }),
             },
-            Err(ServiceError::State(e)) => {
-                startup_error(logging, &e);
-                1
-            }
-            Err(e) => {
-                startup_error(logging, &format!("cannot start the service: {e}"));
-                2
-            }
+            Err(ServiceError::State(e)) => Err(RunError::State(e)),
+            Err(e) => Err(RunError::Service(e)),
         }
     })
 }

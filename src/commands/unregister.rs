@@ -7,10 +7,51 @@
 //! file's lock.
 
 use crate::cli::UnregisterArgs;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::gitlab::{RunnersApi, Timeouts};
-use crate::instance_lock::InstanceLock;
-use std::path::Path;
+use crate::instance_lock::{InstanceLock, LockError};
+use std::path::{Path, PathBuf};
+
+/// Why `unregister` did not remove every selected section.
+#[derive(Debug, thiserror::Error)]
+pub enum UnregisterError {
+    /// The configuration does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No section has the name given.
+    #[error("{0}")]
+    NoSuchSection(String),
+    /// A service uses the state file, or its lock cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The sections cannot be cut out of the file safely (told before any
+    /// coordinator call).
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    /// No async runtime.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The edited file cannot be written.
+    #[error("cannot edit {}: {why}", path.display())]
+    Rewrite {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// Some coordinator calls failed (each told as it failed; their
+    /// sections are kept).
+    #[error("{0} runner(s) not unregistered")]
+    NotUnregistered(usize),
+}
 
 /// Why the sections could not be cut out of the file's text.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -158,52 +199,28 @@ pub fn rewrite(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The whole `unregister` command on a loaded configuration; returns the
-/// exit code (0 done, 1 a coordinator call or the edit failed, 2 no such
-/// section or unreadable file).
-pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
-    let selected = match select(config, args.name.as_deref(), args.all) {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("heptapod-paas-runner unregister: {why}");
-            return 2;
-        }
-    };
+/// The `unregister` command.
+pub fn run(args: &UnregisterArgs) -> Result<(), UnregisterError> {
+    let config = &super::load(&args.config)?;
+    let selected =
+        select(config, args.name.as_deref(), args.all).map_err(UnregisterError::NoSuchSection)?;
     // Never while a service runs with this file: it would keep polling
     // with the removed runner, and its state names it.
-    let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
-        Some(Err(e)) => {
-            eprintln!("heptapod-paas-runner unregister: {e}");
-            return e.exit_code();
-        }
-        Some(Ok(lock)) => Some(lock),
-        None => None,
-    };
-    let text = match std::fs::read_to_string(&args.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "heptapod-paas-runner unregister: cannot read {}: {e}",
-                args.config.display()
-            );
-            return 2;
-        }
-    };
+    let _lock = config
+        .state_file
+        .as_deref()
+        .map(InstanceLock::acquire)
+        .transpose()?;
+    let text = std::fs::read_to_string(&args.config).map_err(|source| UnregisterError::Read {
+        path: args.config.clone(),
+        source,
+    })?;
     // Check the edit before any call: a file that cannot be edited safely
     // is reported before a runner is deleted at its coordinator.
-    if let Err(e) = remove_sections(&text, &selected) {
-        eprintln!("heptapod-paas-runner unregister: {e}");
-        return 1;
-    }
-    let system = match crate::runtime::system() {
-        Ok(system) => system,
-        Err(e) => {
-            eprintln!("heptapod-paas-runner unregister: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
+    remove_sections(&text, &selected)?;
+    let system = crate::runtime::system().map_err(UnregisterError::Runtime)?;
     let mut removed = Vec::new();
-    let mut failed = false;
+    let mut failed = 0;
     for &i in &selected {
         let Some(runner) = config.runners.get(i) else {
             continue;
@@ -236,7 +253,7 @@ pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
                     "heptapod-paas-runner unregister: runners[{i}] ({:?}): {e}; section kept",
                     runner.name
                 );
-                failed = true;
+                failed += 1;
             }
         }
     }
@@ -244,12 +261,11 @@ pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
         let edited = remove_sections(&text, &removed)
             .map_err(|e| e.to_string())
             .and_then(|t| rewrite(&args.config, &t).map_err(|e| e.to_string()));
-        if let Err(e) = edited {
-            eprintln!(
-                "heptapod-paas-runner unregister: cannot edit {}: {e}",
-                args.config.display()
-            );
-            return 1;
+        if let Err(why) = edited {
+            return Err(UnregisterError::Rewrite {
+                path: args.config.clone(),
+                why,
+            });
         }
         println!(
             "removed {} section(s) from {}",
@@ -272,11 +288,10 @@ pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
             );
         }
     }
-    if failed {
-        1
-    } else {
-        0
+    if failed > 0 {
+        return Err(UnregisterError::NotUnregistered(failed));
     }
+    Ok(())
 }
 
 #[cfg(test)]
