@@ -5,18 +5,19 @@
 
 use super::apply_config_logging;
 use crate::cli::RunArgs;
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError};
 use crate::instance_lock::{self, InstanceLock, LockError};
 use crate::logging::Logging;
-use crate::monitoring::BindError;
+use crate::monitoring::{BindError, MonitoringServer};
 use crate::state_migration::MigrationError;
-use crate::wiring::WiringError;
+use crate::wiring::{Overrides, WiringError};
 use crate::{
     build_info, config, monitoring, notify, reload, runtime, signal, state_migration, wiring,
 };
-use paas_actors::service::{run_service, service_control, ServiceError};
+use paas_actors::service::{run_service, service_control, ServiceError, ServiceHandle};
 use paas_actors::state::StateError;
-use slog::{info, warn, Level};
+use paas_actors::ExitReport;
+use slog::{info, warn, Level, Logger};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -68,7 +69,6 @@ pub enum RunError {
 pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(), RunError> {
     let loaded = config::load(&args.config)?;
     apply_config_logging(logging, &args.log, cli_level, &loaded.config);
-    let logging: &Logging = logging;
     let logger = &logging.logger;
     info!(logger, "starting";
           "version" => env!("CARGO_PKG_VERSION"), "revision" => build_info::REVISION,
@@ -76,7 +76,30 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
     for warning in &loaded.warnings {
         warn!(logger, "configuration warning"; "detail" => warning);
     }
-    let overrides = wiring::Overrides {
+    let overrides = overrides(&args, logger);
+    let config = loaded.config;
+    let listen_address = args
+        .listen_address
+        .or_else(|| config.listen_address.clone());
+    info!(logger, "configuration loaded";
+          "config" => %config.path.display(), "runners" => config.runners.len());
+    // Held until the process ends: taken before the state is read.
+    let _lock = lock_state_file(&config)?;
+    migrate_state(&config, logger)?;
+    let system = runtime::system().map_err(RunError::Runtime)?;
+    system.block_on(serve(
+        &config,
+        &overrides,
+        listen_address.as_deref(),
+        args.debug_signal,
+        logger,
+    ))
+}
+
+/// The command line's overrides of configuration values; the deprecated
+/// options are warned about.
+fn overrides(args: &RunArgs, logger: &Logger) -> Overrides {
+    let overrides = Overrides {
         poll_cycles: args.poll_cycles,
         // 0 keeps the configuration's value (as `check_interval = 0` does).
         check_interval: args
@@ -97,104 +120,121 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
     if args.job_progress_poll_interval.is_some() {
         warn!(logger, "--job-progress-poll-interval is deprecated: set job_progress_poll_interval in the configuration");
     }
-    let config = loaded.config;
-    let listen_address = args
-        .listen_address
-        .or_else(|| config.listen_address.clone());
-    info!(logger, "configuration loaded";
-          "config" => %config.path.display(), "runners" => config.runners.len());
-    // Held until the process ends: taken before the state is read.
-    let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
-        None => None,
-        Some(Ok(lock)) => Some(lock),
-        Some(Err(e)) => {
-            return Err(match &e {
-                // A configuration mistake: located in the file.
-                LockError::Directory {
-                    state_file,
-                    directory,
-                    problem,
-                } => RunError::StateDirectory(config.key_message(
-                    "state_file",
-                    Some(&format!("{:?}", state_file.display().to_string())),
-                    &instance_lock::directory_problem(directory, problem),
-                )),
-                _ => RunError::Lock(e),
-            });
-        }
-    };
+    overrides
+}
+
+/// The state file's lock (none without a state file).
+fn lock_state_file(config: &Config) -> Result<Option<InstanceLock>, RunError> {
+    match config.state_file.as_deref().map(InstanceLock::acquire) {
+        None => Ok(None),
+        Some(Ok(lock)) => Ok(Some(lock)),
+        Some(Err(e)) => Err(match &e {
+            // A configuration mistake: located in the file.
+            LockError::Directory {
+                state_file,
+                directory,
+                problem,
+            } => RunError::StateDirectory(config.key_message(
+                "state_file",
+                Some(&format!("{:?}", state_file.display().to_string())),
+                &instance_lock::directory_problem(directory, problem),
+            )),
+            _ => RunError::Lock(e),
+        }),
+    }
+}
+
+/// Renames the state entries of the runners' legacy identities.
+fn migrate_state(config: &Config, logger: &Logger) -> Result<(), RunError> {
     if let Some(state_file) = &config.state_file {
-        match state_migration::migrate(state_file, &state_migration::renames(&config)) {
-            Ok(0) => {}
-            Ok(n) => info!(logger, "state entries renamed to the runners' current identities";
-                           "entries" => n, "state_file" => %state_file.display()),
-            Err(e) => return Err(e.into()),
+        match state_migration::migrate(state_file, &state_migration::renames(config))? {
+            0 => {}
+            n => info!(logger, "state entries renamed to the runners' current identities";
+                       "entries" => n, "state_file" => %state_file.display()),
         }
     }
+    Ok(())
+}
 
-    let system = runtime::system().map_err(RunError::Runtime)?;
-    system.block_on(async move {
-        let (handle, control) = service_control();
-        monitoring::set_version(handle.metrics());
-        // Bound before any network call: a bind failure is a start-up error.
-        // On the early returns below, the server ends with the runtime.
-        let server = match listen_address.as_deref() {
-            None => None,
-            Some(address) => match monitoring::start(address, handle.clone()) {
-                Ok(server) => {
-                    let addrs: Vec<String> = server.addrs.iter().map(|a| a.to_string()).collect();
-                    info!(logger, "monitoring endpoints listening"; "address" => addrs.join(" "));
-                    Some(server)
-                }
-                Err(e) => return Err(e.into()),
-            },
-        };
-        let service = wiring::build(&config, &overrides, handle.metrics(), logger).await?;
-        let mut settings = service.settings;
-        let mut control = control;
-        match notify::SystemdNotifier::from_env() {
-            Ok(Some(notifier)) => {
-                settings.alive_interval = notifier.alive_interval();
-                control = control.with_observer(Rc::new(notifier));
+/// The service, on the actix system: the monitoring endpoints, the runners'
+/// wiring, systemd notifications, reload and signals, then the actors until
+/// they stop.
+async fn serve(
+    config: &Config,
+    overrides: &Overrides,
+    listen_address: Option<&str>,
+    debug_signal: bool,
+    logger: &Logger,
+) -> Result<(), RunError> {
+    let (handle, control) = service_control();
+    monitoring::set_version(handle.metrics());
+    // Bound before any network call: a bind failure is a start-up error.
+    // On the early returns below, the server ends with the runtime.
+    let server = listen_address
+        .map(|address| start_monitoring(address, &handle, logger))
+        .transpose()?;
+    let service = wiring::build(config, overrides, handle.metrics(), logger).await?;
+    let mut settings = service.settings;
+    let mut control = control;
+    match notify::SystemdNotifier::from_env() {
+        Ok(Some(notifier)) => {
+            settings.alive_interval = notifier.alive_interval();
+            control = control.with_observer(Rc::new(notifier));
+        }
+        Ok(None) => {}
+        Err(e) => warn!(logger, "systemd notifications disabled"; "error" => %e),
+    }
+    let control = control.with_reloader(reload::reloader(
+        config.clone(),
+        overrides.clone(),
+        settings.quota,
+        handle.metrics().clone(),
+        logger.clone(),
+    ));
+    signal::install(handle, debug_signal, logger.clone()).map_err(RunError::Signals)?;
+    let ended = run_service(
+        settings,
+        service.runners,
+        service.store,
+        logger.clone(),
+        control,
+    )
+    .await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    stopped(ended, logger)
+}
+
+/// The monitoring endpoints, listening on `address`.
+fn start_monitoring(
+    address: &str,
+    handle: &ServiceHandle,
+    logger: &Logger,
+) -> Result<MonitoringServer, RunError> {
+    let server = monitoring::start(address, handle.clone())?;
+    let addrs: Vec<String> = server.addrs.iter().map(|a| a.to_string()).collect();
+    info!(logger, "monitoring endpoints listening"; "address" => addrs.join(" "));
+    Ok(server)
+}
+
+/// How the service ended: stopped with its final state written, or why not.
+fn stopped(ended: Result<ExitReport, ServiceError>, logger: &Logger) -> Result<(), RunError> {
+    match ended {
+        Ok(report) => match report.snapshot_error {
+            None => {
+                info!(logger, "stopped";
+                      "tracked_jobs" => report.tracked_jobs,
+                      "forced" => report.forced,
+                      "poll_cycles" => report.poll_cycles);
+                Ok(())
             }
-            Ok(None) => {}
-            Err(e) => warn!(logger, "systemd notifications disabled"; "error" => %e),
-        }
-        let control = control.with_reloader(reload::reloader(
-            config.clone(),
-            overrides.clone(),
-            settings.quota,
-            handle.metrics().clone(),
-            logger.clone(),
-        ));
-        signal::install(handle, args.debug_signal, logger.clone()).map_err(RunError::Signals)?;
-        let ended = run_service(
-            settings,
-            service.runners,
-            service.store,
-            logger.clone(),
-            control,
-        )
-        .await;
-        if let Some(server) = server {
-            server.stop().await;
-        }
-        match ended {
-            Ok(report) => match report.snapshot_error {
-                None => {
-                    info!(logger, "stopped";
-                          "tracked_jobs" => report.tracked_jobs,
-                          "forced" => report.forced,
-                          "poll_cycles" => report.poll_cycles);
-                    Ok(())
-                }
-                Some(why) => Err(RunError::FinalState {
-                    why,
-                    tracked_jobs: report.tracked_jobs,
-                }),
-            },
-            Err(ServiceError::State(e)) => Err(RunError::State(e)),
-            Err(e) => Err(RunError::Service(e)),
-        }
-    })
+            Some(why) => Err(RunError::FinalState {
+                why,
+                tracked_jobs: report.tracked_jobs,
+            }),
+        },
+        Err(ServiceError::State(e)) => Err(RunError::State(e)),
+        Err(e) => Err(RunError::Service(e)),
+    }
 }
