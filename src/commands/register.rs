@@ -10,7 +10,7 @@ use crate::runtime;
 use crate::secret::Secret;
 use paas_actors::ports::CoordinatorError;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Why no section was appended.
@@ -66,37 +66,7 @@ fn set_echo(on: bool) {
 pub fn run(args: RegisterArgs) -> Result<(), RegisterError> {
     let exists = args.config.exists();
     let interactive = !args.non_interactive && std::io::stdin().is_terminal();
-    // GitLab Runner's environment variables, as defaults of the flags.
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let mut given = Given {
-        name: args.name.or_else(|| env("RUNNER_NAME")),
-        url: args.coordinator_url.or_else(|| env("CI_SERVER_URL")),
-        registration_token: args
-            .registration_token
-            .or_else(|| env("REGISTRATION_TOKEN").map(Secret::new)),
-        token: args
-            .token
-            .or_else(|| env("CI_SERVER_TOKEN").map(Secret::new)),
-        executor: args.executor.or_else(|| env("RUNNER_EXECUTOR")),
-        max_concurrency: args.max_concurrency,
-        state_file: args.state_file_path,
-    };
-    if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path).map_err(|source| RegisterError::TokenFile {
-            path: path.clone(),
-            source,
-        })?;
-        match register::TokenKind::classify(text.trim()) {
-            register::TokenKind::Authentication(t) => {
-                given.token = Some(t);
-                given.registration_token = None;
-            }
-            register::TokenKind::Registration(t) => {
-                given.registration_token = Some(t);
-                given.token = None;
-            }
-        }
-    }
+    let given = given(&args)?;
     let mut prompter = Prompter::new(std::io::stdin().lock(), std::io::stdout(), interactive);
     if interactive {
         prompter = prompter.with_echo_control(set_echo);
@@ -111,23 +81,7 @@ pub fn run(args: RegisterArgs) -> Result<(), RegisterError> {
         register::TokenKind::Registration(_) => None,
     };
     if exists {
-        let existing = std::fs::read_to_string(&args.config).unwrap_or_default();
-        match register::clash(&existing, registered.token.expose()) {
-            Err(why) => {
-                return Err(RegisterError::Clash {
-                    path: args.config.clone(),
-                    why,
-                })
-            }
-            Ok(Some(warning)) => eprintln!("warning: {}: {warning}", args.config.display()),
-            Ok(None) => {}
-        }
-        if let Ok(meta) = std::fs::metadata(&args.config) {
-            use std::os::unix::fs::PermissionsExt;
-            if let Some(w) = register::exposure_warning(meta.permissions().mode(), &args.config) {
-                eprintln!("warning: {w}");
-            }
-        }
+        check_existing(&args.config, registered.token.expose())?;
     }
     let section = register::render_section(&answers, &registered, obtained_at.as_deref());
     let header = answers.new_file.as_ref().map(register::render_new_file);
@@ -146,5 +100,69 @@ pub fn run(args: RegisterArgs) -> Result<(), RegisterError> {
             &answers.token
         )
     );
+    Ok(())
+}
+
+/// The values of the command line, else of GitLab Runner's environment
+/// variables; the token of `--token-file` wins over both.
+fn given(args: &RegisterArgs) -> Result<Given, RegisterError> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let mut given = Given {
+        name: args.name.clone().or_else(|| env("RUNNER_NAME")),
+        url: args
+            .coordinator_url
+            .clone()
+            .or_else(|| env("CI_SERVER_URL")),
+        registration_token: args
+            .registration_token
+            .clone()
+            .or_else(|| env("REGISTRATION_TOKEN").map(Secret::new)),
+        token: args
+            .token
+            .clone()
+            .or_else(|| env("CI_SERVER_TOKEN").map(Secret::new)),
+        executor: args.executor.clone().or_else(|| env("RUNNER_EXECUTOR")),
+        max_concurrency: args.max_concurrency,
+        state_file: args.state_file_path.clone(),
+    };
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path).map_err(|source| RegisterError::TokenFile {
+            path: path.clone(),
+            source,
+        })?;
+        match register::TokenKind::classify(text.trim()) {
+            register::TokenKind::Authentication(t) => {
+                given.token = Some(t);
+                given.registration_token = None;
+            }
+            register::TokenKind::Registration(t) => {
+                given.registration_token = Some(t);
+                given.token = None;
+            }
+        }
+    }
+    Ok(given)
+}
+
+/// Refuses a token another section of the existing file uses; warns about
+/// a shared unique name and about permissions that expose the token.
+fn check_existing(path: &Path, token: &str) -> Result<(), RegisterError> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    match register::clash(&existing, token) {
+        Err(why) => {
+            return Err(RegisterError::Clash {
+                path: path.to_path_buf(),
+                why,
+            })
+        }
+        Ok(Some(warning)) => eprintln!("warning: {}: {warning}", path.display()),
+        Ok(None) => {}
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(w) = register::exposure_warning(meta.permissions().mode(), path) {
+            eprintln!("warning: {w}");
+        }
+    }
     Ok(())
 }
