@@ -219,9 +219,27 @@ pub fn run(args: &UnregisterArgs) -> Result<(), UnregisterError> {
     // is reported before a runner is deleted at its coordinator.
     remove_sections(&text, &selected)?;
     let system = crate::runtime::system().map_err(UnregisterError::Runtime)?;
+    let (removed, failed) = unregister_at_coordinators(config, &selected, &system);
+    if !removed.is_empty() {
+        remove_from_file(&args.config, &text, &removed)?;
+        warn_if_reference_removed(config, &removed);
+    }
+    if failed > 0 {
+        return Err(UnregisterError::NotUnregistered(failed));
+    }
+    Ok(())
+}
+
+/// Unregisters the selected runners at their coordinators, telling each
+/// outcome; returns the sections to remove and how many calls failed.
+fn unregister_at_coordinators(
+    config: &Config,
+    selected: &[usize],
+    system: &actix_rt::SystemRunner,
+) -> (Vec<usize>, usize) {
     let mut removed = Vec::new();
     let mut failed = 0;
-    for &i in &selected {
+    for &i in selected {
         let Some(runner) = config.runners.get(i) else {
             continue;
         };
@@ -257,41 +275,47 @@ pub fn run(args: &UnregisterArgs) -> Result<(), UnregisterError> {
             }
         }
     }
-    if !removed.is_empty() {
-        let edited = remove_sections(&text, &removed)
-            .map_err(|e| e.to_string())
-            .and_then(|t| rewrite(&args.config, &t).map_err(|e| e.to_string()));
-        if let Err(why) = edited {
-            return Err(UnregisterError::Rewrite {
-                path: args.config.clone(),
-                why,
-            });
-        }
-        println!(
-            "removed {} section(s) from {}",
-            removed.len(),
-            args.config.display()
-        );
-        let reference = &config.quota_computation.reference_runner;
-        let reference_gone = removed
-            .iter()
-            .any(|&i| config.runners.get(i).is_some_and(|r| &r.name == reference));
-        let still_named = config
-            .runners
-            .iter()
-            .enumerate()
-            .any(|(i, r)| !removed.contains(&i) && &r.name == reference);
-        if reference_gone && !still_named {
-            eprintln!(
-                "warning: quota_computation.reference_runner = {reference:?} named a removed \
-                 runner: set it to a remaining runner's name before starting the service"
-            );
-        }
+    (removed, failed)
+}
+
+/// Cuts the `removed` sections out of the file at `path`, whose text is
+/// `text`.
+fn remove_from_file(path: &Path, text: &str, removed: &[usize]) -> Result<(), UnregisterError> {
+    let edited = remove_sections(text, removed)
+        .map_err(|e| e.to_string())
+        .and_then(|t| rewrite(path, &t).map_err(|e| e.to_string()));
+    if let Err(why) = edited {
+        return Err(UnregisterError::Rewrite {
+            path: path.to_path_buf(),
+            why,
+        });
     }
-    if failed > 0 {
-        return Err(UnregisterError::NotUnregistered(failed));
-    }
+    println!(
+        "removed {} section(s) from {}",
+        removed.len(),
+        path.display()
+    );
     Ok(())
+}
+
+/// Warns when `quota_computation.reference_runner` named a removed runner
+/// and no remaining one.
+fn warn_if_reference_removed(config: &Config, removed: &[usize]) {
+    let reference = &config.quota_computation.reference_runner;
+    let reference_gone = removed
+        .iter()
+        .any(|&i| config.runners.get(i).is_some_and(|r| &r.name == reference));
+    let still_named = config
+        .runners
+        .iter()
+        .enumerate()
+        .any(|(i, r)| !removed.contains(&i) && &r.name == reference);
+    if reference_gone && !still_named {
+        eprintln!(
+            "warning: quota_computation.reference_runner = {reference:?} named a removed \
+             runner: set it to a remaining runner's name before starting the service"
+        );
+    }
 }
 
 #[cfg(test)]
