@@ -7,8 +7,8 @@
 //! system (awc clients are bound to it).
 
 use crate::config::{runner_key, Config, ExecutorKind, RunnerConfig};
-use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
-use crate::executors::local_docker::{socket_path, LocalDocker};
+use crate::executors::clever::{CleverExecutor, CleverSettings, GroupAttributes, Tenancy};
+use crate::executors::local_docker::{socket_path, LocalDocker, LocalDockerSettings};
 use crate::gitlab::{
     learn_runner_id, load_or_create_system_id, runner_ids_path, system_id_path,
     CoordinatorSettings, GitlabCoordinator,
@@ -78,6 +78,13 @@ struct Built {
     clever: Option<Rc<CleverExecutor>>,
     /// The concrete coordinator client, to give it its runner id.
     gitlab: Rc<GitlabCoordinator>,
+}
+
+/// A runner section's executor.
+struct Executor {
+    paas: Rc<dyn Paas>,
+    /// The same, for a clever-docker section.
+    clever: Option<Rc<CleverExecutor>>,
 }
 
 /// A configuration error about `key` (dotted path) whose value is `value`
@@ -199,6 +206,40 @@ fn build_runner(
     logger: &Logger,
 ) -> Result<Built, WiringError> {
     let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
+    let coordinator = build_coordinator(config, index, runner, system_id, metrics, &runner_logger)?;
+    let Executor { paas, clever } =
+        build_executor(config, index, runner, &coordinator, metrics, &runner_logger)?;
+    let gitlab = coordinator.clone();
+    let coordinator: Rc<dyn Coordinator> = coordinator;
+    Ok(Built {
+        gitlab,
+        ports: RunnerPorts {
+            name: runner.unique_name.clone(),
+            coordinator,
+            paas,
+            settings: RunnerSettings {
+                trace_watch: runner
+                    .trace_watch
+                    .as_ref()
+                    .map(|t| (t.timeout, t.poll_step)),
+                quota_max_fraction: runner.quota_max_fraction,
+                label: Some(runner.name.clone()),
+                long_polling: runner.long_polling,
+            },
+        },
+        clever,
+    })
+}
+
+/// The GitLab client of runner section `index`.
+fn build_coordinator(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    system_id: &str,
+    metrics: &Arc<Metrics>,
+    runner_logger: &Logger,
+) -> Result<Rc<GitlabCoordinator>, WiringError> {
     let mut coordinator_settings =
         CoordinatorSettings::new(runner.url.clone(), runner.token.clone());
     coordinator_settings.trace_watch_token = runner.trace_watch.as_ref().map(|t| t.token.clone());
@@ -213,16 +254,27 @@ fn build_runner(
             coordinator_settings.attributes_token = Some(attributes_token.clone());
         }
     }
-    let coordinator = Rc::new(GitlabCoordinator::new(coordinator_settings).map_err(|e| {
+    let coordinator = GitlabCoordinator::new(coordinator_settings).map_err(|e| {
         config_error(
             config,
             &runner_key(index, "url"),
             Some(&crate::config::shown_value("url", &runner.url)),
             &e.to_string(),
         )
-    })?);
+    })?;
+    Ok(Rc::new(coordinator))
+}
 
-    let (paas, clever): (Rc<dyn Paas>, Option<Rc<CleverExecutor>>) = match runner.executor {
+/// The executor of runner section `index`.
+fn build_executor(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    coordinator: &Rc<GitlabCoordinator>,
+    metrics: &Arc<Metrics>,
+    runner_logger: &Logger,
+) -> Result<Executor, WiringError> {
+    let (paas, clever): (Rc<dyn Paas>, _) = match runner.executor {
         ExecutorKind::CleverDocker => {
             let settings = runner.clever.clone().ok_or_else(|| {
                 config_error(
@@ -261,26 +313,7 @@ fn build_runner(
             (Rc::new(executor), None)
         }
     };
-    let gitlab = coordinator.clone();
-    let coordinator: Rc<dyn Coordinator> = coordinator;
-    Ok(Built {
-        gitlab,
-        ports: RunnerPorts {
-            name: runner.unique_name.clone(),
-            coordinator,
-            paas,
-            settings: RunnerSettings {
-                trace_watch: runner
-                    .trace_watch
-                    .as_ref()
-                    .map(|t| (t.timeout, t.poll_step)),
-                quota_max_fraction: runner.quota_max_fraction,
-                label: Some(runner.name.clone()),
-                long_polling: runner.long_polling,
-            },
-        },
-        clever,
-    })
+    Ok(Executor { paas, clever })
 }
 
 /// Weight of the reference flavor times the reference jobs count. Transient
@@ -349,82 +382,106 @@ async fn check_executors(
 ) -> Result<(), WiringError> {
     for (index, (runner, b)) in config.runners.iter().zip(built).enumerate() {
         if let (Some(executor), Some(cc)) = (&b.clever, &runner.clever) {
-            let mut flavors = vec![("cc_default_flavor", cc.default_flavor.as_str())];
-            if let Some(max) = &cc.max_flavor {
-                flavors.push(("cc_max_flavor", max.as_str()));
-            }
-            for (key, flavor) in flavors {
-                let mut patience = Patience::default();
-                loop {
-                    match executor.flavor_weight(flavor).await {
-                        Ok(_) => break,
-                        Err(e) if is_retryable(&e) => {
-                            if !patience.retry(logger, key, &e).await {
-                                return Err(WiringError::Setup(format!(
-                                    "runner {:?}: cannot check {key} = {flavor:?}: the flavor \
-                                     catalog stayed unavailable for {} s: {e}",
-                                    runner.name,
-                                    patience.limit().as_secs()
-                                )));
-                            }
-                        }
-                        Err(e) => {
-                            return Err(config_error(
-                                config,
-                                &runner_key(index, key),
-                                Some(&format!("{flavor:?}")),
-                                &e.message,
-                            ))
-                        }
-                    }
-                }
-            }
+            check_flavors(config, index, runner, executor, cc, logger).await?;
         }
         if let Some(ld) = &runner.local_docker {
-            let host = format!("{:?}", ld.host);
-            let socket = socket_path(&ld.host).map_err(|e| {
-                config_error(
-                    config,
-                    &runner_key(index, "host"),
-                    Some(&host),
-                    &e.to_string(),
-                )
-            })?;
-            let mut patience = Patience::default();
-            loop {
-                match docker_version(&ld.host, &socket).await {
-                    Ok(_) => break,
-                    Err(e) if e.is_transient() => {
-                        if !patience.retry(logger, "docker version", &e).await {
-                            return Err(WiringError::Setup(format!(
-                                "runner {:?}: the Docker engine at {} did not answer for {} s: {e}",
-                                runner.name,
-                                ld.host,
-                                patience.limit().as_secs()
-                            )));
-                        }
+            check_engine(config, index, runner, ld, logger).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every flavor a clever-docker section names is in the catalog.
+async fn check_flavors(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    executor: &CleverExecutor,
+    cc: &CleverSettings,
+    logger: &Logger,
+) -> Result<(), WiringError> {
+    let mut flavors = vec![("cc_default_flavor", cc.default_flavor.as_str())];
+    if let Some(max) = &cc.max_flavor {
+        flavors.push(("cc_max_flavor", max.as_str()));
+    }
+    for (key, flavor) in flavors {
+        let mut patience = Patience::default();
+        loop {
+            match executor.flavor_weight(flavor).await {
+                Ok(_) => break,
+                Err(e) if is_retryable(&e) => {
+                    if !patience.retry(logger, key, &e).await {
+                        return Err(WiringError::Setup(format!(
+                            "runner {:?}: cannot check {key} = {flavor:?}: the flavor \
+                             catalog stayed unavailable for {} s: {e}",
+                            runner.name,
+                            patience.limit().as_secs()
+                        )));
                     }
-                    Err(e @ DockerProblem::NoCli) => {
-                        return Err(config_error(
-                            config,
-                            &runner_key(index, "executor"),
-                            Some("\"local-docker\""),
-                            &e.to_string(),
-                        ))
-                    }
-                    Err(e) => {
-                        return Err(config_error(
-                            config,
-                            &runner_key(index, "host"),
-                            Some(&host),
-                            &e.to_string(),
-                        ))
-                    }
+                }
+                Err(e) => {
+                    return Err(config_error(
+                        config,
+                        &runner_key(index, key),
+                        Some(&format!("{flavor:?}")),
+                        &e.message,
+                    ))
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The local-docker engine answers and the `docker` command line exists.
+async fn check_engine(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    ld: &LocalDockerSettings,
+    logger: &Logger,
+) -> Result<(), WiringError> {
+    let host = format!("{:?}", ld.host);
+    let socket = socket_path(&ld.host).map_err(|e| {
+        config_error(
+            config,
+            &runner_key(index, "host"),
+            Some(&host),
+            &e.to_string(),
+        )
+    })?;
+    let mut patience = Patience::default();
+    loop {
+        match docker_version(&ld.host, &socket).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                if !patience.retry(logger, "docker version", &e).await {
+                    return Err(WiringError::Setup(format!(
+                        "runner {:?}: the Docker engine at {} did not answer for {} s: {e}",
+                        runner.name,
+                        ld.host,
+                        patience.limit().as_secs()
+                    )));
+                }
+            }
+            Err(e @ DockerProblem::NoCli) => {
+                return Err(config_error(
+                    config,
+                    &runner_key(index, "executor"),
+                    Some("\"local-docker\""),
+                    &e.to_string(),
+                ))
+            }
+            Err(e) => {
+                return Err(config_error(
+                    config,
+                    &runner_key(index, "host"),
+                    Some(&host),
+                    &e.to_string(),
+                ))
+            }
+        }
+    }
 }
 
 /// Refuses a configuration where a runner could never poll: the weight it
