@@ -1,7 +1,7 @@
-//! `heptapod-paas-runner`: the entry point. Parses the command line, sets
+//! `heptapod-paas-runner`: thin entry point. Parses the command line, sets
 //! up logging, dispatches to the command (`commands`), and exits with the
-//! code of how the command ended (`exit`; the one mapping of errors to
-//! codes is `commands::CommandError::exit`).
+//! code of how it ended (`exit`; which error ends with which code is
+//! decided by `commands::CommandError::exit`).
 
 use heptapod_paas_runner::cli::{self, Command, LogArgs};
 use heptapod_paas_runner::cli_docs;
