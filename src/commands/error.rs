@@ -55,8 +55,8 @@ impl CommandError {
         }
     }
 
-    /// Tells the operator why the command failed. `run` reports through
-    /// [`startup_error`]; the other commands on stderr, after the program's
+    /// Tells the operator why the command failed: the one function that
+    /// does. `run` reports through `startup_error`; the other commands on stderr, after the program's
     /// name; `check` prints an invalid configuration's problems as its
     /// output; what was already told (a failed check's table, each failed
     /// unregistration) is not repeated.
@@ -83,13 +83,15 @@ impl CommandError {
 
 /// A fatal error of `run`: through the logger in JSON mode (one object per
 /// line), else on stderr as the program's message.
-pub fn startup_error(logging: &Logging, e: &dyn std::fmt::Display) {
+fn startup_error(logging: &Logging, e: &dyn std::fmt::Display) {
     match logging.format {
         LogFormat::Json => error!(logging.logger, "cannot start"; "error" => %e),
         LogFormat::Term => eprintln!("heptapod-paas-runner: {e}"),
     }
 }
 
+/// `run`'s errors: the signal handlers and the final state are told as
+/// service log lines, the others as start-up errors.
 fn report_run(e: &RunError, logging: &Logging) {
     match e {
         RunError::Signals(why) => {
