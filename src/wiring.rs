@@ -96,6 +96,17 @@ fn config_error(config: &Config, key: &str, value: Option<&str>, detail: &str) -
     }
 }
 
+/// A local-docker `host` (of runner section `index`) that the executor or
+/// the engine refuses.
+fn host_error(config: &Config, index: usize, host: &str, e: &dyn std::fmt::Display) -> WiringError {
+    config_error(
+        config,
+        &runner_key(index, "host"),
+        Some(&format!("{host:?}")),
+        &e.to_string(),
+    )
+}
+
 /// Assembles the service: clients, executors, quota, state store.
 pub async fn build(
     config: &Config,
@@ -301,15 +312,9 @@ fn build_executor(
                     "local-docker runner without its local-docker settings",
                 )
             })?;
-            let host = format!("{:?}", settings.host);
-            let executor = LocalDocker::new(settings).map_err(|e| {
-                config_error(
-                    config,
-                    &runner_key(index, "host"),
-                    Some(&host),
-                    &e.to_string(),
-                )
-            })?;
+            let host = settings.host.clone();
+            let executor =
+                LocalDocker::new(settings).map_err(|e| host_error(config, index, &host, &e))?;
             (Rc::new(executor), None)
         }
     };
@@ -441,15 +446,7 @@ async fn check_engine(
     ld: &LocalDockerSettings,
     logger: &Logger,
 ) -> Result<(), WiringError> {
-    let host = format!("{:?}", ld.host);
-    let socket = socket_path(&ld.host).map_err(|e| {
-        config_error(
-            config,
-            &runner_key(index, "host"),
-            Some(&host),
-            &e.to_string(),
-        )
-    })?;
+    let socket = socket_path(&ld.host).map_err(|e| host_error(config, index, &ld.host, &e))?;
     let mut patience = Patience::default();
     loop {
         match docker_version(&ld.host, &socket).await {
@@ -472,14 +469,7 @@ async fn check_engine(
                     &e.to_string(),
                 ))
             }
-            Err(e) => {
-                return Err(config_error(
-                    config,
-                    &runner_key(index, "host"),
-                    Some(&host),
-                    &e.to_string(),
-                ))
-            }
+            Err(e) => return Err(host_error(config, index, &ld.host, &e)),
         }
     }
 }
