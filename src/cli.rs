@@ -10,6 +10,7 @@
 //! The hidden `generate-cli-docs DIR` writes the man page and the shell
 //! completions from this definition (`src/cli_docs.rs`, `scripts/package`).
 
+use crate::exit::Exit;
 use crate::secret::Secret;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -336,17 +337,17 @@ pub fn from_env() -> Command {
     let raw: Vec<OsString> = std::env::args_os().collect();
     if let Some(message) = unknown_word(&raw) {
         eprintln!("heptapod-paas-runner: {message}");
-        std::process::exit(2);
+        std::process::exit(Exit::Usage.code());
     }
     match Command::from_iter_safe(canonical_args(raw)) {
         Ok(command) => command,
         Err(e) if e.use_stderr() => {
             eprintln!("{}", e.message);
-            std::process::exit(2);
+            std::process::exit(Exit::Usage.code());
         }
         Err(e) => {
             println!("{}", e.message);
-            std::process::exit(0);
+            std::process::exit(Exit::Success.code());
         }
     }
 }

@@ -9,7 +9,7 @@
 //! test below checks the result against `--help` of every command.
 
 use crate::build_info;
-use crate::cli::Command;
+use crate::cli::{CliDocsArgs, Command};
 use std::io;
 use std::path::{Path, PathBuf};
 use structopt::clap::{App, AppSettings, ArgSettings, Shell};
@@ -57,6 +57,29 @@ pub fn render(date: &str) -> CliDocs {
         zsh,
         fish,
     }
+}
+
+/// The files cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write into {}: {source}", dir.display())]
+pub struct CliDocsError {
+    /// The directory given.
+    pub dir: PathBuf,
+    /// Why.
+    pub source: io::Error,
+}
+
+/// The `generate-cli-docs DIR` command: writes the files and prints their
+/// paths.
+pub fn run(args: &CliDocsArgs) -> Result<(), CliDocsError> {
+    let files = write_all(&args.dir).map_err(|source| CliDocsError {
+        dir: args.dir.clone(),
+        source,
+    })?;
+    for file in files {
+        println!("{}", file.display());
+    }
+    Ok(())
 }
 
 /// Writes the four files into `dir` (created if missing) and returns their

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod executors;
+pub mod exit;
 pub mod git;
 pub mod gitlab;
 pub mod http_client;

@@ -234,30 +234,7 @@ pub fn gather<R: BufRead, W: Write>(
     let new_file = if config_exists {
         None
     } else {
-        writeln!(prompter.output, "This is a brand new configuration file!")?;
-        let state_file = prompter.ask(
-            "state file path",
-            given.state_file.map(|p| p.display().to_string()),
-            "Please enter the state file path (keeps track of jobs across restarts; \
-             its directory must be writable by the service user)",
-            "State file path",
-            |s| non_empty(s).map(PathBuf::from),
-        )?;
-        let concurrent = prompter.ask(
-            "concurrency",
-            given.max_concurrency.map(|n| n.to_string()),
-            &format!(
-                "Please choose the maximum number of concurrent jobs across all runners \
-                 defined in {}",
-                config_path.display()
-            ),
-            "Concurrency",
-            positive,
-        )?;
-        Some(NewFile {
-            state_file,
-            concurrent,
-        })
+        Some(ask_new_file(prompter, config_path, &given)?)
     };
     let url = prompter.ask(
         "coordinator URL",
@@ -306,6 +283,38 @@ pub fn gather<R: BufRead, W: Write>(
         token,
         executor,
         new_file,
+    })
+}
+
+/// The global keys of a configuration file that does not exist yet.
+fn ask_new_file<R: BufRead, W: Write>(
+    prompter: &mut Prompter<R, W>,
+    config_path: &Path,
+    given: &Given,
+) -> Result<NewFile, AskError> {
+    writeln!(prompter.output, "This is a brand new configuration file!")?;
+    let state_file = prompter.ask(
+        "state file path",
+        given.state_file.as_ref().map(|p| p.display().to_string()),
+        "Please enter the state file path (keeps track of jobs across restarts; \
+         its directory must be writable by the service user)",
+        "State file path",
+        |s| non_empty(s).map(PathBuf::from),
+    )?;
+    let concurrent = prompter.ask(
+        "concurrency",
+        given.max_concurrency.map(|n| n.to_string()),
+        &format!(
+            "Please choose the maximum number of concurrent jobs across all runners \
+             defined in {}",
+            config_path.display()
+        ),
+        "Concurrency",
+        positive,
+    )?;
+    Ok(NewFile {
+        state_file,
+        concurrent,
     })
 }
 

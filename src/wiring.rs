@@ -7,8 +7,8 @@
 //! system (awc clients are bound to it).
 
 use crate::config::{runner_key, Config, ExecutorKind, RunnerConfig};
-use crate::executors::clever::{CleverExecutor, GroupAttributes, Tenancy};
-use crate::executors::local_docker::{socket_path, LocalDocker};
+use crate::executors::clever::{CleverExecutor, CleverSettings, GroupAttributes, Tenancy};
+use crate::executors::local_docker::{socket_path, LocalDocker, LocalDockerSettings};
 use crate::gitlab::{
     learn_runner_id, load_or_create_system_id, runner_ids_path, system_id_path,
     CoordinatorSettings, GitlabCoordinator,
@@ -35,7 +35,7 @@ pub const QUOTA_SETUP_PATIENCE: Duration = Duration::from_secs(60);
 /// Why the service could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
-    /// The configuration is unusable (exit code 2).
+    /// The configuration is unusable.
     #[error("{message}")]
     Config {
         /// The offending key (dotted path).
@@ -44,19 +44,9 @@ pub enum WiringError {
         /// ([`Config::key_message`]).
         message: String,
     },
-    /// Something outside the configuration failed (exit code 1).
+    /// Something outside the configuration failed.
     #[error("{0}")]
     Setup(String),
-}
-
-impl WiringError {
-    /// The process exit code this error maps to.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            WiringError::Config { .. } => crate::config::EXIT_CODE,
-            WiringError::Setup(_) => 1,
-        }
-    }
 }
 
 /// Command-line overrides of configuration values.
@@ -90,6 +80,13 @@ struct Built {
     gitlab: Rc<GitlabCoordinator>,
 }
 
+/// A runner section's executor.
+struct Executor {
+    paas: Rc<dyn Paas>,
+    /// The same, for a clever-docker section.
+    clever: Option<Rc<CleverExecutor>>,
+}
+
 /// A configuration error about `key` (dotted path) whose value is `value`
 /// (already quoted), located in the file.
 fn config_error(config: &Config, key: &str, value: Option<&str>, detail: &str) -> WiringError {
@@ -97,6 +94,17 @@ fn config_error(config: &Config, key: &str, value: Option<&str>, detail: &str) -
         key: key.to_string(),
         message: config.key_message(key, value, detail),
     }
+}
+
+/// A local-docker `host` (of runner section `index`) that the executor or
+/// the engine refuses.
+fn host_error(config: &Config, index: usize, host: &str, e: &dyn std::fmt::Display) -> WiringError {
+    config_error(
+        config,
+        &runner_key(index, "host"),
+        Some(&format!("{host:?}")),
+        &e.to_string(),
+    )
 }
 
 /// Assembles the service: clients, executors, quota, state store.
@@ -209,6 +217,40 @@ fn build_runner(
     logger: &Logger,
 ) -> Result<Built, WiringError> {
     let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
+    let coordinator = build_coordinator(config, index, runner, system_id, metrics, &runner_logger)?;
+    let Executor { paas, clever } =
+        build_executor(config, index, runner, &coordinator, metrics, &runner_logger)?;
+    let gitlab = coordinator.clone();
+    let coordinator: Rc<dyn Coordinator> = coordinator;
+    Ok(Built {
+        gitlab,
+        ports: RunnerPorts {
+            name: runner.unique_name.clone(),
+            coordinator,
+            paas,
+            settings: RunnerSettings {
+                trace_watch: runner
+                    .trace_watch
+                    .as_ref()
+                    .map(|t| (t.timeout, t.poll_step)),
+                quota_max_fraction: runner.quota_max_fraction,
+                label: Some(runner.name.clone()),
+                long_polling: runner.long_polling,
+            },
+        },
+        clever,
+    })
+}
+
+/// The GitLab client of runner section `index`.
+fn build_coordinator(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    system_id: &str,
+    metrics: &Arc<Metrics>,
+    runner_logger: &Logger,
+) -> Result<Rc<GitlabCoordinator>, WiringError> {
     let mut coordinator_settings =
         CoordinatorSettings::new(runner.url.clone(), runner.token.clone());
     coordinator_settings.trace_watch_token = runner.trace_watch.as_ref().map(|t| t.token.clone());
@@ -223,16 +265,27 @@ fn build_runner(
             coordinator_settings.attributes_token = Some(attributes_token.clone());
         }
     }
-    let coordinator = Rc::new(GitlabCoordinator::new(coordinator_settings).map_err(|e| {
+    let coordinator = GitlabCoordinator::new(coordinator_settings).map_err(|e| {
         config_error(
             config,
             &runner_key(index, "url"),
             Some(&crate::config::shown_value("url", &runner.url)),
             &e.to_string(),
         )
-    })?);
+    })?;
+    Ok(Rc::new(coordinator))
+}
 
-    let (paas, clever): (Rc<dyn Paas>, Option<Rc<CleverExecutor>>) = match runner.executor {
+/// The executor of runner section `index`.
+fn build_executor(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    coordinator: &Rc<GitlabCoordinator>,
+    metrics: &Arc<Metrics>,
+    runner_logger: &Logger,
+) -> Result<Executor, WiringError> {
+    let (paas, clever): (Rc<dyn Paas>, _) = match runner.executor {
         ExecutorKind::CleverDocker => {
             let settings = runner.clever.clone().ok_or_else(|| {
                 config_error(
@@ -259,38 +312,13 @@ fn build_runner(
                     "local-docker runner without its local-docker settings",
                 )
             })?;
-            let host = format!("{:?}", settings.host);
-            let executor = LocalDocker::new(settings).map_err(|e| {
-                config_error(
-                    config,
-                    &runner_key(index, "host"),
-                    Some(&host),
-                    &e.to_string(),
-                )
-            })?;
+            let host = settings.host.clone();
+            let executor =
+                LocalDocker::new(settings).map_err(|e| host_error(config, index, &host, &e))?;
             (Rc::new(executor), None)
         }
     };
-    let gitlab = coordinator.clone();
-    let coordinator: Rc<dyn Coordinator> = coordinator;
-    Ok(Built {
-        gitlab,
-        ports: RunnerPorts {
-            name: runner.unique_name.clone(),
-            coordinator,
-            paas,
-            settings: RunnerSettings {
-                trace_watch: runner
-                    .trace_watch
-                    .as_ref()
-                    .map(|t| (t.timeout, t.poll_step)),
-                quota_max_fraction: runner.quota_max_fraction,
-                label: Some(runner.name.clone()),
-                long_polling: runner.long_polling,
-            },
-        },
-        clever,
-    })
+    Ok(Executor { paas, clever })
 }
 
 /// Weight of the reference flavor times the reference jobs count. Transient
@@ -359,82 +387,91 @@ async fn check_executors(
 ) -> Result<(), WiringError> {
     for (index, (runner, b)) in config.runners.iter().zip(built).enumerate() {
         if let (Some(executor), Some(cc)) = (&b.clever, &runner.clever) {
-            let mut flavors = vec![("cc_default_flavor", cc.default_flavor.as_str())];
-            if let Some(max) = &cc.max_flavor {
-                flavors.push(("cc_max_flavor", max.as_str()));
-            }
-            for (key, flavor) in flavors {
-                let mut patience = Patience::default();
-                loop {
-                    match executor.flavor_weight(flavor).await {
-                        Ok(_) => break,
-                        Err(e) if is_retryable(&e) => {
-                            if !patience.retry(logger, key, &e).await {
-                                return Err(WiringError::Setup(format!(
-                                    "runner {:?}: cannot check {key} = {flavor:?}: the flavor \
-                                     catalog stayed unavailable for {} s: {e}",
-                                    runner.name,
-                                    patience.limit().as_secs()
-                                )));
-                            }
-                        }
-                        Err(e) => {
-                            return Err(config_error(
-                                config,
-                                &runner_key(index, key),
-                                Some(&format!("{flavor:?}")),
-                                &e.message,
-                            ))
-                        }
-                    }
-                }
-            }
+            check_flavors(config, index, runner, executor, cc, logger).await?;
         }
         if let Some(ld) = &runner.local_docker {
-            let host = format!("{:?}", ld.host);
-            let socket = socket_path(&ld.host).map_err(|e| {
-                config_error(
-                    config,
-                    &runner_key(index, "host"),
-                    Some(&host),
-                    &e.to_string(),
-                )
-            })?;
-            let mut patience = Patience::default();
-            loop {
-                match docker_version(&ld.host, &socket).await {
-                    Ok(_) => break,
-                    Err(e) if e.is_transient() => {
-                        if !patience.retry(logger, "docker version", &e).await {
-                            return Err(WiringError::Setup(format!(
-                                "runner {:?}: the Docker engine at {} did not answer for {} s: {e}",
-                                runner.name,
-                                ld.host,
-                                patience.limit().as_secs()
-                            )));
-                        }
+            check_engine(config, index, runner, ld, logger).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every flavor a clever-docker section names is in the catalog.
+async fn check_flavors(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    executor: &CleverExecutor,
+    cc: &CleverSettings,
+    logger: &Logger,
+) -> Result<(), WiringError> {
+    let mut flavors = vec![("cc_default_flavor", cc.default_flavor.as_str())];
+    if let Some(max) = &cc.max_flavor {
+        flavors.push(("cc_max_flavor", max.as_str()));
+    }
+    for (key, flavor) in flavors {
+        let mut patience = Patience::default();
+        loop {
+            match executor.flavor_weight(flavor).await {
+                Ok(_) => break,
+                Err(e) if is_retryable(&e) => {
+                    if !patience.retry(logger, key, &e).await {
+                        return Err(WiringError::Setup(format!(
+                            "runner {:?}: cannot check {key} = {flavor:?}: the flavor \
+                             catalog stayed unavailable for {} s: {e}",
+                            runner.name,
+                            patience.limit().as_secs()
+                        )));
                     }
-                    Err(e @ DockerProblem::NoCli) => {
-                        return Err(config_error(
-                            config,
-                            &runner_key(index, "executor"),
-                            Some("\"local-docker\""),
-                            &e.to_string(),
-                        ))
-                    }
-                    Err(e) => {
-                        return Err(config_error(
-                            config,
-                            &runner_key(index, "host"),
-                            Some(&host),
-                            &e.to_string(),
-                        ))
-                    }
+                }
+                Err(e) => {
+                    return Err(config_error(
+                        config,
+                        &runner_key(index, key),
+                        Some(&format!("{flavor:?}")),
+                        &e.message,
+                    ))
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The local-docker engine answers and the `docker` command line exists.
+async fn check_engine(
+    config: &Config,
+    index: usize,
+    runner: &RunnerConfig,
+    ld: &LocalDockerSettings,
+    logger: &Logger,
+) -> Result<(), WiringError> {
+    let socket = socket_path(&ld.host).map_err(|e| host_error(config, index, &ld.host, &e))?;
+    let mut patience = Patience::default();
+    loop {
+        match docker_version(&ld.host, &socket).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                if !patience.retry(logger, "docker version", &e).await {
+                    return Err(WiringError::Setup(format!(
+                        "runner {:?}: the Docker engine at {} did not answer for {} s: {e}",
+                        runner.name,
+                        ld.host,
+                        patience.limit().as_secs()
+                    )));
+                }
+            }
+            Err(e @ DockerProblem::NoCli) => {
+                return Err(config_error(
+                    config,
+                    &runner_key(index, "executor"),
+                    Some("\"local-docker\""),
+                    &e.to_string(),
+                ))
+            }
+            Err(e) => return Err(host_error(config, index, &ld.host, &e)),
+        }
+    }
 }
 
 /// Refuses a configuration where a runner could never poll: the weight it

@@ -5,9 +5,26 @@
 //! [`LIVE_TIMEOUT`]). `render` itself makes no call.
 
 use super::table;
-use crate::config::{Config, ExecutorKind, Tenancy};
+use crate::cli::ConfigArgs;
+use crate::config::{Config, ConfigError, ExecutorKind, RunnerConfig, Tenancy};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// Why `list` fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The configuration does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// The `list` command.
+pub fn run(args: &ConfigArgs) -> Result<(), ListError> {
+    let config = super::load(&args.config)?;
+    let live = actix_rt::System::new().block_on(live(&config));
+    print!("{}", render(&config, &live));
+    Ok(())
+}
 
 /// How long `list` waits for the running service's answer.
 pub const LIVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -122,32 +139,7 @@ pub fn render(config: &Config, live: &Live) -> String {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let mut limits = vec![format!("quota_max_fraction={}", r.quota_max_fraction)];
-            if let Some(cc) = &r.clever {
-                limits.push(format!("default_flavor={}", cc.default_flavor));
-                if let Some(max) = &cc.max_flavor {
-                    limits.push(format!("max_flavor={max}"));
-                }
-                if matches!(cc.tenancy, Tenancy::Multi { .. }) {
-                    limits.push("multi-tenant".to_string());
-                }
-            }
-            let reference = config.quota_computation.reference_runner == r.name;
-            let mut row = vec![
-                format!("runners[{i}]"),
-                r.name.clone(),
-                r.unique_name.clone(),
-                match r.executor {
-                    ExecutorKind::CleverDocker => "clever-docker".to_string(),
-                    ExecutorKind::LocalDocker => "local-docker".to_string(),
-                },
-                r.url.clone(),
-                if reference {
-                    format!("{} (quota reference)", limits.join(" "))
-                } else {
-                    limits.join(" ")
-                },
-            ];
+            let mut row = section_row(config, i, r);
             if let Some(counts) = counts {
                 row.push(jobs_cell(counts.get(&r.unique_name)));
             }
@@ -168,16 +160,50 @@ pub fn render(config: &Config, live: &Live) -> String {
         qc.reference_runner,
         qc.allowed_fraction_per_runner
     ));
+    out.push_str(&live_line(config, live));
+    out
+}
+
+/// The cells of runner section `i` before its live jobs.
+fn section_row(config: &Config, i: usize, r: &RunnerConfig) -> Vec<String> {
+    let mut limits = vec![format!("quota_max_fraction={}", r.quota_max_fraction)];
+    if let Some(cc) = &r.clever {
+        limits.push(format!("default_flavor={}", cc.default_flavor));
+        if let Some(max) = &cc.max_flavor {
+            limits.push(format!("max_flavor={max}"));
+        }
+        if matches!(cc.tenancy, Tenancy::Multi { .. }) {
+            limits.push("multi-tenant".to_string());
+        }
+    }
+    let reference = config.quota_computation.reference_runner == r.name;
+    vec![
+        format!("runners[{i}]"),
+        r.name.clone(),
+        r.unique_name.clone(),
+        match r.executor {
+            ExecutorKind::CleverDocker => "clever-docker".to_string(),
+            ExecutorKind::LocalDocker => "local-docker".to_string(),
+        },
+        r.url.clone(),
+        if reference {
+            format!("{} (quota reference)", limits.join(" "))
+        } else {
+            limits.join(" ")
+        },
+    ]
+}
+
+/// The line under the table that says where the live jobs come from, or
+/// why they are not shown.
+fn live_line(config: &Config, live: &Live) -> String {
     match live {
-        Live::NotConfigured => out.push_str(
-            "live jobs: not shown: set listen_address (e.g. listen_address = \
+        Live::NotConfigured => "live jobs: not shown: set listen_address (e.g. listen_address = \
              \"127.0.0.1:9252\") in the configuration and restart the service to see its live \
-             job counts here\n",
-        ),
+             job counts here\n"
+            .to_string(),
         Live::Unreachable { address, why } => {
-            out.push_str(&format!(
-                "live jobs: service not reachable at {address} ({why})\n"
-            ));
+            format!("live jobs: service not reachable at {address} ({why})\n")
         }
         Live::Counts {
             address,
@@ -188,16 +214,16 @@ pub fn render(config: &Config, live: &Live) -> String {
                 .filter(|(name, _)| config.runner_by_unique_name(name).is_none())
                 .flat_map(|(_, phases)| phases.values())
                 .sum();
-            out.push_str(&format!("live jobs: from the service at {address}"));
+            let mut line = format!("live jobs: from the service at {address}");
             if others > 0 {
-                out.push_str(&format!(
+                line.push_str(&format!(
                     "; {others} more job(s) of runners not in this file"
                 ));
             }
-            out.push('\n');
+            line.push('\n');
+            line
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -7,10 +7,51 @@
 //! file's lock.
 
 use crate::cli::UnregisterArgs;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::gitlab::{RunnersApi, Timeouts};
-use crate::instance_lock::InstanceLock;
-use std::path::Path;
+use crate::instance_lock::{InstanceLock, LockError};
+use std::path::{Path, PathBuf};
+
+/// Why `unregister` did not remove every selected section.
+#[derive(Debug, thiserror::Error)]
+pub enum UnregisterError {
+    /// The configuration does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No section has the name given.
+    #[error("{0}")]
+    NoSuchSection(String),
+    /// A service uses the state file, or its lock cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The sections cannot be cut out of the file safely (told before any
+    /// coordinator call).
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    /// No async runtime.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The edited file cannot be written.
+    #[error("cannot edit {}: {why}", path.display())]
+    Rewrite {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// Some coordinator calls failed (each told as it failed; their
+    /// sections are kept).
+    #[error("{0} runner(s) not unregistered")]
+    NotUnregistered(usize),
+}
 
 /// Why the sections could not be cut out of the file's text.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -158,53 +199,47 @@ pub fn rewrite(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The whole `unregister` command on a loaded configuration; returns the
-/// exit code (0 done, 1 a coordinator call or the edit failed, 2 no such
-/// section or unreadable file).
-pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
-    let selected = match select(config, args.name.as_deref(), args.all) {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("heptapod-paas-runner unregister: {why}");
-            return 2;
-        }
-    };
+/// The `unregister` command.
+pub fn run(args: &UnregisterArgs) -> Result<(), UnregisterError> {
+    let config = &super::load(&args.config)?;
+    let selected =
+        select(config, args.name.as_deref(), args.all).map_err(UnregisterError::NoSuchSection)?;
     // Never while a service runs with this file: it would keep polling
     // with the removed runner, and its state names it.
-    let _lock = match config.state_file.as_deref().map(InstanceLock::acquire) {
-        Some(Err(e)) => {
-            eprintln!("heptapod-paas-runner unregister: {e}");
-            return e.exit_code();
-        }
-        Some(Ok(lock)) => Some(lock),
-        None => None,
-    };
-    let text = match std::fs::read_to_string(&args.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "heptapod-paas-runner unregister: cannot read {}: {e}",
-                args.config.display()
-            );
-            return 2;
-        }
-    };
+    let _lock = config
+        .state_file
+        .as_deref()
+        .map(InstanceLock::acquire)
+        .transpose()?;
+    let text = std::fs::read_to_string(&args.config).map_err(|source| UnregisterError::Read {
+        path: args.config.clone(),
+        source,
+    })?;
     // Check the edit before any call: a file that cannot be edited safely
     // is reported before a runner is deleted at its coordinator.
-    if let Err(e) = remove_sections(&text, &selected) {
-        eprintln!("heptapod-paas-runner unregister: {e}");
-        return 1;
+    remove_sections(&text, &selected)?;
+    let system = crate::runtime::system().map_err(UnregisterError::Runtime)?;
+    let (removed, failed) = unregister_at_coordinators(config, &selected, &system);
+    if !removed.is_empty() {
+        remove_from_file(&args.config, &text, &removed)?;
+        warn_if_reference_removed(config, &removed);
     }
-    let system = match crate::runtime::system() {
-        Ok(system) => system,
-        Err(e) => {
-            eprintln!("heptapod-paas-runner unregister: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
+    if failed > 0 {
+        return Err(UnregisterError::NotUnregistered(failed));
+    }
+    Ok(())
+}
+
+/// Unregisters the selected runners at their coordinators, telling each
+/// outcome; returns the sections to remove and how many calls failed.
+fn unregister_at_coordinators(
+    config: &Config,
+    selected: &[usize],
+    system: &actix_rt::SystemRunner,
+) -> (Vec<usize>, usize) {
     let mut removed = Vec::new();
-    let mut failed = false;
-    for &i in &selected {
+    let mut failed = 0;
+    for &i in selected {
         let Some(runner) = config.runners.get(i) else {
             continue;
         };
@@ -236,46 +271,50 @@ pub fn run(config: &Config, args: &UnregisterArgs) -> i32 {
                     "heptapod-paas-runner unregister: runners[{i}] ({:?}): {e}; section kept",
                     runner.name
                 );
-                failed = true;
+                failed += 1;
             }
         }
     }
-    if !removed.is_empty() {
-        let edited = remove_sections(&text, &removed)
-            .map_err(|e| e.to_string())
-            .and_then(|t| rewrite(&args.config, &t).map_err(|e| e.to_string()));
-        if let Err(e) = edited {
-            eprintln!(
-                "heptapod-paas-runner unregister: cannot edit {}: {e}",
-                args.config.display()
-            );
-            return 1;
-        }
-        println!(
-            "removed {} section(s) from {}",
-            removed.len(),
-            args.config.display()
-        );
-        let reference = &config.quota_computation.reference_runner;
-        let reference_gone = removed
-            .iter()
-            .any(|&i| config.runners.get(i).is_some_and(|r| &r.name == reference));
-        let still_named = config
-            .runners
-            .iter()
-            .enumerate()
-            .any(|(i, r)| !removed.contains(&i) && &r.name == reference);
-        if reference_gone && !still_named {
-            eprintln!(
-                "warning: quota_computation.reference_runner = {reference:?} named a removed \
-                 runner: set it to a remaining runner's name before starting the service"
-            );
-        }
+    (removed, failed)
+}
+
+/// Cuts the `removed` sections out of the file at `path`, whose text is
+/// `text`.
+fn remove_from_file(path: &Path, text: &str, removed: &[usize]) -> Result<(), UnregisterError> {
+    let edited = remove_sections(text, removed)
+        .map_err(|e| e.to_string())
+        .and_then(|t| rewrite(path, &t).map_err(|e| e.to_string()));
+    if let Err(why) = edited {
+        return Err(UnregisterError::Rewrite {
+            path: path.to_path_buf(),
+            why,
+        });
     }
-    if failed {
-        1
-    } else {
-        0
+    println!(
+        "removed {} section(s) from {}",
+        removed.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Warns when `quota_computation.reference_runner` named a removed runner
+/// and no remaining one.
+fn warn_if_reference_removed(config: &Config, removed: &[usize]) {
+    let reference = &config.quota_computation.reference_runner;
+    let reference_gone = removed
+        .iter()
+        .any(|&i| config.runners.get(i).is_some_and(|r| &r.name == reference));
+    let still_named = config
+        .runners
+        .iter()
+        .enumerate()
+        .any(|(i, r)| !removed.contains(&i) && &r.name == reference);
+    if reference_gone && !still_named {
+        eprintln!(
+            "warning: quota_computation.reference_runner = {reference:?} named a removed \
+             runner: set it to a remaining runner's name before starting the service"
+        );
     }
 }
 

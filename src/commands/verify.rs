@@ -6,18 +6,54 @@
 //! from the state file: its organisation and token read from its GitLab
 //! group, then its applications listed) and every configured flavor; for
 //! local-docker, the engine (`docker version`). Prints one line per check.
-//! Must run inside an actix system.
 
 use super::known_tenants::{tenants, StateView};
-use super::table;
-use crate::config::{Config, RunnerConfig, Tenancy};
+use super::{apply_config_logging, table};
+use crate::cli::ConfigArgs;
+use crate::config::{Config, ConfigError, RunnerConfig, Tenancy};
 use crate::executors::clever::{CleverExecutor, GroupAttributes};
 use crate::executors::local_docker::socket_path;
 use crate::gitlab::{system_id_path, CoordinatorSettings, GitlabCoordinator, RunnersApi, Timeouts};
+use crate::logging::Logging;
 use crate::preflight::docker_version;
+use crate::runtime;
 use paas_actors::ports::Paas;
-use slog::Logger;
+use slog::{Level, Logger};
 use std::rc::Rc;
+
+/// Why `verify` (or `check --online`) fails.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The configuration does not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No async runtime.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A check failed: the table printed says which.
+    #[error("a check failed")]
+    Failed,
+}
+
+/// The `verify` command.
+pub fn run(args: &ConfigArgs, logging: &mut Logging, cli_level: Level) -> Result<(), VerifyError> {
+    let config = super::load(&args.config)?;
+    apply_config_logging(logging, &args.log, cli_level, &config);
+    online(&config, logging)
+}
+
+/// Runs every check in a new actix system and prints the table (`verify`,
+/// `check --online`).
+pub fn online(config: &Config, logging: &Logging) -> Result<(), VerifyError> {
+    let system = runtime::system().map_err(VerifyError::Runtime)?;
+    let rows = system.block_on(checks(config, &logging.logger));
+    print!("{}", render(&rows));
+    if all_ok(&rows) {
+        Ok(())
+    } else {
+        Err(VerifyError::Failed)
+    }
+}
 
 /// One check of one runner section.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +79,9 @@ impl Row {
     }
 }
 
-/// Runs every check of every runner section.
-pub async fn run(config: &Config, logger: &Logger) -> Vec<Row> {
+/// Runs every check of every runner section. Must run inside an actix
+/// system.
+pub async fn checks(config: &Config, logger: &Logger) -> Vec<Row> {
     // The runner manager id the service sends, when it has one: never
     // created here (run as another user, the file would not be readable by
     // the service).

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Exit code the command uses for any configuration error.
-pub const EXIT_CODE: i32 = 2;
+pub const EXIT_CODE: i32 = crate::exit::Exit::Usage.code();
 
 /// Where in the file a problem lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
