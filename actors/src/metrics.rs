@@ -262,7 +262,16 @@ impl Metrics {
         m.register()
     }
 
+    /// Registers every family, in the order of the output.
     fn register(mut self) -> Metrics {
+        self.register_books();
+        self.register_events();
+        self.register_latencies_and_health();
+        self
+    }
+
+    /// The version and the gauges mirroring the job table and the ledger.
+    fn register_books(&mut self) {
         let r = &mut self.registry;
         r.register(
             "version_info",
@@ -289,6 +298,11 @@ impl Metrics {
             "Largest number of jobs being provisioned at once (paas_max_concurrent_provisioning)",
             self.provisioning_limit.clone(),
         );
+    }
+
+    /// The counters of the supervisor's events and of the API requests.
+    fn register_events(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "jobs_acquired",
             "Jobs acquired from the coordinator",
@@ -329,6 +343,11 @@ impl Metrics {
             "Requests to the coordinator, the PAAS API and git remotes, per route and status (\"error\" when no status came back)",
             self.api_requests.clone(),
         );
+    }
+
+    /// The latency histograms and what tells whether the outside answers.
+    fn register_latencies_and_health(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "provision_duration_seconds",
             "Time from a job's acquisition to its push to the resource",
@@ -364,7 +383,6 @@ impl Metrics {
             "Failed resource deletions, per error class",
             self.decommission_failures.clone(),
         );
-        self
     }
 
     /// The whole registry in the Prometheus text format (version 0.0.4).
