@@ -1,6 +1,7 @@
 //! The service's Prometheus metrics: one [`Metrics`] registry of counters,
 //! gauges and histograms (atomics, `Send + Sync`), updated by the
-//! supervisor on each transition and by the root crate's API clients, and
+//! supervisor from its transitions (all in one place:
+//! `supervisor/counting.rs`) and by the root crate's API clients, and
 //! encoded in the Prometheus text format by [`Metrics::encode`]. Serving
 //! it over HTTP is the root crate's business: this module does no I/O.
 //!
@@ -215,6 +216,33 @@ pub struct Metrics {
     last_successful_poll: Family<RunnerLabel, Gauge<f64, AtomicU64>>,
     trace_watch_token_refused: Family<RunnerLabel, Gauge>,
     decommission_failures: Family<RunnerClass, Counter>,
+    /// Jobs whose life ended: counted for the state dump and the tests,
+    /// not exported.
+    completed: Counter,
+    /// Reconciliation passes completed: counted for the state dump and
+    /// the tests, not exported.
+    reconcile_passes: Counter,
+}
+
+/// Event totals since start, read back from [`Metrics`] (summed over the
+/// runners' series): what the state dump logs and the tests read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    /// Jobs acquired.
+    pub acquired: u64,
+    /// Jobs whose life ended (resource gone or released).
+    pub completed: u64,
+    /// Launch failures.
+    pub launch_failures: u64,
+    /// Reconciliation passes completed (one per runner and pass), whether
+    /// the listing succeeded or not.
+    pub reconcile_passes: u64,
+    /// Unknown resources adopted because their job still runs.
+    pub adopted: u64,
+    /// Unknown resources sent to decommissioning (job over, or no job).
+    pub unknown_decommissioned: u64,
+    /// Tracked entries forgotten because their resource vanished.
+    pub vanished: u64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -258,6 +286,8 @@ impl Metrics {
             last_successful_poll: Family::default(),
             trace_watch_token_refused: Family::default(),
             decommission_failures: Family::default(),
+            completed: Counter::default(),
+            reconcile_passes: Counter::default(),
         };
         m.register()
     }
@@ -571,6 +601,15 @@ impl Metrics {
         self.set_coordinator_up(runner, true);
     }
 
+    /// A poll of `runner` ended, answered by its coordinator or not.
+    pub fn poll_ended(&self, runner: &str, answered: bool) {
+        if answered {
+            self.polled(runner);
+        } else {
+            self.set_coordinator_up(runner, false);
+        }
+    }
+
     /// Whether `runner`'s trace-watch token is refused.
     pub fn set_trace_watch_token_refused(&self, runner: &str, refused: bool) {
         self.trace_watch_token_refused
@@ -587,6 +626,49 @@ impl Metrics {
                 class,
             })
             .inc();
+    }
+
+    /// One job's life ended (not exported).
+    pub(crate) fn job_completed(&self) {
+        self.completed.inc();
+    }
+
+    /// One reconciliation pass completed (not exported).
+    pub(crate) fn reconcile_pass_ended(&self) {
+        self.reconcile_passes.inc();
+    }
+
+    /// The totals since start, summed over the series of `runners` (each
+    /// label counted once).
+    pub(crate) fn totals<'a>(&self, runners: impl IntoIterator<Item = &'a str>) -> Totals {
+        let labels: std::collections::BTreeSet<&str> = runners.into_iter().collect();
+        let (mut acquired, mut launch_failures) = (0, 0);
+        for runner in labels {
+            let r = runner_label(runner);
+            acquired += self.jobs_acquired.get(&r).map_or(0, |c| c.get());
+            for reason in LaunchFailureReason::ALL {
+                let labels = RunnerReason {
+                    runner: runner.to_string(),
+                    reason: reason.as_str(),
+                };
+                launch_failures += self.launch_failures.get(&labels).map_or(0, |c| c.get());
+            }
+        }
+        let action = |action: ReconcileAction| {
+            let labels = ActionLabel {
+                action: action.as_str(),
+            };
+            self.reconcile_actions.get(&labels).map_or(0, |c| c.get())
+        };
+        Totals {
+            acquired,
+            completed: self.completed.get(),
+            launch_failures,
+            reconcile_passes: self.reconcile_passes.get(),
+            adopted: action(ReconcileAction::Adopted),
+            unknown_decommissioned: action(ReconcileAction::Decommissioned),
+            vanished: action(ReconcileAction::Forgotten),
+        }
     }
 }
 
@@ -630,5 +712,40 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn totals_are_read_back_once_per_label_and_the_unexported_stay_out() {
+        let m = Metrics::new();
+        m.add_runner("r1", &["acquired"]);
+        m.add_runner("r2", &["acquired"]);
+        m.job_acquired("r1");
+        m.job_acquired("r2");
+        m.job_acquired("r2");
+        m.launch_failed("r1", LaunchFailureReason::Create);
+        m.launch_failed("r2", LaunchFailureReason::TraceTimeout);
+        m.reconcile_action(ReconcileAction::Adopted);
+        m.reconcile_action(ReconcileAction::Forgotten);
+        m.reconcile_action(ReconcileAction::LeftAlone);
+        m.job_completed();
+        m.reconcile_pass_ended();
+        m.reconcile_pass_ended();
+        let want = Totals {
+            acquired: 3,
+            completed: 1,
+            launch_failures: 2,
+            reconcile_passes: 2,
+            adopted: 1,
+            unknown_decommissioned: 0,
+            vanished: 1,
+        };
+        // A label shared by two runners is counted once.
+        assert_eq!(m.totals(["r1", "r2", "r2"]), want);
+        assert_eq!(m.totals(["r1"]).acquired, 1);
+        let text = m.encode().expect("encodes");
+        assert!(
+            !text.contains("_completed") && !text.contains("reconcile_passes"),
+            "{text}"
+        );
     }
 }

@@ -1,33 +1,14 @@
-//! What the supervisor counts, its state dump (SIGUSR1), and, for tests
-//! and the bench (feature `testing`), the [`GetStats`] query.
+//! The supervisor's state dump (SIGUSR1) and, for tests and the bench
+//! (feature `testing`), the [`GetStats`] query; the event totals both
+//! show are read back from the metrics (`counting`).
 
 use super::*;
 use crate::untrusted::escape_control;
 
-/// Events counted since start; logged by the state dump.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Counters {
-    /// Jobs acquired.
-    pub acquired: u64,
-    /// Jobs whose life ended (resource gone or released).
-    pub completed: u64,
-    /// Launch failures.
-    pub launch_failures: u64,
-    /// Reconciliation passes completed (one per runner and pass), whether
-    /// the listing succeeded or not.
-    pub reconcile_passes: u64,
-    /// Unknown resources adopted because their job still runs.
-    pub adopted: u64,
-    /// Unknown resources sent to decommissioning (job over, or no job).
-    pub unknown_decommissioned: u64,
-    /// Tracked entries forgotten because their resource vanished.
-    pub vanished: u64,
-}
-
 impl Supervisor {
     /// Logs the whole state, secrets masked.
     pub(super) fn dump_state(&self) {
-        let c = &self.counters;
+        let c = self.totals();
         slog::info!(self.logger, "state dump";
             "jobs" => self.jobs.len(), "used_weight" => TwoDecimals(self.ledger.used()),
             "quota" => TwoDecimals(self.ledger.limits().total_weight),
@@ -134,7 +115,7 @@ mod query {
             for e in self.jobs.values() {
                 *phases.entry(e.phase.as_str()).or_insert(0) += 1;
             }
-            let c = self.counters;
+            let c = self.totals();
             MessageResult(Stats {
                 phases,
                 used_weight: self.ledger.used(),
