@@ -52,7 +52,7 @@ impl Supervisor {
 }
 
 #[cfg(feature = "testing")]
-pub use query::{GetStats, Stats};
+pub use query::{Books, GetBooks, GetStats, Stats};
 
 #[cfg(feature = "testing")]
 mod query {
@@ -140,6 +140,51 @@ mod query {
                     .filter(|r| r.trace_watch_refused)
                     .map(|r| r.name.to_string())
                     .collect(),
+            })
+        }
+    }
+
+    /// Sent by the gauge property test: the job table and the ledger,
+    /// with the metrics encoded at the same instant.
+    #[derive(Message, Debug)]
+    #[rtype(result = "Books")]
+    pub struct GetBooks;
+
+    /// What [`GetBooks`] answers.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Books {
+        /// Tracked jobs per runner label and phase name.
+        pub jobs: BTreeMap<(String, &'static str), usize>,
+        /// The quota.
+        pub quota: Weight,
+        /// Weight held in the ledger, reservations included.
+        pub used_weight: Weight,
+        /// Weight reserved by polls in flight.
+        pub reserved_weight: Weight,
+        /// The limits: (concurrent, provisioning).
+        pub limits: (usize, usize),
+        /// The metrics in the Prometheus text format.
+        pub scrape: String,
+    }
+
+    impl Handler<GetBooks> for Supervisor {
+        type Result = MessageResult<GetBooks>;
+        fn handle(&mut self, _: GetBooks, _: &mut Context<Self>) -> Self::Result {
+            let mut jobs = BTreeMap::new();
+            for (key, e) in self.jobs.iter() {
+                let label = self.runners.get(key.runner).map(|r| r.label.to_string());
+                *jobs
+                    .entry((label.unwrap_or_default(), e.phase.as_str()))
+                    .or_insert(0) += 1;
+            }
+            let limits = self.ledger.limits();
+            MessageResult(Books {
+                jobs,
+                quota: limits.total_weight,
+                used_weight: self.ledger.used(),
+                reserved_weight: self.ledger.reserved(),
+                limits: (limits.concurrent, limits.max_provisioning),
+                scrape: self.metrics.encode().unwrap_or_default(),
             })
         }
     }
