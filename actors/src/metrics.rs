@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Prefix of every metric name.
@@ -199,6 +200,10 @@ pub struct Metrics {
     version_info: Family<VersionLabels, Gauge>,
     jobs: Family<RunnerPhase, Gauge>,
     quota_weight: Family<KindLabel, Gauge<f64, AtomicU64>>,
+    /// The `limit`, `used` and `reserved` series of `quota_weight`, kept
+    /// once created: set after every transition of the supervisor, they
+    /// then cost no label lookup.
+    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 3]>,
     concurrent_limit: Gauge,
     provisioning_limit: Gauge,
     jobs_acquired: Family<RunnerLabel, Counter>,
@@ -269,6 +274,7 @@ impl Metrics {
             version_info: Family::default(),
             jobs: Family::default(),
             quota_weight: Family::default(),
+            quota_series: OnceLock::new(),
             concurrent_limit: Gauge::default(),
             provisioning_limit: Gauge::default(),
             jobs_acquired: Family::default(),
@@ -488,10 +494,14 @@ impl Metrics {
         }
     }
 
-    /// Sets the quota gauges and the limits.
+    /// Sets the quota gauges.
     pub fn set_quota(&self, limit: f64, used: f64, reserved: f64) {
-        for (kind, v) in [("limit", limit), ("used", used), ("reserved", reserved)] {
-            self.quota_weight.get_or_create(&KindLabel { kind }).set(v);
+        let series = self.quota_series.get_or_init(|| {
+            ["limit", "used", "reserved"]
+                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
+        });
+        for (gauge, v) in series.iter().zip([limit, used, reserved]) {
+            gauge.set(v);
         }
     }
 
