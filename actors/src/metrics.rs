@@ -298,127 +298,58 @@ impl Metrics {
         m.register()
     }
 
-    /// Registers every family, in the order of the output.
+    /// Registers every family: its field, name and help text, in the
+    /// order of the output.
     fn register(mut self) -> Metrics {
-        self.register_books();
-        self.register_events();
-        self.register_latencies_and_health();
+        let r = &mut self.registry;
+        macro_rules! families {
+            ($($family:ident: $name:literal, $help:literal;)+) => {
+                $(r.register($name, $help, self.$family.clone());)+
+            };
+        }
+        families! {
+            version_info: "version_info",
+                "Version and revision of the running binary (always 1)";
+            jobs: "jobs",
+                "Tracked jobs per runner and phase (each job in exactly one phase)";
+            quota_weight: "quota_weight",
+                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight";
+            concurrent_limit: "concurrent_limit",
+                "Largest number of tracked jobs (concurrent)";
+            provisioning_limit: "provisioning_limit",
+                "Largest number of jobs being provisioned at once (paas_max_concurrent_provisioning)";
+            jobs_acquired: "jobs_acquired",
+                "Jobs acquired from the coordinator";
+            resources_created: "resources_created",
+                "PAAS resources created (or found by name after an uncertain create)";
+            resources_deleted: "resources_deleted",
+                "PAAS resources deleted (decommissioned)";
+            launch_failures: "launch_failures",
+                "Jobs whose launch failed, per reason";
+            reconcile_actions: "reconcile_actions",
+                "What reconciliation passes did with resources and entries";
+            state_writes: "state_writes",
+                "State file writes completed";
+            state_write_errors: "state_write_errors",
+                "State file writes that failed";
+            api_requests: "api_requests",
+                "Requests to the coordinator, the PAAS API and git remotes, per route and status (\"error\" when no status came back)";
+            provision_duration: "provision_duration_seconds",
+                "Time from a job's acquisition to its push to the resource";
+            start_duration: "start_duration_seconds",
+                "Time from a job's acquisition to its start (job trace seen growing)";
+            decommission_lag: "decommission_lag_seconds",
+                "Time from a job seen finished to the deletion of its resource";
+            coordinator_up: "coordinator_up",
+                "1 when the runner's coordinator answers, 0 while its polls back off";
+            last_successful_poll: "last_successful_poll_timestamp_seconds",
+                "Unix time of the runner's last poll that the coordinator answered";
+            trace_watch_token_refused: "trace_watch_token_refused",
+                "1 while the runner's trace-watch token is refused by the coordinator";
+            decommission_failures: "decommission_failures",
+                "Failed resource deletions, per error class";
+        }
         self
-    }
-
-    /// The version and the gauges mirroring the job table and the ledger.
-    fn register_books(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "version_info",
-            "Version and revision of the running binary (always 1)",
-            self.version_info.clone(),
-        );
-        r.register(
-            "jobs",
-            "Tracked jobs per runner and phase (each job in exactly one phase)",
-            self.jobs.clone(),
-        );
-        r.register(
-            "quota_weight",
-            "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight",
-            self.quota_weight.clone(),
-        );
-        r.register(
-            "concurrent_limit",
-            "Largest number of tracked jobs (concurrent)",
-            self.concurrent_limit.clone(),
-        );
-        r.register(
-            "provisioning_limit",
-            "Largest number of jobs being provisioned at once (paas_max_concurrent_provisioning)",
-            self.provisioning_limit.clone(),
-        );
-    }
-
-    /// The counters of the supervisor's events and of the API requests.
-    fn register_events(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "jobs_acquired",
-            "Jobs acquired from the coordinator",
-            self.jobs_acquired.clone(),
-        );
-        r.register(
-            "resources_created",
-            "PAAS resources created (or found by name after an uncertain create)",
-            self.resources_created.clone(),
-        );
-        r.register(
-            "resources_deleted",
-            "PAAS resources deleted (decommissioned)",
-            self.resources_deleted.clone(),
-        );
-        r.register(
-            "launch_failures",
-            "Jobs whose launch failed, per reason",
-            self.launch_failures.clone(),
-        );
-        r.register(
-            "reconcile_actions",
-            "What reconciliation passes did with resources and entries",
-            self.reconcile_actions.clone(),
-        );
-        r.register(
-            "state_writes",
-            "State file writes completed",
-            self.state_writes.clone(),
-        );
-        r.register(
-            "state_write_errors",
-            "State file writes that failed",
-            self.state_write_errors.clone(),
-        );
-        r.register(
-            "api_requests",
-            "Requests to the coordinator, the PAAS API and git remotes, per route and status (\"error\" when no status came back)",
-            self.api_requests.clone(),
-        );
-    }
-
-    /// The latency histograms and what tells whether the outside answers.
-    fn register_latencies_and_health(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "provision_duration_seconds",
-            "Time from a job's acquisition to its push to the resource",
-            self.provision_duration.clone(),
-        );
-        r.register(
-            "start_duration_seconds",
-            "Time from a job's acquisition to its start (job trace seen growing)",
-            self.start_duration.clone(),
-        );
-        r.register(
-            "decommission_lag_seconds",
-            "Time from a job seen finished to the deletion of its resource",
-            self.decommission_lag.clone(),
-        );
-        r.register(
-            "coordinator_up",
-            "1 when the runner's coordinator answers, 0 while its polls back off",
-            self.coordinator_up.clone(),
-        );
-        r.register(
-            "last_successful_poll_timestamp_seconds",
-            "Unix time of the runner's last poll that the coordinator answered",
-            self.last_successful_poll.clone(),
-        );
-        r.register(
-            "trace_watch_token_refused",
-            "1 while the runner's trace-watch token is refused by the coordinator",
-            self.trace_watch_token_refused.clone(),
-        );
-        r.register(
-            "decommission_failures",
-            "Failed resource deletions, per error class",
-            self.decommission_failures.clone(),
-        );
     }
 
     /// The whole registry in the Prometheus text format (version 0.0.4).
