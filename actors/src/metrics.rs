@@ -1,6 +1,7 @@
 //! The service's Prometheus metrics: one [`Metrics`] registry of counters,
 //! gauges and histograms (atomics, `Send + Sync`), updated by the
-//! supervisor on each transition and by the root crate's API clients, and
+//! supervisor from its transitions (all in one place:
+//! `supervisor/counting.rs`) and by the root crate's API clients, and
 //! encoded in the Prometheus text format by [`Metrics::encode`]. Serving
 //! it over HTTP is the root crate's business: this module does no I/O.
 //!
@@ -15,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Prefix of every metric name.
@@ -198,6 +200,10 @@ pub struct Metrics {
     version_info: Family<VersionLabels, Gauge>,
     jobs: Family<RunnerPhase, Gauge>,
     quota_weight: Family<KindLabel, Gauge<f64, AtomicU64>>,
+    /// The `limit`, `used` and `reserved` series of `quota_weight`, kept
+    /// once created: set after every transition of the supervisor, they
+    /// then cost no label lookup.
+    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 3]>,
     concurrent_limit: Gauge,
     provisioning_limit: Gauge,
     jobs_acquired: Family<RunnerLabel, Counter>,
@@ -215,6 +221,33 @@ pub struct Metrics {
     last_successful_poll: Family<RunnerLabel, Gauge<f64, AtomicU64>>,
     trace_watch_token_refused: Family<RunnerLabel, Gauge>,
     decommission_failures: Family<RunnerClass, Counter>,
+    /// Jobs whose life ended: counted for the state dump and the tests,
+    /// not exported.
+    completed: Counter,
+    /// Reconciliation passes completed: counted for the state dump and
+    /// the tests, not exported.
+    reconcile_passes: Counter,
+}
+
+/// Event totals since start, read back from [`Metrics`] (summed over the
+/// runners' series): what the state dump logs and the tests read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    /// Jobs acquired.
+    pub acquired: u64,
+    /// Jobs whose life ended (resource gone or released).
+    pub completed: u64,
+    /// Launch failures.
+    pub launch_failures: u64,
+    /// Reconciliation passes completed (one per runner and pass), whether
+    /// the listing succeeded or not.
+    pub reconcile_passes: u64,
+    /// Unknown resources adopted because their job still runs.
+    pub adopted: u64,
+    /// Unknown resources sent to decommissioning (job over, or no job).
+    pub unknown_decommissioned: u64,
+    /// Tracked entries forgotten because their resource vanished.
+    pub vanished: u64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -241,6 +274,7 @@ impl Metrics {
             version_info: Family::default(),
             jobs: Family::default(),
             quota_weight: Family::default(),
+            quota_series: OnceLock::new(),
             concurrent_limit: Gauge::default(),
             provisioning_limit: Gauge::default(),
             jobs_acquired: Family::default(),
@@ -258,112 +292,63 @@ impl Metrics {
             last_successful_poll: Family::default(),
             trace_watch_token_refused: Family::default(),
             decommission_failures: Family::default(),
+            completed: Counter::default(),
+            reconcile_passes: Counter::default(),
         };
         m.register()
     }
 
+    /// Registers every family: its field, name and help text, in the
+    /// order of the output.
     fn register(mut self) -> Metrics {
         let r = &mut self.registry;
-        r.register(
-            "version_info",
-            "Version and revision of the running binary (always 1)",
-            self.version_info.clone(),
-        );
-        r.register(
-            "jobs",
-            "Tracked jobs per runner and phase (each job in exactly one phase)",
-            self.jobs.clone(),
-        );
-        r.register(
-            "quota_weight",
-            "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight",
-            self.quota_weight.clone(),
-        );
-        r.register(
-            "concurrent_limit",
-            "Largest number of tracked jobs (concurrent)",
-            self.concurrent_limit.clone(),
-        );
-        r.register(
-            "provisioning_limit",
-            "Largest number of jobs being provisioned at once (paas_max_concurrent_provisioning)",
-            self.provisioning_limit.clone(),
-        );
-        r.register(
-            "jobs_acquired",
-            "Jobs acquired from the coordinator",
-            self.jobs_acquired.clone(),
-        );
-        r.register(
-            "resources_created",
-            "PAAS resources created (or found by name after an uncertain create)",
-            self.resources_created.clone(),
-        );
-        r.register(
-            "resources_deleted",
-            "PAAS resources deleted (decommissioned)",
-            self.resources_deleted.clone(),
-        );
-        r.register(
-            "launch_failures",
-            "Jobs whose launch failed, per reason",
-            self.launch_failures.clone(),
-        );
-        r.register(
-            "reconcile_actions",
-            "What reconciliation passes did with resources and entries",
-            self.reconcile_actions.clone(),
-        );
-        r.register(
-            "state_writes",
-            "State file writes completed",
-            self.state_writes.clone(),
-        );
-        r.register(
-            "state_write_errors",
-            "State file writes that failed",
-            self.state_write_errors.clone(),
-        );
-        r.register(
-            "api_requests",
-            "Requests to the coordinator, the PAAS API and git remotes, per route and status (\"error\" when no status came back)",
-            self.api_requests.clone(),
-        );
-        r.register(
-            "provision_duration_seconds",
-            "Time from a job's acquisition to its push to the resource",
-            self.provision_duration.clone(),
-        );
-        r.register(
-            "start_duration_seconds",
-            "Time from a job's acquisition to its start (job trace seen growing)",
-            self.start_duration.clone(),
-        );
-        r.register(
-            "decommission_lag_seconds",
-            "Time from a job seen finished to the deletion of its resource",
-            self.decommission_lag.clone(),
-        );
-        r.register(
-            "coordinator_up",
-            "1 when the runner's coordinator answers, 0 while its polls back off",
-            self.coordinator_up.clone(),
-        );
-        r.register(
-            "last_successful_poll_timestamp_seconds",
-            "Unix time of the runner's last poll that the coordinator answered",
-            self.last_successful_poll.clone(),
-        );
-        r.register(
-            "trace_watch_token_refused",
-            "1 while the runner's trace-watch token is refused by the coordinator",
-            self.trace_watch_token_refused.clone(),
-        );
-        r.register(
-            "decommission_failures",
-            "Failed resource deletions, per error class",
-            self.decommission_failures.clone(),
-        );
+        macro_rules! families {
+            ($($family:ident: $name:literal, $help:literal;)+) => {
+                $(r.register($name, $help, self.$family.clone());)+
+            };
+        }
+        families! {
+            version_info: "version_info",
+                "Version and revision of the running binary (always 1)";
+            jobs: "jobs",
+                "Tracked jobs per runner and phase (each job in exactly one phase)";
+            quota_weight: "quota_weight",
+                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight";
+            concurrent_limit: "concurrent_limit",
+                "Largest number of tracked jobs (concurrent)";
+            provisioning_limit: "provisioning_limit",
+                "Largest number of jobs being provisioned at once (paas_max_concurrent_provisioning)";
+            jobs_acquired: "jobs_acquired",
+                "Jobs acquired from the coordinator";
+            resources_created: "resources_created",
+                "PAAS resources created (or found by name after an uncertain create)";
+            resources_deleted: "resources_deleted",
+                "PAAS resources deleted (decommissioned)";
+            launch_failures: "launch_failures",
+                "Jobs whose launch failed, per reason";
+            reconcile_actions: "reconcile_actions",
+                "What reconciliation passes did with resources and entries";
+            state_writes: "state_writes",
+                "State file writes completed";
+            state_write_errors: "state_write_errors",
+                "State file writes that failed";
+            api_requests: "api_requests",
+                "Requests to the coordinator, the PAAS API and git remotes, per route and status (\"error\" when no status came back)";
+            provision_duration: "provision_duration_seconds",
+                "Time from a job's acquisition to its push to the resource";
+            start_duration: "start_duration_seconds",
+                "Time from a job's acquisition to its start (job trace seen growing)";
+            decommission_lag: "decommission_lag_seconds",
+                "Time from a job seen finished to the deletion of its resource";
+            coordinator_up: "coordinator_up",
+                "1 when the runner's coordinator answers, 0 while its polls back off";
+            last_successful_poll: "last_successful_poll_timestamp_seconds",
+                "Unix time of the runner's last poll that the coordinator answered";
+            trace_watch_token_refused: "trace_watch_token_refused",
+                "1 while the runner's trace-watch token is refused by the coordinator";
+            decommission_failures: "decommission_failures",
+                "Failed resource deletions, per error class";
+        }
         self
     }
 
@@ -440,10 +425,14 @@ impl Metrics {
         }
     }
 
-    /// Sets the quota gauges and the limits.
+    /// Sets the quota gauges.
     pub fn set_quota(&self, limit: f64, used: f64, reserved: f64) {
-        for (kind, v) in [("limit", limit), ("used", used), ("reserved", reserved)] {
-            self.quota_weight.get_or_create(&KindLabel { kind }).set(v);
+        let series = self.quota_series.get_or_init(|| {
+            ["limit", "used", "reserved"]
+                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
+        });
+        for (gauge, v) in series.iter().zip([limit, used, reserved]) {
+            gauge.set(v);
         }
     }
 
@@ -553,6 +542,15 @@ impl Metrics {
         self.set_coordinator_up(runner, true);
     }
 
+    /// A poll of `runner` ended, answered by its coordinator or not.
+    pub fn poll_ended(&self, runner: &str, answered: bool) {
+        if answered {
+            self.polled(runner);
+        } else {
+            self.set_coordinator_up(runner, false);
+        }
+    }
+
     /// Whether `runner`'s trace-watch token is refused.
     pub fn set_trace_watch_token_refused(&self, runner: &str, refused: bool) {
         self.trace_watch_token_refused
@@ -569,6 +567,49 @@ impl Metrics {
                 class,
             })
             .inc();
+    }
+
+    /// One job's life ended (not exported).
+    pub(crate) fn job_completed(&self) {
+        self.completed.inc();
+    }
+
+    /// One reconciliation pass completed (not exported).
+    pub(crate) fn reconcile_pass_ended(&self) {
+        self.reconcile_passes.inc();
+    }
+
+    /// The totals since start, summed over the series of `runners` (each
+    /// label counted once).
+    pub(crate) fn totals<'a>(&self, runners: impl IntoIterator<Item = &'a str>) -> Totals {
+        let labels: std::collections::BTreeSet<&str> = runners.into_iter().collect();
+        let (mut acquired, mut launch_failures) = (0, 0);
+        for runner in labels {
+            let r = runner_label(runner);
+            acquired += self.jobs_acquired.get(&r).map_or(0, |c| c.get());
+            for reason in LaunchFailureReason::ALL {
+                let labels = RunnerReason {
+                    runner: runner.to_string(),
+                    reason: reason.as_str(),
+                };
+                launch_failures += self.launch_failures.get(&labels).map_or(0, |c| c.get());
+            }
+        }
+        let action = |action: ReconcileAction| {
+            let labels = ActionLabel {
+                action: action.as_str(),
+            };
+            self.reconcile_actions.get(&labels).map_or(0, |c| c.get())
+        };
+        Totals {
+            acquired,
+            completed: self.completed.get(),
+            launch_failures,
+            reconcile_passes: self.reconcile_passes.get(),
+            adopted: action(ReconcileAction::Adopted),
+            unknown_decommissioned: action(ReconcileAction::Decommissioned),
+            vanished: action(ReconcileAction::Forgotten),
+        }
     }
 }
 
@@ -612,5 +653,40 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn totals_are_read_back_once_per_label_and_the_unexported_stay_out() {
+        let m = Metrics::new();
+        m.add_runner("r1", &["acquired"]);
+        m.add_runner("r2", &["acquired"]);
+        m.job_acquired("r1");
+        m.job_acquired("r2");
+        m.job_acquired("r2");
+        m.launch_failed("r1", LaunchFailureReason::Create);
+        m.launch_failed("r2", LaunchFailureReason::TraceTimeout);
+        m.reconcile_action(ReconcileAction::Adopted);
+        m.reconcile_action(ReconcileAction::Forgotten);
+        m.reconcile_action(ReconcileAction::LeftAlone);
+        m.job_completed();
+        m.reconcile_pass_ended();
+        m.reconcile_pass_ended();
+        let want = Totals {
+            acquired: 3,
+            completed: 1,
+            launch_failures: 2,
+            reconcile_passes: 2,
+            adopted: 1,
+            unknown_decommissioned: 0,
+            vanished: 1,
+        };
+        // A label shared by two runners is counted once.
+        assert_eq!(m.totals(["r1", "r2", "r2"]), want);
+        assert_eq!(m.totals(["r1"]).acquired, 1);
+        let text = m.encode().expect("encodes");
+        assert!(
+            !text.contains("_completed") && !text.contains("reconcile_passes"),
+            "{text}"
+        );
     }
 }

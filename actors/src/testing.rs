@@ -14,7 +14,7 @@ use crate::ports::{
 };
 use crate::state::{Snapshot, StateError, StateStore};
 use crate::state_doc::StateDoc;
-pub use crate::supervisor::{GetStats, Stats};
+pub use crate::supervisor::{Books, GetBooks, GetStats, Stats};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -16,24 +16,24 @@ impl Supervisor {
                 entry.phase = to;
                 let now = tokio::time::Instant::now();
                 entry.phase_since = now;
-                let tracked_for = now.saturating_duration_since(entry.tracked_at);
-                match event {
-                    JobEvent::ResourceLaunched => self.metrics.observe_provision(tracked_for),
-                    JobEvent::TraceSeen => self.metrics.observe_start(tracked_for),
-                    JobEvent::FinishedAtCoordinator => entry.finished_at = Some(now),
-                    JobEvent::Decommissioned => {
-                        if let Some(at) = entry.finished_at {
-                            self.metrics
-                                .observe_decommission_lag(now.saturating_duration_since(at));
-                        }
-                    }
-                    _ => {}
+                if event == JobEvent::FinishedAtCoordinator {
+                    entry.finished_at = Some(now);
                 }
+                let changed = Transition::PhaseChanged {
+                    runner: key.runner,
+                    event,
+                    from,
+                    to,
+                    tracked_for: now.saturating_duration_since(entry.tracked_at),
+                    finished_for: entry
+                        .finished_at
+                        .map(|at| now.saturating_duration_since(at)),
+                };
                 if !to.is_launching() {
                     self.ledger.set_provisioning(key, false);
                     entry.cancel = None;
                 }
-                self.count_phase(key.runner, Some(from), Some(to));
+                self.observe(changed);
                 true
             }
             Err(e) => {
@@ -44,8 +44,19 @@ impl Supervisor {
         }
     }
 
+    /// Puts a job in the table; its weight is in the ledger already.
+    pub(super) fn add_job(&mut self, key: JobKey, entry: JobEntry, origin: JobOrigin) {
+        let phase = entry.phase;
+        self.jobs.insert(key, entry);
+        self.observe(Transition::JobAdded {
+            runner: key.runner,
+            phase,
+            origin,
+        });
+    }
+
     /// Forgets a job: its resource is gone or no longer ours to manage.
-    pub(super) fn forget(&mut self, key: JobKey) {
+    pub(super) fn forget(&mut self, key: JobKey, end: JobEnd) {
         self.checks.remove(key);
         if let Some(e) = self.jobs.remove(&key) {
             let name = e.resource.map(|r| r.name).or(e.resource_name);
@@ -58,9 +69,11 @@ impl Supervisor {
                 pass.forgotten.insert(name);
             }
             self.ledger.release(key);
-            self.counters.completed += 1;
-            self.count_phase(key.runner, Some(e.phase), None);
-            self.publish_quota();
+            self.observe(Transition::JobRemoved {
+                runner: key.runner,
+                phase: e.phase,
+                end,
+            });
         }
     }
 
@@ -81,7 +94,7 @@ impl Supervisor {
                     slog::warn!(log, "keeping the resource as configured");
                 }
                 self.apply(key, JobEvent::Released);
-                self.forget(key);
+                self.forget(key, JobEnd::Released);
                 self.mark_dirty(ctx);
             }
         }
@@ -89,16 +102,16 @@ impl Supervisor {
 
     pub(super) fn record_resource(&mut self, key: JobKey, resource: Resource) {
         let weight = resource.weight;
+        let mut first = false;
         if let Some(e) = self.jobs.get_mut(&key) {
-            if e.resource.is_none() {
-                if let Some(r) = self.runners.get(key.runner) {
-                    self.metrics.resource_created(&r.label);
-                }
-            }
+            first = e.resource.is_none();
             e.resource = Some(resource);
         }
         self.ledger.set_actual(key, weight);
-        self.note_peak();
+        self.observe(Transition::ResourceRecorded {
+            runner: key.runner,
+            first,
+        });
     }
 
     pub(super) fn on_cancelled(&mut self, key: JobKey, ctx: &mut Context<Self>) {
@@ -134,10 +147,10 @@ impl Supervisor {
             return;
         }
         slog::error!(log, "launch failed"; "error" => %untrusted(&message));
-        self.counters.launch_failures += 1;
-        if let Some(r) = self.runners.get(key.runner) {
-            self.metrics.launch_failed(&r.label, reason);
-        }
+        self.observe(Transition::LaunchFailed {
+            runner: key.runner,
+            reason,
+        });
         if let Some(e) = self.jobs.get_mut(&key) {
             e.failure = Some(message);
         }
@@ -258,10 +271,7 @@ impl Supervisor {
 
     pub(super) fn on_decommissioned(&mut self, key: JobKey, ctx: &mut Context<Self>) {
         if self.apply(key, JobEvent::Decommissioned) {
-            if let Some(r) = self.runners.get(key.runner) {
-                self.metrics.resource_deleted(&r.label);
-            }
-            self.forget(key);
+            self.forget(key, JobEnd::Decommissioned);
             self.mark_dirty(ctx);
             self.schedule_polls(ctx);
         }

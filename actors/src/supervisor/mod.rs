@@ -20,11 +20,13 @@
 //! One actor, its code split by concern: this file holds the struct, `new`,
 //! `started` and the handlers, each dispatching to the file of its concern
 //! (`lifecycle`, `spawn`, `polling`, `progress`, `persistence`,
-//! `reconciliation`, `drain`, `stats`). The hidden state machines are pure
+//! `reconciliation`, `drain`, `stats`). Every metric follows from a
+//! transition observed in `counting`. The hidden state machines are pure
 //! types with their own tests: [`write_queue`], [`poll_slot`],
 //! [`check_schedule`] and [`refusal_guard`].
 
 mod check_schedule;
+mod counting;
 mod drain;
 mod lifecycle;
 mod liveness;
@@ -41,13 +43,13 @@ mod stats;
 mod write_queue;
 
 #[cfg(feature = "testing")]
-pub use stats::{GetStats, Stats};
+pub use stats::{Books, GetBooks, GetStats, Stats};
 
 use self::check_schedule::CheckSchedule;
+use self::counting::{JobEnd, JobOrigin, Transition};
 use self::persistence::Waiter;
 use self::poll_slot::PollSlot;
 use self::refusal_guard::RefusalGuard;
-use self::stats::Counters;
 use self::write_queue::WriteQueue;
 use crate::backoff::{BackoffPolicy, LazyBackoff};
 use crate::decommissioner::Decommission;
@@ -62,7 +64,7 @@ use crate::messages::{
     DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotRecorded, Reconcile,
     Reload, ReportOutcome, TaskEvent, TraceSeen, WriteAhead,
 };
-use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction};
+use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction, Totals};
 use crate::observer::{Hooks, Reloader, ServiceObserver, ServiceStatus};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
@@ -184,7 +186,6 @@ pub struct Supervisor {
     polls_in_flight: usize,
     tasks: usize,
     rr: usize,
-    counters: Counters,
     link: Option<Rc<SupervisorLink>>,
     checks: CheckSchedule,
     /// The one timer of the progress checks, and when it fires.
@@ -260,7 +261,6 @@ impl Supervisor {
             polls_in_flight: 0,
             tasks: 0,
             rr: 0,
-            counters: Counters::default(),
             link: None,
             checks,
             progress_timer: None,
@@ -301,14 +301,6 @@ impl Supervisor {
             None => log,
         }
     }
-
-    /// After the ledger changed: the peak, and the quota gauges.
-    fn note_peak(&mut self) {
-        if self.ledger.used() > self.peak_used {
-            self.peak_used = self.ledger.used();
-        }
-        self.publish_quota();
-    }
 }
 
 impl Actor for Supervisor {
@@ -328,7 +320,7 @@ impl Actor for Supervisor {
                     "runners" => self.runners.len(), "tracked_jobs" => self.jobs.len(),
                     "quota" => TwoDecimals(self.ledger.limits().total_weight),
                     "used_weight" => TwoDecimals(self.ledger.used()));
-        self.publish_start();
+        self.observe(Transition::Started);
         let keys: Vec<JobKey> = self.jobs.keys().copied().collect();
         for key in keys {
             self.resume(key, ctx);
@@ -372,9 +364,9 @@ impl Handler<TaskEvent> for Supervisor {
                 if let Some(e) = self.jobs.get_mut(&msg.key) {
                     e.delete_refused = Some(msg.error);
                 }
-                if let Some(r) = self.runners.get(msg.key.runner) {
-                    self.metrics.decommission_failed(&r.label, "permanent");
-                }
+                self.observe(Transition::DeleteRefused {
+                    runner: msg.key.runner,
+                });
             }
             TaskEvent::LaunchFailed(msg) => {
                 self.on_launch_failed(msg.key, msg.message, msg.reason, ctx);

@@ -42,7 +42,7 @@ impl Supervisor {
             match res {
                 Ok(()) => {
                     let was_failing = act.persist.is_failing();
-                    act.metrics.state_written(true);
+                    act.observe(Transition::StateWritten { ok: true });
                     let done = act.persist.succeeded(target, started.elapsed());
                     answer_waiters(done, &Ok(()));
                     if was_failing {
@@ -63,7 +63,7 @@ impl Supervisor {
                                      "error" => %e,
                                      "retry_in_s" => act.settings.persist_retry.as_secs_f64());
                     }
-                    act.metrics.state_written(false);
+                    act.observe(Transition::StateWritten { ok: false });
                     let release = act.persist.is_forced() || act.drained_sent;
                     let done = act.persist.failed(target, release);
                     answer_waiters(done, &Err(NotRecorded::NotDurable(e.to_string())));

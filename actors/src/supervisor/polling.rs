@@ -55,7 +55,7 @@ impl Supervisor {
         };
         match self.ledger.reserve(i, weight) {
             Ok(()) => {
-                self.note_peak();
+                self.observe(Transition::PollSent);
                 let kind = self.poll_kind(i);
                 let Some(r) = self.runners.get_mut(i) else {
                     return;
@@ -164,13 +164,10 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) {
         self.polls_in_flight = self.polls_in_flight.saturating_sub(1);
+        let answered = res.is_ok();
         match res {
             Err(e) => {
                 self.ledger.cancel_reservation(i);
-                self.publish_quota();
-                if let Some(r) = self.runners.get(i) {
-                    self.metrics.set_coordinator_up(&r.label, false);
-                }
                 let log = self.runner_log(i);
                 if e.is_transient() {
                     slog::warn!(log, "coordinator unavailable"; "error" => %untrusted(&e));
@@ -186,28 +183,27 @@ impl Supervisor {
             }
             Ok(None) => {
                 self.ledger.cancel_reservation(i);
-                self.publish_quota();
                 let mut outcome = PollOutcome::NoJob;
-                if let Some(r) = self.runners.get(i) {
-                    self.metrics.polled(&r.label);
-                    if let Some((at, PollKind::Long)) = r.poll_sent {
-                        outcome = PollOutcome::LongPollEnded { took: at.elapsed() };
-                    }
+                if let Some((at, PollKind::Long)) = self.runners.get(i).and_then(|r| r.poll_sent) {
+                    outcome = PollOutcome::LongPollEnded { took: at.elapsed() };
                 }
                 self.next_poll(i, outcome, ctx);
             }
             Ok(Some(acq)) => {
-                if let Some(r) = self.runners.get(i) {
-                    self.metrics.polled(&r.label);
-                }
                 self.on_acquired(i, acq, ctx);
                 self.next_poll(i, PollOutcome::Acquired, ctx);
             }
         }
+        self.observe(Transition::PollEnded {
+            runner: i,
+            answered,
+        });
         self.check_drained(ctx);
         self.schedule_polls(ctx);
     }
 
+    /// A job handed out to runner `i`. A job already tracked only drops
+    /// the poll's reservation, published by the caller's `PollEnded`.
     pub(super) fn on_acquired(&mut self, i: usize, acq: Acquired, ctx: &mut Context<Self>) {
         let key = JobKey {
             runner: i,
@@ -217,7 +213,6 @@ impl Supervisor {
         if self.jobs.contains_key(&key) {
             slog::error!(log, "coordinator handed out a job already tracked; ignored");
             self.ledger.cancel_reservation(i);
-            self.publish_quota();
             return;
         }
         let reserved = self
@@ -230,15 +225,9 @@ impl Supervisor {
             Err(e) => (reserved, Some(e.to_string())),
         };
         slog::info!(log, "job acquired"; "weight" => TwoDecimals(expected));
-        self.counters.acquired += 1;
-        if let Some(r) = self.runners.get(i) {
-            self.metrics.job_acquired(&r.label);
-        }
         self.ledger.acquire(key, expected);
-        self.note_peak();
-        self.jobs
-            .insert(key, JobEntry::new(acq.job, Phase::Acquired, expected));
-        self.count_phase(i, None, Some(Phase::Acquired));
+        let entry = JobEntry::new(acq.job, Phase::Acquired, expected);
+        self.add_job(key, entry, JobOrigin::Acquired);
         self.mark_dirty(ctx);
         if let Some(message) = failure {
             self.on_launch_failed(key, message, LaunchFailureReason::Weight, ctx);

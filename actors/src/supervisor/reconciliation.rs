@@ -52,7 +52,7 @@ impl Supervisor {
     }
 
     pub(super) fn end_reconcile(&mut self, i: usize) -> Option<ReconcilePass> {
-        self.counters.reconcile_passes += 1;
+        self.observe(Transition::ReconcilePassEnded);
         self.runners.get_mut(i).and_then(|r| r.reconcile.take())
     }
 
@@ -98,7 +98,7 @@ impl Supervisor {
                     slog::warn!(log, "reconciliation: resource with this runner's prefix but \
                                       not a name it gives; left alone";
                                 "app" => resource.id, "name" => resource.name);
-                    self.metrics.reconcile_action(ReconcileAction::LeftAlone);
+                    self.observe(Transition::ResourceLeftAlone);
                 }
                 Decision::Vanished { job_id, app } => {
                     let key = JobKey { runner: i, job_id };
@@ -107,9 +107,7 @@ impl Supervisor {
                                       forgetting the job and freeing its weight \
                                       (a job still running is ended by the coordinator's timeout)";
                                 "job_id" => job_id, "app" => app, "phase" => phase);
-                    self.forget(key);
-                    self.counters.vanished += 1;
-                    self.metrics.reconcile_action(ReconcileAction::Forgotten);
+                    self.forget(key, JobEnd::Vanished);
                     self.mark_dirty(ctx);
                 }
                 Decision::Unknown { job_id, resource } => {
@@ -234,7 +232,7 @@ impl Supervisor {
                                       (paas_finished_jobs_keep_resources / \
                                       paas_decommission_launch_failures)"
                     );
-                    self.metrics.reconcile_action(ReconcileAction::LeftAlone);
+                    self.observe(Transition::ResourceLeftAlone);
                 }
                 Identified::Finished(job) => {
                     slog::warn!(
@@ -306,9 +304,8 @@ impl Supervisor {
         let weight = resource.weight;
         self.ledger
             .track(key, weight, WeightKind::Actual, phase.is_launching());
-        self.track_found(key, JobEntry::new(job, phase, weight), resource);
-        self.counters.adopted += 1;
-        self.metrics.reconcile_action(ReconcileAction::Adopted);
+        let entry = JobEntry::new(job, phase, weight);
+        self.track_found(key, entry, resource, JobOrigin::Adopted);
         self.mark_dirty(ctx);
         if phase == Phase::Started {
             self.start_checks(key, ctx);
@@ -338,20 +335,22 @@ impl Supervisor {
     ) {
         let weight = resource.weight;
         self.ledger.track(key, weight, WeightKind::Actual, false);
-        self.track_found(key, JobEntry::new(job, Phase::Finished, weight), resource);
-        self.counters.unknown_decommissioned += 1;
-        self.metrics
-            .reconcile_action(ReconcileAction::Decommissioned);
+        let entry = JobEntry::new(job, Phase::Finished, weight);
+        self.track_found(key, entry, resource, JobOrigin::Unneeded);
         self.dispose(key, false, ctx);
     }
 
     /// Puts a job found through its resource on the PAAS (not created by
     /// this process) in the job table.
-    fn track_found(&mut self, key: JobKey, mut entry: JobEntry, resource: Resource) {
-        let phase = entry.phase;
+    fn track_found(
+        &mut self,
+        key: JobKey,
+        mut entry: JobEntry,
+        resource: Resource,
+        origin: JobOrigin,
+    ) {
         entry.resource = Some(resource.clone());
-        self.jobs.insert(key, entry);
-        self.count_phase(key.runner, None, Some(phase));
+        self.add_job(key, entry, origin);
         self.record_resource(key, resource);
     }
 }

@@ -244,10 +244,7 @@ impl Supervisor {
         limits.max_provisioning = self.settings.max_concurrent_provisioning;
         limits.allowed_fraction_per_runner = self.settings.allowed_fraction_per_runner;
         self.ledger.set_limits(limits);
-        self.metrics.set_limits(
-            self.ledger.limits().concurrent,
-            self.ledger.limits().max_provisioning,
-        );
+        self.observe(Transition::LimitsChanged);
         if live.contains(&"job_progress_poll_interval") {
             self.checks
                 .set_interval(self.settings.job_progress_poll_interval);
@@ -309,9 +306,8 @@ impl Supervisor {
         let mut slot = RunnerSlot::new(name, ports.coordinator, ports.paas, ports.settings, log);
         slot.poll = PollSlot::new(self.settings.retry_policy(), seed);
         slot.poller = Some(poller);
-        let phases: Vec<&'static str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
-        self.metrics.add_runner(&slot.label, &phases);
         self.runners.push(slot);
+        self.observe(Transition::RunnerAdded { runner: idx });
     }
 }
 

@@ -116,8 +116,6 @@ impl Supervisor {
             return;
         }
         runner.trace_watch_refused = refused;
-        self.metrics
-            .set_trace_watch_token_refused(&runner.label, refused);
         match seen {
             TraceSeen::TokenRefused { detail } => slog::error!(
                 runner.logger,
@@ -129,6 +127,7 @@ impl Supervisor {
                 slog::info!(runner.logger, "the trace-watch token works again")
             }
         }
+        self.observe(Transition::TraceTokenSeen { runner: i, refused });
     }
 
     pub(super) fn spawn_reporter(&mut self, key: JobKey) {

@@ -1,33 +1,14 @@
-//! What the supervisor counts, its state dump (SIGUSR1), and, for tests
-//! and the bench (feature `testing`), the [`GetStats`] query.
+//! The supervisor's state dump (SIGUSR1) and, for tests and the bench
+//! (feature `testing`), the [`GetStats`] query; the event totals both
+//! show are read back from the metrics (`counting`).
 
 use super::*;
 use crate::untrusted::escape_control;
 
-/// Events counted since start; logged by the state dump.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Counters {
-    /// Jobs acquired.
-    pub acquired: u64,
-    /// Jobs whose life ended (resource gone or released).
-    pub completed: u64,
-    /// Launch failures.
-    pub launch_failures: u64,
-    /// Reconciliation passes completed (one per runner and pass), whether
-    /// the listing succeeded or not.
-    pub reconcile_passes: u64,
-    /// Unknown resources adopted because their job still runs.
-    pub adopted: u64,
-    /// Unknown resources sent to decommissioning (job over, or no job).
-    pub unknown_decommissioned: u64,
-    /// Tracked entries forgotten because their resource vanished.
-    pub vanished: u64,
-}
-
 impl Supervisor {
     /// Logs the whole state, secrets masked.
     pub(super) fn dump_state(&self) {
-        let c = &self.counters;
+        let c = self.totals();
         slog::info!(self.logger, "state dump";
             "jobs" => self.jobs.len(), "used_weight" => TwoDecimals(self.ledger.used()),
             "quota" => TwoDecimals(self.ledger.limits().total_weight),
@@ -71,7 +52,7 @@ impl Supervisor {
 }
 
 #[cfg(feature = "testing")]
-pub use query::{GetStats, Stats};
+pub use query::{Books, GetBooks, GetStats, Stats};
 
 #[cfg(feature = "testing")]
 mod query {
@@ -134,7 +115,7 @@ mod query {
             for e in self.jobs.values() {
                 *phases.entry(e.phase.as_str()).or_insert(0) += 1;
             }
-            let c = self.counters;
+            let c = self.totals();
             MessageResult(Stats {
                 phases,
                 used_weight: self.ledger.used(),
@@ -159,6 +140,51 @@ mod query {
                     .filter(|r| r.trace_watch_refused)
                     .map(|r| r.name.to_string())
                     .collect(),
+            })
+        }
+    }
+
+    /// Sent by the gauge property test: the job table and the ledger,
+    /// with the metrics encoded at the same instant.
+    #[derive(Message, Debug)]
+    #[rtype(result = "Books")]
+    pub struct GetBooks;
+
+    /// What [`GetBooks`] answers.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Books {
+        /// Tracked jobs per runner label and phase name.
+        pub jobs: BTreeMap<(String, &'static str), usize>,
+        /// The quota.
+        pub quota: Weight,
+        /// Weight held in the ledger, reservations included.
+        pub used_weight: Weight,
+        /// Weight reserved by polls in flight.
+        pub reserved_weight: Weight,
+        /// The limits: (concurrent, provisioning).
+        pub limits: (usize, usize),
+        /// The metrics in the Prometheus text format.
+        pub scrape: String,
+    }
+
+    impl Handler<GetBooks> for Supervisor {
+        type Result = MessageResult<GetBooks>;
+        fn handle(&mut self, _: GetBooks, _: &mut Context<Self>) -> Self::Result {
+            let mut jobs = BTreeMap::new();
+            for (key, e) in self.jobs.iter() {
+                let label = self.runners.get(key.runner).map(|r| r.label.to_string());
+                *jobs
+                    .entry((label.unwrap_or_default(), e.phase.as_str()))
+                    .or_insert(0) += 1;
+            }
+            let limits = self.ledger.limits();
+            MessageResult(Books {
+                jobs,
+                quota: limits.total_weight,
+                used_weight: self.ledger.used(),
+                reserved_weight: self.ledger.reserved(),
+                limits: (limits.concurrent, limits.max_provisioning),
+                scrape: self.metrics.encode().unwrap_or_default(),
             })
         }
     }

@@ -540,6 +540,14 @@ async fn dump_state_logs_everything_but_secrets() {
         "{text}"
     );
     assert!(text.contains("app=app_ra_5"), "{text}");
+    // The totals, read back from the metrics.
+    assert!(
+        text.lines().any(|l| l.contains("state dump")
+            && l.contains("acquired=1")
+            && l.contains("completed=0")
+            && l.contains("launch_failures=0")),
+        "{text}"
+    );
     assert!(!text.contains("job-token-5"), "token leaked: {text}");
     svc.stop().await;
 }

@@ -2,6 +2,7 @@
 //! started on fake ports (`paas_actors::testing`), on paused tokio time.
 
 mod common;
+mod gauge_property;
 mod lifecycle;
 mod long_poll;
 mod metrics;

@@ -8,15 +8,6 @@ use paas_actors::ports::PaasError;
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use std::collections::BTreeMap;
 
-/// `name{labels} value` samples of an encoded registry.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(series, v)| Some((series.to_owned(), v.parse().ok()?)))
-        .collect()
-}
-
 fn value(s: &BTreeMap<String, f64>, series: &str) -> f64 {
     s.get(series).copied().unwrap_or(f64::NAN)
 }

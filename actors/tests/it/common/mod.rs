@@ -10,6 +10,7 @@ use paas_actors::testing::{
 use paas_actors::testing::{GetStats, Stats};
 use paas_actors::{service_control, ExitReport, RunnerPorts, RunnerSettings, ServiceError};
 use paas_actors::{ServiceHandle, SupervisorSettings};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -155,3 +156,12 @@ pub async fn until<F: FnMut() -> bool>(step: Duration, max: usize, mut cond: F) 
 }
 
 pub const SEC: Duration = Duration::from_secs(1);
+
+/// `name{labels} value` samples of an encoded registry.
+pub fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(series, v)| Some((series.to_owned(), v.parse().ok()?)))
+        .collect()
+}
