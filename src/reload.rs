@@ -134,47 +134,49 @@ impl Reloads {
         ReloadTrigger(trigger)
     }
 
-    async fn reload(&mut self) {
+    /// One reload, logged; its outcome says whether the new file applies
+    /// (a refused file is `Refused` with the start-up message).
+    pub async fn reload(&mut self) -> ApplyOutcome {
         let log = self.logger.clone();
         info!(log, "SIGHUP received: reloading the configuration";
               "config" => %self.applied.path.display());
-        let read = read(self.applied.path.clone(), self.applied.state_file.clone()).await;
-        let (loaded, system_id) = match read {
-            Ok(read) => read,
+        let (new, message) = match self.prepare().await {
+            Ok(prepared) => prepared,
             Err(e) => {
                 error!(log, "configuration reload refused; the running configuration stays";
-                       "error" => %e);
-                return;
+                       "error" => &e);
+                return ApplyOutcome::Refused(e);
             }
         };
+        let outcome = self.sender.apply(message).await;
+        let outcome =
+            outcome.unwrap_or_else(|| ApplyOutcome::Refused("the service has stopped".into()));
+        match &outcome {
+            ApplyOutcome::Applied(report) => {
+                log_applied(&log, report);
+                self.applied = new;
+            }
+            ApplyOutcome::Refused(why) => {
+                error!(log, "configuration reload refused; the running configuration stays";
+                       "reason" => why);
+            }
+        }
+        outcome
+    }
+
+    /// The new configuration (what needs a restart as it runs) and the
+    /// message that applies it; why not, as start-up says it.
+    async fn prepare(&self) -> Result<(Config, ApplySettings), String> {
+        let read = read(self.applied.path.clone(), self.applied.state_file.clone()).await;
+        let (loaded, system_id) = read.map_err(|e| e.to_string())?;
         for warning in &loaded.warnings {
-            warn!(log, "configuration warning"; "detail" => warning);
+            warn!(self.logger, "configuration warning"; "detail" => warning);
         }
         let new = loaded.config;
         let restart = restart_needed(&self.applied, &new);
         let new = self.keep_what_needs_a_restart(new);
-        let message = match self.diff(&new, restart, &system_id) {
-            Ok(message) => message,
-            Err(e) => {
-                error!(log, "configuration reload refused; the running configuration stays";
-                       "error" => %e);
-                return;
-            }
-        };
-        match self.sender.apply(message).await {
-            Some(ApplyOutcome::Applied(report)) => {
-                log_applied(&log, &report);
-                self.applied = new;
-            }
-            Some(ApplyOutcome::Refused(why)) => {
-                error!(log, "configuration reload refused; the running configuration stays";
-                       "reason" => why);
-            }
-            None => {
-                error!(log, "configuration reload refused; the running configuration stays";
-                       "reason" => "the service has stopped");
-            }
-        }
+        let message = self.diff(&new, restart, &system_id)?;
+        Ok((new, message))
     }
 
     /// `new`, with the values that need a restart as they run.
@@ -293,7 +295,9 @@ fn log_applied(log: &Logger, report: &ReloadReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
+    use std::rc::Rc;
+    use std::time::Duration;
 
     const BASE: &str = r#"
 state_file = "/var/lib/x/state.json"
@@ -338,6 +342,110 @@ executor = "local-docker"
         );
         let new = parse(&format!("shutdown_timeout = 30\n{BASE}"));
         assert_eq!(restart_needed(&running, &new), vec!["shutdown_timeout"]);
+    }
+
+    /// A service running `config`'s runner on in-memory ports, the
+    /// reloads of `config` with its sender, and the captured log.
+    async fn running(
+        config: &Config,
+    ) -> (
+        Reloads,
+        paas_actors::service::RunningService,
+        paas_actors::service::ServiceHandle,
+        paas_actors::testing::LogCapture,
+    ) {
+        use paas_actors::testing::{capture_logger, FakeCoordinator, FakePaas, MemoryStore, World};
+        let (handle, control) = paas_actors::service::service_control();
+        let (logger, logs) = capture_logger();
+        let world = World::new();
+        let runner = config.runners.first().expect("one runner");
+        let ports = paas_actors::RunnerPorts {
+            name: runner.unique_name.clone(),
+            coordinator: FakeCoordinator::new(world.clone()),
+            paas: FakePaas::new(world, &runner.unique_name, 1.0),
+            settings: runner.settings.clone(),
+        };
+        let settings = wiring::supervisor_settings(config, &Overrides::default(), 4.0);
+        let reloads = Reloads::new(
+            config.clone(),
+            Overrides::default(),
+            4.0,
+            handle.metrics().clone(),
+            control.settings_sender(),
+            logger.clone(),
+        );
+        let store = Rc::new(paas_actors::testing::SharedMemoryStore(MemoryStore::new()));
+        let service =
+            paas_actors::service::start_service(settings, vec![ports], store, logger, control)
+                .await
+                .expect("the service starts");
+        (reloads, service, handle, logs)
+    }
+
+    /// A configuration file in a new directory, with its state file there.
+    fn write_config(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("config.toml");
+        let state = dir.join("state.json");
+        let text = text.replace("/var/lib/x/state.json", &state.display().to_string());
+        std::fs::write(&path, text).expect("write the configuration");
+        path
+    }
+
+    #[actix_rt::test]
+    async fn a_reload_applies_live_keys_and_names_the_others() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = write_config(dir.path(), BASE);
+        let config = config::load(&path).expect("valid").config;
+        let (mut reloads, service, handle, logs) = running(&config).await;
+
+        let changed = format!(
+            "concurrent = 7
+shutdown_timeout = 30
+{BASE}"
+        )
+        .replace("reference_jobs_count = 4", "reference_jobs_count = 5");
+        write_config(dir.path(), &changed);
+        let want = ReloadReport {
+            settings: vec!["concurrent"],
+            restart_needed: vec!["quota_computation.reference_jobs_count", "shutdown_timeout"],
+            ..ReloadReport::default()
+        };
+        assert_eq!(reloads.reload().await, ApplyOutcome::Applied(want.clone()));
+        assert_eq!(reloads.applied.settings.concurrent, 7);
+        assert_eq!(
+            reloads.applied.settings.drain_deadline,
+            Duration::from_secs(90)
+        );
+        // Compared with what runs: the restart is still needed, the rest is applied.
+        let again = ReloadReport {
+            settings: vec![],
+            ..want
+        };
+        assert_eq!(reloads.reload().await, ApplyOutcome::Applied(again));
+        let text = logs.text();
+        assert!(text.contains("configuration reloaded"), "{text}");
+        assert!(text.contains("restart needed for this setting"), "{text}");
+
+        std::fs::write(&path, "concurrent = \"many\"\n").expect("write");
+        let outcome = reloads.reload().await;
+        assert!(
+            matches!(&outcome, ApplyOutcome::Refused(why) if why.contains("`concurrent`")),
+            "{outcome:?}"
+        );
+        assert!(logs.text().contains("configuration reload refused"));
+        assert_eq!(
+            reloads.applied.settings.concurrent, 7,
+            "the running configuration stays"
+        );
+
+        handle.drain();
+        let report = service.wait().await;
+        assert!(!report.forced);
+        write_config(dir.path(), BASE);
+        assert_eq!(
+            reloads.reload().await,
+            ApplyOutcome::Refused("the service has stopped".into())
+        );
     }
 
     fn settings(fraction: f64) -> RunnerSettings {
