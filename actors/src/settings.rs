@@ -3,18 +3,16 @@
 //!
 //! Each field the configuration file sets is declared here once, with its
 //! key, default, range, documentation line and reload class
-//! ([`declare_settings!`](key) builds the structs, their defaults and
-//! their `KEYS`): the root crate validates the file through these
+//! (`declare_settings!`, in `settings/key.rs`, builds the structs, their
+//! defaults and their `KEYS`): the root crate validates the file through these
 //! declarations and fills these structs, README's key tables are checked
 //! against them, and a reload's live and "restart needed" keys come from
 //! them. The first paragraph of a key's documentation is its README line.
 
 mod key;
 
-pub use key::{
-    changed, check, Fallback, InvalidSetting, Key, Kind, Plain, Reload, Setting, SettingValue,
-    Shape, Value,
-};
+pub(crate) use key::{check, SettingValue};
+pub use key::{changed, Fallback, InvalidSetting, Key, Kind, Plain, Reload, Setting, Shape, Value};
 
 use crate::backoff::{BackoffPolicy, Jitter};
 use crate::ports::Weight;

@@ -59,8 +59,8 @@ pub fn closest_word<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     suggest::closest(word, candidates)
 }
 
-/// The keys of this crate's whose change needs a restart, as a reload
-/// names them (the actors' own are declared in `paas_actors::settings`).
+/// This crate's keys whose change needs a restart, as a reload names them
+/// (the actors' own are declared in `paas_actors::settings`).
 pub fn restart_keys() -> impl Iterator<Item = &'static str> {
     keys::restart_keys().map(|k| k.name)
 }

@@ -45,9 +45,9 @@ pub struct Config {
     pub path: PathBuf,
     /// Where each key is in the file.
     pub lines: LineIndex,
-    /// The keys of this crate's whose change needs a restart
-    /// ([`super::keys`], class `Restart`, none with a default or a secret),
-    /// as written: what a reload compares.
+    /// This crate's keys whose change needs a restart ([`super::keys`],
+    /// class `Restart`; none has a default or holds a secret), as written:
+    /// what a reload compares.
     pub(crate) restart_values: BTreeMap<&'static str, toml::Value>,
 }
 
