@@ -11,8 +11,8 @@
 
 mod key;
 
-pub(crate) use key::{check, SettingValue};
 pub use key::{changed, Fallback, InvalidSetting, Key, Kind, Plain, Reload, Setting, Shape, Value};
+pub(crate) use key::{check, SettingValue};
 
 use crate::backoff::{BackoffPolicy, Jitter};
 use crate::ports::Weight;

@@ -199,6 +199,18 @@ impl<'t> Section<'t> {
         self.read(ctx, key.leaf(), key.kind.expected, convert)
     }
 
+    /// Like [`Section::read_key`], but absence is a problem too, explained
+    /// by `why`.
+    pub fn require_key<T>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &Key,
+        why: &str,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
+        self.require(ctx, key.leaf(), key.kind.expected, why, convert)
+    }
+
     /// The value of the declared `key` as its kind reads it, its default
     /// when absent or refused (`None` without one); a refused value is a
     /// problem.

@@ -276,41 +276,24 @@ impl SettingValue for usize {
     }
 }
 
-impl SettingValue for bool {
-    fn to_value(&self) -> Value {
-        Value::Flag(*self)
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Flag(b) => Some(b),
-            _ => None,
+/// A field type that is one variant of [`Value`].
+macro_rules! setting_value {
+    ($($ty:ty => $variant:ident),*) => {$(
+        impl SettingValue for $ty {
+            fn to_value(&self) -> Value {
+                Value::$variant(*self)
+            }
+            fn from_value(value: Value) -> Option<Self> {
+                match value {
+                    Value::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl SettingValue for f64 {
-    fn to_value(&self) -> Value {
-        Value::Fraction(*self)
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Fraction(x) => Some(x),
-            _ => None,
-        }
-    }
-}
-
-impl SettingValue for Duration {
-    fn to_value(&self) -> Value {
-        Value::Seconds(*self)
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Seconds(d) => Some(d),
-            _ => None,
-        }
-    }
-}
+setting_value!(bool => Flag, f64 => Fraction, Duration => Seconds);
 
 /// `None` is off (zero seconds in the file).
 impl SettingValue for Option<Duration> {

@@ -50,27 +50,24 @@ pub(super) fn read(
     };
     let sec = Section::new(table, key);
     warn_unknown_keys(&sec, ctx, &known_keys(), &[], "key in [quota_computation]");
-    let reference_runner = sec.require(
+    let reference_runner = sec.require_key(
         ctx,
-        keys::REFERENCE_RUNNER.leaf(),
-        keys::REFERENCE_RUNNER.kind.expected,
+        &keys::REFERENCE_RUNNER,
         "the `name` of one of the [[runners]] sections",
         as_nonempty_string,
     );
     if let Some(r) = &reference_runner {
         check_reference_runner(&sec, r, names, ctx);
     }
-    let reference_flavor = sec.require(
+    let reference_flavor = sec.require_key(
         ctx,
-        keys::REFERENCE_FLAVOR.leaf(),
-        keys::REFERENCE_FLAVOR.kind.expected,
+        &keys::REFERENCE_FLAVOR,
         "a flavor name of the reference runner, e.g. \"M\"",
         as_nonempty_string,
     );
-    let reference_jobs_count = sec.require(
+    let reference_jobs_count = sec.require_key(
         ctx,
-        keys::REFERENCE_JOBS_COUNT.leaf(),
-        keys::REFERENCE_JOBS_COUNT.kind.expected,
+        &keys::REFERENCE_JOBS_COUNT,
         "the number of reference-flavor jobs the quota allows",
         |v| as_positive(v).and_then(|n| u32::try_from(n).ok()),
     );

@@ -72,15 +72,14 @@ struct Common {
 }
 
 fn common(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Common {
-    let required = |sec: &Section<'_>, ctx: &mut Ctx<'_>, key: &paas_actors::settings::Key, why| {
-        sec.require(ctx, key.leaf(), key.kind.expected, why, as_nonempty_string)
-    };
-    let name = required(sec, ctx, &keys::NAME, "the runner's human-readable name");
-    let url = required(sec, ctx, &keys::URL, "the GitLab / Heptapod instance URL");
+    let required =
+        |ctx: &mut Ctx<'_>, key, why: &str| sec.require_key(ctx, key, why, as_nonempty_string);
+    let name = required(ctx, &keys::NAME, "the runner's human-readable name");
+    let url = required(ctx, &keys::URL, "the GitLab / Heptapod instance URL");
     if let Some(u) = &url {
         check_url(ctx, &sec.key_path(keys::URL.leaf()), u);
     }
-    let token = required(sec, ctx, &keys::TOKEN, "the runner authentication token");
+    let token = required(ctx, &keys::TOKEN, "the runner authentication token");
     let explicit_name = sec.read(
         ctx,
         keys::UNIQUE_NAME.leaf(),
