@@ -3,8 +3,9 @@
 //! SIGTERM, SIGINT or SIGQUIT: graceful stop (drain). A second one: forced
 //! stop, the state is written at once with what is known. SIGHUP: the
 //! configuration file is read again, off this thread, and what may change
-//! live is applied (`crate::reload`). SIGUSR1: log the whole state, secrets masked, when
-//! started with `--debug-signal` (ignored with a log line otherwise).
+//! live is applied (`crate::reload`). SIGUSR1: log the whole state, secrets
+//! masked, when started with `--debug-signal` (ignored with a log line
+//! otherwise).
 
 use crate::reload::ReloadTrigger;
 use paas_actors::service::ServiceHandle;
