@@ -2,16 +2,23 @@
 //!
 //! SIGTERM, SIGINT or SIGQUIT: graceful stop (drain). A second one: forced
 //! stop, the state is written at once with what is known. SIGHUP: the
-//! configuration file is read again and what may change live is applied
-//! (`crate::reload`). SIGUSR1: log the whole state, secrets masked, when
-//! started with `--debug-signal` (ignored with a log line otherwise).
+//! configuration file is read again, off this thread, and what may change
+//! live is applied (`crate::reload`). SIGUSR1: log the whole state, secrets
+//! masked, when started with `--debug-signal` (ignored with a log line
+//! otherwise).
 
+use crate::reload::ReloadTrigger;
 use paas_actors::service::ServiceHandle;
 use slog::{info, warn, Logger};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Installs the handlers on the current actix system.
-pub fn install(handle: ServiceHandle, debug_signal: bool, logger: Logger) -> std::io::Result<()> {
+pub fn install(
+    handle: ServiceHandle,
+    reloads: ReloadTrigger,
+    debug_signal: bool,
+    logger: Logger,
+) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
@@ -38,7 +45,7 @@ pub fn install(handle: ServiceHandle, debug_signal: bool, logger: Logger) -> std
                 continue;
             }
             if name == "SIGHUP" {
-                handle.reload();
+                reloads.request();
                 continue;
             }
             stops += 1;

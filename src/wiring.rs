@@ -15,10 +15,9 @@ use crate::gitlab::{
 };
 use crate::instance_lock::state_directory;
 use crate::preflight::{check_writable_dir, docker_version, DockerProblem, Patience};
-use paas_actors::messages::Reconfigure;
 use paas_actors::metrics::Metrics;
 use paas_actors::ports::{Coordinator, Paas, PaasError, TwoDecimals, Weight};
-use paas_actors::service::{RunnerPorts, RunnerSettings, SupervisorSettings};
+use paas_actors::service::{RunnerPorts, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
 use paas_actors::untrusted::untrusted;
 use slog::{info, o, warn, Logger};
@@ -177,35 +176,18 @@ pub async fn build(
     })
 }
 
-/// The new settings and runner sections of a reloaded configuration, for
-/// the running service (SIGHUP). The quota is the running one (the
-/// reference is not re-read); the ports are built anew, but the service
-/// uses them only for runners it does not run yet.
-pub fn reconfigure(
+/// The ports of runner section number `index` of `config`, for a runner a
+/// reload adds (SIGHUP): built on the service's thread, without I/O (the
+/// system id was read with the file).
+pub fn runner_ports(
     config: &Config,
-    overrides: &Overrides,
-    quota: Weight,
+    index: usize,
+    runner: &RunnerConfig,
+    system_id: &str,
     metrics: &Arc<Metrics>,
     logger: &Logger,
-) -> Result<Reconfigure, WiringError> {
-    let state_file = config
-        .state_file
-        .clone()
-        .ok_or_else(|| config_error(config, "state_file", None, "is required"))?;
-    let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
-        WiringError::Setup(format!(
-            "cannot read the runner system id beside the state file {}: {e}",
-            state_file.display()
-        ))
-    })?;
-    let mut runners = Vec::with_capacity(config.runners.len());
-    for (index, runner) in config.runners.iter().enumerate() {
-        runners.push(build_runner(config, index, runner, &system_id, metrics, logger)?.ports);
-    }
-    Ok(Reconfigure {
-        settings: supervisor_settings(config, overrides, quota),
-        runners,
-    })
+) -> Result<RunnerPorts, WiringError> {
+    build_runner(config, index, runner, system_id, metrics, logger).map(|b| b.ports)
 }
 
 fn build_runner(
@@ -228,15 +210,7 @@ fn build_runner(
             name: runner.unique_name.clone(),
             coordinator,
             paas,
-            settings: RunnerSettings {
-                trace_watch: runner
-                    .trace_watch
-                    .as_ref()
-                    .map(|t| (t.timeout, t.poll_step)),
-                quota_max_fraction: runner.quota_max_fraction,
-                label: Some(runner.name.clone()),
-                long_polling: runner.long_polling,
-            },
+            settings: runner.settings.clone(),
         },
         clever,
     })
@@ -253,7 +227,7 @@ fn build_coordinator(
 ) -> Result<Rc<GitlabCoordinator>, WiringError> {
     let mut coordinator_settings =
         CoordinatorSettings::new(runner.url.clone(), runner.token.clone());
-    coordinator_settings.trace_watch_token = runner.trace_watch.as_ref().map(|t| t.token.clone());
+    coordinator_settings.trace_watch_token = runner.trace_watch_token.clone();
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
     coordinator_settings.metrics = Some(metrics.clone());
@@ -486,8 +460,9 @@ async fn check_runners_can_poll(
     for (index, (runner, b)) in config.runners.iter().zip(built).enumerate() {
         let share = quota
             * runner
+                .settings
                 .quota_max_fraction
-                .min(config.quota_computation.allowed_fraction_per_runner);
+                .min(config.settings.allowed_fraction_per_runner);
         let needed = match b.ports.paas.max_job_weight().await {
             Ok(w) => w,
             Err(e) => {
@@ -528,28 +503,21 @@ fn is_retryable(e: &PaasError) -> bool {
     e.class != paas_actors::ports::PaasErrorClass::Permanent
 }
 
-fn supervisor_settings(
+/// The actors' global settings: the file's, the command line's overrides,
+/// the quota.
+pub fn supervisor_settings(
     config: &Config,
     overrides: &Overrides,
     quota: Weight,
 ) -> SupervisorSettings {
-    SupervisorSettings {
-        concurrent: config.concurrent,
-        check_interval: overrides.check_interval.unwrap_or(config.check_interval),
-        job_progress_poll_interval: overrides
-            .job_progress_poll_interval
-            .unwrap_or(config.job_progress_poll_interval),
-        max_concurrent_provisioning: config.paas_max_concurrent_provisioning,
-        keep_finished_resources: config.paas_finished_jobs_keep_resources,
-        decommission_launch_failures: config.paas_decommission_launch_failures,
-        repoll_immediately: config.paas_repoll_same_runner_immediately,
-        quota,
-        allowed_fraction_per_runner: config.quota_computation.allowed_fraction_per_runner,
-        drain_deadline: config
-            .shutdown_timeout
-            .unwrap_or_else(|| SupervisorSettings::default().drain_deadline),
-        poll_cycles: overrides.poll_cycles,
-        reconcile_interval: config.reconcile_interval,
-        ..SupervisorSettings::default()
+    let mut settings = config.settings.clone();
+    if let Some(every) = overrides.check_interval {
+        settings.check_interval = every;
     }
+    if let Some(every) = overrides.job_progress_poll_interval {
+        settings.job_progress_poll_interval = every;
+    }
+    settings.poll_cycles = overrides.poll_cycles;
+    settings.quota = quota;
+    settings
 }

@@ -12,6 +12,7 @@
 use crate::metrics::LaunchFailureReason;
 use crate::ports::{Resource, Weight};
 use crate::quota::JobKey;
+use crate::settings::{InvalidSetting, RunnerPorts, RunnerSettings, SupervisorSettings};
 use crate::shutdown::Interrupt;
 use actix::prelude::*;
 use std::time::Duration;
@@ -291,27 +292,62 @@ pub struct JobView {
     pub since: Duration,
 }
 
-/// Sent by the service to the supervisor on SIGHUP: get the new
-/// configuration from the service's reloader and apply it.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Reload;
-
-/// What a reloader gives the supervisor: the new global settings and the
-/// full list of runner sections. Runners new by name are started, runners
-/// absent stop being polled (their jobs run to the end), the settings of
-/// the others apply. The quota and the drain deadline are not changed live.
-pub struct Reconfigure {
-    /// The new global settings.
-    pub settings: crate::settings::SupervisorSettings,
-    /// Every runner section of the new configuration; the ports of a
-    /// runner already running are not replaced.
-    pub runners: Vec<crate::settings::RunnerPorts>,
+/// A reload's changes, as the root crate computed them against the
+/// configuration it last applied (SIGHUP): what [`ApplySettings`] carries.
+pub struct SettingsDiff {
+    /// The new global settings; only the keys named in `live` apply.
+    pub settings: SupervisorSettings,
+    /// Global keys whose new value applies now.
+    pub live: Vec<&'static str>,
+    /// Keys that changed but need a restart (left as they run).
+    pub restart_needed: Vec<&'static str>,
+    /// Runners to start: new by name, or polled again after a removal.
+    pub added: Vec<RunnerPorts>,
+    /// Running runners whose settings changed, by unique name; a running
+    /// runner keeps its ports.
+    pub changed: Vec<(String, RunnerSettings)>,
+    /// Runners no longer polled, by unique name (their jobs run to the end).
+    pub removed: Vec<String>,
 }
 
-/// What a [`Reconfigure`] changed.
+/// Sent by the root crate's reload to the supervisor (through
+/// [`crate::service::SettingsSender`]): apply a [`SettingsDiff`], answered
+/// by an [`ApplyOutcome`]. Built by [`ApplySettings::new`], which holds
+/// every setting to its declaration ([`crate::settings`]), so that the
+/// supervisor applies it as it is. Not an actix message: the ports of the
+/// runners it adds are not `Send`; it reaches the supervisor by a channel
+/// of the service's thread.
+pub struct ApplySettings(pub(crate) SettingsDiff);
+
+/// An [`ApplySettings`] and where its answer goes.
+pub(crate) type SettingsRequest = (ApplySettings, tokio::sync::oneshot::Sender<ApplyOutcome>);
+
+impl ApplySettings {
+    /// The message, if every setting of `diff` is in its key's range.
+    pub fn new(diff: SettingsDiff) -> Result<Self, InvalidSetting> {
+        diff.settings.check()?;
+        for settings in diff.added.iter().map(|r| &r.settings) {
+            settings.check_all()?;
+        }
+        for (_, settings) in &diff.changed {
+            settings.check_all()?;
+        }
+        Ok(ApplySettings(diff))
+    }
+}
+
+/// The answer to [`ApplySettings`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Applied: what changed.
+    Applied(ReloadReport),
+    /// Nothing applied (the service is stopping): why.
+    Refused(String),
+}
+
+/// What an [`ApplySettings`] changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReconfigureReport {
+pub struct ReloadReport {
     /// Runners started (new, or polled again after a removal).
     pub added: Vec<String>,
     /// Runners no longer polled.
@@ -322,6 +358,4 @@ pub struct ReconfigureReport {
     pub settings: Vec<&'static str>,
     /// Settings that changed but need a restart (left as they were).
     pub restart_needed: Vec<&'static str>,
-    /// Why nothing was applied (draining, two runners of one name).
-    pub refused: Option<String>,
 }

@@ -42,16 +42,11 @@ pub trait ServiceObserver {
     fn stopping(&self) {}
 }
 
-/// Gives the new configuration on a reload (SIGHUP): the new settings and
-/// runner sections, or `None` when the configuration was refused (the
-/// reloader has said why). Called by the supervisor, on its thread.
-pub type Reloader = Box<dyn FnMut() -> Option<crate::messages::Reconfigure>>;
-
-/// What the root crate hooks into the supervisor: its observer and its
-/// reloader.
+/// What the root crate hooks into the supervisor: its observer, and the
+/// channel its reloads send their settings by.
 pub(crate) struct Hooks {
     pub observer: std::rc::Rc<dyn ServiceObserver>,
-    pub reloader: Option<Reloader>,
+    pub settings: tokio::sync::mpsc::UnboundedReceiver<crate::messages::SettingsRequest>,
 }
 
 /// The observer that does nothing.

@@ -11,9 +11,10 @@
 //! (the root crate serves them over HTTP).
 
 use crate::job_table::{JobEntry, Unloaded};
-use crate::messages::{DumpState, GetHealth, Health, JobView, ListJobs, Reload};
+use crate::messages::{
+    ApplyOutcome, ApplySettings, DumpState, GetHealth, Health, JobView, ListJobs, SettingsRequest,
+};
 use crate::metrics::Metrics;
-pub use crate::observer::Reloader;
 use crate::observer::{Hooks, NoObserver, ServiceObserver};
 use crate::quota::JobKey;
 pub use crate::settings::RunnerPorts;
@@ -25,7 +26,7 @@ use actix::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub use crate::settings::{RunnerSettings, SupervisorSettings};
 
@@ -43,7 +44,8 @@ pub enum ServiceError {
         /// What is wrong.
         detail: String,
     },
-    /// Two runners share a unique name.
+    /// Two runners share a unique name (the supervisor's registry is keyed
+    /// by it).
     #[error("two runners have the same unique name {0:?}")]
     DuplicateRunner(String),
 }
@@ -53,8 +55,8 @@ pub enum ServiceError {
 /// hold clones).
 ///
 /// Each method sends one message straight to the actor concerned: a stop
-/// to the [`Shutdown`] actor, the state dump, the reload and the queries
-/// to the supervisor. A query is awaited by its caller alone, so a slow
+/// to the [`Shutdown`] actor, the state dump and the queries to the
+/// supervisor (a reload's settings go by [`SettingsSender`]). A query is awaited by its caller alone, so a slow
 /// answer never delays a stop. The actors' mailboxes exist from
 /// [`service_control`] on: what is sent before the service starts waits
 /// there; once the service stopped, messages are dropped and queries
@@ -100,23 +102,36 @@ impl ServiceHandle {
     pub async fn jobs(&self) -> Option<Vec<JobView>> {
         self.supervisor.send(ListJobs).await.ok()
     }
+}
 
-    /// Re-reads the configuration through the receiver's [`Reloader`]
-    /// (SIGHUP); ignored without one.
-    pub fn reload(&self) {
-        self.supervisor.do_send(Reload);
+/// Sends the settings of a reload to the supervisor and gives its answer.
+/// Not `Send`: the settings carry the new runners' ports, built on the
+/// service's thread, where the reload that uses this lives too.
+#[derive(Clone)]
+pub struct SettingsSender {
+    tx: mpsc::UnboundedSender<SettingsRequest>,
+}
+
+impl SettingsSender {
+    /// The supervisor's answer; `None` when the service has stopped.
+    pub async fn apply(&self, settings: ApplySettings) -> Option<ApplyOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send((settings, tx)).ok()?;
+        rx.await.ok()
     }
 }
 
 /// The receiving side of a [`ServiceHandle`], consumed by the service:
 /// the mailboxes of the shutdown actor and of the supervisor, which start
-/// on them, with the service's observer and reloader.
+/// on them, with the service's observer and the receiving side of its
+/// [`SettingsSender`].
 pub struct ControlReceiver {
     shutdown: Context<Shutdown>,
     supervisor: Context<Supervisor>,
     metrics: Arc<Metrics>,
     observer: Rc<dyn ServiceObserver>,
-    reloader: Option<Reloader>,
+    settings_tx: mpsc::UnboundedSender<SettingsRequest>,
+    settings_rx: mpsc::UnboundedReceiver<SettingsRequest>,
 }
 
 impl ControlReceiver {
@@ -126,10 +141,11 @@ impl ControlReceiver {
         self
     }
 
-    /// What [`ServiceHandle::reload`] calls.
-    pub fn with_reloader(mut self, reloader: Reloader) -> Self {
-        self.reloader = Some(reloader);
-        self
+    /// The sender of a reload's settings to this service's supervisor.
+    pub fn settings_sender(&self) -> SettingsSender {
+        SettingsSender {
+            tx: self.settings_tx.clone(),
+        }
     }
 }
 
@@ -143,6 +159,7 @@ pub fn service_control() -> (ServiceHandle, ControlReceiver) {
 /// updates `metrics`.
 pub fn service_control_with(metrics: Arc<Metrics>) -> (ServiceHandle, ControlReceiver) {
     let (shutdown, supervisor) = (Context::new(), Context::new());
+    let (settings_tx, settings_rx) = mpsc::unbounded_channel();
     (
         ServiceHandle {
             shutdown: shutdown.address(),
@@ -154,7 +171,8 @@ pub fn service_control_with(metrics: Arc<Metrics>) -> (ServiceHandle, ControlRec
             supervisor,
             metrics,
             observer: Rc::new(NoObserver),
-            reloader: None,
+            settings_tx,
+            settings_rx,
         },
     )
 }
@@ -190,37 +208,22 @@ pub async fn run_service(
         .await)
 }
 
+/// Checks what the configuration layer does not: the quota (computed from
+/// the PAAS's flavors) and that the runner registry's keys are unique. The
+/// values the file sets were validated against their declarations there
+/// ([`crate::settings`]).
 fn validate(settings: &SupervisorSettings, runners: &[RunnerPorts]) -> Result<(), ServiceError> {
-    let bad = |name, detail: &str| {
-        Err(ServiceError::InvalidSetting {
-            name,
-            detail: detail.to_string(),
-        })
-    };
+    debug_assert_eq!(settings.check(), Ok(()));
+    debug_assert!(runners.iter().all(|r| r.settings.check_all().is_ok()));
     if !(settings.quota.is_finite() && settings.quota > 0.0) {
-        return bad("quota", "must be a positive number");
-    }
-    if settings.concurrent == 0 {
-        return bad("concurrent", "must be at least 1");
-    }
-    if settings.max_concurrent_provisioning == 0 {
-        return bad("paas_max_concurrent_provisioning", "must be at least 1");
-    }
-    let frac_ok = |f: f64| f.is_finite() && f > 0.0;
-    if !frac_ok(settings.allowed_fraction_per_runner) {
-        return bad("allowed_fraction_per_runner", "must be a positive number");
-    }
-    if settings.job_progress_poll_interval.is_zero() {
-        return bad("job_progress_poll_interval", "must be positive");
+        return Err(ServiceError::InvalidSetting {
+            name: "quota",
+            detail: "must be a positive number".to_string(),
+        });
     }
     let mut names = HashSet::new();
-    for r in runners {
-        if !frac_ok(r.settings.quota_max_fraction) {
-            return bad("quota_max_fraction", "must be a positive number");
-        }
-        if !names.insert(r.name.as_str()) {
-            return Err(ServiceError::DuplicateRunner(r.name.clone()));
-        }
+    if let Some(r) = runners.iter().find(|r| !names.insert(r.name.as_str())) {
+        return Err(ServiceError::DuplicateRunner(r.name.clone()));
     }
     Ok(())
 }
@@ -244,7 +247,8 @@ pub async fn start_service(
         supervisor,
         metrics,
         observer,
-        reloader,
+        settings_rx,
+        ..
     } = control;
     let (done_tx, done_rx) = oneshot::channel();
     let to_supervisor = supervisor.address();
@@ -257,7 +261,10 @@ pub async fn start_service(
         done_tx,
         logger.clone(),
     ));
-    let hooks = Hooks { observer, reloader };
+    let hooks = Hooks {
+        observer,
+        settings: settings_rx,
+    };
     let supervisor = supervisor.run(
         Supervisor::new(
             settings,

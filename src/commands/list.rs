@@ -154,11 +154,11 @@ pub fn render(config: &Config, live: &Live) -> String {
     let qc = &config.quota_computation;
     out.push_str(&format!(
         "concurrent={}  quota: {} x {} of runner {:?}  allowed_fraction_per_runner={}\n",
-        config.concurrent,
+        config.settings.concurrent,
         qc.reference_jobs_count,
         qc.reference_flavor,
         qc.reference_runner,
-        qc.allowed_fraction_per_runner
+        config.settings.allowed_fraction_per_runner
     ));
     out.push_str(&live_line(config, live));
     out
@@ -166,7 +166,8 @@ pub fn render(config: &Config, live: &Live) -> String {
 
 /// The cells of runner section `i` before its live jobs.
 fn section_row(config: &Config, i: usize, r: &RunnerConfig) -> Vec<String> {
-    let mut limits = vec![format!("quota_max_fraction={}", r.quota_max_fraction)];
+    let fraction = r.settings.quota_max_fraction;
+    let mut limits = vec![format!("quota_max_fraction={fraction}")];
     if let Some(cc) = &r.clever {
         limits.push(format!("default_flavor={}", cc.default_flavor));
         if let Some(max) = &cc.max_flavor {

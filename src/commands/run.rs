@@ -184,14 +184,16 @@ async fn serve(
         Ok(None) => {}
         Err(e) => warn!(logger, "systemd notifications disabled"; "error" => %e),
     }
-    let control = control.with_reloader(reload::reloader(
+    let reloads = reload::Reloads::new(
         config.clone(),
         overrides.clone(),
         settings.quota,
         handle.metrics().clone(),
+        control.settings_sender(),
         logger.clone(),
-    ));
-    signal::install(handle, debug_signal, logger.clone()).map_err(RunError::Signals)?;
+    );
+    signal::install(handle, reloads.start(), debug_signal, logger.clone())
+        .map_err(RunError::Signals)?;
     let ended = run_service(
         settings,
         service.runners,

@@ -144,8 +144,8 @@ async fn check_runner(
                 ),
                 Err(e) => Row::new(label, "coordinator token", Some(false), e.to_string()),
             });
-            if let Some(tw) = &runner.trace_watch {
-                rows.push(match api.token_scopes(&tw.token).await {
+            if let Some(token) = &runner.trace_watch_token {
+                rows.push(match api.token_scopes(token).await {
                     Ok(scopes) if scopes.iter().any(|s| s == "api" || s == "read_api") => {
                         Row::new(label, "trace-watch token", Some(true), scopes.join(","))
                     }

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use paas_actors::settings::{Fallback, Key, Kind, Plain, Setting, Value as Parsed};
 use toml::Value;
 
 use super::error::Problem;
@@ -152,11 +153,6 @@ impl<'t> Section<'t> {
         self.read(ctx, key, expected, convert)
     }
 
-    /// An optional string.
-    pub fn string(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<String> {
-        self.read(ctx, key, "a string", as_string)
-    }
-
     /// A required non-empty string.
     pub fn required_string(&self, ctx: &mut Ctx<'_>, key: &str, why: &str) -> Option<String> {
         self.require(ctx, key, "a non-empty string", why, as_nonempty_string)
@@ -167,38 +163,138 @@ impl<'t> Section<'t> {
         self.required_string(ctx, key, why).map(Secret::new)
     }
 
-    /// An optional boolean, defaulting to `default`.
-    pub fn bool_or(&self, ctx: &mut Ctx<'_>, key: &str, default: bool) -> bool {
-        self.read(ctx, key, "a boolean (true or false)", Value::as_bool)
-            .unwrap_or(default)
+    /// Which spelling of the declared `key` this section holds: its name,
+    /// or an alias (with a warning); both is a problem, the name is read.
+    pub fn spelling(&self, ctx: &mut Ctx<'_>, key: &Key) -> &'static str {
+        let canonical = key.leaf();
+        let Some(alias) = key.aliases.iter().find(|a| self.get(a).is_some()) else {
+            return canonical;
+        };
+        if self.get(canonical).is_some() {
+            ctx.problem(
+                &self.key_path(alias),
+                format!(
+                    "both `{canonical}` and its alias `{alias}` are set; keep only `{canonical}`"
+                ),
+            );
+            canonical
+        } else {
+            ctx.warn(
+                &self.key_path(alias),
+                format!("`{alias}` is accepted as an alias of `{canonical}`; prefer `{canonical}`"),
+            );
+            alias
+        }
     }
 
-    /// An optional positive integer, defaulting to `default`.
-    pub fn positive_or(&self, ctx: &mut Ctx<'_>, key: &str, default: usize) -> usize {
-        self.read(ctx, key, "a positive integer", as_positive)
-            .unwrap_or(default)
+    /// Reads the declared `key` (its last part, in this section) with
+    /// `convert`; a value that does not convert is a problem saying what
+    /// the declaration expects.
+    pub fn read_key<T>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &Key,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
+        self.read(ctx, key.leaf(), key.kind.expected, convert)
     }
 
-    /// An optional positive number of seconds (integer or float), defaulting to `default`.
-    pub fn seconds_or(&self, ctx: &mut Ctx<'_>, key: &str, default: Duration) -> Duration {
-        self.read(
-            ctx,
-            key,
-            "a positive number of seconds (integer or float)",
-            as_positive_seconds,
-        )
-        .unwrap_or(default)
+    /// Like [`Section::read_key`], but absence is a problem too, explained
+    /// by `why`.
+    pub fn require_key<T>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &Key,
+        why: &str,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
+        self.require(ctx, key.leaf(), key.kind.expected, why, convert)
     }
 
-    /// An optional fraction in (0, 1], defaulting to `default`.
-    pub fn fraction_or(&self, ctx: &mut Ctx<'_>, key: &str, default: f64) -> f64 {
-        self.read(
-            ctx,
-            key,
-            "a number greater than 0 and at most 1",
-            as_fraction,
-        )
-        .unwrap_or(default)
+    /// The value of the declared `key` as its kind reads it, its default
+    /// when absent or refused (`None` without one); a refused value is a
+    /// problem.
+    pub fn value(&self, ctx: &mut Ctx<'_>, key: &Key) -> Option<Parsed> {
+        let leaf = self.spelling(ctx, key);
+        let parsed = self.get(leaf).and_then(|written| {
+            let parsed = key.kind.parse(&plain(written));
+            if parsed.is_none() {
+                let path = self.key_path(leaf);
+                let found = ctx.found(&path, written);
+                ctx.problem(
+                    &path,
+                    format!("expected {}, found {found}", key.kind.expected),
+                );
+            }
+            parsed
+        });
+        parsed.or_else(|| match &key.default {
+            Fallback::Value(v) => Some(v.clone()),
+            Fallback::Text(t) => Some(Parsed::Text((*t).to_string())),
+            _ => None,
+        })
+    }
+
+    /// The declared boolean `key`, its default when absent or wrong.
+    pub fn flag(&self, ctx: &mut Ctx<'_>, key: &Key) -> bool {
+        matches!(self.value(ctx, key), Some(Parsed::Flag(true)))
+    }
+
+    /// The declared string `key`, its default when absent or wrong.
+    pub fn text(&self, ctx: &mut Ctx<'_>, key: &Key) -> Option<String> {
+        match self.value(ctx, key) {
+            Some(Parsed::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The declared number of seconds `key`, its default when absent or
+    /// wrong.
+    pub fn seconds(&self, ctx: &mut Ctx<'_>, key: &Key) -> Option<Duration> {
+        match self.value(ctx, key) {
+            Some(Parsed::Seconds(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Sets the field `setting` declares in `settings` from this section,
+    /// when written; a refused value is a problem, the field keeps its
+    /// default.
+    pub fn read_setting<S: Default>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        setting: &Setting<S>,
+        settings: &mut S,
+    ) {
+        let leaf = self.spelling(ctx, &setting.key);
+        let Some(written) = self.get(leaf) else {
+            return;
+        };
+        if !setting.read(settings, &plain(written)) {
+            let path = self.key_path(leaf);
+            let expected = setting.key.expected(Some(&setting.default_value()));
+            let found = ctx.found(&path, written);
+            ctx.problem(&path, format!("expected {expected}, found {found}"));
+        }
+    }
+
+    /// The sub-table `name` of this section, if it is a table.
+    pub fn table(&self, name: &str) -> Option<Section<'t>> {
+        match self.get(name) {
+            Some(Value::Table(t)) => Some(Section::new(t, self.key_path(name))),
+            _ => None,
+        }
+    }
+}
+
+/// A TOML value as the settings' declarations read it.
+pub(crate) fn plain(value: &Value) -> Plain<'_> {
+    match value {
+        Value::Integer(i) => Plain::Integer(*i),
+        Value::Float(x) => Plain::Float(*x),
+        Value::Boolean(b) => Plain::Bool(*b),
+        Value::String(s) => Plain::Text(s),
+        _ => Plain::Other,
     }
 }
 
@@ -279,33 +375,10 @@ pub(crate) fn as_nonempty_string(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-/// A positive integer fitting a `usize`.
-pub(crate) fn as_positive(v: &Value) -> Option<usize> {
-    v.as_integer()
-        .filter(|i| *i > 0)
-        .and_then(|i| usize::try_from(i).ok())
-}
-
-/// A non-negative number of seconds (integer or finite float).
-pub(crate) fn as_seconds(v: &Value) -> Option<Duration> {
-    match v {
-        Value::Integer(i) => u64::try_from(*i).ok().map(Duration::from_secs),
-        Value::Float(x) if x.is_finite() && *x >= 0.0 => Duration::try_from_secs_f64(*x).ok(),
+/// A positive integer, as the declarations' [`Kind::COUNT`] reads it.
+pub(crate) fn as_positive(v: &Value) -> Option<u64> {
+    match Kind::COUNT.parse(&plain(v)) {
+        Some(Parsed::Count(n)) => Some(n),
         _ => None,
     }
-}
-
-/// A positive number of seconds.
-pub(crate) fn as_positive_seconds(v: &Value) -> Option<Duration> {
-    as_seconds(v).filter(|d| !d.is_zero())
-}
-
-/// A number in (0, 1].
-pub(crate) fn as_fraction(v: &Value) -> Option<f64> {
-    let x = match v {
-        Value::Integer(i) => *i as f64,
-        Value::Float(x) => *x,
-        _ => return None,
-    };
-    (x > 0.0 && x <= 1.0).then_some(x)
 }

@@ -41,7 +41,7 @@ pub const LONG_POLLING_KEY: &str = "paas_long_polling";
 
 /// Runner-section key: `true` writes the real runner token in the inner
 /// `runner.toml` (unsafe: every job can read it). Never forwarded.
-pub const FORWARD_TOKEN_KEY: &str = "paas_forward_runner_token";
+pub const FORWARD_TOKEN_KEY: &str = super::keys::FORWARD_TOKEN.name;
 
 /// What follows the kept characters of the token in the placeholder. Its
 /// first character is not a hexadecimal digit, so that a legacy `GR` token

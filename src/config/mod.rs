@@ -6,7 +6,10 @@
 //!    `secrets_file` ([`secrets`]).
 //! 2. [`validate`]: the tree becomes the typed [`Config`] ([`settings`]),
 //!    every problem reported at once in one [`ConfigError`], warnings
-//!    (unknown keys, alias spellings) returned beside it.
+//!    (unknown keys, alias spellings) returned beside it. Each key is read
+//!    through its declaration: `paas_actors::settings` declares the keys
+//!    the actors use (their values fill the actors' own settings types),
+//!    [`keys`] and [`keys_executors`] the others.
 //!
 //! Each runner section is also kept verbatim ([`RunnerConfig::raw`]) to build
 //! the inner `runner.toml` ([`inner`]).
@@ -22,6 +25,8 @@ pub mod error;
 mod fields;
 pub mod identity;
 pub mod inner;
+mod keys;
+mod keys_executors;
 mod raw;
 mod secrets;
 pub mod settings;
@@ -32,6 +37,8 @@ mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_messages;
+#[cfg(test)]
+mod tests_readme;
 
 use std::path::Path;
 
@@ -40,9 +47,7 @@ pub use fields::shown_value;
 pub use identity::{legacy_unique_name, unique_name};
 pub use inner::{inner_runner_table, is_forwarded};
 pub use raw::LineIndex;
-pub use settings::{
-    runner_key, Config, ExecutorKind, QuotaComputation, RunnerConfig, TraceWatchConfig,
-};
+pub use settings::{runner_key, Config, ExecutorKind, QuotaComputation, RunnerConfig};
 
 /// The executors' settings types, which validation builds.
 pub use crate::executors::clever::{CleverSettings, Tenancy};
@@ -52,6 +57,12 @@ pub use crate::executors::local_docker::LocalDockerSettings;
 /// a plausible typo (for command words as for keys).
 pub fn closest_word<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     suggest::closest(word, candidates)
+}
+
+/// This crate's keys whose change needs a restart, as a reload names them
+/// (the actors' own are declared in `paas_actors::settings`).
+pub fn restart_keys() -> impl Iterator<Item = &'static str> {
+    keys::restart_keys().map(|k| k.name)
 }
 
 /// A validated configuration and the warnings found on the way.

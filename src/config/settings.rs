@@ -2,51 +2,37 @@
 //!
 //! Nothing here is read from the file directly; [`super::validate`] builds
 //! these values, so every field already holds a checked value or its default.
-//! The executor sections are the executors' own settings types
+//! The settings the actors use are the actors' own types
+//! ([`SupervisorSettings`], [`RunnerSettings`], declared key by key in
+//! `paas_actors::settings`), and the executor sections the executors' own
 //! ([`CleverSettings`], [`LocalDockerSettings`]): validation builds them
-//! directly, with the defaults their modules define.
+//! directly, with the defaults their modules declare.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::error::Location;
 use super::raw::LineIndex;
 use crate::executors::clever::CleverSettings;
 use crate::executors::local_docker::LocalDockerSettings;
 use crate::secret::Secret;
+use paas_actors::settings::{RunnerSettings, SupervisorSettings};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Maximum number of jobs across all runners (`concurrent`, default 50).
-    pub concurrent: usize,
-    /// Time between full coordinator polls (`check_interval`, default 3 s; 0 means 3 s).
-    pub check_interval: Duration,
-    /// Period of the "is the launched job finished?" checks
-    /// (`job_progress_poll_interval`, default 30 s).
-    pub job_progress_poll_interval: Duration,
+    /// The actors' global settings as the file sets them (the keys
+    /// `paas_actors::settings` declares, defaults included); the quota and
+    /// what the file cannot set keep their defaults until the wiring fills
+    /// them.
+    pub settings: SupervisorSettings,
     /// Where running jobs are recorded across restarts (`state_file`), as written.
     pub state_file: Option<PathBuf>,
-    /// Maximum jobs provisioned but not yet seen running (default 10).
-    pub paas_max_concurrent_provisioning: usize,
-    /// If true, never decommission (default false).
-    pub paas_finished_jobs_keep_resources: bool,
-    /// If false, keep resources of failed launches for inspection (default true).
-    pub paas_decommission_launch_failures: bool,
-    /// Poll the same runner again at once after it granted a job (default true).
-    pub paas_repoll_same_runner_immediately: bool,
-    /// How the weighted quota is computed (`[quota_computation]`, required).
+    /// The reference of the weighted quota (`[quota_computation]`, required).
     pub quota_computation: QuotaComputation,
     /// Address for a metrics/health endpoint, if any (`listen_address`).
     pub listen_address: Option<String>,
-    /// `shutdown_timeout`: deadline of a graceful stop (the service's
-    /// default applies when absent).
-    pub shutdown_timeout: Option<Duration>,
-    /// `reconcile_interval`: delay between reconciliation passes of the
-    /// state with the PAAS after the start-up one (default 300 s); `None`
-    /// when set to 0 (periodic passes disabled, the start-up pass stays).
-    pub reconcile_interval: Option<Duration>,
     /// `log_level` (GitLab Runner's key); the command line's
     /// `--logging-level` wins.
     pub log_level: Option<slog::Level>,
@@ -59,6 +45,10 @@ pub struct Config {
     pub path: PathBuf,
     /// Where each key is in the file.
     pub lines: LineIndex,
+    /// This crate's keys whose change needs a restart ([`super::keys`],
+    /// class `Restart`; none has a default or holds a secret), as written:
+    /// what a reload compares.
+    pub(crate) restart_values: BTreeMap<&'static str, toml::Value>,
 }
 
 /// The dotted path of `key` in the runner section number `index`
@@ -92,7 +82,8 @@ impl Config {
 }
 
 /// `[quota_computation]`: the weighted quota is the weight of
-/// `reference_jobs_count` jobs of `reference_flavor` on `reference_runner`.
+/// `reference_jobs_count` jobs of `reference_flavor` on `reference_runner`
+/// (its `allowed_fraction_per_runner` is one of the actors' settings).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuotaComputation {
     /// Human `name` of a configured runner (checked to exist).
@@ -101,8 +92,6 @@ pub struct QuotaComputation {
     pub reference_flavor: String,
     /// Number of reference jobs (positive).
     pub reference_jobs_count: u32,
-    /// Fraction of the quota one runner may use (default 1.0, in (0, 1]).
-    pub allowed_fraction_per_runner: f64,
 }
 
 /// The PAAS executor of a runner section.
@@ -153,15 +142,14 @@ pub struct RunnerConfig {
     pub clever: Option<CleverSettings>,
     /// Local Docker settings (`Some` iff `executor` is `LocalDocker`).
     pub local_docker: Option<LocalDockerSettings>,
-    /// Job trace watching, if configured with a token.
-    pub trace_watch: Option<TraceWatchConfig>,
+    /// The trace-watch token (`[runners.paas_job_trace_watch]`), if any:
+    /// `settings.trace_watch` is set exactly when it is.
+    pub trace_watch_token: Option<Secret>,
     /// Base image of the launched runner (`heptapod_runner_main_image`).
     pub main_image: Option<String>,
-    /// Maximum fraction of the quota this runner may use (default 1.0).
-    pub quota_max_fraction: f64,
-    /// `paas_long_polling`: long-poll the coordinator when the hold keeps
-    /// no other runner waiting (default false).
-    pub long_polling: bool,
+    /// The settings the actors use (the keys `paas_actors::settings`
+    /// declares, the section's `name` as label).
+    pub settings: RunnerSettings,
     /// The section as written, after secret substitution (holds secrets:
     /// never log it).
     pub raw: toml::Table,
@@ -179,24 +167,10 @@ impl fmt::Debug for RunnerConfig {
             .field("executor", &self.executor)
             .field("clever", &self.clever)
             .field("local_docker", &self.local_docker)
-            .field("trace_watch", &self.trace_watch)
+            .field("trace_watch_token", &self.trace_watch_token)
             .field("main_image", &self.main_image)
-            .field("quota_max_fraction", &self.quota_max_fraction)
-            .field("long_polling", &self.long_polling)
+            .field("settings", &self.settings)
             .field("raw_keys", &self.raw.keys().collect::<Vec<_>>())
             .finish()
     }
-}
-
-/// Job trace watching (`[runners.paas_job_trace_watch]` or
-/// `[runners.job_trace_watch]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceWatchConfig {
-    /// Administrator token with `read_api` scope.
-    pub token: Secret,
-    /// Launch considered failed after this (`timeout_seconds`, default 300 s).
-    pub timeout: Duration,
-    /// Longest time between trace checks (`poll_step`, default 10 s); the
-    /// first one comes after 0.1 s, the waits doubling up to it.
-    pub poll_step: Duration,
 }

@@ -91,9 +91,9 @@ fn seed_single_org_example_parses() {
             reference_runner: "clever-cloud".into(),
             reference_flavor: "3XL".into(),
             reference_jobs_count: 8,
-            allowed_fraction_per_runner: 1.0,
         }
     );
+    assert_eq!(c.settings.allowed_fraction_per_runner, 1.0);
     let r = runner(&l);
     assert_eq!(r.name, "clever-cloud");
     assert_eq!(r.url, "https://heptapod.example.com");
@@ -136,22 +136,32 @@ fn seed_multi_tenant_example_parses() {
 fn defaults_apply() {
     let l = ok(&clever("", ""));
     let c = &l.config;
-    assert_eq!(c.concurrent, 50);
-    assert_eq!(c.check_interval, Duration::from_secs(3));
-    assert_eq!(c.job_progress_poll_interval, Duration::from_secs(30));
+    assert_eq!(c.settings.concurrent, 50);
+    assert_eq!(c.settings.check_interval, Duration::from_secs(3));
+    assert_eq!(
+        c.settings.job_progress_poll_interval,
+        Duration::from_secs(30)
+    );
     assert_eq!(c.state_file, None);
-    assert_eq!(c.paas_max_concurrent_provisioning, 10);
-    assert!(!c.paas_finished_jobs_keep_resources);
-    assert!(c.paas_decommission_launch_failures);
-    assert!(c.paas_repoll_same_runner_immediately);
+    assert_eq!(c.settings.max_concurrent_provisioning, 10);
+    assert!(!c.settings.keep_finished_resources);
+    assert!(c.settings.decommission_launch_failures);
+    assert!(c.settings.repoll_immediately);
     assert_eq!(c.listen_address, None);
-    assert_eq!(c.reconcile_interval, Some(Duration::from_secs(300)));
+    assert_eq!(
+        c.settings.reconcile_interval,
+        Some(Duration::from_secs(300))
+    );
     assert_eq!(c.path, path());
     let r = runner(&l);
-    assert_eq!(r.quota_max_fraction, 1.0);
-    assert!(!r.long_polling, "long polling is off unless asked for");
+    assert_eq!(r.settings.quota_max_fraction, 1.0);
+    assert!(
+        !r.settings.long_polling,
+        "long polling is off unless asked for"
+    );
     assert_eq!(r.main_image, None);
-    assert!(r.trace_watch.is_none());
+    assert!(r.trace_watch_token.is_none());
+    assert!(r.settings.trace_watch.is_none());
     assert!(r.local_docker.is_none());
     let cc = clever_of(&l);
     assert_eq!(cc.api_url, "https://api.clever-cloud.com/v2");
@@ -202,21 +212,28 @@ poll_step = 2
 "#;
     let l = ok(&clever(global, extra));
     let c = &l.config;
-    assert_eq!(c.concurrent, 7);
-    assert_eq!(c.check_interval, Duration::from_secs(5));
-    assert_eq!(c.job_progress_poll_interval, Duration::from_millis(1500));
-    assert_eq!(c.paas_max_concurrent_provisioning, 3);
-    assert!(c.paas_finished_jobs_keep_resources);
-    assert!(!c.paas_decommission_launch_failures);
-    assert!(!c.paas_repoll_same_runner_immediately);
+    assert_eq!(c.settings.concurrent, 7);
+    assert_eq!(c.settings.check_interval, Duration::from_secs(5));
+    assert_eq!(
+        c.settings.job_progress_poll_interval,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(c.settings.max_concurrent_provisioning, 3);
+    assert!(c.settings.keep_finished_resources);
+    assert!(!c.settings.decommission_launch_failures);
+    assert!(!c.settings.repoll_immediately);
     assert_eq!(c.listen_address.as_deref(), Some("127.0.0.1:9252"));
-    assert_eq!(c.reconcile_interval, Some(Duration::from_millis(42_500)));
+    assert_eq!(
+        c.settings.reconcile_interval,
+        Some(Duration::from_millis(42_500))
+    );
     let r = runner(&l);
     assert_eq!(r.main_image.as_deref(), Some("octobus/heptapod-runner:1"));
-    assert_eq!(r.quota_max_fraction, 0.5);
-    assert!(r.long_polling);
-    let tw = r.trace_watch.as_ref().expect("trace watch");
-    assert_eq!(tw.token.expose(), "admin-token");
+    assert_eq!(r.settings.quota_max_fraction, 0.5);
+    assert!(r.settings.long_polling);
+    let token = r.trace_watch_token.as_ref().expect("trace watch token");
+    assert_eq!(token.expose(), "admin-token");
+    let tw = r.settings.trace_watch.as_ref().expect("trace watch");
     assert_eq!(tw.timeout, Duration::from_secs(60));
     assert_eq!(tw.poll_step, Duration::from_secs(2));
     let cc = clever_of(&l);
@@ -235,7 +252,7 @@ poll_step = 2
 #[test]
 fn check_interval_zero_means_three_seconds() {
     let l = ok(&clever("check_interval = 0", ""));
-    assert_eq!(l.config.check_interval, Duration::from_secs(3));
+    assert_eq!(l.config.settings.check_interval, Duration::from_secs(3));
 }
 
 #[test]
@@ -537,13 +554,13 @@ fn aliases_are_accepted_with_a_warning() {
         (
             "job_progress_interval",
             clever("job_progress_interval = 12", ""),
-            |l| l.config.job_progress_poll_interval == Duration::from_secs(12),
+            |l| l.config.settings.job_progress_poll_interval == Duration::from_secs(12),
             "alias of `job_progress_poll_interval`",
         ),
         (
             "pass_decommision_launched_failures",
             clever("pass_decommision_launched_failures = false", ""),
-            |l| !l.config.paas_decommission_launch_failures,
+            |l| !l.config.settings.decommission_launch_failures,
             "alias of `paas_decommission_launch_failures`",
         ),
         (
@@ -553,7 +570,7 @@ fn aliases_are_accepted_with_a_warning() {
                 "\n[runners.job_trace_watch]\ntoken = \"t\"\ntimout_seconds = 77\n",
             ),
             |l| {
-                runner(l).trace_watch.as_ref().is_some_and(|t| {
+                runner(l).settings.trace_watch.as_ref().is_some_and(|t| {
                     t.timeout == Duration::from_secs(77) && t.poll_step == Duration::from_secs(10)
                 })
             },
@@ -563,8 +580,12 @@ fn aliases_are_accepted_with_a_warning() {
             "paas_job_trace_watch defaults",
             clever("", "\n[runners.paas_job_trace_watch]\ntoken = \"t\"\n"),
             |l| {
-                runner(l).trace_watch.as_ref().is_some_and(|t| {
-                    t.timeout == Duration::from_secs(300) && t.token.expose() == "t"
+                let r = runner(l);
+                r.settings.trace_watch.as_ref().is_some_and(|t| {
+                    t.timeout == Duration::from_secs(300)
+                        && r.trace_watch_token
+                            .as_ref()
+                            .is_some_and(|t| t.expose() == "t")
                 })
             },
             "",
@@ -1177,9 +1198,12 @@ fn no_prefix_of_a_valid_file_panics() {
 #[test]
 fn reconcile_interval_zero_disables_the_periodic_pass() {
     let l = ok(&clever("reconcile_interval = 0", ""));
-    assert_eq!(l.config.reconcile_interval, None);
+    assert_eq!(l.config.settings.reconcile_interval, None);
     let l = ok(&clever("reconcile_interval = 60", ""));
-    assert_eq!(l.config.reconcile_interval, Some(Duration::from_secs(60)));
+    assert_eq!(
+        l.config.settings.reconcile_interval,
+        Some(Duration::from_secs(60))
+    );
 }
 
 #[test]

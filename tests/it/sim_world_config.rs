@@ -42,9 +42,9 @@ fn the_written_configuration_loads_in_the_runner_without_warnings() {
         assert_eq!(loaded.warnings, Vec::<String>::new());
         let c = loaded.config;
         assert_eq!(c.runners.len(), options.runners);
-        assert_eq!(c.check_interval, options.check_interval);
+        assert_eq!(c.settings.check_interval, options.check_interval);
         assert_eq!(c.state_file, Some(dir.path().join("state.json")));
-        assert_eq!(c.paas_finished_jobs_keep_resources, options.keep_resources);
+        assert_eq!(c.settings.keep_finished_resources, options.keep_resources);
         assert_eq!(c.quota_computation.reference_jobs_count, options.quota_jobs);
         for (r, token) in c.runners.iter().zip(w.runner_tokens()) {
             assert_eq!(r.token.expose(), token);
@@ -73,7 +73,11 @@ fn the_written_configuration_loads_in_the_runner_without_warnings() {
                     assert_eq!(Some(orga_id), w.tenants().first().map(|t| &t.orga_id));
                 }
             }
-            let watch = r.trace_watch.as_ref().unwrap_or_else(|| panic!("no watch"));
+            let watch = r
+                .settings
+                .trace_watch
+                .as_ref()
+                .unwrap_or_else(|| panic!("no watch"));
             assert_eq!(watch.timeout, options.trace_watch_timeout);
             assert_eq!(
                 r.main_image.as_deref(),

@@ -35,6 +35,7 @@ use paas_actors::messages::{Reconcile, TaskEnded, TaskEvent};
 use paas_actors::ports::Resource;
 use paas_actors::quota::JobKey;
 use paas_actors::service::start_service;
+use paas_actors::settings::TraceWatch;
 use paas_actors::state::{write_atomic_with, FileStore, HandleRecord, StateStore};
 use paas_actors::testing::{
     job, null_logger, FakeCoordinator, FakePaas, MemoryStore, SharedMemoryStore, World,
@@ -92,7 +93,10 @@ fn runner_ports(world: &Rc<World>, name: &str, auto_finish: bool) -> RunnerPorts
         coordinator: coord,
         paas: FakePaas::new(world.clone(), name, 1.0),
         settings: RunnerSettings {
-            trace_watch: Some((Duration::from_secs(300), Duration::from_millis(10))),
+            trace_watch: Some(TraceWatch {
+                timeout: Duration::from_secs(300),
+                poll_step: Duration::from_millis(10),
+            }),
             quota_max_fraction: 1.0,
             label: None,
             long_polling: false,

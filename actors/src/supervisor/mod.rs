@@ -62,10 +62,10 @@ use crate::launcher::{Launch, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
     DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotRecorded, Reconcile,
-    Reload, ReportOutcome, TaskEvent, TraceSeen, WriteAhead,
+    ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
 };
 use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction, Totals};
-use crate::observer::{Hooks, Reloader, ServiceObserver, ServiceStatus};
+use crate::observer::{Hooks, ServiceObserver, ServiceStatus};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
 };
@@ -90,7 +90,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// A runner as the supervisor knows it.
 pub(crate) struct RunnerSlot {
@@ -200,7 +200,9 @@ pub struct Supervisor {
     /// `None` once the service was declared ready.
     awaiting_first_listing: Option<HashSet<usize>>,
     last_status: Option<ServiceStatus>,
-    reloader: Option<Reloader>,
+    /// What reloads send ([`crate::messages::ApplySettings`]), until
+    /// `started` reads it.
+    settings_rx: Option<mpsc::UnboundedReceiver<SettingsRequest>>,
 }
 
 impl Supervisor {
@@ -271,7 +273,7 @@ impl Supervisor {
             metrics: Arc::new(Metrics::new()),
             awaiting_first_listing: Some((0..runners_count).collect()),
             observer: hooks.observer,
-            reloader: hooks.reloader,
+            settings_rx: Some(hooks.settings),
             last_status: None,
         }
     }
@@ -332,6 +334,11 @@ impl Actor for Supervisor {
         // periodically unless disabled.
         ctx.notify(Reconcile);
         self.start_liveness(ctx);
+        if let Some(rx) = self.settings_rx.take() {
+            ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|request| (request, rx))
+            }));
+        }
         if let Some(every) = self.settings.reconcile_interval.filter(|d| !d.is_zero()) {
             self.reconcile_timer = Some(ctx.run_interval(every, |_, ctx| ctx.notify(Reconcile)));
         }
@@ -436,9 +443,12 @@ impl Handler<Reconcile> for Supervisor {
     }
 }
 
-impl Handler<Reload> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
-        self.reload(ctx);
+impl StreamHandler<SettingsRequest> for Supervisor {
+    fn handle(&mut self, (msg, reply): SettingsRequest, ctx: &mut Context<Self>) {
+        let _ = reply.send(self.apply_reload(msg, ctx));
     }
+
+    /// No more reloads (the service's handle is gone): the supervisor
+    /// goes on.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }

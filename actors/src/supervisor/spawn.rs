@@ -1,6 +1,7 @@
 //! Spawning the per-job actors, and resuming a loaded job where it stopped.
 
 use super::*;
+use crate::settings::TraceWatch;
 
 impl Supervisor {
     /// Starts `task` in its per-job actor ([`JobActor`]), unless the job is
@@ -89,12 +90,12 @@ impl Supervisor {
                 }
                 self.on_started(key, ctx);
             }
-            Some((timeout, step)) => {
+            Some(TraceWatch { timeout, poll_step }) => {
                 let offset = self.jobs.get(&key).map_or(0, |e| e.trace_offset);
                 let ready = self.runners.get(key.runner).map(|r| r.trace_ready.clone());
                 let task = WatchTrace {
                     timeout,
-                    poll_step: step,
+                    poll_step,
                     trace_offset: offset,
                     ready: ready.unwrap_or_default(),
                 };

@@ -321,7 +321,10 @@ fn run_case(c: Case) -> Result<(), TestCaseError> {
             .enumerate()
             .map(|(i, &m)| {
                 let mut r = runner(&world, &format!("r{i}"), FLAVORS[m]);
-                r.settings.trace_watch = Some((Duration::from_secs(c.trace_timeout_s), SEC));
+                r.settings.trace_watch = Some(paas_actors::settings::TraceWatch {
+                    timeout: Duration::from_secs(c.trace_timeout_s),
+                    poll_step: SEC,
+                });
                 let latency = Duration::from_millis(c.latency_ms);
                 r.paas.set_latency(Step::Create, latency);
                 r.paas.set_latency(Step::Launch, latency);

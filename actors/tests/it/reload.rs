@@ -1,14 +1,14 @@
-//! Actor tests of a live reconfiguration (`ServiceHandle::reload`): a
-//! runner added is polled, a runner removed is no longer polled while its
-//! job runs to the end, a changed `check_interval` applies, and unusable
-//! settings are refused with the running configuration kept.
+//! Actor tests of a live reconfiguration (`ApplySettings`, sent through
+//! the service's `SettingsSender`): a runner added is polled, a runner
+//! removed is no longer polled while its job runs to the end, a changed
+//! `check_interval` applies, and settings out of range never make a
+//! message, the running configuration staying.
 
 use crate::common::*;
-use paas_actors::messages::Reconfigure;
+use paas_actors::messages::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
 use paas_actors::service::start_service;
 use paas_actors::testing::{capture_logger, job, MemoryStore, SharedMemoryStore, World};
 use paas_actors::{service_control, RunnerPorts, SupervisorSettings};
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -21,17 +21,30 @@ fn ports(r: &Runner) -> RunnerPorts {
     }
 }
 
+/// A diff that changes the global settings to `settings` only.
+fn diff(settings: SupervisorSettings, live: &[&'static str]) -> SettingsDiff {
+    SettingsDiff {
+        settings,
+        live: live.to_vec(),
+        restart_needed: Vec::new(),
+        added: Vec::new(),
+        changed: Vec::new(),
+        removed: Vec::new(),
+    }
+}
+
+fn message(diff: SettingsDiff) -> ApplySettings {
+    ApplySettings::new(diff).unwrap_or_else(|e| panic!("settings in range: {e}"))
+}
+
 #[actix_rt::test]
 async fn reload_adds_removes_runners_and_applies_intervals() {
     tokio::time::pause();
     let world = World::new();
     let a = Rc::new(runner(&world, "ra", 1.0));
     let b = Rc::new(runner(&world, "rb", 1.0));
-    // What the next reload gives.
-    let next: Rc<RefCell<Option<Reconfigure>>> = Rc::new(RefCell::new(None));
     let (handle, control) = service_control();
-    let given = next.clone();
-    let control = control.with_reloader(Box::new(move || given.borrow_mut().take()));
+    let sender = control.settings_sender();
     let (logger, logs) = capture_logger();
     let store = MemoryStore::new();
     let running = start_service(
@@ -47,14 +60,25 @@ async fn reload_adds_removes_runners_and_applies_intervals() {
     assert_eq!(b.coord.script.borrow().requests, 0, "rb is not configured");
 
     // Add rb, and poll every 60 s instead of 3 s.
-    *next.borrow_mut() = Some(Reconfigure {
-        settings: SupervisorSettings {
+    let mut add = diff(
+        SupervisorSettings {
             check_interval: Duration::from_secs(60),
             ..settings(10.0)
         },
-        runners: vec![ports(&a), ports(&b)],
-    });
-    handle.reload();
+        &["check_interval"],
+    );
+    add.added.push(ports(&b));
+    add.restart_needed.push("state_file");
+    let outcome = sender.apply(message(add)).await;
+    assert_eq!(
+        outcome,
+        Some(ApplyOutcome::Applied(ReloadReport {
+            added: vec!["rb".into()],
+            settings: vec!["check_interval"],
+            restart_needed: vec!["state_file"],
+            ..ReloadReport::default()
+        }))
+    );
     b.coord.push_jobs([job(7, &[("WEIGHT", "1")])]);
     assert!(
         until(SEC, 100, || world.live_count() == 1).await,
@@ -68,14 +92,15 @@ async fn reload_adds_removes_runners_and_applies_intervals() {
         (4..=6).contains(&polls),
         "ra polled {polls} times in 300 s at check_interval 60 s"
     );
-    assert!(logs.text().contains("configuration reloaded"));
 
     // Remove rb: no more polls, its job runs to the end.
-    *next.borrow_mut() = Some(Reconfigure {
-        settings: settings(10.0),
-        runners: vec![ports(&a)],
-    });
-    handle.reload();
+    let mut remove = diff(settings(10.0), &["check_interval"]);
+    remove.removed.push("rb".into());
+    let outcome = sender.apply(message(remove)).await;
+    assert!(
+        matches!(&outcome, Some(ApplyOutcome::Applied(r)) if r.removed == ["rb"]),
+        "{outcome:?}"
+    );
     tokio::time::sleep(SEC).await;
     let b_polls = b.coord.script.borrow().requests;
     b.coord.push_jobs([job(8, &[("WEIGHT", "1")])]);
@@ -93,20 +118,19 @@ async fn reload_adds_removes_runners_and_applies_intervals() {
     );
     assert_eq!(world.state().created, 1, "job 8 not taken");
 
-    // Unusable settings: refused, the running configuration stays.
-    *next.borrow_mut() = Some(Reconfigure {
-        settings: SupervisorSettings {
+    // Unusable settings: refused before they reach the supervisor, the
+    // running configuration stays.
+    let refused = ApplySettings::new(diff(
+        SupervisorSettings {
             concurrent: 0,
             ..settings(10.0)
         },
-        runners: vec![ports(&a)],
-    });
-    handle.reload();
-    tokio::time::sleep(SEC).await;
+        &["concurrent"],
+    ));
     assert!(
-        logs.text().contains("configuration reload refused"),
-        "{}",
-        logs.text()
+        refused.as_ref().is_err_and(|e| e.key == "concurrent"),
+        "{:?}",
+        refused.err()
     );
     a.coord.push_jobs([job(9, &[("WEIGHT", "1")])]);
     assert!(

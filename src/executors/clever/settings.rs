@@ -1,11 +1,12 @@
 //! Settings of one clever-docker `[[runners]]` section: the one typed model
 //! of the `cc_*` keys.
 //!
-//! Configuration validation (`src/config/validate.rs`) builds this value
-//! directly from the file; the executor only reads it. Every default is
-//! written here once: the `DEFAULT_*` constants (used by validation for the
-//! keys the file may leave out) and [`CleverSettings::new`] (which also
-//! holds the defaults of what the file cannot set: HTTP, push and caches).
+//! Configuration validation (`src/config/validate/clever.rs`) builds this
+//! value directly from the file; the executor only reads it. Every default
+//! is written here once: the `DEFAULT_*` constants (the defaults of the
+//! `cc_*` keys' declarations, `src/config/keys_executors.rs`) and
+//! [`CleverSettings::new`] (which also holds the defaults of what the file
+//! cannot set: HTTP, push and caches).
 
 use crate::secret::Secret;
 use paas_actors::backoff::{BackoffPolicy, Jitter};

@@ -1,6 +1,6 @@
 //! Settings of one local-docker `[[runners]]` section: the one typed model,
-//! built by configuration validation (`src/config/validate.rs`), and the
-//! check of the Docker host URL both use.
+//! built by configuration validation (`src/config/validate/local_docker.rs`),
+//! and the check of the Docker host URL both use.
 
 use std::fmt;
 use std::path::PathBuf;
