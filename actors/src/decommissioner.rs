@@ -124,6 +124,7 @@ mod tests {
             weight: 1.0,
             launched: true,
             detail: serde_json::Value::Null,
+            credential: None,
         }
     }
 

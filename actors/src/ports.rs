@@ -300,6 +300,10 @@ pub struct Resource {
     /// Executor-specific details (tenant namespace, deploy URL, …); opaque
     /// to the actors, never holds a secret.
     pub detail: serde_json::Value,
+    /// The credential a service running in the resource accepts (the
+    /// helper service's bearer token), made by the executor at create time
+    /// and kept in the state file; `None` for resources without a service.
+    pub credential: Option<Secret>,
 }
 
 /// What a reconciliation listing found.
@@ -426,6 +430,39 @@ pub trait Paas {
     fn resource_scope(&self, resource: &Resource) -> Option<String> {
         let _ = resource;
         None
+    }
+
+    /// The tenant (Clever organisation id) a new resource for `job` would be
+    /// created in, resolved as `create` resolves it; compared with
+    /// [`Paas::resource_scope`] to reuse a standby resource. `None` (the
+    /// default) never matches anything: the job gets a new resource.
+    fn job_scope<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Option<String>, PaasError>> {
+        let _ = job;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// True when a successful [`Paas::launch`] means that the job has
+    /// started (a helper service accepted it): no trace watch follows.
+    fn started_at_launch(&self) -> bool {
+        false
+    }
+
+    /// Makes a standby resource, which ran an earlier job, ready for `job`
+    /// (its service answers that it can take a job), within a short bound.
+    /// Any error sends the resource to decommissioning and the job to a new
+    /// resource. The default: not reusable.
+    fn prepare_reuse<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        let _ = (resource, job);
+        Box::pin(async {
+            Err(PaasError::permanent(
+                "reuse",
+                "this executor does not reuse resources",
+            ))
+        })
     }
 
     /// Reads back the job a resource was launched for (the payload the

@@ -306,6 +306,7 @@ mod tests {
             weight: 1.0,
             launched: true,
             detail: Value::Null,
+            credential: None,
         }
     }
 

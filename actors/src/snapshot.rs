@@ -375,6 +375,7 @@ mod tests {
             weight: f64::from(weight) / 4.0,
             launched,
             detail: json!({ "job_id": job_id }),
+            credential: None,
         };
         let payload = Arc::new(json!({"id": job_id, "job_info": {"project_id": 9}}));
         let (phase, payload) = match phase_pick % 7 {

@@ -517,6 +517,7 @@ impl Paas for FakePaas {
                 weight,
                 launched: false,
                 detail: json!({"job_id": job.id}),
+                credential: None,
             };
             let mut w = self.world.inner.borrow_mut();
             w.live.insert(r.name.clone(), r.clone());
@@ -654,6 +655,7 @@ impl Paas for FakePaas {
                 weight: field("weight").as_f64().unwrap_or(1.0),
                 launched: field("launched").as_bool().unwrap_or(false),
                 detail: json!({"job_id": field("job_id").as_i64().unwrap_or(0)}),
+                credential: None,
             })
         })
     }

@@ -191,6 +191,7 @@ async fn tracking(jobs: i64, scale: bool) {
         weight: 1.0,
         launched: true,
         detail: json!({"job_id": i}),
+        credential: None,
     };
     // The resources exist on the (fake) PAAS: the start-up reconciliation
     // must find them, or it would forget the entries. Built first, on a

@@ -145,6 +145,7 @@ fn resource(runner: &str, id: i64, weight: f64, launched: bool) -> Resource {
         weight,
         launched,
         detail: json!({"job_id": id}),
+        credential: None,
     }
 }
 

@@ -669,6 +669,7 @@ async fn a_failed_create_that_took_effect_is_found_by_name_not_repeated() {
                 weight: 1.0,
                 launched: false,
                 detail: serde_json::json!({}),
+                credential: None,
             });
         }
     }));

@@ -17,6 +17,7 @@ fn resource(id: i64, weight: f64, launched: bool) -> Resource {
         weight,
         launched,
         detail: json!({"job_id": id}),
+        credential: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn live(world: &World, id: i64, weight: f64, launched: bool) {
         weight,
         launched,
         detail: json!({"job_id": id}),
+        credential: None,
     });
 }
 
@@ -185,6 +186,7 @@ async fn a_creating_marker_finds_its_resource_by_the_id_a_legacy_name_became() {
         weight: 1.0,
         launched: false,
         detail: json!({"job_id": 21}),
+        credential: None,
     });
     let state = String::from_utf8(fixture("rs-creating.json"))
         .expect("utf-8")

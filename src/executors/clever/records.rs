@@ -74,6 +74,7 @@ impl CleverApps {
             weight,
             launched: false,
             detail: detail.to_value(),
+            credential: None,
         }
     }
 
@@ -128,6 +129,7 @@ impl CleverApps {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             detail: detail.to_value(),
+            credential: None,
         })
     }
 }

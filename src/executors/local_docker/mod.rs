@@ -129,6 +129,7 @@ impl LocalDocker {
             weight: JOB_WEIGHT,
             launched,
             detail: serde_json::Value::Null,
+            credential: None,
         }
     }
 }
