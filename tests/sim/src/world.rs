@@ -81,13 +81,16 @@ impl Default for WorldConfig {
 impl WorldConfig {
     /// Realistic orders of magnitude, scaled down: repository ready after
     /// 300 ms, inner runner starting 500 ms after the push, creations taking
-    /// 100 ms, deletions 50 ms.
+    /// 100 ms, deletions 50 ms; a helper ready 500 ms after its push and
+    /// starting a job 50 ms after accepting it.
     pub fn fast_timing() -> Timing {
         Timing {
             repo_create_delay: RepoDelay::After(Duration::from_millis(300)),
             start_delay: Duration::from_millis(500),
             create_latency: Duration::from_millis(100),
             delete_latency: Duration::from_millis(50),
+            helper_boot_delay: Duration::from_millis(500),
+            helper_start_delay: Duration::from_millis(50),
         }
     }
 }
