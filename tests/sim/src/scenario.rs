@@ -13,6 +13,8 @@
 //! start_delay_ms = 500         # push -> first trace line of the inner runner
 //! create_latency_ms = 100
 //! delete_latency_ms = 50
+//! helper_boot_delay_ms = 500   # helper Dockerfile push -> can-take-job true
+//! helper_start_delay_ms = 50   # launch-job 201 -> first trace line
 //!
 //! [runner]                # options of the written runner configuration (optional)
 //! runners = 1
@@ -23,6 +25,10 @@
 //! default_flavor = "S"
 //! max_flavor = "L"
 //! keep_resources = false
+//! service = false         # true: clever-service-docker sections, with
+//! keep_for_reuse_ms = 10000     #   these three (optional) options
+//! max_jobs_per_resource = 20
+//! service_ready_timeout_ms = 600000
 //!
 //! [[jobs]]                # one entry per job, or `count` identical ones
 //! count = 3
@@ -53,7 +59,10 @@
 //! (at, endpoint, count, status), `coordinator_latency` (from/until,
 //! endpoint, latency_ms), `clever_errors` (at, endpoint, count, status),
 //! `clever_outage` (from/until, endpoint, status), `clever_latency`
-//! (from/until, endpoint, latency_ms). [`Schedule::start`] plays the jobs
+//! (from/until, endpoint, latency_ms), `helper_never_ready` (at, count:
+//! helper deployments that never boot), `helper_refuse_launch` (at, count:
+//! launch-job calls answered 503), `helper_die_on_standby` (at, count:
+//! helpers dying once their job ends). [`Schedule::start`] plays the jobs
 //! and faults against a [`World`].
 
 use std::path::Path;
@@ -64,9 +73,11 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::clever::{self, CleverControl, FaultCommand, FaultKind, RepoDelay, Timing};
+use crate::clever::{
+    self, CleverControl, FaultCommand, FaultKind, HelperFaultCommand, RepoDelay, Timing,
+};
 use crate::coordinator::{self, CoordinatorControl, Fault, JobSpec, Outcome};
-use crate::world::{RunnerConfigOptions, World, WorldConfig};
+use crate::world::{RunnerConfigOptions, ServiceOptions, World, WorldConfig};
 
 /// Flavor short names a job may ask for (the default flavor table).
 pub const KNOWN_FLAVORS: &[&str] = &["XS", "S", "M", "L", "XL", "2XL", "3XL"];
@@ -136,6 +147,8 @@ struct RawTiming {
     start_delay_ms: Option<u64>,
     create_latency_ms: Option<u64>,
     delete_latency_ms: Option<u64>,
+    helper_boot_delay_ms: Option<u64>,
+    helper_start_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +170,10 @@ struct RawRunner {
     trace_watch_poll_step_ms: Option<u64>,
     deployment_repo_timeout_ms: Option<u64>,
     deployment_repo_wait_step_ms: Option<u64>,
+    service: Option<bool>,
+    keep_for_reuse_ms: Option<u64>,
+    max_jobs_per_resource: Option<u32>,
+    service_ready_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +225,8 @@ pub enum FaultAction {
     CoordinatorLatency(coordinator::Endpoint, Option<Duration>),
     /// A fake Clever Cloud fault command.
     Clever(FaultCommand),
+    /// A helper fault command.
+    Helper(HelperFaultCommand),
 }
 
 /// A fault action `at` after the schedule starts.
@@ -342,6 +361,7 @@ impl Validator<'_> {
         world: &WorldConfig,
     ) -> Result<RunnerConfigOptions, ScenarioError> {
         let mut o = RunnerConfigOptions::default();
+        let service = self.service(&r)?;
         if let Some(n) = r.runners {
             if n == 0 || n > world.runner_tokens {
                 return Err(self.err(
@@ -420,7 +440,48 @@ impl Validator<'_> {
         if let Some(b) = r.decommission_launch_failures {
             o.decommission_launch_failures = b;
         }
+        o.service = service;
         Ok(o)
+    }
+
+    fn service(&self, r: &RawRunner) -> Result<Option<ServiceOptions>, ScenarioError> {
+        if r.service != Some(true) {
+            let given = [
+                ("runner.keep_for_reuse_ms", r.keep_for_reuse_ms.is_some()),
+                (
+                    "runner.max_jobs_per_resource",
+                    r.max_jobs_per_resource.is_some(),
+                ),
+                (
+                    "runner.service_ready_timeout_ms",
+                    r.service_ready_timeout_ms.is_some(),
+                ),
+            ];
+            return match given.iter().find(|(_, g)| *g) {
+                Some((key, _)) => Err(self.err(*key, "needs runner.service = true")),
+                None => Ok(None),
+            };
+        }
+        let mut service = ServiceOptions::default();
+        if let Some(v) = r.keep_for_reuse_ms {
+            service.keep_for_reuse = Duration::from_millis(v);
+        }
+        if let Some(n) = r.max_jobs_per_resource {
+            if n == 0 {
+                return Err(self.err("runner.max_jobs_per_resource", "must be positive"));
+            }
+            service.max_jobs_per_resource = Some(n);
+        }
+        if let Some(v) = r.service_ready_timeout_ms {
+            if v == 0 {
+                return Err(self.err(
+                    "runner.service_ready_timeout_ms",
+                    "must be a positive number of milliseconds",
+                ));
+            }
+            service.ready_timeout = Some(Duration::from_millis(v));
+        }
+        Ok(Some(service))
     }
 
     fn jobs(
@@ -649,13 +710,30 @@ impl Validator<'_> {
                         }),
                     });
                 }
+                "helper_never_ready" | "helper_refuse_launch" | "helper_die_on_standby" => {
+                    let when = at(need(f.at_ms, "at_ms")?);
+                    let count = count as usize;
+                    let cmd = match f.kind.as_str() {
+                        "helper_never_ready" => HelperFaultCommand::NeverReady { count },
+                        "helper_refuse_launch" => HelperFaultCommand::RefuseLaunch {
+                            count,
+                            retry_after_s: None,
+                        },
+                        _ => HelperFaultCommand::DieOnStandby { count },
+                    };
+                    out.push(ScheduledFault {
+                        at: when,
+                        action: FaultAction::Helper(cmd),
+                    });
+                }
                 other => {
                     return Err(self.err(
                         key("kind"),
                         format!(
                             "unknown fault kind {other:?}; known: coordinator_down, \
                              coordinator_errors, coordinator_latency, clever_errors, \
-                             clever_outage, clever_latency"
+                             clever_outage, clever_latency, helper_never_ready, \
+                             helper_refuse_launch, helper_die_on_standby"
                         ),
                     ))
                 }
@@ -678,6 +756,12 @@ fn timing(raw: &RawTiming, mut t: Timing) -> Timing {
     }
     if let Some(v) = raw.delete_latency_ms {
         t.delete_latency = Duration::from_millis(v);
+    }
+    if let Some(v) = raw.helper_boot_delay_ms {
+        t.helper_boot_delay = Duration::from_millis(v);
+    }
+    if let Some(v) = raw.helper_start_delay_ms {
+        t.helper_start_delay = Duration::from_millis(v);
     }
     t
 }
@@ -702,6 +786,7 @@ fn play(coordinator: &CoordinatorControl, clever: &CleverControl, action: &Fault
         FaultAction::CoordinatorFault(ep, fault) => coordinator.inject_fault(*ep, fault.clone()),
         FaultAction::CoordinatorLatency(ep, latency) => coordinator.set_latency(*ep, *latency),
         FaultAction::Clever(cmd) => clever.fault(cmd.clone()),
+        FaultAction::Helper(cmd) => clever.helper_fault(cmd.clone()),
     }
 }
 

@@ -7,7 +7,10 @@
 //! group) its own Clever organisation and token — recorded as the group's
 //! custom attributes for multi-tenant runners — and applies fast but
 //! realistic timing. [`World::write_runner_config`] writes a complete
-//! heptapod-paas-runner configuration pointing at the fakes;
+//! heptapod-paas-runner configuration pointing at the fakes (with
+//! [`RunnerConfigOptions::service`], for the `clever-service-docker` executor,
+//! whose service applications the fake serves with helpers booting in the
+//! timing's `helper_boot_delay`);
 //! [`World::summary`] tells what happened ([`WorldSummary::problems`] is what
 //! an end-to-end test asserts empty). [`wait_until`] and
 //! [`wait_until_async`] are the bounded polling helpers.
@@ -21,7 +24,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
 use toml::{Table, Value};
 
-use crate::clever::config::DEFAULT_MAIN_IMAGE;
+use crate::clever::config::{DEFAULT_HELPER_IMAGE, DEFAULT_MAIN_IMAGE};
 use crate::clever::{
     self, AppEntry, CleverHandle, CleverSimConfig, FakeClever, FlavorSpec, OrgSeed, RepoDelay,
     Timing, Violation,
@@ -53,6 +56,10 @@ pub struct WorldConfig {
     pub timing: Timing,
     /// Image the sim's checker expects in the pushed Dockerfile's `FROM`.
     pub main_image: String,
+    /// Image a service application's helper Dockerfile must start `FROM` for its helper to
+    /// boot (written as `heptapod_paas_runner_helper_image` with
+    /// [`RunnerConfigOptions::service`]).
+    pub helper_image: String,
     /// Relative URL root of the coordinator (empty for none).
     pub coordinator_path_prefix: String,
     /// Behaviour switches of the coordinator.
@@ -70,6 +77,7 @@ impl Default for WorldConfig {
             tenants: vec!["group".to_owned()],
             timing: WorldConfig::fast_timing(),
             main_image: DEFAULT_MAIN_IMAGE.to_owned(),
+            helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
             coordinator_path_prefix: String::new(),
             coordinator_settings: Settings::default(),
             flavors: None,
@@ -81,13 +89,16 @@ impl Default for WorldConfig {
 impl WorldConfig {
     /// Realistic orders of magnitude, scaled down: repository ready after
     /// 300 ms, inner runner starting 500 ms after the push, creations taking
-    /// 100 ms, deletions 50 ms.
+    /// 100 ms, deletions 50 ms; a helper ready 500 ms after its push and
+    /// starting a job 50 ms after accepting it.
     pub fn fast_timing() -> Timing {
         Timing {
             repo_create_delay: RepoDelay::After(Duration::from_millis(300)),
             start_delay: Duration::from_millis(500),
             create_latency: Duration::from_millis(100),
             delete_latency: Duration::from_millis(50),
+            helper_boot_delay: Duration::from_millis(500),
+            helper_start_delay: Duration::from_millis(50),
         }
     }
 }
@@ -178,6 +189,32 @@ pub struct RunnerConfigOptions {
     pub deployment_repo_wait_step: Duration,
     /// `paas_long_polling` of every runner section.
     pub long_polling: bool,
+    /// Sections use the `clever-service-docker` executor with these options
+    /// (`None`: `clever-docker`).
+    pub service: Option<ServiceOptions>,
+}
+
+/// Options of `clever-service-docker` runner sections. Durations are written
+/// as (possibly fractional) seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceOptions {
+    /// `paas_keep_resources_for_reuse_seconds`.
+    pub keep_for_reuse: Duration,
+    /// `paas_max_jobs_per_resource` (`None`: not written, the runner's default).
+    pub max_jobs_per_resource: Option<u32>,
+    /// `cc_service_ready_timeout` (`None`: not written, the runner's default).
+    pub ready_timeout: Option<Duration>,
+}
+
+impl Default for ServiceOptions {
+    /// Applications kept 10 s for reuse, the runner's defaults otherwise.
+    fn default() -> Self {
+        ServiceOptions {
+            keep_for_reuse: Duration::from_secs(10),
+            max_jobs_per_resource: None,
+            ready_timeout: None,
+        }
+    }
 }
 
 impl Default for RunnerConfigOptions {
@@ -200,6 +237,7 @@ impl Default for RunnerConfigOptions {
             deployment_repo_timeout: Duration::from_secs(20),
             deployment_repo_wait_step: Duration::from_millis(100),
             long_polling: false,
+            service: None,
         }
     }
 }
@@ -213,6 +251,7 @@ pub struct World {
     tenants: Vec<Tenant>,
     flavors: Vec<FlavorSpec>,
     main_image: String,
+    helper_image: String,
     written: Mutex<Option<RunnerConfigOptions>>,
 }
 
@@ -293,10 +332,14 @@ impl World {
                 .collect(),
             flavors: flavors.clone(),
             expected_main_image: config.main_image.clone(),
+            expected_helper_image: config.helper_image.clone(),
             timing: config.timing.clone(),
             seed: config.seed,
             ..defaults
         })?;
+        clever
+            .control()
+            .set_tenant_orgs(tenant_orgs(&tenants, true));
         Ok(World {
             coordinator,
             clever,
@@ -305,8 +348,14 @@ impl World {
             tenants,
             flavors,
             main_image: config.main_image,
+            helper_image: config.helper_image,
             written: Mutex::new(None),
         })
+    }
+
+    /// Image helper Dockerfiles must start `FROM`.
+    pub fn helper_image(&self) -> &str {
+        &self.helper_image
     }
 
     /// The fake coordinator (dereferences to its control).
@@ -439,7 +488,31 @@ impl World {
         r.insert("name".into(), s(&format!("sim-runner-{index}")));
         r.insert("url".into(), s(&self.coordinator.url()));
         r.insert("token".into(), s(token));
-        r.insert("executor".into(), s("clever-docker"));
+        match &options.service {
+            None => {
+                r.insert("executor".into(), s("clever-docker"));
+            }
+            Some(service) => {
+                r.insert("executor".into(), s("clever-service-docker"));
+                r.insert(
+                    "heptapod_paas_runner_helper_image".into(),
+                    s(&self.helper_image),
+                );
+                r.insert(
+                    "paas_keep_resources_for_reuse_seconds".into(),
+                    secs(service.keep_for_reuse),
+                );
+                if let Some(n) = service.max_jobs_per_resource {
+                    r.insert(
+                        "paas_max_jobs_per_resource".into(),
+                        Value::Integer(i64::from(n)),
+                    );
+                }
+                if let Some(t) = service.ready_timeout {
+                    r.insert("cc_service_ready_timeout".into(), secs(t));
+                }
+            }
+        }
         r.insert("heptapod_runner_main_image".into(), s(&self.main_image));
         r.insert("cc_api_url".into(), s(&self.clever.api_url()));
         if options.multi_tenant {
@@ -485,7 +558,9 @@ impl World {
 
     /// Writes a complete runner configuration as `dir/runner.toml` (state
     /// file `dir/state.json`) and returns its path. The options are
-    /// remembered for [`World::summary`] (quota, keep flag).
+    /// remembered for [`World::summary`] (quota, keep flag), and tell the fake
+    /// Clever Cloud which organisation each tenant's jobs belong to (each its
+    /// own with `multi_tenant`, else the first tenant's).
     pub fn write_runner_config(
         &self,
         dir: &Path,
@@ -500,6 +575,9 @@ impl World {
             path: path.clone(),
             source,
         })?;
+        self.clever
+            .control()
+            .set_tenant_orgs(tenant_orgs(&self.tenants, options.multi_tenant));
         *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(options);
         Ok(path)
     }
@@ -566,6 +644,14 @@ impl World {
             quota_weight,
             keep_resources,
             deployments: ledger.deployments,
+            service_apps: ledger.service_apps,
+            helper_jobs: ledger.helper_jobs,
+            helper_jobs_reused: ledger.helper_jobs_reused,
+            helper_calls: ledger
+                .helper_calls
+                .iter()
+                .map(|(route, n)| (helper_route_name(*route), *n))
+                .collect(),
             violations: self.clever.control().violations(),
             coordinator_requests: stats
                 .requests
@@ -644,6 +730,26 @@ impl World {
     }
 }
 
+/// Which organisation each tenant's jobs belong to: their own when
+/// `multi_tenant`, else the first tenant's (the configured `cc_orga_id`).
+fn tenant_orgs(tenants: &[Tenant], multi_tenant: bool) -> BTreeMap<String, String> {
+    let first = tenants
+        .first()
+        .map(|t| t.orga_id.clone())
+        .unwrap_or_default();
+    tenants
+        .iter()
+        .map(|t| {
+            let org = if multi_tenant {
+                t.orga_id.clone()
+            } else {
+                first.clone()
+            };
+            (t.group.clone(), org)
+        })
+        .collect()
+}
+
 /// Writes a file readable by its owner only (it holds tokens).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -668,6 +774,13 @@ fn secs(d: Duration) -> Value {
         Value::Integer(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     } else {
         Value::Float(d.as_secs_f64())
+    }
+}
+
+fn helper_route_name(r: clever::HelperRoute) -> String {
+    match serde_json::to_value(r) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{r:?}"),
     }
 }
 
@@ -741,6 +854,14 @@ pub struct WorldSummary {
     pub keep_resources: bool,
     /// Deployments (pushes to `master`).
     pub deployments: usize,
+    /// Service applications created (with a helper).
+    pub service_apps: usize,
+    /// Jobs accepted by helpers (`launch-job` answered 201).
+    pub helper_jobs: usize,
+    /// Of those, jobs accepted by an application that had run a job before.
+    pub helper_jobs_reused: usize,
+    /// Calls to helpers per route (`can_take_job`, `launch_job`, `other`).
+    pub helper_calls: BTreeMap<String, u64>,
     /// Violations recorded by the fake Clever Cloud and its inner runner.
     pub violations: Vec<Violation>,
     /// Requests per coordinator endpoint (non-zero ones).
@@ -750,6 +871,12 @@ pub struct WorldSummary {
 }
 
 impl WorldSummary {
+    /// Share of the helpers' jobs that ran on a reused application; `None`
+    /// before any.
+    pub fn reuse_ratio(&self) -> Option<f64> {
+        (self.helper_jobs > 0).then(|| self.helper_jobs_reused as f64 / self.helper_jobs as f64)
+    }
+
     /// True when the maximum live weight stayed within the quota (or no quota is known).
     pub fn quota_held(&self) -> bool {
         self.quota_weight
@@ -845,6 +972,15 @@ impl WorldSummary {
             s.push_str(&format!(
                 "jobs ending otherwise than simulated: {}\n",
                 self.outcome_mismatches.len()
+            ));
+        }
+        if let Some(ratio) = self.reuse_ratio() {
+            s.push_str(&format!(
+                "service apps: {}, helper jobs: {} ({} on a reused app, {:.0} %)\n",
+                self.service_apps,
+                self.helper_jobs,
+                self.helper_jobs_reused,
+                ratio * 100.0
             ));
         }
         let reqs = |m: &BTreeMap<String, u64>| {

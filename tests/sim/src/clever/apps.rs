@@ -1,5 +1,7 @@
 //! Application endpoints under `/v2/organisations/{o}/applications`: create (validating exactly
 //! what the reference sends), get, list, delete, env (PUT and GET), deployments and instances.
+//! An application created without `instanceLifetime` (`REGULAR`) gets its helper listener at
+//! creation and loses it at deletion (see [`super::helper`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +17,7 @@ use super::handlers::{
     ERR_BAD_INSTANCES, ERR_BAD_JSON, ERR_BAD_LIFETIME, ERR_BAD_TYPE, ERR_BAD_VARIANT, ERR_BAD_ZONE,
     ERR_EMPTY_NAME, ERR_ENV_INVALID, ERR_INTERNAL, ERR_STALE_VERSION, ERR_UNKNOWN_APP,
 };
+use super::helper::{self, state::Helper};
 use super::ledger::AppEntry;
 use super::model::{new_uuid, unix_ms, App, SharedWorld, World};
 use super::products::FlavorSpec;
@@ -52,6 +55,10 @@ const CREATE_KEYS: &[&str] = &[
     "env",
     "enabled",
 ];
+
+/// The lifetime of an application created without `instanceLifetime`: a regular application
+/// that stays up, a service application (with a helper listener).
+pub const SERVICE_LIFETIME: &str = "REGULAR";
 
 /// A validated create request.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,7 +168,7 @@ pub fn validate_create(body: &Value, world: &World) -> Result<CreateRequest, Inv
         ));
     }
     let lifetime = match body.get("instanceLifetime") {
-        None => "REGULAR",
+        None => SERVICE_LIFETIME,
         Some(Value::String(s)) if ["REGULAR", "MIGRATION", "TASK"].contains(&s.as_str()) => s,
         Some(_) => {
             return Err((
@@ -289,6 +296,20 @@ pub async fn create(
             format!("could not create the repository: {e}"),
         );
     }
+    let helper = if request.lifetime == SERVICE_LIFETIME {
+        match helper::server::open(&world, &id) {
+            Ok((addr, server)) => Some(Helper::new(addr, Some(server))),
+            Err(e) => {
+                return api_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ERR_INTERNAL,
+                    format!("could not open the helper listener: {e}"),
+                )
+            }
+        }
+    } else {
+        None
+    };
     let body = {
         let mut w = world.lock();
         let now = std::time::Instant::now();
@@ -316,6 +337,7 @@ pub async fn create(
             deployments: Vec::new(),
             repo_path,
             last_context: None,
+            helper,
         };
         let entry = AppEntry {
             id: app.id.clone(),
@@ -326,6 +348,8 @@ pub async fn create(
             created_ms: w.now_ms(),
             deleted_ms: None,
             deployments: 0,
+            service: app.helper.is_some(),
+            helper_jobs: 0,
         };
         let body = app.to_json(now, &w.git_base_url);
         w.apps.insert(id, app);
@@ -423,6 +447,9 @@ pub async fn delete(
             return unknown_app(&app);
         };
         a.deleted = true;
+        if let Some(h) = a.helper.as_mut() {
+            h.close();
+        }
         a.state = "SHOULD_BE_DOWN".to_owned();
         a.instance_state = "DELETED".to_owned();
         if let Some(d) = a.deployments.last_mut() {

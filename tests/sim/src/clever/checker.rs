@@ -1,6 +1,10 @@
 //! The inner runner's checks of a pushed build context (pure functions): the `Dockerfile`, the
 //! inner `runner.toml`, and `job.json` compared with the job the coordinator handed out after
 //! the dependency-proxy rewrite (reimplemented here from the reference's documented rule).
+//!
+//! Service applications get their own checks: the helper `Dockerfile` (the only pushed file),
+//! the helper's token in the env, and each `launch-job` request (its inner `runner.toml` and
+//! job, checked like a pushed build context's).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -20,7 +24,7 @@ pub const EXPECTED_COPIES: [[&str; 2]; 2] = [
     ["job.json", "/etc/gitlab-runner/job.json"],
 ];
 /// Keys of the runner table that must never reach the inner `runner.toml` (plus `cc_*`).
-pub const FORBIDDEN_INNER_KEYS: [&str; 7] = [
+pub const FORBIDDEN_INNER_KEYS: [&str; 11] = [
     "paas_job_trace_watch",
     "job_trace_watch",
     "heptapod_runner_main_image",
@@ -28,11 +32,23 @@ pub const FORBIDDEN_INNER_KEYS: [&str; 7] = [
     "quota_max_fraction",
     "local_docker_network_mode",
     "paas_long_polling",
+    "heptapod_paas_runner_helper_image",
+    "paas_keep_resources_for_reuse_seconds",
+    "paas_max_jobs_per_resource",
+    "secrets_file",
 ];
 /// Files of a build context.
 pub const CONTEXT_FILES: [&str; 3] = ["Dockerfile", "job.json", "runner.toml"];
 /// Variable holding the dependency proxy prefix.
 pub const PROXY_VARIABLE: &str = "CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX";
+/// The CMD of the helper Dockerfile: the helper's HTTP/1 API on port 8080.
+pub const HELPER_CMD: [&str; 3] = ["--http1", "--listen-address", "0.0.0.0:8080"];
+/// Env variable holding a service application's helper token.
+pub const HELPER_TOKEN_VARIABLE: &str = "HEPTAPOD_PAAS_RUNNER_TOKEN";
+/// Length of a helper token (characters of `[A-Za-z0-9]`).
+pub const HELPER_TOKEN_LEN: usize = 40;
+/// Job variable naming the job's top-level group.
+pub const ROOT_NAMESPACE_VARIABLE: &str = "CI_PROJECT_ROOT_NAMESPACE";
 
 /// One problem found by a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +92,24 @@ pub struct InnerJob {
     pub job: Value,
 }
 
+/// The job to run, when both the coordinator URL and the job are known.
+fn inner_job(url: Option<String>, job: Option<(i64, String, Value)>) -> Option<InnerJob> {
+    let (coordinator_url, (job_id, job_token, job)) = (url?, job?);
+    Some(InnerJob {
+        coordinator_url,
+        job_id,
+        job_token,
+        job,
+    })
+}
+
+/// The image of a `FROM` instruction's arguments (its options skipped).
+fn from_image(args: &str) -> &str {
+    args.split_whitespace()
+        .find(|t| !t.starts_with("--"))
+        .unwrap_or("")
+}
+
 /// Checks a whole build context; the job to run when `runner.toml` and `job.json` are usable.
 pub fn check_build_context(
     ctx: &BuildContext,
@@ -114,16 +148,7 @@ pub fn check_build_context(
             None
         }
     });
-    let inner = match (url, job) {
-        (Some(coordinator_url), Some((job_id, job_token, job))) => Some(InnerJob {
-            coordinator_url,
-            job_id,
-            job_token,
-            job,
-        }),
-        _ => None,
-    };
-    (findings, inner)
+    (findings, inner_job(url, job))
 }
 
 /// Dockerfile instructions (keyword upper-cased, arguments), continuation lines joined,
@@ -157,29 +182,33 @@ fn instructions(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Checks that `first` (a Dockerfile's first instruction) is `FROM expected_image`; the
+/// finding of kind `kind` otherwise.
+fn check_from(
+    first: Option<&(String, String)>,
+    expected_image: &str,
+    kind: &'static str,
+) -> Option<Finding> {
+    match first {
+        Some((kw, args)) if kw == "FROM" => {
+            let image = from_image(args);
+            (image != expected_image).then(|| {
+                finding(
+                    kind,
+                    format!("FROM {image}: expected FROM {expected_image}"),
+                )
+            })
+        }
+        _ => Some(finding(kind, "the first instruction is not FROM")),
+    }
+}
+
 /// Checks the Dockerfile: `FROM` the expected image first, both `COPY`s, the exec-form
 /// `ENTRYPOINT`, and no `CMD` (its arguments would be appended to the entrypoint).
 pub fn check_dockerfile(text: &str, expected_image: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     let instr = instructions(text);
-    match instr.first() {
-        Some((kw, args)) if kw == "FROM" => {
-            let image = args
-                .split_whitespace()
-                .find(|t| !t.starts_with("--"))
-                .unwrap_or("");
-            if image != expected_image {
-                findings.push(finding(
-                    "dockerfile_from",
-                    format!("FROM {image}: expected FROM {expected_image}"),
-                ));
-            }
-        }
-        _ => findings.push(finding(
-            "dockerfile_from",
-            "the first instruction is not FROM",
-        )),
-    }
+    findings.extend(check_from(instr.first(), expected_image, "dockerfile_from"));
     if instr.iter().filter(|(kw, _)| kw == "FROM").count() > 1 {
         findings.push(finding(
             "dockerfile_from",
@@ -218,6 +247,142 @@ pub fn check_dockerfile(text: &str, expected_image: &str) -> Vec<Finding> {
         ));
     }
     findings
+}
+
+/// True for the tree of a service application's deployment: one `Dockerfile`, nothing else.
+pub fn is_helper_tree(ctx: &BuildContext) -> bool {
+    ctx.files.len() == 1 && ctx.files.first().map(String::as_str) == Some("Dockerfile")
+}
+
+/// Checks a helper Dockerfile: `FROM` the expected helper image, then the exec-form `CMD`
+/// serving the HTTP/1 API, and nothing else.
+pub fn check_helper_dockerfile(text: &str, expected_image: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let instr = instructions(text);
+    let mut rest = instr.iter();
+    findings.extend(check_from(
+        rest.next(),
+        expected_image,
+        "helper_dockerfile_from",
+    ));
+    match rest.next() {
+        Some((kw, args)) if kw == "CMD" => match serde_json::from_str::<Vec<String>>(args) {
+            Ok(v) if v == HELPER_CMD => {}
+            _ => findings.push(finding(
+                "helper_dockerfile_cmd",
+                format!("CMD {args}: expected {HELPER_CMD:?} in exec form"),
+            )),
+        },
+        _ => findings.push(finding(
+            "helper_dockerfile_cmd",
+            "the second instruction is not the helper's CMD",
+        )),
+    }
+    if let Some((kw, _)) = rest.next() {
+        findings.push(finding(
+            "helper_dockerfile_extra",
+            format!("unexpected {kw} after the helper's CMD"),
+        ));
+    }
+    findings
+}
+
+/// The image of a helper Dockerfile's first `FROM`, when it has one.
+pub fn helper_image(text: &str) -> Option<String> {
+    let instr = instructions(text);
+    let (kw, args) = instr.first()?;
+    if kw != "FROM" {
+        return None;
+    }
+    Some(from_image(args).to_owned()).filter(|i| !i.is_empty())
+}
+
+/// Checks the env a service application was deployed with: the Docker socket, and a helper
+/// token of [`HELPER_TOKEN_LEN`] characters of `[A-Za-z0-9]` (never quoted in a finding).
+pub fn check_service_env(env: &std::collections::BTreeMap<String, String>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if env.get("CC_MOUNT_DOCKER_SOCKET").map(String::as_str) != Some("true") {
+        findings.push(finding(
+            "env_snapshot",
+            "CC_MOUNT_DOCKER_SOCKET=true was not in the env when the deployment started",
+        ));
+    }
+    match env.get(HELPER_TOKEN_VARIABLE) {
+        None => findings.push(finding(
+            "helper_token",
+            format!("{HELPER_TOKEN_VARIABLE} was not in the env when the deployment started"),
+        )),
+        Some(t) if t.len() != HELPER_TOKEN_LEN || !t.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            findings.push(finding(
+                "helper_token",
+                format!(
+                    "{HELPER_TOKEN_VARIABLE} is not {HELPER_TOKEN_LEN} characters of [A-Za-z0-9] \
+                     ({} characters)",
+                    t.chars().count()
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    findings
+}
+
+/// A `launch-job` request, as sent to a helper.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchRequest {
+    /// Job id.
+    pub job_id: i64,
+    /// Unique name of the runner section.
+    pub runner_name: String,
+    /// The job payload, as a JSON string.
+    pub specification: String,
+    /// The inner `runner.toml`, as a TOML string.
+    pub config: String,
+}
+
+/// Checks a `launch-job` request like a pushed build context: its `config` as the inner
+/// `runner.toml`, its `specification` as `job.json`, and that both name the same job. The
+/// job to run when both are usable.
+pub fn check_launch(req: &LaunchRequest) -> (Vec<Finding>, Option<InnerJob>) {
+    let (mut findings, url) = check_runner_toml(&req.config);
+    if req.runner_name.trim().is_empty() {
+        findings.push(finding("helper_launch_runner_name", "empty runner_name"));
+    }
+    let job = match parse_job(&req.specification) {
+        Ok(j) => Some(j),
+        Err(f) => {
+            findings.push(f);
+            None
+        }
+    };
+    if let Some((id, _, _)) = &job {
+        if *id != req.job_id {
+            findings.push(finding(
+                "helper_launch_job_id",
+                format!(
+                    "job_id {} differs from the specification's id {id}",
+                    req.job_id
+                ),
+            ));
+            return (findings, None);
+        }
+    }
+    (findings, inner_job(url, job))
+}
+
+/// The tenant of a job: the organisation its top-level group maps to in `tenant_orgs`, else
+/// `group:<top-level group>` (`group:` when the job names none).
+pub fn job_tenant(job: &Value, tenant_orgs: &std::collections::BTreeMap<String, String>) -> String {
+    let vars = job_variables(job);
+    let group = vars
+        .get(ROOT_NAMESPACE_VARIABLE)
+        .map(String::as_str)
+        .unwrap_or("");
+    match tenant_orgs.get(group) {
+        Some(org) => org.clone(),
+        None => format!("group:{group}"),
+    }
 }
 
 /// Checks the inner `runner.toml`; the coordinator URL of its runner when present.
@@ -621,6 +786,139 @@ mod tests {
             vec!["build_context_missing", "build_context_extra"]
         );
         assert!(job.is_none());
+    }
+
+    const HELPER_IMAGE: &str = "registry.example/helper:testing";
+
+    fn helper_dockerfile() -> String {
+        format!("FROM {HELPER_IMAGE}\nCMD [\"--http1\", \"--listen-address\", \"0.0.0.0:8080\"]\n")
+    }
+
+    #[test]
+    fn the_helper_dockerfile_is_checked() {
+        assert_eq!(
+            check_helper_dockerfile(&helper_dockerfile(), HELPER_IMAGE),
+            vec![]
+        );
+        assert_eq!(
+            helper_image(&helper_dockerfile()).as_deref(),
+            Some(HELPER_IMAGE)
+        );
+        let cases = [
+            (
+                helper_dockerfile().replace(HELPER_IMAGE, "alpine"),
+                vec!["helper_dockerfile_from"],
+            ),
+            (
+                helper_dockerfile().replace("0.0.0.0:8080", "0.0.0.0:80"),
+                vec!["helper_dockerfile_cmd"],
+            ),
+            (
+                format!("{}RUN true\n", helper_dockerfile()),
+                vec!["helper_dockerfile_extra"],
+            ),
+            (
+                good_dockerfile(),
+                vec![
+                    "helper_dockerfile_from",
+                    "helper_dockerfile_cmd",
+                    "helper_dockerfile_extra",
+                ],
+            ),
+            (
+                String::new(),
+                vec!["helper_dockerfile_from", "helper_dockerfile_cmd"],
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                kinds(&check_helper_dockerfile(&text, HELPER_IMAGE)),
+                expected,
+                "{text}"
+            );
+        }
+        let tree = |files: &[&str]| BuildContext {
+            files: files.iter().map(|f| (*f).to_owned()).collect(),
+            ..BuildContext::default()
+        };
+        assert!(is_helper_tree(&tree(&["Dockerfile"])));
+        assert!(!is_helper_tree(&tree(&["Dockerfile", "job.json"])));
+        assert!(!is_helper_tree(&tree(&[])));
+    }
+
+    #[test]
+    fn the_service_env_needs_the_socket_and_a_well_formed_token() {
+        let env = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let token = "a".repeat(HELPER_TOKEN_LEN);
+        let good = env(&[
+            ("CC_MOUNT_DOCKER_SOCKET", "true"),
+            (HELPER_TOKEN_VARIABLE, &token),
+        ]);
+        assert_eq!(check_service_env(&good), vec![]);
+        let short = env(&[
+            ("CC_MOUNT_DOCKER_SOCKET", "true"),
+            (HELPER_TOKEN_VARIABLE, "s3cr3t-but-short"),
+        ]);
+        let f = check_service_env(&short);
+        assert_eq!(kinds(&f), vec!["helper_token"]);
+        assert!(f.iter().all(|f| !f.message.contains("s3cr3t")));
+        assert_eq!(
+            kinds(&check_service_env(&env(&[]))),
+            vec!["env_snapshot", "helper_token"]
+        );
+    }
+
+    fn launch(job_id: i64, spec: &Value) -> LaunchRequest {
+        LaunchRequest {
+            job_id,
+            runner_name: "glrt-001".to_owned(),
+            specification: spec.to_string(),
+            config: GOOD_TOML.to_owned(),
+        }
+    }
+
+    #[test]
+    fn launch_requests_are_checked_like_build_contexts() {
+        let spec = json!({"id": 7, "token": "jt"});
+        let (f, job) = check_launch(&launch(7, &spec));
+        assert_eq!(f, vec![]);
+        let job = job.map(|j| (j.job_id, j.job_token, j.coordinator_url));
+        assert_eq!(
+            job,
+            Some((7, "jt".to_owned(), "http://127.0.0.1:1".to_owned()))
+        );
+        let (f, job) = check_launch(&launch(8, &spec));
+        assert_eq!(kinds(&f), vec!["helper_launch_job_id"]);
+        assert!(job.is_none());
+        let mut bad = launch(7, &spec);
+        bad.config = GOOD_TOML.replace("name = \"r\"", "paas_max_jobs_per_resource = 3");
+        bad.runner_name = " ".to_owned();
+        bad.specification = "{".to_owned();
+        let (f, job) = check_launch(&bad);
+        assert_eq!(
+            kinds(&f),
+            vec![
+                "runner_toml_forbidden_key",
+                "helper_launch_runner_name",
+                "job_json_syntax"
+            ]
+        );
+        assert!(job.is_none());
+    }
+
+    #[test]
+    fn a_job_tenant_is_its_groups_organisation() {
+        let job = json!({"variables": [{"key": ROOT_NAMESPACE_VARIABLE, "value": "acme"}]});
+        let mut orgs = std::collections::BTreeMap::new();
+        assert_eq!(job_tenant(&job, &orgs), "group:acme");
+        orgs.insert("acme".to_owned(), "orga_1".to_owned());
+        assert_eq!(job_tenant(&job, &orgs), "orga_1");
+        assert_eq!(job_tenant(&json!({}), &orgs), "group:");
     }
 
     #[test]

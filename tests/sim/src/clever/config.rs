@@ -1,5 +1,5 @@
 //! Configuration of the fake Clever Cloud: organisations and tokens, flavor table, Docker
-//! version, Git auth user, expected inner image and timing knobs.
+//! version, Git auth user, expected inner and helper images and timing knobs.
 
 use std::time::Duration;
 
@@ -13,6 +13,10 @@ use super::products::{
 /// Main image the Python reference 0.6.3 puts in the Dockerfile's `FROM` by default.
 pub const DEFAULT_MAIN_IMAGE: &str =
     "registry.heptapod.net:443/heptapod/heptapod-runner/runner:0.6.3";
+/// Helper image heptapod-paas-runner 1.1.1 puts in a service application's Dockerfile by
+/// default (`heptapod_paas_runner_helper_image`).
+pub const DEFAULT_HELPER_IMAGE: &str =
+    "registry.heptapod.net/heptapod/heptapod-paas-runner/helper:testing";
 /// Default organisation seeded by [`CleverSimConfig::default`].
 pub const DEFAULT_ORG: &str = "orga_00000000-0000-4000-8000-000000000001";
 /// Default token (allowed on [`DEFAULT_ORG`]) seeded by [`CleverSimConfig::default`].
@@ -54,6 +58,13 @@ pub struct Timing {
     /// Added latency of every delete call.
     #[serde(rename = "delete_latency_ms", with = "millis")]
     pub delete_latency: Duration,
+    /// Delay between the push of a helper Dockerfile and the helper answering `true` to
+    /// `can-take-job` (image build and boot of a service application).
+    #[serde(rename = "helper_boot_delay_ms", with = "millis")]
+    pub helper_boot_delay: Duration,
+    /// Delay between a helper's `201` to `launch-job` and the job's first trace line.
+    #[serde(rename = "helper_start_delay_ms", with = "millis")]
+    pub helper_start_delay: Duration,
 }
 
 /// Serde of a `Duration` as whole milliseconds.
@@ -78,19 +89,23 @@ impl Default for Timing {
             start_delay: Duration::ZERO,
             create_latency: Duration::ZERO,
             delete_latency: Duration::ZERO,
+            helper_boot_delay: Duration::ZERO,
+            helper_start_delay: Duration::ZERO,
         }
     }
 }
 
 impl Timing {
     /// A realistic profile: repository ready after 3 s, inner runner starting after 5 s,
-    /// creations taking 1 s.
+    /// creations taking 1 s, helpers booting in 5 s and starting a job in 1 s.
     pub fn realistic() -> Self {
         Timing {
             repo_create_delay: RepoDelay::After(Duration::from_secs(3)),
             start_delay: Duration::from_secs(5),
             create_latency: Duration::from_secs(1),
             delete_latency: Duration::from_millis(200),
+            helper_boot_delay: Duration::from_secs(5),
+            helper_start_delay: Duration::from_secs(1),
         }
     }
 }
@@ -117,6 +132,9 @@ pub struct CleverSimConfig {
     pub git_strict_user: bool,
     /// Image the pushed Dockerfile must start `FROM`.
     pub expected_main_image: String,
+    /// Image a service application's helper Dockerfile must start `FROM` (only then does
+    /// its helper boot).
+    pub expected_helper_image: String,
     /// Timing knobs.
     pub timing: Timing,
     /// Seed of the random generator used by error-rate faults and ids.
@@ -149,6 +167,7 @@ impl Default for CleverSimConfig {
             git_auth_user: "Jenkins".to_owned(),
             git_strict_user: false,
             expected_main_image: DEFAULT_MAIN_IMAGE.to_owned(),
+            expected_helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
             timing: Timing::default(),
             seed: 0x5eed,
             workers: 2,
@@ -172,7 +191,8 @@ mod tests {
             v,
             Some(
                 serde_json::json!({"repo_create_delay": {"after_ms": 1500}, "start_delay_ms": 5000,
-                                    "create_latency_ms": 0, "delete_latency_ms": 0})
+                                    "create_latency_ms": 0, "delete_latency_ms": 0,
+                                    "helper_boot_delay_ms": 0, "helper_start_delay_ms": 0})
             )
         );
         let never: Result<Timing, _> = serde_json::from_value(serde_json::json!({

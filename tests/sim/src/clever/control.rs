@@ -16,6 +16,12 @@
 //! | PUT | `/__sim/flavors` | a [`FlavorSpec`] list (replaces the table) |
 //! | PUT | `/__sim/timing` | a [`Timing`] |
 //! | PUT | `/__sim/apps/{id}/repo-state` | `{"state": "CREATING" / "CREATED" / "NOT_NEEDED" / null}` |
+//! | GET | `/__sim/helper-calls` | [`HelperCall`] list (bounded journal) |
+//! | GET | `/__sim/helper-jobs` | [`HelperJobEntry`] list |
+//! | GET | `/__sim/helper-faults` | pending [`HelperFaults`] |
+//! | POST | `/__sim/helper-faults` | a [`HelperFaultCommand`] |
+//! | POST | `/__sim/apps/{id}/kill-helper` | closes that helper's listener (404: none open) |
+//! | PUT | `/__sim/tenant-orgs` | `{"<top-level group>": "<organisation id>", …}` |
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -23,7 +29,12 @@ use serde_json::json;
 
 use super::config::{OrgSeed, Timing};
 use super::faults::FaultCommand;
-use super::ledger::{AppEntry, DeploymentEntry, LedgerSummary, LivePoint, RequestEntry, Violation};
+use super::helper::faults::{HelperFaultCommand, HelperFaults};
+use super::helper::lifecycle;
+use super::ledger::{
+    AppEntry, DeploymentEntry, HelperCall, HelperJobEntry, HelperRoute, LedgerSummary, LivePoint,
+    RequestEntry, Violation,
+};
 use super::model::{RepoState, SharedWorld};
 use super::products::FlavorSpec;
 
@@ -159,6 +170,58 @@ impl CleverControl {
             .map(|a| a.env.clone())
     }
 
+    /// Applies a helper fault command.
+    pub fn helper_fault(&self, cmd: HelperFaultCommand) {
+        self.world.lock().helper_faults.apply(cmd);
+    }
+
+    /// The helper faults still pending.
+    pub fn helper_faults(&self) -> HelperFaults {
+        self.world.lock().helper_faults.clone()
+    }
+
+    /// Closes the listener of `app_id`'s helper now: it dies, its application stays (as on
+    /// Clever when the instance crashed). A job it runs stops. False when it has no open
+    /// listener.
+    pub fn kill_helper(&self, app_id: &str) -> bool {
+        lifecycle::kill(&self.world, app_id)
+    }
+
+    /// The address of a service application's helper listener (its `vhosts[0].fqdn`), while
+    /// the application lives.
+    pub fn helper_addr(&self, app_id: &str) -> Option<std::net::SocketAddr> {
+        let w = self.world.lock();
+        w.apps
+            .get(app_id)
+            .filter(|a| !a.deleted)
+            .and_then(|a| a.helper.as_ref())
+            .map(|h| h.addr())
+    }
+
+    /// The calls made to helpers (bounded journal, oldest first).
+    pub fn helper_calls(&self) -> Vec<HelperCall> {
+        self.world.lock().ledger.helper_calls()
+    }
+
+    /// Helper calls on `route` answered `status` (any status when `None`); exact, not bounded
+    /// by the journal.
+    pub fn helper_call_count(&self, route: HelperRoute, status: Option<u16>) -> u64 {
+        self.world.lock().ledger.helper_call_count(route, status)
+    }
+
+    /// Every job a helper accepted, in order.
+    pub fn helper_jobs(&self) -> Vec<HelperJobEntry> {
+        self.world.lock().ledger.helper_jobs()
+    }
+
+    /// Sets which organisation each top-level group's jobs belong to: a job's tenant, whose
+    /// mismatch with its service application is a violation (`helper_wrong_org`, and
+    /// `helper_cross_tenant` when one application runs jobs of two tenants). Without an
+    /// entry, a job's tenant is its top-level group.
+    pub fn set_tenant_orgs(&self, tenant_orgs: std::collections::BTreeMap<String, String>) {
+        self.world.lock().tenant_orgs = tenant_orgs;
+    }
+
     /// The env snapshots of an app's deployments, oldest first.
     pub fn deployment_envs(&self, app_id: &str) -> Vec<std::collections::BTreeMap<String, String>> {
         let w = self.world.lock();
@@ -271,6 +334,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 } else {
                     HttpResponse::NotFound().json(json!({"error": "unknown app"}))
                 }
+            },
+        ),
+    )
+    .route(
+        "/helper-calls",
+        web::get().to(|w: web::Data<SharedWorld>| async move { HttpResponse::Ok().json(ctl(&w).helper_calls()) }),
+    )
+    .route(
+        "/helper-jobs",
+        web::get().to(|w: web::Data<SharedWorld>| async move { HttpResponse::Ok().json(ctl(&w).helper_jobs()) }),
+    )
+    .route(
+        "/helper-faults",
+        web::get().to(|w: web::Data<SharedWorld>| async move { HttpResponse::Ok().json(ctl(&w).helper_faults()) }),
+    )
+    .route(
+        "/helper-faults",
+        web::post().to(|w: web::Data<SharedWorld>, cmd: web::Json<HelperFaultCommand>| async move {
+            ctl(&w).helper_fault(cmd.into_inner());
+            HttpResponse::Ok().json(json!({"ok": true}))
+        }),
+    )
+    .route(
+        "/apps/{id}/kill-helper",
+        web::post().to(|w: web::Data<SharedWorld>, id: web::Path<String>| async move {
+            if ctl(&w).kill_helper(&id) {
+                HttpResponse::Ok().json(json!({"ok": true}))
+            } else {
+                HttpResponse::NotFound().json(json!({"error": "no open helper listener"}))
+            }
+        }),
+    )
+    .route(
+        "/tenant-orgs",
+        web::put().to(
+            |w: web::Data<SharedWorld>, b: web::Json<std::collections::BTreeMap<String, String>>| async move {
+                ctl(&w).set_tenant_orgs(b.into_inner());
+                HttpResponse::Ok().json(json!({"ok": true}))
             },
         ),
     );

@@ -3,6 +3,10 @@
 //! exec-fetched-job`: after the start delay append a line to the job trace with the job token
 //! (resyncing on 416), and after the job's duration report its outcome.
 //!
+//! A service application's deployment (one helper `Dockerfile`) boots its helper instead
+//! ([`super::helper::lifecycle`]); the helper then runs each job it accepts with the same
+//! [`run_job`], on a [`JobHost::Helper`].
+//!
 //! Agreed convention with the fake coordinator: the job variables `PAAS_SIM_DURATION_MS`
 //! (integer string, default 0) and `PAAS_SIM_OUTCOME` (`success` | `failed`, default
 //! `success`) drive the simulated job; the handed-out payload is read from
@@ -14,7 +18,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::checker::{self, BuildContext, Finding, InnerJob};
-use super::ledger::{DeploymentEntry, Violation};
+use super::helper::lifecycle;
+use super::ledger::DeploymentEntry;
 use super::model::{new_uuid, unix_ms, Deployment, SharedWorld};
 use super::repos::git_output;
 
@@ -65,26 +70,40 @@ pub async fn read_build_context(repo: &Path, commit: &str) -> BuildContext {
 }
 
 fn record(world: &SharedWorld, app_id: &str, job_id: Option<i64>, findings: Vec<Finding>) {
-    let mut w = world.lock();
-    let t_ms = w.now_ms();
-    for f in findings {
-        w.ledger.violation(Violation {
-            t_ms,
-            app_id: Some(app_id.to_owned()),
-            job_id,
-            kind: f.kind.to_owned(),
-            message: f.message,
-        });
-    }
+    world.lock().record_findings(app_id, job_id, findings);
 }
 
-fn set_status(world: &SharedWorld, index: usize, status: &str, checked: Option<bool>) {
-    world.lock().ledger.update_deployment(index, |d| {
-        d.inner_status = status.to_owned();
-        if let Some(c) = checked {
-            d.checked = c;
-        }
-    });
+/// Where a simulated job runs, and where its progress is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobHost {
+    /// Pushed as a build context: the deployment at this ledger index.
+    Deployment(usize),
+    /// Accepted by a service application's helper: the ledger's helper job at `index`,
+    /// running as long as the helper instance of `generation` lives.
+    Helper {
+        /// Index in the ledger's helper jobs.
+        index: usize,
+        /// Helper generation it runs in.
+        generation: u64,
+    },
+}
+
+fn set_status(world: &SharedWorld, host: JobHost, status: &str, checked: Option<bool>) {
+    let mut w = world.lock();
+    match host {
+        JobHost::Deployment(index) => w.ledger.update_deployment(index, |d| {
+            d.inner_status = status.to_owned();
+            if let Some(c) = checked {
+                d.checked = c;
+            }
+        }),
+        JobHost::Helper { index, .. } => w.ledger.update_helper_job(index, |j| {
+            j.inner_status = status.to_owned();
+            if let Some(c) = checked {
+                j.checked = c;
+            }
+        }),
+    }
 }
 
 /// Called by the Git endpoint after a push moved `master` of `app_id` to `commit`: records
@@ -121,8 +140,19 @@ pub async fn on_deployment(world: SharedWorld, app_id: String, commit: String) {
         (repo, expected_image, start_delay, env, index)
     };
     let ctx = read_build_context(&repo, &commit).await;
-    if let Some(app) = world.lock().apps.get_mut(&app_id) {
-        app.last_context = Some(ctx.clone());
+    let service = {
+        let mut w = world.lock();
+        match w.apps.get_mut(&app_id) {
+            Some(app) => {
+                app.last_context = Some(ctx.clone());
+                app.helper.is_some()
+            }
+            None => false,
+        }
+    };
+    if service && checker::is_helper_tree(&ctx) {
+        lifecycle::boot(&world, &app_id, index, &ctx, &env);
+        return;
     }
     let (mut findings, job) = checker::check_build_context(&ctx, &expected_image);
     if env.get("CC_MOUNT_DOCKER_SOCKET").map(String::as_str) != Some("true") {
@@ -138,17 +168,29 @@ pub async fn on_deployment(world: SharedWorld, app_id: String, commit: String) {
         .lock()
         .ledger
         .update_deployment(index, |d| d.job_id = job_id);
+    let host = JobHost::Deployment(index);
     match job {
-        None => set_status(&world, index, "aborted:unusable build context", Some(true)),
+        None => set_status(&world, host, "aborted:unusable build context", Some(true)),
         Some(job) => {
-            actix_rt::spawn(run_job(world, app_id, index, job, start_delay));
+            actix_rt::spawn(run_job(world, app_id, host, job, start_delay));
         }
     }
 }
 
-/// Still alive, and this deployment is the app's latest?
-fn app_alive(world: &SharedWorld, app_id: &str) -> bool {
-    world.lock().apps.get(app_id).is_some_and(|a| !a.deleted)
+/// Whether the job may go on: its application is alive and, on a helper, the helper
+/// instance that accepted it still runs it. The reason to stop otherwise.
+fn still_running(world: &SharedWorld, app_id: &str, host: JobHost) -> Result<(), &'static str> {
+    let w = world.lock();
+    let Some(app) = w.apps.get(app_id).filter(|a| !a.deleted) else {
+        return Err("app deleted");
+    };
+    match host {
+        JobHost::Deployment(_) => Ok(()),
+        JobHost::Helper { generation, .. } => match &app.helper {
+            Some(h) if h.runs(generation) => Ok(()),
+            _ => Err("helper died"),
+        },
+    }
 }
 
 fn set_app_states(
@@ -168,10 +210,13 @@ fn set_app_states(
     }
 }
 
-async fn run_job(
+/// Runs `job` like `gitlab-runner exec-fetched-job` would on `host`: compares it with the job
+/// the coordinator handed out, writes its trace, reports its outcome. Stops early when the
+/// application (or the helper instance) goes away, recording why.
+pub async fn run_job(
     world: SharedWorld,
     app_id: String,
-    index: usize,
+    host: JobHost,
     job: InnerJob,
     start_delay: Duration,
 ) {
@@ -184,20 +229,22 @@ async fn run_job(
         Err(f) => vec![f],
     };
     record(&world, &app_id, Some(job.job_id), findings);
-    set_status(&world, index, "waiting", Some(true));
+    set_status(&world, host, "waiting", Some(true));
 
     tokio::time::sleep(start_delay).await;
-    if !app_alive(&world, &app_id) {
-        set_status(&world, index, "aborted:app deleted before start", None);
+    if let Err(why) = still_running(&world, &app_id, host) {
+        set_status(&world, host, &format!("aborted:{why} before start"), None);
         return;
     }
-    set_app_states(
-        &world,
-        &app_id,
-        "TASK_IN_PROGRESS",
-        "TASK_RUNNING",
-        "WANTS_TO_BE_UP",
-    );
+    if let JobHost::Deployment(_) = host {
+        set_app_states(
+            &world,
+            &app_id,
+            "TASK_IN_PROGRESS",
+            "TASK_RUNNING",
+            "WANTS_TO_BE_UP",
+        );
+    }
     let vars = checker::job_variables(&job.job);
     let line = format!(
         "Running with paas-sim inner runner on {app_id}\r\nExecuting job {}\r\n",
@@ -205,10 +252,10 @@ async fn run_job(
     );
     let mut trace = Trace { offset: 0 };
     if let Err(why) = trace.append(&client, &job, &line).await {
-        set_status(&world, index, &format!("aborted:{why}"), None);
+        set_status(&world, host, &format!("aborted:{why}"), None);
         return;
     }
-    set_status(&world, index, "trace_written", None);
+    set_status(&world, host, "trace_written", None);
 
     let duration = vars
         .get(DURATION_VARIABLE)
@@ -216,15 +263,15 @@ async fn run_job(
         .map_or(Duration::ZERO, Duration::from_millis);
     let deadline = tokio::time::Instant::now() + duration;
     while tokio::time::Instant::now() < deadline {
-        if !app_alive(&world, &app_id) {
-            set_status(&world, index, "aborted:app deleted while running", None);
+        if let Err(why) = still_running(&world, &app_id, host) {
+            set_status(&world, host, &format!("aborted:{why} while running"), None);
             return;
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         tokio::time::sleep(left.min(RUN_STEP)).await;
     }
-    if !app_alive(&world, &app_id) {
-        set_status(&world, index, "aborted:app deleted while running", None);
+    if let Err(why) = still_running(&world, &app_id, host) {
+        set_status(&world, host, &format!("aborted:{why} while running"), None);
         return;
     }
     let outcome = match vars.get(OUTCOME_VARIABLE).map(String::as_str) {
@@ -242,15 +289,17 @@ async fn run_job(
         Ok(code) => format!("finished:{outcome}:{code}"),
         Err(why) => format!("aborted:{why}"),
     };
-    let deployment_state = if outcome == "success" { "OK" } else { "FAIL" };
-    set_app_states(
-        &world,
-        &app_id,
-        "DELETED",
-        deployment_state,
-        "SHOULD_BE_DOWN",
-    );
-    set_status(&world, index, &status, None);
+    if let JobHost::Deployment(_) = host {
+        let deployment_state = if outcome == "success" { "OK" } else { "FAIL" };
+        set_app_states(
+            &world,
+            &app_id,
+            "DELETED",
+            deployment_state,
+            "SHOULD_BE_DOWN",
+        );
+    }
+    set_status(&world, host, &status, None);
 }
 
 /// `scheme://host:port` of a URL (the coordinator's `/__sim/` sits at the root, outside any

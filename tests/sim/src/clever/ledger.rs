@@ -2,11 +2,12 @@
 //!
 //! Requests counted per endpoint, every application with its creation and deletion times and
 //! weight, the live weight and live application count over time (maxima kept), deployments,
-//! inner-runner reports, and violations. Times are milliseconds since the fake started.
+//! inner-runner reports, the calls to service applications' helpers and the jobs they ran,
+//! and violations. Times are milliseconds since the fake started.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::faults::Endpoint;
 
@@ -32,6 +33,11 @@ pub struct AppEntry {
     pub deleted_ms: Option<u64>,
     /// Number of deployments (pushes moving `master`).
     pub deployments: u32,
+    /// Created without `instanceLifetime` (a service application, with its own helper
+    /// listener).
+    pub service: bool,
+    /// Jobs its helper accepted (`launch-job` answered 201).
+    pub helper_jobs: u32,
 }
 
 /// A point of the live weight / live count curve, taken after each change.
@@ -78,6 +84,55 @@ pub struct DeploymentEntry {
     pub inner_status: String,
 }
 
+/// A route of a service application's helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelperRoute {
+    /// `GET /can-take-job`
+    CanTakeJob,
+    /// `POST /launch-job`
+    LaunchJob,
+    /// Anything else (answered 404 or 405)
+    Other,
+}
+
+/// One call to a helper (no header, no body: tokens never land here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HelperCall {
+    /// Time (ms since start).
+    pub t_ms: u64,
+    /// Application whose helper was called.
+    pub app_id: String,
+    /// Route called.
+    pub route: HelperRoute,
+    /// Status answered.
+    pub status: u16,
+    /// For a `can-take-job` answered 200: the JSON boolean answered.
+    pub answer: Option<bool>,
+}
+
+/// A job a helper accepted and runs with the simulated inner runner.
+#[derive(Debug, Clone, Serialize)]
+pub struct HelperJobEntry {
+    /// Time of the 201 (ms since start).
+    pub t_ms: u64,
+    /// Application running it.
+    pub app_id: String,
+    /// Job id of the launch request.
+    pub job_id: i64,
+    /// `runner_name` of the launch request.
+    pub runner_name: String,
+    /// The job's tenant: the organisation its top-level group maps to (see
+    /// [`super::CleverControl::set_tenant_orgs`]), else `group:<top-level group>`.
+    pub tenant: String,
+    /// The application had run another job before (a reuse).
+    pub reused: bool,
+    /// True once every check (including the comparison with the coordinator) is done.
+    pub checked: bool,
+    /// What the simulated inner runner did last (as [`DeploymentEntry::inner_status`]).
+    pub inner_status: String,
+}
+
 /// One recorded request (no header, no body: tokens never land here).
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestEntry {
@@ -104,6 +159,9 @@ pub struct Ledger {
     curve: Vec<LivePoint>,
     violations: Vec<Violation>,
     deployments: Vec<DeploymentEntry>,
+    helper_calls: VecDeque<HelperCall>,
+    helper_call_counts: BTreeMap<HelperRoute, BTreeMap<u16, u64>>,
+    helper_jobs: Vec<HelperJobEntry>,
 }
 
 /// Summary of the ledger, as served by `GET /__sim/ledger`.
@@ -131,6 +189,14 @@ pub struct LedgerSummary {
     pub deployments: usize,
     /// Number of violations.
     pub violations: usize,
+    /// Helper calls per route (every status).
+    pub helper_calls: BTreeMap<HelperRoute, u64>,
+    /// Jobs accepted by helpers.
+    pub helper_jobs: usize,
+    /// Of those, jobs accepted by an application that had run a job before.
+    pub helper_jobs_reused: usize,
+    /// Service applications created.
+    pub service_apps: usize,
 }
 
 impl Ledger {
@@ -210,6 +276,58 @@ impl Ledger {
         self.violations.push(v);
     }
 
+    /// Records a call to a helper.
+    pub fn helper_call(&mut self, call: HelperCall) {
+        *self
+            .helper_call_counts
+            .entry(call.route)
+            .or_default()
+            .entry(call.status)
+            .or_insert(0) += 1;
+        if self.helper_calls.len() >= JOURNAL_CAP {
+            self.helper_calls.pop_front();
+        }
+        self.helper_calls.push_back(call);
+    }
+
+    /// Records a job a helper accepted; returns its index for later updates.
+    pub fn helper_job(&mut self, entry: HelperJobEntry) -> usize {
+        if let Some(app) = self.apps.iter_mut().find(|a| a.id == entry.app_id) {
+            app.helper_jobs += 1;
+        }
+        self.helper_jobs.push(entry);
+        self.helper_jobs.len() - 1
+    }
+
+    /// Updates the helper job at `index` (as returned by [`Ledger::helper_job`]).
+    pub fn update_helper_job(&mut self, index: usize, f: impl FnOnce(&mut HelperJobEntry)) {
+        if let Some(j) = self.helper_jobs.get_mut(index) {
+            f(j);
+        }
+    }
+
+    /// Helper calls counted on `route`, with status `status` (every status when `None`).
+    /// Exact: the count is kept apart from the bounded journal.
+    pub fn helper_call_count(&self, route: HelperRoute, status: Option<u16>) -> u64 {
+        let Some(by_status) = self.helper_call_counts.get(&route) else {
+            return 0;
+        };
+        match status {
+            Some(s) => by_status.get(&s).copied().unwrap_or(0),
+            None => by_status.values().sum(),
+        }
+    }
+
+    /// The helper calls (bounded journal, oldest first).
+    pub fn helper_calls(&self) -> Vec<HelperCall> {
+        self.helper_calls.iter().cloned().collect()
+    }
+
+    /// Every job a helper accepted.
+    pub fn helper_jobs(&self) -> Vec<HelperJobEntry> {
+        self.helper_jobs.clone()
+    }
+
     /// Requests counted on `endpoint`.
     pub fn requests(&self, endpoint: Endpoint) -> u64 {
         self.requests.get(&endpoint).copied().unwrap_or(0)
@@ -267,6 +385,14 @@ impl Ledger {
             max_live_count: self.max_live_count,
             deployments: self.deployments.len(),
             violations: self.violations.len(),
+            helper_calls: self
+                .helper_call_counts
+                .iter()
+                .map(|(route, by_status)| (*route, by_status.values().sum()))
+                .collect(),
+            helper_jobs: self.helper_jobs.len(),
+            helper_jobs_reused: self.helper_jobs.iter().filter(|j| j.reused).count(),
+            service_apps: self.apps.iter().filter(|a| a.service).count(),
         }
     }
 }
@@ -285,6 +411,8 @@ mod tests {
             created_ms: t,
             deleted_ms: None,
             deployments: 0,
+            service: false,
+            helper_jobs: 0,
         }
     }
 
@@ -305,5 +433,46 @@ mod tests {
         assert_eq!(s.leaks.len(), 2);
         assert_eq!(s.duplicates.get("n2").map(Vec::len), Some(2));
         assert_eq!(l.curve().len(), 4);
+    }
+
+    #[test]
+    fn helper_calls_are_counted_exactly_and_jobs_per_app() {
+        let mut l = Ledger::default();
+        let mut a = app("a", "n1", 1.0, 0);
+        a.service = true;
+        l.app_created(a);
+        for status in [401, 200, 200] {
+            l.helper_call(HelperCall {
+                t_ms: 1,
+                app_id: "a".into(),
+                route: HelperRoute::CanTakeJob,
+                status,
+                answer: (status == 200).then_some(true),
+            });
+        }
+        assert_eq!(l.helper_call_count(HelperRoute::CanTakeJob, None), 3);
+        assert_eq!(l.helper_call_count(HelperRoute::CanTakeJob, Some(200)), 2);
+        assert_eq!(l.helper_call_count(HelperRoute::LaunchJob, None), 0);
+        for (job_id, reused) in [(1, false), (2, true)] {
+            let i = l.helper_job(HelperJobEntry {
+                t_ms: 2,
+                app_id: "a".into(),
+                job_id,
+                runner_name: "r".into(),
+                tenant: "t".into(),
+                reused,
+                checked: false,
+                inner_status: "waiting".into(),
+            });
+            l.update_helper_job(i, |j| j.checked = true);
+        }
+        let s = l.summary();
+        assert_eq!(
+            (s.helper_jobs, s.helper_jobs_reused, s.service_apps),
+            (2, 1, 1)
+        );
+        assert_eq!(s.helper_calls.get(&HelperRoute::CanTakeJob), Some(&3));
+        assert_eq!(l.apps().first().map(|a| a.helper_jobs), Some(2));
+        assert!(l.helper_jobs().iter().all(|j| j.checked));
     }
 }

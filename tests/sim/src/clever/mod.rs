@@ -10,7 +10,9 @@
 //! [`routes`] (the route table), [`product_endpoints`] (product listings), [`apps`]
 //! (application endpoints), [`repos`] (bare repositories, clean `git` command), [`git_http`]
 //! (CGI bridge to `git http-backend`), [`checker`] and [`inner_runner`] (what happens on a
-//! deployment), [`ledger`], [`faults`], [`control`] (`/__sim/` and in-process control).
+//! deployment), [`helper`] (service applications: each one's loopback listener serving the
+//! helper's API, and its faults), [`ledger`], [`faults`], [`control`] (`/__sim/` and
+//! in-process control).
 
 pub mod apps;
 pub mod auth;
@@ -20,6 +22,7 @@ pub mod control;
 pub mod faults;
 pub mod git_http;
 pub mod handlers;
+pub mod helper;
 pub mod inner_runner;
 pub mod ledger;
 pub mod model;
@@ -35,10 +38,13 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
-pub use config::{CleverSimConfig, OrgSeed, RepoDelay, Timing};
+pub use config::{CleverSimConfig, OrgSeed, RepoDelay, Timing, DEFAULT_HELPER_IMAGE};
 pub use control::CleverControl;
 pub use faults::{Endpoint, FaultCommand, FaultKind};
-pub use ledger::{AppEntry, DeploymentEntry, LedgerSummary, Violation};
+pub use helper::faults::{HelperFaultCommand, HelperFaults};
+pub use ledger::{
+    AppEntry, DeploymentEntry, HelperCall, HelperJobEntry, HelperRoute, LedgerSummary, Violation,
+};
 pub use model::RepoState;
 pub use products::{weight_of_mem_mib, FlavorSpec};
 
@@ -90,6 +96,8 @@ impl FakeClever {
             .name("paas-sim-clever".to_owned())
             .spawn(move || {
                 let system = actix_rt::System::new();
+                // Helper listeners and their jobs run on this arbiter (see World::spawn_on_system).
+                thread_world.lock().arbiter = Some(actix_rt::System::current().arbiter().clone());
                 let data = web::Data::new(thread_world);
                 let bound = HttpServer::new(move || {
                     App::new()
@@ -205,6 +213,14 @@ impl CleverHandle {
     }
 
     fn stop(&mut self) {
+        {
+            let mut w = self.control.world.lock();
+            for app in w.apps.values_mut() {
+                if let Some(h) = app.helper.as_mut() {
+                    h.close();
+                }
+            }
+        }
         if let Some(server) = self.server.take() {
             // The stop command is sent eagerly; the returned future only awaits completion,
             // which joining the thread below also does.

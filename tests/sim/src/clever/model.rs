@@ -1,5 +1,5 @@
-//! State of the fake Clever Cloud ("the world"): tokens, flavor table, applications, ledger
-//! and faults, all behind one lock that is never held across an await.
+//! State of the fake Clever Cloud ("the world"): tokens, flavor table, applications (with
+//! their helpers), ledger and faults, all behind one lock that is never held across an await.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -11,9 +11,12 @@ use rand::SeedableRng;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::checker::Finding;
 use super::config::{CleverSimConfig, RepoDelay, Timing};
 use super::faults::{Decision, Endpoint, Faults};
-use super::ledger::Ledger;
+use super::helper::faults::HelperFaults;
+use super::helper::state::Helper;
+use super::ledger::{Ledger, Violation};
 use super::products::FlavorSpec;
 
 /// `deployment.repoState` values.
@@ -106,6 +109,9 @@ pub struct App {
     pub repo_path: PathBuf,
     /// Last pushed build context (in-process inspection only: it holds tokens).
     pub last_context: Option<super::checker::BuildContext>,
+    /// The helper of a service application (created without `instanceLifetime`): its own
+    /// loopback listener, given as `vhosts[0].fqdn`.
+    pub helper: Option<Helper>,
 }
 
 impl App {
@@ -123,9 +129,17 @@ impl App {
         }
     }
 
+    /// The first vhost: a service application's helper listener (`127.0.0.1:PORT`), else
+    /// the `app-<uuid>.cleverapps.io` name Clever gives every application.
+    pub fn fqdn(&self) -> String {
+        match &self.helper {
+            Some(h) => h.fqdn(),
+            None => format!("app-{}.cleverapps.io", self.id.trim_start_matches("app_")),
+        }
+    }
+
     /// The Application JSON.
     pub fn to_json(&self, now: Instant, git_base_url: &str) -> Value {
-        let uuid = self.id.trim_start_matches("app_");
         let http_url = format!("{git_base_url}/{}.git", self.id);
         let ssh_url = format!("git+ssh://git@fake/{}.git", self.id);
         let commit = self.deployments.last().map(|d| d.commit.clone());
@@ -167,7 +181,7 @@ impl App {
                 "url": ssh_url,
                 "httpUrl": http_url,
             },
-            "vhosts": [{"fqdn": format!("app-{uuid}.cleverapps.io")}],
+            "vhosts": [{"fqdn": self.fqdn()}],
             "creationDate": self.creation_unix_ms,
             "last_deploy": self.deployments.len(),
             "archived": false,
@@ -214,6 +228,8 @@ pub struct World {
     pub git_strict_user: bool,
     /// Expected `FROM` image.
     pub expected_main_image: String,
+    /// Expected `FROM` image of helper Dockerfiles.
+    pub expected_helper_image: String,
     /// Timing knobs.
     pub timing: Timing,
     /// Applications by id (deleted ones kept as tombstones).
@@ -222,6 +238,14 @@ pub struct World {
     pub ledger: Ledger,
     /// The faults.
     pub faults: Faults,
+    /// The helpers' faults.
+    pub helper_faults: HelperFaults,
+    /// Top-level group → organisation its jobs must run in (the tenant of a job; see
+    /// [`super::checker::job_tenant`]).
+    pub tenant_orgs: BTreeMap<String, String>,
+    /// The arbiter of the fake's actix System (helper listeners and their jobs run there),
+    /// set once started.
+    pub arbiter: Option<actix_rt::ArbiterHandle>,
     /// Random generator of error rates.
     pub rng: StdRng,
     /// Directory holding the bare repositories.
@@ -250,10 +274,14 @@ impl World {
             git_auth_user: config.git_auth_user.clone(),
             git_strict_user: config.git_strict_user,
             expected_main_image: config.expected_main_image.clone(),
+            expected_helper_image: config.expected_helper_image.clone(),
             timing: config.timing.clone(),
             apps: BTreeMap::new(),
             ledger: Ledger::default(),
             faults: Faults::default(),
+            helper_faults: HelperFaults::default(),
+            tenant_orgs: BTreeMap::new(),
+            arbiter: None,
             rng: StdRng::seed_from_u64(config.seed),
             repo_root,
             git_base_url: String::new(),
@@ -277,6 +305,36 @@ impl World {
         match self.timing.repo_create_delay {
             RepoDelay::After(d) => Some(now + d),
             RepoDelay::Never => None,
+        }
+    }
+
+    /// Records each finding as a violation of `app_id` (and `job_id` when known).
+    pub fn record_findings(&mut self, app_id: &str, job_id: Option<i64>, findings: Vec<Finding>) {
+        let t_ms = self.now_ms();
+        for f in findings {
+            self.ledger.violation(Violation {
+                t_ms,
+                app_id: Some(app_id.to_owned()),
+                job_id,
+                kind: f.kind.to_owned(),
+                message: f.message,
+            });
+        }
+    }
+
+    /// Runs `task` on the fake's System arbiter, so that what it spawns outlives the request
+    /// (and the helper listener) that started it. False when the fake is not running (the
+    /// task is then dropped: the fake is stopping).
+    pub fn spawn_on_system<F, Fut>(&self, task: F) -> bool
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        match &self.arbiter {
+            Some(a) => a.spawn_fn(move || {
+                actix_rt::spawn(task());
+            }),
+            None => false,
         }
     }
 

@@ -32,16 +32,7 @@ fn coordinator() -> CoordinatorHandle {
 
 /// Takes the next job as the PAAS runner would.
 async fn take_job(c: &CoordinatorHandle) -> Value {
-    let (status, payload) = call(
-        &client(),
-        "POST",
-        &format!("{}/jobs/request", c.api_url()),
-        None,
-        Some(&json!({"token": RUNNER_TOKEN, "info": {"executor": "docker"}})),
-    )
-    .await;
-    assert_eq!(status, 201, "{payload}");
-    payload
+    clever_support::take_job(&c.api_url(), RUNNER_TOKEN).await
 }
 
 /// Creates an app, sets its env, pushes the build context of `payload`; returns the app id.

@@ -7,6 +7,7 @@ mod clever_support;
 mod clever_api;
 mod clever_e2e;
 mod clever_git;
+mod clever_helper;
 mod coordinator;
 mod world;
 mod world_demo;

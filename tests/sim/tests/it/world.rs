@@ -3,17 +3,18 @@
 //! attributes, the inner runner reaching the coordinator), the written runner
 //! configuration (checked with the runner's own loader in the root package's
 //! tests/it/sim_world_config.rs), and the summary's
-//! verdicts (leaks, duplicates, quota, unfinished jobs, violations).
+//! verdicts (leaks, duplicates, quota, unfinished jobs, violations, reuse of
+//! service applications).
 
 use crate::clever_support;
 
 use std::time::Duration;
 
-use clever_support::{call, client, commit_tree, create_body, git, with_credentials};
+use clever_support::{call, client, commit_tree, create_body, git, helper, with_credentials};
 use paas_sim::clever::checker::dependency_proxy_rewrite;
 use paas_sim::coordinator::{JobSpec, JobState, Outcome};
 use paas_sim::world::{
-    wait_until_async, RunnerConfigOptions, World, WorldConfig, ORGA_ID_ATTRIBUTE,
+    wait_until_async, RunnerConfigOptions, ServiceOptions, World, WorldConfig, ORGA_ID_ATTRIBUTE,
     ORGA_TOKEN_ATTRIBUTE,
 };
 use serde_json::{json, Value};
@@ -31,16 +32,8 @@ fn world(tenants: &[&str]) -> World {
 
 /// Takes the next job as the runner would (with the world's first runner token).
 async fn take_job(w: &World) -> Value {
-    let (status, payload) = call(
-        &client(),
-        "POST",
-        &format!("{}/jobs/request", w.coordinator().api_url()),
-        None,
-        Some(&json!({"token": w.runner_tokens().first(), "info": {"executor": "docker"}})),
-    )
-    .await;
-    assert_eq!(status, 201, "{payload}");
-    payload
+    let token = w.runner_tokens().first().cloned().unwrap_or_default();
+    clever_support::take_job(&w.coordinator().api_url(), &token).await
 }
 
 /// Reads a tenant's organisation and token from its group attributes, as a
@@ -323,6 +316,138 @@ async fn a_wrong_build_context_is_a_violation_in_the_summary() {
             .all(|p| p.contains("job_json_mismatch") && p.contains(&id.to_string())),
         "{problems:?}"
     );
+    w.shutdown();
+}
+
+/// The first runner section of a written configuration.
+fn first_section(w: &World, options: &RunnerConfigOptions) -> toml::Table {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let table = match w.runner_config_table(&dir.path().join("state.json"), options) {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    };
+    match table
+        .get("runners")
+        .and_then(|r| r.as_array())
+        .and_then(|r| r.first())
+    {
+        Some(toml::Value::Table(t)) => t.clone(),
+        other => panic!("no runner section: {other:?}"),
+    }
+}
+
+/// Launches the next job of `group` on `app` and waits for its end and the helper's idleness.
+async fn run_on_helper(w: &World, app: &helper::ServiceApp, group: &str) {
+    let id = w.enqueue(JobSpec::default().root_namespace(group));
+    let payload = take_job(w).await;
+    let runner_token = w.runner_tokens().first().cloned().unwrap_or_default();
+    let body = helper::launch_body(&w.coordinator().url(), &runner_token, &payload);
+    let (status, _, text) = helper::launch(app, &body).await;
+    assert_eq!(status, 201, "{text}");
+    let ended = wait_until_async(
+        || {
+            w.coordinator()
+                .job_status(id)
+                .is_some_and(|s| s.is_terminal())
+        },
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert!(ended, "job {id}");
+    assert!(helper::wait_ready(app).await);
+}
+
+#[actix_rt::test]
+async fn a_service_world_writes_its_executor_and_counts_reuse_and_tenants() {
+    let w = world(&["acme", "beta"]);
+    let plain = first_section(&w, &RunnerConfigOptions::default());
+    assert_eq!(
+        plain.get("executor").and_then(|v| v.as_str()),
+        Some("clever-docker")
+    );
+    assert!(plain.get("heptapod_paas_runner_helper_image").is_none());
+    let options = RunnerConfigOptions {
+        multi_tenant: true,
+        service: Some(ServiceOptions {
+            keep_for_reuse: Duration::from_secs(30),
+            max_jobs_per_resource: Some(5),
+            ready_timeout: Some(Duration::from_millis(1500)),
+        }),
+        ..RunnerConfigOptions::default()
+    };
+    let section = first_section(&w, &options);
+    let get = |k: &str| section.get(k).cloned();
+    assert_eq!(get("executor"), Some("clever-service-docker".into()));
+    assert_eq!(
+        get("heptapod_paas_runner_helper_image"),
+        Some(w.helper_image().into())
+    );
+    assert_eq!(
+        get("paas_keep_resources_for_reuse_seconds"),
+        Some(toml::Value::Integer(30))
+    );
+    assert_eq!(
+        get("paas_max_jobs_per_resource"),
+        Some(toml::Value::Integer(5))
+    );
+    assert_eq!(
+        get("cc_service_ready_timeout"),
+        Some(toml::Value::Float(1.5))
+    );
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    if let Err(e) = w.write_runner_config(dir.path(), options.clone()) {
+        panic!("{e}");
+    }
+    let Some(acme) = w.tenants().first().cloned() else {
+        panic!("no tenant");
+    };
+    let app = helper::create_service_app(
+        w.clever(),
+        &acme.orga_id,
+        &acme.token,
+        "hpd-job-glrt-001-1",
+        &helper::helper_token('z'),
+    )
+    .await;
+    helper::push_dockerfile(&app, helper::helper_dockerfile(w.helper_image())).await;
+    assert!(helper::wait_ready(&app).await);
+    run_on_helper(&w, &app, "acme").await;
+    run_on_helper(&w, &app, "acme").await;
+    // each tenant is billed to its own organisation: beta's job has no business here
+    run_on_helper(&w, &app, "beta").await;
+    let kinds = |s: &paas_sim::world::WorldSummary| -> Vec<String> {
+        s.violations.iter().map(|v| v.kind.clone()).collect()
+    };
+    let s = w.summary();
+    assert_eq!(
+        (s.service_apps, s.helper_jobs, s.helper_jobs_reused),
+        (1, 3, 2)
+    );
+    assert_eq!(s.reuse_ratio().map(|r| (r * 3.0).round()), Some(2.0));
+    assert_eq!(kinds(&s), ["helper_cross_tenant", "helper_wrong_org"]);
+    assert!(
+        s.render().contains("helper jobs: 3 (2 on a reused app"),
+        "{}",
+        s.render()
+    );
+    assert!(
+        s.helper_calls.get("launch_job") == Some(&3),
+        "{:?}",
+        s.helper_calls
+    );
+
+    // billed to one organisation, every tenant's job may run on any of its applications
+    let single = RunnerConfigOptions {
+        multi_tenant: false,
+        ..options
+    };
+    if let Err(e) = w.write_runner_config(dir.path(), single) {
+        panic!("{e}");
+    }
+    run_on_helper(&w, &app, "beta").await;
+    assert_eq!(kinds(&w.summary()).len(), 2);
     w.shutdown();
 }
 

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use paas_sim::clever::FaultCommand;
+use paas_sim::clever::{FaultCommand, HelperFaultCommand};
 use paas_sim::coordinator::Outcome;
 use paas_sim::scenario::{FaultAction, Scenario, Schedule};
 use paas_sim::world::{wait_until, World};
@@ -90,6 +90,41 @@ fn the_example_scenario_parses() {
 }
 
 #[test]
+fn a_service_scenario_sets_helper_timing_options_and_faults() {
+    let text = "[timing]\nhelper_boot_delay_ms = 700\nhelper_start_delay_ms = 30\n\
+                [runner]\nservice = true\nkeep_for_reuse_ms = 2500\nmax_jobs_per_resource = 3\n\
+                [[faults]]\nkind = \"helper_die_on_standby\"\nat_ms = 10\n\
+                [[faults]]\nkind = \"helper_refuse_launch\"\nat_ms = 20\ncount = 2\n\
+                [[faults]]\nkind = \"helper_never_ready\"\nat_ms = 30\n";
+    let s = match Scenario::parse(text, "service.toml") {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(s.world.timing.helper_boot_delay, Duration::from_millis(700));
+    assert_eq!(s.world.timing.helper_start_delay, Duration::from_millis(30));
+    let service = s.runner.service.clone();
+    assert_eq!(
+        service
+            .as_ref()
+            .map(|o| (o.keep_for_reuse, o.max_jobs_per_resource, o.ready_timeout)),
+        Some((Duration::from_millis(2500), Some(3), None))
+    );
+    let actions: Vec<&FaultAction> = s.faults.iter().map(|f| &f.action).collect();
+    assert_eq!(
+        actions,
+        [
+            &FaultAction::Helper(HelperFaultCommand::DieOnStandby { count: 1 }),
+            &FaultAction::Helper(HelperFaultCommand::RefuseLaunch {
+                count: 2,
+                retry_after_s: None
+            }),
+            &FaultAction::Helper(HelperFaultCommand::NeverReady { count: 1 }),
+        ]
+    );
+    assert!(example().runner.service.is_none());
+}
+
+#[test]
 fn an_empty_scenario_takes_the_defaults() {
     let s = match Scenario::parse("", "empty.toml") {
         Ok(s) => s,
@@ -144,6 +179,9 @@ fn mistakes_are_refused_naming_the_key() {
         ("[[faults]]\nkind = \"clever_errors\"\nat_ms = 1\nendpoint = \"create_app\"\ncount = 0\n", &["faults[0].count"]),
         ("[[faults]]\nkind = \"clever_latency\"\nfrom_ms = 1\nuntil_ms = 2\nendpoint = \"get_app\"\n", &["faults[0].latency_ms"]),
         ("[[faults]]\nat_ms = 1\n", &["kind"]),
+        ("[runner]\nkeep_for_reuse_ms = 5\n", &["runner.keep_for_reuse_ms", "runner.service"]),
+        ("[runner]\nservice = true\nmax_jobs_per_resource = 0\n", &["runner.max_jobs_per_resource"]),
+        ("[[faults]]\nkind = \"helper_never_ready\"\n", &["faults[0].at_ms"]),
     ];
     for (text, needles) in cases {
         let err = parse_err(text);

@@ -1,6 +1,8 @@
 //! Helpers shared by the fake Clever Cloud tests: starting a fake, an awc client, JSON calls,
 //! bounded polling, and running the `git` CLI with a clean environment.
 
+pub mod helper;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -84,6 +86,20 @@ pub async fn call(
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// Takes the next job from the coordinator API at `api_url` as the PAAS runner would.
+pub async fn take_job(api_url: &str, runner_token: &str) -> Value {
+    let (status, payload) = call(
+        &client(),
+        "POST",
+        &format!("{api_url}/jobs/request"),
+        None,
+        Some(&json!({"token": runner_token, "info": {"executor": "docker"}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{payload}");
+    payload
 }
 
 /// Creates an app with the reference body; returns its JSON.
