@@ -109,7 +109,8 @@ impl CleverApps {
             instance_type: "docker",
             instance_version: version,
             instance_variant: self.settings.instance_variant_uuid.clone(),
-            instance_lifetime: "TASK",
+            // A service application stays up between jobs: a regular one.
+            instance_lifetime: self.settings.service.is_none().then_some("TASK"),
             min_instances: 1,
             max_instances: 1,
             min_flavor: flavor.api_name.clone(),
