@@ -44,7 +44,7 @@ pub use service::{
     run_service, service_control, service_control_with, start_service, RunnerPorts, ServiceError,
     ServiceHandle,
 };
-pub use settings::{RunnerSettings, SupervisorSettings};
+pub use settings::{RunnerSettings, StandbyPolicy, SupervisorSettings};
 pub use shutdown::ExitReport;
 pub use state::{FileStore, StateStore};
 pub use supervisor::Supervisor;

@@ -59,6 +59,10 @@ fn a_service_section_gets_its_settings_and_the_defaults() {
     let service = r.clever.as_ref().unwrap().service.clone().unwrap();
     assert_eq!(service.helper_image, DEFAULT_HELPER_IMAGE);
     assert_eq!(service.ready_timeout, DEFAULT_READY_TIMEOUT);
+    assert_eq!(
+        r.settings.standby,
+        Some(paas_actors::StandbyPolicy::default())
+    );
     assert_eq!(l.warnings, Vec::<String>::new());
 
     let l = ok(&section(
@@ -73,6 +77,7 @@ fn a_service_section_gets_its_settings_and_the_defaults() {
     assert_eq!(l.warnings, Vec::<String>::new());
     // A clever-docker section has no service part.
     let l = ok(&section("clever-docker", ""));
+    assert_eq!(l.config.runners[0].settings.standby, None);
     assert!(l.config.runners[0]
         .clever
         .as_ref()

@@ -129,9 +129,7 @@ image = "debian:bookworm"
     }
 
     fn helper_calls(&self, route: HelperRoute, status: u16) -> u64 {
-        self.clever
-            .control()
-            .helper_call_count(route, Some(status))
+        self.clever.control().helper_call_count(route, Some(status))
     }
 
     fn assert_clean(&self) {
@@ -207,7 +205,10 @@ async fn a_job_runs_on_a_new_service_application_then_another_reuses_it() {
 
     // The same application takes the next job once its helper is idle.
     let second = w.acquire(JobSpec::new("second").flavor("S")).await;
-    let reused = ex.prepare_reuse(&launched, &second).await.expect("reusable");
+    let reused = ex
+        .prepare_reuse(&launched, &second)
+        .await
+        .expect("reusable");
     ex.launch(&reused, &second).await.expect("second launch");
     assert!(w.wait_status(second.id, JobState::Success).await);
     let jobs: Vec<(i64, bool)> = w
@@ -339,7 +340,9 @@ async fn a_503_is_sent_again_after_its_retry_after_a_second_one_fails() {
             retry_after_s: Some(1),
         });
     let began = Instant::now();
-    ex.launch(&r, &job).await.expect("launched at the second try");
+    ex.launch(&r, &job)
+        .await
+        .expect("launched at the second try");
     assert!(began.elapsed() >= Duration::from_millis(950));
     assert_eq!(w.helper_calls(HelperRoute::LaunchJob, 503), 1);
     assert_eq!(w.helper_calls(HelperRoute::LaunchJob, 201), 1);
@@ -591,4 +594,3 @@ fn h_base_closed() -> String {
     drop(listener);
     format!("http://{addr}")
 }
-

@@ -47,8 +47,14 @@ fn a_few_jobs_run_on_service_applications_and_nothing_leaks() {
     assert_eq!(s.helper_jobs, 4, "{}", e.describe());
     assert_eq!(s.deployments, s.service_apps, "one helper push per app");
     let control = e.world.clever().control();
-    assert_eq!(control.helper_call_count(HelperRoute::LaunchJob, Some(201)), 4);
-    assert_eq!(control.helper_call_count(HelperRoute::CanTakeJob, Some(401)), 0);
+    assert_eq!(
+        control.helper_call_count(HelperRoute::LaunchJob, Some(201)),
+        4
+    );
+    assert_eq!(
+        control.helper_call_count(HelperRoute::CanTakeJob, Some(401)),
+        0
+    );
     // The helper tokens, read from the applications' environments.
     let tokens: Vec<String> = control
         .apps()
@@ -81,7 +87,10 @@ fn check_and_list_accept_a_1_1_1_configuration() {
     let secrets = std::fs::read_to_string(dir.path().join("py111_secrets.toml")).expect("read");
     for line in secrets.lines() {
         let value = line.split('"').nth(1).expect("a quoted secret");
-        assert!(!stdout.contains(value) && !stderr.contains(value), "{value}");
+        assert!(
+            !stdout.contains(value) && !stderr.contains(value),
+            "{value}"
+        );
     }
     let args = [std::ffi::OsStr::new("list"), config.as_os_str()];
     let (code, stdout, stderr) = common::run_to_end(&args, Duration::from_secs(20));

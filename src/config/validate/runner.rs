@@ -3,6 +3,7 @@
 //! executor's own keys ([`super::clever`], [`super::local_docker`]).
 
 use paas_actors::settings::{RunnerSettings, TraceWatch};
+use paas_actors::StandbyPolicy;
 use toml::Value;
 
 use super::super::fields::{as_nonempty_string, Ctx, Section};
@@ -144,6 +145,9 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     let name = common.name?;
     settings.trace_watch = watch;
     settings.label = Some(name.clone());
+    // Set here rather than by the wiring: a reload applies the validated
+    // `RunnerSettings`, which must keep it.
+    settings.standby = (executor == ExecutorKind::CleverServiceDocker).then(StandbyPolicy::default);
     let mut runner = RunnerConfig {
         name,
         url: common.url?,
