@@ -35,6 +35,7 @@ use super::token::{new_token, TOKEN_VARIABLE};
 use crate::executors::clever::api::Retries;
 use crate::executors::clever::apps::{tenant_error, CleverApps, CleverSetupError};
 use crate::executors::clever::contexts::DeployContexts;
+use crate::executors::clever::provision::no_http_url;
 use crate::executors::clever::records::{self, AppDetail};
 use crate::executors::clever::settings::CleverSettings;
 use crate::executors::clever::GroupAttributes;
@@ -76,10 +77,9 @@ impl CleverServiceExecutor {
             .service
             .get_or_insert_with(ServiceSettings::default)
             .clone();
-        let contexts = DeployContexts::new(
-            settings.main_image.clone(),
-            settings.inner_runner_toml.clone(),
-        );
+        // Only the context's `job.json` and `runner.toml` are sent: the
+        // main image (unused, the helper runs the job) must not refuse jobs.
+        let contexts = DeployContexts::new(None, settings.inner_runner_toml.clone());
         let helper = HelperClient::new(settings.http.clone());
         Ok(CleverServiceExecutor {
             apps: CleverApps::new(settings, attributes, logger)?,
@@ -197,15 +197,9 @@ impl CleverServiceExecutor {
             .resource_org(&detail)
             .await
             .map_err(tenant_error)?;
-        let url = detail.deploy_url.ok_or_else(|| {
-            PaasError::permanent(
-                "push",
-                format!(
-                    "Clever Cloud application {}: no deployment.httpUrl to push to",
-                    resource.id
-                ),
-            )
-        })?;
+        let url = detail
+            .deploy_url
+            .ok_or_else(|| no_http_url("push", &resource.id))?;
         let settings = &self.apps.settings;
         let files = vec![(
             "Dockerfile",
