@@ -132,11 +132,20 @@ fn run_case(c: Case) -> Result<(), TestCaseError> {
     })
 }
 
+/// 24 cases, or `PROPTEST_CASES` when set (for longer searches).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn quota_is_never_exceeded_with_concurrent_runners(c in case()) {
         run_case(c)?;
     }
 }
+
