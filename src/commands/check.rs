@@ -24,7 +24,7 @@ pub enum CheckError {
 
 /// The `check` command.
 pub fn run(args: CheckArgs, logging: &mut Logging, cli_level: Level) -> Result<(), CheckError> {
-    let (text, loaded) = offline(&args.config)?;
+    let (text, loaded) = offline(args.config.path())?;
     print!("{text}");
     if args.online {
         apply_config_logging(logging, &args.log, cli_level, &loaded.config);

@@ -20,7 +20,7 @@ pub enum ListError {
 
 /// The `list` command.
 pub fn run(args: &ConfigArgs) -> Result<(), ListError> {
-    let config = super::load(&args.config)?;
+    let config = super::load(args.config.path())?;
     let live = actix_rt::System::new().block_on(live(&config));
     print!("{}", render(&config, &live));
     Ok(())

@@ -67,7 +67,7 @@ pub enum RunError {
 
 /// The `run` command.
 pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(), RunError> {
-    let loaded = config::load(&args.config)?;
+    let loaded = config::load(args.config.path())?;
     apply_config_logging(logging, &args.log, cli_level, &loaded.config);
     let logger = &logging.logger;
     info!(logger, "starting";

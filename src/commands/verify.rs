@@ -37,7 +37,7 @@ pub enum VerifyError {
 
 /// The `verify` command.
 pub fn run(args: &ConfigArgs, logging: &mut Logging, cli_level: Level) -> Result<(), VerifyError> {
-    let config = super::load(&args.config)?;
+    let config = super::load(args.config.path())?;
     apply_config_logging(logging, &args.log, cli_level, &config);
     online(&config, logging)
 }
