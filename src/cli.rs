@@ -30,7 +30,8 @@ use structopt::StructOpt;
                   `heptapod-paas-runner-register` is `register`. -c/--config CONFIG may replace \
                   CONFIG (register: --config). -l, --debug and --log-format may come before the \
                   command.\n\
-                  Exit codes: 0 normal stop, 1 runtime failure, 2 configuration error."
+                  Exit codes: 0 normal stop, 1 runtime failure, 2 configuration error, 3 state file \
+                  unreadable or corrupt."
 )]
 pub enum Command {
     /// Run the service with the given configuration file.
@@ -215,10 +216,17 @@ pub struct RunArgs {
     #[structopt(long = "debug-signal")]
     pub debug_signal: bool,
 
-    /// Serve /metrics, /healthz and /debug/jobs/list on this `host:port`
-    /// (overrides `listen_address`).
+    /// Serve /metrics, /healthz and /debug/jobs/list on this address
+    /// (`host:port`, `:port`, `host`, `[ipv6]:port`; overrides
+    /// `listen_address`).
     #[structopt(long = "listen-address")]
     pub listen_address: Option<String>,
+
+    /// Stops after the start-up checks that need no network, as `check`
+    /// makes them (exit 0 when they pass): for the tests that compare the
+    /// two.
+    #[structopt(long = "local-checks-only", hidden = true)]
+    pub local_checks_only: bool,
 
     /// DEPRECATED: overrides `check_interval` (seconds).
     #[structopt(long = "poll-interval")]

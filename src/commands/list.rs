@@ -89,7 +89,7 @@ pub async fn live(config: &Config) -> Live {
     let Some(listen) = &config.listen_address else {
         return Live::NotConfigured;
     };
-    let address = connect_address(listen);
+    let address = connect_address(&listen.to_string());
     let unreachable = |why: String| Live::Unreachable {
         address: address.clone(),
         why,

@@ -16,6 +16,7 @@ use super::error::Location;
 use super::raw::LineIndex;
 use crate::executors::clever::CleverSettings;
 use crate::executors::local_docker::LocalDockerSettings;
+use crate::listen_address::ListenAddress;
 use crate::secret::Secret;
 use paas_actors::settings::{RunnerSettings, SupervisorSettings};
 
@@ -32,7 +33,7 @@ pub struct Config {
     /// The reference of the weighted quota (`[quota_computation]`, required).
     pub quota_computation: QuotaComputation,
     /// Address for a metrics/health endpoint, if any (`listen_address`).
-    pub listen_address: Option<String>,
+    pub listen_address: Option<ListenAddress>,
     /// `log_level` (GitLab Runner's key); the command line's
     /// `--logging-level` wins.
     pub log_level: Option<slog::Level>,
