@@ -21,15 +21,18 @@
 //!    sockets are closed at once: the service binds again); `check` skips
 //!    the bind while a running service holds the lock, which listens
 //!    there;
-//! 7. each local-docker section: its engine socket exists and the `docker`
+//! 7. each runner section's `tls-ca-file` holds PEM certificates;
+//! 8. each local-docker section: its engine socket exists and the `docker`
 //!    command line is on `PATH`.
 //!
 //! Permissions are those of the user who runs it: run `check` as the
 //! service user (`sudo -u heptapod-runner heptapod-paas-runner check …`) for
 //! them to mean what they mean for the service.
 
+use crate::config::keys::TLS_CA_FILE;
 use crate::config::{runner_key, Config};
 use crate::gitlab::system_id_path;
+use crate::http_client::tls_with_ca_file;
 use crate::instance_lock::{self, lock_path, state_directory, InstanceLock, LockError};
 use crate::listen_address::ListenAddress;
 use crate::preflight::{check_writable_dir, DockerProblem};
@@ -170,6 +173,7 @@ pub fn run(
             try_bind(config, address)?;
         }
     }
+    check_ca_files(config)?;
     check_local_docker(config)?;
     Ok(Passed {
         state_file,
@@ -256,6 +260,23 @@ fn try_bind(config: &Config, address: &ListenAddress) -> Result<(), LocalCheckEr
         }
     }
     Err(refused(errors.join("; ")))
+}
+
+/// Each runner section's `tls-ca-file` holds certificates (its TLS
+/// context, built here, is the one the coordinator client uses).
+pub fn check_ca_files(config: &Config) -> Result<(), LocalCheckError> {
+    for (index, runner) in config.runners.iter().enumerate() {
+        if let Some(ca_file) = &runner.tls_ca_file {
+            tls_with_ca_file(ca_file).map_err(|why| {
+                LocalCheckError::Config(config.key_message(
+                    &runner_key(index, TLS_CA_FILE.name),
+                    Some(&format!("{:?}", ca_file.display().to_string())),
+                    &why,
+                ))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Each local-docker section: the engine's socket exists and the `docker`

@@ -6,12 +6,13 @@
 //! logged here. What cannot change live (the keys declared `Restart`: the
 //! state file, the listen address, the quota reference, the shutdown
 //! timeout) is logged as "restart needed" and left as it was; a file that
-//! does not validate is refused with the messages of start-up and the
-//! running configuration stays. The supervisor never reads a file nor calls
-//! back here.
+//! does not validate (or a `tls-ca-file` without certificates) is refused
+//! with the messages of start-up and the running configuration stays. The
+//! supervisor never reads a file nor calls back here.
 
 use crate::config::{self, Config, ConfigError, RunnerConfig};
 use crate::gitlab::{load_or_create_system_id, system_id_path};
+use crate::local_checks;
 use crate::wiring::{self, Overrides};
 use paas_actors::messages::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
 use paas_actors::metrics::Metrics;
@@ -282,6 +283,9 @@ enum ReadError {
         /// Why.
         detail: String,
     },
+    /// A runner section's `tls-ca-file` holds no certificate.
+    #[error("{0}")]
+    CaFile(String),
     /// The blocking pool did not run the read.
     #[error("the configuration could not be read: {0}")]
     Pool(String),
@@ -295,6 +299,10 @@ async fn read(
 ) -> Result<(config::Loaded, String), ReadError> {
     let task = actix_rt::task::spawn_blocking(move || {
         let loaded = config::load(&path)?;
+        // A section's CA file is loaded as at start-up: a client built for
+        // it later finds its TLS context.
+        local_checks::check_ca_files(&loaded.config)
+            .map_err(|e| ReadError::CaFile(e.to_string()))?;
         let state_file = state_file.unwrap_or_default();
         let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
             ReadError::SystemId {

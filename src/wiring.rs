@@ -214,6 +214,7 @@ fn build_coordinator(
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
     coordinator_settings.metrics = Some(metrics.clone());
+    coordinator_settings.tls_ca_file = runner.tls_ca_file.clone();
     if let Some(clever) = &runner.clever {
         if let Tenancy::Multi {
             attributes_token, ..

@@ -253,7 +253,9 @@ fn unregister_at_coordinators(
             removed.push(i);
             continue;
         }
-        let outcome = match RunnersApi::new(&runner.url, Timeouts::default()) {
+        let api = RunnersApi::new(&runner.url, Timeouts::default())
+            .map(|api| api.with_ca_file(runner.tls_ca_file.clone()));
+        let outcome = match api {
             Ok(api) => system
                 .block_on(api.unregister(&runner.token, None))
                 .map_err(|e| e.to_string()),

@@ -122,7 +122,9 @@ async fn check_runner(
     logger: &Logger,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
-    match RunnersApi::new(&runner.url, Timeouts::default()) {
+    match RunnersApi::new(&runner.url, Timeouts::default())
+        .map(|api| api.with_ca_file(runner.tls_ca_file.clone()))
+    {
         Err(e) => rows.push(Row::new(
             label,
             "coordinator token",

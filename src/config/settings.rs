@@ -148,6 +148,10 @@ pub struct RunnerConfig {
     pub trace_watch_token: Option<Secret>,
     /// Base image of the launched runner (`heptapod_runner_main_image`).
     pub main_image: Option<String>,
+    /// `tls-ca-file`: CA certificates the coordinator client trusts besides
+    /// the system's (relative paths resolved against the configuration
+    /// file's directory).
+    pub tls_ca_file: Option<PathBuf>,
     /// The settings the actors use (the keys `paas_actors::settings`
     /// declares, the section's `name` as label).
     pub settings: RunnerSettings,
@@ -170,6 +174,7 @@ impl fmt::Debug for RunnerConfig {
             .field("local_docker", &self.local_docker)
             .field("trace_watch_token", &self.trace_watch_token)
             .field("main_image", &self.main_image)
+            .field("tls_ca_file", &self.tls_ca_file)
             .field("settings", &self.settings)
             .field("raw_keys", &self.raw.keys().collect::<Vec<_>>())
             .finish()

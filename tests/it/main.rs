@@ -37,4 +37,5 @@ mod sim_world_config;
 mod startup_cli;
 mod startup_failures_e2e;
 mod systemd_notify;
+mod tls_ca;
 mod unit_security;

@@ -107,7 +107,11 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
             .and_then(|s| crate::logging::parse_format(s).ok())
     });
 
-    let mut runners = runner::sections(&top, env, ctx);
+    let config_dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut runners = runner::sections(&top, env, config_dir, ctx);
     unique::check(&mut runners, ctx);
     let names: Vec<&str> = runner_names(table);
     let quota_computation = quota::read(&top, &names, ctx);
