@@ -39,8 +39,10 @@ pub enum Command {
     /// Register a runner with a coordinator and append its `[[runners]]`
     /// section to the configuration file (created if missing).
     Register(RegisterArgs),
-    /// Validate the configuration file offline: every error and every
-    /// warning at once. Exit 0 when valid, 2 when not.
+    /// Validate the configuration file offline (every error and every
+    /// warning at once), then make the start-up checks of `run` that need
+    /// no network. Exit 0 when valid, 2 when not, 3 for an unusable state
+    /// file.
     Check(CheckArgs),
     /// Check each runner section's credentials and flavors against the
     /// coordinator and the PAAS; prints a table, exit 1 when a check fails.

@@ -33,14 +33,13 @@ use crate::config::keys::TLS_CA_FILE;
 use crate::config::{runner_key, Config};
 use crate::gitlab::system_id_path;
 use crate::http_client::tls_with_ca_file;
-use crate::instance_lock::{self, lock_path, state_directory, InstanceLock, LockError};
+use crate::instance_lock::{self, state_directory, InstanceLock, LockError};
 use crate::listen_address::ListenAddress;
 use crate::preflight::{check_writable_dir, DockerProblem};
-use paas_actors::state::{describe_corruption, Snapshot, StateError};
-use std::fs::{File, TryLockError};
-use std::io::{self, Read};
+use paas_actors::state::{read_state_file, StateError};
+use std::io;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Which command runs the checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +119,7 @@ pub fn run(
             Err(LockError::Directory { problem, .. }) => return Err(directory_error(&problem)),
             Err(e) => return Err(LocalCheckError::Lock(e)),
         },
-        Mode::Check => match lock_holder(&state_file) {
+        Mode::Check => match instance_lock::holder(&state_file) {
             Ok(None) => (None, false),
             Err(LockError::Io { lock_file, detail }) => {
                 // Another user's lock file (check run as root or as an
@@ -154,7 +153,7 @@ pub fn run(
         Err(e) => return Err(directory_error(&format!("cannot be read ({e})"))),
     }
     check_writable_dir(&directory).map_err(|problem| directory_error(&problem))?;
-    let tracked_jobs = read_state(&state_file)
+    let tracked_jobs = read_state_file(&state_file)
         .map_err(LocalCheckError::State)?
         .map_or(0, |s| s.len());
     let system_id = system_id_path(&state_file);
@@ -181,62 +180,6 @@ pub fn run(
         warnings,
         tracked_jobs,
     })
-}
-
-/// The pid written by the service that holds the lock of `state_file`
-/// (`Some(None)` when it did not write it yet); `None` when nobody holds it
-/// or there is no lock file. Creates nothing.
-fn lock_holder(state_file: &Path) -> Result<Option<Option<u32>>, LockError> {
-    let path = lock_path(state_file);
-    let mut file = match File::open(&path) {
-        Ok(f) => f,
-        // No lock file: no service ever ran on this state file since the
-        // directory was made. A directory problem is told next.
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound) => return Ok(None),
-        Err(e) => {
-            return Err(LockError::Io {
-                lock_file: path,
-                detail: e.to_string(),
-            })
-        }
-    };
-    match file.try_lock() {
-        Ok(()) => Ok(None),
-        Err(TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let pid = file
-                .read_to_string(&mut text)
-                .ok()
-                .and_then(|_| text.trim().parse().ok());
-            Ok(Some(pid))
-        }
-        Err(TryLockError::Error(e)) => Err(LockError::Io {
-            lock_file: path,
-            detail: e.to_string(),
-        }),
-    }
-}
-
-/// The state file's snapshot (`None` when there is no file yet), or why it
-/// cannot be used: what the service would say when loading it.
-pub fn read_state(state_file: &Path) -> Result<Option<Snapshot>, StateError> {
-    let shown = state_file.display().to_string();
-    let bytes = match std::fs::read(state_file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(StateError::Read {
-                path: shown,
-                detail: e.to_string(),
-            })
-        }
-    };
-    Snapshot::from_json(&bytes)
-        .map(Some)
-        .map_err(|e| StateError::Corrupt {
-            path: shown,
-            detail: describe_corruption(&bytes, &e),
-        })
 }
 
 /// Binds every address `address` resolves to, as the monitoring server
@@ -326,6 +269,8 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instance_lock::lock_path;
+    use std::path::Path;
 
     fn config(dir: &Path, extra: &str) -> Config {
         let path = dir.join("runner.toml");

@@ -12,13 +12,13 @@
 //!   while the checks retry.
 
 use crate::common::{self, run_to_end_with_env, tail, wait_until, E2e, BIN, STEP};
+use crate::systemd_notify::{fake_notify_socket, receive_until};
 
 use nix::sys::signal::Signal;
 use paas_sim::clever::faults::{Endpoint as CleverEndpoint, FaultCommand, FaultKind};
 use paas_sim::runner_process::RunnerProcess;
 use paas_sim::world::WorldConfig;
 use std::ffi::OsStr;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -97,22 +97,6 @@ fn a_fatal_error_follows_the_version_line_at_the_error_priority() {
     );
 }
 
-/// Every datagram of `socket` until `until` matches one, within `timeout`.
-fn receive_until(socket: &UnixDatagram, got: &mut Vec<String>, until: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        if let Ok(n) = socket.recv(&mut buf) {
-            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let done = message.contains(until);
-            got.push(message);
-            if done {
-                return;
-            }
-        }
-    }
-}
-
 #[test]
 fn sigterm_while_the_start_up_checks_retry_exits_0_at_once() {
     let e = E2e::start(WorldConfig::default());
@@ -122,11 +106,7 @@ fn sigterm_while_the_start_up_checks_retry_exits_0_at_once() {
         fault: FaultKind::status(503),
     });
     let config = e.write_config(common::options(), &[]);
-    let socket_path = e.dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind the fake NOTIFY_SOCKET");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("read timeout");
+    let (socket_path, socket) = fake_notify_socket(e.dir.path());
     let args = [
         OsStr::new("run"),
         config.as_os_str(),

@@ -11,11 +11,16 @@ use paas_sim::runner_process::RunnerProcess;
 use paas_sim::world::WorldConfig;
 use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Every datagram received within `timeout`, until `until` matches one.
-fn receive_until(socket: &UnixDatagram, got: &mut Vec<String>, until: &str, timeout: Duration) {
+pub(crate) fn receive_until(
+    socket: &UnixDatagram,
+    got: &mut Vec<String>,
+    until: &str,
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
@@ -38,15 +43,22 @@ fn receive_until(socket: &UnixDatagram, got: &mut Vec<String>, until: &str, time
     }
 }
 
+/// A fake systemd notify socket in `dir`, read with a short timeout: its
+/// path (for `NOTIFY_SOCKET`) and the socket.
+pub(crate) fn fake_notify_socket(dir: &Path) -> (PathBuf, UnixDatagram) {
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("bind the fake NOTIFY_SOCKET");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("read timeout");
+    (path, socket)
+}
+
 #[test]
 fn notify_socket_receives_ready_status_watchdog_and_stopping() {
     let e = E2e::start(WorldConfig::default());
     let config = e.write_config(options(), &[]);
-    let socket_path = e.dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind the fake NOTIFY_SOCKET");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("read timeout");
+    let (socket_path, socket) = fake_notify_socket(e.dir.path());
     let args = [
         OsStr::new("run"),
         config.as_os_str(),
@@ -111,11 +123,7 @@ fn a_reload_is_announced_and_a_refused_file_stays_in_the_status_line() {
     let e = E2e::start(WorldConfig::default());
     let config = e.write_config(options(), &[]);
     let good = std::fs::read_to_string(&config).expect("read config");
-    let socket_path = e.dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind the fake NOTIFY_SOCKET");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("read timeout");
+    let (socket_path, socket) = fake_notify_socket(e.dir.path());
     let args = [OsStr::new("run"), config.as_os_str()];
     let env = [("NOTIFY_SOCKET", socket_path.as_os_str())];
     let mut runner =

@@ -5,7 +5,7 @@
 //! CA file and refused without it; one TLS context per CA file; the
 //! configuration's key through `check` and `run --local-checks-only`.
 
-use crate::common::{run_to_end, E2e};
+use crate::common::{run_to_end, wait_until, E2e, STEP};
 
 use heptapod_paas_runner::gitlab::{CoordinatorSettings, GitlabCoordinator};
 use heptapod_paas_runner::http_client::tls_with_ca_file;
@@ -267,10 +267,15 @@ fn the_coordinator_and_the_trace_watch_trust_a_runner_sections_private_ca() {
                     .contains("private-token: trace-watch-token")),
         "{heads:?}"
     );
-    assert_eq!(
-        server.handshake_failures(),
-        1,
-        "the client without the CA refused the server"
+    // The server sees the refused handshake a moment after the client.
+    assert!(
+        wait_until(
+            || server.handshake_failures() == 1,
+            Duration::from_secs(5),
+            STEP
+        ),
+        "the client without the CA did not refuse the server: {} failed handshakes",
+        server.handshake_failures()
     );
 }
 
