@@ -133,15 +133,9 @@ impl InstanceLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                // The holder may be between locking and writing: no pid then.
-                let pid = file
-                    .read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| text.trim().parse().ok());
                 return Err(LockError::Held {
                     state_file: state_file.to_path_buf(),
-                    pid,
+                    pid: holder_pid(&mut file),
                 });
             }
             Err(TryLockError::Error(e)) => return Err(io_error(e)),
@@ -157,6 +151,37 @@ impl InstanceLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Whether a process holds the lock of `state_file`, without creating
+/// anything (`check` beside a running service): `Some(pid)` when one does
+/// (`Some(None)` before it wrote its pid), `None` when none does or there
+/// is no lock file; an error when the lock file cannot be opened.
+pub fn holder(state_file: &Path) -> Result<Option<Option<u32>>, LockError> {
+    let path = lock_path(state_file);
+    let io_error = |e: io::Error| LockError::Io {
+        lock_file: path.clone(),
+        detail: e.to_string(),
+    };
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(e)),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(None),
+        Err(TryLockError::WouldBlock) => Ok(Some(holder_pid(&mut file))),
+        Err(TryLockError::Error(e)) => Err(io_error(e)),
+    }
+}
+
+/// The pid the holder wrote in the lock file (it may be between locking and
+/// writing: no pid then).
+fn holder_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .ok()
+        .and_then(|_| text.trim().parse().ok())
 }
 
 #[cfg(test)]

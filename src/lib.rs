@@ -18,6 +18,8 @@ pub mod gitlab;
 pub mod http_client;
 pub mod http_text;
 pub mod instance_lock;
+pub mod listen_address;
+pub mod local_checks;
 pub mod logging;
 pub mod monitoring;
 pub mod notify;

@@ -204,7 +204,25 @@ pub fn assert_no_secret(world: &World, log: &str, extra: &[&str]) {
 /// Runs the binary to completion (bounded; killed by pid past `timeout`),
 /// returning exit code, stdout, stderr.
 pub fn run_to_end(args: &[&OsStr], timeout: Duration) -> (Option<i32>, String, String) {
-    let child = Command::new(BIN)
+    run_to_end_with_env(args, &[], timeout)
+}
+
+/// [`run_to_end`] with `env` added to (or, with an empty value, removed
+/// from) the environment.
+pub fn run_to_end_with_env(
+    args: &[&OsStr],
+    env: &[(&str, &OsStr)],
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
+    let mut command = Command::new(BIN);
+    for (key, value) in env {
+        if value.is_empty() {
+            command.env_remove(key);
+        } else {
+            command.env(key, value);
+        }
+    }
+    let child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
