@@ -26,6 +26,7 @@ mod e2e_monitoring;
 mod e2e_restart;
 mod e2e_run;
 mod faults_e2e;
+mod git_exchanges;
 mod git_fetch;
 mod gitlab_client;
 mod local_docker;
