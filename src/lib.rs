@@ -28,4 +28,5 @@ pub mod runtime;
 pub mod secret;
 pub mod signal;
 pub mod state_migration;
+pub mod state_owner;
 pub mod wiring;

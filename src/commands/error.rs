@@ -108,6 +108,7 @@ fn report_run(e: &RunError, logging: &Logging) {
 fn run_exit(e: &RunError) -> Exit {
     match e {
         RunError::Config(_)
+        | RunError::Root(_)
         | RunError::StateDirectory(_)
         | RunError::Monitoring(_)
         | RunError::Service(_) => Exit::Usage,
@@ -158,7 +159,9 @@ fn unregister_exit(e: &UnregisterError) -> Exit {
 /// configuration mistake.
 fn lock_exit(e: &LockError) -> Exit {
     match e {
-        LockError::Directory { .. } => Exit::Usage,
+        LockError::Directory { .. }
+        | LockError::ForeignOwner { .. }
+        | LockError::NotAFile { .. } => Exit::Usage,
         LockError::Held { .. } | LockError::Io { .. } => Exit::Failure,
     }
 }
@@ -194,6 +197,24 @@ mod tests {
         assert_eq!(
             CommandError::from(UnregisterError::Lock(held)).exit(),
             Exit::Failure
+        );
+        // A lock file to give back or remove is the operator's too.
+        let foreign = LockError::ForeignOwner {
+            lock_file: PathBuf::from("/srv/state.json.lock"),
+            owner: crate::state_owner::UserName { uid: 0, name: None },
+            user: crate::state_owner::UserName { uid: 1, name: None },
+        };
+        assert_eq!(
+            CommandError::from(RunError::Lock(foreign)).exit(),
+            Exit::Usage
+        );
+        let link = LockError::NotAFile {
+            lock_file: PathBuf::from("/srv/state.json.lock"),
+            what: "a symbolic link".to_string(),
+        };
+        assert_eq!(
+            CommandError::from(UnregisterError::Lock(link)).exit(),
+            Exit::Usage
         );
     }
 

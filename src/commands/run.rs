@@ -10,6 +10,7 @@ use crate::instance_lock::{self, InstanceLock, LockError};
 use crate::logging::Logging;
 use crate::monitoring::{BindError, MonitoringServer};
 use crate::state_migration::MigrationError;
+use crate::state_owner::{self, RootInForeignDirectory};
 use crate::wiring::{Overrides, WiringError};
 use crate::{
     build_info, config, monitoring, notify, reload, runtime, signal, state_migration, wiring,
@@ -34,6 +35,9 @@ pub enum RunError {
     /// Another service holds the state file's lock, or the lock file fails.
     #[error(transparent)]
     Lock(LockError),
+    /// Run as root in a state directory that belongs to another user.
+    #[error(transparent)]
+    Root(#[from] RootInForeignDirectory),
     /// The legacy state entries could not be renamed.
     #[error(transparent)]
     Migration(#[from] MigrationError),
@@ -83,6 +87,9 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
         .or_else(|| config.listen_address.clone());
     info!(logger, "configuration loaded";
           "config" => %config.path.display(), "runners" => config.runners.len());
+    if let Some(state_file) = &config.state_file {
+        state_owner::refuse_root_in_foreign_directory(&instance_lock::state_directory(state_file))?;
+    }
     // Held until the process ends: taken before the state is read.
     let _lock = lock_state_file(&config)?;
     migrate_state(&config, logger)?;

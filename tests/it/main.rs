@@ -35,5 +35,6 @@ mod logs_e2e;
 mod signals_e2e;
 mod sim_world_config;
 mod startup_cli;
+mod state_ownership;
 mod systemd_notify;
 mod unit_security;
