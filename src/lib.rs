@@ -11,6 +11,7 @@ pub mod cli_docs;
 pub mod commands;
 pub mod config;
 pub mod deploy;
+pub mod descriptors;
 pub mod executors;
 pub mod exit;
 pub mod git;

@@ -6,6 +6,7 @@
 use super::apply_config_logging;
 use crate::cli::RunArgs;
 use crate::config::{Config, ConfigError};
+use crate::descriptors::{self, Budget};
 use crate::instance_lock::{self, InstanceLock, LockError};
 use crate::logging::Logging;
 use crate::monitoring::{BindError, MonitoringServer};
@@ -80,6 +81,7 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
     for warning in &loaded.warnings {
         warn!(logger, "configuration warning"; "detail" => warning);
     }
+    let budget = descriptor_budget(logger);
     let overrides = overrides(&args, logger);
     let config = loaded.config;
     let listen_address = args
@@ -97,11 +99,47 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
     system.block_on(serve(
         &config,
         &overrides,
-        listen_address.as_deref(),
+        listen_address.as_deref().map(|a| (a, budget)),
         args.debug_signal,
         logger,
     ))
 }
+
+/// Raises the descriptor limit to its hard limit and draws the monitoring
+/// server's share and the runner's reserve from it (`crate::descriptors`).
+fn descriptor_budget(logger: &Logger) -> Budget {
+    let limit = match descriptors::raise_limit() {
+        Ok(raised) => {
+            if raised.now != raised.before {
+                info!(logger, "file descriptor limit raised to the hard limit";
+                      "from" => raised.before, "to" => raised.now);
+            }
+            raised.now
+        }
+        Err(e) => {
+            let limit = descriptors::current_limit().unwrap_or(LOW_DESCRIPTOR_LIMIT);
+            warn!(logger, "cannot raise the file descriptor limit";
+                  "limit" => limit, "error" => %e);
+            limit
+        }
+    };
+    let budget = Budget::for_limit(limit);
+    if limit < LOW_DESCRIPTOR_LIMIT {
+        warn!(logger, "the file descriptor limit is low: raise it (LimitNOFILE= in the unit, \
+                       ulimit -n)";
+              "limit" => limit, "monitoring_connections" => budget.monitoring_connections,
+              "reserve" => budget.reserve);
+    } else {
+        info!(logger, "file descriptors";
+              "limit" => limit, "monitoring_connections" => budget.monitoring_connections,
+              "reserve" => budget.reserve);
+    }
+    budget
+}
+
+/// Below this descriptor limit, start-up warns (systemd's default soft
+/// limit, which a service taking many jobs at once can reach).
+const LOW_DESCRIPTOR_LIMIT: u64 = 1024;
 
 /// The command line's overrides of configuration values; the deprecated
 /// options are warned about.
@@ -169,7 +207,7 @@ fn migrate_state(config: &Config, logger: &Logger) -> Result<(), RunError> {
 async fn serve(
     config: &Config,
     overrides: &Overrides,
-    listen_address: Option<&str>,
+    listen: Option<(&str, Budget)>,
     debug_signal: bool,
     logger: &Logger,
 ) -> Result<(), RunError> {
@@ -177,8 +215,8 @@ async fn serve(
     monitoring::set_version(handle.metrics());
     // Bound before any network call: a bind failure is a start-up error.
     // On the early returns below, the server ends with the runtime.
-    let server = listen_address
-        .map(|address| start_monitoring(address, &handle, logger))
+    let server = listen
+        .map(|(address, budget)| start_monitoring(address, budget, &handle, logger))
         .transpose()?;
     let service = wiring::build(config, overrides, handle.metrics(), logger).await?;
     let mut settings = service.settings;
@@ -215,15 +253,26 @@ async fn serve(
     stopped(ended, logger)
 }
 
-/// The monitoring endpoints, listening on `address`.
+/// The monitoring endpoints, listening on `address`; a WARN when other
+/// hosts can reach them (they have no authentication).
 fn start_monitoring(
     address: &str,
+    budget: Budget,
     handle: &ServiceHandle,
     logger: &Logger,
 ) -> Result<MonitoringServer, RunError> {
-    let server = monitoring::start(address, handle.clone())?;
+    let server = monitoring::start(address, handle.clone(), budget)?;
     let addrs: Vec<String> = server.addrs.iter().map(|a| a.to_string()).collect();
     info!(logger, "monitoring endpoints listening"; "address" => addrs.join(" "));
+    let reachable = server.reachable_addrs();
+    if !reachable.is_empty() {
+        let reachable: Vec<String> = reachable.iter().map(|a| a.to_string()).collect();
+        warn!(logger, "the monitoring endpoints have no authentication and listen on an address \
+                       other hosts may reach: anyone who reaches it reads the metrics and the \
+                       job list. Bind listen_address to 127.0.0.1, or restrict the port to \
+                       the monitoring network";
+              "address" => reachable.join(" "));
+    }
     Ok(server)
 }
 

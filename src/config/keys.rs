@@ -48,9 +48,9 @@ pub(crate) const LISTEN_ADDRESS: Key = key!(
     Kind::TEXT.expecting("a non-empty address string such as \"127.0.0.1:9252\""),
     Fallback::Absent,
     Restart,
-    "`host:port` of the monitoring endpoints (`/metrics`, `/healthz`, `/debug/jobs/list`; see \
-     \"Monitoring\"); none when absent. `--listen-address` overrides it. A bind failure stops \
-     the start-up (exit 2)."
+    "`host:port` of the monitoring endpoints (`/metrics`, `/healthz`, `/readyz`, \
+     `/debug/jobs/list`; see \"Monitoring\"); none when absent. `--listen-address` overrides \
+     it. A bind failure stops the start-up (exit 2)."
 );
 
 /// `log_level`.
