@@ -146,6 +146,7 @@ fn run_exit(e: &RunError) -> Exit {
     match e {
         RunError::Config(_)
         | RunError::ListenAddress { .. }
+        | RunError::Root(_)
         | RunError::Monitoring(_)
         | RunError::Service(_) => Exit::Usage,
         RunError::Local(e) => local_exit(e),
@@ -214,7 +215,9 @@ fn unregister_exit(e: &UnregisterError) -> Exit {
 /// configuration mistake.
 fn lock_exit(e: &LockError) -> Exit {
     match e {
-        LockError::Directory { .. } => Exit::Usage,
+        LockError::Directory { .. }
+        | LockError::ForeignOwner { .. }
+        | LockError::NotAFile { .. } => Exit::Usage,
         LockError::Held { .. } | LockError::Io { .. } => Exit::Failure,
     }
 }
@@ -250,6 +253,24 @@ mod tests {
         assert_eq!(
             CommandError::from(UnregisterError::Lock(held)).exit(),
             Exit::Failure
+        );
+        // A lock file to give back or remove is the operator's too.
+        let foreign = LockError::ForeignOwner {
+            lock_file: PathBuf::from("/srv/state.json.lock"),
+            owner: crate::state_owner::UserName { uid: 0, name: None },
+            user: crate::state_owner::UserName { uid: 1, name: None },
+        };
+        assert_eq!(
+            CommandError::from(RunError::Local(LocalCheckError::Lock(foreign))).exit(),
+            Exit::Usage
+        );
+        let link = LockError::NotAFile {
+            lock_file: PathBuf::from("/srv/state.json.lock"),
+            what: "a symbolic link".to_string(),
+        };
+        assert_eq!(
+            CommandError::from(UnregisterError::Lock(link)).exit(),
+            Exit::Usage
         );
     }
 

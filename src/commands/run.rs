@@ -8,6 +8,8 @@
 use super::apply_config_logging;
 use crate::cli::RunArgs;
 use crate::config::{Config, ConfigError};
+use crate::descriptors::{self, Budget};
+use crate::instance_lock;
 use crate::listen_address::ListenAddress;
 use crate::local_checks::{self, LocalCheckError, Mode};
 use crate::logging::Logging;
@@ -17,6 +19,7 @@ use crate::preflight::{StartupProgress, PROGRESS_MARGIN};
 use crate::reload::ReloadTrigger;
 use crate::signal::StopRequest;
 use crate::state_migration::MigrationError;
+use crate::state_owner::{self, RootInForeignDirectory};
 use crate::wiring::{Overrides, WiringError};
 use crate::{
     build_info, config, monitoring, notify, reload, runtime, signal, state_migration, wiring,
@@ -49,6 +52,9 @@ pub enum RunError {
     /// `check`'s).
     #[error(transparent)]
     Local(#[from] LocalCheckError),
+    /// Run as root in a state directory that belongs to another user.
+    #[error(transparent)]
+    Root(#[from] RootInForeignDirectory),
     /// The legacy state entries could not be renamed.
     #[error(transparent)]
     Migration(#[from] MigrationError),
@@ -95,6 +101,7 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
     for warning in &loaded.warnings {
         warn!(logger, "configuration warning"; "detail" => warning);
     }
+    let budget = descriptor_budget(&logger);
     let overrides = overrides(&args, &logger);
     let config = loaded.config;
     let listen_address = match &args.listen_address {
@@ -108,11 +115,14 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
     };
     info!(logger, "configuration loaded";
           "config" => %config.path.display(), "runners" => config.runners.len());
+    if let Some(state_file) = &config.state_file {
+        state_owner::refuse_root_in_foreign_directory(&instance_lock::state_directory(state_file))?;
+    }
     let system = runtime::system().map_err(RunError::Runtime)?;
     system.block_on(start(
         &config,
         &overrides,
-        listen_address.as_ref(),
+        listen_address.as_ref().map(|a| (a, budget)),
         &args,
         &logger,
     ))
@@ -123,7 +133,7 @@ pub fn run(args: RunArgs, logging: &mut Logging, cli_level: Level) -> Result<(),
 async fn start(
     config: &Config,
     overrides: &Overrides,
-    listen_address: Option<&ListenAddress>,
+    listen: Option<(&ListenAddress, Budget)>,
     args: &RunArgs,
     logger: &Logger,
 ) -> Result<(), RunError> {
@@ -136,7 +146,7 @@ async fn start(
         logger.clone(),
     )
     .map_err(RunError::Signals)?;
-    let passed = local_checks::run(config, listen_address, Mode::Run)?;
+    let passed = local_checks::run(config, listen.map(|(a, _)| a), Mode::Run)?;
     if args.local_checks_only {
         info!(logger, "start-up checks without network passed; stopping (--local-checks-only)";
               "state_file" => %passed.state_file.display(), "tracked_jobs" => passed.tracked_jobs);
@@ -152,7 +162,7 @@ async fn start(
     let served = serve(
         config,
         overrides,
-        listen_address,
+        listen,
         &passed.state_file,
         started,
         logger,
@@ -161,6 +171,42 @@ async fn start(
     drop(passed.lock);
     served
 }
+
+/// Raises the descriptor limit to its hard limit and draws the monitoring
+/// server's share and the runner's reserve from it (`crate::descriptors`).
+fn descriptor_budget(logger: &Logger) -> Budget {
+    let limit = match descriptors::raise_limit() {
+        Ok(raised) => {
+            if raised.now != raised.before {
+                info!(logger, "file descriptor limit raised to the hard limit";
+                      "from" => raised.before, "to" => raised.now);
+            }
+            raised.now
+        }
+        Err(e) => {
+            let limit = descriptors::current_limit().unwrap_or(LOW_DESCRIPTOR_LIMIT);
+            warn!(logger, "cannot raise the file descriptor limit";
+                  "limit" => limit, "error" => %e);
+            limit
+        }
+    };
+    let budget = Budget::for_limit(limit);
+    if limit < LOW_DESCRIPTOR_LIMIT {
+        warn!(logger, "the file descriptor limit is low: raise it (LimitNOFILE= in the unit, \
+                       ulimit -n)";
+              "limit" => limit, "monitoring_connections" => budget.monitoring_connections,
+              "reserve" => budget.reserve);
+    } else {
+        info!(logger, "file descriptors";
+              "limit" => limit, "monitoring_connections" => budget.monitoring_connections,
+              "reserve" => budget.reserve);
+    }
+    budget
+}
+
+/// Below this descriptor limit, start-up warns (systemd's default soft
+/// limit, which a service taking many jobs at once can reach).
+const LOW_DESCRIPTOR_LIMIT: u64 = 1024;
 
 /// The command line's overrides of configuration values; the deprecated
 /// options are warned about.
@@ -214,7 +260,7 @@ struct Started {
 async fn serve(
     config: &Config,
     overrides: &Overrides,
-    listen_address: Option<&ListenAddress>,
+    listen: Option<(&ListenAddress, Budget)>,
     state_file: &Path,
     started: Started,
     logger: &Logger,
@@ -228,8 +274,8 @@ async fn serve(
     monitoring::set_version(handle.metrics());
     // Bound before any network call: a bind failure is a start-up error.
     // On the early returns below, the server ends with the runtime.
-    let server = listen_address
-        .map(|address| start_monitoring(&address.to_string(), &handle, logger))
+    let server = listen
+        .map(|(address, budget)| start_monitoring(&address.to_string(), budget, &handle, logger))
         .transpose()?;
     let notifier = match notify::SystemdNotifier::from_env() {
         Ok(notifier) => notifier.map(Rc::new),
@@ -287,12 +333,22 @@ async fn serve(
 /// The monitoring endpoints, listening on `address`.
 fn start_monitoring(
     address: &str,
+    budget: Budget,
     handle: &ServiceHandle,
     logger: &Logger,
 ) -> Result<MonitoringServer, RunError> {
-    let server = monitoring::start(address, handle.clone())?;
+    let server = monitoring::start(address, handle.clone(), budget)?;
     let addrs: Vec<String> = server.addrs.iter().map(|a| a.to_string()).collect();
     info!(logger, "monitoring endpoints listening"; "address" => addrs.join(" "));
+    let reachable = server.reachable_addrs();
+    if !reachable.is_empty() {
+        let reachable: Vec<String> = reachable.iter().map(|a| a.to_string()).collect();
+        warn!(logger, "the monitoring endpoints have no authentication and listen on an address \
+                       other hosts may reach: anyone who reaches it reads the metrics and the \
+                       job list. Bind listen_address to 127.0.0.1, or restrict the port to \
+                       the monitoring network";
+              "address" => reachable.join(" "));
+    }
     Ok(server)
 }
 

@@ -48,11 +48,11 @@ pub(crate) const LISTEN_ADDRESS: Key = key!(
     Kind::TEXT.expecting("a non-empty address string such as \"127.0.0.1:9252\""),
     Fallback::Absent,
     Restart,
-    "Address of the monitoring endpoints (`/metrics`, `/healthz`, `/debug/jobs/list`; see \
-     \"Monitoring\"), in GitLab Runner's forms: `host:port`, `[ipv6]:port`, `:port` (every \
-     IPv4 interface) or `host` alone (port 9252, GitLab Runner's); none when absent. \
-     `--listen-address` overrides it. `check` and the start-up bind it: a failure stops the \
-     start-up (exit 2)."
+    "Address of the monitoring endpoints (`/metrics`, `/healthz`, `/readyz`, \
+     `/debug/jobs/list`; see \"Monitoring\"), in GitLab Runner's forms: `host:port`, \
+     `[ipv6]:port`, `:port` (every IPv4 interface) or `host` alone (port 9252, GitLab \
+     Runner's); none when absent. `--listen-address` overrides it. `check` and the start-up \
+     bind it: a failure stops the start-up (exit 2)."
 );
 
 /// `log_level`.

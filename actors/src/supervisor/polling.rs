@@ -214,6 +214,9 @@ impl Supervisor {
                 self.next_poll(i, PollOutcome::Acquired, ctx);
             }
         }
+        if let Some(r) = self.runners.get_mut(i) {
+            r.coordinator_down = !answered;
+        }
         self.observe(Transition::PollEnded {
             runner: i,
             answered,

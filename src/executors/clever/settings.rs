@@ -8,6 +8,7 @@
 //! [`CleverSettings::new`] (which also holds the defaults of what the file
 //! cannot set: HTTP, push and caches).
 
+use crate::git::RemoteSchemes;
 use crate::secret::Secret;
 use paas_actors::backoff::{BackoffPolicy, Jitter};
 use std::collections::BTreeMap;
@@ -165,6 +166,9 @@ pub struct CleverSettings {
     pub flavor_cache_ttl: Duration,
     /// How long a tenant's organisation and token are kept.
     pub tenant_cache_ttl: Duration,
+    /// Deployment URLs the executor pushes to and fetches from: network
+    /// URLs only, unless a test sets local paths (no configuration key).
+    pub deployment_url_schemes: RemoteSchemes,
 }
 
 /// Leaves out the inner `runner.toml` (it holds the runner token) and the
@@ -194,6 +198,7 @@ impl std::fmt::Debug for CleverSettings {
             .field("push_timeout", &self.push_timeout)
             .field("flavor_cache_ttl", &self.flavor_cache_ttl)
             .field("tenant_cache_ttl", &self.tenant_cache_ttl)
+            .field("deployment_url_schemes", &self.deployment_url_schemes)
             .finish()
     }
 }
@@ -223,6 +228,7 @@ impl CleverSettings {
             push_timeout: Duration::from_secs(120),
             flavor_cache_ttl: Duration::from_secs(3600),
             tenant_cache_ttl: Duration::from_secs(300),
+            deployment_url_schemes: RemoteSchemes::Network,
         }
     }
 
