@@ -13,7 +13,7 @@
 use crate::exit::Exit;
 use crate::secret::Secret;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use structopt::clap::AppSettings;
 use structopt::StructOpt;
 
@@ -27,8 +27,11 @@ use structopt::StructOpt;
              Docker host per job on a PAAS (Clever Cloud, or local Docker for development), \
              within a weighted quota.",
     after_help = "The form `heptapod-paas-runner CONFIG [OPTIONS]` (no subcommand) is read as `run`. \
-                  `heptapod-paas-runner-register` is `register`.\n\
-                  Exit codes: 0 normal stop, 1 runtime failure, 2 configuration error."
+                  `heptapod-paas-runner-register` is `register`. -c/--config CONFIG may replace \
+                  CONFIG (register: --config). -l, --debug and --log-format may come before the \
+                  command.\n\
+                  Exit codes: 0 normal stop, 1 runtime failure, 2 configuration error, 3 state file \
+                  unreadable or corrupt."
 )]
 pub enum Command {
     /// Run the service with the given configuration file.
@@ -36,8 +39,10 @@ pub enum Command {
     /// Register a runner with a coordinator and append its `[[runners]]`
     /// section to the configuration file (created if missing).
     Register(RegisterArgs),
-    /// Validate the configuration file offline: every error and every
-    /// warning at once. Exit 0 when valid, 2 when not.
+    /// Validate the configuration file offline (every error and every
+    /// warning at once), then make the start-up checks of `run` that need
+    /// no network. Exit 0 when valid, 2 when not, 3 for an unusable state
+    /// file.
     Check(CheckArgs),
     /// Check each runner section's credentials and flavors against the
     /// coordinator and the PAAS; prints a table, exit 1 when a check fails.
@@ -60,12 +65,74 @@ pub const COMMANDS: &[&str] = &["run", "register", "check", "verify", "list", "u
 /// Commands hidden from `--help` (and from the suggestion).
 pub const HIDDEN_COMMANDS: &[&str] = &["generate-cli-docs"];
 
+/// The configuration file of a command: `CONFIG`, or GitLab Runner's
+/// `-c/--config CONFIG`.
+#[derive(Debug, StructOpt)]
+pub struct ConfigFile {
+    /// Path to the runner configuration file (GitLab Runner style TOML), or
+    /// `-c/--config CONFIG`.
+    #[structopt(name = "CONFIG", parse(from_os_str), required_unless = "config-option")]
+    positional: Option<PathBuf>,
+
+    /// Path to the runner configuration file (GitLab Runner's option; same
+    /// as CONFIG).
+    #[structopt(
+        name = "config-option",
+        short = "c",
+        long = "config",
+        value_name = "CONFIG",
+        parse(from_os_str),
+        conflicts_with = "CONFIG"
+    )]
+    option: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// The file given, either way.
+    pub fn path(&self) -> &Path {
+        config_path(self.option.as_deref(), self.positional.as_deref())
+    }
+}
+
+/// `register`'s configuration file: `CONFIG` or `--config CONFIG` (its `-c`
+/// is the coordinator URL, as in the Python runner).
+#[derive(Debug, StructOpt)]
+pub struct RegisterConfigFile {
+    /// Path to the configuration file to append to (created if missing), or
+    /// `--config CONFIG`.
+    #[structopt(name = "CONFIG", parse(from_os_str), required_unless = "config-option")]
+    positional: Option<PathBuf>,
+
+    /// Path to the configuration file (GitLab Runner's option; same as
+    /// CONFIG; `-c` is `--coordinator-url` here, as in the Python runner).
+    #[structopt(
+        name = "config-option",
+        long = "config",
+        value_name = "CONFIG",
+        parse(from_os_str),
+        conflicts_with = "CONFIG"
+    )]
+    option: Option<PathBuf>,
+}
+
+impl RegisterConfigFile {
+    /// The file given, either way.
+    pub fn path(&self) -> &Path {
+        config_path(self.option.as_deref(), self.positional.as_deref())
+    }
+}
+
+/// The option's path, else the positional one; the parser requires one of
+/// them, so the empty path (a file that cannot be read) is never reached.
+fn config_path<'a>(option: Option<&'a Path>, positional: Option<&'a Path>) -> &'a Path {
+    option.or(positional).unwrap_or_else(|| Path::new(""))
+}
+
 /// Options of `verify` and `list`.
 #[derive(Debug, StructOpt)]
 pub struct ConfigArgs {
-    /// Path to the runner configuration file.
-    #[structopt(parse(from_os_str))]
-    pub config: PathBuf,
+    #[structopt(flatten)]
+    pub config: ConfigFile,
 
     #[structopt(flatten)]
     pub log: LogArgs,
@@ -74,9 +141,8 @@ pub struct ConfigArgs {
 /// `check` options.
 #[derive(Debug, StructOpt)]
 pub struct CheckArgs {
-    /// Path to the runner configuration file.
-    #[structopt(parse(from_os_str))]
-    pub config: PathBuf,
+    #[structopt(flatten)]
+    pub config: ConfigFile,
 
     /// Also check the credentials and flavors online (as `verify`).
     #[structopt(long = "online")]
@@ -89,9 +155,8 @@ pub struct CheckArgs {
 /// `unregister` options.
 #[derive(Debug, StructOpt)]
 pub struct UnregisterArgs {
-    /// Path to the runner configuration file.
-    #[structopt(parse(from_os_str))]
-    pub config: PathBuf,
+    #[structopt(flatten)]
+    pub config: ConfigFile,
 
     /// The `name` of the runner section to unregister.
     #[structopt(long = "name", required_unless = "all", conflicts_with = "all")]
@@ -109,9 +174,9 @@ pub struct UnregisterArgs {
 #[derive(Debug, StructOpt)]
 pub struct LogArgs {
     /// Logging level: CRITICAL, ERROR, WARNING, INFO, DEBUG or TRACE
-    /// (case-insensitive). Default: the configuration's `log_level`, else
-    /// INFO.
-    #[structopt(short = "l", long = "logging-level")]
+    /// (case-insensitive; GitLab Runner's warn, fatal and panic too).
+    /// Default: the configuration's `log_level`, else INFO.
+    #[structopt(short = "l", long = "logging-level", visible_alias = "log-level")]
     pub logging_level: Option<String>,
 
     /// Log format: `term` (human-readable, to stderr) or `json` (one object
@@ -140,9 +205,8 @@ impl LogArgs {
 /// `run` options.
 #[derive(Debug, StructOpt)]
 pub struct RunArgs {
-    /// Path to the runner configuration file (GitLab Runner style TOML).
-    #[structopt(parse(from_os_str))]
-    pub config: PathBuf,
+    #[structopt(flatten)]
+    pub config: ConfigFile,
 
     /// Stop after N polling cycles of all runners, then shut down gracefully
     /// (for tests).
@@ -154,10 +218,17 @@ pub struct RunArgs {
     #[structopt(long = "debug-signal")]
     pub debug_signal: bool,
 
-    /// Serve /metrics, /healthz and /debug/jobs/list on this `host:port`
-    /// (overrides `listen_address`).
+    /// Serve /metrics, /healthz and /debug/jobs/list on this address
+    /// (`host:port`, `:port`, `host`, `[ipv6]:port`; overrides
+    /// `listen_address`).
     #[structopt(long = "listen-address")]
     pub listen_address: Option<String>,
+
+    /// Stops after the start-up checks that need no network, as `check`
+    /// makes them (exit 0 when they pass): for the tests that compare the
+    /// two.
+    #[structopt(long = "local-checks-only", hidden = true)]
+    pub local_checks_only: bool,
 
     /// DEPRECATED: overrides `check_interval` (seconds).
     #[structopt(long = "poll-interval")]
@@ -178,16 +249,16 @@ pub struct RunArgs {
 /// is a terminal; tokens are typed without echo).
 #[derive(Debug, StructOpt)]
 pub struct RegisterArgs {
-    /// Path to the configuration file to append to (created if missing).
-    #[structopt(parse(from_os_str))]
-    pub config: PathBuf,
+    #[structopt(flatten)]
+    pub config: RegisterConfigFile,
 
     /// Runner name (description shown in GitLab).
     #[structopt(long = "name")]
     pub name: Option<String>,
 
-    /// Base URL of the GitLab / Heptapod instance.
-    #[structopt(short = "c", long = "coordinator-url")]
+    /// Base URL of the GitLab / Heptapod instance (`--url` is GitLab
+    /// Runner's spelling).
+    #[structopt(short = "c", long = "coordinator-url", visible_alias = "url")]
     pub coordinator_url: Option<String>,
 
     /// Legacy registration token (instance, group or project settings).
@@ -265,9 +336,52 @@ impl Command {
     }
 }
 
+/// The options of every command that GitLab Runner takes before the
+/// command word (`gitlab-runner --debug run`), and whether each takes a
+/// value.
+const GLOBAL_OPTIONS: &[(&str, bool)] = &[
+    ("--debug", false),
+    ("-l", true),
+    ("--logging-level", true),
+    ("--log-level", true),
+    ("--log-format", true),
+];
+
+/// How many of the leading `args` are [`GLOBAL_OPTIONS`] with their values
+/// (`-l DEBUG`, `-lDEBUG`, `--log-format=json`, `--debug`).
+fn leading_globals(args: &[OsString]) -> usize {
+    let mut taken = 0;
+    while let Some(arg) = args.get(taken).and_then(|a| a.to_str()) {
+        let step = GLOBAL_OPTIONS.iter().find_map(|&(name, takes_value)| {
+            let attached = arg
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('=') || (name == "-l" && !rest.is_empty()));
+            if arg == name {
+                Some(if takes_value { 2 } else { 1 })
+            } else if takes_value && attached {
+                Some(1)
+            } else {
+                None
+            }
+        });
+        match step {
+            Some(n) => taken += n,
+            None => break,
+        }
+    }
+    taken.min(args.len())
+}
+
+/// Whether `word` chooses a command (or the help of one).
+fn is_command_word(word: &str) -> bool {
+    COMMANDS.contains(&word) || HIDDEN_COMMANDS.contains(&word) || word == "help"
+}
+
 /// Rewrites the raw arguments into the canonical subcommand form:
-/// `heptapod-paas-runner-register X` → `… register X`, and a first argument
-/// that is neither a subcommand nor a top-level flag → `… run …`.
+/// `heptapod-paas-runner-register X` → `… register X`; global options
+/// before the command word → after it (`--debug run X` → `run --debug X`);
+/// a first argument that is neither a subcommand nor a top-level flag →
+/// `… run …`.
 pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString> {
     let mut args: Vec<OsString> = raw.into_iter().collect();
     if args.is_empty() {
@@ -283,14 +397,24 @@ pub fn canonical_args<I: IntoIterator<Item = OsString>>(raw: I) -> Vec<OsString>
         args.insert(1, OsString::from("register"));
         return args;
     }
+    let globals = leading_globals(args.get(1..).unwrap_or_default());
+    if globals > 0 {
+        match args.get(1 + globals).and_then(|a| a.to_str()) {
+            Some(word) if is_command_word(word) => {
+                let moved: Vec<OsString> = args.drain(1..1 + globals).collect();
+                args.splice(2..2, moved);
+            }
+            // They mean nothing to `--help` / `--version` of the program.
+            Some("-h" | "--help" | "-V" | "--version") => {
+                args.drain(1..1 + globals);
+            }
+            _ => {}
+        }
+    }
     let first = args.get(1).and_then(|a| a.to_str()).map(str::to_owned);
     let keeps_as_is = match first.as_deref() {
         None => true,
-        Some(a) => {
-            COMMANDS.contains(&a)
-                || HIDDEN_COMMANDS.contains(&a)
-                || matches!(a, "help" | "-h" | "--help" | "-V" | "--version")
-        }
+        Some(a) => is_command_word(a) || matches!(a, "-h" | "--help" | "-V" | "--version"),
     };
     if !keeps_as_is {
         args.insert(1, OsString::from("run"));
@@ -310,14 +434,13 @@ pub fn unknown_word(raw: &[OsString]) -> Option<String> {
     {
         return None;
     }
-    let word = raw.get(1)?.to_str()?;
+    let globals = leading_globals(raw.get(1..).unwrap_or_default());
+    let word = raw.get(1 + globals)?.to_str()?;
     if word.starts_with('-')
         || word.contains('/')
         || word.contains('.')
-        || COMMANDS.contains(&word)
-        || HIDDEN_COMMANDS.contains(&word)
-        || word == "help"
-        || std::path::Path::new(word).exists()
+        || is_command_word(word)
+        || Path::new(word).exists()
     {
         return None;
     }
@@ -365,7 +488,7 @@ mod tests {
         let cmd = parse(&["heptapod-paas-runner", "/etc/runner.toml"]).expect("parses");
         match cmd {
             Command::Run(a) => {
-                assert_eq!(a.config, PathBuf::from("/etc/runner.toml"));
+                assert_eq!(a.config.path(), Path::new("/etc/runner.toml"));
                 assert_eq!(a.log.logging_level, None);
                 assert_eq!(a.log.log_format, None);
                 assert_eq!(a.log.level(), None);
@@ -392,7 +515,7 @@ mod tests {
                 assert_eq!(a.log.logging_level.as_deref(), Some("DEBUG"));
                 assert_eq!(a.poll_cycles, Some(3));
                 assert!(a.debug_signal);
-                assert_eq!(a.config, PathBuf::from("c.toml"));
+                assert_eq!(a.config.path(), Path::new("c.toml"));
             }
             other => panic!("expected run, got {other:?}"),
         }
@@ -411,7 +534,7 @@ mod tests {
         ] {
             match parse(args).expect("parses") {
                 Command::Register(a) => {
-                    assert_eq!(a.config, PathBuf::from("c.toml"));
+                    assert_eq!(a.config.path(), Path::new("c.toml"));
                     assert_eq!(a.name.as_deref(), Some("n"));
                 }
                 other => panic!("expected register, got {other:?}"),
@@ -496,6 +619,136 @@ mod tests {
         ] {
             assert_eq!(unknown_word(&args(ok)), None, "{ok:?}");
         }
+    }
+
+    #[test]
+    fn config_option_is_accepted_wherever_config_is() {
+        for args in [
+            &["heptapod-paas-runner", "run", "-c", "c.toml"][..],
+            &["heptapod-paas-runner", "run", "--config", "c.toml"][..],
+            &["heptapod-paas-runner", "run", "--config=c.toml"][..],
+            &["heptapod-paas-runner", "-c", "c.toml"][..],
+            &[
+                "heptapod-paas-runner",
+                "--config",
+                "c.toml",
+                "--poll-cycles",
+                "1",
+            ][..],
+        ] {
+            match parse(args) {
+                Ok(Command::Run(a)) => assert_eq!(a.config.path(), Path::new("c.toml"), "{args:?}"),
+                other => panic!("{args:?}: expected run, got {other:?}"),
+            }
+        }
+        for word in ["check", "verify", "list"] {
+            let cmd = parse(&["heptapod-paas-runner", word, "-c", "c.toml"]).expect(word);
+            let path = match &cmd {
+                Command::Check(a) => a.config.path(),
+                Command::Verify(a) | Command::List(a) => a.config.path(),
+                other => panic!("{word}: {other:?}"),
+            };
+            assert_eq!(path, Path::new("c.toml"), "{word}");
+        }
+        match parse(&[
+            "heptapod-paas-runner",
+            "unregister",
+            "--all",
+            "--config",
+            "c.toml",
+        ]) {
+            Ok(Command::Unregister(a)) => assert_eq!(a.config.path(), Path::new("c.toml")),
+            other => panic!("expected unregister, got {other:?}"),
+        }
+        // register: `-c` stays the coordinator URL (the Python runner's flag).
+        match parse(&[
+            "heptapod-paas-runner",
+            "register",
+            "--config",
+            "c.toml",
+            "-c",
+            "https://gitlab.example",
+        ]) {
+            Ok(Command::Register(a)) => {
+                assert_eq!(a.config.path(), Path::new("c.toml"));
+                assert_eq!(a.coordinator_url.as_deref(), Some("https://gitlab.example"));
+            }
+            other => panic!("expected register, got {other:?}"),
+        }
+        match parse(&[
+            "heptapod-paas-runner",
+            "register",
+            "c.toml",
+            "--url",
+            "https://g.example",
+        ]) {
+            Ok(Command::Register(a)) => {
+                assert_eq!(a.coordinator_url.as_deref(), Some("https://g.example"))
+            }
+            other => panic!("expected register, got {other:?}"),
+        }
+        // One of them, not both, not neither.
+        assert!(parse(&["heptapod-paas-runner", "check", "a.toml", "-c", "b.toml"]).is_err());
+        assert!(parse(&["heptapod-paas-runner", "check"]).is_err());
+        assert!(parse(&["heptapod-paas-runner", "run", "--poll-cycles", "1"]).is_err());
+    }
+
+    #[test]
+    fn global_options_may_come_before_the_command() {
+        match parse(&["heptapod-paas-runner", "--debug", "run", "c.toml"]) {
+            Ok(Command::Run(a)) => {
+                assert_eq!(a.log.level(), Some("DEBUG"));
+                assert_eq!(a.config.path(), Path::new("c.toml"));
+            }
+            other => panic!("expected run, got {other:?}"),
+        }
+        match parse(&[
+            "heptapod-paas-runner",
+            "--log-format",
+            "json",
+            "-l",
+            "warn",
+            "check",
+            "-c",
+            "c.toml",
+        ]) {
+            Ok(Command::Check(a)) => {
+                assert_eq!(a.log.log_format.as_deref(), Some("json"));
+                assert_eq!(a.log.level(), Some("warn"));
+            }
+            other => panic!("expected check, got {other:?}"),
+        }
+        match parse(&[
+            "heptapod-paas-runner",
+            "--log-level=debug",
+            "--log-format=json",
+            "verify",
+            "c.toml",
+        ]) {
+            Ok(Command::Verify(a)) => {
+                assert_eq!(a.log.level(), Some("debug"));
+                assert_eq!(a.log.log_format.as_deref(), Some("json"));
+            }
+            other => panic!("expected verify, got {other:?}"),
+        }
+        // Before a configuration file, they are `run`'s, as before.
+        match parse(&["heptapod-paas-runner", "-lDEBUG", "c.toml"]) {
+            Ok(Command::Run(a)) => assert_eq!(a.log.level(), Some("DEBUG")),
+            other => panic!("expected run, got {other:?}"),
+        }
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let msg = unknown_word(&args(&[
+            "heptapod-paas-runner",
+            "--debug",
+            "lsit",
+            "c.toml",
+        ]))
+        .expect("refused");
+        assert!(msg.contains("did you mean `list`?"), "{msg}");
+        assert_eq!(
+            canonical_args(args(&["heptapod-paas-runner", "--debug", "--version"])),
+            args(&["heptapod-paas-runner", "--version"])
+        );
     }
 
     #[test]

@@ -14,11 +14,15 @@ pub enum Exit {
     /// Something the operator must fix: the configuration or the command
     /// line (the systemd unit does not restart on it).
     Usage,
+    /// The state file cannot be read or does not parse: restarting does
+    /// not fix it (the systemd unit does not restart on it); the operator
+    /// moves it aside (README, "Corrupt state file").
+    StateFile,
 }
 
 impl Exit {
     /// Every exit code, in README's order.
-    pub const ALL: [Exit; 3] = [Exit::Success, Exit::Failure, Exit::Usage];
+    pub const ALL: [Exit; 4] = [Exit::Success, Exit::Failure, Exit::Usage, Exit::StateFile];
 
     /// The process exit code.
     pub const fn code(self) -> i32 {
@@ -26,6 +30,7 @@ impl Exit {
             Exit::Success => 0,
             Exit::Failure => 1,
             Exit::Usage => 2,
+            Exit::StateFile => 3,
         }
     }
 
@@ -35,6 +40,7 @@ impl Exit {
             Exit::Success => "normal stop",
             Exit::Failure => "runtime failure",
             Exit::Usage => "anything the operator must fix",
+            Exit::StateFile => "the state file is unreadable or corrupt",
         }
     }
 }
@@ -60,6 +66,26 @@ mod tests {
                 Some((code, cells.next()?.trim().to_string()))
             })
             .collect()
+    }
+
+    #[test]
+    fn the_unit_does_not_restart_on_what_a_restart_cannot_fix() {
+        let unit = include_str!("../deploy/heptapod-paas-runner.service");
+        let line = unit
+            .lines()
+            .find(|l| l.starts_with("RestartPreventExitStatus="))
+            .unwrap_or_default();
+        let codes: Vec<&str> = line
+            .trim_start_matches("RestartPreventExitStatus=")
+            .split_whitespace()
+            .collect();
+        for exit in [Exit::Usage, Exit::StateFile] {
+            assert!(
+                codes.contains(&exit.code().to_string().as_str()),
+                "{exit:?} not in {line:?}"
+            );
+        }
+        assert!(!codes.contains(&"1"), "{line:?}");
     }
 
     #[test]

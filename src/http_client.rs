@@ -6,21 +6,25 @@
 //!   costs about 0.7 MiB of heap and tens of milliseconds of CPU, once
 //!   instead of once per client (awc's `Connector::new` and
 //!   `ClientBuilder::new` still each build a default context, dropped when
-//!   this one and this connector replace them);
+//!   this one and this connector replace them); and one more per distinct
+//!   CA file a runner section names (`tls-ca-file`, [`tls_with_ca_file`]:
+//!   the system's certificates plus the file's, as GitLab Runner trusts
+//!   them), shared by every client of that file;
 //! - one host name resolver per thread ([`HostCache`]): a lookup runs on the
 //!   blocking pool (`src/runtime.rs`), at most one per host and port at a
 //!   time, its answer reused for [`LOOKUP_TTL`]. A burst of new connections
 //!   to one API (many jobs at once) takes one lookup, not one blocking
 //!   thread per connection.
 
-use actix_tls::connect::openssl::reexports::{SslConnector, SslMethod};
+use actix_tls::connect::openssl::reexports::{SslConnector, SslConnectorBuilder, SslMethod};
 use actix_tls::connect::{ConnectorService, Resolve, Resolver};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a host name lookup's answer is reused.
@@ -33,19 +37,37 @@ pub const LOOKUP_STALE: Duration = Duration::from_secs(30);
 /// ALPN protocol list: HTTP/1.1 only (length-prefixed).
 const ALPN_HTTP_11: &[u8] = b"\x08http/1.1";
 
-/// The awc connector of an adapter: HTTP/1.1, the process's TLS context,
-/// the thread's [`HostCache`], `connect_timeout` for name lookup, TCP
-/// connect and TLS handshake together.
-pub fn connector(connect_timeout: Duration) -> awc::Connector<ConnectorService> {
+/// The awc connector of an adapter: HTTP/1.1, the process's TLS context
+/// (or that of `ca_file`, a runner section's `tls-ca-file`), the thread's
+/// [`HostCache`], `connect_timeout` for name lookup, TCP connect and TLS
+/// handshake together.
+pub fn connector(
+    connect_timeout: Duration,
+    ca_file: Option<&Path>,
+) -> awc::Connector<ConnectorService> {
     let tcp = actix_tls::connect::Connector::new(Resolver::custom(HostCache::shared())).service();
     let connector = awc::Connector::new()
         .connector(tcp)
         .timeout(connect_timeout);
-    match shared_tls() {
+    // A CA file that no longer loads (checked at start-up and at each
+    // reload, so removed since) leaves the system's certificates only: its
+    // servers' handshakes then fail, each call saying so.
+    let tls = match ca_file {
+        Some(path) => tls_with_ca_file(path).ok(),
+        None => shared_tls(),
+    };
+    match tls.or_else(shared_tls) {
         Some(tls) => connector.openssl(tls),
         // awc's own context, built again with ALPN `http/1.1` only
         None => connector.max_http_version(awc::http::Version::HTTP_11),
     }
+}
+
+/// A client context with ALPN `http/1.1` and the system's CA certificates.
+fn client_context() -> Option<SslConnectorBuilder> {
+    let mut builder = SslConnector::builder(SslMethod::tls()).ok()?;
+    builder.set_alpn_protos(ALPN_HTTP_11).ok()?;
+    Some(builder)
 }
 
 /// The process's OpenSSL client context (peer verification with the
@@ -53,12 +75,30 @@ pub fn connector(connect_timeout: Duration) -> awc::Connector<ConnectorService> 
 /// not build one.
 pub fn shared_tls() -> Option<SslConnector> {
     static TLS: OnceLock<Option<SslConnector>> = OnceLock::new();
-    TLS.get_or_init(|| {
-        let mut builder = SslConnector::builder(SslMethod::tls()).ok()?;
-        builder.set_alpn_protos(ALPN_HTTP_11).ok()?;
-        Some(builder.build())
-    })
-    .clone()
+    TLS.get_or_init(|| client_context().map(SslConnectorBuilder::build))
+        .clone()
+}
+
+/// The client context of a runner section's `tls-ca-file`: the system's
+/// CA certificates and the file's (PEM), built once per file and process;
+/// or why the file cannot be used.
+pub fn tls_with_ca_file(ca_file: &Path) -> Result<SslConnector, String> {
+    static BY_FILE: OnceLock<Mutex<HashMap<PathBuf, SslConnector>>> = OnceLock::new();
+    let contexts = BY_FILE.get_or_init(Mutex::default);
+    let mut contexts = contexts
+        .lock()
+        .map_err(|_| "the TLS contexts' lock is poisoned".to_string())?;
+    if let Some(tls) = contexts.get(ca_file) {
+        return Ok(tls.clone());
+    }
+    let mut builder =
+        client_context().ok_or_else(|| "OpenSSL cannot build a client context".to_string())?;
+    builder
+        .set_ca_file(ca_file)
+        .map_err(|e| format!("no PEM certificate could be loaded from it ({e})"))?;
+    let tls = builder.build();
+    contexts.insert(ca_file.to_path_buf(), tls.clone());
+    Ok(tls)
 }
 
 type Lookup = Shared<LocalBoxFuture<'static, Result<Vec<SocketAddr>, String>>>;
@@ -225,7 +265,7 @@ mod tests {
         let system = crate::runtime::system_with(1).expect("runtime");
         let statuses = system.block_on(async {
             let client = awc::Client::builder()
-                .connector(connector(Duration::from_secs(5)))
+                .connector(connector(Duration::from_secs(5), None))
                 .timeout(Duration::from_secs(10))
                 .finish();
             // 127.0.0.1 by name: "localhost" may also give ::1, where
@@ -266,5 +306,16 @@ mod tests {
             panic!("OpenSSL builds a client context");
         };
         assert!(std::ptr::eq(a.context(), b.context()));
+    }
+
+    #[test]
+    fn a_ca_file_that_holds_no_certificate_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing.pem");
+        assert!(tls_with_ca_file(&missing).is_err());
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").expect("write");
+        let e = tls_with_ca_file(&garbage).expect_err("no certificate");
+        assert!(e.contains("no PEM certificate"), "{e}");
     }
 }

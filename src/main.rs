@@ -21,14 +21,17 @@ fn main() {
     };
     let mut logging = logging::init(level, format, logging::journal_from_env());
     let exit = match dispatch(command, &mut logging, level) {
-        Ok(()) => Exit::Success,
+        Ok(()) => {
+            // Flush the asynchronous log drain before exiting.
+            drop(logging);
+            Exit::Success
+        }
         Err(e) => {
-            e.report(&logging);
+            // Flushes the log drain, then tells why.
+            e.report(logging);
             e.exit()
         }
     };
-    // Flush the asynchronous log drain before exiting.
-    drop(logging);
     std::process::exit(exit.code());
 }
 

@@ -6,11 +6,27 @@
 //! supervisor's own tick, every half `$WATCHDOG_USEC`; `STOPPING=1` when
 //! the drain begins. A failed send is ignored (systemd is then not
 //! listening; the watchdog, if any, restarts the service).
+//!
+//! Start-up and reload too: `EXTEND_TIMEOUT_USEC=` each time a start-up
+//! check waits to retry (so that `TimeoutStartSec=` counts from the last
+//! sign of life, not from the start: the checks may retry for minutes);
+//! `RELOADING=1` with `MONOTONIC_USEC=` when a reload begins and `READY=1`
+//! when it ends. A refused reload keeps its reason in every `STATUS=` line
+//! until a reload is applied. systemd fails a reload job on the exit code
+//! of the unit's `ExecReload=` command, not on a notification (`ERRNO=`
+//! only sets `StatusErrno`), so the unit runs `check` there as well
+//! (deploy/heptapod-paas-runner.service).
 
+use crate::preflight::StartupProgress;
+use crate::reload::ReloadObserver;
 use paas_actors::observer::{ServiceObserver, ServiceStatus};
+use std::cell::RefCell;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
+
+/// The longest reason of a refused reload kept in the status line.
+pub const MAX_REFUSAL_CHARS: usize = 300;
 
 /// The notifier of the service started by systemd.
 #[derive(Debug)]
@@ -18,6 +34,10 @@ pub struct SystemdNotifier {
     socket: UnixDatagram,
     addr: SocketAddr,
     watchdog: Option<Duration>,
+    /// The last status line sent, for the end of a reload.
+    last_status: RefCell<Option<String>>,
+    /// Why the last reload was refused, until one is applied.
+    refusal: RefCell<Option<String>>,
 }
 
 /// Why `$NOTIFY_SOCKET` cannot be used.
@@ -67,11 +87,17 @@ impl SystemdNotifier {
             std::env::var("WATCHDOG_PID").ok().as_deref(),
             std::process::id(),
         );
-        Ok(Some(SystemdNotifier {
+        Ok(Some(SystemdNotifier::new(socket, addr, watchdog)))
+    }
+
+    fn new(socket: UnixDatagram, addr: SocketAddr, watchdog: Option<Duration>) -> Self {
+        SystemdNotifier {
             socket,
             addr,
             watchdog,
-        }))
+            last_status: RefCell::new(None),
+            refusal: RefCell::new(None),
+        }
     }
 
     /// How often the supervisor must say it is alive: half the watchdog
@@ -85,18 +111,65 @@ impl SystemdNotifier {
     }
 }
 
-/// Pure: a status line as one `STATUS=` field (no newline inside).
-fn status_field(status: &ServiceStatus) -> String {
-    format!("STATUS={}", status.to_string().replace('\n', " "))
+/// Pure: a status line as one `STATUS=` field (no newline inside), with
+/// the reason of a refused reload after it.
+fn status_field(status: &str, refusal: Option<&str>) -> String {
+    let line = match refusal {
+        None => status.to_string(),
+        Some(why) => format!("{status}; last reload refused: {why}"),
+    };
+    format!("STATUS={}", line.replace('\n', " "))
+}
+
+/// Pure: a refusal's reason on one line, at most [`MAX_REFUSAL_CHARS`]
+/// characters (a configuration's problems are one per line).
+pub fn refusal_text(why: &str) -> String {
+    let line = why
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match line.char_indices().nth(MAX_REFUSAL_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// Pure: the datagram that begins a reload.
+pub fn reloading_message(monotonic_usec: u64) -> String {
+    format!("RELOADING=1\nMONOTONIC_USEC={monotonic_usec}\nSTATUS=reloading the configuration")
+}
+
+/// The monotonic clock in microseconds, as `MONOTONIC_USEC=` wants it
+/// (systemd compares it with the time it sent the reload signal).
+fn monotonic_usec() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .ok()
+        .and_then(|t| {
+            let secs = u64::try_from(t.tv_sec()).ok()?;
+            let micros = u64::try_from(t.tv_nsec()).ok()? / 1_000;
+            secs.checked_mul(1_000_000)?.checked_add(micros)
+        })
+        .unwrap_or(0)
+}
+
+impl SystemdNotifier {
+    /// Sends `STATUS=` for `status`, remembering it.
+    fn send_status(&self, prefix: &str, status: String) {
+        let field = status_field(&status, self.refusal.borrow().as_deref());
+        self.last_status.replace(Some(status));
+        self.send(&format!("{prefix}{field}"));
+    }
 }
 
 impl ServiceObserver for SystemdNotifier {
     fn ready(&self, status: &ServiceStatus) {
-        self.send(&format!("READY=1\n{}", status_field(status)));
+        self.send_status("READY=1\n", status.to_string());
     }
 
     fn status(&self, status: &ServiceStatus) {
-        self.send(&status_field(status));
+        self.send_status("", status.to_string());
     }
 
     fn alive(&self) {
@@ -105,6 +178,32 @@ impl ServiceObserver for SystemdNotifier {
 
     fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=draining");
+    }
+}
+
+impl StartupProgress for SystemdNotifier {
+    fn waiting(&self, next_sign_within: Duration, what: &str) {
+        let usec = u64::try_from(next_sign_within.as_micros()).unwrap_or(u64::MAX);
+        self.send(&format!(
+            "EXTEND_TIMEOUT_USEC={usec}\nSTATUS={}",
+            what.replace('\n', " ")
+        ));
+    }
+}
+
+impl ReloadObserver for SystemdNotifier {
+    fn reloading(&self) {
+        self.send(&reloading_message(monotonic_usec()));
+    }
+
+    fn reloaded(&self, refused: Option<&str>) {
+        self.refusal.replace(refused.map(refusal_text));
+        let status = self
+            .last_status
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "running".to_string());
+        self.send_status("READY=1\n", status);
     }
 }
 
@@ -128,11 +227,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("notify");
         let listener = UnixDatagram::bind(&path).expect("bind");
-        let notifier = SystemdNotifier {
-            socket: UnixDatagram::unbound().expect("socket"),
-            addr: SocketAddr::from_pathname(&path).expect("address"),
-            watchdog: Some(Duration::from_secs(2)),
-        };
+        let notifier = SystemdNotifier::new(
+            UnixDatagram::unbound().expect("socket"),
+            SocketAddr::from_pathname(&path).expect("address"),
+            Some(Duration::from_secs(2)),
+        );
         assert_eq!(notifier.alive_interval(), Some(Duration::from_secs(1)));
         let status = ServiceStatus {
             jobs: 1,
@@ -150,5 +249,50 @@ mod tests {
         );
         let n = listener.recv(&mut buf).expect("recv");
         assert_eq!(&buf[..n], b"WATCHDOG=1");
+        let mut next = || {
+            let n = listener.recv(&mut buf).expect("recv");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        notifier.reloading();
+        let begin = next();
+        let usec = begin
+            .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+            .and_then(|rest| rest.split('\n').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(usec.is_some_and(|u| u > 0), "{begin:?}");
+        notifier.reloaded(Some("c.toml:3: `concurrent`: expected\na count"));
+        assert_eq!(
+            next(),
+            "READY=1\nSTATUS=1 jobs, weight 2.00/4.00, 0 provisioning; last reload refused: \
+             c.toml:3: `concurrent`: expected a count"
+        );
+        notifier.status(&status);
+        assert!(next().ends_with("last reload refused: c.toml:3: `concurrent`: expected a count"));
+        notifier.reloading();
+        next();
+        notifier.reloaded(None);
+        assert_eq!(
+            next(),
+            "READY=1\nSTATUS=1 jobs, weight 2.00/4.00, 0 provisioning"
+        );
+        notifier.waiting(Duration::from_secs(12), "start-up checks: retrying");
+        assert_eq!(
+            next(),
+            "EXTEND_TIMEOUT_USEC=12000000\nSTATUS=start-up checks: retrying"
+        );
+    }
+
+    #[test]
+    fn refusals_are_one_bounded_line() {
+        assert_eq!(refusal_text("a\n  b\n\nc"), "a b c");
+        let long = "x".repeat(MAX_REFUSAL_CHARS + 10);
+        let cut = refusal_text(&long);
+        assert_eq!(cut.chars().count(), MAX_REFUSAL_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        let accents = "é".repeat(MAX_REFUSAL_CHARS * 2);
+        assert_eq!(
+            refusal_text(&accents).chars().count(),
+            MAX_REFUSAL_CHARS + 1
+        );
     }
 }

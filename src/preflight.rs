@@ -8,6 +8,7 @@ use paas_actors::backoff::{Backoff, BackoffPolicy, Jitter};
 use slog::{warn, Logger};
 use std::io;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// How long start-up keeps retrying a call that fails transiently (PAAS
@@ -22,26 +23,35 @@ const RETRY: BackoffPolicy =
 /// How long `docker version` may take.
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long after a sign of progress the next one may come, beyond the
+/// wait announced: one start-up call may take its client's whole retry
+/// policy (the Clever API client's 4 attempts of up to 60 s each).
+pub const PROGRESS_MARGIN: Duration = Duration::from_secs(300);
+
+/// Told when the start-up's network checks begin and each time one waits
+/// to retry, with how long until the next sign of life at most (systemd:
+/// `EXTEND_TIMEOUT_USEC=`, `crate::notify`).
+pub trait StartupProgress {
+    /// The next sign comes within `next_sign_within`; `what` is a status line.
+    fn waiting(&self, next_sign_within: Duration, what: &str);
+}
+
 /// Bounded retries of one start-up call.
 pub struct Patience {
     started: Instant,
     limit: Duration,
     backoff: Backoff,
-}
-
-impl Default for Patience {
-    fn default() -> Self {
-        Patience::new(PATIENCE)
-    }
+    progress: Option<Rc<dyn StartupProgress>>,
 }
 
 impl Patience {
-    /// Retries for at most `limit`.
-    pub fn new(limit: Duration) -> Patience {
+    /// Retries for at most `limit`, telling `progress` of each wait.
+    pub fn new(limit: Duration, progress: Option<Rc<dyn StartupProgress>>) -> Patience {
         Patience {
             started: Instant::now(),
             limit,
             backoff: RETRY.start(),
+            progress,
         }
     }
 
@@ -60,6 +70,12 @@ impl Patience {
         }
         warn!(logger, "start-up check failed, retrying"; "check" => what,
               "error" => %error, "retry_in_ms" => delay.as_millis() as u64);
+        if let Some(progress) = &self.progress {
+            progress.waiting(
+                delay + PROGRESS_MARGIN,
+                &format!("start-up checks: retrying {what}"),
+            );
+        }
         tokio::time::sleep(delay).await;
         true
     }

@@ -458,6 +458,18 @@ pub fn next_steps(executor: &str, config_path: &Path, new_file: bool, token: &To
             config_path.display()
         ));
     }
+    s.push_str(&format!(
+        "Then check it (heptapod-paas-runner check {0}) and {1}
+",
+        config_path.display(),
+        if new_file {
+            "start the service: systemctl enable --now heptapod-paas-runner"
+        } else {
+            "reload the running service, which starts polling the new runner: systemctl reload \
+             heptapod-paas-runner (a file with a mistake is refused and the running \
+             configuration stays)"
+        }
+    ));
     s
 }
 
@@ -719,6 +731,19 @@ mod tests {
         let glrt = TokenKind::Authentication(Secret::new("glrt-x"));
         let s = next_steps("clever-docker", Path::new("c.toml"), false, &glrt);
         assert!(!s.contains("unpause") && !s.contains("paused"), "{s}");
+        assert!(
+            s.trim_end()
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("systemctl reload heptapod-paas-runner")
+                    && l.contains("heptapod-paas-runner check c.toml")),
+            "{s}"
+        );
+        let s = next_steps("local-docker", Path::new("c.toml"), true, &glrt);
+        assert!(
+            s.contains("systemctl enable --now heptapod-paas-runner"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! logged here. What cannot change live (the keys declared `Restart`: the
 //! state file, the listen address, the quota reference, the shutdown
 //! timeout) is logged as "restart needed" and left as it was; a file that
-//! does not validate is refused with the messages of start-up and the
-//! running configuration stays. The supervisor never reads a file nor calls
-//! back here.
+//! does not validate (or a `tls-ca-file` without certificates) is refused
+//! with the messages of start-up and the running configuration stays. The
+//! supervisor never reads a file nor calls back here.
 
 use crate::config::{self, Config, ConfigError, RunnerConfig};
 use crate::gitlab::{load_or_create_system_id, system_id_path};
+use crate::local_checks;
 use crate::wiring::{self, Overrides};
 use paas_actors::messages::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
 use paas_actors::metrics::Metrics;
@@ -20,6 +21,7 @@ use paas_actors::service::SettingsSender;
 use paas_actors::settings::{changed, Reload, RunnerSettings, SupervisorSettings};
 use slog::{error, info, warn, Logger};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -77,8 +79,10 @@ fn named(runners: &[RunnerConfig]) -> Vec<(&str, &RunnerSettings)> {
         .collect()
 }
 
-/// Asks for a reload (SIGHUP). Requests made while one runs make one more.
-#[derive(Clone, Debug)]
+/// Asks for a reload (SIGHUP). Requests made while one runs make one more;
+/// a request made before the reloads start (during the start-up checks) is
+/// kept and served once they start.
+#[derive(Clone, Debug, Default)]
 pub struct ReloadTrigger(Arc<Notify>);
 
 impl ReloadTrigger {
@@ -86,6 +90,15 @@ impl ReloadTrigger {
     pub fn request(&self) {
         self.0.notify_one();
     }
+}
+
+/// Told when a reload begins and how it ended (systemd: `RELOADING=1`, then
+/// `READY=1`, `crate::notify`).
+pub trait ReloadObserver {
+    /// A reload begins.
+    fn reloading(&self);
+    /// It ended: applied (`None`), or refused and why.
+    fn reloaded(&self, refused: Option<&str>);
 }
 
 /// What the reloads keep: the configuration last applied, and what the
@@ -97,6 +110,7 @@ pub struct Reloads {
     metrics: Arc<Metrics>,
     sender: SettingsSender,
     logger: Logger,
+    observer: Option<Rc<dyn ReloadObserver>>,
 }
 
 impl Reloads {
@@ -117,21 +131,35 @@ impl Reloads {
             metrics,
             sender,
             logger,
+            observer: None,
         }
     }
 
+    /// Tells `observer` when each reload begins and ends.
+    pub fn with_observer(mut self, observer: Rc<dyn ReloadObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Runs the reloads on the current actix system, one at a time, each
-    /// when the trigger asks.
-    pub fn start(mut self) -> ReloadTrigger {
-        let trigger = Arc::new(Notify::new());
-        let asked = trigger.clone();
+    /// when `trigger` asks (a request already made is served at once).
+    pub fn start(mut self, trigger: &ReloadTrigger) {
+        let asked = trigger.0.clone();
         actix_rt::spawn(async move {
             loop {
                 asked.notified().await;
-                self.reload().await;
+                if let Some(observer) = &self.observer {
+                    observer.reloading();
+                }
+                let outcome = self.reload().await;
+                if let Some(observer) = &self.observer {
+                    match &outcome {
+                        ApplyOutcome::Applied(_) => observer.reloaded(None),
+                        ApplyOutcome::Refused(why) => observer.reloaded(Some(why)),
+                    }
+                }
             }
         });
-        ReloadTrigger(trigger)
     }
 
     /// One reload, logged; its outcome says whether the new file applies
@@ -255,6 +283,9 @@ enum ReadError {
         /// Why.
         detail: String,
     },
+    /// A runner section's `tls-ca-file` holds no certificate.
+    #[error("{0}")]
+    CaFile(String),
     /// The blocking pool did not run the read.
     #[error("the configuration could not be read: {0}")]
     Pool(String),
@@ -268,6 +299,10 @@ async fn read(
 ) -> Result<(config::Loaded, String), ReadError> {
     let task = actix_rt::task::spawn_blocking(move || {
         let loaded = config::load(&path)?;
+        // A section's CA file is loaded as at start-up: a client built for
+        // it later finds its TLS context.
+        local_checks::check_ca_files(&loaded.config)
+            .map_err(|e| ReadError::CaFile(e.to_string()))?;
         let state_file = state_file.unwrap_or_default();
         let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
             ReadError::SystemId {

@@ -1,16 +1,36 @@
-//! Process signals, in one place.
+//! Process signals, in one place, installed before the first start-up
+//! check so that no signal meets its default action (SIGTERM killing the
+//! process with 143, SIGHUP too) while the checks run or retry.
 //!
 //! SIGTERM, SIGINT or SIGQUIT: graceful stop (drain). A second one: forced
-//! stop, the state is written at once with what is known. SIGHUP: the
+//! stop, the state is written at once with what is known. During the
+//! start-up checks, the first one also ends the start-up ([`StopRequest`]):
+//! the process exits 0 without starting the service. SIGHUP: the
 //! configuration file is read again, off this thread, and what may change
-//! live is applied (`crate::reload`). SIGUSR1: log the whole state, secrets
-//! masked, when started with `--debug-signal` (ignored with a log line
-//! otherwise).
+//! live is applied (`crate::reload`); during the start-up checks the
+//! request is kept and served once the service runs. SIGUSR1: log the
+//! whole state, secrets masked, when started with `--debug-signal`
+//! (ignored with a log line otherwise).
 
 use crate::reload::ReloadTrigger;
 use paas_actors::service::ServiceHandle;
 use slog::{info, warn, Logger};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// Whether a stop signal came, for the start-up to give up at once.
+#[derive(Debug)]
+pub struct StopRequest(watch::Receiver<bool>);
+
+impl StopRequest {
+    /// Completes once a stop signal has come (never if the signal task
+    /// ended without one).
+    pub async fn requested(&mut self) {
+        if self.0.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// Installs the handlers on the current actix system.
 pub fn install(
@@ -18,12 +38,13 @@ pub fn install(
     reloads: ReloadTrigger,
     debug_signal: bool,
     logger: Logger,
-) -> std::io::Result<()> {
+) -> std::io::Result<StopRequest> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
     actix_rt::spawn(async move {
         let mut stops = 0u32;
         loop {
@@ -49,6 +70,9 @@ pub fn install(
                 continue;
             }
             stops += 1;
+            // The start-up, if it still runs, gives up; the service, once
+            // running, drains (its mailbox keeps the request).
+            stop_tx.send_replace(true);
             if stops == 1 {
                 info!(logger, "stop signal received: graceful shutdown (a second signal forces it)"; "signal" => name);
                 handle.drain();
@@ -58,5 +82,5 @@ pub fn install(
             }
         }
     });
-    Ok(())
+    Ok(StopRequest(stop_rx))
 }

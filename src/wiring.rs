@@ -15,15 +15,14 @@ use crate::gitlab::{
     learn_runner_id, load_or_create_system_id, runner_ids_path, system_id_path,
     CoordinatorSettings, GitlabCoordinator,
 };
-use crate::instance_lock::state_directory;
-use crate::preflight::{check_writable_dir, docker_version, DockerProblem, Patience};
+use crate::preflight::{docker_version, DockerProblem, Patience, StartupProgress, PATIENCE};
 use paas_actors::metrics::Metrics;
 use paas_actors::ports::{Coordinator, Paas, PaasError, TwoDecimals, Weight};
 use paas_actors::service::{RunnerPorts, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
 use paas_actors::untrusted::untrusted;
 use slog::{info, o, warn, Logger};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,34 +126,18 @@ fn host_error(config: &Config, index: usize, host: &str, e: &dyn std::fmt::Displ
     )
 }
 
-/// Assembles the service: clients, executors, quota, state store.
+/// Assembles the service: clients, executors, quota, state store, for
+/// `state_file` (the local start-up checks passed: `crate::local_checks`).
+/// `progress` is told of each start-up retry.
 pub async fn build(
     config: &Config,
+    state_file: &Path,
     overrides: &Overrides,
     metrics: &Arc<Metrics>,
+    progress: Option<Rc<dyn StartupProgress>>,
     logger: &Logger,
 ) -> Result<Service, WiringError> {
-    let state_file = config.state_file.clone().ok_or_else(|| {
-        config_error(
-            config,
-            "state_file",
-            None,
-            "is required: without a state file a restart loses track of the PAAS resources \
-             (add e.g. state_file = \"/var/lib/heptapod-paas-runner/state.json\")",
-        )
-    })?;
-    if let Err(problem) = check_writable_dir(&state_directory(&state_file)) {
-        return Err(config_error(
-            config,
-            "state_file",
-            Some(&format!("{:?}", state_file.display().to_string())),
-            &format!(
-                "the directory {} {problem}: make it writable by the user running the \
-                 service, or set state_file to a path in such a directory",
-                state_directory(&state_file).display()
-            ),
-        ));
-    }
+    let state_file = state_file.to_path_buf();
     let system_id = load_or_create_system_id(&system_id_path(&state_file)).map_err(|e| {
         WiringError::Setup(format!(
             "cannot read or create the runner system id beside the state file {}: {e}",
@@ -179,8 +162,8 @@ pub async fn build(
         built.push(b);
     }
 
-    check_executors(config, &built, logger).await?;
-    let quota = compute_quota(config, &built, logger).await?;
+    check_executors(config, &built, &progress, logger).await?;
+    let quota = compute_quota(config, &built, &progress, logger).await?;
     check_runners_can_poll(config, &built, quota, logger).await?;
     let settings = supervisor_settings(config, overrides, quota);
     info!(logger, "weighted quota computed";
@@ -252,6 +235,7 @@ fn build_coordinator(
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
     coordinator_settings.metrics = Some(metrics.clone());
+    coordinator_settings.tls_ca_file = runner.tls_ca_file.clone();
     if let Some(clever) = &runner.clever {
         if let Tenancy::Multi {
             attributes_token, ..
@@ -338,6 +322,7 @@ fn build_executor(
 async fn compute_quota(
     config: &Config,
     built: &[Built],
+    progress: &Option<Rc<dyn StartupProgress>>,
     logger: &Logger,
 ) -> Result<Weight, WiringError> {
     let qc = &config.quota_computation;
@@ -357,7 +342,7 @@ async fn compute_quota(
     let weight = match built.get(index).and_then(|b| b.clever.clone()) {
         None => 1.0, // local-docker: every job weighs 1, whatever the flavor.
         Some(executor) => {
-            let mut patience = Patience::new(QUOTA_SETUP_PATIENCE);
+            let mut patience = Patience::new(QUOTA_SETUP_PATIENCE, progress.clone());
             loop {
                 match executor.flavor_weight(&qc.reference_flavor).await {
                     Ok(w) => break w,
@@ -395,14 +380,15 @@ async fn compute_quota(
 async fn check_executors(
     config: &Config,
     built: &[Built],
+    progress: &Option<Rc<dyn StartupProgress>>,
     logger: &Logger,
 ) -> Result<(), WiringError> {
     for (index, (runner, b)) in config.runners.iter().zip(built).enumerate() {
         if let (Some(executor), Some(cc)) = (&b.clever, &runner.clever) {
-            check_flavors(config, index, runner, executor, cc, logger).await?;
+            check_flavors(config, index, runner, executor, cc, progress, logger).await?;
         }
         if let Some(ld) = &runner.local_docker {
-            check_engine(config, index, runner, ld, logger).await?;
+            check_engine(config, index, runner, ld, progress, logger).await?;
         }
     }
     Ok(())
@@ -415,6 +401,7 @@ async fn check_flavors(
     runner: &RunnerConfig,
     executor: &Clever,
     cc: &CleverSettings,
+    progress: &Option<Rc<dyn StartupProgress>>,
     logger: &Logger,
 ) -> Result<(), WiringError> {
     let mut flavors = vec![("cc_default_flavor", cc.default_flavor.as_str())];
@@ -422,7 +409,7 @@ async fn check_flavors(
         flavors.push(("cc_max_flavor", max.as_str()));
     }
     for (key, flavor) in flavors {
-        let mut patience = Patience::default();
+        let mut patience = Patience::new(PATIENCE, progress.clone());
         loop {
             match executor.flavor_weight(flavor).await {
                 Ok(_) => break,
@@ -456,10 +443,11 @@ async fn check_engine(
     index: usize,
     runner: &RunnerConfig,
     ld: &LocalDockerSettings,
+    progress: &Option<Rc<dyn StartupProgress>>,
     logger: &Logger,
 ) -> Result<(), WiringError> {
     let socket = socket_path(&ld.host).map_err(|e| host_error(config, index, &ld.host, &e))?;
-    let mut patience = Patience::default();
+    let mut patience = Patience::new(PATIENCE, progress.clone());
     loop {
         match docker_version(&ld.host, &socket).await {
             Ok(_) => return Ok(()),

@@ -6,6 +6,7 @@
 //! of the process touches libgit2 or the environment.
 
 use heptapod_paas_runner::deploy::BuildContext;
+use heptapod_paas_runner::git::RemoteSchemes;
 use heptapod_paas_runner::git::{
     push_context, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME, DEPLOY_REF,
 };
@@ -13,6 +14,9 @@ use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::Job;
 use serde_json::json;
 use std::time::Duration;
+
+/// Deployment URLs these tests use (bare repositories on disk included).
+const SCHEMES: RemoteSchemes = RemoteSchemes::NetworkAndLocalPaths;
 
 #[test]
 fn hostile_global_config_changes_nothing() {
@@ -80,6 +84,7 @@ fn hostile_global_config_changes_nothing() {
     let outcome = push_context(
         &ctx,
         &remote_url,
+        SCHEMES,
         "Jenkins",
         &Secret::new("pw"),
         Duration::from_secs(20),

@@ -246,17 +246,60 @@ pub struct Reconcile;
 #[rtype(result = "()")]
 pub struct DumpState;
 
-/// Sent by the service (health endpoint) to the supervisor: is it alive,
-/// and is it draining?
+/// Sent by the service (health and readiness endpoints) to the
+/// supervisor: is it alive, is it draining, can it take jobs?
 #[derive(Message, Debug)]
 #[rtype(result = "Health")]
 pub struct GetHealth;
+
+/// Why the service cannot take jobs now ([`Health::not_ready`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotReady {
+    /// The service is stopping: no more polls.
+    Draining,
+    /// The last state write failed: no job is acquired until one succeeds.
+    StateWritesFailing,
+    /// Every runner's last poll failed: its coordinator is down or refuses.
+    CoordinatorsDown,
+    /// No runner is polled (every section removed by a reload).
+    NoRunner,
+    /// Some runner's first reconciliation listing has not answered yet.
+    Starting,
+}
+
+impl NotReady {
+    /// The reason's fixed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotReady::Draining => "draining",
+            NotReady::StateWritesFailing => "state_writes_failing",
+            NotReady::CoordinatorsDown => "coordinators_down",
+            NotReady::NoRunner => "no_runner",
+            NotReady::Starting => "starting",
+        }
+    }
+
+    /// What it means, for people.
+    pub fn detail(self) -> &'static str {
+        match self {
+            NotReady::Draining => "the service is stopping",
+            NotReady::StateWritesFailing => {
+                "the state file cannot be written: no job is taken until a write succeeds"
+            }
+            NotReady::CoordinatorsDown => "every runner's coordinator failed at its last poll",
+            NotReady::NoRunner => "no runner section is polled",
+            NotReady::Starting => "the first reconciliation with the PAAS is not done yet",
+        }
+    }
+}
 
 /// What [`GetHealth`] answers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Health {
     /// The service is stopping (no more polls).
     pub draining: bool,
+    /// Why it cannot take jobs now; `None` when it can.
+    pub not_ready: Option<NotReady>,
     /// Jobs tracked.
     pub jobs: usize,
     /// Weight held by the tracked jobs.

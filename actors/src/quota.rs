@@ -11,6 +11,18 @@
 //! exceed the reserved weight, [`Ledger::used`] never exceeds
 //! [`QuotaLimits::total_weight`], however many runners poll concurrently,
 //! because every poll in flight holds its worst case.
+//!
+//! Fairness: reservations are granted first come, first served, so runners
+//! with small jobs polling in turn could hold, between them, a reservation at
+//! every instant and keep the headroom below the reservation of a runner
+//! whose largest job is heavy, for ever. A runner refused only because of
+//! other runners' polls in flight (it would pass every limit without them)
+//! is therefore *owed* its reservation: until it polls, every other runner is
+//! checked as if the owed reservation were already held ([`Blocked::Owed`]).
+//! One runner is owed at a time, until it polls. The debt does not count
+//! while jobs, not polls, stand in its way: a runner still waits for jobs to
+//! end, as when runners are polled one after the other. The rule only
+//! refuses polls, so it cannot break the invariant above.
 
 use crate::ports::Weight;
 use std::collections::HashMap;
@@ -76,6 +88,14 @@ pub enum Blocked {
         /// Largest weight the runner may hold.
         allowed: Weight,
     },
+    /// The poll would take room another runner is owed (see the module
+    /// documentation).
+    Owed {
+        /// The runner owed its reservation.
+        runner: usize,
+        /// The weight it is owed.
+        needed: Weight,
+    },
 }
 
 impl std::fmt::Display for Blocked {
@@ -101,6 +121,11 @@ impl std::fmt::Display for Blocked {
                 f,
                 "runner share: holds {held:.2}, a job may need {needed:.2}, at most {allowed:.2} allowed"
             ),
+            Blocked::Owed { needed, .. } => write!(
+                f,
+                "another runner, kept waiting by polls in flight, is owed {needed:.2} of weight \
+                 and polls first"
+            ),
         }
     }
 }
@@ -112,6 +137,24 @@ pub enum WeightKind {
     Expected,
     /// Actual weight of an existing resource.
     Actual,
+}
+
+/// The polls counted when checking a reservation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Polls {
+    /// Those in flight.
+    InFlight,
+    /// Those in flight and the owed reservation of this weight.
+    InFlightAndOwed(Weight),
+    /// None: as if no other runner had a poll in flight.
+    NoOther,
+}
+
+/// A runner owed its reservation, and its weight.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Owed {
+    runner: usize,
+    weight: Weight,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -132,6 +175,7 @@ pub struct Ledger {
     runner_used: Vec<Weight>,
     runner_jobs: Vec<usize>,
     provisioning: usize,
+    owed: Option<Owed>,
 }
 
 impl Ledger {
@@ -148,6 +192,7 @@ impl Ledger {
             runner_used: vec![0.0; n],
             runner_jobs: vec![0; n],
             provisioning: 0,
+            owed: None,
         }
     }
 
@@ -237,21 +282,67 @@ impl Ledger {
         if self.reservations.contains_key(&runner) {
             return Err(Blocked::AlreadyReserved);
         }
-        let headroom = self.headroom();
+        self.fits(runner, weight, Polls::InFlight)?;
+        if let Some(owed) = self.owed_to_other(runner) {
+            if self
+                .fits(runner, weight, Polls::InFlightAndOwed(owed.weight))
+                .is_err()
+            {
+                return Err(Blocked::Owed {
+                    runner: owed.runner,
+                    needed: owed.weight,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The runner owed its reservation, if any (see the module
+    /// documentation).
+    pub fn owed(&self) -> Option<usize> {
+        self.owed.map(|o| o.runner)
+    }
+
+    /// Forgets what is owed (the owed runner is no longer polled, or waits
+    /// for something else than the limits).
+    pub fn forget_owed(&mut self) {
+        self.owed = None;
+    }
+
+    /// What another runner than `runner` is owed, while the debt stands.
+    fn owed_to_other(&self, runner: usize) -> Option<Owed> {
+        self.owed
+            .filter(|o| o.runner != runner && self.only_polls_block(o.runner, o.weight))
+    }
+
+    /// Whether `runner` would pass every limit with `weight` reserved if no
+    /// other runner had a poll in flight.
+    fn only_polls_block(&self, runner: usize, weight: Weight) -> bool {
+        !self.reservations.contains_key(&runner)
+            && self.fits(runner, weight, Polls::NoOther).is_ok()
+    }
+
+    /// The limits `runner` reserving `weight` would meet, `polls` counted.
+    fn fits(&self, runner: usize, weight: Weight, polls: Polls) -> Result<(), Blocked> {
+        let (headroom, held_polls) = match polls {
+            Polls::InFlight => (self.headroom(), self.reservations.len()),
+            Polls::InFlightAndOwed(owed) => (self.headroom() - owed, self.reservations.len() + 1),
+            Polls::NoOther => (self.headroom() + self.reserved(), 0),
+        };
         if headroom + EPSILON < weight {
             return Err(Blocked::Weight {
                 headroom,
                 needed: weight,
             });
         }
-        let jobs = self.jobs.len() + self.reservations.len();
+        let jobs = self.jobs.len() + held_polls;
         if jobs >= self.limits.concurrent {
             return Err(Blocked::Concurrency {
                 jobs,
                 max: self.limits.concurrent,
             });
         }
-        let provisioning = self.provisioning + self.reservations.len();
+        let provisioning = self.provisioning + held_polls;
         if provisioning >= self.limits.max_provisioning {
             return Err(Blocked::Provisioning {
                 provisioning,
@@ -271,8 +362,20 @@ impl Ledger {
     }
 
     /// Reserves `weight` for a poll of `runner`, if the limits allow it.
+    /// Refused only because of other runners' polls in flight, the runner
+    /// is owed its reservation unless another one already is.
     pub fn reserve(&mut self, runner: usize, weight: Weight) -> Result<(), Blocked> {
-        self.check(runner, weight)?;
+        if let Err(blocked) = self.check(runner, weight) {
+            if self.owed_to_other(runner).is_none() {
+                self.owed = self
+                    .only_polls_block(runner, weight)
+                    .then_some(Owed { runner, weight });
+            }
+            return Err(blocked);
+        }
+        if self.owed.is_some_and(|o| o.runner == runner) {
+            self.owed = None;
+        }
         self.reservations.insert(runner, weight);
         self.add_weight(runner, weight);
         Ok(())
@@ -531,6 +634,95 @@ mod tests {
         l.cancel_reservation(0);
         assert_eq!(l.used(), 0.0);
         assert_eq!(l.check(0, 10.0), Ok(()));
+    }
+
+    /// Three runners with jobs of weight 1 poll in turn so that two of their
+    /// polls are in flight whenever the runner of weight 3 (the whole quota)
+    /// tries: each step the next small runner starts a poll, then the oldest
+    /// poll ends, then the heavy runner tries. Without a debt the heavy
+    /// runner never polls; with it, within a few steps. The quota is never
+    /// exceeded.
+    #[test]
+    fn polls_in_flight_cannot_starve_a_heavy_runner() {
+        let mut l = Ledger::new(limits(3.0, 10, 10, 1.0), vec![1.0; 4]);
+        let (heavy, small) = (1, [0, 2, 3]);
+        let mut in_flight = std::collections::VecDeque::from([0, 2]);
+        for r in &in_flight {
+            l.reserve(*r, 1.0).expect("setup");
+        }
+        let mut polled_at = None;
+        for step in 0..30 {
+            if let Some(next) = small.into_iter().find(|r| !in_flight.contains(r)) {
+                if l.reserve(next, 1.0).is_ok() {
+                    in_flight.push_back(next);
+                }
+            }
+            assert!(l.used() <= 3.0 + EPSILON, "step {step}: {}", l.used());
+            if let Some(done) = in_flight.pop_front() {
+                l.cancel_reservation(done);
+            }
+            if l.reserve(heavy, 3.0).is_ok() {
+                polled_at = Some(step);
+                break;
+            }
+        }
+        assert!(
+            polled_at.is_some_and(|s| s < small.len()),
+            "the heavy runner polled at step {polled_at:?}"
+        );
+        assert_eq!(l.owed(), None, "polling pays the debt");
+    }
+
+    #[test]
+    fn a_debt_counts_only_while_polls_alone_stand_in_the_way() {
+        // Runner 1 needs the whole quota; runner 0 polls.
+        let owed_then = |l: &mut Ledger| {
+            l.reserve(0, 1.0).expect("runner 0 polls");
+            assert!(matches!(l.reserve(1, 3.0), Err(Blocked::Weight { .. })));
+            assert_eq!(l.owed(), Some(1));
+        };
+        let mut l = Ledger::new(limits(3.0, 5, 5, 1.0), vec![1.0; 3]);
+        owed_then(&mut l);
+        assert_eq!(
+            l.check(2, 1.0),
+            Err(Blocked::Owed {
+                runner: 1,
+                needed: 3.0
+            })
+        );
+        // Runner 0's poll brings a job: a job, not a poll, is in the way,
+        // so the others poll again.
+        l.acquire(key(0, 1), 1.0);
+        assert_eq!(l.check(2, 1.0), Ok(()));
+        // The job ends: the debt counts again until runner 1 polls.
+        l.release(key(0, 1));
+        assert!(l
+            .reserve(2, 1.0)
+            .is_err_and(|b| matches!(b, Blocked::Owed { runner: 1, .. })));
+        assert_eq!(l.reserve(1, 3.0), Ok(()));
+        assert_eq!(l.owed(), None);
+
+        // Forgotten (the supervisor stopped polling the runner).
+        let mut l = Ledger::new(limits(3.0, 5, 5, 1.0), vec![1.0; 3]);
+        owed_then(&mut l);
+        l.forget_owed();
+        assert_eq!(l.check(2, 1.0), Ok(()));
+
+        // A runner that could not poll even alone is owed nothing: too
+        // heavy for the quota, or for its own share.
+        let mut l = Ledger::new(limits(3.0, 5, 5, 1.0), vec![1.0, 1.0, 0.5]);
+        l.reserve(0, 1.0).expect("runner 0 polls");
+        assert!(l.reserve(1, 3.5).is_err());
+        assert_eq!(l.owed(), None);
+        l.track(key(2, 1), 1.0, WeightKind::Actual, false);
+        assert!(l.reserve(2, 1.0).is_err());
+        assert_eq!(l.owed(), None);
+
+        // One runner is owed at a time: the first one refused.
+        let mut l = Ledger::new(limits(3.0, 5, 5, 1.0), vec![1.0; 3]);
+        owed_then(&mut l);
+        assert!(l.reserve(2, 2.5).is_err());
+        assert_eq!(l.owed(), Some(1));
     }
 
     #[test]

@@ -273,34 +273,41 @@ impl FileStore {
     }
 }
 
+/// Reads and parses the state file at `path` (blocking): `None` when there
+/// is none yet, or why it cannot be used. What [`FileStore::load`] does on
+/// the blocking pool, and what the start-up checks do before any network
+/// call.
+pub fn read_state_file(path: &Path) -> Result<Option<Snapshot>, StateError> {
+    let shown = || path.display().to_string();
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StateError::Read {
+                path: shown(),
+                detail: e.to_string(),
+            })
+        }
+    };
+    Snapshot::from_json(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::Corrupt {
+            path: shown(),
+            detail: describe_corruption(&bytes, &e),
+        })
+}
+
 impl StateStore for FileStore {
     fn load(&self) -> PortFuture<'_, Result<Option<Snapshot>, StateError>> {
         let path = self.path.clone();
         Box::pin(async move {
             let shown = path.display().to_string();
-            let task_path = path.clone();
-            let read = actix_rt::task::spawn_blocking(move || fs::read(&task_path))
+            actix_rt::task::spawn_blocking(move || read_state_file(&path))
                 .await
                 .map_err(|e| StateError::Task {
-                    path: shown.clone(),
-                    detail: e.to_string(),
-                })?;
-            let bytes = match read {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => {
-                    return Err(StateError::Read {
-                        path: shown,
-                        detail: e.to_string(),
-                    })
-                }
-            };
-            Snapshot::from_json(&bytes)
-                .map(Some)
-                .map_err(|e| StateError::Corrupt {
                     path: shown,
-                    detail: describe_corruption(&bytes, &e),
-                })
+                    detail: e.to_string(),
+                })?
         })
     }
 

@@ -11,9 +11,11 @@ use super::verify::VerifyError;
 use crate::cli_docs::CliDocsError;
 use crate::exit::Exit;
 use crate::instance_lock::LockError;
-use crate::logging::{LogFormat, Logging};
+use crate::local_checks::LocalCheckError;
+use crate::logging::{self, LogFormat, Logging};
 use crate::wiring::WiringError;
-use slog::error;
+use paas_actors::state::StateError;
+use slog::{error, Level};
 
 /// Why a command failed: the error of that command.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,7 @@ impl CommandError {
             CommandError::Run(e) => run_exit(e),
             CommandError::Register(e) => register_exit(e),
             CommandError::Check(CheckError::Invalid(_)) => Exit::Usage,
+            CommandError::Check(CheckError::Local(e)) => local_exit(e),
             CommandError::Check(CheckError::Online(e)) | CommandError::Verify(e) => verify_exit(e),
             CommandError::List(ListError::Config(_)) => Exit::Usage,
             CommandError::Unregister(e) => unregister_exit(e),
@@ -56,15 +59,26 @@ impl CommandError {
     }
 
     /// Tells the operator why the command failed: the one function that
-    /// does. `run` reports through `startup_error`; the other commands on stderr, after the program's
+    /// does, after every line logged so far (`logging` is flushed: the
+    /// `starting` line with the version comes first). `run` reports through
+    /// `startup_error`; the other commands on stderr, after the program's
     /// name; `check` prints an invalid configuration's problems as its
     /// output; what was already told (a failed check's table, each failed
     /// unregistration) is not repeated.
-    pub fn report(&self, logging: &Logging) {
+    pub fn report(&self, logging: Logging) {
+        let CommandError::Run(e) = self else {
+            drop(logging);
+            return self.report_other();
+        };
+        report_run(e, logging)
+    }
+
+    fn report_other(&self) {
         match self {
-            CommandError::Run(e) => report_run(e, logging),
+            CommandError::Run(_) => {}
             CommandError::Register(e) => eprintln!("heptapod-paas-runner register: {e}"),
             CommandError::Check(CheckError::Invalid(e)) => println!("{e}"),
+            CommandError::Check(CheckError::Local(e)) => println!("{e}"),
             CommandError::Check(CheckError::Online(VerifyError::Failed))
             | CommandError::Verify(VerifyError::Failed)
             | CommandError::Unregister(UnregisterError::NotUnregistered(_)) => {}
@@ -82,17 +96,40 @@ impl CommandError {
 }
 
 /// A fatal error of `run`: through the logger in JSON mode (one object per
-/// line), else on stderr as the program's message.
-fn startup_error(logging: &Logging, e: &dyn std::fmt::Display) {
+/// line), else on stderr as the program's message, once the log lines
+/// before it are written; under journald each line carries the error
+/// priority (`journalctl -p err` shows it), as the logger's lines do.
+fn startup_error(logging: Logging, e: &dyn std::fmt::Display) {
     match logging.format {
         LogFormat::Json => error!(logging.logger, "cannot start"; "error" => %e),
-        LogFormat::Term => eprintln!("heptapod-paas-runner: {e}"),
+        LogFormat::Term => {
+            drop(logging);
+            eprint!(
+                "{}",
+                error_lines(
+                    logging::journal_from_env(),
+                    &format!("heptapod-paas-runner: {e}")
+                )
+            );
+        }
     }
+}
+
+/// Pure: `text`'s lines, each prefixed with the error's syslog priority
+/// when writing to the journal.
+fn error_lines(journal: bool, text: &str) -> String {
+    let prefix = match journal {
+        true => format!("<{}>", logging::syslog_priority(Level::Error)),
+        false => String::new(),
+    };
+    text.lines()
+        .map(|line| format!("{prefix}{line}\n"))
+        .collect()
 }
 
 /// `run`'s errors: the signal handlers and the final state are told as
 /// service log lines, the others as start-up errors.
-fn report_run(e: &RunError, logging: &Logging) {
+fn report_run(e: &RunError, logging: Logging) {
     match e {
         RunError::Signals(why) => {
             error!(logging.logger, "cannot install signal handlers"; "error" => %why)
@@ -108,17 +145,37 @@ fn report_run(e: &RunError, logging: &Logging) {
 fn run_exit(e: &RunError) -> Exit {
     match e {
         RunError::Config(_)
-        | RunError::StateDirectory(_)
+        | RunError::ListenAddress { .. }
+        | RunError::Root(_)
         | RunError::Monitoring(_)
         | RunError::Service(_) => Exit::Usage,
-        RunError::Lock(e) => lock_exit(e),
+        RunError::Local(e) => local_exit(e),
+        RunError::State(e) => state_exit(e),
         RunError::Wiring(WiringError::Config { .. }) => Exit::Usage,
         RunError::Wiring(WiringError::Setup(_))
         | RunError::Migration(_)
         | RunError::Runtime(_)
         | RunError::Signals(_)
-        | RunError::State(_)
         | RunError::FinalState { .. } => Exit::Failure,
+    }
+}
+
+/// The local start-up checks end `run` and `check` with the same code.
+fn local_exit(e: &LocalCheckError) -> Exit {
+    match e {
+        LocalCheckError::Config(_) => Exit::Usage,
+        LocalCheckError::Lock(e) => lock_exit(e),
+        LocalCheckError::State(e) => state_exit(e),
+        LocalCheckError::SystemId { .. } => Exit::Failure,
+    }
+}
+
+/// A state file that cannot be read or parsed has its own code; a failed
+/// write or task is a runtime failure.
+fn state_exit(e: &StateError) -> Exit {
+    match e {
+        StateError::Read { .. } | StateError::Corrupt { .. } => Exit::StateFile,
+        StateError::Write { .. } | StateError::Task { .. } => Exit::Failure,
     }
 }
 
@@ -158,7 +215,9 @@ fn unregister_exit(e: &UnregisterError) -> Exit {
 /// configuration mistake.
 fn lock_exit(e: &LockError) -> Exit {
     match e {
-        LockError::Directory { .. } => Exit::Usage,
+        LockError::Directory { .. }
+        | LockError::ForeignOwner { .. }
+        | LockError::NotAFile { .. } => Exit::Usage,
         LockError::Held { .. } | LockError::Io { .. } => Exit::Failure,
     }
 }
@@ -180,11 +239,11 @@ mod tests {
             pid: Some(1),
         };
         assert_eq!(
-            CommandError::from(RunError::Lock(directory)).exit(),
+            CommandError::from(RunError::Local(LocalCheckError::Lock(directory))).exit(),
             Exit::Usage
         );
         assert_eq!(
-            CommandError::from(RunError::Lock(held)).exit(),
+            CommandError::from(RunError::Local(LocalCheckError::Lock(held))).exit(),
             Exit::Failure
         );
         let held = LockError::Held {
@@ -195,6 +254,68 @@ mod tests {
             CommandError::from(UnregisterError::Lock(held)).exit(),
             Exit::Failure
         );
+        // A lock file to give back or remove is the operator's too.
+        let foreign = LockError::ForeignOwner {
+            lock_file: PathBuf::from("/srv/state.json.lock"),
+            owner: crate::state_owner::UserName { uid: 0, name: None },
+            user: crate::state_owner::UserName { uid: 1, name: None },
+        };
+        assert_eq!(
+            CommandError::from(RunError::Local(LocalCheckError::Lock(foreign))).exit(),
+            Exit::Usage
+        );
+        let link = LockError::NotAFile {
+            lock_file: PathBuf::from("/srv/state.json.lock"),
+            what: "a symbolic link".to_string(),
+        };
+        assert_eq!(
+            CommandError::from(UnregisterError::Lock(link)).exit(),
+            Exit::Usage
+        );
+    }
+
+    #[test]
+    fn an_unusable_state_file_has_its_own_code_in_run_and_check() {
+        let corrupt = || StateError::Corrupt {
+            path: "/srv/state.json".to_string(),
+            detail: "the file is empty".to_string(),
+        };
+        let unreadable = StateError::Read {
+            path: "/srv/state.json".to_string(),
+            detail: "Permission denied".to_string(),
+        };
+        assert_eq!(
+            CommandError::from(RunError::Local(LocalCheckError::State(corrupt()))).exit(),
+            Exit::StateFile
+        );
+        assert_eq!(
+            CommandError::from(CheckError::Local(LocalCheckError::State(corrupt()))).exit(),
+            Exit::StateFile
+        );
+        assert_eq!(
+            CommandError::from(RunError::State(unreadable)).exit(),
+            Exit::StateFile
+        );
+        let write = StateError::Write {
+            path: "/srv/state.json".to_string(),
+            detail: "No space left on device".to_string(),
+        };
+        assert_eq!(
+            CommandError::from(RunError::State(write)).exit(),
+            Exit::Failure
+        );
+    }
+
+    #[test]
+    fn start_up_errors_carry_the_error_priority_on_every_line_under_journald() {
+        assert_eq!(
+            error_lines(
+                true,
+                "heptapod-paas-runner: invalid file (2 problems):\n  - a\n  - b"
+            ),
+            "<3>heptapod-paas-runner: invalid file (2 problems):\n<3>  - a\n<3>  - b\n"
+        );
+        assert_eq!(error_lines(false, "x: y"), "x: y\n");
     }
 
     #[test]

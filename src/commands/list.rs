@@ -20,7 +20,7 @@ pub enum ListError {
 
 /// The `list` command.
 pub fn run(args: &ConfigArgs) -> Result<(), ListError> {
-    let config = super::load(&args.config)?;
+    let config = super::load(args.config.path())?;
     let live = actix_rt::System::new().block_on(live(&config));
     print!("{}", render(&config, &live));
     Ok(())
@@ -89,7 +89,7 @@ pub async fn live(config: &Config) -> Live {
     let Some(listen) = &config.listen_address else {
         return Live::NotConfigured;
     };
-    let address = connect_address(listen);
+    let address = connect_address(&listen.to_string());
     let unreachable = |why: String| Live::Unreachable {
         address: address.clone(),
         why,

@@ -64,14 +64,15 @@ fn set_echo(on: bool) {
 
 /// The `register` command.
 pub fn run(args: RegisterArgs) -> Result<(), RegisterError> {
-    let exists = args.config.exists();
+    let config = args.config.path();
+    let exists = config.exists();
     let interactive = !args.non_interactive && std::io::stdin().is_terminal();
     let given = given(&args)?;
     let mut prompter = Prompter::new(std::io::stdin().lock(), std::io::stdout(), interactive);
     if interactive {
         prompter = prompter.with_echo_control(set_echo);
     }
-    let answers = register::gather(&mut prompter, exists, &args.config, given)?;
+    let answers = register::gather(&mut prompter, exists, config, given)?;
     let api = RunnersApi::new(&answers.url, Timeouts::default())?;
     let system = runtime::system().map_err(RegisterError::Runtime)?;
     let obtained = system.block_on(register::obtain_token(&api, &answers, None));
@@ -81,13 +82,13 @@ pub fn run(args: RegisterArgs) -> Result<(), RegisterError> {
         register::TokenKind::Registration(_) => None,
     };
     if exists {
-        check_existing(&args.config, registered.token.expose())?;
+        check_existing(config, registered.token.expose())?;
     }
     let section = register::render_section(&answers, &registered, obtained_at.as_deref());
     let header = answers.new_file.as_ref().map(register::render_new_file);
-    register::append_section(&args.config, header.as_deref(), &section).map_err(|source| {
+    register::append_section(config, header.as_deref(), &section).map_err(|source| {
         RegisterError::Write {
-            path: args.config.clone(),
+            path: config.to_path_buf(),
             source,
         }
     })?;
@@ -95,7 +96,7 @@ pub fn run(args: RegisterArgs) -> Result<(), RegisterError> {
         "{}",
         register::next_steps(
             &answers.executor,
-            &args.config,
+            config,
             answers.new_file.is_some(),
             &answers.token
         )

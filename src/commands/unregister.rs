@@ -201,7 +201,7 @@ pub fn rewrite(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// The `unregister` command.
 pub fn run(args: &UnregisterArgs) -> Result<(), UnregisterError> {
-    let config = &super::load(&args.config)?;
+    let config = &super::load(args.config.path())?;
     let selected =
         select(config, args.name.as_deref(), args.all).map_err(UnregisterError::NoSuchSection)?;
     // Never while a service runs with this file: it would keep polling
@@ -211,17 +211,18 @@ pub fn run(args: &UnregisterArgs) -> Result<(), UnregisterError> {
         .as_deref()
         .map(InstanceLock::acquire)
         .transpose()?;
-    let text = std::fs::read_to_string(&args.config).map_err(|source| UnregisterError::Read {
-        path: args.config.clone(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(args.config.path()).map_err(|source| UnregisterError::Read {
+            path: args.config.path().to_path_buf(),
+            source,
+        })?;
     // Check the edit before any call: a file that cannot be edited safely
     // is reported before a runner is deleted at its coordinator.
     remove_sections(&text, &selected)?;
     let system = crate::runtime::system().map_err(UnregisterError::Runtime)?;
     let (removed, failed) = unregister_at_coordinators(config, &selected, &system);
     if !removed.is_empty() {
-        remove_from_file(&args.config, &text, &removed)?;
+        remove_from_file(args.config.path(), &text, &removed)?;
         warn_if_reference_removed(config, &removed);
     }
     if failed > 0 {
@@ -252,7 +253,9 @@ fn unregister_at_coordinators(
             removed.push(i);
             continue;
         }
-        let outcome = match RunnersApi::new(&runner.url, Timeouts::default()) {
+        let api = RunnersApi::new(&runner.url, Timeouts::default())
+            .map(|api| api.with_ca_file(runner.tls_ca_file.clone()));
+        let outcome = match api {
             Ok(api) => system
                 .block_on(api.unregister(&runner.token, None))
                 .map_err(|e| e.to_string()),

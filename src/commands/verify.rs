@@ -37,7 +37,7 @@ pub enum VerifyError {
 
 /// The `verify` command.
 pub fn run(args: &ConfigArgs, logging: &mut Logging, cli_level: Level) -> Result<(), VerifyError> {
-    let config = super::load(&args.config)?;
+    let config = super::load(args.config.path())?;
     apply_config_logging(logging, &args.log, cli_level, &config);
     online(&config, logging)
 }
@@ -122,7 +122,9 @@ async fn check_runner(
     logger: &Logger,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
-    match RunnersApi::new(&runner.url, Timeouts::default()) {
+    match RunnersApi::new(&runner.url, Timeouts::default())
+        .map(|api| api.with_ca_file(runner.tls_ca_file.clone()))
+    {
         Err(e) => rows.push(Row::new(
             label,
             "coordinator token",

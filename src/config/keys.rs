@@ -48,9 +48,11 @@ pub(crate) const LISTEN_ADDRESS: Key = key!(
     Kind::TEXT.expecting("a non-empty address string such as \"127.0.0.1:9252\""),
     Fallback::Absent,
     Restart,
-    "`host:port` of the monitoring endpoints (`/metrics`, `/healthz`, `/debug/jobs/list`; see \
-     \"Monitoring\"); none when absent. `--listen-address` overrides it. A bind failure stops \
-     the start-up (exit 2)."
+    "Address of the monitoring endpoints (`/metrics`, `/healthz`, `/readyz`, \
+     `/debug/jobs/list`; see \"Monitoring\"), in GitLab Runner's forms: `host:port`, \
+     `[ipv6]:port`, `:port` (every IPv4 interface) or `host` alone (port 9252, GitLab \
+     Runner's); none when absent. `--listen-address` overrides it. `check` and the start-up \
+     bind it: a failure stops the start-up (exit 2)."
 );
 
 /// `log_level`.
@@ -193,6 +195,19 @@ pub(crate) const MAIN_IMAGE: Key = key!(
     "Image the job's Dockerfile starts `FROM`."
 );
 
+/// `tls-ca-file` of a runner section (GitLab Runner's key and spelling).
+pub(crate) const TLS_CA_FILE: Key = key!(
+    "tls-ca-file",
+    Kind::TEXT.expecting("the path of a PEM file of CA certificates (a non-empty string)"),
+    Fallback::Absent,
+    AtStart,
+    "GitLab Runner's key: a PEM file of CA certificates the coordinator's HTTPS certificate may \
+     chain to (a private CA), trusted besides the system's for every call to `url`, the trace \
+     watch's included (relative paths are relative to the configuration file). `check` and \
+     the start-up load it (exit 2 when it holds no certificate), as does a reload. Also \
+     written to the inner `runner.toml`, where the path must exist on the job's host to matter."
+);
+
 /// `paas_forward_runner_token` of a runner section.
 pub(crate) const FORWARD_TOKEN: Key = key!(
     "paas_forward_runner_token",
@@ -235,6 +250,7 @@ pub(crate) const RUNNER: &[&Key] = &[
     &EXECUTOR,
     &RUNNER_SECRETS_FILE,
     &MAIN_IMAGE,
+    &TLS_CA_FILE,
     &FORWARD_TOKEN,
     &TRACE_WATCH,
     &TRACE_WATCH_TOKEN,

@@ -27,7 +27,7 @@ pub mod error;
 mod fields;
 pub mod identity;
 pub mod inner;
-mod keys;
+pub(crate) mod keys;
 mod keys_executors;
 mod raw;
 mod secrets;

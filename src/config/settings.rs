@@ -16,6 +16,7 @@ use super::error::Location;
 use super::raw::LineIndex;
 use crate::executors::clever::CleverSettings;
 use crate::executors::local_docker::LocalDockerSettings;
+use crate::listen_address::ListenAddress;
 use crate::secret::Secret;
 use paas_actors::settings::{RunnerSettings, SupervisorSettings};
 
@@ -32,7 +33,7 @@ pub struct Config {
     /// The reference of the weighted quota (`[quota_computation]`, required).
     pub quota_computation: QuotaComputation,
     /// Address for a metrics/health endpoint, if any (`listen_address`).
-    pub listen_address: Option<String>,
+    pub listen_address: Option<ListenAddress>,
     /// `log_level` (GitLab Runner's key); the command line's
     /// `--logging-level` wins.
     pub log_level: Option<slog::Level>,
@@ -168,6 +169,10 @@ pub struct RunnerConfig {
     pub trace_watch_token: Option<Secret>,
     /// Base image of the launched runner (`heptapod_runner_main_image`).
     pub main_image: Option<String>,
+    /// `tls-ca-file`: CA certificates the coordinator client trusts besides
+    /// the system's (relative paths resolved against the configuration
+    /// file's directory).
+    pub tls_ca_file: Option<PathBuf>,
     /// The settings the actors use (the keys `paas_actors::settings`
     /// declares, the section's `name` as label).
     pub settings: RunnerSettings,
@@ -190,6 +195,7 @@ impl fmt::Debug for RunnerConfig {
             .field("local_docker", &self.local_docker)
             .field("trace_watch_token", &self.trace_watch_token)
             .field("main_image", &self.main_image)
+            .field("tls_ca_file", &self.tls_ca_file)
             .field("settings", &self.settings)
             .field("raw_keys", &self.raw.keys().collect::<Vec<_>>())
             .finish()

@@ -222,7 +222,13 @@ poll_step = 2
     assert!(c.settings.keep_finished_resources);
     assert!(!c.settings.decommission_launch_failures);
     assert!(!c.settings.repoll_immediately);
-    assert_eq!(c.listen_address.as_deref(), Some("127.0.0.1:9252"));
+    assert_eq!(
+        c.listen_address
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("127.0.0.1:9252")
+    );
     assert_eq!(
         c.settings.reconcile_interval,
         Some(Duration::from_millis(42_500))
@@ -828,6 +834,8 @@ fn invalid_configs_name_the_key() {
         ("state_file int", clever("state_file = 1", ""), "state_file", "non-empty path"),
         ("keep resources string", clever("paas_finished_jobs_keep_resources = \"yes\"", ""), "paas_finished_jobs_keep_resources", "boolean"),
         ("listen_address int", clever("listen_address = 9252", ""), "listen_address", "address"),
+        ("listen_address bare IPv6", clever("listen_address = \"::1\"", ""), "listen_address", "needs brackets: `[::1]:9252`"),
+        ("listen_address port", clever("listen_address = \"localhost:http\"", ""), "listen_address", "`http` is not a port"),
         (
             "missing name",
             clever("", "").replace("name = \"r1\"\n", ""),

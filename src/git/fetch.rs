@@ -31,7 +31,8 @@
 //! Cloud executor awaits, does not.
 
 use super::session::{
-    isolated_bare_repository, Observed, RemoteError, Session, DEPLOY_REF, NO_REDIRECTS,
+    isolated_bare_repository, Observed, RemoteError, RemoteSchemes, Session, DEPLOY_REF,
+    NO_REDIRECTS,
 };
 use crate::secret::Secret;
 use git2::{AutotagOption, Direction, FetchOptions, ObjectType, Repository};
@@ -63,17 +64,19 @@ enum Found {
     File(Vec<u8>),
 }
 
-/// Reads `job.json` from `master` of `remote_url`, authenticating as
+/// Reads `job.json` from `master` of `remote_url` (one of
+/// `schemes`), authenticating as
 /// `user` / `password` if the server asks. `Ok(None)` when the repository
 /// has no `master` (empty: nothing was pushed) or `master` has no
 /// `job.json`. BLOCKING; see the module documentation.
 pub fn fetch_job_json(
     remote_url: &str,
+    schemes: RemoteSchemes,
     user: &str,
     password: &Secret,
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, RemoteError> {
-    let session = Session::new(remote_url, user, password, timeout)?;
+    let session = Session::new(remote_url, schemes, user, password, timeout)?;
     session.run_on_worker(fetch_in_temporary_repository)
 }
 
@@ -81,11 +84,12 @@ pub fn fetch_job_json(
 /// thread, awaited without blocking the caller's thread.
 pub async fn fetch_job_json_async(
     remote_url: &str,
+    schemes: RemoteSchemes,
     user: &str,
     password: &Secret,
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, RemoteError> {
-    let session = Session::new(remote_url, user, password, timeout)?;
+    let session = Session::new(remote_url, schemes, user, password, timeout)?;
     session
         .run_on_worker_async(fetch_in_temporary_repository)
         .await

@@ -42,7 +42,7 @@
 //! [`crate::git::fetch`], which reads `job.json` back from a deployment
 //! repository.
 
-use super::session::{Observed, RemoteError, Session, DEPLOY_REF, NO_REDIRECTS};
+use super::session::{Observed, RemoteError, RemoteSchemes, Session, DEPLOY_REF, NO_REDIRECTS};
 use crate::deploy::BuildContext;
 use crate::secret::Secret;
 use git2::{Config, Odb, Oid, PushOptions, Repository, Signature};
@@ -70,16 +70,17 @@ pub enum PushOutcome {
 /// Why a push failed (the name the push API was built with).
 pub type PushError = RemoteError;
 
-/// Pushes `ctx` to `master` of `remote_url`, authenticating as `user` /
+/// Pushes `ctx` to `master` of `remote_url` (one of `schemes`), authenticating as `user` /
 /// `password` if the server asks. BLOCKING; see the module documentation.
 pub fn push_context(
     ctx: &BuildContext,
     remote_url: &str,
+    schemes: RemoteSchemes,
     user: &str,
     password: &Secret,
     timeout: Duration,
 ) -> Result<PushOutcome, PushError> {
-    let session = Session::new(remote_url, user, password, timeout)?;
+    let session = Session::new(remote_url, schemes, user, password, timeout)?;
     let files = context_files(ctx);
     session.run_on_worker(move |session| push_in_memory(session, &files))
 }
@@ -89,24 +90,27 @@ pub fn push_context(
 pub async fn push_context_async(
     ctx: &BuildContext,
     remote_url: &str,
+    schemes: RemoteSchemes,
     user: &str,
     password: &Secret,
     timeout: Duration,
 ) -> Result<PushOutcome, PushError> {
     let files = context_files(ctx);
-    push_files_async(files, remote_url, user, password, timeout).await
+    push_files_async(files, remote_url, schemes, user, password, timeout).await
 }
 
 /// Pushes a commit holding `files` (name, content) to `master` of
-/// `remote_url`, as [`push_context_async`] pushes a deploy context.
+/// `remote_url` (one of `schemes`), as [`push_context_async`] pushes a
+/// deploy context.
 pub async fn push_files_async(
     files: Vec<(&'static str, Vec<u8>)>,
     remote_url: &str,
+    schemes: RemoteSchemes,
     user: &str,
     password: &Secret,
     timeout: Duration,
 ) -> Result<PushOutcome, PushError> {
-    let session = Session::new(remote_url, user, password, timeout)?;
+    let session = Session::new(remote_url, schemes, user, password, timeout)?;
     session
         .run_on_worker_async(move |session| push_in_memory(session, &files))
         .await

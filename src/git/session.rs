@@ -149,6 +149,22 @@ impl RemoteError {
     }
 }
 
+/// Which deployment URLs an exchange accepts.
+///
+/// A PAAS answers with network URLs only; a `file:` URL there would make
+/// the runner read or write a path of its own host. Local paths are
+/// therefore refused unless the caller says otherwise, and only code says
+/// so (tests pushing to bare repositories on disk): no configuration key
+/// sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RemoteSchemes {
+    /// `https`, or `http` to a loopback host.
+    #[default]
+    Network,
+    /// [`RemoteSchemes::Network`] and `file:` (a local path): for tests.
+    NetworkAndLocalPaths,
+}
+
 /// The remote URL in its two forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RemoteUrl {
@@ -161,9 +177,9 @@ pub(crate) struct RemoteUrl {
 
 impl RemoteUrl {
     /// Parses a deployment URL: `https`, or `http` to a loopback host
-    /// (127.0.0.0/8, `::1`, `localhost`), or `file` (a local path). The
-    /// userinfo is dropped.
-    pub(crate) fn parse(raw: &str) -> Result<RemoteUrl, RemoteError> {
+    /// (127.0.0.0/8, `::1`, `localhost`), or `file` (a local path) when
+    /// `schemes` allows it. The userinfo is dropped.
+    pub(crate) fn parse(raw: &str, schemes: RemoteSchemes) -> Result<RemoteUrl, RemoteError> {
         let mut url = url::Url::parse(raw).map_err(|e| RemoteError::InvalidUrl {
             url: "<unparsable URL>".into(),
             detail: e.to_string(),
@@ -177,7 +193,16 @@ impl RemoteUrl {
         url.set_fragment(None);
         let display = url.to_string();
         match url.scheme() {
-            "https" | "file" => Ok(RemoteUrl { connect, display }),
+            "https" => Ok(RemoteUrl { connect, display }),
+            "file" if schemes == RemoteSchemes::NetworkAndLocalPaths => {
+                Ok(RemoteUrl { connect, display })
+            }
+            "file" => Err(RemoteError::InvalidUrl {
+                url: display,
+                detail: "a local path is not a deployment repository (https, or http to \
+                         loopback)"
+                    .into(),
+            }),
             "http" if is_loopback(&url) => Ok(RemoteUrl { connect, display }),
             "http" => Err(RemoteError::InvalidUrl {
                 url: display,
@@ -274,16 +299,18 @@ pub(crate) struct Observed {
 }
 
 impl Session {
-    /// A session with `remote_url` (checked, userinfo dropped) as `user` /
-    /// `password`, ending `timeout` from now (at most [`MAX_TIMEOUT`]).
+    /// A session with `remote_url` (checked against `schemes`, userinfo
+    /// dropped) as `user` / `password`, ending `timeout` from now (at most
+    /// [`MAX_TIMEOUT`]).
     pub(crate) fn new(
         remote_url: &str,
+        schemes: RemoteSchemes,
         user: &str,
         password: &Secret,
         timeout: Duration,
     ) -> Result<Session, RemoteError> {
         init_transport();
-        let url = RemoteUrl::parse(remote_url)?;
+        let url = RemoteUrl::parse(remote_url, schemes)?;
         let timeout = timeout.min(MAX_TIMEOUT);
         Ok(Session {
             url,
@@ -572,9 +599,32 @@ mod tests {
             ),
         ];
         for (input, connect, display) in table {
-            let url = RemoteUrl::parse(input).expect("valid");
+            let url = RemoteUrl::parse(input, RemoteSchemes::NetworkAndLocalPaths).expect("valid");
             assert_eq!(url.connect, connect, "{input}");
             assert_eq!(url.display, display, "{input}");
+        }
+    }
+
+    #[test]
+    fn local_paths_are_refused_unless_the_caller_allows_them() {
+        for input in [
+            "file:///tmp/x.git",
+            "FILE:///etc/passwd",
+            "file://localhost/srv/r.git",
+        ] {
+            let err = RemoteUrl::parse(input, RemoteSchemes::default()).expect_err(input);
+            assert!(
+                matches!(&err, RemoteError::InvalidUrl { detail, .. } if detail.contains("local path")),
+                "{input}: {err}"
+            );
+            assert!(!err.is_retryable());
+        }
+        assert_eq!(RemoteSchemes::default(), RemoteSchemes::Network);
+        for input in ["https://push.example/a.git", "http://127.0.0.1:1/a.git"] {
+            assert!(
+                RemoteUrl::parse(input, RemoteSchemes::Network).is_ok(),
+                "{input}"
+            );
         }
     }
 
@@ -590,7 +640,8 @@ mod tests {
             "http://127.0.0.1.example/app.git",
         ];
         for input in cases {
-            let err = RemoteUrl::parse(input).expect_err(input);
+            let err =
+                RemoteUrl::parse(input, RemoteSchemes::NetworkAndLocalPaths).expect_err(input);
             assert!(matches!(err, RemoteError::InvalidUrl { .. }), "{input}");
             assert!(!err.is_retryable());
             assert!(!err.to_string().contains("s3cret"), "{err}");
@@ -647,6 +698,7 @@ mod tests {
         let session = |timeout| {
             Session::new(
                 "https://push.example/app.git",
+                RemoteSchemes::Network,
                 "Jenkins",
                 &Secret::new("pw".to_owned()),
                 timeout,

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::CoordinatorError;
 use std::cell::OnceCell;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -177,6 +178,8 @@ pub(crate) struct Http {
     pub(crate) timeouts: Timeouts,
     client: OnceCell<awc::Client>,
     metrics: Option<Arc<Metrics>>,
+    /// `tls-ca-file`: CA certificates trusted besides the system's.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Http {
@@ -184,6 +187,7 @@ impl std::fmt::Debug for Http {
         f.debug_struct("Http")
             .field("timeouts", &self.timeouts)
             .field("client_built", &self.client.get().is_some())
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -194,7 +198,15 @@ impl Http {
             timeouts,
             client: OnceCell::new(),
             metrics: None,
+            ca_file: None,
         }
+    }
+
+    /// Trusts the CA certificates of `ca_file` besides the system's (one
+    /// TLS context per file and process: `crate::http_client`).
+    pub(crate) fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> Http {
+        self.ca_file = ca_file;
+        self
     }
 
     /// Counts every call in `metrics` (endpoint: the call's fixed name).
@@ -208,7 +220,8 @@ impl Http {
             // HTTP/1.1 is the connector's doing (`crate::http_client`); built
             // before the client builder, whose own default TLS context is
             // then the only one loaded meanwhile
-            let connector = crate::http_client::connector(self.timeouts.connect);
+            let connector =
+                crate::http_client::connector(self.timeouts.connect, self.ca_file.as_deref());
             awc::Client::builder()
                 .connector(connector)
                 .disable_redirects()

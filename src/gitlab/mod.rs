@@ -62,6 +62,9 @@ pub struct CoordinatorSettings {
     pub logger: Option<slog::Logger>,
     /// Where to count the requests (`api_requests_total{api="gitlab"}`).
     pub metrics: Option<std::sync::Arc<paas_actors::metrics::Metrics>>,
+    /// `tls-ca-file`: CA certificates trusted besides the system's, for
+    /// every call of this client (the trace watch's too).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl CoordinatorSettings {
@@ -77,6 +80,7 @@ impl CoordinatorSettings {
             timeouts: Timeouts::default(),
             logger: None,
             metrics: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -106,7 +110,9 @@ impl GitlabCoordinator {
         let api = api_base(&settings.url)?;
         Ok(GitlabCoordinator {
             api,
-            http: Http::new(settings.timeouts).with_metrics(settings.metrics),
+            http: Http::new(settings.timeouts)
+                .with_metrics(settings.metrics)
+                .with_ca_file(settings.tls_ca_file),
             token: settings.token,
             trace_watch_token: settings.trace_watch_token,
             attributes_token: settings.attributes_token,
@@ -139,6 +145,7 @@ impl GitlabCoordinator {
     /// `POST /runners/verify` with this client's token and system id.
     pub async fn verify(&self) -> Result<VerifiedRunner, CoordinatorError> {
         RunnersApi::from_parts(self.api.clone(), self.http.timeouts)
+            .with_ca_file(self.http.ca_file.clone())
             .verify(&self.token, self.system_id.as_deref())
             .await
     }

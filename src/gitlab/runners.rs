@@ -61,6 +61,13 @@ impl RunnersApi {
         }
     }
 
+    /// Trusts the CA certificates of `ca_file` too (a runner section's
+    /// `tls-ca-file`).
+    pub fn with_ca_file(mut self, ca_file: Option<std::path::PathBuf>) -> RunnersApi {
+        self.http = self.http.with_ca_file(ca_file);
+        self
+    }
+
     /// Sends `body` to `<api>/<path>` (`what`: the call's name in errors).
     async fn send_json(
         &self,

@@ -7,6 +7,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use heptapod_paas_runner::executors::clever::{
     CleverExecutor, CleverSettings, GroupAttributes, GroupInfo, HttpSettings, RetryPolicy, Tenancy,
 };
+use heptapod_paas_runner::git::RemoteSchemes;
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{
     weight_of_mem_mib, CoordinatorError, Job, Paas, PaasErrorClass, PortFuture,
@@ -885,7 +886,9 @@ async fn an_oversized_repository_is_not_fetched_again() {
         .expect("file URL")
         .to_string();
     h.with(|m| m.git_url = Some(url.clone()));
-    let ex = h.executor(h.single());
+    let mut s = h.single();
+    s.deployment_url_schemes = RemoteSchemes::NetworkAndLocalPaths;
+    let ex = h.executor(s);
     let j = job(51, &[]);
     let r = ex.create(&j).await.expect("create");
     let r = ex.prepare(&r, &j).await.expect("prepare");
@@ -963,18 +966,26 @@ async fn an_organisation_that_cannot_be_listed_is_skipped() {
     h.stop().await;
 }
 
-#[actix_rt::test]
-async fn launch_pushes_once_then_reports_already_launched() {
-    let h = Harness::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bare = dir.path().join("app.git");
+/// An empty bare repository in `dir`, given as every app's deployment
+/// URL: its path and its `file:` URL.
+fn bare_deployment_repository(h: &Harness, dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let bare = dir.join("app.git");
     git2::Repository::init_bare(&bare).expect("bare repository");
     let url = url::Url::from_file_path(&bare)
         .expect("file URL")
         .to_string();
     h.with(|m| m.git_url = Some(url.clone()));
+    (bare, url)
+}
+
+#[actix_rt::test]
+async fn launch_pushes_once_then_reports_already_launched() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bare, url) = bare_deployment_repository(&h, dir.path());
     let mut s = h.single();
     s.inner_runner_toml = "[[runners]]\nname = \"inner\"\nexecutor = \"docker\"\n".into();
+    s.deployment_url_schemes = RemoteSchemes::NetworkAndLocalPaths;
     let ex = h.executor(s);
     let j = job(50, &[]);
     let r = ex.create(&j).await.expect("create");
@@ -1003,6 +1014,33 @@ async fn launch_pushes_once_then_reports_already_launched() {
             .expect("master")
             .target(),
         first
+    );
+    h.stop().await;
+}
+
+/// A Clever API answering a local path as an application's deployment
+/// URL gets nothing pushed there nor read from there: the executor's
+/// settings (what the configuration builds) accept network URLs only.
+#[actix_rt::test]
+async fn a_local_path_as_deployment_url_is_refused() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bare, _url) = bare_deployment_repository(&h, dir.path());
+    let s = h.single();
+    assert_eq!(s.deployment_url_schemes, RemoteSchemes::Network);
+    let ex = h.executor(s);
+    let j = job(52, &[]);
+    let r = ex.create(&j).await.expect("create");
+    let r = ex.prepare(&r, &j).await.expect("prepare");
+    let e = ex.launch(&r, &j).await.expect_err("refused");
+    assert_eq!(e.class, PaasErrorClass::Permanent, "{}", e.message);
+    assert!(e.message.contains("local path"), "{}", e.message);
+    let e = ex.recover_job(&r).await.expect_err("refused");
+    assert!(e.message.contains("local path"), "{}", e.message);
+    let repo = git2::Repository::open_bare(&bare).expect("open");
+    assert!(
+        repo.find_reference("refs/heads/master").is_err(),
+        "nothing pushed"
     );
     h.stop().await;
 }

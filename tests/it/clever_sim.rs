@@ -712,9 +712,17 @@ CC_ENABLE_HEPTAPOD_RUNNER = "true"
     );
     let loaded = config::parse_str(&text, &dir.path().join("config.toml")).expect("valid config");
     let metrics = std::sync::Arc::default();
-    let mut service = build(&loaded.config, &Overrides::default(), &metrics, &logger())
-        .await
-        .expect("wiring");
+    let state_file = dir.path().join("state.json");
+    let mut service = build(
+        &loaded.config,
+        &state_file,
+        &Overrides::default(),
+        &metrics,
+        None,
+        &logger(),
+    )
+    .await
+    .expect("wiring");
     // Test-sized launcher back-off; the attempts stay the production ones.
     service.settings.backoff_min = Duration::from_millis(20);
     service.settings.backoff_max = Duration::from_millis(100);

@@ -2,7 +2,9 @@
 //! `file://`, and to minimal fake HTTP servers on 127.0.0.1 for the
 //! authentication, status and timeout paths.
 
+use crate::git_exchanges::Exchanges;
 use heptapod_paas_runner::deploy::BuildContext;
+use heptapod_paas_runner::git::RemoteSchemes;
 use heptapod_paas_runner::git::{
     push_context, PushError, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME, COMMIT_MESSAGE,
     DEPLOY_REF, MAX_CREDENTIAL_OFFERS,
@@ -19,6 +21,12 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "s3cret-token";
 const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The exchanges of these tests (bare repositories on disk included).
+const GIT: Exchanges = Exchanges {
+    schemes: RemoteSchemes::NetworkAndLocalPaths,
+    timeout: TIMEOUT,
+};
 
 fn context() -> BuildContext {
     let job = Job::from_payload(json!({
@@ -77,7 +85,7 @@ fn first_push_lands_on_master_and_second_is_already_launched() {
     let url = file_url(remote.path());
     let ctx = context();
 
-    let outcome = push_context(&ctx, &url, "Jenkins", &Secret::new(PASSWORD), TIMEOUT);
+    let outcome = GIT.push(&ctx, &url, "Jenkins", PASSWORD);
     assert_eq!(outcome, Ok(PushOutcome::Pushed));
     let mut files = master_files(remote.path());
     files.sort();
@@ -89,7 +97,7 @@ fn first_push_lands_on_master_and_second_is_already_launched() {
     // Another context (a restart with a rebuilt payload): not pushed.
     let mut other = ctx.clone();
     other.job_json = "{}".into();
-    let outcome = push_context(&other, &url, "Jenkins", &Secret::new(PASSWORD), TIMEOUT);
+    let outcome = GIT.push(&other, &url, "Jenkins", PASSWORD);
     assert_eq!(outcome, Ok(PushOutcome::AlreadyLaunched));
     let after = git2::Repository::open_bare(remote.path())
         .and_then(|r| r.refname_to_id(DEPLOY_REF))
@@ -117,6 +125,7 @@ fn other_branches_do_not_count_as_launched() {
     let outcome = push_context(
         &ctx,
         &file_url(remote.path()),
+        GIT.schemes,
         "Jenkins",
         &Secret::new(PASSWORD),
         TIMEOUT,
@@ -131,7 +140,8 @@ fn other_branches_do_not_count_as_launched() {
 fn missing_remote_repository_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = file_url(&dir.path().join("nope.git"));
-    let err = push_context(&context(), &url, "u", &Secret::new(PASSWORD), TIMEOUT)
+    let err = GIT
+        .push(&context(), &url, "u", PASSWORD)
         .expect_err("no repository");
     assert!(
         matches!(err, PushError::Git { .. } | PushError::Transport { .. }),
@@ -267,14 +277,9 @@ fn serve(
 fn refused_credentials_end_in_an_auth_error_after_few_attempts() {
     let server = FakeServer::start(Behaviour::Status(401));
     let started = Instant::now();
-    let err = push_context(
-        &context(),
-        &server.url,
-        "Jenkins",
-        &Secret::new(PASSWORD),
-        TIMEOUT,
-    )
-    .expect_err("refused");
+    let err = GIT
+        .push(&context(), &server.url, "Jenkins", PASSWORD)
+        .expect_err("refused");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(matches!(err, PushError::Auth { .. }), "{err:?}");
     assert!(!err.is_retryable());
@@ -314,14 +319,9 @@ fn refused_credentials_end_in_an_auth_error_after_few_attempts() {
 fn server_errors_are_retryable_http_errors() {
     for (status, retryable) in [(500, true), (503, true), (403, false)] {
         let server = FakeServer::start(Behaviour::Status(status));
-        let err = push_context(
-            &context(),
-            &server.url,
-            "Jenkins",
-            &Secret::new(PASSWORD),
-            TIMEOUT,
-        )
-        .expect_err("server error");
+        let err = GIT
+            .push(&context(), &server.url, "Jenkins", PASSWORD)
+            .expect_err("server error");
         assert!(
             matches!(&err, PushError::Http { status: s, .. } if *s == status),
             "{err:?}"
@@ -337,8 +337,9 @@ fn connection_refused_is_a_retryable_transport_error() {
         listener.local_addr().expect("addr").port()
     };
     let url = format!("http://127.0.0.1:{port}/app.git");
-    let err =
-        push_context(&context(), &url, "u", &Secret::new(PASSWORD), TIMEOUT).expect_err("refused");
+    let err = GIT
+        .push(&context(), &url, "u", PASSWORD)
+        .expect_err("refused");
     assert!(matches!(err, PushError::Transport { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
@@ -351,6 +352,7 @@ fn a_silent_server_cannot_hold_the_caller_past_the_timeout() {
     let err = push_context(
         &context(),
         &server.url,
+        GIT.schemes,
         "u",
         &Secret::new(PASSWORD),
         timeout,
@@ -371,6 +373,7 @@ fn huge_timeouts_do_not_overflow() {
     let outcome = push_context(
         &context(),
         &file_url(remote.path()),
+        GIT.schemes,
         "u",
         &Secret::new(PASSWORD),
         Duration::MAX,
@@ -387,6 +390,7 @@ fn a_refused_ref_update_is_a_permanent_rejection() {
     let err = push_context(
         &context(),
         &file_url(remote.path()),
+        GIT.schemes,
         "u",
         &Secret::new(PASSWORD),
         TIMEOUT,

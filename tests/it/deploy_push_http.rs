@@ -2,11 +2,10 @@
 //! CGI behind a minimal HTTP/1.1 server on 127.0.0.1 (what the Clever Cloud
 //! push front-end does, as far as a client can tell).
 
+use crate::git_exchanges::Exchanges;
 use heptapod_paas_runner::deploy::BuildContext;
-use heptapod_paas_runner::git::{
-    fetch_job_json, push_context, PushError, PushOutcome, RemoteError, DEPLOY_REF, MAX_FETCH_BYTES,
-};
-use heptapod_paas_runner::secret::Secret;
+use heptapod_paas_runner::git::RemoteSchemes;
+use heptapod_paas_runner::git::{PushError, PushOutcome, RemoteError, DEPLOY_REF, MAX_FETCH_BYTES};
 use paas_actors::ports::Job;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,6 +21,12 @@ const PASSWORD: &str = "orga-token-123";
 /// `base64("Jenkins:orga-token-123")`.
 const EXPECTED_AUTH: &str = "Basic SmVua2luczpvcmdhLXRva2VuLTEyMw==";
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The exchanges of these tests.
+const GIT: Exchanges = Exchanges {
+    schemes: RemoteSchemes::Network,
+    timeout: TIMEOUT,
+};
 
 /// `git http-backend` behind basic auth, serving `root/*.git`.
 struct GitHttpServer {
@@ -271,7 +276,8 @@ fn http_fetch_past_the_transfer_bound_is_aborted() {
     }
     let server = GitHttpServer::start(root.path(), scratch.path());
     let url = format!("{}/app_big.git", server.base);
-    let err = fetch_job_json(&url, USER, &Secret::new(PASSWORD), TIMEOUT)
+    let err = GIT
+        .fetch(&url, USER, PASSWORD)
         .expect_err("transfer too large");
     assert!(matches!(err, RemoteError::TooLarge { .. }), "{err:?}");
     assert!(!err.is_retryable());
@@ -288,7 +294,7 @@ fn http_push_with_basic_auth_then_already_launched() {
     let url = format!("{}/app_1.git", server.base);
     let ctx = context();
 
-    let outcome = push_context(&ctx, &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    let outcome = GIT.push(&ctx, &url, USER, PASSWORD);
     assert_eq!(outcome, Ok(PushOutcome::Pushed));
     let repo = git2::Repository::open_bare(&repo_path).expect("open");
     let tree = repo
@@ -306,7 +312,7 @@ fn http_push_with_basic_auth_then_already_launched() {
     let pushed = server.requests.load(Ordering::SeqCst);
     assert!(pushed <= 4, "{pushed} requests: {:?}", server.lines());
 
-    let outcome = push_context(&ctx, &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    let outcome = GIT.push(&ctx, &url, USER, PASSWORD);
     assert_eq!(outcome, Ok(PushOutcome::AlreadyLaunched));
     let lines = server.lines();
     assert!(lines.len() - pushed <= 2, "{lines:?}");
@@ -337,9 +343,7 @@ fn concurrent_pushes_to_different_remotes_are_independent() {
             let url = format!("{}/app_c{i}.git", server.base);
             let ctx = context_for(100 + i);
             let expected = ctx.clone();
-            let thread = std::thread::spawn(move || {
-                push_context(&ctx, &url, USER, &Secret::new(PASSWORD), TIMEOUT)
-            });
+            let thread = std::thread::spawn(move || GIT.push(&ctx, &url, USER, PASSWORD));
             (path, expected, thread)
         })
         .collect();
@@ -379,8 +383,9 @@ fn http_push_with_a_wrong_password_is_refused() {
     let server = GitHttpServer::start(root.path(), scratch.path());
     let url = format!("{}/app_2.git", server.base);
 
-    let err =
-        push_context(&context(), &url, USER, &Secret::new("wrong"), TIMEOUT).expect_err("refused");
+    let err = GIT
+        .push(&context(), &url, USER, "wrong")
+        .expect_err("refused");
     assert!(matches!(err, PushError::Auth { .. }), "{err:?}");
     assert!(!err.to_string().contains("wrong"), "{err}");
     let repo = git2::Repository::open_bare(&repo_path).expect("open");
@@ -393,8 +398,9 @@ fn http_push_to_an_unknown_repository_is_a_404() {
     let scratch = tempfile::tempdir().expect("scratch");
     let server = GitHttpServer::start(root.path(), scratch.path());
     let url = format!("{}/app_missing.git", server.base);
-    let err =
-        push_context(&context(), &url, USER, &Secret::new(PASSWORD), TIMEOUT).expect_err("missing");
+    let err = GIT
+        .push(&context(), &url, USER, PASSWORD)
+        .expect_err("missing");
     assert!(
         matches!(err, PushError::Http { status: 404, .. }),
         "{err:?}"
@@ -454,7 +460,7 @@ fn http_push_does_not_follow_an_off_site_redirect() {
     let (redirector, thread) = start_redirector(elsewhere);
     let url = format!("{redirector}/app_3.git");
 
-    let result = push_context(&context(), &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    let result = GIT.push(&context(), &url, USER, PASSWORD);
     assert!(result.is_err(), "{result:?}");
     assert_eq!(
         server.requests.load(Ordering::SeqCst),
@@ -469,14 +475,9 @@ fn http_push_does_not_follow_an_off_site_redirect() {
 
 #[test]
 fn http_to_a_remote_host_is_refused_before_any_connection() {
-    let err = push_context(
-        &context(),
-        "http://push.example/app.git",
-        USER,
-        &Secret::new(PASSWORD),
-        TIMEOUT,
-    )
-    .expect_err("plain http off loopback");
+    let err = GIT
+        .push(&context(), "http://push.example/app.git", USER, PASSWORD)
+        .expect_err("plain http off loopback");
     assert!(matches!(err, PushError::InvalidUrl { .. }), "{err:?}");
 }
 
@@ -516,7 +517,7 @@ fn the_global_git_configuration_does_not_redirect_a_push() {
         "the global configuration is in place"
     );
 
-    let outcome = push_context(&context(), &url, USER, &Secret::new(PASSWORD), TIMEOUT);
+    let outcome = GIT.push(&context(), &url, USER, PASSWORD);
     assert_eq!(outcome, Ok(PushOutcome::Pushed));
     let told = git2::Repository::open_bare(&told).expect("open");
     assert!(told.find_reference(DEPLOY_REF).is_ok(), "pushed where told");

@@ -2,18 +2,19 @@
 //! world, over real HTTP on 127.0.0.1: `/metrics` scraped during a run and
 //! checked against the simulator's ledger, `/debug/jobs/list` against the
 //! jobs running at the fake coordinator, `/healthz` before and during the
-//! drain, a bind failure refused at start-up, and `promtool check metrics`
-//! on a live scrape (skipped with a printed reason when promtool is absent).
+//! drain, `/readyz` while the coordinator fails and during the drain, a
+//! bind failure refused at start-up, and `promtool check metrics` on a live
+//! scrape (skipped with a printed reason when promtool is absent).
 
 use crate::common;
 
-use common::{assert_no_secret, options, start_runner, stop_ok, tail, wait_until, E2e, STEP};
+use common::{assert_no_secret, get, options, start_runner, stop_ok, tail, wait_until, E2e, STEP};
 use paas_sim::clever::{Endpoint as CleverEndpoint, FaultCommand};
-use paas_sim::coordinator::{JobSpec, JobState};
+use paas_sim::coordinator::{Endpoint, Fault, JobSpec, JobState};
 use paas_sim::world::{RunnerConfigOptions, WorldConfig};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,44 +34,6 @@ fn free_address() -> String {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = l.local_addr().expect("local address");
     addr.to_string()
-}
-
-/// `GET path` over HTTP/1.1 with `Connection: close`: status and body, or
-/// `None` when nothing answers.
-fn get(address: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Some((status, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The value of the sample `name{labels}` (labels as written, in order), or
@@ -487,6 +450,9 @@ fn healthz_answers_503_during_the_drain() {
         Duration::from_millis(20),
     );
     assert!(drained, "no 503 during the drain\n{}", tail(&runner.log()));
+    let (status, body) = get(&address, "/readyz").unwrap_or_default();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"reason\":\"draining\""), "{body}");
     let status = runner.wait_timeout(STOP).expect("exit");
     assert!(
         status.is_some_and(|s| s.success()),
@@ -497,6 +463,57 @@ fn healthz_answers_503_during_the_drain() {
         get(&address, "/healthz").is_none(),
         "the endpoints stop with the service"
     );
+}
+
+/// Waits (bounded) until `path` answers `status` with a body containing
+/// `part`; the last answer.
+fn wait_answer(address: &str, path: &str, status: u16, part: &str) -> (bool, String) {
+    let mut last = String::new();
+    let ok = wait_until(
+        || match get(address, path) {
+            Some((s, b)) => {
+                let hit = s == status && b.contains(part);
+                last = format!("{s} {b}");
+                hit
+            }
+            None => false,
+        },
+        Duration::from_secs(20),
+        STEP,
+    );
+    (ok, last)
+}
+
+#[test]
+fn readyz_says_why_no_job_can_be_taken_while_healthz_stays_ok() {
+    let e = E2e::start(WorldConfig::default());
+    let address = free_address();
+    let config = config_with_listen(&e, options(), &address);
+    let mut runner = start_runner(&config, &e.log("readyz.log"), &[]);
+    wait_healthy(&address, &runner);
+    let (ready, last) = wait_answer(&address, "/readyz", 200, "\"status\":\"ready\"");
+    assert!(ready, "{last}\n{}", tail(&runner.log()));
+    // The coordinator answers every job request with a 502.
+    e.world
+        .coordinator()
+        .inject_fault(Endpoint::JobsRequest, Fault::status(502, 100_000));
+    let (down, last) = wait_answer(&address, "/readyz", 503, "\"reason\":\"coordinators_down\"");
+    assert!(down, "{last}\n{}", tail(&runner.log()));
+    assert_eq!(last.lines().count(), 1, "one line: {last}");
+    assert!(last.contains("\"detail\":"), "{last}");
+    // Liveness is another matter: the service answers.
+    assert_eq!(get(&address, "/healthz").map(|(s, _)| s), Some(200));
+    e.world.coordinator().clear_faults();
+    let (ready, last) = wait_answer(&address, "/readyz", 200, "\"status\":\"ready\"");
+    assert!(ready, "ready again after an answered poll: {last}");
+    // A job is taken again.
+    let id = e.world.enqueue(job("XS", 100));
+    assert!(
+        e.wait_done(&[id], Duration::from_secs(40)),
+        "{}",
+        e.describe()
+    );
+    stop_ok(&mut runner, STOP);
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! coordinator is down for a while, the Clever API answers 500 and 429 in
 //! bursts, and git pushes are slow. The service keeps running, says what is
 //! wrong, recovers, and loses nothing. Also: a corrupt state file stops the
-//! start, with a precise message, and is left untouched.
+//! start before any network call, with a precise message and exit code 3,
+//! and is left untouched.
 //!
 //! Durations are scaled down from production (a coordinator outage of a
 //! minute becomes 6 s): what the runner does during an outage does not
@@ -249,7 +250,8 @@ fn corrupt_state_file_stops_the_start_and_is_left_untouched() {
             .expect("wait")
             .expect("the runner should refuse to start");
         let log = p.log();
-        assert_eq!(status.code(), Some(1), "{log}");
+        // Its own exit code, which the unit does not restart on.
+        assert_eq!(status.code(), Some(3), "{log}");
         assert!(log.contains(&state.display().to_string()), "{log}");
         assert!(log.contains(expected), "{expected:?} not in:\n{log}");
         assert!(log.contains("move it aside"), "{log}");
@@ -257,4 +259,15 @@ fn corrupt_state_file_stops_the_start_and_is_left_untouched() {
         std::fs::remove_file(s.dir.path().join("runner.log")).expect("rm log");
     }
     assert_eq!(s.world.clever().control().summary().apps_created, 0);
+    // Refused before any network call.
+    assert!(
+        s.world.clever().control().requests().is_empty(),
+        "{:?}",
+        s.world.clever().control().requests()
+    );
+    assert!(
+        s.world.coordinator().requests().is_empty(),
+        "{:?}",
+        s.world.coordinator().requests()
+    );
 }

@@ -5,7 +5,9 @@
 //! without `job.json` and an oversized `job.json` are told apart; a server
 //! that never answers costs the timeout, not more.
 
+use crate::git_exchanges::Exchanges;
 use heptapod_paas_runner::deploy::BuildContext;
+use heptapod_paas_runner::git::RemoteSchemes;
 use heptapod_paas_runner::git::{fetch_job_json, MAX_JOB_FILE_BYTES};
 use heptapod_paas_runner::git::{push_context, PushOutcome, RemoteError, DEPLOY_REF};
 use heptapod_paas_runner::secret::Secret;
@@ -17,6 +19,12 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "s3cret-token";
 const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The exchanges of these tests (bare repositories on disk included).
+const GIT: Exchanges = Exchanges {
+    schemes: RemoteSchemes::NetworkAndLocalPaths,
+    timeout: TIMEOUT,
+};
 
 fn file_url(path: &Path) -> String {
     url::Url::from_file_path(path)
@@ -55,10 +63,11 @@ fn what_a_push_wrote_is_read_back_byte_for_byte() {
         "job_info": {"project_id": 7}, "unicode": "é"}))
     .expect("job");
     let ctx = BuildContext::new(None, "concurrent = 1\n".into(), &job).expect("context");
-    let pushed = push_context(&ctx, &url, "Jenkins", &Secret::new(PASSWORD), TIMEOUT);
+    let pushed = GIT.push(&ctx, &url, "Jenkins", PASSWORD);
     assert_eq!(pushed, Ok(PushOutcome::Pushed));
 
-    let read = fetch_job_json(&url, "Jenkins", &Secret::new(PASSWORD), TIMEOUT)
+    let read = GIT
+        .fetch(&url, "Jenkins", PASSWORD)
         .expect("fetch")
         .expect("job.json present");
     assert_eq!(read, ctx.job_json.as_bytes());
@@ -72,6 +81,7 @@ fn an_empty_repository_or_a_master_without_job_json_holds_no_job() {
     let empty = bare();
     let got = fetch_job_json(
         &file_url(empty.path()),
+        GIT.schemes,
         "Jenkins",
         &Secret::new(PASSWORD),
         TIMEOUT,
@@ -82,6 +92,7 @@ fn an_empty_repository_or_a_master_without_job_json_holds_no_job() {
     commit_files(other.path(), &[("README", b"not a deployment")]);
     let got = fetch_job_json(
         &file_url(other.path()),
+        GIT.schemes,
         "Jenkins",
         &Secret::new(PASSWORD),
         TIMEOUT,
@@ -96,6 +107,7 @@ fn an_oversized_job_json_is_a_permanent_error() {
     commit_files(remote.path(), &[("job.json", &big)]);
     let err = fetch_job_json(
         &file_url(remote.path()),
+        GIT.schemes,
         "Jenkins",
         &Secret::new(PASSWORD),
         TIMEOUT,
@@ -109,11 +121,33 @@ fn an_oversized_job_json_is_a_permanent_error() {
 #[test]
 fn bad_urls_are_refused_without_echoing_secrets() {
     for url in ["not a url", "ssh://git:s3cret@push.example/app.git"] {
-        let err = fetch_job_json(url, "Jenkins", &Secret::new(PASSWORD), TIMEOUT)
+        let err = GIT
+            .fetch(url, "Jenkins", PASSWORD)
             .expect_err("invalid URL");
         assert!(matches!(err, RemoteError::InvalidUrl { .. }), "{err:?}");
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
+}
+
+#[test]
+fn a_local_path_is_refused_with_the_default_schemes() {
+    let remote = bare();
+    let url = file_url(remote.path());
+    let job = Job::from_payload(json!({"id": 1, "token": "t"})).expect("job");
+    let ctx = BuildContext::new(None, "a = 1\n".into(), &job).expect("context");
+    let secret = Secret::new(PASSWORD);
+    let pushed = push_context(&ctx, &url, RemoteSchemes::default(), "J", &secret, TIMEOUT);
+    assert!(
+        matches!(&pushed, Err(RemoteError::InvalidUrl { detail, .. }) if detail.contains("local path")),
+        "{pushed:?}"
+    );
+    let fetched = fetch_job_json(&url, RemoteSchemes::default(), "J", &secret, TIMEOUT);
+    assert!(
+        matches!(&fetched, Err(RemoteError::InvalidUrl { .. })),
+        "{fetched:?}"
+    );
+    let repo = git2::Repository::open_bare(remote.path()).expect("open");
+    assert!(repo.find_reference(DEPLOY_REF).is_err(), "nothing pushed");
 }
 
 #[test]
@@ -124,8 +158,14 @@ fn a_server_that_never_answers_costs_the_timeout() {
     let url = format!("http://Jenkins:{PASSWORD}@127.0.0.1:{port}/app_1.git?x=1");
     let timeout = Duration::from_millis(600);
     let started = Instant::now();
-    let err =
-        fetch_job_json(&url, "Jenkins", &Secret::new(PASSWORD), timeout).expect_err("no answer");
+    let err = fetch_job_json(
+        &url,
+        GIT.schemes,
+        "Jenkins",
+        &Secret::new(PASSWORD),
+        timeout,
+    )
+    .expect_err("no answer");
     let took = started.elapsed();
     assert!(matches!(err, RemoteError::Timeout { .. }), "{err:?}");
     assert!(err.is_retryable());

@@ -11,11 +11,16 @@ use paas_sim::runner_process::RunnerProcess;
 use paas_sim::world::WorldConfig;
 use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Every datagram received within `timeout`, until `until` matches one.
-fn receive_until(socket: &UnixDatagram, got: &mut Vec<String>, until: &str, timeout: Duration) {
+pub(crate) fn receive_until(
+    socket: &UnixDatagram,
+    got: &mut Vec<String>,
+    until: &str,
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
@@ -38,15 +43,22 @@ fn receive_until(socket: &UnixDatagram, got: &mut Vec<String>, until: &str, time
     }
 }
 
+/// A fake systemd notify socket in `dir`, read with a short timeout: its
+/// path (for `NOTIFY_SOCKET`) and the socket.
+pub(crate) fn fake_notify_socket(dir: &Path) -> (PathBuf, UnixDatagram) {
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("bind the fake NOTIFY_SOCKET");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("read timeout");
+    (path, socket)
+}
+
 #[test]
 fn notify_socket_receives_ready_status_watchdog_and_stopping() {
     let e = E2e::start(WorldConfig::default());
     let config = e.write_config(options(), &[]);
-    let socket_path = e.dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind the fake NOTIFY_SOCKET");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("read timeout");
+    let (socket_path, socket) = fake_notify_socket(e.dir.path());
     let args = [
         OsStr::new("run"),
         config.as_os_str(),
@@ -99,6 +111,92 @@ fn notify_socket_receives_ready_status_watchdog_and_stopping() {
         "{got:?}\n{}",
         tail(&runner.log())
     );
+    let status = runner
+        .wait_timeout(Duration::from_secs(20))
+        .expect("wait")
+        .expect("stopped within 20 s");
+    assert!(status.success(), "exit {status}\n{}", tail(&runner.log()));
+}
+
+#[test]
+fn a_reload_is_announced_and_a_refused_file_stays_in_the_status_line() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(options(), &[]);
+    let good = std::fs::read_to_string(&config).expect("read config");
+    let (socket_path, socket) = fake_notify_socket(e.dir.path());
+    let args = [OsStr::new("run"), config.as_os_str()];
+    let env = [("NOTIFY_SOCKET", socket_path.as_os_str())];
+    let mut runner =
+        RunnerProcess::spawn_with_env(Path::new(BIN), &args, &env, &e.log("reload.log"))
+            .expect("runner starts");
+    let mut got = Vec::new();
+    receive_until(&socket, &mut got, "READY=1", Duration::from_secs(30));
+    assert!(
+        got.iter().any(|m| m.starts_with("READY=1")),
+        "{got:?}\n{}",
+        tail(&runner.log())
+    );
+
+    // A refused file: RELOADING=1 with the monotonic clock, then READY=1
+    // with the reason in the status line; what ExecReload= runs fails.
+    let invalid = good.replacen("concurrent = ", "concurrent = \"many\" # ", 1);
+    assert_ne!(
+        invalid, good,
+        "test set-up: concurrent in the configuration"
+    );
+    std::fs::write(&config, invalid).expect("invalid file");
+    got.clear();
+    runner
+        .signal(nix::sys::signal::Signal::SIGHUP)
+        .expect("SIGHUP");
+    receive_until(&socket, &mut got, "READY=1", Duration::from_secs(10));
+    let reloading = got
+        .iter()
+        .position(|m| m.starts_with("RELOADING=1\nMONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("no RELOADING=1 with MONOTONIC_USEC: {got:?}"));
+    let ready = got
+        .iter()
+        .position(|m| m.starts_with("READY=1\nSTATUS="))
+        .unwrap_or_else(|| panic!("no READY=1 after the reload: {got:?}"));
+    assert!(reloading < ready, "{got:?}");
+    let refused = &got[ready];
+    assert!(
+        refused.contains("last reload refused:") && refused.contains("`concurrent`"),
+        "{refused:?}"
+    );
+    let (code, stdout, _) = common::run_to_end(
+        &[OsStr::new("check"), config.as_os_str()],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stdout.contains("`concurrent`"), "{stdout}");
+
+    // The status line keeps the refusal until a reload is applied.
+    std::fs::write(&config, &good).expect("valid file");
+    got.clear();
+    runner
+        .signal(nix::sys::signal::Signal::SIGHUP)
+        .expect("SIGHUP");
+    receive_until(&socket, &mut got, "READY=1", Duration::from_secs(10));
+    let ready = got
+        .iter()
+        .find(|m| m.starts_with("READY=1\nSTATUS="))
+        .unwrap_or_else(|| panic!("no READY=1 after the reload: {got:?}"));
+    assert!(!ready.contains("refused"), "{ready:?}");
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("RELOADING=1\nMONOTONIC_USEC=")),
+        "{got:?}"
+    );
+    let (code, stdout, _) = common::run_to_end(
+        &[OsStr::new("check"), config.as_os_str()],
+        Duration::from_secs(20),
+    );
+    // Beside the running service: valid, its lock a warning.
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("a running service"), "{stdout}");
+
+    runner.terminate().expect("SIGTERM");
     let status = runner
         .wait_timeout(Duration::from_secs(20))
         .expect("wait")

@@ -1,6 +1,8 @@
 //! The systemd unit in `deploy/` is hardened: `systemd-analyze security
-//! --offline=yes` rates its exposure 2.0 or better. Skipped, with the
-//! reason printed, where `systemd-analyze` is not installed.
+//! --offline=yes` rates its exposure 2.0 or better (skipped, with the
+//! reason printed, where `systemd-analyze` is not installed); and it gives
+//! the runner descriptors enough for the monitoring port's full share and
+//! its own reserve.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,4 +48,27 @@ fn unit_exposure_is_at_most_2() {
     });
     eprintln!("systemd-analyze security --offline=yes: exposure {figure:.1}");
     assert!(figure <= 2.0, "exposure {figure} > 2.0\n{text}");
+}
+
+#[test]
+fn the_unit_gives_the_runner_descriptors_beyond_its_shares() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/heptapod-paas-runner.service");
+    let text = std::fs::read_to_string(&unit).expect("unit file");
+    let limits: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("LimitNOFILE="))
+        .collect();
+    assert_eq!(limits, ["65536"], "one LimitNOFILE= line");
+    let limit: u64 = limits.first().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let budget = heptapod_paas_runner::descriptors::Budget::for_limit(limit);
+    assert_eq!(
+        budget.monitoring_connections,
+        heptapod_paas_runner::descriptors::MAX_MONITORING_CONNECTIONS
+    );
+    // What the monitoring server and the reserve take leaves the runner
+    // almost all of it.
+    assert!(
+        limit - budget.reserve - budget.monitoring_connections as u64 > 60_000,
+        "{budget:?}"
+    );
 }

@@ -61,8 +61,8 @@ use crate::job_table::{JobEntry, JobTable, Unloaded};
 use crate::launcher::{Launch, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
-    DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotRecorded, Reconcile,
-    ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
+    DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotReady, NotRecorded,
+    Reconcile, ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
 };
 use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction, Totals};
 use crate::observer::{Hooks, ServiceObserver, ServiceStatus};
@@ -107,6 +107,9 @@ pub(crate) struct RunnerSlot {
     /// When the poll in flight (or the last one) was sent, and its kind.
     poll_sent: Option<(tokio::time::Instant, crate::ports::PollKind)>,
     cycles: u64,
+    /// The last poll failed (coordinator down or refusing); cleared by an
+    /// answered poll.
+    coordinator_down: bool,
     warned_no_trace_watch: bool,
     /// The coordinator refused this runner's trace-watch token at the last
     /// trace read that decided (set by a refusal, cleared by a trace read
@@ -156,6 +159,7 @@ impl RunnerSlot {
             poll: PollSlot::new(BackoffPolicy::new(Duration::ZERO, Duration::ZERO), None),
             poll_sent: None,
             cycles: 0,
+            coordinator_down: false,
             warned_no_trace_watch: false,
             trace_watch_refused: false,
             refusals: RefusalGuard::default(),

@@ -1,9 +1,32 @@
 //! The supervisor's answers to the health and job list queries
-//! ([`GetHealth`], [`ListJobs`]); its metrics are kept in `counting`.
+//! ([`GetHealth`], with why it cannot take jobs when it cannot,
+//! [`ListJobs`]); its metrics are kept in `counting`.
 
 use super::*;
 
 impl Supervisor {
+    /// Why no job can be taken now, the most pressing reason first; `None`
+    /// when jobs can be taken (limits permitting).
+    pub(super) fn not_ready(&self) -> Option<NotReady> {
+        if self.draining {
+            return Some(NotReady::Draining);
+        }
+        if self.persist.is_failing() {
+            return Some(NotReady::StateWritesFailing);
+        }
+        let mut polled = self.runners.iter().filter(|r| !r.retired).peekable();
+        if polled.peek().is_none() {
+            return Some(NotReady::NoRunner);
+        }
+        if polled.all(|r| r.coordinator_down) {
+            return Some(NotReady::CoordinatorsDown);
+        }
+        if self.awaiting_first_listing.is_some() {
+            return Some(NotReady::Starting);
+        }
+        None
+    }
+
     fn job_views(&self) -> Vec<JobView> {
         let now = tokio::time::Instant::now();
         self.jobs
@@ -40,6 +63,7 @@ impl Handler<GetHealth> for Supervisor {
         let reserved = self.ledger.reserved();
         MessageResult(Health {
             draining: self.draining,
+            not_ready: self.not_ready(),
             jobs: self.jobs.len(),
             used_weight: self.ledger.used() - reserved,
             quota: self.ledger.limits().total_weight,

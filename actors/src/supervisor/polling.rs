@@ -6,6 +6,7 @@ use super::poll_slot::{NextPoll, PollOutcome, PollState};
 use super::*;
 use crate::long_poll::{may_hold, OtherRunner};
 use crate::ports::PollKind;
+use crate::quota::Blocked;
 use crate::untrusted::untrusted;
 use tokio::time::Instant;
 
@@ -17,6 +18,17 @@ impl Supervisor {
         let n = self.runners.len();
         if n == 0 {
             return;
+        }
+        // A runner owed its reservation holds the others back only while it
+        // waits for the limits; out of the rotation (retired, waiting for a
+        // delay, fetching its largest weight), it is owed nothing.
+        if let Some(owed) = self.ledger.owed() {
+            let waits_for_limits = self.runners.get(owed).is_some_and(|r| {
+                !r.retired && r.poll.state() == PollState::Saturated && r.max_job_weight.is_some()
+            });
+            if !waits_for_limits {
+                self.ledger.forget_owed();
+            }
         }
         self.rr = (self.rr + 1) % n;
         for k in 0..n {
@@ -84,8 +96,16 @@ impl Supervisor {
                     return;
                 };
                 if r.poll.saturate() {
-                    slog::debug!(r.logger, "not polling: limits reached";
-                                 "why" => %blocked);
+                    let log = r.logger.clone();
+                    match blocked {
+                        Blocked::Owed { runner, .. } => {
+                            let owed_to = self.runners.get(runner).map(|o| o.name.clone());
+                            slog::debug!(log, "not polling: limits reached";
+                                         "why" => %blocked,
+                                         "owed_to" => owed_to.as_deref().unwrap_or("?"));
+                        }
+                        _ => slog::debug!(log, "not polling: limits reached"; "why" => %blocked),
+                    }
                     self.cycle_done(i, ctx);
                 }
             }
@@ -193,6 +213,9 @@ impl Supervisor {
                 self.on_acquired(i, acq, ctx);
                 self.next_poll(i, PollOutcome::Acquired, ctx);
             }
+        }
+        if let Some(r) = self.runners.get_mut(i) {
+            r.coordinator_down = !answered;
         }
         self.observe(Transition::PollEnded {
             runner: i,

@@ -20,8 +20,7 @@
 //! - with no other job to ask, [`BURST_MIN_JOBS`] or more held refusals
 //!   (every checkable job of the runner refused, none accepted) is a
 //!   burst: nothing ends until it has lasted [`BURST_PATIENCE`] check
-//!   interval (the refused jobs' next check), then every held refusal is
-//!   believed. A token accepted during a burst ends it, and the
+//!   intervals, then every held refusal is believed. A token accepted during a burst ends it, and the
 //!   refusals it held are dropped (answers of a coordinator in trouble):
 //!   those jobs are asked again on their own timers.
 //!
@@ -37,12 +36,15 @@ use tokio::time::Instant;
 pub(crate) const BURST_MIN_JOBS: usize = 3;
 
 /// Check intervals a burst must last before its refusals are believed:
-/// one, so that the refused jobs' next check decides. A coordinator that
-/// refuses the tokens of running jobs also refuses their inner runners'
-/// trace and status updates, so waiting longer saves a job only from a
-/// glitch, and jobs that really ended together (same launch, same length,
-/// nothing else running) would keep their resources that much longer.
-pub(crate) const BURST_PATIENCE: u32 = 1;
+/// three (90 s at the default 30 s). A coordinator that refuses job tokens
+/// does not stop the jobs: their inner runners keep running them and retry
+/// their refused trace updates, so deleting the applications is what would
+/// kill them, and a refusal of a minute must not. Waiting longer is paid by
+/// jobs that really ended together with no other job of the runner to ask:
+/// their resources stay, and their weight can keep the runner from taking
+/// any job, for the whole patience. ARCHITECTURE.md, "Runner-side trouble",
+/// weighs the two with measured figures.
+pub(crate) const BURST_PATIENCE: u32 = 3;
 
 /// What the supervisor does after one answered check of a runner's jobs.
 #[derive(Debug, PartialEq, Eq)]

@@ -41,9 +41,11 @@ impl Supervisor {
                     .unwrap_or_default(),
                 "token" => &e.job.token);
         }
-        for r in &self.runners {
+        let owed = self.ledger.owed();
+        for (i, r) in self.runners.iter().enumerate() {
             slog::info!(r.logger, "runner";
                 "poll_state" => r.poll.state().as_str(), "cycles" => r.cycles,
+                "owed_next_poll" => owed == Some(i),
                 "backoff_retries" => r.poll.retries(), "polled" => !r.retired,
                 "trace_watch_token_refused" => r.trace_watch_refused,
                 "max_job_weight" => TwoDecimals(r.max_job_weight.unwrap_or(0.0)));

@@ -8,6 +8,7 @@ mod long_poll;
 mod metrics;
 mod progress;
 mod quota_property;
+mod readiness;
 mod reconcile;
 mod reload;
 mod resume;

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use paas_actors::testing::{job, MemoryStore, Step, World};
+use std::rc::Rc;
 use std::time::Duration;
 
 const INTERVAL: Duration = Duration::from_secs(10);
@@ -124,25 +125,10 @@ async fn a_refused_token_is_believed_once_another_job_is_seen_accepted() {
 
 #[actix_rt::test]
 async fn a_coordinator_problem_reaching_each_timer_in_turn_ends_no_job() {
-    tokio::time::pause();
-    let world = World::new();
-    let r = runner(&world, "ra", 1.0);
-    let mut s = settings(10.0);
-    s.job_progress_poll_interval = INTERVAL;
-    let store = MemoryStore::new();
-    let mut svc = start(s, &[&r], &store).await;
-    // Three jobs on three timers, 3 s apart.
-    start_spread(&r, &mut svc, &[5, 6, 7], Duration::from_secs(3)).await;
-    r.coord.script.borrow_mut().refuse_every_token = true;
-    // The first refused check asks the other jobs as witnesses, all
-    // refused: a burst, nothing ends.
-    let logs = svc.logs.clone();
-    assert!(
-        until(Duration::from_millis(100), 200, || logs
-            .text()
-            .contains("taken as a coordinator problem"))
-        .await
-    );
+    // Three jobs on three timers, 3 s apart, every token refused: the first
+    // refused check asks the other jobs as witnesses, all refused: a burst,
+    // nothing ends.
+    let (world, r, mut svc) = burst().await;
     let stats = svc.stats().await;
     assert_eq!(stats.phases.get("started"), Some(&3), "no job ended");
     assert_eq!(world.live_count(), 3, "no app deleted");
@@ -152,5 +138,70 @@ async fn a_coordinator_problem_reaching_each_timer_in_turn_ends_no_job() {
     tokio::time::sleep(INTERVAL * 2).await;
     assert_eq!(svc.stats().await.phases.get("started"), Some(&3));
     assert_eq!(world.live_count(), 3);
+    svc.stop().await;
+}
+
+/// Check intervals a burst of refused tokens must last before the jobs
+/// are taken as over (README, "Runner-side trouble and transport").
+const BURST_PATIENCE: u32 = 3;
+
+/// A service whose runner has three started jobs on three timers, then
+/// every token refused: returned once the burst is declared (its start,
+/// within 100 ms).
+async fn burst() -> (Rc<World>, Runner, Service) {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    let mut s = settings(10.0);
+    s.job_progress_poll_interval = INTERVAL;
+    let mut svc = start(s, &[&r], &MemoryStore::new()).await;
+    start_spread(&r, &mut svc, &[5, 6, 7], Duration::from_secs(3)).await;
+    r.coord.script.borrow_mut().refuse_every_token = true;
+    let logs = svc.logs.clone();
+    assert!(
+        until(Duration::from_millis(100), 200, || logs
+            .text()
+            .contains("taken as a coordinator problem"))
+        .await,
+        "burst declared"
+    );
+    (world, r, svc)
+}
+
+#[actix_rt::test]
+async fn a_refusal_burst_shorter_than_the_patience_ends_no_job() {
+    let (world, r, mut svc) = burst().await;
+    // Refused at every check for one interval less than the patience.
+    tokio::time::sleep(INTERVAL * (BURST_PATIENCE - 1)).await;
+    let stats = svc.stats().await;
+    assert_eq!(stats.phases.get("started"), Some(&3), "no job ended");
+    assert_eq!(stats.completed, 0);
+    assert_eq!(world.live_count(), 3, "no app deleted");
+    // The coordinator recovers: the jobs run on, nothing is deleted.
+    r.coord.script.borrow_mut().refuse_every_token = false;
+    tokio::time::sleep(INTERVAL * 3).await;
+    assert_eq!(svc.stats().await.phases.get("started"), Some(&3));
+    assert_eq!(world.live_count(), 3);
+    assert_eq!(world.state().deleted, 0);
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_refusal_burst_that_lasts_the_patience_is_believed() {
+    let (world, _r, mut svc) = burst().await;
+    // Just short of the patience: still held.
+    tokio::time::sleep(INTERVAL * BURST_PATIENCE - Duration::from_secs(1)).await;
+    assert_eq!(world.live_count(), 3, "held until the patience is spent");
+    // The first check past it believes every held refusal.
+    assert!(
+        svc.until(Duration::from_millis(100), 200, |s| s.completed == 3)
+            .await,
+        "believed after {BURST_PATIENCE} intervals"
+    );
+    assert_eq!(world.state().deleted, 3);
+    assert!(svc
+        .logs
+        .text()
+        .contains("every job token still refused: the jobs are taken as over"));
     svc.stop().await;
 }

@@ -132,11 +132,43 @@ fn run_case(c: Case) -> Result<(), TestCaseError> {
     })
 }
 
+/// 24 cases, or `PROPTEST_CASES` when set (for longer searches).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn quota_is_never_exceeded_with_concurrent_runners(c in case()) {
         run_case(c)?;
+    }
+}
+
+/// A case proptest found: the runner whose largest job takes the whole
+/// quota was kept from polling for ever by the polls of three runners with
+/// small jobs (a poll takes half of `check_interval`: one of theirs was
+/// always in flight). The fields proptest's report left out are set to
+/// values that fail the same way without the debt rule of `quota.rs`.
+#[test]
+fn a_heavy_runner_is_not_starved_by_small_polls() {
+    let c = Case {
+        runner_max: vec![0, 1, 0, 0],
+        jobs: vec![(2, 0), (1, 0)],
+        quota_k: 1,
+        concurrent: 2,
+        provisioning: 2,
+        fraction: 1.0,
+        create_ms: 0,
+        launch_ms: 0,
+        request_ms: 1500,
+        progress_s: 5,
+    };
+    if let Err(e) = run_case(c) {
+        panic!("{e}");
     }
 }

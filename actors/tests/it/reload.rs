@@ -1,14 +1,17 @@
 //! Actor tests of a live reconfiguration (`ApplySettings`, sent through
 //! the service's `SettingsSender`): a runner added is polled, a runner
-//! removed is no longer polled while its job runs to the end, a changed
-//! `check_interval` applies, and settings out of range never make a
-//! message, the running configuration staying.
+//! removed is no longer polled while its job runs to the end (and, owed the
+//! next poll, holds no other runner back), a changed `check_interval`
+//! applies, and settings out of range never make a message, the running
+//! configuration staying.
 
 use crate::common::*;
 use paas_actors::messages::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
-use paas_actors::service::start_service;
-use paas_actors::testing::{capture_logger, job, MemoryStore, SharedMemoryStore, World};
-use paas_actors::{service_control, RunnerPorts, SupervisorSettings};
+use paas_actors::service::{start_service, RunningService, SettingsSender};
+use paas_actors::testing::{
+    capture_logger, job, LogCapture, MemoryStore, SharedMemoryStore, World,
+};
+use paas_actors::{service_control, RunnerPorts, ServiceHandle, SupervisorSettings};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -37,25 +40,52 @@ fn message(diff: SettingsDiff) -> ApplySettings {
     ApplySettings::new(diff).unwrap_or_else(|e| panic!("settings in range: {e}"))
 }
 
+/// A service polling `r` only, with a quota of `quota`, to be reloaded.
+struct Reloadable {
+    handle: ServiceHandle,
+    sender: SettingsSender,
+    logs: LogCapture,
+    running: RunningService,
+}
+
+async fn start_polling(r: &Runner, quota: f64) -> Reloadable {
+    let (handle, control) = service_control();
+    let sender = control.settings_sender();
+    let (logger, logs) = capture_logger();
+    let running = start_service(
+        settings(quota),
+        vec![ports(r)],
+        Rc::new(SharedMemoryStore(MemoryStore::new())),
+        logger,
+        control,
+    )
+    .await
+    .expect("service starts");
+    Reloadable {
+        handle,
+        sender,
+        logs,
+        running,
+    }
+}
+
+/// Drains the service; it stops without being forced.
+async fn stop(service: Reloadable) {
+    service.handle.drain();
+    let report = tokio::time::timeout(Duration::from_secs(3600), service.running.wait())
+        .await
+        .expect("stops");
+    assert!(!report.forced);
+}
+
 #[actix_rt::test]
 async fn reload_adds_removes_runners_and_applies_intervals() {
     tokio::time::pause();
     let world = World::new();
     let a = Rc::new(runner(&world, "ra", 1.0));
     let b = Rc::new(runner(&world, "rb", 1.0));
-    let (handle, control) = service_control();
-    let sender = control.settings_sender();
-    let (logger, logs) = capture_logger();
-    let store = MemoryStore::new();
-    let running = start_service(
-        settings(10.0),
-        vec![ports(&a)],
-        Rc::new(SharedMemoryStore(store.clone())),
-        logger,
-        control,
-    )
-    .await
-    .expect("service starts");
+    let service = start_polling(&a, 10.0).await;
+    let (sender, logs) = (&service.sender, &service.logs);
     tokio::time::sleep(10 * SEC).await;
     assert_eq!(b.coord.script.borrow().requests, 0, "rb is not configured");
 
@@ -137,9 +167,56 @@ async fn reload_adds_removes_runners_and_applies_intervals() {
         until(SEC, 100, || world.state().created == 2).await,
         "ra still polls"
     );
-    handle.drain();
-    let report = tokio::time::timeout(Duration::from_secs(3600), running.wait())
-        .await
-        .expect("stops");
-    assert!(!report.forced);
+    stop(service).await;
+}
+
+/// A runner owed the next poll (it needs the whole quota and another
+/// runner's poll is in flight) is removed before it polls: the debt goes
+/// with it, and the other runner keeps polling.
+#[actix_rt::test]
+async fn a_removed_runner_is_owed_nothing() {
+    tokio::time::pause();
+    let world = World::new();
+    let small = runner(&world, "rs", 1.0);
+    let heavy = runner(&world, "rh", 3.0);
+    small.coord.script.borrow_mut().request_latency = 10 * SEC;
+    let service = start_polling(&small, 3.0).await;
+    let (sender, logs) = (&service.sender, &service.logs);
+    tokio::time::sleep(SEC).await;
+
+    // rs's poll holds 1 of the 3 until t = 10 s: rh is refused and owed.
+    let mut add = diff(settings(3.0), &[]);
+    add.added.push(ports(&heavy));
+    let outcome = sender.apply(message(add)).await;
+    assert!(
+        matches!(&outcome, Some(ApplyOutcome::Applied(r)) if r.added == ["rh"]),
+        "{outcome:?}"
+    );
+    tokio::time::sleep(SEC).await;
+    service.handle.dump_state();
+    tokio::time::sleep(SEC).await;
+    let text = logs.text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("runner=rh") && l.contains("owed_next_poll=true")),
+        "rh is owed the next poll\n{text}"
+    );
+
+    let mut remove = diff(settings(3.0), &[]);
+    remove.removed.push("rh".into());
+    let outcome = sender.apply(message(remove)).await;
+    assert!(
+        matches!(&outcome, Some(ApplyOutcome::Applied(r)) if r.removed == ["rh"]),
+        "{outcome:?}"
+    );
+    let before = small.coord.script.borrow().requests;
+    tokio::time::sleep(60 * SEC).await;
+    let polls = small.coord.script.borrow().requests - before;
+    assert!(
+        polls >= 3,
+        "rs polled {polls} times in 60 s (10 s a poll, every 3 s)\n{}",
+        logs.text()
+    );
+    assert_eq!(heavy.coord.script.borrow().requests, 0, "rh never polled");
+    stop(service).await;
 }

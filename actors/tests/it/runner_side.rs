@@ -171,11 +171,13 @@ async fn every_job_token_refused_at_once_is_a_coordinator_problem() {
     tokio::time::sleep(interval * 3).await;
     assert_eq!(svc.stats().await.phases.get("started"), Some(&3));
 
-    // A burst that lasts to the jobs' next check is believed.
+    // A burst that lasts three check intervals is believed, not before.
     r.coord.script.borrow_mut().refuse_every_token = true;
+    tokio::time::sleep(interval * 2).await;
+    assert_eq!(svc.stats().await.completed, 0, "held for three intervals");
     assert!(
         svc.until(interval, 4, |s| s.completed == 3).await,
-        "believed at the next check"
+        "believed after three intervals"
     );
     let text = svc.logs.text();
     assert!(text.contains("every job token still refused: the jobs are taken as over"));

@@ -24,6 +24,7 @@ mod unique;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::listen_address::ListenAddress;
 use paas_actors::settings::SupervisorSettings;
 use toml::Value;
 
@@ -98,7 +99,7 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
     let state_file = top
         .read_key(ctx, &keys::STATE_FILE, as_nonempty_string)
         .map(PathBuf::from);
-    let listen_address = top.read_key(ctx, &keys::LISTEN_ADDRESS, as_nonempty_string);
+    let listen_address = listen_address(&top, ctx);
     let log_level = top.read_key(ctx, &keys::LOG_LEVEL, |v| {
         v.as_str().and_then(|s| crate::logging::parse_level(s).ok())
     });
@@ -107,7 +108,11 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
             .and_then(|s| crate::logging::parse_format(s).ok())
     });
 
-    let mut runners = runner::sections(&top, env, ctx);
+    let config_dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut runners = runner::sections(&top, env, config_dir, ctx);
     unique::check(&mut runners, ctx);
     let names: Vec<&str> = runner_names(table);
     let quota_computation = quota::read(&top, &names, ctx);
@@ -124,6 +129,21 @@ fn build(table: &toml::Table, path: &Path, env: &Env, ctx: &mut Ctx<'_>) -> Opti
         lines: ctx.lines.clone(),
         restart_values: restart_values(table),
     })
+}
+
+/// `listen_address`, in any of GitLab Runner's forms; a refused one is a
+/// problem saying why.
+fn listen_address(top: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ListenAddress> {
+    let text = top.read_key(ctx, &keys::LISTEN_ADDRESS, as_nonempty_string)?;
+    match ListenAddress::parse(&text) {
+        Ok(address) => Some(address),
+        Err(e) => {
+            let path = keys::LISTEN_ADDRESS.name;
+            let found = ctx.shown(path, &text);
+            ctx.problem(path, format!("{found}: {e}"));
+            None
+        }
+    }
 }
 
 /// The actors' global settings: each key declared in [`SupervisorSettings`],

@@ -4,6 +4,7 @@
 
 use paas_actors::settings::{RunnerSettings, TraceWatch};
 use paas_actors::StandbyPolicy;
+use std::path::Path;
 use toml::Value;
 
 use super::super::fields::{as_nonempty_string, Ctx, Section};
@@ -20,6 +21,7 @@ use crate::secret::Secret;
 pub(super) fn sections(
     top: &Section<'_>,
     env: &Env,
+    config_dir: &Path,
     ctx: &mut Ctx<'_>,
 ) -> Vec<Option<RunnerConfig>> {
     let items = match top.get("runners") {
@@ -48,7 +50,7 @@ pub(super) fn sections(
         .map(|(i, item)| {
             let path = format!("runners[{i}]");
             match item.as_table() {
-                Some(t) => runner(&Section::new(t, path), env, ctx),
+                Some(t) => runner(&Section::new(t, path), env, config_dir, ctx),
                 None => {
                     ctx.problem(
                         &path,
@@ -102,7 +104,12 @@ fn common(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Common {
     }
 }
 
-fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfig> {
+fn runner(
+    sec: &Section<'_>,
+    env: &Env,
+    config_dir: &Path,
+    ctx: &mut Ctx<'_>,
+) -> Option<RunnerConfig> {
     let common = common(sec, ctx);
     if common.explicit_name.is_none() && sec.get(keys::UNIQUE_NAME.leaf()).is_some() {
         return None;
@@ -110,6 +117,9 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
     let executor = executor(sec, ctx);
     let trace_watch = trace_watch(sec, ctx);
     let main_image = sec.read_key(ctx, &keys::MAIN_IMAGE, as_nonempty_string);
+    let tls_ca_file = sec
+        .read_key(ctx, &keys::TLS_CA_FILE, as_nonempty_string)
+        .map(|path| config_dir.join(path));
     let mut settings = RunnerSettings::default();
     for setting in RunnerSettings::KEYS {
         sec.read_setting(ctx, setting, &mut settings);
@@ -161,6 +171,7 @@ fn runner(sec: &Section<'_>, env: &Env, ctx: &mut Ctx<'_>) -> Option<RunnerConfi
         local_docker,
         trace_watch_token,
         main_image,
+        tls_ca_file,
         settings,
         raw: sec.table.clone(),
     };

@@ -304,7 +304,7 @@ impl CleverApi {
         // HTTP/1.1 is the connector's doing (`crate::http_client`); built
         // before the client builder, whose own default TLS context is then
         // the only one loaded meanwhile
-        let connector = crate::http_client::connector(http.connect_timeout);
+        let connector = crate::http_client::connector(http.connect_timeout, None);
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(http.request_timeout)

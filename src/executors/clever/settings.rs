@@ -10,6 +10,7 @@
 //! cannot set: HTTP, push and caches).
 
 pub use super::service::settings::ServiceSettings;
+use crate::git::RemoteSchemes;
 use crate::secret::Secret;
 use paas_actors::backoff::{BackoffPolicy, Jitter};
 use std::collections::BTreeMap;
@@ -170,6 +171,9 @@ pub struct CleverSettings {
     /// `Some` for a clever-service-docker section: its applications run
     /// the helper service and take one job after another.
     pub service: Option<ServiceSettings>,
+    /// Deployment URLs the executor pushes to and fetches from: network
+    /// URLs only, unless a test sets local paths (no configuration key).
+    pub deployment_url_schemes: RemoteSchemes,
 }
 
 /// Leaves out the inner `runner.toml` (it holds the runner token) and the
@@ -200,6 +204,7 @@ impl std::fmt::Debug for CleverSettings {
             .field("flavor_cache_ttl", &self.flavor_cache_ttl)
             .field("tenant_cache_ttl", &self.tenant_cache_ttl)
             .field("service", &self.service)
+            .field("deployment_url_schemes", &self.deployment_url_schemes)
             .finish()
     }
 }
@@ -230,6 +235,7 @@ impl CleverSettings {
             flavor_cache_ttl: Duration::from_secs(3600),
             tenant_cache_ttl: Duration::from_secs(300),
             service: None,
+            deployment_url_schemes: RemoteSchemes::Network,
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`start_runner`] / [`run_to_end`]: the binary as a child process
 //!   ([`RunnerProcess`]: log captured, signals by pid, kill + reap on drop).
 //! - [`assert_no_secret`]: every token of the world must be absent from a log.
+//! - [`get`]: one HTTP/1.1 request to the runner's monitoring endpoints.
 //!
 //! Every server binds 127.0.0.1 on an ephemeral port.
 
@@ -18,6 +19,8 @@ use paas_sim::runner_process::RunnerProcess;
 use paas_sim::world::{RunnerConfigOptions, World, WorldConfig};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -204,7 +207,25 @@ pub fn assert_no_secret(world: &World, log: &str, extra: &[&str]) {
 /// Runs the binary to completion (bounded; killed by pid past `timeout`),
 /// returning exit code, stdout, stderr.
 pub fn run_to_end(args: &[&OsStr], timeout: Duration) -> (Option<i32>, String, String) {
-    let child = Command::new(BIN)
+    run_to_end_with_env(args, &[], timeout)
+}
+
+/// [`run_to_end`] with `env` added to (or, with an empty value, removed
+/// from) the environment.
+pub fn run_to_end_with_env(
+    args: &[&OsStr],
+    env: &[(&str, &OsStr)],
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
+    let mut command = Command::new(BIN);
+    for (key, value) in env {
+        if value.is_empty() {
+            command.env_remove(key);
+        } else {
+            command.env(key, value);
+        }
+    }
+    let child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -226,4 +247,42 @@ pub fn run_to_end(args: &[&OsStr], timeout: Duration) -> (Option<i32>, String, S
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: status and body, or
+/// `None` when nothing answers.
+pub fn get(address: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }

@@ -44,6 +44,7 @@ impl CleverExecutor {
         let outcome = push_context_async(
             &ctx,
             &url,
+            settings.deployment_url_schemes,
             &settings.auth_user,
             &org.token,
             settings.push_timeout,

@@ -66,8 +66,14 @@ impl CleverExecutor {
         url: &str,
     ) -> Result<Option<Vec<u8>>, PaasError> {
         let settings = &self.apps.settings;
-        let fetched =
-            fetch_job_json_async(url, &settings.auth_user, &org.token, settings.push_timeout).await;
+        let fetched = fetch_job_json_async(
+            url,
+            settings.deployment_url_schemes,
+            &settings.auth_user,
+            &org.token,
+            settings.push_timeout,
+        )
+        .await;
         self.apps.count_git(
             "fetch",
             match &fetched {

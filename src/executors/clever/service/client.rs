@@ -120,7 +120,7 @@ impl HelperClient {
     /// inside an actix system.
     pub fn new(http: HttpSettings) -> Self {
         let client = awc::Client::builder()
-            .connector(crate::http_client::connector(http.connect_timeout))
+            .connector(crate::http_client::connector(http.connect_timeout, None))
             .timeout(http.request_timeout)
             .disable_redirects()
             .finish();

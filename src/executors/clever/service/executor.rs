@@ -208,6 +208,7 @@ impl CleverServiceExecutor {
         let outcome = push_files_async(
             files,
             &url,
+            settings.deployment_url_schemes,
             &settings.auth_user,
             &org.token,
             settings.push_timeout,
