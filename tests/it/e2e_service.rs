@@ -76,10 +76,17 @@ fn a_few_jobs_run_on_service_applications_and_nothing_leaks() {
 fn check_and_list_accept_a_1_1_1_configuration() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config/testdata");
-    for name in ["py111_service.toml", "py111_secrets.toml"] {
-        std::fs::copy(testdata.join(name), dir.path().join(name)).expect("copy");
-    }
+    std::fs::copy(
+        testdata.join("py111_secrets.toml"),
+        dir.path().join("py111_secrets.toml"),
+    )
+    .expect("copy");
+    // `check` checks what `run` would: the state file's directory must exist.
+    let text = std::fs::read_to_string(testdata.join("py111_service.toml")).expect("read");
+    let state = dir.path().join("state.json").display().to_string();
+    let text = text.replace("/srv/heptapod-runner/paas-runner-state.json", &state);
     let config = dir.path().join("py111_service.toml");
+    std::fs::write(&config, text).expect("write");
     let args = [std::ffi::OsStr::new("check"), config.as_os_str()];
     let (code, stdout, stderr) = common::run_to_end(&args, Duration::from_secs(20));
     assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
@@ -96,4 +103,51 @@ fn check_and_list_accept_a_1_1_1_configuration() {
     let (code, stdout, stderr) = common::run_to_end(&args, Duration::from_secs(20));
     assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
     assert!(stdout.contains("clever-service-docker"), "{stdout}");
+}
+
+/// A helper never ready within `cc_service_ready_timeout`: the job fails
+/// with the reason in its log, and its application is deleted.
+#[test]
+fn a_helper_never_ready_fails_the_job_and_its_application_is_deleted() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(
+        RunnerConfigOptions {
+            service: Some(ServiceOptions {
+                ready_timeout: Some(Duration::from_secs(1)),
+                ..ServiceOptions::default()
+            }),
+            ..options()
+        },
+        &[],
+    );
+    e.world
+        .clever()
+        .control()
+        .helper_fault(paas_sim::clever::HelperFaultCommand::NeverReady { count: 1 });
+    let id = e.world.enqueue(JobSpec::default());
+    let mut runner = start_runner(&config, &e.log("never-ready.log"), &[]);
+    assert!(
+        e.wait_done(&[id], Duration::from_secs(30)),
+        "{}\n{}",
+        e.describe(),
+        tail(&runner.log())
+    );
+    assert_eq!(e.status(id), Some(JobState::Failed), "{}", e.describe());
+    let trace = e
+        .world
+        .coordinator()
+        .control()
+        .job_trace(id)
+        .unwrap_or_default();
+    let trace = String::from_utf8_lossy(&trace);
+    assert!(
+        trace.contains("did not answer that it can take a job within 1 s"),
+        "{trace}"
+    );
+    let s = e.world.summary();
+    assert_eq!((s.apps_created, s.apps_deleted), (1, 1), "{}", e.describe());
+    assert_eq!(s.helper_jobs, 0);
+    assert!(s.violations.is_empty(), "{:?}", s.violations);
+    stop_ok(&mut runner, Duration::from_secs(15));
+    assert_no_secret(&e.world, &runner.log(), &[]);
 }
