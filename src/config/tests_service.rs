@@ -302,13 +302,3 @@ fn a_python_1_1_1_configuration_is_accepted_as_it_is() {
         }
     }
 }
-
-#[test]
-fn the_service_example_is_valid() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/clever-service.toml");
-    let l = load(&file).unwrap_or_else(|e| panic!("{e}"));
-    let r = &l.config.runners[0];
-    assert_eq!(r.executor, ExecutorKind::CleverServiceDocker);
-    assert_eq!(r.token.expose(), "REPLACE");
-    assert_eq!(l.warnings, Vec::<String>::new());
-}
