@@ -43,7 +43,7 @@ mod stats;
 mod write_queue;
 
 #[cfg(feature = "testing")]
-pub use stats::{Books, GetBooks, GetStats, Stats};
+pub use stats::{Books, EndTask, GetBooks, GetStats, Stats};
 
 use self::check_schedule::CheckSchedule;
 use self::counting::{JobEnd, JobOrigin, Transition};
