@@ -1,6 +1,7 @@
 //! The supervisor's state dump (SIGUSR1) and, for tests and the bench
-//! (feature `testing`), the [`GetStats`] query; the event totals both
-//! show are read back from the metrics (`counting`).
+//! (feature `testing`), the [`GetStats`] and [`GetBooks`] queries and the
+//! bench's [`EndTask`]; the event totals the dump and `GetStats` show are
+//! read back from the metrics (`counting`).
 
 use super::*;
 use crate::untrusted::escape_control;
