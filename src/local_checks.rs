@@ -39,7 +39,7 @@ use crate::preflight::{check_writable_dir, DockerProblem};
 use paas_actors::state::{read_state_file, StateError};
 use std::io;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Which command runs the checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,36 +113,11 @@ pub fn run(
         ))
     };
     let mut warnings = Vec::new();
-    let (lock, service_running) = match mode {
-        Mode::Run => match InstanceLock::acquire(&state_file) {
-            Ok(lock) => (Some(lock), false),
-            Err(LockError::Directory { problem, .. }) => return Err(directory_error(&problem)),
-            Err(e) => return Err(LocalCheckError::Lock(e)),
-        },
-        Mode::Check => match instance_lock::holder(&state_file) {
-            Ok(None) => (None, false),
-            Err(LockError::Io { lock_file, detail }) => {
-                // Another user's lock file (check run as root or as an
-                // operator): the service itself may still open it.
-                warnings.push(format!(
-                    "cannot tell whether a service uses the state file: cannot open {}: \
-                     {detail}",
-                    lock_file.display()
-                ));
-                (None, false)
-            }
-            Ok(Some(pid)) => {
-                warnings.push(format!(
-                    "a running service ({}) holds the state file {}: `run` would refuse to start \
-                     beside it (exit 1); its monitoring address was not tried",
-                    pid.map_or_else(|| "pid not written yet".to_string(), |p| format!("pid {p}")),
-                    state_file.display()
-                ));
-                (None, true)
-            }
-            Err(e) => return Err(LocalCheckError::Lock(e)),
-        },
-    };
+    let (lock, service_running) =
+        lock_state_file(&state_file, mode, &mut warnings).map_err(|e| match e {
+            LockError::Directory { problem, .. } => directory_error(&problem),
+            e => LocalCheckError::Lock(e),
+        })?;
     let directory = state_directory(&state_file);
     match std::fs::metadata(&directory) {
         Ok(m) if m.is_dir() => {}
@@ -156,17 +131,7 @@ pub fn run(
     let tracked_jobs = read_state_file(&state_file)
         .map_err(LocalCheckError::State)?
         .map_or(0, |s| s.len());
-    let system_id = system_id_path(&state_file);
-    match std::fs::read_to_string(&system_id) {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(LocalCheckError::SystemId {
-                path: system_id,
-                detail: e.to_string(),
-            })
-        }
-    }
+    check_system_id(&state_file)?;
     if let Some(address) = listen {
         if !service_running {
             try_bind(config, address)?;
@@ -180,6 +145,56 @@ pub fn run(
         warnings,
         tracked_jobs,
     })
+}
+
+/// `run` takes the state file's lock (held from then on); `check` only
+/// looks for its holder, warning when a service holds it (the `bool`:
+/// then the monitoring address is not tried) or when it cannot tell.
+fn lock_state_file(
+    state_file: &Path,
+    mode: Mode,
+    warnings: &mut Vec<String>,
+) -> Result<(Option<InstanceLock>, bool), LockError> {
+    match mode {
+        Mode::Run => InstanceLock::acquire(state_file).map(|lock| (Some(lock), false)),
+        Mode::Check => match instance_lock::holder(state_file) {
+            Ok(None) => Ok((None, false)),
+            Err(LockError::Io { lock_file, detail }) => {
+                // Another user's lock file (check run as root or as an
+                // operator): the service itself may still open it.
+                warnings.push(format!(
+                    "cannot tell whether a service uses the state file: cannot open {}: \
+                     {detail}",
+                    lock_file.display()
+                ));
+                Ok((None, false))
+            }
+            Ok(Some(pid)) => {
+                warnings.push(format!(
+                    "a running service ({}) holds the state file {}: `run` would refuse to start \
+                     beside it (exit 1); its monitoring address was not tried",
+                    pid.map_or_else(|| "pid not written yet".to_string(), |p| format!("pid {p}")),
+                    state_file.display()
+                ));
+                Ok((None, true))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// The runner system id beside the state file, when there is one, can be
+/// read.
+fn check_system_id(state_file: &Path) -> Result<(), LocalCheckError> {
+    let path = system_id_path(state_file);
+    match std::fs::read_to_string(&path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LocalCheckError::SystemId {
+            path,
+            detail: e.to_string(),
+        }),
+    }
 }
 
 /// Binds every address `address` resolves to, as the monitoring server

@@ -6,7 +6,7 @@
 //!   [`HEALTH_TIMEOUT`] and is not draining, 503 otherwise; one-line JSON;
 //! - `GET /readyz` (readiness): 200 while the runner can take jobs, 503
 //!   with the reason otherwise (the supervisor's
-//!   [`paas_actors::messages::NotReady`], or fewer
+//!   [`paas_actors::service::NotReady`], or fewer
 //!   free descriptors than the [`Budget`] keeps for the runner);
 //! - `GET /debug/jobs/list`: one JSON object per tracked job (no token).
 //!
@@ -27,9 +27,9 @@ use crate::descriptors::Budget;
 use actix_web::dev::ServerHandle;
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use paas_actors::messages::{Health, JobView};
 use paas_actors::metrics::{Metrics, CONTENT_TYPE};
 use paas_actors::service::ServiceHandle;
+use paas_actors::service::{Health, JobView};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(shown, ["0.0.0.0:9252", "[::]:9252", "10.0.0.8:9252"]);
     }
 
-    fn health(not_ready: Option<paas_actors::messages::NotReady>) -> Answer<Health> {
+    fn health(not_ready: Option<paas_actors::service::NotReady>) -> Answer<Health> {
         Answer::Given(Health {
             draining: false,
             not_ready,
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn readiness_reasons() {
-        use paas_actors::messages::NotReady;
+        use paas_actors::service::NotReady;
         let roomy = Budget::for_limit(1 << 20);
         assert_eq!(readiness(&health(None), &roomy), None);
         let (reason, detail) =

@@ -19,7 +19,7 @@
 
 use crate::preflight::StartupProgress;
 use crate::reload::ReloadObserver;
-use paas_actors::observer::{ServiceObserver, ServiceStatus};
+use paas_actors::{ServiceObserver, ServiceStatus};
 use std::cell::RefCell;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};

@@ -2,7 +2,7 @@
 //! service's thread (on the blocking pool, with the secrets and the runner
 //! system id files), and its difference with the configuration last
 //! applied goes to the supervisor as one typed
-//! [`ApplySettings`](paas_actors::messages::ApplySettings), whose answer is
+//! [`ApplySettings`](paas_actors::service::ApplySettings), whose answer is
 //! logged here. What cannot change live (the keys declared `Restart`: the
 //! state file, the listen address, the quota reference, the shutdown
 //! timeout) is logged as "restart needed" and left as it was; a file that
@@ -14,10 +14,10 @@ use crate::config::{self, Config, ConfigError, RunnerConfig};
 use crate::gitlab::{load_or_create_system_id, system_id_path};
 use crate::local_checks;
 use crate::wiring::{self, Overrides};
-use paas_actors::messages::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
 use paas_actors::metrics::Metrics;
 use paas_actors::ports::Weight;
 use paas_actors::service::SettingsSender;
+use paas_actors::service::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
 use paas_actors::settings::{changed, Reload, RunnerSettings, SupervisorSettings};
 use slog::{error, info, warn, Logger};
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! [`Jitter::Full`] the delay actually waited is drawn uniformly in
 //! `[0, ceiling]`, with [`Jitter::Equal`] in `[ceiling/2, ceiling]`, so that
 //! several runner hosts behind one GitLab do not retry in lock-step after an
-//! outage. [`Backoff::reset`] starts over after a success.
+//! outage. `Backoff::reset` starts over after a success.
 //!
 //! Status polls (deployment repository state, job trace) wait on short
 //! steps that grow: [`BackoffPolicy::polling`], without jitter.
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// First wait of a status poll ([`BackoffPolicy::polling`]).
-pub const FIRST_POLL_STEP: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_POLL_STEP: Duration = Duration::from_millis(100);
 
 /// How much of each delay is random.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl BackoffPolicy {
     }
 
     /// The steps of a status poll (deployment repository state, job
-    /// trace) whose configured step is `step`: from [`FIRST_POLL_STEP`]
+    /// trace) whose configured step is `step`: from `FIRST_POLL_STEP`
     /// (or `step` when shorter) doubling up to `step`, without jitter. The
     /// configured step stays the longest wait between two polls.
     pub fn polling(step: Duration) -> Self {
@@ -97,19 +97,9 @@ impl Backoff {
         }
     }
 
-    /// The policy this back-off follows.
-    pub fn policy(&self) -> BackoffPolicy {
-        self.policy
-    }
-
     /// How many delays were taken since the start or the last reset.
-    pub fn retries(&self) -> u32 {
+    pub(crate) fn retries(&self) -> u32 {
         self.retries
-    }
-
-    /// The ceiling the next delay will be drawn under (no randomness).
-    pub fn next_ceiling(&self) -> Duration {
-        ceiling(&self.policy, self.retries)
     }
 
     /// The next delay to wait, and one more retry counted.
@@ -134,7 +124,7 @@ impl Backoff {
     }
 
     /// Starts over: the next delay is drawn under `base` again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.retries = 0;
     }
 
@@ -148,7 +138,7 @@ impl Backoff {
 /// A back-off started at its first delay: a retry loop whose call succeeds
 /// at once reads no clock and draws nothing.
 #[derive(Clone, Debug)]
-pub struct LazyBackoff {
+pub(crate) struct LazyBackoff {
     policy: BackoffPolicy,
     seed: Option<u64>,
     started: Option<Backoff>,
@@ -157,7 +147,7 @@ pub struct LazyBackoff {
 impl LazyBackoff {
     /// A back-off following `policy`, seeded with `seed` when given, else
     /// from the clock (at the first delay).
-    pub fn new(policy: BackoffPolicy, seed: Option<u64>) -> Self {
+    pub(crate) fn new(policy: BackoffPolicy, seed: Option<u64>) -> Self {
         LazyBackoff {
             policy,
             seed,
@@ -166,7 +156,7 @@ impl LazyBackoff {
     }
 
     /// The next delay to wait.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let (policy, seed) = (self.policy, self.seed);
         self.started
             .get_or_insert_with(|| match seed {
@@ -247,7 +237,7 @@ mod tests {
         let mut b = Backoff::seeded(BackoffPolicy::new(S(1), S(60)).with_jitter(Jitter::None), 1);
         b.next_delay();
         b.next_delay();
-        assert_eq!(b.next_ceiling(), S(4));
+        assert_eq!(ceiling(&b.policy, b.retries), S(4));
         b.reset();
         assert_eq!(b.next_delay(), S(1));
     }

@@ -68,7 +68,6 @@ impl JobTask for Decommission {
                     jc.supervisor.tell(DecommissionRefused {
                         key,
                         error: e.to_string(),
-                        retry_in: delay,
                     });
                     delay
                 }

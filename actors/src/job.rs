@@ -74,7 +74,7 @@ impl Phase {
     /// True while the job is being launched: it counts against
     /// `paas_max_concurrent_provisioning` and a cancellation at the
     /// coordinator stops the launch.
-    pub fn is_launching(self) -> bool {
+    pub(crate) fn is_launching(self) -> bool {
         matches!(
             self,
             Phase::Acquired | Phase::Provisioning | Phase::Provisioned | Phase::Launched
@@ -82,7 +82,7 @@ impl Phase {
     }
 
     /// Where the job goes in the Python-format state file.
-    pub fn section(self, has_resource: bool) -> Option<Section> {
+    pub(crate) fn section(self, has_resource: bool) -> Option<Section> {
         match self {
             Phase::Acquired
             | Phase::Provisioning
@@ -106,7 +106,7 @@ impl fmt::Display for Phase {
 
 /// The three sections of the Python state file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Section {
+pub(crate) enum Section {
     /// `pending`: `[handle, job_data]` pairs, jobs not fully launched.
     Pending,
     /// `launched`: handles of started jobs.
@@ -117,7 +117,7 @@ pub enum Section {
 
 /// What happened to a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobEvent {
+pub(crate) enum JobEvent {
     /// The resource name was recorded before the create call.
     CreateRecorded,
     /// The resource exists (created, or found by name after a restart).
@@ -144,7 +144,7 @@ pub enum JobEvent {
 /// An event that makes no sense in the current phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("event {event:?} is invalid in phase {from}")]
-pub struct InvalidTransition {
+pub(crate) struct InvalidTransition {
     /// Phase the job was in.
     pub from: Phase,
     /// The event refused.
@@ -152,7 +152,7 @@ pub struct InvalidTransition {
 }
 
 /// The next phase after `event`, or an error if the event is invalid there.
-pub fn transition(from: Phase, event: JobEvent) -> Result<Phase, InvalidTransition> {
+pub(crate) fn transition(from: Phase, event: JobEvent) -> Result<Phase, InvalidTransition> {
     use JobEvent as E;
     use Phase as P;
     let to = match (from, event) {
@@ -174,7 +174,7 @@ pub fn transition(from: Phase, event: JobEvent) -> Result<Phase, InvalidTransiti
 /// What to do with a job whose resource is no longer needed: the job
 /// finished (`keep` = `paas_finished_jobs_keep_resources`) or its launch
 /// failure was reported (`keep` = not `paas_decommission_launch_failures`).
-pub fn after_use(has_resource: bool, keep: bool) -> JobEvent {
+pub(crate) fn after_use(has_resource: bool, keep: bool) -> JobEvent {
     if has_resource && !keep {
         JobEvent::DecommissionStarted
     } else {

@@ -31,7 +31,7 @@ use crate::quota::{Ledger, EPSILON};
 
 /// Another runner, as the decision sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OtherRunner {
+pub(crate) struct OtherRunner {
     /// Its index in the ledger.
     pub index: usize,
     /// The largest weight a job of it could have, once known.
@@ -40,7 +40,7 @@ pub struct OtherRunner {
 
 /// Why a poll must be short.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ShortPoll {
+pub(crate) enum ShortPoll {
     /// The largest job weight of another runner is not known yet.
     UnknownWeight {
         /// That runner's index.
@@ -98,7 +98,7 @@ impl std::fmt::Display for ShortPoll {
 /// Whether the poll whose reservation `ledger` already holds may be held by
 /// the coordinator, given the `others` runners (every runner still polled
 /// but the one polling). See the module documentation for the rule.
-pub fn may_hold(
+pub(crate) fn may_hold(
     ledger: &Ledger,
     others: impl IntoIterator<Item = OtherRunner>,
 ) -> Result<(), ShortPoll> {

@@ -21,7 +21,7 @@ use std::time::Duration;
 /// record before an external call (write-ahead): the actor must not make
 /// that call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum NotRecorded {
+pub(crate) enum NotRecorded {
     /// The job is not in a phase that expects this event (cancelled,
     /// forgotten, or already past it).
     #[error("not expected: the job is {phase}")]
@@ -41,7 +41,7 @@ pub enum NotRecorded {
 /// Sent by a launcher to the supervisor before the create call: record the
 /// resource name (write-ahead). Answered once the record is on disk.
 #[derive(Debug)]
-pub struct RecordCreating {
+pub(crate) struct RecordCreating {
     /// The job.
     pub key: JobKey,
     /// Deterministic resource name.
@@ -51,7 +51,7 @@ pub struct RecordCreating {
 /// Sent by a launcher to the supervisor when the resource exists (after
 /// `create`, and again after `prepare`). Answered once recorded on disk.
 #[derive(Debug)]
-pub struct ResourceProvisioned {
+pub(crate) struct ResourceProvisioned {
     /// The job.
     pub key: JobKey,
     /// The resource.
@@ -61,7 +61,7 @@ pub struct ResourceProvisioned {
 /// Sent by a launcher to the supervisor when the job is launched on its
 /// resource. Answered once recorded on disk.
 #[derive(Debug)]
-pub struct ResourceLaunched {
+pub(crate) struct ResourceLaunched {
     /// The job.
     pub key: JobKey,
     /// The launched resource.
@@ -70,22 +70,20 @@ pub struct ResourceLaunched {
 
 /// Sent by a decommissioner to the supervisor when the PAAS refused the
 /// delete with a permanent error: the resource may still exist (it keeps
-/// its weight); the delete is retried after `retry_in`.
+/// its weight); the decommissioner retries the delete after its back-off.
 #[derive(Debug)]
-pub struct DecommissionRefused {
+pub(crate) struct DecommissionRefused {
     /// The job.
     pub key: JobKey,
     /// The PAAS error (never a secret).
     pub error: String,
-    /// The delay before the next attempt.
-    pub retry_in: std::time::Duration,
 }
 
 /// Sent by a trace watcher to the supervisor when the job trace grew, or
 /// when the trace-watch token was refused (the job is then taken as started
 /// after its push, as without trace watch).
 #[derive(Debug)]
-pub struct JobStarted {
+pub(crate) struct JobStarted {
     /// The job.
     pub key: JobKey,
     /// How the watcher decided.
@@ -94,7 +92,7 @@ pub struct JobStarted {
 
 /// What a trace watcher saw of the trace-watch token.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TraceSeen {
+pub(crate) enum TraceSeen {
     /// The trace was read (the token works) and grew.
     Grew,
     /// The coordinator refused the trace-watch token (401/403); `detail`
@@ -108,7 +106,7 @@ pub enum TraceSeen {
 /// Sent by a launcher or a trace watcher to the supervisor when launching
 /// failed; `message` goes to the job trace.
 #[derive(Debug)]
-pub struct LaunchFailed {
+pub(crate) struct LaunchFailed {
     /// The job.
     pub key: JobKey,
     /// Explanation for the job author and the operator; never a secret.
@@ -120,7 +118,7 @@ pub struct LaunchFailed {
 /// Sent by a launcher or a trace watcher to the supervisor when it stopped
 /// early (drain, or job cancelled at the coordinator).
 #[derive(Debug)]
-pub struct LaunchStopped {
+pub(crate) struct LaunchStopped {
     /// The job.
     pub key: JobKey,
     /// Why.
@@ -129,7 +127,7 @@ pub struct LaunchStopped {
 
 /// How reporting a launch failure ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportOutcome {
+pub(crate) enum ReportOutcome {
     /// Reported (or the job was already over).
     Reported,
     /// Every attempt failed.
@@ -140,7 +138,7 @@ pub enum ReportOutcome {
 
 /// Sent by a failure reporter to the supervisor when done.
 #[derive(Debug)]
-pub struct FailureReported {
+pub(crate) struct FailureReported {
     /// The job.
     pub key: JobKey,
     /// How it ended.
@@ -153,7 +151,7 @@ pub struct FailureReported {
 
 /// Sent by a decommissioner to the supervisor: the resource is gone.
 #[derive(Debug)]
-pub struct ResourceDecommissioned {
+pub(crate) struct ResourceDecommissioned {
     /// The job.
     pub key: JobKey,
 }
@@ -161,14 +159,14 @@ pub struct ResourceDecommissioned {
 /// Sent by a decommissioner to the supervisor when the drain stopped its
 /// retries: the resource stays in `to_decommission`.
 #[derive(Debug)]
-pub struct DecommissionStopped {
+pub(crate) struct DecommissionStopped {
     /// The job.
     pub key: JobKey,
 }
 
 /// Sent by every per-job actor to the supervisor when it stops.
 #[derive(Debug)]
-pub struct TaskEnded {
+pub(crate) struct TaskEnded {
     /// The job.
     pub key: JobKey,
 }
@@ -178,7 +176,7 @@ pub struct TaskEnded {
 /// launcher must then not make the call that follows).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), NotRecorded>")]
-pub enum WriteAhead {
+pub(crate) enum WriteAhead {
     /// Before `create`.
     RecordCreating(RecordCreating),
     /// After `create`, and again after `prepare`.
@@ -190,7 +188,7 @@ pub enum WriteAhead {
 /// What a per-job actor tells the supervisor without waiting for an answer.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub enum TaskEvent {
+pub(crate) enum TaskEvent {
     /// From a trace watcher.
     JobStarted(JobStarted),
     /// From a launcher or a trace watcher.
@@ -244,13 +242,13 @@ pub struct Reconcile;
 /// secrets masked.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct DumpState;
+pub(crate) struct DumpState;
 
 /// Sent by the service (health and readiness endpoints) to the
 /// supervisor: is it alive, is it draining, can it take jobs?
 #[derive(Message, Debug)]
 #[rtype(result = "Health")]
-pub struct GetHealth;
+pub(crate) struct GetHealth;
 
 /// Why the service cannot take jobs now ([`Health::not_ready`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,7 +291,7 @@ impl NotReady {
     }
 }
 
-/// What [`GetHealth`] answers.
+/// What [`crate::ServiceHandle::health`] answers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Health {
     /// The service is stopping (no more polls).
@@ -312,9 +310,9 @@ pub struct Health {
 /// tracked job.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<JobView>")]
-pub struct ListJobs;
+pub(crate) struct ListJobs;
 
-/// One tracked job as [`ListJobs`] shows it (no token, no payload).
+/// One tracked job as [`crate::ServiceHandle::jobs`] shows it (no token, no payload).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobView {
     /// The job's id at its coordinator.

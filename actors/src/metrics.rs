@@ -79,7 +79,7 @@ struct ApiLabels {
 
 /// Why a launch failed: the `reason` label of `launch_failures_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LaunchFailureReason {
+pub(crate) enum LaunchFailureReason {
     /// The expected weight of the job could not be known.
     Weight,
     /// The runner could not write its state before an external call.
@@ -98,7 +98,7 @@ pub enum LaunchFailureReason {
 
 impl LaunchFailureReason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [LaunchFailureReason; 7] = [
+    pub(crate) const ALL: [LaunchFailureReason; 7] = [
         LaunchFailureReason::Weight,
         LaunchFailureReason::State,
         LaunchFailureReason::Create,
@@ -109,7 +109,7 @@ impl LaunchFailureReason {
     ];
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LaunchFailureReason::Weight => "weight",
             LaunchFailureReason::State => "state",
@@ -125,7 +125,7 @@ impl LaunchFailureReason {
 /// What a reconciliation pass did with a listed resource or a tracked
 /// entry: the `action` label of `reconcile_actions_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReconcileAction {
+pub(crate) enum ReconcileAction {
     /// An unknown resource whose job still runs, tracked to its end.
     Adopted,
     /// An unknown resource sent to decommissioning.
@@ -139,7 +139,7 @@ pub enum ReconcileAction {
 
 impl ReconcileAction {
     /// Every action.
-    pub const ALL: [ReconcileAction; 4] = [
+    pub(crate) const ALL: [ReconcileAction; 4] = [
         ReconcileAction::Adopted,
         ReconcileAction::Decommissioned,
         ReconcileAction::Forgotten,
@@ -147,7 +147,7 @@ impl ReconcileAction {
     ];
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReconcileAction::Adopted => "adopted",
             ReconcileAction::Decommissioned => "decommissioned",
@@ -409,7 +409,12 @@ impl Metrics {
 
     /// One job of `runner` left phase `from` (`None`: newly tracked) for
     /// phase `to` (`None`: no longer tracked).
-    pub fn job_moved(&self, runner: &str, from: Option<&'static str>, to: Option<&'static str>) {
+    pub(crate) fn job_moved(
+        &self,
+        runner: &str,
+        from: Option<&'static str>,
+        to: Option<&'static str>,
+    ) {
         if let Some(phase) = from {
             self.jobs
                 .get_or_create(&RunnerPhase {
@@ -440,7 +445,7 @@ impl Metrics {
     }
 
     /// Sets `concurrent_limit` and `provisioning_limit`.
-    pub fn set_limits(&self, concurrent: usize, provisioning: usize) {
+    pub(crate) fn set_limits(&self, concurrent: usize, provisioning: usize) {
         self.concurrent_limit
             .set(i64::try_from(concurrent).unwrap_or(i64::MAX));
         self.provisioning_limit
@@ -448,28 +453,28 @@ impl Metrics {
     }
 
     /// One job acquired by `runner`.
-    pub fn job_acquired(&self, runner: &str) {
+    pub(crate) fn job_acquired(&self, runner: &str) {
         self.jobs_acquired
             .get_or_create(&runner_label(runner))
             .inc();
     }
 
     /// One resource created for `runner`.
-    pub fn resource_created(&self, runner: &str) {
+    pub(crate) fn resource_created(&self, runner: &str) {
         self.resources_created
             .get_or_create(&runner_label(runner))
             .inc();
     }
 
     /// One resource of `runner` deleted.
-    pub fn resource_deleted(&self, runner: &str) {
+    pub(crate) fn resource_deleted(&self, runner: &str) {
         self.resources_deleted
             .get_or_create(&runner_label(runner))
             .inc();
     }
 
     /// One launch failure of `runner`.
-    pub fn launch_failed(&self, runner: &str, reason: LaunchFailureReason) {
+    pub(crate) fn launch_failed(&self, runner: &str, reason: LaunchFailureReason) {
         self.launch_failures
             .get_or_create(&RunnerReason {
                 runner: runner.to_string(),
@@ -479,7 +484,7 @@ impl Metrics {
     }
 
     /// One reconciliation action.
-    pub fn reconcile_action(&self, action: ReconcileAction) {
+    pub(crate) fn reconcile_action(&self, action: ReconcileAction) {
         self.reconcile_actions
             .get_or_create(&ActionLabel {
                 action: action.as_str(),
@@ -488,7 +493,7 @@ impl Metrics {
     }
 
     /// One state write completed (`ok`) or failed.
-    pub fn state_written(&self, ok: bool) {
+    pub(crate) fn state_written(&self, ok: bool) {
         if ok {
             self.state_writes.inc();
         } else {
@@ -513,22 +518,22 @@ impl Metrics {
     }
 
     /// A job pushed to its resource, `took` after its acquisition.
-    pub fn observe_provision(&self, took: Duration) {
+    pub(crate) fn observe_provision(&self, took: Duration) {
         self.provision_duration.observe(took.as_secs_f64());
     }
 
     /// A job started, `took` after its acquisition.
-    pub fn observe_start(&self, took: Duration) {
+    pub(crate) fn observe_start(&self, took: Duration) {
         self.start_duration.observe(took.as_secs_f64());
     }
 
     /// A resource deleted, `took` after its job was seen finished.
-    pub fn observe_decommission_lag(&self, took: Duration) {
+    pub(crate) fn observe_decommission_lag(&self, took: Duration) {
         self.decommission_lag.observe(took.as_secs_f64());
     }
 
     /// Whether `runner`'s coordinator answers (false while backing off).
-    pub fn set_coordinator_up(&self, runner: &str, up: bool) {
+    pub(crate) fn set_coordinator_up(&self, runner: &str, up: bool) {
         self.coordinator_up
             .get_or_create(&runner_label(runner))
             .set(i64::from(up));
@@ -546,7 +551,7 @@ impl Metrics {
     }
 
     /// A poll of `runner` ended, answered by its coordinator or not.
-    pub fn poll_ended(&self, runner: &str, answered: bool) {
+    pub(crate) fn poll_ended(&self, runner: &str, answered: bool) {
         if answered {
             self.polled(runner);
         } else {
@@ -555,7 +560,7 @@ impl Metrics {
     }
 
     /// Whether `runner`'s trace-watch token is refused.
-    pub fn set_trace_watch_token_refused(&self, runner: &str, refused: bool) {
+    pub(crate) fn set_trace_watch_token_refused(&self, runner: &str, refused: bool) {
         self.trace_watch_token_refused
             .get_or_create(&runner_label(runner))
             .set(i64::from(refused));

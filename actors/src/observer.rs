@@ -51,7 +51,7 @@ pub(crate) struct Hooks {
 
 /// The observer that does nothing.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct NoObserver;
+pub(crate) struct NoObserver;
 
 impl ServiceObserver for NoObserver {}
 

@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 /// A job handed out by the coordinator, with its expected weight.
 #[derive(Debug)]
-pub struct Acquired {
+pub(crate) struct Acquired {
     /// The job.
     pub job: Job,
     /// Its expected weight, or why it has none (unknown flavor…).
@@ -34,7 +34,7 @@ pub struct Acquired {
 /// long poll (the supervisor decides, see [`crate::long_poll`]).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Option<Acquired>, CoordinatorError>")]
-pub struct PollOnce {
+pub(crate) struct PollOnce {
     /// Whether the coordinator may hold the request.
     pub kind: PollKind,
 }
@@ -43,20 +43,20 @@ pub struct PollOnce {
 /// weight a job of this runner could have (its max job weight).
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Weight, PaasError>")]
-pub struct GetMaxJobWeight;
+pub(crate) struct GetMaxJobWeight;
 
 /// Sent by the supervisor to a poller for the launched jobs whose check is
 /// due (each every `job_progress_poll_interval` from its launch): is each
 /// of these jobs still running at the coordinator?
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<(i64, Result<JobStatus, CoordinatorError>)>")]
-pub struct CheckJobs {
+pub(crate) struct CheckJobs {
     /// Jobs to check.
     pub jobs: Vec<Job>,
 }
 
 /// The poller of one runner.
-pub struct Poller {
+pub(crate) struct Poller {
     coordinator: Rc<dyn Coordinator>,
     paas: Rc<dyn Paas>,
     check_concurrency: usize,
@@ -65,7 +65,7 @@ pub struct Poller {
 impl Poller {
     /// A poller over one runner's ports; at most `check_concurrency`
     /// progress checks run at a time.
-    pub fn new(
+    pub(crate) fn new(
         coordinator: Rc<dyn Coordinator>,
         paas: Rc<dyn Paas>,
         check_concurrency: usize,
@@ -133,14 +133,14 @@ impl Handler<CheckJobs> for Poller {
 /// runner's resources on the PAAS now.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Listing, PaasError>")]
-pub struct ListResources;
+pub(crate) struct ListResources;
 
 /// Sent by the supervisor to a poller during a reconciliation pass: for
 /// each resource the state does not know, read its job back and ask the
 /// coordinator whether it still runs.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<(i64, Resource, Identified)>")]
-pub struct IdentifyJobs {
+pub(crate) struct IdentifyJobs {
     /// `(job id from the resource name, resource)`.
     pub resources: Vec<(i64, Resource)>,
 }

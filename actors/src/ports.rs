@@ -90,7 +90,7 @@ impl Job {
     /// A job rebuilt from what the state file keeps of it: its id, token
     /// and payload (`Null` when the file keeps none, as for `launched` and
     /// `to_decommission` handles).
-    pub fn from_handle(id: i64, token: Secret, payload: Arc<serde_json::Value>) -> Job {
+    pub(crate) fn from_handle(id: i64, token: Secret, payload: Arc<serde_json::Value>) -> Job {
         let project_id = payload
             .get("job_info")
             .and_then(|i| i.get("project_id"))

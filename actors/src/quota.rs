@@ -28,7 +28,7 @@ use crate::ports::Weight;
 use std::collections::HashMap;
 
 /// Tolerance for weight comparisons (weights are sums of `x^1.25` floats).
-pub const EPSILON: f64 = 1e-9;
+pub(crate) const EPSILON: f64 = 1e-9;
 
 /// Identifies a tracked job: the runner's index in the registry and the job
 /// id at that runner's coordinator.
@@ -42,7 +42,7 @@ pub struct JobKey {
 
 /// The global limits the ledger enforces.
 #[derive(Clone, Debug, PartialEq)]
-pub struct QuotaLimits {
+pub(crate) struct QuotaLimits {
     /// Weighted quota: weight(reference flavor) × `reference_jobs_count`.
     pub total_weight: Weight,
     /// `concurrent`: maximum number of jobs (tracked + polls in flight).
@@ -55,7 +55,7 @@ pub struct QuotaLimits {
 
 /// Why a runner may not be polled now.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Blocked {
+pub(crate) enum Blocked {
     /// The runner already has a poll in flight.
     AlreadyReserved,
     /// Not enough weight left in the quota.
@@ -132,7 +132,7 @@ impl std::fmt::Display for Blocked {
 
 /// What a ledger entry's weight stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WeightKind {
+pub(crate) enum WeightKind {
     /// Expected weight of an acquired job (from its flavor).
     Expected,
     /// Actual weight of an existing resource.
@@ -166,7 +166,7 @@ struct Entry {
 
 /// The quota ledger. Pure data: no I/O, no clock.
 #[derive(Clone, Debug)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     limits: QuotaLimits,
     runner_fractions: Vec<f64>,
     reservations: HashMap<usize, Weight>,
@@ -181,7 +181,7 @@ pub struct Ledger {
 impl Ledger {
     /// A ledger for runners whose own `quota_max_fraction` are given, in
     /// registry order.
-    pub fn new(limits: QuotaLimits, runner_fractions: Vec<f64>) -> Ledger {
+    pub(crate) fn new(limits: QuotaLimits, runner_fractions: Vec<f64>) -> Ledger {
         let n = runner_fractions.len();
         Ledger {
             limits,
@@ -197,88 +197,83 @@ impl Ledger {
     }
 
     /// The limits enforced.
-    pub fn limits(&self) -> &QuotaLimits {
+    pub(crate) fn limits(&self) -> &QuotaLimits {
         &self.limits
     }
 
     /// New limits (a live reconfiguration); what is held stays held.
-    pub fn set_limits(&mut self, limits: QuotaLimits) {
+    pub(crate) fn set_limits(&mut self, limits: QuotaLimits) {
         self.limits = limits;
     }
 
     /// A runner appended to the registry, with its `quota_max_fraction`.
-    pub fn add_runner(&mut self, fraction: f64) {
+    pub(crate) fn add_runner(&mut self, fraction: f64) {
         self.runner_fractions.push(fraction);
         self.runner_used.push(0.0);
         self.runner_jobs.push(0);
     }
 
     /// A runner's new `quota_max_fraction`.
-    pub fn set_runner_fraction(&mut self, runner: usize, fraction: f64) {
+    pub(crate) fn set_runner_fraction(&mut self, runner: usize, fraction: f64) {
         if let Some(f) = self.runner_fractions.get_mut(runner) {
             *f = fraction;
         }
     }
 
     /// Total weight held: reservations, expected and actual weights.
-    pub fn used(&self) -> Weight {
+    pub(crate) fn used(&self) -> Weight {
         self.used
     }
 
     /// Quota minus the weight held (may be negative if a resource turned out
     /// heavier than expected).
-    pub fn headroom(&self) -> Weight {
+    pub(crate) fn headroom(&self) -> Weight {
         self.limits.total_weight - self.used
     }
 
     /// Jobs tracked (reservations excluded).
-    pub fn jobs(&self) -> usize {
+    pub(crate) fn jobs(&self) -> usize {
         self.jobs.len()
     }
 
     /// Polls in flight.
-    pub fn reservations(&self) -> usize {
+    pub(crate) fn reservations(&self) -> usize {
         self.reservations.len()
     }
 
     /// Weight reserved by polls in flight (part of [`Ledger::used`]).
-    pub fn reserved(&self) -> Weight {
+    pub(crate) fn reserved(&self) -> Weight {
         self.reservations.values().sum()
     }
 
     /// Whether `runner` has a poll in flight (holds a reservation).
-    pub fn has_reservation(&self, runner: usize) -> bool {
+    pub(crate) fn has_reservation(&self, runner: usize) -> bool {
         self.reservations.contains_key(&runner)
     }
 
     /// Jobs being provisioned (acquired, not yet started), reservations excluded.
-    pub fn provisioning(&self) -> usize {
+    pub(crate) fn provisioning(&self) -> usize {
         self.provisioning
     }
 
     /// Weight held by one runner, reservation included.
-    pub fn runner_used(&self, runner: usize) -> Weight {
+    pub(crate) fn runner_used(&self, runner: usize) -> Weight {
         self.runner_used.get(runner).copied().unwrap_or(0.0)
     }
 
-    /// Jobs tracked for one runner.
-    pub fn runner_jobs(&self, runner: usize) -> usize {
-        self.runner_jobs.get(runner).copied().unwrap_or(0)
-    }
-
     /// Weight recorded for a job, if tracked.
-    pub fn weight_of(&self, key: JobKey) -> Option<(Weight, WeightKind)> {
+    pub(crate) fn weight_of(&self, key: JobKey) -> Option<(Weight, WeightKind)> {
         self.jobs.get(&key).map(|e| (e.weight, e.kind))
     }
 
     /// Largest weight `runner` may hold.
-    pub fn runner_allowed(&self, runner: usize) -> Weight {
+    pub(crate) fn runner_allowed(&self, runner: usize) -> Weight {
         let own = self.runner_fractions.get(runner).copied().unwrap_or(1.0);
         own.min(self.limits.allowed_fraction_per_runner) * self.limits.total_weight
     }
 
     /// Whether `runner` may be polled with `weight` reserved, and why not.
-    pub fn check(&self, runner: usize, weight: Weight) -> Result<(), Blocked> {
+    pub(crate) fn check(&self, runner: usize, weight: Weight) -> Result<(), Blocked> {
         if self.reservations.contains_key(&runner) {
             return Err(Blocked::AlreadyReserved);
         }
@@ -299,13 +294,13 @@ impl Ledger {
 
     /// The runner owed its reservation, if any (see the module
     /// documentation).
-    pub fn owed(&self) -> Option<usize> {
+    pub(crate) fn owed(&self) -> Option<usize> {
         self.owed.map(|o| o.runner)
     }
 
     /// Forgets what is owed (the owed runner is no longer polled, or waits
     /// for something else than the limits).
-    pub fn forget_owed(&mut self) {
+    pub(crate) fn forget_owed(&mut self) {
         self.owed = None;
     }
 
@@ -364,7 +359,7 @@ impl Ledger {
     /// Reserves `weight` for a poll of `runner`, if the limits allow it.
     /// Refused only because of other runners' polls in flight, the runner
     /// is owed its reservation unless another one already is.
-    pub fn reserve(&mut self, runner: usize, weight: Weight) -> Result<(), Blocked> {
+    pub(crate) fn reserve(&mut self, runner: usize, weight: Weight) -> Result<(), Blocked> {
         if let Err(blocked) = self.check(runner, weight) {
             if self.owed_to_other(runner).is_none() {
                 self.owed = self
@@ -382,7 +377,7 @@ impl Ledger {
     }
 
     /// Drops the reservation of `runner` (its poll brought no job or failed).
-    pub fn cancel_reservation(&mut self, runner: usize) {
+    pub(crate) fn cancel_reservation(&mut self, runner: usize) {
         if let Some(w) = self.reservations.remove(&runner) {
             self.add_weight(runner, -w);
         }
@@ -390,14 +385,20 @@ impl Ledger {
 
     /// Replaces the reservation of `key.runner` (if any) by a job of
     /// `expected` weight, counted as being provisioned.
-    pub fn acquire(&mut self, key: JobKey, expected: Weight) {
+    pub(crate) fn acquire(&mut self, key: JobKey, expected: Weight) {
         self.cancel_reservation(key.runner);
         self.track(key, expected, WeightKind::Expected, true);
     }
 
     /// Starts tracking a job (acquisition, or loading a saved state).
     /// Tracking an already tracked job replaces its entry.
-    pub fn track(&mut self, key: JobKey, weight: Weight, kind: WeightKind, provisioning: bool) {
+    pub(crate) fn track(
+        &mut self,
+        key: JobKey,
+        weight: Weight,
+        kind: WeightKind,
+        provisioning: bool,
+    ) {
         self.release(key);
         self.jobs.insert(
             key,
@@ -417,7 +418,7 @@ impl Ledger {
     }
 
     /// Replaces a job's weight by the actual weight of its resource.
-    pub fn set_actual(&mut self, key: JobKey, weight: Weight) {
+    pub(crate) fn set_actual(&mut self, key: JobKey, weight: Weight) {
         let Some(entry) = self.jobs.get_mut(&key) else {
             return;
         };
@@ -428,7 +429,7 @@ impl Ledger {
     }
 
     /// Marks a job as being provisioned or not (started, failed, cancelled).
-    pub fn set_provisioning(&mut self, key: JobKey, provisioning: bool) {
+    pub(crate) fn set_provisioning(&mut self, key: JobKey, provisioning: bool) {
         let Some(entry) = self.jobs.get_mut(&key) else {
             return;
         };
@@ -443,7 +444,7 @@ impl Ledger {
     }
 
     /// Frees a job's weight: its resource is gone (or never existed).
-    pub fn release(&mut self, key: JobKey) {
+    pub(crate) fn release(&mut self, key: JobKey) {
         if let Some(entry) = self.jobs.remove(&key) {
             if let Some(n) = self.runner_jobs.get_mut(key.runner) {
                 *n = n.saturating_sub(1);

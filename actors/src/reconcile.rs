@@ -3,8 +3,8 @@
 //!
 //! The supervisor runs a pass at start-up and every `reconcile_interval`:
 //! it asks the runner's poller for the resources on the PAAS
-//! (`Paas::list_resources`), then [`plan`] sorts every listed resource and
-//! every tracked entry into a [`Decision`]. Resources the state does not
+//! (`Paas::list_resources`), then `plan` sorts every listed resource and
+//! every tracked entry into a `Decision`. Resources the state does not
 //! know go through [`Identified`] (the job read back from the resource and
 //! its status at the coordinator) before the supervisor adopts or
 //! decommissions them.
@@ -25,7 +25,7 @@
 //!   id. A tenant can create resources named like ours holding any running
 //!   job's token: such a resource ([`Identified::NotOurs`]) is never counted
 //!   and never deleted. Its adopted weight is capped at the runner's largest
-//!   job weight ([`capped_weight`]).
+//!   job weight (`capped_weight`).
 //! - A second resource with the name of a tracked job's resource (a
 //!   duplicate) is left alone while the job is tracked: the job table has one
 //!   entry per job; once the job is forgotten, a later pass finds the
@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 /// What the supervisor knows of one tracked job of the runner, when the
 /// listing comes back.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     /// Job id.
     pub job_id: i64,
     /// `(id, name)` of its resource, if it has one.
@@ -50,7 +50,7 @@ pub struct Tracked {
 
 /// What to do about one listed resource or one tracked entry.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// The resource is the tracked job's: nothing to do.
     Matched {
         /// Job id.
@@ -144,7 +144,7 @@ pub enum IdentifyError {
 
 /// The job id in a resource name, if the name is one this runner gives
 /// (`name_of(id) == name`, `name_of` being `Paas::resource_name`).
-pub fn job_id_of(name: &str, name_of: impl Fn(i64) -> String) -> Option<i64> {
+pub(crate) fn job_id_of(name: &str, name_of: impl Fn(i64) -> String) -> Option<i64> {
     let (_, tail) = name.rsplit_once('-')?;
     if tail.is_empty() || !tail.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -178,7 +178,7 @@ pub fn judge(job: Job, answer: JobOwner, own_runner: Option<i64>) -> Identified 
 /// The weight an adopted resource counts for: its own, at most the largest
 /// a job of the runner can weigh (a resource's size is the PAAS's word,
 /// not a proof).
-pub fn capped_weight(resource: Weight, max_job: Weight) -> Weight {
+pub(crate) fn capped_weight(resource: Weight, max_job: Weight) -> Weight {
     if resource.is_finite() && resource > 0.0 {
         resource.min(max_job)
     } else {
@@ -187,7 +187,7 @@ pub fn capped_weight(resource: Weight, max_job: Weight) -> Weight {
 }
 
 /// Sorts a listing of one runner's resources against its tracked jobs.
-pub fn plan(
+pub(crate) fn plan(
     listed: Vec<Resource>,
     tracked: &[Tracked],
     name_of: impl Fn(i64) -> String,

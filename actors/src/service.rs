@@ -11,9 +11,7 @@
 //! (the root crate serves them over HTTP).
 
 use crate::job_table::{JobEntry, Unloaded};
-use crate::messages::{
-    ApplyOutcome, ApplySettings, DumpState, GetHealth, Health, JobView, ListJobs, SettingsRequest,
-};
+use crate::messages::{DumpState, GetHealth, ListJobs, SettingsRequest};
 use crate::metrics::Metrics;
 use crate::observer::{Hooks, NoObserver, ServiceObserver};
 use crate::quota::JobKey;
@@ -28,6 +26,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::messages::{
+    ApplyOutcome, ApplySettings, Health, JobView, NotReady, Reconcile, ReloadReport, SettingsDiff,
+};
 pub use crate::settings::{RunnerSettings, SupervisorSettings};
 
 /// Why the service could not start.
@@ -55,7 +56,7 @@ pub enum ServiceError {
 /// hold clones).
 ///
 /// Each method sends one message straight to the actor concerned: a stop
-/// to the [`Shutdown`] actor, the state dump and the queries to the
+/// to the shutdown actor, the state dump and the queries to the
 /// supervisor (a reload's settings go by [`SettingsSender`]). A query is awaited by its caller alone, so a slow
 /// answer never delays a stop. The actors' mailboxes exist from
 /// [`service_control`] on: what is sent before the service starts waits
@@ -157,7 +158,7 @@ pub fn service_control() -> (ServiceHandle, ControlReceiver) {
 
 /// A handle and the receiver to give to [`run_service`]; the service
 /// updates `metrics`.
-pub fn service_control_with(metrics: Arc<Metrics>) -> (ServiceHandle, ControlReceiver) {
+pub(crate) fn service_control_with(metrics: Arc<Metrics>) -> (ServiceHandle, ControlReceiver) {
     let (shutdown, supervisor) = (Context::new(), Context::new());
     let (settings_tx, settings_rx) = mpsc::unbounded_channel();
     (

@@ -133,7 +133,7 @@ declare_settings! {
             /// runner has such a key (GitLab Runner always sends
             /// `last_update`). Never forwarded.
             ///
-            /// See [`crate::long_poll`].
+            /// See `actors/src/long_poll.rs`.
             long_polling: bool = false => "paas_long_polling", Kind::FLAG, Live;
         }
         fixed {
@@ -192,25 +192,25 @@ declare_settings! {
 }
 
 /// First delay before retrying a delete refused with a permanent error.
-pub const PERMANENT_RETRY_MIN: Duration = Duration::from_secs(600);
+pub(crate) const PERMANENT_RETRY_MIN: Duration = Duration::from_secs(600);
 
 /// Longest delay between attempts at a delete refused with a permanent
 /// error.
-pub const PERMANENT_RETRY_MAX: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const PERMANENT_RETRY_MAX: Duration = Duration::from_secs(6 * 3600);
 
 impl SupervisorSettings {
     /// The retry delays of the coordinator polls, PAAS calls and deletes:
     /// from `backoff_min` doubling up to `backoff_max`, with equal jitter
     /// (each delay in `[ceiling / 2, ceiling]`) so that several runner
     /// hosts do not retry in lock-step.
-    pub fn retry_policy(&self) -> BackoffPolicy {
+    pub(crate) fn retry_policy(&self) -> BackoffPolicy {
         BackoffPolicy::new(self.backoff_min, self.backoff_max).with_jitter(Jitter::Equal)
     }
 
     /// The delays between attempts at a delete the PAAS refused with a
     /// permanent error (a revoked token…): [`PERMANENT_RETRY_MIN`]
     /// doubling up to [`PERMANENT_RETRY_MAX`], equal jitter.
-    pub fn permanent_retry_policy(&self) -> BackoffPolicy {
+    pub(crate) fn permanent_retry_policy(&self) -> BackoffPolicy {
         BackoffPolicy::new(PERMANENT_RETRY_MIN, PERMANENT_RETRY_MAX).with_jitter(Jitter::Equal)
     }
 
@@ -225,7 +225,7 @@ impl SupervisorSettings {
 
 impl RunnerSettings {
     /// Checks the declared fields, the trace watch's included.
-    pub fn check_all(&self) -> Result<(), InvalidSetting> {
+    pub(crate) fn check_all(&self) -> Result<(), InvalidSetting> {
         self.check()?;
         match &self.trace_watch {
             Some(watch) => watch.check(),

@@ -27,7 +27,7 @@ use tokio::sync::{oneshot, watch};
 
 /// What an operation in flight is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpSubject {
+pub(crate) enum OpSubject {
     /// A call for one job (create, prepare, launch, decommission).
     Job(JobKey),
     /// A poll of one runner's coordinator (no job yet).
@@ -50,7 +50,7 @@ impl OpSubject {
 
 /// Why a waiting actor stopped early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interrupt {
+pub(crate) enum Interrupt {
     /// The service is draining.
     Drain,
     /// The job is over at the coordinator (cancelled).
@@ -60,20 +60,20 @@ pub enum Interrupt {
 /// The signals a per-job actor listens to between its steps and during its
 /// sleeps: the global drain and the job's own cancellation.
 #[derive(Clone, Debug)]
-pub struct Interrupts {
+pub(crate) struct Interrupts {
     drain: watch::Receiver<bool>,
     cancel: Option<watch::Receiver<bool>>,
 }
 
 impl Interrupts {
     /// Listens to `drain` and, if given, to a job's `cancel`.
-    pub fn new(drain: watch::Receiver<bool>, cancel: Option<watch::Receiver<bool>>) -> Self {
+    pub(crate) fn new(drain: watch::Receiver<bool>, cancel: Option<watch::Receiver<bool>>) -> Self {
         Interrupts { drain, cancel }
     }
 
     /// The interrupt raised, if any (cancellation first: it decides what
     /// happens to the resource).
-    pub fn check(&self) -> Option<Interrupt> {
+    pub(crate) fn check(&self) -> Option<Interrupt> {
         if self.cancel.as_ref().is_some_and(|c| *c.borrow()) {
             return Some(Interrupt::Cancel);
         }
@@ -84,7 +84,7 @@ impl Interrupts {
     }
 
     /// Sleeps for `duration` unless interrupted first.
-    pub async fn sleep(&mut self, duration: Duration) -> Option<Interrupt> {
+    pub(crate) async fn sleep(&mut self, duration: Duration) -> Option<Interrupt> {
         if let Some(i) = self.check() {
             return Some(i);
         }
@@ -120,11 +120,11 @@ struct OpsInner {
 /// Each holds an [`OpGuard`] while its call is outstanding, so that a forced
 /// snapshot can list them as uncertain.
 #[derive(Clone, Debug, Default)]
-pub struct OpRegistry(Rc<RefCell<OpsInner>>);
+pub(crate) struct OpRegistry(Rc<RefCell<OpsInner>>);
 
 impl OpRegistry {
     /// Registers an operation; it ends when the guard is dropped.
-    pub fn begin(
+    pub(crate) fn begin(
         &self,
         runner_name: Rc<str>,
         subject: OpSubject,
@@ -140,18 +140,8 @@ impl OpRegistry {
         }
     }
 
-    /// Number of operations in flight.
-    pub fn len(&self) -> usize {
-        self.0.borrow().ops.len()
-    }
-
-    /// True when nothing is in flight.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The operations in flight, in the state-file form.
-    pub fn uncertain(&self) -> Vec<UncertainRecord> {
+    pub(crate) fn uncertain(&self) -> Vec<UncertainRecord> {
         let mut v: Vec<_> = self
             .0
             .borrow()
@@ -170,7 +160,7 @@ impl OpRegistry {
 
 /// Proof that an uninterruptible operation is in flight.
 #[derive(Debug)]
-pub struct OpGuard {
+pub(crate) struct OpGuard {
     registry: OpRegistry,
     id: u64,
 }
@@ -197,7 +187,7 @@ pub struct ExitReport {
 impl ExitReport {
     /// The report of a stop whose supervisor could not write a final
     /// snapshot nor count anything: forced, nothing known, and why.
-    pub fn unknown(why: impl Into<String>) -> Self {
+    pub(crate) fn unknown(why: impl Into<String>) -> Self {
         ExitReport {
             forced: true,
             poll_cycles: 0,
@@ -211,32 +201,32 @@ impl ExitReport {
 /// cycles spent) to [`Shutdown`]: begin a graceful stop.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct BeginShutdown;
+pub(crate) struct BeginShutdown;
 
 /// Sent by the control handle (second signal) or by the deadline timer to
 /// [`Shutdown`]: snapshot now and stop.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct ForceStop;
+pub(crate) struct ForceStop;
 
 /// Sent by the supervisor to [`Shutdown`] once drained and snapshotted.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct DrainCompleted(pub ExitReport);
+pub(crate) struct DrainCompleted(pub ExitReport);
 
 /// Sent by [`Shutdown`] to the supervisor: stop polling and drain.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct Drain;
+pub(crate) struct Drain;
 
 /// Sent by [`Shutdown`] to the supervisor: write a forced snapshot now with
 /// what is known, then stop.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "ExitReport")]
-pub struct ForcedSnapshot;
+pub(crate) struct ForcedSnapshot;
 
 /// The shutdown actor: drain deadline, second signal, final report.
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     supervisor: Recipient<Drain>,
     forced_snapshot: Recipient<ForcedSnapshot>,
     deadline: Duration,
@@ -249,7 +239,7 @@ pub struct Shutdown {
 /// Where [`Shutdown`] reaches the supervisor. Known before either actor
 /// runs (the service creates both mailboxes first), so that a stop asked
 /// for before the service started is not lost.
-pub struct SupervisorRecipients {
+pub(crate) struct SupervisorRecipients {
     /// Recipient of `Drain`.
     pub drain: Recipient<Drain>,
     /// Recipient of `ForcedSnapshot`.
@@ -259,7 +249,7 @@ pub struct SupervisorRecipients {
 impl Shutdown {
     /// A shutdown actor for `supervisor`, reporting the end of the service
     /// on `done`.
-    pub fn new(
+    pub(crate) fn new(
         deadline: Duration,
         supervisor: SupervisorRecipients,
         done: oneshot::Sender<ExitReport>,
@@ -378,8 +368,8 @@ mod tests {
         let g1 = reg.begin(name.clone(), job(2), "create");
         let g2 = reg.begin(name.clone(), job(1), "decommission");
         let g3 = reg.begin(name, OpSubject::Poll { runner: 0 }, "poll");
-        assert_eq!(reg.len(), 3);
         let u = reg.uncertain();
+        assert_eq!(u.len(), 3);
         assert_eq!((u[0].job_id, u[0].operation.as_str()), (None, "poll"));
         assert_eq!(u[1].job_id, Some(1));
         // A poll reservation never reaches the state file as a job.
@@ -389,6 +379,6 @@ mod tests {
         drop(g1);
         drop(g2);
         drop(g3);
-        assert!(reg.is_empty());
+        assert!(reg.uncertain().is_empty());
     }
 }

@@ -18,7 +18,7 @@
 
 use crate::ports::PortFuture;
 use crate::secret::Secret;
-use crate::state_doc::{Encoded, StateDoc};
+pub use crate::state_doc::{Encoded, StateDoc};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -184,7 +184,7 @@ impl Snapshot {
 
     /// Encodes every record, for a write (its content is that of
     /// [`Snapshot::to_json`]).
-    pub fn to_doc(&self) -> Result<StateDoc, serde_json::Error> {
+    pub(crate) fn to_doc(&self) -> Result<StateDoc, serde_json::Error> {
         fn all<T: Serialize>(records: &[T]) -> Result<Vec<Encoded>, serde_json::Error> {
             records.iter().map(Encoded::new).collect()
         }
@@ -265,11 +265,6 @@ impl FileStore {
     /// A store at `path` (the configuration's `state_file`).
     pub fn new(path: impl Into<PathBuf>) -> FileStore {
         FileStore { path: path.into() }
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -423,14 +418,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// The file a write replaced, still open: its blocks are freed when it is
 /// dropped (ext4 frees them at the last close, about 4 ms for a state
-/// file of a few MiB), which [`Replaced::release_later`] does in the
+/// file of a few MiB), which `Replaced::release_later` does in the
 /// blocking pool, after the write is reported durable.
 #[derive(Debug)]
 pub struct Replaced(Option<File>);
 
 impl Replaced {
     /// Closes the replaced file in the blocking pool.
-    pub fn release_later(self) {
+    pub(crate) fn release_later(self) {
         if let Some(file) = self.0 {
             drop(actix_rt::task::spawn_blocking(move || drop(file)));
         }

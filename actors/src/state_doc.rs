@@ -13,18 +13,18 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 /// One record: a JSON value in serde_json's compact form. Only
-/// [`Encoded::new`] makes one, so a document of them is valid JSON.
+/// `Encoded::new` makes one, so a document of them is valid JSON.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Encoded(Arc<str>);
 
 impl Encoded {
     /// Encodes `value`.
-    pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, serde_json::Error> {
+    pub(crate) fn new<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, serde_json::Error> {
         serde_json::to_string(value).map(|s| Encoded(Arc::from(s)))
     }
 
     /// The JSON text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -54,19 +54,16 @@ pub struct StateDoc {
 }
 
 impl StateDoc {
-    /// Number of entries in the three reference sections.
-    pub fn len(&self) -> usize {
+    /// Number of entries in the three reference sections (the tests
+    /// compare it with the snapshot's).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.launched.len() + self.pending.len() + self.to_decommission.len()
-    }
-
-    /// True when the three reference sections are empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Writes the file's content: the three reference sections always, the
     /// extra ones only when not empty (as `Snapshot::to_json`).
-    pub fn write_to<W: Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
+    pub(crate) fn write_to<W: Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
         let sections: [(&str, &[Encoded], bool); 6] = [
             ("launched", &self.launched, true),
             ("pending", &self.pending, true),
@@ -99,8 +96,9 @@ impl StateDoc {
         w.write_all(b"}")
     }
 
-    /// The file's content in memory.
-    pub fn to_json(&self) -> Vec<u8> {
+    /// The file's content in memory (the in-memory store of the tests).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         let size: usize = [
             &self.launched,
             &self.pending,

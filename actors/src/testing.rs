@@ -12,9 +12,10 @@ use crate::ports::{
     Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, Listing, Paas,
     PaasError, PollKind, PortFuture, Resource, TraceAppend, Weight,
 };
+pub use crate::quota::JobKey;
 use crate::state::{Snapshot, StateError, StateStore};
 use crate::state_doc::StateDoc;
-pub use crate::supervisor::{Books, GetBooks, GetStats, Stats};
+pub use crate::supervisor::{Books, EndTask, GetBooks, GetStats, Stats};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -43,7 +43,7 @@ pub const INNER_EXCLUDED_KEYS: &[&str] = &[
 pub const PAAS_KEY_PREFIX: &str = "paas_";
 
 /// Runner-section key: `true` lets this runner long-poll its coordinator
-/// (see `paas_actors::long_poll`). Never forwarded.
+/// (see `actors/src/long_poll.rs`). Never forwarded.
 pub const LONG_POLLING_KEY: &str = "paas_long_polling";
 
 /// Runner-section key: `true` writes the real runner token in the inner

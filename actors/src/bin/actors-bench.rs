@@ -31,16 +31,14 @@
 //! (the parts: RSS deltas, the state file written record by record
 //! first).
 
-use paas_actors::messages::{Reconcile, TaskEnded, TaskEvent};
 use paas_actors::ports::Resource;
-use paas_actors::quota::JobKey;
-use paas_actors::service::start_service;
+use paas_actors::service::{start_service, Reconcile};
 use paas_actors::settings::TraceWatch;
 use paas_actors::state::{write_atomic_with, FileStore, HandleRecord, StateStore};
 use paas_actors::testing::{
     job, null_logger, FakeCoordinator, FakePaas, MemoryStore, SharedMemoryStore, World,
 };
-use paas_actors::testing::{GetStats, Stats};
+use paas_actors::testing::{EndTask, GetStats, JobKey, Stats};
 use paas_actors::{service_control, RunnerPorts, RunnerSettings, Secret, SupervisorSettings};
 use serde_json::json;
 use std::path::PathBuf;
@@ -278,17 +276,13 @@ async fn tracking(jobs: i64, scale: bool) {
                 runner: 0,
                 job_id: 1 + i % jobs,
             };
-            sup.do_send(TaskEvent::from(TaskEnded { key }));
+            sup.do_send(EndTask(key));
         }
         let last = JobKey {
             runner: 0,
             job_id: jobs,
         };
-        if sup
-            .send(TaskEvent::from(TaskEnded { key: last }))
-            .await
-            .is_ok()
-        {
+        if sup.send(EndTask(last)).await.is_ok() {
             let wall = t.elapsed();
             let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
             per_message = Some((wall, cpu));

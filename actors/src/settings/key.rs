@@ -65,16 +65,18 @@ impl Kind {
         "a positive number of seconds (integer or float)",
     );
     /// A number of seconds, 0 meaning the default (named in the message).
-    pub const SECONDS_OR_DEFAULT: Kind = Kind::new(Shape::SecondsOrDefault, "a number of seconds");
+    pub(crate) const SECONDS_OR_DEFAULT: Kind =
+        Kind::new(Shape::SecondsOrDefault, "a number of seconds");
     /// A number in (0, 1].
-    pub const FRACTION: Kind = Kind::new(Shape::Fraction, "a number greater than 0 and at most 1");
+    pub(crate) const FRACTION: Kind =
+        Kind::new(Shape::Fraction, "a number greater than 0 and at most 1");
     /// A non-empty string.
     pub const TEXT: Kind = Kind::new(Shape::Text, "a non-empty string");
     /// A table.
     pub const TABLE: Kind = Kind::new(Shape::Table, "a table");
 
     /// A number of seconds, 0 turning the feature off; `expected` says so.
-    pub const fn seconds_or_off(expected: &'static str) -> Kind {
+    pub(crate) const fn seconds_or_off(expected: &'static str) -> Kind {
         Kind::new(Shape::SecondsOrOff, expected)
     }
 
@@ -111,7 +113,7 @@ impl Kind {
     }
 
     /// Whether a value given in code (not read from a file) is in range.
-    pub fn accepts(&self, value: &Value) -> bool {
+    pub(crate) fn accepts(&self, value: &Value) -> bool {
         match (self.shape, value) {
             (Shape::Count, Value::Count(n)) => *n > 0,
             (Shape::Flag, Value::Flag(_)) => true,
@@ -257,7 +259,7 @@ impl Key {
 }
 
 /// A field's type as a [`Value`].
-pub trait SettingValue: Sized {
+pub(crate) trait SettingValue: Sized {
     /// The value of the field.
     fn to_value(&self) -> Value;
     /// The field from a validated value of its key.
@@ -322,7 +324,7 @@ pub struct Setting<S: 'static> {
 
 impl<S: Default> Setting<S> {
     /// The field's value in `settings`.
-    pub fn value(&self, settings: &S) -> Value {
+    pub(crate) fn value(&self, settings: &S) -> Value {
         (self.get)(settings)
     }
 
@@ -344,13 +346,13 @@ impl<S: Default> Setting<S> {
     }
 
     /// Copies the field from `from` into `to`.
-    pub fn copy(&self, to: &mut S, from: &S) {
+    pub(crate) fn copy(&self, to: &mut S, from: &S) {
         // A value of the field's own type always converts back.
         let _ = (self.set)(to, (self.get)(from));
     }
 
     /// Whether the field's value in `settings` is in the key's range.
-    pub fn accepts(&self, settings: &S) -> bool {
+    pub(crate) fn accepts(&self, settings: &S) -> bool {
         self.key.kind.accepts(&(self.get)(settings))
     }
 }
@@ -368,7 +370,7 @@ pub struct InvalidSetting {
 }
 
 /// Checks every declared field of `settings` against its key.
-pub fn check<S: Default>(keys: &[Setting<S>], settings: &S) -> Result<(), InvalidSetting> {
+pub(crate) fn check<S: Default>(keys: &[Setting<S>], settings: &S) -> Result<(), InvalidSetting> {
     match keys.iter().find(|s| !s.accepts(settings)) {
         None => Ok(()),
         Some(s) => Err(InvalidSetting {

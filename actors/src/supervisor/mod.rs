@@ -18,9 +18,11 @@
 //! does not know, and forgets the entries whose resource vanished.
 //!
 //! One actor, its code split by concern: this file holds the struct, `new`,
-//! `started` and the handlers, each dispatching to the file of its concern
-//! (`lifecycle`, `spawn`, `polling`, `progress`, `persistence`,
-//! `reconciliation`, `drain`, `stats`). Every metric follows from a
+//! `started` and the handlers of the protocol, each dispatching to the file
+//! of its concern (`lifecycle`, `spawn`, `polling`, `progress`,
+//! `persistence`, `reconciliation`, `reload`, `drain`); the queries are
+//! answered in `monitoring` and `stats`, the observer is told in
+//! `liveness`. Every metric follows from a
 //! transition observed in `counting`. The hidden state machines are pure
 //! types with their own tests: [`write_queue`], [`poll_slot`],
 //! [`check_schedule`] and [`refusal_guard`].
@@ -43,7 +45,7 @@ mod stats;
 mod write_queue;
 
 #[cfg(feature = "testing")]
-pub use stats::{Books, GetBooks, GetStats, Stats};
+pub use stats::{Books, EndTask, GetBooks, GetStats, Stats};
 
 use self::check_schedule::CheckSchedule;
 use self::counting::{JobEnd, JobOrigin, Transition};

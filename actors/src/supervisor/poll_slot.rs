@@ -22,7 +22,7 @@ pub(crate) enum PollState {
 
 impl PollState {
     /// The state's name, for the state dump.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             PollState::Ready => "ready",
             PollState::Fetching => "fetching the largest job weight",
@@ -75,7 +75,7 @@ pub(crate) struct PollSlot {
 
 impl PollSlot {
     /// A ready slot backing off per `policy` (seeded when `seed` is given).
-    pub fn new(policy: BackoffPolicy, seed: Option<u64>) -> Self {
+    pub(super) fn new(policy: BackoffPolicy, seed: Option<u64>) -> Self {
         let backoff = match seed {
             Some(seed) => Backoff::seeded(policy, seed),
             None => Backoff::new(policy),
@@ -87,34 +87,34 @@ impl PollSlot {
     }
 
     /// Where the slot stands.
-    pub fn state(&self) -> PollState {
+    pub(super) fn state(&self) -> PollState {
         self.state
     }
 
     /// Whether a poll may be tried now (limits permitting).
-    pub fn may_poll(&self) -> bool {
+    pub(super) fn may_poll(&self) -> bool {
         matches!(self.state, PollState::Ready | PollState::Saturated)
     }
 
     /// Back-off delays taken since the last success.
-    pub fn retries(&self) -> u32 {
+    pub(super) fn retries(&self) -> u32 {
         self.backoff.retries()
     }
 
     /// Enters `state` (fetching the largest weight, polling, ready).
-    pub fn set(&mut self, state: PollState) {
+    pub(super) fn set(&mut self, state: PollState) {
         self.state = state;
     }
 
     /// The limits block the poll; true the first time (one log line and one
     /// cycle per saturation).
-    pub fn saturate(&mut self) -> bool {
+    pub(super) fn saturate(&mut self) -> bool {
         let was = std::mem::replace(&mut self.state, PollState::Saturated);
         was != PollState::Saturated
     }
 
     /// A delay passed: a waiting slot is ready again.
-    pub fn wait_over(&mut self) {
+    pub(super) fn wait_over(&mut self) {
         if self.state == PollState::Waiting {
             self.state = PollState::Ready;
         }
@@ -124,7 +124,7 @@ impl PollSlot {
     /// `at_least`), a success resets the back-off and polls again after
     /// `check_interval`, or at once after an acquired job when
     /// `repoll_immediately`.
-    pub fn after(
+    pub(super) fn after(
         &mut self,
         outcome: PollOutcome,
         check_interval: Duration,

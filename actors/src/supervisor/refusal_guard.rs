@@ -85,7 +85,7 @@ impl RefusalGuard {
     /// jobs whose token it refused, `witness_available` tells whether the
     /// runner has a checkable job that is not held, and `interval` is the
     /// progress check interval.
-    pub(crate) fn judge(
+    pub(super) fn judge(
         &mut self,
         now: Instant,
         accepted: bool,

@@ -1,6 +1,7 @@
 //! The supervisor's state dump (SIGUSR1) and, for tests and the bench
-//! (feature `testing`), the [`GetStats`] query; the event totals both
-//! show are read back from the metrics (`counting`).
+//! (feature `testing`), the [`GetStats`] and [`GetBooks`] queries and the
+//! bench's [`EndTask`]; the event totals the dump and `GetStats` show are
+//! read back from the metrics (`counting`).
 
 use super::*;
 use crate::untrusted::escape_control;
@@ -54,7 +55,7 @@ impl Supervisor {
 }
 
 #[cfg(feature = "testing")]
-pub use query::{Books, GetBooks, GetStats, Stats};
+pub use query::{Books, EndTask, GetBooks, GetStats, Stats};
 
 #[cfg(feature = "testing")]
 mod query {
@@ -143,6 +144,20 @@ mod query {
                     .map(|r| r.name.to_string())
                     .collect(),
             })
+        }
+    }
+
+    /// Sent by the bench: the per-job task of a tracked job ended, as its
+    /// actor says it (an event that looks the job up).
+    #[derive(Message, Debug)]
+    #[rtype(result = "()")]
+    pub struct EndTask(pub JobKey);
+
+    impl Handler<EndTask> for Supervisor {
+        type Result = ();
+        fn handle(&mut self, msg: EndTask, ctx: &mut Context<Self>) {
+            let event = TaskEvent::from(crate::messages::TaskEnded { key: msg.0 });
+            <Self as Handler<TaskEvent>>::handle(self, event, ctx);
         }
     }
 

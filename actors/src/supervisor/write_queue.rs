@@ -65,18 +65,18 @@ impl<W> Default for WriteQueue<W> {
 impl<W> WriteQueue<W> {
     /// Something changed. True when the caller must schedule a kick (the
     /// first change of a burst).
-    pub fn mark_dirty(&mut self) -> bool {
+    pub(super) fn mark_dirty(&mut self) -> bool {
         self.gen += 1;
         !std::mem::replace(&mut self.kick_scheduled, true)
     }
 
     /// The scheduled kick arrived.
-    pub fn kick_taken(&mut self) {
+    pub(super) fn kick_taken(&mut self) {
         self.kick_scheduled = false;
     }
 
     /// Starts a write if one is due: returns the generation it covers.
-    pub fn start(&mut self) -> Option<u64> {
+    pub(super) fn start(&mut self) -> Option<u64> {
         if self.in_flight || self.retry_scheduled || self.stopped || self.saved >= self.gen {
             return None;
         }
@@ -86,12 +86,12 @@ impl<W> WriteQueue<W> {
 
     /// Time spent building the content of the write in flight, and the
     /// number of job entries encoded for it (shown once it succeeds).
-    pub fn note_build(&mut self, took: Duration, encoded: usize) {
+    pub(super) fn note_build(&mut self, took: Duration, encoded: usize) {
         self.building = (took, encoded);
     }
 
     /// The write covering `target` is on disk: the waiters it answers.
-    pub fn succeeded(&mut self, target: u64, took: Duration) -> Vec<W> {
+    pub(super) fn succeeded(&mut self, target: u64, took: Duration) -> Vec<W> {
         self.in_flight = false;
         self.failing = false;
         self.count += 1;
@@ -105,7 +105,7 @@ impl<W> WriteQueue<W> {
     /// caller calls [`WriteQueue::retry_due`] later). Waiters keep waiting
     /// (write-ahead: they may proceed only once durable), unless
     /// `release`: then they are returned, to be answered with the error.
-    pub fn failed(&mut self, target: u64, release: bool) -> Vec<W> {
+    pub(super) fn failed(&mut self, target: u64, release: bool) -> Vec<W> {
         self.in_flight = false;
         self.failing = true;
         self.retry_scheduled = true;
@@ -117,12 +117,12 @@ impl<W> WriteQueue<W> {
     }
 
     /// The retry delay after a failed write passed.
-    pub fn retry_due(&mut self) {
+    pub(super) fn retry_due(&mut self) {
         self.retry_scheduled = false;
     }
 
     /// A waiter for everything changed so far.
-    pub fn wait(&mut self, waiter: W) -> Wait<W> {
+    pub(super) fn wait(&mut self, waiter: W) -> Wait<W> {
         if self.saved >= self.gen {
             return Wait::Done(waiter);
         }
@@ -134,44 +134,44 @@ impl<W> WriteQueue<W> {
 
     /// Forced stop: write once more (even after the drain's last write),
     /// and release waiters when that write fails.
-    pub fn force(&mut self) {
+    pub(super) fn force(&mut self) {
         self.forced = true;
         self.stopped = false;
     }
 
     /// No more writes.
-    pub fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         self.stopped = true;
     }
 
     /// Whether a forced stop is under way.
-    pub fn is_forced(&self) -> bool {
+    pub(super) fn is_forced(&self) -> bool {
         self.forced
     }
 
     /// True from a failed write until the next successful one.
-    pub fn is_failing(&self) -> bool {
+    pub(super) fn is_failing(&self) -> bool {
         self.failing
     }
 
     /// Writes completed.
-    pub fn count(&self) -> u64 {
+    pub(super) fn count(&self) -> u64 {
         self.count
     }
 
     /// Duration of the last completed write.
-    pub fn last_duration(&self) -> Duration {
+    pub(super) fn last_duration(&self) -> Duration {
         self.last_duration
     }
 
     /// Content build time of the last completed write.
-    pub fn last_build(&self) -> Duration {
+    pub(super) fn last_build(&self) -> Duration {
         self.last_build
     }
 
     /// Job entries encoded for the last completed write (the others were
     /// unchanged).
-    pub fn last_encoded(&self) -> usize {
+    pub(super) fn last_encoded(&self) -> usize {
         self.last_encoded
     }
 

@@ -8,9 +8,9 @@
 //! limits equal the ledger's, all read in one supervisor turn.
 
 use crate::common::*;
-use paas_actors::job::Phase;
 use paas_actors::ports::{CoordinatorError, PaasError, Resource};
 use paas_actors::testing::{job, Books, GetBooks, MemoryStore, Step, World};
+use paas_actors::Phase;
 use proptest::prelude::*;
 use serde_json::json;
 use std::time::Duration;

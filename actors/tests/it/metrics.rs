@@ -45,7 +45,7 @@ async fn metrics_follow_every_transition_and_queries_answer() {
         let after = svc.stats().await;
         if before.phases == after.phases {
             compared += 1;
-            for phase in paas_actors::job::Phase::ALL {
+            for phase in paas_actors::Phase::ALL {
                 let want = after.phases.get(phase.as_str()).copied().unwrap_or(0) as f64;
                 assert_eq!(gauge(&s, phase.as_str()), want, "{phase}: {after:?}");
             }
@@ -107,7 +107,7 @@ async fn metrics_follow_every_transition_and_queries_answer() {
         assert_eq!(value(&s, series), want, "{series}");
     }
     assert_eq!((w.created, w.deleted), (4, 4));
-    for phase in paas_actors::job::Phase::ALL {
+    for phase in paas_actors::Phase::ALL {
         assert_eq!(gauge(&s, phase.as_str()), 0.0, "{phase}");
     }
 

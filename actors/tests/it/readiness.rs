@@ -4,8 +4,8 @@
 //! every coordinator down, draining; `None` once it can take jobs again.
 
 use crate::common::*;
-use paas_actors::messages::{Health, NotReady};
 use paas_actors::ports::CoordinatorError;
+use paas_actors::service::{Health, NotReady};
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! passes), and the write-ahead guarantees it relies on.
 
 use crate::common::*;
-use paas_actors::messages::Reconcile;
 use paas_actors::ports::{PaasError, Resource};
+use paas_actors::service::Reconcile;
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use serde_json::json;
 use std::cell::Cell;

@@ -6,8 +6,8 @@
 //! configuration staying.
 
 use crate::common::*;
-use paas_actors::messages::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
 use paas_actors::service::{start_service, RunningService, SettingsSender};
+use paas_actors::service::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
 use paas_actors::testing::{
     capture_logger, job, LogCapture, MemoryStore, SharedMemoryStore, World,
 };

@@ -28,7 +28,7 @@ use super::tenants::{TenantError, TenantResolver};
 use super::GroupAttributes;
 use paas_actors::metrics::{Api, ApiStatus, Metrics};
 use paas_actors::ports::{weight_of_mem_mib, Job, PaasError, PaasErrorClass, Weight};
-use paas_actors::ready_delay::ReadyDelay;
+use paas_actors::ReadyDelay;
 use slog::Logger;
 use std::cell::RefCell;
 use std::collections::BTreeSet;

@@ -195,7 +195,7 @@ impl CleverApps {
     /// growing from 0.1 s up to `cc_deployment_repo_wait_step`
     /// (`BackoffPolicy::polling`); returns the app as last seen.
     ///
-    /// [`ReadyDelay`]: paas_actors::ready_delay::ReadyDelay
+    /// [`ReadyDelay`]: paas_actors::ReadyDelay
     async fn wait_deployable(&self, org: &OrgAuth, app_id: &str) -> Result<Application, PaasError> {
         let step = self.settings.deployment_repo_wait_step;
         let timeout = self.settings.deployment_repo_timeout;
