@@ -46,8 +46,8 @@ use paas_actors::metrics::{ApiStatus, Metrics};
 use paas_actors::ports::{
     Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
-use paas_actors::ready_delay::ReadyDelay;
 use paas_actors::untrusted::untrusted;
+use paas_actors::ReadyDelay;
 use serde_json::Value;
 use slog::{debug, info, warn};
 use std::rc::Rc;
