@@ -7,7 +7,9 @@
 //! system (awc clients are bound to it).
 
 use crate::config::{runner_key, Config, ExecutorKind, RunnerConfig};
-use crate::executors::clever::{CleverExecutor, CleverSettings, GroupAttributes, Tenancy};
+use crate::executors::clever::{
+    CleverExecutor, CleverServiceExecutor, CleverSettings, GroupAttributes, Tenancy,
+};
 use crate::executors::local_docker::{socket_path, LocalDocker, LocalDockerSettings};
 use crate::gitlab::{
     learn_runner_id, load_or_create_system_id, runner_ids_path, system_id_path,
@@ -73,16 +75,35 @@ pub struct Service {
 struct Built {
     ports: RunnerPorts,
     /// The concrete clever executor, for the flavor weights of the quota.
-    clever: Option<Rc<CleverExecutor>>,
+    clever: Option<Clever>,
     /// The concrete coordinator client, to give it its runner id.
     gitlab: Rc<GitlabCoordinator>,
+}
+
+/// The concrete executor of a section over Clever Cloud applications.
+#[derive(Clone)]
+enum Clever {
+    /// clever-docker.
+    Docker(Rc<CleverExecutor>),
+    /// clever-service-docker.
+    Service(Rc<CleverServiceExecutor>),
+}
+
+impl Clever {
+    /// Weight of the flavor a user would name `flavor`.
+    async fn flavor_weight(&self, flavor: &str) -> Result<Weight, PaasError> {
+        match self {
+            Clever::Docker(e) => e.flavor_weight(flavor).await,
+            Clever::Service(e) => e.flavor_weight(flavor).await,
+        }
+    }
 }
 
 /// A runner section's executor.
 struct Executor {
     paas: Rc<dyn Paas>,
-    /// The same, for a clever-docker section.
-    clever: Option<Rc<CleverExecutor>>,
+    /// The same, for a section over Clever Cloud applications.
+    clever: Option<Clever>,
 }
 
 /// A configuration error about `key` (dotted path) whose value is `value`
@@ -243,23 +264,40 @@ fn build_executor(
     metrics: &Arc<Metrics>,
     runner_logger: &Logger,
 ) -> Result<Executor, WiringError> {
+    let clever_settings = || {
+        runner.clever.clone().ok_or_else(|| {
+            config_error(
+                config,
+                &runner_key(index, "executor"),
+                Some(&format!("{:?}", runner.executor.as_str())),
+                "a runner over Clever Cloud applications without its cc_* settings",
+            )
+        })
+    };
+    let setup = |e: crate::executors::clever::CleverSetupError| {
+        WiringError::Setup(format!("runner {}: {e}", runner.name))
+    };
+    let attributes: Rc<dyn GroupAttributes> = coordinator.clone();
     let (paas, clever): (Rc<dyn Paas>, _) = match runner.executor {
         ExecutorKind::CleverDocker => {
-            let settings = runner.clever.clone().ok_or_else(|| {
-                config_error(
-                    config,
-                    &runner_key(index, "executor"),
-                    Some("\"clever-docker\""),
-                    "clever-docker runner without its cc_* settings",
-                )
-            })?;
-            let attributes: Rc<dyn GroupAttributes> = coordinator.clone();
             let executor = Rc::new(
-                CleverExecutor::new(settings, Some(attributes), runner_logger.clone())
-                    .map_err(|e| WiringError::Setup(format!("runner {}: {e}", runner.name)))?
+                CleverExecutor::new(clever_settings()?, Some(attributes), runner_logger.clone())
+                    .map_err(setup)?
                     .with_metrics(metrics.clone()),
             );
-            (executor.clone(), Some(executor))
+            (executor.clone(), Some(Clever::Docker(executor)))
+        }
+        ExecutorKind::CleverServiceDocker => {
+            let executor = Rc::new(
+                CleverServiceExecutor::new(
+                    clever_settings()?,
+                    Some(attributes),
+                    runner_logger.clone(),
+                )
+                .map_err(setup)?
+                .with_metrics(metrics.clone()),
+            );
+            (executor.clone(), Some(Clever::Service(executor)))
         }
         ExecutorKind::LocalDocker => {
             let settings = runner.local_docker.clone().ok_or_else(|| {
@@ -361,7 +399,7 @@ async fn check_flavors(
     config: &Config,
     index: usize,
     runner: &RunnerConfig,
-    executor: &CleverExecutor,
+    executor: &Clever,
     cc: &CleverSettings,
     progress: &Option<Rc<dyn StartupProgress>>,
     logger: &Logger,

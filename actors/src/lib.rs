@@ -57,7 +57,7 @@ pub use secret::Secret;
 pub use service::{
     run_service, service_control, start_service, RunnerPorts, ServiceError, ServiceHandle,
 };
-pub use settings::{RunnerSettings, SupervisorSettings};
+pub use settings::{RunnerSettings, StandbyPolicy, SupervisorSettings};
 pub use shutdown::ExitReport;
 pub use state::{FileStore, StateStore};
 pub use supervisor::Supervisor;

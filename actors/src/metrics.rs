@@ -167,6 +167,8 @@ pub enum Api {
     Clever,
     /// A git remote (deployment repository).
     Git,
+    /// The helper service of a service application.
+    Helper,
 }
 
 impl Api {
@@ -175,6 +177,7 @@ impl Api {
             Api::Gitlab => "gitlab",
             Api::Clever => "clever",
             Api::Git => "git",
+            Api::Helper => "helper",
         }
     }
 }

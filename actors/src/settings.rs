@@ -143,6 +143,30 @@ declare_settings! {
             /// The runner section's `name`: the `runner` label of its metrics
             /// (`None`: the runner's unique name).
             label: Option<String> = None;
+            /// What becomes of a finished job's resource: `Some` for a
+            /// section whose executor can reuse it (clever-service-docker,
+            /// set by the configuration), `None`: deleted.
+            standby: Option<StandbyPolicy> = None;
+        }
+    }
+}
+
+/// How long a finished job's resource is kept for another job, and for how
+/// many jobs at most.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StandbyPolicy {
+    /// How long a resource waits on standby (`keep = 0`: never kept).
+    pub keep: Duration,
+    /// Past this many jobs, a resource is deleted instead of kept.
+    pub max_jobs_per_resource: u32,
+}
+
+impl Default for StandbyPolicy {
+    /// The Python runner 1.1's 120 s, at most 20 jobs per resource.
+    fn default() -> Self {
+        StandbyPolicy {
+            keep: Duration::from_secs(120),
+            max_jobs_per_resource: 20,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use super::table;
 use crate::cli::ConfigArgs;
-use crate::config::{Config, ConfigError, ExecutorKind, RunnerConfig, Tenancy};
+use crate::config::{Config, ConfigError, RunnerConfig, Tenancy};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -182,10 +182,7 @@ fn section_row(config: &Config, i: usize, r: &RunnerConfig) -> Vec<String> {
         format!("runners[{i}]"),
         r.name.clone(),
         r.unique_name.clone(),
-        match r.executor {
-            ExecutorKind::CleverDocker => "clever-docker".to_string(),
-            ExecutorKind::LocalDocker => "local-docker".to_string(),
-        },
+        r.executor.as_str().to_string(),
         r.url.clone(),
         if reference {
             format!("{} (quota reference)", limits.join(" "))

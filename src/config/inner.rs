@@ -3,9 +3,12 @@
 //! One `[[runners]]` table: the PAAS runner's section as written (after
 //! secret substitution) minus the keys meant for this program only — so a
 //! job escaping onto the PAAS resource cannot find the means to provision
-//! more — and with `executor = "docker"`. Every other key is kept verbatim,
-//! TOML types included (datetimes, ints, arrays, empty tables), except
-//! `token`.
+//! more — and with `executor = "docker"`. The keys meant for this program:
+//! every `cc_*` and `paas_*` key (no GitLab Runner key starts so; the
+//! prefixes keep out the keys of later versions too, such as the Python
+//! runner 1.1's `paas_keep_resources_for_reuse_seconds`) and the
+//! [`INNER_EXCLUDED_KEYS`]. Every other key is kept verbatim, TOML types
+//! included (datetimes, ints, arrays, empty tables), except `token`.
 //!
 //! The runner token never leaves this host: the inner runner authenticates
 //! every call of an already-acquired job (trace, update, artifacts) with
@@ -22,18 +25,22 @@ use toml::Value;
 
 use super::settings::RunnerConfig;
 
-/// Top-level runner keys never forwarded (besides every `cc_*` key).
+/// Top-level runner keys never forwarded (besides every `cc_*` and
+/// `paas_*` key).
 pub const INNER_EXCLUDED_KEYS: &[&str] = &[
-    "paas_job_trace_watch",
     "job_trace_watch",
     "heptapod_runner_main_image",
+    "heptapod_paas_runner_helper_image",
     "host",
     "quota_max_fraction",
     "local_docker_network_mode",
-    FORWARD_TOKEN_KEY,
     "unique_name",
-    LONG_POLLING_KEY,
+    super::keys::RUNNER_SECRETS_FILE.name,
 ];
+
+/// Prefix of this program's own runner keys (`paas_job_trace_watch`,
+/// `paas_long_polling`, …), none of which is forwarded.
+pub const PAAS_KEY_PREFIX: &str = "paas_";
 
 /// Runner-section key: `true` lets this runner long-poll its coordinator
 /// (see `actors/src/long_poll.rs`). Never forwarded.
@@ -119,7 +126,9 @@ pub const INNER_EXECUTOR: &str = "docker";
 
 /// True when the runner-section key `key` is kept in the inner config.
 pub fn is_forwarded(key: &str) -> bool {
-    !key.starts_with(CLEVER_KEY_PREFIX) && !INNER_EXCLUDED_KEYS.contains(&key)
+    !key.starts_with(CLEVER_KEY_PREFIX)
+        && !key.starts_with(PAAS_KEY_PREFIX)
+        && !INNER_EXCLUDED_KEYS.contains(&key)
 }
 
 /// The inner runner table: forwarded keys, `executor` forced to `docker`

@@ -171,7 +171,19 @@ pub(crate) const EXECUTOR: Key = key!(
     Kind::TEXT,
     Fallback::Required,
     AtStart,
-    "`clever-docker` or `local-docker`."
+    "`clever-docker`, `clever-service-docker` or `local-docker`."
+);
+
+/// `secrets_file` of a runner section (`secrets.rs`).
+pub(crate) const RUNNER_SECRETS_FILE: Key = key!(
+    "secrets_file",
+    Kind::TEXT.expecting("the path of a TOML file of secrets (a non-empty string)"),
+    Fallback::Absent,
+    AtStart,
+    "The Python runner 1.1's form: a secrets file of this section only; its `secret:KEY` \
+     values (`token`, `cc_token`, `cc_gitlab_namespace_attributes_token`, the trace-watch \
+     `token`, as 1.1 reads them, and any other) are looked up in it instead of the top-level \
+     one. Never forwarded."
 );
 
 /// `heptapod_runner_main_image` of a runner section.
@@ -236,6 +248,7 @@ pub(crate) const RUNNER: &[&Key] = &[
     &TOKEN,
     &UNIQUE_NAME,
     &EXECUTOR,
+    &RUNNER_SECRETS_FILE,
     &MAIN_IMAGE,
     &TLS_CA_FILE,
     &FORWARD_TOKEN,

@@ -4,6 +4,7 @@
 
 use paas_actors::settings::{Fallback, Key, Kind, Reload, Value};
 
+use crate::executors::clever::service::settings::{DEFAULT_HELPER_IMAGE, DEFAULT_READY_TIMEOUT};
 use crate::executors::clever::settings::{
     DEFAULT_API_URL, DEFAULT_AUTH_USER, DEFAULT_DEPLOYMENT_REPO_TIMEOUT,
     DEFAULT_DEPLOYMENT_REPO_WAIT_STEP, DEFAULT_FLAVOR, DEFAULT_FLAVOR_CONTEXT,
@@ -208,6 +209,28 @@ pub(crate) const CLEVER: &[&Key] = &[
     &FLAVOR_NAME_PREFIX,
     &INSTANCE_VARIANT,
 ];
+
+/// `heptapod_paas_runner_helper_image` of a clever-service-docker section.
+pub(crate) const HELPER_IMAGE: Key = key!(
+    "heptapod_paas_runner_helper_image",
+    Kind::TEXT.expecting("a non-empty image name without whitespace"),
+    Fallback::Text(DEFAULT_HELPER_IMAGE),
+    "Image of the helper service each application runs (the Dockerfile pushed is `FROM` it). \
+     Never forwarded."
+);
+
+/// `cc_service_ready_timeout` of a clever-service-docker section.
+pub(crate) const READY_TIMEOUT: Key = key!(
+    "cc_service_ready_timeout",
+    Kind::SECONDS,
+    Fallback::Value(Value::Seconds(DEFAULT_READY_TIMEOUT)),
+    "How long a new application's helper may take (image build and boot) to answer that it \
+     can take a job; past it the job fails and the application is deleted. Asked on waits \
+     growing from 0.1 s up to 20 s, the first after the delay the previous helpers took."
+);
+
+/// The keys a clever-service-docker section adds to clever-docker's.
+pub(crate) const SERVICE: &[&Key] = &[&HELPER_IMAGE, &READY_TIMEOUT];
 
 /// `host` of a local-docker section.
 pub(crate) const HOST: Key = key!(

@@ -17,9 +17,11 @@
 //! Where this differs from the Python reference: the documented spellings
 //! `job_progress_interval`, `pass_decommision_launched_failures`,
 //! `[runners.job_trace_watch]` and `timout_seconds` are accepted (with a warning); `host`, both trace-watch
-//! tables, `quota_max_fraction` and `local_docker_network_mode` are never
-//! forwarded, whatever the executor; duplicate unique names are refused
-//! ([`identity`] says how a runner's unique name is chosen).
+//! tables, `quota_max_fraction`, `local_docker_network_mode`, every `paas_*`
+//! key and a section's `secrets_file` are never forwarded, whatever the
+//! executor; a section's own `secrets_file` (the Python runner 1.1's form)
+//! serves every `secret:` value of that section; duplicate unique names are
+//! refused ([`identity`] says how a runner's unique name is chosen).
 
 pub mod error;
 mod fields;
@@ -39,6 +41,8 @@ mod tests;
 mod tests_messages;
 #[cfg(test)]
 mod tests_readme;
+#[cfg(test)]
+mod tests_service;
 
 use std::path::Path;
 

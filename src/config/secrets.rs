@@ -2,7 +2,14 @@
 //! anywhere in the configuration is replaced by the value of `KEY` in the
 //! secrets file (a flat TOML table of strings), before validation.
 //!
-//! The secrets file path is relative to the configuration file's directory.
+//! A `[[runners]]` section may name its own `secrets_file` (where the
+//! Python runner 1.1 reads it): that section's `secret:KEY` values are then
+//! looked up in it, the rest of the file in the top-level one. 1.1 looks up
+//! `token`, `cc_token`, `cc_gitlab_namespace_attributes_token` and the
+//! trace-watch `token` there; every `secret:` value of the section is
+//! looked up here, as the top-level file does for the whole file.
+//!
+//! A secrets file path is relative to the configuration file's directory.
 //! A reference to an undefined key is an error naming both the referring key
 //! and the secret's name (never its value).
 
@@ -29,28 +36,67 @@ enum Source {
     File(PathBuf, HashMap<String, String>),
 }
 
-/// Replaces every `secret:KEY` string of `table` (except `secrets_file`
-/// itself), recording problems in `ctx`.
+/// Replaces every `secret:KEY` string of `table` (except the
+/// `secrets_file` keys themselves), recording problems in `ctx`.
 pub(crate) fn substitute(table: &mut toml::Table, config_dir: &Path, ctx: &mut Ctx<'_>) {
-    let source = load(table, config_dir, ctx);
+    let source = load(table, "", config_dir, ctx);
     for (key, value) in table.iter_mut() {
-        if key == SECRETS_FILE_KEY {
-            continue;
+        match (key.as_str(), value) {
+            (SECRETS_FILE_KEY, _) => {}
+            (RUNNERS, Value::Array(sections)) => {
+                for (i, section) in sections.iter_mut().enumerate() {
+                    let path = format!("{RUNNERS}[{i}]");
+                    match section {
+                        Value::Table(t) => runner_section(t, &path, &source, config_dir, ctx),
+                        other => walk(other, &path, &source, ctx),
+                    }
+                }
+            }
+            (_, value) => walk(value, key, &source, ctx),
         }
-        walk(value, key, &source, ctx);
     }
 }
 
-fn load(table: &toml::Table, config_dir: &Path, ctx: &mut Ctx<'_>) -> Source {
+/// The key of the runner sections.
+const RUNNERS: &str = "runners";
+
+/// A runner section: its own secrets file when it names one, else `top`.
+fn runner_section(
+    section: &mut toml::Table,
+    path: &str,
+    top: &Source,
+    config_dir: &Path,
+    ctx: &mut Ctx<'_>,
+) {
+    let own = section
+        .contains_key(SECRETS_FILE_KEY)
+        .then(|| load(section, path, config_dir, ctx));
+    let source = own.as_ref().unwrap_or(top);
+    for (key, value) in section.iter_mut() {
+        if key != SECRETS_FILE_KEY {
+            walk(value, &format!("{path}.{key}"), source, ctx);
+        }
+    }
+}
+
+/// The secrets file named by `table` (the top level when `path` is empty,
+/// else the runner section at `path`).
+fn load(table: &toml::Table, path: &str, config_dir: &Path, ctx: &mut Ctx<'_>) -> Source {
     let Some(value) = table.get(SECRETS_FILE_KEY) else {
         return Source::None;
     };
+    let key = if path.is_empty() {
+        SECRETS_FILE_KEY.to_string()
+    } else {
+        format!("{path}.{SECRETS_FILE_KEY}")
+    };
+    let key = key.as_str();
     let Some(name) = value.as_str().filter(|s| !s.is_empty()) else {
         ctx.problem(
-            SECRETS_FILE_KEY,
+            key,
             format!(
                 "expected the path of a TOML file of secrets (a non-empty string), found {}",
-                ctx.found(SECRETS_FILE_KEY, value)
+                ctx.found(key, value)
             ),
         );
         return Source::Broken;
@@ -60,7 +106,7 @@ fn load(table: &toml::Table, config_dir: &Path, ctx: &mut Ctx<'_>) -> Source {
         Ok(t) => t,
         Err(e) => {
             ctx.problem(
-                SECRETS_FILE_KEY,
+                key,
                 format!("cannot read secrets file {}: {e}", path.display()),
             );
             return Source::Broken;
@@ -71,7 +117,7 @@ fn load(table: &toml::Table, config_dir: &Path, ctx: &mut Ctx<'_>) -> Source {
         Err(e) => {
             let at = e.line.map(|l| format!(" at line {l}")).unwrap_or_default();
             ctx.problem(
-                SECRETS_FILE_KEY,
+                key,
                 format!(
                     "secrets file {} is not valid TOML{at}: {}",
                     path.display(),
@@ -96,7 +142,7 @@ fn load(table: &toml::Table, config_dir: &Path, ctx: &mut Ctx<'_>) -> Source {
                     .map(|l| format!(" (line {l})"))
                     .unwrap_or_default();
                 ctx.problem(
-                    SECRETS_FILE_KEY,
+                    key,
                     format!(
                         "secret `{k}` in {}{at}: expected a string, found {} \
                          (the secrets file is a flat table of strings)",
@@ -139,7 +185,8 @@ fn walk(value: &mut Value, path: &str, source: &Source, ctx: &mut Ctx<'_>) {
                     path,
                     format!(
                         "refers to secret `{name}`, but no `{SECRETS_FILE_KEY}` is configured \
-                         (expected a top-level `{SECRETS_FILE_KEY} = \"path/to/secrets.toml\"`)"
+                         (expected `{SECRETS_FILE_KEY} = \"path/to/secrets.toml\"` at the top \
+                         level or in this `[[runners]]` section)"
                     ),
                 ),
                 // The file's own problem is already reported.

@@ -100,6 +100,9 @@ pub struct QuotaComputation {
 pub enum ExecutorKind {
     /// `clever-docker`: one Clever Cloud application per job.
     CleverDocker,
+    /// `clever-service-docker`: Clever Cloud applications running the
+    /// helper service, which take one job after another.
+    CleverServiceDocker,
     /// `local-docker`: local Docker containers, for tests and development.
     LocalDocker,
 }
@@ -109,8 +112,25 @@ impl ExecutorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ExecutorKind::CleverDocker => "clever-docker",
+            ExecutorKind::CleverServiceDocker => "clever-service-docker",
             ExecutorKind::LocalDocker => "local-docker",
         }
+    }
+
+    /// Every executor, as the configuration spells them.
+    pub const ALL: [ExecutorKind; 3] = [
+        ExecutorKind::CleverDocker,
+        ExecutorKind::CleverServiceDocker,
+        ExecutorKind::LocalDocker,
+    ];
+
+    /// True for the executors over Clever Cloud applications (the `cc_*`
+    /// keys).
+    pub fn is_clever(self) -> bool {
+        matches!(
+            self,
+            ExecutorKind::CleverDocker | ExecutorKind::CleverServiceDocker
+        )
     }
 }
 
@@ -139,7 +159,8 @@ pub struct RunnerConfig {
     pub legacy_unique_name: Option<String>,
     /// Which PAAS executor runs this section.
     pub executor: ExecutorKind,
-    /// Clever Cloud settings (`Some` iff `executor` is `CleverDocker`).
+    /// Clever Cloud settings (`Some` iff `executor` is `CleverDocker` or
+    /// `CleverServiceDocker`; for the latter with its `service` part).
     pub clever: Option<CleverSettings>,
     /// Local Docker settings (`Some` iff `executor` is `LocalDocker`).
     pub local_docker: Option<LocalDockerSettings>,

@@ -852,7 +852,7 @@ fn invalid_configs_name_the_key() {
             "unknown executor",
             clever("", "").replace("\"clever-docker\"", "\"kubernetes\""),
             "runners[0].executor",
-            "unknown executor: expected \"clever-docker\" or \"local-docker\"",
+            "unknown executor: expected \"clever-docker\", \"clever-service-docker\" or \"local-docker\"",
         ),
         ("docker executor", clever("", "").replace("\"clever-docker\"", "\"docker\""), "runners[0].executor", "PAAS executor"),
         ("missing cc_orga_id", clever("", "").replace("cc_orga_id = \"orga_x\"\n", ""), "runners[0].cc_orga_id", "single-organisation"),

@@ -128,6 +128,12 @@ fn readme_documents_the_runner_keys_as_declared() {
 fn readme_documents_the_executor_keys_as_declared() {
     let clever = keys_executors::CLEVER.iter().copied().map(plain).collect();
     check_table("### `[[runners]]`: `clever-docker`", "runners.", clever);
+    let service = keys_executors::SERVICE.iter().copied().map(plain).collect();
+    check_table(
+        "### `[[runners]]`: `clever-service-docker`",
+        "runners.",
+        service,
+    );
     let local = keys_executors::LOCAL_DOCKER
         .iter()
         .copied()

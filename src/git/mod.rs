@@ -17,8 +17,8 @@ pub use fetch::{
     fetch_job_json, fetch_job_json_async, JOB_FILE, MAX_FETCH_BYTES, MAX_JOB_FILE_BYTES,
 };
 pub use push::{
-    push_context, push_context_async, PushError, PushOutcome, COMMITTER_EMAIL, COMMITTER_NAME,
-    COMMIT_MESSAGE,
+    push_context, push_context_async, push_files_async, PushError, PushOutcome, COMMITTER_EMAIL,
+    COMMITTER_NAME, COMMIT_MESSAGE,
 };
 pub use session::{
     init_transport, is_loopback, RemoteError, RemoteSchemes, DEPLOY_REF, MAX_CREDENTIAL_OFFERS,

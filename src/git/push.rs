@@ -11,8 +11,10 @@
 //!    configuration of its own (no global or system `url.*.insteadOf`,
 //!    identity, credential helper, …);
 //! 2. one commit "Job definition" by "Heptapod Paas Runner"
-//!    <paasrunner@heptapod.test> holding `Dockerfile`, `runner.toml` and
-//!    `job.json` (mode 644), written to that database only;
+//!    <paasrunner@heptapod.test> holding the files pushed (mode 644): a
+//!    job's `Dockerfile`, `runner.toml` and `job.json`, or the single
+//!    `Dockerfile` of a service application's helper ([`push_files_async`]),
+//!    written to that database only;
 //! 3. the commit is pushed by its id to `refs/heads/master` (not forced),
 //!    on one connection: the remote's refs come with the connection, and
 //!    when they already hold `refs/heads/master` a previous push launched
@@ -79,8 +81,8 @@ pub fn push_context(
     timeout: Duration,
 ) -> Result<PushOutcome, PushError> {
     let session = Session::new(remote_url, schemes, user, password, timeout)?;
-    let ctx = ctx.clone();
-    session.run_on_worker(move |session| push_in_memory(session, &ctx))
+    let files = context_files(ctx);
+    session.run_on_worker(move |session| push_in_memory(session, &files))
 }
 
 /// [`push_context`] for async callers: the same push on a git worker
@@ -93,16 +95,41 @@ pub async fn push_context_async(
     password: &Secret,
     timeout: Duration,
 ) -> Result<PushOutcome, PushError> {
+    let files = context_files(ctx);
+    push_files_async(files, remote_url, schemes, user, password, timeout).await
+}
+
+/// Pushes a commit holding `files` (name, content) to `master` of
+/// `remote_url` (one of `schemes`), as [`push_context_async`] pushes a
+/// deploy context.
+pub async fn push_files_async(
+    files: Vec<(&'static str, Vec<u8>)>,
+    remote_url: &str,
+    schemes: RemoteSchemes,
+    user: &str,
+    password: &Secret,
+    timeout: Duration,
+) -> Result<PushOutcome, PushError> {
     let session = Session::new(remote_url, schemes, user, password, timeout)?;
-    let ctx = ctx.clone();
     session
-        .run_on_worker_async(move |session| push_in_memory(session, &ctx))
+        .run_on_worker_async(move |session| push_in_memory(session, &files))
         .await
 }
 
+/// The files of a deploy context, owned (they go to a worker thread).
+fn context_files(ctx: &BuildContext) -> Vec<(&'static str, Vec<u8>)> {
+    ctx.files()
+        .into_iter()
+        .map(|(name, content)| (name, content.to_vec()))
+        .collect()
+}
+
 /// Builds the deploy commit in memory and pushes it. BLOCKING.
-fn push_in_memory(session: &Session, ctx: &BuildContext) -> Result<PushOutcome, PushError> {
-    let (repo, commit) = build_commit(ctx).map_err(|e| RemoteError::Local {
+fn push_in_memory(
+    session: &Session,
+    files: &[(&'static str, Vec<u8>)],
+) -> Result<PushOutcome, PushError> {
+    let (repo, commit) = build_commit(files).map_err(|e| RemoteError::Local {
         detail: session.scrub(e.message()),
     })?;
     let observed = Observed::default();
@@ -163,11 +190,11 @@ fn in_memory_repository() -> Result<Repository, git2::Error> {
 }
 
 /// An in-memory repository holding one commit (returned, on no branch)
-/// with the context files.
-fn build_commit(ctx: &BuildContext) -> Result<(Repository, Oid), git2::Error> {
+/// with `files`.
+fn build_commit(files: &[(&'static str, Vec<u8>)]) -> Result<(Repository, Oid), git2::Error> {
     let repo = in_memory_repository()?;
     let mut tree = repo.treebuilder(None)?;
-    for (name, content) in ctx.files() {
+    for (name, content) in files {
         let blob = repo.blob(content)?;
         tree.insert(name, blob, 0o100_644)?;
     }
@@ -196,7 +223,7 @@ mod tests {
     #[test]
     fn the_commit_holds_the_three_files() {
         let ctx = context("{}");
-        let (repo, id) = build_commit(&ctx).expect("commit");
+        let (repo, id) = build_commit(&context_files(&ctx)).expect("commit");
         assert!(repo.workdir().is_none());
         let commit = repo.find_commit(id).expect("commit");
         assert_eq!(commit.message().ok(), Some(COMMIT_MESSAGE));
@@ -217,8 +244,10 @@ mod tests {
 
     #[test]
     fn each_repository_holds_only_its_own_commit() {
-        let (first, first_id) = build_commit(&context("{\"id\": 1}")).expect("first");
-        let (second, second_id) = build_commit(&context("{\"id\": 2}")).expect("second");
+        let (first, first_id) =
+            build_commit(&context_files(&context("{\"id\": 1}"))).expect("first");
+        let (second, second_id) =
+            build_commit(&context_files(&context("{\"id\": 2}"))).expect("second");
         assert_ne!(first_id, second_id);
         assert!(first.find_commit(second_id).is_err());
         assert!(second.find_commit(first_id).is_err());

@@ -14,6 +14,7 @@ mod support;
 
 mod chaos;
 mod clever_api;
+mod clever_service;
 mod clever_sim;
 mod commands_e2e;
 mod deploy_push;
@@ -25,6 +26,7 @@ mod e2e_long_poll;
 mod e2e_monitoring;
 mod e2e_restart;
 mod e2e_run;
+mod e2e_service;
 mod faults_e2e;
 mod git_exchanges;
 mod git_fetch;

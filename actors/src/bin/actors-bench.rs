@@ -98,6 +98,7 @@ fn runner_ports(world: &Rc<World>, name: &str, auto_finish: bool) -> RunnerPorts
             quota_max_fraction: 1.0,
             label: None,
             long_polling: false,
+            standby: None,
         },
     }
 }

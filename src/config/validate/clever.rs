@@ -8,7 +8,7 @@ use toml::Value;
 
 use super::super::fields::{as_nonempty_string, as_string, Ctx, Section};
 use super::super::inner::CLEVER_KEY_PREFIX;
-use super::super::keys_executors::{self as cc, CLEVER};
+use super::super::keys_executors::{self as cc, CLEVER, SERVICE};
 use super::global::warn_unknown;
 use super::{check_url, forwarded};
 use crate::executors::clever::settings::{default_flavor_name_prefix, CleverSettings, Tenancy};
@@ -61,9 +61,11 @@ pub(super) fn settings(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<CleverSet
     Some(settings)
 }
 
-/// Warns about `cc_*` keys that are not declared (they are not forwarded).
+/// Warns about `cc_*` keys that are not declared (they are not forwarded);
+/// a clever-service-docker key in another section gets its own warning
+/// (`service.rs`).
 fn warn_unknown_keys(sec: &Section<'_>, ctx: &mut Ctx<'_>) {
-    let known: Vec<&str> = CLEVER.iter().map(|k| k.name).collect();
+    let known: Vec<&str> = CLEVER.iter().chain(SERVICE).map(|k| k.name).collect();
     for key in sec.table.keys() {
         if key.starts_with(CLEVER_KEY_PREFIX) && !known.contains(&key.as_str()) {
             warn_unknown(

@@ -4,7 +4,7 @@
 //! for the actors' settings, [`super::keys`] for the others), one file per
 //! concern: [`global`] (the top level: known, upstream and unknown keys),
 //! [`quota`], [`runner`] (a `[[runners]]` section and its trace watch),
-//! [`unique`] (unique names across sections), [`clever`] and
+//! [`unique`] (unique names across sections), [`clever`], [`service`] and
 //! [`local_docker`] (the executors' keys), [`forwarded`] (secrets a
 //! multi-tenant runner would share with every tenant).
 //!
@@ -18,6 +18,7 @@ mod global;
 mod local_docker;
 mod quota;
 mod runner;
+mod service;
 mod unique;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 //! executor's own keys ([`super::clever`], [`super::local_docker`]).
 
 use paas_actors::settings::{RunnerSettings, TraceWatch};
+use paas_actors::StandbyPolicy;
 use std::path::Path;
 use toml::Value;
 
@@ -13,7 +14,7 @@ use super::super::identity::{
 use super::super::keys;
 use super::super::settings::{ExecutorKind, RunnerConfig};
 use super::global::warn_unknown_keys;
-use super::{check_url, clever, forwarded, local_docker, Env};
+use super::{check_url, clever, forwarded, local_docker, service, Env};
 use crate::secret::Secret;
 
 /// Validates every runner section; `None` entries had problems.
@@ -126,12 +127,24 @@ fn runner(
     forwarded::refuse_forwarded_token(sec, ctx);
     let (clever, local_docker) = match executor {
         Some(ExecutorKind::CleverDocker) => (clever::settings(sec, ctx), None),
+        Some(ExecutorKind::CleverServiceDocker) => {
+            let service = service::settings(sec, ctx);
+            let clever = clever::settings(sec, ctx);
+            let clever = clever.zip(service).map(|(mut c, s)| {
+                c.service = Some(s);
+                c
+            });
+            (clever, None)
+        }
         Some(ExecutorKind::LocalDocker) => (None, local_docker::settings(sec, env, ctx)),
         None => (None, None),
     };
     let executor = executor?;
+    if executor != ExecutorKind::CleverServiceDocker {
+        service::warn_service_keys(sec, ctx, executor);
+    }
     let complete = match executor {
-        ExecutorKind::CleverDocker => clever.is_some(),
+        ExecutorKind::CleverDocker | ExecutorKind::CleverServiceDocker => clever.is_some(),
         ExecutorKind::LocalDocker => local_docker.is_some(),
     };
     if !complete {
@@ -142,6 +155,9 @@ fn runner(
     let name = common.name?;
     settings.trace_watch = watch;
     settings.label = Some(name.clone());
+    // Set here rather than by the wiring: a reload applies the validated
+    // `RunnerSettings`, which must keep it.
+    settings.standby = (executor == ExecutorKind::CleverServiceDocker).then(StandbyPolicy::default);
     let mut runner = RunnerConfig {
         name,
         url: common.url?,
@@ -184,7 +200,7 @@ fn fill_executor(r: &mut RunnerConfig) {
 }
 
 fn executor(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ExecutorKind> {
-    const EXPECTED: &str = "\"clever-docker\" or \"local-docker\"";
+    const EXPECTED: &str = "\"clever-docker\", \"clever-service-docker\" or \"local-docker\"";
     let key = keys::EXECUTOR.leaf();
     let text = sec.require(
         ctx,
@@ -193,10 +209,10 @@ fn executor(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ExecutorKind> {
         &format!("the PAAS executor, {EXPECTED}"),
         |v| v.as_str().map(str::to_string),
     )?;
-    match text.as_str() {
-        "clever-docker" => Some(ExecutorKind::CleverDocker),
-        "local-docker" => Some(ExecutorKind::LocalDocker),
-        other => {
+    match ExecutorKind::ALL.into_iter().find(|k| k.as_str() == text) {
+        Some(kind) => Some(kind),
+        None => {
+            let other = text.as_str();
             let hint = if other == "docker" {
                 " (found `docker`: the inner runner's `docker` executor is implied; this file \
                  needs a PAAS executor)"

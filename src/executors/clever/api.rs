@@ -21,7 +21,8 @@
 //! errors.
 
 pub use super::wire::{
-    AppInstance, Application, CreateApp, Deleted, Deployment, InstanceType, OrgAuth, WireFlavor,
+    AppInstance, Application, CreateApp, Deleted, Deployment, InstanceType, OrgAuth, Vhost,
+    WireFlavor,
 };
 
 use super::settings::HttpSettings;
@@ -835,7 +836,7 @@ mod tests {
             instance_type: "docker",
             instance_version: "20231106".into(),
             instance_variant: "70d676a0-a775-4dc9-a43d-3121036e8515".into(),
-            instance_lifetime: "TASK",
+            instance_lifetime: Some("TASK"),
             min_instances: 1,
             max_instances: 1,
             min_flavor: "heptapod-runner-M".into(),
@@ -848,6 +849,17 @@ mod tests {
             "instanceLifetime": "TASK", "minInstances": 1, "maxInstances": 1,
             "minFlavor": "heptapod-runner-M", "maxFlavor": "heptapod-runner-M"});
         assert_eq!(serde_json::to_value(&body).expect("encode"), expected);
+        // A service application: no instanceLifetime at all (Clever Cloud
+        // then makes it a regular application).
+        let service = CreateApp {
+            instance_lifetime: None,
+            ..body
+        };
+        let mut expected = expected;
+        if let Some(obj) = expected.as_object_mut() {
+            obj.remove("instanceLifetime");
+        }
+        assert_eq!(serde_json::to_value(&service).expect("encode"), expected);
     }
 
     #[test]
@@ -864,5 +876,19 @@ mod tests {
         assert_eq!(app.http_url(), Some("http://h/app_1.git"));
         assert_eq!(app.repo_state(), Some("CREATED"));
         assert_eq!(app.max_flavor_mem_mib(), Some(8192));
+        assert_eq!(app.first_fqdn(), None);
+        for (vhosts, first) in [
+            (
+                r#"[{"fqdn":"app-1.cleverapps.io"},{"fqdn":"b.example"}]"#,
+                Some("app-1.cleverapps.io"),
+            ),
+            ("[]", None),
+            (r#"[{}]"#, None),
+        ] {
+            let app: Application =
+                serde_json::from_str(&format!(r#"{{"id":"app_1","vhosts":{vhosts}}}"#))
+                    .expect("json");
+            assert_eq!(app.first_fqdn(), first, "{vhosts}");
+        }
     }
 }

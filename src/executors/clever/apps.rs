@@ -12,7 +12,11 @@
 //! - `records.rs`: a resource's detail and its state-file record.
 //!
 //! What only clever-docker does (build and push a job's deploy context,
-//! read `job.json` back) is in `executor.rs` and beside it.
+//! read `job.json` back) is in `executor.rs` and beside it; what only
+//! clever-service-docker does (the helper), in `service/`. The two differ
+//! in these shared steps only where `settings.service` says so: a service
+//! application is created without `instanceLifetime` and records its
+//! helper's address.
 
 use super::api::{CleverApi, Retries};
 use super::flavors::{
@@ -56,6 +60,9 @@ pub(crate) struct CleverApps {
     /// How long deployment repositories take to be ready after the env is
     /// set, learnt from the previous waits.
     pub(super) repo_ready: ReadyDelay,
+    /// The Clever API is on a loopback host (a simulator): only then may a
+    /// service application's helper be on one (`service/address.rs`).
+    pub(super) loopback_api: bool,
     pub(super) logger: Logger,
     metrics: Option<Arc<Metrics>>,
 }
@@ -114,6 +121,8 @@ impl CleverApps {
             )),
         };
         let api = CleverApi::new(settings.api_base(), settings.http.clone());
+        let loopback_api =
+            url::Url::parse(settings.api_base()).is_ok_and(|u| crate::git::is_loopback(&u));
         let products = ProductCache::new(
             settings.flavor_cache_ttl,
             &settings.flavor_context,
@@ -126,6 +135,7 @@ impl CleverApps {
             tenants,
             unresolved: RefCell::new(BTreeSet::new()),
             repo_ready: ReadyDelay::new(),
+            loopback_api,
             logger,
             metrics: None,
         })

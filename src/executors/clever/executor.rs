@@ -47,7 +47,7 @@ pub struct CleverExecutor {
 
 /// A failed exchange with a deployment repository: transient when trying
 /// again may work.
-fn remote_error(action: &str, e: RemoteError) -> PaasError {
+pub(super) fn remote_error(action: &str, e: RemoteError) -> PaasError {
     PaasError {
         action: action.into(),
         message: e.to_string(),

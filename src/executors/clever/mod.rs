@@ -11,7 +11,9 @@
 //! - `contexts`: the jobs' deploy contexts, built once each;
 //! - `executor`: [`CleverExecutor`], the `Paas` port implementation of
 //!   clever-docker (push, `executor/launch.rs`; read-back,
-//!   `executor/recover.rs`).
+//!   `executor/recover.rs`);
+//! - `service`: [`CleverServiceExecutor`], the `Paas` port implementation of
+//!   clever-service-docker (the helper service of each application).
 
 pub mod api;
 mod apps;
@@ -23,6 +25,7 @@ mod listing;
 mod orgs;
 mod provision;
 mod records;
+pub mod service;
 pub mod settings;
 pub mod tenants;
 mod wire;
@@ -31,6 +34,7 @@ pub use api::{CleverError, Retries};
 pub use apps::CleverSetupError;
 pub use executor::CleverExecutor;
 pub use records::AppDetail;
+pub use service::{CleverServiceExecutor, ServiceSettings};
 pub use settings::{CleverSettings, HttpSettings, RetryPolicy, Tenancy};
 
 use paas_actors::ports::{CoordinatorError, PortFuture};

@@ -17,7 +17,7 @@
 //! the record survives restarts until the deletion succeeds.
 
 use super::api::{OrgAuth, Retries};
-use super::apps::CleverApps;
+use super::apps::{tenant_error, CleverApps};
 use super::records::AppDetail;
 use super::settings::Tenancy;
 use super::tenants::{TenantError, Use};
@@ -79,6 +79,18 @@ impl CleverApps {
             namespace: namespace.unwrap_or_default().to_string(),
             orga_id: orga_id.clone(),
         })
+    }
+
+    /// The organisation a new application for `job` would be created in,
+    /// resolved as `create` resolves it (never a stale answer): the tenant
+    /// a standby application must belong to for the job to reuse it.
+    pub(crate) async fn job_scope(&self, job: &Job) -> Result<Option<String>, PaasError> {
+        let namespace = self.job_namespace(job).await.map_err(tenant_error)?;
+        let org = self
+            .org(namespace.as_deref(), Use::Create)
+            .await
+            .map_err(tenant_error)?;
+        Ok(Some(org.orga_id))
     }
 
     /// The job's top-level group, as recorded in resources: `None` in

@@ -73,15 +73,9 @@ impl CleverApps {
             .await
             .map_err(PaasError::from)?;
         let app = self.wait_deployable(&org, &resource.id).await?;
-        let url = app.http_url().ok_or_else(|| {
-            PaasError::permanent(
-                "wait-deployability",
-                format!(
-                    "Clever Cloud application {}: no deployment.httpUrl to push to",
-                    resource.id
-                ),
-            )
-        })?;
+        let url = app
+            .http_url()
+            .ok_or_else(|| no_http_url("wait-deployability", &resource.id))?;
         detail.deploy_url = Some(url.to_string());
         let mut ready = resource.clone();
         ready.detail = detail.to_value();
@@ -109,7 +103,8 @@ impl CleverApps {
             instance_type: "docker",
             instance_version: version,
             instance_variant: self.settings.instance_variant_uuid.clone(),
-            instance_lifetime: "TASK",
+            // A service application stays up between jobs: a regular one.
+            instance_lifetime: self.settings.service.is_none().then_some("TASK"),
             min_instances: 1,
             max_instances: 1,
             min_flavor: flavor.api_name.clone(),
@@ -259,6 +254,15 @@ impl CleverApps {
             sleep(steps.next_delay().min(deadline - now)).await;
         }
     }
+}
+
+/// The permanent error of `action` on application `app_id`, which has no
+/// deployment repository URL.
+pub(super) fn no_http_url(action: &str, app_id: &str) -> PaasError {
+    PaasError::permanent(
+        action,
+        format!("Clever Cloud application {app_id}: no deployment.httpUrl to push to"),
+    )
 }
 
 /// A repository state from which `CREATED` never comes is a permanent error.

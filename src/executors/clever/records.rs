@@ -1,9 +1,14 @@
 //! A Clever Cloud application as a [`Resource`]: its detail ([`AppDetail`],
-//! no secret) and its record in the state file (`dump` / `load`).
+//! no secret) and its record in the state file (`dump` / `load`). A
+//! service application's record also holds its helper's address
+//! (`netloc`) and bearer token (`paas_token`, the resource's credential),
+//! under the keys the Python runner 1.1 writes.
 
 use super::api::Application;
 use super::apps::CleverApps;
+use super::service::address::helper_netloc;
 use super::settings::Tenancy;
+use crate::secret::Secret;
 use paas_actors::ports::{PaasError, Resource, TwoDecimals, Weight};
 use paas_actors::untrusted::untrusted;
 use serde::{Deserialize, Serialize};
@@ -22,6 +27,10 @@ pub struct AppDetail {
     /// Organisation the app belongs to, when known.
     #[serde(default)]
     pub orga_id: Option<String>,
+    /// Where a service application's helper is reached (`host[:port]`, as
+    /// checked when it was recorded; checked again at each use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netloc: Option<String>,
 }
 
 impl AppDetail {
@@ -53,6 +62,21 @@ pub(crate) fn dump(resource: &Resource) -> Value {
     saved
 }
 
+/// The state-file record of a service application: [`dump`]'s, plus its
+/// helper's `netloc` and bearer token `paas_token` (the Python runner 1.1's
+/// keys). The state file is written with mode 0600.
+pub(crate) fn dump_service(resource: &Resource) -> Value {
+    let mut saved = dump(resource);
+    if let Some(obj) = saved.as_object_mut() {
+        obj.insert("netloc".into(), json!(AppDetail::of(resource).netloc));
+        obj.insert(
+            "paas_token".into(),
+            json!(resource.credential.as_ref().map(Secret::expose)),
+        );
+    }
+    saved
+}
+
 impl CleverApps {
     /// The resource of `app`, created for a job of group `namespace` in
     /// organisation `orga_id`; not launched.
@@ -67,6 +91,12 @@ impl CleverApps {
             gitlab_namespace: namespace.map(str::to_string),
             deploy_url: app.http_url().map(str::to_string),
             orga_id: Some(orga_id.to_string()),
+            netloc: self
+                .settings
+                .service
+                .is_some()
+                .then(|| self.netloc_of(app))
+                .flatten(),
         };
         Resource {
             id: app.id.clone(),
@@ -119,6 +149,7 @@ impl CleverApps {
             gitlab_namespace: namespace,
             deploy_url: text("deploy_url"),
             orga_id,
+            netloc: text("netloc"),
         };
         Ok(Resource {
             id: id.to_string(),
@@ -129,7 +160,30 @@ impl CleverApps {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             detail: detail.to_value(),
-            credential: None,
+            credential: text("paas_token")
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
         })
+    }
+
+    /// Where the helper of service application `app` is (see
+    /// `service/address.rs`); a first vhost that is not a usable address
+    /// is logged and passed over.
+    fn netloc_of(&self, app: &Application) -> Option<String> {
+        match helper_netloc(app.first_fqdn(), &app.id, self.loopback_api) {
+            Ok((netloc, refused)) => {
+                if let Some(e) = refused {
+                    warn!(self.logger, "the application's first vhost is not a usable helper \
+                                        address: using the cleverapps.io rule";
+                          "app" => &app.id, "error" => %untrusted(&e));
+                }
+                Some(netloc.to_string())
+            }
+            Err(e) => {
+                warn!(self.logger, "no helper address for the application";
+                      "app" => %untrusted(&app.id), "error" => %untrusted(&e));
+                None
+            }
+        }
     }
 }

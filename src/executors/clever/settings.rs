@@ -1,5 +1,6 @@
-//! Settings of one clever-docker `[[runners]]` section: the one typed model
-//! of the `cc_*` keys.
+//! Settings of one clever-docker or clever-service-docker `[[runners]]`
+//! section: the one typed model of the `cc_*` keys (and, for a service
+//! section, of its own keys: [`ServiceSettings`]).
 //!
 //! Configuration validation (`src/config/validate/clever.rs`) builds this
 //! value directly from the file; the executor only reads it. Every default
@@ -8,6 +9,7 @@
 //! [`CleverSettings::new`] (which also holds the defaults of what the file
 //! cannot set: HTTP, push and caches).
 
+pub use super::service::settings::ServiceSettings;
 use crate::git::RemoteSchemes;
 use crate::secret::Secret;
 use paas_actors::backoff::{BackoffPolicy, Jitter};
@@ -166,6 +168,9 @@ pub struct CleverSettings {
     pub flavor_cache_ttl: Duration,
     /// How long a tenant's organisation and token are kept.
     pub tenant_cache_ttl: Duration,
+    /// `Some` for a clever-service-docker section: its applications run
+    /// the helper service and take one job after another.
+    pub service: Option<ServiceSettings>,
     /// Deployment URLs the executor pushes to and fetches from: network
     /// URLs only, unless a test sets local paths (no configuration key).
     pub deployment_url_schemes: RemoteSchemes,
@@ -198,6 +203,7 @@ impl std::fmt::Debug for CleverSettings {
             .field("push_timeout", &self.push_timeout)
             .field("flavor_cache_ttl", &self.flavor_cache_ttl)
             .field("tenant_cache_ttl", &self.tenant_cache_ttl)
+            .field("service", &self.service)
             .field("deployment_url_schemes", &self.deployment_url_schemes)
             .finish()
     }
@@ -228,6 +234,7 @@ impl CleverSettings {
             push_timeout: Duration::from_secs(120),
             flavor_cache_ttl: Duration::from_secs(3600),
             tenant_cache_ttl: Duration::from_secs(300),
+            service: None,
             deployment_url_schemes: RemoteSchemes::Network,
         }
     }

@@ -99,6 +99,19 @@ pub struct Application {
     /// Creation time in ms.
     #[serde(rename = "creationDate", default)]
     pub creation_date: Option<i64>,
+    /// The application's domain names (`[{"fqdn": "app-<uuid>.cleverapps.io"}]`):
+    /// where a service application's helper is reached.
+    #[serde(default)]
+    pub vhosts: Option<Vec<Vhost>>,
+}
+
+/// An entry of an application's `vhosts`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Vhost {
+    /// The domain name, as the API gives it (hostile input: parsed strictly
+    /// before use, see `executors/clever/service/address.rs`).
+    #[serde(default)]
+    pub fqdn: Option<String>,
 }
 
 impl Application {
@@ -115,6 +128,11 @@ impl Application {
     /// RAM in MiB of `instance.maxFlavor`, if present.
     pub fn max_flavor_mem_mib(&self) -> Option<u64> {
         self.instance.as_ref()?.max_flavor.as_ref()?.mem_mib()
+    }
+
+    /// `vhosts[0].fqdn`, as given, if present.
+    pub fn first_fqdn(&self) -> Option<&str> {
+        self.vhosts.as_ref()?.first()?.fqdn.as_deref()
     }
 }
 
@@ -136,9 +154,11 @@ pub struct CreateApp {
     /// `cc_instance_variant_uuid`.
     #[serde(rename = "instanceVariant")]
     pub instance_variant: String,
-    /// Always `TASK`.
-    #[serde(rename = "instanceLifetime")]
-    pub instance_lifetime: &'static str,
+    /// `TASK` for an application per job (clever-docker); not sent for a
+    /// service application (clever-service-docker), which Clever Cloud
+    /// then keeps as a regular one, up after its job.
+    #[serde(rename = "instanceLifetime", skip_serializing_if = "Option::is_none")]
+    pub instance_lifetime: Option<&'static str>,
     /// Always 1.
     #[serde(rename = "minInstances")]
     pub min_instances: u32,

@@ -5,6 +5,7 @@
 use super::{remote_error, CleverExecutor};
 use crate::executors::clever::api::Retries;
 use crate::executors::clever::apps::tenant_error;
+use crate::executors::clever::provision::no_http_url;
 use crate::executors::clever::records::AppDetail;
 use crate::git::{push_context_async, PushOutcome};
 use paas_actors::metrics::ApiStatus;
@@ -30,15 +31,10 @@ impl CleverExecutor {
                     .api
                     .get_app(&org, &resource.id, Retries::Once)
                     .await?;
-                let url = app.http_url().map(str::to_string).ok_or_else(|| {
-                    PaasError::permanent(
-                        "push",
-                        format!(
-                            "Clever Cloud application {}: no deployment.httpUrl to push to",
-                            resource.id
-                        ),
-                    )
-                })?;
+                let url = app
+                    .http_url()
+                    .map(str::to_string)
+                    .ok_or_else(|| no_http_url("push", &resource.id))?;
                 detail.deploy_url = Some(url.clone());
                 url
             }
