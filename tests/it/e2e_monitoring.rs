@@ -108,6 +108,11 @@ fn promtool() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
+        // CI installs it (.ci/run): there, its absence is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool not found on PATH in CI (Debian package `prometheus`)"
+        );
         eprintln!("promtool not found on PATH (Debian package `prometheus`): skipping its checks");
     }
     found
@@ -582,7 +587,7 @@ fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
     m.set_version("0", "unknown");
     m.add_runner("r", &["started"]);
     m.set_quota(1.0, 0.5, 0.0);
-    m.api_request(Api::Gitlab, "job request", ApiStatus::Http(201));
+    m.api_request("r", Api::Gitlab, "job request", ApiStatus::Http(201));
     m.decommission_failed("r", "transient");
     m.polled("r");
     let exported: BTreeSet<String> = m
