@@ -320,6 +320,99 @@ fn metrics_scraped_during_a_run_match_the_simulator_ledger() {
         ) >= 10.0,
         "{last}"
     );
+    // Every API request carries its runner section.
+    let runner_label = format!("runner=\"{runner_name}\"");
+    assert_eq!(
+        sum_where(&last, api, &[&runner_label]),
+        metric(&last, api),
+        "{last}"
+    );
+    // Job outcomes and durations, the runner's state at rest.
+    for (name, labels, want) in [
+        (
+            "heptapod_paas_runner_jobs_finished_total",
+            format!("{runner_label},outcome=\"finished\""),
+            10.0,
+        ),
+        (
+            "heptapod_paas_runner_jobs_finished_total",
+            format!("{runner_label},outcome=\"launch_failed\""),
+            0.0,
+        ),
+        (
+            "heptapod_paas_runner_runner_wants_jobs",
+            runner_label.clone(),
+            1.0,
+        ),
+        (
+            "heptapod_paas_runner_runner_token_valid",
+            runner_label.clone(),
+            1.0,
+        ),
+        (
+            "heptapod_paas_runner_oldest_refused_delete_age_seconds",
+            runner_label.clone(),
+            0.0,
+        ),
+        (
+            "heptapod_paas_runner_decommission_failures_total",
+            format!("{runner_label},class=\"permanent\""),
+            0.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&last, name, Some(&labels)),
+            Some(want),
+            "{name}{{{labels}}}\n{last}"
+        );
+    }
+    assert_eq!(
+        metric(&last, "heptapod_paas_runner_job_duration_seconds_count"),
+        10.0,
+        "{last}"
+    );
+    // The bill: each flavor run, in the simulator's organisation.
+    let bill = "heptapod_paas_runner_resource_seconds_total";
+    for flavor in flavors {
+        let seconds = sum_where(
+            &last,
+            bill,
+            &[&runner_label, &format!("flavor=\"{flavor}\"")],
+        );
+        assert!(seconds > 0.0, "{flavor}: {seconds}\n{last}");
+    }
+    assert_eq!(
+        sum_where(&last, bill, &["organisation=\"\""]),
+        0.0,
+        "{last}"
+    );
+    assert_eq!(sum_where(&last, bill, &["flavor=\"\""]), 0.0, "{last}");
+    assert!(
+        sample(
+            &last,
+            "heptapod_paas_runner_errors_total",
+            Some("level=\"warn\"")
+        )
+        .is_some(),
+        "{last}"
+    );
+    // The process, from /proc.
+    let process = |name: &str| sample(&last, name, Some("")).unwrap_or(f64::NAN);
+    assert!(process("process_resident_memory_bytes") > 1e6, "{last}");
+    assert!(process("process_cpu_seconds_total") > 0.0, "{last}");
+    assert!(process("process_open_fds") > 0.0, "{last}");
+    assert!(
+        process("process_max_fds") >= process("process_open_fds"),
+        "{last}"
+    );
+    let started = process("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    assert!(
+        started <= now && started > now - 600.0,
+        "started {started}, now {now}"
+    );
     assert_no_secret(&e.world, &last, &[]);
     if let Some(promtool) = promtool() {
         let (ok, msg) = promtool_check_metrics(&promtool, &last);
