@@ -3,13 +3,15 @@
 //! checked against the simulator's ledger, `/debug/jobs/list` against the
 //! jobs running at the fake coordinator, `/healthz` before and during the
 //! drain, `/readyz` while the coordinator fails and during the drain, a
-//! bind failure refused at start-up, and `promtool check metrics` on a live
-//! scrape (skipped with a printed reason when promtool is absent).
+//! refused delete and a refused runner token as the alerts see them, a
+//! bind failure refused at start-up, `promtool check metrics` on a live
+//! scrape and `promtool test rules` on the shipped rules (skipped with a
+//! printed reason when promtool is absent, outside CI only).
 
 use crate::common;
 
 use common::{assert_no_secret, get, options, start_runner, stop_ok, tail, wait_until, E2e, STEP};
-use paas_sim::clever::{Endpoint as CleverEndpoint, FaultCommand};
+use paas_sim::clever::{Endpoint as CleverEndpoint, FaultCommand, FaultKind};
 use paas_sim::coordinator::{Endpoint, Fault, JobSpec, JobState};
 use paas_sim::world::{RunnerConfigOptions, WorldConfig};
 use std::collections::BTreeSet;
@@ -610,6 +612,117 @@ fn readyz_says_why_no_job_can_be_taken_while_healthz_stays_ok() {
         e.wait_done(&[id], Duration::from_secs(40)),
         "{}",
         e.describe()
+    );
+    stop_ok(&mut runner, STOP);
+}
+
+/// The failures the alerts are for, on the real binary: a deletion the
+/// Clever API refuses (401: a revoked token) is counted at once and ages;
+/// a runner token the coordinator refuses (403) is a coordinator that is
+/// up with an invalid token, not an outage.
+#[test]
+fn a_refused_delete_and_a_refused_token_show_in_the_metrics() {
+    let e = E2e::start(WorldConfig::default());
+    let address = free_address();
+    let config = config_with_listen(&e, options(), &address);
+    let mut runner = start_runner(&config, &e.log("refusals.log"), &[]);
+    wait_healthy(&address, &runner);
+    let runner_label = "runner=\"sim-runner-1\"";
+    let failures = format!("{runner_label},class=\"permanent\"");
+    let scrape = || {
+        get(&address, "/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    };
+    let value = |text: &str, name: &str, labels: &str| sample(text, name, Some(labels));
+    let mut last = String::new();
+    let born = wait_until(
+        || {
+            last = scrape();
+            value(
+                &last,
+                "heptapod_paas_runner_decommission_failures_total",
+                &failures,
+            ) == Some(0.0)
+                && value(&last, "heptapod_paas_runner_coordinator_up", runner_label) == Some(1.0)
+                && value(
+                    &last,
+                    "heptapod_paas_runner_runner_token_valid",
+                    runner_label,
+                ) == Some(1.0)
+        },
+        Duration::from_secs(20),
+        STEP,
+    );
+    assert!(born, "series at 0, coordinator up, token valid\n{last}");
+
+    e.world.clever().control().fault(FaultCommand::FailNext {
+        endpoint: CleverEndpoint::DeleteApp,
+        count: 1000,
+        fault: FaultKind::status(401),
+    });
+    let id = e.world.enqueue(job("XS", 100));
+    let refused = wait_until(
+        || {
+            last = scrape();
+            value(
+                &last,
+                "heptapod_paas_runner_decommission_failures_total",
+                &failures,
+            ) == Some(1.0)
+        },
+        Duration::from_secs(60),
+        STEP,
+    );
+    assert!(
+        refused,
+        "one refused delete counted\n{last}\n{}",
+        tail(&runner.log())
+    );
+    assert!(
+        e.world.clever().control().summary().live_count == 1,
+        "job {id}'s application stays: {}",
+        e.describe()
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let text = scrape();
+    let age = value(
+        &text,
+        "heptapod_paas_runner_oldest_refused_delete_age_seconds",
+        runner_label,
+    )
+    .unwrap_or(0.0);
+    assert!(age >= 1.0, "the refusal ages: {age}\n{text}");
+    assert_eq!(
+        value(
+            &text,
+            "heptapod_paas_runner_jobs",
+            &format!("{runner_label},phase=\"decommissioning\"")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+
+    e.world
+        .coordinator()
+        .inject_fault(Endpoint::JobsRequest, Fault::status(403, 100_000));
+    let told_apart = wait_until(
+        || {
+            last = scrape();
+            value(
+                &last,
+                "heptapod_paas_runner_runner_token_valid",
+                runner_label,
+            ) == Some(0.0)
+        },
+        Duration::from_secs(60),
+        STEP,
+    );
+    assert!(told_apart, "token refused\n{last}\n{}", tail(&runner.log()));
+    assert_eq!(
+        value(&last, "heptapod_paas_runner_coordinator_up", runner_label),
+        Some(1.0),
+        "the coordinator answered: not an outage\n{last}"
     );
     stop_ok(&mut runner, STOP);
 }
