@@ -4,6 +4,7 @@
 //! jobs running at the fake coordinator, `/healthz` before and during the
 //! drain, `/readyz` while the coordinator fails and during the drain, a
 //! refused delete and a refused runner token as the alerts see them, a
+//! runner removed by SIGHUP leaving no series, a
 //! bind failure refused at start-up, `promtool check metrics` on a live
 //! scrape and `promtool test rules` on the shipped rules (skipped with a
 //! printed reason when promtool is absent, outside CI only).
@@ -724,6 +725,72 @@ fn a_refused_delete_and_a_refused_token_show_in_the_metrics() {
         Some(1.0),
         "the coordinator answered: not an outage\n{last}"
     );
+    stop_ok(&mut runner, STOP);
+}
+
+/// A runner section removed by SIGHUP leaves no series behind (no alert
+/// on a runner that no longer exists), the other runner's stay.
+#[test]
+fn a_runner_removed_by_sighup_leaves_no_series() {
+    let e = E2e::start(WorldConfig {
+        runner_tokens: 2,
+        ..WorldConfig::default()
+    });
+    let address = free_address();
+    let two = RunnerConfigOptions {
+        runners: 2,
+        ..options()
+    };
+    let config = config_with_listen(&e, two, &address);
+    let mut runner = start_runner(&config, &e.log("removed.log"), &[]);
+    wait_healthy(&address, &runner);
+    let scrape = || {
+        get(&address, "/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    };
+    let mut last = String::new();
+    let polled_both = wait_until(
+        || {
+            last = scrape();
+            ["sim-runner-1", "sim-runner-2"].iter().all(|r| {
+                let labels = format!("runner=\"{r}\"");
+                sample(&last, "heptapod_paas_runner_coordinator_up", Some(&labels)) == Some(1.0)
+            })
+        },
+        Duration::from_secs(30),
+        STEP,
+    );
+    assert!(polled_both, "both runners polled\n{last}");
+
+    let one = config_with_listen(&e, options(), &address);
+    assert_eq!(one, config, "test set-up: one configuration path");
+    runner
+        .signal(nix::sys::signal::Signal::SIGHUP)
+        .expect("SIGHUP");
+    let gone = wait_until(
+        || {
+            last = scrape();
+            !last.is_empty() && !last.contains("sim-runner-2")
+        },
+        Duration::from_secs(15),
+        STEP,
+    );
+    assert!(
+        gone,
+        "no series of the removed runner\n{last}\n{}",
+        tail(&runner.log())
+    );
+    for name in [
+        "heptapod_paas_runner_coordinator_up",
+        "heptapod_paas_runner_runner_wants_jobs",
+    ] {
+        assert_eq!(
+            sample(&last, name, Some("runner=\"sim-runner-1\"")),
+            Some(1.0),
+            "{name}\n{last}"
+        );
+    }
     stop_ok(&mut runner, STOP);
 }
 
