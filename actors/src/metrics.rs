@@ -35,6 +35,13 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
 ];
 
+/// Upper bounds (seconds) of `job_duration_seconds`: from a job of a few
+/// seconds to a day (GitLab's longest job timeouts).
+const JOB_DURATION_BUCKETS: [f64; 13] = [
+    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+    86400.0,
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
@@ -416,7 +423,7 @@ impl Metrics {
             runner_wants_jobs: Family::default(),
             runner_token_valid: Family::default(),
             jobs_finished: Family::default(),
-            job_duration: latency(),
+            job_duration: Histogram::new(JOB_DURATION_BUCKETS),
             log_records: Family::default(),
             live: std::sync::Arc::default(),
             completed: Counter::default(),
