@@ -885,6 +885,10 @@ fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
         "api_requests_total",
         "provision_duration_seconds",
         "decommission_lag_seconds",
+        "oldest_refused_delete_age_seconds",
+        "resource_seconds_total",
+        "jobs_finished_total",
+        "runner_token_valid",
     ] {
         let name = format!("{}_{family}", paas_actors::metrics::PREFIX);
         assert!(
@@ -892,6 +896,21 @@ fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
             "dashboard lacks {name}"
         );
     }
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("process_resident_memory_bytes")),
+        "dashboard lacks the process memory"
+    );
+    // The errors panel leaves out the job status 401/403 that ends a job.
+    let errors = exprs
+        .iter()
+        .find(|e| e.contains("status!~\"2..|ok\""))
+        .expect("an API errors query");
+    assert!(
+        errors.contains("unless") && errors.contains("endpoint=\"job status\",status=~\"401|403\""),
+        "{errors}"
+    );
 
     let Some(promtool) = promtool() else { return };
     for args in [vec!["check", "rules"], vec!["test", "rules"]] {
