@@ -103,6 +103,20 @@ async fn metrics_follow_every_transition_and_queries_answer() {
         ("heptapod_paas_runner_quota_weight{kind=\"limit\"}", 3.0),
         ("heptapod_paas_runner_coordinator_up{runner=\"ra\"}", 1.0),
         ("heptapod_paas_runner_state_write_errors_total", 0.0),
+        (
+            "heptapod_paas_runner_jobs_finished_total{runner=\"ra\",outcome=\"finished\"}",
+            3.0,
+        ),
+        (
+            "heptapod_paas_runner_jobs_finished_total{runner=\"ra\",outcome=\"launch_failed\"}",
+            1.0,
+        ),
+        (
+            "heptapod_paas_runner_jobs_finished_total{runner=\"ra\",outcome=\"cancelled_before_start\"}",
+            0.0,
+        ),
+        ("heptapod_paas_runner_job_duration_seconds_count", 3.0),
+        ("heptapod_paas_runner_runner_token_valid{runner=\"ra\"}", 1.0),
     ] {
         assert_eq!(value(&s, series), want, "{series}");
     }
@@ -269,6 +283,44 @@ async fn a_single_refused_delete_is_counted_and_ages() {
         "deleted at a retry"
     );
     assert_eq!(value(&scrape(), age), 0.0);
+    svc.handle.drain();
+    svc.wait().await;
+}
+
+/// A job over at the coordinator while it is being launched ends as
+/// `cancelled_before_start`, without a duration.
+#[actix_rt::test]
+async fn a_job_cancelled_while_launching_is_counted_apart() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    // Launched, its trace never grows: it does not start.
+    r.coord.script.borrow_mut().auto_trace = false;
+    r.coord.push_jobs([job(1, &[("WEIGHT", "1")])]);
+    let store = MemoryStore::new();
+    let mut svc = start(settings(2.0), &[&r], &store).await;
+    let metrics = svc.handle.metrics().clone();
+    assert!(
+        svc.until(SEC, 100, |s| s.phases.get("launched") == Some(&1))
+            .await
+    );
+    world.finish_job(1);
+    assert!(svc.until(SEC, 2000, |s| s.completed == 1).await);
+    let text = metrics.encode().expect("encode");
+    let s = samples(&text);
+    for (series, want) in [
+        (
+            "heptapod_paas_runner_jobs_finished_total{runner=\"ra\",outcome=\"cancelled_before_start\"}",
+            1.0,
+        ),
+        (
+            "heptapod_paas_runner_jobs_finished_total{runner=\"ra\",outcome=\"finished\"}",
+            0.0,
+        ),
+        ("heptapod_paas_runner_job_duration_seconds_count", 0.0),
+    ] {
+        assert_eq!(value(&s, series), want, "{series}\n{text}");
+    }
     svc.handle.drain();
     svc.wait().await;
 }
