@@ -333,6 +333,9 @@ pub struct Metrics {
     /// The label sets of `api_requests` created, to delete a removed
     /// runner's (routes × statuses × runners: bounded).
     api_series: std::sync::Mutex<std::collections::HashSet<ApiLabels>>,
+    /// Runners removed from the configuration: their clients' requests
+    /// (a reconciliation of a removed runner's leftovers) are not counted.
+    removed_runners: std::sync::Mutex<std::collections::HashSet<String>>,
     provision_duration: Histogram,
     start_duration: Histogram,
     decommission_lag: Histogram,
@@ -413,6 +416,7 @@ impl Metrics {
             state_write_errors: Counter::default(),
             api_requests: Family::default(),
             api_series: std::sync::Mutex::default(),
+            removed_runners: std::sync::Mutex::default(),
             provision_duration: latency(),
             start_duration: latency(),
             decommission_lag: latency(),
@@ -558,6 +562,9 @@ impl Metrics {
                 .inc_by(0);
         }
         self.live.add_runner(runner);
+        if let Ok(mut removed) = self.removed_runners.lock() {
+            removed.remove(runner);
+        }
         for reason in LaunchFailureReason::ALL {
             self.launch_failures
                 .get_or_create(&RunnerReason {
@@ -619,6 +626,9 @@ impl Metrics {
                 runner: owned(),
                 outcome: outcome.as_str(),
             });
+        }
+        if let Ok(mut removed) = self.removed_runners.lock() {
+            removed.insert(owned());
         }
         if let Ok(mut seen) = self.api_series.lock() {
             seen.retain(|labels| {
@@ -786,6 +796,13 @@ impl Metrics {
             ApiStatus::Ok => "ok".to_string(),
             ApiStatus::Error => "error".to_string(),
         };
+        let removed = self
+            .removed_runners
+            .lock()
+            .is_ok_and(|removed| removed.contains(runner));
+        if removed {
+            return;
+        }
         let labels = ApiLabels {
             runner: runner.to_string(),
             api: api.as_str(),
@@ -1023,8 +1040,19 @@ mod tests {
             "{text}"
         );
         m.remove_runner("r1", &phases);
+        // Its clients' late requests are not counted.
+        m.api_request("r1", Api::Clever, "list-apps", ApiStatus::Http(200));
         let text = m.encode().expect("encodes");
         assert!(!text.contains("\"r1\""), "{text}");
+        // Added again: counted again.
+        m.add_runner("r1", &phases);
+        m.api_request("r1", Api::Clever, "list-apps", ApiStatus::Http(200));
+        let text = m.encode().expect("encodes");
+        assert!(
+            text.contains("api_requests_total{runner=\"r1\",api=\"clever\",endpoint=\"list-apps\",status=\"200\"} 1"),
+            "{text}"
+        );
+        m.remove_runner("r1", &phases);
         for part in [
             "coordinator_up{runner=\"r2\"} 1",
             "jobs_acquired_total{runner=\"r2\"} 1",
