@@ -48,11 +48,7 @@ impl Supervisor {
     pub(super) fn add_job(&mut self, key: JobKey, entry: JobEntry, origin: JobOrigin) {
         let phase = entry.phase;
         self.jobs.insert(key, entry);
-        self.observe(Transition::JobAdded {
-            runner: key.runner,
-            phase,
-            origin,
-        });
+        self.observe(Transition::JobAdded { key, phase, origin });
     }
 
     /// Forgets a job: its resource is gone or no longer ours to manage.
@@ -70,7 +66,7 @@ impl Supervisor {
             }
             self.ledger.release(key);
             self.observe(Transition::JobRemoved {
-                runner: key.runner,
+                key,
                 phase: e.phase,
                 end,
             });
@@ -108,10 +104,7 @@ impl Supervisor {
             e.resource = Some(resource);
         }
         self.ledger.set_actual(key, weight);
-        self.observe(Transition::ResourceRecorded {
-            runner: key.runner,
-            first,
-        });
+        self.observe(Transition::ResourceRecorded { key, first });
     }
 
     pub(super) fn on_cancelled(&mut self, key: JobKey, ctx: &mut Context<Self>) {
