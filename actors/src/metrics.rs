@@ -54,6 +54,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunnerResource {
+    runner: String,
+    resource: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunnerReason {
     runner: String,
     reason: &'static str,
@@ -203,10 +209,12 @@ pub struct Metrics {
     version_info: Family<VersionLabels, Gauge>,
     jobs: Family<RunnerPhase, Gauge>,
     quota_weight: Family<KindLabel, Gauge<f64, AtomicU64>>,
-    /// The `limit`, `used` and `reserved` series of `quota_weight`, kept
-    /// once created: set after every transition of the supervisor, they
-    /// then cost no label lookup.
-    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 3]>,
+    /// The `limit`, `used`, `reserved` and `standby` series of
+    /// `quota_weight`, kept once created: set after every transition of the
+    /// supervisor, they then cost no label lookup.
+    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 4]>,
+    standby_resources: Family<RunnerLabel, Gauge>,
+    jobs_launched: Family<RunnerResource, Counter>,
     concurrent_limit: Gauge,
     provisioning_limit: Gauge,
     jobs_acquired: Family<RunnerLabel, Counter>,
@@ -278,6 +286,8 @@ impl Metrics {
             jobs: Family::default(),
             quota_weight: Family::default(),
             quota_series: OnceLock::new(),
+            standby_resources: Family::default(),
+            jobs_launched: Family::default(),
             concurrent_limit: Gauge::default(),
             provisioning_limit: Gauge::default(),
             jobs_acquired: Family::default(),
@@ -316,7 +326,11 @@ impl Metrics {
             jobs: "jobs",
                 "Tracked jobs per runner and phase (each job in exactly one phase)";
             quota_weight: "quota_weight",
-                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight";
+                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight, the weight of standby resources (part of used)";
+            standby_resources: "standby_resources",
+                "Resources kept on standby for another job, per runner";
+            jobs_launched: "jobs_launched",
+                "Jobs launched, on a new resource or on a reused standby resource";
             concurrent_limit: "concurrent_limit",
                 "Largest number of tracked jobs (concurrent)";
             provisioning_limit: "provisioning_limit",
@@ -386,6 +400,15 @@ impl Metrics {
                 .inc_by(0);
         }
         self.jobs_acquired.get_or_create(&r).inc_by(0);
+        self.standby_resources.get_or_create(&r).inc_by(0);
+        for resource in ["new", "reused"] {
+            self.jobs_launched
+                .get_or_create(&RunnerResource {
+                    runner: runner.to_string(),
+                    resource,
+                })
+                .inc_by(0);
+        }
         self.resources_created.get_or_create(&r).inc_by(0);
         self.resources_deleted.get_or_create(&r).inc_by(0);
         self.coordinator_up.get_or_create(&r).set(1);
@@ -431,15 +454,35 @@ impl Metrics {
                 })
                 .inc();
         }
+        // A standby resource is a job entry in phase `standby`.
+        let standby = |p: Option<&str>| p == Some("standby");
+        if standby(from) != standby(to) {
+            let gauge = self.standby_resources.get_or_create(&runner_label(runner));
+            if standby(to) {
+                gauge.inc();
+            } else {
+                gauge.dec();
+            }
+        }
     }
 
-    /// Sets the quota gauges.
-    pub fn set_quota(&self, limit: f64, used: f64, reserved: f64) {
+    /// One job of `runner` launched, on a `reused` standby resource or not.
+    pub(crate) fn job_launched(&self, runner: &str, reused: bool) {
+        self.jobs_launched
+            .get_or_create(&RunnerResource {
+                runner: runner.to_string(),
+                resource: if reused { "reused" } else { "new" },
+            })
+            .inc();
+    }
+
+    /// Sets the quota gauges (`standby` is part of `used`).
+    pub fn set_quota(&self, limit: f64, used: f64, reserved: f64, standby: f64) {
         let series = self.quota_series.get_or_init(|| {
-            ["limit", "used", "reserved"]
+            ["limit", "used", "reserved", "standby"]
                 .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
         });
-        for (gauge, v) in series.iter().zip([limit, used, reserved]) {
+        for (gauge, v) in series.iter().zip([limit, used, reserved, standby]) {
             gauge.set(v);
         }
     }
@@ -642,7 +685,7 @@ mod tests {
         m.api_request(Api::Clever, "create_app", ApiStatus::Http(500));
         m.api_request(Api::Gitlab, "request_job", ApiStatus::Error);
         m.observe_provision(Duration::from_secs(3));
-        m.set_quota(10.0, 2.5, 1.0);
+        m.set_quota(10.0, 2.5, 1.0, 0.5);
         let text = m.encode().expect("encodes");
         for line in [
             "heptapod_paas_runner_version_info{version=\"1.2.3\",revision=\"abc\"} 1",

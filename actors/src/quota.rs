@@ -38,7 +38,7 @@
 //! exceeds the quota, standby included.
 
 use crate::ports::Weight;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Tolerance for weight comparisons (weights are sums of `x^1.25` floats).
 pub(crate) const EPSILON: f64 = 1e-9;
@@ -227,7 +227,8 @@ pub(crate) struct Ledger {
     runner_jobs: Vec<usize>,
     provisioning: usize,
     owed: Option<Owed>,
-    standby: usize,
+    /// The standby entries, by order of arrival.
+    standby: BTreeMap<u64, JobKey>,
     next_seq: u64,
     /// Jobs waiting for room, in order of arrival.
     waiting: Vec<JobKey>,
@@ -250,7 +251,7 @@ impl Ledger {
             runner_jobs: vec![0; n],
             provisioning: 0,
             owed: None,
-            standby: 0,
+            standby: BTreeMap::new(),
             next_seq: 0,
             waiting: Vec::new(),
             ready: Vec::new(),
@@ -294,19 +295,19 @@ impl Ledger {
 
     /// Jobs tracked (reservations and standby resources excluded).
     pub(crate) fn jobs(&self) -> usize {
-        self.jobs.len() - self.standby
+        self.jobs.len() - self.standby.len()
     }
 
     /// Resources on standby.
     pub(crate) fn standby(&self) -> usize {
-        self.standby
+        self.standby.len()
     }
 
     /// Weight held by resources on standby.
     pub(crate) fn standby_weight(&self) -> Weight {
-        self.jobs
+        self.standby
             .values()
-            .filter(|e| e.kind == WeightKind::Standby)
+            .filter_map(|k| self.jobs.get(k))
             .map(|e| e.weight)
             .sum()
     }
@@ -314,10 +315,12 @@ impl Ledger {
     /// Weight of the idle standby entries (pledged to no poll) of
     /// `runner`, or of every runner.
     fn idle_standby(&self, runner: Option<usize>) -> Weight {
-        self.jobs
-            .iter()
-            .filter(|(k, e)| e.is_idle_standby() && runner.is_none_or(|r| k.runner == r))
-            .map(|(_, e)| e.weight)
+        self.standby
+            .values()
+            .filter(|k| runner.is_none_or(|r| k.runner == r))
+            .filter_map(|k| self.jobs.get(k))
+            .filter(|e| e.is_idle_standby())
+            .map(|e| e.weight)
             .sum()
     }
 
@@ -342,14 +345,13 @@ impl Ledger {
 
     /// Idle standby entries, `runner`'s first, oldest first.
     pub(crate) fn standby_order(&self, runner: usize) -> Vec<JobKey> {
-        let mut keys: Vec<(bool, u64, JobKey)> = self
-            .jobs
-            .iter()
-            .filter(|(_, e)| e.is_idle_standby())
-            .map(|(k, e)| (k.runner != runner, e.seq, *k))
-            .collect();
-        keys.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-        keys.into_iter().map(|(_, _, k)| k).collect()
+        let idle = |k: &&JobKey| self.jobs.get(k).is_some_and(Entry::is_idle_standby);
+        let own = self.standby.values().filter(|k| k.runner == runner);
+        let others = self.standby.values().filter(|k| k.runner != runner);
+        own.filter(idle)
+            .chain(others.filter(idle))
+            .copied()
+            .collect()
     }
 
     /// Polls in flight.
@@ -631,7 +633,7 @@ impl Ledger {
     }
 
     /// Puts a job's resource on standby: its weight stays held, as standby.
-    pub(crate) fn to_standby(&mut self, key: JobKey) -> bool {
+    pub(crate) fn put_on_standby(&mut self, key: JobKey) -> bool {
         let seq = self.next_seq;
         let Some(e) = self.jobs.get_mut(&key) else {
             return false;
@@ -642,7 +644,7 @@ impl Ledger {
         e.kind = WeightKind::Standby;
         e.seq = seq;
         self.next_seq += 1;
-        self.standby += 1;
+        self.standby.insert(seq, key);
         self.set_provisioning(key, false);
         true
     }
@@ -657,7 +659,8 @@ impl Ledger {
             return false;
         }
         e.kind = WeightKind::Actual;
-        self.standby = self.standby.saturating_sub(1);
+        let seq = e.seq;
+        self.standby.remove(&seq);
         true
     }
 
@@ -734,7 +737,7 @@ impl Ledger {
         if kind == WeightKind::Standby {
             entry.seq = self.next_seq;
             self.next_seq += 1;
-            self.standby += 1;
+            self.standby.insert(entry.seq, key);
         }
         self.jobs.insert(key, entry);
         self.add_weight(key.runner, weight);
@@ -813,7 +816,7 @@ impl Ledger {
             self.provisioning = self.provisioning.saturating_sub(1);
         }
         if entry.kind == WeightKind::Standby {
-            self.standby = self.standby.saturating_sub(1);
+            self.standby.remove(&entry.seq);
         }
         if entry.missing > 0.0 {
             self.waiting.retain(|k| *k != key);
@@ -1097,7 +1100,7 @@ mod tests {
         let mut l = Ledger::new(limits(3.0, 10, 10, 1.0), vec![1.0, 1.0]);
         for (k, w) in [(key(1, 1), 2.0), (key(0, 2), 1.0)] {
             l.track(k, w, WeightKind::Actual, false);
-            assert!(l.to_standby(k));
+            assert!(l.put_on_standby(k));
         }
         l
     }

@@ -29,7 +29,7 @@ pub(crate) fn weight_fits(resource: Weight, job: Weight) -> bool {
         return false;
     }
     let ratio = resource / job;
-    ratio >= 1.0 - crate::quota::EPSILON && ratio < MAX_REUSE_RATIO
+    (1.0 - crate::quota::EPSILON..MAX_REUSE_RATIO).contains(&ratio)
 }
 
 /// A standby resource a job could reuse.

@@ -36,6 +36,7 @@ mod monitoring;
 mod persistence;
 mod poll_slot;
 mod polling;
+mod pool;
 mod progress;
 mod reconciliation;
 mod refusal_guard;
@@ -64,7 +65,7 @@ use crate::launcher::{Launch, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
     DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotReady, NotRecorded,
-    Reconcile, ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
+    Reconcile, ReleaseStandby, ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
 };
 use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction, Totals};
 use crate::observer::{Hooks, ServiceObserver, ServiceStatus};
@@ -209,6 +210,9 @@ pub struct Supervisor {
     /// What reloads send ([`crate::messages::ApplySettings`]), until
     /// `started` reads it.
     settings_rx: Option<mpsc::UnboundedReceiver<SettingsRequest>>,
+    /// Standby resources were released (finish-and-exit): none is kept
+    /// any more.
+    standby_released: bool,
 }
 
 impl Supervisor {
@@ -234,13 +238,33 @@ impl Supervisor {
             .map(|r| r.settings.quota_max_fraction)
             .collect();
         let mut ledger = Ledger::new(limits, fractions);
+        // What exists first, standby resources oldest first, then the jobs
+        // without resource: they hold what the quota leaves and wait for
+        // the rest (standby resources are evicted for them at start).
+        let mut standby: Vec<(Option<std::time::SystemTime>, JobKey, Weight)> = Vec::new();
         for (key, e) in &jobs {
-            let (w, kind) = match &e.resource {
-                Some(r) => (r.weight, WeightKind::Actual),
-                None => (e.expected_weight, WeightKind::Expected),
-            };
-            ledger.track(*key, w, kind, e.phase.is_launching());
+            match &e.resource {
+                Some(r) if e.phase == Phase::Standby => {
+                    standby.push((e.standby_since, *key, r.weight));
+                }
+                Some(r) => ledger.track(*key, r.weight, WeightKind::Actual, e.phase.is_launching()),
+                None => {}
+            }
         }
+        standby.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, key, w) in standby {
+            ledger.track(key, w, WeightKind::Standby, false);
+        }
+        for (key, e) in &jobs {
+            if e.resource.is_none() {
+                if e.phase.is_launching() {
+                    ledger.track_waiting(*key, e.expected_weight);
+                } else {
+                    ledger.track(*key, e.expected_weight, WeightKind::Expected, false);
+                }
+            }
+        }
+        ledger.take_ready();
         // One back-off per runner's poll slot: jitter (equal: never much
         // shorter than nominal) spreads the retries of several runner hosts
         // after a coordinator outage.
@@ -281,6 +305,7 @@ impl Supervisor {
             observer: hooks.observer,
             settings_rx: Some(hooks.settings),
             last_status: None,
+            standby_released: false,
         }
     }
 
@@ -400,6 +425,7 @@ impl Handler<TaskEvent> for Supervisor {
                     "decommission interrupted by shutdown; stays to_decommission"
                 );
             }
+            TaskEvent::ReuseFailed(msg) => self.on_reuse_failed(msg, ctx),
             TaskEvent::TaskEnded(msg) => {
                 self.on_task_ended(msg.key, ctx);
             }
