@@ -476,15 +476,26 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the quota gauges (`standby` is part of `used`).
-    pub fn set_quota(&self, limit: f64, used: f64, reserved: f64, standby: f64) {
-        let series = self.quota_series.get_or_init(|| {
-            ["limit", "used", "reserved", "standby"]
-                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
-        });
-        for (gauge, v) in series.iter().zip([limit, used, reserved, standby]) {
+    /// Sets the quota gauges.
+    pub fn set_quota(&self, limit: f64, used: f64, reserved: f64) {
+        let series = self.quota_series();
+        for (gauge, v) in series.iter().zip([limit, used, reserved]) {
             gauge.set(v);
         }
+    }
+
+    /// Sets `quota_weight{kind="standby"}` (part of `used`).
+    pub(crate) fn set_standby_weight(&self, standby: f64) {
+        if let Some(gauge) = self.quota_series().get(3) {
+            gauge.set(standby);
+        }
+    }
+
+    fn quota_series(&self) -> &[Gauge<f64, AtomicU64>; 4] {
+        self.quota_series.get_or_init(|| {
+            ["limit", "used", "reserved", "standby"]
+                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
+        })
     }
 
     /// Sets `concurrent_limit` and `provisioning_limit`.
@@ -685,7 +696,7 @@ mod tests {
         m.api_request(Api::Clever, "create_app", ApiStatus::Http(500));
         m.api_request(Api::Gitlab, "request_job", ApiStatus::Error);
         m.observe_provision(Duration::from_secs(3));
-        m.set_quota(10.0, 2.5, 1.0, 0.5);
+        m.set_quota(10.0, 2.5, 1.0);
         let text = m.encode().expect("encodes");
         for line in [
             "heptapod_paas_runner_version_info{version=\"1.2.3\",revision=\"abc\"} 1",

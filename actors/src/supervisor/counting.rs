@@ -205,12 +205,10 @@ impl Supervisor {
             self.peak_used = used;
         }
         let limits = self.ledger.limits();
-        self.metrics.set_quota(
-            limits.total_weight,
-            used - reserved,
-            reserved,
-            self.ledger.standby_weight(),
-        );
+        self.metrics
+            .set_quota(limits.total_weight, used - reserved, reserved);
+        self.metrics
+            .set_standby_weight(self.ledger.standby_weight());
         self.metrics
             .set_limits(limits.concurrent, limits.max_provisioning);
     }
