@@ -15,3 +15,4 @@ mod resume;
 mod runner_side;
 mod shutdown;
 mod standby;
+mod standby_property;
