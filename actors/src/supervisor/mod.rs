@@ -358,6 +358,10 @@ impl Actor for Supervisor {
         for key in keys {
             self.resume(key, ctx);
         }
+        // Loaded jobs the quota had no room for: standby resources go.
+        if self.ledger.missing() > 0.0 {
+            self.make_room(0, ctx);
+        }
         // Record the loaded state at once (the reference deleted its file
         // after loading; we keep it current instead).
         self.mark_dirty(ctx);
