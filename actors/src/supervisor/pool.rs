@@ -139,6 +139,14 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) -> bool {
         self.ledger.unpledge(key.runner);
+        // Only a runner whose own resources run the service reuses.
+        if !self
+            .runners
+            .get(key.runner)
+            .is_some_and(|r| r.settings.standby.is_some())
+        {
+            return false;
+        }
         let Some(old) = self.reusable(key.runner, scope, expected) else {
             return false;
         };

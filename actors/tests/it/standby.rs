@@ -380,3 +380,47 @@ async fn a_python_runner_standby_section_is_resumed() {
     assert!(json.get("standby_resources").is_none(), "{json}");
     svc.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_restart_resumes_the_expiry_clock_from_since() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = service_runner(&world, "ra", 20);
+    let app = paas_actors::ports::Resource {
+        id: "app_ra_4".to_string(),
+        name: "hpd-job-ra-4".to_string(),
+        weight: 1.0,
+        launched: true,
+        detail: serde_json::json!({"job_id": 4, "scope": "orga_a"}),
+        credential: None,
+    };
+    world.add_live(app);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    // On standby for 100 s of its 120 s when the service stopped.
+    let state = serde_json::json!({
+        "launched": [], "pending": [], "to_decommission": [],
+        "standby_resources": [{
+            "runner_name": "ra", "job_id": 4, "token": "job-token-4",
+            "trace_offset": 0, "expected_weight": 1.0,
+            "paas_resource": {"app_id": "app_ra_4", "name": "hpd-job-ra-4",
+                              "weight": 1.0, "launched": true, "job_id": 4,
+                              "scope": "orga_a"},
+            "since": now - 100.0, "use_count": 3
+        }]
+    });
+    let store = MemoryStore::with_initial(&serde_json::to_vec(&state).expect("json"));
+    let mut svc = start(settings(4.0), &[&r], &store).await;
+    assert_eq!(svc.phase_count("standby").await, 1);
+    let saved = store.last().expect("state");
+    assert_eq!(
+        saved.standby_resources.first().map(|s| s.use_count),
+        Some(3)
+    );
+    // Deleted about 20 s later, not 120 s.
+    assert!(svc.until(SEC, 40, |s| s.phases.is_empty()).await);
+    assert_eq!(world.live_count(), 0);
+    svc.stop().await;
+}
