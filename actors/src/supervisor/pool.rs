@@ -140,10 +140,10 @@ impl Supervisor {
     ) -> bool {
         self.ledger.unpledge(key.runner);
         // Only a runner whose own resources run the service reuses.
-        if !self
+        if self
             .runners
             .get(key.runner)
-            .is_some_and(|r| r.settings.standby.is_some())
+            .is_none_or(|r| r.settings.standby.is_none())
         {
             return false;
         }
