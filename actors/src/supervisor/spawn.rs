@@ -180,8 +180,14 @@ impl Supervisor {
         match phase {
             Phase::Acquired | Phase::Provisioning | Phase::Provisioned => self.spawn_launcher(key),
             Phase::Launched => {
-                self.start_checks(key, ctx);
-                self.spawn_trace_watch(key, ctx);
+                let runner = self.runners.get(key.runner);
+                if runner.is_some_and(|r| r.paas.started_at_launch()) {
+                    // Its service accepted it before the stop: started.
+                    self.on_started(key, ctx);
+                } else {
+                    self.start_checks(key, ctx);
+                    self.spawn_trace_watch(key, ctx);
+                }
             }
             Phase::Started => self.start_checks(key, ctx),
             Phase::LaunchFailed => self.spawn_reporter(key),
