@@ -65,6 +65,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunnerResource {
+    runner: String,
+    resource: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunnerReason {
     runner: String,
     reason: &'static str,
@@ -316,10 +322,12 @@ pub struct Metrics {
     version_info: Family<VersionLabels, Gauge>,
     jobs: Family<RunnerPhase, Gauge>,
     quota_weight: Family<KindLabel, Gauge<f64, AtomicU64>>,
-    /// The `limit`, `used` and `reserved` series of `quota_weight`, kept
-    /// once created: set after every transition of the supervisor, they
-    /// then cost no label lookup.
-    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 3]>,
+    /// The `limit`, `used`, `reserved` and `standby` series of
+    /// `quota_weight`, kept once created: set after every transition of the
+    /// supervisor, they then cost no label lookup.
+    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 4]>,
+    standby_resources: Family<RunnerLabel, Gauge>,
+    jobs_launched: Family<RunnerResource, Counter>,
     concurrent_limit: Gauge,
     provisioning_limit: Gauge,
     jobs_acquired: Family<RunnerLabel, Counter>,
@@ -405,6 +413,8 @@ impl Metrics {
             jobs: Family::default(),
             quota_weight: Family::default(),
             quota_series: OnceLock::new(),
+            standby_resources: Family::default(),
+            jobs_launched: Family::default(),
             concurrent_limit: Gauge::default(),
             provisioning_limit: Gauge::default(),
             jobs_acquired: Family::default(),
@@ -451,7 +461,11 @@ impl Metrics {
             jobs: "jobs",
                 "Tracked jobs per runner and phase (each job in exactly one phase)";
             quota_weight: "quota_weight",
-                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight";
+                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight, the weight of standby resources (part of used)";
+            standby_resources: "standby_resources",
+                "Resources kept on standby for another job, per runner";
+            jobs_launched: "jobs_launched",
+                "Jobs launched, on a new resource or on a reused standby resource";
             concurrent_limit: "concurrent_limit",
                 "Largest number of tracked jobs (concurrent)";
             provisioning_limit: "provisioning_limit",
@@ -541,6 +555,15 @@ impl Metrics {
                 .inc_by(0);
         }
         self.jobs_acquired.get_or_create(&r).inc_by(0);
+        self.standby_resources.get_or_create(&r).inc_by(0);
+        for resource in ["new", "reused"] {
+            self.jobs_launched
+                .get_or_create(&RunnerResource {
+                    runner: runner.to_string(),
+                    resource,
+                })
+                .inc_by(0);
+        }
         self.resources_created.get_or_create(&r).inc_by(0);
         self.resources_deleted.get_or_create(&r).inc_by(0);
         self.trace_watch_token_refused.get_or_create(&r).inc_by(0);
@@ -714,14 +737,31 @@ impl Metrics {
                 })
                 .inc();
         }
+        // A standby resource is a job entry in phase `standby`.
+        let standby = |p: Option<&str>| p == Some("standby");
+        if standby(from) != standby(to) {
+            let gauge = self.standby_resources.get_or_create(&runner_label(runner));
+            if standby(to) {
+                gauge.inc();
+            } else {
+                gauge.dec();
+            }
+        }
+    }
+
+    /// One job of `runner` launched, on a `reused` standby resource or not.
+    pub(crate) fn job_launched(&self, runner: &str, reused: bool) {
+        self.jobs_launched
+            .get_or_create(&RunnerResource {
+                runner: runner.to_string(),
+                resource: if reused { "reused" } else { "new" },
+            })
+            .inc();
     }
 
     /// Sets the quota gauges.
     pub fn set_quota(&self, limit: f64, used: f64, reserved: f64) {
-        let series = self.quota_series.get_or_init(|| {
-            ["limit", "used", "reserved"]
-                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
-        });
+        let series = self.quota_series();
         // A weight never shows as `-0` (nor as a rounding error below 0).
         let weight = |v: f64| if v > 0.0 { v } else { 0.0 };
         for (gauge, v) in series
@@ -730,6 +770,20 @@ impl Metrics {
         {
             gauge.set(v);
         }
+    }
+
+    /// Sets `quota_weight{kind="standby"}` (part of `used`).
+    pub(crate) fn set_standby_weight(&self, standby: f64) {
+        if let Some(gauge) = self.quota_series().get(3) {
+            gauge.set(if standby > 0.0 { standby } else { 0.0 });
+        }
+    }
+
+    fn quota_series(&self) -> &[Gauge<f64, AtomicU64>; 4] {
+        self.quota_series.get_or_init(|| {
+            ["limit", "used", "reserved", "standby"]
+                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
+        })
     }
 
     /// Sets `concurrent_limit` and `provisioning_limit`.

@@ -161,12 +161,18 @@ pub struct StandbyPolicy {
     pub max_jobs_per_resource: u32,
 }
 
+impl StandbyPolicy {
+    /// The Python runner 1.1's 120 s.
+    pub const DEFAULT_KEEP: Duration = Duration::from_secs(120);
+    /// At most 20 jobs per resource (the Python runner 1.1 has no limit).
+    pub const DEFAULT_MAX_JOBS: u32 = 20;
+}
+
 impl Default for StandbyPolicy {
-    /// The Python runner 1.1's 120 s, at most 20 jobs per resource.
     fn default() -> Self {
         StandbyPolicy {
-            keep: Duration::from_secs(120),
-            max_jobs_per_resource: 20,
+            keep: StandbyPolicy::DEFAULT_KEEP,
+            max_jobs_per_resource: StandbyPolicy::DEFAULT_MAX_JOBS,
         }
     }
 }

@@ -25,6 +25,9 @@ pub(super) enum JobOrigin {
     /// Found by reconciliation: an unknown resource nobody needs, tracked
     /// to be decommissioned.
     Unneeded,
+    /// A standby resource that could not take the job it was given, back
+    /// under its former job to be decommissioned.
+    ReuseFailed,
 }
 
 /// Why a job left the job table.
@@ -36,6 +39,8 @@ pub(super) enum JobEnd {
     Released,
     /// Its resource vanished from the PAAS (seen by reconciliation).
     Vanished,
+    /// It was on standby and another job took its resource.
+    Reused,
 }
 
 /// Something that happened in the supervisor, as monitoring sees it.
@@ -87,6 +92,8 @@ pub(super) enum Transition {
     },
     /// The PAAS refused to delete a resource with a permanent error.
     DeleteRefused { key: JobKey },
+    /// A job was launched, on a reused standby resource or a new one.
+    JobLaunched { runner: usize, reused: bool },
     /// Reconciliation left an unknown resource alone.
     ResourceLeftAlone,
     /// A reconciliation pass of one runner ended.
@@ -121,6 +128,7 @@ impl Supervisor {
                     JobOrigin::Acquired => of(runner, &|l| m.job_acquired(l)),
                     JobOrigin::Adopted => m.reconcile_action(ReconcileAction::Adopted),
                     JobOrigin::Unneeded => m.reconcile_action(ReconcileAction::Decommissioned),
+                    JobOrigin::ReuseFailed => {}
                 }
             }
             Transition::PhaseChanged {
@@ -184,6 +192,9 @@ impl Supervisor {
             }
             Transition::DeleteRefused { key } => {
                 of(key.runner, &|l| m.delete_refused(l, key.job_id));
+            }
+            Transition::JobLaunched { runner, reused } => {
+                of(runner, &|l| m.job_launched(l, reused));
             }
             Transition::ResourceLeftAlone => m.reconcile_action(ReconcileAction::LeftAlone),
             Transition::ReconcilePassEnded => m.reconcile_pass_ended(),
@@ -285,6 +296,8 @@ impl Supervisor {
         let limits = self.ledger.limits();
         self.metrics
             .set_quota(limits.total_weight, used - reserved, reserved);
+        self.metrics
+            .set_standby_weight(self.ledger.standby_weight());
         self.metrics
             .set_limits(limits.concurrent, limits.max_provisioning);
     }

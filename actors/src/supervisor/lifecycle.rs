@@ -70,6 +70,7 @@ impl Supervisor {
                 phase: e.phase,
                 end,
             });
+            self.launch_ready();
         }
     }
 
@@ -77,6 +78,9 @@ impl Supervisor {
     pub(super) fn dispose(&mut self, key: JobKey, keep: bool, ctx: &mut Context<Self>) {
         let has_resource = self.jobs.get(&key).is_some_and(|e| e.resource.is_some());
         match after_use(has_resource, keep) {
+            JobEvent::DecommissionStarted if self.keeps_on_standby(key) => {
+                self.start_standby(key, ctx);
+            }
             JobEvent::DecommissionStarted => {
                 self.apply(key, JobEvent::DecommissionStarted);
                 self.mark_dirty(ctx);
@@ -201,6 +205,11 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<Result<(), NotRecorded>> {
         if self.apply(key, JobEvent::ResourceLaunched) {
+            let reused = self.jobs.get(&key).is_some_and(|e| e.uses > 1);
+            self.observe(Transition::JobLaunched {
+                runner: key.runner,
+                reused,
+            });
             self.record_resource(key, resource);
             self.mark_dirty(ctx);
             let cancelled = self
@@ -211,8 +220,14 @@ impl Supervisor {
             if cancelled {
                 self.on_cancelled(key, ctx);
             } else if !self.draining {
-                self.start_checks(key, ctx);
-                self.spawn_trace_watch(key, ctx);
+                let runner = self.runners.get(key.runner);
+                if runner.is_some_and(|r| r.paas.started_at_launch()) {
+                    // The job's service accepted it: started.
+                    self.on_started(key, ctx);
+                } else {
+                    self.start_checks(key, ctx);
+                    self.spawn_trace_watch(key, ctx);
+                }
             }
         }
         self.persisted_response(ctx)

@@ -14,3 +14,5 @@ mod reload;
 mod resume;
 mod runner_side;
 mod shutdown;
+mod standby;
+mod standby_property;
