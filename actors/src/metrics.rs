@@ -404,6 +404,10 @@ fn latency() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// The `resource` label of `jobs_launched_total`: a new resource, or a
+/// reused standby one (indexed by `reused`).
+const LAUNCHED_ON: [&str; 2] = ["new", "reused"];
+
 impl Metrics {
     /// Every family registered, all values at zero.
     pub fn new() -> Metrics {
@@ -556,7 +560,7 @@ impl Metrics {
         }
         self.jobs_acquired.get_or_create(&r).inc_by(0);
         self.standby_resources.get_or_create(&r).inc_by(0);
-        for resource in ["new", "reused"] {
+        for resource in LAUNCHED_ON {
             self.jobs_launched
                 .get_or_create(&RunnerResource {
                     runner: runner.to_string(),
@@ -630,6 +634,13 @@ impl Metrics {
             });
         }
         self.jobs_acquired.remove(&r);
+        self.standby_resources.remove(&r);
+        for resource in LAUNCHED_ON {
+            self.jobs_launched.remove(&RunnerResource {
+                runner: owned(),
+                resource,
+            });
+        }
         self.resources_created.remove(&r);
         self.resources_deleted.remove(&r);
         for reason in LaunchFailureReason::ALL {
@@ -754,7 +765,7 @@ impl Metrics {
         self.jobs_launched
             .get_or_create(&RunnerResource {
                 runner: runner.to_string(),
-                resource: if reused { "reused" } else { "new" },
+                resource: LAUNCHED_ON[usize::from(reused)],
             })
             .inc();
     }
