@@ -238,6 +238,7 @@ mod tests {
             used_weight: 2.0,
             quota: 4.0,
             provisioning: 0,
+            finishing: false,
         };
         notifier.ready(&status);
         notifier.alive();

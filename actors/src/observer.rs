@@ -16,10 +16,15 @@ pub struct ServiceStatus {
     pub quota: Weight,
     /// Jobs being provisioned.
     pub provisioning: usize,
+    /// Finishing the jobs before the stop (SIGQUIT): `jobs` are those left.
+    pub finishing: bool,
 }
 
 impl fmt::Display for ServiceStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.finishing {
+            return write!(f, "draining, {} jobs left", self.jobs);
+        }
         write!(
             f,
             "{} jobs, weight {:.2}/{:.2}, {} provisioning",
@@ -66,7 +71,13 @@ mod tests {
             used_weight: 33.6,
             quota: 53.8,
             provisioning: 2,
+            finishing: false,
         };
         assert_eq!(s.to_string(), "12 jobs, weight 33.60/53.80, 2 provisioning");
+        let finishing = ServiceStatus {
+            finishing: true,
+            ..s
+        };
+        assert_eq!(finishing.to_string(), "draining, 12 jobs left");
     }
 }

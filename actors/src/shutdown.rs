@@ -14,6 +14,13 @@
 //! 4. A second signal ([`ForceStop`]) or the deadline asks the supervisor for
 //!    a forced snapshot at once, listing the operations still in flight
 //!    ([`OpRegistry`]) as `uncertain`.
+//!
+//! Finishing (SIGQUIT, [`BeginFinish`]) is the slow way out: the supervisor
+//! stops polling at once ([`FinishJobs`]) but supervises every tracked job
+//! as usual, until it is over at its coordinator and its resource deleted;
+//! then it writes the final snapshot and sends [`DrainCompleted`]. No
+//! deadline applies (jobs may run for hours). A graceful stop
+//! ([`BeginShutdown`]) during it proceeds as above.
 
 use crate::mailbox::answer;
 use crate::quota::JobKey;
@@ -203,6 +210,19 @@ impl ExitReport {
 #[rtype(result = "()")]
 pub(crate) struct BeginShutdown;
 
+/// Sent by the control handle (SIGQUIT) to [`Shutdown`]: stop polling,
+/// finish every tracked job, then stop.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct BeginFinish;
+
+/// Sent by [`Shutdown`] to the supervisor: stop polling, supervise every
+/// tracked job to its end (resource deleted), then write the final
+/// snapshot and send [`DrainCompleted`].
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct FinishJobs;
+
 /// Sent by the control handle (second signal) or by the deadline timer to
 /// [`Shutdown`]: snapshot now and stop.
 #[derive(Message, Debug, Clone, Copy)]
@@ -228,9 +248,12 @@ pub(crate) struct ForcedSnapshot;
 /// The shutdown actor: drain deadline, second signal, final report.
 pub(crate) struct Shutdown {
     supervisor: Recipient<Drain>,
+    finish_jobs: Recipient<FinishJobs>,
     forced_snapshot: Recipient<ForcedSnapshot>,
     deadline: Duration,
     begun: bool,
+    /// Finishing the tracked jobs (SIGQUIT) was asked for.
+    finish_begun: bool,
     finishing: bool,
     done: Option<oneshot::Sender<ExitReport>>,
     logger: slog::Logger,
@@ -242,6 +265,8 @@ pub(crate) struct Shutdown {
 pub(crate) struct SupervisorRecipients {
     /// Recipient of `Drain`.
     pub drain: Recipient<Drain>,
+    /// Recipient of `FinishJobs`.
+    pub finish: Recipient<FinishJobs>,
     /// Recipient of `ForcedSnapshot`.
     pub forced: Recipient<ForcedSnapshot>,
 }
@@ -257,9 +282,11 @@ impl Shutdown {
     ) -> Self {
         Shutdown {
             supervisor: supervisor.drain,
+            finish_jobs: supervisor.finish,
             forced_snapshot: supervisor.forced,
             deadline,
             begun: false,
+            finish_begun: false,
             finishing: false,
             done: Some(done),
             logger,
@@ -285,13 +312,29 @@ impl Handler<BeginShutdown> for Shutdown {
             return;
         }
         self.begun = true;
-        slog::warn!(self.logger, "graceful shutdown: no more polling, draining";
+        slog::info!(self.logger, "graceful shutdown: no more polling, draining";
                     "deadline_s" => self.deadline.as_secs());
         self.supervisor.do_send(Drain);
         ctx.run_later(self.deadline, |act, ctx| {
             slog::error!(act.logger, "drain deadline reached: forcing the snapshot");
             ctx.notify(ForceStop);
         });
+    }
+}
+
+impl Handler<BeginFinish> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, _: BeginFinish, _: &mut Context<Self>) {
+        if self.begun || self.finish_begun {
+            return;
+        }
+        self.finish_begun = true;
+        slog::info!(
+            self.logger,
+            "finishing: no more polling; every tracked job is supervised to its end, \
+             its resource deleted, then the service stops (SIGTERM stops sooner)"
+        );
+        self.finish_jobs.do_send(FinishJobs);
     }
 }
 

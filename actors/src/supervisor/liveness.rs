@@ -21,6 +21,7 @@ impl Supervisor {
             used_weight: self.ledger.used(),
             quota: self.ledger.limits().total_weight,
             provisioning: self.ledger.provisioning(),
+            finishing: self.finishing,
         }
     }
 

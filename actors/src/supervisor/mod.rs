@@ -80,8 +80,8 @@ use crate::ready_delay::ReadyDelay;
 use crate::reconcile::{plan, Decision, Identified, Tracked};
 use crate::settings::{RunnerSettings, SupervisorSettings};
 use crate::shutdown::{
-    Drain, DrainCompleted, ExitReport, ForcedSnapshot, Interrupt, Interrupts, OpRegistry,
-    OpSubject, Shutdown,
+    Drain, DrainCompleted, ExitReport, FinishJobs, ForcedSnapshot, Interrupt, Interrupts,
+    OpRegistry, OpSubject, Shutdown,
 };
 use crate::snapshot;
 use crate::state::StateStore;
@@ -185,6 +185,9 @@ pub struct Supervisor {
     ops: OpRegistry,
     drain_tx: watch::Sender<bool>,
     draining: bool,
+    /// Finishing (SIGQUIT): no more polls; the tracked jobs run to their
+    /// end, then the service stops.
+    finishing: bool,
     /// Resources (runner, id) found named like this runner's whose running
     /// job is not this runner's: warned about once, then left alone.
     not_ours: HashSet<(usize, String)>,
@@ -264,6 +267,7 @@ impl Supervisor {
             ops: OpRegistry::default(),
             drain_tx,
             draining: false,
+            finishing: false,
             not_ours: HashSet::new(),
             drained_sent: false,
             polls_in_flight: 0,
@@ -411,6 +415,13 @@ impl Handler<Drain> for Supervisor {
     type Result = ();
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
         self.begin_drain(ctx);
+    }
+}
+
+impl Handler<FinishJobs> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: FinishJobs, ctx: &mut Context<Self>) {
+        self.begin_finish(ctx);
     }
 }
 

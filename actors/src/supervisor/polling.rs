@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 impl Supervisor {
     pub(super) fn schedule_polls(&mut self, ctx: &mut Context<Self>) {
-        if self.draining {
+        if self.draining || self.finishing {
             return;
         }
         let n = self.runners.len();
@@ -274,7 +274,7 @@ impl Supervisor {
     fn next_poll(&mut self, i: usize, outcome: PollOutcome, ctx: &mut Context<Self>) {
         let (interval, repoll) = (
             self.settings.check_interval,
-            self.settings.repoll_immediately && !self.draining,
+            self.settings.repoll_immediately && !self.draining && !self.finishing,
         );
         let Some(r) = self.runners.get_mut(i) else {
             return;
