@@ -313,7 +313,7 @@ impl Handler<BeginShutdown> for Shutdown {
         }
         self.begun = true;
         slog::info!(self.logger, "graceful shutdown: no more polling, draining";
-                    "deadline_s" => self.deadline.as_secs());
+                    "deadline_s" => crate::ports::Seconds(self.deadline));
         self.supervisor.do_send(Drain);
         ctx.run_later(self.deadline, |act, ctx| {
             slog::error!(act.logger, "drain deadline reached: forcing the snapshot");

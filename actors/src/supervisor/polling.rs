@@ -283,7 +283,7 @@ impl Supervisor {
             NextPoll::Now => {}
             NextPoll::After { delay, backing_off } => {
                 if backing_off {
-                    slog::info!(r.logger, "backing off"; "retry_in_s" => delay.as_secs_f64());
+                    slog::info!(r.logger, "backing off"; "retry_in_s" => crate::ports::Seconds(delay));
                 }
                 ctx.run_later(delay, move |act, ctx| {
                     if let Some(r) = act.runners.get_mut(i) {
