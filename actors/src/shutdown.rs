@@ -240,10 +240,18 @@ pub(crate) struct DrainCompleted(pub ExitReport);
 pub(crate) struct Drain;
 
 /// Sent by [`Shutdown`] to the supervisor: write a forced snapshot now with
-/// what is known, then stop.
+/// what is known, then stop. `None` when the drain's final write is
+/// already under way: its [`DrainCompleted`] follows.
 #[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "ExitReport")]
+#[rtype(result = "Option<ExitReport>")]
 pub(crate) struct ForcedSnapshot;
+
+/// Sent by [`Shutdown`] to itself when the supervisor no longer answers:
+/// through the mailbox, so that a [`DrainCompleted`] the supervisor sent
+/// before it stopped is handled first.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+struct SupervisorGone;
 
 /// The shutdown actor: drain deadline, second signal, final report.
 pub(crate) struct Shutdown {
@@ -354,19 +362,32 @@ impl Handler<ForceStop> for Shutdown {
         ctx.wait(
             async move { answer(sup.send(ForcedSnapshot), "supervisor", &log).await }
                 .into_actor(self)
-                .map(|res, act, ctx| {
-                    let report =
-                        res.unwrap_or_else(|| ExitReport::unknown("supervisor unreachable"));
-                    act.finish(report, ctx);
+                .map(|res, act, ctx| match res {
+                    Some(Some(report)) => act.finish(report, ctx),
+                    // The drain's final write is under way: DrainCompleted follows.
+                    Some(None) => {}
+                    None => ctx.address().do_send(SupervisorGone),
                 }),
         );
+    }
+}
+
+impl Handler<SupervisorGone> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, _: SupervisorGone, ctx: &mut Context<Self>) {
+        if self.done.is_some() {
+            self.finish(ExitReport::unknown("supervisor unreachable"), ctx);
+        }
     }
 }
 
 impl Handler<DrainCompleted> for Shutdown {
     type Result = ();
     fn handle(&mut self, msg: DrainCompleted, ctx: &mut Context<Self>) {
-        if self.finishing {
+        // Also after a second signal: the drain's final write is complete,
+        // and the forced snapshot it asked for was not written (the
+        // supervisor answered that this write was under way, or stopped).
+        if self.done.is_none() {
             return;
         }
         self.finishing = true;

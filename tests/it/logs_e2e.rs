@@ -173,3 +173,75 @@ fn start_up_error_is_a_json_line_in_json_mode() {
         "{line}"
     );
 }
+
+/// The JSON records of a log (lines that are not JSON are kept as `msg`).
+fn records(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| serde_json::json!({ "msg": l })))
+        .collect()
+}
+
+#[test]
+fn a_double_sigterm_logs_no_error_and_leaves_an_intact_state_file() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(options(), &[]);
+    let id = e.world.enqueue(JobSpec {
+        flavor: Some("XS".into()),
+        duration_ms: 120_000,
+        ..JobSpec::default()
+    });
+    // The second SIGTERM at several distances from the first: during the
+    // drain, as its final write starts, after it.
+    for (round, gap_ms) in [0u64, 1, 5, 20].into_iter().enumerate() {
+        let args = [
+            OsStr::new("run"),
+            config.as_os_str(),
+            OsStr::new("--log-format"),
+            OsStr::new("json"),
+        ];
+        let mut runner = RunnerProcess::spawn(
+            Path::new(BIN),
+            &args,
+            &e.log(&format!("double-term-{round}.log")),
+        )
+        .expect("runner starts");
+        assert!(
+            wait_until(
+                || {
+                    let log = runner.log();
+                    log.contains("service ready") && (round > 0 || log.contains("job started"))
+                },
+                Duration::from_secs(30),
+                STEP
+            ),
+            "{}\n{}",
+            e.describe(),
+            tail(&runner.log())
+        );
+        runner.terminate().expect("SIGTERM");
+        std::thread::sleep(Duration::from_millis(gap_ms));
+        runner.terminate().expect("second SIGTERM");
+        let status = runner
+            .wait_timeout(Duration::from_secs(20))
+            .expect("wait")
+            .expect("stopped within 20 s");
+        let log = runner.log();
+        assert!(status.success(), "exit {status}\n{}", tail(&log));
+        let all = records(&log);
+        let errors: Vec<&serde_json::Value> = all
+            .iter()
+            .filter(|r| r["level"] == "error" || r["level"] == "fatal" || r["level"].is_null())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "gap {gap_ms} ms: {errors:?}\n{}",
+            tail(&log)
+        );
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(e.state_file()).expect("state file"))
+                .expect("state JSON");
+        let launched = state["launched"].as_array().map_or(0, Vec::len);
+        assert_eq!(launched, 1, "gap {gap_ms} ms: {state}");
+    }
+    assert_eq!(e.status(id), Some(JobState::Running), "{}", e.describe());
+}

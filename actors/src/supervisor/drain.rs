@@ -85,7 +85,12 @@ impl Supervisor {
     pub(super) fn forced_snapshot(
         &mut self,
         ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, ExitReport> {
+    ) -> ResponseActFuture<Self, Option<ExitReport>> {
+        if self.drained_sent {
+            // The final write of the drain is under way, with everything
+            // known: its `DrainCompleted` is the report.
+            return Box::pin(fut::ready(None));
+        }
         self.draining = true;
         let _ = self.drain_tx.send(true);
         self.persist.force();
@@ -94,7 +99,7 @@ impl Supervisor {
         Box::pin(rx.into_actor(self).map(|res, act, ctx| {
             let report = act.exit_report(true, res);
             ctx.stop();
-            report
+            Some(report)
         }))
     }
 

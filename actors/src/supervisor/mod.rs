@@ -426,7 +426,7 @@ impl Handler<FinishJobs> for Supervisor {
 }
 
 impl Handler<ForcedSnapshot> for Supervisor {
-    type Result = ResponseActFuture<Self, ExitReport>;
+    type Result = ResponseActFuture<Self, Option<ExitReport>>;
     fn handle(&mut self, _: ForcedSnapshot, ctx: &mut Context<Self>) -> Self::Result {
         self.forced_snapshot(ctx)
     }
