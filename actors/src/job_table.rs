@@ -35,6 +35,8 @@ pub(crate) struct JobEntry {
     pub phase_since: Instant,
     /// When the job was seen over at the coordinator.
     pub finished_at: Option<Instant>,
+    /// What its lifecycle log lines tell.
+    pub story: crate::job_story::JobStory,
     /// The job's records as last encoded; dropped by every mutable access
     /// through [`JobTable`], so never older than the entry.
     encoded: Option<JobRecords>,
@@ -54,6 +56,7 @@ pub(crate) struct JobRecords {
 impl JobEntry {
     /// A job entry in `phase`.
     pub(crate) fn new(job: Job, phase: Phase, expected_weight: Weight) -> Self {
+        let story = crate::job_story::JobStory::of(job.project_id, &job.payload);
         JobEntry {
             job,
             phase,
@@ -69,6 +72,7 @@ impl JobEntry {
             tracked_at: Instant::now(),
             phase_since: Instant::now(),
             finished_at: None,
+            story,
             encoded: None,
         }
     }

@@ -37,6 +37,17 @@ pub(super) enum JobEnd {
     Vanished,
 }
 
+impl JobEnd {
+    /// The end's fixed name, in log lines.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            JobEnd::Decommissioned => "decommissioned",
+            JobEnd::Released => "released",
+            JobEnd::Vanished => "vanished",
+        }
+    }
+}
+
 /// Something that happened in the supervisor, as monitoring sees it.
 #[derive(Debug)]
 pub(super) enum Transition {

@@ -247,9 +247,10 @@ impl Supervisor {
             Ok(w) => (w, None),
             Err(e) => (reserved, Some(e.to_string())),
         };
-        slog::info!(log, "job acquired"; "weight" => TwoDecimals(expected));
         self.ledger.acquire(key, expected);
         let entry = JobEntry::new(acq.job, Phase::Acquired, expected);
+        slog::info!(log.new(entry.story.identity()), "job acquired";
+                    "weight" => TwoDecimals(expected));
         self.add_job(key, entry, JobOrigin::Acquired);
         self.mark_dirty(ctx);
         if let Some(message) = failure {
