@@ -314,3 +314,33 @@ async fn a_drain_during_a_finish_stops_at_once_and_keeps_the_jobs() {
     assert_eq!(store.last().expect("final state").launched.len(), 1);
     assert_eq!(world.live_count(), 1, "left for the next process");
 }
+
+#[actix_rt::test]
+async fn a_second_signal_during_the_final_write_of_a_drain_is_no_error() {
+    tokio::time::pause();
+    // The second signal at several points of the drain's end: at once, and
+    // while its final write (100 ms) is under way.
+    for after_ms in [0, 1, 20, 50, 99] {
+        let world = World::new();
+        let r = runner(&world, "ra", 1.0);
+        r.coord.push_jobs([job(7, &[])]);
+        let store = MemoryStore::new();
+        let mut svc = start(settings(10.0), &[&r], &store).await;
+        assert!(
+            svc.until(SEC, 100, |s| s.phases.get("started") == Some(&1))
+                .await
+        );
+        store.set_save_latency(Duration::from_millis(100));
+        tokio::time::sleep(SEC).await;
+        svc.handle.drain();
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        svc.handle.force_stop();
+        let report = svc.wait().await;
+        assert_eq!(
+            report.snapshot_error, None,
+            "after {after_ms} ms: {report:?}"
+        );
+        assert_eq!(report.tracked_jobs, 1, "after {after_ms} ms");
+        assert_eq!(store.last().expect("saved").launched.len(), 1);
+    }
+}
