@@ -609,6 +609,10 @@ impl Paas for FakePaas {
         })
     }
 
+    fn resource_flavor(&self, resource: &Resource) -> Option<String> {
+        Some(format!("weight-{}", resource.weight))
+    }
+
     fn resource_scope(&self, resource: &Resource) -> Option<String> {
         Some(
             resource

@@ -34,6 +34,9 @@ impl Supervisor {
             return;
         }
         self.finishing = true;
+        // No runner wants jobs any more (`runner_wants_jobs`), at once: the
+        // jobs may run for hours without another transition.
+        self.observe(Transition::LimitsChanged);
         self.decommission_kept_resources(ctx);
         self.publish_status();
         self.check_drained(ctx);

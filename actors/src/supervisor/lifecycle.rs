@@ -60,11 +60,7 @@ impl Supervisor {
     pub(super) fn add_job(&mut self, key: JobKey, entry: JobEntry, origin: JobOrigin) {
         let phase = entry.phase;
         self.jobs.insert(key, entry);
-        self.observe(Transition::JobAdded {
-            runner: key.runner,
-            phase,
-            origin,
-        });
+        self.observe(Transition::JobAdded { key, phase, origin });
     }
 
     /// The organisation (PAAS scope) of a job's resource, when known.
@@ -102,7 +98,7 @@ impl Supervisor {
             }
             self.ledger.release(key);
             self.observe(Transition::JobRemoved {
-                runner: key.runner,
+                key,
                 phase: e.phase,
                 end,
             });
@@ -140,10 +136,7 @@ impl Supervisor {
             e.resource = Some(resource);
         }
         self.ledger.set_actual(key, weight);
-        self.observe(Transition::ResourceRecorded {
-            runner: key.runner,
-            first,
-        });
+        self.observe(Transition::ResourceRecorded { key, first });
     }
 
     pub(super) fn on_cancelled(&mut self, key: JobKey, ctx: &mut Context<Self>) {

@@ -66,7 +66,9 @@ use crate::messages::{
     DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotReady, NotRecorded,
     Reconcile, ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
 };
-use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction, Totals};
+use crate::metrics::{
+    BillLabels, JobOutcome, LaunchFailureReason, Metrics, PollAnswer, ReconcileAction, Totals,
+};
 use crate::observer::{Hooks, ServiceObserver, ServiceStatus};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
@@ -125,6 +127,8 @@ pub(crate) struct RunnerSlot {
     reconcile: Option<ReconcilePass>,
     /// Removed by a reconfiguration: no longer polled; its jobs run to the end.
     retired: bool,
+    /// What `runner_wants_jobs` shows for it (`None`: not shown).
+    wants_jobs_shown: Option<bool>,
 }
 
 /// A reconciliation pass in flight for one runner.
@@ -168,6 +172,7 @@ impl RunnerSlot {
             trace_ready: Rc::default(),
             reconcile: None,
             retired: false,
+            wants_jobs_shown: None,
         }
     }
 }
@@ -381,9 +386,7 @@ impl Handler<TaskEvent> for Supervisor {
                 if let Some(e) = self.jobs.get_mut(&msg.key) {
                     e.delete_refused = Some(msg.error);
                 }
-                self.observe(Transition::DeleteRefused {
-                    runner: msg.key.runner,
-                });
+                self.observe(Transition::DeleteRefused { key: msg.key });
             }
             TaskEvent::LaunchFailed(msg) => {
                 self.on_launch_failed(msg.key, msg.message, msg.reason, ctx);

@@ -97,6 +97,7 @@ impl Supervisor {
                 };
                 if r.poll.saturate() {
                     let log = r.logger.clone();
+                    self.observe(Transition::PollBlocked);
                     match blocked {
                         Blocked::Owed { runner, .. } => {
                             let owed_to = self.runners.get(runner).map(|o| o.name.clone());
@@ -185,6 +186,11 @@ impl Supervisor {
     ) {
         self.polls_in_flight = self.polls_in_flight.saturating_sub(1);
         let answered = res.is_ok();
+        let answer = match &res {
+            Ok(_) => PollAnswer::Answered,
+            Err(CoordinatorError::Rejected { .. }) => PollAnswer::TokenRefused,
+            Err(_) => PollAnswer::Unanswered,
+        };
         match res {
             Err(e) => {
                 self.ledger.cancel_reservation(i);
@@ -217,10 +223,7 @@ impl Supervisor {
         if let Some(r) = self.runners.get_mut(i) {
             r.coordinator_down = !answered;
         }
-        self.observe(Transition::PollEnded {
-            runner: i,
-            answered,
-        });
+        self.observe(Transition::PollEnded { runner: i, answer });
         self.check_drained(ctx);
         self.schedule_polls(ctx);
     }

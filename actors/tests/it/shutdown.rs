@@ -277,6 +277,11 @@ async fn finish_takes_no_new_job_and_stops_once_every_job_is_over_and_deleted() 
     assert_eq!(health.jobs, 2);
     assert_eq!(r.coord.script.borrow().requests, polls, "no poll");
     assert_eq!(world.live_count(), 2, "no deadline: the jobs run on");
+    let metrics = svc.handle.metrics().encode().expect("metrics");
+    assert!(
+        metrics.contains("heptapod_paas_runner_runner_wants_jobs{runner=\"ra\"} 0\n"),
+        "a finishing runner wants no job (no-poll alerts stay quiet)\n{metrics}"
+    );
 
     world.finish_job(1);
     assert!(svc.until(SEC, 100, |s| s.completed == 1).await);
