@@ -244,6 +244,18 @@ fn sigquit_finishes_the_running_jobs_takes_no_new_one_and_exits_0() {
             .is_some_and(|(s, b)| *s == 503 && b.contains("\"reason\":\"draining\"")),
         "/readyz: {readyz:?}"
     );
+    // No runner wants jobs: the no-poll alert stays quiet during the finish.
+    let metrics = get(&address, "/metrics")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let wants: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("heptapod_paas_runner_runner_wants_jobs{"))
+        .collect();
+    assert!(
+        !wants.is_empty() && wants.iter().all(|l| l.ends_with(" 0")),
+        "{wants:?}"
+    );
     let mut got = Vec::new();
     receive_until(
         &socket,
