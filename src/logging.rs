@@ -4,7 +4,11 @@
 //! add fixed snake_case keys (`runner`, `job_id`, `app`, `phase`, …).
 //! Under systemd (`$JOURNAL_STREAM` set) every line starts with its syslog
 //! priority (`<3>` error … `<7>` debug), so that `journalctl -p warning`
-//! works. Weights are logged with two decimals ([`weight`]). Secrets never
+//! works. In JSON, `level` is `error`, `warn`, `info`, `debug` or `trace`
+//! ([`level_name`]); numbers are JSON numbers rounded to what they mean:
+//! weights to two decimals (`paas_actors::ports::TwoDecimals`), durations
+//! in seconds to the millisecond (`paas_actors::ports::Seconds`, keys ending
+//! in `_s`). Secrets never
 //! reach a log line: they are `Secret` values, which serialise as a mask.
 //! Text a job chooses (variable, image and flavor names, PAAS and
 //! coordinator error messages that may echo them) goes through
@@ -114,6 +118,19 @@ pub fn syslog_priority(level: Level) -> u8 {
     }
 }
 
+/// A level's name in JSON lines: `error`, `warn`, `info`, `debug`,
+/// `trace` (GitLab Runner's names), `fatal` for the few critical lines.
+pub fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Critical => "fatal",
+        Level::Error => "error",
+        Level::Warning => "warn",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    }
+}
+
 /// Whether stderr is the journal (systemd sets `$JOURNAL_STREAM`).
 pub fn journal_from_env() -> bool {
     std::env::var_os("JOURNAL_STREAM").is_some_and(|v| !v.is_empty())
@@ -161,7 +178,15 @@ pub fn line_drain<W: Write + Send + 'static>(format: LogFormat, journal: bool, o
         }
         LogFormat::Json => Box::new(
             slog_json::Json::new(buf.clone())
-                .add_default_keys()
+                .add_key_value(o!(
+                    "ts" => slog::FnValue(|_: &slog::Record<'_>| {
+                        time::OffsetDateTime::now_utc()
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    }),
+                    "level" => slog::FnValue(|r: &slog::Record<'_>| level_name(r.level())),
+                    "msg" => slog::PushFnValue(|r: &slog::Record<'_>, s| s.emit(r.msg())),
+                ))
                 .build()
                 .fuse(),
         ),
@@ -411,6 +436,32 @@ mod tests {
     fn root_logger_has_no_version_on_every_line() {
         let json = logged(LogFormat::Json, false, |l| slog::info!(l, "fine"));
         assert!(!json.contains("version"), "{json}");
+    }
+
+    #[test]
+    fn json_lines_have_lowercase_levels_and_numbers() {
+        let text = logged(LogFormat::Json, false, |l| {
+            slog::error!(l, "bad");
+            slog::warn!(l, "careful"; "weight" => paas_actors::ports::TwoDecimals(33.6012),
+                        "retry_in_s" => paas_actors::ports::Seconds(std::time::Duration::from_micros(2_500_600)));
+            slog::info!(l, "fine");
+            slog::debug!(l, "detail");
+        });
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        let levels: Vec<&str> = records.iter().filter_map(|r| r["level"].as_str()).collect();
+        assert_eq!(levels, ["error", "warn", "info", "debug"], "{text}");
+        assert_eq!(level_name(Level::Trace), "trace");
+        let warn = &records[1];
+        assert_eq!(warn["weight"], serde_json::json!(33.6), "{text}");
+        assert_eq!(warn["retry_in_s"], serde_json::json!(2.501), "{text}");
+        assert_eq!(warn["msg"], "careful");
+        assert!(
+            warn["ts"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{text}"
+        );
     }
 
     #[test]

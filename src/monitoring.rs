@@ -4,7 +4,9 @@
 //! - `GET /metrics`: the service's [`Metrics`] in the Prometheus text format,
 //!   then the process metrics ([`crate::process_metrics`]);
 //! - `GET /healthz` (liveness): 200 while the supervisor answers within
-//!   [`HEALTH_TIMEOUT`] and is not draining, 503 otherwise; one-line JSON;
+//!   [`HEALTH_TIMEOUT`] and is not draining (finishing its jobs after
+//!   SIGQUIT is not draining: 200 with `draining, N jobs left` as its
+//!   detail), 503 otherwise; one-line JSON;
 //! - `GET /readyz` (readiness): 200 while the runner can take jobs, 503
 //!   with the reason otherwise (the supervisor's
 //!   [`paas_actors::service::NotReady`], or fewer
@@ -213,7 +215,15 @@ async fn health(shared: &Shared) -> Answer<Health> {
 
 async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
     let (ok, body) = match health(&shared).await {
-        Answer::Given(h) if h.draining => (false, json!({"status": "draining", "jobs": h.jobs})),
+        Answer::Given(h) if h.draining => (
+            false,
+            json!({"status": "draining", "detail": jobs_left(h.jobs), "jobs": h.jobs}),
+        ),
+        // Finishing its jobs (SIGQUIT) may take hours: alive all along.
+        Answer::Given(h) if h.finishing => (
+            true,
+            json!({"status": "draining", "detail": jobs_left(h.jobs), "jobs": h.jobs}),
+        ),
         Answer::Given(h) => (
             true,
             json!({
@@ -227,6 +237,12 @@ async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
         Answer::Unresponsive => (false, json!({"status": "unresponsive"})),
     };
     json_answer(ok, &body)
+}
+
+/// The detail of a draining service: `draining, N jobs left` (as its
+/// systemd status line).
+fn jobs_left(jobs: usize) -> String {
+    format!("draining, {jobs} jobs left")
 }
 
 /// Why the runner cannot take jobs: its own reason, the process's
@@ -335,6 +351,7 @@ mod tests {
     fn health(not_ready: Option<paas_actors::service::NotReady>) -> Answer<Health> {
         Answer::Given(Health {
             draining: false,
+            finishing: false,
             not_ready,
             jobs: 0,
             used_weight: 0.0,

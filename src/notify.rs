@@ -4,7 +4,9 @@
 //! executors checked and every runner's first reconciliation listing done;
 //! `STATUS=` when the status line changes; `WATCHDOG=1` from the
 //! supervisor's own tick, every half `$WATCHDOG_USEC`; `STOPPING=1` when
-//! the drain begins. A failed send is ignored (systemd is then not
+//! the drain begins. While the service finishes its jobs (SIGQUIT) the
+//! status line is `draining, N jobs left` and no `STOPPING=1` is sent:
+//! systemd would then end the finish after `TimeoutStopSec=`. A failed send is ignored (systemd is then not
 //! listening; the watchdog, if any, restarts the service).
 //!
 //! Start-up and reload too: `EXTEND_TIMEOUT_USEC=` each time a start-up
@@ -239,6 +241,7 @@ mod tests {
             quota: 4.0,
             provisioning: 0,
             standby: 0,
+            finishing: false,
         };
         notifier.ready(&status);
         notifier.alive();

@@ -69,7 +69,7 @@ impl Patience {
             return false;
         }
         warn!(logger, "start-up check failed, retrying"; "check" => what,
-              "error" => %error, "retry_in_ms" => delay.as_millis() as u64);
+              "error" => %error, "retry_in_s" => paas_actors::ports::Seconds(delay));
         if let Some(progress) = &self.progress {
             progress.waiting(
                 delay + PROGRESS_MARGIN,

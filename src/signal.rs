@@ -2,10 +2,14 @@
 //! check so that no signal meets its default action (SIGTERM killing the
 //! process with 143, SIGHUP too) while the checks run or retry.
 //!
-//! SIGTERM, SIGINT or SIGQUIT: graceful stop (drain). A second one: forced
-//! stop, the state is written at once with what is known. During the
-//! start-up checks, the first one also ends the start-up ([`StopRequest`]):
-//! the process exits 0 without starting the service. SIGHUP: the
+//! SIGTERM or SIGINT: graceful stop (drain, bounded by `shutdown_timeout`).
+//! A second one: forced stop, the state is written at once with what is
+//! known. SIGQUIT: finish and exit: no more polling, every tracked job is
+//! supervised until it is over and its resource deleted, then exit 0, with
+//! no deadline; a SIGTERM or SIGINT meanwhile stops as above, a second
+//! SIGQUIT is ignored (logged). During the start-up checks, any of the
+//! three ends the start-up ([`StopRequest`]): the process exits 0 without
+//! starting the service, its state file kept. SIGHUP: the
 //! configuration file is read again, off this thread, and what may change
 //! live is applied (`crate::reload`); during the start-up checks the
 //! request is kept and served once the service runs. SIGUSR1: log the
@@ -47,6 +51,7 @@ pub fn install(
     let (stop_tx, stop_rx) = watch::channel(false);
     actix_rt::spawn(async move {
         let mut stops = 0u32;
+        let mut finishing = false;
         loop {
             let name = tokio::select! {
                 Some(()) = term.recv() => "SIGTERM",
@@ -69,10 +74,22 @@ pub fn install(
                 reloads.request();
                 continue;
             }
-            stops += 1;
             // The start-up, if it still runs, gives up; the service, once
-            // running, drains (its mailbox keeps the request).
+            // running, drains or finishes (its mailbox keeps the request).
             stop_tx.send_replace(true);
+            if name == "SIGQUIT" {
+                if finishing || stops > 0 {
+                    info!(logger, "SIGQUIT ignored: the service is already stopping";
+                          "signal" => name);
+                } else {
+                    finishing = true;
+                    info!(logger, "SIGQUIT received: finishing every tracked job, then exit (SIGTERM stops sooner)";
+                          "signal" => name);
+                    handle.finish_jobs();
+                }
+                continue;
+            }
+            stops += 1;
             if stops == 1 {
                 info!(logger, "stop signal received: graceful shutdown (a second signal forces it)"; "signal" => name);
                 handle.drain();

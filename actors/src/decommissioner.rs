@@ -64,7 +64,7 @@ impl JobTask for Decommission {
                                  "the PAAS refuses to delete the resource; it may still exist and \
                                   keeps its weight, the delete is retried later";
                                  "app" => &resource.id, "attempt" => attempt, "error" => %e,
-                                 "retry_in_s" => delay.as_secs_f64());
+                                 "retry_in_s" => crate::ports::Seconds(delay));
                     jc.supervisor.tell(DecommissionRefused {
                         key,
                         error: e.to_string(),
@@ -75,7 +75,7 @@ impl JobTask for Decommission {
                     let delay = backoff.next_delay();
                     slog::error!(jc.logger, "could not decommission the resource";
                                  "app" => &resource.id, "attempt" => attempt, "error" => %untrusted(&e),
-                                 "retry_in_s" => delay.as_secs_f64());
+                                 "retry_in_s" => crate::ports::Seconds(delay));
                     delay
                 }
             };

@@ -44,6 +44,8 @@ pub(crate) struct JobEntry {
     /// resource goes back to that key to be deleted if it cannot take the
     /// job.
     pub reused_from: Option<Box<(JobKey, Job)>>,
+    /// What its lifecycle log lines tell.
+    pub story: crate::job_story::JobStory,
     /// The job's records as last encoded; dropped by every mutable access
     /// through [`JobTable`], so never older than the entry.
     encoded: Option<JobRecords>,
@@ -63,6 +65,7 @@ pub(crate) struct JobRecords {
 impl JobEntry {
     /// A job entry in `phase`.
     pub(crate) fn new(job: Job, phase: Phase, expected_weight: Weight) -> Self {
+        let story = crate::job_story::JobStory::of(job.project_id, &job.payload);
         JobEntry {
             job,
             phase,
@@ -81,6 +84,7 @@ impl JobEntry {
             uses: 1,
             standby_since: None,
             reused_from: None,
+            story,
             encoded: None,
         }
     }

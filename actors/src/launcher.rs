@@ -173,7 +173,7 @@ async fn call_retrying<'p, T>(
                 let delay = backoff.next_delay();
                 slog::warn!(jc.logger, "transient PAAS error; retrying";
                             "step" => step, "attempt" => attempt, "attempts" => attempts,
-                            "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
+                            "error" => %untrusted(&e), "retry_in_s" => crate::ports::Seconds(delay));
                 delay
             }
             Err(e) => return Err(CallEnd::Failed(e)),
@@ -406,7 +406,7 @@ async fn create_resource(
         if attempt >= attempts || first.elapsed() + delay > retry.create_budget {
             slog::warn!(jc.logger, "PAAS error at create; no more attempts";
                         "attempt" => attempt, "error" => %e,
-                        "budget_s" => retry.create_budget.as_secs_f64());
+                        "budget_s" => crate::ports::Seconds(retry.create_budget));
             return match look_again_after_grace(jc, name, grace).await? {
                 Some(r) => Ok(r),
                 None => Err(CallEnd::Failed(e)),
@@ -415,7 +415,7 @@ async fn create_resource(
         slog::warn!(jc.logger, "transient PAAS error; retrying (the failed create may \
                                 have taken effect: looking for the resource by name first)";
                     "attempt" => attempt, "attempts" => attempts,
-                    "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
+                    "error" => %untrusted(&e), "retry_in_s" => crate::ports::Seconds(delay));
         if let Some(i) = jc.interrupts.sleep(delay).await {
             return Err(CallEnd::Stopped(i));
         }
@@ -440,7 +440,7 @@ async fn look_again_after_grace(
     }
     slog::info!(jc.logger, "no resource of this name yet; looking again before creating it \
                             (or giving up on it)";
-                "name" => name, "grace_s" => grace.as_secs_f64());
+                "name" => name, "grace_s" => crate::ports::Seconds(grace));
     if let Some(i) = jc.interrupts.sleep(grace).await {
         return Err(CallEnd::Stopped(i));
     }

@@ -25,6 +25,7 @@ mod failure_reporter;
 mod job;
 mod job_actor;
 mod job_ctx;
+mod job_story;
 mod job_table;
 mod launcher;
 mod long_poll;

@@ -301,7 +301,7 @@ impl NotReady {
     /// What it means, for people.
     pub fn detail(self) -> &'static str {
         match self {
-            NotReady::Draining => "the service is stopping",
+            NotReady::Draining => "the service is stopping (or finishing its jobs before it stops)",
             NotReady::StateWritesFailing => {
                 "the state file cannot be written: no job is taken until a write succeeds"
             }
@@ -317,6 +317,9 @@ impl NotReady {
 pub struct Health {
     /// The service is stopping (no more polls).
     pub draining: bool,
+    /// The service finishes its jobs before it stops (SIGQUIT): no more
+    /// polls, every tracked job ([`Health::jobs`]) runs to its end.
+    pub finishing: bool,
     /// Why it cannot take jobs now; `None` when it can.
     pub not_ready: Option<NotReady>,
     /// Jobs tracked.

@@ -19,10 +19,15 @@ pub struct ServiceStatus {
     /// Resources on standby (not counted in `jobs`; their weight is in
     /// `used_weight`).
     pub standby: usize,
+    /// Finishing the jobs before the stop (SIGQUIT): `jobs` are those left.
+    pub finishing: bool,
 }
 
 impl fmt::Display for ServiceStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.finishing {
+            return write!(f, "draining, {} jobs left", self.jobs);
+        }
         write!(
             f,
             "{} jobs, weight {:.2}/{:.2}, {} provisioning",
@@ -74,12 +79,18 @@ mod tests {
             quota: 53.8,
             provisioning: 2,
             standby: 0,
+            finishing: false,
         };
         assert_eq!(s.to_string(), "12 jobs, weight 33.60/53.80, 2 provisioning");
-        let s = ServiceStatus { standby: 3, ..s };
+        let standby = ServiceStatus { standby: 3, ..s };
         assert_eq!(
-            s.to_string(),
+            standby.to_string(),
             "12 jobs, weight 33.60/53.80, 2 provisioning, 3 on standby"
         );
+        let finishing = ServiceStatus {
+            finishing: true,
+            ..s
+        };
+        assert_eq!(finishing.to_string(), "draining, 12 jobs left");
     }
 }

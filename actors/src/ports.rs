@@ -497,9 +497,34 @@ pub trait Paas {
     ) -> PortFuture<'a, Result<Resource, PaasError>>;
 }
 
-/// A weight as logged: two decimals (`33.60`), in every log format.
+/// A weight as logged: a number rounded to two decimals (`33.6` for
+/// 33.6012), in every log format (JSON: a number, not a string). Its
+/// `Display` (status lines, tables) keeps both decimals: `33.60`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TwoDecimals(pub Weight);
+
+impl TwoDecimals {
+    /// The weight rounded to two decimals.
+    pub fn rounded(self) -> f64 {
+        (self.0 * 100.0).round() / 100.0
+    }
+}
+
+/// A duration as logged: seconds, a number rounded to the millisecond
+/// (keys end in `_s`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seconds(pub std::time::Duration);
+
+impl slog::Value for Seconds {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        key: slog::Key,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        serializer.emit_f64(key, (self.0.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+}
 
 impl std::fmt::Display for TwoDecimals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -514,7 +539,7 @@ impl slog::Value for TwoDecimals {
         key: slog::Key,
         serializer: &mut dyn slog::Serializer,
     ) -> slog::Result {
-        serializer.emit_arguments(key, &format_args!("{self}"))
+        serializer.emit_f64(key, self.rounded())
     }
 }
 

@@ -16,7 +16,9 @@ use crate::metrics::Metrics;
 use crate::observer::{Hooks, NoObserver, ServiceObserver};
 use crate::quota::JobKey;
 pub use crate::settings::RunnerPorts;
-use crate::shutdown::{BeginShutdown, ExitReport, ForceStop, Shutdown, SupervisorRecipients};
+use crate::shutdown::{
+    BeginFinish, BeginShutdown, ExitReport, ForceStop, Shutdown, SupervisorRecipients,
+};
 use crate::snapshot::{self, RunnerRef};
 use crate::state::{StateError, StateStore};
 use crate::supervisor::{RunnerSlot, Supervisor};
@@ -73,6 +75,14 @@ impl ServiceHandle {
     /// Graceful stop (first SIGTERM/SIGINT).
     pub fn drain(&self) {
         self.shutdown.do_send(BeginShutdown);
+    }
+
+    /// Finish and exit (SIGQUIT): no more polling; every tracked job is
+    /// supervised until it is over and its resource deleted, then the
+    /// service stops, with no deadline. A [`ServiceHandle::drain`] during
+    /// it stops sooner, as usual.
+    pub fn finish_jobs(&self) {
+        self.shutdown.do_send(BeginFinish);
     }
 
     /// Forced stop: snapshot at once with what is known (second signal).
@@ -265,6 +275,7 @@ pub async fn start_service(
         settings.drain_deadline,
         SupervisorRecipients {
             drain: to_supervisor.clone().recipient(),
+            finish: to_supervisor.clone().recipient(),
             forced: to_supervisor.recipient(),
         },
         done_tx,

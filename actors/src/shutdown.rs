@@ -14,6 +14,13 @@
 //! 4. A second signal ([`ForceStop`]) or the deadline asks the supervisor for
 //!    a forced snapshot at once, listing the operations still in flight
 //!    ([`OpRegistry`]) as `uncertain`.
+//!
+//! Finishing (SIGQUIT, [`BeginFinish`]) is the slow way out: the supervisor
+//! stops polling at once ([`FinishJobs`]) but supervises every tracked job
+//! as usual, until it is over at its coordinator and its resource deleted;
+//! then it writes the final snapshot and sends [`DrainCompleted`]. No
+//! deadline applies (jobs may run for hours). A graceful stop
+//! ([`BeginShutdown`]) during it proceeds as above.
 
 use crate::mailbox::answer;
 use crate::quota::JobKey;
@@ -203,6 +210,19 @@ impl ExitReport {
 #[rtype(result = "()")]
 pub(crate) struct BeginShutdown;
 
+/// Sent by the control handle (SIGQUIT) to [`Shutdown`]: stop polling,
+/// finish every tracked job, then stop.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct BeginFinish;
+
+/// Sent by [`Shutdown`] to the supervisor: stop polling, supervise every
+/// tracked job to its end (resource deleted), then write the final
+/// snapshot and send [`DrainCompleted`].
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub(crate) struct FinishJobs;
+
 /// Sent by the control handle (second signal) or by the deadline timer to
 /// [`Shutdown`]: snapshot now and stop.
 #[derive(Message, Debug, Clone, Copy)]
@@ -220,17 +240,28 @@ pub(crate) struct DrainCompleted(pub ExitReport);
 pub(crate) struct Drain;
 
 /// Sent by [`Shutdown`] to the supervisor: write a forced snapshot now with
-/// what is known, then stop.
+/// what is known, then stop. `None` when the drain's final write is
+/// already under way: its [`DrainCompleted`] follows.
 #[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "ExitReport")]
+#[rtype(result = "Option<ExitReport>")]
 pub(crate) struct ForcedSnapshot;
+
+/// Sent by [`Shutdown`] to itself when the supervisor no longer answers:
+/// through the mailbox, so that a [`DrainCompleted`] the supervisor sent
+/// before it stopped is handled first.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+struct SupervisorGone;
 
 /// The shutdown actor: drain deadline, second signal, final report.
 pub(crate) struct Shutdown {
     supervisor: Recipient<Drain>,
+    finish_jobs: Recipient<FinishJobs>,
     forced_snapshot: Recipient<ForcedSnapshot>,
     deadline: Duration,
     begun: bool,
+    /// Finishing the tracked jobs (SIGQUIT) was asked for.
+    finish_begun: bool,
     finishing: bool,
     done: Option<oneshot::Sender<ExitReport>>,
     logger: slog::Logger,
@@ -242,6 +273,8 @@ pub(crate) struct Shutdown {
 pub(crate) struct SupervisorRecipients {
     /// Recipient of `Drain`.
     pub drain: Recipient<Drain>,
+    /// Recipient of `FinishJobs`.
+    pub finish: Recipient<FinishJobs>,
     /// Recipient of `ForcedSnapshot`.
     pub forced: Recipient<ForcedSnapshot>,
 }
@@ -257,9 +290,11 @@ impl Shutdown {
     ) -> Self {
         Shutdown {
             supervisor: supervisor.drain,
+            finish_jobs: supervisor.finish,
             forced_snapshot: supervisor.forced,
             deadline,
             begun: false,
+            finish_begun: false,
             finishing: false,
             done: Some(done),
             logger,
@@ -285,13 +320,29 @@ impl Handler<BeginShutdown> for Shutdown {
             return;
         }
         self.begun = true;
-        slog::warn!(self.logger, "graceful shutdown: no more polling, draining";
-                    "deadline_s" => self.deadline.as_secs());
+        slog::info!(self.logger, "graceful shutdown: no more polling, draining";
+                    "deadline_s" => crate::ports::Seconds(self.deadline));
         self.supervisor.do_send(Drain);
         ctx.run_later(self.deadline, |act, ctx| {
             slog::error!(act.logger, "drain deadline reached: forcing the snapshot");
             ctx.notify(ForceStop);
         });
+    }
+}
+
+impl Handler<BeginFinish> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, _: BeginFinish, _: &mut Context<Self>) {
+        if self.begun || self.finish_begun {
+            return;
+        }
+        self.finish_begun = true;
+        slog::info!(
+            self.logger,
+            "finishing: no more polling; every tracked job is supervised to its end, \
+             its resource deleted, then the service stops (SIGTERM stops sooner)"
+        );
+        self.finish_jobs.do_send(FinishJobs);
     }
 }
 
@@ -311,19 +362,32 @@ impl Handler<ForceStop> for Shutdown {
         ctx.wait(
             async move { answer(sup.send(ForcedSnapshot), "supervisor", &log).await }
                 .into_actor(self)
-                .map(|res, act, ctx| {
-                    let report =
-                        res.unwrap_or_else(|| ExitReport::unknown("supervisor unreachable"));
-                    act.finish(report, ctx);
+                .map(|res, act, ctx| match res {
+                    Some(Some(report)) => act.finish(report, ctx),
+                    // The drain's final write is under way: DrainCompleted follows.
+                    Some(None) => {}
+                    None => ctx.address().do_send(SupervisorGone),
                 }),
         );
+    }
+}
+
+impl Handler<SupervisorGone> for Shutdown {
+    type Result = ();
+    fn handle(&mut self, _: SupervisorGone, ctx: &mut Context<Self>) {
+        if self.done.is_some() {
+            self.finish(ExitReport::unknown("supervisor unreachable"), ctx);
+        }
     }
 }
 
 impl Handler<DrainCompleted> for Shutdown {
     type Result = ();
     fn handle(&mut self, msg: DrainCompleted, ctx: &mut Context<Self>) {
-        if self.finishing {
+        // Also after a second signal: the drain's final write is complete,
+        // and the forced snapshot it asked for was not written (the
+        // supervisor answered that this write was under way, or stopped).
+        if self.done.is_none() {
             return;
         }
         self.finishing = true;

@@ -741,6 +741,7 @@ pub struct MemoryStore {
     last: RefCell<Option<Vec<u8>>>,
     saves: Cell<u64>,
     fail_saves: Cell<u32>,
+    save_latency: Cell<std::time::Duration>,
 }
 
 impl MemoryStore {
@@ -781,6 +782,11 @@ impl MemoryStore {
     pub fn fail_next_saves(&self, n: u32) {
         self.fail_saves.set(n);
     }
+
+    /// Makes every save take `latency` (as a file write and its fsyncs do).
+    pub fn set_save_latency(&self, latency: std::time::Duration) {
+        self.save_latency.set(latency);
+    }
 }
 
 /// A `Rc<MemoryStore>` usable as `Rc<dyn StateStore>` while the test keeps
@@ -807,6 +813,10 @@ impl StateStore for SharedMemoryStore {
     fn save(&self, doc: StateDoc) -> PortFuture<'static, Result<(), StateError>> {
         let store = self.0.clone();
         Box::pin(async move {
+            let latency = store.save_latency.get();
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             if store.fail_saves.get() > 0 {
                 store.fail_saves.set(store.fail_saves.get() - 1);
                 return Err(StateError::Write {

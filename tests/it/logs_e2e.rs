@@ -2,9 +2,14 @@
 //! set) every line starts with its syslog priority; `log_level` and
 //! `log_format` are read from the configuration when the command line does
 //! not give them; version, revision and pid are logged once; "service
-//! started" comes after the state is loaded; weights have two decimals; the
+//! started" comes after the state is loaded; weights are numbers with two
+//! decimals at most; the
 //! SIGUSR1 dump is at INFO with each key once per line; a start-up error is
-//! a JSON line in JSON mode.
+//! a JSON line in JSON mode. JSON levels are GitLab Runner's names, numbers
+//! are JSON numbers (weights 2 decimals, `_s` durations to the ms, no
+//! `_ms` key), one job's acquisition, launch and end lines tell its project,
+//! flavor, organisation, outcome and durations; a graceful stop is at INFO;
+//! a double SIGTERM logs no error and leaves an intact state file.
 
 use crate::common;
 
@@ -130,14 +135,17 @@ fn journal_priorities_config_log_keys_one_version_line_and_a_clean_dump() {
     for line in dump {
         assert!(line.starts_with("<6>"), "dump at INFO: {line}");
     }
-    let quota = lines
+    let started: serde_json::Value = lines
         .iter()
         .find(|l| l.contains("\"service started\""))
-        .and_then(|l| l.split("\"quota\":\"").nth(1))
-        .and_then(|q| q.split('"').next())
+        .and_then(|l| l.split_once('>'))
+        .and_then(|(_, json)| serde_json::from_str(json).ok())
         .unwrap_or_default();
-    let decimals = quota.split_once('.').map_or(0, |(_, d)| d.len());
-    assert_eq!(decimals, 2, "quota {quota:?} with two decimals");
+    let quota = started["quota"].as_f64();
+    assert!(
+        quota.is_some_and(|q| q > 0.0 && (q * 100.0).round() / 100.0 == q),
+        "quota a number with two decimals at most: {started}"
+    );
 }
 
 #[test]
@@ -161,11 +169,184 @@ fn start_up_error_is_a_json_line_in_json_mode() {
         .find(|l| l.contains("cannot start"))
         .unwrap_or_else(|| panic!("no JSON error line in {stderr}"));
     let v: serde_json::Value = serde_json::from_str(line).expect("a JSON object");
-    assert_eq!(v["level"], "ERRO", "{line}");
+    assert_eq!(v["level"], "error", "{line}");
     assert!(
         v["error"]
             .as_str()
             .is_some_and(|e| e.contains("concurrent")),
         "{line}"
     );
+}
+
+/// The JSON records of a log (lines that are not JSON are kept as `msg`).
+fn records(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| serde_json::json!({ "msg": l })))
+        .collect()
+}
+
+#[test]
+fn a_double_sigterm_logs_no_error_and_leaves_an_intact_state_file() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(options(), &[]);
+    let id = e.world.enqueue(JobSpec {
+        flavor: Some("XS".into()),
+        duration_ms: 120_000,
+        ..JobSpec::default()
+    });
+    // The second SIGTERM at several distances from the first: during the
+    // drain, as its final write starts, after it.
+    for (round, gap_ms) in [0u64, 1, 5, 20].into_iter().enumerate() {
+        let args = [
+            OsStr::new("run"),
+            config.as_os_str(),
+            OsStr::new("--log-format"),
+            OsStr::new("json"),
+        ];
+        let mut runner = RunnerProcess::spawn(
+            Path::new(BIN),
+            &args,
+            &e.log(&format!("double-term-{round}.log")),
+        )
+        .expect("runner starts");
+        assert!(
+            wait_until(
+                || {
+                    let log = runner.log();
+                    log.contains("service ready") && (round > 0 || log.contains("job started"))
+                },
+                Duration::from_secs(30),
+                STEP
+            ),
+            "{}\n{}",
+            e.describe(),
+            tail(&runner.log())
+        );
+        runner.terminate().expect("SIGTERM");
+        std::thread::sleep(Duration::from_millis(gap_ms));
+        runner.terminate().expect("second SIGTERM");
+        let status = runner
+            .wait_timeout(Duration::from_secs(20))
+            .expect("wait")
+            .expect("stopped within 20 s");
+        let log = runner.log();
+        assert!(status.success(), "exit {status}\n{}", tail(&log));
+        let all = records(&log);
+        let errors: Vec<&serde_json::Value> = all
+            .iter()
+            .filter(|r| r["level"] == "error" || r["level"] == "fatal" || r["level"].is_null())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "gap {gap_ms} ms: {errors:?}\n{}",
+            tail(&log)
+        );
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(e.state_file()).expect("state file"))
+                .expect("state JSON");
+        let launched = state["launched"].as_array().map_or(0, Vec::len);
+        assert_eq!(launched, 1, "gap {gap_ms} ms: {state}");
+    }
+    assert_eq!(e.status(id), Some(JobState::Running), "{}", e.describe());
+}
+
+/// True for a number with at most `decimals` decimals.
+fn rounded(v: &serde_json::Value, decimals: i32) -> bool {
+    let scale = 10f64.powi(decimals);
+    v.as_f64()
+        .is_some_and(|x| ((x * scale).round() / scale - x).abs() < 1e-9)
+}
+
+#[test]
+fn json_lines_tell_one_job_s_story_with_typed_numbers() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(options(), &[]);
+    let id = e.world.enqueue(JobSpec {
+        flavor: Some("XS".into()),
+        duration_ms: 1_500,
+        ..JobSpec::default()
+    });
+    let path = e
+        .world
+        .coordinator()
+        .job(id)
+        .expect("job")
+        .spec
+        .project_path();
+    let args = [
+        OsStr::new("run"),
+        config.as_os_str(),
+        OsStr::new("--log-format"),
+        OsStr::new("json"),
+        OsStr::new("-l"),
+        OsStr::new("debug"),
+    ];
+    let mut runner =
+        RunnerProcess::spawn(Path::new(BIN), &args, &e.log("story.log")).expect("runner starts");
+    assert!(
+        wait_until(
+            || runner.log().contains("\"job over\""),
+            Duration::from_secs(60),
+            STEP
+        ),
+        "{}\n{}",
+        e.describe(),
+        tail(&runner.log())
+    );
+    runner.terminate().expect("SIGTERM");
+    let status = runner
+        .wait_timeout(Duration::from_secs(20))
+        .expect("wait")
+        .expect("stopped within 20 s");
+    let log = runner.log();
+    assert!(status.success(), "exit {status}\n{}", tail(&log));
+    let all = records(&log);
+    for r in &all {
+        let level = r["level"].as_str().unwrap_or_default();
+        assert!(
+            ["error", "warn", "info", "debug", "trace"].contains(&level),
+            "level {level:?}: {r}"
+        );
+        for (key, value) in r.as_object().into_iter().flatten() {
+            assert!(!key.ends_with("_ms"), "one unit suffix (_s): {r}");
+            if key.ends_with("_s") {
+                assert!(value.is_null() || rounded(value, 3), "{key}: {r}");
+            }
+            if key.contains("weight") || key == "quota" {
+                assert!(rounded(value, 2), "{key} a number, 2 decimals: {r}");
+            }
+        }
+    }
+    let line = |msg: &str| {
+        all.iter()
+            .find(|r| r["msg"] == msg && r["job_id"] == id)
+            .unwrap_or_else(|| panic!("no {msg:?} line for job {id}\n{}", tail(&log)))
+    };
+    for msg in ["job acquired", "job launched", "job over"] {
+        let r = line(msg);
+        assert_eq!(r["project_id"], 17, "{r}");
+        assert_eq!(r["project_path"], path.as_str(), "{r}");
+        assert_eq!(r["flavor"], "XS", "{r}");
+    }
+    for msg in ["job launched", "job over"] {
+        assert!(line(msg)["organisation"].is_string(), "{}", line(msg));
+    }
+    let over = line("job over");
+    assert_eq!(over["outcome"], "finished", "{over}");
+    assert_eq!(over["end"], "decommissioned", "{over}");
+    let secs = |k: &str| over[k].as_f64().unwrap_or_else(|| panic!("{k}: {over}"));
+    assert!(secs("run_s") >= 1.0, "the job ran 1.5 s: {over}");
+    assert!(
+        secs("total_s") >= secs("run_s") + secs("queued_to_started_s") - 0.002,
+        "{over}"
+    );
+    let stop = all
+        .iter()
+        .find(|r| {
+            r["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("graceful shutdown"))
+        })
+        .unwrap_or_else(|| panic!("no graceful shutdown line\n{}", tail(&log)));
+    assert_eq!(stop["level"], "info", "a normal stop at INFO: {stop}");
 }

@@ -43,6 +43,18 @@ pub(super) enum JobEnd {
     Reused,
 }
 
+impl JobEnd {
+    /// The end's fixed name, in log lines.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            JobEnd::Decommissioned => "decommissioned",
+            JobEnd::Released => "released",
+            JobEnd::Vanished => "vanished",
+            JobEnd::Reused => "reused",
+        }
+    }
+}
+
 /// Something that happened in the supervisor, as monitoring sees it.
 #[derive(Debug)]
 pub(super) enum Transition {
@@ -226,9 +238,10 @@ impl Supervisor {
     }
 
     /// `runner_wants_jobs` of each runner, set when it changes: a runner
-    /// wants jobs unless removed, stopping or blocked by the limits (full).
+    /// wants jobs unless removed, stopping, finishing its jobs (SIGQUIT) or
+    /// blocked by the limits (full).
     fn show_wants_jobs(&mut self) {
-        let draining = self.draining;
+        let draining = self.draining || self.finishing;
         for r in self.runners.iter_mut().filter(|r| !r.retired) {
             let wants = !draining && r.poll.state() != PollState::Saturated;
             if r.wants_jobs_shown != Some(wants) {

@@ -1,7 +1,8 @@
-//! The end of the service: the drain (graceful stop) and the forced
-//! snapshot. The `Shutdown` actor owns the deadline and the second signal;
-//! the supervisor, which owns the counts of per-job actors and polls in
-//! flight, decides when it is drained.
+//! The end of the service: finishing the tracked jobs (SIGQUIT), the
+//! drain (graceful stop) and the forced snapshot. The `Shutdown` actor
+//! owns the deadline and the second signal; the supervisor, which owns the
+//! job table and the counts of per-job actors and polls in flight, decides
+//! when it is drained.
 
 use super::*;
 
@@ -23,14 +24,56 @@ impl Supervisor {
         self.check_drained(ctx);
     }
 
-    /// Once draining and nothing is left in flight: the final write, then
-    /// `DrainCompleted` and the end of the actor.
+    /// Finish and exit: no new poll (those in flight are answered, and a
+    /// job they bring is supervised like the others); progress checks,
+    /// trace watches, launches, failure reports and decommissions go on
+    /// until no job is tracked. No deadline: a graceful stop (`Drain`)
+    /// ends it sooner.
+    pub(super) fn begin_finish(&mut self, ctx: &mut Context<Self>) {
+        if self.finishing || self.draining {
+            return;
+        }
+        self.finishing = true;
+        // No runner wants jobs any more (`runner_wants_jobs`), at once: the
+        // jobs may run for hours without another transition.
+        self.observe(Transition::LimitsChanged);
+        self.decommission_kept_resources(ctx);
+        self.publish_status();
+        self.check_drained(ctx);
+    }
+
+    /// Resources the runner keeps without a job (the standby pool) are
+    /// decommissioned when the service finishes, and none is kept from
+    /// then on; their decommissions are tracked jobs that `check_drained`
+    /// waits for.
+    fn decommission_kept_resources(&mut self, ctx: &mut Context<Self>) {
+        self.release_standby(ctx);
+    }
+
+    /// The jobs a finish still waits for (every tracked job).
+    pub(super) fn jobs_left(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Once draining (or finishing with no job left) and nothing is left
+    /// in flight: the final write, then `DrainCompleted` and the end of
+    /// the actor.
     pub(super) fn check_drained(&mut self, ctx: &mut Context<Self>) {
-        if !self.draining || self.drained_sent || self.persist.is_forced() {
+        if self.drained_sent || self.persist.is_forced() {
+            return;
+        }
+        let finished = self.finishing && self.jobs_left() == 0;
+        if !(self.draining || finished) {
             return;
         }
         if self.tasks > 0 || self.polls_in_flight > 0 {
             return;
+        }
+        if !self.draining {
+            slog::info!(
+                self.logger,
+                "finished: every job is over and its resource deleted"
+            );
         }
         self.drained_sent = true;
         self.mark_dirty(ctx);
@@ -47,7 +90,12 @@ impl Supervisor {
     pub(super) fn forced_snapshot(
         &mut self,
         ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, ExitReport> {
+    ) -> ResponseActFuture<Self, Option<ExitReport>> {
+        if self.drained_sent {
+            // The final write of the drain is under way, with everything
+            // known: its `DrainCompleted` is the report.
+            return Box::pin(fut::ready(None));
+        }
         self.draining = true;
         let _ = self.drain_tx.send(true);
         self.persist.force();
@@ -56,7 +104,7 @@ impl Supervisor {
         Box::pin(rx.into_actor(self).map(|res, act, ctx| {
             let report = act.exit_report(true, res);
             ctx.stop();
-            report
+            Some(report)
         }))
     }
 

@@ -2,6 +2,8 @@
 //! machine ([`crate::job`]), and the end of a job's life.
 
 use super::*;
+use crate::job_story::Outcome;
+use crate::ports::Seconds;
 use crate::untrusted::untrusted;
 
 impl Supervisor {
@@ -16,8 +18,18 @@ impl Supervisor {
                 entry.phase = to;
                 let now = tokio::time::Instant::now();
                 entry.phase_since = now;
-                if event == JobEvent::FinishedAtCoordinator {
-                    entry.finished_at = Some(now);
+                match event {
+                    JobEvent::FinishedAtCoordinator => {
+                        entry.finished_at = Some(now);
+                        entry.story.ended(if from == Phase::Started {
+                            Outcome::Finished
+                        } else {
+                            Outcome::CancelledBeforeStart
+                        });
+                    }
+                    JobEvent::LaunchFailed => entry.story.ended(Outcome::LaunchFailed),
+                    JobEvent::TraceSeen => entry.story.started(now),
+                    _ => {}
                 }
                 let changed = Transition::PhaseChanged {
                     runner: key.runner,
@@ -51,9 +63,29 @@ impl Supervisor {
         self.observe(Transition::JobAdded { key, phase, origin });
     }
 
+    /// The organisation (PAAS scope) of a job's resource, when known.
+    fn organisation(&self, key: JobKey) -> Option<String> {
+        let resource = self.jobs.get(&key)?.resource.as_ref()?;
+        self.runners.get(key.runner)?.paas.resource_scope(resource)
+    }
+
+    /// The end line of a job's story: who, where, how it ended and how
+    /// long each part took.
+    pub(super) fn log_job_over(&self, key: JobKey, end: JobEnd) {
+        let Some(e) = self.jobs.get(&key) else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let durations = e.story.durations(e.tracked_at, e.finished_at, now);
+        let log = self.job_log(key).new(e.story.identity());
+        slog::info!(log, "job over"; durations, "end" => end.as_str(),
+                    "organisation" => self.organisation(key));
+    }
+
     /// Forgets a job: its resource is gone or no longer ours to manage.
     pub(super) fn forget(&mut self, key: JobKey, end: JobEnd) {
         self.checks.remove(key);
+        self.log_job_over(key, end);
         if let Some(e) = self.jobs.remove(&key) {
             let name = e.resource.map(|r| r.name).or(e.resource_name);
             if let (Some(name), Some(pass)) = (
@@ -211,6 +243,13 @@ impl Supervisor {
                 reused,
             });
             self.record_resource(key, resource);
+            if let Some(e) = self.jobs.get(&key) {
+                let log = self.job_log(key).new(e.story.identity());
+                let weight = e.resource.as_ref().map(|r| TwoDecimals(r.weight));
+                slog::info!(log, "job launched"; "weight" => weight,
+                            "organisation" => self.organisation(key),
+                            "since_acquired_s" => Seconds(e.tracked_at.elapsed()));
+            }
             self.mark_dirty(ctx);
             let cancelled = self
                 .jobs

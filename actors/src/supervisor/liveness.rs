@@ -22,6 +22,7 @@ impl Supervisor {
             quota: self.ledger.limits().total_weight,
             provisioning: self.ledger.provisioning(),
             standby: self.ledger.standby(),
+            finishing: self.finishing,
         }
     }
 

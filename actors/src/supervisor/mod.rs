@@ -83,8 +83,8 @@ use crate::ready_delay::ReadyDelay;
 use crate::reconcile::{plan, Decision, Identified, Tracked};
 use crate::settings::{RunnerSettings, SupervisorSettings};
 use crate::shutdown::{
-    Drain, DrainCompleted, ExitReport, ForcedSnapshot, Interrupt, Interrupts, OpRegistry,
-    OpSubject, Shutdown,
+    Drain, DrainCompleted, ExitReport, FinishJobs, ForcedSnapshot, Interrupt, Interrupts,
+    OpRegistry, OpSubject, Shutdown,
 };
 use crate::snapshot;
 use crate::state::StateStore;
@@ -191,6 +191,9 @@ pub struct Supervisor {
     ops: OpRegistry,
     drain_tx: watch::Sender<bool>,
     draining: bool,
+    /// Finishing (SIGQUIT): no more polls; the tracked jobs run to their
+    /// end, then the service stops.
+    finishing: bool,
     /// Resources (runner, id) found named like this runner's whose running
     /// job is not this runner's: warned about once, then left alone.
     not_ours: HashSet<(usize, String)>,
@@ -293,6 +296,7 @@ impl Supervisor {
             ops: OpRegistry::default(),
             drain_tx,
             draining: false,
+            finishing: false,
             not_ours: HashSet::new(),
             drained_sent: false,
             polls_in_flight: 0,
@@ -447,8 +451,15 @@ impl Handler<Drain> for Supervisor {
     }
 }
 
+impl Handler<FinishJobs> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: FinishJobs, ctx: &mut Context<Self>) {
+        self.begin_finish(ctx);
+    }
+}
+
 impl Handler<ForcedSnapshot> for Supervisor {
-    type Result = ResponseActFuture<Self, ExitReport>;
+    type Result = ResponseActFuture<Self, Option<ExitReport>>;
     fn handle(&mut self, _: ForcedSnapshot, ctx: &mut Context<Self>) -> Self::Result {
         self.forced_snapshot(ctx)
     }

@@ -8,7 +8,7 @@ impl Supervisor {
     /// Why no job can be taken now, the most pressing reason first; `None`
     /// when jobs can be taken (limits permitting).
     pub(super) fn not_ready(&self) -> Option<NotReady> {
-        if self.draining {
+        if self.draining || self.finishing {
             return Some(NotReady::Draining);
         }
         if self.persist.is_failing() {
@@ -63,6 +63,7 @@ impl Handler<GetHealth> for Supervisor {
         let reserved = self.ledger.reserved();
         MessageResult(Health {
             draining: self.draining,
+            finishing: self.finishing && !self.draining,
             not_ready: self.not_ready(),
             jobs: self.jobs.len(),
             used_weight: self.ledger.used() - reserved,

@@ -56,12 +56,12 @@ impl Supervisor {
                     if act.persist.is_failing() {
                         slog::debug!(act.logger, "cannot save the state";
                                      "error" => %e,
-                                     "retry_in_s" => act.settings.persist_retry.as_secs_f64());
+                                     "retry_in_s" => crate::ports::Seconds(act.settings.persist_retry));
                     } else {
                         slog::error!(act.logger,
                                      "cannot save the state; not acquiring jobs until a write succeeds";
                                      "error" => %e,
-                                     "retry_in_s" => act.settings.persist_retry.as_secs_f64());
+                                     "retry_in_s" => crate::ports::Seconds(act.settings.persist_retry));
                     }
                     act.observe(Transition::StateWritten { ok: false });
                     let release = act.persist.is_forced() || act.drained_sent;

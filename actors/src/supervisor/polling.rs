@@ -13,7 +13,7 @@ use tokio::time::Instant;
 impl Supervisor {
     pub(super) fn schedule_polls(&mut self, ctx: &mut Context<Self>) {
         self.launch_ready();
-        if self.draining {
+        if self.draining || self.finishing {
             return;
         }
         let n = self.runners.len();
@@ -257,13 +257,14 @@ impl Supervisor {
             return;
         }
         let waiting = self.ledger.acquire(key, expected);
+        let entry = JobEntry::new(acq.job, Phase::Acquired, expected);
+        let log = log.new(entry.story.identity());
         if waiting {
             slog::info!(log, "job acquired; waiting for standby resources to be deleted";
                         "weight" => TwoDecimals(expected));
         } else {
             slog::info!(log, "job acquired"; "weight" => TwoDecimals(expected));
         }
-        let entry = JobEntry::new(acq.job, Phase::Acquired, expected);
         self.add_job(key, entry, JobOrigin::Acquired);
         self.mark_dirty(ctx);
         if let Some(message) = failure {
@@ -290,7 +291,7 @@ impl Supervisor {
     fn next_poll(&mut self, i: usize, outcome: PollOutcome, ctx: &mut Context<Self>) {
         let (interval, repoll) = (
             self.settings.check_interval,
-            self.settings.repoll_immediately && !self.draining,
+            self.settings.repoll_immediately && !self.draining && !self.finishing,
         );
         let Some(r) = self.runners.get_mut(i) else {
             return;
@@ -299,7 +300,7 @@ impl Supervisor {
             NextPoll::Now => {}
             NextPoll::After { delay, backing_off } => {
                 if backing_off {
-                    slog::info!(r.logger, "backing off"; "retry_in_s" => delay.as_secs_f64());
+                    slog::info!(r.logger, "backing off"; "retry_in_s" => crate::ports::Seconds(delay));
                 }
                 ctx.run_later(delay, move |act, ctx| {
                     if let Some(r) = act.runners.get_mut(i) {

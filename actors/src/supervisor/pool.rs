@@ -153,6 +153,7 @@ impl Supervisor {
         if self.ledger.claim(old, key).is_none() {
             return false;
         }
+        self.log_job_over(old, JobEnd::Reused);
         let Some(old_entry) = self.jobs.remove(&old) else {
             return false;
         };
@@ -250,7 +251,7 @@ impl Supervisor {
     }
 
     /// Deletes every standby resource now and keeps none from now on.
-    fn release_standby(&mut self, ctx: &mut Context<Self>) -> usize {
+    pub(super) fn release_standby(&mut self, ctx: &mut Context<Self>) -> usize {
         self.standby_released = true;
         let keys: Vec<JobKey> = self
             .jobs

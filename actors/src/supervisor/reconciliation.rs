@@ -231,7 +231,7 @@ impl Supervisor {
                     slog::warn!(log, "reconciliation: unknown resource whose job still runs \
                                       at the coordinator; adopting it";
                                 "launched" => resource.launched,
-                                "weight" => resource.weight,
+                                "weight" => TwoDecimals(resource.weight),
                                 "where" => %resource.detail);
                     self.adopt(key, job, resource, ctx);
                 }

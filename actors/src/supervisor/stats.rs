@@ -21,8 +21,8 @@ impl Supervisor {
             "launch_failures" => c.launch_failures, "reconcile_passes" => c.reconcile_passes,
             "adopted" => c.adopted, "unknown_decommissioned" => c.unknown_decommissioned,
             "vanished" => c.vanished, "state_writes" => self.persist.count(),
-            "last_write_ms" => self.persist.last_duration().as_secs_f64() * 1000.0,
-            "last_snapshot_build_ms" => self.persist.last_build().as_secs_f64() * 1000.0,
+            "last_write_s" => crate::ports::Seconds(self.persist.last_duration()),
+            "last_snapshot_build_s" => crate::ports::Seconds(self.persist.last_build()),
             "last_snapshot_encoded" => self.persist.last_encoded());
         for (key, e) in &self.jobs {
             // The runner's logger and the job id; the phase is a key of the

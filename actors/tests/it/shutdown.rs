@@ -252,3 +252,100 @@ async fn a_drain_asked_before_the_start_is_kept() {
     assert!(store.last().is_some(), "the final snapshot is written");
     assert!(svc.handle.health().await.is_none(), "stopped");
 }
+
+#[actix_rt::test]
+async fn finish_takes_no_new_job_and_stops_once_every_job_is_over_and_deleted() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    r.coord
+        .push_jobs((1..=2).map(|i| job(i, &[("WEIGHT", "1")])));
+    let store = MemoryStore::new();
+    let mut svc = start(settings(10.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 100, |s| s.phases.get("started") == Some(&2))
+            .await
+    );
+    svc.handle.finish_jobs();
+    // A second finish changes nothing; queued jobs are not taken.
+    svc.handle.finish_jobs();
+    r.coord.push_jobs([job(3, &[("WEIGHT", "1")])]);
+    let polls = r.coord.script.borrow().requests;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let health = svc.handle.health().await.expect("still running");
+    assert!(health.finishing && !health.draining, "{health:?}");
+    assert_eq!(health.jobs, 2);
+    assert_eq!(r.coord.script.borrow().requests, polls, "no poll");
+    assert_eq!(world.live_count(), 2, "no deadline: the jobs run on");
+    let metrics = svc.handle.metrics().encode().expect("metrics");
+    assert!(
+        metrics.contains("heptapod_paas_runner_runner_wants_jobs{runner=\"ra\"} 0\n"),
+        "a finishing runner wants no job (no-poll alerts stay quiet)\n{metrics}"
+    );
+
+    world.finish_job(1);
+    assert!(svc.until(SEC, 100, |s| s.completed == 1).await);
+    assert!(svc.running.is_some(), "one job left");
+    world.finish_job(2);
+    let report = svc.wait().await;
+    assert!(!report.forced);
+    assert_eq!(report.tracked_jobs, 0);
+    assert_eq!(report.snapshot_error, None);
+    let w = world.state();
+    assert_eq!((w.live.len(), w.created, w.deleted), (0, 2, 2));
+    assert_eq!(store.last().expect("final state").len(), 0);
+    assert_eq!(r.coord.script.borrow().queue.len(), 1, "job 3 left queued");
+}
+
+#[actix_rt::test]
+async fn a_drain_during_a_finish_stops_at_once_and_keeps_the_jobs() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    r.coord.push_jobs([job(1, &[("WEIGHT", "1")])]);
+    let store = MemoryStore::new();
+    let mut svc = start(settings(10.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 100, |s| s.phases.get("started") == Some(&1))
+            .await
+    );
+    svc.handle.finish_jobs();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let t0 = Instant::now();
+    let report = svc.stop().await;
+    assert!(t0.elapsed() < SEC, "{:?}", t0.elapsed());
+    assert!(!report.forced);
+    assert_eq!(report.tracked_jobs, 1);
+    assert_eq!(store.last().expect("final state").launched.len(), 1);
+    assert_eq!(world.live_count(), 1, "left for the next process");
+}
+
+#[actix_rt::test]
+async fn a_second_signal_during_the_final_write_of_a_drain_is_no_error() {
+    tokio::time::pause();
+    // The second signal at several points of the drain's end: at once, and
+    // while its final write (100 ms) is under way.
+    for after_ms in [0, 1, 20, 50, 99] {
+        let world = World::new();
+        let r = runner(&world, "ra", 1.0);
+        r.coord.push_jobs([job(7, &[])]);
+        let store = MemoryStore::new();
+        let mut svc = start(settings(10.0), &[&r], &store).await;
+        assert!(
+            svc.until(SEC, 100, |s| s.phases.get("started") == Some(&1))
+                .await
+        );
+        store.set_save_latency(Duration::from_millis(100));
+        tokio::time::sleep(SEC).await;
+        svc.handle.drain();
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        svc.handle.force_stop();
+        let report = svc.wait().await;
+        assert_eq!(
+            report.snapshot_error, None,
+            "after {after_ms} ms: {report:?}"
+        );
+        assert_eq!(report.tracked_jobs, 1, "after {after_ms} ms");
+        assert_eq!(store.last().expect("saved").launched.len(), 1);
+    }
+}

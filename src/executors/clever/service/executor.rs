@@ -169,7 +169,7 @@ impl CleverServiceExecutor {
                 self.helper_ready
                     .observe(ready.not_ready, ready.ready, READY_STEP);
                 info!(self.apps.logger, "helper ready"; "app" => &resource.id,
-                      "after_s" => ready.ready.as_secs_f64());
+                      "after_s" => paas_actors::ports::Seconds(ready.ready));
                 Ok(prepared)
             }
             Err(not) => Err(PaasError::permanent(
@@ -251,7 +251,7 @@ impl CleverServiceExecutor {
                 Ok(LaunchAnswer::Busy(wait)) if attempt == 1 => {
                     info!(self.apps.logger, "helper busy (503): sending the job once more";
                           "app" => &resource.id, "job_id" => job.id,
-                          "in_s" => wait.as_secs_f64());
+                          "in_s" => paas_actors::ports::Seconds(wait));
                     sleep(wait).await;
                     continue;
                 }
