@@ -424,3 +424,33 @@ async fn a_restart_resumes_the_expiry_clock_from_since() {
     assert_eq!(world.live_count(), 0);
     svc.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_finish_deletes_the_standby_resources_and_keeps_none() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = service_runner(&world, "ra", 20);
+    r.coord
+        .push_jobs([tenant_job(1, "orga_a", "1"), tenant_job(2, "orga_a", "1")]);
+    let store = MemoryStore::new();
+    let mut svc = start(settings(4.0), &[&r], &store).await;
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("started") == Some(&2))
+            .await
+    );
+    world.finish_job(1);
+    assert!(
+        svc.until(SEC, 60, |s| s.phases.get("standby") == Some(&1))
+            .await
+    );
+    // The finish deletes the standby resource at once, long before its
+    // keep time is over, and job 2's resource is not kept when it ends.
+    svc.handle.finish_jobs();
+    assert!(svc.until(SEC, 5, |_| world.live_count() == 1).await);
+    world.finish_job(2);
+    let report = svc.wait().await;
+    assert!(!report.forced);
+    assert_eq!(report.tracked_jobs, 0);
+    assert_eq!(world.live_count(), 0);
+    assert_eq!(store.last().expect("final state").len(), 0);
+}
