@@ -224,6 +224,7 @@ pub struct Metrics {
     last_successful_poll: Family<RunnerLabel, Gauge<f64, AtomicU64>>,
     trace_watch_token_refused: Family<RunnerLabel, Gauge>,
     decommission_failures: Family<RunnerClass, Counter>,
+    tenants_unresolved: Family<RunnerLabel, Gauge>,
     /// Jobs whose life ended: counted for the state dump and the tests,
     /// not exported.
     completed: Counter,
@@ -295,6 +296,7 @@ impl Metrics {
             last_successful_poll: Family::default(),
             trace_watch_token_refused: Family::default(),
             decommission_failures: Family::default(),
+            tenants_unresolved: Family::default(),
             completed: Counter::default(),
             reconcile_passes: Counter::default(),
         };
@@ -351,6 +353,8 @@ impl Metrics {
                 "1 while the runner's trace-watch token is refused by the coordinator";
             decommission_failures: "decommission_failures",
                 "Failed resource deletions, per error class";
+            tenants_unresolved: "tenants_unresolved",
+                "Tenants (top-level groups) of tracked resources whose organisation cannot be found at the last reconciliation pass, for a reason that needs someone to act";
         }
         self
     }
@@ -390,6 +394,7 @@ impl Metrics {
         self.resources_deleted.get_or_create(&r).inc_by(0);
         self.coordinator_up.get_or_create(&r).set(1);
         self.trace_watch_token_refused.get_or_create(&r).inc_by(0);
+        self.tenants_unresolved.get_or_create(&r).inc_by(0);
         for reason in LaunchFailureReason::ALL {
             self.launch_failures
                 .get_or_create(&RunnerReason {
@@ -564,6 +569,13 @@ impl Metrics {
         self.trace_watch_token_refused
             .get_or_create(&runner_label(runner))
             .set(i64::from(refused));
+    }
+
+    /// How many tenants of `runner` cannot be resolved (permanently) now.
+    pub(crate) fn set_tenants_unresolved(&self, runner: &str, count: usize) {
+        self.tenants_unresolved
+            .get_or_create(&runner_label(runner))
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// One failed deletion of a resource of `runner`; `class` is a fixed

@@ -71,6 +71,7 @@ impl Supervisor {
         let Listing {
             resources: listed,
             skipped,
+            unresolved,
         } = match res {
             Ok(l) => l,
             Err(e) => {
@@ -81,6 +82,10 @@ impl Supervisor {
                 return;
             }
         };
+        self.observe(Transition::TenantsUnresolved {
+            runner: i,
+            count: unresolved.len(),
+        });
         let Some(paas) = self.runners.get(i).map(|r| r.paas.clone()) else {
             return;
         };

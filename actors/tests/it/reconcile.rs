@@ -237,6 +237,49 @@ async fn resources_of_a_skipped_scope_stay_tracked() {
 }
 
 #[actix_rt::test]
+async fn unresolved_tenants_are_counted_at_each_pass() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    world.add_live(resource(2, 1.5, true));
+    {
+        let mut script = r.paas.script.borrow_mut();
+        script.skipped_scopes.insert("default".into());
+        script.unresolved_tenants = vec!["gone-group".into()];
+    }
+    let store = MemoryStore::with_initial(&launched_state(&[1, 2]));
+    let mut svc = start(no_periodic(10.0), &[&r], &store).await;
+    let metrics = svc.handle.metrics().clone();
+    let gauge = |m: &paas_actors::metrics::Metrics| {
+        m.encode()
+            .expect("encode")
+            .lines()
+            .find(|l| l.starts_with("heptapod_paas_runner_tenants_unresolved{"))
+            .map(str::to_owned)
+    };
+    assert!(svc.until(SEC, 10, |s| s.reconcile_passes == 1).await);
+    assert_eq!(
+        gauge(&metrics).as_deref(),
+        Some("heptapod_paas_runner_tenants_unresolved{runner=\"ra\"} 1")
+    );
+    assert_eq!(svc.stats().await.vanished, 0);
+    // Resolved again: the next pass counts none, and judges everything.
+    {
+        let mut script = r.paas.script.borrow_mut();
+        script.skipped_scopes.clear();
+        script.unresolved_tenants.clear();
+    }
+    svc.supervisor.do_send(Reconcile);
+    assert!(svc.until(SEC, 10, |s| s.reconcile_passes == 2).await);
+    assert_eq!(
+        gauge(&metrics).as_deref(),
+        Some("heptapod_paas_runner_tenants_unresolved{runner=\"ra\"} 0")
+    );
+    assert!(svc.until(SEC, 10, |s| s.vanished == 1).await);
+    svc.stop().await;
+}
+
+#[actix_rt::test]
 async fn a_failed_listing_decides_nothing() {
     tokio::time::pause();
     let world = World::new();
