@@ -10,7 +10,7 @@ use crate::common;
 use common::{assert_no_secret, options, run_to_end, start_runner, stop_ok, tail, wait_until, E2e};
 use heptapod_paas_runner::instance_lock::InstanceLock;
 use paas_sim::clever::{RepoDelay, Timing};
-use paas_sim::coordinator::{JobSpec, JobState};
+use paas_sim::coordinator::{Endpoint, Fault, JobSpec, JobState};
 use paas_sim::world::{RunnerConfigOptions, Tenant, WorldConfig};
 use serde_json::{json, Value};
 use std::ffi::OsStr;
@@ -106,7 +106,10 @@ fn an_unresolvable_tenant_holds_back_no_other_and_is_handled_once_restored() {
     assert!(globex_done, "{}\n{}", e.describe(), tail(&runner.log()));
     for id in first.iter().chain(&more) {
         let log = runner.log();
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&id.to_string())).collect();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&id.to_string()))
+            .collect();
         assert_eq!(
             e.status(*id),
             Some(JobState::Success),
@@ -190,11 +193,25 @@ fn a_short_coordinator_outage_during_a_restart_fails_no_job() {
     assert!(launching, "{}", e.describe());
     stop_ok(&mut runner, STOP);
 
-    // The coordinator answers 502 to everything for the first 2 s.
-    e.world.coordinator().set_down(true);
+    // For the first 2 s of the restart, GitLab answers 502 to every
+    // project and group read (tenants cannot be resolved) while it hands
+    // out new jobs; then everything answers.
+    let coordinator = e.world.coordinator();
+    for endpoint in [
+        Endpoint::Project,
+        Endpoint::Group,
+        Endpoint::GroupAttributes,
+    ] {
+        coordinator.inject_fault(endpoint, Fault::status(502, 100_000));
+    }
+    let ids: Vec<i64> = ids
+        .iter()
+        .copied()
+        .chain((0..4).map(|i| e.world.enqueue(tenant_job(&tenants[i % 2], 500))))
+        .collect();
     let mut runner = start_runner(&config, &e.log("second.log"), &[]);
     std::thread::sleep(Duration::from_secs(2));
-    e.world.coordinator().set_down(false);
+    coordinator.clear_faults();
     let done = e.wait_done(&ids, Duration::from_secs(90));
     assert!(done, "{}\n{}", e.describe(), tail(&runner.log()));
     for id in &ids {

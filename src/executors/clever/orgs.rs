@@ -4,21 +4,24 @@
 //! resolves the organisation again (cached, see `tenants.rs`). A resource
 //! records (and the state file saves) the organisation it was created in;
 //! in multi-tenant mode it is operated on, and listed, in that organisation
-//! even when its group now maps to another one (the old organisation's token
-//! is known when a group mapped to it since start; otherwise the operation
-//! fails transiently with `OrgMoved` and the listing skips that
-//! organisation, so that the resource is neither forgotten nor looked for
-//! elsewhere). Decision for
-//! records whose organisation cannot be resolved (GitLab down, attribute
-//! removed, record written in single-organisation mode): loading still
-//! returns the resource, so the record stays in the state, and every
-//! reconciliation listing skips its tenant (its resources keep their weight
-//! and are not judged) while trying it again, without holding back the
-//! other tenants' listings; a decommission
-//! that cannot find the organisation fails with a *transient* `delete`
-//! error naming the cause ([`kept_for_later`]), so that the decommissioner
-//! keeps retrying (an administrator may fix the attributes meanwhile), and
-//! the record survives restarts until the deletion succeeds.
+//! even when its group now maps to another one (the old organisation's
+//! token is known when a group mapped to it since start; otherwise the
+//! operation fails with `OrgMoved`). While its group cannot be resolved, an
+//! operation fails with the resolution's own error and class (a coordinator
+//! outage stays transient), so that the resource is neither forgotten nor
+//! looked for elsewhere.
+//!
+//! Records whose organisation cannot be resolved (GitLab down, attribute
+//! removed, group renamed or transferred, record written in
+//! single-organisation mode): loading still returns the resource, so the
+//! record stays in the state, and every reconciliation listing skips its
+//! tenant (its resources keep their weight and are not judged) while
+//! trying it again, without holding back the other tenants' listings; a
+//! decommission that cannot find the organisation fails with a *transient*
+//! `delete` error naming the cause ([`kept_for_later`]), so that the
+//! decommissioner keeps retrying (an administrator may fix the attributes
+//! meanwhile), and the record survives restarts until the deletion
+//! succeeds (or `forget` releases it).
 
 use super::api::{OrgAuth, Retries};
 use super::apps::{tenant_error, CleverApps};
@@ -117,18 +120,27 @@ impl CleverApps {
                 .await;
         };
         let namespace = detail.gitlab_namespace.as_deref();
-        match self.org(namespace, Use::Existing).await {
+        let unresolved = match self.org(namespace, Use::Existing).await {
             Ok(org) if org.orga_id == *orga_id => return Ok(org),
-            Ok(org) => warn!(self.logger, "a resource's group now maps to another organisation: \
-                                           the resource stays in its own";
-                             "namespace" => namespace, "orga_id" => orga_id,
-                             "group_orga_id" => &org.orga_id),
-            Err(_) => {}
+            Ok(org) => {
+                warn!(self.logger, "a resource's group now maps to another organisation: \
+                                    the resource stays in its own";
+                      "namespace" => namespace, "orga_id" => orga_id,
+                      "group_orga_id" => &org.orga_id);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(org) = t.org_by_id(orga_id) {
+            return Ok(org);
         }
-        t.org_by_id(orga_id).ok_or_else(|| TenantError::OrgMoved {
+        // The group could not be resolved: its error, with its class (a
+        // coordinator outage stays transient); it resolved to another
+        // organisation: this one's token is unknown.
+        Err(unresolved.unwrap_or_else(|| TenantError::OrgMoved {
             namespace: namespace.unwrap_or_default().to_string(),
             orga_id: orga_id.clone(),
-        })
+        }))
     }
 
     /// The organisation a new application for `job` would be created in,
