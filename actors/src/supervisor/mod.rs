@@ -33,6 +33,7 @@ mod drain;
 mod lifecycle;
 mod liveness;
 mod monitoring;
+mod not_ours;
 mod persistence;
 mod poll_slot;
 mod polling;
@@ -186,8 +187,9 @@ pub struct Supervisor {
     drain_tx: watch::Sender<bool>,
     draining: bool,
     /// Resources (runner, id) found named like this runner's whose running
-    /// job is not this runner's: warned about once, then left alone.
-    not_ours: HashSet<(usize, String)>,
+    /// job is not this runner's: warned about once, then left alone
+    /// without being identified again (bounded).
+    not_ours: not_ours::NotOurs,
     drained_sent: bool,
     polls_in_flight: usize,
     tasks: usize,
@@ -264,7 +266,7 @@ impl Supervisor {
             ops: OpRegistry::default(),
             drain_tx,
             draining: false,
-            not_ours: HashSet::new(),
+            not_ours: not_ours::NotOurs::default(),
             drained_sent: false,
             polls_in_flight: 0,
             tasks: 0,

@@ -119,6 +119,10 @@ impl Supervisor {
                     if forgotten.contains(&resource.name) {
                         slog::debug!(log, "reconciliation: resource decommissioned meanwhile";
                                      "job_id" => job_id, "app" => resource.id);
+                    } else if self.not_ours.contains(i, &resource.id) {
+                        slog::debug!(log, "reconciliation: resource known not to be this \
+                                           runner's; left alone";
+                                     "job_id" => job_id, "app" => resource.id);
                     } else {
                         unknown.push((job_id, resource));
                     }
@@ -278,7 +282,7 @@ impl Supervisor {
         log: &slog::Logger,
     ) {
         let (answered_job, answered_runner) = answered;
-        if self.not_ours.insert((i, resource.id.clone())) {
+        if self.not_ours.insert(i, &resource.id) {
             slog::warn!(log, "reconciliation: resource named like this runner's \
                               holds a running job that the coordinator does not \
                               show as this runner's job of that id; neither \
