@@ -184,6 +184,11 @@ impl CleverApps {
             (Tenancy::Multi { .. }, None) => return ListedOrgs::default(),
             (Tenancy::Multi { .. }, Some(t)) => t,
         };
+        // An organisation dropped from the resolver's bounded cache may
+        // hold tracked resources: resolved again like a loaded one.
+        for (group, orga_id) in t.take_dropped() {
+            self.unresolved.borrow_mut().insert((group, Some(orga_id)));
+        }
         let pending: Vec<_> = self.unresolved.borrow().iter().cloned().collect();
         let mut unresolved = Vec::new();
         for (namespace, orga_id) in pending {
