@@ -153,6 +153,9 @@ impl TenantError {
     }
 }
 
+/// A group and the organisation (with its token) it mapped to.
+type GroupOrg = (String, OrgAuth);
+
 /// Resolves and caches tenants' organisations.
 pub struct TenantResolver {
     attributes: Rc<dyn GroupAttributes>,
@@ -171,7 +174,7 @@ pub struct TenantResolver {
     /// [`CACHE_CAPACITY`]: the one resolved longest ago is dropped, and
     /// handed to [`TenantResolver::take_dropped`] so that listings resolve
     /// it again rather than miss it.
-    by_org: RefCell<BTreeMap<String, (Instant, (String, OrgAuth))>>,
+    by_org: RefCell<BTreeMap<String, (Instant, GroupOrg)>>,
     /// `(group, organisation id)` dropped from `by_org`, not yet taken.
     dropped: RefCell<Vec<(String, String)>>,
 }
