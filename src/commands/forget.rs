@@ -9,7 +9,8 @@
 //! Refused while a service holds the state file's lock (the service would
 //! write its own state back); the file is then read, the entry removed and
 //! the file replaced atomically (as the service's store writes it: mode
-//! 0600, given to the state directory's owner when run as root). What is
+//! 0600), then, run as root, given to the state directory's owner (opened
+//! without following a link, and only a plain file with one name). What is
 //! released is told before the write and logged after it; an unknown id
 //! lists the ids the file tracks (never a token).
 
@@ -19,6 +20,7 @@ use crate::instance_lock::{InstanceLock, LockError};
 use crate::state_owner::give_to_directory_owner;
 use paas_actors::state::{read_state_file, write_atomic, HandleRecord, Snapshot, StateError};
 use slog::{info, Logger};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Most resource ids an "unknown id" message lists.
@@ -184,7 +186,19 @@ fn write(path: &Path, snapshot: &Snapshot) -> Result<(), ForgetError> {
     write_atomic(path, &bytes).map_err(|e| failed(e.to_string()))?;
     let directory = crate::instance_lock::state_directory(path);
     let dir_meta = std::fs::metadata(&directory).map_err(|e| failed(e.to_string()))?;
-    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    // The directory's owner may swap the new file for a link meanwhile:
+    // never follow one, and give only a plain file with one name.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .map_err(|e| failed(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Err(failed(
+            "it was replaced by something else than a plain file with one name".to_string(),
+        ));
+    }
     give_to_directory_owner(&file, &dir_meta).map_err(|e| failed(e.to_string()))
 }
 
