@@ -89,7 +89,7 @@ use crate::state::StateStore;
 use crate::trace_watcher::WatchTrace;
 use actix::prelude::*;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,6 +185,11 @@ pub struct Supervisor {
     persist: WriteQueue<Waiter>,
     ops: OpRegistry,
     drain_tx: watch::Sender<bool>,
+    /// Bumped when a reconciliation pass lists a scope its runner's
+    /// previous pass skipped: waiting deletions are tried at once.
+    retry_deletions: watch::Sender<u64>,
+    /// The scopes each runner's last listing skipped.
+    skipped_scopes: HashMap<usize, Vec<String>>,
     draining: bool,
     /// Resources (runner, id) found named like this runner's whose running
     /// job is not this runner's: warned about once, then left alone
@@ -252,6 +257,7 @@ impl Supervisor {
             r.poll = PollSlot::new(policy, seed);
         }
         let (drain_tx, _) = watch::channel(false);
+        let (retry_deletions, _) = watch::channel(0);
         let checks = CheckSchedule::new(settings.job_progress_poll_interval);
         let runners_count = runners.len();
         Supervisor {
@@ -265,6 +271,8 @@ impl Supervisor {
             persist: WriteQueue::default(),
             ops: OpRegistry::default(),
             drain_tx,
+            retry_deletions,
+            skipped_scopes: HashMap::new(),
             draining: false,
             not_ours: not_ours::NotOurs::default(),
             drained_sent: false,

@@ -86,6 +86,7 @@ impl Supervisor {
             runner: i,
             count: unresolved.len(),
         });
+        self.nudge_if_found_again(i, &skipped);
         let Some(paas) = self.runners.get(i).map(|r| r.paas.clone()) else {
             return;
         };
@@ -134,6 +135,21 @@ impl Supervisor {
                     "listed" => listed_count, "unknown" => unknown.len());
         self.schedule_polls(ctx);
         self.identify_unknown(i, unknown, log, ctx);
+    }
+
+    /// Remembers the scopes runner `i`'s listing `skipped`; when one its
+    /// previous listing skipped is listed again, deletions waiting after a
+    /// transient error are tried at once (the organisation a delete needed
+    /// is known again).
+    fn nudge_if_found_again(&mut self, i: usize, skipped: &[String]) {
+        let before = self.skipped_scopes.insert(i, skipped.to_vec());
+        let found_again = before
+            .unwrap_or_default()
+            .iter()
+            .any(|scope| !skipped.contains(scope));
+        if found_again {
+            self.retry_deletions.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Runner `i`'s jobs as [`plan`] sees them. A resource is judged only
