@@ -52,14 +52,29 @@ fn an_unresolvable_tenant_holds_back_no_other_and_is_handled_once_restored() {
         tenants: vec!["acme".into(), "globex".into()],
         ..WorldConfig::default()
     });
+    let address = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        l.local_addr().expect("local address").to_string()
+    };
     let config = e.write_config(
         RunnerConfigOptions {
             multi_tenant: true,
             quota_jobs: 6,
             ..options()
         },
-        &[],
+        &[
+            ("listen_address", toml::Value::String(address.clone())),
+            ("reconcile_interval", toml::Value::Integer(2)),
+        ],
     );
+    // The `tenants_unresolved` gauge's value, as /metrics serves it.
+    let unresolved_gauge = || {
+        let (_, body) = common::get(&address, "/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with("heptapod_paas_runner_tenants_unresolved{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
     let tenants = e.world.tenants().to_vec();
     let (acme, globex) = (&tenants[0], &tenants[1]);
     // Jobs long enough to be running across the stop.
@@ -127,6 +142,7 @@ fn an_unresolvable_tenant_holds_back_no_other_and_is_handled_once_restored() {
         tail(&log)
     );
     assert!(!log.contains("cannot list the resources"), "{}", tail(&log));
+    assert_eq!(unresolved_gauge(), Some(1.0), "{}", tail(&log));
     // `verify` names the tenant and says the cause is permanent.
     let arg = config.display().to_string();
     let (code, stdout, stderr) = run(&["verify", &arg]);
@@ -154,6 +170,12 @@ fn an_unresolvable_tenant_holds_back_no_other_and_is_handled_once_restored() {
         STEP,
     );
     assert!(cleaned, "{}\n{}", e.describe(), tail(&runner.log()));
+    let counted_none = wait_until(
+        || unresolved_gauge() == Some(0.0),
+        Duration::from_secs(10),
+        STEP,
+    );
+    assert!(counted_none, "{:?}", unresolved_gauge());
     e.assert_clean(first.len() + more.len());
     stop_ok(&mut runner, STOP);
     assert_no_secret(&e.world, &runner.log(), &[]);
