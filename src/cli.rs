@@ -53,6 +53,11 @@ pub enum Command {
     /// from the configuration file (refused while a service uses its state
     /// file).
     Unregister(UnregisterArgs),
+    /// Release a tracked resource by hand: its entry (job and weight) leaves
+    /// the state file, so that the service no longer waits for it nor tries
+    /// to delete it; the resource itself is not touched. Refused while a
+    /// service uses the state file: stop it first.
+    Forget(ForgetArgs),
     /// Write the man page and the bash, zsh and fish completions into a
     /// directory (for packaging; hidden from `--help`).
     #[structopt(name = "generate-cli-docs", setting = AppSettings::Hidden)]
@@ -60,7 +65,15 @@ pub enum Command {
 }
 
 /// The command words, for the "no such command" suggestion.
-pub const COMMANDS: &[&str] = &["run", "register", "check", "verify", "list", "unregister"];
+pub const COMMANDS: &[&str] = &[
+    "run",
+    "register",
+    "check",
+    "verify",
+    "list",
+    "unregister",
+    "forget",
+];
 
 /// Commands hidden from `--help` (and from the suggestion).
 pub const HIDDEN_COMMANDS: &[&str] = &["generate-cli-docs"];
@@ -165,6 +178,23 @@ pub struct UnregisterArgs {
     /// Unregister every runner section.
     #[structopt(long = "all")]
     pub all: bool,
+
+    #[structopt(flatten)]
+    pub log: LogArgs,
+}
+
+/// `forget` options.
+#[derive(Debug, StructOpt)]
+pub struct ForgetArgs {
+    #[structopt(flatten)]
+    pub config: ConfigFile,
+
+    /// The id of the resource to release, as the state file and the logs
+    /// name it (`app` field: a Clever Cloud `app_…` id, a local-docker
+    /// image name). `verify` and the logs name the resources the service
+    /// cannot operate on.
+    #[structopt(long = "resource", value_name = "ID")]
+    pub resource: String,
 
     #[structopt(flatten)]
     pub log: LogArgs,
@@ -331,6 +361,7 @@ impl Command {
             Command::Check(args) => &args.log,
             Command::Verify(args) | Command::List(args) => &args.log,
             Command::Unregister(args) => &args.log,
+            Command::Forget(args) => &args.log,
             Command::GenerateCliDocs(args) => &args.log,
         }
     }
@@ -590,6 +621,24 @@ mod tests {
             parse(&["heptapod-paas-runner", "unregister", "c.toml", "--all"]),
             Ok(Command::Unregister(_))
         ));
+        match parse(&[
+            "heptapod-paas-runner",
+            "forget",
+            "-c",
+            "c.toml",
+            "--resource",
+            "app_1",
+        ])
+        .expect("forget")
+        {
+            Command::Forget(a) => {
+                assert_eq!(a.resource, "app_1");
+                assert_eq!(a.config.path(), std::path::Path::new("c.toml"));
+            }
+            other => panic!("expected forget, got {other:?}"),
+        }
+        // The resource is required.
+        assert!(parse(&["heptapod-paas-runner", "forget", "c.toml"]).is_err());
         // One of --name / --all, not both.
         assert!(parse(&["heptapod-paas-runner", "unregister", "c.toml"]).is_err());
         assert!(parse(&[

@@ -53,6 +53,7 @@ fn dispatch(command: Command, logging: &mut Logging, level: Level) -> Result<(),
         Command::Verify(args) => commands::verify::run(&args, logging, level)?,
         Command::List(args) => commands::list::run(&args)?,
         Command::Unregister(args) => commands::unregister::run(&args)?,
+        Command::Forget(args) => commands::forget::run(&args, &logging.logger)?,
         Command::GenerateCliDocs(args) => cli_docs::run(&args)?,
     }
     Ok(())

@@ -203,7 +203,7 @@ impl Reloads {
         let new = loaded.config;
         let restart = restart_needed(&self.applied, &new);
         let new = self.keep_what_needs_a_restart(new);
-        let message = self.diff(&new, restart, &system_id)?;
+        let message = self.diff(&new, restart, &system_id).await?;
         Ok((new, message))
     }
 
@@ -225,8 +225,8 @@ impl Reloads {
 
     /// The message of a reload from the applied configuration to `new`:
     /// the settings, the runners added (their ports built here, on the
-    /// service's thread, without I/O), changed and removed.
-    fn diff(
+    /// service's thread, each learning its runner id), changed and removed.
+    async fn diff(
         &self,
         new: &Config,
         restart_needed: Vec<&'static str>,
@@ -248,6 +248,7 @@ impl Reloads {
             };
             let ports =
                 wiring::runner_ports(new, index, runner, system_id, &self.metrics, &self.logger)
+                    .await
                     .map_err(|e| e.to_string())?;
             added.push(ports);
         }

@@ -7,9 +7,11 @@
 //! commands as root: a file root created there would be unreadable by the
 //! service, which then could not start. So:
 //!
-//! - `unregister` (the one command besides `run` that creates a file
-//!   there: the lock) gives what it creates to the directory's owner
-//!   ([`give_to_directory_owner`], used by `crate::instance_lock`);
+//! - `unregister` and `forget` (the commands besides `run` that create
+//!   files there: the lock, and for `forget` the state file it rewrites)
+//!   give what they create to the directory's owner
+//!   ([`give_to_directory_owner`], used by `crate::instance_lock` and
+//!   `commands::forget`);
 //! - `run` as root in a directory owned by another user is refused, with
 //!   the command to run instead ([`refuse_root_in_foreign_directory`]).
 //!

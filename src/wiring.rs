@@ -181,9 +181,11 @@ pub async fn build(
 }
 
 /// The ports of runner section number `index` of `config`, for a runner a
-/// reload adds (SIGHUP): built on the service's thread, without I/O (the
-/// system id was read with the file).
-pub fn runner_ports(
+/// reload adds (SIGHUP): built on the service's thread (the system id was
+/// read with the file); the runner then learns its runner id as the
+/// start-up's runners do (remembered beside `config`'s state file, else
+/// `POST /runners/verify`), so that reconciliation can prove its jobs.
+pub async fn runner_ports(
     config: &Config,
     index: usize,
     runner: &RunnerConfig,
@@ -191,7 +193,19 @@ pub fn runner_ports(
     metrics: &Arc<Metrics>,
     logger: &Logger,
 ) -> Result<RunnerPorts, WiringError> {
-    build_runner(config, index, runner, system_id, metrics, logger).map(|b| b.ports)
+    let b = build_runner(config, index, runner, system_id, metrics, logger)?;
+    if let Some(state_file) = &config.state_file {
+        let runner_logger = logger.new(o!("runner" => runner.unique_name.clone()));
+        learn_runner_id(
+            &b.gitlab,
+            &runner_ids_path(state_file),
+            &runner.unique_name,
+            &runner.token,
+            &runner_logger,
+        )
+        .await;
+    }
+    Ok(b.ports)
 }
 
 fn build_runner(

@@ -2,7 +2,9 @@
 //!
 //! It deletes the resource, retrying with a jittered exponential back-off
 //! ([`crate::backoff`]; bounded delay; attempts go on while the service
-//! runs, because giving up would leak a billed resource). A resource already gone counts as success (the
+//! runs, because giving up would leak a billed resource; a wait after a
+//! transient error ends early when a reconciliation pass lists again a
+//! scope it had to skip, see [`Decommission::retry_now`]). A resource already gone counts as success (the
 //! port says so). The delete call is uninterruptible; the waits between
 //! attempts end on drain, leaving the resource in `to_decommission` for the
 //! next process.
@@ -20,6 +22,7 @@ use crate::messages::{DecommissionRefused, DecommissionStopped, ResourceDecommis
 use crate::ports::{PaasErrorClass, Resource};
 use crate::shutdown::OpSubject;
 use crate::untrusted::untrusted;
+use tokio::sync::watch;
 
 /// Deletes one resource (see the module documentation), waiting per
 /// `backoff` between attempts after a transient error and per `refused`
@@ -31,6 +34,11 @@ pub(crate) struct Decommission {
     pub backoff: LazyBackoff,
     /// The waits after a refusal (a permanent error).
     pub refused: LazyBackoff,
+    /// Ends a wait after a transient error early when it changes: a
+    /// reconciliation pass found again a scope it had to skip (the
+    /// organisation of a tenant resolves again), so a delete that failed
+    /// for want of it is tried at once rather than after its back-off.
+    pub retry_now: Option<watch::Receiver<u64>>,
 }
 
 impl JobTask for Decommission {
@@ -42,6 +50,7 @@ impl JobTask for Decommission {
             resource,
             mut backoff,
             mut refused,
+            mut retry_now,
         } = self;
         let key = jc.key;
         let mut attempt: u32 = 0;
@@ -52,6 +61,7 @@ impl JobTask for Decommission {
                 .begin(jc.runner_name.clone(), OpSubject::Job(key), "decommission");
             let res = jc.paas.decommission(&resource).await;
             drop(op);
+            let mut nudgeable = false;
             let delay = match res {
                 Ok(()) => {
                     slog::info!(jc.logger, "resource decommissioned"; "app" => &resource.id);
@@ -72,6 +82,7 @@ impl JobTask for Decommission {
                     delay
                 }
                 Err(e) => {
+                    nudgeable = true;
                     let delay = backoff.next_delay();
                     slog::error!(jc.logger, "could not decommission the resource";
                                  "app" => &resource.id, "attempt" => attempt, "error" => %untrusted(&e),
@@ -79,7 +90,26 @@ impl JobTask for Decommission {
                     delay
                 }
             };
-            if jc.interrupts.sleep(delay).await.is_some() {
+            let nudge = async {
+                match retry_now.as_mut() {
+                    Some(rx) if nudgeable => {
+                        if rx.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    _ => std::future::pending::<()>().await,
+                }
+            };
+            let interrupted = tokio::select! {
+                i = jc.interrupts.sleep(delay) => i.is_some(),
+                () = nudge => {
+                    slog::info!(jc.logger, "a reconciliation pass found the resource's scope \
+                                            again; deleting it now";
+                                "app" => &resource.id);
+                    false
+                }
+            };
+            if interrupted {
                 jc.supervisor.tell(DecommissionStopped { key });
                 return;
             }
@@ -113,6 +143,7 @@ mod tests {
             resource: resource(),
             backoff: policy(),
             refused: long(),
+            retry_now: None,
         }
     }
 

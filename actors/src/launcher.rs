@@ -2,8 +2,10 @@
 //!
 //! Record the resource name (write-ahead), create, record the
 //! resource, prepare, launch, record again. A job resumed from a `creating`
-//! marker first looks for its resource by name; when the listing does not
-//! show it, the launcher waits `creating_grace` and lists once more before
+//! marker first looks for its resource by name (`Paas::find_resource`: a
+//! transient error of the look-up, a coordinator or PAAS outage during the
+//! restart, is retried with back-off within `create_retry_budget`, never
+//! failing the job at once); when the look-up does not show it, the launcher waits `creating_grace` and lists once more before
 //! creating, because the previous process's create may still be landing at
 //! the PAAS (its answer lost with the process): this narrows the window in
 //! which a restart makes a duplicate. A duplicate that still slips through
@@ -225,7 +227,7 @@ async fn provision(
     let resumed = resume_creating.is_some();
     let name = resume_creating.unwrap_or_else(|| jc.paas.resource_name(jc.job.id));
     let found = if resumed {
-        find_on_resume(jc, &name, creating_grace).await?
+        find_on_resume(jc, retry, &name, creating_grace).await?
     } else {
         record_creating(jc, &name).await?;
         None
@@ -253,14 +255,15 @@ async fn provision(
 /// (the previous process's create may still be landing).
 async fn find_on_resume(
     jc: &mut JobCtx,
+    retry: Retry,
     name: &str,
     grace: Duration,
 ) -> Result<Option<Resource>, LaunchEnd> {
-    let create_failed =
-        |e: PaasError| LaunchEnd::Failed(LaunchFailureReason::Create, e.to_string());
-    let mut found = find_by_name(jc, name).await.map_err(create_failed)?;
+    let mut found = find_retrying(jc, retry, name)
+        .await
+        .map_err(|e| LaunchEnd::of_call(e, LaunchFailureReason::Create))?;
     if found.is_none() {
-        found = look_again_after_grace(jc, name, grace)
+        found = look_again_after_grace(jc, retry, name, grace)
             .await
             .map_err(|e| LaunchEnd::of_call(e, LaunchFailureReason::Create))?;
     }
@@ -407,7 +410,7 @@ async fn create_resource(
             slog::warn!(jc.logger, "PAAS error at create; no more attempts";
                         "attempt" => attempt, "error" => %e,
                         "budget_s" => crate::ports::Seconds(retry.create_budget));
-            return match look_again_after_grace(jc, name, grace).await? {
+            return match look_again_after_grace(jc, retry, name, grace).await? {
                 Some(r) => Ok(r),
                 None => Err(CallEnd::Failed(e)),
             };
@@ -419,12 +422,41 @@ async fn create_resource(
         if let Some(i) = jc.interrupts.sleep(delay).await {
             return Err(CallEnd::Stopped(i));
         }
-        match find_by_name(jc, name).await {
-            Ok(Some(r)) => return Ok(r),
-            Ok(None) => {}
-            Err(e) => return Err(CallEnd::Failed(e)),
+        if let Some(r) = find_retrying(jc, retry, name).await? {
+            return Ok(r);
         }
         attempt += 1;
+    }
+}
+
+/// Looks for the resource named `name`; a transient error (the PAAS or
+/// the coordinator answering 5xx during a restart) is retried with
+/// back-off within `create_budget` from the first attempt, the waits ending
+/// on drain or cancellation. A permanent error, or a transient one beyond
+/// the budget, ends the look-up.
+async fn find_retrying(
+    jc: &mut JobCtx,
+    retry: Retry,
+    name: &str,
+) -> Result<Option<Resource>, CallEnd> {
+    let mut backoff = retry.backoff();
+    let first = tokio::time::Instant::now();
+    loop {
+        let e = match find_by_name(jc, name).await {
+            Ok(found) => return Ok(found),
+            Err(e) if e.class == PaasErrorClass::Permanent => return Err(CallEnd::Failed(e)),
+            Err(e) => e,
+        };
+        let delay = backoff.next_delay();
+        if first.elapsed() + delay > retry.create_budget {
+            return Err(CallEnd::Failed(e));
+        }
+        slog::warn!(jc.logger, "transient error looking for the job's resource by name; \
+                                retrying";
+                    "error" => %untrusted(&e), "retry_in_s" => delay.as_secs_f64());
+        if let Some(i) = jc.interrupts.sleep(delay).await {
+            return Err(CallEnd::Stopped(i));
+        }
     }
 }
 
@@ -432,6 +464,7 @@ async fn create_resource(
 /// resource named `name` once more.
 async fn look_again_after_grace(
     jc: &mut JobCtx,
+    retry: Retry,
     name: &str,
     grace: Duration,
 ) -> Result<Option<Resource>, CallEnd> {
@@ -444,17 +477,15 @@ async fn look_again_after_grace(
     if let Some(i) = jc.interrupts.sleep(grace).await {
         return Err(CallEnd::Stopped(i));
     }
-    find_by_name(jc, name).await.map_err(CallEnd::Failed)
+    find_retrying(jc, retry, name).await
 }
 
-/// The resource named `name`, if the listing shows it: by its name, or by
-/// its id when that is the name (an executor whose ids are names lists a
-/// resource created under an older identity of the runner with today's
-/// name and the old one as id). A listing error keeps its class: a
+/// The resource named `name`, if the PAAS shows it
+/// ([`crate::ports::Paas::find_resource`]). An error keeps its class: a
 /// permanent one (a bad token) is not retried.
 async fn find_by_name(jc: &JobCtx, name: &str) -> Result<Option<Resource>, PaasError> {
-    match jc.paas.list_resources().await {
-        Ok(list) => Ok(list.into_iter().find(|r| r.name == name || r.id == name)),
+    match jc.paas.find_resource(&jc.job, name).await {
+        Ok(found) => Ok(found),
         Err(e) => Err(PaasError {
             action: "find-by-name".into(),
             message: format!("could not look for resource {name}: {e}"),
@@ -554,5 +585,59 @@ mod tests {
                 .any(|e| matches!(e, Event::LaunchFailed(m) if m.contains("bad token"))),
             "{events:?}"
         );
+    }
+
+    #[actix_rt::test]
+    async fn a_transient_look_up_error_on_resume_is_retried_and_fails_no_job() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        let down = || {
+            PaasError::transient(
+                "find-orga",
+                "the organisation of a tracked resource is unknown now: 502",
+            )
+        };
+        paas.fail(Step::List, [down(), down()]);
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        let resume = Some("hpd-job-r-1".to_string());
+        JobActor::start(jc, task(resume, Duration::from_secs(5)));
+        assert!(h.until_ended(STEP, 60).await);
+        // Two failed look-ups, then the one that answers, then the look
+        // again after the grace; then the create.
+        assert_eq!(paas.calls(Step::List), 4);
+        assert_eq!(paas.calls(Step::Create), 1);
+        let events = h.events();
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::LaunchFailed(_))),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Provisioned(_))),
+            "{events:?}"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_transient_look_up_error_beyond_the_create_budget_fails_the_job() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        let down = || PaasError::transient("list", "502");
+        paas.fail(Step::List, std::iter::repeat_with(down).take(200));
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        let resume = Some("hpd-job-r-1".to_string());
+        JobActor::start(jc, task(resume, Duration::from_secs(5)));
+        assert!(h.until_ended(STEP, 200).await);
+        // The budget (60 s) at waits of 1 s then 2 s: bounded.
+        let calls = paas.calls(Step::List);
+        assert!((2..=62).contains(&calls), "{calls}");
+        assert_eq!(paas.calls(Step::Create), 0);
+        assert!(h
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::LaunchFailed(m) if m.contains("502"))));
     }
 }

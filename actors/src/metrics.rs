@@ -359,6 +359,7 @@ pub struct Metrics {
     /// The series computed at scrape time (resource seconds, refused
     /// deletions).
     live: std::sync::Arc<live::Live>,
+    tenants_unresolved: Family<RunnerLabel, Gauge>,
     /// Jobs whose life ended: counted for the state dump and the tests,
     /// not exported.
     completed: Counter,
@@ -444,6 +445,7 @@ impl Metrics {
             job_duration: Histogram::new(JOB_DURATION_BUCKETS),
             log_records: Family::default(),
             live: std::sync::Arc::default(),
+            tenants_unresolved: Family::default(),
             completed: Counter::default(),
             reconcile_passes: Counter::default(),
         };
@@ -514,6 +516,8 @@ impl Metrics {
                 "Time from a job's acquisition to the coordinator saying it is over";
             log_records: "errors",
                 "Log records at level ERROR (CRITICAL included) and WARN";
+            tenants_unresolved: "tenants_unresolved",
+                "Tenants (top-level groups) of tracked resources whose organisation cannot be found at the last reconciliation pass, for a reason that needs someone to act";
         }
         r.register_collector(Box::new(live::LiveCollector(self.live.clone())));
         for level in [LogLevel::Error, LogLevel::Warn] {
@@ -592,6 +596,7 @@ impl Metrics {
         if let Ok(mut removed) = self.removed_runners.lock() {
             removed.remove(runner);
         }
+        self.tenants_unresolved.get_or_create(&r).inc_by(0);
         for reason in LaunchFailureReason::ALL {
             self.launch_failures
                 .get_or_create(&RunnerReason {
@@ -635,6 +640,7 @@ impl Metrics {
         }
         self.jobs_acquired.remove(&r);
         self.standby_resources.remove(&r);
+        self.tenants_unresolved.remove(&r);
         for resource in LAUNCHED_ON {
             self.jobs_launched.remove(&RunnerResource {
                 runner: owned(),
@@ -937,6 +943,13 @@ impl Metrics {
         self.trace_watch_token_refused
             .get_or_create(&runner_label(runner))
             .set(i64::from(refused));
+    }
+
+    /// How many tenants of `runner` cannot be resolved (permanently) now.
+    pub(crate) fn set_tenants_unresolved(&self, runner: &str, count: usize) {
+        self.tenants_unresolved
+            .get_or_create(&runner_label(runner))
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// One failed deletion of a resource of `runner`; `class` is a fixed

@@ -314,6 +314,10 @@ pub struct Listing {
     /// The scopes that could not be listed (their resources are neither
     /// listed nor to be judged missing).
     pub skipped: Vec<String>,
+    /// The tenants (top-level groups) whose scope cannot be found for a
+    /// reason that needs someone to act (attributes removed, group renamed
+    /// or transferred, access refused); tried again at every pass.
+    pub unresolved: Vec<String>,
 }
 
 /// How a PAAS error should be treated.
@@ -412,6 +416,27 @@ pub trait Paas {
     /// this runner's prefix), for reconciliation.
     fn list_resources(&self) -> PortFuture<'_, Result<Vec<Resource>, PaasError>>;
 
+    /// The resource of `job` named `name`, if it exists now: the look-up
+    /// after a create that may have taken effect (a lost answer, a create
+    /// sent by a previous process). Only the resources `job`'s could be
+    /// among need to be looked at (for clever-docker in multi-tenant mode,
+    /// the organisation of the job's group), so that another tenant's
+    /// trouble never fails this job. The default looks through
+    /// [`Paas::list_resources`], by name or by id (an executor whose ids
+    /// are names lists a resource created under an older identity of the
+    /// runner with today's name and the old one as id).
+    fn find_resource<'a>(
+        &'a self,
+        job: &'a Job,
+        name: &'a str,
+    ) -> PortFuture<'a, Result<Option<Resource>, PaasError>> {
+        let _ = job;
+        Box::pin(async move {
+            let list = self.list_resources().await?;
+            Ok(list.into_iter().find(|r| r.name == name || r.id == name))
+        })
+    }
+
     /// The listing of reconciliation: like [`Paas::list_resources`], but a
     /// scope (a Clever organisation) that cannot be listed is skipped and
     /// named in [`Listing::skipped`] instead of failing the whole listing.
@@ -420,7 +445,7 @@ pub trait Paas {
         Box::pin(async move {
             Ok(Listing {
                 resources: self.list_resources().await?,
-                skipped: Vec::new(),
+                ..Listing::default()
             })
         })
     }

@@ -396,6 +396,8 @@ pub struct PaasScript {
     /// Scopes `list_resources_by_scope` cannot list. A resource's scope is
     /// its `detail["scope"]` string, `"default"` without one.
     pub skipped_scopes: std::collections::BTreeSet<String>,
+    /// Tenants `list_resources_by_scope` names as unresolved.
+    pub unresolved_tenants: Vec<String>,
     /// Errors returned by every call of a step for one job, after the
     /// scripted `errors`.
     pub always: HashMap<(Step, i64), PaasError>,
@@ -638,6 +640,7 @@ impl Paas for FakePaas {
                     })
                     .collect(),
                 skipped: skipped.into_iter().collect(),
+                unresolved: self.script.borrow().unresolved_tenants.clone(),
             })
         })
     }

@@ -3,6 +3,7 @@
 //! each error (the codes and their meaning: `crate::exit`).
 
 use super::check::CheckError;
+use super::forget::ForgetError;
 use super::list::ListError;
 use super::register::RegisterError;
 use super::run::RunError;
@@ -38,6 +39,9 @@ pub enum CommandError {
     /// `unregister`.
     #[error(transparent)]
     Unregister(#[from] UnregisterError),
+    /// `forget`.
+    #[error(transparent)]
+    Forget(#[from] ForgetError),
     /// `generate-cli-docs`.
     #[error(transparent)]
     CliDocs(#[from] CliDocsError),
@@ -54,6 +58,7 @@ impl CommandError {
             CommandError::Check(CheckError::Online(e)) | CommandError::Verify(e) => verify_exit(e),
             CommandError::List(ListError::Config(_)) => Exit::Usage,
             CommandError::Unregister(e) => unregister_exit(e),
+            CommandError::Forget(e) => forget_exit(e),
             CommandError::CliDocs(_) => Exit::Failure,
         }
     }
@@ -90,6 +95,8 @@ impl CommandError {
                 eprintln!("heptapod-paas-runner: {e}")
             }
             CommandError::List(e) => eprintln!("heptapod-paas-runner: {e}"),
+            CommandError::Forget(ForgetError::Config(e)) => eprintln!("heptapod-paas-runner: {e}"),
+            CommandError::Forget(e) => eprintln!("heptapod-paas-runner forget: {e}"),
             CommandError::CliDocs(e) => eprintln!("heptapod-paas-runner: {e}"),
         }
     }
@@ -213,6 +220,17 @@ fn unregister_exit(e: &UnregisterError) -> Exit {
 
 /// A state directory to fix is the operator's; a running holder is not a
 /// configuration mistake.
+fn forget_exit(e: &ForgetError) -> Exit {
+    match e {
+        ForgetError::Config(_) | ForgetError::NoStateFile | ForgetError::Unknown { .. } => {
+            Exit::Usage
+        }
+        ForgetError::Lock(e) => lock_exit(e),
+        ForgetError::State(e) => state_exit(e),
+        ForgetError::Write { .. } => Exit::Failure,
+    }
+}
+
 fn lock_exit(e: &LockError) -> Exit {
     match e {
         LockError::Directory { .. }

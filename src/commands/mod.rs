@@ -1,7 +1,7 @@
 //! The commands: `run` (the service), `register`, `check` (offline
 //! validation), `verify` (credentials and flavors, online), `list` (the
-//! runner sections) and `unregister` (coordinator call and section
-//! removal). Each returns its own error type; `main` dispatches, and
+//! runner sections), `unregister` (coordinator call and section
+//! removal) and `forget` (a tracked resource released by hand). Each returns its own error type; `main` dispatches, and
 //! [`CommandError`] reports the error and gives the exit code.
 
 use crate::cli::LogArgs;
@@ -12,6 +12,7 @@ use std::path::Path;
 
 pub mod check;
 mod error;
+pub mod forget;
 pub mod known_tenants;
 pub mod list;
 pub mod register;

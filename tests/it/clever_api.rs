@@ -715,7 +715,54 @@ async fn state_round_trip_is_python_compatible() {
 
 /// Group attributes from a table; namespaces not in it answer 404.
 /// Project `n` is in the namespace `PROJECTS[n]`.
+#[derive(Clone)]
 struct Attrs(HashMap<String, Vec<(String, String)>>);
+
+/// [`Attrs`] that a test changes: a group's attributes removed or restored,
+/// GitLab down (every answer a 502).
+struct SwitchAttrs {
+    table: std::cell::RefCell<Attrs>,
+    down: std::cell::Cell<bool>,
+}
+
+impl SwitchAttrs {
+    /// A copy of the table now, or the 502 of a GitLab that is down.
+    fn now(&self) -> Result<Attrs, CoordinatorError> {
+        if self.down.get() {
+            return Err(CoordinatorError::Unavailable {
+                detail: "HTTP 502".into(),
+                retry_after: None,
+            });
+        }
+        Ok(self.table.borrow().clone())
+    }
+}
+
+impl GroupAttributes for SwitchAttrs {
+    fn group_by_path<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> PortFuture<'a, Result<GroupInfo, CoordinatorError>> {
+        let now = self.now();
+        Box::pin(async move { now?.group_by_path(path).await })
+    }
+
+    fn project_namespace(
+        &self,
+        project_id: i64,
+    ) -> PortFuture<'_, Result<String, CoordinatorError>> {
+        let now = self.now();
+        Box::pin(async move { now?.project_namespace(project_id).await })
+    }
+
+    fn group_custom_attributes<'a>(
+        &'a self,
+        group_path: &'a str,
+    ) -> PortFuture<'a, Result<Vec<(String, String)>, CoordinatorError>> {
+        let now = self.now();
+        Box::pin(async move { now?.group_custom_attributes(group_path).await })
+    }
+}
 
 const PROJECTS: [&str; 4] = ["acme/sub", "half", "ghost", "beta/app"];
 
@@ -963,6 +1010,91 @@ async fn an_organisation_that_cannot_be_listed_is_skipped() {
     // The strict listing still fails as a whole.
     let e = ex.list_resources().await.expect_err("strict");
     assert_eq!(e.class, PaasErrorClass::Permanent);
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_tenant_that_cannot_be_resolved_is_skipped_and_tried_again_at_every_listing() {
+    let h = Harness::start().await;
+    h.with(|m| {
+        m.tokens.insert("tok-acme".into(), "orga_acme".into());
+        m.tokens.insert("tok-beta".into(), "orga_beta".into());
+    });
+    let mut table = HashMap::new();
+    for (ns, orga, token) in [
+        ("acme", "orga_acme", "tok-acme"),
+        ("beta", "orga_beta", "tok-beta"),
+    ] {
+        table.insert(
+            ns.to_string(),
+            vec![
+                ("cc_orga_id".to_string(), orga.to_string()),
+                ("cc_orga_token".to_string(), token.to_string()),
+            ],
+        );
+    }
+    let switch = Rc::new(SwitchAttrs {
+        table: std::cell::RefCell::new(Attrs(table)),
+        down: std::cell::Cell::new(false),
+    });
+    let multi = || {
+        h.settings(Tenancy::Multi {
+            attributes_token: Secret::new("attributes-token"),
+            orga_id_attribute: "cc_orga_id".into(),
+            orga_token_attribute: "cc_orga_token".into(),
+        })
+    };
+    let first = CleverExecutor::new(multi(), Some(switch.clone()), logger()).expect("executor");
+    let acme_job = project_job(70, Some(0), &[]);
+    let a = first.create(&acme_job).await.expect("create in acme");
+    let b = first
+        .create(&project_job(71, Some(3), &[]))
+        .await
+        .expect("create in beta");
+    let (saved_a, saved_b) = (first.dump_resource(&a), first.dump_resource(&b));
+
+    // A restart with beta's attributes removed: both records load.
+    let beta = switch.table.borrow_mut().0.remove("beta").expect("beta");
+    let ex = CleverExecutor::new(multi(), Some(switch.clone()), logger()).expect("executor");
+    ex.load_resource(&saved_a).await.expect("acme record");
+    ex.load_resource(&saved_b).await.expect("beta record");
+    for _pass in 0..2 {
+        // Every pass lists acme and skips beta, naming it as unresolved
+        // for a reason that needs someone to act.
+        let listing = ex.list_resources_by_scope().await.expect("partial listing");
+        assert!(
+            listing.resources.iter().any(|r| r.id == a.id),
+            "{listing:?}"
+        );
+        assert_eq!(listing.skipped, vec!["orga_beta".to_owned()]);
+        assert_eq!(listing.unresolved, vec!["beta".to_owned()]);
+    }
+    // The strict listing fails as a whole; acme's job still finds its app.
+    let e = ex.list_resources().await.expect_err("strict");
+    assert!(e.message.contains("unknown now"), "{e}");
+    let found = ex
+        .find_resource(&acme_job, &a.name)
+        .await
+        .expect("look-up in acme only");
+    assert_eq!(found.map(|r| r.id), Some(a.id.clone()));
+
+    // GitLab down: beta is skipped as transient, not counted as unresolved.
+    switch.down.set(true);
+    let listing = ex.list_resources_by_scope().await.expect("partial listing");
+    assert_eq!(listing.skipped, vec!["orga_beta".to_owned()]);
+    assert!(listing.unresolved.is_empty(), "{listing:?}");
+    switch.down.set(false);
+
+    // The attributes restored: the next listing covers beta again.
+    switch.table.borrow_mut().0.insert("beta".into(), beta);
+    let listing = ex.list_resources_by_scope().await.expect("full listing");
+    assert!(listing.skipped.is_empty(), "{listing:?}");
+    assert!(listing.unresolved.is_empty(), "{listing:?}");
+    assert!(
+        listing.resources.iter().any(|r| r.id == b.id),
+        "{listing:?}"
+    );
+    assert!(ex.list_resources().await.is_ok());
     h.stop().await;
 }
 

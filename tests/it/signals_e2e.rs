@@ -131,6 +131,28 @@ fn sighup_reloads_runners_refuses_an_invalid_file_and_sigquit_drains() {
         !e.dir.path().join("elsewhere.json").exists(),
         "state file kept"
     );
+    // The added runner learnt its runner id, as a start-up runner does,
+    // remembered beside the running state file.
+    assert_eq!(
+        log.matches("runner id learnt from the coordinator").count(),
+        2,
+        "{}",
+        tail(&log)
+    );
+    let ids: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(heptapod_paas_runner::gitlab::runner_ids_path(
+            &e.state_file(),
+        ))
+        .expect("runner ids"),
+    )
+    .expect("JSON");
+    let learnt: std::collections::BTreeSet<i64> = ids
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .filter_map(|v| v["id"].as_i64())
+        .collect();
+    assert_eq!(learnt.len(), 2, "{ids}");
 
     // SIGQUIT with no job tracked: finished at once, exit 0.
     runner

@@ -114,6 +114,9 @@ pub(super) enum Transition {
     StateWritten { ok: bool },
     /// A trace read told whether a runner's trace-watch token is refused.
     TraceTokenSeen { runner: usize, refused: bool },
+    /// A reconciliation listing named the tenants of a runner that cannot
+    /// be resolved for a reason that needs someone to act.
+    TenantsUnresolved { runner: usize, count: usize },
 }
 
 impl Supervisor {
@@ -213,6 +216,9 @@ impl Supervisor {
             Transition::StateWritten { ok } => m.state_written(ok),
             Transition::TraceTokenSeen { runner, refused } => {
                 of(runner, &|l| m.set_trace_watch_token_refused(l, refused));
+            }
+            Transition::TenantsUnresolved { runner, count } => {
+                of(runner, &|l| m.set_tenants_unresolved(l, count));
             }
         }
         self.derive_from_ledger();

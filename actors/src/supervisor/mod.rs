@@ -33,6 +33,7 @@ mod drain;
 mod lifecycle;
 mod liveness;
 mod monitoring;
+mod not_ours;
 mod persistence;
 mod poll_slot;
 mod polling;
@@ -91,7 +92,7 @@ use crate::state::StateStore;
 use crate::trace_watcher::WatchTrace;
 use actix::prelude::*;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,13 +191,19 @@ pub struct Supervisor {
     persist: WriteQueue<Waiter>,
     ops: OpRegistry,
     drain_tx: watch::Sender<bool>,
+    /// Bumped when a reconciliation pass lists a scope its runner's
+    /// previous pass skipped: waiting deletions are tried at once.
+    retry_deletions: watch::Sender<u64>,
+    /// The scopes each runner's last listing skipped.
+    skipped_scopes: HashMap<usize, Vec<String>>,
     draining: bool,
     /// Finishing (SIGQUIT): no more polls; the tracked jobs run to their
     /// end, then the service stops.
     finishing: bool,
     /// Resources (runner, id) found named like this runner's whose running
-    /// job is not this runner's: warned about once, then left alone.
-    not_ours: HashSet<(usize, String)>,
+    /// job is not this runner's: warned about once, then left alone
+    /// without being identified again (bounded).
+    not_ours: not_ours::NotOurs,
     drained_sent: bool,
     polls_in_flight: usize,
     tasks: usize,
@@ -282,6 +289,7 @@ impl Supervisor {
             r.poll = PollSlot::new(policy, seed);
         }
         let (drain_tx, _) = watch::channel(false);
+        let (retry_deletions, _) = watch::channel(0);
         let checks = CheckSchedule::new(settings.job_progress_poll_interval);
         let runners_count = runners.len();
         Supervisor {
@@ -295,9 +303,11 @@ impl Supervisor {
             persist: WriteQueue::default(),
             ops: OpRegistry::default(),
             drain_tx,
+            retry_deletions,
+            skipped_scopes: HashMap::new(),
             draining: false,
             finishing: false,
-            not_ours: HashSet::new(),
+            not_ours: not_ours::NotOurs::default(),
             drained_sent: false,
             polls_in_flight: 0,
             tasks: 0,

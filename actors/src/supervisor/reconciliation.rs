@@ -71,6 +71,7 @@ impl Supervisor {
         let Listing {
             resources: listed,
             skipped,
+            unresolved,
         } = match res {
             Ok(l) => l,
             Err(e) => {
@@ -81,6 +82,11 @@ impl Supervisor {
                 return;
             }
         };
+        self.observe(Transition::TenantsUnresolved {
+            runner: i,
+            count: unresolved.len(),
+        });
+        self.nudge_if_found_again(i, &skipped);
         let Some(paas) = self.runners.get(i).map(|r| r.paas.clone()) else {
             return;
         };
@@ -126,6 +132,10 @@ impl Supervisor {
                     if forgotten.contains(&resource.name) {
                         slog::debug!(log, "reconciliation: resource decommissioned meanwhile";
                                      "job_id" => job_id, "app" => resource.id);
+                    } else if self.not_ours.contains(i, &resource.id) {
+                        slog::debug!(log, "reconciliation: resource known not to be this \
+                                           runner's; left alone";
+                                     "job_id" => job_id, "app" => resource.id);
                     } else {
                         unknown.push((job_id, resource));
                     }
@@ -137,6 +147,21 @@ impl Supervisor {
                     "listed" => listed_count, "unknown" => unknown.len());
         self.schedule_polls(ctx);
         self.identify_unknown(i, unknown, log, ctx);
+    }
+
+    /// Remembers the scopes runner `i`'s listing `skipped`; when one its
+    /// previous listing skipped is listed again, deletions waiting after a
+    /// transient error are tried at once (the organisation a delete needed
+    /// is known again).
+    fn nudge_if_found_again(&mut self, i: usize, skipped: &[String]) {
+        let before = self.skipped_scopes.insert(i, skipped.to_vec());
+        let found_again = before
+            .unwrap_or_default()
+            .iter()
+            .any(|scope| !skipped.contains(scope));
+        if found_again {
+            self.retry_deletions.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Runner `i`'s jobs as [`plan`] sees them. A resource is judged only
@@ -289,7 +314,7 @@ impl Supervisor {
         log: &slog::Logger,
     ) {
         let (answered_job, answered_runner) = answered;
-        if self.not_ours.insert((i, resource.id.clone())) {
+        if self.not_ours.insert(i, &resource.id) {
             slog::warn!(log, "reconciliation: resource named like this runner's \
                               holds a running job that the coordinator does not \
                               show as this runner's job of that id; neither \

@@ -168,6 +168,7 @@ impl Supervisor {
             resource,
             backoff,
             refused,
+            retry_now: Some(self.retry_deletions.subscribe()),
         };
         self.start_task(key, task);
     }

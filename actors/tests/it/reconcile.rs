@@ -237,6 +237,92 @@ async fn resources_of_a_skipped_scope_stay_tracked() {
 }
 
 #[actix_rt::test]
+async fn unresolved_tenants_are_counted_at_each_pass() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    world.add_live(resource(2, 1.5, true));
+    {
+        let mut script = r.paas.script.borrow_mut();
+        script.skipped_scopes.insert("default".into());
+        script.unresolved_tenants = vec!["gone-group".into()];
+    }
+    let store = MemoryStore::with_initial(&launched_state(&[1, 2]));
+    let mut svc = start(no_periodic(10.0), &[&r], &store).await;
+    let metrics = svc.handle.metrics().clone();
+    let gauge = |m: &paas_actors::metrics::Metrics| {
+        m.encode()
+            .expect("encode")
+            .lines()
+            .find(|l| l.starts_with("heptapod_paas_runner_tenants_unresolved{"))
+            .map(str::to_owned)
+    };
+    assert!(svc.until(SEC, 10, |s| s.reconcile_passes == 1).await);
+    assert_eq!(
+        gauge(&metrics).as_deref(),
+        Some("heptapod_paas_runner_tenants_unresolved{runner=\"ra\"} 1")
+    );
+    assert_eq!(svc.stats().await.vanished, 0);
+    // Resolved again: the next pass counts none, and judges everything.
+    {
+        let mut script = r.paas.script.borrow_mut();
+        script.skipped_scopes.clear();
+        script.unresolved_tenants.clear();
+    }
+    svc.supervisor.do_send(Reconcile);
+    assert!(svc.until(SEC, 10, |s| s.reconcile_passes == 2).await);
+    assert_eq!(
+        gauge(&metrics).as_deref(),
+        Some("heptapod_paas_runner_tenants_unresolved{runner=\"ra\"} 0")
+    );
+    assert!(svc.until(SEC, 10, |s| s.vanished == 1).await);
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_scope_listed_again_has_its_waiting_deletions_tried_at_once() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 1.0);
+    world.add_live(resource(2, 1.5, true));
+    {
+        let mut script = r.paas.script.borrow_mut();
+        script.skipped_scopes.insert("default".into());
+        // The delete needs the scope's organisation: unknown for now.
+        script.always.insert(
+            (Step::Decommission, 2),
+            PaasError::transient("delete", "its organisation is unknown now"),
+        );
+    }
+    let state = serde_json::to_vec(&json!({
+        "launched": [], "pending": [],
+        "to_decommission": [{"runner_name": "ra", "job_id": 2, "token": "tok-2",
+            "trace_offset": 0, "expected_weight": 1.5,
+            "paas_resource": {"app_id": "app_ra_2", "name": "hpd-job-ra-2", "weight": 1.5,
+                              "launched": true, "job_id": 2}}],
+    }))
+    .unwrap_or_default();
+    let store = MemoryStore::with_initial(&state);
+    let mut svc = start(no_periodic(10.0), &[&r], &store).await;
+    assert!(svc.until(SEC, 10, |s| s.reconcile_passes == 1).await);
+    // A minute of failed deletes: the back-off has grown to tens of seconds.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let attempts = r.paas.calls(Step::Decommission);
+    assert!(attempts >= 4, "{attempts}");
+    // The organisation is known again: the next pass lists the scope, and
+    // the delete is tried at once instead of at the end of its wait.
+    {
+        let mut script = r.paas.script.borrow_mut();
+        script.skipped_scopes.clear();
+        script.always.clear();
+    }
+    svc.supervisor.do_send(Reconcile);
+    assert!(svc.until(SEC, 2, |_| world.state().deleted == 1).await);
+    assert_eq!(r.paas.calls(Step::Decommission), attempts + 1);
+    svc.stop().await;
+}
+
+#[actix_rt::test]
 async fn a_failed_listing_decides_nothing() {
     tokio::time::pause();
     let world = World::new();

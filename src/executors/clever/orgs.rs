@@ -4,17 +4,24 @@
 //! resolves the organisation again (cached, see `tenants.rs`). A resource
 //! records (and the state file saves) the organisation it was created in;
 //! in multi-tenant mode it is operated on, and listed, in that organisation
-//! even when its group now maps to another one (the old organisation's token
-//! is known when a group mapped to it since start; otherwise the operation
-//! fails transiently with `OrgMoved` and the listing fails, so that the
-//! resource is neither forgotten nor looked for elsewhere). Decision for
-//! records whose organisation cannot be resolved (GitLab down, attribute
-//! removed, record written in single-organisation mode): loading still
-//! returns the resource, so the record stays in the state; a decommission
-//! that cannot find the organisation fails with a *transient* `delete`
-//! error naming the cause ([`kept_for_later`]), so that the decommissioner
-//! keeps retrying (an administrator may fix the attributes meanwhile), and
-//! the record survives restarts until the deletion succeeds.
+//! even when its group now maps to another one (the old organisation's
+//! token is known when a group mapped to it since start; otherwise the
+//! operation fails with `OrgMoved`). While its group cannot be resolved, an
+//! operation fails with the resolution's own error and class (a coordinator
+//! outage stays transient), so that the resource is neither forgotten nor
+//! looked for elsewhere.
+//!
+//! Records whose organisation cannot be resolved (GitLab down, attribute
+//! removed, group renamed or transferred, record written in
+//! single-organisation mode): loading still returns the resource, so the
+//! record stays in the state, and every reconciliation listing skips its
+//! tenant (its resources keep their weight and are not judged) while
+//! trying it again, without holding back the other tenants' listings; a
+//! decommission that cannot find the organisation fails with a *transient*
+//! `delete` error naming the cause ([`kept_for_later`]), so that the
+//! decommissioner keeps retrying (an administrator may fix the attributes
+//! meanwhile), and the record survives restarts until the deletion
+//! succeeds (or `forget` releases it).
 
 use super::api::{OrgAuth, Retries};
 use super::apps::{tenant_error, CleverApps};
@@ -26,6 +33,52 @@ use slog::warn;
 
 /// The error of an operation on `resource` whose organisation is unknown
 /// now: transient, the resource is kept and the operation tried again.
+/// A tenant of loaded resources whose organisation cannot be resolved now.
+pub(super) struct Unresolved {
+    /// The top-level group the resources record.
+    pub namespace: String,
+    /// The organisation they were created in, when recorded.
+    pub orga_id: Option<String>,
+    /// Why (transient or permanent: [`TenantError::is_transient`]).
+    pub error: TenantError,
+}
+
+impl Unresolved {
+    /// The scope its resources are skipped under ([`Listing::skipped`],
+    /// matched against `resource_scope`, their organisation id); the group
+    /// when no organisation is recorded (such resources have no scope, and
+    /// a non-empty `skipped` already keeps them from being judged).
+    pub fn scope(&self) -> String {
+        self.orga_id
+            .clone()
+            .unwrap_or_else(|| format!("group {}", self.namespace))
+    }
+}
+
+/// `verify`'s message for a tenant whose organisation cannot be found:
+/// the cause, whether it passes by itself, and what the service does.
+fn unresolved_message(e: &TenantError) -> String {
+    let class = if e.is_transient() {
+        "transient: GitLab may answer later"
+    } else {
+        "permanent until someone acts: restore the group's attributes, or release \
+         its applications with `forget`"
+    };
+    format!(
+        "{e} ({class}); the service skips this tenant's applications, keeping their \
+         weight, and tries it again at every reconciliation pass"
+    )
+}
+
+/// What a reconciliation listing covers.
+#[derive(Default)]
+pub(super) struct ListedOrgs {
+    /// The organisations to list (with the group that last mapped to each).
+    pub listed: Vec<(Option<String>, OrgAuth)>,
+    /// The tenants of loaded resources not resolved now: skipped.
+    pub unresolved: Vec<Unresolved>,
+}
+
 pub(super) fn kept_for_later(action: &str, resource: &Resource, e: TenantError) -> PaasError {
     PaasError::transient(
         action,
@@ -67,18 +120,27 @@ impl CleverApps {
                 .await;
         };
         let namespace = detail.gitlab_namespace.as_deref();
-        match self.org(namespace, Use::Existing).await {
+        let unresolved = match self.org(namespace, Use::Existing).await {
             Ok(org) if org.orga_id == *orga_id => return Ok(org),
-            Ok(org) => warn!(self.logger, "a resource's group now maps to another organisation: \
-                                           the resource stays in its own";
-                             "namespace" => namespace, "orga_id" => orga_id,
-                             "group_orga_id" => &org.orga_id),
-            Err(_) => {}
+            Ok(org) => {
+                warn!(self.logger, "a resource's group now maps to another organisation: \
+                                    the resource stays in its own";
+                      "namespace" => namespace, "orga_id" => orga_id,
+                      "group_orga_id" => &org.orga_id);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(org) = t.org_by_id(orga_id) {
+            return Ok(org);
         }
-        t.org_by_id(orga_id).ok_or_else(|| TenantError::OrgMoved {
+        // The group could not be resolved: its error, with its class (a
+        // coordinator outage stays transient); it resolved to another
+        // organisation: this one's token is unknown.
+        Err(unresolved.unwrap_or_else(|| TenantError::OrgMoved {
             namespace: namespace.unwrap_or_default().to_string(),
             orga_id: orga_id.clone(),
-        })
+        }))
     }
 
     /// The organisation a new application for `job` would be created in,
@@ -103,36 +165,53 @@ impl CleverApps {
     }
 
     /// The organisations to list, each with the group that last mapped to
-    /// it (`None` in single-organisation mode). Fails while the organisation
-    /// of a loaded resource is still unknown.
-    pub(super) async fn listed_orgs(&self) -> Result<Vec<(Option<String>, OrgAuth)>, PaasError> {
+    /// it (`None` in single-organisation mode), and the loaded resources'
+    /// tenants whose organisation cannot be resolved now. Each of those is
+    /// tried again here, at every pass: once it resolves, its organisation
+    /// is listed and the tenant is no longer pending.
+    pub(super) async fn listed_orgs(&self) -> ListedOrgs {
         let t = match (&self.settings.tenancy, &self.tenants) {
             (Tenancy::Single { orga_id, token }, _) => {
                 let org = OrgAuth {
                     orga_id: orga_id.clone(),
                     token: token.clone(),
                 };
-                return Ok(vec![(None, org)]);
+                return ListedOrgs {
+                    listed: vec![(None, org)],
+                    unresolved: Vec::new(),
+                };
             }
-            (Tenancy::Multi { .. }, None) => return Ok(Vec::new()),
+            (Tenancy::Multi { .. }, None) => return ListedOrgs::default(),
             (Tenancy::Multi { .. }, Some(t)) => t,
         };
-        // A listing that misses a tenant of a tracked resource is not a
-        // listing of "the resources of this runner": fail.
-        let pending: Vec<_> = self.unresolved.borrow().iter().cloned().collect();
-        for (ns, orga_id) in pending {
-            if let Err(e) = t.confirm_recorded(&ns, orga_id.as_deref()).await {
-                return Err(PaasError::transient(
-                    "list-apps",
-                    format!(
-                        "the organisation of a tracked resource is unknown now, the \
-                         listing would be incomplete: {e}"
-                    ),
-                ));
-            }
-            self.unresolved.borrow_mut().remove(&(ns, orga_id));
+        // An organisation dropped from the resolver's bounded cache may
+        // hold tracked resources: resolved again like a loaded one.
+        for (group, orga_id) in t.take_dropped() {
+            self.unresolved.borrow_mut().insert((group, Some(orga_id)));
         }
-        Ok(t.known().into_iter().map(|(ns, o)| (Some(ns), o)).collect())
+        let pending: Vec<_> = self.unresolved.borrow().iter().cloned().collect();
+        let mut unresolved = Vec::new();
+        for (namespace, orga_id) in pending {
+            // The organisation's token may be known through another group.
+            let known = orga_id.as_deref().is_some_and(|o| t.org_by_id(o).is_some());
+            let outcome = if known {
+                Ok(())
+            } else {
+                t.confirm_recorded(&namespace, orga_id.as_deref()).await
+            };
+            match outcome {
+                Ok(()) => {
+                    self.unresolved.borrow_mut().remove(&(namespace, orga_id));
+                }
+                Err(error) => unresolved.push(Unresolved {
+                    namespace,
+                    orga_id,
+                    error,
+                }),
+            }
+        }
+        let listed = t.known().into_iter().map(|(ns, o)| (Some(ns), o)).collect();
+        ListedOrgs { listed, unresolved }
     }
 
     /// For `verify`, in multi-tenant mode: the organisation of top-level
@@ -153,7 +232,7 @@ impl CleverApps {
         let org = t
             .resolve(namespace, Use::Create)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| unresolved_message(&e))?;
         if let Some(recorded) = recorded.filter(|r| **r != org.orga_id) {
             return Err(format!(
                 "the state file records organisation {recorded:?} for this group's \

@@ -20,6 +20,13 @@
 //! never for a new create ([`Use::Create`]), and never once the entry is
 //! older than [`MAX_STALE`]. A missing attribute or a refused lookup is
 //! a [`TenantError`] with a clear message, never a crash.
+//!
+//! Every cache is bounded ([`CACHE_CAPACITY`] entries; the entry answered
+//! longest ago goes first) and expires: project namespaces after the TTL,
+//! groups' organisations after [`MAX_STALE`]. An organisation dropped from
+//! the ones known since start is handed to the listings
+//! ([`TenantResolver::take_dropped`]), which resolve it again rather than
+//! take its resources for vanished.
 
 use super::api::OrgAuth;
 use super::GroupAttributes;
@@ -33,6 +40,41 @@ use std::time::Duration;
 
 /// Oldest expired entry still used while GitLab is unavailable.
 pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+
+/// Most entries of each cache (groups, projects, organisations): beyond,
+/// the entry answered longest ago is dropped.
+pub const CACHE_CAPACITY: usize = 1_000;
+
+/// Drops from `map` the entries older than `max_age`, then, while it holds
+/// `capacity` entries or more, the oldest one: room for one more.
+fn make_room<K: Ord + Clone, V>(
+    map: &mut BTreeMap<K, (Instant, V)>,
+    max_age: Duration,
+    capacity: usize,
+) -> Vec<(K, V)> {
+    let mut dropped = Vec::new();
+    let expired: Vec<K> = map
+        .iter()
+        .filter(|(_, (at, _))| at.elapsed() >= max_age)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in expired {
+        if let Some((_, v)) = map.remove(&k) {
+            dropped.push((k, v));
+        }
+    }
+    while map.len() >= capacity.max(1) {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, (at, _))| *at)
+            .map(|(k, _)| k.clone());
+        match oldest.and_then(|k| map.remove(&k).map(|(_, v)| (k, v))) {
+            Some(d) => dropped.push(d),
+            None => break,
+        }
+    }
+    dropped
+}
 
 /// What the organisation is needed for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,19 +153,30 @@ impl TenantError {
     }
 }
 
+/// A group and the organisation (with its token) it mapped to.
+type GroupOrg = (String, OrgAuth);
+
 /// Resolves and caches tenants' organisations.
 pub struct TenantResolver {
     attributes: Rc<dyn GroupAttributes>,
     id_attribute: String,
     token_attribute: String,
     ttl: Duration,
+    /// Organisation of each group, as GitLab last gave it (at most
+    /// [`CACHE_CAPACITY`], none older than [`MAX_STALE`]).
     cache: RefCell<BTreeMap<String, (Instant, OrgAuth)>>,
-    /// Top-level group of each project id, as GitLab last gave it.
+    /// Top-level group of each project id, as GitLab last gave it (at most
+    /// [`CACHE_CAPACITY`], none older than the TTL).
     projects: RefCell<BTreeMap<i64, (Instant, String)>>,
-    /// Every organisation resolved since start, by organisation id, with
-    /// the last group that mapped to it: a resource stays in the
-    /// organisation it was created in even when its group moves.
-    by_org: RefCell<BTreeMap<String, (String, OrgAuth)>>,
+    /// The organisations resolved since start, by organisation id, with the
+    /// last group that mapped to each: a resource stays in the organisation
+    /// it was created in even when its group moves. At most
+    /// [`CACHE_CAPACITY`]: the one resolved longest ago is dropped, and
+    /// handed to [`TenantResolver::take_dropped`] so that listings resolve
+    /// it again rather than miss it.
+    by_org: RefCell<BTreeMap<String, (Instant, GroupOrg)>>,
+    /// `(group, organisation id)` dropped from `by_org`, not yet taken.
+    dropped: RefCell<Vec<(String, String)>>,
 }
 
 /// The first segment of a namespace's full path (`a/b/c` → `a`).
@@ -148,13 +201,17 @@ impl TenantResolver {
             cache: RefCell::new(BTreeMap::new()),
             projects: RefCell::new(BTreeMap::new()),
             by_org: RefCell::new(BTreeMap::new()),
+            dropped: RefCell::new(Vec::new()),
         }
     }
 
     /// The credentials of organisation `orga_id`, if a group mapped to it
     /// since start (never from a resource: tenant tokens are not saved).
     pub fn org_by_id(&self, orga_id: &str) -> Option<OrgAuth> {
-        self.by_org.borrow().get(orga_id).map(|(_, o)| o.clone())
+        self.by_org
+            .borrow()
+            .get(orga_id)
+            .map(|(_, (_, o))| o.clone())
     }
 
     /// The top-level group of the project `project_id` (the job's
@@ -180,9 +237,11 @@ impl TenantResolver {
                 },
             });
         }
-        self.projects
-            .borrow_mut()
-            .insert(project_id, (Instant::now(), root.clone()));
+        let mut projects = self.projects.borrow_mut();
+        if !projects.contains_key(&project_id) {
+            make_room(&mut projects, self.ttl, CACHE_CAPACITY);
+        }
+        projects.insert(project_id, (Instant::now(), root.clone()));
         Ok(root)
     }
 
@@ -224,12 +283,25 @@ impl TenantResolver {
             orga_id: find(&self.id_attribute)?,
             token: Secret::new(find(&self.token_attribute)?),
         };
-        self.cache
-            .borrow_mut()
-            .insert(namespace.to_string(), (Instant::now(), org.clone()));
-        self.by_org
-            .borrow_mut()
-            .insert(org.orga_id.clone(), (namespace.to_string(), org.clone()));
+        let mut cache = self.cache.borrow_mut();
+        if !cache.contains_key(namespace) {
+            make_room(&mut cache, MAX_STALE, CACHE_CAPACITY);
+        }
+        cache.insert(namespace.to_string(), (Instant::now(), org.clone()));
+        let mut by_org = self.by_org.borrow_mut();
+        if !by_org.contains_key(&org.orga_id) {
+            // Capacity only: an organisation is dropped only to make room.
+            let dropped = make_room(&mut by_org, Duration::MAX, CACHE_CAPACITY);
+            self.dropped.borrow_mut().extend(
+                dropped
+                    .into_iter()
+                    .map(|(orga_id, (group, _))| (group, orga_id)),
+            );
+        }
+        by_org.insert(
+            org.orga_id.clone(),
+            (Instant::now(), (namespace.to_string(), org.clone())),
+        );
         Ok(org)
     }
 
@@ -282,7 +354,18 @@ impl TenantResolver {
     /// Every organisation resolved so far, once each, with the last group
     /// that mapped to it (for listings).
     pub fn known(&self) -> Vec<(String, OrgAuth)> {
-        self.by_org.borrow().values().cloned().collect()
+        self.by_org
+            .borrow()
+            .values()
+            .map(|(_, entry)| entry.clone())
+            .collect()
+    }
+
+    /// The `(group, organisation id)` dropped from the known organisations
+    /// to make room since the last call: a listing must resolve them again
+    /// (or skip them), never miss them.
+    pub fn take_dropped(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.dropped.borrow_mut())
     }
 }
 
@@ -504,5 +587,48 @@ mod tests {
         let err = r.resolve("other", Use::Existing).await.expect_err("down");
         assert!(err.is_transient());
         assert_eq!(fake.calls.get(), 4);
+    }
+
+    #[actix_rt::test]
+    async fn make_room_drops_the_expired_then_the_oldest() {
+        tokio::time::pause();
+        let mut map = BTreeMap::new();
+        for k in 0..3 {
+            map.insert(k, (Instant::now(), k * 10));
+            tokio::time::advance(Duration::from_secs(10)).await;
+        }
+        // Entry 0 is 30 s old, 1 is 20 s, 2 is 10 s.
+        let dropped = make_room(&mut map, Duration::from_secs(25), 10);
+        assert_eq!(dropped, vec![(0, 0)]);
+        let dropped = make_room(&mut map, Duration::MAX, 2);
+        assert_eq!(dropped, vec![(1, 10)], "the oldest, to leave room for one");
+        assert_eq!(map.keys().copied().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[actix_rt::test]
+    async fn the_organisations_known_are_bounded_and_a_dropped_one_is_handed_over() {
+        let answers = (0..=CACHE_CAPACITY)
+            .map(|i| {
+                Ok(attrs(&[
+                    ("cc_orga_id", &format!("orga_{i}")),
+                    ("cc_orga_token", "tok"),
+                ]))
+            })
+            .collect();
+        let (_, r) = resolver(answers, Duration::from_secs(60));
+        for i in 0..=CACHE_CAPACITY {
+            r.resolve(&format!("group{i}"), Use::Create)
+                .await
+                .expect("resolved");
+        }
+        assert_eq!(r.known().len(), CACHE_CAPACITY);
+        assert_eq!(r.cache.borrow().len(), CACHE_CAPACITY);
+        assert!(r.org_by_id("orga_0").is_none());
+        assert!(r.org_by_id(&format!("orga_{CACHE_CAPACITY}")).is_some());
+        assert_eq!(
+            r.take_dropped(),
+            vec![("group0".to_string(), "orga_0".to_string())]
+        );
+        assert!(r.take_dropped().is_empty(), "handed over once");
     }
 }

@@ -363,6 +363,14 @@ impl Paas for CleverServiceExecutor {
         Box::pin(self.apps.list())
     }
 
+    fn find_resource<'a>(
+        &'a self,
+        job: &'a Job,
+        name: &'a str,
+    ) -> PortFuture<'a, Result<Option<Resource>, PaasError>> {
+        Box::pin(self.apps.find_resource(job, name))
+    }
+
     fn list_resources_by_scope(&self) -> PortFuture<'_, Result<Listing, PaasError>> {
         Box::pin(self.apps.list_skipping())
     }
