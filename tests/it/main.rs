@@ -21,6 +21,7 @@ mod deploy_push;
 mod deploy_push_http;
 mod e2e_adopt;
 mod e2e_cli;
+mod e2e_give_back;
 mod e2e_hostile;
 mod e2e_long_poll;
 mod e2e_monitoring;

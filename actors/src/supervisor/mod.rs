@@ -30,6 +30,7 @@
 mod check_schedule;
 mod counting;
 mod drain;
+mod give_back;
 mod lifecycle;
 mod liveness;
 mod monitoring;
@@ -188,6 +189,8 @@ pub struct Supervisor {
     /// Resources (runner, id) found named like this runner's whose running
     /// job is not this runner's: warned about once, then left alone.
     not_ours: HashSet<(usize, String)>,
+    /// Jobs lost at acquisition being given back, and their sightings.
+    give_backs: give_back::GiveBacks,
     drained_sent: bool,
     polls_in_flight: usize,
     tasks: usize,
@@ -265,6 +268,7 @@ impl Supervisor {
             drain_tx,
             draining: false,
             not_ours: HashSet::new(),
+            give_backs: give_back::GiveBacks::default(),
             drained_sent: false,
             polls_in_flight: 0,
             tasks: 0,
