@@ -140,6 +140,11 @@ pub struct JobOwner {
     pub job_id: Option<i64>,
     /// The entity's `runner.id` (the runner that picked the job), when given.
     pub runner_id: Option<i64>,
+    /// Whether the entity's `runner_manager.system_id` (the host that
+    /// picked the job, GitLab 16 and later) is this process's system id;
+    /// `None` when the answer names no runner manager, or this process
+    /// sends no system id.
+    pub same_manager: Option<bool>,
 }
 
 /// A job the coordinator shows running for this runner, read with the

@@ -109,6 +109,8 @@ pub(crate) fn job_action(
 fn list_element(st: &State, job: &JobRecord, entity: Entity) -> Value {
     let mut entity = entity(&st.base_url, job, &st.runners);
     if let Some(obj) = entity.as_object_mut() {
+        // GitLab's list names no runner manager (its `system_id` filter does).
+        obj.remove("runner_manager");
         obj.insert("created_at".to_owned(), json!(rfc3339(job.created)));
         obj.insert(
             "started_at".to_owned(),

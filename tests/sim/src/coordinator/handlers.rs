@@ -559,6 +559,13 @@ fn job_entity(
     });
     if let Some(obj) = entity.as_object_mut() {
         obj.insert("runner".to_owned(), runner.unwrap_or(Value::Null));
+        // GitLab 16 and later: the runner manager (host) that picked the job.
+        if let Some(system_id) = &job.manager {
+            obj.insert(
+                "runner_manager".to_owned(),
+                json!({"system_id": system_id, "status": "online"}),
+            );
+        }
     }
     entity
 }
