@@ -28,6 +28,7 @@ mod e2e_monitoring;
 mod e2e_restart;
 mod e2e_run;
 mod e2e_service;
+mod e2e_two_hosts;
 mod faults_e2e;
 mod git_exchanges;
 mod git_fetch;
