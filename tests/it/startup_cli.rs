@@ -128,6 +128,13 @@ fn state_and_apps_of_the_old_glrt_identity_are_still_this_runners() {
     let tracked = create_app(&e, &format!("hpd-job-{old}-999998"));
     let orphan = create_app(&e, &format!("hpd-job-{old}-999999"));
     let foreign = create_app(&e, "hpd-job-someone-999997");
+    // The orphan was created long ago: past the longest provisioning, an
+    // application without a job to read back is nobody's.
+    assert!(e
+        .world
+        .clever()
+        .control()
+        .age_app(&orphan, Duration::from_secs(24 * 3600)));
     let state = json!({
         "launched": [],
         "pending": [],

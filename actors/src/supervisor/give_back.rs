@@ -68,7 +68,8 @@ impl Supervisor {
                     slog::info!(
                         log,
                         "jobs lost at acquisition are not given back: no \
-                                      trace-watch token, or this runner's id is unknown"
+                         administrator token to list this runner's jobs, or its runner id \
+                         is unknown"
                     );
                 }
                 self.give_backs.running.remove(&i);
