@@ -333,6 +333,7 @@ pub struct Metrics {
     jobs_acquired: Family<RunnerLabel, Counter>,
     resources_created: Family<RunnerLabel, Counter>,
     resources_deleted: Family<RunnerLabel, Counter>,
+    jobs_given_back: Family<RunnerLabel, Counter>,
     launch_failures: Family<RunnerReason, Counter>,
     reconcile_actions: Family<ActionLabel, Counter>,
     state_writes: Counter,
@@ -425,6 +426,7 @@ impl Metrics {
             jobs_acquired: Family::default(),
             resources_created: Family::default(),
             resources_deleted: Family::default(),
+            jobs_given_back: Family::default(),
             launch_failures: Family::default(),
             reconcile_actions: Family::default(),
             state_writes: Counter::default(),
@@ -482,6 +484,8 @@ impl Metrics {
                 "PAAS resources created (or found by name after an uncertain create)";
             resources_deleted: "resources_deleted",
                 "PAAS resources deleted (decommissioned)";
+            jobs_given_back: "jobs_given_back",
+                "Jobs the coordinator showed running for this runner that nothing here knew (lost at acquisition), cancelled and retried";
             launch_failures: "launch_failures",
                 "Jobs whose launch failed, per reason";
             reconcile_actions: "reconcile_actions",
@@ -574,6 +578,7 @@ impl Metrics {
         }
         self.resources_created.get_or_create(&r).inc_by(0);
         self.resources_deleted.get_or_create(&r).inc_by(0);
+        self.jobs_given_back.get_or_create(&r).inc_by(0);
         self.trace_watch_token_refused.get_or_create(&r).inc_by(0);
         self.runner_wants_jobs.get_or_create(&r).inc_by(0);
         for class in DECOMMISSION_FAILURE_CLASSES {
@@ -641,6 +646,7 @@ impl Metrics {
         self.jobs_acquired.remove(&r);
         self.standby_resources.remove(&r);
         self.tenants_unresolved.remove(&r);
+        self.jobs_given_back.remove(&r);
         for resource in LAUNCHED_ON {
             self.jobs_launched.remove(&RunnerResource {
                 runner: owned(),
@@ -821,6 +827,14 @@ impl Metrics {
     /// One resource created for `runner`.
     pub(crate) fn resource_created(&self, runner: &str) {
         self.resources_created
+            .get_or_create(&runner_label(runner))
+            .inc();
+    }
+
+    /// One job of `runner` given back to its coordinator (cancelled, then
+    /// retried).
+    pub(crate) fn job_given_back(&self, runner: &str) {
+        self.jobs_given_back
             .get_or_create(&runner_label(runner))
             .inc();
     }

@@ -140,6 +140,24 @@ pub struct JobOwner {
     pub job_id: Option<i64>,
     /// The entity's `runner.id` (the runner that picked the job), when given.
     pub runner_id: Option<i64>,
+    /// Whether the entity's `runner_manager.system_id` (the host that
+    /// picked the job, GitLab 16 and later) is this process's system id;
+    /// `None` when the answer names no runner manager, or this process
+    /// sends no system id.
+    pub same_manager: Option<bool>,
+}
+
+/// A job the coordinator shows running for this runner, read with the
+/// trace-watch (administrator) token (`GET /runners/:id/jobs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunningJob {
+    /// The job id.
+    pub id: i64,
+    /// Its project's id (the cancel and retry calls are under it).
+    pub project_id: i64,
+    /// How long ago the coordinator says it started (`started_at`, else
+    /// `created_at`), when it says so.
+    pub age: Option<Duration>,
 }
 
 /// Outcome of appending to a job trace.
@@ -279,6 +297,28 @@ pub trait Coordinator {
     /// Byte length of the job trace, read with the trace-watch (admin) token.
     /// "Nothing yet" answers (404, 429, 5xx) read as `Ok(0)`.
     fn trace_len<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<u64, CoordinatorError>>;
+
+    /// The jobs the coordinator shows running for this runner (and this
+    /// runner manager, when the coordinator tells them apart), read with
+    /// the trace-watch (admin) token; `Ok(None)` when there is no such
+    /// token or this runner's id is unknown: nothing can be listed.
+    fn running_jobs(&self) -> PortFuture<'_, Result<Option<Vec<RunningJob>>, CoordinatorError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Gives a job back to the coordinator: cancels it, then retries it
+    /// (admin token); `Ok` holds the new job's id when the coordinator
+    /// gave one.
+    fn give_back<'a>(
+        &'a self,
+        job: &'a RunningJob,
+    ) -> PortFuture<'a, Result<Option<i64>, CoordinatorError>> {
+        Box::pin(async move {
+            Err(CoordinatorError::Unexpected {
+                detail: format!("job {}: giving back is not supported here", job.id),
+            })
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -143,8 +143,9 @@ pub enum IdentifyError {
 }
 
 /// The job id in a resource name, if the name is one this runner gives
-/// (`name_of(id) == name`, `name_of` being `Paas::resource_name`).
-pub(crate) fn job_id_of(name: &str, name_of: impl Fn(i64) -> String) -> Option<i64> {
+/// (`name_of(id) == name`, `name_of` being `Paas::resource_name`). Public
+/// for the fuzz targets of `fuzz/`.
+pub fn job_id_of(name: &str, name_of: impl Fn(i64) -> String) -> Option<i64> {
     let (_, tail) = name.rsplit_once('-')?;
     if tail.is_empty() || !tail.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -159,9 +160,13 @@ pub fn judge(job: Job, answer: JobOwner, own_runner: Option<i64>) -> Identified 
     match answer.status {
         JobStatus::Finished | JobStatus::TokenRefused => Identified::Finished(job),
         JobStatus::Running => {
+            // Another host sharing the runner token (same runner id) is
+            // told apart by its runner manager, when the coordinator names
+            // one; when it names none, the runner id decides alone.
             let ours = answer.job_id == Some(job.id)
                 && own_runner.is_some()
-                && answer.runner_id == own_runner;
+                && answer.runner_id == own_runner
+                && answer.same_manager != Some(false);
             if ours {
                 Identified::Running(job)
             } else {
@@ -250,6 +255,7 @@ mod tests {
             status: JobStatus::Running,
             job_id,
             runner_id,
+            same_manager: None,
         }
     }
 
@@ -264,7 +270,16 @@ mod tests {
             judge(job.clone(), running(Some(7), Some(3)), Some(3)),
             Identified::Running(job.clone())
         );
+        let manager = |same| JobOwner {
+            same_manager: Some(same),
+            ..running(Some(7), Some(3))
+        };
+        assert_eq!(
+            judge(job.clone(), manager(true), Some(3)),
+            Identified::Running(job.clone())
+        );
         for (answer, own) in [
+            (manager(false), Some(3)),            // another host on the same token
             (running(Some(7), Some(4)), Some(3)), // another runner's job
             (running(Some(8), Some(3)), Some(3)), // the token of another job
             (running(Some(7), None), Some(3)),    // no runner in the answer
@@ -287,6 +302,7 @@ mod tests {
             status: JobStatus::Finished,
             job_id: None,
             runner_id: None,
+            same_manager: None,
         };
         assert_eq!(judge(job.clone(), over, Some(3)), Identified::Finished(job));
     }

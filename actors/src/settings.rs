@@ -66,6 +66,11 @@ declare_settings! {
                 "reconcile_interval",
                 Kind::seconds_or_off("a number of seconds (0 disables the periodic reconciliation)"),
                 Live;
+            /// Seconds a job GitLab shows running for this runner must be
+            /// old before it may be given back (cancelled and retried) when
+            /// nothing here knows it (see "Jobs lost at acquisition").
+            give_back_grace: Duration = Duration::from_secs(60) =>
+                "paas_give_back_grace", Kind::SECONDS, Live;
         }
         fixed {
             /// Weighted quota (computed by the wiring from `[quota_computation]`).

@@ -297,6 +297,7 @@ impl Coordinator for FakeCoordinator {
                 } else {
                     FAKE_RUNNER_ID
                 }),
+                same_manager: None,
             })
         })
     }

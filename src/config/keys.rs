@@ -237,7 +237,8 @@ pub(crate) const TRACE_WATCH_TOKEN: Key = key!(
     Fallback::Absent,
     AtStart,
     "An administrator token with `read_api` scope, to read job logs; without it, job logs are \
-     not watched."
+     not watched. With the `api` scope it also gives back jobs lost at acquisition (see \
+     \"Jobs lost at acquisition\")."
 );
 
 /// The common runner keys declared here (README's table).

@@ -67,15 +67,17 @@ pub(crate) const ATTRIBUTES_TOKEN: Key = key!(
 );
 
 /// `cc_multi_tenant_forward_secrets`: lets a multi-tenant runner forward
-/// its cache credentials and `cc_extra_env` to every tenant's job host.
+/// its cache credentials, `cc_extra_env` and `secret:` values to every
+/// tenant's job host.
 pub(crate) const FORWARD_SECRETS: Key = key!(
     "cc_multi_tenant_forward_secrets",
     Kind::FLAG,
     Fallback::Value(Value::Flag(false)),
     "Multi-tenant mode only. Unset, the runner refuses to start (exit 2, naming the key) when \
-     `[runners.cache.s3]`, `.gcs` or `.azure` holds static credentials or \
+     `[runners.cache.s3]`, `.gcs` or `.azure` holds static credentials, \
      `[runners.cc_extra_env]` has keys other than `CC_ENABLE_HEPTAPOD_RUNNER` and \
-     `CC_MOUNT_DOCKER_SOCKET`. **Unsafe**: set to true, those values are forwarded to every \
+     `CC_MOUNT_DOCKER_SOCKET`, or any key forwarded to the inner runner (`environment`, \
+     `[runners.docker]` values…) has a `secret:` value. **Unsafe**: set to true, those values are forwarded to every \
      tenant's job host and deployment repository, where every tenant can read them (one shared \
      cache bucket for all tenants, for instance). Never forwarded to the inner runner."
 );

@@ -1278,6 +1278,86 @@ cc_gitlab_namespace_attributes_token = "attrs-token"
     assert!(runner(&l).inner_runner_toml().contains("SecretKey"));
 }
 
+/// Multi-tenant mode refuses every forwarded value taken from the secrets
+/// file (`environment`, `[runners.docker]`, any key reaching the inner
+/// runner.toml), naming the key; the keys this program keeps for itself
+/// (`token`, `cc_token`…) may be secrets; the opt-in accepts them all.
+#[test]
+fn multi_tenant_refuses_any_forwarded_secret_value_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "secrets.toml",
+        "RUNNER = \"glrt-from-secrets\"\nATTRS = \"attrs\"\nENV = \"K=e-value\"\n\
+         VOL = \"/data\"\nS3 = \"s3-key\"\nCACHE_DIR = \"/c\"\n",
+    );
+    let section = |extra: &str| {
+        format!(
+            r#"
+name = "r1"
+url = "https://gitlab.example"
+token = "secret:RUNNER"
+executor = "clever-docker"
+cc_multi_tenant = true
+cc_gitlab_namespace_attributes_token = "secret:ATTRS"
+environment = ["A=plain", "secret:ENV"]
+cache_dir = "secret:CACHE_DIR"
+{extra}
+[runners.cc_extra_env]
+CC_ENABLE_HEPTAPOD_RUNNER = "true"
+[runners.cache.s3]
+SecretKey = "secret:S3"
+[runners.docker]
+volumes = ["/cache", "secret:VOL"]
+"#
+        )
+    };
+    let text = with_runner("secrets_file = \"secrets.toml\"", &section(""));
+    let cfg = write(dir.path(), "config.toml", &text);
+    let e = load(&cfg).expect_err("refused");
+    assert_eq!(e.exit_code(), 2);
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "runners[0].environment[1]",
+            "runners[0].cache_dir",
+            "runners[0].cache.s3.SecretKey",
+            "runners[0].docker.volumes[1]",
+        ]
+    );
+    assert!(e
+        .problems()
+        .iter()
+        .all(|p| p.message.contains("cc_multi_tenant_forward_secrets = true")));
+    let shown = e.to_string();
+    for value in ["e-value", "/data", "s3-key", "glrt-from-secrets", "attrs\""] {
+        assert!(!shown.contains(value), "{value} shown: {shown}");
+    }
+
+    // The opt-in accepts them, and they reach the inner runner.toml.
+    let text = with_runner(
+        "secrets_file = \"secrets.toml\"",
+        &section("cc_multi_tenant_forward_secrets = true"),
+    );
+    let cfg = write(dir.path(), "config.toml", &text);
+    let l = load(&cfg).expect("opted in");
+    let inner = runner_of(&l).inner_runner_toml();
+    assert!(
+        inner.contains("K=e-value") && inner.contains("/data"),
+        "{inner}"
+    );
+
+    // Single-organisation mode forwards them without the opt-in.
+    let single = section("").replace(
+        "cc_multi_tenant = true\ncc_gitlab_namespace_attributes_token = \"secret:ATTRS\"",
+        "cc_orga_id = \"orga_x\"\ncc_token = \"secret:ATTRS\"",
+    );
+    let text = with_runner("secrets_file = \"secrets.toml\"", &single);
+    let cfg = write(dir.path(), "config.toml", &text);
+    load(&cfg).expect("single-organisation mode forwards secrets");
+}
+
 // ---------------------------------------------------------------- runner token
 
 #[test]

@@ -21,6 +21,6 @@ pub use push::{
     COMMITTER_NAME, COMMIT_MESSAGE,
 };
 pub use session::{
-    init_transport, is_loopback, RemoteError, RemoteSchemes, DEPLOY_REF, MAX_CREDENTIAL_OFFERS,
-    MAX_GIT_THREADS, MAX_TIMEOUT, SERVER_CONNECT_TIMEOUT, SERVER_IO_TIMEOUT,
+    init_transport, is_loopback, same_origin, RemoteError, RemoteSchemes, RemoteUrl, DEPLOY_REF,
+    MAX_CREDENTIAL_OFFERS, MAX_GIT_THREADS, MAX_TIMEOUT, SERVER_CONNECT_TIMEOUT, SERVER_IO_TIMEOUT,
 };

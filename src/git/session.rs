@@ -165,21 +165,22 @@ pub enum RemoteSchemes {
     NetworkAndLocalPaths,
 }
 
-/// The remote URL in its two forms.
+/// The remote URL in its two forms (public for the fuzz targets of
+/// `fuzz/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RemoteUrl {
+pub struct RemoteUrl {
     /// What libgit2 connects to: userinfo removed (credentials only come
     /// from the callback).
-    pub(crate) connect: String,
+    pub connect: String,
     /// What errors show: userinfo, query and fragment removed.
-    pub(crate) display: String,
+    pub display: String,
 }
 
 impl RemoteUrl {
     /// Parses a deployment URL: `https`, or `http` to a loopback host
     /// (127.0.0.0/8, `::1`, `localhost`), or `file` (a local path) when
     /// `schemes` allows it. The userinfo is dropped.
-    pub(crate) fn parse(raw: &str, schemes: RemoteSchemes) -> Result<RemoteUrl, RemoteError> {
+    pub fn parse(raw: &str, schemes: RemoteSchemes) -> Result<RemoteUrl, RemoteError> {
         let mut url = url::Url::parse(raw).map_err(|e| RemoteError::InvalidUrl {
             url: "<unparsable URL>".into(),
             detail: e.to_string(),
@@ -229,7 +230,7 @@ pub fn is_loopback(url: &url::Url) -> bool {
 /// True when `asked` (the URL libgit2 wants credentials for) is on the
 /// same host and port as `deployment` (the URL the session was opened
 /// with). Credentials are offered only then.
-pub(crate) fn same_origin(deployment: &str, asked: &str) -> bool {
+pub fn same_origin(deployment: &str, asked: &str) -> bool {
     let (Ok(deployment), Ok(asked)) = (url::Url::parse(deployment), url::Url::parse(asked)) else {
         return false;
     };

@@ -245,17 +245,24 @@ impl GitlabCoordinator {
                     Some(s) if TERMINAL.contains(&s) => JobStatus::Finished,
                     _ => JobStatus::Running,
                 };
+                let manager = field(|v| v.get("runner_manager").and_then(|m| m.get("system_id")))
+                    .and_then(Value::as_str);
                 Ok(JobOwner {
                     status,
                     job_id: field(|v| v.get("id")).and_then(Value::as_i64),
                     runner_id: field(|v| v.get("runner").and_then(|r| r.get("id")))
                         .and_then(Value::as_i64),
+                    same_manager: match (manager, self.system_id.as_deref()) {
+                        (Some(theirs), Some(ours)) => Some(theirs == ours),
+                        _ => None,
+                    },
                 })
             }
             401 | 403 if from_gitlab(&reply) => Ok(JobOwner {
                 status: JobStatus::TokenRefused,
                 job_id: None,
                 runner_id: None,
+                same_manager: None,
             }),
             // A proxy's page (HTML, no `Job-Status`) says nothing of the job.
             401 | 403 => Err(CoordinatorError::Unavailable {

@@ -10,13 +10,16 @@
 //! Code map: `client` (awc setup, timeouts, URL validation), `errors`
 //! (status/transport → `CoordinatorError`), `jobs` (`/jobs/request`,
 //! `GET /job`, `PUT /jobs/:id`), `trace` (trace PATCH and read),
-//! `attributes` (group custom attributes), `runners` (register, verify,
+//! `attributes` (group custom attributes), `give_back` (the runner's
+//! running jobs, cancel and retry, with the trace-watch token), `runners`
+//! (register, verify,
 //! unregister, `system_id`), `runner_ids` (this runner's id, remembered
 //! beside the state file).
 
 mod attributes;
 mod client;
 mod errors;
+mod give_back;
 mod jobs;
 mod reply;
 mod runner_ids;
@@ -25,6 +28,7 @@ mod trace;
 
 pub use client::{api_base, ClientConfigError, Timeouts, BODY_LIMIT, USER_AGENT};
 pub use errors::{excerpt, EXCERPT_CHARS};
+pub use give_back::parse_rfc3339;
 pub use jobs::{scan_job_id, JobRequestOptions, EXTRA_FEATURES, REFERENCE_FEATURES};
 pub use runner_ids::{learn_runner_id, runner_ids_path};
 pub use runners::{
@@ -37,7 +41,7 @@ use crate::secret::Secret;
 use client::Http;
 use paas_actors::ports::{
     Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PollKind, PortFuture,
-    TraceAppend,
+    RunningJob, TraceAppend,
 };
 use std::cell::{Cell, RefCell};
 
@@ -206,5 +210,16 @@ impl Coordinator for GitlabCoordinator {
 
     fn trace_len<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<u64, CoordinatorError>> {
         Box::pin(self.trace_len_impl(job))
+    }
+
+    fn running_jobs(&self) -> PortFuture<'_, Result<Option<Vec<RunningJob>>, CoordinatorError>> {
+        Box::pin(self.running_jobs_impl())
+    }
+
+    fn give_back<'a>(
+        &'a self,
+        job: &'a RunningJob,
+    ) -> PortFuture<'a, Result<Option<i64>, CoordinatorError>> {
+        Box::pin(self.give_back_impl(job))
     }
 }

@@ -610,6 +610,12 @@ async fn a_pushed_apps_job_is_read_back_equal_to_the_pushed_payload() {
     w.assert_clean();
 }
 
+/// Makes `app_id` older than the longest provisioning of `settings`.
+fn age_past_grace(w: &World, settings: &CleverSettings, app_id: &str) {
+    let by = settings.no_job_grace() + Duration::from_secs(1);
+    assert!(w.clever.control().age_app(app_id, by));
+}
+
 #[actix_rt::test]
 async fn an_app_never_pushed_holds_no_job() {
     // Repository ready but empty (prepared, never launched).
@@ -618,6 +624,15 @@ async fn an_app_never_pushed_holds_no_job() {
     let job = w.acquire(JobSpec::new("empty")).await;
     let r = provision(&ex, &job).await;
     let found = listed(&ex, &r.id).await;
+    // Younger than the longest provisioning: maybe being launched.
+    let young = ex.recover_job(&found).await.expect_err("too young");
+    assert_eq!(young.class, PaasErrorClass::Transient);
+    assert!(
+        young.message.contains("next pass decides"),
+        "{}",
+        young.message
+    );
+    age_past_grace(&w, &w.settings(), &r.id);
     assert_eq!(ex.recover_job(&found).await.expect("recover"), None);
     ex.decommission(&r).await.expect("delete");
     w.assert_clean();
@@ -635,6 +650,7 @@ async fn an_app_never_pushed_holds_no_job() {
     let r = ex.create(&job).await.expect("create");
     let found = listed(&ex, &r.id).await;
     assert!(found.detail["deploy_url"].is_string(), "{:?}", found.detail);
+    age_past_grace(&w, &w.settings(), &r.id);
     assert_eq!(ex.recover_job(&found).await.expect("recover"), None);
     ex.decommission(&r).await.expect("delete");
     w.assert_clean();

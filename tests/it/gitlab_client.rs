@@ -344,7 +344,9 @@ async fn job_owner_names_the_runner_that_acquired_the_job() {
         JobOwner {
             status: JobStatus::Running,
             job_id: Some(job.id),
-            runner_id: own
+            runner_id: own,
+            // The simulator names the runner manager, as GitLab 16 does.
+            same_manager: Some(true),
         }
     );
     // The same answer seen by the other runner: not its job.

@@ -128,6 +128,13 @@ fn state_and_apps_of_the_old_glrt_identity_are_still_this_runners() {
     let tracked = create_app(&e, &format!("hpd-job-{old}-999998"));
     let orphan = create_app(&e, &format!("hpd-job-{old}-999999"));
     let foreign = create_app(&e, "hpd-job-someone-999997");
+    // The orphan was created long ago: past the longest provisioning, an
+    // application without a job to read back is nobody's.
+    assert!(e
+        .world
+        .clever()
+        .control()
+        .age_app(&orphan, Duration::from_secs(24 * 3600)));
     let state = json!({
         "launched": [],
         "pending": [],
@@ -580,4 +587,45 @@ fn register_reads_gitlab_runner_variables_and_a_token_file_and_refuses_a_duplica
     assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
     let mentions = format!("{stdout}{stderr}").matches("not a URL").count();
     assert_eq!(mentions, 1, "stdout {stdout}\nstderr {stderr}");
+}
+
+/// `check` refuses a multi-tenant runner forwarding a value of the secrets
+/// file to every tenant, naming the key and never the value; the opt-in
+/// makes the same file valid.
+#[test]
+fn check_refuses_a_forwarded_secret_in_multi_tenant_mode_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("secrets.toml"),
+        "ENV = \"DEPLOY_KEY=hunter2-value\"\nRUNNER = \"glrt-abcdefghijklmnop\"\n",
+    )
+    .expect("secrets");
+    let config = |opt_in: &str| {
+        format!(
+            "secrets_file = \"secrets.toml\"\nstate_file = \"{}\"\n\n[quota_computation]\n\
+             reference_runner = \"r1\"\nreference_flavor = \"M\"\nreference_jobs_count = 4\n\n\
+             [[runners]]\n\
+             name = \"r1\"\nurl = \"https://gitlab.example\"\ntoken = \"secret:RUNNER\"\n\
+             executor = \"clever-docker\"\ncc_multi_tenant = true\n\
+             cc_gitlab_namespace_attributes_token = \"attrs\"\n{opt_in}\
+             environment = [\"A=plain\", \"secret:ENV\"]\n\
+             [runners.cc_extra_env]\nCC_ENABLE_HEPTAPOD_RUNNER = \"true\"\n",
+            dir.path().join("state.json").display()
+        )
+    };
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config("")).expect("config");
+    let (code, stdout, stderr) = run(&["check", &path.display().to_string()]);
+    assert_eq!(code, Some(2), "stdout {stdout}\nstderr {stderr}");
+    assert!(stdout.contains("(1 problem)"), "{stdout}");
+    assert!(stdout.contains("`runners[0].environment[1]`"), "{stdout}");
+    assert!(
+        stdout.contains("cc_multi_tenant_forward_secrets = true"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+
+    std::fs::write(&path, config("cc_multi_tenant_forward_secrets = true\n")).expect("config");
+    let (code, stdout, stderr) = run(&["check", &path.display().to_string()]);
+    assert_eq!(code, Some(0), "stdout {stdout}\nstderr {stderr}");
 }

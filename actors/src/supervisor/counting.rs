@@ -110,6 +110,8 @@ pub(super) enum Transition {
     ResourceLeftAlone,
     /// A reconciliation pass of one runner ended.
     ReconcilePassEnded,
+    /// A job lost at acquisition was given back (cancelled, retried).
+    JobGivenBack { runner: usize },
     /// A state write ended.
     StateWritten { ok: bool },
     /// A trace read told whether a runner's trace-watch token is refused.
@@ -213,6 +215,7 @@ impl Supervisor {
             }
             Transition::ResourceLeftAlone => m.reconcile_action(ReconcileAction::LeftAlone),
             Transition::ReconcilePassEnded => m.reconcile_pass_ended(),
+            Transition::JobGivenBack { runner } => of(runner, &|l| m.job_given_back(l)),
             Transition::StateWritten { ok } => m.state_written(ok),
             Transition::TraceTokenSeen { runner, refused } => {
                 of(runner, &|l| m.set_trace_watch_token_refused(l, refused));

@@ -30,6 +30,7 @@
 mod check_schedule;
 mod counting;
 mod drain;
+mod give_back;
 mod lifecycle;
 mod liveness;
 mod monitoring;
@@ -204,6 +205,8 @@ pub struct Supervisor {
     /// job is not this runner's: warned about once, then left alone
     /// without being identified again (bounded).
     not_ours: not_ours::NotOurs,
+    /// Jobs lost at acquisition being given back, and their sightings.
+    give_backs: give_back::GiveBacks,
     drained_sent: bool,
     polls_in_flight: usize,
     tasks: usize,
@@ -308,6 +311,7 @@ impl Supervisor {
             draining: false,
             finishing: false,
             not_ours: not_ours::NotOurs::default(),
+            give_backs: give_back::GiveBacks::default(),
             drained_sent: false,
             polls_in_flight: 0,
             tasks: 0,

@@ -95,6 +95,14 @@ impl Supervisor {
             None => (HashSet::new(), HashSet::new()),
         };
         let tracked = self.tracked_for_listing(i, &recorded, &skipped, &*paas);
+        // Every number ending a listed name counts as carried: a job some
+        // resource may hold is never given back.
+        let carried: Option<HashSet<i64>> = skipped.is_empty().then(|| {
+            listed
+                .iter()
+                .filter_map(|r| r.name.rsplit_once('-').and_then(|(_, t)| t.parse().ok()))
+                .collect()
+        });
         let name_of = |id: i64| paas.resource_name(id);
         // A standby resource reused by another runner's job is tracked
         // there: ours, not unknown.
@@ -146,6 +154,9 @@ impl Supervisor {
         slog::info!(log, "reconciliation: resources listed";
                     "listed" => listed_count, "unknown" => unknown.len());
         self.schedule_polls(ctx);
+        if let Some(carried) = carried {
+            self.start_give_back(i, carried, ctx);
+        }
         self.identify_unknown(i, unknown, log, ctx);
     }
 

@@ -1,18 +1,22 @@
 //! What would share a secret with more readers than intended: in
-//! multi-tenant mode, cache credentials and `cc_extra_env` values readable
-//! by every tenant (refused unless `cc_multi_tenant_forward_secrets`), and
-//! the runner token forwarded to a multi-tenant runner's jobs (refused).
+//! multi-tenant mode, cache credentials, `cc_extra_env` values and any
+//! forwarded key whose value came from the secrets file (`secret:NAME`),
+//! all readable by every tenant (refused unless
+//! `cc_multi_tenant_forward_secrets`), and the runner token forwarded to a
+//! multi-tenant runner's jobs (refused).
 
 use std::collections::BTreeMap;
 
 use toml::Value;
 
 use super::super::fields::{Ctx, Section};
+use super::super::inner::is_forwarded;
 use super::super::keys;
 use super::super::keys_executors as cc;
 
 /// The opt-in key that lets a multi-tenant runner forward its cache
-/// credentials and `cc_extra_env` to every tenant's job host.
+/// credentials, `cc_extra_env` and `secret:` values to every tenant's job
+/// host.
 const FORWARD_SECRETS_KEY: &str = cc::FORWARD_SECRETS.name;
 
 /// `cc_extra_env` keys that are Clever Cloud platform switches, not secrets.
@@ -26,9 +30,10 @@ const CACHE_CREDENTIALS: &[(&str, &[&str])] = &[
 ];
 
 /// In multi-tenant mode every tenant can read its job host's environment
-/// and its deployment repository (the inner runner.toml): cache credentials
-/// and `cc_extra_env` values would be shared with all tenants. Refused
-/// unless [`FORWARD_SECRETS_KEY`] is set.
+/// and its deployment repository (the inner runner.toml): cache
+/// credentials, `cc_extra_env` values and every forwarded value taken from
+/// the secrets file would be shared with all tenants. Refused unless
+/// [`FORWARD_SECRETS_KEY`] is set.
 pub(super) fn refuse_forwarded_secrets(
     sec: &Section<'_>,
     ctx: &mut Ctx<'_>,
@@ -45,9 +50,23 @@ pub(super) fn refuse_forwarded_secrets(
             ctx.problem(&path, why.clone());
         }
     }
-    let Some(Value::Table(cache)) = sec.get("cache") else {
-        return;
-    };
+    let mut refused: Vec<String> = Vec::new();
+    if let Some(Value::Table(cache)) = sec.get("cache") {
+        refused.extend(cache_credentials(sec, cache));
+    }
+    for path in forwarded_secret_paths(sec, ctx) {
+        if !refused.contains(&path) {
+            refused.push(path);
+        }
+    }
+    for path in refused {
+        ctx.problem(&path, why.clone());
+    }
+}
+
+/// Paths of the static credentials set in the `cache` table of `sec`.
+fn cache_credentials(sec: &Section<'_>, cache: &toml::Table) -> Vec<String> {
+    let mut found = Vec::new();
     for (backend, keys) in CACHE_CREDENTIALS {
         let Some(Value::Table(t)) = cache.get(*backend) else {
             continue;
@@ -59,12 +78,38 @@ pub(super) fn refuse_forwarded_secrets(
                 None => false,
             };
             if set {
-                let path = format!("{}.{backend}.{key}", sec.key_path("cache"));
-                ctx.problem(&path, why.clone());
+                found.push(format!("{}.{backend}.{key}", sec.key_path("cache")));
             }
         }
     }
+    found
 }
+
+/// Sorted paths under `sec` whose value came from the secrets file and
+/// that reach the inner runner.toml: a forwarded top-level key of the
+/// section (see [`is_forwarded`]), except `token`, which is replaced by a
+/// placeholder, and `cc_extra_env`, refused as a whole above.
+fn forwarded_secret_paths(sec: &Section<'_>, ctx: &Ctx<'_>) -> Vec<String> {
+    let prefix = format!("{}.", sec.path);
+    let mut paths: Vec<String> = ctx
+        .secret_paths
+        .iter()
+        .filter(|path| {
+            let Some(rest) = path.strip_prefix(&prefix) else {
+                return false;
+            };
+            let key = rest.split(['.', '[']).next().unwrap_or(rest);
+            key != TOKEN_KEY && is_forwarded(key)
+        })
+        .cloned()
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The runner token's key: never forwarded as written (a placeholder takes
+/// its place; forwarding it is refused in multi-tenant mode on its own).
+const TOKEN_KEY: &str = "token";
 
 /// `paas_forward_runner_token = true` is refused in multi-tenant mode:
 /// every tenant's jobs could read the runner token.

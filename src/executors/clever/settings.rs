@@ -42,6 +42,9 @@ pub fn default_flavor_name_prefix(context: &str) -> String {
     format!("{context}-")
 }
 
+/// What [`CleverSettings::no_job_grace`] adds to the longest provisioning.
+pub const NO_JOB_MARGIN: Duration = Duration::from_secs(120);
+
 /// How the Clever Cloud organisation of a job is found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tenancy {
@@ -237,6 +240,16 @@ impl CleverSettings {
             service: None,
             deployment_url_schemes: RemoteSchemes::Network,
         }
+    }
+
+    /// How old an application without a job to read back must be before
+    /// reconciliation deletes it: the longest provisioning (the wait for
+    /// the deployment repository, then the push) plus
+    /// [`NO_JOB_MARGIN`] for the API calls around them and their retries.
+    pub fn no_job_grace(&self) -> Duration {
+        self.deployment_repo_timeout
+            .saturating_add(self.push_timeout)
+            .saturating_add(NO_JOB_MARGIN)
     }
 
     /// Prefix of every application this runner creates:

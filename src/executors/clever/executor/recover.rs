@@ -7,6 +7,14 @@
 //! this runner can ask about. Network trouble is transient, like a push's.
 //! These reads keep the client's retries: nobody but the next pass retries
 //! them.
+//!
+//! An application without a job to read back is one being created by
+//! somebody (another host sharing the runner token, or this one before a
+//! crash) until its push lands: `Ok(None)` only once its Clever
+//! `creationDate` is older than the longest provisioning
+//! ([`crate::executors::clever::settings::CleverSettings::no_job_grace`]); before, a transient error, and the
+//! next pass decides. An application whose answer gives no creation date
+//! keeps the rule without grace.
 
 use super::{remote_error, CleverExecutor};
 use crate::executors::clever::api::{OrgAuth, Retries};
@@ -17,6 +25,7 @@ use paas_actors::metrics::ApiStatus;
 use paas_actors::ports::{Job, PaasError, Resource};
 use paas_actors::untrusted::untrusted;
 use slog::{info, warn};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const ACTION: &str = "recover-job";
 
@@ -35,12 +44,61 @@ impl CleverExecutor {
             .resource_org(&detail)
             .await
             .map_err(|e| kept_for_later(ACTION, resource, e))?;
+        let job = self.read_back(resource, &org, &detail).await?;
+        if job.is_none() {
+            self.refuse_young(resource, &org).await?;
+        }
+        Ok(job)
+    }
+
+    /// A transient error while `resource`'s application is younger than
+    /// [`crate::executors::clever::settings::CleverSettings::no_job_grace`] (a gone one is old enough).
+    async fn refuse_young(&self, resource: &Resource, org: &OrgAuth) -> Result<(), PaasError> {
+        let app = match self
+            .apps
+            .api
+            .get_app(org, &resource.id, Retries::Policy)
+            .await
+        {
+            Ok(app) => app,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(created_ms) = app.creation_date else {
+            return Ok(());
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let age =
+            Duration::from_millis(u64::try_from(now_ms.saturating_sub(created_ms)).unwrap_or(0));
+        let grace = self.apps.settings.no_job_grace();
+        if age < grace {
+            return Err(PaasError::transient(
+                ACTION,
+                format!(
+                    "no job to read back yet, and the application was created {} s ago,                      less than the longest provisioning ({} s): maybe being launched; the                      next pass decides",
+                    age.as_secs(),
+                    grace.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The job `resource`'s application holds, read back.
+    async fn read_back(
+        &self,
+        resource: &Resource,
+        org: &OrgAuth,
+        detail: &AppDetail,
+    ) -> Result<Option<Job>, PaasError> {
         let url = match &detail.deploy_url {
             Some(u) => u.clone(),
             None => match self
                 .apps
                 .api
-                .get_app(&org, &resource.id, Retries::Policy)
+                .get_app(org, &resource.id, Retries::Policy)
                 .await
             {
                 Ok(app) => match app.http_url() {
@@ -51,7 +109,7 @@ impl CleverExecutor {
                 Err(e) => return Err(e.into()),
             },
         };
-        Ok(match self.fetch_job_json(resource, &org, &url).await? {
+        Ok(match self.fetch_job_json(resource, org, &url).await? {
             Some(bytes) => self.job_of(resource, &bytes),
             None => None,
         })

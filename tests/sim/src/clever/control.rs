@@ -104,6 +104,19 @@ impl CleverControl {
         }
     }
 
+    /// Makes an app's `creationDate` `by` older; false for an unknown app.
+    pub fn age_app(&self, app_id: &str, by: std::time::Duration) -> bool {
+        let mut w = self.world.lock();
+        match w.apps.get_mut(app_id) {
+            Some(a) => {
+                let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+                a.creation_unix_ms = a.creation_unix_ms.saturating_sub(ms);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Applies a fault command.
     pub fn fault(&self, cmd: FaultCommand) {
         let mut w = self.world.lock();

@@ -50,6 +50,18 @@ impl CoordinatorControl {
         self.shared.with(|st| st.cancel(id))
     }
 
+    /// While `on`, a job request that takes a job never answers: the job is
+    /// handed out (running, this runner's) and the runner never hears of
+    /// it, as when the runner dies at the moment GitLab answers.
+    pub fn hold_job_answers(&self, on: bool) {
+        self.shared.with(|st| st.hold_job_answers = on);
+    }
+
+    /// Job answers held so far (see [`CoordinatorControl::hold_job_answers`]).
+    pub fn job_answers_held(&self) -> u64 {
+        self.shared.with(|st| st.job_answers_held)
+    }
+
     /// Forces a job's status (finish, fail, move to `canceling`).
     pub fn set_job_status(&self, id: i64, status: JobState) -> bool {
         self.shared.with(|st| st.force_status(id, status))

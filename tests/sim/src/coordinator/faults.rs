@@ -40,13 +40,19 @@ pub enum Endpoint {
     RunnerManagerDelete,
     /// `POST /api/v4/runners/reset_authentication_token`.
     RunnerResetToken,
+    /// `GET /api/v4/runners/:id/jobs` (administrator).
+    RunnerJobs,
+    /// `POST /api/v4/projects/:id/jobs/:job_id/cancel` (administrator).
+    JobCancel,
+    /// `POST /api/v4/projects/:id/jobs/:job_id/retry` (administrator).
+    JobRetry,
     /// Anything else under `/api/v4` (answered 404).
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint, in display order.
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 17] = [
         Endpoint::JobsRequest,
         Endpoint::JobStatus,
         Endpoint::JobUpdate,
@@ -60,6 +66,9 @@ impl Endpoint {
         Endpoint::RunnerDelete,
         Endpoint::RunnerManagerDelete,
         Endpoint::RunnerResetToken,
+        Endpoint::RunnerJobs,
+        Endpoint::JobCancel,
+        Endpoint::JobRetry,
         Endpoint::Other,
     ];
 
@@ -79,6 +88,9 @@ impl Endpoint {
             Endpoint::RunnerDelete => "runner_delete",
             Endpoint::RunnerManagerDelete => "runner_manager_delete",
             Endpoint::RunnerResetToken => "runner_reset_token",
+            Endpoint::RunnerJobs => "runner_jobs",
+            Endpoint::JobCancel => "job_cancel",
+            Endpoint::JobRetry => "job_retry",
             Endpoint::Other => "other",
         }
     }

@@ -10,6 +10,7 @@
 // response of a test server buys nothing.
 #![allow(clippy::result_large_err)]
 
+use super::admin_jobs;
 use super::control;
 use super::faults::{html_page, reason_phrase, Endpoint, FaultAction};
 use super::jobs::{JobState, FAILURE_REASONS};
@@ -44,6 +45,9 @@ enum Route {
     RunnerDelete,
     RunnerManagerDelete,
     RunnerResetToken,
+    RunnerJobs(String),
+    JobCancel { project: String, job: String },
+    JobRetry { project: String, job: String },
     TokenSelf,
     NotFound,
 }
@@ -78,6 +82,15 @@ impl Route {
             ("DELETE", ["runners", "managers"]) => Route::RunnerManagerDelete,
             ("POST", ["runners", "reset_authentication_token"]) => Route::RunnerResetToken,
             ("GET", ["personal_access_tokens", "self"]) => Route::TokenSelf,
+            ("GET", ["runners", id, "jobs"]) => Route::RunnerJobs(s(id)),
+            ("POST", ["projects", p, "jobs", j, "cancel"]) => Route::JobCancel {
+                project: s(p),
+                job: s(j),
+            },
+            ("POST", ["projects", p, "jobs", j, "retry"]) => Route::JobRetry {
+                project: s(p),
+                job: s(j),
+            },
             _ => Route::NotFound,
         }
     }
@@ -97,6 +110,9 @@ impl Route {
             Route::RunnerDelete => Endpoint::RunnerDelete,
             Route::RunnerManagerDelete => Endpoint::RunnerManagerDelete,
             Route::RunnerResetToken => Endpoint::RunnerResetToken,
+            Route::RunnerJobs(_) => Endpoint::RunnerJobs,
+            Route::JobCancel { .. } => Endpoint::JobCancel,
+            Route::JobRetry { .. } => Endpoint::JobRetry,
             Route::TokenSelf | Route::NotFound => Endpoint::Other,
         }
     }
@@ -336,6 +352,26 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
         Route::RunnerManagerDelete => runner_manager_delete(shared, &params),
         Route::RunnerResetToken => runner_reset_token(shared, &params),
         Route::TokenSelf => token_self(shared, &req, &params),
+        Route::RunnerJobs(id) => {
+            let query = admin_jobs::ListQuery {
+                status: params.str("status"),
+                system_id: params.str("system_id"),
+                per_page: params.str("per_page"),
+                page: params.str("page"),
+            };
+            let st = shared.lock();
+            match authorize_admin(&st, &req, &params) {
+                Ok(()) => admin_jobs::runner_jobs(&st, &id, &query, job_entity),
+                Err(resp) => resp,
+            }
+        }
+        Route::JobCancel { project, job } | Route::JobRetry { project, job } => {
+            let retry = endpoint == Endpoint::JobRetry;
+            shared.with(|st| match authorize_admin(st, &req, &params) {
+                Ok(()) => admin_jobs::job_action(st, &decode(&project), &job, retry, job_entity),
+                Err(resp) => resp,
+            })
+        }
         Route::NotFound => std_message(404),
     }
 }
@@ -416,14 +452,25 @@ async fn jobs_request(shared: &Shared, params: &Params) -> HttpResponse {
         .value("info")
         .and_then(|i| i.get("features"))
         .cloned();
-    let (taken, version) = shared.with(|st| {
-        let taken = st
-            .dequeue(runner_id, features.as_ref())
-            .and_then(|id| st.jobs.get(&id).map(|j| j.payload.clone()));
+    let system_id = params.str("system_id");
+    let (taken, version, held) = shared.with(|st| {
+        let taken = st.dequeue(runner_id, features.as_ref()).and_then(|id| {
+            let job = st.jobs.get_mut(&id)?;
+            job.manager = system_id;
+            Some(job.payload.clone())
+        });
         let global = st.queue_version;
         let version = st.runner_mut(&token).map_or(global, |r| r.queue_version);
-        (taken, version)
+        let held = taken.is_some() && st.hold_job_answers;
+        if held {
+            st.job_answers_held += 1;
+        }
+        (taken, version, held)
     });
+    if held {
+        // The job is handed out; its answer never leaves.
+        std::future::pending::<()>().await;
+    }
     let mut b = match taken {
         Some(_) => builder(201),
         None => builder(204),
@@ -512,6 +559,13 @@ fn job_entity(
     });
     if let Some(obj) = entity.as_object_mut() {
         obj.insert("runner".to_owned(), runner.unwrap_or(Value::Null));
+        // GitLab 16 and later: the runner manager (host) that picked the job.
+        if let Some(system_id) = &job.manager {
+            obj.insert(
+                "runner_manager".to_owned(),
+                json!({"system_id": system_id, "status": "online"}),
+            );
+        }
     }
     entity
 }

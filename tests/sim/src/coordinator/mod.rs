@@ -9,10 +9,12 @@
 //! same control is served over HTTP under `/__sim/`.
 //!
 //! Modules: `state` (runners, jobs, traces, journal, settings), `jobs` (job
-//! specs and payloads), `handlers` (`/api/v4` endpoints), `control`
+//! specs and payloads), `handlers` (`/api/v4` endpoints), `admin_jobs`
+//! (a runner's jobs, cancel and retry, for administrators), `control`
 //! (in-process and `/__sim/` control), `responses` (response builders both
 //! use), `faults` (fault injection).
 
+mod admin_jobs;
 mod control;
 mod faults;
 mod handlers;

@@ -257,6 +257,8 @@ pub(crate) struct JobRecord {
     pub(crate) failure_reason: Option<String>,
     pub(crate) exit_code: Option<i64>,
     pub(crate) runner_id: Option<i64>,
+    /// The `system_id` of the request that acquired the job, if it sent one.
+    pub(crate) manager: Option<String>,
     pub(crate) token_valid: bool,
     pub(crate) updates: Vec<Value>,
     pub(crate) created: Instant,
@@ -374,6 +376,11 @@ pub(crate) struct State {
     pub(crate) journal: VecDeque<RecordedRequest>,
     pub(crate) counts: BTreeMap<Endpoint, u64>,
     pub(crate) faults: Faults,
+    /// Job requests that take a job never answer (the job stays running at
+    /// the coordinator, handed out to a runner that never hears of it).
+    pub(crate) hold_job_answers: bool,
+    /// Job answers held so far.
+    pub(crate) job_answers_held: u64,
 }
 
 impl State {
@@ -398,6 +405,8 @@ impl State {
             journal: VecDeque::new(),
             counts: BTreeMap::new(),
             faults: Faults::default(),
+            hold_job_answers: false,
+            job_answers_held: 0,
         }
     }
 
@@ -524,6 +533,7 @@ impl State {
                 failure_reason: None,
                 exit_code: None,
                 runner_id: None,
+                manager: None,
                 token_valid: true,
                 updates: Vec::new(),
                 created: Instant::now(),
@@ -535,6 +545,17 @@ impl State {
         self.queue.push_back(id);
         self.tick_job(id);
         id
+    }
+
+    /// Retries a finished job (GitLab's `POST …/retry`): a new pending job
+    /// of the same spec, queued. `None` if unknown or not finished.
+    pub(crate) fn retry(&mut self, id: i64) -> Option<i64> {
+        let job = self.jobs.get(&id)?;
+        if !job.status.is_terminal() {
+            return None;
+        }
+        let spec = job.spec.clone();
+        Some(self.enqueue(spec))
     }
 
     /// Cancels a job: pending → canceled (leaves the queue), executing →
