@@ -26,6 +26,7 @@ mod job;
 mod job_actor;
 mod job_ctx;
 mod job_table;
+mod launch_spacing;
 mod launcher;
 mod long_poll;
 mod mailbox;

@@ -66,6 +66,14 @@ declare_settings! {
                 "reconcile_interval",
                 Kind::seconds_or_off("a number of seconds (0 disables the periodic reconciliation)"),
                 Live;
+            /// Seconds between two provisioning starts (the create of a new
+            /// resource), across all runners; 0: no spacing. Each start is
+            /// planned at the last planned one plus this gap, so that launches
+            /// queued together start one after the other.
+            min_between_launches: Option<Duration> = None =>
+                "paas_min_seconds_between_launches",
+                Kind::seconds_or_off("a number of seconds (0: provisioning starts are not spaced)"),
+                Live;
         }
         fixed {
             /// Weighted quota (computed by the wiring from `[quota_computation]`).

@@ -1204,6 +1204,30 @@ fn no_prefix_of_a_valid_file_panics() {
 }
 
 #[test]
+fn min_seconds_between_launches_is_read_without_a_warning() {
+    let l = ok(&clever("", ""));
+    assert_eq!(
+        l.config.settings.min_between_launches, None,
+        "no spacing by default"
+    );
+    let l = ok(&clever("paas_min_seconds_between_launches = 1.5", ""));
+    assert_eq!(
+        l.config.settings.min_between_launches,
+        Some(Duration::from_millis(1500))
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let l = ok(&clever("paas_min_seconds_between_launches = 0", ""));
+    assert_eq!(l.config.settings.min_between_launches, None);
+    let e = err(&clever("paas_min_seconds_between_launches = -1", ""));
+    assert_problem(
+        &e,
+        "paas_min_seconds_between_launches",
+        "a number of seconds",
+        "negative gap",
+    );
+}
+
+#[test]
 fn reconcile_interval_zero_disables_the_periodic_pass() {
     let l = ok(&clever("reconcile_interval = 0", ""));
     assert_eq!(l.config.settings.reconcile_interval, None);

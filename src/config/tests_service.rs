@@ -268,6 +268,10 @@ fn a_python_1_1_1_configuration_is_accepted_as_it_is() {
     let c = &l.config;
     assert_eq!(c.settings.concurrent, 40);
     assert_eq!(c.settings.allowed_fraction_per_runner, 0.8);
+    assert_eq!(
+        c.settings.min_between_launches,
+        Some(std::time::Duration::from_secs(2))
+    );
     let (service, multi) = (&c.runners[0], &c.runners[1]);
     assert_eq!(service.executor, ExecutorKind::CleverServiceDocker);
     assert_eq!(service.token.expose(), "glrt-py111ServiceRunnerTok3n");

@@ -60,6 +60,7 @@ use crate::job::{after_use, transition, JobEvent, Phase};
 use crate::job_actor::{JobActor, JobTask};
 use crate::job_ctx::{JobCtx, SupervisorLink};
 use crate::job_table::{JobEntry, JobTable, Unloaded};
+use crate::launch_spacing::LaunchSpacing;
 use crate::launcher::{Launch, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
@@ -209,6 +210,8 @@ pub struct Supervisor {
     /// What reloads send ([`crate::messages::ApplySettings`]), until
     /// `started` reads it.
     settings_rx: Option<mpsc::UnboundedReceiver<SettingsRequest>>,
+    /// The planned starts of the launchers' creates.
+    launch_spacing: Rc<LaunchSpacing>,
 }
 
 impl Supervisor {
@@ -252,6 +255,7 @@ impl Supervisor {
         let (drain_tx, _) = watch::channel(false);
         let checks = CheckSchedule::new(settings.job_progress_poll_interval);
         let runners_count = runners.len();
+        let spacing = LaunchSpacing::new(settings.min_between_launches.unwrap_or_default());
         Supervisor {
             settings,
             runners,
@@ -281,6 +285,7 @@ impl Supervisor {
             observer: hooks.observer,
             settings_rx: Some(hooks.settings),
             last_status: None,
+            launch_spacing: Rc::new(spacing),
         }
     }
 

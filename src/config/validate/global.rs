@@ -22,8 +22,7 @@ const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
 ];
 
 /// Keys of later Python versions that this program does not implement.
-const UNSUPPORTED_GLOBAL_KEYS: &[&str] =
-    &["paas_min_seconds_between_launches", "paas_log_statistics"];
+const UNSUPPORTED_GLOBAL_KEYS: &[&str] = &["paas_log_statistics"];
 
 /// The top-level keys this program reads: each declared key's first part,
 /// and `runners`.
