@@ -74,6 +74,11 @@ declare_settings! {
                 "paas_min_seconds_between_launches",
                 Kind::seconds_or_off("a number of seconds (0: provisioning starts are not spaced)"),
                 Live;
+            /// Log one INFO line `JSON statistics: {…}` per polling cycle:
+            /// the quota, the weight held and the job counts and limits, with
+            /// the Python runner 1.1's eight keys. The metrics carry the
+            /// same figures.
+            log_statistics: bool = false => "paas_log_statistics", Kind::FLAG, Live;
         }
         fixed {
             /// Weighted quota (computed by the wiring from `[quota_computation]`).

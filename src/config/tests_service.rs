@@ -272,6 +272,7 @@ fn a_python_1_1_1_configuration_is_accepted_as_it_is() {
         c.settings.min_between_launches,
         Some(std::time::Duration::from_secs(2))
     );
+    assert!(c.settings.log_statistics);
     let (service, multi) = (&c.runners[0], &c.runners[1]);
     assert_eq!(service.executor, ExecutorKind::CleverServiceDocker);
     assert_eq!(service.token.expose(), "glrt-py111ServiceRunnerTok3n");

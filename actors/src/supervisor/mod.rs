@@ -41,6 +41,7 @@ mod reconciliation;
 mod refusal_guard;
 mod reload;
 mod spawn;
+mod statistics;
 mod stats;
 mod write_queue;
 

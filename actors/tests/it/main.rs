@@ -3,6 +3,7 @@
 
 mod common;
 mod gauge_property;
+mod launch_spacing;
 mod lifecycle;
 mod long_poll;
 mod metrics;
@@ -14,3 +15,4 @@ mod reload;
 mod resume;
 mod runner_side;
 mod shutdown;
+mod statistics;
