@@ -317,10 +317,35 @@ async fn prepare_and_launch(
             record(&jc.supervisor, jc.key, res.clone(), &jc.logger)
                 .await
                 .map_err(LaunchEnd::not_recorded)?;
+            wait_ready(jc, &res).await?;
         }
     }
     res.launched = true;
     Ok(res)
+}
+
+/// Waits until the prepared resource can take the job
+/// ([`crate::ports::Paas::wait_ready`]). The wait only reads, so a drain
+/// or the job's cancellation ends it at once: the job stays prepared, and
+/// a resumed launch prepares and waits again.
+async fn wait_ready(jc: &mut JobCtx, resource: &Resource) -> Result<(), LaunchEnd> {
+    let (paas, job) = (jc.paas.clone(), jc.job.clone());
+    match jc
+        .interrupts
+        .unless_interrupted(paas.wait_ready(resource, &job))
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(LaunchEnd::Failed(
+            LaunchFailureReason::Prepare,
+            e.to_string(),
+        )),
+        Err(i) => {
+            slog::info!(jc.logger, "wait for the resource to be ready interrupted";
+                        "app" => &resource.id, "interrupt" => ?i);
+            Err(LaunchEnd::Stopped(i))
+        }
+    }
 }
 
 /// A provisioned resource the supervisor did not record.
@@ -499,6 +524,56 @@ mod tests {
             [1, 1, 2, 2, 3, 3],
             "creates at 0 s, 2 s and 4 s, not all together at 2 s"
         );
+    }
+
+    #[actix_rt::test]
+    async fn a_drain_ends_the_readiness_wait_and_the_job_stays_prepared() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.set_latency(Step::WaitReady, Duration::from_secs(600));
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        JobActor::start(jc, task(None, Duration::ZERO));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(paas.calls(Step::WaitReady), 1);
+        let _ = h.drain.send(true);
+        // Ends within a step of virtual time, not at the 600 s of the wait.
+        assert!(h.until_ended(Duration::from_millis(100), 10).await);
+        let events = h.events();
+        let provisioned = events
+            .iter()
+            .filter(|e| matches!(e, Event::Provisioned(_)))
+            .count();
+        assert_eq!(provisioned, 2, "created and prepared, recorded: {events:?}");
+        assert!(
+            events.contains(&Event::LaunchStopped(Interrupt::Drain)),
+            "{events:?}"
+        );
+        assert_eq!(paas.calls(Step::Launch), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_resource_never_ready_fails_the_launch() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.fail(
+            Step::WaitReady,
+            [PaasError::permanent("wait-helper", "never ready")],
+        );
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        JobActor::start(jc, task(None, Duration::ZERO));
+        assert!(h.until_ended(STEP, 20).await);
+        assert!(
+            h.events()
+                .iter()
+                .any(|e| matches!(e, Event::LaunchFailed(m) if m.contains("never ready"))),
+            "{:?}",
+            h.events()
+        );
+        assert_eq!(paas.calls(Step::Launch), 0);
     }
 
     #[actix_rt::test]
