@@ -174,12 +174,19 @@ pub struct StandbyPolicy {
     pub max_jobs_per_resource: u32,
 }
 
+impl StandbyPolicy {
+    /// The Python runner 1.1's standby time.
+    pub const DEFAULT_KEEP: Duration = Duration::from_secs(120);
+    /// Jobs per resource at most, by default.
+    pub const DEFAULT_MAX_JOBS_PER_RESOURCE: u32 = 20;
+}
+
 impl Default for StandbyPolicy {
     /// The Python runner 1.1's 120 s, at most 20 jobs per resource.
     fn default() -> Self {
         StandbyPolicy {
-            keep: Duration::from_secs(120),
-            max_jobs_per_resource: 20,
+            keep: Self::DEFAULT_KEEP,
+            max_jobs_per_resource: Self::DEFAULT_MAX_JOBS_PER_RESOURCE,
         }
     }
 }

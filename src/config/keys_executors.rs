@@ -2,7 +2,8 @@
 //! [`super::keys`]: the `cc_*` keys of clever-docker (their defaults are
 //! `crate::executors::clever::settings`'s constants) and local-docker's.
 
-use paas_actors::settings::{Fallback, Key, Kind, Reload, Value};
+use paas_actors::settings::{Fallback, Key, Kind, Reload, Shape, Value};
+use paas_actors::StandbyPolicy;
 
 use crate::executors::clever::service::settings::{DEFAULT_HELPER_IMAGE, DEFAULT_READY_TIMEOUT};
 use crate::executors::clever::settings::{
@@ -229,8 +230,36 @@ pub(crate) const READY_TIMEOUT: Key = key!(
      growing from 0.1 s up to 20 s, the first after the delay the previous helpers took."
 );
 
+/// `paas_keep_resources_for_reuse_seconds` of a clever-service-docker section.
+pub(crate) const KEEP_FOR_REUSE: Key = key!(
+    "paas_keep_resources_for_reuse_seconds",
+    Kind {
+        shape: Shape::SecondsOrOff,
+        expected: "a number of seconds (0: finished jobs' applications are deleted)",
+    },
+    Fallback::Value(Value::Seconds(StandbyPolicy::DEFAULT_KEEP)),
+    "How long a finished job's application waits on standby for another job of the same \
+     organisation and size before it is deleted; 0: deleted at once. Never forwarded."
+);
+
+/// `paas_max_jobs_per_resource` of a clever-service-docker section.
+pub(crate) const MAX_JOBS_PER_RESOURCE: Key = key!(
+    "paas_max_jobs_per_resource",
+    Kind::COUNT,
+    Fallback::Value(Value::Count(
+        StandbyPolicy::DEFAULT_MAX_JOBS_PER_RESOURCE as u64
+    )),
+    "Jobs one application runs at most: after the last one it is deleted instead of kept on \
+     standby. Never forwarded."
+);
+
 /// The keys a clever-service-docker section adds to clever-docker's.
-pub(crate) const SERVICE: &[&Key] = &[&HELPER_IMAGE, &READY_TIMEOUT];
+pub(crate) const SERVICE: &[&Key] = &[
+    &HELPER_IMAGE,
+    &READY_TIMEOUT,
+    &KEEP_FOR_REUSE,
+    &MAX_JOBS_PER_RESOURCE,
+];
 
 /// `host` of a local-docker section.
 pub(crate) const HOST: Key = key!(

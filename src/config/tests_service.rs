@@ -146,6 +146,37 @@ fn service_keys_elsewhere_and_the_main_image_are_warned_about() {
 }
 
 #[test]
+fn the_standby_keys_set_the_runner_standby_policy() {
+    let standby = |extra: &str| {
+        let l = ok(&section("clever-service-docker", extra));
+        l.config.runners[0].settings.standby
+    };
+    let default = standby("").expect("a service section keeps applications");
+    assert_eq!(default, paas_actors::StandbyPolicy::default());
+    assert_eq!(default.keep, std::time::Duration::from_secs(120));
+    let set =
+        standby("paas_keep_resources_for_reuse_seconds = 7.5\npaas_max_jobs_per_resource = 3\n")
+            .expect("kept");
+    assert_eq!(set.keep, std::time::Duration::from_millis(7500));
+    assert_eq!(set.max_jobs_per_resource, 3);
+    let zero = standby("paas_keep_resources_for_reuse_seconds = 0\n").expect("a policy");
+    assert_eq!(zero.keep, std::time::Duration::ZERO, "0: never kept");
+    let clever = ok(&section("clever-docker", ""));
+    assert_eq!(clever.config.runners[0].settings.standby, None);
+    for bad in [
+        "paas_keep_resources_for_reuse_seconds = -1\n",
+        "paas_max_jobs_per_resource = 0\n",
+    ] {
+        let e = parse(&section("clever-service-docker", bad)).unwrap_err();
+        let key = bad.split(' ').next().unwrap_or_default();
+        assert!(
+            problems(&e).iter().any(|(k, _)| k.ends_with(key)),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn none_of_this_programs_keys_reaches_the_inner_runner() {
     let l = ok(&section(
         "clever-service-docker",

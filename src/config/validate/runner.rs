@@ -3,7 +3,6 @@
 //! executor's own keys ([`super::clever`], [`super::local_docker`]).
 
 use paas_actors::settings::{RunnerSettings, TraceWatch};
-use paas_actors::StandbyPolicy;
 use std::path::Path;
 use toml::Value;
 
@@ -157,7 +156,8 @@ fn runner(
     settings.label = Some(name.clone());
     // Set here rather than by the wiring: a reload applies the validated
     // `RunnerSettings`, which must keep it.
-    settings.standby = (executor == ExecutorKind::CleverServiceDocker).then(StandbyPolicy::default);
+    settings.standby =
+        (executor == ExecutorKind::CleverServiceDocker).then(|| service::standby_policy(sec, ctx));
     let mut runner = RunnerConfig {
         name,
         url: common.url?,

@@ -4,9 +4,13 @@
 
 use super::super::fields::{Ctx, Section};
 use super::super::keys;
-use super::super::keys_executors::{HELPER_IMAGE, READY_TIMEOUT, SERVICE};
+use super::super::keys_executors::{
+    HELPER_IMAGE, KEEP_FOR_REUSE, MAX_JOBS_PER_RESOURCE, READY_TIMEOUT, SERVICE,
+};
 use super::super::settings::ExecutorKind;
 use crate::executors::clever::ServiceSettings;
+use paas_actors::settings::Value;
+use paas_actors::StandbyPolicy;
 
 /// An image name that can go on a `FROM` line as written.
 fn is_image_name(text: &str) -> bool {
@@ -34,6 +38,21 @@ pub(super) fn settings(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ServiceSe
         );
     }
     (ctx.problems.len() == before).then_some(service)
+}
+
+/// The standby policy of a clever-service-docker section: how long a
+/// finished job's application is kept, for how many jobs at most.
+pub(super) fn standby_policy(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> StandbyPolicy {
+    let mut policy = StandbyPolicy::default();
+    match sec.value(ctx, &KEEP_FOR_REUSE) {
+        Some(Value::Seconds(d)) => policy.keep = d,
+        Some(Value::Off) => policy.keep = std::time::Duration::ZERO,
+        _ => {}
+    }
+    if let Some(Value::Count(n)) = sec.value(ctx, &MAX_JOBS_PER_RESOURCE) {
+        policy.max_jobs_per_resource = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    policy
 }
 
 /// Warns about the service keys of a section whose executor does not use them.
