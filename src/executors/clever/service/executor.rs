@@ -387,7 +387,7 @@ impl Paas for CleverServiceExecutor {
     }
 
     fn resource_scope(&self, resource: &Resource) -> Option<String> {
-        AppDetail::of(resource).orga_id
+        self.apps.recorded_scope(&AppDetail::of(resource))
     }
 
     fn job_scope<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Option<String>, PaasError>> {
