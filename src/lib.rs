@@ -25,6 +25,7 @@ pub mod logging;
 pub mod monitoring;
 pub mod notify;
 pub mod preflight;
+pub mod process_metrics;
 pub mod register;
 pub mod reload;
 pub mod runtime;

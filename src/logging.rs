@@ -11,10 +11,50 @@
 //! [`paas_actors::untrusted::untrusted`]: its control characters are
 //! escaped, so it can neither forge a log line nor drive the operator's
 //! terminal, in either format.
+//!
+//! Every ERROR (CRITICAL included) and WARN record is counted in the
+//! service's `errors_total{level}` once [`count_records_into`] gave it the
+//! metrics (records before are not counted).
 
+use paas_actors::metrics::{LogLevel, Metrics};
 use slog::{o, Drain, Level, Logger};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The metrics the ERROR and WARN records of every logger are counted in.
+static RECORD_COUNTS: OnceLock<Arc<Metrics>> = OnceLock::new();
+
+/// Counts the ERROR and WARN records of every logger, from now on, in
+/// `metrics` (the first call decides).
+pub fn count_records_into(metrics: Arc<Metrics>) {
+    let _ = RECORD_COUNTS.set(metrics);
+}
+
+/// A drain that counts the ERROR and WARN records in the metrics of
+/// `counts` (if set), then passes every record on.
+pub struct Counting<D> {
+    inner: D,
+    /// Only atomic counters are updated through it: a panic elsewhere
+    /// leaves nothing half-done there.
+    counts: std::panic::AssertUnwindSafe<&'static OnceLock<Arc<Metrics>>>,
+}
+
+impl<D: Drain> Drain for Counting<D> {
+    type Ok = D::Ok;
+    type Err = D::Err;
+
+    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> Result<D::Ok, D::Err> {
+        let level = match record.level() {
+            Level::Critical | Level::Error => Some(LogLevel::Error),
+            Level::Warning => Some(LogLevel::Warn),
+            _ => None,
+        };
+        if let (Some(level), Some(m)) = (level, self.counts.get()) {
+            m.log_record(level);
+        }
+        self.inner.log(record, values)
+    }
+}
 
 /// Output format of the logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +138,11 @@ pub struct Logging {
 /// with its syslog priority.
 pub fn init(level: Level, format: LogFormat, journal: bool) -> Logging {
     let (drain, guard) = async_drain(line_drain(format, journal, std::io::stderr()));
-    let drain = drain.filter_level(level).fuse();
+    let drain = Counting {
+        inner: drain.filter_level(level),
+        counts: std::panic::AssertUnwindSafe(&RECORD_COUNTS),
+    }
+    .fuse();
     let logger = Logger::root(drain, o!());
     Logging {
         logger,
@@ -384,5 +428,34 @@ mod tests {
         assert_eq!(parse_format("term"), Ok(LogFormat::Term));
         assert_eq!(parse_format("json"), Ok(LogFormat::Json));
         assert!(parse_format("xml").is_err());
+    }
+
+    #[test]
+    fn error_and_warn_records_are_counted_once_the_metrics_are_given() {
+        let counts: &'static OnceLock<Arc<Metrics>> = Box::leak(Box::new(OnceLock::new()));
+        let logger = Logger::root(
+            Counting {
+                inner: slog::Discard,
+                counts: std::panic::AssertUnwindSafe(counts),
+            },
+            o!(),
+        );
+        slog::error!(logger, "before the metrics: not counted");
+        let metrics = Arc::new(Metrics::new());
+        let _ = counts.set(metrics.clone());
+        slog::crit!(logger, "c");
+        slog::error!(logger, "e");
+        slog::warn!(logger, "w");
+        slog::info!(logger, "i");
+        slog::debug!(logger, "d");
+        let text = metrics.encode().unwrap_or_default();
+        assert!(
+            text.contains("heptapod_paas_runner_errors_total{level=\"error\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("heptapod_paas_runner_errors_total{level=\"warn\"} 1\n"),
+            "{text}"
+        );
     }
 }

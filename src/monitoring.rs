@@ -1,7 +1,8 @@
 //! The monitoring endpoints on `listen_address` (actix-web, on the
 //! service's actix System, one worker, no signal handling of its own):
 //!
-//! - `GET /metrics`: the service's [`Metrics`] in the Prometheus text format;
+//! - `GET /metrics`: the service's [`Metrics`] in the Prometheus text format,
+//!   then the process metrics ([`crate::process_metrics`]);
 //! - `GET /healthz` (liveness): 200 while the supervisor answers within
 //!   [`HEALTH_TIMEOUT`] and is not draining, 503 otherwise; one-line JSON;
 //! - `GET /readyz` (readiness): 200 while the runner can take jobs, 503
@@ -195,7 +196,10 @@ pub fn start(
 
 async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
     match shared.service.metrics().encode() {
-        Ok(text) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(text),
+        Ok(mut text) => {
+            crate::process_metrics::append(&mut text);
+            HttpResponse::Ok().content_type(CONTENT_TYPE).body(text)
+        }
         Err(_) => HttpResponse::InternalServerError().finish(),
     }
 }

@@ -238,6 +238,7 @@ mod tests {
             used_weight: 2.0,
             quota: 4.0,
             provisioning: 0,
+            standby: 0,
         };
         notifier.ready(&status);
         notifier.alive();

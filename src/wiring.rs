@@ -16,7 +16,7 @@ use crate::gitlab::{
     CoordinatorSettings, GitlabCoordinator,
 };
 use crate::preflight::{docker_version, DockerProblem, Patience, StartupProgress, PATIENCE};
-use paas_actors::metrics::Metrics;
+use paas_actors::metrics::{ApiCounter, Metrics};
 use paas_actors::ports::{Coordinator, Paas, PaasError, TwoDecimals, Weight};
 use paas_actors::service::{RunnerPorts, SupervisorSettings};
 use paas_actors::state::{FileStore, StateStore};
@@ -220,6 +220,13 @@ fn build_runner(
     })
 }
 
+/// The API counter of `runner`: its requests with its `runner` label
+/// (`label`, else its unique name, as the supervisor labels it).
+fn api_counter(metrics: &Arc<Metrics>, runner: &RunnerConfig) -> ApiCounter {
+    let label = runner.settings.label.as_deref();
+    ApiCounter::new(metrics.clone(), label.unwrap_or(&runner.unique_name))
+}
+
 /// The GitLab client of runner section `index`.
 fn build_coordinator(
     config: &Config,
@@ -234,7 +241,7 @@ fn build_coordinator(
     coordinator_settings.trace_watch_token = runner.trace_watch_token.clone();
     coordinator_settings.system_id = Some(system_id.to_string());
     coordinator_settings.logger = Some(runner_logger.clone());
-    coordinator_settings.metrics = Some(metrics.clone());
+    coordinator_settings.metrics = Some(api_counter(metrics, runner));
     coordinator_settings.tls_ca_file = runner.tls_ca_file.clone();
     if let Some(clever) = &runner.clever {
         if let Tenancy::Multi {
@@ -283,7 +290,7 @@ fn build_executor(
             let executor = Rc::new(
                 CleverExecutor::new(clever_settings()?, Some(attributes), runner_logger.clone())
                     .map_err(setup)?
-                    .with_metrics(metrics.clone()),
+                    .with_metrics(api_counter(metrics, runner)),
             );
             (executor.clone(), Some(Clever::Docker(executor)))
         }
@@ -295,7 +302,7 @@ fn build_executor(
                     runner_logger.clone(),
                 )
                 .map_err(setup)?
-                .with_metrics(metrics.clone()),
+                .with_metrics(api_counter(metrics, runner)),
             );
             (executor.clone(), Some(Clever::Service(executor)))
         }

@@ -4,6 +4,8 @@
 //! Acquired → Provisioning → Provisioned → Launched → Started → Finished → Decommissioning → Gone
 //!     └──────────┴──────────────┴────────────┴─→ LaunchFailed → Reported ─┘        (or Gone)
 //!     └──────────┴──────────────┴────────────┴─→ Finished (cancelled at the coordinator)
+//! Finished → Standby → Decommissioning (expired, evicted)   Standby → Gone (reused)
+//! Acquired → Provisioned (a standby resource reused) → Acquired (it could not take the job)
 //! ```
 //!
 //! The supervisor owns one [`Phase`] per job and changes it only through
@@ -36,13 +38,15 @@ pub enum Phase {
     Reported,
     /// The resource is being deleted.
     Decommissioning,
+    /// The job is over; its resource is kept for another job.
+    Standby,
     /// Nothing left to track.
     Gone,
 }
 
 impl Phase {
     /// Every phase, in the order of a job's life.
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Acquired,
         Phase::Provisioning,
         Phase::Provisioned,
@@ -52,6 +56,7 @@ impl Phase {
         Phase::LaunchFailed,
         Phase::Reported,
         Phase::Decommissioning,
+        Phase::Standby,
         Phase::Gone,
     ];
 
@@ -67,6 +72,7 @@ impl Phase {
             Phase::LaunchFailed => "launch_failed",
             Phase::Reported => "reported",
             Phase::Decommissioning => "decommissioning",
+            Phase::Standby => "standby",
             Phase::Gone => "gone",
         }
     }
@@ -93,6 +99,7 @@ impl Phase {
             Phase::Finished | Phase::Reported | Phase::Decommissioning => {
                 has_resource.then_some(Section::ToDecommission)
             }
+            Phase::Standby => has_resource.then_some(Section::Standby),
             Phase::Gone => None,
         }
     }
@@ -113,6 +120,8 @@ pub(crate) enum Section {
     Launched,
     /// `to_decommission`: handles whose resource must be deleted.
     ToDecommission,
+    /// `standby_resources`: handles whose resource waits for another job.
+    Standby,
 }
 
 /// What happened to a job.
@@ -137,8 +146,14 @@ pub(crate) enum JobEvent {
     /// The resource is gone.
     Decommissioned,
     /// Forget the job without deleting anything (no resource, or the
-    /// configuration says to keep it).
+    /// configuration says to keep it, or another job took its resource).
     Released,
+    /// The finished job's resource is kept for another job.
+    StandbyStarted,
+    /// A new job takes a standby resource.
+    ResourceReused,
+    /// The reused resource could not take the job: it needs a new one.
+    ReuseFailed,
 }
 
 /// An event that makes no sense in the current phase.
@@ -166,6 +181,11 @@ pub(crate) fn transition(from: Phase, event: JobEvent) -> Result<Phase, InvalidT
         (P::Finished | P::Reported, E::DecommissionStarted) => P::Decommissioning,
         (P::Finished | P::Reported, E::Released) => P::Gone,
         (P::Decommissioning, E::Decommissioned) => P::Gone,
+        (P::Finished, E::StandbyStarted) => P::Standby,
+        (P::Standby, E::DecommissionStarted) => P::Decommissioning,
+        (P::Standby, E::Released) => P::Gone,
+        (P::Acquired, E::ResourceReused) => P::Provisioned,
+        (P::Provisioned, E::ReuseFailed) => P::Acquired,
         _ => return Err(InvalidTransition { from, event }),
     };
     Ok(to)
@@ -188,7 +208,7 @@ mod tests {
     use JobEvent as E;
     use Phase as P;
 
-    const ALL_PHASES: [Phase; 10] = [
+    const ALL_PHASES: [Phase; 11] = [
         P::Acquired,
         P::Provisioning,
         P::Provisioned,
@@ -198,9 +218,10 @@ mod tests {
         P::LaunchFailed,
         P::Reported,
         P::Decommissioning,
+        P::Standby,
         P::Gone,
     ];
-    const ALL_EVENTS: [JobEvent; 10] = [
+    const ALL_EVENTS: [JobEvent; 13] = [
         E::CreateRecorded,
         E::ResourceCreated,
         E::ResourceLaunched,
@@ -211,6 +232,9 @@ mod tests {
         E::DecommissionStarted,
         E::Decommissioned,
         E::Released,
+        E::StandbyStarted,
+        E::ResourceReused,
+        E::ReuseFailed,
     ];
 
     #[test]
@@ -235,6 +259,11 @@ mod tests {
             (P::Finished, E::Released, P::Gone),
             (P::Reported, E::Released, P::Gone),
             (P::Decommissioning, E::Decommissioned, P::Gone),
+            (P::Finished, E::StandbyStarted, P::Standby),
+            (P::Standby, E::DecommissionStarted, P::Decommissioning),
+            (P::Standby, E::Released, P::Gone),
+            (P::Acquired, E::ResourceReused, P::Provisioned),
+            (P::Provisioned, E::ReuseFailed, P::Acquired),
         ];
         for from in ALL_PHASES {
             for event in ALL_EVENTS {
@@ -268,6 +297,8 @@ mod tests {
             (P::Finished, false, None),
             (P::Reported, true, Some(Section::ToDecommission)),
             (P::Decommissioning, true, Some(Section::ToDecommission)),
+            (P::Standby, true, Some(Section::Standby)),
+            (P::Standby, false, None),
             (P::Gone, true, None),
         ];
         for (phase, res, expected) in table {

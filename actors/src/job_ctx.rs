@@ -84,6 +84,7 @@ pub(crate) mod stub {
         Decommissioned,
         DecommissionStopped,
         DecommissionRefused(String),
+        ReuseFailed(String),
         TaskEnded,
     }
 
@@ -123,6 +124,7 @@ pub(crate) mod stub {
                 TaskEvent::ResourceDecommissioned(_) => Event::Decommissioned,
                 TaskEvent::DecommissionStopped(_) => Event::DecommissionStopped,
                 TaskEvent::DecommissionRefused(m) => Event::DecommissionRefused(m.error),
+                TaskEvent::ReuseFailed(m) => Event::ReuseFailed(m.message),
                 TaskEvent::TaskEnded(_) => Event::TaskEnded,
             });
         }

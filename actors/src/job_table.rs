@@ -5,7 +5,7 @@
 use crate::job::{Phase, Section};
 use crate::ports::{Job, Resource, Weight};
 use crate::quota::JobKey;
-use crate::state::{HandleRecord, PendingRecord};
+use crate::state::{HandleRecord, PendingRecord, StandbyRecord};
 use crate::state_doc::Encoded;
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -35,6 +35,15 @@ pub(crate) struct JobEntry {
     pub phase_since: Instant,
     /// When the job was seen over at the coordinator.
     pub finished_at: Option<Instant>,
+    /// Jobs its resource ran, this one included (a reused resource: more
+    /// than 1).
+    pub uses: u32,
+    /// When its resource went on standby (wall clock, saved).
+    pub standby_since: Option<std::time::SystemTime>,
+    /// The standby entry whose resource this job took, and its job: the
+    /// resource goes back to that key to be deleted if it cannot take the
+    /// job.
+    pub reused_from: Option<Box<(JobKey, Job)>>,
     /// The job's records as last encoded; dropped by every mutable access
     /// through [`JobTable`], so never older than the entry.
     encoded: Option<JobRecords>,
@@ -69,6 +78,9 @@ impl JobEntry {
             tracked_at: Instant::now(),
             phase_since: Instant::now(),
             finished_at: None,
+            uses: 1,
+            standby_since: None,
+            reused_from: None,
             encoded: None,
         }
     }
@@ -169,11 +181,15 @@ pub(crate) struct Unloaded {
     pub launched: Vec<HandleRecord>,
     pub pending: Vec<PendingRecord>,
     pub to_decommission: Vec<HandleRecord>,
+    pub standby_resources: Vec<StandbyRecord>,
 }
 
 impl Unloaded {
     /// Number of records kept aside.
     pub(crate) fn len(&self) -> usize {
-        self.launched.len() + self.pending.len() + self.to_decommission.len()
+        self.launched.len()
+            + self.pending.len()
+            + self.to_decommission.len()
+            + self.standby_resources.len()
     }
 }

@@ -20,6 +20,11 @@
 //! `create_retry_budget` from the first attempt (then one last look-up by
 //! name `creating_grace` later), so that a PAAS answering 5xx holds the
 //! job's weight for a bounded time.
+//!
+//! A job given a standby resource (`reuse`) asks the resource whether it
+//! can take the job (`prepare_reuse`, bounded by the executor) instead of
+//! `prepare`; any error there ends the launch with [`ReuseFailed`]: the
+//! supervisor has the resource deleted and the job launched on a new one.
 
 use crate::backoff::{BackoffPolicy, LazyBackoff};
 use crate::job_actor::JobTask;
@@ -27,7 +32,8 @@ use crate::job_ctx::{JobCtx, SupervisorLink};
 use crate::launch_spacing::LaunchSpacing;
 use crate::mailbox::answer;
 use crate::messages::{
-    LaunchFailed, LaunchStopped, NotRecorded, RecordCreating, ResourceLaunched, ResourceProvisioned,
+    LaunchFailed, LaunchStopped, NotRecorded, RecordCreating, ResourceLaunched,
+    ResourceProvisioned, ReuseFailed,
 };
 use crate::metrics::LaunchFailureReason;
 use crate::ports::{PaasError, PaasErrorClass, PortFuture, Resource};
@@ -72,6 +78,9 @@ pub(crate) struct Launch {
     pub creating_grace: Duration,
     /// The planned starts of creates, shared by every launch.
     pub spacing: Rc<LaunchSpacing>,
+    /// `resource` is a standby resource given to this job: checked with
+    /// `prepare_reuse` instead of prepared.
+    pub reuse: bool,
 }
 
 impl JobTask for Launch {
@@ -95,6 +104,9 @@ impl JobTask for Launch {
                 message,
                 reason,
             }),
+            Err(LaunchEnd::ReuseRefused(message)) => {
+                jc.supervisor.tell(ReuseFailed { key, message });
+            }
             Err(LaunchEnd::SupervisorGone) => {}
         }
     }
@@ -106,6 +118,8 @@ enum LaunchEnd {
     Stopped(Interrupt),
     /// Failed ([`LaunchFailed`]).
     Failed(LaunchFailureReason, String),
+    /// The standby resource could not take the job ([`ReuseFailed`]).
+    ReuseRefused(String),
     /// The supervisor did not answer: nobody left to tell.
     SupervisorGone,
 }
@@ -184,7 +198,14 @@ async fn launched_resource(jc: &mut JobCtx, task: Launch) -> Result<Resource, La
         retry,
         creating_grace,
         spacing,
+        reuse,
     } = task;
+    if let (true, Some(r)) = (reuse, &resource) {
+        if !r.launched {
+            let ready = reuse_resource(jc, r).await?;
+            return launch_only(jc, retry, ready).await;
+        }
+    }
     let resource = match resource {
         Some(r) => r,
         None => provision(jc, resume_creating, retry, creating_grace, &spacing).await?,
@@ -348,6 +369,33 @@ async fn wait_ready(jc: &mut JobCtx, resource: &Resource) -> Result<(), LaunchEn
     }
 }
 
+/// Asks a standby resource whether it can take the job, and has the
+/// supervisor record it (before the launch).
+async fn reuse_resource(jc: &mut JobCtx, resource: &Resource) -> Result<Resource, LaunchEnd> {
+    interrupted(jc)?;
+    let op = jc
+        .ops
+        .begin(jc.runner_name.clone(), OpSubject::Job(jc.key), "prepare");
+    let out = jc.paas.prepare_reuse(resource, &jc.job).await;
+    drop(op);
+    let ready = out.map_err(|e| LaunchEnd::ReuseRefused(e.to_string()))?;
+    record(&jc.supervisor, jc.key, ready.clone(), &jc.logger)
+        .await
+        .map_err(LaunchEnd::not_recorded)?;
+    Ok(ready)
+}
+
+/// Launches the job on a recorded, ready resource (retried per `retry`).
+async fn launch_only(jc: &mut JobCtx, retry: Retry, res: Resource) -> Result<Resource, LaunchEnd> {
+    interrupted(jc)?;
+    let (paas, job) = (jc.paas.clone(), jc.job.clone());
+    let mut res = call_retrying(jc, retry, "launch", || paas.launch(&res, &job))
+        .await
+        .map_err(|e| LaunchEnd::of_call(e, LaunchFailureReason::Launch))?;
+    res.launched = true;
+    Ok(res)
+}
+
 /// A provisioned resource the supervisor did not record.
 #[derive(Debug, thiserror::Error)]
 #[error("the runner could not record resource {id}: {why}")]
@@ -487,6 +535,7 @@ mod tests {
             retry: RETRY,
             creating_grace,
             spacing: Rc::default(),
+            reuse: false,
         }
     }
 

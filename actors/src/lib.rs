@@ -43,6 +43,7 @@ pub mod service;
 pub mod settings;
 mod shutdown;
 mod snapshot;
+mod standby;
 pub mod state;
 mod state_doc;
 mod supervisor;

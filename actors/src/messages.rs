@@ -164,6 +164,24 @@ pub(crate) struct DecommissionStopped {
     pub key: JobKey,
 }
 
+/// Sent by a launcher to the supervisor when the standby resource the job
+/// was to reuse could not take it: the resource goes to decommissioning,
+/// the job to a new resource.
+#[derive(Debug)]
+pub(crate) struct ReuseFailed {
+    /// The job.
+    pub key: JobKey,
+    /// Why; never a secret.
+    pub message: String,
+}
+
+/// Sent by the service to the supervisor: delete every standby resource
+/// now, and keep none from now on (a finish-and-exit stop). Answers how
+/// many resources went to decommissioning.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub(crate) struct ReleaseStandby;
+
 /// Sent by every per-job actor to the supervisor when it stops.
 #[derive(Debug)]
 pub(crate) struct TaskEnded {
@@ -203,6 +221,8 @@ pub(crate) enum TaskEvent {
     DecommissionStopped(DecommissionStopped),
     /// From a decommissioner.
     DecommissionRefused(DecommissionRefused),
+    /// From a launcher reusing a standby resource.
+    ReuseFailed(ReuseFailed),
     /// From every per-job actor, when it stops.
     TaskEnded(TaskEnded),
 }
@@ -227,6 +247,7 @@ variants_from!(
     ResourceDecommissioned,
     DecommissionStopped,
     DecommissionRefused,
+    ReuseFailed,
     TaskEnded
 );
 

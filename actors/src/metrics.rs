@@ -17,7 +17,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+mod live;
+
+pub(crate) use live::BillLabels;
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "heptapod_paas_runner";
@@ -29,6 +33,13 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 /// (sub-second) to a slow real deployment (half an hour).
 const LATENCY_BUCKETS: [f64; 14] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
+];
+
+/// Upper bounds (seconds) of `job_duration_seconds`: from a job of a few
+/// seconds to a day (GitLab's longest job timeouts).
+const JOB_DURATION_BUCKETS: [f64; 13] = [
+    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+    86400.0,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +65,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunnerResource {
+    runner: String,
+    resource: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunnerReason {
     runner: String,
     reason: &'static str,
@@ -66,12 +83,89 @@ struct RunnerClass {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LevelLabel {
+    level: &'static str,
+}
+
+/// The level of a log record counted by `errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    /// ERROR (and CRITICAL).
+    Error,
+    /// WARN.
+    Warn,
+}
+
+impl LogLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunnerOutcome {
+    runner: String,
+    outcome: &'static str,
+}
+
+/// How a job ended, as the runner saw it: the `outcome` label of
+/// `jobs_finished_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum JobOutcome {
+    /// It started on its resource and the coordinator says it is over
+    /// (succeeded, failed or cancelled there).
+    Finished,
+    /// The coordinator said it was over before it started (cancelled
+    /// while it was being launched).
+    CancelledBeforeStart,
+    /// Its launch failed.
+    LaunchFailed,
+}
+
+impl JobOutcome {
+    /// Every outcome.
+    pub(crate) const ALL: [JobOutcome; 3] = [
+        JobOutcome::Finished,
+        JobOutcome::CancelledBeforeStart,
+        JobOutcome::LaunchFailed,
+    ];
+
+    /// The label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Finished => "finished",
+            JobOutcome::CancelledBeforeStart => "cancelled_before_start",
+            JobOutcome::LaunchFailed => "launch_failed",
+        }
+    }
+}
+
+/// The error classes of `decommission_failures_total`.
+const DECOMMISSION_FAILURE_CLASSES: [&str; 1] = ["permanent"];
+
+/// How a poll of a runner ended, as monitoring sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PollAnswer {
+    /// The coordinator answered (a job or none).
+    Answered,
+    /// The coordinator answered by refusing the runner's token (401, 403,
+    /// 422): it is up, the credential is not valid.
+    TokenRefused,
+    /// No usable answer (connection error, timeout, 5xx, unexpected).
+    Unanswered,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabel {
     action: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
+    runner: String,
     api: &'static str,
     endpoint: &'static str,
     status: String,
@@ -195,6 +289,31 @@ pub enum ApiStatus {
     Error,
 }
 
+/// The API requests of one runner: what its clients (coordinator, PAAS
+/// API, git, helper services) count in `api_requests_total`, with its
+/// `runner` label.
+#[derive(Clone, Debug)]
+pub struct ApiCounter {
+    metrics: std::sync::Arc<Metrics>,
+    runner: std::sync::Arc<str>,
+}
+
+impl ApiCounter {
+    /// The requests of the runner labelled `runner`, counted in `metrics`.
+    pub fn new(metrics: std::sync::Arc<Metrics>, runner: &str) -> ApiCounter {
+        ApiCounter {
+            metrics,
+            runner: std::sync::Arc::from(runner),
+        }
+    }
+
+    /// One request to `api` on the fixed route `endpoint`.
+    pub fn api_request(&self, api: Api, endpoint: &'static str, status: ApiStatus) {
+        self.metrics
+            .api_request(&self.runner, api, endpoint, status);
+    }
+}
+
 /// The registry and every family of the service (see README, "Monitoring",
 /// for the contract). Shared as an `Arc`; every update is an atomic
 /// operation (families take a short lock to find a label set).
@@ -203,10 +322,12 @@ pub struct Metrics {
     version_info: Family<VersionLabels, Gauge>,
     jobs: Family<RunnerPhase, Gauge>,
     quota_weight: Family<KindLabel, Gauge<f64, AtomicU64>>,
-    /// The `limit`, `used` and `reserved` series of `quota_weight`, kept
-    /// once created: set after every transition of the supervisor, they
-    /// then cost no label lookup.
-    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 3]>,
+    /// The `limit`, `used`, `reserved` and `standby` series of
+    /// `quota_weight`, kept once created: set after every transition of the
+    /// supervisor, they then cost no label lookup.
+    quota_series: OnceLock<[Gauge<f64, AtomicU64>; 4]>,
+    standby_resources: Family<RunnerLabel, Gauge>,
+    jobs_launched: Family<RunnerResource, Counter>,
     concurrent_limit: Gauge,
     provisioning_limit: Gauge,
     jobs_acquired: Family<RunnerLabel, Counter>,
@@ -217,6 +338,12 @@ pub struct Metrics {
     state_writes: Counter,
     state_write_errors: Counter,
     api_requests: Family<ApiLabels, Counter>,
+    /// The label sets of `api_requests` created, to delete a removed
+    /// runner's (routes × statuses × runners: bounded).
+    api_series: std::sync::Mutex<std::collections::HashSet<ApiLabels>>,
+    /// Runners removed from the configuration: their clients' requests
+    /// (a reconciliation of a removed runner's leftovers) are not counted.
+    removed_runners: std::sync::Mutex<std::collections::HashSet<String>>,
     provision_duration: Histogram,
     start_duration: Histogram,
     decommission_lag: Histogram,
@@ -224,6 +351,14 @@ pub struct Metrics {
     last_successful_poll: Family<RunnerLabel, Gauge<f64, AtomicU64>>,
     trace_watch_token_refused: Family<RunnerLabel, Gauge>,
     decommission_failures: Family<RunnerClass, Counter>,
+    runner_wants_jobs: Family<RunnerLabel, Gauge>,
+    runner_token_valid: Family<RunnerLabel, Gauge>,
+    jobs_finished: Family<RunnerOutcome, Counter>,
+    job_duration: Histogram,
+    log_records: Family<LevelLabel, Counter>,
+    /// The series computed at scrape time (resource seconds, refused
+    /// deletions).
+    live: std::sync::Arc<live::Live>,
     /// Jobs whose life ended: counted for the state dump and the tests,
     /// not exported.
     completed: Counter,
@@ -278,6 +413,8 @@ impl Metrics {
             jobs: Family::default(),
             quota_weight: Family::default(),
             quota_series: OnceLock::new(),
+            standby_resources: Family::default(),
+            jobs_launched: Family::default(),
             concurrent_limit: Gauge::default(),
             provisioning_limit: Gauge::default(),
             jobs_acquired: Family::default(),
@@ -288,6 +425,8 @@ impl Metrics {
             state_writes: Counter::default(),
             state_write_errors: Counter::default(),
             api_requests: Family::default(),
+            api_series: std::sync::Mutex::default(),
+            removed_runners: std::sync::Mutex::default(),
             provision_duration: latency(),
             start_duration: latency(),
             decommission_lag: latency(),
@@ -295,6 +434,12 @@ impl Metrics {
             last_successful_poll: Family::default(),
             trace_watch_token_refused: Family::default(),
             decommission_failures: Family::default(),
+            runner_wants_jobs: Family::default(),
+            runner_token_valid: Family::default(),
+            jobs_finished: Family::default(),
+            job_duration: Histogram::new(JOB_DURATION_BUCKETS),
+            log_records: Family::default(),
+            live: std::sync::Arc::default(),
             completed: Counter::default(),
             reconcile_passes: Counter::default(),
         };
@@ -316,7 +461,11 @@ impl Metrics {
             jobs: "jobs",
                 "Tracked jobs per runner and phase (each job in exactly one phase)";
             quota_weight: "quota_weight",
-                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight";
+                "Weighted quota: the limit, the weight used by tracked jobs, the weight reserved by polls in flight, the weight of standby resources (part of used)";
+            standby_resources: "standby_resources",
+                "Resources kept on standby for another job, per runner";
+            jobs_launched: "jobs_launched",
+                "Jobs launched, on a new resource or on a reused standby resource";
             concurrent_limit: "concurrent_limit",
                 "Largest number of tracked jobs (concurrent)";
             provisioning_limit: "provisioning_limit",
@@ -351,6 +500,24 @@ impl Metrics {
                 "1 while the runner's trace-watch token is refused by the coordinator";
             decommission_failures: "decommission_failures",
                 "Failed resource deletions, per error class";
+            runner_wants_jobs: "runner_wants_jobs",
+                "1 while the runner wants jobs (configured, not stopping, not blocked by the limits), 0 otherwise";
+            runner_token_valid: "runner_token_valid",
+                "1 when the coordinator accepted the runner's token at the last poll it answered, 0 when it refused it (absent until the first answer)";
+            jobs_finished: "jobs_finished",
+                "Jobs whose end the runner saw, per outcome";
+            job_duration: "job_duration_seconds",
+                "Time from a job's acquisition to the coordinator saying it is over";
+            log_records: "errors",
+                "Log records at level ERROR (CRITICAL included) and WARN";
+        }
+        r.register_collector(Box::new(live::LiveCollector(self.live.clone())));
+        for level in [LogLevel::Error, LogLevel::Warn] {
+            self.log_records
+                .get_or_create(&LevelLabel {
+                    level: level.as_str(),
+                })
+                .inc_by(0);
         }
         self
     }
@@ -372,7 +539,9 @@ impl Metrics {
             .set(1);
     }
 
-    /// Declares a runner: its series appear at zero, `coordinator_up` at 1.
+    /// Declares a runner: its series appear at zero (`coordinator_up`,
+    /// `runner_token_valid` and `last_successful_poll_timestamp_seconds`
+    /// appear with the first poll that ends: unknown until then).
     pub fn add_runner(&self, runner: &str, phases: &[&'static str]) {
         let r = RunnerLabel {
             runner: runner.to_string(),
@@ -386,10 +555,39 @@ impl Metrics {
                 .inc_by(0);
         }
         self.jobs_acquired.get_or_create(&r).inc_by(0);
+        self.standby_resources.get_or_create(&r).inc_by(0);
+        for resource in ["new", "reused"] {
+            self.jobs_launched
+                .get_or_create(&RunnerResource {
+                    runner: runner.to_string(),
+                    resource,
+                })
+                .inc_by(0);
+        }
         self.resources_created.get_or_create(&r).inc_by(0);
         self.resources_deleted.get_or_create(&r).inc_by(0);
-        self.coordinator_up.get_or_create(&r).set(1);
         self.trace_watch_token_refused.get_or_create(&r).inc_by(0);
+        self.runner_wants_jobs.get_or_create(&r).inc_by(0);
+        for class in DECOMMISSION_FAILURE_CLASSES {
+            self.decommission_failures
+                .get_or_create(&RunnerClass {
+                    runner: runner.to_string(),
+                    class,
+                })
+                .inc_by(0);
+        }
+        for outcome in JobOutcome::ALL {
+            self.jobs_finished
+                .get_or_create(&RunnerOutcome {
+                    runner: runner.to_string(),
+                    outcome: outcome.as_str(),
+                })
+                .inc_by(0);
+        }
+        self.live.add_runner(runner);
+        if let Ok(mut removed) = self.removed_runners.lock() {
+            removed.remove(runner);
+        }
         for reason in LaunchFailureReason::ALL {
             self.launch_failures
                 .get_or_create(&RunnerReason {
@@ -405,6 +603,114 @@ impl Metrics {
                 })
                 .inc_by(0);
         }
+    }
+
+    /// The series that say how `runner` polls go (it is no longer polled):
+    /// `coordinator_up`, `runner_token_valid`, `runner_wants_jobs`,
+    /// `last_successful_poll_timestamp_seconds`, `trace_watch_token_refused`.
+    pub(crate) fn remove_runner_polling(&self, runner: &str) {
+        let r = runner_label(runner);
+        self.coordinator_up.remove(&r);
+        self.runner_token_valid.remove(&r);
+        self.runner_wants_jobs.remove(&r);
+        self.last_successful_poll.remove(&r);
+        self.trace_watch_token_refused.remove(&r);
+    }
+
+    /// Every series labelled `runner` goes (the runner was removed from
+    /// the configuration and nothing of it is tracked any more).
+    pub(crate) fn remove_runner(&self, runner: &str, phases: &[&'static str]) {
+        self.remove_runner_polling(runner);
+        let r = runner_label(runner);
+        let owned = || runner.to_string();
+        for phase in phases {
+            self.jobs.remove(&RunnerPhase {
+                runner: owned(),
+                phase,
+            });
+        }
+        self.jobs_acquired.remove(&r);
+        self.resources_created.remove(&r);
+        self.resources_deleted.remove(&r);
+        for reason in LaunchFailureReason::ALL {
+            self.launch_failures.remove(&RunnerReason {
+                runner: owned(),
+                reason: reason.as_str(),
+            });
+        }
+        for class in DECOMMISSION_FAILURE_CLASSES {
+            self.decommission_failures.remove(&RunnerClass {
+                runner: owned(),
+                class,
+            });
+        }
+        for outcome in JobOutcome::ALL {
+            self.jobs_finished.remove(&RunnerOutcome {
+                runner: owned(),
+                outcome: outcome.as_str(),
+            });
+        }
+        if let Ok(mut removed) = self.removed_runners.lock() {
+            removed.insert(owned());
+        }
+        if let Ok(mut seen) = self.api_series.lock() {
+            seen.retain(|labels| {
+                let gone = labels.runner == runner;
+                if gone {
+                    self.api_requests.remove(labels);
+                }
+                !gone
+            });
+        }
+        self.live.remove_runner(runner);
+    }
+
+    /// One log record at `level`.
+    pub fn log_record(&self, level: LogLevel) {
+        self.log_records
+            .get_or_create(&LevelLabel {
+                level: level.as_str(),
+            })
+            .inc();
+    }
+
+    /// Whether `runner` wants jobs now.
+    pub(crate) fn set_wants_jobs(&self, runner: &str, wants: bool) {
+        self.runner_wants_jobs
+            .get_or_create(&runner_label(runner))
+            .set(i64::from(wants));
+    }
+
+    /// One job of `runner` ended with `outcome`; `took` from its
+    /// acquisition when it ran to its end at the coordinator.
+    pub(crate) fn job_finished(&self, runner: &str, outcome: JobOutcome, took: Option<Duration>) {
+        self.jobs_finished
+            .get_or_create(&RunnerOutcome {
+                runner: runner.to_string(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        if let Some(took) = took {
+            self.job_duration.observe(took.as_secs_f64());
+        }
+    }
+
+    /// The resource of job `job_id` exists from now, billed to `bill`.
+    pub(crate) fn resource_alive(&self, bill: BillLabels, job_id: i64) {
+        self.live.resource_alive(bill, job_id, live::unix_now());
+    }
+
+    /// The resource of job `job_id` of `runner` is gone (or no longer
+    /// ours): its seconds are counted for good.
+    pub(crate) fn resource_gone(&self, runner: &str, job_id: i64) {
+        self.live.resource_gone(runner, job_id, live::unix_now());
+    }
+
+    /// The PAAS refused to delete the resource of job `job_id` of
+    /// `runner` with a permanent error.
+    pub(crate) fn delete_refused(&self, runner: &str, job_id: i64) {
+        self.live.delete_refused(runner, job_id, live::unix_now());
+        self.decommission_failed(runner, "permanent");
     }
 
     /// One job of `runner` left phase `from` (`None`: newly tracked) for
@@ -431,17 +737,53 @@ impl Metrics {
                 })
                 .inc();
         }
+        // A standby resource is a job entry in phase `standby`.
+        let standby = |p: Option<&str>| p == Some("standby");
+        if standby(from) != standby(to) {
+            let gauge = self.standby_resources.get_or_create(&runner_label(runner));
+            if standby(to) {
+                gauge.inc();
+            } else {
+                gauge.dec();
+            }
+        }
+    }
+
+    /// One job of `runner` launched, on a `reused` standby resource or not.
+    pub(crate) fn job_launched(&self, runner: &str, reused: bool) {
+        self.jobs_launched
+            .get_or_create(&RunnerResource {
+                runner: runner.to_string(),
+                resource: if reused { "reused" } else { "new" },
+            })
+            .inc();
     }
 
     /// Sets the quota gauges.
     pub fn set_quota(&self, limit: f64, used: f64, reserved: f64) {
-        let series = self.quota_series.get_or_init(|| {
-            ["limit", "used", "reserved"]
-                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
-        });
-        for (gauge, v) in series.iter().zip([limit, used, reserved]) {
+        let series = self.quota_series();
+        // A weight never shows as `-0` (nor as a rounding error below 0).
+        let weight = |v: f64| if v > 0.0 { v } else { 0.0 };
+        for (gauge, v) in series
+            .iter()
+            .zip([weight(limit), weight(used), weight(reserved)])
+        {
             gauge.set(v);
         }
+    }
+
+    /// Sets `quota_weight{kind="standby"}` (part of `used`).
+    pub(crate) fn set_standby_weight(&self, standby: f64) {
+        if let Some(gauge) = self.quota_series().get(3) {
+            gauge.set(if standby > 0.0 { standby } else { 0.0 });
+        }
+    }
+
+    fn quota_series(&self) -> &[Gauge<f64, AtomicU64>; 4] {
+        self.quota_series.get_or_init(|| {
+            ["limit", "used", "reserved", "standby"]
+                .map(|kind| self.quota_weight.get_or_create_owned(&KindLabel { kind }))
+        })
     }
 
     /// Sets `concurrent_limit` and `provisioning_limit`.
@@ -501,20 +843,32 @@ impl Metrics {
         }
     }
 
-    /// One request to `api` on the fixed route `endpoint`.
-    pub fn api_request(&self, api: Api, endpoint: &'static str, status: ApiStatus) {
+    /// One request of `runner` to `api` on the fixed route `endpoint`.
+    pub fn api_request(&self, runner: &str, api: Api, endpoint: &'static str, status: ApiStatus) {
         let status = match status {
             ApiStatus::Http(s) => s.to_string(),
             ApiStatus::Ok => "ok".to_string(),
             ApiStatus::Error => "error".to_string(),
         };
-        self.api_requests
-            .get_or_create(&ApiLabels {
-                api: api.as_str(),
-                endpoint,
-                status,
-            })
-            .inc();
+        let removed = self
+            .removed_runners
+            .lock()
+            .is_ok_and(|removed| removed.contains(runner));
+        if removed {
+            return;
+        }
+        let labels = ApiLabels {
+            runner: runner.to_string(),
+            api: api.as_str(),
+            endpoint,
+            status,
+        };
+        if self.api_requests.get(&labels).is_none() {
+            if let Ok(mut seen) = self.api_series.lock() {
+                seen.insert(labels.clone());
+            }
+        }
+        self.api_requests.get_or_create(&labels).inc();
     }
 
     /// A job pushed to its resource, `took` after its acquisition.
@@ -541,21 +895,29 @@ impl Metrics {
 
     /// `runner`'s coordinator answered a poll now.
     pub fn polled(&self, runner: &str) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
         self.last_successful_poll
             .get_or_create(&runner_label(runner))
-            .set(now);
+            .set(live::unix_now());
         self.set_coordinator_up(runner, true);
+        self.set_token_valid(runner, true);
     }
 
-    /// A poll of `runner` ended, answered by its coordinator or not.
-    pub(crate) fn poll_ended(&self, runner: &str, answered: bool) {
-        if answered {
-            self.polled(runner);
-        } else {
-            self.set_coordinator_up(runner, false);
+    fn set_token_valid(&self, runner: &str, valid: bool) {
+        self.runner_token_valid
+            .get_or_create(&runner_label(runner))
+            .set(i64::from(valid));
+    }
+
+    /// A poll of `runner` ended: a refused token is a coordinator that is
+    /// up (`coordinator_up` 1, `runner_token_valid` 0).
+    pub(crate) fn poll_ended(&self, runner: &str, answer: PollAnswer) {
+        match answer {
+            PollAnswer::Answered => self.polled(runner),
+            PollAnswer::TokenRefused => {
+                self.set_coordinator_up(runner, true);
+                self.set_token_valid(runner, false);
+            }
+            PollAnswer::Unanswered => self.set_coordinator_up(runner, false),
         }
     }
 
@@ -639,8 +1001,8 @@ mod tests {
         m.job_acquired("r1");
         m.job_moved("r1", None, Some("acquired"));
         m.job_moved("r1", Some("acquired"), Some("started"));
-        m.api_request(Api::Clever, "create_app", ApiStatus::Http(500));
-        m.api_request(Api::Gitlab, "request_job", ApiStatus::Error);
+        m.api_request("r1", Api::Clever, "create_app", ApiStatus::Http(500));
+        m.api_request("r1", Api::Gitlab, "request_job", ApiStatus::Error);
         m.observe_provision(Duration::from_secs(3));
         m.set_quota(10.0, 2.5, 1.0);
         let text = m.encode().expect("encodes");
@@ -649,11 +1011,14 @@ mod tests {
             "heptapod_paas_runner_jobs{runner=\"r1\",phase=\"started\"} 1",
             "heptapod_paas_runner_jobs{runner=\"r1\",phase=\"acquired\"} 0",
             "heptapod_paas_runner_jobs_acquired_total{runner=\"r1\"} 1",
-            "heptapod_paas_runner_api_requests_total{api=\"clever\",endpoint=\"create_app\",status=\"500\"} 1",
-            "heptapod_paas_runner_api_requests_total{api=\"gitlab\",endpoint=\"request_job\",status=\"error\"} 1",
+            "heptapod_paas_runner_api_requests_total{runner=\"r1\",api=\"clever\",endpoint=\"create_app\",status=\"500\"} 1",
+            "heptapod_paas_runner_api_requests_total{runner=\"r1\",api=\"gitlab\",endpoint=\"request_job\",status=\"error\"} 1",
             "heptapod_paas_runner_provision_duration_seconds_count 1",
             "heptapod_paas_runner_quota_weight{kind=\"used\"} 2.5",
-            "heptapod_paas_runner_coordinator_up{runner=\"r1\"} 1",
+            "heptapod_paas_runner_decommission_failures_total{runner=\"r1\",class=\"permanent\"} 0",
+            "heptapod_paas_runner_jobs_finished_total{runner=\"r1\",outcome=\"launch_failed\"} 0",
+            "heptapod_paas_runner_runner_wants_jobs{runner=\"r1\"} 0",
+            "heptapod_paas_runner_oldest_refused_delete_age_seconds{runner=\"r1\"} 0.0",
             "heptapod_paas_runner_launch_failures_total{runner=\"r1\",reason=\"trace_timeout\"} 0",
             "heptapod_paas_runner_reconcile_actions_total{action=\"left_alone\"} 0",
             "heptapod_paas_runner_state_writes_total 0",
@@ -661,6 +1026,98 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         assert!(!text.contains("# EOF"), "{text}");
+        // Unknown until the first poll ends.
+        assert!(!text.contains("coordinator_up{"), "{text}");
+        assert!(!text.contains("runner_token_valid{"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_token_is_an_answering_coordinator_and_no_weight_is_negative_zero() {
+        let m = Metrics::new();
+        m.add_runner("r1", &["acquired"]);
+        m.poll_ended("r1", PollAnswer::Unanswered);
+        m.set_quota(4.0, 0.0, -0.0);
+        let text = m.encode().expect("encodes");
+        assert!(text.contains("coordinator_up{runner=\"r1\"} 0\n"), "{text}");
+        assert!(!text.contains("runner_token_valid{"), "{text}");
+        assert!(
+            text.contains("quota_weight{kind=\"reserved\"} 0.0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("-0"), "{text}");
+        m.poll_ended("r1", PollAnswer::TokenRefused);
+        let text = m.encode().expect("encodes");
+        assert!(text.contains("coordinator_up{runner=\"r1\"} 1\n"), "{text}");
+        assert!(
+            text.contains("runner_token_valid{runner=\"r1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("last_successful_poll_timestamp_seconds{"),
+            "{text}"
+        );
+        m.poll_ended("r1", PollAnswer::Answered);
+        let text = m.encode().expect("encodes");
+        assert!(
+            text.contains("runner_token_valid{runner=\"r1\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("last_successful_poll_timestamp_seconds{runner=\"r1\"}"));
+    }
+
+    #[test]
+    fn a_removed_runner_leaves_no_series_and_the_others_stay() {
+        let m = Metrics::new();
+        let phases = ["acquired", "started"];
+        m.add_runner("r1", &phases);
+        m.add_runner("r2", &phases);
+        for r in ["r1", "r2"] {
+            m.poll_ended(r, PollAnswer::Answered);
+            m.set_wants_jobs(r, true);
+            m.job_acquired(r);
+            m.api_request(r, Api::Gitlab, "job request", ApiStatus::Http(201));
+            m.delete_refused(r, 1);
+            m.resource_alive(
+                BillLabels {
+                    runner: r.into(),
+                    flavor: "M".into(),
+                    organisation: "o".into(),
+                },
+                2,
+            );
+        }
+        m.remove_runner_polling("r1");
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains("coordinator_up{runner=\"r1\"}"), "{text}");
+        assert!(
+            text.contains("jobs_acquired_total{runner=\"r1\"} 1"),
+            "{text}"
+        );
+        m.remove_runner("r1", &phases);
+        // Its clients' late requests are not counted.
+        m.api_request("r1", Api::Clever, "list-apps", ApiStatus::Http(200));
+        let text = m.encode().expect("encodes");
+        assert!(!text.contains("\"r1\""), "{text}");
+        // Added again: counted again.
+        m.add_runner("r1", &phases);
+        m.api_request("r1", Api::Clever, "list-apps", ApiStatus::Http(200));
+        let text = m.encode().expect("encodes");
+        assert!(
+            text.contains("api_requests_total{runner=\"r1\",api=\"clever\",endpoint=\"list-apps\",status=\"200\"} 1"),
+            "{text}"
+        );
+        m.remove_runner("r1", &phases);
+        for part in [
+            "coordinator_up{runner=\"r2\"} 1",
+            "jobs_acquired_total{runner=\"r2\"} 1",
+            "api_requests_total{runner=\"r2\",api=\"gitlab\",endpoint=\"job request\",status=\"201\"} 1",
+            "runner_wants_jobs{runner=\"r2\"} 1",
+            "resource_seconds_total{runner=\"r2\",flavor=\"M\",organisation=\"o\"}",
+            "decommission_failures_total{runner=\"r2\",class=\"permanent\"} 1",
+            "oldest_refused_delete_age_seconds{runner=\"r2\"}",
+        ] {
+            assert!(text.contains(part), "{part} missing in\n{text}");
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct ServiceStatus {
     pub quota: Weight,
     /// Jobs being provisioned.
     pub provisioning: usize,
+    /// Resources on standby (not counted in `jobs`; their weight is in
+    /// `used_weight`).
+    pub standby: usize,
 }
 
 impl fmt::Display for ServiceStatus {
@@ -24,7 +27,11 @@ impl fmt::Display for ServiceStatus {
             f,
             "{} jobs, weight {:.2}/{:.2}, {} provisioning",
             self.jobs, self.used_weight, self.quota, self.provisioning
-        )
+        )?;
+        if self.standby > 0 {
+            write!(f, ", {} on standby", self.standby)?;
+        }
+        Ok(())
     }
 }
 
@@ -66,7 +73,13 @@ mod tests {
             used_weight: 33.6,
             quota: 53.8,
             provisioning: 2,
+            standby: 0,
         };
         assert_eq!(s.to_string(), "12 jobs, weight 33.60/53.80, 2 provisioning");
+        let s = ServiceStatus { standby: 3, ..s };
+        assert_eq!(
+            s.to_string(),
+            "12 jobs, weight 33.60/53.80, 2 provisioning, 3 on standby"
+        );
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct Acquired {
     pub job: Job,
     /// Its expected weight, or why it has none (unknown flavor…).
     pub expected: Result<Weight, PaasError>,
+    /// Its tenant, for the reuse of a standby resource (`None`: unknown,
+    /// or not asked because the runner keeps no standby resources).
+    pub scope: Option<String>,
 }
 
 /// Sent by the supervisor to a poller, after reserving the largest weight a
@@ -37,6 +40,8 @@ pub(crate) struct Acquired {
 pub(crate) struct PollOnce {
     /// Whether the coordinator may hold the request.
     pub kind: PollKind,
+    /// Whether to ask the job's tenant (standby resources exist).
+    pub scope: bool,
 }
 
 /// Sent by the supervisor to a poller when it does not know yet the largest
@@ -93,7 +98,17 @@ impl Handler<PollOnce> for Poller {
                 return Ok(None);
             };
             let expected = paas.expected_weight(&job).await;
-            Ok(Some(Acquired { job, expected }))
+            // A tenant that cannot be told is unknown: no reuse.
+            let scope = if msg.scope && expected.is_ok() {
+                paas.job_scope(&job).await.ok().flatten()
+            } else {
+                None
+            };
+            Ok(Some(Acquired {
+                job,
+                expected,
+                scope,
+            }))
         })
     }
 }

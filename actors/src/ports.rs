@@ -446,6 +446,14 @@ pub trait Paas {
         None
     }
 
+    /// The flavor of a resource (a name from the executor's fixed list), the
+    /// `flavor` label of its bill (`resource_seconds_total`). The default:
+    /// none (an empty label).
+    fn resource_flavor(&self, resource: &Resource) -> Option<String> {
+        let _ = resource;
+        None
+    }
+
     /// The tenant (Clever organisation id) a new resource for `job` would be
     /// created in, resolved as `create` resolves it; compared with
     /// [`Paas::resource_scope`] to reuse a standby resource. `None` (the

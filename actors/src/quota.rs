@@ -23,9 +23,22 @@
 //! while jobs, not polls, stand in its way: a runner still waits for jobs to
 //! end, as when runners are polled one after the other. The rule only
 //! refuses polls, so it cannot break the invariant above.
+//!
+//! Standby: a finished job's resource kept for another job holds its
+//! weight as [`WeightKind::Standby`] until it is claimed by a job
+//! ([`Ledger::claim`]: the weight moves to the job) or deleted. Standby
+//! weight is room a poll may count on: a reservation that does not fit the
+//! headroom *pledges* idle standby entries (own runner's first, oldest
+//! first) for the missing part, and holds only what the headroom covers
+//! ([`Ledger::reserve`]). A job acquired that reuses nothing holds what the
+//! headroom gives and waits for the rest ([`Ledger::acquire`]); standby
+//! entries are then evicted for it ([`Ledger::evict_for_room`]) and each
+//! weight freed goes to the waiting jobs first, in order. So the weight
+//! held (jobs, standby, resources being deleted, reservations) never
+//! exceeds the quota, standby included.
 
 use crate::ports::Weight;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Tolerance for weight comparisons (weights are sums of `x^1.25` floats).
 pub(crate) const EPSILON: f64 = 1e-9;
@@ -137,6 +150,8 @@ pub(crate) enum WeightKind {
     Expected,
     /// Actual weight of an existing resource.
     Actual,
+    /// Actual weight of a resource on standby (no job; reusable).
+    Standby,
 }
 
 /// The polls counted when checking a reservation.
@@ -162,6 +177,42 @@ struct Entry {
     weight: Weight,
     kind: WeightKind,
     provisioning: bool,
+    /// Weight still to come before the job may be launched (waiting for
+    /// room); the entry holds `weight` only.
+    missing: Weight,
+    /// The runner whose reservation counts on this standby entry.
+    pledged: Option<usize>,
+    /// Evicted (deleted) to make room for waiting jobs.
+    for_room: bool,
+    /// Order of arrival on standby (smaller: older).
+    seq: u64,
+}
+
+impl Entry {
+    fn new(weight: Weight, kind: WeightKind, provisioning: bool) -> Self {
+        Entry {
+            weight,
+            kind,
+            provisioning,
+            missing: 0.0,
+            pledged: None,
+            for_room: false,
+            seq: 0,
+        }
+    }
+
+    fn is_idle_standby(&self) -> bool {
+        self.kind == WeightKind::Standby && self.pledged.is_none()
+    }
+}
+
+/// A poll's reservation: the largest weight of a job, of which `counted`
+/// is held and the rest covered by the pledged standby entries.
+#[derive(Clone, Debug, PartialEq)]
+struct Reservation {
+    full: Weight,
+    counted: Weight,
+    backing: Vec<JobKey>,
 }
 
 /// The quota ledger. Pure data: no I/O, no clock.
@@ -169,13 +220,20 @@ struct Entry {
 pub(crate) struct Ledger {
     limits: QuotaLimits,
     runner_fractions: Vec<f64>,
-    reservations: HashMap<usize, Weight>,
+    reservations: HashMap<usize, Reservation>,
     jobs: HashMap<JobKey, Entry>,
     used: Weight,
     runner_used: Vec<Weight>,
     runner_jobs: Vec<usize>,
     provisioning: usize,
     owed: Option<Owed>,
+    /// The standby entries, by order of arrival.
+    standby: BTreeMap<u64, JobKey>,
+    next_seq: u64,
+    /// Jobs waiting for room, in order of arrival.
+    waiting: Vec<JobKey>,
+    /// Jobs whose room came since the last [`Ledger::take_ready`].
+    ready: Vec<JobKey>,
 }
 
 impl Ledger {
@@ -193,6 +251,10 @@ impl Ledger {
             runner_jobs: vec![0; n],
             provisioning: 0,
             owed: None,
+            standby: BTreeMap::new(),
+            next_seq: 0,
+            waiting: Vec::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -231,9 +293,65 @@ impl Ledger {
         self.limits.total_weight - self.used
     }
 
-    /// Jobs tracked (reservations excluded).
+    /// Jobs tracked (reservations and standby resources excluded).
     pub(crate) fn jobs(&self) -> usize {
-        self.jobs.len()
+        self.jobs.len() - self.standby.len()
+    }
+
+    /// Resources on standby.
+    pub(crate) fn standby(&self) -> usize {
+        self.standby.len()
+    }
+
+    /// Weight held by resources on standby.
+    pub(crate) fn standby_weight(&self) -> Weight {
+        self.standby
+            .values()
+            .filter_map(|k| self.jobs.get(k))
+            .map(|e| e.weight)
+            .sum()
+    }
+
+    /// Weight of the idle standby entries (pledged to no poll) of
+    /// `runner`, or of every runner.
+    fn idle_standby(&self, runner: Option<usize>) -> Weight {
+        self.standby
+            .values()
+            .filter(|k| runner.is_none_or(|r| k.runner == r))
+            .filter_map(|k| self.jobs.get(k))
+            .filter(|e| e.is_idle_standby())
+            .map(|e| e.weight)
+            .sum()
+    }
+
+    /// Whether `key` is a job waiting for room (not to be launched yet).
+    pub(crate) fn is_waiting(&self, key: JobKey) -> bool {
+        self.jobs.get(&key).is_some_and(|e| e.missing > 0.0)
+    }
+
+    /// Weight still missing to the waiting jobs.
+    pub(crate) fn missing(&self) -> Weight {
+        self.waiting
+            .iter()
+            .filter_map(|k| self.jobs.get(k))
+            .map(|e| e.missing)
+            .sum()
+    }
+
+    /// The jobs whose room came since the last call, in order.
+    pub(crate) fn take_ready(&mut self) -> Vec<JobKey> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Idle standby entries, `runner`'s first, oldest first.
+    pub(crate) fn standby_order(&self, runner: usize) -> Vec<JobKey> {
+        let idle = |k: &&JobKey| self.jobs.get(k).is_some_and(Entry::is_idle_standby);
+        let own = self.standby.values().filter(|k| k.runner == runner);
+        let others = self.standby.values().filter(|k| k.runner != runner);
+        own.filter(idle)
+            .chain(others.filter(idle))
+            .copied()
+            .collect()
     }
 
     /// Polls in flight.
@@ -243,7 +361,7 @@ impl Ledger {
 
     /// Weight reserved by polls in flight (part of [`Ledger::used`]).
     pub(crate) fn reserved(&self) -> Weight {
-        self.reservations.values().sum()
+        self.reservations.values().map(|r| r.counted).sum()
     }
 
     /// Whether `runner` has a poll in flight (holds a reservation).
@@ -319,10 +437,14 @@ impl Ledger {
 
     /// The limits `runner` reserving `weight` would meet, `polls` counted.
     fn fits(&self, runner: usize, weight: Weight, polls: Polls) -> Result<(), Blocked> {
+        // Idle standby weight is room: a poll pledges it (see `reserve`).
+        let idle = self.idle_standby(None);
         let (headroom, held_polls) = match polls {
-            Polls::InFlight => (self.headroom(), self.reservations.len()),
-            Polls::InFlightAndOwed(owed) => (self.headroom() - owed, self.reservations.len() + 1),
-            Polls::NoOther => (self.headroom() + self.reserved(), 0),
+            Polls::InFlight => (self.headroom() + idle, self.reservations.len()),
+            Polls::InFlightAndOwed(owed) => {
+                (self.headroom() + idle - owed, self.reservations.len() + 1)
+            }
+            Polls::NoOther => (self.headroom() + self.pledged_or_reserved() + idle, 0),
         };
         if headroom + EPSILON < weight {
             return Err(Blocked::Weight {
@@ -330,7 +452,7 @@ impl Ledger {
                 needed: weight,
             });
         }
-        let jobs = self.jobs.len() + held_polls;
+        let jobs = self.jobs() + held_polls;
         if jobs >= self.limits.concurrent {
             return Err(Blocked::Concurrency {
                 jobs,
@@ -344,7 +466,7 @@ impl Ledger {
                 max: self.limits.max_provisioning,
             });
         }
-        let held = self.runner_used(runner);
+        let held = self.runner_used(runner) - self.idle_standby(Some(runner));
         let allowed = self.runner_allowed(runner);
         if held + weight > allowed + EPSILON {
             return Err(Blocked::RunnerShare {
@@ -354,6 +476,11 @@ impl Ledger {
             });
         }
         Ok(())
+    }
+
+    /// What the polls in flight hold or count on (their full weights).
+    fn pledged_or_reserved(&self) -> Weight {
+        self.reservations.values().map(|r| r.full).sum()
     }
 
     /// Reserves `weight` for a poll of `runner`, if the limits allow it.
@@ -371,23 +498,229 @@ impl Ledger {
         if self.owed.is_some_and(|o| o.runner == runner) {
             self.owed = None;
         }
-        self.reservations.insert(runner, weight);
-        self.add_weight(runner, weight);
+        // Beyond the headroom, idle standby entries stand in for the rest.
+        let headroom = self.headroom().max(0.0);
+        let mut backing = Vec::new();
+        let mut pledged = 0.0;
+        if headroom + EPSILON < weight {
+            for key in self.standby_order(runner) {
+                if headroom + pledged + EPSILON >= weight {
+                    break;
+                }
+                if let Some(e) = self.jobs.get_mut(&key) {
+                    e.pledged = Some(runner);
+                    pledged += e.weight;
+                    backing.push(key);
+                }
+            }
+        }
+        let counted = (weight - pledged).clamp(0.0, weight.min(headroom));
+        self.reservations.insert(
+            runner,
+            Reservation {
+                full: weight,
+                counted,
+                backing,
+            },
+        );
+        self.add_weight(runner, counted);
         Ok(())
     }
 
-    /// Drops the reservation of `runner` (its poll brought no job or failed).
+    /// Drops the reservation of `runner` (its poll brought no job or
+    /// failed); the standby entries it counted on are idle again.
     pub(crate) fn cancel_reservation(&mut self, runner: usize) {
-        if let Some(w) = self.reservations.remove(&runner) {
-            self.add_weight(runner, -w);
+        if let Some(r) = self.reservations.remove(&runner) {
+            for key in &r.backing {
+                if let Some(e) = self.jobs.get_mut(key) {
+                    e.pledged = None;
+                }
+            }
+            self.add_weight(runner, -r.counted);
+            self.feed();
         }
     }
 
+    /// The standby entries the reservation of `runner` counts on are idle
+    /// again (for the job its poll brought to choose from); what it holds
+    /// stays held.
+    pub(crate) fn unpledge(&mut self, runner: usize) {
+        if let Some(r) = self.reservations.get_mut(&runner) {
+            for key in std::mem::take(&mut r.backing) {
+                if let Some(e) = self.jobs.get_mut(&key) {
+                    e.pledged = None;
+                }
+            }
+        }
+    }
+
+    /// Moves the weight of `from` (a job whose resource leaves it) to
+    /// `to`, a new entry for that resource alone, counted as an actual
+    /// weight (not provisioning). False (nothing changed) if `from` is
+    /// not tracked or `to` is.
+    pub(crate) fn rekey(&mut self, from: JobKey, to: JobKey) -> bool {
+        if self.jobs.contains_key(&to) {
+            return false;
+        }
+        let Some(entry) = self.remove_entry(from) else {
+            return false;
+        };
+        self.track(to, entry.weight, WeightKind::Actual, false);
+        true
+    }
+
     /// Replaces the reservation of `key.runner` (if any) by a job of
-    /// `expected` weight, counted as being provisioned.
-    pub(crate) fn acquire(&mut self, key: JobKey, expected: Weight) {
-        self.cancel_reservation(key.runner);
-        self.track(key, expected, WeightKind::Expected, true);
+    /// `expected` weight, counted as being provisioned. The job holds what
+    /// the headroom gives; true when it must wait for the rest
+    /// ([`Ledger::evict_for_room`], [`Ledger::take_ready`]).
+    pub(crate) fn acquire(&mut self, key: JobKey, expected: Weight) -> bool {
+        if let Some(r) = self.reservations.remove(&key.runner) {
+            for k in &r.backing {
+                if let Some(e) = self.jobs.get_mut(k) {
+                    e.pledged = None;
+                }
+            }
+            self.add_weight(key.runner, -r.counted);
+        }
+        self.track_waiting(key, expected)
+    }
+
+    /// Tracks a job without resource that holds what the headroom gives of
+    /// `expected` (waiting jobs first) and waits for the rest; true when it
+    /// waits.
+    pub(crate) fn track_waiting(&mut self, key: JobKey, expected: Weight) -> bool {
+        self.release(key);
+        self.track(key, 0.0, WeightKind::Expected, true);
+        if expected <= EPSILON {
+            return false;
+        }
+        if let Some(e) = self.jobs.get_mut(&key) {
+            e.missing = expected;
+        }
+        // In line behind the jobs already waiting.
+        self.waiting.push(key);
+        self.feed();
+        let before = self.ready.len();
+        self.ready.retain(|k| *k != key);
+        self.ready.len() == before
+    }
+
+    /// Moves the weight of the idle standby entry `standby` to the job
+    /// `job` (reuse), counted as being provisioned; the reservation of
+    /// `job.runner`, if any, is dropped. `None` (nothing changed) when
+    /// `standby` is no idle standby entry or `job` is tracked.
+    pub(crate) fn claim(&mut self, standby: JobKey, job: JobKey) -> Option<Weight> {
+        if self.jobs.contains_key(&job) {
+            return None;
+        }
+        // The claimer's own reservation goes first: its pledges are freed.
+        if let Some(r) = self.reservations.remove(&job.runner) {
+            for k in &r.backing {
+                if let Some(e) = self.jobs.get_mut(k) {
+                    e.pledged = None;
+                }
+            }
+            self.add_weight(job.runner, -r.counted);
+        }
+        if !self.jobs.get(&standby).is_some_and(Entry::is_idle_standby) {
+            self.feed();
+            return None;
+        }
+        let entry = self.remove_entry(standby)?;
+        self.track(job, entry.weight, WeightKind::Actual, true);
+        self.feed();
+        Some(entry.weight)
+    }
+
+    /// Puts a job's resource on standby: its weight stays held, as standby.
+    pub(crate) fn put_on_standby(&mut self, key: JobKey) -> bool {
+        let seq = self.next_seq;
+        let Some(e) = self.jobs.get_mut(&key) else {
+            return false;
+        };
+        if e.kind == WeightKind::Standby || e.missing > 0.0 {
+            return false;
+        }
+        e.kind = WeightKind::Standby;
+        e.seq = seq;
+        self.next_seq += 1;
+        self.standby.insert(seq, key);
+        self.set_provisioning(key, false);
+        true
+    }
+
+    /// A standby entry goes (its resource is deleted): its weight stays
+    /// held, as an actual weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKey) -> bool {
+        let Some(e) = self.jobs.get_mut(&key) else {
+            return false;
+        };
+        if e.kind != WeightKind::Standby {
+            return false;
+        }
+        e.kind = WeightKind::Actual;
+        let seq = e.seq;
+        self.standby.remove(&seq);
+        true
+    }
+
+    /// Idle standby entries to evict so that the waiting jobs get their
+    /// room once they are deleted (`runner`'s first, oldest first); they
+    /// are evicted ([`Ledger::evict`]) and returned.
+    pub(crate) fn evict_for_room(&mut self, runner: usize) -> Vec<JobKey> {
+        let mut coming: Weight = self
+            .jobs
+            .values()
+            .filter(|e| e.for_room)
+            .map(|e| e.weight)
+            .sum();
+        let missing = self.missing();
+        let mut out = Vec::new();
+        for key in self.standby_order(runner) {
+            if coming + EPSILON >= missing {
+                break;
+            }
+            if self.evict(key) {
+                if let Some(e) = self.jobs.get_mut(&key) {
+                    e.for_room = true;
+                    coming += e.weight;
+                }
+                out.push(key);
+            }
+        }
+        out
+    }
+
+    /// Gives the headroom to the waiting jobs, in order.
+    fn feed(&mut self) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let avail = self.headroom();
+            if avail <= EPSILON {
+                break;
+            }
+            let Some(key) = self.waiting.get(i).copied() else {
+                break;
+            };
+            let Some(e) = self.jobs.get_mut(&key) else {
+                self.waiting.remove(i);
+                continue;
+            };
+            let give = e.missing.min(avail);
+            e.weight += give;
+            e.missing -= give;
+            let done = e.missing <= EPSILON;
+            if done {
+                e.missing = 0.0;
+            }
+            self.add_weight(key.runner, give);
+            if done {
+                self.waiting.remove(i);
+                self.ready.push(key);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Starts tracking a job (acquisition, or loading a saved state).
@@ -400,14 +733,13 @@ impl Ledger {
         provisioning: bool,
     ) {
         self.release(key);
-        self.jobs.insert(
-            key,
-            Entry {
-                weight,
-                kind,
-                provisioning,
-            },
-        );
+        let mut entry = Entry::new(weight, kind, provisioning);
+        if kind == WeightKind::Standby {
+            entry.seq = self.next_seq;
+            self.next_seq += 1;
+            self.standby.insert(entry.seq, key);
+        }
+        self.jobs.insert(key, entry);
         self.add_weight(key.runner, weight);
         if let Some(n) = self.runner_jobs.get_mut(key.runner) {
             *n += 1;
@@ -424,8 +756,13 @@ impl Ledger {
         };
         let delta = weight - entry.weight;
         entry.weight = weight;
-        entry.kind = WeightKind::Actual;
+        if entry.kind == WeightKind::Expected {
+            entry.kind = WeightKind::Actual;
+        }
         self.add_weight(key.runner, delta);
+        if delta < 0.0 {
+            self.feed();
+        }
     }
 
     /// Marks a job as being provisioned or not (started, failed, cancelled).
@@ -443,17 +780,49 @@ impl Ledger {
         }
     }
 
-    /// Frees a job's weight: its resource is gone (or never existed).
+    /// Frees a job's weight: its resource is gone (or never existed). The
+    /// weight freed goes to the poll that counted on it (a pledged standby
+    /// entry), then to the waiting jobs.
     pub(crate) fn release(&mut self, key: JobKey) {
-        if let Some(entry) = self.jobs.remove(&key) {
-            if let Some(n) = self.runner_jobs.get_mut(key.runner) {
-                *n = n.saturating_sub(1);
+        if let Some(entry) = self.remove_entry(key) {
+            if let Some(r) = entry.pledged {
+                self.reservation_takes(r, key, entry.weight);
             }
-            self.add_weight(key.runner, -entry.weight);
-            if entry.provisioning {
-                self.provisioning = self.provisioning.saturating_sub(1);
-            }
+            self.feed();
         }
+    }
+
+    /// The reservation of `runner` no longer counts on `key`, whose
+    /// `weight` was freed: it holds what it counted on, within the freed
+    /// weight.
+    fn reservation_takes(&mut self, runner: usize, key: JobKey, weight: Weight) {
+        let Some(r) = self.reservations.get_mut(&runner) else {
+            return;
+        };
+        r.backing.retain(|k| *k != key);
+        let take = weight.min(r.full - r.counted).max(0.0);
+        r.counted += take;
+        self.add_weight(runner, take);
+    }
+
+    /// Removes an entry and its weight (nothing else happens).
+    fn remove_entry(&mut self, key: JobKey) -> Option<Entry> {
+        let entry = self.jobs.remove(&key)?;
+        if let Some(n) = self.runner_jobs.get_mut(key.runner) {
+            *n = n.saturating_sub(1);
+        }
+        self.add_weight(key.runner, -entry.weight);
+        if entry.provisioning {
+            self.provisioning = self.provisioning.saturating_sub(1);
+        }
+        if entry.kind == WeightKind::Standby {
+            self.standby.remove(&entry.seq);
+        }
+        if entry.missing > 0.0 {
+            self.waiting.retain(|k| *k != key);
+        }
+        self.ready.retain(|k| *k != key);
+        Some(entry)
     }
 
     fn add_weight(&mut self, runner: usize, delta: Weight) {
@@ -724,6 +1093,89 @@ mod tests {
         owed_then(&mut l);
         assert!(l.reserve(2, 2.5).is_err());
         assert_eq!(l.owed(), Some(1));
+    }
+
+    /// Quota 3: a standby resource of weight 2 and one of weight 1.
+    fn with_standby() -> Ledger {
+        let mut l = Ledger::new(limits(3.0, 10, 10, 1.0), vec![1.0, 1.0]);
+        for (k, w) in [(key(1, 1), 2.0), (key(0, 2), 1.0)] {
+            l.track(k, w, WeightKind::Actual, false);
+            assert!(l.put_on_standby(k));
+        }
+        l
+    }
+
+    #[test]
+    fn standby_weight_is_held_and_is_room_for_a_poll() {
+        let mut l = with_standby();
+        assert_eq!((l.used(), l.standby(), l.standby_weight()), (3.0, 2, 3.0));
+        assert_eq!(l.jobs(), 0, "standby resources are no jobs");
+        assert_eq!(l.headroom(), 0.0);
+        // A poll counts on idle standby weight: runner 0's own first.
+        assert_eq!(l.check(0, 2.0), Ok(()));
+        l.reserve(0, 2.0).expect("reserve on standby");
+        assert!(l.used() <= 3.0, "nothing more held: {}", l.used());
+        assert_eq!(l.reserved(), 0.0);
+        // Both are pledged: no other poll may count on them.
+        assert!(matches!(l.check(1, 1.0), Err(Blocked::Weight { .. })));
+        l.cancel_reservation(0);
+        assert_eq!(l.check(1, 1.0), Ok(()));
+        assert_eq!(l.standby_order(1), vec![key(1, 1), key(0, 2)]);
+        assert_eq!(l.standby_order(0), vec![key(0, 2), key(1, 1)]);
+    }
+
+    #[test]
+    fn a_claim_moves_the_standby_weight_to_the_job() {
+        let mut l = with_standby();
+        l.reserve(0, 1.0).expect("reserve");
+        l.unpledge(0);
+        assert_eq!(l.claim(key(1, 1), key(0, 9)), Some(2.0));
+        assert_eq!((l.used(), l.standby(), l.reservations()), (3.0, 1, 0));
+        assert_eq!(l.weight_of(key(0, 9)), Some((2.0, WeightKind::Actual)));
+        assert_eq!(l.provisioning(), 1);
+        // Never twice.
+        assert_eq!(l.claim(key(1, 1), key(0, 10)), None);
+        assert_eq!(l.weight_of(key(0, 10)), None);
+    }
+
+    #[test]
+    fn a_job_that_reuses_nothing_waits_for_evicted_standby() {
+        let mut l = with_standby();
+        l.reserve(1, 2.0).expect("reserve");
+        l.unpledge(1);
+        assert!(l.acquire(key(1, 5), 2.0), "must wait");
+        assert!(l.is_waiting(key(1, 5)));
+        assert!(l.used() <= 3.0 + EPSILON);
+        // Runner 1's own standby goes first; it covers the need.
+        assert_eq!(l.evict_for_room(1), vec![key(1, 1)]);
+        assert_eq!(
+            l.evict_for_room(1),
+            Vec::<JobKey>::new(),
+            "enough is coming"
+        );
+        assert_eq!(l.standby(), 1);
+        assert_eq!(
+            l.used(),
+            3.0,
+            "an evicted resource holds its weight until gone"
+        );
+        l.release(key(1, 1));
+        assert_eq!(l.take_ready(), vec![key(1, 5)]);
+        assert!(!l.is_waiting(key(1, 5)));
+        assert_eq!(l.weight_of(key(1, 5)), Some((2.0, WeightKind::Expected)));
+        assert_eq!(l.used(), 3.0);
+    }
+
+    #[test]
+    fn a_pledged_entry_deleted_gives_its_weight_to_the_poll() {
+        let mut l = with_standby();
+        l.reserve(0, 1.0).expect("reserve");
+        assert!(l.evict(key(0, 2)));
+        l.release(key(0, 2));
+        assert_eq!(l.reserved(), 1.0);
+        assert_eq!(l.used(), 3.0);
+        l.cancel_reservation(0);
+        assert_eq!(l.used(), 2.0);
     }
 
     #[test]

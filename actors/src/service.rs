@@ -11,7 +11,7 @@
 //! (the root crate serves them over HTTP).
 
 use crate::job_table::{JobEntry, Unloaded};
-use crate::messages::{DumpState, GetHealth, ListJobs, SettingsRequest};
+use crate::messages::{DumpState, GetHealth, ListJobs, ReleaseStandby, SettingsRequest};
 use crate::metrics::Metrics;
 use crate::observer::{Hooks, NoObserver, ServiceObserver};
 use crate::quota::JobKey;
@@ -83,6 +83,14 @@ impl ServiceHandle {
     /// Logs the whole state, secrets masked (SIGUSR1 with `--debug-signal`).
     pub fn dump_state(&self) {
         self.supervisor.do_send(DumpState);
+    }
+
+    /// Deletes every standby resource now and keeps none from now on (for
+    /// a finish-and-exit stop: call it, then [`ServiceHandle::drain`]).
+    /// Answers how many went to decommissioning; `None` when the
+    /// supervisor does not answer.
+    pub async fn release_standby(&self) -> Option<usize> {
+        self.supervisor.send(ReleaseStandby).await.ok()
     }
 
     /// The service's metrics (updated by the supervisor, encoded by

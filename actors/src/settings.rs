@@ -175,18 +175,17 @@ pub struct StandbyPolicy {
 }
 
 impl StandbyPolicy {
-    /// The Python runner 1.1's standby time.
+    /// The Python runner 1.1's 120 s.
     pub const DEFAULT_KEEP: Duration = Duration::from_secs(120);
-    /// Jobs per resource at most, by default.
-    pub const DEFAULT_MAX_JOBS_PER_RESOURCE: u32 = 20;
+    /// At most 20 jobs per resource (the Python runner 1.1 has no limit).
+    pub const DEFAULT_MAX_JOBS: u32 = 20;
 }
 
 impl Default for StandbyPolicy {
-    /// The Python runner 1.1's 120 s, at most 20 jobs per resource.
     fn default() -> Self {
         StandbyPolicy {
-            keep: Self::DEFAULT_KEEP,
-            max_jobs_per_resource: Self::DEFAULT_MAX_JOBS_PER_RESOURCE,
+            keep: StandbyPolicy::DEFAULT_KEEP,
+            max_jobs_per_resource: StandbyPolicy::DEFAULT_MAX_JOBS,
         }
     }
 }

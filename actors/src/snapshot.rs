@@ -11,7 +11,8 @@ use crate::job_table::{JobEntry, JobRecords, JobTable, Unloaded};
 use crate::ports::{Job, Paas, Resource};
 use crate::quota::JobKey;
 use crate::state::{
-    CreatingRecord, FailureRecord, HandleRecord, PendingRecord, Snapshot, UncertainRecord,
+    CreatingRecord, FailureRecord, HandleRecord, PendingRecord, Snapshot, StandbyRecord,
+    UncertainRecord,
 };
 use crate::state_doc::{Encoded, StateDoc};
 use crate::untrusted::untrusted;
@@ -73,8 +74,29 @@ fn entry_records(key: &JobKey, e: &JobEntry, runner: RunnerRef<'_>) -> EntryReco
         }),
         Section::Launched => Saved::Launched(handle),
         Section::ToDecommission => Saved::ToDecommission(handle),
+        Section::Standby => Saved::Standby(StandbyRecord {
+            handle,
+            since: e.standby_since.map(unix_seconds),
+            use_count: e.uses,
+        }),
     });
     out
+}
+
+/// A wall-clock time in seconds since the Unix epoch (0 before it).
+fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The wall-clock time of `secs` since the Unix epoch; `None` if it is no
+/// time (negative, not finite, out of range).
+fn from_unix_seconds(secs: f64) -> Option<std::time::SystemTime> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        return None;
+    }
+    let d = std::time::Duration::try_from_secs_f64(secs).ok()?;
+    std::time::UNIX_EPOCH.checked_add(d)
 }
 
 /// The encoded records of one entry; none when its runner is unknown.
@@ -92,6 +114,7 @@ pub(crate) fn encode_entry(
         Some(Saved::Launched(h)) => Some((Section::Launched, Encoded::new(h)?)),
         Some(Saved::Pending(p)) => Some((Section::Pending, Encoded::new(p)?)),
         Some(Saved::ToDecommission(h)) => Some((Section::ToDecommission, Encoded::new(h)?)),
+        Some(Saved::Standby(h)) => Some((Section::Standby, Encoded::new(h)?)),
     };
     Ok(JobRecords {
         main,
@@ -125,6 +148,7 @@ pub(crate) fn to_doc(
                     Section::Launched => &mut doc.launched,
                     Section::Pending => &mut doc.pending,
                     Section::ToDecommission => &mut doc.to_decommission,
+                    Section::Standby => &mut doc.standby_resources,
                 };
                 list.push(record.clone());
             }
@@ -134,6 +158,7 @@ pub(crate) fn to_doc(
         launched: unloaded.launched.clone(),
         pending: unloaded.pending.clone(),
         to_decommission: unloaded.to_decommission.clone(),
+        standby_resources: unloaded.standby_resources.clone(),
         uncertain: uncertain.to_vec(),
         ..Snapshot::default()
     }
@@ -141,6 +166,7 @@ pub(crate) fn to_doc(
     doc.launched.extend(aside.launched);
     doc.pending.extend(aside.pending);
     doc.to_decommission.extend(aside.to_decommission);
+    doc.standby_resources.extend(aside.standby_resources);
     doc.uncertain = aside.uncertain;
     Ok((doc, encoded))
 }
@@ -166,6 +192,7 @@ pub(crate) fn to_records(
             Some(Saved::Launched(h)) => snap.launched.push(h),
             Some(Saved::Pending(p)) => snap.pending.push(p),
             Some(Saved::ToDecommission(h)) => snap.to_decommission.push(h),
+            Some(Saved::Standby(h)) => snap.standby_resources.push(h),
             None => {}
         }
     }
@@ -173,15 +200,18 @@ pub(crate) fn to_records(
     snap.pending.extend(unloaded.pending.iter().cloned());
     snap.to_decommission
         .extend(unloaded.to_decommission.iter().cloned());
+    snap.standby_resources
+        .extend(unloaded.standby_resources.iter().cloned());
     snap.uncertain = uncertain;
     snap
 }
 
-/// One record of the three sections of the file.
+/// One record of the sections of the file that hold jobs.
 enum Saved {
     Launched(HandleRecord),
     Pending(PendingRecord),
     ToDecommission(HandleRecord),
+    Standby(StandbyRecord),
 }
 
 impl Saved {
@@ -189,6 +219,7 @@ impl Saved {
         match self {
             Saved::Launched(h) | Saved::ToDecommission(h) => h,
             Saved::Pending(p) => &p.handle,
+            Saved::Standby(s) => &s.handle,
         }
     }
 
@@ -197,6 +228,7 @@ impl Saved {
             Saved::Launched(h) => unloaded.launched.push(h),
             Saved::Pending(p) => unloaded.pending.push(p),
             Saved::ToDecommission(h) => unloaded.to_decommission.push(h),
+            Saved::Standby(s) => unloaded.standby_resources.push(s),
         }
     }
 }
@@ -229,7 +261,8 @@ pub(crate) async fn load(
                 .to_decommission
                 .into_iter()
                 .map(Saved::ToDecommission),
-        );
+        )
+        .chain(snapshot.standby_resources.into_iter().map(Saved::Standby));
     let empty = Arc::new(Value::Null);
     let mut jobs = BTreeMap::new();
     let mut unloaded = Unloaded::default();
@@ -249,6 +282,12 @@ pub(crate) async fn load(
                 continue;
             }
             Saved::ToDecommission(_) => (Phase::Decommissioning, empty.clone()),
+            Saved::Standby(_) if resource.is_none() => {
+                slog::warn!(logger, "nothing on standby for a job without resource";
+                            "runner" => &h.runner_name, "job_id" => h.job_id);
+                continue;
+            }
+            Saved::Standby(_) => (Phase::Standby, empty.clone()),
             Saved::Pending(p) => {
                 let failed = failures.contains_key(&id);
                 let phase = pending_phase(resource.as_ref(), failed, creating.contains_key(&id));
@@ -259,6 +298,15 @@ pub(crate) async fn load(
         let mut e = JobEntry::new(job, phase, h.expected_weight);
         e.trace_offset = h.trace_offset;
         e.resource = resource;
+        if let Saved::Standby(s) = &record {
+            e.uses = s.use_count.max(1);
+            // The Python runner 1.1 does not say since when: from now.
+            e.standby_since = Some(
+                s.since
+                    .and_then(from_unix_seconds)
+                    .unwrap_or_else(std::time::SystemTime::now),
+            );
+        }
         if let Saved::Pending(_) = record {
             e.resource_name = creating.get(&id).cloned();
             if let Some((message, appended)) = failures.get(&id) {
@@ -694,12 +742,20 @@ mod tests {
             }],
             to_decommission: vec![HandleRecord {
                 job_id: 5,
-                ..handle
+                ..handle.clone()
+            }],
+            standby_resources: vec![StandbyRecord {
+                handle: HandleRecord {
+                    job_id: 6,
+                    ..handle
+                },
+                since: Some(1.5e9),
+                use_count: 2,
             }],
         };
         let (written, table, kept_aside) = round_trip(BTreeMap::new(), &unloaded);
         assert!(table.is_empty());
         assert_eq!(kept_aside, unloaded);
-        assert_eq!(written, 3);
+        assert_eq!(written, 4);
     }
 }

@@ -8,7 +8,10 @@
 //! executor's own dump). What the reference does not know goes in extra
 //! top-level keys, which it ignores: `creating` (resource names recorded
 //! before a create call), `launch_failures` (failures not yet reported),
-//! `uncertain` (operations in flight at a forced stop).
+//! `uncertain` (operations in flight at a forced stop). `standby_resources`
+//! (handles whose resource waits for another job) is the Python runner
+//! 1.1's section, with two keys of ours in each handle: `since` and
+//! `use_count`.
 //!
 //! A write is given the records already encoded ([`StateDoc`]).
 //! [`FileStore`] writes atomically in the blocking pool: temp file in the
@@ -63,6 +66,27 @@ pub struct HandleRecord {
     /// The executor's dump of the resource, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paas_resource: Option<Value>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A `standby_resources` entry: the handle of the job that last ran on the
+/// resource, as the Python runner 1.1 saves it (its `paas_resource` holds
+/// the helper's token), and two keys it does not write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StandbyRecord {
+    /// The handle.
+    #[serde(flatten)]
+    pub handle: HandleRecord,
+    /// When the resource went on standby, in seconds since the Unix epoch;
+    /// absent (the Python runner): at load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<f64>,
+    /// How many jobs the resource ran.
+    #[serde(default = "one")]
+    pub use_count: u32,
 }
 
 /// A `pending` entry: `[handle, job_data]`.
@@ -150,6 +174,9 @@ pub struct Snapshot {
     /// Resources to delete.
     #[serde(default)]
     pub to_decommission: Vec<HandleRecord>,
+    /// Resources kept for another job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby_resources: Vec<StandbyRecord>,
     /// Extra: resource names recorded before their create call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub creating: Vec<CreatingRecord>,
@@ -162,9 +189,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Number of entries in the three reference sections.
+    /// Number of entries in the reference sections (standby included).
     pub fn len(&self) -> usize {
-        self.launched.len() + self.pending.len() + self.to_decommission.len()
+        self.launched.len()
+            + self.pending.len()
+            + self.to_decommission.len()
+            + self.standby_resources.len()
     }
 
     /// True when nothing is tracked.
@@ -192,6 +222,7 @@ impl Snapshot {
             launched: all(&self.launched)?,
             pending: all(&self.pending)?,
             to_decommission: all(&self.to_decommission)?,
+            standby_resources: all(&self.standby_resources)?,
             creating: all(&self.creating)?,
             launch_failures: all(&self.launch_failures)?,
             uncertain: all(&self.uncertain)?,

@@ -45,6 +45,8 @@ pub struct StateDoc {
     pub pending: Vec<Encoded>,
     /// Resources to delete (handles).
     pub to_decommission: Vec<Encoded>,
+    /// Resources kept for another job (handles with `since`, `use_count`).
+    pub standby_resources: Vec<Encoded>,
     /// Extra: resource names recorded before their create call.
     pub creating: Vec<Encoded>,
     /// Extra: launch failures not yet reported to the coordinator.
@@ -58,16 +60,20 @@ impl StateDoc {
     /// compare it with the snapshot's).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.launched.len() + self.pending.len() + self.to_decommission.len()
+        self.launched.len()
+            + self.pending.len()
+            + self.to_decommission.len()
+            + self.standby_resources.len()
     }
 
     /// Writes the file's content: the three reference sections always, the
     /// extra ones only when not empty (as `Snapshot::to_json`).
     pub(crate) fn write_to<W: Write + ?Sized>(&self, w: &mut W) -> io::Result<()> {
-        let sections: [(&str, &[Encoded], bool); 6] = [
+        let sections: [(&str, &[Encoded], bool); 7] = [
             ("launched", &self.launched, true),
             ("pending", &self.pending, true),
             ("to_decommission", &self.to_decommission, true),
+            ("standby_resources", &self.standby_resources, false),
             ("creating", &self.creating, false),
             ("launch_failures", &self.launch_failures, false),
             ("uncertain", &self.uncertain, false),
@@ -103,6 +109,7 @@ impl StateDoc {
             &self.launched,
             &self.pending,
             &self.to_decommission,
+            &self.standby_resources,
             &self.creating,
             &self.launch_failures,
             &self.uncertain,

@@ -47,6 +47,13 @@ pub struct WorldState {
     pub finished_jobs: HashSet<i64>,
     /// Job ids the coordinator shows as run by another runner.
     pub foreign_jobs: HashSet<i64>,
+    /// The last job launched on each resource (by name).
+    pub running_on: HashMap<String, i64>,
+    /// Launches on a resource whose previous job was not over at the
+    /// coordinator: a resource given to two jobs (must stay 0).
+    pub double_uses: u64,
+    /// Launches on a resource that had run a job before.
+    pub reused_launches: u64,
 }
 
 /// The runner id of every fake coordinator.
@@ -263,9 +270,13 @@ impl Coordinator for FakeCoordinator {
             if refused {
                 return Ok(JobStatus::TokenRefused);
             }
-            let w = self.world.inner.borrow();
+            let mut w = self.world.inner.borrow_mut();
             let over = w.finished_jobs.contains(&job.id)
                 || (auto_finish && w.launched_jobs.contains(&job.id));
+            if over {
+                // Seen over: its resource may run another job.
+                w.finished_jobs.insert(job.id);
+            }
             Ok(if over {
                 JobStatus::Finished
             } else {
@@ -371,6 +382,8 @@ pub enum Step {
     List,
     /// `recover_job`.
     Recover,
+    /// `prepare_reuse`.
+    Reuse,
 }
 
 /// Scripted state of a [`FakePaas`].
@@ -410,6 +423,8 @@ pub struct FakePaas {
     /// `launch` (as the build context pushed to a Clever app), read by
     /// `recover_job`. Tests may add or remove entries.
     pub pushed_jobs: RefCell<HashMap<String, Job>>,
+    /// What `started_at_launch` answers (a helper-service executor).
+    pub service: Cell<bool>,
 }
 
 impl FakePaas {
@@ -423,6 +438,7 @@ impl FakePaas {
             on_create: RefCell::new(None),
             on_call: RefCell::new(None),
             pushed_jobs: RefCell::new(HashMap::new()),
+            service: Cell::new(false),
         })
     }
 
@@ -475,6 +491,15 @@ impl FakePaas {
         job.variable(key).and_then(|v| v.parse().ok())
     }
 
+    /// A resource's detail: its job, and its tenant if the job named one
+    /// (variable `TENANT`).
+    fn detail(job_id: i64, scope: Option<&str>) -> Value {
+        match scope {
+            Some(s) => json!({"job_id": job_id, "scope": s}),
+            None => json!({"job_id": job_id}),
+        }
+    }
+
     fn job_id_of(resource: &Resource) -> i64 {
         resource
             .detail
@@ -519,7 +544,7 @@ impl Paas for FakePaas {
                 name: self.resource_name(job.id),
                 weight,
                 launched: false,
-                detail: json!({"job_id": job.id}),
+                detail: Self::detail(job.id, job.variable("TENANT")),
                 credential: None,
             };
             let mut w = self.world.inner.borrow_mut();
@@ -567,6 +592,14 @@ impl Paas for FakePaas {
             let mut w = self.world.inner.borrow_mut();
             w.live.insert(r.name.clone(), r.clone());
             w.launched_jobs.insert(job.id);
+            if let Some(previous) = w.running_on.insert(r.name.clone(), job.id) {
+                if previous != job.id {
+                    w.reused_launches += 1;
+                    if !w.finished_jobs.contains(&previous) {
+                        w.double_uses += 1;
+                    }
+                }
+            }
             Ok(r)
         })
     }
@@ -619,6 +652,10 @@ impl Paas for FakePaas {
         })
     }
 
+    fn resource_flavor(&self, resource: &Resource) -> Option<String> {
+        Some(format!("weight-{}", resource.weight))
+    }
+
     fn resource_scope(&self, resource: &Resource) -> Option<String> {
         Some(
             resource
@@ -640,9 +677,35 @@ impl Paas for FakePaas {
         })
     }
 
+    fn job_scope<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Option<String>, PaasError>> {
+        Box::pin(async move { Ok(job.variable("TENANT").map(str::to_owned)) })
+    }
+
+    fn started_at_launch(&self) -> bool {
+        self.service.get()
+    }
+
+    fn prepare_reuse<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Resource, PaasError>> {
+        Box::pin(async move {
+            self.enter(Step::Reuse, job.id).await?;
+            if !self.world.inner.borrow().live.contains_key(&resource.name) {
+                return Err(PaasError::transient(
+                    "can-take-job",
+                    "the helper does not answer",
+                ));
+            }
+            Ok(resource.clone())
+        })
+    }
+
     fn dump_resource(&self, resource: &Resource) -> Value {
         json!({"app_id": resource.id, "name": resource.name, "weight": resource.weight,
-               "launched": resource.launched, "job_id": Self::job_id_of(resource)})
+               "launched": resource.launched, "job_id": Self::job_id_of(resource),
+               "scope": resource.detail.get("scope")})
     }
 
     fn load_resource<'a>(
@@ -651,10 +714,14 @@ impl Paas for FakePaas {
     ) -> PortFuture<'a, Result<Resource, PaasError>> {
         Box::pin(async move {
             let field = |k: &str| saved.get(k).cloned().unwrap_or(Value::Null);
-            let (Some(id), Some(name)) = (
-                field("app_id").as_str().map(String::from),
-                field("name").as_str().map(String::from),
-            ) else {
+            // The Python runner 1.1's form: `id`, `gitlab_namespace` (the
+            // tenant); the fake's names are its ids there.
+            let id = field("app_id")
+                .as_str()
+                .or(field("id").as_str())
+                .map(String::from);
+            let name = field("name").as_str().map(String::from).or(id.clone());
+            let (Some(id), Some(name)) = (id, name) else {
                 return Err(PaasError::permanent(
                     "load",
                     "saved resource lacks app_id or name",
@@ -665,7 +732,12 @@ impl Paas for FakePaas {
                 name,
                 weight: field("weight").as_f64().unwrap_or(1.0),
                 launched: field("launched").as_bool().unwrap_or(false),
-                detail: json!({"job_id": field("job_id").as_i64().unwrap_or(0)}),
+                detail: Self::detail(
+                    field("job_id").as_i64().unwrap_or(0),
+                    field("scope")
+                        .as_str()
+                        .or(field("gitlab_namespace").as_str()),
+                ),
                 credential: None,
             })
         })

@@ -138,6 +138,7 @@ async fn start(
     logger: &Logger,
 ) -> Result<(), RunError> {
     let (handle, control) = service_control();
+    crate::logging::count_records_into(handle.metrics().clone());
     let reloads = ReloadTrigger::default();
     let stop = signal::install(
         handle.clone(),

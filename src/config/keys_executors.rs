@@ -2,7 +2,7 @@
 //! [`super::keys`]: the `cc_*` keys of clever-docker (their defaults are
 //! `crate::executors::clever::settings`'s constants) and local-docker's.
 
-use paas_actors::settings::{Fallback, Key, Kind, Reload, Shape, Value};
+use paas_actors::settings::{Fallback, Key, Kind, Reload, Value};
 use paas_actors::StandbyPolicy;
 
 use crate::executors::clever::service::settings::{DEFAULT_HELPER_IMAGE, DEFAULT_READY_TIMEOUT};
@@ -233,12 +233,9 @@ pub(crate) const READY_TIMEOUT: Key = key!(
 /// `paas_keep_resources_for_reuse_seconds` of a clever-service-docker section.
 pub(crate) const KEEP_FOR_REUSE: Key = key!(
     "paas_keep_resources_for_reuse_seconds",
-    Kind {
-        shape: Shape::SecondsOrOff,
-        expected: "a number of seconds (0: finished jobs' applications are deleted)",
-    },
+    Kind::seconds_or_off("a number of seconds (0: never kept)"),
     Fallback::Value(Value::Seconds(StandbyPolicy::DEFAULT_KEEP)),
-    "How long a finished job's application waits on standby for another job of the same \
+    "How long a finished job's application waits on standby for the next job of the same \
      organisation and size before it is deleted; 0: deleted at once. Never forwarded."
 );
 
@@ -246,11 +243,9 @@ pub(crate) const KEEP_FOR_REUSE: Key = key!(
 pub(crate) const MAX_JOBS_PER_RESOURCE: Key = key!(
     "paas_max_jobs_per_resource",
     Kind::COUNT,
-    Fallback::Value(Value::Count(
-        StandbyPolicy::DEFAULT_MAX_JOBS_PER_RESOURCE as u64
-    )),
-    "Jobs one application runs at most: after the last one it is deleted instead of kept on \
-     standby. Never forwarded."
+    Fallback::Value(Value::Count(StandbyPolicy::DEFAULT_MAX_JOBS as u64)),
+    "How many jobs one application runs at most: after the last one it is deleted instead of \
+     kept on standby. Never forwarded."
 );
 
 /// The keys a clever-service-docker section adds to clever-docker's.

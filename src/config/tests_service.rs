@@ -75,6 +75,23 @@ fn a_service_section_gets_its_settings_and_the_defaults() {
     assert_eq!(service.helper_image, "registry.example/helper:2");
     assert_eq!(service.ready_timeout, Duration::from_secs_f64(42.5));
     assert_eq!(l.warnings, Vec::<String>::new());
+    // The standby keys (1.1's key, and ours).
+    let standby = |extra: &str| {
+        let l = ok(&section("clever-service-docker", extra));
+        l.config.runners[0].settings.standby
+    };
+    let policy = |keep: u64, max| paas_actors::StandbyPolicy {
+        keep: Duration::from_secs(keep),
+        max_jobs_per_resource: max,
+    };
+    assert_eq!(
+        standby("paas_keep_resources_for_reuse_seconds = 60\npaas_max_jobs_per_resource = 3\n"),
+        Some(policy(60, 3))
+    );
+    assert_eq!(
+        standby("paas_keep_resources_for_reuse_seconds = 0\n"),
+        Some(policy(0, 20))
+    );
     // A clever-docker section has no service part.
     let l = ok(&section("clever-docker", ""));
     assert_eq!(l.config.runners[0].settings.standby, None);

@@ -11,11 +11,10 @@ use super::errors::{body_error, send_error};
 use super::reply::{CallName, Reply};
 use awc::http::Method;
 use futures_util::StreamExt;
-use paas_actors::metrics::{Api, ApiStatus, Metrics};
+use paas_actors::metrics::{Api, ApiCounter, ApiStatus};
 use paas_actors::ports::CoordinatorError;
 use std::cell::OnceCell;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `User-Agent` of every request.
@@ -177,7 +176,7 @@ fn method_str(m: &Method) -> &'static str {
 pub(crate) struct Http {
     pub(crate) timeouts: Timeouts,
     client: OnceCell<awc::Client>,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<ApiCounter>,
     /// `tls-ca-file`: CA certificates trusted besides the system's.
     pub(crate) ca_file: Option<PathBuf>,
 }
@@ -210,7 +209,7 @@ impl Http {
     }
 
     /// Counts every call in `metrics` (endpoint: the call's fixed name).
-    pub(crate) fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Http {
+    pub(crate) fn with_metrics(mut self, metrics: Option<ApiCounter>) -> Http {
         self.metrics = metrics;
         self
     }

@@ -191,7 +191,7 @@ impl GitlabCoordinator {
                     );
                     return Ok(None);
                 }
-                403 | 422 => {
+                401 | 403 | 422 => {
                     return Err(rejected(
                         name,
                         &reply,

@@ -61,7 +61,7 @@ pub struct CoordinatorSettings {
     /// Where to log (409s, late reports, unknown failure reasons).
     pub logger: Option<slog::Logger>,
     /// Where to count the requests (`api_requests_total{api="gitlab"}`).
-    pub metrics: Option<std::sync::Arc<paas_actors::metrics::Metrics>>,
+    pub metrics: Option<paas_actors::metrics::ApiCounter>,
     /// `tls-ca-file`: CA certificates trusted besides the system's, for
     /// every call of this client (the trace watch's too).
     pub tls_ca_file: Option<std::path::PathBuf>,

@@ -3,13 +3,16 @@
 //! checked against the simulator's ledger, `/debug/jobs/list` against the
 //! jobs running at the fake coordinator, `/healthz` before and during the
 //! drain, `/readyz` while the coordinator fails and during the drain, a
-//! bind failure refused at start-up, and `promtool check metrics` on a live
-//! scrape (skipped with a printed reason when promtool is absent).
+//! refused delete and a refused runner token as the alerts see them, a
+//! runner removed by SIGHUP leaving no series, a
+//! bind failure refused at start-up, `promtool check metrics` on a live
+//! scrape and `promtool test rules` on the shipped rules (skipped with a
+//! printed reason when promtool is absent, outside CI only).
 
 use crate::common;
 
 use common::{assert_no_secret, get, options, start_runner, stop_ok, tail, wait_until, E2e, STEP};
-use paas_sim::clever::{Endpoint as CleverEndpoint, FaultCommand};
+use paas_sim::clever::{Endpoint as CleverEndpoint, FaultCommand, FaultKind};
 use paas_sim::coordinator::{Endpoint, Fault, JobSpec, JobState};
 use paas_sim::world::{RunnerConfigOptions, WorldConfig};
 use std::collections::BTreeSet;
@@ -108,6 +111,11 @@ fn promtool() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
+        // CI installs it (.ci/run): there, its absence is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool not found on PATH in CI (Debian package `prometheus`)"
+        );
         eprintln!("promtool not found on PATH (Debian package `prometheus`): skipping its checks");
     }
     found
@@ -315,6 +323,99 @@ fn metrics_scraped_during_a_run_match_the_simulator_ledger() {
         ) >= 10.0,
         "{last}"
     );
+    // Every API request carries its runner section.
+    let runner_label = format!("runner=\"{runner_name}\"");
+    assert_eq!(
+        sum_where(&last, api, &[&runner_label]),
+        metric(&last, api),
+        "{last}"
+    );
+    // Job outcomes and durations, the runner's state at rest.
+    for (name, labels, want) in [
+        (
+            "heptapod_paas_runner_jobs_finished_total",
+            format!("{runner_label},outcome=\"finished\""),
+            10.0,
+        ),
+        (
+            "heptapod_paas_runner_jobs_finished_total",
+            format!("{runner_label},outcome=\"launch_failed\""),
+            0.0,
+        ),
+        (
+            "heptapod_paas_runner_runner_wants_jobs",
+            runner_label.clone(),
+            1.0,
+        ),
+        (
+            "heptapod_paas_runner_runner_token_valid",
+            runner_label.clone(),
+            1.0,
+        ),
+        (
+            "heptapod_paas_runner_oldest_refused_delete_age_seconds",
+            runner_label.clone(),
+            0.0,
+        ),
+        (
+            "heptapod_paas_runner_decommission_failures_total",
+            format!("{runner_label},class=\"permanent\""),
+            0.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&last, name, Some(&labels)),
+            Some(want),
+            "{name}{{{labels}}}\n{last}"
+        );
+    }
+    assert_eq!(
+        metric(&last, "heptapod_paas_runner_job_duration_seconds_count"),
+        10.0,
+        "{last}"
+    );
+    // The bill: each flavor run, in the simulator's organisation.
+    let bill = "heptapod_paas_runner_resource_seconds_total";
+    for flavor in flavors {
+        let seconds = sum_where(
+            &last,
+            bill,
+            &[&runner_label, &format!("flavor=\"{flavor}\"")],
+        );
+        assert!(seconds > 0.0, "{flavor}: {seconds}\n{last}");
+    }
+    assert_eq!(
+        sum_where(&last, bill, &["organisation=\"\""]),
+        0.0,
+        "{last}"
+    );
+    assert_eq!(sum_where(&last, bill, &["flavor=\"\""]), 0.0, "{last}");
+    assert!(
+        sample(
+            &last,
+            "heptapod_paas_runner_errors_total",
+            Some("level=\"warn\"")
+        )
+        .is_some(),
+        "{last}"
+    );
+    // The process, from /proc.
+    let process = |name: &str| sample(&last, name, Some("")).unwrap_or(f64::NAN);
+    assert!(process("process_resident_memory_bytes") > 1e6, "{last}");
+    assert!(process("process_cpu_seconds_total") > 0.0, "{last}");
+    assert!(process("process_open_fds") > 0.0, "{last}");
+    assert!(
+        process("process_max_fds") >= process("process_open_fds"),
+        "{last}"
+    );
+    let started = process("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    assert!(
+        started <= now && started > now - 600.0,
+        "started {started}, now {now}"
+    );
     assert_no_secret(&e.world, &last, &[]);
     if let Some(promtool) = promtool() {
         let (ok, msg) = promtool_check_metrics(&promtool, &last);
@@ -516,6 +617,183 @@ fn readyz_says_why_no_job_can_be_taken_while_healthz_stays_ok() {
     stop_ok(&mut runner, STOP);
 }
 
+/// The failures the alerts are for, on the real binary: a deletion the
+/// Clever API refuses (401: a revoked token) is counted at once and ages;
+/// a runner token the coordinator refuses (403) is a coordinator that is
+/// up with an invalid token, not an outage.
+#[test]
+fn a_refused_delete_and_a_refused_token_show_in_the_metrics() {
+    let e = E2e::start(WorldConfig::default());
+    let address = free_address();
+    let config = config_with_listen(&e, options(), &address);
+    let mut runner = start_runner(&config, &e.log("refusals.log"), &[]);
+    wait_healthy(&address, &runner);
+    let runner_label = "runner=\"sim-runner-1\"";
+    let failures = format!("{runner_label},class=\"permanent\"");
+    let scrape = || {
+        get(&address, "/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    };
+    let value = |text: &str, name: &str, labels: &str| sample(text, name, Some(labels));
+    let mut last = String::new();
+    let born = wait_until(
+        || {
+            last = scrape();
+            value(
+                &last,
+                "heptapod_paas_runner_decommission_failures_total",
+                &failures,
+            ) == Some(0.0)
+                && value(&last, "heptapod_paas_runner_coordinator_up", runner_label) == Some(1.0)
+                && value(
+                    &last,
+                    "heptapod_paas_runner_runner_token_valid",
+                    runner_label,
+                ) == Some(1.0)
+        },
+        Duration::from_secs(20),
+        STEP,
+    );
+    assert!(born, "series at 0, coordinator up, token valid\n{last}");
+
+    e.world.clever().control().fault(FaultCommand::FailNext {
+        endpoint: CleverEndpoint::DeleteApp,
+        count: 1000,
+        fault: FaultKind::status(401),
+    });
+    let id = e.world.enqueue(job("XS", 100));
+    let refused = wait_until(
+        || {
+            last = scrape();
+            value(
+                &last,
+                "heptapod_paas_runner_decommission_failures_total",
+                &failures,
+            ) == Some(1.0)
+        },
+        Duration::from_secs(60),
+        STEP,
+    );
+    assert!(
+        refused,
+        "one refused delete counted\n{last}\n{}",
+        tail(&runner.log())
+    );
+    assert!(
+        e.world.clever().control().summary().live_count == 1,
+        "job {id}'s application stays: {}",
+        e.describe()
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let text = scrape();
+    let age = value(
+        &text,
+        "heptapod_paas_runner_oldest_refused_delete_age_seconds",
+        runner_label,
+    )
+    .unwrap_or(0.0);
+    assert!(age >= 1.0, "the refusal ages: {age}\n{text}");
+    assert_eq!(
+        value(
+            &text,
+            "heptapod_paas_runner_jobs",
+            &format!("{runner_label},phase=\"decommissioning\"")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+
+    e.world
+        .coordinator()
+        .inject_fault(Endpoint::JobsRequest, Fault::status(403, 100_000));
+    let told_apart = wait_until(
+        || {
+            last = scrape();
+            value(
+                &last,
+                "heptapod_paas_runner_runner_token_valid",
+                runner_label,
+            ) == Some(0.0)
+        },
+        Duration::from_secs(60),
+        STEP,
+    );
+    assert!(told_apart, "token refused\n{last}\n{}", tail(&runner.log()));
+    assert_eq!(
+        value(&last, "heptapod_paas_runner_coordinator_up", runner_label),
+        Some(1.0),
+        "the coordinator answered: not an outage\n{last}"
+    );
+    stop_ok(&mut runner, STOP);
+}
+
+/// A runner section removed by SIGHUP leaves no series behind (no alert
+/// on a runner that no longer exists), the other runner's stay.
+#[test]
+fn a_runner_removed_by_sighup_leaves_no_series() {
+    let e = E2e::start(WorldConfig {
+        runner_tokens: 2,
+        ..WorldConfig::default()
+    });
+    let address = free_address();
+    let two = RunnerConfigOptions {
+        runners: 2,
+        ..options()
+    };
+    let config = config_with_listen(&e, two, &address);
+    let mut runner = start_runner(&config, &e.log("removed.log"), &[]);
+    wait_healthy(&address, &runner);
+    let scrape = || {
+        get(&address, "/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    };
+    let mut last = String::new();
+    let polled_both = wait_until(
+        || {
+            last = scrape();
+            ["sim-runner-1", "sim-runner-2"].iter().all(|r| {
+                let labels = format!("runner=\"{r}\"");
+                sample(&last, "heptapod_paas_runner_coordinator_up", Some(&labels)) == Some(1.0)
+            })
+        },
+        Duration::from_secs(30),
+        STEP,
+    );
+    assert!(polled_both, "both runners polled\n{last}");
+
+    let one = config_with_listen(&e, options(), &address);
+    assert_eq!(one, config, "test set-up: one configuration path");
+    runner
+        .signal(nix::sys::signal::Signal::SIGHUP)
+        .expect("SIGHUP");
+    let gone = wait_until(
+        || {
+            last = scrape();
+            !last.is_empty() && !last.contains("sim-runner-2")
+        },
+        Duration::from_secs(15),
+        STEP,
+    );
+    assert!(
+        gone,
+        "no series of the removed runner\n{last}\n{}",
+        tail(&runner.log())
+    );
+    for name in [
+        "heptapod_paas_runner_coordinator_up",
+        "heptapod_paas_runner_runner_wants_jobs",
+    ] {
+        assert_eq!(
+            sample(&last, name, Some("runner=\"sim-runner-1\"")),
+            Some(1.0),
+            "{name}\n{last}"
+        );
+    }
+    stop_ok(&mut runner, STOP);
+}
+
 #[test]
 fn a_listen_address_in_use_is_a_start_up_error() {
     let e = E2e::start(WorldConfig::default());
@@ -582,7 +860,7 @@ fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
     m.set_version("0", "unknown");
     m.add_runner("r", &["started"]);
     m.set_quota(1.0, 0.5, 0.0);
-    m.api_request(Api::Gitlab, "job request", ApiStatus::Http(201));
+    m.api_request("r", Api::Gitlab, "job request", ApiStatus::Http(201));
     m.decommission_failed("r", "transient");
     m.polled("r");
     let exported: BTreeSet<String> = m
@@ -607,6 +885,10 @@ fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
         "api_requests_total",
         "provision_duration_seconds",
         "decommission_lag_seconds",
+        "oldest_refused_delete_age_seconds",
+        "resource_seconds_total",
+        "jobs_finished_total",
+        "runner_token_valid",
     ] {
         let name = format!("{}_{family}", paas_actors::metrics::PREFIX);
         assert!(
@@ -614,6 +896,21 @@ fn deploy_rules_and_dashboard_use_metrics_the_runner_exports() {
             "dashboard lacks {name}"
         );
     }
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("process_resident_memory_bytes")),
+        "dashboard lacks the process memory"
+    );
+    // The errors panel leaves out the job status 401/403 that ends a job.
+    let errors = exprs
+        .iter()
+        .find(|e| e.contains("status!~\"2..|ok\""))
+        .expect("an API errors query");
+    assert!(
+        errors.contains("unless") && errors.contains("endpoint=\"job status\",status=~\"401|403\""),
+        "{errors}"
+    );
 
     let Some(promtool) = promtool() else { return };
     for args in [vec!["check", "rules"], vec!["test", "rules"]] {

@@ -41,8 +41,11 @@ fn a_few_jobs_run_on_service_applications_and_nothing_leaks() {
     for id in &ids {
         assert_eq!(e.status(*id), Some(JobState::Success), "{}", e.describe());
     }
-    e.assert_clean(4);
+    // Finished jobs' applications wait 10 s on standby: a later job of the
+    // same size may run on one of them.
+    e.assert_clean(1);
     let s = e.world.summary();
+    assert!(s.apps_created <= 4, "{}", e.describe());
     assert_eq!(s.service_apps, s.apps_created, "{}", e.describe());
     assert_eq!(s.helper_jobs, 4, "{}", e.describe());
     assert_eq!(s.deployments, s.service_apps, "one helper push per app");

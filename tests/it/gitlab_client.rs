@@ -156,7 +156,7 @@ async fn request_job_status_classes() {
     c.inject_fault(Endpoint::JobsRequest, Fault::status(409, 1));
     assert_eq!(gl.request_job(PollKind::Short).await, Ok(None));
 
-    for status in [403, 422] {
+    for status in [401, 403, 422] {
         c.inject_fault(Endpoint::JobsRequest, Fault::status(status, 1));
         let err = gl.request_job(PollKind::Short).await.expect_err("rejected");
         assert!(

@@ -76,7 +76,7 @@ impl Kind {
     pub const TABLE: Kind = Kind::new(Shape::Table, "a table");
 
     /// A number of seconds, 0 turning the feature off; `expected` says so.
-    pub(crate) const fn seconds_or_off(expected: &'static str) -> Kind {
+    pub const fn seconds_or_off(expected: &'static str) -> Kind {
         Kind::new(Shape::SecondsOrOff, expected)
     }
 

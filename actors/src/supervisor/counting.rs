@@ -12,6 +12,7 @@
 //! by the transition that comes with it. A new metric of an existing event
 //! is one more line in a match arm; a new event is one more variant.
 
+use super::poll_slot::PollState;
 use super::*;
 
 /// How a job entered the job table.
@@ -24,6 +25,9 @@ pub(super) enum JobOrigin {
     /// Found by reconciliation: an unknown resource nobody needs, tracked
     /// to be decommissioned.
     Unneeded,
+    /// A standby resource that could not take the job it was given, back
+    /// under its former job to be decommissioned.
+    ReuseFailed,
 }
 
 /// Why a job left the job table.
@@ -35,6 +39,8 @@ pub(super) enum JobEnd {
     Released,
     /// Its resource vanished from the PAAS (seen by reconciliation).
     Vanished,
+    /// It was on standby and another job took its resource.
+    Reused,
 }
 
 /// Something that happened in the supervisor, as monitoring sees it.
@@ -50,10 +56,14 @@ pub(super) enum Transition {
     PollSent,
     /// A poll ended, answered by the coordinator or not; the ledger no
     /// longer holds its reservation (released, or taken by the job).
-    PollEnded { runner: usize, answered: bool },
+    PollEnded { runner: usize, answer: PollAnswer },
+    /// A poll was not sent: the limits block it.
+    PollBlocked,
+    /// A reconfiguration removed runners (no longer polled).
+    RunnersRemoved,
     /// A job entered the job table (its weight is in the ledger).
     JobAdded {
-        runner: usize,
+        key: JobKey,
         phase: Phase,
         origin: JobOrigin,
     },
@@ -69,19 +79,21 @@ pub(super) enum Transition {
     },
     /// A job left the job table, from `phase` (its weight left the ledger).
     JobRemoved {
-        runner: usize,
+        key: JobKey,
         phase: Phase,
         end: JobEnd,
     },
     /// A job's resource was recorded (`first`: it had none before).
-    ResourceRecorded { runner: usize, first: bool },
+    ResourceRecorded { key: JobKey, first: bool },
     /// A job's launch failed.
     LaunchFailed {
         runner: usize,
         reason: LaunchFailureReason,
     },
     /// The PAAS refused to delete a resource with a permanent error.
-    DeleteRefused { runner: usize },
+    DeleteRefused { key: JobKey },
+    /// A job was launched, on a reused standby resource or a new one.
+    JobLaunched { runner: usize, reused: bool },
     /// Reconciliation left an unknown resource alone.
     ResourceLeftAlone,
     /// A reconciliation pass of one runner ended.
@@ -105,20 +117,18 @@ impl Supervisor {
         match t {
             Transition::Started => self.declare_started(),
             Transition::RunnerAdded { runner } => of(runner, &|l| m.add_runner(l, &phase_names())),
-            Transition::LimitsChanged | Transition::PollSent => {}
-            Transition::PollEnded { runner, answered } => {
-                of(runner, &|l| m.poll_ended(l, answered))
-            }
-            Transition::JobAdded {
-                runner,
-                phase,
-                origin,
-            } => {
+            Transition::LimitsChanged | Transition::PollSent | Transition::PollBlocked => {}
+            Transition::RunnersRemoved => self.forget_removed_runners(),
+            Transition::PollEnded { runner, answer } => of(runner, &|l| m.poll_ended(l, answer)),
+            Transition::JobAdded { key, phase, origin } => {
+                let runner = key.runner;
                 of(runner, &|l| m.job_moved(l, None, Some(phase.as_str())));
+                self.bill_resource(key);
                 match origin {
                     JobOrigin::Acquired => of(runner, &|l| m.job_acquired(l)),
                     JobOrigin::Adopted => m.reconcile_action(ReconcileAction::Adopted),
                     JobOrigin::Unneeded => m.reconcile_action(ReconcileAction::Decommissioned),
+                    JobOrigin::ReuseFailed => {}
                 }
             }
             Transition::PhaseChanged {
@@ -135,6 +145,19 @@ impl Supervisor {
                 match event {
                     JobEvent::ResourceLaunched => m.observe_provision(tracked_for),
                     JobEvent::TraceSeen => m.observe_start(tracked_for),
+                    JobEvent::FinishedAtCoordinator => {
+                        let (outcome, took) = if from == Phase::Started {
+                            (JobOutcome::Finished, Some(tracked_for))
+                        } else {
+                            (JobOutcome::CancelledBeforeStart, None)
+                        };
+                        of(runner, &|l| m.job_finished(l, outcome, took));
+                    }
+                    JobEvent::LaunchFailed => {
+                        of(runner, &|l| {
+                            m.job_finished(l, JobOutcome::LaunchFailed, None)
+                        });
+                    }
                     JobEvent::Decommissioned => {
                         of(runner, &|l| m.resource_deleted(l));
                         if let Some(lag) = finished_for {
@@ -144,23 +167,34 @@ impl Supervisor {
                     _ => {}
                 }
             }
-            Transition::JobRemoved { runner, phase, end } => {
-                of(runner, &|l| m.job_moved(l, Some(phase.as_str()), None));
+            Transition::JobRemoved { key, phase, end } => {
+                let runner = key.runner;
+                of(runner, &|l| {
+                    m.job_moved(l, Some(phase.as_str()), None);
+                    m.resource_gone(l, key.job_id);
+                });
                 m.job_completed();
                 if end == JobEnd::Vanished {
                     m.reconcile_action(ReconcileAction::Forgotten);
                 }
-            }
-            Transition::ResourceRecorded { runner, first } => {
-                if first {
-                    of(runner, &|l| m.resource_created(l));
+                if self.runners.get(runner).is_some_and(|r| r.retired) {
+                    self.forget_removed_runners();
                 }
+            }
+            Transition::ResourceRecorded { key, first } => {
+                if first {
+                    of(key.runner, &|l| m.resource_created(l));
+                }
+                self.bill_resource(key);
             }
             Transition::LaunchFailed { runner, reason } => {
                 of(runner, &|l| m.launch_failed(l, reason));
             }
-            Transition::DeleteRefused { runner } => {
-                of(runner, &|l| m.decommission_failed(l, "permanent"));
+            Transition::DeleteRefused { key } => {
+                of(key.runner, &|l| m.delete_refused(l, key.job_id));
+            }
+            Transition::JobLaunched { runner, reused } => {
+                of(runner, &|l| m.job_launched(l, reused));
             }
             Transition::ResourceLeftAlone => m.reconcile_action(ReconcileAction::LeftAlone),
             Transition::ReconcilePassEnded => m.reconcile_pass_ended(),
@@ -170,6 +204,71 @@ impl Supervisor {
             }
         }
         self.derive_from_ledger();
+        self.show_wants_jobs();
+    }
+
+    /// Bills the resource of job `key` from now on, if it has one (once:
+    /// the books ignore a resource already billed). Its labels: the
+    /// runner, the flavor and the organisation the PAAS port tells.
+    fn bill_resource(&self, key: JobKey) {
+        let (Some(r), Some(resource)) = (
+            self.runners.get(key.runner),
+            self.jobs.get(&key).and_then(|e| e.resource.as_ref()),
+        ) else {
+            return;
+        };
+        let bill = BillLabels {
+            runner: r.label.to_string(),
+            flavor: r.paas.resource_flavor(resource).unwrap_or_default(),
+            organisation: r.paas.resource_scope(resource).unwrap_or_default(),
+        };
+        self.metrics.resource_alive(bill, key.job_id);
+    }
+
+    /// `runner_wants_jobs` of each runner, set when it changes: a runner
+    /// wants jobs unless removed, stopping or blocked by the limits (full).
+    fn show_wants_jobs(&mut self) {
+        let draining = self.draining;
+        for r in self.runners.iter_mut().filter(|r| !r.retired) {
+            let wants = !draining && r.poll.state() != PollState::Saturated;
+            if r.wants_jobs_shown != Some(wants) {
+                r.wants_jobs_shown = Some(wants);
+                self.metrics.set_wants_jobs(&r.label, wants);
+            }
+        }
+    }
+
+    /// The series of the removed runners go: those of their polling at
+    /// once, all of them once none of their jobs is tracked. A label that
+    /// a polled runner shares stays.
+    fn forget_removed_runners(&mut self) {
+        let mut busy = HashSet::new();
+        for key in self.jobs.keys() {
+            busy.insert(key.runner);
+        }
+        let in_use: HashSet<Rc<str>> = self
+            .runners
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| !r.retired || busy.contains(i))
+            .map(|(_, r)| r.label.clone())
+            .collect();
+        let polled: HashSet<Rc<str>> = self
+            .runners
+            .iter()
+            .filter(|r| !r.retired)
+            .map(|r| r.label.clone())
+            .collect();
+        for r in self.runners.iter_mut().filter(|r| r.retired) {
+            if polled.contains(&r.label) {
+                continue;
+            }
+            r.wants_jobs_shown = None;
+            self.metrics.remove_runner_polling(&r.label);
+            if !in_use.contains(&r.label) {
+                self.metrics.remove_runner(&r.label, &phase_names());
+            }
+        }
     }
 
     /// Every runner's series, and the jobs loaded from the state.
@@ -182,6 +281,7 @@ impl Supervisor {
                 self.metrics
                     .job_moved(&r.label, None, Some(e.phase.as_str()));
             }
+            self.bill_resource(*key);
         }
     }
 
@@ -196,6 +296,8 @@ impl Supervisor {
         let limits = self.ledger.limits();
         self.metrics
             .set_quota(limits.total_weight, used - reserved, reserved);
+        self.metrics
+            .set_standby_weight(self.ledger.standby_weight());
         self.metrics
             .set_limits(limits.concurrent, limits.max_provisioning);
     }

@@ -48,11 +48,7 @@ impl Supervisor {
     pub(super) fn add_job(&mut self, key: JobKey, entry: JobEntry, origin: JobOrigin) {
         let phase = entry.phase;
         self.jobs.insert(key, entry);
-        self.observe(Transition::JobAdded {
-            runner: key.runner,
-            phase,
-            origin,
-        });
+        self.observe(Transition::JobAdded { key, phase, origin });
     }
 
     /// Forgets a job: its resource is gone or no longer ours to manage.
@@ -70,10 +66,11 @@ impl Supervisor {
             }
             self.ledger.release(key);
             self.observe(Transition::JobRemoved {
-                runner: key.runner,
+                key,
                 phase: e.phase,
                 end,
             });
+            self.launch_ready();
         }
     }
 
@@ -81,6 +78,9 @@ impl Supervisor {
     pub(super) fn dispose(&mut self, key: JobKey, keep: bool, ctx: &mut Context<Self>) {
         let has_resource = self.jobs.get(&key).is_some_and(|e| e.resource.is_some());
         match after_use(has_resource, keep) {
+            JobEvent::DecommissionStarted if self.keeps_on_standby(key) => {
+                self.start_standby(key, ctx);
+            }
             JobEvent::DecommissionStarted => {
                 self.apply(key, JobEvent::DecommissionStarted);
                 self.mark_dirty(ctx);
@@ -108,10 +108,7 @@ impl Supervisor {
             e.resource = Some(resource);
         }
         self.ledger.set_actual(key, weight);
-        self.observe(Transition::ResourceRecorded {
-            runner: key.runner,
-            first,
-        });
+        self.observe(Transition::ResourceRecorded { key, first });
     }
 
     pub(super) fn on_cancelled(&mut self, key: JobKey, ctx: &mut Context<Self>) {
@@ -208,6 +205,11 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<Result<(), NotRecorded>> {
         if self.apply(key, JobEvent::ResourceLaunched) {
+            let reused = self.jobs.get(&key).is_some_and(|e| e.uses > 1);
+            self.observe(Transition::JobLaunched {
+                runner: key.runner,
+                reused,
+            });
             self.record_resource(key, resource);
             self.mark_dirty(ctx);
             let cancelled = self
@@ -218,8 +220,14 @@ impl Supervisor {
             if cancelled {
                 self.on_cancelled(key, ctx);
             } else if !self.draining {
-                self.start_checks(key, ctx);
-                self.spawn_trace_watch(key, ctx);
+                let runner = self.runners.get(key.runner);
+                if runner.is_some_and(|r| r.paas.started_at_launch()) {
+                    // The job's service accepted it: started.
+                    self.on_started(key, ctx);
+                } else {
+                    self.start_checks(key, ctx);
+                    self.spawn_trace_watch(key, ctx);
+                }
             }
         }
         self.persisted_response(ctx)

@@ -17,10 +17,11 @@ impl Supervisor {
 
     fn status_now(&self) -> ServiceStatus {
         ServiceStatus {
-            jobs: self.jobs.len(),
+            jobs: self.jobs.len().saturating_sub(self.ledger.standby()),
             used_weight: self.ledger.used(),
             quota: self.ledger.limits().total_weight,
             provisioning: self.ledger.provisioning(),
+            standby: self.ledger.standby(),
         }
     }
 

@@ -36,6 +36,7 @@ mod monitoring;
 mod persistence;
 mod poll_slot;
 mod polling;
+mod pool;
 mod progress;
 mod reconciliation;
 mod refusal_guard;
@@ -66,9 +67,11 @@ use crate::launcher::{Launch, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
     DumpState, FailureReported, GetHealth, Health, JobView, ListJobs, NotReady, NotRecorded,
-    Reconcile, ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
+    Reconcile, ReleaseStandby, ReportOutcome, SettingsRequest, TaskEvent, TraceSeen, WriteAhead,
 };
-use crate::metrics::{LaunchFailureReason, Metrics, ReconcileAction, Totals};
+use crate::metrics::{
+    BillLabels, JobOutcome, LaunchFailureReason, Metrics, PollAnswer, ReconcileAction, Totals,
+};
 use crate::observer::{Hooks, ServiceObserver, ServiceStatus};
 use crate::poller::{
     Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
@@ -127,6 +130,8 @@ pub(crate) struct RunnerSlot {
     reconcile: Option<ReconcilePass>,
     /// Removed by a reconfiguration: no longer polled; its jobs run to the end.
     retired: bool,
+    /// What `runner_wants_jobs` shows for it (`None`: not shown).
+    wants_jobs_shown: Option<bool>,
 }
 
 /// A reconciliation pass in flight for one runner.
@@ -170,6 +175,7 @@ impl RunnerSlot {
             trace_ready: Rc::default(),
             reconcile: None,
             retired: false,
+            wants_jobs_shown: None,
         }
     }
 }
@@ -213,6 +219,9 @@ pub struct Supervisor {
     settings_rx: Option<mpsc::UnboundedReceiver<SettingsRequest>>,
     /// The planned starts of the launchers' creates.
     launch_spacing: Rc<LaunchSpacing>,
+    /// Standby resources were released (finish-and-exit): none is kept
+    /// any more.
+    standby_released: bool,
 }
 
 impl Supervisor {
@@ -238,13 +247,33 @@ impl Supervisor {
             .map(|r| r.settings.quota_max_fraction)
             .collect();
         let mut ledger = Ledger::new(limits, fractions);
+        // What exists first, standby resources oldest first, then the jobs
+        // without resource: they hold what the quota leaves and wait for
+        // the rest (standby resources are evicted for them at start).
+        let mut standby: Vec<(Option<std::time::SystemTime>, JobKey, Weight)> = Vec::new();
         for (key, e) in &jobs {
-            let (w, kind) = match &e.resource {
-                Some(r) => (r.weight, WeightKind::Actual),
-                None => (e.expected_weight, WeightKind::Expected),
-            };
-            ledger.track(*key, w, kind, e.phase.is_launching());
+            match &e.resource {
+                Some(r) if e.phase == Phase::Standby => {
+                    standby.push((e.standby_since, *key, r.weight));
+                }
+                Some(r) => ledger.track(*key, r.weight, WeightKind::Actual, e.phase.is_launching()),
+                None => {}
+            }
         }
+        standby.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, key, w) in standby {
+            ledger.track(key, w, WeightKind::Standby, false);
+        }
+        for (key, e) in &jobs {
+            if e.resource.is_none() {
+                if e.phase.is_launching() {
+                    ledger.track_waiting(*key, e.expected_weight);
+                } else {
+                    ledger.track(*key, e.expected_weight, WeightKind::Expected, false);
+                }
+            }
+        }
+        ledger.take_ready();
         // One back-off per runner's poll slot: jitter (equal: never much
         // shorter than nominal) spreads the retries of several runner hosts
         // after a coordinator outage.
@@ -287,6 +316,7 @@ impl Supervisor {
             settings_rx: Some(hooks.settings),
             last_status: None,
             launch_spacing: Rc::new(spacing),
+            standby_released: false,
         }
     }
 
@@ -339,6 +369,10 @@ impl Actor for Supervisor {
         for key in keys {
             self.resume(key, ctx);
         }
+        // Loaded jobs the quota had no room for: standby resources go.
+        if self.ledger.missing() > 0.0 {
+            self.make_room(0, ctx);
+        }
         // Record the loaded state at once (the reference deleted its file
         // after loading; we keep it current instead).
         self.mark_dirty(ctx);
@@ -383,9 +417,7 @@ impl Handler<TaskEvent> for Supervisor {
                 if let Some(e) = self.jobs.get_mut(&msg.key) {
                     e.delete_refused = Some(msg.error);
                 }
-                self.observe(Transition::DeleteRefused {
-                    runner: msg.key.runner,
-                });
+                self.observe(Transition::DeleteRefused { key: msg.key });
             }
             TaskEvent::LaunchFailed(msg) => {
                 self.on_launch_failed(msg.key, msg.message, msg.reason, ctx);
@@ -406,6 +438,7 @@ impl Handler<TaskEvent> for Supervisor {
                     "decommission interrupted by shutdown; stays to_decommission"
                 );
             }
+            TaskEvent::ReuseFailed(msg) => self.on_reuse_failed(msg, ctx),
             TaskEvent::TaskEnded(msg) => {
                 self.on_task_ended(msg.key, ctx);
             }

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 impl Supervisor {
     pub(super) fn schedule_polls(&mut self, ctx: &mut Context<Self>) {
+        self.launch_ready();
         if self.draining {
             return;
         }
@@ -69,6 +70,8 @@ impl Supervisor {
             Ok(()) => {
                 self.observe(Transition::PollSent);
                 let kind = self.poll_kind(i);
+                // The job's tenant matters only when a standby resource exists.
+                let scope = self.ledger.standby() > 0;
                 let Some(r) = self.runners.get_mut(i) else {
                     return;
                 };
@@ -78,7 +81,7 @@ impl Supervisor {
                 self.polls_in_flight += 1;
                 let op = self.ops.begin(name, OpSubject::Poll { runner: i }, "poll");
                 ctx.spawn(
-                    async move { answer(poller.send(PollOnce { kind }), "poller", &log).await }
+                    async move { answer(poller.send(PollOnce { kind, scope }), "poller", &log).await }
                         .into_actor(self)
                         .map(move |res, act, ctx| {
                             drop(op);
@@ -97,6 +100,7 @@ impl Supervisor {
                 };
                 if r.poll.saturate() {
                     let log = r.logger.clone();
+                    self.observe(Transition::PollBlocked);
                     match blocked {
                         Blocked::Owed { runner, .. } => {
                             let owed_to = self.runners.get(runner).map(|o| o.name.clone());
@@ -185,6 +189,11 @@ impl Supervisor {
     ) {
         self.polls_in_flight = self.polls_in_flight.saturating_sub(1);
         let answered = res.is_ok();
+        let answer = match &res {
+            Ok(_) => PollAnswer::Answered,
+            Err(CoordinatorError::Rejected { .. }) => PollAnswer::TokenRefused,
+            Err(_) => PollAnswer::Unanswered,
+        };
         match res {
             Err(e) => {
                 self.ledger.cancel_reservation(i);
@@ -217,10 +226,7 @@ impl Supervisor {
         if let Some(r) = self.runners.get_mut(i) {
             r.coordinator_down = !answered;
         }
-        self.observe(Transition::PollEnded {
-            runner: i,
-            answered,
-        });
+        self.observe(Transition::PollEnded { runner: i, answer });
         self.check_drained(ctx);
         self.schedule_polls(ctx);
     }
@@ -247,13 +253,23 @@ impl Supervisor {
             Ok(w) => (w, None),
             Err(e) => (reserved, Some(e.to_string())),
         };
-        slog::info!(log, "job acquired"; "weight" => TwoDecimals(expected));
-        self.ledger.acquire(key, expected);
+        if failure.is_none() && self.try_reuse(key, &acq.job, acq.scope.as_deref(), expected, ctx) {
+            return;
+        }
+        let waiting = self.ledger.acquire(key, expected);
+        if waiting {
+            slog::info!(log, "job acquired; waiting for standby resources to be deleted";
+                        "weight" => TwoDecimals(expected));
+        } else {
+            slog::info!(log, "job acquired"; "weight" => TwoDecimals(expected));
+        }
         let entry = JobEntry::new(acq.job, Phase::Acquired, expected);
         self.add_job(key, entry, JobOrigin::Acquired);
         self.mark_dirty(ctx);
         if let Some(message) = failure {
             self.on_launch_failed(key, message, LaunchFailureReason::Weight, ctx);
+        } else if waiting {
+            self.make_room(i, ctx);
         } else if !self.draining {
             self.spawn_launcher(key);
         }

@@ -90,6 +90,18 @@ impl Supervisor {
         };
         let tracked = self.tracked_for_listing(i, &recorded, &skipped, &*paas);
         let name_of = |id: i64| paas.resource_name(id);
+        // A standby resource reused by another runner's job is tracked
+        // there: ours, not unknown.
+        let elsewhere: HashSet<&str> = self
+            .jobs
+            .iter()
+            .filter(|(k, _)| k.runner != i)
+            .filter_map(|(_, e)| e.resource.as_ref().map(|r| r.id.as_str()))
+            .collect();
+        let listed: Vec<Resource> = listed
+            .into_iter()
+            .filter(|r| !elsewhere.contains(r.id.as_str()))
+            .collect();
         let listed_count = listed.len();
         let mut unknown = Vec::new();
         for d in plan(listed, &tracked, name_of) {
@@ -145,8 +157,12 @@ impl Supervisor {
                 busy: e.tasks > 0,
                 // A resource of a scope the listing skipped (or of an
                 // unknown scope, when some were skipped) is not judged.
+                // A resource named by another runner (a standby resource
+                // it reused) is not in this runner's listing.
                 recorded_before_listing: e.resource.as_ref().is_some_and(|r| {
                     recorded.contains(&r.id)
+                        && crate::reconcile::job_id_of(&r.name, |id| paas.resource_name(id))
+                            .is_some()
                         && (skipped.is_empty()
                             || paas
                                 .resource_scope(r)

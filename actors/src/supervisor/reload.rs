@@ -1,8 +1,10 @@
 //! Live reconfiguration: the diff of a reload ([`ApplySettings`], computed
 //! by the root crate against what it last applied) applied to the running
 //! service. A removed runner keeps its slot (its index is part of every job
-//! key) and is only no longer polled; its jobs run to the end. A runner
-//! added again under the same name is polled again with its new ports.
+//! key) and is only no longer polled; its jobs run to the end. Its
+//! metrics go: those of its polling at once, the others once its last job
+//! is over. A runner added again under the same name is polled again with
+//! its new ports, its series at zero again.
 
 use super::*;
 use crate::messages::{ApplyOutcome, ApplySettings, ReloadReport, SettingsDiff};
@@ -38,6 +40,7 @@ impl Supervisor {
                 report.removed.push(name);
             }
         }
+        self.observe(Transition::RunnersRemoved);
         for (name, settings) in changed {
             if let Some(idx) = self.runners.iter().position(|r| *r.name == *name) {
                 self.set_runner_settings(idx, settings);
@@ -126,6 +129,7 @@ impl Supervisor {
                 r.poll = PollSlot::new(self.settings.retry_policy(), seed);
                 r.retired = false;
             }
+            self.observe(Transition::RunnerAdded { runner: idx });
             return;
         }
         let name: Rc<str> = Rc::from(ports.name.as_str());

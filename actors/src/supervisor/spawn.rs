@@ -50,9 +50,14 @@ impl Supervisor {
     }
 
     pub(super) fn spawn_launcher(&mut self, key: JobKey) {
+        // A job waiting for room is launched once it has it.
+        if self.ledger.is_waiting(key) {
+            return;
+        }
         let Some(entry) = self.jobs.get(&key) else {
             return;
         };
+        let reuse = entry.reused_from.is_some();
         let resource = entry.resource.clone();
         let resume = (entry.phase == Phase::Provisioning && resource.is_none())
             .then(|| entry.resource_name.clone())
@@ -72,6 +77,7 @@ impl Supervisor {
                 retry,
                 creating_grace,
                 spacing: self.launch_spacing.clone(),
+                reuse,
             },
         );
     }
@@ -175,14 +181,21 @@ impl Supervisor {
         match phase {
             Phase::Acquired | Phase::Provisioning | Phase::Provisioned => self.spawn_launcher(key),
             Phase::Launched => {
-                self.start_checks(key, ctx);
-                self.spawn_trace_watch(key, ctx);
+                let runner = self.runners.get(key.runner);
+                if runner.is_some_and(|r| r.paas.started_at_launch()) {
+                    // Its service accepted it before the stop: started.
+                    self.on_started(key, ctx);
+                } else {
+                    self.start_checks(key, ctx);
+                    self.spawn_trace_watch(key, ctx);
+                }
             }
             Phase::Started => self.start_checks(key, ctx),
             Phase::LaunchFailed => self.spawn_reporter(key),
             Phase::Decommissioning => self.spawn_decommissioner(key),
             Phase::Finished => self.dispose(key, self.settings.keep_finished_resources, ctx),
             Phase::Reported => self.dispose(key, !self.settings.decommission_launch_failures, ctx),
+            Phase::Standby => self.arm_standby_expiry(key, ctx),
             Phase::Gone => {}
         }
     }

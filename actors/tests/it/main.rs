@@ -15,4 +15,6 @@ mod reload;
 mod resume;
 mod runner_side;
 mod shutdown;
+mod standby;
+mod standby_property;
 mod statistics;

@@ -132,6 +132,25 @@ async fn reload_adds_removes_runners_and_applies_intervals() {
         "{outcome:?}"
     );
     tokio::time::sleep(SEC).await;
+    // Its polling series go at once (no alert on a runner nobody polls),
+    // its job's stay while the job runs.
+    let scrape = || service.handle.metrics().encode().expect("encode");
+    let text = scrape();
+    for gone in [
+        "coordinator_up",
+        "runner_wants_jobs",
+        "last_successful_poll",
+    ] {
+        assert!(
+            !text.contains(&format!("{gone}{{runner=\"rb\"}}")),
+            "{gone}\n{text}"
+        );
+    }
+    assert!(
+        text.contains("heptapod_paas_runner_jobs{runner=\"rb\",phase=\"started\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("coordinator_up{runner=\"ra\"} 1"), "{text}");
     let b_polls = b.coord.script.borrow().requests;
     b.coord.push_jobs([job(8, &[("WEIGHT", "1")])]);
     world.finish_job(7);
@@ -139,6 +158,11 @@ async fn reload_adds_removes_runners_and_applies_intervals() {
         until(SEC, 200, || world.state().deleted == 1).await,
         "rb's job decommissioned\n{}",
         logs.text()
+    );
+    assert!(
+        until(SEC, 10, || !scrape().contains("\"rb\"")).await,
+        "no series of rb once its job is over\n{}",
+        scrape()
     );
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(

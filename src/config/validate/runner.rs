@@ -157,7 +157,7 @@ fn runner(
     // Set here rather than by the wiring: a reload applies the validated
     // `RunnerSettings`, which must keep it.
     settings.standby =
-        (executor == ExecutorKind::CleverServiceDocker).then(|| service::standby_policy(sec, ctx));
+        (executor == ExecutorKind::CleverServiceDocker).then(|| service::standby(sec, ctx));
     let mut runner = RunnerConfig {
         name,
         url: common.url?,

@@ -40,9 +40,9 @@ pub(super) fn settings(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> Option<ServiceSe
     (ctx.problems.len() == before).then_some(service)
 }
 
-/// The standby policy of a clever-service-docker section: how long a
-/// finished job's application is kept, for how many jobs at most.
-pub(super) fn standby_policy(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> StandbyPolicy {
+/// How long a clever-service-docker section keeps finished jobs'
+/// applications on standby, and for how many jobs at most.
+pub(super) fn standby(sec: &Section<'_>, ctx: &mut Ctx<'_>) -> StandbyPolicy {
     let mut policy = StandbyPolicy::default();
     match sec.value(ctx, &KEEP_FOR_REUSE) {
         Some(Value::Seconds(d)) => policy.keep = d,

@@ -33,9 +33,8 @@ use actix_rt::time::sleep;
 use awc::error::{ConnectError, SendRequestError};
 use awc::http::{header, Method, StatusCode};
 use paas_actors::backoff::Backoff;
-use paas_actors::metrics::{Api, ApiStatus, Metrics};
+use paas_actors::metrics::{Api, ApiCounter, ApiStatus};
 use paas_actors::ports::{PaasError, PaasErrorClass};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest response body read (an organisation may hold many apps).
@@ -275,7 +274,7 @@ pub struct CleverApi {
     client: awc::Client,
     base: String,
     http: HttpSettings,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<ApiCounter>,
 }
 
 /// A body to send.
@@ -320,7 +319,7 @@ impl CleverApi {
     }
 
     /// Counts every exchange in `metrics` (endpoint: the action name).
-    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+    pub fn set_metrics(&mut self, metrics: ApiCounter) {
         self.metrics = Some(metrics);
     }
 

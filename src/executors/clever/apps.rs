@@ -26,14 +26,13 @@ use super::flavors::{
 use super::settings::{CleverSettings, Tenancy};
 use super::tenants::{TenantError, TenantResolver};
 use super::GroupAttributes;
-use paas_actors::metrics::{Api, ApiStatus, Metrics};
-use paas_actors::ports::{weight_of_mem_mib, Job, PaasError, PaasErrorClass, Weight};
+use paas_actors::metrics::{Api, ApiCounter, ApiStatus};
+use paas_actors::ports::{weight_of_mem_mib, Job, PaasError, PaasErrorClass, Resource, Weight};
 use paas_actors::ReadyDelay;
 use slog::Logger;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
-use std::sync::Arc;
 
 /// RAM of the largest documented flavor (3XL): the weight of last resort
 /// for a saved record without weight when the flavors cannot be fetched.
@@ -64,7 +63,7 @@ pub(crate) struct CleverApps {
     /// service application's helper be on one (`service/address.rs`).
     pub(super) loopback_api: bool,
     pub(super) logger: Logger,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<ApiCounter>,
 }
 
 pub(super) fn flavor_error(e: FlavorError) -> PaasError {
@@ -142,7 +141,7 @@ impl CleverApps {
     }
 
     /// Counts the Clever API requests and the git exchanges in `metrics`.
-    pub(crate) fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+    pub(crate) fn set_metrics(&mut self, metrics: ApiCounter) {
         self.api.set_metrics(metrics.clone());
         self.metrics = Some(metrics);
     }
@@ -152,6 +151,14 @@ impl CleverApps {
         if let Some(m) = &self.metrics {
             m.api_request(Api::Git, endpoint, status);
         }
+    }
+
+    /// The flavor of `resource` (the bill's label): the flavor of the
+    /// catalog last fetched with its weight.
+    pub(crate) fn resource_flavor(&self, resource: &Resource) -> Option<String> {
+        let catalog = self.products.last_catalog()?;
+        let flavor = catalog.by_weight(resource.weight)?;
+        Some(flavor.user_name.clone())
     }
 
     /// The flavor catalog, fetched (per `retries`) when stale.

@@ -25,7 +25,7 @@ use super::records::{self, AppDetail};
 use super::settings::CleverSettings;
 use super::GroupAttributes;
 use crate::git::RemoteError;
-use paas_actors::metrics::Metrics;
+use paas_actors::metrics::ApiCounter;
 use paas_actors::ports::{
     Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
@@ -34,7 +34,6 @@ use slog::Logger;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::Arc;
 
 /// The clever-docker executor of one `[[runners]]` section.
 pub struct CleverExecutor {
@@ -80,7 +79,7 @@ impl CleverExecutor {
     }
 
     /// Counts the Clever API requests and the git exchanges in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: ApiCounter) -> Self {
         self.apps.set_metrics(metrics);
         self
     }
@@ -175,6 +174,10 @@ impl Paas for CleverExecutor {
 
     fn resource_scope(&self, resource: &Resource) -> Option<String> {
         AppDetail::of(resource).orga_id
+    }
+
+    fn resource_flavor(&self, resource: &Resource) -> Option<String> {
+        self.apps.resource_flavor(resource)
     }
 
     fn recover_job<'a>(

@@ -86,6 +86,13 @@ impl FlavorCatalog {
         &self.flavors
     }
 
+    /// The flavor whose weight is `weight` (a resource's), if one is.
+    pub fn by_weight(&self, weight: Weight) -> Option<&Flavor> {
+        self.flavors
+            .iter()
+            .find(|f| (f.weight() - weight).abs() < 1e-9)
+    }
+
     /// The heaviest flavor.
     pub fn largest(&self) -> Option<&Flavor> {
         self.flavors.last()
@@ -310,6 +317,11 @@ impl ProductCache {
         Ok(version)
     }
 
+    /// The catalog last fetched, whatever its age (no fetch).
+    pub fn last_catalog(&self) -> Option<Rc<FlavorCatalog>> {
+        self.catalog.borrow().as_ref().map(|(_, c)| c.clone())
+    }
+
     /// The flavor prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -369,6 +381,19 @@ mod tests {
         assert_eq!(c.get("xl").map(|f| f.user_name.as_str()), Some("XL"));
         assert_eq!(c.get("3xl").map(|f| f.user_name.as_str()), Some("3XL"));
         assert!(c.get("XXL").is_none());
+    }
+
+    #[test]
+    fn a_resource_weight_names_its_flavor() {
+        let c = catalog();
+        let by = |mib| {
+            c.by_weight(weight_of_mem_mib(mib))
+                .map(|f| f.user_name.as_str())
+        };
+        assert_eq!(by(8192), Some("M"));
+        assert_eq!(by(32768), Some("3XL"));
+        // 2XL is not available: no flavor of the catalog has its weight.
+        assert_eq!(by(24576), None);
     }
 
     #[test]

@@ -15,10 +15,9 @@ use crate::executors::clever::settings::HttpSettings;
 use crate::secret::Secret;
 use awc::error::{ConnectError, SendRequestError};
 use awc::http::header;
-use paas_actors::metrics::{Api, ApiStatus, Metrics};
+use paas_actors::metrics::{Api, ApiCounter, ApiStatus};
 use paas_actors::ports::{PaasError, PaasErrorClass};
 use serde::Serialize;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest excerpt of an answer body kept in an error.
@@ -112,7 +111,7 @@ struct Answer {
 pub struct HelperClient {
     client: awc::Client,
     http: HttpSettings,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<ApiCounter>,
 }
 
 impl HelperClient {
@@ -132,7 +131,7 @@ impl HelperClient {
     }
 
     /// Counts every call in `metrics`.
-    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+    pub fn set_metrics(&mut self, metrics: ApiCounter) {
         self.metrics = Some(metrics);
     }
 

@@ -44,7 +44,7 @@ use crate::executors::clever::GroupAttributes;
 use crate::git::{push_files_async, PushOutcome};
 use crate::secret::Secret;
 use actix_rt::time::sleep;
-use paas_actors::metrics::{ApiStatus, Metrics};
+use paas_actors::metrics::{ApiCounter, ApiStatus};
 use paas_actors::ports::{
     Job, Listing, Paas, PaasError, PaasErrorClass, PortFuture, Resource, Weight,
 };
@@ -53,7 +53,6 @@ use paas_actors::ReadyDelay;
 use serde_json::Value;
 use slog::{debug, info, warn};
 use std::rc::Rc;
-use std::sync::Arc;
 
 /// The clever-service-docker executor of one `[[runners]]` section.
 pub struct CleverServiceExecutor {
@@ -94,7 +93,7 @@ impl CleverServiceExecutor {
 
     /// Counts the Clever API requests, the git exchanges and the helper
     /// calls in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: ApiCounter) -> Self {
         self.apps.set_metrics(metrics.clone());
         self.helper.set_metrics(metrics);
         self
@@ -388,6 +387,10 @@ impl Paas for CleverServiceExecutor {
 
     fn resource_scope(&self, resource: &Resource) -> Option<String> {
         self.apps.recorded_scope(&AppDetail::of(resource))
+    }
+
+    fn resource_flavor(&self, resource: &Resource) -> Option<String> {
+        self.apps.resource_flavor(resource)
     }
 
     fn job_scope<'a>(&'a self, job: &'a Job) -> PortFuture<'a, Result<Option<String>, PaasError>> {
