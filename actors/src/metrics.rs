@@ -630,6 +630,13 @@ impl Metrics {
             });
         }
         self.jobs_acquired.remove(&r);
+        self.standby_resources.remove(&r);
+        for resource in ["new", "reused"] {
+            self.jobs_launched.remove(&RunnerResource {
+                runner: owned(),
+                resource,
+            });
+        }
         self.resources_created.remove(&r);
         self.resources_deleted.remove(&r);
         for reason in LaunchFailureReason::ALL {
