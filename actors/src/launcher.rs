@@ -31,6 +31,7 @@
 use crate::backoff::{BackoffPolicy, LazyBackoff};
 use crate::job_actor::JobTask;
 use crate::job_ctx::{JobCtx, SupervisorLink};
+use crate::launch_spacing::LaunchSpacing;
 use crate::mailbox::answer;
 use crate::messages::{
     LaunchFailed, LaunchStopped, NotRecorded, RecordCreating, ResourceLaunched,
@@ -41,6 +42,7 @@ use crate::ports::{PaasError, PaasErrorClass, PortFuture, Resource};
 use crate::quota::JobKey;
 use crate::shutdown::{Interrupt, OpSubject};
 use crate::untrusted::untrusted;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// How a launcher retries transient PAAS errors.
@@ -76,6 +78,8 @@ pub(crate) struct Launch {
     pub retry: Retry,
     /// How long a create in flight may take to land.
     pub creating_grace: Duration,
+    /// The planned starts of creates, shared by every launch.
+    pub spacing: Rc<LaunchSpacing>,
     /// `resource` is a standby resource given to this job: checked with
     /// `prepare_reuse` instead of prepared.
     pub reuse: bool,
@@ -195,6 +199,7 @@ async fn launched_resource(jc: &mut JobCtx, task: Launch) -> Result<Resource, La
         resume_creating,
         retry,
         creating_grace,
+        spacing,
         reuse,
     } = task;
     if let (true, Some(r)) = (reuse, &resource) {
@@ -205,7 +210,7 @@ async fn launched_resource(jc: &mut JobCtx, task: Launch) -> Result<Resource, La
     }
     let resource = match resource {
         Some(r) => r,
-        None => provision(jc, resume_creating, retry, creating_grace).await?,
+        None => provision(jc, resume_creating, retry, creating_grace, &spacing).await?,
     };
     if resource.launched {
         return Ok(resource);
@@ -220,6 +225,7 @@ async fn provision(
     resume_creating: Option<String>,
     retry: Retry,
     creating_grace: Duration,
+    spacing: &LaunchSpacing,
 ) -> Result<Resource, LaunchEnd> {
     interrupted(jc)?;
     // On resume, the name recorded on disk is the one a previous
@@ -236,6 +242,7 @@ async fn provision(
         Some(r) => r,
         None => {
             interrupted(jc)?;
+            wait_for_slot(jc, spacing).await?;
             create_resource(jc, retry, creating_grace, &name)
                 .await
                 .map_err(|e| LaunchEnd::of_call(e, LaunchFailureReason::Create))?
@@ -247,6 +254,22 @@ async fn provision(
         .await
         .map_err(LaunchEnd::not_recorded)?;
     Ok(r)
+}
+
+/// Waits for the start planned for this create (spaced from the others'
+/// by `paas_min_seconds_between_launches`); the wait ends on interrupts.
+async fn wait_for_slot(jc: &mut JobCtx, spacing: &LaunchSpacing) -> Result<(), LaunchEnd> {
+    let now = tokio::time::Instant::now();
+    let delay = spacing.plan(now).saturating_duration_since(now);
+    if delay.is_zero() {
+        return Ok(());
+    }
+    slog::info!(jc.logger, "provisioning start delayed to keep launches spaced";
+                "delay_s" => delay.as_secs_f64());
+    match jc.interrupts.sleep(delay).await {
+        Some(i) => Err(LaunchEnd::Stopped(i)),
+        None => Ok(()),
+    }
 }
 
 /// Resumed from a `creating` marker: a create call may have happened
@@ -318,10 +341,35 @@ async fn prepare_and_launch(
             record(&jc.supervisor, jc.key, res.clone(), &jc.logger)
                 .await
                 .map_err(LaunchEnd::not_recorded)?;
+            wait_ready(jc, &res).await?;
         }
     }
     res.launched = true;
     Ok(res)
+}
+
+/// Waits until the prepared resource can take the job
+/// ([`crate::ports::Paas::wait_ready`]). The wait only reads, so a drain
+/// or the job's cancellation ends it at once: the job stays prepared, and
+/// a resumed launch prepares and waits again.
+async fn wait_ready(jc: &mut JobCtx, resource: &Resource) -> Result<(), LaunchEnd> {
+    let (paas, job) = (jc.paas.clone(), jc.job.clone());
+    match jc
+        .interrupts
+        .unless_interrupted(paas.wait_ready(resource, &job))
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(LaunchEnd::Failed(
+            LaunchFailureReason::Prepare,
+            e.to_string(),
+        )),
+        Err(i) => {
+            slog::info!(jc.logger, "wait for the resource to be ready interrupted";
+                        "app" => &resource.id, "interrupt" => ?i);
+            Err(LaunchEnd::Stopped(i))
+        }
+    }
 }
 
 /// Asks a standby resource whether it can take the job, and has the
@@ -517,8 +565,121 @@ mod tests {
             resume_creating,
             retry: RETRY,
             creating_grace,
+            spacing: Rc::default(),
             reuse: false,
         }
+    }
+
+    /// Launches of jobs `ids` sharing a spacing of `gap` between creates.
+    fn spaced(h: &Harness, paas: &Rc<FakePaas>, world: &Rc<World>, ids: &[i64], gap: Duration) {
+        let spacing = Rc::new(LaunchSpacing::new(gap));
+        for id in ids {
+            let jc = h.job_ctx(
+                job(*id, &[]),
+                FakeCoordinator::new(world.clone()),
+                paas.clone(),
+            );
+            let mut launch = task(None, Duration::ZERO);
+            launch.spacing = spacing.clone();
+            JobActor::start(jc, launch);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn creates_are_spaced_by_their_planned_starts() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        let h = Harness::start(Ok(()));
+        spaced(&h, &paas, &world, &[1, 2, 3], Duration::from_secs(2));
+        let mut seen = Vec::new();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..6 {
+            // Samples at 0.5 s, 1.5 s, … 5.5 s: between the planned starts.
+            seen.push(paas.calls(Step::Create));
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+        assert_eq!(
+            seen,
+            [1, 1, 2, 2, 3, 3],
+            "creates at 0 s, 2 s and 4 s, not all together at 2 s"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_drain_ends_the_readiness_wait_and_the_job_stays_prepared() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.set_latency(Step::WaitReady, Duration::from_secs(600));
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        JobActor::start(jc, task(None, Duration::ZERO));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(paas.calls(Step::WaitReady), 1);
+        let _ = h.drain.send(true);
+        // Ends within a step of virtual time, not at the 600 s of the wait.
+        assert!(h.until_ended(Duration::from_millis(100), 10).await);
+        let events = h.events();
+        let provisioned = events
+            .iter()
+            .filter(|e| matches!(e, Event::Provisioned(_)))
+            .count();
+        assert_eq!(provisioned, 2, "created and prepared, recorded: {events:?}");
+        assert!(
+            events.contains(&Event::LaunchStopped(Interrupt::Drain)),
+            "{events:?}"
+        );
+        assert_eq!(paas.calls(Step::Launch), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_resource_never_ready_fails_the_launch() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        paas.fail(
+            Step::WaitReady,
+            [PaasError::permanent("wait-helper", "never ready")],
+        );
+        let h = Harness::start(Ok(()));
+        let jc = h.job_ctx(job(1, &[]), FakeCoordinator::new(world), paas.clone());
+        JobActor::start(jc, task(None, Duration::ZERO));
+        assert!(h.until_ended(STEP, 20).await);
+        assert!(
+            h.events()
+                .iter()
+                .any(|e| matches!(e, Event::LaunchFailed(m) if m.contains("never ready"))),
+            "{:?}",
+            h.events()
+        );
+        assert_eq!(paas.calls(Step::Launch), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_drain_ends_the_wait_for_a_planned_start() {
+        tokio::time::pause();
+        let world = World::new();
+        let paas = FakePaas::new(world.clone(), "r", 1.0);
+        let h = Harness::start(Ok(()));
+        spaced(&h, &paas, &world, &[1, 2], Duration::from_secs(600));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(paas.calls(Step::Create), 1);
+        let _ = h.drain.send(true);
+        let mut stopped = false;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stopped = h.events().contains(&Event::LaunchStopped(Interrupt::Drain));
+            if stopped {
+                break;
+            }
+        }
+        assert!(stopped, "{:?}", h.events());
+        assert_eq!(
+            paas.calls(Step::Create),
+            1,
+            "the waiting launch never created"
+        );
     }
 
     #[actix_rt::test]

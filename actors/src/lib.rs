@@ -27,6 +27,7 @@ mod job_actor;
 mod job_ctx;
 mod job_story;
 mod job_table;
+mod launch_spacing;
 mod launcher;
 mod long_poll;
 mod mailbox;

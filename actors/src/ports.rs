@@ -441,6 +441,20 @@ pub trait Paas {
         job: &'a Job,
     ) -> PortFuture<'a, Result<Resource, PaasError>>;
 
+    /// Waits until a prepared resource can take its job (a helper service
+    /// answering that it can), within the executor's own bound; an error
+    /// fails the launch. It only reads: the launcher drops the wait on a
+    /// drain or the job's cancellation, and a resumed job prepares and
+    /// waits again. The default: ready at once.
+    fn wait_ready<'a>(
+        &'a self,
+        resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<(), PaasError>> {
+        let _ = (resource, job);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Launches the job on the resource (git push, container start). A
     /// resource found already launched (after a restart) is success.
     fn launch<'a>(

@@ -71,6 +71,19 @@ declare_settings! {
             /// nothing here knows it (see "Jobs lost at acquisition").
             give_back_grace: Duration = Duration::from_secs(60) =>
                 "paas_give_back_grace", Kind::SECONDS, Live;
+            /// Seconds between two provisioning starts (the create of a new
+            /// resource), across all runners; 0: no spacing. Each start is
+            /// planned at the last planned one plus this gap, so that launches
+            /// queued together start one after the other.
+            min_between_launches: Option<Duration> = None =>
+                "paas_min_seconds_between_launches",
+                Kind::seconds_or_off("a number of seconds (0: provisioning starts are not spaced)"),
+                Live;
+            /// Log one INFO line `JSON statistics: {…}` per polling cycle:
+            /// the quota, the weight held and the job counts and limits, with
+            /// the Python runner 1.1's eight keys. The metrics carry the
+            /// same figures.
+            log_statistics: bool = false => "paas_log_statistics", Kind::FLAG, Live;
         }
         fixed {
             /// Weighted quota (computed by the wiring from `[quota_computation]`).

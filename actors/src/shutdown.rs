@@ -92,8 +92,19 @@ impl Interrupts {
 
     /// Sleeps for `duration` unless interrupted first.
     pub(crate) async fn sleep(&mut self, duration: Duration) -> Option<Interrupt> {
+        self.unless_interrupted(tokio::time::sleep(duration))
+            .await
+            .err()
+    }
+
+    /// Runs `work` unless interrupted first (then `work` is dropped: only
+    /// a wait that changes nothing may be run so).
+    pub(crate) async fn unless_interrupted<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Interrupt> {
         if let Some(i) = self.check() {
-            return Some(i);
+            return Err(i);
         }
         let drain = wait_true(&mut self.drain);
         let cancel = async {
@@ -103,9 +114,9 @@ impl Interrupts {
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep(duration) => None,
-            _ = drain => Some(Interrupt::Drain),
-            _ = cancel => Some(Interrupt::Cancel),
+            out = work => Ok(out),
+            _ = drain => Err(Interrupt::Drain),
+            _ = cancel => Err(Interrupt::Cancel),
         }
     }
 }

@@ -373,6 +373,8 @@ pub enum Step {
     Create,
     /// `prepare`.
     Prepare,
+    /// `wait_ready`.
+    WaitReady,
     /// `launch`.
     Launch,
     /// `decommission`.
@@ -568,6 +570,14 @@ impl Paas for FakePaas {
             self.enter(Step::Prepare, job.id).await?;
             Ok(resource.clone())
         })
+    }
+
+    fn wait_ready<'a>(
+        &'a self,
+        _resource: &'a Resource,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<(), PaasError>> {
+        Box::pin(self.enter(Step::WaitReady, job.id))
     }
 
     fn launch<'a>(

@@ -626,11 +626,6 @@ fn warnings_name_key_and_suggest() {
         ),
         ("unknown global", clever("zzzzzzzzzz = 1", ""), &["`zzzzzzzzzz`", "unknown global key"]),
         (
-            "unsupported 1.1.1 key",
-            clever("paas_log_statistics = true", ""),
-            &["`paas_log_statistics`", "not supported"],
-        ),
-        (
             "top-level trace watch",
             clever("[job_trace_watch]\ntoken = \"x\"\n", ""),
             &["`job_trace_watch`", "per runner"],
@@ -1201,6 +1196,40 @@ fn no_prefix_of_a_valid_file_panics() {
         checked += 1;
     }
     assert!(checked > 1000, "{checked}");
+}
+
+#[test]
+fn min_seconds_between_launches_is_read_without_a_warning() {
+    let l = ok(&clever("", ""));
+    assert_eq!(
+        l.config.settings.min_between_launches, None,
+        "no spacing by default"
+    );
+    let l = ok(&clever("paas_min_seconds_between_launches = 1.5", ""));
+    assert_eq!(
+        l.config.settings.min_between_launches,
+        Some(Duration::from_millis(1500))
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let l = ok(&clever("paas_min_seconds_between_launches = 0", ""));
+    assert_eq!(l.config.settings.min_between_launches, None);
+    let e = err(&clever("paas_min_seconds_between_launches = -1", ""));
+    assert_problem(
+        &e,
+        "paas_min_seconds_between_launches",
+        "a number of seconds",
+        "negative gap",
+    );
+}
+
+#[test]
+fn log_statistics_is_off_by_default_and_read_without_a_warning() {
+    assert!(!ok(&clever("", "")).config.settings.log_statistics);
+    let l = ok(&clever("paas_log_statistics = true", ""));
+    assert!(l.config.settings.log_statistics);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let e = err(&clever("paas_log_statistics = \"yes\"", ""));
+    assert_problem(&e, "paas_log_statistics", "a boolean", "not a boolean");
 }
 
 #[test]

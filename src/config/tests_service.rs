@@ -163,6 +163,37 @@ fn service_keys_elsewhere_and_the_main_image_are_warned_about() {
 }
 
 #[test]
+fn the_standby_keys_set_the_runner_standby_policy() {
+    let standby = |extra: &str| {
+        let l = ok(&section("clever-service-docker", extra));
+        l.config.runners[0].settings.standby
+    };
+    let default = standby("").expect("a service section keeps applications");
+    assert_eq!(default, paas_actors::StandbyPolicy::default());
+    assert_eq!(default.keep, std::time::Duration::from_secs(120));
+    let set =
+        standby("paas_keep_resources_for_reuse_seconds = 7.5\npaas_max_jobs_per_resource = 3\n")
+            .expect("kept");
+    assert_eq!(set.keep, std::time::Duration::from_millis(7500));
+    assert_eq!(set.max_jobs_per_resource, 3);
+    let zero = standby("paas_keep_resources_for_reuse_seconds = 0\n").expect("a policy");
+    assert_eq!(zero.keep, std::time::Duration::ZERO, "0: never kept");
+    let clever = ok(&section("clever-docker", ""));
+    assert_eq!(clever.config.runners[0].settings.standby, None);
+    for bad in [
+        "paas_keep_resources_for_reuse_seconds = -1\n",
+        "paas_max_jobs_per_resource = 0\n",
+    ] {
+        let e = parse(&section("clever-service-docker", bad)).unwrap_err();
+        let key = bad.split(' ').next().unwrap_or_default();
+        assert!(
+            problems(&e).iter().any(|(k, _)| k.ends_with(key)),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn none_of_this_programs_keys_reaches_the_inner_runner() {
     let l = ok(&section(
         "clever-service-docker",
@@ -285,6 +316,11 @@ fn a_python_1_1_1_configuration_is_accepted_as_it_is() {
     let c = &l.config;
     assert_eq!(c.settings.concurrent, 40);
     assert_eq!(c.settings.allowed_fraction_per_runner, 0.8);
+    assert_eq!(
+        c.settings.min_between_launches,
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert!(c.settings.log_statistics);
     let (service, multi) = (&c.runners[0], &c.runners[1]);
     assert_eq!(service.executor, ExecutorKind::CleverServiceDocker);
     assert_eq!(service.token.expose(), "glrt-py111ServiceRunnerTok3n");

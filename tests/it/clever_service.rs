@@ -142,7 +142,9 @@ image = "debian:bookworm"
 
 async fn provision(ex: &CleverServiceExecutor, job: &Job) -> Resource {
     let r = ex.create(job).await.expect("create");
-    ex.prepare(&r, job).await.expect("prepare")
+    let prepared = ex.prepare(&r, job).await.expect("prepare");
+    ex.wait_ready(&prepared, job).await.expect("ready");
+    prepared
 }
 
 #[actix_rt::test]
@@ -172,6 +174,7 @@ async fn a_job_runs_on_a_new_service_application_then_another_reuses_it() {
 
     let prepared = ex.prepare(&created, &first).await.expect("prepare");
     assert!(!prepared.launched);
+    ex.wait_ready(&prepared, &first).await.expect("ready");
     let tree = w.clever.control().pushed_tree(&created.id).expect("pushed");
     assert_eq!(tree.files, ["Dockerfile"]);
     assert_eq!(
@@ -280,6 +283,7 @@ async fn a_helper_not_ready_at_first_is_waited_for() {
     let created = ex.create(&job).await.expect("create");
     let began = Instant::now();
     let prepared = ex.prepare(&created, &job).await.expect("prepare");
+    ex.wait_ready(&prepared, &job).await.expect("ready");
     assert!(began.elapsed() >= Duration::from_millis(1400));
     let answers: Vec<Option<bool>> = w
         .clever
@@ -300,7 +304,7 @@ async fn a_helper_not_ready_at_first_is_waited_for() {
 }
 
 #[actix_rt::test]
-async fn a_helper_never_ready_fails_the_prepare_at_the_timeout() {
+async fn a_helper_never_ready_fails_the_readiness_wait_at_the_timeout() {
     let w = World::start(Duration::ZERO);
     let ex = w.executor("cc_service_ready_timeout = 1");
     w.clever
@@ -308,8 +312,12 @@ async fn a_helper_never_ready_fails_the_prepare_at_the_timeout() {
         .helper_fault(HelperFaultCommand::NeverReady { count: 1 });
     let job = w.acquire(JobSpec::new("never")).await;
     let created = ex.create(&job).await.expect("create");
+    let prepared = ex.prepare(&created, &job).await.expect("prepare");
     let began = Instant::now();
-    let e = ex.prepare(&created, &job).await.expect_err("never ready");
+    let e = ex
+        .wait_ready(&prepared, &job)
+        .await
+        .expect_err("never ready");
     let took = began.elapsed();
     assert_eq!(e.class, PaasErrorClass::Permanent);
     assert_eq!(e.action, "wait-helper");

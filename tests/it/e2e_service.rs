@@ -154,3 +154,62 @@ fn a_helper_never_ready_fails_the_job_and_its_application_is_deleted() {
     stop_ok(&mut runner, Duration::from_secs(15));
     assert_no_secret(&e.world, &runner.log(), &[]);
 }
+
+/// A graceful stop while the first `can-take-job` wait runs (a helper that
+/// never becomes ready, `cc_service_ready_timeout` at its 600 s default):
+/// the wait ends at once, the service exits 0 well before its 90 s
+/// `shutdown_timeout`, and the job is kept in the state file with its
+/// application, which is not deleted (the next process resumes it).
+#[test]
+fn a_sigterm_during_the_first_readiness_wait_stops_at_once_and_keeps_the_job() {
+    let e = E2e::start(WorldConfig::default());
+    let config = e.write_config(
+        RunnerConfigOptions {
+            service: Some(ServiceOptions::default()),
+            ..options()
+        },
+        &[],
+    );
+    let control = e.world.clever().control();
+    control.helper_fault(paas_sim::clever::HelperFaultCommand::NeverReady { count: 1 });
+    let id = e.world.enqueue(JobSpec::default());
+    let mut runner = start_runner(&config, &e.log("sigterm-ready.log"), &[]);
+    assert!(
+        paas_sim::world::wait_until(
+            || control.helper_call_count(HelperRoute::CanTakeJob, None) >= 1,
+            Duration::from_secs(30),
+            common::STEP,
+        ),
+        "the helper was never asked\n{}\n{}",
+        e.describe(),
+        tail(&runner.log())
+    );
+    // Well below the 90 s shutdown_timeout (and the 600 s wait).
+    stop_ok(&mut runner, Duration::from_secs(15));
+    let log = runner.log();
+    assert!(
+        log.contains("wait for the resource to be ready interrupted"),
+        "{}",
+        tail(&log)
+    );
+    let apps = control.apps();
+    assert_eq!(apps.len(), 1, "{}", e.describe());
+    let s = e.world.summary();
+    assert_eq!((s.apps_created, s.apps_deleted), (1, 0), "{}", e.describe());
+    assert_eq!(s.helper_jobs, 0);
+    assert_eq!(e.status(id), Some(JobState::Running), "{}", e.describe());
+    let text = std::fs::read_to_string(e.state_file()).expect("state file");
+    let state: serde_json::Value = serde_json::from_str(&text).expect("state is JSON");
+    let compact = state.to_string();
+    let app = apps.first().map(|a| a.id.clone()).unwrap_or_default();
+    assert!(
+        compact.contains(&format!("\"{app}\"")) && compact.contains(&format!("\"job_id\":{id}")),
+        "the job and its application are kept: {compact}"
+    );
+    let uncertain = state.get("uncertain").and_then(|u| u.as_array());
+    assert!(
+        uncertain.is_none_or(|u| u.is_empty()),
+        "nothing was in flight: {compact}"
+    );
+    assert_no_secret(&e.world, &log, &[]);
+}

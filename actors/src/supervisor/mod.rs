@@ -44,6 +44,7 @@ mod reconciliation;
 mod refusal_guard;
 mod reload;
 mod spawn;
+mod statistics;
 mod stats;
 mod write_queue;
 
@@ -63,6 +64,7 @@ use crate::job::{after_use, transition, JobEvent, Phase};
 use crate::job_actor::{JobActor, JobTask};
 use crate::job_ctx::{JobCtx, SupervisorLink};
 use crate::job_table::{JobEntry, JobTable, Unloaded};
+use crate::launch_spacing::LaunchSpacing;
 use crate::launcher::{Launch, Retry};
 use crate::mailbox::answer;
 use crate::messages::{
@@ -228,6 +230,8 @@ pub struct Supervisor {
     /// What reloads send ([`crate::messages::ApplySettings`]), until
     /// `started` reads it.
     settings_rx: Option<mpsc::UnboundedReceiver<SettingsRequest>>,
+    /// The planned starts of the launchers' creates.
+    launch_spacing: Rc<LaunchSpacing>,
     /// Standby resources were released (finish-and-exit): none is kept
     /// any more.
     standby_released: bool,
@@ -295,6 +299,7 @@ impl Supervisor {
         let (retry_deletions, _) = watch::channel(0);
         let checks = CheckSchedule::new(settings.job_progress_poll_interval);
         let runners_count = runners.len();
+        let spacing = LaunchSpacing::new(settings.min_between_launches.unwrap_or_default());
         Supervisor {
             settings,
             runners,
@@ -328,6 +333,7 @@ impl Supervisor {
             observer: hooks.observer,
             settings_rx: Some(hooks.settings),
             last_status: None,
+            launch_spacing: Rc::new(spacing),
             standby_released: false,
         }
     }

@@ -314,8 +314,13 @@ impl Supervisor {
     }
 
     pub(super) fn cycle_done(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let before = self.min_cycles();
         if let Some(r) = self.runners.get_mut(i) {
             r.cycles += 1;
+        }
+        if self.min_cycles() > before {
+            // Every runner polled once more: one polling cycle.
+            self.log_statistics();
         }
         if let Some(max) = self.settings.poll_cycles {
             if !self.draining && self.min_cycles() >= max {

@@ -73,6 +73,8 @@ impl Supervisor {
         limits.max_provisioning = self.settings.max_concurrent_provisioning;
         limits.allowed_fraction_per_runner = self.settings.allowed_fraction_per_runner;
         self.ledger.set_limits(limits);
+        self.launch_spacing
+            .set_gap(self.settings.min_between_launches.unwrap_or_default());
         self.observe(Transition::LimitsChanged);
         if live.contains(&"job_progress_poll_interval") {
             self.checks

@@ -76,6 +76,7 @@ impl Supervisor {
                 resume_creating: resume,
                 retry,
                 creating_grace,
+                spacing: self.launch_spacing.clone(),
                 reuse,
             },
         );

@@ -3,6 +3,7 @@
 
 mod common;
 mod gauge_property;
+mod launch_spacing;
 mod lifecycle;
 mod long_poll;
 mod metrics;
@@ -16,3 +17,4 @@ mod runner_side;
 mod shutdown;
 mod standby;
 mod standby_property;
+mod statistics;

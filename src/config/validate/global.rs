@@ -1,6 +1,6 @@
 //! The top level of the file: the keys this program reads (declared in
 //! `paas_actors::settings` and [`super::keys`]), GitLab Runner's own keys
-//! (ignored, with a warning), keys of later Python versions, and unknown
+//! (ignored, with a warning), and unknown
 //! keys (a warning suggesting the closest known one).
 
 use paas_actors::settings::SupervisorSettings;
@@ -20,10 +20,6 @@ const UPSTREAM_GLOBAL_KEYS: &[&str] = &[
     "machine",
     "experimental",
 ];
-
-/// Keys of later Python versions that this program does not implement.
-const UNSUPPORTED_GLOBAL_KEYS: &[&str] =
-    &["paas_min_seconds_between_launches", "paas_log_statistics"];
 
 /// The top-level keys this program reads: each declared key's first part,
 /// and `runners`.
@@ -62,9 +58,7 @@ pub(super) fn check_keys(top: &Section<'_>, ctx: &mut Ctx<'_>) {
         if known.contains(&k) || aliases().any(|a| a == k) {
             continue;
         }
-        if UNSUPPORTED_GLOBAL_KEYS.contains(&k) {
-            ctx.warn(k, "is not supported by this version and is ignored");
-        } else if k == "job_trace_watch" || k == "paas_job_trace_watch" {
+        if k == "job_trace_watch" || k == "paas_job_trace_watch" {
             ctx.warn(
                 k,
                 "is ignored at the top level: trace watching is configured per runner, \

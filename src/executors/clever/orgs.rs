@@ -155,6 +155,25 @@ impl CleverApps {
         Ok(Some(org.orga_id))
     }
 
+    /// The organisation a recorded resource is in: its `orga_id`, else
+    /// (a record of the Python runner 1.1, which keeps only the group) the
+    /// single organisation, or in multi-tenant mode the one its
+    /// `gitlab_namespace` resolved to last (`None` while unknown: such a
+    /// resource is not reused).
+    pub(crate) fn recorded_scope(&self, detail: &AppDetail) -> Option<String> {
+        if let Some(o) = &detail.orga_id {
+            return Some(o.clone());
+        }
+        match (&self.settings.tenancy, &self.tenants) {
+            (Tenancy::Single { orga_id, .. }, _) => Some(orga_id.clone()),
+            (Tenancy::Multi { .. }, Some(t)) => detail
+                .gitlab_namespace
+                .as_deref()
+                .and_then(|n| t.cached_org_id(n)),
+            (Tenancy::Multi { .. }, None) => None,
+        }
+    }
+
     /// The job's top-level group, as recorded in resources: `None` in
     /// single-organisation mode, else derived from its project by GitLab.
     pub(crate) async fn job_namespace(&self, job: &Job) -> Result<Option<String>, TenantError> {

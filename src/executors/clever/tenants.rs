@@ -214,6 +214,13 @@ impl TenantResolver {
             .map(|(_, (_, o))| o.clone())
     }
 
+    /// The organisation `namespace` resolved to, if still cached.
+    pub fn cached_org_id(&self, namespace: &str) -> Option<String> {
+        let cache = self.cache.borrow();
+        let (at, org) = cache.get(namespace)?;
+        (at.elapsed() < self.ttl).then(|| org.orga_id.clone())
+    }
+
     /// The top-level group of the project `project_id` (the job's
     /// `job_info.project_id`), as GitLab says.
     pub async fn job_namespace(&self, project_id: Option<i64>) -> Result<String, TenantError> {

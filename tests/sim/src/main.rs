@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context};
 use paas_sim::coordinator::{JobSpec, Outcome};
 use paas_sim::runner_process::RunnerProcess;
 use paas_sim::scenario::{dependency_proxy_prefix, Scenario, Schedule};
-use paas_sim::world::{RunnerConfigOptions, World, WorldConfig, WorldSummary};
+use paas_sim::world::{RunnerConfigOptions, ServiceOptions, World, WorldConfig, WorldSummary};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use structopt::StructOpt;
@@ -91,6 +91,11 @@ struct DemoArgs {
     /// Keep the temporary directory (configuration, state file, runner log).
     #[structopt(long)]
     keep: bool,
+    /// Run the jobs with the clever-service-docker executor: a helper
+    /// service in each application, finished jobs' applications kept on
+    /// standby for the next ones (the summary gives the reuse ratio).
+    #[structopt(long)]
+    reuse: bool,
 }
 
 fn main() -> ExitCode {
@@ -409,7 +414,10 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .prefix("paas-sim-demo-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let options = RunnerConfigOptions::default();
+    let options = RunnerConfigOptions {
+        service: args.reuse.then(ServiceOptions::default),
+        ..RunnerConfigOptions::default()
+    };
     let config = world.write_runner_config(dir.path(), options.clone())?;
     let log = dir.path().join("runner.log");
     eprintln!(
@@ -419,8 +427,13 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         runner_bin.display()
     );
     eprintln!(
-        "paas-sim demo: {} jobs, quota {} x {} (weight {:.1}), runner log {}",
+        "paas-sim demo: {} jobs{}, quota {} x {} (weight {:.1}), runner log {}",
         args.jobs,
+        if args.reuse {
+            " on clever-service-docker (reuse)"
+        } else {
+            ""
+        },
         options.quota_jobs,
         options.quota_flavor,
         world.quota_weight(&options).unwrap_or(0.0),

@@ -9,10 +9,12 @@
 //! - `create` also makes the application's helper token (the resource's
 //!   credential, recorded with it before anything else happens);
 //! - `prepare` sets the environment with that token, waits for the
-//!   deployment repository, pushes the one-line helper Dockerfile, then
-//!   waits for the helper to answer `can-take-job` true (at most
-//!   `cc_service_ready_timeout`; a timeout fails the job, whose
-//!   application is then deleted like any failed launch's);
+//!   deployment repository and pushes the one-line helper Dockerfile;
+//! - `wait_ready` waits for the helper to answer `can-take-job` true (at
+//!   most `cc_service_ready_timeout`; a timeout fails the job, whose
+//!   application is then deleted like any failed launch's). It only asks,
+//!   so the launcher ends it at once on a graceful stop (the job stays
+//!   prepared, and the next process prepares and waits again);
 //! - `launch` sends the job with `POST /launch-job` (a 503 is asked once
 //!   more, see `answers.rs`): the job has started when it is accepted;
 //! - `prepare_reuse` asks a standby application's helper whether it can
@@ -147,7 +149,7 @@ impl CleverServiceExecutor {
     }
 
     /// `prepare`: environment with the token, repository readiness, the
-    /// helper Dockerfile pushed, then the first `can-take-job` true.
+    /// helper Dockerfile pushed.
     async fn prepare_app(&self, resource: &Resource) -> Result<Resource, PaasError> {
         let token = match &resource.credential {
             Some(t) => t.clone(),
@@ -156,21 +158,29 @@ impl CleverServiceExecutor {
             None => new_token().map_err(|e| PaasError::transient("make-token", e.to_string()))?,
         };
         let mut prepared = self.apps.prepare(resource, &self.app_env(&token)).await?;
-        prepared.credential = Some(token.clone());
+        prepared.credential = Some(token);
         self.push_helper(&prepared).await?;
-        let base = self.helper_base(&prepared)?;
+        Ok(prepared)
+    }
+
+    /// `wait_ready`: the first `can-take-job` true of a prepared
+    /// application's helper, within `cc_service_ready_timeout`. Only asks:
+    /// the launcher drops this wait on a drain or the job's cancellation.
+    async fn wait_app_ready(&self, resource: &Resource) -> Result<(), PaasError> {
+        let token = credential(resource)?;
+        let base = self.helper_base(resource)?;
         let pace = Pace {
             first: self.helper_ready.first_wait(READY_STEP),
             step: READY_STEP,
             timeout: self.service.ready_timeout,
         };
-        match wait_ready(&self.helper, &base, &token, pace).await {
+        match wait_ready(&self.helper, &base, token, pace).await {
             Ok(ready) => {
                 self.helper_ready
                     .observe(ready.not_ready, ready.ready, READY_STEP);
                 info!(self.apps.logger, "helper ready"; "app" => &resource.id,
                       "after_s" => paas_actors::ports::Seconds(ready.ready));
-                Ok(prepared)
+                Ok(())
             }
             Err(not) => Err(PaasError::permanent(
                 "wait-helper",
@@ -347,6 +357,14 @@ impl Paas for CleverServiceExecutor {
         Box::pin(self.prepare_app(resource))
     }
 
+    fn wait_ready<'a>(
+        &'a self,
+        resource: &'a Resource,
+        _job: &'a Job,
+    ) -> PortFuture<'a, Result<(), PaasError>> {
+        Box::pin(self.wait_app_ready(resource))
+    }
+
     fn launch<'a>(
         &'a self,
         resource: &'a Resource,
@@ -376,7 +394,7 @@ impl Paas for CleverServiceExecutor {
     }
 
     fn resource_scope(&self, resource: &Resource) -> Option<String> {
-        AppDetail::of(resource).orga_id
+        self.apps.recorded_scope(&AppDetail::of(resource))
     }
 
     fn resource_flavor(&self, resource: &Resource) -> Option<String> {

@@ -26,6 +26,13 @@ pub struct BenchArgs {
     /// of its own, runs alternating with the others).
     #[structopt(long = "long-polling")]
     pub long_polling: bool,
+    /// Also measure this runner with the clever-service-docker executor (a
+    /// column of its own): a helper service per application, finished
+    /// jobs' applications kept on standby and reused. Adds the reuse ratio,
+    /// the Clever API requests per job and acquired -> launched for jobs on
+    /// new and on reused applications.
+    #[structopt(long)]
+    pub reuse: bool,
     /// How long the simulated GitLab Workhorse holds a long poll, seconds.
     #[structopt(long = "long-poll-window", default_value = "20")]
     pub long_poll_window: f64,
@@ -151,6 +158,7 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
         program: runner.to_path_buf(),
         args: vec![OsString::from("run")],
         long_polling: false,
+        reuse: false,
     }];
     if args.long_polling {
         runners.push(RunnerCommand {
@@ -158,6 +166,16 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
             program: runner.to_path_buf(),
             args: vec![OsString::from("run")],
             long_polling: true,
+            reuse: false,
+        });
+    }
+    if args.reuse {
+        runners.push(RunnerCommand {
+            label: "this runner, reuse".to_owned(),
+            program: runner.to_path_buf(),
+            args: vec![OsString::from("run")],
+            long_polling: false,
+            reuse: true,
         });
     }
     if let Some(py) = &args.python_runner {
@@ -173,6 +191,7 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
             program: py.clone(),
             args: Vec::new(),
             long_polling: false,
+            reuse: false,
         });
     }
     let dir = match &args.dir {
@@ -238,6 +257,8 @@ mod tests {
         assert_eq!(p.arrival_spread, Duration::ZERO);
         assert_eq!(p.long_poll_window, Duration::from_secs(20));
         assert!(!args(&[]).long_polling);
+        assert!(!args(&[]).reuse);
+        assert!(args(&["--reuse"]).reuse);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Unit {
     Count,
     /// A ratio to the number of jobs, shown with two decimals.
     PerJob,
+    /// A share, shown in percent.
+    Percent,
 }
 
 impl Unit {
@@ -29,6 +31,7 @@ impl Unit {
             Unit::MiB => format!("{v:.1} MiB"),
             Unit::Count => format!("{v:.0}"),
             Unit::PerJob => format!("{v:.2}"),
+            Unit::Percent => format!("{:.0} %", v * 100.0),
         }
     }
 }

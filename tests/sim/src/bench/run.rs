@@ -14,9 +14,11 @@ use super::params::Params;
 use super::procfs;
 use super::report::{Figures, Unit};
 use super::stats::Distribution;
-use crate::clever::{RepoDelay, Timing};
+use crate::clever::{Endpoint as CleverEndpoint, RepoDelay, Timing};
 use crate::coordinator::{Endpoint, JobSpec, JobState, Outcome};
-use crate::world::{job_id_of_app_name, RunnerConfigOptions, World, WorldConfig, WorldError};
+use crate::world::{
+    job_id_of_app_name, RunnerConfigOptions, ServiceOptions, World, WorldConfig, WorldError,
+};
 
 /// Step of the sampling loop (threads, children, completion).
 const SAMPLE_STEP: Duration = Duration::from_millis(50);
@@ -43,6 +45,9 @@ pub struct RunnerCommand {
     pub args: Vec<OsString>,
     /// `paas_long_polling = true` in its runner section.
     pub long_polling: bool,
+    /// The clever-service-docker executor (standby and reuse) instead of
+    /// clever-docker.
+    pub reuse: bool,
 }
 
 /// Why a run failed.
@@ -117,6 +122,9 @@ pub fn run_once(
         timing: Timing {
             repo_create_delay: RepoDelay::After(params.repo_delay),
             start_delay: params.start_delay,
+            // A new helper boots as long after its push as an inner runner
+            // starts after the job's push: the same load shape.
+            helper_boot_delay: params.start_delay,
             ..WorldConfig::fast_timing()
         },
         coordinator_settings: crate::coordinator::Settings {
@@ -140,6 +148,7 @@ pub fn run_once(
         trace_watch_poll_step: params.trace_poll_step,
         deployment_repo_wait_step: params.repo_wait_step,
         long_polling: runner.long_polling,
+        service: runner.reuse.then(ServiceOptions::default),
         ..RunnerConfigOptions::default()
     };
     let config = world.write_runner_config(dir, options)?;
@@ -188,6 +197,7 @@ pub fn run_once(
     let idle_names = procfs::thread_names(pid).unwrap_or_default();
     let mut peak_names = idle_names.clone();
     let before = world.summary();
+    let api_before = clever_api_requests(&world);
     let profiler = params
         .perf_output
         .as_deref()
@@ -353,8 +363,84 @@ pub fn run_once(
         &summary.clever_requests,
         n,
     );
+    let api = clever_api_requests(&world).saturating_sub(api_before);
+    figures.push(
+        "Clever API requests per job (git excluded)",
+        api as f64 / n,
+        Unit::PerJob,
+    );
+    if runner.reuse {
+        push_reuse(&mut figures, &world);
+    }
     world.shutdown();
     Ok(RunOutcome { figures, log })
+}
+
+/// The Clever API requests so far (the git exchanges excluded).
+fn clever_api_requests(world: &World) -> u64 {
+    let control = world.clever().control();
+    [
+        CleverEndpoint::ProductsInstances,
+        CleverEndpoint::ProductsFlavors,
+        CleverEndpoint::CreateApp,
+        CleverEndpoint::GetApp,
+        CleverEndpoint::ListApps,
+        CleverEndpoint::DeleteApp,
+        CleverEndpoint::PutEnv,
+        CleverEndpoint::GetEnv,
+        CleverEndpoint::AppActivity,
+        CleverEndpoint::Other,
+    ]
+    .into_iter()
+    .map(|e| control.request_count(e))
+    .sum()
+}
+
+/// The reuse figures of a clever-service-docker run: the share of the
+/// helpers' jobs that ran on a reused application, and acquired ->
+/// launched (the helper's `201`) for jobs on new and on reused ones.
+fn push_reuse(figures: &mut Figures, world: &World) {
+    let summary = world.summary();
+    figures.push(
+        "reuse ratio (jobs on a reused application)",
+        summary.reuse_ratio().unwrap_or(0.0),
+        Unit::Percent,
+    );
+    let (new, reused) = launch_latencies(world);
+    figures.push_distribution(
+        "acquired -> launched, new application",
+        Distribution::of(&new),
+    );
+    figures.push_distribution(
+        "acquired -> launched, reused application",
+        Distribution::of(&reused),
+    );
+}
+
+/// Acquired (handed out by the coordinator) -> launched (accepted by a
+/// helper) of each job, for jobs on new and on reused applications.
+fn launch_latencies(world: &World) -> (Vec<Duration>, Vec<Duration>) {
+    let epoch = world.clever().control().epoch();
+    let handed_out: BTreeMap<i64, Instant> = world
+        .coordinator()
+        .jobs()
+        .into_iter()
+        .filter_map(|j| Some((j.id, j.times.handed_out?)))
+        .collect();
+    let (mut new, mut reused) = (Vec::new(), Vec::new());
+    for entry in world.clever().control().helper_jobs() {
+        let Some(acquired) = handed_out.get(&entry.job_id) else {
+            continue;
+        };
+        let launched = epoch + Duration::from_millis(entry.t_ms);
+        let latency = launched.saturating_duration_since(*acquired);
+        if entry.reused {
+            reused.push(latency);
+        } else {
+            new.push(latency);
+        }
+    }
+    (new, reused)
 }
 
 fn kib_to_mib(kib: u64) -> f64 {
