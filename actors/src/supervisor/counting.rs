@@ -86,8 +86,8 @@ pub(super) enum Transition {
     ResourceLeftAlone,
     /// A reconciliation pass of one runner ended.
     ReconcilePassEnded,
-    /// A state write ended.
-    StateWritten { ok: bool },
+    /// A state write ended, `took` after its content started being built.
+    StateWritten { ok: bool, took: Duration },
     /// A trace read told whether a runner's trace-watch token is refused.
     TraceTokenSeen { runner: usize, refused: bool },
 }
@@ -164,7 +164,7 @@ impl Supervisor {
             }
             Transition::ResourceLeftAlone => m.reconcile_action(ReconcileAction::LeftAlone),
             Transition::ReconcilePassEnded => m.reconcile_pass_ended(),
-            Transition::StateWritten { ok } => m.state_written(ok),
+            Transition::StateWritten { ok, took } => m.state_written(ok, took),
             Transition::TraceTokenSeen { runner, refused } => {
                 of(runner, &|l| m.set_trace_watch_token_refused(l, refused));
             }

@@ -42,7 +42,10 @@ impl Supervisor {
             match res {
                 Ok(()) => {
                     let was_failing = act.persist.is_failing();
-                    act.observe(Transition::StateWritten { ok: true });
+                    act.observe(Transition::StateWritten {
+                        ok: true,
+                        took: started.elapsed(),
+                    });
                     let done = act.persist.succeeded(target, started.elapsed());
                     answer_waiters(done, &Ok(()));
                     if was_failing {
@@ -63,7 +66,10 @@ impl Supervisor {
                                      "error" => %e,
                                      "retry_in_s" => act.settings.persist_retry.as_secs_f64());
                     }
-                    act.observe(Transition::StateWritten { ok: false });
+                    act.observe(Transition::StateWritten {
+                        ok: false,
+                        took: started.elapsed(),
+                    });
                     let release = act.persist.is_forced() || act.drained_sent;
                     let done = act.persist.failed(target, release);
                     answer_waiters(done, &Err(NotRecorded::NotDurable(e.to_string())));

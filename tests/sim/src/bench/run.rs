@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::child::{ChildError, GroupChild};
+use super::fleet::{self, FleetWatch};
 use super::params::Params;
 use super::procfs;
 use super::report::{Figures, Unit};
@@ -43,6 +44,9 @@ pub struct RunnerCommand {
     pub args: Vec<OsString>,
     /// `paas_long_polling = true` in its runner section.
     pub long_polling: bool,
+    /// Takes `--listen-address` and serves this runner's `/metrics` (read
+    /// for the state write figures).
+    pub serves_metrics: bool,
 }
 
 /// Why a run failed.
@@ -145,6 +149,15 @@ pub fn run_once(
     let config = world.write_runner_config(dir, options)?;
     let log = dir.join("runner.log");
     let mut args = runner.args.clone();
+    let metrics = if runner.serves_metrics {
+        fleet::free_local_address()
+    } else {
+        None
+    };
+    if let Some(addr) = metrics {
+        args.push(OsString::from("--listen-address"));
+        args.push(OsString::from(addr.to_string()));
+    }
     args.push(config.into_os_string());
     let mut child = GroupChild::spawn(&runner.program, &args, &log)?;
     let pid = child.pid();
@@ -199,6 +212,7 @@ pub fn run_once(
     let mut peak_threads = idle.threads;
     let mut peak_children = procfs::child_count(pid).unwrap_or(0);
     let mut last = idle;
+    let mut watch = params.fleet.then(|| FleetWatch::new(params.jobs, metrics));
     // bounded by the deadline, and by a count as a second guard
     let max_loops = params.timeout.as_millis() / SAMPLE_STEP.as_millis() + 2;
     let mut wait = Wait::TimedOut;
@@ -221,6 +235,9 @@ pub fn run_once(
             peak_children = peak_children.max(n);
         }
         arrivals.enqueue_due(&world, Instant::now());
+        if let Some(w) = watch.as_mut() {
+            w.observe(&world, pid, Instant::now());
+        }
         if all_done(&world, params.jobs) {
             wait = Wait::Done;
             break;
@@ -238,6 +255,7 @@ pub fn run_once(
     if let Some(p) = profiler {
         p.stop();
     }
+    let final_metrics = metrics.and_then(fleet::scrape);
     let stopped = child.stop(STOP_GRACE)?;
     let summary = world.summary();
     let jobs_left = summary.jobs_pending + summary.jobs_running;
@@ -353,6 +371,11 @@ pub fn run_once(
         &summary.clever_requests,
         n,
     );
+    match (&watch, &final_metrics) {
+        (Some(w), _) => w.push_figures(&mut figures, &world, final_metrics.as_deref()),
+        (None, Some(text)) => fleet::push_state_writes(&mut figures, text, params.jobs),
+        (None, None) => {}
+    }
     world.shutdown();
     Ok(RunOutcome { figures, log })
 }
