@@ -14,3 +14,4 @@ mod reload;
 mod resume;
 mod runner_side;
 mod shutdown;
+mod write_ahead_property;
