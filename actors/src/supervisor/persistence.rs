@@ -1,7 +1,8 @@
-//! Persistence: the coalesced state writes ([`super::write_queue`]) and
-//! the write-ahead answers (a reply once a change is on disk).
+//! Persistence: the coalesced, group-committed state writes
+//! ([`super::write_queue`]) and the write-ahead answers (a reply once a
+//! change is on disk).
 
-use super::write_queue::Wait;
+use super::write_queue::{Start, Wait};
 use super::*;
 use crate::snapshot::RunnerRef;
 use crate::state::StateError;
@@ -21,8 +22,15 @@ impl Supervisor {
     }
 
     pub(super) fn kick_persist(&mut self, ctx: &mut Context<Self>) {
-        let Some(target) = self.persist.start() else {
-            return;
+        let target = match self.persist.start(tokio::time::Instant::now()) {
+            Start::Write(target) => target,
+            Start::Later(delay) => {
+                // The group commit window: the changes until then share
+                // this write.
+                ctx.notify_later(PersistNow, delay);
+                return;
+            }
+            Start::Idle => return,
         };
         let started = std::time::Instant::now();
         let fut = match self.state_doc() {

@@ -78,6 +78,9 @@ pub struct BenchArgs {
     /// `PROGRAM CONFIG`).
     #[structopt(long = "python-runner", parse(from_os_str))]
     pub python_runner: Option<PathBuf>,
+    /// Measure only the `--python-runner` (not this runner).
+    #[structopt(long = "python-only")]
+    pub python_only: bool,
     /// Column label of the Python runner.
     #[structopt(long = "python-label", default_value = "python")]
     pub python_label: String,
@@ -175,6 +178,13 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
             long_polling: true,
             serves_metrics: true,
         });
+    }
+    if args.python_only {
+        if args.python_runner.is_none() {
+            eprintln!("paas-sim bench: --python-only needs --python-runner");
+            return ExitCode::from(2);
+        }
+        runners.clear();
     }
     if let Some(py) = &args.python_runner {
         if !py.is_file() {
