@@ -4,9 +4,10 @@
 //! runner's state writes read from its `/metrics` (writes per job, write
 //! time quantiles).
 //!
-//! The steady-state window opens [`SETTLE`] after the last job started and
-//! closes at the last mark taken before the first job finished; marks are
-//! taken every [`MARK_STEP`].
+//! The steady-state window opens [`SETTLE`] after the last job started
+//! (jobs whose launch failed aside) and closes at the last mark taken
+//! before the first started job finished; marks are taken every
+//! [`MARK_STEP`].
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -96,17 +97,22 @@ impl FleetWatch {
         }
         self.next_check = now + CHECK_STEP;
         let jobs = world.coordinator().jobs();
-        let started = jobs
+        // a job that ended without starting (its launch failed) does not
+        // hold the window shut; the first started job to end closes it
+        let settled = jobs
             .iter()
-            .filter(|j| j.times.first_trace.is_some())
+            .filter(|j| j.times.first_trace.is_some() || j.times.finished.is_some())
             .count();
-        let finished = jobs.iter().any(|j| j.times.finished.is_some());
+        let finished = jobs
+            .iter()
+            .any(|j| j.times.first_trace.is_some() && j.times.finished.is_some());
         if finished {
-            // the last mark, taken before any job finished, closes the window
+            // the last mark, taken before any started job finished, closes
+            // the window
             self.closed = true;
             return;
         }
-        if self.all_started.is_none() && started >= self.jobs {
+        if self.all_started.is_none() && settled >= self.jobs {
             self.all_started = Some(now);
         }
         let Some(all) = self.all_started else {
