@@ -29,6 +29,12 @@ pub const PREFIX: &str = "heptapod_paas_runner";
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
+/// Upper bounds (seconds) of the state write histogram: from a write to
+/// a RAM-backed file to a disk that stalls.
+const WRITE_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
 /// Upper bounds (seconds) of the latency histograms: from a simulated PAAS
 /// (sub-second) to a slow real deployment (half an hour).
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -338,6 +344,7 @@ pub struct Metrics {
     reconcile_actions: Family<ActionLabel, Counter>,
     state_writes: Counter,
     state_write_errors: Counter,
+    state_write_duration: Histogram,
     api_requests: Family<ApiLabels, Counter>,
     /// The label sets of `api_requests` created, to delete a removed
     /// runner's (routes × statuses × runners: bounded).
@@ -431,6 +438,7 @@ impl Metrics {
             reconcile_actions: Family::default(),
             state_writes: Counter::default(),
             state_write_errors: Counter::default(),
+            state_write_duration: Histogram::new(WRITE_BUCKETS),
             api_requests: Family::default(),
             api_series: std::sync::Mutex::default(),
             removed_runners: std::sync::Mutex::default(),
@@ -494,6 +502,8 @@ impl Metrics {
                 "State file writes completed";
             state_write_errors: "state_write_errors",
                 "State file writes that failed";
+            state_write_duration: "state_write_duration_seconds",
+                "Time of each completed state file write, content building to the directory's fsync";
             api_requests: "api_requests",
                 "Requests to the coordinator, the PAAS API and git remotes, per route and status (\"error\" when no status came back)";
             provision_duration: "provision_duration_seconds",
@@ -865,10 +875,11 @@ impl Metrics {
             .inc();
     }
 
-    /// One state write completed (`ok`) or failed.
-    pub(crate) fn state_written(&self, ok: bool) {
+    /// One state write completed (`ok`, taking `took`) or failed.
+    pub(crate) fn state_written(&self, ok: bool, took: Duration) {
         if ok {
             self.state_writes.inc();
+            self.state_write_duration.observe(took.as_secs_f64());
         } else {
             self.state_write_errors.inc();
         }
@@ -1060,6 +1071,7 @@ mod tests {
             "heptapod_paas_runner_launch_failures_total{runner=\"r1\",reason=\"trace_timeout\"} 0",
             "heptapod_paas_runner_reconcile_actions_total{action=\"left_alone\"} 0",
             "heptapod_paas_runner_state_writes_total 0",
+            "heptapod_paas_runner_state_write_duration_seconds_count 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -189,6 +189,10 @@ pub struct FakeCoordinator {
     world: Rc<World>,
     /// The script; tests change it while the service runs.
     pub script: RefCell<CoordinatorScript>,
+    /// Called at the start of every job update (trace append, failure
+    /// report), with the job id.
+    #[allow(clippy::type_complexity)]
+    pub on_update: RefCell<Option<Box<dyn Fn(i64)>>>,
 }
 
 impl FakeCoordinator {
@@ -200,6 +204,7 @@ impl FakeCoordinator {
                 auto_trace: true,
                 ..CoordinatorScript::default()
             }),
+            on_update: RefCell::new(None),
         })
     }
 
@@ -313,6 +318,9 @@ impl Coordinator for FakeCoordinator {
         text: &'a str,
     ) -> PortFuture<'a, Result<TraceAppend, CoordinatorError>> {
         Box::pin(async move {
+            if let Some(hook) = self.on_update.borrow().as_ref() {
+                hook(job.id);
+            }
             let mut s = self.script.borrow_mut();
             s.appended.push((job.id, offset, text.to_string()));
             Ok(TraceAppend::Appended {
@@ -328,6 +336,9 @@ impl Coordinator for FakeCoordinator {
         exit_code: i32,
     ) -> PortFuture<'a, Result<(), CoordinatorError>> {
         Box::pin(async move {
+            if let Some(hook) = self.on_update.borrow().as_ref() {
+                hook(job.id);
+            }
             let mut s = self.script.borrow_mut();
             s.reports
                 .push((job.id, reason, exit_code, tokio::time::Instant::now()));
@@ -748,14 +759,20 @@ impl Paas for FakePaas {
     }
 }
 
-/// A state store in memory. Every save goes through the JSON format.
+/// A state store in memory. Every save goes through the JSON format. A
+/// save may take time (scripted latencies, on tokio time): its content is
+/// durable ([`MemoryStore::last`]) only once it completes.
 #[derive(Default)]
 pub struct MemoryStore {
     initial: RefCell<Option<Vec<u8>>>,
     last: RefCell<Option<Vec<u8>>>,
     saves: Cell<u64>,
     fail_saves: Cell<u32>,
-    save_latency: Cell<std::time::Duration>,
+    /// Latencies of the saves, used in turn (none: instant).
+    latencies: RefCell<Vec<Duration>>,
+    started: Cell<u64>,
+    in_flight: Cell<u32>,
+    max_in_flight: Cell<u32>,
 }
 
 impl MemoryStore {
@@ -798,8 +815,32 @@ impl MemoryStore {
     }
 
     /// Makes every save take `latency` (as a file write and its fsyncs do).
-    pub fn set_save_latency(&self, latency: std::time::Duration) {
-        self.save_latency.set(latency);
+    pub fn set_save_latency(&self, latency: Duration) {
+        self.set_save_latencies(vec![latency]);
+    }
+
+    /// Save `i` (from 0) takes `latencies[i % len]` before it completes.
+    pub fn set_save_latencies(&self, latencies: Vec<Duration>) {
+        *self.latencies.borrow_mut() = latencies;
+    }
+
+    /// Largest number of saves that were in flight at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.max_in_flight.get()
+    }
+
+    fn next_latency(&self) -> Duration {
+        let i = self.started.get();
+        self.started.set(i + 1);
+        let l = self.latencies.borrow();
+        let len = l.len() as u64;
+        if len == 0 {
+            return Duration::ZERO;
+        }
+        usize::try_from(i % len)
+            .ok()
+            .and_then(|k| l.get(k).copied())
+            .unwrap_or_default()
     }
 }
 
@@ -827,10 +868,13 @@ impl StateStore for SharedMemoryStore {
     fn save(&self, doc: StateDoc) -> PortFuture<'static, Result<(), StateError>> {
         let store = self.0.clone();
         Box::pin(async move {
-            let latency = store.save_latency.get();
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
+            let latency = store.next_latency();
+            store.in_flight.set(store.in_flight.get() + 1);
+            store
+                .max_in_flight
+                .set(store.max_in_flight.get().max(store.in_flight.get()));
+            lag(latency).await;
+            store.in_flight.set(store.in_flight.get().saturating_sub(1));
             if store.fail_saves.get() > 0 {
                 store.fail_saves.set(store.fail_saves.get() - 1);
                 return Err(StateError::Write {

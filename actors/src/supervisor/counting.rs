@@ -112,8 +112,8 @@ pub(super) enum Transition {
     ReconcilePassEnded,
     /// A job lost at acquisition was given back (cancelled, retried).
     JobGivenBack { runner: usize },
-    /// A state write ended.
-    StateWritten { ok: bool },
+    /// A state write ended, `took` after its content started being built.
+    StateWritten { ok: bool, took: Duration },
     /// A trace read told whether a runner's trace-watch token is refused.
     TraceTokenSeen { runner: usize, refused: bool },
     /// A reconciliation listing named the tenants of a runner that cannot
@@ -216,7 +216,7 @@ impl Supervisor {
             Transition::ResourceLeftAlone => m.reconcile_action(ReconcileAction::LeftAlone),
             Transition::ReconcilePassEnded => m.reconcile_pass_ended(),
             Transition::JobGivenBack { runner } => of(runner, &|l| m.job_given_back(l)),
-            Transition::StateWritten { ok } => m.state_written(ok),
+            Transition::StateWritten { ok, took } => m.state_written(ok, took),
             Transition::TraceTokenSeen { runner, refused } => {
                 of(runner, &|l| m.set_trace_watch_token_refused(l, refused));
             }

@@ -184,7 +184,17 @@ impl Supervisor {
             e.failure = Some(message);
         }
         self.mark_dirty(ctx);
-        self.spawn_reporter(key);
+        // Write-ahead: the failure is in `launch_failures` on disk before
+        // the job trace and the job status are updated.
+        self.after_persist(ctx, move |act, _| {
+            if act
+                .jobs
+                .get(&key)
+                .is_some_and(|e| e.phase == Phase::LaunchFailed)
+            {
+                act.spawn_reporter(key);
+            }
+        });
         self.schedule_polls(ctx);
     }
 

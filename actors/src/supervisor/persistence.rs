@@ -1,7 +1,8 @@
-//! Persistence: the coalesced state writes ([`super::write_queue`]) and
-//! the write-ahead answers (a reply once a change is on disk).
+//! Persistence: the coalesced, group-committed state writes
+//! ([`super::write_queue`]) and the write-ahead answers (a reply once a
+//! change is on disk).
 
-use super::write_queue::Wait;
+use super::write_queue::{Start, Wait};
 use super::*;
 use crate::snapshot::RunnerRef;
 use crate::state::StateError;
@@ -21,8 +22,15 @@ impl Supervisor {
     }
 
     pub(super) fn kick_persist(&mut self, ctx: &mut Context<Self>) {
-        let Some(target) = self.persist.start() else {
-            return;
+        let target = match self.persist.start(tokio::time::Instant::now()) {
+            Start::Write(target) => target,
+            Start::Later(delay) => {
+                // The group commit window: the changes until then share
+                // this write.
+                ctx.notify_later(PersistNow, delay);
+                return;
+            }
+            Start::Idle => return,
         };
         let started = std::time::Instant::now();
         let fut = match self.state_doc() {
@@ -42,7 +50,10 @@ impl Supervisor {
             match res {
                 Ok(()) => {
                     let was_failing = act.persist.is_failing();
-                    act.observe(Transition::StateWritten { ok: true });
+                    act.observe(Transition::StateWritten {
+                        ok: true,
+                        took: started.elapsed(),
+                    });
                     let done = act.persist.succeeded(target, started.elapsed());
                     answer_waiters(done, &Ok(()));
                     if was_failing {
@@ -63,7 +74,10 @@ impl Supervisor {
                                      "error" => %e,
                                      "retry_in_s" => crate::ports::Seconds(act.settings.persist_retry));
                     }
-                    act.observe(Transition::StateWritten { ok: false });
+                    act.observe(Transition::StateWritten {
+                        ok: false,
+                        took: started.elapsed(),
+                    });
                     let release = act.persist.is_forced() || act.drained_sent;
                     let done = act.persist.failed(target, release);
                     answer_waiters(done, &Err(NotRecorded::NotDurable(e.to_string())));

@@ -6,10 +6,23 @@
 //! when it starts; a waiter registered at generation `g` is answered by the
 //! first successful write covering `g`. At most one write is in flight, and
 //! a burst of changes is written once (one kick is scheduled per burst).
+//!
+//! Group commit: a write starts no sooner than [`GROUP_COMMIT_WINDOW`]
+//! after the previous one started, so that changes falling within a few
+//! milliseconds of each other (or during a write) share one write and one
+//! fsync. A change after a quiet spell is written at once. The window
+//! delays writes, never answers: a waiter is answered only by a write that
+//! covers it, once that write is on disk.
+//!
 //! The queue is failing from a failed write until the next successful one
 //! (the supervisor acquires no job meanwhile).
 
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// Shortest time between the starts of two writes (see the module
+/// documentation).
+pub(crate) const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(4);
 
 /// What a new waiter gets.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,9 +34,24 @@ pub(crate) enum Wait<W> {
     Queued { start_now: bool },
 }
 
+/// What [`WriteQueue::start`] says.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Start {
+    /// Write now, covering this generation.
+    Write(u64),
+    /// Kick again after this delay (the group commit window); no other
+    /// kick is scheduled.
+    Later(Duration),
+    /// Nothing to start now (nothing dirty, a write in flight, a retry or
+    /// a kick pending, or stopped).
+    Idle,
+}
+
 /// The write queue (see the module documentation); `W` is a waiter.
 #[derive(Debug)]
 pub(crate) struct WriteQueue<W> {
+    window: Duration,
+    last_start: Option<Instant>,
     gen: u64,
     saved: u64,
     in_flight: bool,
@@ -44,6 +72,8 @@ pub(crate) struct WriteQueue<W> {
 impl<W> Default for WriteQueue<W> {
     fn default() -> Self {
         WriteQueue {
+            window: GROUP_COMMIT_WINDOW,
+            last_start: None,
             gen: 0,
             saved: 0,
             in_flight: false,
@@ -75,13 +105,22 @@ impl<W> WriteQueue<W> {
         self.kick_scheduled = false;
     }
 
-    /// Starts a write if one is due: returns the generation it covers.
-    pub(super) fn start(&mut self) -> Option<u64> {
+    /// Starts a write if one is due at `now` (see [`Start`]). A forced
+    /// stop's write does not wait for the window.
+    pub(super) fn start(&mut self, now: Instant) -> Start {
         if self.in_flight || self.retry_scheduled || self.stopped || self.saved >= self.gen {
-            return None;
+            return Start::Idle;
+        }
+        let due = self.last_start.map(|t| t + self.window);
+        if let Some(due) = due.filter(|d| now < *d && !self.forced) {
+            if std::mem::replace(&mut self.kick_scheduled, true) {
+                return Start::Idle;
+            }
+            return Start::Later(due - now);
         }
         self.in_flight = true;
-        Some(self.gen)
+        self.last_start = Some(now);
+        Start::Write(self.gen)
     }
 
     /// Time spent building the content of the write in flight, and the
@@ -193,31 +232,98 @@ mod tests {
 
     const T: Duration = Duration::from_millis(1);
 
+    /// Moments one second apart (no window to wait between them).
+    struct Clock(Instant, u64);
+
+    impl Clock {
+        fn new() -> Clock {
+            Clock(Instant::now(), 0)
+        }
+        fn next(&mut self) -> Instant {
+            self.1 += 1;
+            self.0 + Duration::from_secs(self.1)
+        }
+    }
+
     #[test]
     fn a_burst_schedules_one_kick_and_one_write() {
+        let mut c = Clock::new();
         let mut q: WriteQueue<u8> = WriteQueue::default();
         assert!(q.mark_dirty());
         assert!(!q.mark_dirty());
         assert!(!q.mark_dirty());
         q.kick_taken();
-        assert_eq!(q.start(), Some(3));
-        assert_eq!(q.start(), None, "at most one write in flight");
+        assert_eq!(q.start(c.next()), Start::Write(3));
+        assert_eq!(
+            q.start(c.next()),
+            Start::Idle,
+            "at most one write in flight"
+        );
         q.note_build(T, 2);
         assert!(q.succeeded(3, T).is_empty());
-        assert_eq!(q.start(), None, "nothing dirty");
+        assert_eq!(q.start(c.next()), Start::Idle, "nothing dirty");
         assert_eq!(q.count(), 1);
         assert_eq!((q.last_build(), q.last_encoded()), (T, 2));
     }
 
     #[test]
+    fn changes_within_the_window_share_the_next_write() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut q = WriteQueue::default();
+        q.mark_dirty();
+        q.kick_taken();
+        assert_eq!(
+            q.start(t0),
+            Start::Write(1),
+            "a first change is written at once"
+        );
+        assert!(q.succeeded(1, T).is_empty());
+        // two changes 1 ms and 2 ms after that write started
+        assert!(q.mark_dirty());
+        q.kick_taken();
+        assert_eq!(q.wait(7), Wait::Queued { start_now: true });
+        assert_eq!(
+            q.start(t0 + ms(1)),
+            Start::Later(GROUP_COMMIT_WINDOW - ms(1))
+        );
+        assert!(!q.mark_dirty(), "the delayed kick is the burst's kick");
+        assert_eq!(q.wait(8), Wait::Queued { start_now: false });
+        assert_eq!(q.start(t0 + ms(2)), Start::Idle, "a kick is pending");
+        q.kick_taken();
+        let due = t0 + GROUP_COMMIT_WINDOW;
+        assert_eq!(q.start(due), Start::Write(3), "one write for both changes");
+        assert_eq!(q.succeeded(3, T), vec![7, 8], "answered once on disk");
+        // a change after a quiet spell is written at once
+        q.mark_dirty();
+        q.kick_taken();
+        assert_eq!(q.start(due + ms(100)), Start::Write(4));
+    }
+
+    #[test]
+    fn a_forced_write_does_not_wait_for_the_window() {
+        let t0 = Instant::now();
+        let mut q: WriteQueue<u8> = WriteQueue::default();
+        q.mark_dirty();
+        q.kick_taken();
+        assert_eq!(q.start(t0), Start::Write(1));
+        q.succeeded(1, T);
+        q.stop();
+        q.mark_dirty();
+        q.kick_taken();
+        q.force();
+        assert_eq!(q.start(t0), Start::Write(2));
+    }
+
+    #[test]
     fn waiters_are_answered_by_the_write_covering_them() {
+        let mut c = Clock::new();
         let mut q = WriteQueue::default();
         assert_eq!(q.wait(1), Wait::Done(1), "nothing dirty: answered at once");
         q.mark_dirty();
         assert_eq!(q.wait(2), Wait::Queued { start_now: false });
         q.kick_taken();
-        let target = q.start();
-        assert_eq!(target, Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
         q.mark_dirty();
         assert_eq!(q.wait(3), Wait::Queued { start_now: false });
         assert_eq!(
@@ -226,7 +332,7 @@ mod tests {
             "the later change is not covered"
         );
         q.kick_taken();
-        assert_eq!(q.start(), Some(2));
+        assert_eq!(q.start(c.next()), Start::Write(2));
         assert_eq!(q.succeeded(2, T), vec![3]);
     }
 
@@ -240,54 +346,62 @@ mod tests {
 
     #[test]
     fn a_failed_write_keeps_waiters_and_waits_for_the_retry() {
+        let mut c = Clock::new();
         let mut q = WriteQueue::default();
         q.mark_dirty();
         q.kick_taken();
         let _ = q.wait(1);
-        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
         assert!(q.failed(1, false).is_empty());
-        assert_eq!(q.start(), None, "the retry delay is not over");
+        assert_eq!(
+            q.start(c.next()),
+            Start::Idle,
+            "the retry delay is not over"
+        );
         q.retry_due();
-        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
         assert_eq!(q.succeeded(1, T), vec![1]);
     }
 
     #[test]
     fn failing_lasts_from_a_failed_write_to_a_successful_one() {
+        let mut c = Clock::new();
         let mut q: WriteQueue<u8> = WriteQueue::default();
         assert!(!q.is_failing());
         q.mark_dirty();
         q.kick_taken();
-        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
         q.failed(1, false);
         assert!(q.is_failing());
         q.retry_due();
-        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
         q.failed(1, false);
         assert!(q.is_failing(), "still failing after a second failure");
         q.retry_due();
-        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
         q.succeeded(1, T);
         assert!(!q.is_failing());
     }
 
     #[test]
     fn a_failed_final_write_releases_waiters() {
+        let mut c = Clock::new();
         let mut q = WriteQueue::default();
         q.mark_dirty();
         let _ = q.wait(1);
-        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
         assert_eq!(q.failed(1, true), vec![1]);
     }
 
     #[test]
     fn stopped_writes_nothing_until_forced() {
+        let mut c = Clock::new();
         let mut q: WriteQueue<u8> = WriteQueue::default();
         q.stop();
         q.mark_dirty();
-        assert_eq!(q.start(), None);
+        assert_eq!(q.start(c.next()), Start::Idle);
         q.force();
         assert!(q.is_forced());
-        assert_eq!(q.start(), Some(1));
+        assert_eq!(q.start(c.next()), Start::Write(1));
     }
 }

@@ -18,3 +18,4 @@ mod shutdown;
 mod standby;
 mod standby_property;
 mod statistics;
+mod write_ahead_property;

@@ -15,9 +15,15 @@ const MAX_SECONDS: f64 = 3600.0;
 /// `paas-sim bench` arguments.
 #[derive(Debug, StructOpt)]
 pub struct BenchArgs {
-    /// Jobs enqueued.
-    #[structopt(long, default_value = "200")]
-    pub jobs: usize,
+    /// The fleet load: 1000 jobs running 600 s each, concurrent 1000 (and a
+    /// quota of as many jobs), job_progress_poll_interval 30 (the runner's
+    /// default), a timeout of 1800 s; the options below override it. The
+    /// table adds the steady state while every job runs.
+    #[structopt(long)]
+    pub fleet: bool,
+    /// Jobs enqueued [default: 200, --fleet: 1000].
+    #[structopt(long)]
+    pub jobs: Option<usize>,
     /// Enqueue the jobs evenly over this many seconds (0: all at once), so
     /// that the pickup latency (job created -> acquired) measures polling.
     #[structopt(long = "arrival-spread", default_value = "0")]
@@ -39,36 +45,36 @@ pub struct BenchArgs {
     /// Flavor of every job.
     #[structopt(long, default_value = "XS")]
     pub flavor: String,
-    /// Run time of every job, seconds.
-    #[structopt(long = "job-seconds", default_value = "2")]
-    pub job_seconds: f64,
+    /// Run time of every job, seconds [default: 2, --fleet: 600].
+    #[structopt(long = "job-seconds")]
+    pub job_seconds: Option<f64>,
     /// Deployment repository ready this many seconds after the app creation.
     #[structopt(long = "repo-delay", default_value = "0.5")]
     pub repo_delay: f64,
     /// Inner runner starting this many seconds after the push.
     #[structopt(long = "start-delay", default_value = "0.5")]
     pub start_delay: f64,
-    /// `concurrent`.
-    #[structopt(long, default_value = "50")]
-    pub concurrent: usize,
+    /// `concurrent` [default: 50, --fleet: 1000].
+    #[structopt(long)]
+    pub concurrent: Option<usize>,
     /// `paas_max_concurrent_provisioning`.
     #[structopt(long = "max-provisioning", default_value = "50")]
     pub max_provisioning: usize,
     /// `check_interval`, seconds.
     #[structopt(long = "check-interval", default_value = "1")]
     pub check_interval: f64,
-    /// `job_progress_poll_interval`, seconds.
-    #[structopt(long = "progress-interval", default_value = "1")]
-    pub progress_interval: f64,
+    /// `job_progress_poll_interval`, seconds [default: 1, --fleet: 30].
+    #[structopt(long = "progress-interval")]
+    pub progress_interval: Option<f64>,
     /// `cc_deployment_repo_wait_step`, seconds.
     #[structopt(long = "repo-wait-step", default_value = "1")]
     pub repo_wait_step: f64,
     /// `[runners.paas_job_trace_watch] poll_step`, seconds.
     #[structopt(long = "trace-poll-step", default_value = "1")]
     pub trace_poll_step: f64,
-    /// Time limit of each run, seconds.
-    #[structopt(long, default_value = "300")]
-    pub timeout: f64,
+    /// Time limit of each run, seconds [default: 300, --fleet: 1800].
+    #[structopt(long)]
+    pub timeout: Option<f64>,
     /// Runs of each runner (the table shows medians).
     #[structopt(long, default_value = "1")]
     pub repeat: usize,
@@ -79,6 +85,9 @@ pub struct BenchArgs {
     /// `PROGRAM CONFIG`).
     #[structopt(long = "python-runner", parse(from_os_str))]
     pub python_runner: Option<PathBuf>,
+    /// Measure only the `--python-runner` (not this runner).
+    #[structopt(long = "python-only")]
+    pub python_only: bool,
     /// Column label of the Python runner.
     #[structopt(long = "python-label", default_value = "python")]
     pub python_label: String,
@@ -105,16 +114,23 @@ fn duration(name: &str, secs: f64) -> Result<Duration, String> {
 impl BenchArgs {
     /// The bench parameters, or what is wrong with the arguments.
     pub fn params(&self) -> Result<Params, String> {
-        if self.jobs == 0 || self.jobs > 10_000 {
+        let count = |fleet: usize, default| if self.fleet { fleet } else { default };
+        let secs = |fleet: f64, default| if self.fleet { fleet } else { default };
+        let jobs = self.jobs.unwrap_or(count(1000, 200));
+        let concurrent = self.concurrent.unwrap_or(count(1000, 50));
+        let job_seconds = self.job_seconds.unwrap_or(secs(600.0, 2.0));
+        let progress_interval = self.progress_interval.unwrap_or(secs(30.0, 1.0));
+        let timeout = self.timeout.unwrap_or(secs(1800.0, 300.0));
+        if jobs == 0 || jobs > 10_000 {
             return Err("--jobs must be between 1 and 10000".to_owned());
         }
-        if self.concurrent == 0 || self.max_provisioning == 0 {
+        if concurrent == 0 || self.max_provisioning == 0 {
             return Err("--concurrent and --max-provisioning must be positive".to_owned());
         }
         if self.repeat == 0 || self.repeat > 20 {
             return Err("--repeat must be between 1 and 20".to_owned());
         }
-        let timeout = duration("timeout", self.timeout)?;
+        let timeout = duration("timeout", timeout)?;
         if timeout.is_zero() {
             return Err("--timeout must be positive".to_owned());
         }
@@ -123,17 +139,18 @@ impl BenchArgs {
             return Err("--long-poll-window must be positive".to_owned());
         }
         Ok(Params {
-            jobs: self.jobs,
+            fleet: self.fleet,
+            jobs,
             arrival_spread: duration("arrival-spread", self.arrival_spread)?,
             long_poll_window,
             flavor: self.flavor.clone(),
-            job_duration: duration("job-seconds", self.job_seconds)?,
+            job_duration: duration("job-seconds", job_seconds)?,
             repo_delay: duration("repo-delay", self.repo_delay)?,
             start_delay: duration("start-delay", self.start_delay)?,
-            concurrent: self.concurrent,
+            concurrent,
             max_provisioning: self.max_provisioning,
             check_interval: duration("check-interval", self.check_interval)?,
-            progress_interval: duration("progress-interval", self.progress_interval)?,
+            progress_interval: duration("progress-interval", progress_interval)?,
             repo_wait_step: duration("repo-wait-step", self.repo_wait_step)?,
             trace_poll_step: duration("trace-poll-step", self.trace_poll_step)?,
             timeout,
@@ -159,6 +176,7 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
         args: vec![OsString::from("run")],
         long_polling: false,
         reuse: false,
+        serves_metrics: true,
     }];
     if args.long_polling {
         runners.push(RunnerCommand {
@@ -167,6 +185,7 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
             args: vec![OsString::from("run")],
             long_polling: true,
             reuse: false,
+            serves_metrics: true,
         });
     }
     if args.reuse {
@@ -176,7 +195,15 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
             args: vec![OsString::from("run")],
             long_polling: false,
             reuse: true,
+            serves_metrics: true,
         });
+    }
+    if args.python_only {
+        if args.python_runner.is_none() {
+            eprintln!("paas-sim bench: --python-only needs --python-runner");
+            return ExitCode::from(2);
+        }
+        runners.clear();
     }
     if let Some(py) = &args.python_runner {
         if !py.is_file() {
@@ -192,6 +219,7 @@ pub fn main(args: &BenchArgs, runner: &Path, interrupted: &dyn Fn() -> bool) -> 
             args: Vec::new(),
             long_polling: false,
             reuse: false,
+            serves_metrics: false,
         });
     }
     let dir = match &args.dir {
@@ -259,6 +287,22 @@ mod tests {
         assert!(!args(&[]).long_polling);
         assert!(!args(&[]).reuse);
         assert!(args(&["--reuse"]).reuse);
+        assert!(!p.fleet);
+    }
+
+    #[test]
+    fn fleet_is_the_long_load_and_options_override_it() {
+        let p = args(&["--fleet"]).params().expect("valid");
+        assert!(p.fleet);
+        assert_eq!((p.jobs, p.concurrent), (1000, 1000));
+        assert_eq!(p.job_duration, Duration::from_secs(600));
+        assert_eq!(p.progress_interval, Duration::from_secs(30));
+        assert_eq!(p.timeout, Duration::from_secs(1800));
+        let short = args(&["--fleet", "--job-seconds", "60", "--jobs", "100"])
+            .params()
+            .expect("valid");
+        assert_eq!((short.jobs, short.concurrent), (100, 1000));
+        assert_eq!(short.job_duration, Duration::from_secs(60));
     }
 
     #[test]

@@ -10,10 +10,12 @@
 //! - [`procfs`]: what `/proc` tells about one process;
 //! - [`child`]: the measured process, in its own process group;
 //! - [`run`]: one run;
+//! - [`fleet`]: the steady-state and state write figures of long loads;
 //! - [`stats`], [`report`]: distributions, medians, the side-by-side table.
 
 pub mod child;
 pub mod cli;
+pub mod fleet;
 mod params;
 pub mod procfs;
 pub mod report;

@@ -6,6 +6,8 @@ use std::time::Duration;
 /// The simulated load and the runner settings of a bench.
 #[derive(Debug, Clone)]
 pub struct Params {
+    /// The fleet load: the steady-state figures are measured.
+    pub fleet: bool,
     /// Jobs enqueued.
     pub jobs: usize,
     /// The jobs are enqueued evenly over this time (zero: all at once).

@@ -19,8 +19,10 @@ pub enum Unit {
     Count,
     /// A ratio to the number of jobs, shown with two decimals.
     PerJob,
-    /// A share, shown in percent.
+    /// A percentage, shown with two decimals.
     Percent,
+    /// A rate per minute, shown with one decimal.
+    PerMinute,
 }
 
 impl Unit {
@@ -31,7 +33,8 @@ impl Unit {
             Unit::MiB => format!("{v:.1} MiB"),
             Unit::Count => format!("{v:.0}"),
             Unit::PerJob => format!("{v:.2}"),
-            Unit::Percent => format!("{:.0} %", v * 100.0),
+            Unit::Percent => format!("{v:.2} %"),
+            Unit::PerMinute => format!("{v:.1} /min"),
         }
     }
 }

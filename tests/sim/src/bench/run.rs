@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::child::{ChildError, GroupChild};
+use super::fleet::{self, FleetWatch};
 use super::params::Params;
 use super::procfs;
 use super::report::{Figures, Unit};
@@ -48,6 +49,9 @@ pub struct RunnerCommand {
     /// The clever-service-docker executor (standby and reuse) instead of
     /// clever-docker.
     pub reuse: bool,
+    /// Takes `--listen-address` and serves this runner's `/metrics` (read
+    /// for the state write figures).
+    pub serves_metrics: bool,
 }
 
 /// Why a run failed.
@@ -154,6 +158,15 @@ pub fn run_once(
     let config = world.write_runner_config(dir, options)?;
     let log = dir.join("runner.log");
     let mut args = runner.args.clone();
+    let metrics = if runner.serves_metrics {
+        fleet::free_local_address()
+    } else {
+        None
+    };
+    if let Some(addr) = metrics {
+        args.push(OsString::from("--listen-address"));
+        args.push(OsString::from(addr.to_string()));
+    }
     args.push(config.into_os_string());
     let mut child = GroupChild::spawn(&runner.program, &args, &log)?;
     let pid = child.pid();
@@ -209,6 +222,7 @@ pub fn run_once(
     let mut peak_threads = idle.threads;
     let mut peak_children = procfs::child_count(pid).unwrap_or(0);
     let mut last = idle;
+    let mut watch = params.fleet.then(|| FleetWatch::new(params.jobs, metrics));
     // bounded by the deadline, and by a count as a second guard
     let max_loops = params.timeout.as_millis() / SAMPLE_STEP.as_millis() + 2;
     let mut wait = Wait::TimedOut;
@@ -231,6 +245,9 @@ pub fn run_once(
             peak_children = peak_children.max(n);
         }
         arrivals.enqueue_due(&world, Instant::now());
+        if let Some(w) = watch.as_mut() {
+            w.observe(&world, pid, Instant::now());
+        }
         if all_done(&world, params.jobs) {
             wait = Wait::Done;
             break;
@@ -248,6 +265,7 @@ pub fn run_once(
     if let Some(p) = profiler {
         p.stop();
     }
+    let final_metrics = metrics.and_then(fleet::scrape);
     let stopped = child.stop(STOP_GRACE)?;
     let summary = world.summary();
     let jobs_left = summary.jobs_pending + summary.jobs_running;
@@ -372,6 +390,11 @@ pub fn run_once(
     if runner.reuse {
         push_reuse(&mut figures, &world);
     }
+    match (&watch, &final_metrics) {
+        (Some(w), _) => w.push_figures(&mut figures, &world, final_metrics.as_deref()),
+        (None, Some(text)) => fleet::push_state_writes(&mut figures, text, params.jobs),
+        (None, None) => {}
+    }
     world.shutdown();
     Ok(RunOutcome { figures, log })
 }
@@ -403,7 +426,7 @@ fn push_reuse(figures: &mut Figures, world: &World) {
     let summary = world.summary();
     figures.push(
         "reuse ratio (jobs on a reused application)",
-        summary.reuse_ratio().unwrap_or(0.0),
+        summary.reuse_ratio().unwrap_or(0.0) * 100.0,
         Unit::Percent,
     );
     let (new, reused) = launch_latencies(world);
