@@ -103,6 +103,41 @@ async fn checks_are_timed_from_the_observed_start_not_the_launch() {
     svc.stop().await;
 }
 
+/// A job cancelled at the coordinator after its launch and before its
+/// trace grows is seen at its first check, two intervals after the launch.
+#[actix_rt::test]
+async fn a_job_cancelled_before_its_start_is_seen_two_intervals_after_its_launch() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 2.0);
+    r.coord.script.borrow_mut().auto_trace = false;
+    r.coord.push_jobs([job(7, &[])]);
+    let mut s = settings(10.0);
+    s.job_progress_poll_interval = INTERVAL;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+    let step = Duration::from_millis(100);
+    assert!(
+        svc.until(step, 600, |s| s.phases.get("launched") == Some(&1))
+            .await,
+        "job 7 launched"
+    );
+    let launched = tokio::time::Instant::now();
+    world.finish_job(7);
+    tokio::time::sleep_until(launched + INTERVAL * 2 - step).await;
+    assert_eq!(
+        (status_calls(&r), world.state().deleted),
+        (0, 0),
+        "no check before two intervals"
+    );
+    assert!(
+        svc.until(step, 20, |_| world.state().deleted == 1).await,
+        "seen cancelled at the first check, application deleted"
+    );
+    assert_eq!(status_calls(&r), 1);
+    svc.stop().await;
+}
+
 /// Starts `ids` one after the other, `gap` apart, so that each job has its
 /// own check timer; returns as soon as the last one is started.
 async fn start_spread(r: &Runner, svc: &mut Service, ids: &[i64], gap: Duration) {
