@@ -1,7 +1,7 @@
 //! Pure: when each launched job's status is checked next.
 //!
-//! Each job has its own timer, started at its launch: checks fall due every
-//! `interval` from then on. A check in flight is never doubled, and the
+//! Each job has its own timer, started at its launch and started anew when
+//! the job is seen started: checks fall due every `interval` from then on. A check in flight is never doubled, and the
 //! next one falls due one interval after the previous one was due (or at
 //! once if its answer came later than that), so two checks of one job
 //! never start within one interval. Finding the due jobs costs
@@ -41,12 +41,36 @@ impl CheckSchedule {
     /// Starts a job's timer at `now` (its launch): first check one interval
     /// later. Nothing if the job already has one.
     pub(super) fn start(&mut self, key: JobKey, now: Instant) {
+        self.start_in(key, now, 1);
+    }
+
+    /// Starts a job's timer at `now` with its first check `intervals`
+    /// intervals later (at least one), the next ones every interval.
+    /// Nothing if the job already has one.
+    pub(super) fn start_in(&mut self, key: JobKey, now: Instant, intervals: u32) {
         if self.slots.contains_key(&key) {
             return;
         }
-        let due = now + self.interval;
+        let due = now + self.interval.saturating_mul(intervals.max(1));
         self.slots.insert(key, Slot::Due(due));
         self.queue.insert((due, key));
+    }
+
+    /// Starts a job's timer anew at `now` (its observed start): its next
+    /// check falls due one interval later, and a check in flight, once
+    /// answered, is followed by one no earlier than that.
+    pub(super) fn restart(&mut self, key: JobKey, now: Instant) {
+        match self.slots.get(&key).copied() {
+            Some(Slot::InFlight(_)) => {
+                self.slots.insert(key, Slot::InFlight(now));
+            }
+            Some(Slot::Due(due)) => {
+                self.queue.remove(&(due, key));
+                self.slots.remove(&key);
+                self.start(key, now);
+            }
+            None => self.start(key, now),
+        }
     }
 
     /// Removes a job's timer (the job no longer needs checks).
@@ -176,6 +200,38 @@ mod tests {
         let late = t0 + I * 3 + Duration::from_secs(5);
         s.checked(key(1), late);
         assert_eq!(s.next_due(), Some(late));
+    }
+
+    #[test]
+    fn a_restarted_timer_falls_due_one_interval_after_the_restart() {
+        let t0 = Instant::now();
+        let s4 = Duration::from_secs(4);
+        let mut s = CheckSchedule::new(I);
+        // Waiting: moved to one interval after the restart.
+        s.start(key(1), t0);
+        s.restart(key(1), t0 + s4);
+        assert!(s.take_due(t0 + I).is_empty());
+        assert_eq!(s.take_due(t0 + I + s4), vec![key(1)]);
+        // In flight: not sent twice; its answer schedules from the restart.
+        s.restart(key(1), t0 + I * 2);
+        assert_eq!(s.next_due(), None);
+        s.checked(key(1), t0 + I * 2);
+        assert_eq!(s.next_due(), Some(t0 + I * 3));
+        // No timer yet: started.
+        s.restart(key(2), t0);
+        assert_eq!((s.len(), s.take_due(t0 + I)), (2, vec![key(2)]));
+    }
+
+    #[test]
+    fn a_timer_can_start_with_a_longer_first_wait() {
+        let t0 = Instant::now();
+        let mut s = CheckSchedule::new(I);
+        s.start_in(key(1), t0, 2);
+        s.start_in(key(2), t0, 0);
+        assert_eq!(s.take_due(t0 + I), vec![key(2)]);
+        assert_eq!(s.take_due(t0 + I * 2), vec![key(1)]);
+        s.checked(key(1), t0 + I * 2);
+        assert_eq!(s.next_due(), Some(t0 + I * 3), "then every interval");
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl Supervisor {
         if self.apply(key, JobEvent::TraceSeen) {
             let log = self.job_log(key);
             slog::info!(log, "job started");
-            self.start_checks(key, ctx);
+            self.restart_checks(key, ctx);
             let empty = self.empty_payload.clone();
             if let Some(e) = self.jobs.get_mut(&key) {
                 // Started jobs are saved without payload (`launched`): free it.
@@ -274,7 +274,7 @@ impl Supervisor {
                     // The job's service accepted it: started.
                     self.on_started(key, ctx);
                 } else {
-                    self.start_checks(key, ctx);
+                    self.start_checks_before_start(key, ctx);
                     self.spawn_trace_watch(key, ctx);
                 }
             }

@@ -1,7 +1,13 @@
 //! Progress checks: whether the launched jobs still run at the
-//! coordinator, each on its own timer started at its launch
-//! ([`super::check_schedule`]): every `job_progress_poll_interval`, never
-//! two checks of one job within one interval, none while it is launching.
+//! coordinator, each on its own timer ([`super::check_schedule`]): every
+//! `job_progress_poll_interval` from its observed start (its trace grew, or
+//! its service accepted it), never two checks of one job within one
+//! interval, none before its launch. A job launched but not yet seen
+//! started has its first check two intervals after its launch: before its
+//! start it can only end by being cancelled, which that check still sees;
+//! a job seen started within two intervals is not checked before, and its
+//! end is seen within one interval of its start's cadence, as with a timer
+//! from the launch.
 //!
 //! A refused job token ([`JobStatus::TokenRefused`]) means the job is over
 //! once the coordinator is seen accepting another token of the same runner;
@@ -18,10 +24,23 @@ use tokio::time::Instant;
 const WITNESS_SCAN: usize = 4096;
 
 impl Supervisor {
-    /// Starts a job's check timer (at its launch, or when a launched job is
-    /// loaded or adopted).
+    /// Starts a job's check timer (when a started job is loaded or
+    /// adopted).
     pub(super) fn start_checks(&mut self, key: JobKey, ctx: &mut Context<Self>) {
         self.checks.start(key, Instant::now());
+        self.arm_check_timer(ctx);
+    }
+
+    /// Starts the check timer of a job launched but not yet seen started:
+    /// first check two intervals later (see the module documentation).
+    pub(super) fn start_checks_before_start(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        self.checks.start_in(key, Instant::now(), 2);
+        self.arm_check_timer(ctx);
+    }
+
+    /// Starts a job's check timer anew, at its observed start.
+    pub(super) fn restart_checks(&mut self, key: JobKey, ctx: &mut Context<Self>) {
+        self.checks.restart(key, Instant::now());
         self.arm_check_timer(ctx);
     }
 

@@ -187,7 +187,7 @@ impl Supervisor {
                     // Its service accepted it before the stop: started.
                     self.on_started(key, ctx);
                 } else {
-                    self.start_checks(key, ctx);
+                    self.start_checks_before_start(key, ctx);
                     self.spawn_trace_watch(key, ctx);
                 }
             }

@@ -45,6 +45,99 @@ async fn a_job_is_checked_once_per_interval_from_its_launch_only() {
     svc.stop().await;
 }
 
+/// A job seen started 1 s after its launch and ending 2 s later, checked
+/// every second: its checks are timed from its observed start, so none
+/// comes before it (a timer from the launch asked 4 times here: at 1, 2, 3
+/// and 4 s), and its end is seen within one interval.
+#[actix_rt::test]
+async fn checks_are_timed_from_the_observed_start_not_the_launch() {
+    tokio::time::pause();
+    let world = World::new();
+    let mut r = runner(&world, "ra", 2.0);
+    r.settings.trace_watch = Some(paas_actors::settings::TraceWatch {
+        timeout: Duration::from_secs(60),
+        poll_step: Duration::from_millis(300),
+    });
+    r.coord.script.borrow_mut().auto_trace = false;
+    r.coord.push_jobs([job(7, &[])]);
+    let mut s = settings(10.0);
+    s.job_progress_poll_interval = Duration::from_secs(1);
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+    let step = Duration::from_millis(10);
+
+    assert!(
+        svc.until(step, 3000, |s| s.phases.get("launched") == Some(&1))
+            .await,
+        "job 7 launched"
+    );
+    let launched = tokio::time::Instant::now();
+    // The inner job writes to its trace 1.05 s after the launch.
+    tokio::time::sleep_until(launched + Duration::from_millis(1050)).await;
+    r.coord.script.borrow_mut().auto_trace = true;
+    assert!(
+        svc.until(step, 300, |s| s.phases.get("started") == Some(&1))
+            .await,
+        "job 7 started"
+    );
+    assert_eq!(status_calls(&r), 0, "no status check before the start");
+
+    // It ends 2 s after its start.
+    tokio::time::sleep_until(launched + Duration::from_millis(3050)).await;
+    world.finish_job(7);
+    let ended = tokio::time::Instant::now();
+    assert!(
+        svc.until(step, 500, |_| world.state().deleted == 1).await,
+        "job 7's application deleted"
+    );
+    let lag = ended.elapsed();
+    assert!(
+        lag <= Duration::from_millis(1100),
+        "end seen within one interval (and the delete): {lag:?}"
+    );
+    assert_eq!(
+        status_calls(&r),
+        2,
+        "checked at 1 s and 2 s after its start"
+    );
+    svc.stop().await;
+}
+
+/// A job cancelled at the coordinator after its launch and before its
+/// trace grows is seen at its first check, two intervals after the launch.
+#[actix_rt::test]
+async fn a_job_cancelled_before_its_start_is_seen_two_intervals_after_its_launch() {
+    tokio::time::pause();
+    let world = World::new();
+    let r = runner(&world, "ra", 2.0);
+    r.coord.script.borrow_mut().auto_trace = false;
+    r.coord.push_jobs([job(7, &[])]);
+    let mut s = settings(10.0);
+    s.job_progress_poll_interval = INTERVAL;
+    let store = MemoryStore::new();
+    let mut svc = start(s, &[&r], &store).await;
+    let step = Duration::from_millis(100);
+    assert!(
+        svc.until(step, 600, |s| s.phases.get("launched") == Some(&1))
+            .await,
+        "job 7 launched"
+    );
+    let launched = tokio::time::Instant::now();
+    world.finish_job(7);
+    tokio::time::sleep_until(launched + INTERVAL * 2 - step).await;
+    assert_eq!(
+        (status_calls(&r), world.state().deleted),
+        (0, 0),
+        "no check before two intervals"
+    );
+    assert!(
+        svc.until(step, 20, |_| world.state().deleted == 1).await,
+        "seen cancelled at the first check, application deleted"
+    );
+    assert_eq!(status_calls(&r), 1);
+    svc.stop().await;
+}
+
 /// Starts `ids` one after the other, `gap` apart, so that each job has its
 /// own check timer; returns as soon as the last one is started.
 async fn start_spread(r: &Runner, svc: &mut Service, ids: &[i64], gap: Duration) {
