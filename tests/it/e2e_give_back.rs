@@ -104,7 +104,19 @@ fn a_job_lost_at_acquisition_is_cancelled_and_retried_after_a_restart() {
         STEP,
     );
     assert!(given_back, "{}\n{}", e.describe(), tail(&second.log()));
-    // The retry is a new job of the same name, which the runner runs.
+    // The retry is a new job of the same name, which the runner runs. It is
+    // asked for after the cancel, by another request: wait for it.
+    let retry_seen = wait_until(
+        || {
+            coordinator
+                .jobs()
+                .iter()
+                .any(|j| j.name == "lost" && j.id != lost)
+        },
+        Duration::from_secs(10),
+        STEP,
+    );
+    assert!(retry_seen, "{}\n{}", e.describe(), tail(&second.log()));
     let retried = coordinator
         .jobs()
         .into_iter()
