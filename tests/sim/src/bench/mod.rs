@@ -10,6 +10,7 @@
 //! - [`procfs`]: what `/proc` tells about one process;
 //! - [`child`]: the measured process, in its own process group;
 //! - [`run`]: one run;
+//! - [`phases`]: where each job's time goes, between the world's milestones;
 //! - [`fleet`]: the steady-state and state write figures of long loads;
 //! - [`stats`], [`report`]: distributions, medians, the side-by-side table.
 
@@ -17,6 +18,7 @@ pub mod child;
 pub mod cli;
 pub mod fleet;
 mod params;
+pub mod phases;
 pub mod procfs;
 pub mod report;
 pub mod run;

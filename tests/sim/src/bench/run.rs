@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::child::{ChildError, GroupChild};
 use super::fleet::{self, FleetWatch};
 use super::params::Params;
+use super::phases;
 use super::procfs;
 use super::report::{Figures, Unit};
 use super::stats::Distribution;
@@ -362,6 +363,7 @@ pub fn run_once(
         "finished -> app deleted",
         Distribution::of(&timeline.delete_lags),
     );
+    phases::push_figures(&mut figures, &phases::collect(&world), params.concurrent);
     figures.push(
         "stop after SIGTERM",
         stopped.took.as_secs_f64(),

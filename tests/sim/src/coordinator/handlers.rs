@@ -285,6 +285,7 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
                 .collect(),
             body: String::from_utf8_lossy(&body).into_owned(),
             peer: req.peer_addr().map(|a| a.to_string()),
+            at: Some(std::time::Instant::now()),
         });
         let down = st.faults.down;
         let fault = if down { None } else { st.faults.take(endpoint) };

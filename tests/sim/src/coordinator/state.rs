@@ -180,6 +180,9 @@ pub struct RecordedRequest {
     /// Client address (`ip:port`): equal ports mean a reused connection.
     #[serde(default)]
     pub peer: Option<String>,
+    /// When it arrived (in-process clock, not serialised).
+    #[serde(skip)]
+    pub at: Option<Instant>,
 }
 
 impl RecordedRequest {
