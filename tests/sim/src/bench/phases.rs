@@ -88,7 +88,10 @@ pub fn push_figures(figures: &mut Figures, marks: &[Marks], concurrent: usize) {
         .iter()
         .filter_map(|m| span(m.delete_requested, m.deleted))
         .collect();
-    figures.push_distribution("  delete requested -> app deleted", Distribution::of(&values));
+    figures.push_distribution(
+        "  delete requested -> app deleted",
+        Distribution::of(&values),
+    );
     figures.push_distribution(
         "app deleted -> next acquisition (freed slot)",
         Distribution::of(&slot_gaps(marks, concurrent)),
@@ -193,7 +196,8 @@ pub fn collect(world: &World) -> Vec<Marks> {
 
 /// The application of a Git path `/git/app_X.git/…`.
 fn git_app(path: &str) -> Option<&str> {
-    path.split('/').find_map(|segment| segment.strip_suffix(".git"))
+    path.split('/')
+        .find_map(|segment| segment.strip_suffix(".git"))
 }
 
 #[cfg(test)]
