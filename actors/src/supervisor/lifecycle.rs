@@ -159,7 +159,9 @@ impl Supervisor {
                 // Started jobs are saved without payload (`launched`): free it.
                 e.job.payload = empty;
             }
-            self.mark_dirty(ctx);
+            // Lazily: a restart that finds the job not started yet watches
+            // its trace again.
+            self.mark_dirty_lazily(ctx);
             self.schedule_polls(ctx);
         }
     }
@@ -329,7 +331,9 @@ impl Supervisor {
     pub(super) fn on_decommissioned(&mut self, key: JobKey, ctx: &mut Context<Self>) {
         if self.apply(key, JobEvent::Decommissioned) {
             self.forget(key, JobEnd::Decommissioned);
-            self.mark_dirty(ctx);
+            // Lazily: a restart that finds the resource still listed
+            // deletes it again (answered "already gone").
+            self.mark_dirty_lazily(ctx);
             self.schedule_polls(ctx);
         }
     }

@@ -2,7 +2,7 @@
 //! ([`super::write_queue`]) and the write-ahead answers (a reply once a
 //! change is on disk).
 
-use super::write_queue::{Start, Wait};
+use super::write_queue::{Start, Wait, LAZY_WRITE_DELAY};
 use super::*;
 use crate::snapshot::RunnerRef;
 use crate::state::StateError;
@@ -18,6 +18,18 @@ impl Supervisor {
     pub(super) fn mark_dirty(&mut self, ctx: &mut Context<Self>) {
         if self.persist.mark_dirty() {
             ctx.notify(PersistNow);
+        }
+    }
+
+    /// A change no external action waits for and that a restart may find
+    /// undone (a job seen started, a resource seen deleted): carried by
+    /// the next write, or written [`LAZY_WRITE_DELAY`] later.
+    pub(super) fn mark_dirty_lazily(&mut self, ctx: &mut Context<Self>) {
+        if self.persist.mark_dirty_lazily() {
+            ctx.run_later(LAZY_WRITE_DELAY, |act, ctx| {
+                act.persist.lazy_due();
+                act.kick_persist(ctx);
+            });
         }
     }
 

@@ -14,6 +14,11 @@
 //! delays writes, never answers: a waiter is answered only by a write that
 //! covers it, once that write is on disk.
 //!
+//! A lazy change (one no external action waits for, and that a restart
+//! finds harmless to see undone: a job seen started, a resource seen
+//! deleted) starts no write of its own: the next write carries it, and
+//! [`LAZY_WRITE_DELAY`] after it at the latest one is started for it.
+//!
 //! The queue is failing from a failed write until the next successful one
 //! (the supervisor acquires no job meanwhile).
 
@@ -23,6 +28,9 @@ use tokio::time::Instant;
 /// Shortest time between the starts of two writes (see the module
 /// documentation).
 pub(crate) const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(4);
+
+/// Longest time a lazy change waits for a write to carry it.
+pub(crate) const LAZY_WRITE_DELAY: Duration = Duration::from_secs(1);
 
 /// What a new waiter gets.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,8 +61,11 @@ pub(crate) struct WriteQueue<W> {
     window: Duration,
     last_start: Option<Instant>,
     gen: u64,
+    /// The newest change a write must start for (lazy ones excluded).
+    urgent: u64,
     saved: u64,
     in_flight: bool,
+    lazy_scheduled: bool,
     retry_scheduled: bool,
     kick_scheduled: bool,
     stopped: bool,
@@ -75,8 +86,10 @@ impl<W> Default for WriteQueue<W> {
             window: GROUP_COMMIT_WINDOW,
             last_start: None,
             gen: 0,
+            urgent: 0,
             saved: 0,
             in_flight: false,
+            lazy_scheduled: false,
             retry_scheduled: false,
             kick_scheduled: false,
             stopped: false,
@@ -97,7 +110,22 @@ impl<W> WriteQueue<W> {
     /// first change of a burst).
     pub(super) fn mark_dirty(&mut self) -> bool {
         self.gen += 1;
+        self.urgent = self.gen;
         !std::mem::replace(&mut self.kick_scheduled, true)
+    }
+
+    /// A lazy change (see the module documentation). True when the caller
+    /// must call [`WriteQueue::lazy_due`] after [`LAZY_WRITE_DELAY`] (the
+    /// first lazy change since the last such call).
+    pub(super) fn mark_dirty_lazily(&mut self) -> bool {
+        self.gen += 1;
+        !std::mem::replace(&mut self.lazy_scheduled, true)
+    }
+
+    /// The lazy changes waited long enough: the next start writes them.
+    pub(super) fn lazy_due(&mut self) {
+        self.lazy_scheduled = false;
+        self.urgent = self.gen;
     }
 
     /// The scheduled kick arrived.
@@ -108,7 +136,7 @@ impl<W> WriteQueue<W> {
     /// Starts a write if one is due at `now` (see [`Start`]). A forced
     /// stop's write does not wait for the window.
     pub(super) fn start(&mut self, now: Instant) -> Start {
-        if self.in_flight || self.retry_scheduled || self.stopped || self.saved >= self.gen {
+        if self.in_flight || self.retry_scheduled || self.stopped || self.saved >= self.urgent {
             return Start::Idle;
         }
         let due = self.last_start.map(|t| t + self.window);
@@ -165,6 +193,7 @@ impl<W> WriteQueue<W> {
         if self.saved >= self.gen {
             return Wait::Done(waiter);
         }
+        self.urgent = self.gen;
         self.waiters.push((self.gen, waiter));
         Wait::Queued {
             start_now: !self.kick_scheduled,
@@ -176,6 +205,7 @@ impl<W> WriteQueue<W> {
     pub(super) fn force(&mut self) {
         self.forced = true;
         self.stopped = false;
+        self.urgent = self.gen;
     }
 
     /// No more writes.
@@ -402,6 +432,58 @@ mod tests {
         assert_eq!(q.start(c.next()), Start::Idle);
         q.force();
         assert!(q.is_forced());
+        assert_eq!(q.start(c.next()), Start::Write(1));
+    }
+
+    #[test]
+    fn a_lazy_change_waits_for_its_delay_or_for_another_write() {
+        let mut c = Clock::new();
+        let mut q: WriteQueue<u8> = WriteQueue::default();
+        assert!(
+            q.mark_dirty_lazily(),
+            "the first lazy change asks for a timer"
+        );
+        assert!(
+            !q.mark_dirty_lazily(),
+            "one timer per batch of lazy changes"
+        );
+        assert_eq!(q.start(c.next()), Start::Idle, "no write of its own");
+        q.lazy_due();
+        assert_eq!(q.start(c.next()), Start::Write(2), "written once due");
+        q.succeeded(2, T);
+
+        // an urgent change carries the lazy ones made before it
+        assert!(q.mark_dirty_lazily());
+        q.mark_dirty();
+        q.kick_taken();
+        assert_eq!(q.start(c.next()), Start::Write(4));
+        q.succeeded(4, T);
+        q.lazy_due();
+        assert_eq!(q.start(c.next()), Start::Idle, "nothing left to write");
+    }
+
+    #[test]
+    fn a_lazy_change_during_a_write_starts_no_second_write() {
+        let mut c = Clock::new();
+        let mut q: WriteQueue<u8> = WriteQueue::default();
+        q.mark_dirty();
+        q.kick_taken();
+        assert_eq!(q.start(c.next()), Start::Write(1));
+        q.mark_dirty_lazily();
+        q.succeeded(1, T);
+        assert_eq!(q.start(c.next()), Start::Idle);
+        // a waiter needs everything, the lazy change included
+        assert_eq!(q.wait(7), Wait::Queued { start_now: true });
+        assert_eq!(q.start(c.next()), Start::Write(2));
+        assert_eq!(q.succeeded(2, T), vec![7]);
+    }
+
+    #[test]
+    fn a_forced_stop_writes_the_lazy_changes() {
+        let mut c = Clock::new();
+        let mut q: WriteQueue<u8> = WriteQueue::default();
+        q.mark_dirty_lazily();
+        q.force();
         assert_eq!(q.start(c.next()), Start::Write(1));
     }
 }
