@@ -24,7 +24,9 @@ use crate::world::{job_id_of_app_name, World};
 pub struct Marks {
     /// Handed out to the runner.
     pub handed_out: Option<Instant>,
-    /// Its application created.
+    /// The create request of its application arrived.
+    pub create_requested: Option<Instant>,
+    /// Its application created (the create request answered).
     pub created: Option<Instant>,
     /// The first Git `info/refs` request for that application arrived.
     pub first_look: Option<Instant>,
@@ -51,9 +53,12 @@ fn span(from: Option<Instant>, to: Option<Instant>) -> Option<Duration> {
 /// The rows this module adds, in order: each with the two marks it spans.
 type Span = (&'static str, fn(&Marks) -> Option<Duration>);
 
-const SPANS: [Span; 7] = [
-    ("  acquired -> app created", |m| {
-        span(m.handed_out, m.created)
+const SPANS: [Span; 8] = [
+    ("  acquired -> create requested", |m| {
+        span(m.handed_out, m.create_requested)
+    }),
+    ("  create requested -> app created", |m| {
+        span(m.create_requested, m.created)
     }),
     ("  app created -> first git request", |m| {
         span(m.created, m.first_look)
@@ -138,6 +143,7 @@ pub fn collect(world: &World) -> Vec<Marks> {
         marks_of_app.insert(
             app.id.clone(),
             Marks {
+                create_requested: Some(at(app.requested_ms)),
                 created: Some(at(app.created_ms)),
                 deleted: app.deleted_ms.map(at),
                 ..Marks::default()
@@ -243,12 +249,15 @@ mod tests {
         let t0 = Instant::now();
         let m = Marks {
             handed_out: Some(t0),
-            created: Some(t0 + Duration::from_millis(120)),
+            create_requested: Some(t0 + Duration::from_millis(120)),
             ..Marks::default()
         };
         let mut figures = Figures::default();
         push_figures(&mut figures, &[m], 1);
-        assert_eq!(figures.get("  acquired -> app created mean"), Some(0.12));
+        assert_eq!(
+            figures.get("  acquired -> create requested mean"),
+            Some(0.12)
+        );
         assert_eq!(figures.get("  push arrived -> deployed (push) mean"), None);
         assert_eq!(figures.get("last job finished -> last app deleted"), None);
     }

@@ -263,8 +263,9 @@ pub async fn create(
         _ => false,
     };
     let org = path.into_inner();
-    let (id, repo_path, request, latency) = {
+    let (id, repo_path, request, latency, requested_ms) = {
         let mut w = world.lock();
+        let requested_ms = w.now_ms();
         if let Err(f) = check_api(&w, &req, &org) {
             return f.response();
         }
@@ -284,7 +285,13 @@ pub async fn create(
         };
         let id = format!("app_{}", new_uuid(&mut w.rng));
         let repo_path: PathBuf = w.repo_root.join(format!("{id}.git"));
-        (id, repo_path, request, w.timing.create_latency)
+        (
+            id,
+            repo_path,
+            request,
+            w.timing.create_latency,
+            requested_ms,
+        )
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -345,6 +352,7 @@ pub async fn create(
             org,
             flavor: app.max_flavor.name.clone(),
             weight: app.max_flavor.weight(),
+            requested_ms,
             created_ms: w.now_ms(),
             deleted_ms: None,
             deployments: 0,

@@ -27,7 +27,9 @@ pub struct AppEntry {
     pub flavor: String,
     /// Weight `(maxFlavor mem MiB / 1024) ^ 1.25`.
     pub weight: f64,
-    /// Creation time (ms since start).
+    /// Arrival of the create request (ms since start).
+    pub requested_ms: u64,
+    /// Creation time (ms since start): the create request answered.
     pub created_ms: u64,
     /// Deletion time (ms since start), `None` while alive.
     pub deleted_ms: Option<u64>,
@@ -408,6 +410,7 @@ mod tests {
             org: "o".into(),
             flavor: "f".into(),
             weight,
+            requested_ms: t,
             created_ms: t,
             deleted_ms: None,
             deployments: 0,
