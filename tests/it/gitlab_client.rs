@@ -583,7 +583,10 @@ async fn trace_len_reads_bytes_with_the_admin_token() {
 #[actix_rt::test]
 async fn the_jobs_api_tells_a_job_over_from_a_job_executing() {
     let c = start();
-    let gl = client(&c);
+    let metrics = std::sync::Arc::new(paas_actors::metrics::Metrics::new());
+    let mut s = settings(&c);
+    s.metrics = Some(paas_actors::metrics::ApiCounter::new(metrics.clone(), "r1"));
+    let gl = GitlabCoordinator::new(s).expect("client");
     let job = take_job(&c, &gl, JobSpec::default()).await;
     assert_eq!(
         gl.job_api_status(&job).await,
@@ -599,6 +602,13 @@ async fn the_jobs_api_tells_a_job_over_from_a_job_executing() {
     assert_eq!(
         gl.job_api_status(&job).await,
         Ok(Some(JobApiStatus::Over("success")))
+    );
+    let exposed = metrics.encode().expect("metrics");
+    assert!(
+        exposed.contains(
+            "api_requests_total{runner=\"r1\",api=\"gitlab\",endpoint=\"job read\",status=\"200\"} 2"
+        ),
+        "{exposed}"
     );
 
     // Nothing learnt: errors, refusals, another job's answer, no project.
