@@ -12,8 +12,8 @@
 //! not know ([`IdentifyJobs`]); the supervisor decides what to do.
 
 use crate::ports::{
-    Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, PollKind, Resource,
-    Weight,
+    Coordinator, CoordinatorError, Job, JobApiStatus, JobStatus, Listing, Paas, PaasError,
+    PollKind, Resource, Weight,
 };
 use crate::reconcile::{capped_weight, judge, Identified, IdentifyError};
 use actix::prelude::*;
@@ -57,6 +57,15 @@ pub(crate) struct GetMaxJobWeight;
 #[rtype(result = "Vec<(i64, Result<JobStatus, CoordinatorError>)>")]
 pub(crate) struct CheckJobs {
     /// Jobs to check.
+    pub jobs: Vec<Job>,
+}
+
+/// Sent by the supervisor to a poller for jobs whose refused token is held
+/// in a burst: what does the Jobs API say of each?
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<(i64, Result<Option<JobApiStatus>, CoordinatorError>)>")]
+pub(crate) struct ConfirmJobs {
+    /// Jobs to ask about.
     pub jobs: Vec<Job>,
 }
 
@@ -134,6 +143,28 @@ impl Handler<CheckJobs> for Poller {
                     let coordinator = coordinator.clone();
                     async move {
                         let status = coordinator.job_status(&job).await;
+                        (job.id, status)
+                    }
+                })
+                .buffer_unordered(bound)
+                .collect()
+                .await
+        })
+    }
+}
+
+impl Handler<ConfirmJobs> for Poller {
+    type Result = ResponseFuture<Vec<(i64, Result<Option<JobApiStatus>, CoordinatorError>)>>;
+
+    fn handle(&mut self, msg: ConfirmJobs, _: &mut Context<Self>) -> Self::Result {
+        let coordinator = self.coordinator.clone();
+        let bound = self.check_concurrency;
+        Box::pin(async move {
+            stream::iter(msg.jobs)
+                .map(|job| {
+                    let coordinator = coordinator.clone();
+                    async move {
+                        let status = coordinator.job_api_status(&job).await;
                         (job.id, status)
                     }
                 })

@@ -160,6 +160,51 @@ pub struct RunningJob {
     pub age: Option<Duration>,
 }
 
+/// What GitLab's Jobs API (`GET /projects/:id/jobs/:job_id`, read with the
+/// trace-watch token) says of a job whose token the coordinator refused.
+/// The status is one of GitLab's job statuses, as a fixed name (never the
+/// answer's text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobApiStatus {
+    /// Not executing any more: `success`, `failed`, `canceled`, `skipped`.
+    Over(&'static str),
+    /// Executing or yet to: `running`, `canceling`, `pending`, `created`,
+    /// `preparing`, `waiting_for_resource`, `manual`, `scheduled`.
+    Executing(&'static str),
+}
+
+impl JobApiStatus {
+    /// Reads a job status of the Jobs API; `None` for a status GitLab does
+    /// not document (nothing learnt).
+    pub fn parse(status: &str) -> Option<JobApiStatus> {
+        const OVER: [&str; 4] = ["success", "failed", "canceled", "skipped"];
+        const EXECUTING: [&str; 8] = [
+            "running",
+            "canceling",
+            "pending",
+            "created",
+            "preparing",
+            "waiting_for_resource",
+            "manual",
+            "scheduled",
+        ];
+        if let Some(s) = OVER.iter().find(|s| **s == status) {
+            return Some(JobApiStatus::Over(s));
+        }
+        EXECUTING
+            .iter()
+            .find(|s| **s == status)
+            .map(|s| JobApiStatus::Executing(s))
+    }
+
+    /// The status name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobApiStatus::Over(s) | JobApiStatus::Executing(s) => s,
+        }
+    }
+}
+
 /// Outcome of appending to a job trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceAppend {
@@ -303,6 +348,18 @@ pub trait Coordinator {
     /// the trace-watch (admin) token; `Ok(None)` when there is no such
     /// token or this runner's id is unknown: nothing can be listed.
     fn running_jobs(&self) -> PortFuture<'_, Result<Option<Vec<RunningJob>>, CoordinatorError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// What the Jobs API says of a job whose token was refused, read with
+    /// the trace-watch (administrator) token: `Ok(None)` when nothing can
+    /// be learnt (no such token, no project id, the answer is about
+    /// another job or names no documented status), the default.
+    fn job_api_status<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Option<JobApiStatus>, CoordinatorError>> {
+        let _ = job;
         Box::pin(async { Ok(None) })
     }
 
@@ -648,6 +705,19 @@ mod tests {
         assert_eq!(*job.payload, payload);
         assert_eq!(job.variable("A"), Some("first"));
         assert_eq!(job.variable("B"), None);
+    }
+
+    #[test]
+    fn job_api_statuses_are_over_executing_or_unknown() {
+        for s in ["success", "failed", "canceled", "skipped"] {
+            assert_eq!(JobApiStatus::parse(s), Some(JobApiStatus::Over(s)));
+        }
+        for s in ["running", "canceling", "pending", "created", "manual"] {
+            assert_eq!(JobApiStatus::parse(s), Some(JobApiStatus::Executing(s)));
+        }
+        for s in ["", "Success", "finished", "success "] {
+            assert_eq!(JobApiStatus::parse(s), None, "{s:?}");
+        }
     }
 
     #[test]

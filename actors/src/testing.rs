@@ -9,8 +9,8 @@
 //! the JSON format. [`capture_logger`] collects log lines for assertions.
 
 use crate::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, Listing, Paas,
-    PaasError, PollKind, PortFuture, Resource, TraceAppend, Weight,
+    Coordinator, CoordinatorError, FailureReason, Job, JobApiStatus, JobOwner, JobStatus, Listing,
+    Paas, PaasError, PollKind, PortFuture, Resource, TraceAppend, Weight,
 };
 pub use crate::quota::JobKey;
 use crate::state::{Snapshot, StateError, StateStore};
@@ -156,6 +156,11 @@ pub struct CoordinatorScript {
     pub refuse_every_token: bool,
     /// When true, `trace_len` answers as to a refused trace-watch token.
     pub trace_refused: bool,
+    /// What `job_api_status` answers about every job; `None` (the
+    /// default): nothing learnt, as without a trace-watch token.
+    pub jobs_api: Option<Result<JobApiStatus, CoordinatorError>>,
+    /// Calls to `job_api_status`, by job id.
+    pub jobs_api_calls: Vec<i64>,
     /// Calls to `trace_len`.
     pub trace_reads: u64,
     /// When true, `job_status` says Finished as soon as the job is launched.
@@ -346,6 +351,17 @@ impl Coordinator for FakeCoordinator {
                 Some(e) => Err(e),
                 None => Ok(()),
             }
+        })
+    }
+
+    fn job_api_status<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Option<JobApiStatus>, CoordinatorError>> {
+        Box::pin(async move {
+            let mut s = self.script.borrow_mut();
+            s.jobs_api_calls.push(job.id);
+            s.jobs_api.clone().transpose()
         })
     }
 

@@ -237,8 +237,9 @@ pub(crate) const TRACE_WATCH_TOKEN: Key = key!(
     Fallback::Absent,
     AtStart,
     "An administrator token with `read_api` scope, to read job logs; without it, job logs are \
-     not watched. With the `api` scope it also gives back jobs lost at acquisition (see \
-     \"Jobs lost at acquisition\")."
+     not watched. It also asks the Jobs API whether jobs whose tokens are all refused at once \
+     are over (see \"Runner-side trouble and transport\"). With the `api` scope it also gives \
+     back jobs lost at acquisition (see \"Jobs lost at acquisition\")."
 );
 
 /// The common runner keys declared here (README's table).

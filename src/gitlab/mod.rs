@@ -11,7 +11,9 @@
 //! (status/transport → `CoordinatorError`), `jobs` (`/jobs/request`,
 //! `GET /job`, `PUT /jobs/:id`), `trace` (trace PATCH and read),
 //! `attributes` (group custom attributes), `give_back` (the runner's
-//! running jobs, cancel and retry, with the trace-watch token), `runners`
+//! running jobs, cancel and retry, with the trace-watch token), `jobs_api`
+//! (one job's status through the Jobs API, with the trace-watch token, for
+//! a job whose token is refused), `runners`
 //! (register, verify,
 //! unregister, `system_id`), `runner_ids` (this runner's id, remembered
 //! beside the state file).
@@ -21,6 +23,7 @@ mod client;
 mod errors;
 mod give_back;
 mod jobs;
+mod jobs_api;
 mod reply;
 mod runner_ids;
 mod runners;
@@ -40,8 +43,8 @@ pub use trace::range_end;
 use crate::secret::Secret;
 use client::Http;
 use paas_actors::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PollKind, PortFuture,
-    RunningJob, TraceAppend,
+    Coordinator, CoordinatorError, FailureReason, Job, JobApiStatus, JobOwner, JobStatus, PollKind,
+    PortFuture, RunningJob, TraceAppend,
 };
 use std::cell::{Cell, RefCell};
 
@@ -221,5 +224,12 @@ impl Coordinator for GitlabCoordinator {
         job: &'a RunningJob,
     ) -> PortFuture<'a, Result<Option<i64>, CoordinatorError>> {
         Box::pin(self.give_back_impl(job))
+    }
+
+    fn job_api_status<'a>(
+        &'a self,
+        job: &'a Job,
+    ) -> PortFuture<'a, Result<Option<JobApiStatus>, CoordinatorError>> {
+        Box::pin(self.job_api_status_impl(job))
     }
 }

@@ -8,7 +8,8 @@ use heptapod_paas_runner::gitlab::{
 };
 use heptapod_paas_runner::secret::Secret;
 use paas_actors::ports::{
-    Coordinator, CoordinatorError, FailureReason, Job, JobOwner, JobStatus, PollKind, TraceAppend,
+    Coordinator, CoordinatorError, FailureReason, Job, JobApiStatus, JobOwner, JobStatus, PollKind,
+    TraceAppend,
 };
 use paas_actors::reconcile::{judge, Identified};
 use paas_sim::coordinator::{
@@ -577,6 +578,68 @@ async fn trace_len_reads_bytes_with_the_admin_token() {
     s.trace_watch_token = None;
     let blind = GitlabCoordinator::new(s).expect("client");
     assert!(blind.trace_len(&job).await.is_err());
+}
+
+#[actix_rt::test]
+async fn the_jobs_api_tells_a_job_over_from_a_job_executing() {
+    let c = start();
+    let metrics = std::sync::Arc::new(paas_actors::metrics::Metrics::new());
+    let mut s = settings(&c);
+    s.metrics = Some(paas_actors::metrics::ApiCounter::new(metrics.clone(), "r1"));
+    let gl = GitlabCoordinator::new(s).expect("client");
+    let job = take_job(&c, &gl, JobSpec::default()).await;
+    assert_eq!(
+        gl.job_api_status(&job).await,
+        Ok(Some(JobApiStatus::Executing("running")))
+    );
+    let req = c.requests_to(Endpoint::JobRead);
+    assert_eq!(
+        req.last().and_then(|r| r.header("private-token")),
+        Some(ADMIN)
+    );
+    assert!(req.last().and_then(|r| r.header("job-token")).is_none());
+    assert!(c.set_job_status(job.id, JobState::Success));
+    assert_eq!(
+        gl.job_api_status(&job).await,
+        Ok(Some(JobApiStatus::Over("success")))
+    );
+    let exposed = metrics.encode().expect("metrics");
+    assert!(
+        exposed.contains(
+            "api_requests_total{runner=\"r1\",api=\"gitlab\",endpoint=\"job read\",status=\"200\"} 2"
+        ),
+        "{exposed}"
+    );
+
+    // Nothing learnt: errors, refusals, another job's answer, no project.
+    for fault in [
+        Fault::status(404, 1),
+        Fault::status(401, 1),
+        Fault::status(403, 1),
+        Fault::html(502, 1),
+    ] {
+        c.inject_fault(Endpoint::JobRead, fault);
+        let err = gl
+            .job_api_status(&job)
+            .await
+            .expect_err("refused or failed");
+        assert_clean(&err, &[ADMIN, job.token.expose()]);
+    }
+    let other = format!(r#"{{"id": {}, "status": "success"}}"#, job.id + 1);
+    c.inject_fault(
+        Endpoint::JobRead,
+        Fault::status(200, 1).with_body(other, "application/json"),
+    );
+    assert_eq!(gl.job_api_status(&job).await, Ok(None));
+    let mut unknown = job.clone();
+    unknown.project_id = None;
+    let before = c.count(Endpoint::JobRead);
+    assert_eq!(gl.job_api_status(&unknown).await, Ok(None));
+    let mut s = settings(&c);
+    s.trace_watch_token = None;
+    let blind = GitlabCoordinator::new(s).expect("client");
+    assert_eq!(blind.job_api_status(&job).await, Ok(None));
+    assert_eq!(c.count(Endpoint::JobRead), before, "nothing asked");
 }
 
 #[actix_rt::test]

@@ -26,6 +26,7 @@ mod e2e_hostile;
 mod e2e_long_poll;
 mod e2e_monitoring;
 mod e2e_not_ours;
+mod e2e_refusals;
 mod e2e_restart;
 mod e2e_reuse;
 mod e2e_run;

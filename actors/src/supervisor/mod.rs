@@ -76,7 +76,8 @@ use crate::metrics::{
 };
 use crate::observer::{Hooks, ServiceObserver, ServiceStatus};
 use crate::poller::{
-    Acquired, CheckJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce, Poller,
+    Acquired, CheckJobs, ConfirmJobs, GetMaxJobWeight, IdentifyJobs, ListResources, PollOnce,
+    Poller,
 };
 use crate::ports::{
     Coordinator, CoordinatorError, Job, JobStatus, Listing, Paas, PaasError, Resource, TwoDecimals,

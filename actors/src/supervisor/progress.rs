@@ -12,10 +12,12 @@
 //! A refused job token ([`JobStatus::TokenRefused`]) means the job is over
 //! once the coordinator is seen accepting another token of the same runner;
 //! several refusals with none accepted are taken as a coordinator problem
-//! for a while (see [`super::refusal_guard`]).
+//! for a while (see [`super::refusal_guard`]), unless GitLab's Jobs API,
+//! asked with the trace-watch token, shows the job over.
 
-use super::refusal_guard::{Verdict, BURST_PATIENCE};
+use super::refusal_guard::{Confirmation, Verdict, BURST_PATIENCE};
 use super::*;
+use crate::ports::JobApiStatus;
 use crate::untrusted::untrusted;
 use std::collections::BTreeSet;
 use tokio::time::Instant;
@@ -236,12 +238,95 @@ impl Supervisor {
                          coordinator problem, no job ended";
                         "jobs" => jobs, "believed_after_intervals" => BURST_PATIENCE);
                 }
+                self.confirm_held(i, ctx);
             }
             Verdict::BurstBelieved(jobs) => {
                 slog::warn!(logger, "every job token still refused: the jobs are taken as over";
                             "jobs" => jobs.len(), "intervals" => BURST_PATIENCE);
                 self.finish_refused(i, jobs, ctx);
             }
+            Verdict::ConfirmedOver(_) | Verdict::ConfirmedExecuting { .. } => {}
+        }
+    }
+
+    /// Asks the Jobs API about runner `i`'s jobs held in a burst, each at
+    /// most once per check interval.
+    fn confirm_held(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let interval = self.settings.job_progress_poll_interval;
+        let Some(r) = self.runners.get_mut(i) else {
+            return;
+        };
+        let Some(poller) = r.poller.clone() else {
+            return;
+        };
+        let due = r.refusals.due_confirmations(Instant::now(), interval);
+        let jobs: Vec<Job> = due
+            .into_iter()
+            .filter_map(|job_id| self.jobs.get(&JobKey { runner: i, job_id }))
+            .map(|e| e.job.clone())
+            .collect();
+        if jobs.is_empty() {
+            return;
+        }
+        let log = self.runner_log(i);
+        ctx.spawn(
+            async move { answer(poller.send(ConfirmJobs { jobs }), "poller", &log).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.on_confirmed(i, res.unwrap_or_else(Vec::new), ctx);
+                }),
+        );
+    }
+
+    /// Takes the Jobs API's answers about runner `i`'s held jobs: a job it
+    /// shows over ends now; one it shows executing stays held; nothing
+    /// learnt from the others.
+    fn on_confirmed(
+        &mut self,
+        i: usize,
+        answers: Vec<(i64, Result<Option<JobApiStatus>, CoordinatorError>)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut ended = false;
+        for (job_id, res) in answers {
+            let key = JobKey { runner: i, job_id };
+            let status = match res {
+                Ok(Some(status)) if self.checkable(&key) => status,
+                Ok(_) => continue,
+                Err(e) => {
+                    let log = self.job_log(key);
+                    slog::debug!(log, "the Jobs API said nothing of a job whose token is refused";
+                                 "error" => %untrusted(&e));
+                    continue;
+                }
+            };
+            let input = match status {
+                JobApiStatus::Over(_) => Confirmation::Over,
+                JobApiStatus::Executing(_) => Confirmation::Executing,
+            };
+            let log = self.job_log(key);
+            let Some(r) = self.runners.get_mut(i) else {
+                return;
+            };
+            match r.refusals.confirm(job_id, input) {
+                Verdict::ConfirmedOver(job_id) => {
+                    slog::info!(log, "the Jobs API shows the job over: its refused token is believed";
+                                "job_status" => status.as_str());
+                    self.finish_refused(i, vec![job_id], ctx);
+                    ended = true;
+                }
+                Verdict::ConfirmedExecuting { warn: true } => {
+                    slog::warn!(log,
+                        "the coordinator refuses the token of a job the Jobs API shows executing: \
+                         the job is held, not ended";
+                        "job_status" => status.as_str());
+                }
+                _ => {}
+            }
+        }
+        if ended {
+            self.schedule_polls(ctx);
+            self.check_drained(ctx);
         }
     }
 

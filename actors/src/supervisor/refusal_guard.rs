@@ -26,8 +26,17 @@
 //!
 //! A failed check (no answer) teaches nothing and asks no witness, so the
 //! witness checks are at most one per refusal.
+//!
+//! The coordinator can also speak for one job: when the runner has a
+//! trace-watch token, the jobs held in a burst are asked about through
+//! GitLab's Jobs API ([`RefusalGuard::due_confirmations`]: each at most once per
+//! check interval), and its answer ([`RefusalGuard::confirm`]) is a typed
+//! input: a job it shows over (`success`, `failed`, `canceled`,
+//! `skipped`) is believed at once, without waiting for the patience; a job
+//! it shows executing stays held (a coordinator refusing a live job's
+//! token), as does a job it says nothing of.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -58,8 +67,23 @@ pub(crate) enum Verdict {
     Burst { started: bool, jobs: usize },
     /// A burst lasted its patience: these jobs are taken as over.
     BurstBelieved(Vec<i64>),
+    /// The Jobs API showed this held job over: it ends now.
+    ConfirmedOver(i64),
+    /// The Jobs API showed a held job executing: it stays held; `warn` is
+    /// true for the first such answer of a burst (logged once).
+    ConfirmedExecuting { warn: bool },
     /// Nothing refused, nothing held.
     Nothing,
+}
+
+/// What the Jobs API said of one held job (an answer that says nothing is
+/// not an input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Confirmation {
+    /// The job no longer executes.
+    Over,
+    /// The job still executes.
+    Executing,
 }
 
 /// One runner's held refusals (see the module documentation).
@@ -67,6 +91,10 @@ pub(crate) enum Verdict {
 pub(crate) struct RefusalGuard {
     held: BTreeSet<i64>,
     burst_since: Option<Instant>,
+    /// When each held job was last asked about through the Jobs API.
+    asked: BTreeMap<i64, Instant>,
+    /// A held job was shown executing in this burst (warned once).
+    live_warned: bool,
 }
 
 impl RefusalGuard {
@@ -78,6 +106,52 @@ impl RefusalGuard {
     /// Forgets a job (it ended some other way).
     pub(crate) fn forget(&mut self, job_id: i64) {
         self.held.remove(&job_id);
+        self.asked.remove(&job_id);
+    }
+
+    /// The jobs held in a burst to ask the Jobs API about now: those not
+    /// asked within the last `interval` (at most one request per held job
+    /// per check interval), marked asked at `now`. Empty outside a burst.
+    pub(super) fn due_confirmations(&mut self, now: Instant, interval: Duration) -> Vec<i64> {
+        if self.burst_since.is_none() {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        for &job_id in &self.held {
+            let recent = self
+                .asked
+                .get(&job_id)
+                .is_some_and(|at| now.saturating_duration_since(*at) < interval);
+            if !recent {
+                due.push(job_id);
+            }
+        }
+        for &job_id in &due {
+            self.asked.insert(job_id, now);
+        }
+        due
+    }
+
+    /// Takes the Jobs API's answer about a job: believed at once when it
+    /// shows the job over, held on when it shows it executing. A job no
+    /// longer held (its burst ended, it ended some other way) learns
+    /// nothing.
+    pub(super) fn confirm(&mut self, job_id: i64, answer: Confirmation) -> Verdict {
+        if !self.held.contains(&job_id) {
+            return Verdict::Nothing;
+        }
+        match answer {
+            Confirmation::Over => {
+                self.forget(job_id);
+                if self.held.is_empty() {
+                    self.end_burst();
+                }
+                Verdict::ConfirmedOver(job_id)
+            }
+            Confirmation::Executing => Verdict::ConfirmedExecuting {
+                warn: !std::mem::replace(&mut self.live_warned, true),
+            },
+        }
     }
 
     /// Judges one answered check: `accepted` is true when the coordinator
@@ -99,9 +173,11 @@ impl RefusalGuard {
             // Held refusals waiting for a witness are believed.
             let mut believed: BTreeSet<i64> = refused.iter().copied().collect();
             let held = std::mem::take(&mut self.held);
-            if self.burst_since.take().is_none() {
+            self.asked.clear();
+            if self.burst_since.is_none() {
                 believed.extend(held);
             }
+            self.end_burst();
             return if believed.is_empty() {
                 Verdict::Nothing
             } else {
@@ -123,7 +199,7 @@ impl RefusalGuard {
         }
         let since = *self.burst_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= interval.saturating_mul(BURST_PATIENCE) {
-            self.burst_since = None;
+            self.end_burst();
             return Verdict::BurstBelieved(self.take_held());
         }
         Verdict::Burst {
@@ -133,7 +209,13 @@ impl RefusalGuard {
     }
 
     fn take_held(&mut self) -> Vec<i64> {
+        self.asked.clear();
         std::mem::take(&mut self.held).into_iter().collect()
+    }
+
+    fn end_burst(&mut self) {
+        self.burst_since = None;
+        self.live_warned = false;
     }
 }
 
@@ -245,6 +327,91 @@ mod tests {
         assert_eq!(g.judge(now, false, &[5], true, SEC), Verdict::AskWitness);
         assert_eq!(g.judge(now, false, &[], true, SEC), Verdict::Nothing);
         assert_eq!(g.held().len(), 1);
+    }
+
+    /// A burst of three held jobs, started at `t0`.
+    fn burst_of_three(t0: Instant) -> RefusalGuard {
+        let mut g = RefusalGuard::default();
+        assert!(matches!(
+            g.judge(t0, false, &[1, 2, 3], false, SEC),
+            Verdict::Burst { started: true, .. }
+        ));
+        g
+    }
+
+    #[test]
+    fn jobs_are_asked_about_only_in_a_burst_and_once_per_interval() {
+        let mut g = RefusalGuard::default();
+        let t0 = Instant::now();
+        assert_eq!(g.judge(t0, false, &[5], true, SEC), Verdict::AskWitness);
+        assert!(g.due_confirmations(t0, SEC).is_empty(), "not a burst");
+        let mut g = burst_of_three(t0);
+        assert_eq!(g.due_confirmations(t0, SEC), vec![1, 2, 3]);
+        assert!(g.due_confirmations(t0 + SEC / 2, SEC).is_empty());
+        assert_eq!(g.due_confirmations(t0 + SEC, SEC), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_job_the_jobs_api_shows_over_is_believed_at_once() {
+        let t0 = Instant::now();
+        let mut g = burst_of_three(t0);
+        assert_eq!(g.confirm(2, Confirmation::Over), Verdict::ConfirmedOver(2));
+        assert_eq!(g.held().iter().copied().collect::<Vec<_>>(), vec![1, 3]);
+        // Still a burst for the others: their patience runs on.
+        assert_eq!(
+            g.judge(t0 + SEC * BURST_PATIENCE, false, &[1], false, SEC),
+            Verdict::BurstBelieved(vec![1, 3])
+        );
+        // All shown over: the burst is over, a later one starts anew.
+        let mut g = burst_of_three(t0);
+        for job in [1, 2, 3] {
+            assert_eq!(
+                g.confirm(job, Confirmation::Over),
+                Verdict::ConfirmedOver(job)
+            );
+        }
+        assert!(g.held().is_empty());
+        assert_eq!(g.confirm(1, Confirmation::Over), Verdict::Nothing);
+        assert!(matches!(
+            g.judge(t0 + SEC, false, &[4, 5, 6], false, SEC),
+            Verdict::Burst { started: true, .. }
+        ));
+    }
+
+    #[test]
+    fn a_job_the_jobs_api_shows_executing_stays_held_and_warns_once_per_burst() {
+        let t0 = Instant::now();
+        let mut g = burst_of_three(t0);
+        assert_eq!(
+            g.confirm(1, Confirmation::Executing),
+            Verdict::ConfirmedExecuting { warn: true }
+        );
+        assert_eq!(
+            g.confirm(2, Confirmation::Executing),
+            Verdict::ConfirmedExecuting { warn: false }
+        );
+        assert_eq!(g.held().len(), 3);
+        let within = SEC * BURST_PATIENCE - Duration::from_millis(1);
+        assert!(matches!(
+            g.judge(t0 + within, false, &[1], false, SEC),
+            Verdict::Burst { .. }
+        ));
+        // The coordinator recovers: the next burst warns again.
+        assert_eq!(g.judge(t0 + within, true, &[], true, SEC), Verdict::Nothing);
+        assert_eq!(g.confirm(1, Confirmation::Executing), Verdict::Nothing);
+        let mut g2 = burst_of_three(t0);
+        assert_eq!(
+            g2.confirm(3, Confirmation::Executing),
+            Verdict::ConfirmedExecuting { warn: true }
+        );
+        assert!(matches!(
+            g.judge(t0 + SEC * 5, false, &[1, 2, 3], false, SEC),
+            Verdict::Burst { started: true, .. }
+        ));
+        assert_eq!(
+            g.confirm(3, Confirmation::Executing),
+            Verdict::ConfirmedExecuting { warn: true }
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! start at launch, counted on paused tokio time.
 
 use crate::common::*;
+use paas_actors::ports::{CoordinatorError, JobApiStatus};
 use paas_actors::testing::{job, MemoryStore, Step, World};
 use std::rc::Rc;
 use std::time::Duration;
@@ -242,6 +243,14 @@ const BURST_PATIENCE: u32 = 3;
 /// every token refused: returned once the burst is declared (its start,
 /// within 100 ms).
 async fn burst() -> (Rc<World>, Runner, Service) {
+    burst_with(None).await
+}
+
+/// [`burst`], with the Jobs API answering `jobs_api` about every job
+/// (`None`: nothing learnt, as without a trace-watch token).
+async fn burst_with(
+    jobs_api: Option<Result<JobApiStatus, CoordinatorError>>,
+) -> (Rc<World>, Runner, Service) {
     tokio::time::pause();
     let world = World::new();
     let r = runner(&world, "ra", 1.0);
@@ -249,6 +258,7 @@ async fn burst() -> (Rc<World>, Runner, Service) {
     s.job_progress_poll_interval = INTERVAL;
     let mut svc = start(s, &[&r], &MemoryStore::new()).await;
     start_spread(&r, &mut svc, &[5, 6, 7], Duration::from_secs(3)).await;
+    r.coord.script.borrow_mut().jobs_api = jobs_api;
     r.coord.script.borrow_mut().refuse_every_token = true;
     let logs = svc.logs.clone();
     assert!(
@@ -296,5 +306,86 @@ async fn a_refusal_burst_that_lasts_the_patience_is_believed() {
         .logs
         .text()
         .contains("every job token still refused: the jobs are taken as over"));
+    svc.stop().await;
+}
+
+/// Jobs API requests made so far.
+fn jobs_api_calls(r: &Runner) -> usize {
+    r.coord.script.borrow().jobs_api_calls.len()
+}
+
+#[actix_rt::test]
+async fn jobs_the_jobs_api_shows_over_end_without_waiting_for_the_patience() {
+    // Three jobs ending together with no other job to ask: a burst, but
+    // the Jobs API shows each of them over.
+    let (world, r, mut svc) = burst_with(Some(Ok(JobApiStatus::Over("success")))).await;
+    assert!(
+        svc.until(Duration::from_millis(100), 10, |s| s.completed == 3)
+            .await,
+        "ended within a second of the burst, not after {BURST_PATIENCE} intervals"
+    );
+    assert_eq!(world.state().deleted, 3);
+    assert_eq!(jobs_api_calls(&r), 3, "one request per held job");
+    let text = svc.logs.text();
+    assert_eq!(
+        text.matches("the Jobs API shows the job over").count(),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("success"));
+    assert!(!text.contains("every job token still refused"));
+    // Nothing held any more: no further Jobs API request.
+    tokio::time::sleep(INTERVAL * 2).await;
+    assert_eq!(jobs_api_calls(&r), 3);
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn jobs_the_jobs_api_shows_running_are_held_for_the_whole_patience() {
+    let (world, r, mut svc) = burst_with(Some(Ok(JobApiStatus::Executing("running")))).await;
+    tokio::time::sleep(INTERVAL * BURST_PATIENCE - Duration::from_secs(1)).await;
+    assert_eq!(world.live_count(), 3, "held until the patience is spent");
+    assert_eq!(svc.stats().await.completed, 0);
+    // Asked about once per check interval at most: the burst's first
+    // check, then one per interval, for each of the three jobs.
+    let calls = jobs_api_calls(&r);
+    assert!(
+        (3..=3 * BURST_PATIENCE as usize).contains(&calls),
+        "{calls} requests"
+    );
+    let text = svc.logs.text();
+    assert_eq!(
+        text.matches("the Jobs API shows executing").count(),
+        1,
+        "warned once per burst: {text}"
+    );
+    // As without the Jobs API: believed once the patience is spent.
+    assert!(
+        svc.until(Duration::from_millis(100), 200, |s| s.completed == 3)
+            .await
+    );
+    assert!(svc
+        .logs
+        .text()
+        .contains("every job token still refused: the jobs are taken as over"));
+    svc.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_failing_jobs_api_leaves_a_burst_to_its_patience() {
+    let failure = CoordinatorError::Unexpected {
+        detail: "jobs api: 503".to_owned(),
+    };
+    let (world, r, mut svc) = burst_with(Some(Err(failure))).await;
+    tokio::time::sleep(INTERVAL * BURST_PATIENCE - Duration::from_secs(1)).await;
+    assert_eq!(world.live_count(), 3, "held until the patience is spent");
+    assert!(jobs_api_calls(&r) >= 3, "the Jobs API was asked");
+    assert!(
+        svc.until(Duration::from_millis(100), 200, |s| s.completed == 3)
+            .await
+    );
+    let text = svc.logs.text();
+    assert!(text.contains("every job token still refused: the jobs are taken as over"));
+    assert!(!text.contains("the Jobs API shows"));
     svc.stop().await;
 }

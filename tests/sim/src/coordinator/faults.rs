@@ -24,6 +24,8 @@ pub enum Endpoint {
     TracePatch,
     /// `GET /api/v4/projects/:id/jobs/:job_id/trace`.
     TraceRead,
+    /// `GET /api/v4/projects/:id/jobs/:job_id` (administrator).
+    JobRead,
     /// `GET /api/v4/groups/:id/custom_attributes[/:key]`.
     GroupAttributes,
     /// `GET /api/v4/projects/:id`.
@@ -52,12 +54,13 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in display order.
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 18] = [
         Endpoint::JobsRequest,
         Endpoint::JobStatus,
         Endpoint::JobUpdate,
         Endpoint::TracePatch,
         Endpoint::TraceRead,
+        Endpoint::JobRead,
         Endpoint::GroupAttributes,
         Endpoint::Project,
         Endpoint::Group,
@@ -80,6 +83,7 @@ impl Endpoint {
             Endpoint::JobUpdate => "job_update",
             Endpoint::TracePatch => "trace_patch",
             Endpoint::TraceRead => "trace_read",
+            Endpoint::JobRead => "job_read",
             Endpoint::GroupAttributes => "group_attributes",
             Endpoint::Project => "project",
             Endpoint::Group => "group",

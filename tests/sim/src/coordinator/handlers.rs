@@ -37,6 +37,7 @@ enum Route {
     JobUpdate(String),
     TracePatch(String),
     TraceRead { project: String, job: String },
+    JobRead { project: String, job: String },
     GroupAttributes { group: String, key: Option<String> },
     Project(String),
     Group(String),
@@ -63,6 +64,10 @@ impl Route {
             ("PUT", ["jobs", id]) => Route::JobUpdate(s(id)),
             ("PATCH", ["jobs", id, "trace"]) => Route::TracePatch(s(id)),
             ("GET", ["projects", p, "jobs", j, "trace"]) => Route::TraceRead {
+                project: s(p),
+                job: s(j),
+            },
+            ("GET", ["projects", p, "jobs", j]) => Route::JobRead {
                 project: s(p),
                 job: s(j),
             },
@@ -102,6 +107,7 @@ impl Route {
             Route::JobUpdate(_) => Endpoint::JobUpdate,
             Route::TracePatch(_) => Endpoint::TracePatch,
             Route::TraceRead { .. } => Endpoint::TraceRead,
+            Route::JobRead { .. } => Endpoint::JobRead,
             Route::GroupAttributes { .. } => Endpoint::GroupAttributes,
             Route::Project(_) => Endpoint::Project,
             Route::Group(_) => Endpoint::Group,
@@ -342,6 +348,7 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, ctx: web::Data<Ctx
         Route::JobUpdate(id) => job_update(shared, &req, &params, &id),
         Route::TracePatch(id) => trace_patch(shared, &req, &params, &id, &body),
         Route::TraceRead { project, job } => trace_read(shared, &req, &params, &project, &job),
+        Route::JobRead { project, job } => job_read(shared, &req, &params, &project, &job),
         Route::GroupAttributes { group, key } => {
             group_attributes(shared, &req, &params, &group, key.as_deref())
         }
@@ -739,6 +746,31 @@ fn token_self(shared: &Shared, req: &HttpRequest, params: &Params) -> HttpRespon
         _ => return message(401, "401 Unauthorized"),
     };
     HttpResponse::Ok().json(json!({"active": true, "revoked": false, "scopes": scopes}))
+}
+
+/// `GET /projects/:id/jobs/:job_id` (administrator tokens): the Job
+/// entity, with the job's status as it is now.
+fn job_read(
+    shared: &Shared,
+    req: &HttpRequest,
+    params: &Params,
+    project: &str,
+    job: &str,
+) -> HttpResponse {
+    let st = shared.lock();
+    if let Err(resp) = authorize_admin(&st, req, params) {
+        return resp;
+    }
+    let project = decode(project);
+    let found = job
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| st.jobs.get(&id))
+        .filter(|j| j.spec.project_id.to_string() == project || j.spec.project_path() == project);
+    match found {
+        Some(found) => HttpResponse::Ok().json(job_entity(&st.base_url, found, &st.runners)),
+        None => message(404, "404 Job Not Found"),
+    }
 }
 
 /// `GET /projects/:id/jobs/:job_id/trace`.

@@ -630,6 +630,37 @@ async fn trace_read_needs_an_admin_token() {
 }
 
 #[actix_rt::test]
+async fn job_read_shows_the_status_to_admin_tokens_only() {
+    let c = start();
+    let (id, _token) = running_job(&c, JobSpec::default()).await;
+    let url = format!("{}/projects/17/jobs/{id}", c.api_url());
+    let r = call("GET", &url, &[], Body::None).await;
+    assert_eq!(r.status, 401);
+    let r = call("GET", &url, &[("PRIVATE-TOKEN", "bad")], Body::None).await;
+    assert_eq!(r.status, 401);
+    let r = call("GET", &url, &[("PRIVATE-TOKEN", USER)], Body::None).await;
+    assert_eq!(r.status, 403);
+    let status = |body: &[u8]| {
+        let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+        (v["id"].as_i64(), v["status"].as_str().map(str::to_owned))
+    };
+    let r = call("GET", &url, &[("PRIVATE-TOKEN", ADMIN)], Body::None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(status(&r.body), (Some(id), Some("running".to_owned())));
+    c.cancel_job(id);
+    let r = call("GET", &url, &[("PRIVATE-TOKEN", ADMIN)], Body::None).await;
+    assert_eq!(status(&r.body), (Some(id), Some("canceled".to_owned())));
+    for other in [
+        format!("{}/projects/18/jobs/{id}", c.api_url()),
+        format!("{}/projects/17/jobs/{}", c.api_url(), id + 1000),
+    ] {
+        let r = call("GET", &other, &[("PRIVATE-TOKEN", ADMIN)], Body::None).await;
+        assert_eq!(r.status, 404, "{other}");
+    }
+    assert_eq!(c.count(Endpoint::JobRead), 7);
+}
+
+#[actix_rt::test]
 async fn group_custom_attributes_route_on_raw_paths() {
     let c = start();
     let gid = c.set_group_attributes(
