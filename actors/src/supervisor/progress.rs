@@ -232,13 +232,12 @@ impl Supervisor {
                 }
             }
             Verdict::Burst { started, jobs } => {
-                if started {
-                    slog::warn!(logger,
-                        "the coordinator refused every job token it was asked about: taken as a \
-                         coordinator problem, no job ended";
-                        "jobs" => jobs, "believed_after_intervals" => BURST_PATIENCE);
+                // With the Jobs API asked, the warning waits for its
+                // answers: jobs that ended together are no coordinator
+                // problem.
+                if !self.confirm_held(i, started, ctx) && started {
+                    warn_burst(&logger, jobs);
                 }
-                self.confirm_held(i, ctx);
             }
             Verdict::BurstBelieved(jobs) => {
                 slog::warn!(logger, "every job token still refused: the jobs are taken as over";
@@ -250,14 +249,16 @@ impl Supervisor {
     }
 
     /// Asks the Jobs API about runner `i`'s jobs held in a burst, each at
-    /// most once per check interval.
-    fn confirm_held(&mut self, i: usize, ctx: &mut Context<Self>) {
+    /// most once per check interval; false when nothing was asked. A
+    /// `burst_started` check warns about the burst once the answers are in,
+    /// if jobs are still held then.
+    fn confirm_held(&mut self, i: usize, burst_started: bool, ctx: &mut Context<Self>) -> bool {
         let interval = self.settings.job_progress_poll_interval;
         let Some(r) = self.runners.get_mut(i) else {
-            return;
+            return false;
         };
         let Some(poller) = r.poller.clone() else {
-            return;
+            return false;
         };
         let due = r.refusals.due_confirmations(Instant::now(), interval);
         let jobs: Vec<Job> = due
@@ -266,7 +267,7 @@ impl Supervisor {
             .map(|e| e.job.clone())
             .collect();
         if jobs.is_empty() {
-            return;
+            return false;
         }
         let log = self.runner_log(i);
         ctx.spawn(
@@ -274,8 +275,23 @@ impl Supervisor {
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     act.on_confirmed(i, res.unwrap_or_else(Vec::new), ctx);
+                    if burst_started {
+                        act.warn_burst_if_held(i);
+                    }
                 }),
         );
+        true
+    }
+
+    /// The burst warning, when the Jobs API's answers left runner `i`'s
+    /// refused jobs held.
+    fn warn_burst_if_held(&self, i: usize) {
+        if let Some(r) = self.runners.get(i) {
+            let held = r.refusals.held().len();
+            if held > 0 {
+                warn_burst(&r.logger, held);
+            }
+        }
     }
 
     /// Takes the Jobs API's answers about runner `i`'s held jobs: a job it
@@ -364,4 +380,13 @@ impl Supervisor {
             _ => {}
         }
     }
+}
+
+/// The warning of a burst of refused job tokens still held: `jobs` held,
+/// believed after [`BURST_PATIENCE`] intervals unless a token is accepted.
+fn warn_burst(logger: &slog::Logger, jobs: usize) {
+    slog::warn!(logger,
+        "the coordinator refused every job token it was asked about: taken as a \
+         coordinator problem, no job ended";
+        "jobs" => jobs, "believed_after_intervals" => BURST_PATIENCE);
 }

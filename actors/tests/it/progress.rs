@@ -247,7 +247,9 @@ async fn burst() -> (Rc<World>, Runner, Service) {
 }
 
 /// [`burst`], with the Jobs API answering `jobs_api` about every job
-/// (`None`: nothing learnt, as without a trace-watch token).
+/// (`None`: nothing learnt, as without a trace-watch token). The burst is
+/// declared by its warning, or by the Jobs API asked about its jobs (the
+/// warning then waits for the answers).
 async fn burst_with(
     jobs_api: Option<Result<JobApiStatus, CoordinatorError>>,
 ) -> (Rc<World>, Runner, Service) {
@@ -264,7 +266,8 @@ async fn burst_with(
     assert!(
         until(Duration::from_millis(100), 200, || logs
             .text()
-            .contains("taken as a coordinator problem"))
+            .contains("taken as a coordinator problem")
+            || jobs_api_calls(&r) > 0)
         .await,
         "burst declared"
     );
@@ -334,6 +337,10 @@ async fn jobs_the_jobs_api_shows_over_end_without_waiting_for_the_patience() {
     );
     assert!(text.contains("success"));
     assert!(!text.contains("every job token still refused"));
+    assert!(
+        !text.contains("taken as a coordinator problem"),
+        "jobs the Jobs API shows over are no coordinator problem: {text}"
+    );
     // Nothing held any more: no further Jobs API request.
     tokio::time::sleep(INTERVAL * 2).await;
     assert_eq!(jobs_api_calls(&r), 3);
@@ -358,6 +365,11 @@ async fn jobs_the_jobs_api_shows_running_are_held_for_the_whole_patience() {
         text.matches("the Jobs API shows executing").count(),
         1,
         "warned once per burst: {text}"
+    );
+    assert_eq!(
+        text.matches("taken as a coordinator problem").count(),
+        1,
+        "the burst warned about once its jobs are shown executing: {text}"
     );
     // As without the Jobs API: believed once the patience is spent.
     assert!(
@@ -386,6 +398,11 @@ async fn a_failing_jobs_api_leaves_a_burst_to_its_patience() {
     );
     let text = svc.logs.text();
     assert!(text.contains("every job token still refused: the jobs are taken as over"));
+    assert_eq!(
+        text.matches("taken as a coordinator problem").count(),
+        1,
+        "nothing learnt from the Jobs API: the burst warned about once: {text}"
+    );
     assert!(!text.contains("the Jobs API shows"));
     svc.stop().await;
 }
