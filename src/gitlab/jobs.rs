@@ -87,6 +87,30 @@ const MAX_REQUESTS_PER_POLL: usize = 3;
 /// Terminal job statuses of the Job entity.
 const TERMINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
 
+/// The fields of a `GET /job` answer a status check reads; the rest of the
+/// (large) job entity is skipped while parsing, never built. Each field
+/// is kept as whatever JSON it holds (`Null` when absent), so that one of
+/// an unexpected type spoils only itself.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct StatusEntity {
+    id: Value,
+    status: Value,
+    runner: Value,
+    runner_manager: Value,
+}
+
+impl StatusEntity {
+    /// The fields of `body`; all `Null` when it is not a JSON object (a
+    /// derived struct would also read a JSON array, field by position).
+    fn read(body: &[u8]) -> StatusEntity {
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return StatusEntity::default();
+        }
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+}
+
 /// Recovers a job id from an undecodable payload, for the log (public for
 /// the fuzz targets of `fuzz/`).
 pub fn scan_job_id(body: &[u8]) -> Option<i64> {
@@ -239,19 +263,19 @@ impl GitlabCoordinator {
             200 => {
                 // 200 only comes for executing jobs; a terminal status is
                 // still honoured, an unreadable body reads as running.
-                let entity = serde_json::from_slice::<Value>(&reply.body).ok();
-                let field = |f: fn(&Value) -> Option<&Value>| entity.as_ref().and_then(f);
-                let status = match field(|v| v.get("status")).and_then(Value::as_str) {
+                let entity = StatusEntity::read(&reply.body);
+                let status = match entity.status.as_str() {
                     Some(s) if TERMINAL.contains(&s) => JobStatus::Finished,
                     _ => JobStatus::Running,
                 };
-                let manager = field(|v| v.get("runner_manager").and_then(|m| m.get("system_id")))
+                let manager = entity
+                    .runner_manager
+                    .get("system_id")
                     .and_then(Value::as_str);
                 Ok(JobOwner {
                     status,
-                    job_id: field(|v| v.get("id")).and_then(Value::as_i64),
-                    runner_id: field(|v| v.get("runner").and_then(|r| r.get("id")))
-                        .and_then(Value::as_i64),
+                    job_id: entity.id.as_i64(),
+                    runner_id: entity.runner.get("id").and_then(Value::as_i64),
                     same_manager: match (manager, self.system_id.as_deref()) {
                         (Some(theirs), Some(ours)) => Some(theirs == ours),
                         _ => None,
@@ -338,6 +362,33 @@ mod tests {
         assert_eq!(scan_job_id(br#"{"id":7}"#), Some(7));
         assert_eq!(scan_job_id(b"<html>"), None);
         assert_eq!(scan_job_id(br#"{"id": "x"}"#), None);
+    }
+
+    #[test]
+    fn a_status_answer_keeps_its_four_fields_and_skips_the_rest() {
+        let body = br#"{"id": 12, "name": "build", "status": "success",
+            "pipeline": {"id": 3, "user": {"name": "x", "bio": "y"}},
+            "commit": {"message": "m", "parent_ids": ["a", "b"]},
+            "runner": {"id": 7, "description": "d", "tag_list": []},
+            "runner_manager": {"system_id": "s_1", "version": "17"},
+            "artifacts": [{"file_type": "trace", "size": 1}]}"#;
+        let e = StatusEntity::read(body);
+        assert_eq!(e.id.as_i64(), Some(12));
+        assert_eq!(e.status.as_str(), Some("success"));
+        assert_eq!(e.runner.get("id").and_then(Value::as_i64), Some(7));
+        assert_eq!(
+            e.runner_manager.get("system_id").and_then(Value::as_str),
+            Some("s_1")
+        );
+        // a field of an unexpected type spoils only itself
+        let e = StatusEntity::read(br#"{"id": "12", "status": "failed", "runner": 3}"#);
+        assert_eq!((e.id.as_i64(), e.status.as_str()), (None, Some("failed")));
+        assert_eq!(e.runner.get("id"), None);
+        // not an object: nothing
+        for body in [&b"[1]"[..], b" [12, \"success\"]", b"<html>", b"", b"null"] {
+            let e = StatusEntity::read(body);
+            assert!(e.status.is_null() && e.id.is_null(), "{body:?}");
+        }
     }
 
     #[test]
