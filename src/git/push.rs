@@ -495,6 +495,19 @@ mod tests {
     }
 
     #[test]
+    fn the_pack_holds_the_commit_its_tree_and_each_blob_once() {
+        let files = vec![
+            ("Dockerfile", b"same\n".to_vec()),
+            ("runner.toml", b"same\n".to_vec()),
+            ("job.json", b"{}".to_vec()),
+        ];
+        let packed = packed_commit(&files).expect("packed");
+        // Commit, tree, two distinct blobs.
+        assert_eq!(packed.pack.get(8..12), Some(&[0u8, 0, 0, 4][..]));
+        assert!(!packed.commit.is_zero());
+    }
+
+    #[test]
     fn each_repository_holds_only_its_own_commit() {
         let (first, first_id) =
             build_commit(&context_files(&context("{\"id\": 1}"))).expect("first");
