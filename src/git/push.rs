@@ -42,8 +42,9 @@
 //! blocking pool.
 
 use super::pack::{write_pack, PackObjectKind};
-use super::session::SERVER_CONNECT_TIMEOUT;
-use super::session::{RemoteError, RemoteSchemes, RemoteUrl, DEPLOY_REF, MAX_TIMEOUT};
+use super::session::{
+    RemoteError, RemoteSchemes, RemoteUrl, DEPLOY_REF, MAX_TIMEOUT, SERVER_CONNECT_TIMEOUT,
+};
 use super::smart_http::{
     parse_advertisement, parse_report, receive_pack_request, ProtocolError, Report,
     MAX_ANSWER_BYTES,
