@@ -509,6 +509,40 @@ mod tests {
     }
 
     #[test]
+    fn requests_go_to_the_deployment_url_without_its_query() {
+        let password = Secret::new("pw".to_owned());
+        let table = [
+            (
+                "https://Jenkins:pw@push.example/app_1.git?token=x#frag",
+                "https://push.example/app_1.git/info/refs?service=git-receive-pack",
+                "https://push.example/app_1.git/git-receive-pack",
+            ),
+            (
+                "http://127.0.0.1:8080/git/app_2.git/",
+                "http://127.0.0.1:8080/git/app_2.git/info/refs?service=git-receive-pack",
+                "http://127.0.0.1:8080/git/app_2.git/git-receive-pack",
+            ),
+        ];
+        for (raw, refs, receive) in table {
+            let push = Push {
+                url: RemoteUrl::parse(raw, RemoteSchemes::Network).expect("valid"),
+                user: "Jenkins",
+                password: &password,
+                deadline: Instant::now(),
+                timeout: Duration::ZERO,
+            };
+            assert_eq!(
+                push.endpoint("info/refs", Some("service=git-receive-pack")),
+                Ok(refs.to_owned())
+            );
+            assert_eq!(
+                push.endpoint("git-receive-pack", None),
+                Ok(receive.to_owned())
+            );
+        }
+    }
+
+    #[test]
     fn each_repository_holds_only_its_own_commit() {
         let (first, first_id) =
             build_commit(&context_files(&context("{\"id\": 1}"))).expect("first");
