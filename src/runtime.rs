@@ -14,7 +14,7 @@
 //! Threads of the process, by name (`/proc/PID/task/*/comm`):
 //! the main thread (program name), `log` (the asynchronous log drain,
 //! `src/logging.rs`), `blocking` (this pool), the git worker threads
-//! (`src/git/`), and with `listen_address` the monitoring server's
+//! of the fetches (`src/git/`), and with `listen_address` the monitoring server's
 //! `actix-server acceptor` and one `actix-server worker 0`
 //! (`src/monitoring.rs`).
 

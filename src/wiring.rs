@@ -145,7 +145,7 @@ pub async fn build(
         ))
     })?;
 
-    // libgit2's server timeouts, before any push or fetch.
+    // libgit2's server timeouts, before any fetch.
     crate::git::init_transport();
     let mut built = Vec::with_capacity(config.runners.len());
     for (index, runner) in config.runners.iter().enumerate() {

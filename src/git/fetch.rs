@@ -18,14 +18,14 @@
 //!    by someone else cannot make the runner download without bound. Both
 //!    are [`RemoteError::TooLarge`], never retryable.
 //!
-//! Same rules as the push, through the same shared code: credentials only
-//! through the callback (offered at most
-//! [`crate::git::MAX_CREDENTIAL_OFFERS`] times per connection), never
-//! in a URL; errors show the URL without userinfo, query or fragment; a
-//! git worker thread and a deadline checked in every callback, so that a
-//! server that stops answering costs at most the timeout. Errors are the
-//! push's [`RemoteError`], classified the same way
-//! ([`RemoteError::is_retryable`]).
+//! The push's URL rules and errors, through the same code (`RemoteUrl`,
+//! [`RemoteError`], [`RemoteError::is_retryable`]); the transport is
+//! libgit2's (the push has its own, over awc): credentials only through
+//! the callback (offered at most [`crate::git::MAX_CREDENTIAL_OFFERS`]
+//! times per connection), never in a URL; errors show the URL without
+//! userinfo, query or fragment; a git worker thread and a deadline checked
+//! in every callback, so that a server that stops answering costs at most
+//! the timeout.
 //!
 //! [`fetch_job_json`] BLOCKS; [`fetch_job_json_async`], what the Clever
 //! Cloud executor awaits, does not.

@@ -1,9 +1,10 @@
 //! What a push and a fetch of a deployment repository share: the remote URL
-//! without credentials, the [`Session`] (credentials offered through a
-//! bounded callback, a deadline checked in every callback, the work run on
-//! a git worker thread of `src/git/workers.rs`), the isolated bare
-//! repository (the fetch's), and the classification of libgit2 errors
-//! into [`RemoteError`].
+//! without credentials ([`RemoteUrl`]) and [`RemoteError`]; and the
+//! fetch's libgit2 machinery: the [`Session`] (credentials offered through
+//! a bounded callback, a deadline checked in every callback, the work run
+//! on a git worker thread of `src/git/workers.rs`), the isolated bare
+//! repository, and the classification of libgit2 errors into
+//! [`RemoteError`].
 
 use super::workers::{SubmitError, Workers};
 use crate::secret::{Secret, MASK};
@@ -11,7 +12,7 @@ use git2::{
     CertificateCheckStatus, Config, ConfigLevel, Cred, CredentialType, ErrorClass, ErrorCode,
     RemoteCallbacks, Repository, RepositoryInitOptions,
 };
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::{mpsc, Once};
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// answering frees the worker thread after this long.
 pub const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Most git worker threads (pushes and fetches) alive at once. A worker
+/// Most git worker threads (fetches) alive at once. A worker
 /// whose caller gave up (timeout) stays busy until libgit2 returns.
 pub const MAX_GIT_THREADS: usize = 8;
 
@@ -260,7 +261,7 @@ pub fn init_transport() {
     });
 }
 
-/// The git worker threads of every push and fetch of this process.
+/// The git worker threads of every fetch of this process.
 static GIT_WORKERS: Workers = Workers::new(
     "git-worker",
     MAX_GIT_THREADS,
@@ -268,7 +269,7 @@ static GIT_WORKERS: Workers = Workers::new(
     WORKER_IDLE_EXIT,
 );
 
-/// One exchange with a deployment repository (a push, or the fetch of
+/// One libgit2 exchange with a deployment repository (the fetch of
 /// `git::fetch`): the remote, the credentials offered through the callback,
 /// and the deadline every callback checks. Owned, so that it can move to
 /// the worker thread that talks to the remote.
@@ -288,12 +289,7 @@ pub(crate) struct Observed {
     pub(crate) credential_offers: Cell<u32>,
     auth_refused: Cell<bool>,
     deadline_passed: Cell<bool>,
-    /// A reference the server refused to update (push only).
-    pub(crate) rejection: RefCell<Option<String>>,
-    /// The remote already has the reference a push would create (push
-    /// only).
-    pub(crate) target_exists: Cell<bool>,
-    /// Most bytes the transfer may receive (fetch only).
+    /// Most bytes the transfer may receive.
     pub(crate) receive_limit: Cell<Option<usize>>,
     /// The transfer was aborted past `receive_limit`.
     over_limit: Cell<bool>,
@@ -412,7 +408,7 @@ impl Session {
         past
     }
 
-    /// Callbacks for every phase (list, push, fetch): credentials (bounded)
+    /// Callbacks for every phase (list, fetch): credentials (bounded)
     /// and deadline checks wherever libgit2 lets us abort.
     pub(crate) fn callbacks<'a>(&'a self, observed: &'a Observed) -> RemoteCallbacks<'a> {
         let past_deadline = move || self.past_deadline(observed);
@@ -460,13 +456,6 @@ impl Session {
                 Ok(CertificateCheckStatus::CertificatePassthrough)
             }
         });
-        callbacks.push_negotiation(move |_| {
-            if past_deadline() {
-                Err(git2::Error::from_str("deadline passed"))
-            } else {
-                Ok(())
-            }
-        });
         callbacks
     }
 
@@ -485,12 +474,6 @@ impl Session {
             return RemoteError::TooLarge {
                 url,
                 detail: format!("the transfer exceeded {limit} bytes, aborted"),
-            };
-        }
-        if let Some(reason) = observed.rejection.borrow().clone() {
-            return RemoteError::Rejected {
-                url,
-                reason: self.scrub(&reason),
             };
         }
         if observed.auth_refused.get() || error.code() == ErrorCode::Auth {
@@ -526,7 +509,7 @@ impl Session {
 /// templates (no hooks), its configuration reduced to its own file (no
 /// global or system `url.*.insteadOf`, identity, credential helper, …),
 /// which refuses off-site redirects (`http.followRedirects = false`, read
-/// by libgit2 for `connect_auth`; fetch and push options say the same
+/// by libgit2 for `connect_auth`; fetch options say the same
 /// through [`NO_REDIRECTS`]).
 pub(crate) fn isolated_bare_repository(dir: &Path) -> Result<Repository, git2::Error> {
     let mut init = RepositoryInitOptions::new();
@@ -549,7 +532,7 @@ fn no_result() -> RemoteError {
     }
 }
 
-/// The redirect policy of every fetch and push: same-host redirects only
+/// The redirect policy of every fetch: same-host redirects only
 /// (git2's default would follow an off-site redirect of the first request).
 pub(crate) const NO_REDIRECTS: git2::RemoteRedirect = git2::RemoteRedirect::None;
 

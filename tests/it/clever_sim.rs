@@ -164,8 +164,19 @@ async fn single_org_job_is_deployed_and_cleaned_up() {
     let r = provision(&ex, &job).await;
     assert_eq!(r.weight, weight);
     assert_eq!(r.weight, weight_of_mem_mib(4096));
+    let git_requests = || {
+        let control = w.clever.control();
+        (
+            control.request_count(Endpoint::GitInfoRefs),
+            control.request_count(Endpoint::GitReceivePack),
+        )
+    };
+    let (refs_before, packs_before) = git_requests();
     let launched = ex.launch(&r, &job).await.expect("launch");
     assert!(launched.launched);
+    // One push, two requests: the references (credentials sent at once,
+    // no 401 round), then the pack.
+    assert_eq!(git_requests(), (refs_before + 1, packs_before + 1));
     w.settle(1).await;
     let deployments = w.clever.control().deployments();
     assert_eq!(deployments.len(), 1);
@@ -185,10 +196,12 @@ async fn single_org_job_is_deployed_and_cleaned_up() {
         Some("true")
     );
 
-    // A second launch (after a restart) finds master: already launched.
+    // A second launch (after a restart) finds master: already launched,
+    // nothing sent after the references.
     let again = ex.launch(&r, &job).await.expect("second launch");
     assert!(again.launched);
     assert_eq!(w.clever.control().deployments().len(), 1);
+    assert_eq!(git_requests(), (refs_before + 2, packs_before + 1));
 
     ex.decommission(&launched).await.expect("delete");
     ex.decommission(&launched).await.expect("delete twice");
@@ -325,6 +338,28 @@ async fn push_auth_failure_is_permanent() {
     let e = ex.launch(&r, &job).await.expect_err("auth");
     assert_eq!(e.action, "push");
     assert_eq!(e.class, PaasErrorClass::Permanent);
+    assert!(!e.message.contains(DEFAULT_TOKEN), "no password in errors");
+    assert!(w.clever.control().deployments().is_empty());
+    ex.decommission(&r).await.expect("delete");
+    w.assert_clean();
+}
+
+#[actix_rt::test]
+async fn a_push_refused_by_the_server_is_a_permanent_rejection() {
+    let w = World::default();
+    let ex = w.executor(w.settings());
+    let job = w.acquire(JobSpec::new("refused")).await;
+    let r = provision(&ex, &job).await;
+    w.clever.control().fault(FaultCommand::FailNext {
+        endpoint: Endpoint::GitReceivePack,
+        count: 1,
+        fault: FaultKind::RejectPush,
+    });
+    let e = ex.launch(&r, &job).await.expect_err("rejected");
+    assert_eq!(e.action, "push");
+    assert_eq!(e.class, PaasErrorClass::Permanent);
+    assert!(e.message.contains("rejected"), "{}", e.message);
+    assert!(e.message.contains("refs/heads/master"), "{}", e.message);
     assert!(!e.message.contains(DEFAULT_TOKEN), "no password in errors");
     assert!(w.clever.control().deployments().is_empty());
     ex.decommission(&r).await.expect("delete");

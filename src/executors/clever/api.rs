@@ -318,6 +318,13 @@ impl CleverApi {
         }
     }
 
+    /// The HTTP client (redirects not followed), shared with the pushes
+    /// to deployment repositories (`crate::git::push`): one connector,
+    /// one TLS context.
+    pub fn http_client(&self) -> &awc::Client {
+        &self.client
+    }
+
     /// Counts every exchange in `metrics` (endpoint: the action name).
     pub fn set_metrics(&mut self, metrics: ApiCounter) {
         self.metrics = Some(metrics);

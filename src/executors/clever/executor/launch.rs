@@ -1,5 +1,6 @@
 //! `launch`: the job's deploy context pushed to `master` of its
-//! application's deployment repository, on a git worker thread. A remote
+//! application's deployment repository (`crate::git::push`, with the API
+//! client's HTTP client). A remote
 //! `master` already present (a push before a restart) counts as launched.
 
 use super::{remote_error, CleverExecutor};
@@ -42,6 +43,7 @@ impl CleverExecutor {
         let ctx = self.contexts.get(job).await?;
         let settings = &self.apps.settings;
         let outcome = push_context_async(
+            self.apps.api.http_client(),
             &ctx,
             &url,
             settings.deployment_url_schemes,

@@ -215,6 +215,7 @@ impl CleverServiceExecutor {
             helper_dockerfile(&self.service.helper_image).into_bytes(),
         )];
         let outcome = push_files_async(
+            self.apps.api.http_client(),
             files,
             &url,
             settings.deployment_url_schemes,
