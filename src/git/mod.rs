@@ -25,7 +25,7 @@ pub use fetch::{
 };
 pub use push::{
     push_client, push_context, push_context_async, push_files_async, PushError, PushOutcome,
-    COMMITTER_EMAIL, COMMITTER_NAME, COMMIT_MESSAGE,
+    COMMITTER_EMAIL, COMMITTER_NAME, COMMIT_MESSAGE, MAX_CONCURRENT_PUSHES,
 };
 pub use session::{
     init_transport, is_loopback, same_origin, RemoteError, RemoteSchemes, RemoteUrl, DEPLOY_REF,

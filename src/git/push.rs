@@ -163,11 +163,25 @@ pub async fn push_files_async(
     if push.url.connect.starts_with("file:") {
         return push.to_local_path(packed).await;
     }
-    match actix_rt::time::timeout(timeout, push.over_http(client, &packed)).await {
+    let bounded = async {
+        // A closed semaphore (never: it is a static) would bound nothing.
+        let _slot = PUSH_SLOTS.acquire().await.ok();
+        push.over_http(client, &packed).await
+    };
+    match actix_rt::time::timeout(timeout, bounded).await {
         Ok(result) => result,
         Err(_) => Err(push.timed_out()),
     }
 }
+
+/// Pushes talking to their remotes at once, in this process: the next
+/// ones wait for a slot (the wait counts in their timeout), so that a burst
+/// of launches does not open that many receive-packs on the PAAS's Git
+/// servers at once.
+pub const MAX_CONCURRENT_PUSHES: usize = 8;
+
+static PUSH_SLOTS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_CONCURRENT_PUSHES);
 
 /// The files of a deploy context, owned.
 fn context_files(ctx: &BuildContext) -> Vec<(&'static str, Vec<u8>)> {

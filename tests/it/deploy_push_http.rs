@@ -5,7 +5,9 @@
 use crate::git_exchanges::Exchanges;
 use heptapod_paas_runner::deploy::BuildContext;
 use heptapod_paas_runner::git::RemoteSchemes;
-use heptapod_paas_runner::git::{PushError, PushOutcome, RemoteError, DEPLOY_REF, MAX_FETCH_BYTES};
+use heptapod_paas_runner::git::{
+    PushError, PushOutcome, RemoteError, DEPLOY_REF, MAX_CONCURRENT_PUSHES, MAX_FETCH_BYTES,
+};
 use paas_actors::ports::Job;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -381,6 +383,100 @@ fn concurrent_pushes_to_different_remotes_are_independent() {
             .expect("objects");
         assert_eq!(objects, 5, "only this job's commit, tree and blobs");
     }
+}
+
+/// A server that holds every request 300 ms before answering 404, one
+/// thread per connection, counting the requests in flight at once; it
+/// serves at most `limit` connections and stops 30 s after its start.
+struct HoldingServer {
+    base: String,
+    served: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl HoldingServer {
+    fn start(limit: usize) -> HoldingServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let served = Arc::new(AtomicUsize::new(0));
+        let most_at_once = Arc::new(AtomicUsize::new(0));
+        let (counted, most) = (served.clone(), most_at_once.clone());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let mut handlers = Vec::new();
+            while handlers.len() < limit && started.elapsed() < Duration::from_secs(30) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let (in_flight, most, counted) = (in_flight.clone(), most.clone(), counted.clone());
+                handlers.push(std::thread::spawn(move || {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let Ok(clone) = stream.try_clone() else {
+                        return;
+                    };
+                    let mut reader = BufReader::new(clone);
+                    for _ in 0..100 {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(300));
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let mut writer = stream;
+                    let _ = writer.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }));
+            }
+            for handler in handlers {
+                let _ = handler.join();
+            }
+        });
+        HoldingServer {
+            base: format!("http://127.0.0.1:{port}"),
+            served,
+            most_at_once,
+            thread,
+        }
+    }
+}
+
+/// A burst of pushes opens at most `MAX_CONCURRENT_PUSHES` exchanges with
+/// the Git servers at once; the others wait for a slot, then go.
+#[test]
+fn pushes_at_once_are_bounded() {
+    let pushes = MAX_CONCURRENT_PUSHES + 4;
+    let server = HoldingServer::start(pushes);
+    let threads: Vec<_> = (0..pushes)
+        .map(|i| {
+            let url = format!("{}/app_b{i}.git", server.base);
+            std::thread::spawn(move || GIT.push(&context(), &url, USER, PASSWORD))
+        })
+        .collect();
+    for thread in threads {
+        let result = thread.join().expect("push thread");
+        assert!(
+            matches!(result, Err(PushError::Http { status: 404, .. })),
+            "{result:?}"
+        );
+    }
+    server.thread.join().expect("server");
+    assert_eq!(
+        server.served.load(Ordering::SeqCst),
+        pushes,
+        "every push went"
+    );
+    let most = server.most_at_once.load(Ordering::SeqCst);
+    assert!(most <= MAX_CONCURRENT_PUSHES, "{most} exchanges at once");
 }
 
 #[test]
