@@ -6,6 +6,14 @@
 //! once if its answer came later than that), so two checks of one job
 //! never start within one interval. Finding the due jobs costs
 //! O(log n + due) in the number of scheduled jobs.
+//!
+//! Checks are sent in batches at most one [`CheckSchedule::batch_spacing`]
+//! apart (a thirtieth of the interval, at most 1 s): a job falling due
+//! sooner after the previous batch waits for the next one, late by that
+//! spacing at most, never early. Since a job's next check falls due one
+//! interval after it was sent, the jobs of one batch stay together: a
+//! thousand jobs checked every 30 s make about 30 batches per interval,
+//! not a thousand timer wake-ups.
 
 use crate::quota::JobKey;
 use std::collections::{BTreeSet, HashMap};
@@ -26,7 +34,14 @@ pub(super) struct CheckSchedule {
     interval: Duration,
     queue: BTreeSet<(Instant, JobKey)>,
     slots: HashMap<JobKey, Slot>,
+    /// When the last batch of due checks was taken.
+    last_batch: Option<Instant>,
 }
+
+/// The batch spacing is the interval divided by this.
+const BATCHES_PER_INTERVAL: u32 = 30;
+/// The batch spacing never exceeds this.
+const MAX_BATCH_SPACING: Duration = Duration::from_secs(1);
 
 impl CheckSchedule {
     /// An empty schedule checking each job every `interval`.
@@ -35,6 +50,7 @@ impl CheckSchedule {
             interval,
             queue: BTreeSet::new(),
             slots: HashMap::new(),
+            last_batch: None,
         }
     }
 
@@ -80,7 +96,7 @@ impl CheckSchedule {
         }
     }
 
-    /// The jobs due at `now`, marked in flight.
+    /// The jobs due at `now`, marked in flight as sent at `now` (a batch).
     pub(super) fn take_due(&mut self, now: Instant) -> Vec<JobKey> {
         let mut due = Vec::new();
         while let Some(&(at, key)) = self.queue.first() {
@@ -88,14 +104,32 @@ impl CheckSchedule {
                 break;
             }
             self.queue.pop_first();
-            self.slots.insert(key, Slot::InFlight(at));
+            self.slots.insert(key, Slot::InFlight(now));
             due.push(key);
+        }
+        if !due.is_empty() {
+            self.last_batch = Some(now);
         }
         due
     }
 
+    /// The least time between two batches of checks.
+    pub(super) fn batch_spacing(&self) -> Duration {
+        (self.interval / BATCHES_PER_INTERVAL).min(MAX_BATCH_SPACING)
+    }
+
+    /// When the next batch is to be taken: the next due check, or one
+    /// [`Self::batch_spacing`] after the last batch if that is later.
+    pub(super) fn next_batch_at(&self) -> Option<Instant> {
+        let due = self.next_due()?;
+        Some(match self.last_batch {
+            Some(last) => due.max(last + self.batch_spacing()),
+            None => due,
+        })
+    }
+
     /// A job's check is answered at `now` and the job still runs: its next
-    /// check falls due one interval after the previous one was due, or at
+    /// check falls due one interval after the previous one was sent, or at
     /// `now` if that is already past.
     pub(super) fn checked(&mut self, key: JobKey, now: Instant) {
         if let Some(Slot::InFlight(was)) = self.slots.get(&key).copied() {
@@ -272,6 +306,52 @@ mod tests {
         );
         s.checked(key(1), t0 + Duration::from_secs(1));
         assert_eq!(s.next_due(), Some(t0 + I * 2));
+    }
+
+    #[test]
+    fn checks_due_close_together_go_in_one_batch_and_stay_together() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = CheckSchedule::new(I);
+        let spacing = s.batch_spacing();
+        assert_eq!(spacing, I / 30);
+        s.start(key(1), t0);
+        s.start(key(2), t0 + ms(100));
+        s.start(key(3), t0 + ms(200));
+        s.start(key(4), t0 + ms(900));
+        assert_eq!(s.next_batch_at(), Some(t0 + I));
+        assert_eq!(s.take_due(t0 + I), vec![key(1)]);
+        // Jobs 2 and 3 wait for the spacing: late, never early.
+        let second = t0 + I + spacing;
+        assert_eq!(s.next_batch_at(), Some(second));
+        assert_eq!(s.take_due(second), vec![key(2), key(3)]);
+        for k in [1, 2, 3] {
+            s.checked(key(k), second + ms(50));
+        }
+        // Job 4 is due after the spacing: on time.
+        let fourth = t0 + I + ms(900);
+        assert_eq!(s.next_batch_at(), Some(fourth));
+        assert_eq!(s.take_due(fourth), vec![key(4)]);
+        s.checked(key(4), fourth + ms(50));
+        // Each next due one interval after it was sent: 2 and 3 together.
+        assert_eq!(s.take_due(t0 + I * 2), vec![key(1)]);
+        assert_eq!(s.next_batch_at(), Some(second + I));
+        assert_eq!(s.take_due(second + I), vec![key(2), key(3)]);
+        // A check is never sent within one interval of the previous one.
+        assert!(s.take_due(fourth + I - ms(1)).is_empty());
+        assert_eq!(s.take_due(fourth + I), vec![key(4)]);
+    }
+
+    #[test]
+    fn the_batch_spacing_is_a_thirtieth_of_the_interval_at_most_one_second() {
+        assert_eq!(
+            CheckSchedule::new(Duration::from_secs(3)).batch_spacing(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            CheckSchedule::new(Duration::from_secs(300)).batch_spacing(),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

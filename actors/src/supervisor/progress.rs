@@ -51,7 +51,7 @@ impl Supervisor {
         if self.draining {
             return;
         }
-        let Some(due) = self.checks.next_due() else {
+        let Some(due) = self.checks.next_batch_at() else {
             return;
         };
         if let Some((at, handle)) = self.progress_timer {
