@@ -135,20 +135,8 @@ impl Handler<CheckJobs> for Poller {
     type Result = ResponseFuture<Vec<(i64, Result<JobStatus, CoordinatorError>)>>;
 
     fn handle(&mut self, msg: CheckJobs, _: &mut Context<Self>) -> Self::Result {
-        let coordinator = self.coordinator.clone();
-        let bound = self.check_concurrency;
-        Box::pin(async move {
-            stream::iter(msg.jobs)
-                .map(|job| {
-                    let coordinator = coordinator.clone();
-                    async move {
-                        let status = coordinator.job_status(&job).await;
-                        (job.id, status)
-                    }
-                })
-                .buffer_unordered(bound)
-                .collect()
-                .await
+        self.ask_each(msg.jobs, |coordinator, job| async move {
+            coordinator.job_status(&job).await
         })
     }
 }
@@ -157,16 +145,29 @@ impl Handler<ConfirmJobs> for Poller {
     type Result = ResponseFuture<Vec<(i64, Result<Option<JobApiStatus>, CoordinatorError>)>>;
 
     fn handle(&mut self, msg: ConfirmJobs, _: &mut Context<Self>) -> Self::Result {
+        self.ask_each(msg.jobs, |coordinator, job| async move {
+            coordinator.job_api_status(&job).await
+        })
+    }
+}
+
+impl Poller {
+    /// Asks the coordinator `ask` about each of `jobs`, at most
+    /// `check_concurrency` at a time: each job's id and its answer, in the
+    /// order the answers came.
+    fn ask_each<T: 'static, F: std::future::Future<Output = T> + 'static>(
+        &self,
+        jobs: Vec<Job>,
+        ask: fn(Rc<dyn Coordinator>, Job) -> F,
+    ) -> ResponseFuture<Vec<(i64, T)>> {
         let coordinator = self.coordinator.clone();
         let bound = self.check_concurrency;
         Box::pin(async move {
-            stream::iter(msg.jobs)
+            stream::iter(jobs)
                 .map(|job| {
-                    let coordinator = coordinator.clone();
-                    async move {
-                        let status = coordinator.job_api_status(&job).await;
-                        (job.id, status)
-                    }
+                    let id = job.id;
+                    let answer = ask(coordinator.clone(), job);
+                    async move { (id, answer.await) }
                 })
                 .buffer_unordered(bound)
                 .collect()

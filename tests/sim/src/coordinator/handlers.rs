@@ -762,15 +762,27 @@ fn job_read(
         return resp;
     }
     let project = decode(project);
-    let found = job
-        .parse::<i64>()
-        .ok()
-        .and_then(|id| st.jobs.get(&id))
-        .filter(|j| j.spec.project_id.to_string() == project || j.spec.project_path() == project);
-    match found {
+    match job_of_project(&st.jobs, &project, job) {
         Some(found) => HttpResponse::Ok().json(job_entity(&st.base_url, found, &st.runners)),
         None => message(404, "404 Job Not Found"),
     }
+}
+
+/// Whether `j` belongs to the project named by `project` (its id or path).
+fn of_project(j: &super::state::JobRecord, project: &str) -> bool {
+    j.spec.project_id.to_string() == project || j.spec.project_path() == project
+}
+
+/// The job `job` (its id as text) of the project `project`, if any.
+fn job_of_project<'a>(
+    jobs: &'a std::collections::BTreeMap<i64, super::state::JobRecord>,
+    project: &str,
+    job: &str,
+) -> Option<&'a super::state::JobRecord> {
+    job.parse::<i64>()
+        .ok()
+        .and_then(|id| jobs.get(&id))
+        .filter(|j| of_project(j, project))
 }
 
 /// `GET /projects/:id/jobs/:job_id/trace`.
@@ -786,18 +798,10 @@ fn trace_read(
         return resp;
     }
     let project = decode(project);
-    let matches_project = |j: &super::state::JobRecord| {
-        j.spec.project_id.to_string() == project || j.spec.project_path() == project
-    };
-    if !st.jobs.values().any(matches_project) {
+    if !st.jobs.values().any(|j| of_project(j, &project)) {
         return message(404, "404 Project Not Found");
     }
-    let found = job
-        .parse::<i64>()
-        .ok()
-        .and_then(|id| st.jobs.get(&id))
-        .filter(|j| matches_project(j));
-    let Some(found) = found else {
+    let Some(found) = job_of_project(&st.jobs, &project, job) else {
         return message(404, "404 Job Not Found");
     };
     if found.trace.is_empty() && st.settings.legacy_empty_trace_404 {
