@@ -1,10 +1,12 @@
 //! Pure: when each launched job's status is checked next.
 //!
 //! Each job has its own timer, started at its launch and started anew when
-//! the job is seen started: checks fall due every `interval` from then on. A check in flight is never doubled, and the
-//! next one falls due one interval after the previous one was due (or at
-//! once if its answer came later than that), so two checks of one job
-//! never start within one interval. Finding the due jobs costs
+//! the job is seen started: checks fall due every `interval` from then on.
+//! A check in flight is never doubled, and the next one falls due one
+//! interval after the previous one was sent (or at once if its answer came
+//! later than that), so two checks of one job never start within one
+//! interval; a check sent early as a witness counts from when it was due,
+//! keeping the job's cadence. Finding the due jobs costs
 //! O(log n + due) in the number of scheduled jobs.
 //!
 //! Checks are sent in batches at most one [`CheckSchedule::batch_spacing`]
@@ -24,7 +26,8 @@ use tokio::time::Instant;
 enum Slot {
     /// Waiting; due at this instant.
     Due(Instant),
-    /// Sent; was due at this instant.
+    /// Sent; the next check counts from this instant (when it was sent
+    /// in a batch, when it was due if it was taken early).
     InFlight(Instant),
 }
 
